@@ -1,0 +1,43 @@
+# sqlite-sync: `make` builds dist/sync0.so; `make test` runs every test; `make demo` shows capture
+# in the sqlite3 shell; `make bench` measures capture against plain SQLite.
+
+SO := dist/sync0.so
+CARGO ?= cargo
+
+.PHONY: all build prereqs test test-rust test-shell test-smoke demo bench lint clean
+
+all: build
+
+prereqs:
+	@sh scripts/prereqs.sh
+
+build: prereqs
+	$(CARGO) build --release
+	@mkdir -p dist
+	cp target/release/libsqlite_sync.so $(SO)
+
+test: build test-rust test-shell test-smoke
+
+test-rust:
+	$(CARGO) test --release
+
+test-shell:
+	sh tests/shell/run.sh $(SO)
+
+test-smoke:
+	sh tests/smoke/run.sh $(SO)
+
+demo: build
+	@rm -f target/demo.db
+	sqlite3 target/demo.db < sql/demo.sql
+
+bench: build
+	$(CARGO) bench --bench capture
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	rm -rf dist target/demo.db
+	$(CARGO) clean

@@ -1,0 +1,360 @@
+//! Capture: `sync_enable` / `sync_disable` and the triggers that turn row changes into ops.
+//!
+//! Invariant: while a table is enabled, every committed row change appends exactly one op (two
+//! for an UPDATE that changes the PRIMARY KEY: a delete of the old key and an insert of the new
+//! row), in the same transaction, and an UPDATE that changes nothing appends none. A column
+//! changed when `OLD.c IS NOT NEW.c` or its storage class changed. The triggers are built-in SQL
+//! only (no extension function, no subquery, one INSERT), so writes from connections that never
+//! loaded the extension are captured too, and `trusted_schema=OFF` does not stop them.
+//!
+//! Names reach SQL only quoted by `quote_ident`, and only after they were read back from
+//! SQLite's own schema; user input is bound, never spliced.
+
+use crate::db::{Conn, Error, Result};
+use crate::log::{self, Shape, DELETE, INSERT, INTERNAL_PREFIX, UPDATE};
+use crate::value::Value;
+
+/// At most this many columns per table: an update's changed-column mask is one 64-bit integer.
+pub const MAX_COLUMNS: usize = 64;
+
+/// A table as found in the schema, ready to enable.
+struct Table {
+    name: String,
+    shape: Shape,
+}
+
+/// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops.
+pub fn sync_enable(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let name = table_name_arg(&args[0])?;
+    log::require_initialized(conn)?;
+    let table = inspect(conn, name)?;
+    conn.savepoint("sync_enable", || enable(conn, &table))?;
+    Ok(Value::Integer(1))
+}
+
+/// `sync_disable(table)`: removes capture from `table`; the log keeps its history.
+pub fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let name = table_name_arg(&args[0])?;
+    log::require_initialized(conn)?;
+    let id = conn
+        .query_value(
+            "SELECT id FROM main._sync_tables WHERE name = ?1",
+            &[Value::Text(name.into())],
+        )?
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| Error::new(format!("table {} is not sync-enabled", quote_ident(name))))?;
+    conn.savepoint("sync_disable", || {
+        drop_triggers(conn, id)?;
+        conn.exec(
+            "UPDATE main._sync_tables SET enabled = 0 WHERE id = ?1",
+            &[Value::Integer(id)],
+        )
+    })?;
+    Ok(Value::Integer(1))
+}
+
+fn table_name_arg(arg: &Value) -> Result<&str> {
+    match arg {
+        Value::Text(s) => Ok(s),
+        Value::Null => Err(Error::new("table name is NULL")),
+        other => Err(Error::new(format!(
+            "expects a table name as TEXT, got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// Reads `name` from the schema and checks it can be synced.
+fn inspect(conn: &Conn, name: &str) -> Result<Table> {
+    let q = quote_ident(name);
+    let mut stmt = conn.prepare(
+        "SELECT type, name, sql FROM main.sqlite_schema
+         WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+    )?;
+    stmt.bind(1, &Value::Text(name.into()))?;
+    if !stmt.step()? {
+        return Err(Error::new(format!("no such table: {q}")));
+    }
+    let (kind, name, sql) = (stmt.column(0), stmt.column(1), stmt.column(2));
+    let name = name.as_text().unwrap_or_default().to_string();
+    let q = quote_ident(&name);
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with(INTERNAL_PREFIX) || lower == log::LOG_VIEW {
+        return Err(Error::new(format!(
+            "{q} belongs to sqlite-sync itself and cannot be synced"
+        )));
+    }
+    if lower.starts_with("sqlite_") {
+        return Err(Error::new(format!(
+            "{q} is an internal table of SQLite and cannot be synced"
+        )));
+    }
+    if kind.as_text() == Some("view") {
+        return Err(Error::new(format!(
+            "{q} is a view; only tables can be synced"
+        )));
+    }
+    let sql = sql.as_text().unwrap_or_default().to_ascii_uppercase();
+    if sql.starts_with("CREATE VIRTUAL TABLE") {
+        return Err(Error::new(format!(
+            "{q} is a virtual table; only ordinary tables can be synced"
+        )));
+    }
+    let shape = shape_of(conn, &name)?;
+    if shape.pk.is_empty() {
+        return Err(Error::new(format!(
+            "table {q} has no PRIMARY KEY (sync needs one to identify a row on every device)"
+        )));
+    }
+    if shape.columns.len() > MAX_COLUMNS {
+        return Err(Error::new(format!(
+            "table {q} has {} columns; at most {MAX_COLUMNS} can be synced",
+            shape.columns.len()
+        )));
+    }
+    Ok(Table { name, shape })
+}
+
+/// The table's stored columns (generated columns are left out: every device computes them).
+fn shape_of(conn: &Conn, name: &str) -> Result<Shape> {
+    let mut stmt = conn.prepare(
+        "SELECT name, pk FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid",
+    )?;
+    stmt.bind(1, &Value::Text(name.into()))?;
+    let mut columns = Vec::new();
+    let mut pk = Vec::new();
+    while stmt.step()? {
+        let position = columns.len();
+        columns.push(stmt.column(0).as_text().unwrap_or_default().to_string());
+        let rank = stmt.column(1).as_i64().unwrap_or(0);
+        if rank > 0 {
+            pk.push((rank, position));
+        }
+    }
+    pk.sort();
+    Ok(Shape {
+        columns,
+        pk: pk.into_iter().map(|(_, p)| p).collect(),
+    })
+}
+
+fn enable(conn: &Conn, table: &Table) -> Result<()> {
+    let name = Value::Text(table.name.clone());
+    let mut known = conn.prepare(
+        "SELECT t.id, t.enabled, s.columns, s.pk, s.id
+         FROM main._sync_tables t LEFT JOIN main._sync_shapes s ON s.id = t.shape
+         WHERE t.name = ?1",
+    )?;
+    known.bind(1, &name)?;
+    let (table_id, was_enabled, old_shape) = if known.step()? {
+        let old = Shape::decode(&known.column(2), &known.column(3)).ok();
+        let old = old.map(|s| (s, known.column(4).as_i64().unwrap_or(0)));
+        (
+            known.column(0).as_i64().unwrap_or(0),
+            known.column(1) == Value::Integer(1),
+            old,
+        )
+    } else {
+        conn.exec(
+            "INSERT INTO main._sync_tables(name, enabled) VALUES (?1, 0)",
+            std::slice::from_ref(&name),
+        )?;
+        let id = conn.query_value("SELECT last_insert_rowid()", &[])?;
+        (id.and_then(|v| v.as_i64()).unwrap_or(0), false, None)
+    };
+    drop(known);
+    let shape_id = match old_shape {
+        Some((shape, id)) if shape == table.shape => {
+            if was_enabled {
+                return Ok(()); // already capturing this exact shape
+            }
+            id
+        }
+        _ => {
+            let (columns, pk) = table.shape.encode();
+            conn.exec(
+                "INSERT INTO main._sync_shapes(table_id, columns, pk) VALUES (?1, ?2, ?3)",
+                &[Value::Integer(table_id), columns, pk],
+            )?;
+            conn.query_value("SELECT last_insert_rowid()", &[])?
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0)
+        }
+    };
+    log::widen(conn, table.shape.columns.len())?;
+    drop_triggers(conn, table_id)?;
+    let capture = Capture {
+        table: quote_ident(&table.name),
+        table_id,
+        shape_id,
+        shape: &table.shape,
+    };
+    for sql in capture.triggers() {
+        conn.exec(&sql, &[])?;
+    }
+    conn.exec(
+        "UPDATE main._sync_tables SET enabled = 1, shape = ?2, name = ?3 WHERE id = ?1",
+        &[Value::Integer(table_id), Value::Integer(shape_id), name],
+    )?;
+    if !was_enabled {
+        conn.exec(&capture.existing_rows(), &[])?;
+    }
+    Ok(())
+}
+
+const TRIGGER_KINDS: [&str; 4] = ["insert", "update", "rekey", "delete"];
+
+fn trigger_name(table_id: i64, kind: &str) -> String {
+    format!("{INTERNAL_PREFIX}{table_id}_{kind}")
+}
+
+fn drop_triggers(conn: &Conn, table_id: i64) -> Result<()> {
+    for kind in TRIGGER_KINDS {
+        conn.exec(
+            &format!(
+                "DROP TRIGGER IF EXISTS main.{}",
+                trigger_name(table_id, kind)
+            ),
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+/// Builds the SQL that captures one table.
+struct Capture<'a> {
+    table: String,
+    table_id: i64,
+    shape_id: i64,
+    shape: &'a Shape,
+}
+
+impl Capture<'_> {
+    fn col(&self, i: usize) -> String {
+        quote_ident(&self.shape.columns[i])
+    }
+
+    fn all(&self) -> impl Iterator<Item = usize> {
+        0..self.shape.columns.len()
+    }
+
+    /// `INSERT INTO _sync_ops …` for one op; `values` pairs a column position with the SQL
+    /// expression of its value.
+    fn append(&self, kind: i64, mask: Option<String>, values: Vec<(usize, String)>) -> String {
+        let cols: String = values.iter().map(|(i, _)| format!(", v{i}")).collect();
+        let exprs: String = values.iter().map(|(_, e)| format!(", {e}")).collect();
+        let mask = mask.unwrap_or_else(|| "NULL".into());
+        format!(
+            "INSERT INTO _sync_ops(shape, kind, mask{cols}) VALUES ({}, {kind}, {mask}{exprs});",
+            self.shape_id
+        )
+    }
+
+    /// Column `i` differs between OLD and NEW, in value or in storage class.
+    fn changed(&self, i: usize) -> String {
+        let c = self.col(i);
+        format!("(OLD.{c} IS NOT NEW.{c} OR typeof(OLD.{c}) <> typeof(NEW.{c}))")
+    }
+
+    /// OLD and NEW name the same row.
+    fn same_key(&self) -> String {
+        let terms: Vec<String> = self
+            .shape
+            .pk
+            .iter()
+            .map(|&i| format!("OLD.{0} IS NEW.{0}", self.col(i)))
+            .collect();
+        format!("({})", terms.join(" AND "))
+    }
+
+    fn row_of(&self, row: &str) -> Vec<(usize, String)> {
+        self.all()
+            .map(|i| (i, format!("{row}.{}", self.col(i))))
+            .collect()
+    }
+
+    fn key_of(&self, row: &str) -> Vec<(usize, String)> {
+        self.shape
+            .pk
+            .iter()
+            .map(|&i| (i, format!("{row}.{}", self.col(i))))
+            .collect()
+    }
+
+    fn trigger(&self, kind: &str, event: &str, when: Option<String>, body: String) -> String {
+        let when = when.map(|w| format!(" WHEN {w}")).unwrap_or_default();
+        format!(
+            "CREATE TRIGGER main.{} AFTER {event} ON {}{when} BEGIN {body} END",
+            trigger_name(self.table_id, kind),
+            self.table
+        )
+    }
+
+    fn triggers(&self) -> Vec<String> {
+        let any_changed: Vec<String> = self.all().map(|i| self.changed(i)).collect();
+        let mask: Vec<String> = self
+            .all()
+            .map(|i| format!("({} << {i})", self.changed(i)))
+            .collect();
+        let update_values = self
+            .all()
+            .map(|i| {
+                let expr = if self.shape.pk.contains(&i) {
+                    format!("NEW.{}", self.col(i))
+                } else {
+                    format!("CASE WHEN {} THEN NEW.{} END", self.changed(i), self.col(i))
+                };
+                (i, expr)
+            })
+            .collect();
+        vec![
+            self.trigger(
+                "insert",
+                "INSERT",
+                None,
+                self.append(INSERT, None, self.row_of("NEW")),
+            ),
+            self.trigger(
+                "update",
+                "UPDATE",
+                Some(format!(
+                    "{} AND ({})",
+                    self.same_key(),
+                    any_changed.join(" OR ")
+                )),
+                self.append(UPDATE, Some(mask.join(" | ")), update_values),
+            ),
+            self.trigger(
+                "rekey",
+                "UPDATE",
+                Some(format!("NOT {}", self.same_key())),
+                self.append(DELETE, None, self.key_of("OLD"))
+                    + &self.append(INSERT, None, self.row_of("NEW")),
+            ),
+            self.trigger(
+                "delete",
+                "DELETE",
+                None,
+                self.append(DELETE, None, self.key_of("OLD")),
+            ),
+        ]
+    }
+
+    /// Records every row already in the table as an insert op, in PRIMARY KEY order.
+    fn existing_rows(&self) -> String {
+        let cols: String = self.all().map(|i| format!(", v{i}")).collect();
+        let exprs: String = self.all().map(|i| format!(", {}", self.col(i))).collect();
+        let order: Vec<String> = self.shape.pk.iter().map(|&i| self.col(i)).collect();
+        format!(
+            "INSERT INTO main._sync_ops(shape, kind{cols}) SELECT {}, {INSERT}{exprs} FROM main.{} ORDER BY {}",
+            self.shape_id,
+            self.table,
+            order.join(", ")
+        )
+    }
+}
+
+/// Quotes an identifier for SQL: `"` around it, inner `"` doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

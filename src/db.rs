@@ -1,0 +1,413 @@
+//! The checked layer over SQLite's C API: the only module (with the entry point in `lib.rs`) that
+//! holds `unsafe` code.
+//!
+//! Invariants: every SQLite return code becomes a `Result` carrying SQLite's own message; every
+//! prepared statement is finalized when its `Stmt` drops; every SQL function callback catches panics
+//! and reports them as an SQL error, so nothing here can unwind into, or abort, the host process.
+//! Callers above this module never see a raw pointer.
+
+use sqlite_loadable::ext::{
+    sqlite3, sqlite3_api_routines, sqlite3_context, sqlite3_stmt, sqlite3_value,
+};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::value::Value;
+
+const SQLITE_OK: c_int = 0;
+const SQLITE_ROW: c_int = 100;
+const SQLITE_DONE: c_int = 101;
+const SQLITE_INTEGER: c_int = 1;
+const SQLITE_FLOAT: c_int = 2;
+const SQLITE_TEXT: c_int = 3;
+const SQLITE_BLOB: c_int = 4;
+const SQLITE_UTF8: c_int = 1;
+
+/// The routines table SQLite hands to the entry point. Loadable extensions must reach every API
+/// routine through it (they are not linked against libsqlite3).
+static API: AtomicPtr<sqlite3_api_routines> = AtomicPtr::new(ptr::null_mut());
+
+/// Records the host's routines table. Called by the entry point before anything else.
+///
+/// # Safety
+/// `api` must be the pointer SQLite passed to the extension entry point.
+pub unsafe fn install_api(api: *mut sqlite3_api_routines) {
+    if !api.is_null() {
+        API.store(api, Ordering::Release);
+        sqlite_loadable::ext::faux_sqlite_extension_init2(api);
+    }
+}
+
+fn api() -> &'static sqlite3_api_routines {
+    let p = API.load(Ordering::Acquire);
+    assert!(!p.is_null(), "sqlite-sync: SQLite API table not installed");
+    // SAFETY: the host keeps its routines table alive for as long as the extension is loaded.
+    unsafe { &*p }
+}
+
+/// Calls one routine of the host's table; a routine the host lacks is a panic, which the callback
+/// guard turns into an SQL error.
+macro_rules! sqlite {
+    ($name:ident ( $($arg:expr),* $(,)? )) => {
+        (api().$name.expect(concat!("host SQLite lacks sqlite3_", stringify!($name))))($($arg),*)
+    };
+}
+
+/// An error with a message written for the person at the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl Error {
+    pub fn new(msg: impl Into<String>) -> Error {
+        Error(msg.into())
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A connection handle borrowed from the host for the length of one call. It does not own (or
+/// close) the connection.
+#[derive(Clone, Copy)]
+pub struct Conn {
+    db: *mut sqlite3,
+}
+
+impl Conn {
+    fn error(&self, doing: &str) -> Error {
+        // SAFETY: `db` is the live handle SQLite gave us; errmsg returns a NUL-terminated string
+        // owned by SQLite, copied before any other call.
+        let msg = unsafe { CStr::from_ptr(sqlite!(errmsg(self.db))) };
+        Error(format!("{doing}: {}", msg.to_string_lossy()))
+    }
+
+    /// Prepares one statement. `sql` must hold exactly one statement.
+    pub fn prepare(&self, sql: &str) -> Result<Stmt> {
+        let mut stmt: *mut sqlite3_stmt = ptr::null_mut();
+        let len = c_int::try_from(sql.len()).map_err(|_| Error::new("SQL text too long"))?;
+        // SAFETY: the SQL buffer outlives the call; `stmt` receives an owned statement or NULL.
+        let rc = unsafe {
+            sqlite!(prepare_v2(
+                self.db,
+                sql.as_ptr() as *const c_char,
+                len,
+                &mut stmt,
+                ptr::null_mut()
+            ))
+        };
+        if rc != SQLITE_OK {
+            return Err(self.error("SQL error"));
+        }
+        Ok(Stmt { conn: *self, stmt })
+    }
+
+    /// Runs a statement that returns no rows we need, binding `params` in order.
+    pub fn exec(&self, sql: &str, params: &[Value]) -> Result<()> {
+        let mut stmt = self.prepare(sql)?;
+        stmt.bind_all(params)?;
+        while stmt.step()? {}
+        Ok(())
+    }
+
+    /// Runs a query and returns column 0 of its first row, or `None` when it returns no row.
+    pub fn query_value(&self, sql: &str, params: &[Value]) -> Result<Option<Value>> {
+        let mut stmt = self.prepare(sql)?;
+        stmt.bind_all(params)?;
+        Ok(if stmt.step()? {
+            Some(stmt.column(0))
+        } else {
+            None
+        })
+    }
+
+    /// Runs `body` inside `SAVEPOINT name`: released when it succeeds, rolled back when it fails,
+    /// so an error leaves the database as it was and no transaction open.
+    pub fn savepoint<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.exec(&format!("SAVEPOINT {name}"), &[])?;
+        match body() {
+            Ok(v) => {
+                self.exec(&format!("RELEASE {name}"), &[])?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.exec(&format!("ROLLBACK TO {name}"), &[]);
+                let _ = self.exec(&format!("RELEASE {name}"), &[]);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A prepared statement, finalized on drop.
+pub struct Stmt {
+    conn: Conn,
+    stmt: *mut sqlite3_stmt,
+}
+
+impl Stmt {
+    fn check(&self, rc: c_int, doing: &str) -> Result<()> {
+        if rc == SQLITE_OK {
+            Ok(())
+        } else {
+            Err(self.conn.error(doing))
+        }
+    }
+
+    /// Binds `value` to parameter `i` (1-based). Text and blobs are copied by SQLite.
+    pub fn bind(&mut self, i: usize, value: &Value) -> Result<()> {
+        let i = i as c_int;
+        // SAFETY: the statement is live; buffers are copied (SQLITE_TRANSIENT) before returning.
+        let rc = unsafe {
+            match value {
+                Value::Null => sqlite!(bind_null(self.stmt, i)),
+                Value::Integer(v) => sqlite!(bind_int64(self.stmt, i, *v)),
+                Value::Real(v) => sqlite!(bind_double(self.stmt, i, *v)),
+                Value::Text(s) => sqlite!(bind_text64(
+                    self.stmt,
+                    i,
+                    s.as_ptr() as *const c_char,
+                    s.len() as u64,
+                    transient(),
+                    SQLITE_UTF8 as u8
+                )),
+                Value::Blob(b) => sqlite!(bind_blob64(
+                    self.stmt,
+                    i,
+                    b.as_ptr() as *const c_void,
+                    b.len() as u64,
+                    transient()
+                )),
+            }
+        };
+        self.check(rc, "bind")
+    }
+
+    pub fn bind_all(&mut self, params: &[Value]) -> Result<()> {
+        for (i, p) in params.iter().enumerate() {
+            self.bind(i + 1, p)?;
+        }
+        Ok(())
+    }
+
+    /// Steps once: `true` when a row is ready, `false` when the statement is done.
+    pub fn step(&mut self) -> Result<bool> {
+        // SAFETY: the statement is live.
+        match unsafe { sqlite!(step(self.stmt)) } {
+            SQLITE_ROW => Ok(true),
+            SQLITE_DONE => Ok(false),
+            _ => {
+                // reset to get the statement's own error code and message into the handle
+                unsafe { sqlite!(reset(self.stmt)) };
+                Err(self.conn.error("SQL error"))
+            }
+        }
+    }
+
+    /// Column `i` (0-based) of the current row, copied out exactly.
+    pub fn column(&self, i: usize) -> Value {
+        let i = i as c_int;
+        // SAFETY: called only after `step` returned a row; pointers are read before the next call
+        // on this statement, and lengths come from SQLite.
+        unsafe {
+            match sqlite!(column_type(self.stmt, i)) {
+                SQLITE_INTEGER => Value::Integer(sqlite!(column_int64(self.stmt, i))),
+                SQLITE_FLOAT => Value::Real(sqlite!(column_double(self.stmt, i))),
+                SQLITE_TEXT => {
+                    let p = sqlite!(column_text(self.stmt, i));
+                    let n = sqlite!(column_bytes(self.stmt, i)) as usize;
+                    Value::Text(String::from_utf8_lossy(bytes(p, n)).into_owned())
+                }
+                SQLITE_BLOB => {
+                    let p = sqlite!(column_blob(self.stmt, i));
+                    let n = sqlite!(column_bytes(self.stmt, i)) as usize;
+                    Value::Blob(bytes(p as *const u8, n).to_vec())
+                }
+                _ => Value::Null,
+            }
+        }
+    }
+}
+
+impl Drop for Stmt {
+    fn drop(&mut self) {
+        // SAFETY: the statement is live and finalized exactly once.
+        unsafe { sqlite!(finalize(self.stmt)) };
+    }
+}
+
+/// `SQLITE_TRANSIENT`: SQLite copies the buffer before the call returns.
+fn transient() -> Option<unsafe extern "C" fn(*mut c_void)> {
+    // SQLITE_TRANSIENT is the destructor value -1.
+    // SAFETY: SQLite compares this value and never calls it.
+    unsafe { std::mem::transmute::<isize, Option<unsafe extern "C" fn(*mut c_void)>>(-1) }
+}
+
+/// A byte slice over SQLite-owned memory; empty when SQLite returns NULL for a zero-length value.
+unsafe fn bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
+    if p.is_null() || n == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p, n)
+    }
+}
+
+/// Reads one SQL function argument exactly.
+fn value_of(v: *mut sqlite3_value) -> Value {
+    // SAFETY: `v` is an argument SQLite passed to the current callback.
+    unsafe {
+        match sqlite!(value_type(v)) {
+            SQLITE_INTEGER => Value::Integer(sqlite!(value_int64(v))),
+            SQLITE_FLOAT => Value::Real(sqlite!(value_double(v))),
+            SQLITE_TEXT => {
+                let p = sqlite!(value_text(v));
+                let n = sqlite!(value_bytes(v)) as usize;
+                Value::Text(String::from_utf8_lossy(bytes(p, n)).into_owned())
+            }
+            SQLITE_BLOB => {
+                let p = sqlite!(value_blob(v));
+                let n = sqlite!(value_bytes(v)) as usize;
+                Value::Blob(bytes(p as *const u8, n).to_vec())
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+/// The Rust side of one SQL function.
+pub type SqlFn = fn(&Conn, &[Value]) -> Result<Value>;
+
+/// SQLITE_DETERMINISTIC: same arguments, same result, within one statement and across them.
+pub const DETERMINISTIC: c_int = 0x800;
+/// SQLITE_DIRECTONLY: callable only from top-level SQL, never from triggers, views or schema.
+pub const DIRECT_ONLY: c_int = 0x80000;
+/// SQLITE_INNOCUOUS: safe in views and triggers even with `trusted_schema=OFF`.
+pub const INNOCUOUS: c_int = 0x200000;
+
+struct Registered {
+    name: CString,
+    f: SqlFn,
+}
+
+unsafe extern "C" fn drop_registered(p: *mut c_void) {
+    drop(Box::from_raw(p as *mut Registered));
+}
+
+unsafe extern "C" fn call_registered(
+    ctx: *mut sqlite3_context,
+    argc: c_int,
+    argv: *mut *mut sqlite3_value,
+) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let reg = &*(sqlite!(user_data(ctx)) as *const Registered);
+        let conn = Conn {
+            db: sqlite!(context_db_handle(ctx)),
+        };
+        let args: Vec<Value> = (0..argc as usize).map(|i| value_of(*argv.add(i))).collect();
+        let name = reg.name.to_string_lossy();
+        (reg.f)(&conn, &args).map_err(|e| format!("{name}: {e}"))
+    }));
+    let outcome = outcome.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        Err(format!(
+            "sqlite-sync: internal error (caught panic: {what})"
+        ))
+    });
+    // Reporting the result must not panic either; nothing below allocates except the error text.
+    let _ = catch_unwind(AssertUnwindSafe(|| set_result(ctx, outcome)));
+}
+
+unsafe fn set_result(ctx: *mut sqlite3_context, outcome: std::result::Result<Value, String>) {
+    match outcome {
+        Ok(Value::Null) => sqlite!(result_null(ctx)),
+        Ok(Value::Integer(v)) => sqlite!(result_int64(ctx, v)),
+        Ok(Value::Real(v)) => sqlite!(result_double(ctx, v)),
+        Ok(Value::Text(s)) => sqlite!(result_text64(
+            ctx,
+            s.as_ptr() as *const c_char,
+            s.len() as u64,
+            transient(),
+            SQLITE_UTF8 as u8
+        )),
+        Ok(Value::Blob(b)) => sqlite!(result_blob64(
+            ctx,
+            b.as_ptr() as *const c_void,
+            b.len() as u64,
+            transient()
+        )),
+        Err(msg) => sqlite!(result_error(
+            ctx,
+            msg.as_ptr() as *const c_char,
+            msg.len() as c_int
+        )),
+    }
+}
+
+/// Registers `f` as the SQL function `name` taking `n_args` arguments (-1: any number).
+///
+/// # Safety
+/// `db` must be the live connection handle passed to the entry point.
+pub unsafe fn register_function(
+    db: *mut sqlite3,
+    name: &str,
+    n_args: c_int,
+    flags: c_int,
+    f: SqlFn,
+) -> Result<()> {
+    let cname = CString::new(name).map_err(|_| Error::new("function name holds NUL"))?;
+    let reg = Box::into_raw(Box::new(Registered {
+        name: cname.clone(),
+        f,
+    }));
+    let rc = sqlite!(create_function_v2(
+        db,
+        cname.as_ptr(),
+        n_args,
+        SQLITE_UTF8 | flags,
+        reg as *mut c_void,
+        Some(call_registered),
+        None,
+        None,
+        Some(drop_registered),
+    ));
+    if rc != SQLITE_OK {
+        // SQLite calls the destructor itself when registration fails.
+        return Err(Conn { db }.error(&format!("registering {name}")));
+    }
+    Ok(())
+}
+
+/// Turns the outcome of the entry point into SQLite's return code, with the message in `*err`
+/// (allocated with SQLite's allocator, as SQLite frees it). A panic is caught here too.
+///
+/// # Safety
+/// `err` must be NULL or the error-message pointer SQLite passed to the entry point.
+pub unsafe fn entry_result(run: impl FnOnce() -> Result<()>, err: *mut *mut c_char) -> c_int {
+    let outcome = catch_unwind(AssertUnwindSafe(run))
+        .unwrap_or_else(|_| Err(Error::new("sqlite-sync: internal error while loading")));
+    match outcome {
+        Ok(()) => SQLITE_OK,
+        Err(e) => {
+            if !err.is_null() {
+                let msg = e.0.as_bytes();
+                let p = sqlite!(malloc(msg.len() as c_int + 1)) as *mut u8;
+                if !p.is_null() {
+                    ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
+                    *p.add(msg.len()) = 0;
+                    *err = p as *mut c_char;
+                }
+            }
+            1 // SQLITE_ERROR
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! sqlite-sync: a SQLite extension that lets disconnected devices share one database.
+//!
+//! The data's way: a write on an enabled table fires a trigger (`capture`), which appends an op
+//! to the log (`log`). This file registers the SQL functions and nothing else; it reads like the
+//! SQL reference in the README.
+
+mod capture;
+mod db;
+mod log;
+mod value;
+
+use std::ffi::{c_char, c_int};
+
+use db::{register_function, Conn, Result, DETERMINISTIC, DIRECT_ONLY, INNOCUOUS};
+use sqlite_loadable::ext::{sqlite3, sqlite3_api_routines};
+use value::Value;
+
+/// `sync_version()`: the extension's semver.
+fn sync_version(_: &Conn, _: &[Value]) -> Result<Value> {
+    Ok(Value::Text(env!("CARGO_PKG_VERSION").into()))
+}
+
+/// `sync_debug()`: version, git commit and build profile. `sync_debug('panic')` panics on
+/// purpose, to prove that a panic becomes an SQL error and never reaches the host.
+fn sync_debug(_: &Conn, args: &[Value]) -> Result<Value> {
+    if args.first().and_then(Value::as_text) == Some("panic") {
+        panic!("sync_debug('panic') was asked to panic");
+    }
+    Ok(Value::Text(format!(
+        "sqlite-sync {} (git {}, {} build)",
+        env!("CARGO_PKG_VERSION"),
+        env!("SQLITE_SYNC_GIT"),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    )))
+}
+
+/// Every SQL function: name, argument count, flags, implementation.
+const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
+    ("sync_version", 0, DETERMINISTIC | INNOCUOUS, sync_version),
+    ("sync_debug", 0, INNOCUOUS, sync_debug),
+    ("sync_debug", 1, DIRECT_ONLY, sync_debug),
+    ("sync_init", 0, DIRECT_ONLY, log::sync_init),
+    ("sync_device_id", 0, INNOCUOUS, log::sync_device_id),
+    ("sync_enable", 1, DIRECT_ONLY, capture::sync_enable),
+    ("sync_disable", 1, DIRECT_ONLY, capture::sync_disable),
+    ("sync_clock", 0, INNOCUOUS, log::sync_clock),
+    // helpers of the sync_log view
+    ("sync_op_id", 2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
+    (
+        "sync_log_pk",
+        -1,
+        DETERMINISTIC | INNOCUOUS,
+        log::sync_log_pk,
+    ),
+    (
+        "sync_log_values",
+        -1,
+        DETERMINISTIC | INNOCUOUS,
+        log::sync_log_values,
+    ),
+];
+
+fn register_all(db: *mut sqlite3) -> Result<()> {
+    for &(name, n_args, flags, f) in FUNCTIONS {
+        // SAFETY: `db` is the handle SQLite passed to the entry point.
+        unsafe { register_function(db, name, n_args, flags, f)? };
+    }
+    Ok(())
+}
+
+/// The entry point SQLite finds for `.load ./dist/sync0`.
+///
+/// # Safety
+/// Called by SQLite with a live connection and its API routines table.
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_sync_init(
+    db: *mut sqlite3,
+    err: *mut *mut c_char,
+    api: *mut sqlite3_api_routines,
+) -> c_int {
+    db::install_api(api);
+    db::entry_result(|| register_all(db), err)
+}
+
+/// The same entry point under the name SQLite derives from `libsqlite_sync.so`.
+///
+/// # Safety
+/// As for [`sqlite3_sync_init`].
+#[no_mangle]
+pub unsafe extern "C" fn sqlite3_sqlitesync_init(
+    db: *mut sqlite3,
+    err: *mut *mut c_char,
+    api: *mut sqlite3_api_routines,
+) -> c_int {
+    sqlite3_sync_init(db, err, api)
+}

@@ -1,0 +1,299 @@
+//! The op log and the metadata that gives it meaning.
+//!
+//! Invariant: the log only grows. Local op `n` (n = 1, 2, 3 … with no gaps) is row `seq = n` of
+//! `_sync_ops`, appended by a capture trigger in the same transaction as the row change, so it
+//! exists exactly when that change committed (a rollback takes back both, and with them the
+//! rowid, so no gap opens). UPDATE and DELETE on `_sync_ops` are refused by triggers.
+//!
+//! # Layout (main schema; format 1)
+//!
+//! ```text
+//! _sync_device(one = 1, id BLOB, format INTEGER)   this device: 16 random bytes; layout version
+//! _sync_tables(id, name, enabled, shape)            every table ever enabled, and its current shape
+//! _sync_shapes(id, table_id, columns, pk)           msgpack [name, …] in column order, and the
+//!                                                   positions of the PK columns in PK order
+//! _sync_epochs(local_seq, lamport, clock)           one row per import (written by the importer)
+//! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)
+//! ```
+//!
+//! One `_sync_ops` row is one local op. `shape` names the table and its columns (ops name their
+//! columns through it, so an ADD COLUMN makes a new shape and leaves old ops as they are). `kind`
+//! is 0 insert, 1 update, 2 delete. `vI` holds column `I` of the shape; the `v` columns have no
+//! type, hence no affinity, so SQLite stores each value with its own storage class and bits
+//! (-0.0, ±inf and every i64 intact). An insert fills every `vI`; a delete only the PK columns; an
+//! update the PK columns plus the columns whose bit `I` is set in `mask` (all others NULL). `mask`
+//! is NULL except for updates. The log is as wide as the widest enabled table (`v` columns are
+//! added with ALTER TABLE, which rewrites nothing).
+//!
+//! # Derived, not stored (the capture trigger stays one plain INSERT)
+//!
+//! - device: this device.
+//! - op_id: the first 16 bytes of SHA-256(device id ‖ seq as 8 bytes big-endian).
+//! - causal context and Lamport time: a device's clock only moves when it imports. Each import
+//!   appends `_sync_epochs(local_seq = last local seq before it, lamport = highest Lamport time
+//!   known after it, clock = the merged vector clock)`. Local op `n` falls after the epoch `e`
+//!   with the greatest `local_seq < n` (if any): its context is `e.clock` plus this device's ops
+//!   `1..n-1`, and its Lamport time is `e.lamport + n - e.local_seq` (just `n` before any import).
+//!   That is strictly above every op in its context, so the order key (Lamport time, device id,
+//!   seq) is consistent with causality.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::db::{Conn, Error, Result};
+use crate::value::{hex, JsonObject, Value};
+
+/// Layout version of the tables above.
+pub const FORMAT: i64 = 1;
+
+/// Name prefix reserved for the extension's own tables, triggers and views.
+pub const INTERNAL_PREFIX: &str = "_sync_";
+
+/// The public view over the log.
+pub const LOG_VIEW: &str = "sync_log";
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS _sync_device(
+       one INTEGER PRIMARY KEY CHECK (one = 1),
+       id BLOB NOT NULL CHECK (typeof(id) = 'blob' AND length(id) = 16),
+       format INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_tables(
+       id INTEGER PRIMARY KEY,
+       name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+       enabled INTEGER NOT NULL,
+       shape INTEGER
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_shapes(
+       id INTEGER PRIMARY KEY,
+       table_id INTEGER NOT NULL,
+       columns BLOB NOT NULL,
+       pk BLOB NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_epochs(
+       local_seq INTEGER PRIMARY KEY,
+       lamport INTEGER NOT NULL,
+       clock BLOB NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_ops(
+       seq INTEGER PRIMARY KEY,
+       shape INTEGER NOT NULL,
+       kind INTEGER NOT NULL,
+       mask INTEGER
+     )",
+    "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_update BEFORE UPDATE ON _sync_ops
+     BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (UPDATE refused)'); END",
+    "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_delete BEFORE DELETE ON _sync_ops
+     BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (DELETE refused)'); END",
+];
+
+/// Op kinds as stored in `_sync_ops.kind`.
+pub const INSERT: i64 = 0;
+pub const UPDATE: i64 = 1;
+pub const DELETE: i64 = 2;
+
+/// The columns of one enabled table at one point of its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Column names in table order.
+    pub columns: Vec<String>,
+    /// Positions (in `columns`) of the PRIMARY KEY columns, in PRIMARY KEY order.
+    pub pk: Vec<usize>,
+}
+
+impl Shape {
+    pub fn encode(&self) -> (Value, Value) {
+        let cols = rmp_serde::to_vec(&self.columns).expect("names encode");
+        let pk = rmp_serde::to_vec(&self.pk).expect("positions encode");
+        (Value::Blob(cols), Value::Blob(pk))
+    }
+
+    pub fn decode(columns: &Value, pk: &Value) -> Result<Shape> {
+        let bad = || Error::new("damaged shape record in _sync_shapes");
+        let columns =
+            rmp_serde::from_slice(columns.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
+        let pk = rmp_serde::from_slice(pk.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
+        Ok(Shape { columns, pk })
+    }
+}
+
+/// True once `sync_init()` has run on this database.
+pub fn is_initialized(conn: &Conn) -> Result<bool> {
+    Ok(conn
+        .query_value(
+            "SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = '_sync_device'",
+            &[],
+        )?
+        .is_some())
+}
+
+/// Fails with a message that says what to do when `sync_init()` has not run.
+pub fn require_initialized(conn: &Conn) -> Result<()> {
+    if is_initialized(conn)? {
+        Ok(())
+    } else {
+        Err(Error::new(
+            "this database has no sync metadata: run SELECT sync_init(); first",
+        ))
+    }
+}
+
+/// This device's 16-byte id, or `None` before `sync_init()`.
+pub fn device_id(conn: &Conn) -> Result<Option<Vec<u8>>> {
+    if !is_initialized(conn)? {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_value("SELECT id FROM main._sync_device", &[])?
+        .and_then(|v| v.as_blob().map(<[u8]>::to_vec)))
+}
+
+/// `sync_init()`: creates the metadata once and returns this device's id as hex.
+pub fn sync_init(conn: &Conn, _args: &[Value]) -> Result<Value> {
+    conn.savepoint("sync_init", || {
+        if !is_initialized(conn)? {
+            for stmt in SCHEMA {
+                conn.exec(stmt, &[])?;
+            }
+            let id = uuid::Uuid::new_v4().as_bytes().to_vec();
+            conn.exec(
+                "INSERT INTO main._sync_device(one, id, format) VALUES (1, ?1, ?2)",
+                &[Value::Blob(id), Value::Integer(FORMAT)],
+            )?;
+            rebuild_log_view(conn, 0)?;
+        }
+        let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
+        Ok(Value::Text(hex(&id)))
+    })
+}
+
+/// `sync_device_id()`: this device's id as hex, NULL before `sync_init()`.
+pub fn sync_device_id(conn: &Conn, _args: &[Value]) -> Result<Value> {
+    Ok(device_id(conn)?.map_or(Value::Null, |id| Value::Text(hex(&id))))
+}
+
+/// `sync_clock()`: `{"<device hex>": highest seq with none missing below it, …}`, keys sorted.
+pub fn sync_clock(conn: &Conn, _args: &[Value]) -> Result<Value> {
+    require_initialized(conn)?;
+    let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
+    let mut clock = vec![(hex(&id), last_local_seq(conn)?)];
+    clock.retain(|(_, seq)| *seq > 0);
+    clock.sort();
+    let mut obj = JsonObject::new();
+    for (device, seq) in &clock {
+        obj.field(device, &Value::Integer(*seq));
+    }
+    Ok(Value::Text(obj.finish()))
+}
+
+/// The seq of the newest local op, 0 when there is none.
+pub fn last_local_seq(conn: &Conn) -> Result<i64> {
+    Ok(conn
+        .query_value("SELECT max(seq) FROM main._sync_ops", &[])?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0))
+}
+
+/// Number of `v` columns the log has now.
+pub fn log_width(conn: &Conn) -> Result<usize> {
+    let n = conn
+        .query_value(
+            "SELECT count(*) FROM pragma_table_info('_sync_ops', 'main') WHERE name GLOB 'v[0-9]*'",
+            &[],
+        )?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
+    Ok(n as usize)
+}
+
+/// Makes the log at least `width` values wide, and the `sync_log` view match it.
+pub fn widen(conn: &Conn, width: usize) -> Result<()> {
+    let have = log_width(conn)?;
+    if have >= width {
+        return Ok(());
+    }
+    for i in have..width {
+        conn.exec(&format!("ALTER TABLE main._sync_ops ADD COLUMN v{i}"), &[])?;
+    }
+    rebuild_log_view(conn, width)
+}
+
+/// (Re)creates the `sync_log` view for a log `width` values wide.
+fn rebuild_log_view(conn: &Conn, width: usize) -> Result<()> {
+    let vs: String = (0..width).map(|i| format!(", o.v{i}")).collect();
+    conn.exec(&format!("DROP VIEW IF EXISTS main.{LOG_VIEW}"), &[])?;
+    conn.exec(
+        &format!(
+            "CREATE VIEW main.{LOG_VIEW}(device, seq, op_id, lamport, \"table\", kind, pk, \"values\") AS
+             SELECT lower(hex(d.id)), o.seq, sync_op_id(d.id, o.seq),
+                    o.seq + coalesce((SELECT e.lamport - e.local_seq FROM _sync_epochs e
+                                      WHERE e.local_seq < o.seq ORDER BY e.local_seq DESC LIMIT 1), 0),
+                    t.name,
+                    CASE o.kind WHEN {INSERT} THEN 'insert' WHEN {UPDATE} THEN 'update' ELSE 'delete' END,
+                    sync_log_pk(s.columns, s.pk{vs}),
+                    sync_log_values(s.columns, s.pk, o.kind, o.mask{vs})
+             FROM _sync_ops o JOIN _sync_shapes s ON s.id = o.shape
+                  JOIN _sync_tables t ON t.id = s.table_id, _sync_device d"
+        ),
+        &[],
+    )
+}
+
+/// `sync_op_id(device_id_blob, seq)`: the 16-byte op id, as hex.
+pub fn sync_op_id(_conn: &Conn, args: &[Value]) -> Result<Value> {
+    let device = args[0]
+        .as_blob()
+        .ok_or_else(|| Error::new("device id must be a BLOB"))?;
+    let seq = args[1]
+        .as_i64()
+        .ok_or_else(|| Error::new("seq must be an INTEGER"))?;
+    Ok(Value::Text(hex(&op_id(device, seq))))
+}
+
+/// The op id of op `seq` of `device`.
+pub fn op_id(device: &[u8], seq: i64) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(device);
+    h.update(seq.to_be_bytes());
+    let digest = h.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
+}
+
+/// `sync_log_pk(columns, pk, v0, …)`: the op's PRIMARY KEY as a JSON object.
+pub fn sync_log_pk(_conn: &Conn, args: &[Value]) -> Result<Value> {
+    let shape = Shape::decode(&args[0], &args[1])?;
+    let values = &args[2..];
+    let mut obj = JsonObject::new();
+    for &i in &shape.pk {
+        obj.field(&shape.columns[i], values.get(i).unwrap_or(&Value::Null));
+    }
+    Ok(Value::Text(obj.finish()))
+}
+
+/// `sync_log_values(columns, pk, kind, mask, v0, …)`: the values an op writes, as a JSON object
+/// (every column for an insert, the changed ones for an update); NULL for a delete.
+pub fn sync_log_values(_conn: &Conn, args: &[Value]) -> Result<Value> {
+    let shape = Shape::decode(&args[0], &args[1])?;
+    let (kind, mask) = (args[2].as_i64(), args[3].as_i64().unwrap_or(0));
+    let values = &args[4..];
+    let written = |i: usize| match kind {
+        Some(INSERT) => true,
+        Some(UPDATE) => (mask >> i) & 1 == 1,
+        _ => false,
+    };
+    if kind == Some(DELETE) {
+        return Ok(Value::Null);
+    }
+    let mut obj = JsonObject::new();
+    for (i, name) in shape
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| written(*i))
+    {
+        obj.field(name, values.get(i).unwrap_or(&Value::Null));
+    }
+    Ok(Value::Text(obj.finish()))
+}

@@ -1,0 +1,196 @@
+//! Shared helpers: every test loads the built extension (`dist/sync0.so`, made by `make`) into a
+//! real SQLite host, rusqlite's bundled one, and looks at the results through plain SQL.
+#![allow(dead_code)]
+
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use std::path::PathBuf;
+
+pub fn extension_path() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist/sync0.so");
+    assert!(p.exists(), "{} is missing: run `make` first", p.display());
+    p
+}
+
+/// Loads the extension into `conn`.
+pub fn load(conn: &Connection) {
+    unsafe {
+        conn.load_extension_enable().unwrap();
+        conn.load_extension(extension_path(), Some("sqlite3_sync_init"))
+            .unwrap();
+        conn.load_extension_disable().unwrap();
+    }
+}
+
+/// A fresh database file in a fresh temporary directory, kept alive with the connection.
+pub struct TestDb {
+    pub dir: tempdir::Dir,
+    pub conn: Connection,
+}
+
+impl TestDb {
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("test.db")
+    }
+
+    /// Another connection to the same file that has NOT loaded the extension.
+    pub fn plain_connection(&self) -> Connection {
+        Connection::open(self.path()).unwrap()
+    }
+}
+
+/// A database file with the extension loaded and `sync_init()` run.
+pub fn device() -> TestDb {
+    let db = raw_device();
+    db.conn
+        .query_row("SELECT sync_init()", [], |_| Ok(()))
+        .unwrap();
+    db
+}
+
+/// A database file with the extension loaded, before `sync_init()`.
+pub fn raw_device() -> TestDb {
+    let dir = tempdir::Dir::new();
+    let conn = Connection::open(dir.path().join("test.db")).unwrap();
+    load(&conn);
+    TestDb { dir, conn }
+}
+
+/// Runs one `SELECT f(...)` and returns its single value, or SQLite's error message.
+pub fn call(conn: &Connection, sql: &str) -> Result<Value, String> {
+    conn.query_row(sql, [], |r| r.get::<_, Value>(0))
+        .map_err(|e| e.to_string())
+}
+
+pub fn exec(conn: &Connection, sql: &str) {
+    conn.execute_batch(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// One captured op as stored: kind, mask and its `v` values (trailing NULLs of narrower shapes
+/// included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawOp {
+    pub seq: i64,
+    pub table: String,
+    pub kind: i64,
+    pub mask: Option<i64>,
+    pub values: Vec<Value>,
+}
+
+pub fn raw_ops(conn: &Connection) -> Vec<RawOp> {
+    let width: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('_sync_ops') WHERE name GLOB 'v[0-9]*'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let width = width as usize;
+    let vs: String = (0..width).map(|i| format!(", o.v{i}")).collect();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT o.seq, t.name, o.kind, o.mask{vs} FROM _sync_ops o
+             JOIN _sync_shapes s ON s.id = o.shape JOIN _sync_tables t ON t.id = s.table_id
+             ORDER BY o.seq"
+        ))
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(RawOp {
+            seq: r.get(0)?,
+            table: r.get(1)?,
+            kind: r.get(2)?,
+            mask: r.get(3)?,
+            values: (0..width).map(|i| r.get(4 + i)).collect::<Result<_, _>>()?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// `sync_log` rows as (kind, pk JSON, values JSON).
+pub fn log(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+    let mut stmt = conn
+        .prepare("SELECT kind, pk, \"values\" FROM sync_log ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+pub fn op_count(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM _sync_ops", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Everything a failed call must leave untouched: the schema and the whole log.
+pub fn snapshot(conn: &Connection) -> (Vec<String>, Vec<RawOp>) {
+    let mut stmt = conn
+        .prepare(
+            "SELECT type || ' ' || name || ' ' || ifnull(sql, '') FROM sqlite_schema ORDER BY name",
+        )
+        .unwrap();
+    let schema = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ops = if schema_has(conn, "_sync_ops") {
+        raw_ops(conn)
+    } else {
+        vec![]
+    };
+    (schema, ops)
+}
+
+fn schema_has(conn: &Connection, name: &str) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        > 0
+}
+
+/// Values compared exactly: same storage class, same bits.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Real(x), Value::Real(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system temp dir, removed on drop.
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "sqlite-sync-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -66,29 +66,18 @@ fn table_name_arg(arg: &Value) -> Result<&str> {
 
 /// Reads `name` from the schema and checks it can be synced.
 fn inspect(conn: &Conn, name: &str) -> Result<Table> {
-    let q = quote_ident(name);
+    refuse_internal(name)?;
     let mut stmt = conn.prepare(
         "SELECT type, name, sql FROM main.sqlite_schema
          WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
     )?;
     stmt.bind(1, &Value::Text(name.into()))?;
     if !stmt.step()? {
-        return Err(Error::new(format!("no such table: {q}")));
+        return Err(Error::new(format!("no such table: {}", quote_ident(name))));
     }
     let (kind, name, sql) = (stmt.column(0), stmt.column(1), stmt.column(2));
     let name = name.as_text().unwrap_or_default().to_string();
     let q = quote_ident(&name);
-    let lower = name.to_ascii_lowercase();
-    if lower.starts_with(INTERNAL_PREFIX) || lower == log::LOG_VIEW {
-        return Err(Error::new(format!(
-            "{q} belongs to sqlite-sync itself and cannot be synced"
-        )));
-    }
-    if lower.starts_with("sqlite_") {
-        return Err(Error::new(format!(
-            "{q} is an internal table of SQLite and cannot be synced"
-        )));
-    }
     if kind.as_text() == Some("view") {
         return Err(Error::new(format!(
             "{q} is a view; only tables can be synced"
@@ -113,6 +102,23 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
         )));
     }
     Ok(Table { name, shape })
+}
+
+/// Refuses the extension's own tables and SQLite's.
+fn refuse_internal(name: &str) -> Result<()> {
+    let lower = name.to_ascii_lowercase();
+    let q = quote_ident(name);
+    if lower.starts_with(INTERNAL_PREFIX) || lower == log::LOG_VIEW {
+        return Err(Error::new(format!(
+            "{q} belongs to sqlite-sync itself and cannot be synced"
+        )));
+    }
+    if lower.starts_with("sqlite_") {
+        return Err(Error::new(format!(
+            "{q} is an internal table of SQLite and cannot be synced"
+        )));
+    }
+    Ok(())
 }
 
 /// The table's stored columns (generated columns are left out: every device computes them).

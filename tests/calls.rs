@@ -1,0 +1,302 @@
+//! The SQL surface: results, refusals of bad calls (with a clear error and no change), the
+//! append-only log, and panics turned into SQL errors.
+
+mod common;
+
+use common::*;
+use rusqlite::types::Value;
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+#[test]
+fn version_and_debug() {
+    let db = raw_device();
+    assert_eq!(
+        call(&db.conn, "SELECT sync_version()"),
+        Ok(text(env!("CARGO_PKG_VERSION")))
+    );
+    let Ok(Value::Text(debug)) = call(&db.conn, "SELECT sync_debug()") else {
+        panic!()
+    };
+    assert!(
+        debug.starts_with(&format!("sqlite-sync {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{debug}"
+    );
+    assert!(debug.ends_with("release build)"), "{debug}");
+}
+
+#[test]
+fn init_is_idempotent_and_device_id_is_null_before_it() {
+    let db = raw_device();
+    assert_eq!(call(&db.conn, "SELECT sync_device_id()"), Ok(Value::Null));
+    let Ok(Value::Text(id)) = call(&db.conn, "SELECT sync_init()") else {
+        panic!()
+    };
+    assert_eq!(id.len(), 32);
+    assert!(id
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert_eq!(call(&db.conn, "SELECT sync_init()"), Ok(text(&id)));
+    assert_eq!(call(&db.conn, "SELECT sync_device_id()"), Ok(text(&id)));
+    // another device gets another id
+    assert_ne!(
+        call(&device().conn, "SELECT sync_device_id()"),
+        Ok(text(&id))
+    );
+}
+
+#[test]
+fn clock_counts_local_ops() {
+    let db = device();
+    assert_eq!(call(&db.conn, "SELECT sync_clock()"), Ok(text("{}")));
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY); SELECT sync_enable('t');
+                    INSERT INTO t VALUES (1), (2), (3);",
+    );
+    let Ok(Value::Text(id)) = call(&db.conn, "SELECT sync_device_id()") else {
+        panic!()
+    };
+    assert_eq!(
+        call(&db.conn, "SELECT sync_clock()"),
+        Ok(text(&format!(r#"{{"{id}":3}}"#)))
+    );
+    assert_eq!(
+        call(
+            &db.conn,
+            "SELECT sync_clock() ->> ('$.' || sync_device_id())"
+        ),
+        Ok(Value::Integer(3))
+    );
+}
+
+#[test]
+fn sync_log_names_device_op_id_and_order() {
+    let db = device();
+    exec(&db.conn, "CREATE TABLE t(id INTEGER PRIMARY KEY); SELECT sync_enable('t'); INSERT INTO t VALUES (1), (2);");
+    let rows: Vec<(String, i64, String, i64)> = db
+        .conn
+        .prepare("SELECT device, seq, op_id, lamport FROM sync_log ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let Ok(Value::Text(id)) = call(&db.conn, "SELECT sync_device_id()") else {
+        panic!()
+    };
+    assert!(rows.iter().all(|r| r.0 == id));
+    assert_eq!(
+        rows.iter().map(|r| (r.1, r.3)).collect::<Vec<_>>(),
+        [(1, 1), (2, 2)]
+    );
+    assert_eq!(rows[0].2.len(), 32);
+    assert_ne!(rows[0].2, rows[1].2);
+    // the op id is derived from device and seq, so it is the same wherever it is computed
+    assert_eq!(
+        call(&db.conn, "SELECT sync_op_id(unhex(sync_device_id()), 1)"),
+        Ok(text(&rows[0].2))
+    );
+}
+
+/// Runs `sql`, expects an error containing `expected`, and checks nothing changed.
+fn refused(db: &TestDb, sql: &str, expected: &str) {
+    let before = snapshot(&db.conn);
+    let err = call(&db.conn, sql).expect_err(sql);
+    assert!(
+        err.contains(expected),
+        "{sql}: got {err:?}, expected {expected:?}"
+    );
+    assert_eq!(snapshot(&db.conn), before, "{sql} changed the database");
+    assert!(db.conn.is_autocommit(), "{sql} left a transaction open");
+}
+
+#[test]
+fn enable_refuses_what_it_cannot_sync() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE nopk(a, b);
+                    CREATE TABLE x(id INTEGER PRIMARY KEY);
+                    CREATE VIEW v AS SELECT 1 AS id;
+                    CREATE VIRTUAL TABLE vt USING fts5(body);",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('missing')",
+        r#"sync_enable: no such table: "missing""#,
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('nopk')",
+        r#"sync_enable: table "nopk" has no PRIMARY KEY"#,
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('v')",
+        r#"sync_enable: "v" is a view"#,
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('vt')",
+        r#"sync_enable: "vt" is a virtual table"#,
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('_sync_ops')",
+        "belongs to sqlite-sync itself",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('_SYNC_tables')",
+        "belongs to sqlite-sync itself",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('sync_log')",
+        "belongs to sqlite-sync itself",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('sqlite_schema')",
+        "internal table of SQLite",
+    );
+    exec(
+        &db.conn,
+        "CREATE TABLE auto(id INTEGER PRIMARY KEY AUTOINCREMENT)",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('SQLITE_SEQUENCE')",
+        "internal table of SQLite",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('x; DROP TABLE x')",
+        r#"no such table: "x; DROP TABLE x""#,
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('x\"; DROP TABLE x; --')",
+        "no such table",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable(NULL)",
+        "sync_enable: table name is NULL",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable(42)",
+        "sync_enable: expects a table name as TEXT, got integer",
+    );
+    refused(&db, "SELECT sync_enable(x'78')", "got blob");
+    refused(
+        &db,
+        "SELECT sync_enable()",
+        "wrong number of arguments to function sync_enable()",
+    );
+    refused(
+        &db,
+        "SELECT sync_enable('x', 'y')",
+        "wrong number of arguments",
+    );
+    refused(
+        &db,
+        "SELECT sync_disable('x')",
+        r#"sync_disable: table "x" is not sync-enabled"#,
+    );
+    refused(
+        &db,
+        "SELECT sync_disable(NULL)",
+        "sync_disable: table name is NULL",
+    );
+}
+
+#[test]
+fn everything_but_init_refuses_before_init() {
+    let db = raw_device();
+    exec(&db.conn, "CREATE TABLE t(id INTEGER PRIMARY KEY)");
+    for f in ["sync_enable('t')", "sync_disable('t')", "sync_clock()"] {
+        refused(&db, &format!("SELECT {f}"), "run SELECT sync_init(); first");
+    }
+}
+
+#[test]
+fn state_changing_functions_cannot_run_from_triggers_or_views() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY);
+                    CREATE TABLE u(id INTEGER PRIMARY KEY);
+                    CREATE TRIGGER sneaky AFTER INSERT ON u BEGIN SELECT sync_enable('t'); END;",
+    );
+    let err = db
+        .conn
+        .execute("INSERT INTO u VALUES (1)", [])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unsafe use of sync_enable()"), "{err}");
+    assert_eq!(op_count(&db.conn), 0);
+}
+
+#[test]
+fn the_log_is_append_only() {
+    let db = device();
+    exec(&db.conn, "CREATE TABLE t(id INTEGER PRIMARY KEY); SELECT sync_enable('t'); INSERT INTO t VALUES (1);");
+    let before = snapshot(&db.conn);
+    for sql in [
+        "UPDATE _sync_ops SET kind = 2",
+        "DELETE FROM _sync_ops",
+        "DELETE FROM _sync_ops WHERE seq = 1",
+    ] {
+        let err = db.conn.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("the op log is append-only"), "{sql}: {err}");
+    }
+    assert_eq!(snapshot(&db.conn), before);
+}
+
+#[test]
+fn a_panic_becomes_an_sql_error_and_the_connection_lives_on() {
+    let db = device();
+    let err = call(&db.conn, "SELECT sync_debug('panic')").unwrap_err();
+    assert!(err.contains("internal error (caught panic"), "{err}");
+    assert!(db.conn.is_autocommit());
+    assert!(matches!(
+        call(&db.conn, "SELECT sync_device_id()"),
+        Ok(Value::Text(_))
+    ));
+}
+
+#[test]
+fn results_are_json_that_sql_can_read() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v); SELECT sync_enable('t');
+                    INSERT INTO t VALUES (1, 'a\"b\\c\nd'), (2, x'00');",
+    );
+    assert_eq!(
+        call(
+            &db.conn,
+            "SELECT \"values\" ->> '$.v' FROM sync_log WHERE seq = 1"
+        ),
+        Ok(text("a\"b\\c\nd"))
+    );
+    assert_eq!(
+        call(
+            &db.conn,
+            "SELECT \"values\" ->> '$.v.blob' FROM sync_log WHERE seq = 2"
+        ),
+        Ok(text("00"))
+    );
+    assert_eq!(
+        call(
+            &db.conn,
+            "SELECT count(*) FROM sync_log WHERE json_valid(pk) AND json_valid(\"values\")"
+        ),
+        Ok(Value::Integer(2))
+    );
+}

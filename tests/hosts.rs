@@ -120,7 +120,7 @@ fn insert_or_replace_over_an_existing_row_captures_the_whole_new_row() {
         Some(r#"{"id":1,"a":"new","b":"u"}"#.to_string()),
     );
     // recursive triggers off: SQLite fires no delete trigger, the insert op carries the overwrite
-    assert_eq!(ops_of(false, SETUP, write), [new_row.clone()]);
+    assert_eq!(ops_of(false, SETUP, write), std::slice::from_ref(&new_row));
     // on: SQLite fires the delete trigger first; the delete and the insert of the same key are
     // adjacent ops of one device, and the insert still carries every column
     assert_eq!(

@@ -99,8 +99,8 @@ proptest! {
             prop_assert_eq!(update.kind, 1);
             prop_assert_eq!(update.mask, Some(expected_mask));
             prop_assert!(same_value(&update.values[0], &k));
-            for j in 0..3 {
-                let expected = if expected_mask & (1 << (j + 1)) != 0 { after[j].clone() } else { Value::Null };
+            for (j, new) in after.iter().enumerate() {
+                let expected = if expected_mask & (1 << (j + 1)) != 0 { new.clone() } else { Value::Null };
                 prop_assert!(same_value(&update.values[j + 1], &expected), "update col {}: {:?} vs {:?}", j, update.values[j + 1], expected);
             }
         }

@@ -21,6 +21,9 @@ pub const MAX_COLUMNS: usize = 64;
 struct Table {
     name: String,
     shape: Shape,
+    /// Per column: can it hold an INTEGER and an equal REAL (`1` and `1.0`)? Only then does
+    /// "changed" need `typeof()`, which costs as much as the rest of the test.
+    mixed_numbers: Vec<bool>,
 }
 
 /// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops.
@@ -89,7 +92,7 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
             "{q} is a virtual table; only ordinary tables can be synced"
         )));
     }
-    let shape = shape_of(conn, &name)?;
+    let (shape, mixed_numbers) = shape_of(conn, &name)?;
     if shape.pk.is_empty() {
         return Err(Error::new(format!(
             "table {q} has no PRIMARY KEY (sync needs one to identify a row on every device)"
@@ -101,7 +104,11 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
             shape.columns.len()
         )));
     }
-    Ok(Table { name, shape })
+    Ok(Table {
+        name,
+        shape,
+        mixed_numbers,
+    })
 }
 
 /// Refuses the extension's own tables and SQLite's.
@@ -121,14 +128,17 @@ fn refuse_internal(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The table's stored columns (generated columns are left out: every device computes them).
-fn shape_of(conn: &Conn, name: &str) -> Result<Shape> {
+/// The table's stored columns (generated columns are left out: every device computes them), and
+/// for each whether it can hold an INTEGER and an equal REAL.
+fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Vec<bool>)> {
+    let strict = is_strict(conn, name)?;
     let mut stmt = conn.prepare(
-        "SELECT name, pk FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid",
+        "SELECT name, pk, type FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid",
     )?;
     stmt.bind(1, &Value::Text(name.into()))?;
     let mut columns = Vec::new();
     let mut pk = Vec::new();
+    let mut mixed = Vec::new();
     while stmt.step()? {
         let position = columns.len();
         columns.push(stmt.column(0).as_text().unwrap_or_default().to_string());
@@ -136,12 +146,40 @@ fn shape_of(conn: &Conn, name: &str) -> Result<Shape> {
         if rank > 0 {
             pk.push((rank, position));
         }
+        mixed.push(holds_mixed_numbers(
+            stmt.column(2).as_text().unwrap_or_default(),
+            strict,
+        ));
     }
     pk.sort();
-    Ok(Shape {
-        columns,
-        pk: pk.into_iter().map(|(_, p)| p).collect(),
-    })
+    let pk = pk.into_iter().map(|(_, p)| p).collect();
+    Ok((Shape { columns, pk }, mixed))
+}
+
+fn is_strict(conn: &Conn, name: &str) -> Result<bool> {
+    // pragma_table_list exists from SQLite 3.37, as do STRICT tables
+    let strict = conn.query_value(
+        "SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+        &[Value::Text(name.into())],
+    );
+    Ok(matches!(strict, Ok(Some(Value::Integer(1)))))
+}
+
+/// Whether a column of this declared type stores `1` and `1.0` as given. Every other affinity
+/// converts one into the other (INTEGER and NUMERIC store `1.0` as `1`, REAL reads `1` back as
+/// `1.0`, TEXT turns both into text), so there `IS NOT` alone sees every change. The rules are
+/// SQLite's (datatype3.html, "Determination Of Column Affinity"); in STRICT tables only ANY
+/// keeps values as given.
+fn holds_mixed_numbers(declared: &str, strict: bool) -> bool {
+    let t = declared.to_ascii_uppercase();
+    if strict {
+        return t == "ANY";
+    }
+    let has = |s: &str| t.contains(s);
+    if has("INT") || has("CHAR") || has("CLOB") || has("TEXT") {
+        return false;
+    }
+    t.is_empty() || has("BLOB")
 }
 
 fn enable(conn: &Conn, table: &Table) -> Result<()> {
@@ -194,6 +232,7 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
         table_id,
         shape_id,
         shape: &table.shape,
+        mixed_numbers: &table.mixed_numbers,
     };
     for sql in capture.triggers() {
         conn.exec(&sql, &[])?;
@@ -233,6 +272,7 @@ struct Capture<'a> {
     table_id: i64,
     shape_id: i64,
     shape: &'a Shape,
+    mixed_numbers: &'a [bool],
 }
 
 impl Capture<'_> {
@@ -259,7 +299,18 @@ impl Capture<'_> {
     /// Column `i` differs between OLD and NEW, in value or in storage class.
     fn changed(&self, i: usize) -> String {
         let c = self.col(i);
-        format!("(OLD.{c} IS NOT NEW.{c} OR typeof(OLD.{c}) <> typeof(NEW.{c}))")
+        if self.mixed_numbers[i] {
+            format!("(OLD.{c} IS NOT NEW.{c} OR typeof(OLD.{c}) <> typeof(NEW.{c}))")
+        } else {
+            format!("(OLD.{c} IS NOT NEW.{c})")
+        }
+    }
+
+    /// The columns an update can change without changing the key: every non-key column, and
+    /// key columns whose storage class can change while the value compares equal.
+    fn changeable(&self) -> impl Iterator<Item = usize> + '_ {
+        self.all()
+            .filter(|&i| !self.shape.pk.contains(&i) || self.mixed_numbers[i])
     }
 
     /// OLD and NEW name the same row.
@@ -297,9 +348,9 @@ impl Capture<'_> {
     }
 
     fn triggers(&self) -> Vec<String> {
-        let any_changed: Vec<String> = self.all().map(|i| self.changed(i)).collect();
+        let any_changed: Vec<String> = self.changeable().map(|i| self.changed(i)).collect();
         let mask: Vec<String> = self
-            .all()
+            .changeable()
             .map(|i| format!("({} << {i})", self.changed(i)))
             .collect();
         let update_values = self
@@ -313,22 +364,12 @@ impl Capture<'_> {
                 (i, expr)
             })
             .collect();
-        vec![
+        let mut triggers = vec![
             self.trigger(
                 "insert",
                 "INSERT",
                 None,
                 self.append(INSERT, None, self.row_of("NEW")),
-            ),
-            self.trigger(
-                "update",
-                "UPDATE",
-                Some(format!(
-                    "{} AND ({})",
-                    self.same_key(),
-                    any_changed.join(" OR ")
-                )),
-                self.append(UPDATE, Some(mask.join(" | ")), update_values),
             ),
             self.trigger(
                 "rekey",
@@ -343,7 +384,22 @@ impl Capture<'_> {
                 None,
                 self.append(DELETE, None, self.key_of("OLD")),
             ),
-        ]
+        ];
+        // a table whose every column is part of a key that cannot change class has no update
+        // that keeps its key: the rekey trigger sees them all
+        if !any_changed.is_empty() {
+            triggers.push(self.trigger(
+                "update",
+                "UPDATE",
+                Some(format!(
+                    "{} AND ({})",
+                    self.same_key(),
+                    any_changed.join(" OR ")
+                )),
+                self.append(UPDATE, Some(mask.join(" | ")), update_values),
+            ));
+        }
+        triggers
     }
 
     /// Records every row already in the table as an insert op, in PRIMARY KEY order.

@@ -487,3 +487,18 @@ fn wide_table_up_to_64_columns() {
     let err = call(&db.conn, "SELECT sync_enable('w2')").unwrap_err();
     assert!(err.contains("65 columns; at most 64"), "{err}");
 }
+
+#[test]
+fn table_made_only_of_key_columns() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE tags(item INTEGER, tag TEXT, PRIMARY KEY (item, tag)) WITHOUT ROWID;
+         SELECT sync_enable('tags');
+         INSERT INTO tags VALUES (1, 'red');
+         UPDATE tags SET tag = 'red';
+         UPDATE tags SET tag = 'blue';",
+    );
+    let kinds: Vec<String> = log(&db.conn).into_iter().map(|r| r.0).collect();
+    assert_eq!(kinds, ["insert", "delete", "insert"]);
+}

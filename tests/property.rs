@@ -10,6 +10,12 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
 fn any_value() -> impl Strategy<Value = Value> {
+    let numbers_as_text = prop_oneof![
+        any::<i64>().prop_map(|i| i.to_string()),
+        any::<f64>().prop_map(|f| f.to_string()),
+        Just("1.0".to_string()),
+        Just(" 12 ".to_string()),
+    ];
     let special_real = prop::sample::select(vec![
         0.0,
         -0.0,
@@ -30,6 +36,7 @@ fn any_value() -> impl Strategy<Value = Value> {
             .prop_map(Value::Real),
         special_real.prop_map(Value::Real),
         ".{0,40}".prop_map(Value::Text),
+        numbers_as_text.prop_map(Value::Text),
         prop::collection::vec(any::<u8>(), 0..64).prop_map(Value::Blob),
     ]
 }
@@ -51,57 +58,78 @@ fn key(i: usize, class: u8) -> Value {
     }
 }
 
-fn fresh() -> Connection {
+/// Value columns of every affinity: none, INTEGER, TEXT, REAL, NUMERIC, BLOB, and (STRICT) ANY.
+const COLUMNS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+fn fresh(strict: bool) -> Connection {
     let conn = Connection::open_in_memory().unwrap();
     load(&conn);
+    let table = if strict {
+        "CREATE TABLE t(k ANY PRIMARY KEY, a ANY, b ANY, c ANY, d ANY, e ANY, f ANY) STRICT, WITHOUT ROWID;"
+    } else {
+        "CREATE TABLE t(k PRIMARY KEY, a, b INTEGER, c TEXT, d REAL, e NUMERIC, f BLOB) WITHOUT ROWID;"
+    };
     exec(
         &conn,
-        "SELECT sync_init();
-                 CREATE TABLE t(k PRIMARY KEY, a, b, c) WITHOUT ROWID;
-                 SELECT sync_enable('t');",
+        &format!("SELECT sync_init(); {table} SELECT sync_enable('t');"),
     );
     conn
 }
 
+/// The row as SQLite stored it (after type affinity).
+fn stored(conn: &Connection, k: &Value) -> Vec<Value> {
+    conn.query_row("SELECT k, a, b, c, d, e, f FROM t WHERE k = ?1", [k], |r| {
+        (0..7).map(|i| r.get::<_, Value>(i)).collect()
+    })
+    .unwrap()
+}
+
+fn six_values() -> impl Strategy<Value = Vec<Value>> {
+    prop::collection::vec(any_value(), 6)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn insert_and_update_ops_hold_exact_values(
-        rows in prop::collection::vec((prop::collection::vec(any_value(), 3), prop::collection::vec(any_value(), 3), any::<u8>(), any::<u8>()), 1..8)
+        strict in any::<bool>(),
+        rows in prop::collection::vec((six_values(), six_values(), any::<u8>(), any::<u8>()), 1..6)
     ) {
-        let conn = fresh();
+        let conn = fresh(strict);
         for (i, (before, after, touch, class)) in rows.iter().enumerate() {
             let k = key(i, *class);
             let row: Vec<Value> = std::iter::once(k.clone()).chain(before.iter().cloned()).collect();
-            conn.execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4)", params_from_iter(&row)).unwrap();
-            // update a random subset of a, b, c
-            let set: Vec<usize> = (0..3).filter(|j| touch & (1 << j) != 0).collect();
+            conn.execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", params_from_iter(&row)).unwrap();
+            let old = stored(&conn, &k);
+            let insert = raw_ops(&conn).pop().unwrap();
+            prop_assert_eq!(insert.kind, 0);
+            for (c, v) in old.iter().enumerate() {
+                prop_assert!(same_value(&insert.values[c], v), "insert col {}: {:?} captured as {:?}", c, v, insert.values[c]);
+            }
+            // update a random subset of the value columns
+            let set: Vec<usize> = (0..6).filter(|j| touch & (1 << j) != 0).collect();
             if set.is_empty() { continue; }
-            let assignments: Vec<String> = set.iter().map(|j| format!("{} = ?{}", ["a", "b", "c"][*j], j + 2)).collect();
-            let mut params = vec![k.clone(), Value::Null, Value::Null, Value::Null];
-            for &j in &set { params[j + 1] = after[j].clone(); }
+            let assignments: Vec<String> = set.iter().map(|&j| format!("{} = ?{}", COLUMNS[j], j + 2)).collect();
+            let mut params = vec![k.clone(); 1];
+            params.extend(after.iter().cloned());
             params.truncate(set.last().unwrap() + 2); // bind exactly the parameters the SQL names
             let before_count = op_count(&conn);
             conn.execute(&format!("UPDATE t SET {} WHERE k = ?1", assignments.join(", ")), params_from_iter(&params)).unwrap();
-            let expected_mask: i64 = set.iter().filter(|&&j| changed(&before[j], &after[j])).map(|j| 1 << (j + 1)).sum();
-            let ops = raw_ops(&conn);
-            let insert = &ops[before_count as usize - 1];
-            prop_assert_eq!(insert.kind, 0);
-            for (c, v) in row.iter().enumerate() {
-                prop_assert!(same_value(&insert.values[c], v), "insert col {}: {:?} captured as {:?}", c, v, insert.values[c]);
-            }
+            let new = stored(&conn, &k);
+            let expected_mask: i64 = (1..7).filter(|&c| changed(&old[c], &new[c])).map(|c| 1 << c).sum();
             if expected_mask == 0 {
                 prop_assert_eq!(op_count(&conn), before_count, "an update that changes nothing appends nothing");
                 continue;
             }
-            let update = ops.last().unwrap();
+            let update = raw_ops(&conn).pop().unwrap();
+            prop_assert_eq!(update.seq, before_count + 1);
             prop_assert_eq!(update.kind, 1);
             prop_assert_eq!(update.mask, Some(expected_mask));
             prop_assert!(same_value(&update.values[0], &k));
-            for (j, new) in after.iter().enumerate() {
-                let expected = if expected_mask & (1 << (j + 1)) != 0 { new.clone() } else { Value::Null };
-                prop_assert!(same_value(&update.values[j + 1], &expected), "update col {}: {:?} vs {:?}", j, update.values[j + 1], expected);
+            for c in 1..7 {
+                let expected = if expected_mask & (1 << c) != 0 { new[c].clone() } else { Value::Null };
+                prop_assert!(same_value(&update.values[c], &expected), "update col {}: {:?} vs {:?}", c, update.values[c], expected);
             }
         }
     }

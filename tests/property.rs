@@ -127,8 +127,8 @@ proptest! {
             prop_assert_eq!(update.kind, 1);
             prop_assert_eq!(update.mask, Some(expected_mask));
             prop_assert!(same_value(&update.values[0], &k));
-            for c in 1..7 {
-                let expected = if expected_mask & (1 << c) != 0 { new[c].clone() } else { Value::Null };
+            for (c, new_value) in new.iter().enumerate().skip(1) {
+                let expected = if expected_mask & (1 << c) != 0 { new_value.clone() } else { Value::Null };
                 prop_assert!(same_value(&update.values[c], &expected), "update col {}: {:?} vs {:?}", c, update.values[c], expected);
             }
         }

@@ -185,7 +185,11 @@ fn holds_mixed_numbers(declared: &str, strict: bool) -> bool {
 fn enable(conn: &Conn, table: &Table) -> Result<()> {
     let name = Value::Text(table.name.clone());
     let mut known = conn.prepare(
-        "SELECT t.id, t.enabled, s.columns, s.pk, s.id
+        // capturing now: enabled, and its triggers still there (DROP TABLE takes them along)
+        "SELECT t.id, t.enabled AND EXISTS (SELECT 1 FROM main.sqlite_schema
+                                            WHERE type = 'trigger' AND tbl_name = t.name
+                                              AND name = '_sync_' || t.id || '_insert'),
+                s.columns, s.pk, s.id
          FROM main._sync_tables t LEFT JOIN main._sync_shapes s ON s.id = t.shape
          WHERE t.name = ?1",
     )?;

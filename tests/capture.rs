@@ -291,6 +291,16 @@ fn names_that_need_quoting_work() {
         Some(r#"{"due date":"tomorrow","select":null}"#)
     );
     assert_eq!(log[4], ("delete".into(), r#"{"we\"ird":2}"#.into(), None));
+
+    exec(
+        &db.conn,
+        r#"CREATE TABLE "it's ""quoted""; table"("a""b" TEXT PRIMARY KEY);
+           SELECT sync_enable('it''s "quoted"; table');
+           INSERT INTO "it's ""quoted""; table" VALUES ('x');"#,
+    );
+    let last = raw_ops(&db.conn).pop().unwrap();
+    assert_eq!(last.table, r#"it's "quoted"; table"#);
+    assert_eq!(last.values[0], text("x"));
 }
 
 #[test]
@@ -501,4 +511,21 @@ fn table_made_only_of_key_columns() {
     );
     let kinds: Vec<String> = log(&db.conn).into_iter().map(|r| r.0).collect();
     assert_eq!(kinds, ["insert", "delete", "insert"]);
+}
+
+#[test]
+fn a_dropped_and_recreated_table_is_captured_again() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a);
+         SELECT sync_enable('t');
+         DROP TABLE t;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, a);
+         INSERT INTO t VALUES (1, 'before enable');
+         SELECT sync_enable('t');
+         INSERT INTO t VALUES (2, 'after');",
+    );
+    let keys: Vec<String> = log(&db.conn).into_iter().map(|r| r.1).collect();
+    assert_eq!(keys, [r#"{"id":1}"#, r#"{"id":2}"#]);
 }

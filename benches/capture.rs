@@ -13,9 +13,17 @@ fn extension() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist/sync0.so")
 }
 
-/// A fresh database with `t(id INTEGER PRIMARY KEY, title TEXT, n INTEGER)` holding `rows` rows,
-/// sync-enabled or not.
-fn fresh(dir: &Path, synced: bool, rows: i64) -> Connection {
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Plain,
+    /// plain, plus one AFTER trigger per write kind that does nothing (`WHEN 0`): the fixed price
+    /// SQLite charges for any trigger, shown as the floor of trigger-based capture
+    EmptyTriggers,
+    Synced,
+}
+
+/// A fresh database with `t(id INTEGER PRIMARY KEY, title TEXT, n INTEGER)` holding `rows` rows.
+fn fresh(dir: &Path, mode: Mode, rows: i64) -> Connection {
     let path = dir.join("bench.db");
     let _ = std::fs::remove_file(&path);
     let conn = Connection::open(&path).unwrap();
@@ -26,9 +34,19 @@ fn fresh(dir: &Path, synced: bool, rows: i64) -> Connection {
     }
     conn.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n INTEGER)")
         .unwrap();
-    if synced {
-        conn.execute_batch("SELECT sync_init(); SELECT sync_enable('t');")
-            .unwrap();
+    match mode {
+        Mode::Plain => {}
+        Mode::EmptyTriggers => {
+            for event in ["INSERT", "UPDATE", "DELETE"] {
+                conn.execute_batch(&format!(
+                    "CREATE TRIGGER empty_{event} AFTER {event} ON t WHEN 0 BEGIN SELECT 1; END"
+                ))
+                .unwrap();
+            }
+        }
+        Mode::Synced => conn
+            .execute_batch("SELECT sync_init(); SELECT sync_enable('t');")
+            .unwrap(),
     }
     if rows > 0 {
         conn.execute_batch(&insert_all(rows)).unwrap();
@@ -88,10 +106,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn measure(dir: &Path, work: &Work, synced: bool) -> Duration {
+fn measure(dir: &Path, work: &Work, mode: Mode) -> Duration {
     let times = (0..RUNS)
         .map(|_| {
-            let conn = fresh(dir, synced, work.preload);
+            let conn = fresh(dir, mode, work.preload);
             let start = Instant::now();
             (work.run)(&conn);
             start.elapsed()
@@ -104,17 +122,23 @@ fn main() {
     assert!(extension().exists(), "run `make` first");
     let dir = std::env::temp_dir().join(format!("sqlite-sync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    println!("| work (3-column table) | plain | sync-enabled | ratio |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| work (3-column table) | plain | plain + empty triggers | sync-enabled | sync / plain |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for work in WORK {
-        let plain = measure(&dir, work, false);
-        let synced = measure(&dir, work, true);
+        let plain = measure(&dir, work, Mode::Plain);
+        let empty = measure(&dir, work, Mode::EmptyTriggers);
+        let synced = measure(&dir, work, Mode::Synced);
         println!(
-            "| {} | {:.1} ms | {:.1} ms | {:.2}x |",
+            "| {} | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms | {:.2}x |",
             work.name,
-            plain.as_secs_f64() * 1e3,
-            synced.as_secs_f64() * 1e3,
-            synced.as_secs_f64() / plain.as_secs_f64()
+            ms(plain),
+            ms(empty),
+            ms(empty) / ms(plain),
+            ms(synced),
+            ms(synced) / ms(plain)
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

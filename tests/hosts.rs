@@ -128,3 +128,34 @@ fn insert_or_replace_over_an_existing_row_captures_the_whole_new_row() {
         [("delete".into(), r#"{"id":1}"#.into(), None), new_row]
     );
 }
+
+#[test]
+fn foreign_key_cascades_are_captured_with_recursive_triggers_off() {
+    let db = device();
+    exec(
+        &db.conn,
+        "PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = OFF;
+         CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, pid REFERENCES p(id) ON DELETE CASCADE ON UPDATE CASCADE);
+         SELECT sync_enable('p'); SELECT sync_enable('c');
+         INSERT INTO p VALUES (1), (2); INSERT INTO c VALUES (10, 1), (20, 2);
+         DELETE FROM p WHERE id = 1;
+         UPDATE p SET id = 3 WHERE id = 2;",
+    );
+    let ops: Vec<(String, i64)> = raw_ops(&db.conn)
+        .into_iter()
+        .map(|o| (o.table, o.kind))
+        .collect();
+    let expect = |t: &str, k: i64| (t.to_string(), k);
+    // SQLite runs the cascade before the parent's own AFTER trigger
+    assert_eq!(
+        ops[4..],
+        [
+            expect("c", 2),
+            expect("p", 2),
+            expect("c", 1),
+            expect("p", 2),
+            expect("p", 0)
+        ]
+    );
+}

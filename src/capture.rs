@@ -4,7 +4,7 @@
 //! for an UPDATE that changes the PRIMARY KEY: a delete of the old key and an insert of the new
 //! row), in the same transaction, and an UPDATE that changes nothing appends none. A column
 //! changed when `OLD.c IS NOT NEW.c` or its storage class changed. The triggers are built-in SQL
-//! only (no extension function, no subquery, one INSERT), so writes from connections that never
+//! only (no extension function, no subquery, one INSERT per op), so writes from connections that never
 //! loaded the extension are captured too, and `trusted_schema=OFF` does not stop them.
 //!
 //! Names reach SQL only quoted by `quote_ident`, and only after they were read back from
@@ -182,58 +182,71 @@ fn holds_mixed_numbers(declared: &str, strict: bool) -> bool {
     t.is_empty() || has("BLOB")
 }
 
-fn enable(conn: &Conn, table: &Table) -> Result<()> {
-    let name = Value::Text(table.name.clone());
+/// What the metadata says of a table: its id, and its current shape if it has one.
+struct Registration {
+    table_id: i64,
+    shape: Option<(i64, Shape)>,
+    /// enabled, and its triggers still there (DROP TABLE takes them along)
+    capturing: bool,
+}
+
+fn registration(conn: &Conn, name: &Value) -> Result<Registration> {
     let mut known = conn.prepare(
-        // capturing now: enabled, and its triggers still there (DROP TABLE takes them along)
-        "SELECT t.id, t.enabled AND EXISTS (SELECT 1 FROM main.sqlite_schema
-                                            WHERE type = 'trigger' AND tbl_name = t.name
-                                              AND name = '_sync_' || t.id || '_insert'),
-                s.columns, s.pk, s.id
+        "SELECT t.id, t.enabled, s.id, s.columns, s.pk
          FROM main._sync_tables t LEFT JOIN main._sync_shapes s ON s.id = t.shape
          WHERE t.name = ?1",
     )?;
-    known.bind(1, &name)?;
-    let (table_id, was_enabled, old_shape) = if known.step()? {
-        let old = Shape::decode(&known.column(2), &known.column(3)).ok();
-        let old = old.map(|s| (s, known.column(4).as_i64().unwrap_or(0)));
-        (
-            known.column(0).as_i64().unwrap_or(0),
-            known.column(1) == Value::Integer(1),
-            old,
-        )
-    } else {
-        conn.exec(
+    known.bind(1, name)?;
+    if !known.step()? {
+        let table_id = conn.insert(
             "INSERT INTO main._sync_tables(name, enabled) VALUES (?1, 0)",
-            std::slice::from_ref(&name),
+            std::slice::from_ref(name),
         )?;
-        let id = conn.query_value("SELECT last_insert_rowid()", &[])?;
-        (id.and_then(|v| v.as_i64()).unwrap_or(0), false, None)
+        return Ok(Registration {
+            table_id,
+            shape: None,
+            capturing: false,
+        });
+    }
+    let table_id = known.column(0).as_i64().unwrap_or(0);
+    let enabled = known.column(1) == Value::Integer(1);
+    let shape = match known.column(2).as_i64() {
+        Some(id) => Some((id, Shape::decode(&known.column(3), &known.column(4))?)),
+        None => None,
     };
-    drop(known);
-    let shape_id = match old_shape {
-        Some((shape, id)) if shape == table.shape => {
-            if was_enabled {
-                return Ok(()); // already capturing this exact shape
-            }
-            id
-        }
+    let insert_trigger = Value::Text(trigger_name(table_id, "insert"));
+    let has_triggers = conn
+        .query_value(
+            "SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1",
+            &[insert_trigger],
+        )?
+        .is_some();
+    Ok(Registration {
+        table_id,
+        shape,
+        capturing: enabled && has_triggers,
+    })
+}
+
+fn enable(conn: &Conn, table: &Table) -> Result<()> {
+    let name = Value::Text(table.name.clone());
+    let known = registration(conn, &name)?;
+    let shape_id = match known.shape {
+        Some((_, ref shape)) if known.capturing && *shape == table.shape => return Ok(()),
+        Some((id, ref shape)) if *shape == table.shape => id,
         _ => {
             let (columns, pk) = table.shape.encode();
-            conn.exec(
+            conn.insert(
                 "INSERT INTO main._sync_shapes(table_id, columns, pk) VALUES (?1, ?2, ?3)",
-                &[Value::Integer(table_id), columns, pk],
-            )?;
-            conn.query_value("SELECT last_insert_rowid()", &[])?
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0)
+                &[Value::Integer(known.table_id), columns, pk],
+            )?
         }
     };
     log::widen(conn, table.shape.columns.len())?;
-    drop_triggers(conn, table_id)?;
+    drop_triggers(conn, known.table_id)?;
     let capture = Capture {
         table: quote_ident(&table.name),
-        table_id,
+        table_id: known.table_id,
         shape_id,
         shape: &table.shape,
         mixed_numbers: &table.mixed_numbers,
@@ -243,9 +256,14 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
     }
     conn.exec(
         "UPDATE main._sync_tables SET enabled = 1, shape = ?2, name = ?3 WHERE id = ?1",
-        &[Value::Integer(table_id), Value::Integer(shape_id), name],
+        &[
+            Value::Integer(known.table_id),
+            Value::Integer(shape_id),
+            name,
+        ],
     )?;
-    if !was_enabled {
+    if !known.capturing {
+        // rows written while capture was off (or before it ever was on) reach peers this way
         conn.exec(&capture.existing_rows(), &[])?;
     }
     Ok(())

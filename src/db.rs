@@ -116,6 +116,13 @@ impl Conn {
         Ok(())
     }
 
+    /// Runs an INSERT and returns the rowid of the row it inserted.
+    pub fn insert(&self, sql: &str, params: &[Value]) -> Result<i64> {
+        self.exec(sql, params)?;
+        // SAFETY: `db` is the live handle SQLite gave us.
+        Ok(unsafe { sqlite!(last_insert_rowid(self.db)) })
+    }
+
     /// Runs a query and returns column 0 of its first row, or `None` when it returns no row.
     pub fn query_value(&self, sql: &str, params: &[Value]) -> Result<Option<Value>> {
         let mut stmt = self.prepare(sql)?;

@@ -110,9 +110,13 @@ impl Shape {
 
     pub fn decode(columns: &Value, pk: &Value) -> Result<Shape> {
         let bad = || Error::new("damaged shape record in _sync_shapes");
-        let columns =
+        let columns: Vec<String> =
             rmp_serde::from_slice(columns.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
-        let pk = rmp_serde::from_slice(pk.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
+        let pk: Vec<usize> =
+            rmp_serde::from_slice(pk.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
+        if pk.iter().any(|&i| i >= columns.len()) {
+            return Err(bad());
+        }
         Ok(Shape { columns, pk })
     }
 }
@@ -263,6 +267,7 @@ pub fn op_id(device: &[u8], seq: i64) -> [u8; 16] {
 
 /// `sync_log_pk(columns, pk, v0, …)`: the op's PRIMARY KEY as a JSON object.
 pub fn sync_log_pk(_conn: &Conn, args: &[Value]) -> Result<Value> {
+    require_args(args, 2)?;
     let shape = Shape::decode(&args[0], &args[1])?;
     let values = &args[2..];
     let mut obj = JsonObject::new();
@@ -275,6 +280,7 @@ pub fn sync_log_pk(_conn: &Conn, args: &[Value]) -> Result<Value> {
 /// `sync_log_values(columns, pk, kind, mask, v0, …)`: the values an op writes, as a JSON object
 /// (every column for an insert, the changed ones for an update); NULL for a delete.
 pub fn sync_log_values(_conn: &Conn, args: &[Value]) -> Result<Value> {
+    require_args(args, 4)?;
     let shape = Shape::decode(&args[0], &args[1])?;
     let (kind, mask) = (args[2].as_i64(), args[3].as_i64().unwrap_or(0));
     let values = &args[4..];
@@ -296,4 +302,11 @@ pub fn sync_log_values(_conn: &Conn, args: &[Value]) -> Result<Value> {
         obj.field(name, values.get(i).unwrap_or(&Value::Null));
     }
     Ok(Value::Text(obj.finish()))
+}
+
+fn require_args(args: &[Value], at_least: usize) -> Result<()> {
+    if args.len() < at_least {
+        return Err(Error::new(format!("expects at least {at_least} arguments")));
+    }
+    Ok(())
 }

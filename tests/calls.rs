@@ -300,3 +300,19 @@ fn results_are_json_that_sql_can_read() {
         Ok(Value::Integer(2))
     );
 }
+
+#[test]
+fn log_helpers_refuse_bad_arguments() {
+    let db = device();
+    for sql in [
+        "SELECT sync_log_pk(1)",
+        "SELECT sync_log_values(1, 2)",
+        "SELECT sync_log_pk(x'00', x'00')",
+        "SELECT sync_op_id('not a blob', 1)",
+        // a shape of one column whose key is column 5
+        "SELECT sync_log_pk(x'91a161', x'9105')",
+    ] {
+        let err = call(&db.conn, sql).expect_err(sql);
+        assert!(!err.contains("panic"), "{sql}: {err}");
+    }
+}

@@ -152,6 +152,102 @@ impl Conn {
     }
 }
 
+/// A connection this extension opened itself (to a bundle file), closed on drop.
+pub struct OwnedConn {
+    conn: Conn,
+}
+
+/// How to open an [`OwnedConn`].
+pub enum OpenMode {
+    ReadOnly,
+    Create,
+}
+
+impl OwnedConn {
+    pub fn open(path: &str, mode: OpenMode) -> Result<OwnedConn> {
+        let cpath = CString::new(path).map_err(|_| Error::new("path holds a NUL byte"))?;
+        let flags = match mode {
+            OpenMode::ReadOnly => 0x1,     // SQLITE_OPEN_READONLY
+            OpenMode::Create => 0x2 | 0x4, // SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        } | 0x8000; // SQLITE_OPEN_NOMUTEX: used by one thread, inside one call
+        let mut db: *mut sqlite3 = ptr::null_mut();
+        // SAFETY: `cpath` outlives the call; `db` receives a handle (even on failure) that we
+        // close exactly once, here or in Drop.
+        let rc = unsafe { sqlite!(open_v2(cpath.as_ptr(), &mut db, flags, ptr::null())) };
+        if rc != SQLITE_OK {
+            let err = if db.is_null() {
+                Error::new("out of memory")
+            } else {
+                let e = Conn { db }.error("cannot open");
+                unsafe { sqlite!(close_v2(db)) };
+                e
+            };
+            return Err(err);
+        }
+        Ok(OwnedConn { conn: Conn { db } })
+    }
+
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl Drop for OwnedConn {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live and closed exactly once; close_v2 waits for statements.
+        unsafe { sqlite!(close_v2(self.conn.db)) };
+    }
+}
+
+/// While alive, the triggers of the main schema do not fire for statements prepared on this
+/// connection (SQLITE_DBCONFIG_ENABLE_TRIGGER); dropping it restores the previous setting.
+/// The importer writes through it so that its writes are never captured as local ops.
+pub struct TriggersOff {
+    conn: Conn,
+    was_on: bool,
+}
+
+const SQLITE_DBCONFIG_ENABLE_TRIGGER: c_int = 1003;
+
+impl TriggersOff {
+    pub fn new(conn: &Conn) -> Result<TriggersOff> {
+        let was_on = set_triggers(conn, -1)?;
+        if was_on {
+            set_triggers(conn, 0)?;
+        }
+        Ok(TriggersOff {
+            conn: *conn,
+            was_on,
+        })
+    }
+}
+
+impl Drop for TriggersOff {
+    fn drop(&mut self) {
+        if self.was_on {
+            let _ = set_triggers(&self.conn, 1);
+        }
+    }
+}
+
+/// Sets (1, 0) or reads (-1) the trigger switch; returns whether triggers are on after the call.
+fn set_triggers(conn: &Conn, onoff: c_int) -> Result<bool> {
+    let mut now: c_int = 0;
+    // SAFETY: db_config with this op takes (int, int*), as documented.
+    let rc = unsafe {
+        sqlite!(db_config(
+            conn.db,
+            SQLITE_DBCONFIG_ENABLE_TRIGGER,
+            onoff,
+            &mut now as *mut c_int
+        ))
+    };
+    if rc != SQLITE_OK {
+        return Err(conn.error("cannot switch triggers"));
+    }
+    Ok(now != 0)
+}
+
 /// A prepared statement, finalized on drop.
 pub struct Stmt {
     conn: Conn,
@@ -215,6 +311,12 @@ impl Stmt {
                 Err(self.conn.error("SQL error"))
             }
         }
+    }
+
+    /// Resets the statement so it can run again with new bindings.
+    pub fn reset(&mut self) {
+        // SAFETY: the statement is live; an error of the last step was already reported.
+        unsafe { sqlite!(reset(self.stmt)) };
     }
 
     /// Column `i` (0-based) of the current row, copied out exactly.

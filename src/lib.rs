@@ -1,12 +1,22 @@
 //! sqlite-sync: a SQLite extension that lets disconnected devices share one database.
 //!
 //! The data's way: a write on an enabled table fires a trigger (`capture`), which appends an op
-//! to the log (`log`). This file registers the SQL functions and nothing else; it reads like the
-//! SQL reference in the README.
+//! to the log (`log`); `sync_bundle_out` packs ops a peer lacks into a file (`bundle_out`,
+//! `bundle`, `op`); `sync_bundle_in` validates a file and applies its ops in causal order
+//! (`apply`, `clock`), settling each touched row by the merge rule (`merge`) and keeping
+//! concurrent edits as records (`conflicts`). This file registers the SQL functions and nothing
+//! else; it reads like the SQL reference in the README.
 
+mod apply;
+mod bundle;
+mod bundle_out;
 mod capture;
+mod clock;
+mod conflicts;
 mod db;
 mod log;
+mod merge;
+mod op;
 mod value;
 
 use std::ffi::{c_char, c_int};
@@ -47,7 +57,15 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_device_id", 0, INNOCUOUS, log::sync_device_id),
     ("sync_enable", 1, DIRECT_ONLY, capture::sync_enable),
     ("sync_disable", 1, DIRECT_ONLY, capture::sync_disable),
-    ("sync_clock", 0, INNOCUOUS, log::sync_clock),
+    ("sync_clock", 0, INNOCUOUS, clock::sync_clock),
+    (
+        "sync_bundle_out",
+        2,
+        DIRECT_ONLY,
+        bundle_out::sync_bundle_out,
+    ),
+    ("sync_bundle_in", 1, DIRECT_ONLY, apply::sync_bundle_in),
+    ("sync_resolve", 2, DIRECT_ONLY, conflicts::sync_resolve),
     // helpers of the sync_log view
     ("sync_op_id", 2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
     (

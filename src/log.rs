@@ -12,8 +12,24 @@
 //! _sync_tables(id, name, enabled, shape)            every table ever enabled, and its current shape
 //! _sync_shapes(id, table_id, columns, pk)           msgpack [name, …] in column order, and the
 //!                                                   positions of the PK columns in PK order
-//! _sync_epochs(local_seq, lamport, clock)           one row per import (written by the importer)
-//! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)
+//! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)     local ops (below)
+//!
+//! _sync_devices(idx, id)                 every device this one has heard of; idx 1 is itself
+//! _sync_remote(device, seq, lamport, applied, body)  ops of other devices, as the bytes that
+//!                                        arrived (op.rs); applied = 0 while pending
+//! _sync_clock(device, seq)               per other device: highest seq applied, none missing
+//! _sync_deps(device, seq, dep, dep_seq)  causal contexts, as change points: from op `seq` of
+//!                                        `device` on, its clock holds `dep_seq` for `dep`
+//! _sync_epochs(local_seq, lamport)       one row per import: the last local seq before it and
+//!                                        the highest Lamport time known after it
+//! _sync_rows(table_id, key, device, seq) which ops touched which row (key: msgpack of the PK
+//!                                        values), for ops applied or folded in (`folded`)
+//! _sync_peers(peer, device, seq)         what each peer is known to have: the clock its last
+//!                                        bundle carried
+//! _sync_bundles(id, source)              bundles imported
+//! _sync_conflicts(...)                   conflict records (conflicts.rs); view sync_conflicts
+//! _sync_state(name, value)               counters: `folded` (last local seq in _sync_rows),
+//!                                        `lamport` (highest Lamport time applied)
 //! ```
 //!
 //! One `_sync_ops` row is one local op. `shape` names the table and its columns (ops name their
@@ -30,17 +46,19 @@
 //! - device: this device.
 //! - op_id: the first 16 bytes of SHA-256(device id ‖ seq as 8 bytes big-endian).
 //! - causal context and Lamport time: a device's clock only moves when it imports. Each import
-//!   appends `_sync_epochs(local_seq = last local seq before it, lamport = highest Lamport time
-//!   known after it, clock = the merged vector clock)`. Local op `n` falls after the epoch `e`
-//!   with the greatest `local_seq < n` (if any): its context is `e.clock` plus this device's ops
-//!   `1..n-1`, and its Lamport time is `e.lamport + n - e.local_seq` (just `n` before any import).
-//!   That is strictly above every op in its context, so the order key (Lamport time, device id,
-//!   seq) is consistent with causality.
+//!   records, at `seq = last local seq + 1` of this device, the clock entries that grew
+//!   (`_sync_deps`), and appends `_sync_epochs(local_seq = last local seq, lamport = highest
+//!   Lamport time known)`. So local op `n`'s context is the merge of this device's change points
+//!   up to `n`, and its Lamport time is `e.lamport + n - e.local_seq` for the epoch `e` with the
+//!   greatest `local_seq < n` (just `n` before any import): strictly above every op in its
+//!   context, so the order key (Lamport time, device id, seq) is consistent with causality.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::db::{Conn, Error, Result};
+use std::collections::HashMap;
+
 use crate::value::{hex, JsonObject, Value};
 
 /// Layout version of the tables above.
@@ -72,8 +90,51 @@ const SCHEMA: &[&str] = &[
      )",
     "CREATE TABLE IF NOT EXISTS _sync_epochs(
        local_seq INTEGER PRIMARY KEY,
+       lamport INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_devices(
+       idx INTEGER PRIMARY KEY,
+       id BLOB NOT NULL UNIQUE
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_remote(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
        lamport INTEGER NOT NULL,
-       clock BLOB NOT NULL
+       applied INTEGER NOT NULL,
+       body BLOB NOT NULL,
+       PRIMARY KEY (device, seq)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_clock(
+       device INTEGER PRIMARY KEY,
+       seq INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_deps(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       dep INTEGER NOT NULL,
+       dep_seq INTEGER NOT NULL,
+       PRIMARY KEY (device, seq, dep)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_rows(
+       table_id INTEGER NOT NULL,
+       key BLOB NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       PRIMARY KEY (table_id, key, device, seq)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_peers(
+       peer INTEGER NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       PRIMARY KEY (peer, device)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_bundles(
+       id BLOB PRIMARY KEY,
+       source INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_state(
+       name TEXT PRIMARY KEY,
+       value
      )",
     "CREATE TABLE IF NOT EXISTS _sync_ops(
        seq INTEGER PRIMARY KEY,
@@ -86,6 +147,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_delete BEFORE DELETE ON _sync_ops
      BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (DELETE refused)'); END",
 ];
+
+/// `_sync_devices.idx` of this device.
+pub const SELF: i64 = 1;
 
 /// Op kinds as stored in `_sync_ops.kind`.
 pub const INSERT: i64 = 0;
@@ -162,8 +226,13 @@ pub fn sync_init(conn: &Conn, _args: &[Value]) -> Result<Value> {
             let id = uuid::Uuid::new_v4().as_bytes().to_vec();
             conn.exec(
                 "INSERT INTO main._sync_device(one, id, format) VALUES (1, ?1, ?2)",
-                &[Value::Blob(id), Value::Integer(FORMAT)],
+                &[Value::Blob(id.clone()), Value::Integer(FORMAT)],
             )?;
+            conn.exec(
+                "INSERT INTO main._sync_devices(idx, id) VALUES (?1, ?2)",
+                &[Value::Integer(SELF), Value::Blob(id)],
+            )?;
+            crate::conflicts::create(conn)?;
             rebuild_log_view(conn, 0)?;
         }
         let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
@@ -174,20 +243,6 @@ pub fn sync_init(conn: &Conn, _args: &[Value]) -> Result<Value> {
 /// `sync_device_id()`: this device's id as hex, NULL before `sync_init()`.
 pub fn sync_device_id(conn: &Conn, _args: &[Value]) -> Result<Value> {
     Ok(device_id(conn)?.map_or(Value::Null, |id| Value::Text(hex(&id))))
-}
-
-/// `sync_clock()`: `{"<device hex>": highest seq with none missing below it, …}`, keys sorted.
-pub fn sync_clock(conn: &Conn, _args: &[Value]) -> Result<Value> {
-    require_initialized(conn)?;
-    let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
-    let mut clock = vec![(hex(&id), last_local_seq(conn)?)];
-    clock.retain(|(_, seq)| *seq > 0);
-    clock.sort();
-    let mut obj = JsonObject::new();
-    for (device, seq) in &clock {
-        obj.field(device, &Value::Integer(*seq));
-    }
-    Ok(Value::Text(obj.finish()))
 }
 
 /// The seq of the newest local op, 0 when there is none.
@@ -309,4 +364,182 @@ fn require_args(args: &[Value], at_least: usize) -> Result<()> {
         return Err(Error::new(format!("expects at least {at_least} arguments")));
     }
     Ok(())
+}
+
+/// One local op read back from the log, with names instead of positions.
+pub struct LocalOp {
+    pub seq: u64,
+    pub table_id: i64,
+    pub table: String,
+    pub kind: u8,
+    pub key: Vec<(String, Value)>,
+    pub cells: Vec<(String, Value)>,
+}
+
+/// Reads local ops; knows every shape and the Lamport epochs.
+pub struct LocalOps {
+    shapes: HashMap<i64, (i64, String, Shape)>,
+    /// (local_seq, lamport) of every import, in order
+    epochs: Vec<(u64, u64)>,
+    width: usize,
+}
+
+impl LocalOps {
+    pub fn load(conn: &Conn) -> Result<LocalOps> {
+        let mut shapes = HashMap::new();
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.table_id, t.name, s.columns, s.pk
+             FROM main._sync_shapes s JOIN main._sync_tables t ON t.id = s.table_id",
+        )?;
+        while stmt.step()? {
+            let shape = Shape::decode(&stmt.column(3), &stmt.column(4))?;
+            let name = stmt.column(2).as_text().unwrap_or_default().to_string();
+            let id = stmt.column(0).as_i64().unwrap_or(0);
+            shapes.insert(id, (stmt.column(1).as_i64().unwrap_or(0), name, shape));
+        }
+        let mut epochs = Vec::new();
+        let mut stmt =
+            conn.prepare("SELECT local_seq, lamport FROM main._sync_epochs ORDER BY local_seq")?;
+        while stmt.step()? {
+            let n = |i| stmt.column(i).as_i64().unwrap_or(0) as u64;
+            epochs.push((n(0), n(1)));
+        }
+        Ok(LocalOps {
+            shapes,
+            epochs,
+            width: log_width(conn)?,
+        })
+    }
+
+    /// Lamport time of local op `seq` (see the module comment).
+    pub fn lamport(&self, seq: u64) -> u64 {
+        let i = self
+            .epochs
+            .partition_point(|&(local_seq, _)| local_seq < seq);
+        match i {
+            0 => seq,
+            _ => {
+                let (local_seq, lamport) = self.epochs[i - 1];
+                lamport + seq - local_seq
+            }
+        }
+    }
+
+    /// Calls `f` for every local op with `after < seq <= upto`, in seq order.
+    pub fn each(
+        &self,
+        conn: &Conn,
+        after: u64,
+        upto: u64,
+        mut f: impl FnMut(LocalOp) -> Result<()>,
+    ) -> Result<()> {
+        let vs: String = (0..self.width).map(|i| format!(", v{i}")).collect();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT seq, shape, kind, mask{vs} FROM main._sync_ops
+             WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
+        ))?;
+        stmt.bind_all(&[Value::Integer(after as i64), Value::Integer(upto as i64)])?;
+        while stmt.step()? {
+            let shape_id = stmt.column(1).as_i64().unwrap_or(0);
+            let (table_id, table, shape) = self
+                .shapes
+                .get(&shape_id)
+                .ok_or_else(|| Error::new(format!("op log names unknown shape {shape_id}")))?;
+            let kind = stmt.column(2).as_i64().unwrap_or(0);
+            let mask = stmt.column(3).as_i64().unwrap_or(0);
+            let value = |i: usize| stmt.column(4 + i);
+            let written = |i: usize| match kind {
+                INSERT => true,
+                UPDATE => (mask >> i) & 1 == 1,
+                _ => false,
+            };
+            f(LocalOp {
+                seq: stmt.column(0).as_i64().unwrap_or(0) as u64,
+                table_id: *table_id,
+                table: table.clone(),
+                kind: kind as u8,
+                key: shape
+                    .pk
+                    .iter()
+                    .map(|&i| (shape.columns[i].clone(), value(i)))
+                    .collect(),
+                cells: (0..shape.columns.len())
+                    .filter(|&i| written(i))
+                    .map(|i| (shape.columns[i].clone(), value(i)))
+                    .collect(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A table this database syncs now, with its current shape.
+#[derive(Debug, Clone)]
+pub struct SyncedTable {
+    pub id: i64,
+    pub name: String,
+    pub shape_id: i64,
+    pub shape: Shape,
+}
+
+impl SyncedTable {
+    /// The table's own spelling of column `name` (names compare without case, as in SQL).
+    pub fn column(&self, name: &str) -> Option<&str> {
+        self.shape
+            .columns
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(name))
+            .map(String::as_str)
+    }
+
+    pub fn key_columns(&self) -> impl Iterator<Item = &str> {
+        self.shape
+            .pk
+            .iter()
+            .map(|&i| self.shape.columns[i].as_str())
+    }
+}
+
+/// Every enabled table, by id.
+pub fn synced_tables(conn: &Conn) -> Result<Vec<SyncedTable>> {
+    let mut stmt = conn.prepare(
+        "SELECT t.id, t.name, s.id, s.columns, s.pk
+         FROM main._sync_tables t JOIN main._sync_shapes s ON s.id = t.shape
+         WHERE t.enabled = 1",
+    )?;
+    let mut out = Vec::new();
+    while stmt.step()? {
+        out.push(SyncedTable {
+            id: stmt.column(0).as_i64().unwrap_or(0),
+            name: stmt.column(1).as_text().unwrap_or_default().to_string(),
+            shape_id: stmt.column(2).as_i64().unwrap_or(0),
+            shape: Shape::decode(&stmt.column(3), &stmt.column(4))?,
+        });
+    }
+    Ok(out)
+}
+
+/// The bytes that identify a row of a table: msgpack of its PRIMARY KEY values, in key order.
+pub fn row_key<'a>(values: impl Iterator<Item = &'a Value>) -> Vec<u8> {
+    let values: Vec<&Value> = values.collect();
+    rmp_serde::to_vec(&values).expect("values always encode")
+}
+
+/// Reads and writes the counters in `_sync_state`.
+pub fn state(conn: &Conn, name: &str) -> Result<u64> {
+    Ok(conn
+        .query_value(
+            "SELECT value FROM main._sync_state WHERE name = ?1",
+            &[Value::Text(name.into())],
+        )?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0) as u64)
+}
+
+pub fn set_state(conn: &Conn, name: &str, value: u64) -> Result<()> {
+    conn.exec(
+        "INSERT INTO main._sync_state(name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        &[Value::Text(name.into()), Value::Integer(value as i64)],
+    )
 }

@@ -194,3 +194,133 @@ pub mod tempdir {
         }
     }
 }
+
+/// One device of a sync scenario: a database file with the extension, `sync_init()` run, and a
+/// folder for the bundles it writes.
+pub struct Device {
+    pub db: TestDb,
+    pub name: String,
+}
+
+impl Device {
+    pub fn new(name: &str, schema: &str) -> Device {
+        let db = device();
+        exec(&db.conn, schema);
+        Device {
+            db,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.db.conn
+    }
+
+    pub fn id(&self) -> String {
+        self.conn()
+            .query_row("SELECT sync_device_id()", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Writes a bundle for `peer` (None: every op) and returns its path.
+    pub fn bundle_for(&self, peer: Option<&Device>) -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = self.db.dir.path().join(format!("{}-{n}.bundle", self.name));
+        let peer_id = peer.map(Device::id);
+        self.conn()
+            .query_row(
+                "SELECT sync_bundle_out(?1, ?2)",
+                rusqlite::params![peer_id, path.to_str().unwrap()],
+                |_| Ok(()),
+            )
+            .unwrap_or_else(|e| panic!("{}: sync_bundle_out: {e}", self.name));
+        path
+    }
+
+    /// Imports a bundle; returns the result's fields.
+    pub fn import(&self, path: &std::path::Path) -> ImportResult {
+        self.try_import(path)
+            .unwrap_or_else(|e| panic!("{}: sync_bundle_in: {e}", self.name))
+    }
+
+    pub fn try_import(&self, path: &std::path::Path) -> Result<ImportResult, String> {
+        self.conn()
+            .query_row(
+                "SELECT r ->> '$.applied_count', r ->> '$.conflict_count', r ->> '$.duplicate_count',
+                        r ->> '$.skipped', r ->> '$.pending_count', r ->> '$.total_operations'
+                 FROM (SELECT sync_bundle_in(?1) AS r)",
+                [path.to_str().unwrap()],
+                |r| {
+                    Ok(ImportResult {
+                        applied: r.get(0)?,
+                        conflicts: r.get(1)?,
+                        duplicates: r.get(2)?,
+                        skipped: r.get::<_, i64>(3)? != 0,
+                        pending: r.get(4)?,
+                        total: r.get(5)?,
+                    })
+                },
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every row of `table`, ordered, exactly.
+    pub fn dump(&self, table: &str) -> Vec<Vec<Value>> {
+        let mut stmt = self
+            .conn()
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1, 2"))
+            .unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The conflicts, in the form every device must agree on (no local/remote perspective).
+    pub fn conflicts(&self) -> Vec<ConflictRow> {
+        let mut stmt = self
+            .conn()
+            .prepare(
+                "SELECT id, table_name, pk, columns, winner_op_id,
+                        min(local_op_id, remote_op_id), max(local_op_id, remote_op_id), resolved
+                 FROM sync_conflicts GROUP BY id ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    pub fn clock(&self) -> String {
+        self.conn()
+            .query_row("SELECT sync_clock()", [], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+/// id, table, pk, columns, winner, smaller op id, greater op id, resolved
+pub type ConflictRow = (String, String, String, String, String, String, String, i64);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportResult {
+    pub applied: i64,
+    pub conflicts: i64,
+    pub duplicates: i64,
+    pub skipped: bool,
+    pub pending: i64,
+    pub total: i64,
+}

@@ -1,0 +1,499 @@
+//! Apply: `sync_bundle_in`, which validates a bundle whole, stores its ops, applies them in
+//! causal order and brings every row they touch to the state the merge rule gives.
+//!
+//! Invariants: nothing is written before the whole bundle is validated; everything is written in
+//! one savepoint, so an error leaves the database as it was; an op is applied only when every op
+//! in its causal context is (others wait as pending); the importer's own writes to user tables
+//! are made with triggers off, so they are never captured as local ops; and a touched row is
+//! rewritten from the whole set of ops on it (merge.rs), so the order in which ops arrive does
+//! not matter.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::bundle::Reader;
+use crate::clock::{self, Clock, Contexts, Devices, Order};
+use crate::conflicts;
+use crate::db::{Conn, Error, Result, Stmt, TriggersOff};
+use crate::log::{self, LocalOps, SyncedTable, SELF};
+use crate::merge::{self, RowOp, RowState};
+use crate::op::{Op, DELETE};
+use crate::value::{hex, Cells, JsonObject, Value};
+
+/// What one import did, as `sync_bundle_in` reports it.
+#[derive(Default)]
+struct Outcome {
+    applied: u64,
+    conflicts: u64,
+    duplicates: u64,
+    skipped: bool,
+}
+
+/// `sync_bundle_in(path)`.
+pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let path = args[0]
+        .as_text()
+        .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
+    log::require_initialized(conn)?;
+    let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
+    let reader = Reader::open(path).map_err(in_bundle)?;
+    let tables = log::synced_tables(conn)?;
+    let me = log::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
+    let last_local = log::last_local_seq(conn)? as u64;
+    reader
+        .each_op(|op, _| validate(op, &tables, &me, last_local))
+        .map_err(in_bundle)?;
+    let manifest = &reader.manifest;
+    let seen = conn
+        .query_value(
+            "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
+            &[Value::Blob(manifest.bundle_id.to_vec())],
+        )?
+        .is_some();
+    let outcome = if seen {
+        Outcome {
+            skipped: true,
+            ..Outcome::default()
+        }
+    } else {
+        conn.savepoint("sync_bundle_in", || import(conn, &reader, &tables))
+            .map_err(in_bundle)?
+    };
+    let mut json = JsonObject::new();
+    json.field("bundle_id", &Value::Text(hex(&manifest.bundle_id)))
+        .field("source_device_id", &Value::Text(hex(&manifest.source)))
+        .field(
+            "total_operations",
+            &Value::Integer(manifest.op_count as i64),
+        )
+        .field("applied_count", &Value::Integer(outcome.applied as i64))
+        .field("conflict_count", &Value::Integer(outcome.conflicts as i64))
+        .field(
+            "duplicate_count",
+            &Value::Integer(outcome.duplicates as i64),
+        )
+        .raw("skipped", if outcome.skipped { "true" } else { "false" })
+        .field(
+            "pending_count",
+            &Value::Integer(pending_count(conn)? as i64),
+        );
+    Ok(Value::Text(json.finish()))
+}
+
+fn pending_count(conn: &Conn) -> Result<u64> {
+    Ok(conn
+        .query_value(
+            "SELECT count(*) FROM main._sync_remote WHERE applied = 0",
+            &[],
+        )?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0) as u64)
+}
+
+/// Checks that `op` names a table and columns this database syncs, and does not pretend to be
+/// one of this device's ops.
+fn validate(op: &Op, tables: &[SyncedTable], me: &[u8], last_local: u64) -> Result<()> {
+    if op.device[..] == *me && op.seq > last_local {
+        return Err(Error::new(
+            "claims to come from this device, which never wrote it",
+        ));
+    }
+    let table = find_table(tables, &op.table)?;
+    let key: Vec<&str> = op.key.iter().map(|(c, _)| c.as_str()).collect();
+    let expected: Vec<&str> = table.key_columns().collect();
+    if key.len() != expected.len()
+        || key
+            .iter()
+            .zip(&expected)
+            .any(|(a, b)| !a.eq_ignore_ascii_case(b))
+    {
+        return Err(Error::new(format!(
+            "its key columns {key:?} are not the PRIMARY KEY {expected:?} of table {:?}",
+            table.name
+        )));
+    }
+    for (column, _) in &op.cells {
+        if table.column(column).is_none() {
+            return Err(Error::new(format!(
+                "names column {column:?}, which table {:?} does not have",
+                table.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'a SyncedTable> {
+    tables
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            Error::new(format!(
+                "names table {name:?}, which this database does not sync"
+            ))
+        })
+}
+
+/// Everything one import reads and writes, kept for its length.
+struct Import<'a> {
+    conn: Conn,
+    tables: &'a [SyncedTable],
+    devices: Devices,
+    contexts: Contexts,
+    local: LocalOps,
+    clock: Clock,
+    lamport: u64,
+    touched: BTreeSet<(i64, Vec<u8>)>,
+    statements: HashMap<String, Stmt>,
+    outcome: Outcome,
+}
+
+fn import(conn: &Conn, reader: &Reader, tables: &[SyncedTable]) -> Result<Outcome> {
+    let _quiet = TriggersOff::new(conn)?;
+    let mut run = Import {
+        conn: *conn,
+        tables,
+        devices: Devices::load(conn)?,
+        contexts: Contexts::load(conn)?,
+        local: LocalOps::load(conn)?,
+        clock: clock::applied(conn)?,
+        lamport: log::state(conn, "lamport")?,
+        touched: BTreeSet::new(),
+        statements: HashMap::new(),
+        outcome: Outcome::default(),
+    };
+    let before = run.clock.clone();
+    run.fold_local_ops()?;
+    reader.each_op(|op, body| run.store(op, body))?;
+    run.deliver()?;
+    for (table_id, key) in std::mem::take(&mut run.touched) {
+        run.settle_row(table_id, &key)?;
+    }
+    run.record(reader, &before)?;
+    Ok(run.outcome)
+}
+
+impl Import<'_> {
+    fn table(&self, id: i64) -> Result<&SyncedTable> {
+        self.tables
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| Error::new(format!("table {id} is no longer synced")))
+    }
+
+    /// Indexes local ops written since the last import by row, and marks the rows that other
+    /// devices' ops touched too (their conflicts may change).
+    fn fold_local_ops(&mut self) -> Result<()> {
+        let folded = log::state(&self.conn, "folded")?;
+        let last = self.clock.get(&SELF).copied().unwrap_or(0);
+        let conn = self.conn;
+        let mut shared = conn.prepare(
+            "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2 AND device <> 1 LIMIT 1",
+        )?;
+        let mut rows = Vec::new();
+        self.local.each(&conn, folded, last, |op| {
+            rows.push((
+                op.table_id,
+                log::row_key(op.key.iter().map(|(_, v)| v)),
+                op.seq,
+            ));
+            Ok(())
+        })?;
+        for (table_id, key, seq) in rows {
+            self.index_row(table_id, &key, SELF, seq)?;
+            shared.bind_all(&[Value::Integer(table_id), Value::Blob(key.clone())])?;
+            if shared.step()? {
+                self.touched.insert((table_id, key));
+            }
+            shared.reset();
+        }
+        log::set_state(&conn, "folded", last)
+    }
+
+    fn index_row(&mut self, table_id: i64, key: &[u8], device: i64, seq: u64) -> Result<()> {
+        self.run(
+            "INSERT OR IGNORE INTO main._sync_rows(table_id, key, device, seq) VALUES (?1, ?2, ?3, ?4)",
+            &[
+                Value::Integer(table_id),
+                Value::Blob(key.to_vec()),
+                Value::Integer(device),
+                Value::Integer(seq as i64),
+            ],
+        )
+    }
+
+    /// Runs a cached statement to completion.
+    fn run(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        if !self.statements.contains_key(sql) {
+            let stmt = self.conn.prepare(sql)?;
+            self.statements.insert(sql.to_string(), stmt);
+        }
+        let stmt = self.statements.get_mut(sql).expect("just cached");
+        stmt.bind_all(params)?;
+        let result = (|| {
+            while stmt.step()? {}
+            Ok(())
+        })();
+        stmt.reset();
+        result
+    }
+
+    /// Stores one op of the bundle (pending), unless it is here already.
+    fn store(&mut self, op: &Op, body: &[u8]) -> Result<()> {
+        let device = self.devices.idx_or_add(&self.conn, &op.device)?;
+        if device == SELF {
+            self.outcome.duplicates += 1;
+            return Ok(());
+        }
+        let existing = self.conn.query_value(
+            "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(op.seq as i64)],
+        )?;
+        if let Some(existing) = existing {
+            if existing.as_blob() != Some(body) {
+                return Err(Error::new(
+                    "differs from the op with the same device and seq already here (forged?)",
+                ));
+            }
+            self.outcome.duplicates += 1;
+            return Ok(());
+        }
+        self.run(
+            "INSERT INTO main._sync_remote(device, seq, lamport, applied, body) VALUES (?1, ?2, ?3, 0, ?4)",
+            &[
+                Value::Integer(device),
+                Value::Integer(op.seq as i64),
+                Value::Integer(op.lamport as i64),
+                Value::Blob(body.to_vec()),
+            ],
+        )?;
+        for dep in &op.deps {
+            let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
+            self.contexts
+                .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
+        }
+        Ok(())
+    }
+
+    /// Applies every stored op whose causal context is applied, until none is left that can be.
+    fn deliver(&mut self) -> Result<()> {
+        let conn = self.conn;
+        let mut next = conn.prepare(
+            "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2 AND applied = 0",
+        )?;
+        let devices: Vec<i64> = {
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT device FROM main._sync_remote WHERE applied = 0 ORDER BY device",
+            )?;
+            let mut v = Vec::new();
+            while stmt.step()? {
+                v.push(stmt.column(0).as_i64().unwrap_or(0));
+            }
+            v
+        };
+        loop {
+            let mut progress = false;
+            for &device in &devices {
+                loop {
+                    let seq = self.clock.get(&device).copied().unwrap_or(0) + 1;
+                    if !self.deliverable(device, seq) {
+                        break;
+                    }
+                    next.bind_all(&[Value::Integer(device), Value::Integer(seq as i64)])?;
+                    let body = if next.step()? {
+                        next.column(0)
+                    } else {
+                        Value::Null
+                    };
+                    next.reset();
+                    let Value::Blob(body) = body else { break };
+                    self.apply(device, seq, &body)?;
+                    progress = true;
+                }
+            }
+            if !progress {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Every entry of op `seq` of `device`'s context is applied here.
+    fn deliverable(&self, device: i64, seq: u64) -> bool {
+        self.contexts
+            .context(device, seq)
+            .iter()
+            .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
+    }
+
+    fn apply(&mut self, device: i64, seq: u64, body: &[u8]) -> Result<()> {
+        let op = Op::decode(body)?;
+        let table_id = find_table(self.tables, &op.table)?.id;
+        let key = log::row_key(op.key.iter().map(|(_, v)| v));
+        self.run(
+            "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        self.index_row(table_id, &key, device, seq)?;
+        self.touched.insert((table_id, key));
+        self.clock.insert(device, seq);
+        self.lamport = self.lamport.max(op.lamport);
+        self.outcome.applied += 1;
+        Ok(())
+    }
+
+    /// Rewrites one row from every op on it, and its conflict records.
+    fn settle_row(&mut self, table_id: i64, key: &[u8]) -> Result<()> {
+        let table = self.table(table_id)?.clone();
+        let (ops, key_values) = self.row_ops(&table, key)?;
+        let order = Order {
+            devices: &self.devices,
+            contexts: &self.contexts,
+        };
+        let state = merge::row_state(&ops, &order);
+        let found = merge::conflicts(&ops, &order);
+        self.write_row(&table, &key_values, &state)?;
+        self.outcome.conflicts +=
+            conflicts::store(&self.conn, &table, key, &key_values, &ops, &found)?;
+        Ok(())
+    }
+
+    /// Every applied op on a row, with names as the table spells them, and the row's key.
+    fn row_ops(&mut self, table: &SyncedTable, key: &[u8]) -> Result<(Vec<RowOp>, Cells)> {
+        let conn = self.conn;
+        let mut stmt = conn.prepare(
+            "SELECT r.device, r.seq, o.body FROM main._sync_rows r
+             LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq
+             WHERE r.table_id = ?1 AND r.key = ?2",
+        )?;
+        stmt.bind_all(&[Value::Integer(table.id), Value::Blob(key.to_vec())])?;
+        let mut ops = Vec::new();
+        let mut key_values = Vec::new();
+        let me = self.devices.me();
+        while stmt.step()? {
+            let device = stmt.column(0).as_i64().unwrap_or(0);
+            let seq = stmt.column(1).as_i64().unwrap_or(0) as u64;
+            let (kind, op_key, cells, device_id, lamport) = if device == SELF {
+                let mut found = None;
+                self.local.each(&conn, seq - 1, seq, |op| {
+                    found = Some(op);
+                    Ok(())
+                })?;
+                let op = found.ok_or_else(|| Error::new(format!("local op {seq} is missing")))?;
+                (op.kind, op.key, op.cells, me, self.local.lamport(seq))
+            } else {
+                let body = stmt.column(2);
+                let op = Op::decode(body.as_blob().unwrap_or_default())?;
+                (op.kind, op.key, op.cells, op.device, op.lamport)
+            };
+            let spell = |(c, v): (String, Value)| (table.column(&c).unwrap_or(&c).to_string(), v);
+            if key_values.is_empty() {
+                key_values = op_key.into_iter().map(spell).collect();
+            }
+            ops.push(RowOp {
+                device: device_id,
+                seq,
+                lamport,
+                kind,
+                cells: if kind == DELETE {
+                    Vec::new()
+                } else {
+                    cells.into_iter().map(spell).collect()
+                },
+            });
+        }
+        Ok((ops, key_values))
+    }
+
+    fn write_row(
+        &mut self,
+        table: &SyncedTable,
+        key: &[(String, Value)],
+        state: &RowState,
+    ) -> Result<()> {
+        let q = crate::capture::quote_ident;
+        let key_match: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{} IS ?{}", q(c), i + 1))
+            .collect();
+        match state {
+            RowState::Absent => {
+                let sql = format!(
+                    "DELETE FROM main.{} WHERE {}",
+                    q(&table.name),
+                    key_match.join(" AND ")
+                );
+                let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
+                self.run(&sql, &params)
+            }
+            RowState::Present(cells) => {
+                let mut columns: Vec<&(String, Value)> = key.iter().collect();
+                columns.extend(
+                    cells
+                        .iter()
+                        .filter(|(c, _)| !key.iter().any(|(k, _)| k == c)),
+                );
+                let names: Vec<String> = columns.iter().map(|(c, _)| q(c)).collect();
+                let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+                let key_names: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
+                let sets: Vec<String> = names[key.len()..]
+                    .iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                let action = if sets.is_empty() {
+                    "NOTHING".to_string()
+                } else {
+                    format!("UPDATE SET {}", sets.join(", "))
+                };
+                let sql = format!(
+                    "INSERT INTO main.{}({}) VALUES ({}) ON CONFLICT({}) DO {action}",
+                    q(&table.name),
+                    names.join(", "),
+                    marks.join(", "),
+                    key_names.join(", ")
+                );
+                let params: Vec<Value> = columns.iter().map(|(_, v)| v.clone()).collect();
+                self.run(&sql, &params)
+            }
+        }
+    }
+
+    /// Stores the new clock, this device's next context and Lamport epoch, what the source is
+    /// known to have, and the bundle's id.
+    fn record(&mut self, reader: &Reader, before: &Clock) -> Result<()> {
+        let conn = self.conn;
+        clock::store_applied(&conn, &self.clock)?;
+        let last_local = self.clock.get(&SELF).copied().unwrap_or(0);
+        for (&device, &seq) in self.clock.iter().filter(|(&d, _)| d != SELF) {
+            if before.get(&device) != Some(&seq) {
+                self.contexts
+                    .add(&conn, SELF, last_local + 1, device, seq)?;
+            }
+        }
+        let lamport = self.lamport.max(self.local.lamport(last_local));
+        log::set_state(&conn, "lamport", self.lamport)?;
+        conn.exec(
+            "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
+             ON CONFLICT(local_seq) DO UPDATE SET lamport = max(lamport, excluded.lamport)",
+            &[
+                Value::Integer(last_local as i64),
+                Value::Integer(lamport as i64),
+            ],
+        )?;
+        let manifest = &reader.manifest;
+        let source = self.devices.idx_or_add(&conn, &manifest.source)?;
+        if source != SELF {
+            let mut known = Clock::new();
+            for (id, seq) in &manifest.clock {
+                known.insert(self.devices.idx_or_add(&conn, id)?, *seq);
+            }
+            clock::learn_peer(&conn, source, &known)?;
+        }
+        conn.exec(
+            "INSERT INTO main._sync_bundles(id, source) VALUES (?1, ?2)",
+            &[
+                Value::Blob(manifest.bundle_id.to_vec()),
+                Value::Integer(source),
+            ],
+        )
+    }
+}

@@ -1,0 +1,103 @@
+//! `sync_bundle_out(peer, path)`: packs every op the peer is not known to have into a bundle.
+//!
+//! Invariant: an op is left out only when a bundle *from* the peer said the peer had it, so a
+//! bundle lost on the way loses nothing (the next one carries the same ops again). Ops are read
+//! by (device, seq) ranges through indexes and streamed into the file, so the cost follows the
+//! ops written, not the size of the log, and memory does not grow with them.
+
+use crate::bundle::Writer;
+use crate::clock::{self, Clock, Contexts, Devices};
+use crate::db::{Conn, Error, Result};
+use crate::log::{self, LocalOps, SELF};
+use crate::op::{Dep, DeviceId, Op};
+use crate::value::{hex, JsonObject, Value};
+
+pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
+    log::require_initialized(conn)?;
+    let peer: Option<DeviceId> =
+        match &args[0] {
+            Value::Null => None,
+            Value::Text(s) => Some(parse_device(s).ok_or_else(|| {
+                Error::new(format!("peer {s:?} is not a device id (32 hex digits)"))
+            })?),
+            other => {
+                return Err(Error::new(format!(
+                    "expects the peer's device id as TEXT or NULL, got {}",
+                    other.type_name()
+                )))
+            }
+        };
+    let path = args[1]
+        .as_text()
+        .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
+    // one read transaction: the clock in the manifest and the ops agree
+    conn.savepoint("sync_bundle_out", || write(conn, peer, path))
+}
+
+fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
+    let devices = Devices::load(conn)?;
+    let known = match peer.and_then(|p| devices.idx(&p)) {
+        Some(idx) => clock::known_by(conn, idx)?,
+        None => Clock::new(),
+    };
+    let applied = clock::applied(conn)?;
+    let contexts = Contexts::load(conn)?;
+    let local = LocalOps::load(conn)?;
+    let me = devices.me();
+    let mut writer =
+        Writer::create(path, &me).map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
+
+    let from = known.get(&SELF).copied().unwrap_or(0);
+    let upto = applied.get(&SELF).copied().unwrap_or(0);
+    local.each(conn, from, upto, |op| {
+        let mut deps: Vec<Dep> = contexts
+            .delta(SELF, op.seq)
+            .into_iter()
+            .map(|(d, s)| Dep(devices.id(d), s))
+            .collect();
+        deps.sort();
+        let op = Op {
+            device: me,
+            seq: op.seq,
+            lamport: local.lamport(op.seq),
+            deps,
+            table: op.table,
+            kind: op.kind,
+            key: op.key,
+            cells: op.cells,
+        };
+        writer.add(&op.encode())
+    })?;
+
+    let mut remote = conn.prepare(
+        "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    for device in devices.indexes().filter(|&d| d != SELF) {
+        let from = known.get(&device).copied().unwrap_or(0);
+        remote.bind_all(&[Value::Integer(device), Value::Integer(from as i64)])?;
+        while remote.step()? {
+            if let Value::Blob(body) = remote.column(0) {
+                writer.add(&body)?;
+            }
+        }
+        remote.reset();
+    }
+    drop(remote);
+
+    let bundle_id = *uuid::Uuid::new_v4().as_bytes();
+    let clock: Vec<(DeviceId, u64)> = applied.iter().map(|(&d, &s)| (devices.id(d), s)).collect();
+    let ops = writer.count();
+    let bytes = writer
+        .finish(bundle_id, &me, &clock)
+        .map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
+    let mut json = JsonObject::new();
+    json.field("bundle_id", &Value::Text(hex(&bundle_id)))
+        .field("ops", &Value::Integer(ops as i64))
+        .field("path", &Value::Text(path.into()))
+        .field("bytes", &Value::Integer(bytes as i64));
+    Ok(Value::Text(json.finish()))
+}
+
+fn parse_device(s: &str) -> Option<DeviceId> {
+    crate::value::unhex(s)?.try_into().ok()
+}

@@ -1,0 +1,611 @@
+//! The sync loop between devices, scenario by scenario: bundles, causal delivery, relays,
+//! idempotence, conflicts and their resolution.
+
+mod common;
+
+use common::*;
+use rusqlite::types::Value;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+const TODOS: &str = "CREATE TABLE todos(id INTEGER PRIMARY KEY, title TEXT, done INTEGER, note);
+                     SELECT sync_enable('todos');";
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+/// Sends `from`'s ops for `to` and imports them there.
+fn send(from: &Device, to: &Device) -> ImportResult {
+    to.import(&from.bundle_for(Some(to)))
+}
+
+fn ops_in_log(d: &Device) -> i64 {
+    op_count(d.conn())
+}
+
+#[test]
+fn a_row_travels_and_the_importer_captures_nothing() {
+    let a = Device::new("a", TODOS);
+    let b = Device::new("b", &format!("PRAGMA recursive_triggers = ON; {TODOS}"));
+    exec(
+        a.conn(),
+        "INSERT INTO todos VALUES (1, 'milk', 0, x'00ff'), (2, 'bread', 1, 0.1 + 0.2)",
+    );
+    let r = send(&a, &b);
+    assert_eq!(
+        (
+            r.applied,
+            r.conflicts,
+            r.duplicates,
+            r.skipped,
+            r.pending,
+            r.total
+        ),
+        (2, 0, 0, false, 0, 2)
+    );
+    assert_eq!(b.dump("todos"), a.dump("todos"));
+    assert_eq!(ops_in_log(&b), 0, "imported writes are not local ops");
+    assert_eq!(b.clock(), a.clock());
+}
+
+#[test]
+fn relay_reaches_a_third_device_with_the_edit() {
+    let (a, b, c) = (
+        Device::new("a", TODOS),
+        Device::new("b", TODOS),
+        Device::new("c", TODOS),
+    );
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'milk', 0, NULL)");
+    send(&a, &b);
+    exec(b.conn(), "UPDATE todos SET done = 1 WHERE id = 1");
+    let r = send(&b, &c); // c never hears from a directly
+    assert_eq!((r.applied, r.pending), (2, 0));
+    assert_eq!(
+        c.dump("todos"),
+        vec![vec![
+            Value::Integer(1),
+            text("milk"),
+            Value::Integer(1),
+            Value::Null
+        ]]
+    );
+    assert_eq!(c.dump("todos"), b.dump("todos"));
+}
+
+#[test]
+fn an_update_that_arrives_before_its_insert_waits() {
+    let (a, b, c) = (
+        Device::new("a", TODOS),
+        Device::new("b", TODOS),
+        Device::new("c", TODOS),
+    );
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'milk', 0, NULL)");
+    let from_a = a.bundle_for(None);
+    b.import(&from_a);
+    exec(b.conn(), "UPDATE todos SET title = 'oat milk' WHERE id = 1");
+    // a bundle with b's ops only (b thinks c has a's op: made for a, who has it)
+    let only_b = b.bundle_for(Some(&a));
+    let r = c.import(&only_b);
+    assert_eq!(
+        (r.applied, r.pending),
+        (0, 1),
+        "the update waits for the insert it follows"
+    );
+    assert!(c.dump("todos").is_empty());
+    let r = c.import(&from_a);
+    assert_eq!(
+        (r.applied, r.pending),
+        (2, 0),
+        "the insert arrives, and the update after it"
+    );
+    assert_eq!(c.dump("todos"), b.dump("todos"));
+}
+
+#[test]
+fn writes_after_an_import_travel_cleanly() {
+    // the Python library rejected its own bundles after this sequence
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'one', 0, NULL)");
+    send(&a, &b);
+    exec(b.conn(), "INSERT INTO todos VALUES (2, 'two', 0, NULL)");
+    send(&b, &a);
+    exec(
+        a.conn(),
+        "INSERT INTO todos VALUES (3, 'three', 0, NULL); UPDATE todos SET done = 1 WHERE id = 2;",
+    );
+    let r = send(&a, &b);
+    assert_eq!((r.applied, r.pending), (2, 0));
+    assert_eq!(a.dump("todos"), b.dump("todos"));
+    assert_eq!(a.clock(), b.clock());
+}
+
+#[test]
+fn interleaved_updates_converge() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE todos SET title = 'A1'");
+    exec(b.conn(), "UPDATE todos SET title = 'B1'");
+    exec(b.conn(), "UPDATE todos SET title = 'B2'");
+    send(&b, &a);
+    exec(a.conn(), "UPDATE todos SET title = 'A2'");
+    send(&a, &b);
+    send(&b, &a);
+    assert_eq!(a.dump("todos"), b.dump("todos"));
+    assert_eq!(a.dump("todos")[0][1], text("A2"), "A2 follows everything");
+    assert_eq!(a.conflicts(), b.conflicts());
+}
+
+#[test]
+fn remote_update_and_delete_hit_the_right_row_with_odd_keys() {
+    let schema = "CREATE TABLE p(v TEXT, w INTEGER, id INTEGER PRIMARY KEY);
+                  CREATE TABLE c(a TEXT, x INTEGER, y TEXT, PRIMARY KEY (y, x)) WITHOUT ROWID;
+                  SELECT sync_enable('p'); SELECT sync_enable('c');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(
+        a.conn(),
+        "INSERT INTO p VALUES ('one', 1, 10), ('two', 2, 20);
+                    INSERT INTO c VALUES ('r1', 1, 'k'), ('r2', 2, 'k'), ('r3', 1, 'j');",
+    );
+    send(&a, &b);
+    exec(a.conn(), "UPDATE p SET v = 'TWO' WHERE id = 20; DELETE FROM p WHERE id = 10;
+                    UPDATE c SET a = 'R2' WHERE x = 2 AND y = 'k'; DELETE FROM c WHERE x = 1 AND y = 'k';");
+    send(&a, &b);
+    assert_eq!(
+        b.dump("p"),
+        vec![vec![text("TWO"), Value::Integer(2), Value::Integer(20)]]
+    );
+    assert_eq!(b.dump("c"), a.dump("c"));
+    assert_eq!(b.dump("c").len(), 2);
+}
+
+#[test]
+fn blobs_and_reals_arrive_exact() {
+    let schema = "CREATE TABLE v(id INTEGER PRIMARY KEY, x); SELECT sync_enable('v');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    let values = [
+        Value::Real(0.1 + 0.2),
+        Value::Real(-0.0),
+        Value::Real(f64::INFINITY),
+        Value::Integer(i64::MIN),
+        Value::Blob(vec![]),
+        Value::Blob((0..=255).collect()),
+        text(""),
+        Value::Null,
+    ];
+    for (i, v) in values.iter().enumerate() {
+        a.conn()
+            .execute(
+                "INSERT INTO v VALUES (?1, ?2)",
+                rusqlite::params![i as i64, v],
+            )
+            .unwrap();
+    }
+    send(&a, &b);
+    let got: Vec<Value> = b.dump("v").into_iter().map(|r| r[1].clone()).collect();
+    for (g, v) in got.iter().zip(&values) {
+        assert!(same_value(g, v), "{v:?} arrived as {g:?}");
+    }
+}
+
+#[test]
+fn primary_key_change_propagates() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE todos SET id = 7 WHERE id = 1");
+    send(&a, &b);
+    assert_eq!(
+        b.dump("todos"),
+        vec![vec![
+            Value::Integer(7),
+            text("x"),
+            Value::Integer(0),
+            Value::Null
+        ]]
+    );
+}
+
+#[test]
+fn quoted_names_travel() {
+    let schema = r#"CREATE TABLE "order"(id INTEGER PRIMARY KEY, "due date" TEXT, "we""ird" BLOB);
+                    SELECT sync_enable('order');"#;
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(
+        a.conn(),
+        r#"INSERT INTO "order" VALUES (1, 'today', x'01'); UPDATE "order" SET "due date" = 'later';"#,
+    );
+    send(&a, &b);
+    assert_eq!(b.dump("order"), a.dump("order"));
+}
+
+#[test]
+fn the_same_bundle_three_times_is_applied_once() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(
+        a.conn(),
+        "INSERT INTO todos VALUES (1, 'x', 0, NULL), (2, 'y', 0, NULL)",
+    );
+    let bundle = a.bundle_for(None);
+    assert_eq!(b.import(&bundle).applied, 2);
+    let snapshot_after_one = (b.dump("todos"), snapshot(b.conn()));
+    for _ in 0..2 {
+        let r = b.import(&bundle);
+        assert!(r.skipped);
+        assert_eq!((r.applied, r.conflicts, r.duplicates), (0, 0, 0));
+    }
+    assert_eq!((b.dump("todos"), snapshot(b.conn())), snapshot_after_one);
+}
+
+#[test]
+fn overlapping_bundles_count_duplicates() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    let first = a.bundle_for(None);
+    exec(a.conn(), "INSERT INTO todos VALUES (2, 'y', 0, NULL)");
+    let second = a.bundle_for(None); // holds op 1 again
+    assert_eq!(b.import(&first).applied, 1);
+    let r = b.import(&second);
+    assert_eq!((r.applied, r.duplicates, r.skipped), (1, 1, false));
+    assert_eq!(b.dump("todos"), a.dump("todos"));
+}
+
+#[test]
+fn a_bundle_from_a_device_to_itself_changes_nothing() {
+    let a = Device::new("a", TODOS);
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    let before = (a.dump("todos"), snapshot(a.conn()).1);
+    let r = a.import(&a.bundle_for(None));
+    assert_eq!((r.applied, r.duplicates), (0, 1));
+    assert_eq!((a.dump("todos"), snapshot(a.conn()).1), before);
+}
+
+#[test]
+fn a_lost_bundle_loses_nothing_and_known_ops_are_not_sent_back() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    let _lost = a.bundle_for(Some(&b));
+    exec(a.conn(), "INSERT INTO todos VALUES (2, 'y', 0, NULL)");
+    let r = send(&a, &b);
+    assert_eq!(r.total, 2, "the next bundle carries the lost ops again");
+    assert_eq!(b.dump("todos"), a.dump("todos"));
+    // a learns from b's bundle that b has a's ops: the next bundle for b holds none of them
+    send(&b, &a);
+    exec(a.conn(), "INSERT INTO todos VALUES (3, 'z', 0, NULL)");
+    assert_eq!(send(&a, &b).total, 1);
+    // and b sends a nothing of a's own
+    assert_eq!(send(&b, &a).total, 0);
+}
+
+#[test]
+fn concurrent_edits_of_different_columns_merge_without_conflict() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE todos SET title = 'from a'");
+    exec(b.conn(), "UPDATE todos SET done = 1");
+    assert_eq!(send(&a, &b).conflicts, 0);
+    assert_eq!(send(&b, &a).conflicts, 0);
+    let row = vec![
+        Value::Integer(1),
+        text("from a"),
+        Value::Integer(1),
+        Value::Null,
+    ];
+    assert_eq!(
+        (a.dump("todos"), b.dump("todos")),
+        (vec![row.clone()], vec![row])
+    );
+    assert!(a.conflicts().is_empty() && b.conflicts().is_empty());
+}
+
+#[test]
+fn same_column_conflicts_alike_on_both_devices_and_resolving_clears_both() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE todos SET title = 'from a'");
+    exec(b.conn(), "UPDATE todos SET title = 'from b'");
+    assert_eq!(send(&a, &b).conflicts, 1);
+    assert_eq!(send(&b, &a).conflicts, 1);
+    assert_eq!(
+        a.dump("todos"),
+        b.dump("todos"),
+        "both show the same winner"
+    );
+    assert_eq!(a.conflicts(), b.conflicts(), "and the same conflict");
+    let (id, local, remote, winner): (String, String, String, String) = a
+        .conn()
+        .query_row(
+            "SELECT id, local_values, remote_values, winner_op_id FROM sync_conflicts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (local.as_str(), remote.as_str()),
+        (r#"{"title":"from a"}"#, r#"{"title":"from b"}"#)
+    );
+    assert_eq!(a.conflicts()[0].4, winner);
+    // b's point of view is the mirror image
+    let b_local: String = b
+        .conn()
+        .query_row("SELECT local_values FROM sync_conflicts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(b_local, r#"{"title":"from b"}"#);
+
+    call(a.conn(), &format!("SELECT sync_resolve('{id}', 'local')")).unwrap();
+    assert_eq!(a.dump("todos")[0][1], text("from a"));
+    assert_eq!(a.conflicts()[0].7, 1, "resolved where it was resolved");
+    send(&a, &b);
+    assert_eq!(b.conflicts()[0].7, 1, "and where the resolution arrived");
+    assert_eq!(a.dump("todos"), b.dump("todos"));
+    send(&b, &a);
+    assert_eq!(a.conflicts(), b.conflicts());
+}
+
+#[test]
+fn resolve_with_values_and_with_a_choice_that_is_already_shown() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE todos SET title = 'from a'");
+    exec(b.conn(), "UPDATE todos SET title = 'from b'");
+    send(&a, &b);
+    send(&b, &a);
+    let (id, winner_is_local): (String, bool) = a
+        .conn()
+        .query_row(
+            "SELECT id, winner_op_id = local_op_id FROM sync_conflicts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // choosing what the table already shows still writes an op, so the resolution travels
+    let shown = if winner_is_local { "local" } else { "remote" };
+    let before = ops_in_log(&a);
+    call(a.conn(), &format!("SELECT sync_resolve('{id}', '{shown}')")).unwrap();
+    assert_eq!(ops_in_log(&a), before + 1);
+    send(&a, &b);
+    assert_eq!(b.conflicts()[0].7, 1);
+    // values of one's own, exactly
+    exec(b.conn(), "UPDATE todos SET note = 'b'");
+    exec(a.conn(), "UPDATE todos SET note = 'a'");
+    send(&a, &b);
+    let id2: String = b
+        .conn()
+        .query_row(
+            "SELECT id FROM sync_conflicts WHERE NOT resolved",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    call(
+        b.conn(),
+        &format!(r#"SELECT sync_resolve('{id2}', '{{"note": 0.30000000000000004}}')"#),
+    )
+    .unwrap();
+    send(&b, &a);
+    assert_eq!(a.dump("todos")[0][3], Value::Real(0.1 + 0.2));
+    assert_eq!(a.dump("todos"), b.dump("todos"));
+    assert_eq!(a.conflicts(), b.conflicts());
+}
+
+#[test]
+fn update_against_delete_is_a_conflict() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    send(&a, &b);
+    exec(a.conn(), "DELETE FROM todos");
+    exec(b.conn(), "UPDATE todos SET done = 1");
+    send(&a, &b);
+    send(&b, &a);
+    assert_eq!(a.dump("todos"), b.dump("todos"));
+    let conflicts = a.conflicts();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].3, r#"["done"]"#);
+    assert_eq!(conflicts, b.conflicts());
+}
+
+#[test]
+fn import_inside_a_transaction_is_part_of_it() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    let bundle = a.bundle_for(None);
+    exec(b.conn(), "BEGIN");
+    b.import(&bundle);
+    exec(b.conn(), "ROLLBACK");
+    assert!(b.dump("todos").is_empty());
+    assert_eq!(
+        b.import(&bundle).applied,
+        1,
+        "rolled back, so not seen: imported again"
+    );
+}
+
+/// Rewrites one op of a bundle with `edit`, then fixes what `fix` says: the op's hash, and the
+/// manifest's hash over them.
+fn tamper(path: &Path, edit: impl Fn(&mut Vec<u8>), fix_op_hash: bool, fix_manifest: bool) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut body: Vec<u8> = conn
+        .query_row("SELECT body FROM ops WHERE n = 1", [], |r| r.get(0))
+        .unwrap();
+    edit(&mut body);
+    conn.execute("UPDATE ops SET body = ?1 WHERE n = 1", [&body])
+        .unwrap();
+    if fix_op_hash {
+        conn.execute(
+            "UPDATE ops SET hash = ?1 WHERE n = 1",
+            [Sha256::digest(&body).to_vec()],
+        )
+        .unwrap();
+    }
+    if fix_manifest {
+        let hashes: Vec<Vec<u8>> = conn
+            .prepare("SELECT hash FROM ops ORDER BY n")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let all = Sha256::digest(hashes.concat()).to_vec();
+        conn.execute("UPDATE manifest SET ops_hash = ?1", [all])
+            .unwrap();
+    }
+}
+
+fn replace_bytes(body: &mut Vec<u8>, from: &[u8], to: &[u8]) {
+    let at = body
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("bytes to replace");
+    body.splice(at..at + from.len(), to.iter().copied());
+}
+
+/// msgpack fixstr
+fn fixstr(s: &str) -> Vec<u8> {
+    let mut v = vec![0xa0 | s.len() as u8];
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+fn refused(to: &Device, bundle: &Path, expected: &str) {
+    let before = (to.dump("todos"), snapshot(to.conn()));
+    let err = to.try_import(bundle).expect_err("a bad bundle is refused");
+    assert!(err.contains(expected), "got {err:?}, expected {expected:?}");
+    assert_eq!(
+        (to.dump("todos"), snapshot(to.conn())),
+        before,
+        "a refused bundle changes nothing"
+    );
+    assert!(to.conn().is_autocommit());
+}
+
+#[test]
+fn an_edited_payload_is_refused() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'milk', 0, NULL)");
+    let bundle = a.bundle_for(None);
+    tamper(
+        &bundle,
+        |body| replace_bytes(body, b"milk", b"beer"),
+        false,
+        false,
+    );
+    refused(&b, &bundle, "op 1: hash mismatch (corrupted or edited)");
+    tamper(&bundle, |_| {}, true, false);
+    refused(&b, &bundle, "manifest hash does not match its ops");
+}
+
+#[test]
+fn ops_naming_tables_or_columns_not_synced_are_refused() {
+    let schema = "CREATE TABLE tbl_x(id INTEGER PRIMARY KEY, col_y); SELECT sync_enable('tbl_x');";
+    let a = Device::new("a", schema);
+    let b = Device::new("b", &format!("{schema} {TODOS}"));
+    exec(a.conn(), "INSERT INTO tbl_x VALUES (1, 2)");
+    let cases = [
+        (
+            "tbl_x",
+            "_sync_ops",
+            r#"names table "_sync_ops", which this database does not sync"#,
+        ),
+        (
+            "tbl_x",
+            "todos\"; DROP TABLE todos; --",
+            "which this database does not sync",
+        ),
+        (
+            "col_y",
+            "col_z",
+            r#"names column "col_z", which table "tbl_x" does not have"#,
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let bundle = a.bundle_for(None);
+        tamper(
+            &bundle,
+            |body| replace_bytes(body, &fixstr(from), &fixstr(to)),
+            true,
+            true,
+        );
+        refused(&b, &bundle, expected);
+    }
+}
+
+#[test]
+fn bundle_out_refuses_to_overwrite_what_is_not_its_own_bundle() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    let path = a.db.dir.path().join("precious.txt");
+    std::fs::write(&path, "keep me").unwrap();
+    let err = call(
+        a.conn(),
+        &format!("SELECT sync_bundle_out(NULL, '{}')", path.display()),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("exists and is not a bundle of this device"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    // b's bundle is not a's either; a's own bundle may be replaced
+    let theirs = b.bundle_for(None);
+    assert!(call(
+        a.conn(),
+        &format!("SELECT sync_bundle_out(NULL, '{}')", theirs.display())
+    )
+    .is_err());
+    let mine = a.bundle_for(None);
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    call(
+        a.conn(),
+        &format!("SELECT sync_bundle_out(NULL, '{}')", mine.display()),
+    )
+    .unwrap();
+    assert_eq!(b.import(&mine).applied, 1);
+    // nothing is left beside it
+    let leftovers = std::fs::read_dir(a.db.dir.path()).unwrap().filter(|e| {
+        e.as_ref()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-")
+    });
+    assert_eq!(leftovers.count(), 0);
+}
+
+#[test]
+fn bad_calls_are_refused_clearly() {
+    let a = Device::new("a", TODOS);
+    for (sql, expected) in [
+        (
+            "SELECT sync_bundle_in(NULL)",
+            "sync_bundle_in: expects the bundle's path as TEXT",
+        ),
+        ("SELECT sync_bundle_in('/nonexistent/b.db')", "no such file"),
+        ("SELECT sync_bundle_in('.')", "not a file"),
+        (
+            "SELECT sync_bundle_out('xyz', 'b.db')",
+            "is not a device id",
+        ),
+        (
+            "SELECT sync_bundle_out(NULL, NULL)",
+            "expects the bundle's path as TEXT",
+        ),
+        (
+            "SELECT sync_resolve('00', 'local')",
+            "expects a conflict id",
+        ),
+        (
+            "SELECT sync_resolve('00000000000000000000000000000000', 'local')",
+            "no conflict with id",
+        ),
+    ] {
+        let err = call(a.conn(), sql).expect_err(sql);
+        assert!(err.contains(expected), "{sql}: {err}");
+    }
+    let not_sqlite = a.db.dir.path().join("not.db");
+    std::fs::write(&not_sqlite, vec![7u8; 5000]).unwrap();
+    let err = a.try_import(&not_sqlite).unwrap_err();
+    assert!(err.contains("not a readable bundle"), "{err}");
+}

@@ -1,5 +1,5 @@
-# sqlite-sync: `make` builds dist/sync0.so; `make test` runs every test; `make demo` shows capture
-# in the sqlite3 shell; `make bench` measures capture against plain SQLite.
+# sqlite-sync: `make` builds dist/sync0.so; `make test` runs every test; `make demo` shows two
+# devices syncing in the sqlite3 shell; `make bench` measures against plain SQLite.
 
 SO := dist/sync0.so
 CARGO ?= cargo
@@ -28,16 +28,17 @@ test-smoke:
 	sh tests/smoke/run.sh $(SO)
 
 demo: build
-	@rm -f target/demo.db
-	sqlite3 target/demo.db < sql/demo.sql
+	@rm -rf target/demo && mkdir -p target/demo
+	sqlite3 < sql/demo.sql
 
 bench: build
 	$(CARGO) bench --bench capture
+	$(CARGO) bench --bench import
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 clean:
-	rm -rf dist target/demo.db
+	rm -rf dist target/demo
 	$(CARGO) clean

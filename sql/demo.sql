@@ -1,23 +1,66 @@
--- make demo: capture in the sqlite3 shell. Every write to a synced table becomes an op in the log.
-.load ./dist/sync0
+-- make demo: two devices (two database files) share a todo list through bundle files, in the
+-- sqlite3 shell only. Both write offline, exchange bundles, one edit conflicts, it is resolved,
+-- the resolution travels back, and both end with the same table.
 .mode box --wrap 100
-.print '-- this database becomes a device'
-SELECT sync_version() AS version, sync_init() AS device_id;
+.bail on
 
-.print '-- a table with rows in it; enabling sync records the rows already there'
+.print "== Device A: a fresh database becomes a device; its todo table is synced"
+.open target/demo/a.db
+.load ./dist/sync0
+SELECT sync_init() AS device_a;
 CREATE TABLE todos(id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0, due REAL);
-INSERT INTO todos(title, due) VALUES ('Buy milk', 0.1 + 0.2);
+INSERT INTO todos(title, due) VALUES ('Buy milk', 0.1 + 0.2), ('Write the report', NULL);
 SELECT sync_enable('todos') AS enabled;
-
-.print '-- ordinary SQL from here on: insert, update, a no-op update, a rolled-back delete, a delete'
-INSERT INTO todos(title) VALUES ('Write the report');
-UPDATE todos SET done = 1 WHERE title = 'Buy milk';
-UPDATE todos SET done = 1 WHERE title = 'Buy milk';
-BEGIN; DELETE FROM todos; ROLLBACK;
-DELETE FROM todos WHERE id = 2;
-
-.print '-- the op log, decoded (the no-op update and the rolled-back delete left nothing)'
+.print "-- every change is captured in the op log"
 SELECT seq, kind, pk, "values" FROM sync_log;
+.print "-- A packs what a new peer lacks into a bundle file"
+SELECT sync_bundle_out(NULL, 'target/demo/a1.bundle') ->> '$.ops' AS ops_in_bundle;
 
-.print "-- this device's vector clock"
-SELECT sync_clock() AS clock;
+.print ""
+.print "== Device B: same schema, imports A's bundle"
+.open target/demo/b.db
+.load ./dist/sync0
+SELECT sync_init() AS device_b;
+CREATE TABLE todos(id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0, due REAL);
+SELECT sync_enable('todos') AS enabled;
+SELECT r ->> '$.applied_count' AS applied, r ->> '$.duplicate_count' AS duplicates,
+       r ->> '$.conflict_count' AS conflicts, r ->> '$.pending_count' AS pending
+FROM (SELECT sync_bundle_in('target/demo/a1.bundle') AS r);
+SELECT * FROM todos;
+
+.print ""
+.print "== Offline, both edit: B renames todo 1 and adds one; A renames todo 1 and ticks todo 2"
+UPDATE todos SET title = 'Buy oat milk' WHERE id = 1;
+INSERT INTO todos(title) VALUES ('Call the plumber');
+SELECT sync_bundle_out(NULL, 'target/demo/b1.bundle') ->> '$.ops' AS ops_in_bundle;
+.open target/demo/a.db
+.load ./dist/sync0
+UPDATE todos SET title = 'Buy almond milk' WHERE id = 1;
+UPDATE todos SET done = 1 WHERE id = 2;
+
+.print ""
+.print "== A imports B's bundle: the two titles conflict; the other edits merge"
+SELECT r ->> '$.applied_count' AS applied, r ->> '$.duplicate_count' AS duplicates,
+       r ->> '$.conflict_count' AS conflicts, r ->> '$.pending_count' AS pending
+FROM (SELECT sync_bundle_in('target/demo/b1.bundle') AS r);
+SELECT * FROM todos;
+SELECT table_name, pk, columns, local_values, remote_values, resolved FROM sync_conflicts;
+
+.print ""
+.print "== A resolves the conflict by keeping its own title; the resolution is an ordinary op"
+SELECT sync_resolve(id, 'local') AS resolved FROM sync_conflicts WHERE NOT resolved;
+SELECT sync_bundle_out(NULL, 'target/demo/a2.bundle') ->> '$.ops' AS ops_in_bundle;
+
+.print ""
+.print "== B imports it: same rows, and the conflict is resolved there too"
+.open target/demo/b.db
+.load ./dist/sync0
+SELECT r ->> '$.applied_count' AS applied, r ->> '$.duplicate_count' AS duplicates,
+       r ->> '$.conflict_count' AS conflicts, r ->> '$.pending_count' AS pending
+FROM (SELECT sync_bundle_in('target/demo/a2.bundle') AS r);
+SELECT table_name, pk, columns, resolved FROM sync_conflicts;
+ATTACH 'target/demo/a.db' AS a;
+SELECT 'B' AS device, * FROM main.todos UNION ALL SELECT 'A', * FROM a.todos ORDER BY 2, 1;
+SELECT CASE WHEN NOT EXISTS (SELECT * FROM main.todos EXCEPT SELECT * FROM a.todos)
+             AND NOT EXISTS (SELECT * FROM a.todos EXCEPT SELECT * FROM main.todos)
+            THEN 'identical' ELSE 'DIFFERENT' END AS "A and B";

@@ -8,7 +8,9 @@
 //! rewritten from the whole set of ops on it (merge.rs), so the order in which ops arrive does
 //! not matter.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 
 use crate::bundle::Reader;
 use crate::clock::{self, Clock, Contexts, Devices, Order};
@@ -39,9 +41,6 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     let tables = log::synced_tables(conn)?;
     let me = log::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
     let last_local = log::last_local_seq(conn)? as u64;
-    reader
-        .each_op(|op, _| validate(op, &tables, &me, last_local))
-        .map_err(in_bundle)?;
     let manifest = &reader.manifest;
     let seen = conn
         .query_value(
@@ -55,6 +54,9 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
             ..Outcome::default()
         }
     } else {
+        reader
+            .each_op(|op, _| validate(op, &tables, &me, last_local))
+            .map_err(in_bundle)?;
         conn.savepoint("sync_bundle_in", || import(conn, &reader, &tables))
             .map_err(in_bundle)?
     };
@@ -122,6 +124,13 @@ fn validate(op: &Op, tables: &[SyncedTable], me: &[u8], last_local: u64) -> Resu
     Ok(())
 }
 
+fn table_by_id(tables: &[SyncedTable], id: i64) -> Result<&SyncedTable> {
+    tables
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| Error::new(format!("table {id} is no longer synced")))
+}
+
 fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'a SyncedTable> {
     tables
         .iter()
@@ -142,7 +151,11 @@ struct Import<'a> {
     local: LocalOps,
     clock: Clock,
     lamport: u64,
+    /// Rows with more than one op, to settle from all of them at the end. (A row whose only op
+    /// is the one applied is written at once: the common case of a new row.)
     touched: BTreeSet<(i64, Vec<u8>)>,
+    /// Statements that write user rows, by table and columns.
+    row_writers: HashMap<u64, Stmt>,
     statements: HashMap<String, Stmt>,
     outcome: Outcome,
 }
@@ -158,6 +171,7 @@ fn import(conn: &Conn, reader: &Reader, tables: &[SyncedTable]) -> Result<Outcom
         clock: clock::applied(conn)?,
         lamport: log::state(conn, "lamport")?,
         touched: BTreeSet::new(),
+        row_writers: HashMap::new(),
         statements: HashMap::new(),
         outcome: Outcome::default(),
     };
@@ -173,13 +187,6 @@ fn import(conn: &Conn, reader: &Reader, tables: &[SyncedTable]) -> Result<Outcom
 }
 
 impl Import<'_> {
-    fn table(&self, id: i64) -> Result<&SyncedTable> {
-        self.tables
-            .iter()
-            .find(|t| t.id == id)
-            .ok_or_else(|| Error::new(format!("table {id} is no longer synced")))
-    }
-
     /// Indexes local ops written since the last import by row, and marks the rows that other
     /// devices' ops touched too (their conflicts may change).
     fn fold_local_ops(&mut self) -> Result<()> {
@@ -221,18 +228,32 @@ impl Import<'_> {
         )
     }
 
-    /// Runs a cached statement to completion.
-    fn run(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+    /// The cached statement for `sql`, with `params` bound.
+    fn cached(&mut self, sql: &str, params: &[Value]) -> Result<&mut Stmt> {
         if !self.statements.contains_key(sql) {
             let stmt = self.conn.prepare(sql)?;
             self.statements.insert(sql.to_string(), stmt);
         }
         let stmt = self.statements.get_mut(sql).expect("just cached");
         stmt.bind_all(params)?;
+        Ok(stmt)
+    }
+
+    /// Runs a cached statement to completion.
+    fn run(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        let stmt = self.cached(sql, params)?;
         let result = (|| {
             while stmt.step()? {}
             Ok(())
         })();
+        stmt.reset();
+        result
+    }
+
+    /// Column 0 of the first row of a cached query.
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Option<Value>> {
+        let stmt = self.cached(sql, params)?;
+        let result = stmt.step().map(|row| row.then(|| stmt.column(0)));
         stmt.reset();
         result
     }
@@ -244,7 +265,7 @@ impl Import<'_> {
             self.outcome.duplicates += 1;
             return Ok(());
         }
-        let existing = self.conn.query_value(
+        let existing = self.query(
             "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(op.seq as i64)],
         )?;
@@ -257,19 +278,26 @@ impl Import<'_> {
             self.outcome.duplicates += 1;
             return Ok(());
         }
-        self.run(
-            "INSERT INTO main._sync_remote(device, seq, lamport, applied, body) VALUES (?1, ?2, ?3, 0, ?4)",
-            &[
-                Value::Integer(device),
-                Value::Integer(op.seq as i64),
-                Value::Integer(op.lamport as i64),
-                Value::Blob(body.to_vec()),
-            ],
-        )?;
         for dep in &op.deps {
             let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
             self.contexts
                 .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
+        }
+        // in the usual case the op is next in line: apply it now, without reading it back
+        let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
+            && self.deliverable(device, op.seq);
+        self.run(
+            "INSERT INTO main._sync_remote(device, seq, lamport, applied, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[
+                Value::Integer(device),
+                Value::Integer(op.seq as i64),
+                Value::Integer(op.lamport as i64),
+                Value::Integer(now as i64),
+                Value::Blob(body.to_vec()),
+            ],
+        )?;
+        if now {
+            self.applied(device, op.clone())?;
         }
         Ok(())
     }
@@ -324,35 +352,66 @@ impl Import<'_> {
             .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
     }
 
+    /// Applies a pending op now that its context is applied.
     fn apply(&mut self, device: i64, seq: u64, body: &[u8]) -> Result<()> {
-        let op = Op::decode(body)?;
-        let table_id = find_table(self.tables, &op.table)?.id;
-        let key = log::row_key(op.key.iter().map(|(_, v)| v));
         self.run(
             "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(seq as i64)],
         )?;
+        self.applied(device, Op::decode(body)?)
+    }
+
+    /// Notes an op as applied: indexes its row and marks the row for settling.
+    fn applied(&mut self, device: i64, op: Op) -> Result<()> {
+        let table_id = find_table(self.tables, &op.table)?.id;
+        let key = log::row_key(op.key.iter().map(|(_, v)| v));
+        let (seq, lamport) = (op.seq, op.lamport);
+        let seen_before = self
+            .query(
+                "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2 LIMIT 1",
+                &[Value::Integer(table_id), Value::Blob(key.clone())],
+            )?
+            .is_some();
         self.index_row(table_id, &key, device, seq)?;
-        self.touched.insert((table_id, key));
+        if seen_before {
+            self.touched.insert((table_id, key));
+        } else {
+            self.write_single(table_id, op)?;
+        }
         self.clock.insert(device, seq);
-        self.lamport = self.lamport.max(op.lamport);
+        self.lamport = self.lamport.max(lamport);
         self.outcome.applied += 1;
         Ok(())
     }
 
+    /// Writes a row whose only op is `op`.
+    fn write_single(&mut self, table_id: i64, op: Op) -> Result<()> {
+        let tables = self.tables;
+        let table = table_by_id(tables, table_id)?;
+        let spell = |(c, v): (String, Value)| (table.column(&c).unwrap_or(&c).to_string(), v);
+        let key: Cells = op.key.into_iter().map(spell).collect();
+        let state = if op.kind == DELETE {
+            RowState::Absent
+        } else {
+            RowState::Present(op.cells.into_iter().map(spell).collect())
+        };
+        self.write_row(&table, &key, &state)
+    }
+
     /// Rewrites one row from every op on it, and its conflict records.
     fn settle_row(&mut self, table_id: i64, key: &[u8]) -> Result<()> {
-        let table = self.table(table_id)?.clone();
-        let (ops, key_values) = self.row_ops(&table, key)?;
+        let tables = self.tables;
+        let table = table_by_id(tables, table_id)?;
+        let (ops, key_values) = self.row_ops(table, key)?;
         let order = Order {
             devices: &self.devices,
             contexts: &self.contexts,
         };
         let state = merge::row_state(&ops, &order);
         let found = merge::conflicts(&ops, &order);
-        self.write_row(&table, &key_values, &state)?;
+        self.write_row(table, &key_values, &state)?;
         self.outcome.conflicts +=
-            conflicts::store(&self.conn, &table, key, &key_values, &ops, &found)?;
+            conflicts::store(&self.conn, table, key, &key_values, &ops, &found)?;
         Ok(())
     }
 
@@ -403,58 +462,40 @@ impl Import<'_> {
         Ok((ops, key_values))
     }
 
+    /// Makes the user row hold `state`: an upsert of its cells, or a delete.
     fn write_row(
         &mut self,
         table: &SyncedTable,
         key: &[(String, Value)],
         state: &RowState,
     ) -> Result<()> {
-        let q = crate::capture::quote_ident;
-        let key_match: Vec<String> = key
-            .iter()
-            .enumerate()
-            .map(|(i, (c, _))| format!("{} IS ?{}", q(c), i + 1))
-            .collect();
-        match state {
-            RowState::Absent => {
-                let sql = format!(
-                    "DELETE FROM main.{} WHERE {}",
-                    q(&table.name),
-                    key_match.join(" AND ")
-                );
-                let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
-                self.run(&sql, &params)
-            }
-            RowState::Present(cells) => {
-                let mut columns: Vec<&(String, Value)> = key.iter().collect();
-                columns.extend(
-                    cells
-                        .iter()
-                        .filter(|(c, _)| !key.iter().any(|(k, _)| k == c)),
-                );
-                let names: Vec<String> = columns.iter().map(|(c, _)| q(c)).collect();
-                let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-                let key_names: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
-                let sets: Vec<String> = names[key.len()..]
-                    .iter()
-                    .map(|c| format!("{c} = excluded.{c}"))
-                    .collect();
-                let action = if sets.is_empty() {
-                    "NOTHING".to_string()
-                } else {
-                    format!("UPDATE SET {}", sets.join(", "))
-                };
-                let sql = format!(
-                    "INSERT INTO main.{}({}) VALUES ({}) ON CONFLICT({}) DO {action}",
-                    q(&table.name),
-                    names.join(", "),
-                    marks.join(", "),
-                    key_names.join(", ")
-                );
-                let params: Vec<Value> = columns.iter().map(|(_, v)| v.clone()).collect();
-                self.run(&sql, &params)
-            }
+        let cells: &[(String, Value)] = match state {
+            RowState::Absent => &[],
+            RowState::Present(cells) => cells,
+        };
+        let others = || {
+            cells
+                .iter()
+                .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
+        };
+        let mut h = DefaultHasher::new();
+        (table.id, matches!(state, RowState::Absent)).hash(&mut h);
+        key.iter().chain(others()).for_each(|(c, _)| c.hash(&mut h));
+        let slot = h.finish();
+        if !self.row_writers.contains_key(&slot) {
+            let sql = row_writer_sql(table, key, state, others().map(|(c, _)| c.as_str()));
+            self.row_writers.insert(slot, self.conn.prepare(&sql)?);
         }
+        let stmt = self.row_writers.get_mut(&slot).expect("just cached");
+        for (i, (_, v)) in key.iter().chain(others()).enumerate() {
+            stmt.bind(i + 1, v)?;
+        }
+        let result = (|| {
+            while stmt.step()? {}
+            Ok(())
+        })();
+        stmt.reset();
+        result
     }
 
     /// Stores the new clock, this device's next context and Lamport epoch, what the source is
@@ -496,4 +537,44 @@ impl Import<'_> {
             ],
         )
     }
+}
+
+/// `DELETE … WHERE key` for an absent row; otherwise `INSERT … ON CONFLICT(key) DO UPDATE` of
+/// the key and `others`, bound in that order.
+fn row_writer_sql<'a>(
+    table: &SyncedTable,
+    key: &[(String, Value)],
+    state: &RowState,
+    others: impl Iterator<Item = &'a str>,
+) -> String {
+    let q = crate::capture::quote_ident;
+    let name = q(&table.name);
+    let key_names: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
+    if matches!(state, RowState::Absent) {
+        let matches: Vec<String> = key_names
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} IS ?{}", i + 1))
+            .collect();
+        return format!("DELETE FROM main.{name} WHERE {}", matches.join(" AND "));
+    }
+    let other_names: Vec<String> = others.map(q).collect();
+    let all: Vec<&String> = key_names.iter().chain(&other_names).collect();
+    let marks: Vec<String> = (1..=all.len()).map(|i| format!("?{i}")).collect();
+    let sets: Vec<String> = other_names
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let action = if sets.is_empty() {
+        "NOTHING".to_string()
+    } else {
+        format!("UPDATE SET {}", sets.join(", "))
+    };
+    let all: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+    format!(
+        "INSERT INTO main.{name}({}) VALUES ({}) ON CONFLICT({}) DO {action}",
+        all.join(", "),
+        marks.join(", "),
+        key_names.join(", ")
+    )
 }

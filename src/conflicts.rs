@@ -45,6 +45,8 @@ pub fn create(conn: &Conn) -> Result<()> {
         "CREATE INDEX IF NOT EXISTS main._sync_conflicts_row ON _sync_conflicts(table_id, key)",
         &[],
     )?;
+    // views name their tables unqualified: a view may not reach into `main` when its database
+    // is ATTACHed under another name
     let mine = format!("(c.later_device = {SELF} AND c.earlier_device <> {SELF})");
     conn.exec(
         &format!(
@@ -57,7 +59,7 @@ pub fn create(conn: &Conn) -> Result<()> {
                     CASE WHEN {mine} THEN c.later_values ELSE c.earlier_values END,
                     CASE WHEN {mine} THEN c.earlier_values ELSE c.later_values END,
                     c.resolved
-             FROM main._sync_conflicts c JOIN main._sync_tables t ON t.id = c.table_id"
+             FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id"
         ),
         &[],
     )

@@ -49,37 +49,24 @@ fn sync_debug(_: &Conn, args: &[Value]) -> Result<Value> {
 }
 
 /// Every SQL function: name, argument count, flags, implementation.
+#[rustfmt::skip]
 const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
-    ("sync_version", 0, DETERMINISTIC | INNOCUOUS, sync_version),
-    ("sync_debug", 0, INNOCUOUS, sync_debug),
-    ("sync_debug", 1, DIRECT_ONLY, sync_debug),
-    ("sync_init", 0, DIRECT_ONLY, log::sync_init),
-    ("sync_device_id", 0, INNOCUOUS, log::sync_device_id),
-    ("sync_enable", 1, DIRECT_ONLY, capture::sync_enable),
-    ("sync_disable", 1, DIRECT_ONLY, capture::sync_disable),
-    ("sync_clock", 0, INNOCUOUS, clock::sync_clock),
-    (
-        "sync_bundle_out",
-        2,
-        DIRECT_ONLY,
-        bundle_out::sync_bundle_out,
-    ),
-    ("sync_bundle_in", 1, DIRECT_ONLY, apply::sync_bundle_in),
-    ("sync_resolve", 2, DIRECT_ONLY, conflicts::sync_resolve),
+    ("sync_version",    0, DETERMINISTIC | INNOCUOUS, sync_version),
+    ("sync_debug",      0, INNOCUOUS,                 sync_debug),
+    ("sync_debug",      1, DIRECT_ONLY,               sync_debug),
+    ("sync_init",       0, DIRECT_ONLY,               log::sync_init),
+    ("sync_device_id",  0, INNOCUOUS,                 log::sync_device_id),
+    ("sync_enable",     1, DIRECT_ONLY,               capture::sync_enable),
+    ("sync_disable",    1, DIRECT_ONLY,               capture::sync_disable),
+    ("sync_clock",      0, INNOCUOUS,                 clock::sync_clock),
+    ("sync_bundle_out", 2, DIRECT_ONLY,               bundle_out::sync_bundle_out),
+    ("sync_bundle_in",  1, DIRECT_ONLY,               apply::sync_bundle_in),
+    ("sync_resolve",    2, DIRECT_ONLY,               conflicts::sync_resolve),
     // helpers of the sync_log view
-    ("sync_op_id", 2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
-    (
-        "sync_log_pk",
-        -1,
-        DETERMINISTIC | INNOCUOUS,
-        log::sync_log_pk,
-    ),
-    (
-        "sync_log_values",
-        -1,
-        DETERMINISTIC | INNOCUOUS,
-        log::sync_log_values,
-    ),
+    ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
+    ("sync_log_pk",    -1, DETERMINISTIC | INNOCUOUS, log::sync_log_pk),
+    ("sync_log_values",-1, DETERMINISTIC | INNOCUOUS, log::sync_log_values),
+    ("sync_log_op",     2, DETERMINISTIC | INNOCUOUS, log::sync_log_op),
 ];
 
 fn register_all(db: *mut sqlite3) -> Result<()> {

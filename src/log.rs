@@ -292,10 +292,40 @@ fn rebuild_log_view(conn: &Conn, width: usize) -> Result<()> {
                     sync_log_pk(s.columns, s.pk{vs}),
                     sync_log_values(s.columns, s.pk, o.kind, o.mask{vs})
              FROM _sync_ops o JOIN _sync_shapes s ON s.id = o.shape
-                  JOIN _sync_tables t ON t.id = s.table_id, _sync_device d"
+                  JOIN _sync_tables t ON t.id = s.table_id, _sync_device d
+             UNION ALL
+             SELECT lower(hex(d.id)), r.seq, sync_op_id(d.id, r.seq), r.lamport,
+                    sync_log_op(r.body, 'table'), sync_log_op(r.body, 'kind'),
+                    sync_log_op(r.body, 'pk'), sync_log_op(r.body, 'values')
+             FROM _sync_remote r JOIN _sync_devices d ON d.idx = r.device"
         ),
         &[],
     )
+}
+
+/// `sync_log_op(body, part)`: one part of an op received from another device, for `sync_log`:
+/// 'table', 'kind', 'pk' (JSON) or 'values' (JSON, NULL for a delete).
+pub fn sync_log_op(_conn: &Conn, args: &[Value]) -> Result<Value> {
+    let op = crate::op::Op::decode(
+        args[0]
+            .as_blob()
+            .ok_or_else(|| Error::new("body must be a BLOB"))?,
+    )?;
+    let json = |cells: &[(String, Value)]| {
+        let mut obj = JsonObject::new();
+        for (c, v) in cells {
+            obj.field(c, v);
+        }
+        Value::Text(obj.finish())
+    };
+    Ok(match args[1].as_text() {
+        Some("table") => Value::Text(op.table),
+        Some("kind") => Value::Text(["insert", "update", "delete"][op.kind as usize].into()),
+        Some("pk") => json(&op.key),
+        Some("values") if op.kind == crate::op::DELETE => Value::Null,
+        Some("values") => json(&op.cells),
+        _ => return Err(Error::new("part must be 'table', 'kind', 'pk' or 'values'")),
+    })
 }
 
 /// `sync_op_id(device_id_blob, seq)`: the 16-byte op id, as hex.

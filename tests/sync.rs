@@ -609,3 +609,52 @@ fn bad_calls_are_refused_clearly() {
     let err = a.try_import(&not_sqlite).unwrap_err();
     assert!(err.contains("not a readable bundle"), "{err}");
 }
+
+#[test]
+fn sync_log_shows_ops_of_every_device() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, x'ff')");
+    send(&a, &b);
+    exec(b.conn(), "DELETE FROM todos");
+    let rows: Vec<(String, i64, String, String, Option<String>)> = b
+        .conn()
+        .prepare(r#"SELECT device, seq, kind, pk, "values" FROM sync_log ORDER BY lamport"#)
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                a.id(),
+                1,
+                "insert".into(),
+                r#"{"id":1}"#.into(),
+                Some(r#"{"id":1,"title":"x","done":0,"note":{"blob":"ff"}}"#.into())
+            ),
+            (b.id(), 1, "delete".into(), r#"{"id":1}"#.into(), None),
+        ]
+    );
+}
+
+#[test]
+fn a_synced_database_can_be_attached() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
+    send(&a, &b);
+    let path = a.db.path();
+    exec(b.conn(), &format!("ATTACH '{}' AS other", path.display()));
+    let n: i64 = b
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM other.todos JOIN main.todos USING (id, title, done)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}

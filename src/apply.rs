@@ -395,7 +395,7 @@ impl Import<'_> {
         } else {
             RowState::Present(op.cells.into_iter().map(spell).collect())
         };
-        self.write_row(&table, &key, &state)
+        self.write_row(table, &key, &state)
     }
 
     /// Rewrites one row from every op on it, and its conflict records.

@@ -388,12 +388,11 @@ impl Import<'_> {
     fn write_single(&mut self, table_id: i64, op: Op) -> Result<()> {
         let tables = self.tables;
         let table = table_by_id(tables, table_id)?;
-        let spell = |(c, v): (String, Value)| (table.column(&c).unwrap_or(&c).to_string(), v);
-        let key: Cells = op.key.into_iter().map(spell).collect();
+        let key = table.spell(op.key);
         let state = if op.kind == DELETE {
             RowState::Absent
         } else {
-            RowState::Present(op.cells.into_iter().map(spell).collect())
+            RowState::Present(table.spell(op.cells))
         };
         self.write_row(table, &key, &state)
     }
@@ -431,21 +430,15 @@ impl Import<'_> {
             let device = stmt.column(0).as_i64().unwrap_or(0);
             let seq = stmt.column(1).as_i64().unwrap_or(0) as u64;
             let (kind, op_key, cells, device_id, lamport) = if device == SELF {
-                let mut found = None;
-                self.local.each(&conn, seq - 1, seq, |op| {
-                    found = Some(op);
-                    Ok(())
-                })?;
-                let op = found.ok_or_else(|| Error::new(format!("local op {seq} is missing")))?;
+                let op = self.local.get(&conn, seq)?;
                 (op.kind, op.key, op.cells, me, self.local.lamport(seq))
             } else {
                 let body = stmt.column(2);
                 let op = Op::decode(body.as_blob().unwrap_or_default())?;
                 (op.kind, op.key, op.cells, op.device, op.lamport)
             };
-            let spell = |(c, v): (String, Value)| (table.column(&c).unwrap_or(&c).to_string(), v);
             if key_values.is_empty() {
-                key_values = op_key.into_iter().map(spell).collect();
+                key_values = table.spell(op_key);
             }
             ops.push(RowOp {
                 device: device_id,
@@ -455,7 +448,7 @@ impl Import<'_> {
                 cells: if kind == DELETE {
                     Vec::new()
                 } else {
-                    cells.into_iter().map(spell).collect()
+                    table.spell(cells)
                 },
             });
         }
@@ -551,12 +544,8 @@ fn row_writer_sql<'a>(
     let name = q(&table.name);
     let key_names: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
     if matches!(state, RowState::Absent) {
-        let matches: Vec<String> = key_names
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} IS ?{}", i + 1))
-            .collect();
-        return format!("DELETE FROM main.{name} WHERE {}", matches.join(" AND "));
+        let key_match = log::key_match(key.iter().map(|(c, _)| c.as_str()));
+        return format!("DELETE FROM main.{name} WHERE {key_match}");
     }
     let other_names: Vec<String> = others.map(q).collect();
     let all: Vec<&String> = key_names.iter().chain(&other_names).collect();

@@ -90,11 +90,7 @@ pub fn store(
         "DELETE FROM main._sync_conflicts WHERE table_id = ?1 AND key = ?2",
         &row,
     )?;
-    let mut pk = JsonObject::new();
-    for (c, v) in key_values {
-        pk.field(c, v);
-    }
-    let pk = pk.finish();
+    let pk = JsonObject::of(key_values);
     let devices = crate::clock::Devices::load(conn)?;
     let mut new = 0;
     for conflict in found {
@@ -248,12 +244,8 @@ fn side_cells(
     seq: i64,
 ) -> Result<Option<Vec<(String, Value)>>> {
     let (kind, cells) = if device == SELF {
-        let mut found = None;
-        log::LocalOps::load(conn)?.each(conn, seq as u64 - 1, seq as u64, |op| {
-            found = Some((op.kind, op.cells));
-            Ok(())
-        })?;
-        found.ok_or_else(|| Error::new("the conflict's local op is missing"))?
+        let op = log::LocalOps::load(conn)?.get(conn, seq as u64)?;
+        (op.kind, op.cells)
     } else {
         let body = conn
             .query_value(
@@ -267,12 +259,7 @@ fn side_cells(
     if kind == op::DELETE {
         return Ok(None);
     }
-    Ok(Some(
-        cells
-            .into_iter()
-            .map(|(c, v)| (table.column(&c).unwrap_or(&c).to_string(), v))
-            .collect(),
-    ))
+    Ok(Some(table.spell(cells)))
 }
 
 /// Writes the resolution through the capture triggers; when the table already holds it (no op
@@ -285,12 +272,7 @@ fn write_resolution(
 ) -> Result<()> {
     let name = quote_ident(&table.name);
     let key_names: Vec<&str> = table.key_columns().collect();
-    let key_match: Vec<String> = key_names
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{} IS ?{}", quote_ident(c), i + 1))
-        .collect();
-    let key_match = key_match.join(" AND ");
+    let key_match = log::key_match(key_names.iter().copied());
     let before = log::last_local_seq(conn)?;
     let exists = conn
         .query_value(&format!("SELECT 1 FROM main.{name} WHERE {key_match}"), key)?

@@ -59,7 +59,7 @@ use sha2::{Digest, Sha256};
 use crate::db::{Conn, Error, Result};
 use std::collections::HashMap;
 
-use crate::value::{hex, JsonObject, Value};
+use crate::value::{hex, Cells, JsonObject, Value};
 
 /// Layout version of the tables above.
 pub const FORMAT: i64 = 1;
@@ -311,13 +311,7 @@ pub fn sync_log_op(_conn: &Conn, args: &[Value]) -> Result<Value> {
             .as_blob()
             .ok_or_else(|| Error::new("body must be a BLOB"))?,
     )?;
-    let json = |cells: &[(String, Value)]| {
-        let mut obj = JsonObject::new();
-        for (c, v) in cells {
-            obj.field(c, v);
-        }
-        Value::Text(obj.finish())
-    };
+    let json = |cells: &[(String, Value)]| Value::Text(JsonObject::of(cells));
     Ok(match args[1].as_text() {
         Some("table") => Value::Text(op.table),
         Some("kind") => Value::Text(["insert", "update", "delete"][op.kind as usize].into()),
@@ -455,6 +449,16 @@ impl LocalOps {
         }
     }
 
+    /// Local op `seq`.
+    pub fn get(&self, conn: &Conn, seq: u64) -> Result<LocalOp> {
+        let mut found = None;
+        self.each(conn, seq - 1, seq, |op| {
+            found = Some(op);
+            Ok(())
+        })?;
+        found.ok_or_else(|| Error::new(format!("local op {seq} is missing from the log")))
+    }
+
     /// Calls `f` for every local op with `after < seq <= upto`, in seq order.
     pub fn each(
         &self,
@@ -528,6 +532,23 @@ impl SyncedTable {
             .iter()
             .map(|&i| self.shape.columns[i].as_str())
     }
+
+    /// The same cells with column names as this table spells them.
+    pub fn spell(&self, cells: Cells) -> Cells {
+        cells
+            .into_iter()
+            .map(|(c, v)| (self.column(&c).map_or(c, str::to_string), v))
+            .collect()
+    }
+}
+
+/// `"a" IS ?1 AND "b" IS ?2 …` over `names`: the WHERE clause that finds one row by its key.
+pub fn key_match<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let terms: Vec<String> = names
+        .enumerate()
+        .map(|(i, c)| format!("{} IS ?{}", crate::capture::quote_ident(c), i + 1))
+        .collect();
+    terms.join(" AND ")
 }
 
 /// Every enabled table, by id.

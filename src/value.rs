@@ -133,6 +133,15 @@ impl JsonObject {
         }
     }
 
+    /// The object of these cells, in order.
+    pub fn of(cells: &[(String, Value)]) -> String {
+        let mut obj = JsonObject::new();
+        for (c, v) in cells {
+            obj.field(c, v);
+        }
+        obj.finish()
+    }
+
     pub fn field(&mut self, key: &str, value: &Value) -> &mut Self {
         if self.out.len() > 1 {
             self.out.push(',');

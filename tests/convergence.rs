@@ -241,6 +241,19 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             break;
         }
     }
+    for d in &devices {
+        let pending: i64 = d
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM _sync_remote WHERE applied = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if pending > 0 {
+            return Err(format!("{} keeps {pending} ops pending", d.name));
+        }
+    }
     let first = &devices[0];
     if std::env::var("SYNC_STATS").is_ok() {
         let rows: usize = TABLES.iter().map(|t| first.dump(t).len()).sum();

@@ -662,11 +662,17 @@ fn a_synced_database_can_be_attached() {
 #[test]
 fn replace_reaches_peers_as_the_same_overwrite_with_recursive_triggers_on_or_off() {
     let outcome = |recursive: &str| {
-        let a = Device::new("a", &format!("PRAGMA recursive_triggers = {recursive}; {TODOS}"));
+        let a = Device::new(
+            "a",
+            &format!("PRAGMA recursive_triggers = {recursive}; {TODOS}"),
+        );
         let b = Device::new("b", TODOS);
         exec(a.conn(), "INSERT INTO todos VALUES (1, 'x', 0, NULL)");
         send(&a, &b);
-        exec(a.conn(), "INSERT OR REPLACE INTO todos VALUES (1, 'replaced', 1, NULL)");
+        exec(
+            a.conn(),
+            "INSERT OR REPLACE INTO todos VALUES (1, 'replaced', 1, NULL)",
+        );
         exec(b.conn(), "UPDATE todos SET title = 'edited'");
         send(&a, &b);
         send(&b, &a);
@@ -676,13 +682,18 @@ fn replace_reaches_peers_as_the_same_overwrite_with_recursive_triggers_on_or_off
         (a.dump("todos")[0][2].clone(), columns)
     };
     let off = outcome("OFF");
-    assert_eq!(off.1, [r#"["title"]"#], "one conflict, on the column both wrote");
+    assert_eq!(
+        off.1,
+        [r#"["title"]"#],
+        "one conflict, on the column both wrote"
+    );
     assert_eq!(outcome("ON"), off);
 }
 
 #[test]
 fn an_import_that_breaks_a_constraint_changes_nothing_and_capture_goes_on() {
-    let schema = "CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE); SELECT sync_enable('u');";
+    let schema =
+        "CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE); SELECT sync_enable('u');";
     let (a, b) = (Device::new("a", schema), Device::new("b", schema));
     exec(a.conn(), "INSERT INTO u VALUES (1, 'x@example.com')");
     exec(b.conn(), "INSERT INTO u VALUES (2, 'x@example.com')");
@@ -692,5 +703,9 @@ fn an_import_that_breaks_a_constraint_changes_nothing_and_capture_goes_on() {
     assert_eq!((b.dump("u"), snapshot(b.conn())), before);
     assert!(b.conn().is_autocommit());
     exec(b.conn(), "INSERT INTO u VALUES (3, 'y@example.com')");
-    assert_eq!(op_count(b.conn()), 2, "triggers are back on after the failed import");
+    assert_eq!(
+        op_count(b.conn()),
+        2,
+        "triggers are back on after the failed import"
+    );
 }

@@ -265,29 +265,15 @@ impl Import<'_> {
             self.outcome.duplicates += 1;
             return Ok(());
         }
-        let existing = self.query(
-            "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(op.seq as i64)],
-        )?;
-        if let Some(existing) = existing {
-            if existing.as_blob() != Some(body) {
-                return Err(Error::new(
-                    "differs from the op with the same device and seq already here (forged?)",
-                ));
-            }
-            self.outcome.duplicates += 1;
-            return Ok(());
-        }
-        for dep in &op.deps {
-            let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
-            self.contexts
-                .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
+        if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
+            return self.duplicate(device, op.seq, body);
         }
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
-            && self.deliverable(device, op.seq);
+            && self.deliverable_after(device, op);
         self.run(
-            "INSERT INTO main._sync_remote(device, seq, lamport, applied, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO main._sync_remote(device, seq, lamport, applied, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             &[
                 Value::Integer(device),
                 Value::Integer(op.seq as i64),
@@ -296,6 +282,14 @@ impl Import<'_> {
                 Value::Blob(body.to_vec()),
             ],
         )?;
+        if self.conn.changes() == 0 {
+            return self.duplicate(device, op.seq, body); // here already, pending
+        }
+        for dep in &op.deps {
+            let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
+            self.contexts
+                .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
+        }
         if now {
             self.applied(device, op.clone())?;
         }
@@ -342,6 +336,39 @@ impl Import<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Counts an op already here, after checking it is the same op.
+    fn duplicate(&mut self, device: i64, seq: u64, body: &[u8]) -> Result<()> {
+        let existing = self.query(
+            "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        if existing.as_ref().and_then(Value::as_blob) != Some(body) {
+            return Err(Error::new(
+                "differs from the op with the same device and seq already here (forged?)",
+            ));
+        }
+        self.outcome.duplicates += 1;
+        Ok(())
+    }
+
+    /// Whether `op`, not yet stored, has its whole context applied here (its own change points
+    /// are in its `deps`, the earlier ones in `contexts`).
+    fn deliverable_after(&self, device: i64, op: &Op) -> bool {
+        let mut context = self.contexts.context(device, op.seq);
+        for dep in &op.deps {
+            match self.devices.idx(&dep.0) {
+                Some(idx) => {
+                    let e = context.entry(idx).or_default();
+                    *e = (*e).max(dep.1);
+                }
+                None => return false, // a device never heard of: nothing of it is applied
+            }
+        }
+        context
+            .iter()
+            .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
     }
 
     /// Every entry of op `seq` of `device`'s context is applied here.

@@ -116,6 +116,12 @@ impl Conn {
         Ok(())
     }
 
+    /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
+    pub fn changes(&self) -> i64 {
+        // SAFETY: `db` is the live handle SQLite gave us.
+        unsafe { sqlite!(changes(self.db)) as i64 }
+    }
+
     /// Runs an INSERT and returns the rowid of the row it inserted.
     pub fn insert(&self, sql: &str, params: &[Value]) -> Result<i64> {
         self.exec(sql, params)?;

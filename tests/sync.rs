@@ -709,3 +709,22 @@ fn an_import_that_breaks_a_constraint_changes_nothing_and_capture_goes_on() {
         "triggers are back on after the failed import"
     );
 }
+
+#[test]
+fn an_op_that_differs_from_the_copy_already_here_is_refused() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(a.conn(), "INSERT INTO todos VALUES (1, 'milk', 0, NULL)");
+    send(&a, &b);
+    let forged = a.bundle_for(None);
+    tamper(
+        &forged,
+        |body| replace_bytes(body, b"milk", b"beer"),
+        true,
+        true,
+    );
+    refused(
+        &b,
+        &forged,
+        "differs from the op with the same device and seq already here",
+    );
+}

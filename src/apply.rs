@@ -21,6 +21,10 @@ use crate::merge::{self, RowOp, RowState};
 use crate::op::{Op, DELETE};
 use crate::value::{hex, Cells, JsonObject, Value};
 
+/// Notes that op (device, seq) touched a row.
+const ROW_INDEX: &str =
+    "INSERT OR IGNORE INTO main._sync_rows(table_id, key, device, seq) VALUES (?1, ?2, ?3, ?4)";
+
 /// What one import did, as `sync_bundle_in` reports it.
 #[derive(Default)]
 struct Outcome {
@@ -193,32 +197,34 @@ impl Import<'_> {
         let folded = log::state(&self.conn, "folded")?;
         let last = self.clock.get(&SELF).copied().unwrap_or(0);
         let conn = self.conn;
+        let mut index = conn.prepare(ROW_INDEX)?;
         let mut shared = conn.prepare(
-            "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2 AND device <> 1 LIMIT 1",
+            "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2 AND device <> ?3 LIMIT 1",
         )?;
-        let mut rows = Vec::new();
+        let touched = &mut self.touched;
         self.local.each(&conn, folded, last, |op| {
-            rows.push((
-                op.table_id,
-                log::row_key(op.key.iter().map(|(_, v)| v)),
-                op.seq,
-            ));
+            let key = log::row_key(op.key.iter().map(|(_, v)| v));
+            let (table, blob) = (Value::Integer(op.table_id), Value::Blob(key.clone()));
+            index.execute(&[
+                table.clone(),
+                blob.clone(),
+                Value::Integer(SELF),
+                Value::Integer(op.seq as i64),
+            ])?;
+            shared.bind_all(&[table, blob, Value::Integer(SELF)])?;
+            let other_devices_too = shared.step();
+            shared.reset();
+            if other_devices_too? {
+                touched.insert((op.table_id, key));
+            }
             Ok(())
         })?;
-        for (table_id, key, seq) in rows {
-            self.index_row(table_id, &key, SELF, seq)?;
-            shared.bind_all(&[Value::Integer(table_id), Value::Blob(key.clone())])?;
-            if shared.step()? {
-                self.touched.insert((table_id, key));
-            }
-            shared.reset();
-        }
         log::set_state(&conn, "folded", last)
     }
 
     fn index_row(&mut self, table_id: i64, key: &[u8], device: i64, seq: u64) -> Result<()> {
         self.run(
-            "INSERT OR IGNORE INTO main._sync_rows(table_id, key, device, seq) VALUES (?1, ?2, ?3, ?4)",
+            ROW_INDEX,
             &[
                 Value::Integer(table_id),
                 Value::Blob(key.to_vec()),
@@ -241,13 +247,7 @@ impl Import<'_> {
 
     /// Runs a cached statement to completion.
     fn run(&mut self, sql: &str, params: &[Value]) -> Result<()> {
-        let stmt = self.cached(sql, params)?;
-        let result = (|| {
-            while stmt.step()? {}
-            Ok(())
-        })();
-        stmt.reset();
-        result
+        self.cached(sql, &[])?.execute(params)
     }
 
     /// Column 0 of the first row of a cached query.
@@ -506,16 +506,9 @@ impl Import<'_> {
             let sql = row_writer_sql(table, key, state, others().map(|(c, _)| c.as_str()));
             self.row_writers.insert(slot, self.conn.prepare(&sql)?);
         }
+        let params: Vec<Value> = key.iter().chain(others()).map(|(_, v)| v.clone()).collect();
         let stmt = self.row_writers.get_mut(&slot).expect("just cached");
-        for (i, (_, v)) in key.iter().chain(others()).enumerate() {
-            stmt.bind(i + 1, v)?;
-        }
-        let result = (|| {
-            while stmt.step()? {}
-            Ok(())
-        })();
-        stmt.reset();
-        result
+        stmt.execute(&params)
     }
 
     /// Stores the new clock, this device's next context and Lamport epoch, what the source is

@@ -119,14 +119,11 @@ impl Writer {
         let hash = op::hash(body);
         self.hasher.update(hash);
         self.count += 1;
-        let stmt = self.insert.as_mut().expect("writer is open");
-        stmt.bind_all(&[
+        self.insert.as_mut().expect("writer is open").execute(&[
             Value::Integer(self.count as i64),
             Value::Blob(body.to_vec()),
             Value::Blob(hash.to_vec()),
         ])?;
-        while stmt.step()? {}
-        stmt.reset();
         Ok(())
     }
 

@@ -103,9 +103,7 @@ pub fn store_applied(conn: &Conn, clock: &Clock) -> Result<()> {
          ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)",
     )?;
     for (&device, &seq) in clock.iter().filter(|(&d, _)| d != SELF) {
-        stmt.bind_all(&[Value::Integer(device), Value::Integer(seq as i64)])?;
-        while stmt.step()? {}
-        stmt.reset();
+        stmt.execute(&[Value::Integer(device), Value::Integer(seq as i64)])?;
     }
     Ok(())
 }
@@ -151,13 +149,11 @@ pub fn learn_peer(conn: &Conn, peer: i64, clock: &Clock) -> Result<()> {
          ON CONFLICT(peer, device) DO UPDATE SET seq = max(seq, excluded.seq)",
     )?;
     for (&device, &seq) in clock {
-        stmt.bind_all(&[
+        stmt.execute(&[
             Value::Integer(peer),
             Value::Integer(device),
             Value::Integer(seq as i64),
         ])?;
-        while stmt.step()? {}
-        stmt.reset();
     }
     Ok(())
 }

@@ -110,10 +110,7 @@ impl Conn {
 
     /// Runs a statement that returns no rows we need, binding `params` in order.
     pub fn exec(&self, sql: &str, params: &[Value]) -> Result<()> {
-        let mut stmt = self.prepare(sql)?;
-        stmt.bind_all(params)?;
-        while stmt.step()? {}
-        Ok(())
+        self.prepare(sql)?.execute(params)
     }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
@@ -317,6 +314,18 @@ impl Stmt {
                 Err(self.conn.error("SQL error"))
             }
         }
+    }
+
+    /// Binds `params`, steps to the end, and resets the statement for its next use (also when a
+    /// step fails).
+    pub fn execute(&mut self, params: &[Value]) -> Result<()> {
+        self.bind_all(params)?;
+        let result = (|| {
+            while self.step()? {}
+            Ok(())
+        })();
+        self.reset();
+        result
     }
 
     /// Resets the statement so it can run again with new bindings.

@@ -4,7 +4,7 @@
 SO := dist/sync0.so
 CARGO ?= cargo
 
-.PHONY: all build prereqs test test-rust test-shell test-smoke demo bench lint clean
+.PHONY: all build prereqs test test-rust test-shell test-smoke demo bench bench-quick lint clean
 
 all: build
 
@@ -32,8 +32,10 @@ demo: build
 	sqlite3 < sql/demo.sql
 
 bench: build
-	$(CARGO) bench --bench capture
-	$(CARGO) bench --bench import
+	$(CARGO) bench --bench bench
+
+bench-quick: build
+	$(CARGO) bench --bench bench -- --quick
 
 lint:
 	$(CARGO) fmt --check

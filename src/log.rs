@@ -17,6 +17,7 @@
 //! _sync_devices(idx, id)                 every device this one has heard of; idx 1 is itself
 //! _sync_remote(device, seq, lamport, applied, body)  ops of other devices, as the bytes that
 //!                                        arrived (op.rs); applied = 0 while pending
+//!                                        (indexed by _sync_remote_pending)
 //! _sync_clock(device, seq)               per other device: highest seq applied, none missing
 //! _sync_deps(device, seq, dep, dep_seq)  causal contexts, as change points: from op `seq` of
 //!                                        `device` on, its clock holds `dep_seq` for `dep`
@@ -104,6 +105,8 @@ const SCHEMA: &[&str] = &[
        body BLOB NOT NULL,
        PRIMARY KEY (device, seq)
      ) WITHOUT ROWID",
+    // pending ops are few: finding and counting them must not scan every op ever received
+    "CREATE INDEX IF NOT EXISTS _sync_remote_pending ON _sync_remote(device, seq) WHERE applied = 0",
     "CREATE TABLE IF NOT EXISTS _sync_clock(
        device INTEGER PRIMARY KEY,
        seq INTEGER NOT NULL

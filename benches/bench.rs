@@ -1,0 +1,326 @@
+//! The benchmark harness behind `make bench` (and `make bench-quick`, at a tenth of the sizes):
+//! every figure next to its plain-SQLite baseline, measured in the same run on the same work.
+//!
+//! The extension is loaded from dist/sync0.so into rusqlite's bundled SQLite; every measurement
+//! starts from fresh database files in the system temp directory. Small works are the median of
+//! RUNS runs; works of a million ops run once (said in the row).
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const RUNS: usize = 5;
+
+fn extension() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist/sync0.so")
+}
+
+/// A table shape under test.
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    create: &'static str,
+    /// SQL expression of row i's values, over `i`
+    row: &'static str,
+    /// the same over the parameter `?1`, for single-row inserts
+    values: &'static str,
+    /// SQL of a one-column update of every row
+    update: &'static str,
+}
+
+const THREE: Shape = Shape {
+    name: "3 columns, INTEGER key",
+    create: "CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n INTEGER)",
+    row: "i, 'title number ' || i, i * 7",
+    values: "?1, 'title number ' || ?1, ?1 * 7",
+    update: "UPDATE t SET n = n + 1",
+};
+const TEXT_KEY: Shape = Shape {
+    name: "3 columns, TEXT key",
+    create: "CREATE TABLE t(id TEXT PRIMARY KEY, title TEXT, n INTEGER)",
+    row: "'key-' || i, 'title number ' || i, i * 7",
+    values: "'key-' || ?1, 'title number ' || ?1, ?1 * 7",
+    update: "UPDATE t SET n = n + 1",
+};
+const TEN: Shape = Shape {
+    name: "10 columns, INTEGER key",
+    create: "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INTEGER, c REAL, d TEXT, e INTEGER,
+                           f REAL, g TEXT, h INTEGER, j BLOB)",
+    row: "i, 'a' || i, i, i * 0.5, 'd' || i, i * 3, i / 7.0, 'g', i % 10, x'00ff00ff'",
+    values: "?1, 'a' || ?1, ?1, ?1 * 0.5, 'd' || ?1, ?1 * 3, ?1 / 7.0, 'g', ?1 % 10, x'00ff00ff'",
+    update: "UPDATE t SET e = e + 1",
+};
+
+fn open(path: &Path, shape: &Shape, synced: bool) -> Connection {
+    let _ = std::fs::remove_file(path);
+    let conn = Connection::open(path).unwrap();
+    unsafe {
+        conn.load_extension_enable().unwrap();
+        conn.load_extension(extension(), Some("sqlite3_sync_init"))
+            .unwrap();
+    }
+    conn.execute_batch(shape.create).unwrap();
+    if synced {
+        conn.execute_batch("SELECT sync_init(); SELECT sync_enable('t');")
+            .unwrap();
+    }
+    conn
+}
+
+fn fill(conn: &Connection, shape: &Shape, from: u64, to: u64) {
+    conn.execute_batch(&format!(
+        "WITH RECURSIVE c(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM c WHERE i < {to})
+         INSERT INTO t SELECT {} FROM c",
+        shape.row
+    ))
+    .unwrap();
+}
+
+fn seconds<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Peak resident memory of this process since the last reset, in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Bench {
+    dir: PathBuf,
+    rows: u64,
+    big: u64,
+}
+
+impl Bench {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn row(&self, work: &str, plain: f64, synced: f64, unit: &str) {
+        let (p, s) = match unit {
+            "ms" => (
+                format!("{:.1} ms", plain * 1e3),
+                format!("{:.1} ms", synced * 1e3),
+            ),
+            _ => (format!("{plain:.0}"), format!("{synced:.0}")),
+        };
+        println!("| {work} | {p} | {s} | {:.2}x |", synced / plain);
+    }
+
+    /// Median time of `work` on a fresh table holding `preload` rows, plain and synced.
+    fn capture(&self, shape: &Shape, work: &str, preload: u64, run: impl Fn(&Connection)) {
+        let time = |synced: bool| {
+            median(
+                (0..RUNS)
+                    .map(|_| {
+                        let conn = open(&self.path("capture.db"), shape, synced);
+                        if preload > 0 {
+                            fill(&conn, shape, 1, preload);
+                        }
+                        seconds(|| run(&conn)).1
+                    })
+                    .collect(),
+            )
+        };
+        self.row(
+            &format!("{work} ({})", shape.name),
+            time(false),
+            time(true),
+            "ms",
+        );
+    }
+
+    fn capture_table(&self) {
+        let n = self.rows;
+        println!("\n### 1. Capture: {n} rows, median of {RUNS} (plain vs sync-enabled)\n");
+        println!("| work | plain | synced | ratio |\n|---|---:|---:|---:|");
+        for shape in [THREE, TEXT_KEY, TEN] {
+            self.capture(&shape, "inserts, one statement", 0, |c| {
+                fill(c, &shape, 1, n)
+            });
+            self.capture(&shape, "single-row inserts, one transaction", 0, |c| {
+                c.execute_batch("BEGIN").unwrap();
+                let mut stmt = c
+                    .prepare(&format!(
+                        "INSERT INTO t SELECT {} FROM (SELECT ?1 AS i)",
+                        shape.row
+                    ))
+                    .unwrap();
+                for i in 1..=n {
+                    stmt.execute([i as i64]).unwrap();
+                }
+                drop(stmt);
+                c.execute_batch("COMMIT").unwrap();
+            });
+            self.capture(&shape, "updates of one column", n, |c| {
+                c.execute_batch(shape.update).unwrap()
+            });
+            // a WHERE clause keeps plain SQLite from dropping the table's pages wholesale
+            self.capture(&shape, "deletes", n, |c| {
+                c.execute_batch("DELETE FROM t WHERE rowid > 0 OR rowid <= 0")
+                    .unwrap()
+            });
+        }
+    }
+
+    fn bundle_out(conn: &Connection, peer: Option<&str>, path: &Path) -> (i64, i64) {
+        conn.query_row(
+            "SELECT r ->> '$.ops', r ->> '$.bytes' FROM (SELECT sync_bundle_out(?1, ?2) AS r)",
+            rusqlite::params![peer, path.to_str().unwrap()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    }
+
+    fn bundle_in(conn: &Connection, path: &Path) -> i64 {
+        conn.query_row(
+            "SELECT sync_bundle_in(?1) ->> '$.applied_count'",
+            [path.to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// Plain single-row inserts of rows 1..=n of THREE in one transaction.
+    fn plain_inserts(&self, n: u64) -> f64 {
+        let conn = open(&self.path("plain.db"), &THREE, false);
+        seconds(|| {
+            conn.execute_batch("BEGIN").unwrap();
+            let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
+            for i in 1..=n as i64 {
+                stmt.execute(rusqlite::params![i, format!("title number {i}"), i * 7])
+                    .unwrap();
+            }
+            drop(stmt);
+            conn.execute_batch("COMMIT").unwrap();
+        })
+        .1
+    }
+
+    fn bundles_table(&self) {
+        println!("\n### 2, 3, 5, 6, 7. Bundles of a 3-column table, one run per size\n");
+        println!("| ops | plain inserts | bundle_out | bytes/op (row bytes) | bundle_in, empty device | in / plain | bundle_in, half already present (bundle ops/s) | peak RSS out / in | db size / plain: writer, receiver |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for n in [self.big / 100, self.big / 10, self.big] {
+            let (first, all) = (self.path("first.bundle"), self.path("all.bundle"));
+            let _ = (std::fs::remove_file(&first), std::fs::remove_file(&all));
+            let src = open(&self.path("source.db"), &THREE, true);
+            fill(&src, &THREE, 1, n / 2);
+            Self::bundle_out(&src, None, &first);
+            fill(&src, &THREE, n / 2 + 1, n);
+            let row_bytes: f64 = src
+                .query_row("SELECT avg(8 + length(title) + 4) FROM t", [], |r| r.get(0))
+                .unwrap();
+            let writer_size = std::fs::metadata(self.path("source.db")).unwrap().len() as f64;
+            reset_peak_rss();
+            let ((ops, bytes), out_s) = seconds(|| Self::bundle_out(&src, None, &all));
+            let rss_out = peak_rss_mib();
+            assert_eq!(ops as u64, n);
+
+            let plain_s = self.plain_inserts(n);
+            let plain_size = std::fs::metadata(self.path("plain.db")).unwrap().len() as f64;
+
+            let dst = open(&self.path("dst.db"), &THREE, true);
+            reset_peak_rss();
+            let (applied, in_s) = seconds(|| Self::bundle_in(&dst, &all));
+            let rss_in = peak_rss_mib();
+            assert_eq!(applied as u64, n);
+            let synced_size = std::fs::metadata(self.path("dst.db")).unwrap().len() as f64;
+
+            let half = open(&self.path("half.db"), &THREE, true);
+            Self::bundle_in(&half, &first);
+            let (applied, half_s) = seconds(|| Self::bundle_in(&half, &all));
+            assert_eq!(applied as u64, n - n / 2);
+
+            let rate = |s: f64| n as f64 / s;
+            println!(
+                "| {n} | {:.0} ops/s | {:.0} ops/s | {:.1} ({row_bytes:.1}) | {:.0} ops/s | {:.2}x | {:.0} ops/s | {rss_out:.0} / {rss_in:.0} MiB | {:.2}x, {:.2}x |",
+                rate(plain_s),
+                rate(out_s),
+                bytes as f64 / n as f64,
+                rate(in_s),
+                rate(in_s) / rate(plain_s),
+                rate(half_s),
+                writer_size / plain_size,
+                synced_size / plain_size,
+            );
+        }
+    }
+
+    /// Figure 4: work that must not grow with the log.
+    fn log_size_table(&self) {
+        let n = self.big;
+        println!("\n### 4. Cost that must follow new ops, not the log ({n}-op log), one run\n");
+        println!("| work | empty log | {n}-op log | ratio |\n|---|---:|---:|---:|");
+        let new_ops = |src: &Connection, dst: &Connection, from: u64| -> f64 {
+            // dst tells src what it has, then src writes 1,000 rows and bundles them for dst
+            let dst_id: String = dst
+                .query_row("SELECT sync_device_id()", [], |r| r.get(0))
+                .unwrap();
+            let back = self.path("back.bundle");
+            let _ = std::fs::remove_file(&back);
+            Self::bundle_out(dst, None, &back);
+            Self::bundle_in(src, &back);
+            fill(src, &THREE, from + 1, from + 1000);
+            let out = self.path("new.bundle");
+            let _ = std::fs::remove_file(&out);
+            let ((ops, _), s) = seconds(|| Self::bundle_out(src, Some(&dst_id), &out));
+            assert_eq!(ops, 1000);
+            s
+        };
+        let small_src = open(&self.path("s-src.db"), &THREE, true);
+        let small_dst = open(&self.path("s-dst.db"), &THREE, true);
+        let small = new_ops(&small_src, &small_dst, 0);
+
+        let src = open(&self.path("source.db"), &THREE, true);
+        fill(&src, &THREE, 1, n);
+        let all = self.path("all.bundle");
+        let _ = std::fs::remove_file(&all);
+        Self::bundle_out(&src, None, &all);
+        let dst = open(&self.path("dst.db"), &THREE, true);
+        Self::bundle_in(&dst, &all);
+        let large = new_ops(&src, &dst, n);
+        self.row("sync_bundle_out of 1,000 new ops", small, large, "ms");
+        let (_, again) = seconds(|| Self::bundle_in(&dst, &all));
+        println!(
+            "| sync_bundle_in of the {n}-op bundle again (skipped) | | {:.1} ms | |",
+            again * 1e3
+        );
+    }
+}
+
+fn main() {
+    assert!(extension().exists(), "run `make` first");
+    let quick = std::env::args().any(|a| a == "--quick");
+    let dir = std::env::temp_dir().join(format!("sqlite-sync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bench = Bench {
+        dir: dir.clone(),
+        rows: if quick { 10_000 } else { 100_000 },
+        big: if quick { 100_000 } else { 1_000_000 },
+    };
+    println!(
+        "# sqlite-sync benchmarks{}",
+        if quick { " (quick sizes)" } else { "" }
+    );
+    bench.capture_table();
+    bench.bundles_table();
+    bench.log_size_table();
+    let _ = std::fs::remove_dir_all(&dir);
+}

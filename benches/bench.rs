@@ -157,10 +157,7 @@ impl Bench {
             self.capture(&shape, "single-row inserts, one transaction", 0, |c| {
                 c.execute_batch("BEGIN").unwrap();
                 let mut stmt = c
-                    .prepare(&format!(
-                        "INSERT INTO t SELECT {} FROM (SELECT ?1 AS i)",
-                        shape.row
-                    ))
+                    .prepare(&format!("INSERT INTO t VALUES ({})", shape.values))
                     .unwrap();
                 for i in 1..=n {
                     stmt.execute([i as i64]).unwrap();

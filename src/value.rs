@@ -179,47 +179,18 @@ impl Default for JsonObject {
 /// numbers without `.` or exponent are INTEGERs, others REALs (`9e999` is +inf), `{"blob":"hex"}`
 /// is a BLOB, `true`/`false` are 1/0.
 pub fn parse_json_object(text: &str) -> Result<Vec<(String, Value)>, String> {
-    let mut p = Parser {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    let mut out = Vec::new();
-    p.expect(b'{')?;
-    if !p.eat(b'}') {
-        loop {
+    Parser::whole(text, |p| {
+        p.sequence(b'{', b'}', |p| {
             let key = p.string()?;
             p.expect(b':')?;
-            let value = p.value()?;
-            out.push((key, value));
-            if p.eat(b'}') {
-                break;
-            }
-            p.expect(b',')?;
-        }
-    }
-    p.end()?;
-    Ok(out)
+            Ok((key, p.value()?))
+        })
+    })
 }
 
 /// Parses a JSON array of strings.
 pub fn parse_json_string_list(text: &str) -> Result<Vec<String>, String> {
-    let mut p = Parser {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    let mut out = Vec::new();
-    p.expect(b'[')?;
-    if !p.eat(b']') {
-        loop {
-            out.push(p.string()?);
-            if p.eat(b']') {
-                break;
-            }
-            p.expect(b',')?;
-        }
-    }
-    p.end()?;
-    Ok(out)
+    Parser::whole(text, |p| p.sequence(b'[', b']', Parser::string))
 }
 
 struct Parser<'a> {
@@ -228,6 +199,38 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Parses all of `text` with `f`.
+    fn whole<T>(text: &str, f: impl FnOnce(&mut Parser) -> Result<T, String>) -> Result<T, String> {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let out = f(&mut p)?;
+        p.end()?;
+        Ok(out)
+    }
+
+    /// `open item, item, … close`.
+    fn sequence<T>(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        self.expect(open)?;
+        let mut out = Vec::new();
+        if self.eat(close) {
+            return Ok(out);
+        }
+        loop {
+            out.push(item(self)?);
+            if self.eat(close) {
+                return Ok(out);
+            }
+            self.expect(b',')?;
+        }
+    }
+
     fn skip_space(&mut self) {
         while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
             self.i += 1;

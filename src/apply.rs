@@ -366,15 +366,17 @@ impl Import<'_> {
                 None => return false, // a device never heard of: nothing of it is applied
             }
         }
-        context
-            .iter()
-            .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
+        self.covers(&context)
     }
 
     /// Every entry of op `seq` of `device`'s context is applied here.
     fn deliverable(&self, device: i64, seq: u64) -> bool {
-        self.contexts
-            .context(device, seq)
+        self.covers(&self.contexts.context(device, seq))
+    }
+
+    /// The applied clock covers `context`.
+    fn covers(&self, context: &Clock) -> bool {
+        context
             .iter()
             .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
     }
@@ -436,8 +438,15 @@ impl Import<'_> {
         let state = merge::row_state(&ops, &order);
         let found = merge::conflicts(&ops, &order);
         self.write_row(table, &key_values, &state)?;
-        self.outcome.conflicts +=
-            conflicts::store(&self.conn, table, key, &key_values, &ops, &found)?;
+        self.outcome.conflicts += conflicts::store(
+            &self.conn,
+            &self.devices,
+            table,
+            key,
+            &key_values,
+            &ops,
+            &found,
+        )?;
         Ok(())
     }
 

@@ -81,12 +81,23 @@ pub fn device_bytes(v: &Value) -> Result<DeviceId> {
 /// This device's applied clock: its own ops, and per other device the highest seq applied with
 /// none missing below it.
 pub fn applied(conn: &Conn) -> Result<Clock> {
-    let mut clock = Clock::new();
+    let mut clock = read_clock(
+        conn,
+        "SELECT device, seq FROM main._sync_clock WHERE seq > 0",
+        &[],
+    )?;
     let own = log::last_local_seq(conn)? as u64;
     if own > 0 {
         clock.insert(SELF, own);
     }
-    let mut stmt = conn.prepare("SELECT device, seq FROM main._sync_clock WHERE seq > 0")?;
+    Ok(clock)
+}
+
+/// A clock from a query of (device, seq) rows.
+fn read_clock(conn: &Conn, sql: &str, params: &[Value]) -> Result<Clock> {
+    let mut stmt = conn.prepare(sql)?;
+    stmt.bind_all(params)?;
+    let mut clock = Clock::new();
     while stmt.step()? {
         clock.insert(
             stmt.column(0).as_i64().unwrap_or(0),
@@ -130,16 +141,11 @@ pub fn clock_json(devices: &Devices, clock: &Clock) -> String {
 
 /// What `peer` is known to have (from the clocks its bundles carried).
 pub fn known_by(conn: &Conn, peer: i64) -> Result<Clock> {
-    let mut stmt = conn.prepare("SELECT device, seq FROM main._sync_peers WHERE peer = ?1")?;
-    stmt.bind(1, &Value::Integer(peer))?;
-    let mut clock = Clock::new();
-    while stmt.step()? {
-        clock.insert(
-            stmt.column(0).as_i64().unwrap_or(0),
-            stmt.column(1).as_i64().unwrap_or(0) as u64,
-        );
-    }
-    Ok(clock)
+    read_clock(
+        conn,
+        "SELECT device, seq FROM main._sync_peers WHERE peer = ?1",
+        &[Value::Integer(peer)],
+    )
 }
 
 /// Raises what `peer` is known to have to at least `clock`.

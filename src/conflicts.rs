@@ -15,6 +15,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::capture::quote_ident;
+use crate::clock::Devices;
 use crate::db::{Conn, Error, Result};
 use crate::log::{self, SyncedTable, SELF};
 use crate::merge::{Conflict, RowOp};
@@ -47,6 +48,7 @@ pub fn create(conn: &Conn) -> Result<()> {
     )?;
     // views name their tables unqualified: a view may not reach into `main` when its database
     // is ATTACHed under another name
+    // the same rule as `later_is_local`
     let mine = format!("(c.later_device = {SELF} AND c.earlier_device <> {SELF})");
     conn.exec(
         &format!(
@@ -68,6 +70,7 @@ pub fn create(conn: &Conn) -> Result<()> {
 /// Replaces the conflict records of one row with `found`; returns how many are new.
 pub fn store(
     conn: &Conn,
+    devices: &Devices,
     table: &SyncedTable,
     key: &[u8],
     key_values: &[(String, Value)],
@@ -91,7 +94,6 @@ pub fn store(
         &row,
     )?;
     let pk = JsonObject::of(key_values);
-    let devices = crate::clock::Devices::load(conn)?;
     let mut new = 0;
     for conflict in found {
         let (a, b) = (&ops[conflict.earlier], &ops[conflict.later]);
@@ -135,6 +137,12 @@ pub fn store(
     Ok(new)
 }
 
+/// A conflict's `local` side is the later one when only the later side is this device's (the
+/// view `sync_conflicts` spells the same rule in SQL).
+fn later_is_local(earlier_device: i64, later_device: i64) -> bool {
+    later_device == SELF && earlier_device != SELF
+}
+
 fn conflict_id(a: &[u8; 16], b: &[u8; 16]) -> [u8; 16] {
     let digest = Sha256::new().chain_update(a).chain_update(b).finalize();
     digest[..16].try_into().expect("16 of 32 bytes")
@@ -167,13 +175,8 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         Error::new("expects 'local', 'remote' or a JSON object as its second argument")
     })?;
     let mut stmt = conn.prepare(
-        "SELECT c.table_id, c.key, c.columns, local_device, local_seq, remote_device, remote_seq
-         FROM (SELECT *,
-                 CASE WHEN later_device = 1 AND earlier_device <> 1 THEN later_device ELSE earlier_device END AS local_device,
-                 CASE WHEN later_device = 1 AND earlier_device <> 1 THEN later_seq ELSE earlier_seq END AS local_seq,
-                 CASE WHEN later_device = 1 AND earlier_device <> 1 THEN earlier_device ELSE later_device END AS remote_device,
-                 CASE WHEN later_device = 1 AND earlier_device <> 1 THEN earlier_seq ELSE later_seq END AS remote_seq
-               FROM main._sync_conflicts) c WHERE c.id = ?1",
+        "SELECT table_id, key, columns, earlier_device, earlier_seq, later_device, later_seq
+         FROM main._sync_conflicts WHERE id = ?1",
     )?;
     stmt.bind(1, &Value::Blob(id.clone()))?;
     if !stmt.step()? {
@@ -183,15 +186,16 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     let key: Vec<Value> = rmp_serde::from_slice(stmt.column(1).as_blob().unwrap_or_default())
         .map_err(|_| Error::new("damaged conflict record"))?;
     let columns = parse_string_list(stmt.column(2).as_text().unwrap_or("[]"))?;
+    let n = |i| stmt.column(i).as_i64().unwrap_or(0);
+    let (earlier, later) = ((n(3), n(4)), (n(5), n(6)));
+    let (local, remote) = if later_is_local(earlier.0, later.0) {
+        (later, earlier)
+    } else {
+        (earlier, later)
+    };
     let side = match choice {
-        "local" => Some((
-            stmt.column(3).as_i64().unwrap_or(0),
-            stmt.column(4).as_i64().unwrap_or(0),
-        )),
-        "remote" => Some((
-            stmt.column(5).as_i64().unwrap_or(0),
-            stmt.column(6).as_i64().unwrap_or(0),
-        )),
+        "local" => Some(local),
+        "remote" => Some(remote),
         _ => None,
     };
     drop(stmt);

@@ -159,6 +159,15 @@ pub const INSERT: i64 = 0;
 pub const UPDATE: i64 = 1;
 pub const DELETE: i64 = 2;
 
+/// Whether a log row of `kind` with changed-column `mask` writes column `i` of its shape.
+fn writes_column(kind: i64, mask: i64, i: usize) -> bool {
+    match kind {
+        INSERT => true,
+        UPDATE => (mask >> i) & 1 == 1,
+        _ => false,
+    }
+}
+
 /// The columns of one enabled table at one point of its history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shape {
@@ -366,11 +375,7 @@ pub fn sync_log_values(_conn: &Conn, args: &[Value]) -> Result<Value> {
     let shape = Shape::decode(&args[0], &args[1])?;
     let (kind, mask) = (args[2].as_i64(), args[3].as_i64().unwrap_or(0));
     let values = &args[4..];
-    let written = |i: usize| match kind {
-        Some(INSERT) => true,
-        Some(UPDATE) => (mask >> i) & 1 == 1,
-        _ => false,
-    };
+    let written = |i: usize| kind.is_some_and(|k| writes_column(k, mask, i));
     if kind == Some(DELETE) {
         return Ok(Value::Null);
     }
@@ -485,11 +490,7 @@ impl LocalOps {
             let kind = stmt.column(2).as_i64().unwrap_or(0);
             let mask = stmt.column(3).as_i64().unwrap_or(0);
             let value = |i: usize| stmt.column(4 + i);
-            let written = |i: usize| match kind {
-                INSERT => true,
-                UPDATE => (mask >> i) & 1 == 1,
-                _ => false,
-            };
+            let written = |i: usize| writes_column(kind, mask, i);
             f(LocalOp {
                 seq: stmt.column(0).as_i64().unwrap_or(0) as u64,
                 table_id: *table_id,

@@ -14,7 +14,8 @@ prereqs:
 build: prereqs
 	$(CARGO) build --release
 	@mkdir -p dist
-	cp target/release/libsqlite_sync.so $(SO)
+	@# a new file, renamed into place: processes that have the old one loaded keep it intact
+	cp target/release/libsqlite_sync.so $(SO).tmp && mv $(SO).tmp $(SO)
 
 test: build test-rust test-shell test-smoke
 

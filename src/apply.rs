@@ -16,14 +16,56 @@ use crate::bundle::Reader;
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
 use crate::db::{Conn, Error, Result, Stmt, TriggersOff};
+use crate::form::Form;
 use crate::log::{self, LocalOps, SyncedTable, SELF};
 use crate::merge::{self, RowOp, RowState};
 use crate::op::{Op, DELETE};
+use crate::remote::{self, Forms};
 use crate::value::{hex, Cells, JsonObject, Value};
 
-/// Notes that op (device, seq) touched a row.
-const ROW_INDEX: &str =
-    "INSERT OR IGNORE INTO main._sync_rows(table_id, key, device, seq) VALUES (?1, ?2, ?3, ?4)";
+/// Which ops touched which row (log.rs: `_sync_rows` holds the first op indexed on a row,
+/// `_sync_row_ops` every later one).
+struct RowIndex {
+    conn: Conn,
+    first: Stmt,
+    later: Stmt,
+}
+
+impl RowIndex {
+    fn new(conn: &Conn) -> Result<RowIndex> {
+        const COLUMNS: &str = "(table_id, key, device, seq) VALUES (?1, ?2, ?3, ?4)";
+        Ok(RowIndex {
+            conn: *conn,
+            first: conn.prepare(&format!(
+                "INSERT INTO main._sync_rows{COLUMNS} ON CONFLICT DO NOTHING"
+            ))?,
+            later: conn.prepare(&format!(
+                "INSERT OR IGNORE INTO main._sync_row_ops{COLUMNS}"
+            ))?,
+        })
+    }
+
+    /// Notes that op (`device`, `seq`) touched a row; true when the row had ops before.
+    fn add(&mut self, table_id: i64, key: &[u8], device: i64, seq: u64) -> Result<bool> {
+        let params = [
+            Value::Integer(table_id),
+            Value::Blob(key.to_vec()),
+            Value::Integer(device),
+            Value::Integer(seq as i64),
+        ];
+        self.first.execute(&params)?;
+        if self.conn.changes() == 1 {
+            return Ok(false);
+        }
+        self.later.execute(&params)?;
+        Ok(true)
+    }
+}
+
+/// Every op indexed on row (?1, ?2), as (device, seq).
+const ROW_HISTORY: &str = "SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2
+     UNION ALL
+     SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2";
 
 /// What one import did, as `sync_bundle_in` reports it.
 #[derive(Default)]
@@ -41,11 +83,11 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
     log::require_initialized(conn)?;
     let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
-    let reader = Reader::open(path).map_err(in_bundle)?;
+    let mut reader = Reader::open(path).map_err(in_bundle)?;
     let tables = log::synced_tables(conn)?;
     let me = log::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
     let last_local = log::last_local_seq(conn)? as u64;
-    let manifest = &reader.manifest;
+    let manifest = reader.manifest.clone();
     let seen = conn
         .query_value(
             "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
@@ -59,9 +101,9 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         }
     } else {
         reader
-            .each_op(|op, _| validate(op, &tables, &me, last_local))
+            .each_op(|op, _, _| validate(&op, &tables, &me, last_local))
             .map_err(in_bundle)?;
-        conn.savepoint("sync_bundle_in", || import(conn, &reader, &tables))
+        conn.savepoint("sync_bundle_in", || import(conn, &mut reader, &tables))
             .map_err(in_bundle)?
     };
     let mut json = JsonObject::new();
@@ -101,6 +143,12 @@ fn validate(op: &Op, tables: &[SyncedTable], me: &[u8], last_local: u64) -> Resu
     if op.device[..] == *me && op.seq > last_local {
         return Err(Error::new(
             "claims to come from this device, which never wrote it",
+        ));
+    }
+    // canonical deps: one per other device, in device order (so a relayed copy hashes the same)
+    if op.deps.windows(2).any(|w| w[0].0 >= w[1].0) || op.deps.iter().any(|d| d.0 == op.device) {
+        return Err(Error::new(
+            "its deps are not one per other device in device order",
         ));
     }
     let table = find_table(tables, &op.table)?;
@@ -153,18 +201,23 @@ struct Import<'a> {
     devices: Devices,
     contexts: Contexts,
     local: LocalOps,
+    forms: Forms,
+    /// `_sync_forms` id of each form of the bundle, by its number there
+    bundle_forms: Vec<Option<i64>>,
     clock: Clock,
     lamport: u64,
     /// Rows with more than one op, to settle from all of them at the end. (A row whose only op
     /// is the one applied is written at once: the common case of a new row.)
     touched: BTreeSet<(i64, Vec<u8>)>,
+    rows: RowIndex,
     /// Statements that write user rows, by table and columns.
     row_writers: HashMap<u64, Stmt>,
-    statements: HashMap<String, Stmt>,
+    /// Statements by the address of their text (a literal)
+    statements: HashMap<usize, Stmt>,
     outcome: Outcome,
 }
 
-fn import(conn: &Conn, reader: &Reader, tables: &[SyncedTable]) -> Result<Outcome> {
+fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Outcome> {
     let _quiet = TriggersOff::new(conn)?;
     let mut run = Import {
         conn: *conn,
@@ -172,16 +225,19 @@ fn import(conn: &Conn, reader: &Reader, tables: &[SyncedTable]) -> Result<Outcom
         devices: Devices::load(conn)?,
         contexts: Contexts::load(conn)?,
         local: LocalOps::load(conn)?,
+        forms: Forms::load(conn)?,
+        bundle_forms: Vec::new(),
         clock: clock::applied(conn)?,
         lamport: log::state(conn, "lamport")?,
         touched: BTreeSet::new(),
+        rows: RowIndex::new(conn)?,
         row_writers: HashMap::new(),
         statements: HashMap::new(),
         outcome: Outcome::default(),
     };
     let before = run.clock.clone();
     run.fold_local_ops()?;
-    reader.each_op(|op, body| run.store(op, body))?;
+    reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.deliver()?;
     for (table_id, key) in std::mem::take(&mut run.touched) {
         run.settle_row(table_id, &key)?;
@@ -197,21 +253,17 @@ impl Import<'_> {
         let folded = log::state(&self.conn, "folded")?;
         let last = self.clock.get(&SELF).copied().unwrap_or(0);
         let conn = self.conn;
-        let mut index = conn.prepare(ROW_INDEX)?;
-        let mut shared = conn.prepare(
-            "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2 AND device <> ?3 LIMIT 1",
-        )?;
+        let mut index = RowIndex::new(&conn)?;
+        let mut shared = conn.prepare(&format!(
+            "SELECT 1 FROM ({ROW_HISTORY}) WHERE device <> {SELF} LIMIT 1"
+        ))?;
         let touched = &mut self.touched;
         self.local.each(&conn, folded, last, |op| {
             let key = log::row_key(op.key.iter().map(|(_, v)| v));
-            let (table, blob) = (Value::Integer(op.table_id), Value::Blob(key.clone()));
-            index.execute(&[
-                table.clone(),
-                blob.clone(),
-                Value::Integer(SELF),
-                Value::Integer(op.seq as i64),
-            ])?;
-            shared.bind_all(&[table, blob, Value::Integer(SELF)])?;
+            if !index.add(op.table_id, &key, SELF, op.seq)? {
+                return Ok(());
+            }
+            shared.bind_all(&[Value::Integer(op.table_id), Value::Blob(key.clone())])?;
             let other_devices_too = shared.step();
             shared.reset();
             if other_devices_too? {
@@ -222,68 +274,64 @@ impl Import<'_> {
         log::set_state(&conn, "folded", last)
     }
 
-    fn index_row(&mut self, table_id: i64, key: &[u8], device: i64, seq: u64) -> Result<()> {
-        self.run(
-            ROW_INDEX,
-            &[
-                Value::Integer(table_id),
-                Value::Blob(key.to_vec()),
-                Value::Integer(device),
-                Value::Integer(seq as i64),
-            ],
-        )
-    }
-
     /// The cached statement for `sql`, with `params` bound.
-    fn cached(&mut self, sql: &str, params: &[Value]) -> Result<&mut Stmt> {
-        if !self.statements.contains_key(sql) {
+    fn cached(&mut self, sql: &'static str, params: &[Value]) -> Result<&mut Stmt> {
+        // the same text is the same literal: its address names it
+        let slot = sql.as_ptr() as usize;
+        if !self.statements.contains_key(&slot) {
             let stmt = self.conn.prepare(sql)?;
-            self.statements.insert(sql.to_string(), stmt);
+            self.statements.insert(slot, stmt);
         }
-        let stmt = self.statements.get_mut(sql).expect("just cached");
+        let stmt = self.statements.get_mut(&slot).expect("just cached");
         stmt.bind_all(params)?;
         Ok(stmt)
     }
 
     /// Runs a cached statement to completion.
-    fn run(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+    fn run(&mut self, sql: &'static str, params: &[Value]) -> Result<()> {
         self.cached(sql, &[])?.execute(params)
     }
 
-    /// Column 0 of the first row of a cached query.
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Option<Value>> {
+    /// The first row of a cached query.
+    fn query_row(&mut self, sql: &'static str, params: &[Value]) -> Result<Option<Vec<Value>>> {
         let stmt = self.cached(sql, params)?;
-        let result = stmt.step().map(|row| row.then(|| stmt.column(0)));
+        let result = stmt
+            .step()
+            .map(|row| row.then(|| (0..stmt.column_count()).map(|i| stmt.column(i)).collect()));
         stmt.reset();
         result
     }
 
     /// Stores one op of the bundle (pending), unless it is here already.
-    fn store(&mut self, op: &Op, body: &[u8]) -> Result<()> {
+    fn store(&mut self, op: Op, number: usize, form: &Form) -> Result<()> {
         let device = self.devices.idx_or_add(&self.conn, &op.device)?;
         if device == SELF {
             self.outcome.duplicates += 1;
             return Ok(());
         }
+        let form_id = self.form_id(number, form)?;
+        let mut vals = Vec::new();
+        form.pack(&op, &mut vals);
         if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
-            return self.duplicate(device, op.seq, body);
+            return self.duplicate(device, &op, form_id, vals);
         }
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
-            && self.deliverable_after(device, op);
+            && self.deliverable_after(device, &op);
         self.run(
-            "INSERT OR IGNORE INTO main._sync_remote(device, seq, lamport, applied, body)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO main._sync_remote(device, seq, lamport, applied, form, vals)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             &[
                 Value::Integer(device),
                 Value::Integer(op.seq as i64),
                 Value::Integer(op.lamport as i64),
                 Value::Integer(now as i64),
-                Value::Blob(body.to_vec()),
+                Value::Integer(form_id),
+                Value::Blob(vals.clone()),
             ],
         )?;
         if self.conn.changes() == 0 {
-            return self.duplicate(device, op.seq, body); // here already, pending
+            return self.duplicate(device, &op, form_id, vals); // here already, pending
         }
         for dep in &op.deps {
             let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
@@ -291,17 +339,49 @@ impl Import<'_> {
                 .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
         }
         if now {
-            self.applied(device, op.clone())?;
+            self.applied(device, op)?;
         }
         Ok(())
+    }
+
+    /// The `_sync_forms` id of form `number` of the bundle.
+    fn form_id(&mut self, number: usize, form: &Form) -> Result<i64> {
+        if let Some(Some(id)) = self.bundle_forms.get(number) {
+            return Ok(*id);
+        }
+        let id = self.forms.id_of(&self.conn, form)?;
+        if self.bundle_forms.len() <= number {
+            self.bundle_forms.resize(number + 1, None);
+        }
+        self.bundle_forms[number] = Some(id);
+        Ok(id)
+    }
+
+    /// The stored op (`device`, `seq`), without its deps.
+    fn stored_op(&mut self, device: i64, seq: u64, pending_only: bool) -> Result<Option<Op>> {
+        let sql = if pending_only {
+            "SELECT lamport, form, vals FROM main._sync_remote
+             WHERE device = ?1 AND seq = ?2 AND applied = 0"
+        } else {
+            "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2"
+        };
+        let stmt = self.cached(sql, &[Value::Integer(device), Value::Integer(seq as i64)])?;
+        let row = stmt
+            .step()
+            .map(|found| found.then(|| [stmt.column(0), stmt.column(1), stmt.column(2)]));
+        stmt.reset();
+        match row? {
+            None => Ok(None),
+            Some(row) => {
+                let id = self.devices.id(device);
+                self.forms.op((device, id), seq, &row, None).map(Some)
+            }
+        }
     }
 
     /// Applies every stored op whose causal context is applied, until none is left that can be.
     fn deliver(&mut self) -> Result<()> {
         let conn = self.conn;
-        let mut next = conn.prepare(
-            "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2 AND applied = 0",
-        )?;
         let devices: Vec<i64> = {
             let mut stmt = conn.prepare(
                 "SELECT DISTINCT device FROM main._sync_remote WHERE applied = 0 ORDER BY device",
@@ -320,15 +400,10 @@ impl Import<'_> {
                     if !self.deliverable(device, seq) {
                         break;
                     }
-                    next.bind_all(&[Value::Integer(device), Value::Integer(seq as i64)])?;
-                    let body = if next.step()? {
-                        next.column(0)
-                    } else {
-                        Value::Null
+                    let Some(op) = self.stored_op(device, seq, true)? else {
+                        break;
                     };
-                    next.reset();
-                    let Value::Blob(body) = body else { break };
-                    self.apply(device, seq, &body)?;
+                    self.apply(device, op)?;
                     progress = true;
                 }
             }
@@ -339,12 +414,23 @@ impl Import<'_> {
     }
 
     /// Counts an op already here, after checking it is the same op.
-    fn duplicate(&mut self, device: i64, seq: u64, body: &[u8]) -> Result<()> {
-        let existing = self.query(
-            "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(seq as i64)],
+    fn duplicate(&mut self, device: i64, op: &Op, form_id: i64, vals: Vec<u8>) -> Result<()> {
+        let stored = self.query_row(
+            "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(op.seq as i64)],
         )?;
-        if existing.as_ref().and_then(Value::as_blob) != Some(body) {
+        let same_deps =
+            || remote::deps_of(&self.contexts, &self.devices, device, op.seq) == op.deps;
+        let same = stored.as_deref()
+            == Some(
+                &[
+                    Value::Integer(op.lamport as i64),
+                    Value::Integer(form_id),
+                    Value::Blob(vals),
+                ][..],
+            )
+            && same_deps();
+        if !same {
             return Err(Error::new(
                 "differs from the op with the same device and seq already here (forged?)",
             ));
@@ -382,12 +468,12 @@ impl Import<'_> {
     }
 
     /// Applies a pending op now that its context is applied.
-    fn apply(&mut self, device: i64, seq: u64, body: &[u8]) -> Result<()> {
+    fn apply(&mut self, device: i64, op: Op) -> Result<()> {
         self.run(
             "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(seq as i64)],
+            &[Value::Integer(device), Value::Integer(op.seq as i64)],
         )?;
-        self.applied(device, Op::decode(body)?)
+        self.applied(device, op)
     }
 
     /// Notes an op as applied: indexes its row and marks the row for settling.
@@ -395,14 +481,7 @@ impl Import<'_> {
         let table_id = find_table(self.tables, &op.table)?.id;
         let key = log::row_key(op.key.iter().map(|(_, v)| v));
         let (seq, lamport) = (op.seq, op.lamport);
-        let seen_before = self
-            .query(
-                "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2 LIMIT 1",
-                &[Value::Integer(table_id), Value::Blob(key.clone())],
-            )?
-            .is_some();
-        self.index_row(table_id, &key, device, seq)?;
-        if seen_before {
+        if self.rows.add(table_id, &key, device, seq)? {
             self.touched.insert((table_id, key));
         } else {
             self.write_single(table_id, op)?;
@@ -453,11 +532,10 @@ impl Import<'_> {
     /// Every applied op on a row, with names as the table spells them, and the row's key.
     fn row_ops(&mut self, table: &SyncedTable, key: &[u8]) -> Result<(Vec<RowOp>, Cells)> {
         let conn = self.conn;
-        let mut stmt = conn.prepare(
-            "SELECT r.device, r.seq, o.body FROM main._sync_rows r
-             LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq
-             WHERE r.table_id = ?1 AND r.key = ?2",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT r.device, r.seq, o.lamport, o.form, o.vals FROM ({ROW_HISTORY}) r
+             LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq"
+        ))?;
         stmt.bind_all(&[Value::Integer(table.id), Value::Blob(key.to_vec())])?;
         let mut ops = Vec::new();
         let mut key_values = Vec::new();
@@ -469,8 +547,8 @@ impl Import<'_> {
                 let op = self.local.get(&conn, seq)?;
                 (op.kind, op.key, op.cells, me, self.local.lamport(seq))
             } else {
-                let body = stmt.column(2);
-                let op = Op::decode(body.as_blob().unwrap_or_default())?;
+                let row = [stmt.column(2), stmt.column(3), stmt.column(4)];
+                let op = (self.forms).op((device, self.devices.id(device)), seq, &row, None)?;
                 (op.kind, op.key, op.cells, op.device, op.lamport)
             };
             if key_values.is_empty() {
@@ -542,7 +620,7 @@ impl Import<'_> {
                 Value::Integer(lamport as i64),
             ],
         )?;
-        let manifest = &reader.manifest;
+        let manifest = reader.manifest.clone();
         let source = self.devices.idx_or_add(&conn, &manifest.source)?;
         if source != SELF {
             let mut known = Clock::new();

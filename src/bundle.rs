@@ -5,21 +5,37 @@
 //! bundle is read only through a read-only connection that checks its whole schema before
 //! reading a row, runs none of its SQL, and checks every hash before anything is applied.
 //!
-//! # Format (version 1): one SQLite database with exactly two tables and nothing else
+//! # Format (version 2): one SQLite database with exactly two tables and nothing else
 //!
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
 //!          op_count INTEGER, ops_hash BLOB)           one row
 //!   magic     'sqlite-sync bundle'
-//!   format    1; a reader refuses any other
+//!   format    2; a reader refuses any other
 //!   bundle_id 16 random bytes
 //!   source    the writer's device id (16 bytes)
 //!   clock     msgpack [[device id: bin(16), seq], …]: the writer's whole applied clock
-//!   op_count  rows in `ops`
-//!   ops_hash  SHA-256 over the concatenated `hash` of ops 1..op_count
-//! ops(n INTEGER PRIMARY KEY, body BLOB, hash BLOB)    n = 1..op_count
-//!   body      one op's canonical encoding (op.rs)
-//!   hash      SHA-256 of body
+//!   op_count  ops in the bundle
+//!   ops_hash  SHA-256 over the concatenated SHA-256 of each op's canonical encoding (op.rs),
+//!             in bundle order; the reader recomputes every op's hash from what it decodes
+//! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
+//!   ops       ops in this chunk
+//!   body      its ops, one after the other, compactly (below)
+//! ```
+//!
+//! The chunks' bodies, in order, are one stream. Each op in it is, in msgpack items:
+//!
+//! ```text
+//! head      uint, a set of flags:
+//!             1  a device id follows (bin 16); otherwise the previous op's device
+//!             2  a seq follows (uint); otherwise the previous op's seq + 1 (always set when
+//!                the device changes)
+//!             4  deps follow ([[device id: bin(16), seq], …]); otherwise none
+//!             8  a new form follows (form.rs), numbered from 0 in order of appearance
+//!            16  the number of an earlier form follows (uint)
+//!                (neither 8 nor 16: the previous op's form)
+//! lamport   int: the op's Lamport time minus the previous op's (minus 0 for the first op)
+//! values    the op's values in its form (form.rs)
 //! ```
 //!
 //! A bundle may be replaced (written over) only by a bundle from the same device: writing to a
@@ -28,12 +44,24 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use crate::db::{Error, OpenMode, OwnedConn, Result, Stmt};
-use crate::op::{self, DeviceId, Op};
+use crate::form::{self, Form};
+use crate::op::{self, Dep, DeviceId, Op};
 use crate::value::Value;
 
 pub const MAGIC: &str = "sqlite-sync bundle";
-pub const FORMAT: i64 = 1;
+pub const FORMAT: i64 = 2;
+
+/// A chunk is written once its body reaches this many bytes.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+const HAS_DEVICE: u8 = 1;
+const HAS_SEQ: u8 = 2;
+const HAS_DEPS: u8 = 4;
+const NEW_FORM: u8 = 8;
+const FORM_NUMBER: u8 = 16;
 
 /// What a bundle's manifest says.
 #[derive(Debug, Clone)]
@@ -53,6 +81,25 @@ pub struct Writer {
     db: Option<OwnedConn>,
     hasher: Sha256,
     count: u64,
+    stream: Stream,
+    chunk: Vec<u8>,
+    chunk_ops: u64,
+    chunks: u64,
+    forms: HashMap<Form, usize>,
+}
+
+/// Appends one msgpack item.
+fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, item: &T) {
+    rmp_serde::encode::write(out, item).expect("a bundle item always encodes");
+}
+
+/// What the stream's encoding of the next op refers back to, for the writer and the reader.
+#[derive(Default)]
+struct Stream {
+    device: Option<DeviceId>,
+    seq: u64,
+    lamport: u64,
+    form: Option<usize>,
 }
 
 impl Writer {
@@ -87,6 +134,11 @@ impl Writer {
             db: Some(db),
             hasher: Sha256::new(),
             count: 0,
+            stream: Stream::default(),
+            chunk: Vec::with_capacity(CHUNK_BYTES + 4096),
+            chunk_ops: 0,
+            chunks: 0,
+            forms: HashMap::new(),
         };
         let conn = *writer.db.as_ref().unwrap().conn();
         let setup = (|| {
@@ -99,10 +151,10 @@ impl Writer {
                 &[],
             )?;
             conn.exec(
-                "CREATE TABLE ops(n INTEGER PRIMARY KEY, body BLOB NOT NULL, hash BLOB NOT NULL)",
+                "CREATE TABLE chunks(n INTEGER PRIMARY KEY, ops INTEGER NOT NULL, body BLOB NOT NULL)",
                 &[],
             )?;
-            conn.prepare("INSERT INTO ops(n, body, hash) VALUES (?1, ?2, ?3)")
+            conn.prepare("INSERT INTO chunks(n, ops, body) VALUES (?1, ?2, ?3)")
         })();
         match setup {
             Ok(stmt) => writer.insert = Some(stmt),
@@ -114,16 +166,76 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Appends one encoded op.
-    pub fn add(&mut self, body: &[u8]) -> Result<()> {
-        let hash = op::hash(body);
-        self.hasher.update(hash);
+    /// Appends one op.
+    pub fn add(&mut self, op: &Op) -> Result<()> {
+        self.hasher.update(op::hash(&op.encode()));
+        let out = &mut self.chunk;
+        let mut head = 0u8;
+        let same_device = self.stream.device == Some(op.device);
+        if !same_device {
+            head |= HAS_DEVICE | HAS_SEQ;
+        } else if op.seq != self.stream.seq.wrapping_add(1) {
+            head |= HAS_SEQ;
+        }
+        if !op.deps.is_empty() {
+            head |= HAS_DEPS;
+        }
+        let form = Form::of(op);
+        let next = self.forms.len();
+        let number = *self.forms.entry(form.clone()).or_insert(next);
+        let new = number == next;
+        if new {
+            head |= NEW_FORM;
+        } else if self.stream.form != Some(number) {
+            head |= FORM_NUMBER;
+        }
+        put(out, &head);
+        if head & HAS_DEVICE != 0 {
+            put(out, &serde_bytes16(op.device));
+        }
+        if head & HAS_SEQ != 0 {
+            put(out, &op.seq);
+        }
+        if head & HAS_DEPS != 0 {
+            put(out, &op.deps);
+        }
+        if new {
+            put(out, &form);
+        } else if head & FORM_NUMBER != 0 {
+            put(out, &(number as u64));
+        }
+        put(
+            out,
+            &(op.lamport as i64).wrapping_sub(self.stream.lamport as i64),
+        );
+        form.pack(op, out);
+        self.stream = Stream {
+            device: Some(op.device),
+            seq: op.seq,
+            lamport: op.lamport,
+            form: Some(number),
+        };
         self.count += 1;
+        self.chunk_ops += 1;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the chunk gathered so far.
+    fn flush(&mut self) -> Result<()> {
+        if self.chunk_ops == 0 {
+            return Ok(());
+        }
+        self.chunks += 1;
+        let body = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
         self.insert.as_mut().expect("writer is open").execute(&[
-            Value::Integer(self.count as i64),
-            Value::Blob(body.to_vec()),
-            Value::Blob(hash.to_vec()),
+            Value::Integer(self.chunks as i64),
+            Value::Integer(self.chunk_ops as i64),
+            Value::Blob(body),
         ])?;
+        self.chunk_ops = 0;
         Ok(())
     }
 
@@ -151,6 +263,7 @@ impl Writer {
         source: &DeviceId,
         clock: &[(DeviceId, u64)],
     ) -> Result<u64> {
+        self.flush()?;
         self.insert = None;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
         let clock: Vec<(serde_bytes16, u64)> =
@@ -202,10 +315,14 @@ impl Drop for Writer {
 #[allow(non_camel_case_types)]
 struct serde_bytes16(#[serde(with = "crate::op::device_bytes")] DeviceId);
 
-/// An open, schema-checked bundle.
+/// An open, schema-checked bundle, read in one read transaction (so it cannot change between
+/// reads through SQLite).
 pub struct Reader {
     db: OwnedConn,
     pub manifest: Manifest,
+    /// SHA-256 of each chunk's body, once every op has been checked against the manifest: later
+    /// reads check these instead of hashing every op again.
+    chunk_hashes: Option<Vec<[u8; 32]>>,
 }
 
 impl Reader {
@@ -225,6 +342,7 @@ impl Reader {
             .map_err(unreadable)?;
         conn.exec("PRAGMA query_only = ON", &[])
             .map_err(unreadable)?;
+        conn.exec("BEGIN", &[]).map_err(unreadable)?;
         let mut schema = conn
             .prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name")
             .map_err(unreadable)?;
@@ -235,66 +353,169 @@ impl Reader {
             objects.push(format!("{t} {n}"));
         }
         drop(schema);
-        if objects != ["table manifest", "table ops"] {
+        if objects != ["table chunks", "table manifest"] {
             return Err(Error::new(format!(
-                "not a sqlite-sync bundle: expected exactly the tables manifest and ops, found [{}]",
+                "not a sqlite-sync bundle: expected exactly the tables chunks and manifest, found [{}]",
                 objects.join(", ")
             )));
         }
         let manifest = read_manifest(&conn)?;
-        Ok(Reader { db, manifest })
+        Ok(Reader {
+            db,
+            manifest,
+            chunk_hashes: None,
+        })
     }
 
-    /// Checks every op against its hash and the manifest, calling `f` with each decoded op and
-    /// its encoding, in bundle order. Returns an error naming the op at fault.
-    pub fn each_op(&self, mut f: impl FnMut(&Op, &[u8]) -> Result<()>) -> Result<()> {
+    /// Decodes every op and checks the ops against the manifest, calling `f` with each op, the
+    /// number of its form in the bundle and the form, in bundle order. Returns an error naming
+    /// the op at fault. (The first call hashes every op; later ones compare whole chunks with
+    /// what the first call read.)
+    pub fn each_op(&mut self, mut f: impl FnMut(Op, usize, &Form) -> Result<()>) -> Result<()> {
+        let known = self.chunk_hashes.take();
+        let mut chunk_hashes = Vec::new();
         let conn = self.db.conn();
-        let mut stmt = conn.prepare("SELECT n, body, hash FROM ops ORDER BY n")?;
+        let mut stmt = conn.prepare("SELECT n, ops, body FROM chunks ORDER BY n")?;
         let mut hasher = Sha256::new();
-        let mut expected_n = 0u64;
+        let mut stream = Stream::default();
+        let mut forms: Vec<Form> = Vec::new();
+        let mut count = 0u64;
+        let mut expected_chunk = 0i64;
+        let too_many = || {
+            Error::new(format!(
+                "holds more ops than its manifest says ({})",
+                self.manifest.op_count
+            ))
+        };
         while stmt.step()? {
-            expected_n += 1;
+            expected_chunk += 1;
             let n = stmt.column(0).as_i64().unwrap_or(0);
-            let at = |what: &str| Error::new(format!("op {n}: {what}"));
-            if n as u64 != expected_n {
-                return Err(at(&format!("out of sequence (expected op {expected_n})")));
-            }
-            if expected_n > self.manifest.op_count {
+            if n != expected_chunk {
                 return Err(Error::new(format!(
-                    "holds more ops than its manifest says ({})",
-                    self.manifest.op_count
+                    "chunk {n} out of sequence (expected chunk {expected_chunk})"
                 )));
             }
-            let (Value::Blob(body), Value::Blob(hash)) = (stmt.column(1), stmt.column(2)) else {
-                return Err(at("body or hash is not a BLOB"));
+            let (Value::Integer(ops), Value::Blob(body)) = (stmt.column(1), stmt.column(2)) else {
+                return Err(Error::new(format!("chunk {n}: damaged")));
             };
-            if op::hash(&body)[..] != hash[..] {
-                return Err(at("hash mismatch (corrupted or edited)"));
+            if ops <= 0 || ops as u64 > self.manifest.op_count - count {
+                return Err(too_many());
             }
-            hasher.update(&hash);
-            let op = Op::decode(&body).map_err(|e| at(&e.0))?;
-            f(&op, &body).map_err(|e| {
-                Error::new(format!(
-                    "op {n} (seq {} of device {}): {e}",
-                    op.seq,
-                    &crate::value::hex(&op.device)[..8]
-                ))
-            })?;
+            let chunk_hash = op::hash(&body);
+            match &known {
+                Some(known) if known.get(n as usize - 1) != Some(&chunk_hash) => {
+                    return Err(Error::new(format!("chunk {n} changed while being read")));
+                }
+                _ => chunk_hashes.push(chunk_hash),
+            }
+            let mut input = &body[..];
+            for _ in 0..ops {
+                count += 1;
+                let at = |e: Error| Error::new(format!("op {count}: {e}"));
+                let (op, number) = next_op(&mut input, &mut stream, &mut forms).map_err(at)?;
+                if known.is_none() {
+                    hasher.update(op::hash(&op.encode()));
+                }
+                let (seq, device) = (op.seq, op.device);
+                f(op, number, &forms[number]).map_err(|e| {
+                    Error::new(format!(
+                        "op {count} (seq {seq} of device {}): {e}",
+                        &crate::value::hex(&device)[..8]
+                    ))
+                })?;
+            }
+            if !input.is_empty() {
+                return Err(Error::new(format!(
+                    "chunk {n}: holds more than its {ops} ops (damaged)"
+                )));
+            }
         }
-        if expected_n != self.manifest.op_count {
+        if count != self.manifest.op_count {
             return Err(Error::new(format!(
-                "holds {expected_n} ops but its manifest says {} (truncated?)",
+                "holds {count} ops but its manifest says {} (truncated?)",
                 self.manifest.op_count
             )));
         }
         let ops_hash: [u8; 32] = hasher.finalize().into();
-        if ops_hash != self.manifest.ops_hash {
+        if known.is_none() && ops_hash != self.manifest.ops_hash {
             return Err(Error::new(
                 "manifest hash does not match its ops (corrupted or edited)",
             ));
         }
+        self.chunk_hashes = Some(chunk_hashes);
         Ok(())
     }
+}
+
+/// Decodes the next op of the stream (see the module comment).
+fn next_op(input: &mut &[u8], stream: &mut Stream, forms: &mut Vec<Form>) -> Result<(Op, usize)> {
+    let head: u8 = form::read(input, "op head")?;
+    if head & !(HAS_DEVICE | HAS_SEQ | HAS_DEPS | NEW_FORM | FORM_NUMBER) != 0
+        || head & NEW_FORM != 0 && head & FORM_NUMBER != 0
+        || head & HAS_DEVICE != 0 && head & HAS_SEQ == 0
+    {
+        return Err(Error::new(format!("bad op head {head}")));
+    }
+    let device = if head & HAS_DEVICE != 0 {
+        form::read::<serde_bytes16>(input, "device id")?.0
+    } else {
+        stream
+            .device
+            .ok_or_else(|| Error::new("no device id (first op)"))?
+    };
+    let seq = if head & HAS_SEQ != 0 {
+        form::read(input, "seq")?
+    } else {
+        stream.seq + 1
+    };
+    let deps: Vec<Dep> = if head & HAS_DEPS != 0 {
+        form::read(input, "deps")?
+    } else {
+        Vec::new()
+    };
+    let number = if head & NEW_FORM != 0 {
+        let form: Form = form::read(input, "form")?;
+        form.check()?;
+        forms.push(form);
+        forms.len() - 1
+    } else if head & FORM_NUMBER != 0 {
+        let n: u64 = form::read(input, "form number")?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n < forms.len())
+            .ok_or_else(|| Error::new(format!("names form {n}, which is not defined before it")))?
+    } else {
+        stream
+            .form
+            .ok_or_else(|| Error::new("no form (first op)"))?
+    };
+    let delta: i64 = form::read(input, "Lamport time")?;
+    let lamport = (stream.lamport as i64)
+        .checked_add(delta)
+        .filter(|&l| l > 0)
+        .ok_or_else(|| Error::new("Lamport time out of range"))?;
+    if seq == 0 || seq > i64::MAX as u64 {
+        return Err(Error::new("seq out of range"));
+    }
+    let form = &forms[number];
+    let (key, cells) = form.unpack(input)?;
+    *stream = Stream {
+        device: Some(device),
+        seq,
+        lamport: lamport as u64,
+        form: Some(number),
+    };
+    let op = Op {
+        device,
+        seq,
+        lamport: lamport as u64,
+        deps,
+        table: form.table.clone(),
+        kind: form.kind,
+        key,
+        cells,
+    };
+    Ok((op, number))
 }
 
 fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {

@@ -9,7 +9,8 @@ use crate::bundle::Writer;
 use crate::clock::{self, Clock, Contexts, Devices};
 use crate::db::{Conn, Error, Result};
 use crate::log::{self, LocalOps, SELF};
-use crate::op::{Dep, DeviceId, Op};
+use crate::op::{DeviceId, Op};
+use crate::remote::{self, Forms};
 use crate::value::{hex, JsonObject, Value};
 
 pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
@@ -50,39 +51,36 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
     let from = known.get(&SELF).copied().unwrap_or(0);
     let upto = applied.get(&SELF).copied().unwrap_or(0);
     local.each(conn, from, upto, |op| {
-        let mut deps: Vec<Dep> = contexts
-            .delta(SELF, op.seq)
-            .into_iter()
-            .map(|(d, s)| Dep(devices.id(d), s))
-            .collect();
-        deps.sort();
         let op = Op {
             device: me,
             seq: op.seq,
             lamport: local.lamport(op.seq),
-            deps,
+            deps: remote::deps_of(&contexts, &devices, SELF, op.seq),
             table: op.table,
             kind: op.kind,
             key: op.key,
             cells: op.cells,
         };
-        writer.add(&op.encode())
+        writer.add(&op)
     })?;
 
-    let mut remote = conn.prepare(
-        "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq > ?2 ORDER BY seq",
-    )?;
+    let forms = Forms::load(conn)?;
+    let mut received = conn.prepare(&format!(
+        "SELECT r.seq, {} FROM main._sync_remote r WHERE r.device = ?1 AND r.seq > ?2 ORDER BY r.seq",
+        remote::columns("r")
+    ))?;
     for device in devices.indexes().filter(|&d| d != SELF) {
         let from = known.get(&device).copied().unwrap_or(0);
-        remote.bind_all(&[Value::Integer(device), Value::Integer(from as i64)])?;
-        while remote.step()? {
-            if let Value::Blob(body) = remote.column(0) {
-                writer.add(&body)?;
-            }
+        received.bind_all(&[Value::Integer(device), Value::Integer(from as i64)])?;
+        let id = (device, devices.id(device));
+        while received.step()? {
+            let seq = received.column(0).as_i64().unwrap_or(0) as u64;
+            let row = [received.column(1), received.column(2), received.column(3)];
+            writer.add(&forms.op(id, seq, &row, Some((&contexts, &devices)))?)?;
         }
-        remote.reset();
+        received.reset();
     }
-    drop(remote);
+    drop(received);
 
     let bundle_id = *uuid::Uuid::new_v4().as_bytes();
     let clock: Vec<(DeviceId, u64)> = applied.iter().map(|(&d, &s)| (devices.id(d), s)).collect();

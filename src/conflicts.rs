@@ -19,7 +19,7 @@ use crate::clock::Devices;
 use crate::db::{Conn, Error, Result};
 use crate::log::{self, SyncedTable, SELF};
 use crate::merge::{Conflict, RowOp};
-use crate::op::{self, Op};
+use crate::op;
 use crate::value::{hex, JsonObject, Value};
 
 pub fn create(conn: &Conn) -> Result<()> {
@@ -251,13 +251,8 @@ fn side_cells(
         let op = log::LocalOps::load(conn)?.get(conn, seq as u64)?;
         (op.kind, op.cells)
     } else {
-        let body = conn
-            .query_value(
-                "SELECT body FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-                &[Value::Integer(device), Value::Integer(seq)],
-            )?
+        let op = crate::remote::get(conn, device, seq as u64)?
             .ok_or_else(|| Error::new("the conflict's remote op is missing"))?;
-        let op = Op::decode(body.as_blob().unwrap_or_default())?;
         (op.kind, op.cells)
     };
     if kind == op::DELETE {

@@ -334,6 +334,12 @@ impl Stmt {
         unsafe { sqlite!(reset(self.stmt)) };
     }
 
+    /// Number of columns in the statement's result rows.
+    pub fn column_count(&self) -> usize {
+        // SAFETY: the statement is live for as long as `self`.
+        unsafe { sqlite!(column_count(self.stmt)) as usize }
+    }
+
     /// Column `i` (0-based) of the current row, copied out exactly.
     pub fn column(&self, i: usize) -> Value {
         let i = i as c_int;

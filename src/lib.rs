@@ -14,9 +14,11 @@ mod capture;
 mod clock;
 mod conflicts;
 mod db;
+mod form;
 mod log;
 mod merge;
 mod op;
+mod remote;
 mod value;
 
 use std::ffi::{c_char, c_int};
@@ -66,7 +68,7 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
     ("sync_log_pk",    -1, DETERMINISTIC | INNOCUOUS, log::sync_log_pk),
     ("sync_log_values",-1, DETERMINISTIC | INNOCUOUS, log::sync_log_values),
-    ("sync_log_op",     2, DETERMINISTIC | INNOCUOUS, log::sync_log_op),
+    ("sync_log_op",     3, DETERMINISTIC | INNOCUOUS, log::sync_log_op),
 ];
 
 fn register_all(db: *mut sqlite3) -> Result<()> {

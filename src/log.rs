@@ -5,7 +5,7 @@
 //! exists exactly when that change committed (a rollback takes back both, and with them the
 //! rowid, so no gap opens). UPDATE and DELETE on `_sync_ops` are refused by triggers.
 //!
-//! # Layout (main schema; format 1)
+//! # Layout (main schema; format 2)
 //!
 //! ```text
 //! _sync_device(one = 1, id BLOB, format INTEGER)   this device: 16 random bytes; layout version
@@ -15,16 +15,19 @@
 //! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)     local ops (below)
 //!
 //! _sync_devices(idx, id)                 every device this one has heard of; idx 1 is itself
-//! _sync_remote(device, seq, lamport, applied, body)  ops of other devices, as the bytes that
-//!                                        arrived (op.rs); applied = 0 while pending
-//!                                        (indexed by _sync_remote_pending)
+//! _sync_remote(device, seq, lamport, applied, form, vals)  ops of other devices (remote.rs):
+//!                                        their form and values (form.rs); applied = 0 while
+//!                                        pending (indexed by _sync_remote_pending)
+//! _sync_forms(id, form)                  the forms of received ops (form.rs)
 //! _sync_clock(device, seq)               per other device: highest seq applied, none missing
 //! _sync_deps(device, seq, dep, dep_seq)  causal contexts, as change points: from op `seq` of
 //!                                        `device` on, its clock holds `dep_seq` for `dep`
 //! _sync_epochs(local_seq, lamport)       one row per import: the last local seq before it and
 //!                                        the highest Lamport time known after it
 //! _sync_rows(table_id, key, device, seq) which ops touched which row (key: msgpack of the PK
-//!                                        values), for ops applied or folded in (`folded`)
+//! _sync_row_ops(…, the same)             values), for ops applied or folded in (`folded`):
+//!                                        the first op indexed on a row in _sync_rows, every
+//!                                        later one in _sync_row_ops (a new row costs one write)
 //! _sync_peers(peer, device, seq)         what each peer is known to have: the clock its last
 //!                                        bundle carried
 //! _sync_bundles(id, source)              bundles imported
@@ -63,7 +66,7 @@ use std::collections::HashMap;
 use crate::value::{hex, Cells, JsonObject, Value};
 
 /// Layout version of the tables above.
-pub const FORMAT: i64 = 1;
+pub const FORMAT: i64 = 2;
 
 /// Name prefix reserved for the extension's own tables, triggers and views.
 pub const INTERNAL_PREFIX: &str = "_sync_";
@@ -102,9 +105,14 @@ const SCHEMA: &[&str] = &[
        seq INTEGER NOT NULL,
        lamport INTEGER NOT NULL,
        applied INTEGER NOT NULL,
-       body BLOB NOT NULL,
+       form INTEGER NOT NULL,
+       vals BLOB NOT NULL,
        PRIMARY KEY (device, seq)
      ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_forms(
+       id INTEGER PRIMARY KEY,
+       form BLOB NOT NULL UNIQUE
+     )",
     // pending ops are few: finding and counting them must not scan every op ever received
     "CREATE INDEX IF NOT EXISTS _sync_remote_pending ON _sync_remote(device, seq) WHERE applied = 0",
     "CREATE TABLE IF NOT EXISTS _sync_clock(
@@ -119,6 +127,13 @@ const SCHEMA: &[&str] = &[
        PRIMARY KEY (device, seq, dep)
      ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _sync_rows(
+       table_id INTEGER NOT NULL,
+       key BLOB NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       PRIMARY KEY (table_id, key)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_row_ops(
        table_id INTEGER NOT NULL,
        key BLOB NOT NULL,
        device INTEGER NOT NULL,
@@ -307,24 +322,27 @@ fn rebuild_log_view(conn: &Conn, width: usize) -> Result<()> {
                   JOIN _sync_tables t ON t.id = s.table_id, _sync_device d
              UNION ALL
              SELECT lower(hex(d.id)), r.seq, sync_op_id(d.id, r.seq), r.lamport,
-                    sync_log_op(r.body, 'table'), sync_log_op(r.body, 'kind'),
-                    sync_log_op(r.body, 'pk'), sync_log_op(r.body, 'values')
-             FROM _sync_remote r JOIN _sync_devices d ON d.idx = r.device"
+                    sync_log_op(f.form, r.vals, 'table'), sync_log_op(f.form, r.vals, 'kind'),
+                    sync_log_op(f.form, r.vals, 'pk'), sync_log_op(f.form, r.vals, 'values')
+             FROM _sync_remote r JOIN _sync_devices d ON d.idx = r.device
+                  JOIN _sync_forms f ON f.id = r.form"
         ),
         &[],
     )
 }
 
-/// `sync_log_op(body, part)`: one part of an op received from another device, for `sync_log`:
-/// 'table', 'kind', 'pk' (JSON) or 'values' (JSON, NULL for a delete).
+/// `sync_log_op(form, vals, part)`: one part of an op received from another device, for
+/// `sync_log`: 'table', 'kind', 'pk' (JSON) or 'values' (JSON, NULL for a delete).
 pub fn sync_log_op(_conn: &Conn, args: &[Value]) -> Result<Value> {
-    let op = crate::op::Op::decode(
-        args[0]
+    let blob = |i: usize, what: &str| {
+        args[i]
             .as_blob()
-            .ok_or_else(|| Error::new("body must be a BLOB"))?,
-    )?;
+            .ok_or_else(|| Error::new(format!("{what} must be a BLOB")))
+    };
+    let form = crate::form::Form::decode(blob(0, "form")?)?;
+    let op = form.op([0; 16], 1, 1, Vec::new(), blob(1, "vals")?)?;
     let json = |cells: &[(String, Value)]| Value::Text(JsonObject::of(cells));
-    Ok(match args[1].as_text() {
+    Ok(match args[2].as_text() {
         Some("table") => Value::Text(op.table),
         Some("kind") => Value::Text(["insert", "update", "delete"][op.kind as usize].into()),
         Some("pk") => json(&op.key),

@@ -27,6 +27,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+#[cfg(test)]
 use crate::db::{Error, Result};
 use crate::value::Value;
 
@@ -58,6 +59,7 @@ impl Op {
         rmp_serde::to_vec(self).expect("an op always encodes")
     }
 
+    #[cfg(test)]
     pub fn decode(bytes: &[u8]) -> Result<Op> {
         let op: Op = rmp_serde::from_slice(bytes)
             .map_err(|e| Error::new(format!("undecodable op ({e})")))?;

@@ -163,6 +163,8 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
+pub mod bundle;
+
 pub mod tempdir {
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicUsize, Ordering};

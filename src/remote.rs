@@ -1,0 +1,112 @@
+//! The store of ops received from other devices: each op as its form and its values.
+//!
+//! Invariant: a received op is kept as (device, seq, Lamport time, form, values) in
+//! `_sync_remote`, its deps as change points in `_sync_deps` (clock.rs) and its form once in
+//! `_sync_forms`; from these it is rebuilt with the same canonical encoding, hence the same hash,
+//! as the op that arrived, so it can be relayed to other devices unchanged.
+
+use std::collections::HashMap;
+
+use crate::clock::{Contexts, Devices};
+use crate::db::{Conn, Error, Result};
+use crate::form::Form;
+use crate::op::{Dep, DeviceId, Op};
+use crate::value::Value;
+
+/// The forms of received ops, by id and by content.
+#[derive(Default)]
+pub struct Forms {
+    by_id: HashMap<i64, Form>,
+    ids: HashMap<Form, i64>,
+}
+
+impl Forms {
+    pub fn load(conn: &Conn) -> Result<Forms> {
+        let mut forms = Forms::default();
+        let mut stmt = conn.prepare("SELECT id, form FROM main._sync_forms")?;
+        while stmt.step()? {
+            let id = stmt.column(0).as_i64().unwrap_or(0);
+            let form = Form::decode(stmt.column(1).as_blob().unwrap_or_default())?;
+            forms.ids.insert(form.clone(), id);
+            forms.by_id.insert(id, form);
+        }
+        Ok(forms)
+    }
+
+    /// The id of `form`, storing it when it is new.
+    pub fn id_of(&mut self, conn: &Conn, form: &Form) -> Result<i64> {
+        if let Some(&id) = self.ids.get(form) {
+            return Ok(id);
+        }
+        let id = conn.insert(
+            "INSERT INTO main._sync_forms(form) VALUES (?1)",
+            &[Value::Blob(form.encode())],
+        )?;
+        self.ids.insert(form.clone(), id);
+        self.by_id.insert(id, form.clone());
+        Ok(id)
+    }
+
+    pub fn get(&self, id: i64) -> Result<&Form> {
+        self.by_id
+            .get(&id)
+            .ok_or_else(|| Error::new(format!("a received op names unknown form {id}")))
+    }
+
+    /// Rebuilds a received op from its stored Lamport time, form id and values (`row`, the
+    /// columns that `columns` names); its `deps` stay empty unless `with_deps` is given.
+    pub fn op(
+        &self,
+        device: (i64, DeviceId),
+        seq: u64,
+        row: &[Value],
+        with_deps: Option<(&Contexts, &Devices)>,
+    ) -> Result<Op> {
+        let damaged = || Error::new("damaged received op in _sync_remote");
+        let (Value::Integer(lamport), Value::Integer(form), Value::Blob(values)) =
+            (&row[0], &row[1], &row[2])
+        else {
+            return Err(damaged());
+        };
+        let deps = with_deps.map_or_else(Vec::new, |(contexts, devices)| {
+            deps_of(contexts, devices, device.0, seq)
+        });
+        self.get(*form)?
+            .op(device.1, seq, *lamport as u64, deps, values)
+            .map_err(|e| Error::new(format!("received op: {e}")))
+    }
+}
+
+/// The deps op `seq` of `device` carried, in canonical order (by device id).
+pub fn deps_of(contexts: &Contexts, devices: &Devices, device: i64, seq: u64) -> Vec<Dep> {
+    let mut deps: Vec<Dep> = contexts
+        .delta(device, seq)
+        .into_iter()
+        .map(|(d, s)| Dep(devices.id(d), s))
+        .collect();
+    deps.sort();
+    deps
+}
+
+/// The columns `Forms::op` reads, for a query over `_sync_remote` aliased `alias`.
+pub fn columns(alias: &str) -> String {
+    format!("{alias}.lamport, {alias}.form, {alias}.vals")
+}
+
+/// The stored op (`device`, `seq`) without its deps, read on its own (not for loops).
+pub fn get(conn: &Conn, device: i64, seq: u64) -> Result<Option<Op>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {}, d.id FROM main._sync_remote r JOIN main._sync_devices d ON d.idx = r.device
+         WHERE r.device = ?1 AND r.seq = ?2",
+        columns("r")
+    ))?;
+    stmt.bind_all(&[Value::Integer(device), Value::Integer(seq as i64)])?;
+    if !stmt.step()? {
+        return Ok(None);
+    }
+    let row = [stmt.column(0), stmt.column(1), stmt.column(2)];
+    let id = crate::clock::device_bytes(&stmt.column(3))?;
+    Forms::load(conn)?
+        .op((device, id), seq, &row, None)
+        .map(Some)
+}

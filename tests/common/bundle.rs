@@ -1,0 +1,287 @@
+//! An independent reader and writer of the bundle format (format 2, documented in
+//! src/bundle.rs and src/form.rs), for tests that forge bundles: read every op, change what a
+//! test wants, and write a bundle whose hashes are right again.
+
+use rusqlite::Connection;
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// One msgpack item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum M {
+    Nil,
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bin(Vec<u8>),
+    Array(Vec<M>),
+}
+
+impl M {
+    pub fn int(&self) -> i64 {
+        match self {
+            M::Int(v) => *v,
+            other => panic!("not an int: {other:?}"),
+        }
+    }
+
+    pub fn array(&self) -> &[M] {
+        match self {
+            M::Array(v) => v,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    pub fn str(&self) -> &str {
+        match self {
+            M::Str(v) => v,
+            other => panic!("not a str: {other:?}"),
+        }
+    }
+}
+
+impl Serialize for M {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            M::Nil => s.serialize_unit(),
+            M::Int(v) => s.serialize_i64(*v),
+            M::Float(v) => s.serialize_f64(*v),
+            M::Str(v) => s.serialize_str(v),
+            M::Bin(v) => s.serialize_bytes(v),
+            M::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for M {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<M, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = M;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("msgpack")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<M, E> {
+                Ok(M::Nil)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<M, E> {
+                Ok(M::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<M, E> {
+                Ok(M::Int(v as i64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<M, E> {
+                Ok(M::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<M, E> {
+                Ok(M::Str(v.into()))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<M, E> {
+                Ok(M::Bin(v.into()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<M, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = a.next_element()? {
+                    items.push(item);
+                }
+                Ok(M::Array(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One op, as its canonical encoding lays it out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub device: Vec<u8>,
+    pub seq: i64,
+    pub lamport: i64,
+    /// [[device id, seq], …]
+    pub deps: M,
+    pub table: String,
+    pub kind: i64,
+    pub key: Vec<(String, M)>,
+    pub cells: Vec<(String, M)>,
+}
+
+impl Op {
+    fn canonical(&self) -> Vec<u8> {
+        let pairs = |cells: &[(String, M)]| {
+            M::Array(
+                cells
+                    .iter()
+                    .map(|(c, v)| M::Array(vec![M::Str(c.clone()), v.clone()]))
+                    .collect(),
+            )
+        };
+        let item = M::Array(vec![
+            M::Bin(self.device.clone()),
+            M::Int(self.seq),
+            M::Int(self.lamport),
+            self.deps.clone(),
+            M::Str(self.table.clone()),
+            M::Int(self.kind),
+            pairs(&self.key),
+            pairs(&self.cells),
+        ]);
+        rmp_serde::to_vec(&item).unwrap()
+    }
+}
+
+/// A whole bundle: its manifest row (as SQL values) and its ops.
+pub struct Bundle {
+    pub manifest: Vec<rusqlite::types::Value>,
+    pub ops: Vec<Op>,
+}
+
+fn next(input: &mut &[u8]) -> M {
+    rmp_serde::from_read(input).expect("a msgpack item")
+}
+
+/// Reads every op of the bundle at `path`.
+pub fn read(path: &Path) -> Bundle {
+    let conn = Connection::open(path).unwrap();
+    let manifest = conn
+        .query_row("SELECT * FROM manifest", [], |r| {
+            (0..7).map(|i| r.get(i)).collect()
+        })
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = conn
+        .prepare("SELECT body FROM chunks ORDER BY n")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let stream = bodies.concat();
+    let mut input = &stream[..];
+    let (mut device, mut seq, mut lamport) = (Vec::new(), 0, 0);
+    let (mut forms, mut form) = (Vec::<Vec<M>>::new(), 0usize);
+    let mut ops = Vec::new();
+    while !input.is_empty() {
+        let head = next(&mut input).int();
+        if head & 1 != 0 {
+            let M::Bin(d) = next(&mut input) else {
+                panic!("device id")
+            };
+            device = d;
+        }
+        seq = if head & 2 != 0 {
+            next(&mut input).int()
+        } else {
+            seq + 1
+        };
+        let deps = if head & 4 != 0 {
+            next(&mut input)
+        } else {
+            M::Array(vec![])
+        };
+        if head & 8 != 0 {
+            forms.push(next(&mut input).array().to_vec());
+            form = forms.len() - 1;
+        } else if head & 16 != 0 {
+            form = next(&mut input).int() as usize;
+        }
+        lamport += next(&mut input).int();
+        let f = &forms[form];
+        let names = |i: usize| -> Vec<String> {
+            f[i].array().iter().map(|n| n.str().to_string()).collect()
+        };
+        let key: Vec<(String, M)> = names(2)
+            .into_iter()
+            .map(|c| (c, next(&mut input)))
+            .collect();
+        let aliases: Vec<i64> = f[4].array().iter().map(M::int).collect();
+        let cells = names(3)
+            .into_iter()
+            .zip(aliases)
+            .map(|(c, alias)| match alias {
+                0 => (c, next(&mut input)),
+                i => (c, key[i as usize - 1].1.clone()),
+            })
+            .collect();
+        ops.push(Op {
+            device: device.clone(),
+            seq,
+            lamport,
+            deps,
+            table: f[0].str().to_string(),
+            kind: f[1].int(),
+            key,
+            cells,
+        });
+    }
+    Bundle { manifest, ops }
+}
+
+/// Writes `bundle` to `path` (replacing it), every op spelled out in full, with the op count
+/// and the manifest's hash made right for its ops.
+pub fn write(path: &Path, bundle: &Bundle) {
+    let _ = std::fs::remove_file(path);
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
+                               clock BLOB, op_count INTEGER, ops_hash BLOB);
+         CREATE TABLE chunks(n INTEGER PRIMARY KEY, ops INTEGER NOT NULL, body BLOB NOT NULL);",
+    )
+    .unwrap();
+    let mut body = Vec::new();
+    let mut hashes = Vec::new();
+    let mut lamport = 0;
+    for op in &bundle.ops {
+        let put = |out: &mut Vec<u8>, item: &M| rmp_serde::encode::write(out, item).unwrap();
+        put(&mut body, &M::Int(1 | 2 | 4 | 8));
+        put(&mut body, &M::Bin(op.device.clone()));
+        put(&mut body, &M::Int(op.seq));
+        put(&mut body, &op.deps);
+        let names = |cells: &[(String, M)]| {
+            M::Array(cells.iter().map(|(c, _)| M::Str(c.clone())).collect())
+        };
+        let form = M::Array(vec![
+            M::Str(op.table.clone()),
+            M::Int(op.kind),
+            names(&op.key),
+            names(&op.cells),
+            M::Array(op.cells.iter().map(|_| M::Int(0)).collect()),
+        ]);
+        put(&mut body, &form);
+        put(&mut body, &M::Int(op.lamport - lamport));
+        lamport = op.lamport;
+        for (_, v) in op.key.iter().chain(&op.cells) {
+            put(&mut body, v);
+        }
+        hashes.push(Sha256::digest(op.canonical()).to_vec());
+    }
+    let mut manifest = bundle.manifest.clone();
+    manifest[5] = rusqlite::types::Value::Integer(bundle.ops.len() as i64);
+    manifest[6] = rusqlite::types::Value::Blob(Sha256::digest(hashes.concat()).to_vec());
+    conn.execute(
+        "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params_from_iter(manifest),
+    )
+    .unwrap();
+    if !bundle.ops.is_empty() {
+        conn.execute(
+            "INSERT INTO chunks VALUES (1, ?1, ?2)",
+            rusqlite::params![bundle.ops.len() as i64, body],
+        )
+        .unwrap();
+    }
+}
+
+/// Reads the bundle at `path`, lets `edit` change it, and writes it back with its hashes right.
+pub fn forge(path: &Path, edit: impl FnOnce(&mut Bundle)) {
+    let mut bundle = read(path);
+    edit(&mut bundle);
+    write(path, &bundle);
+}

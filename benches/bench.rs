@@ -68,6 +68,10 @@ fn open(path: &Path, shape: &Shape, synced: bool) -> Connection {
 }
 
 fn fill(conn: &Connection, shape: &Shape, from: u64, to: u64) {
+    fill_range(conn, shape, from as i64, to as i64)
+}
+
+fn fill_range(conn: &Connection, shape: &Shape, from: i64, to: i64) {
     conn.execute_batch(&format!(
         "WITH RECURSIVE c(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM c WHERE i < {to})
          INSERT INTO t SELECT {} FROM c",
@@ -302,6 +306,171 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Figure 8: a device that has received ops from 100 devices, against one that has not.
+    fn many_devices_table(&self) {
+        let (devices, per_device, n) = (100, 100, self.rows);
+        println!(
+            "\n### 8. A device that has received ops from {devices} devices ({per_device} rows each), median of {RUNS}\n"
+        );
+        println!(
+            "| work | single-device log | after {devices} devices | ratio |\n|---|---:|---:|---:|"
+        );
+        let sources: Vec<PathBuf> = (0..devices)
+            .map(|d| {
+                let src = open(&self.path("many-src.db"), &THREE, true);
+                // keys below the new rows' (negative), so that those are appended in both cases
+                let from = -1_000_000 + (d * per_device) as i64;
+                fill_range(&src, &THREE, from, from + per_device as i64 - 1);
+                let bundle = self.path(&format!("many-{d}.bundle"));
+                let _ = std::fs::remove_file(&bundle);
+                Self::bundle_out(&src, None, &bundle);
+                bundle
+            })
+            .collect();
+        // each run: a fresh device (after the imports, or not), then n single-row inserts
+        let measure = |received: bool| {
+            let runs: Vec<(f64, f64, f64)> = (0..RUNS)
+                .map(|_| {
+                    let conn = open(&self.path("many.db"), &THREE, true);
+                    if received {
+                        for bundle in &sources {
+                            Self::bundle_in(&conn, bundle);
+                        }
+                    }
+                    let size = |c: &Connection| -> f64 {
+                        c.query_row(
+                            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE '_sync_ops%'",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .unwrap()
+                    };
+                    let before = size(&conn);
+                    let s = seconds(|| {
+                        conn.execute_batch("BEGIN").unwrap();
+                        let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
+                        for i in 1..=n as i64 {
+                            stmt.execute(rusqlite::params![i, format!("title number {i}"), i * 7])
+                                .unwrap();
+                        }
+                        drop(stmt);
+                        conn.execute_batch("COMMIT").unwrap();
+                    })
+                    .1;
+                    let log_bytes = (size(&conn) - before) / n as f64;
+                    let peer: String = {
+                        let other = open(&self.path("many-peer.db"), &THREE, true);
+                        let id: String = other
+                            .query_row("SELECT sync_device_id()", [], |r| r.get(0))
+                            .unwrap();
+                        // the peer says it has everything this device received: only the new ops go
+                        let back = self.path("many-back.bundle");
+                        let _ = std::fs::remove_file(&back);
+                        for bundle in sources.iter().filter(|_| received) {
+                            Self::bundle_in(&other, bundle);
+                        }
+                        Self::bundle_out(&other, None, &back);
+                        Self::bundle_in(&conn, &back);
+                        id
+                    };
+                    let out = self.path("many-out.bundle");
+                    let _ = std::fs::remove_file(&out);
+                    let (ops, bytes) = Self::bundle_out(&conn, Some(&peer), &out);
+                    assert_eq!(ops as u64, n);
+                    (s, log_bytes, bytes as f64 / n as f64)
+                })
+                .collect();
+            let pick = |f: fn(&(f64, f64, f64)) -> f64| median(runs.iter().map(f).collect());
+            (pick(|r| r.0), pick(|r| r.1), pick(|r| r.2))
+        };
+        let (alone, many) = (measure(false), measure(true));
+        self.row(
+            &format!("{n} single-row inserts, one transaction"),
+            alone.0,
+            many.0,
+            "ms",
+        );
+        println!(
+            "| log bytes per new op | {:.1} | {:.1} | {:.2}x |",
+            alone.1,
+            many.1,
+            many.1 / alone.1
+        );
+        println!(
+            "| bundle bytes per new op | {:.1} | {:.1} | {:.2}x |",
+            alone.2,
+            many.2,
+            many.2 / alone.2
+        );
+    }
+
+    /// The SQLite session extension on the same work: the reference for capture and apply.
+    fn session_table(&self) {
+        use rusqlite::session::{ConflictAction, Session};
+        let n = self.rows;
+        println!("\n### Reference: SQLite's session extension, {n} rows, median of {RUNS}\n");
+        println!("| work | plain | session | ratio |\n|---|---:|---:|---:|");
+        let inserts = |conn: &Connection| {
+            conn.execute_batch("BEGIN").unwrap();
+            let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
+            for i in 1..=n as i64 {
+                stmt.execute(rusqlite::params![i, format!("title number {i}"), i * 7])
+                    .unwrap();
+            }
+            drop(stmt);
+            conn.execute_batch("COMMIT").unwrap();
+        };
+        let mut plain = Vec::new();
+        let mut capture = Vec::new();
+        let mut apply = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..RUNS {
+            let conn = open(&self.path("plain.db"), &THREE, false);
+            plain.push(seconds(|| inserts(&conn)).1);
+            let conn = open(&self.path("session.db"), &THREE, false);
+            let mut changeset = Vec::new();
+            capture.push(
+                seconds(|| {
+                    let mut session = Session::new(&conn).unwrap();
+                    session.attach(None::<&str>).unwrap();
+                    inserts(&conn);
+                    session.changeset_strm(&mut changeset).unwrap();
+                })
+                .1,
+            );
+            bytes = changeset.len();
+            let dst = open(&self.path("session-dst.db"), &THREE, false);
+            apply.push(
+                seconds(|| {
+                    dst.apply_strm(&mut &changeset[..], None::<fn(&str) -> bool>, |_, _| {
+                        ConflictAction::SQLITE_CHANGESET_OMIT
+                    })
+                    .unwrap()
+                })
+                .1,
+            );
+        }
+        let plain = median(plain);
+        self.row(
+            "single-row inserts, one transaction, changeset written at the end",
+            plain,
+            median(capture),
+            "ms",
+        );
+        self.row(
+            "changeset applied to an empty database",
+            plain,
+            median(apply),
+            "ms",
+        );
+        println!(
+            "| changeset bytes per op | | {:.1} | |",
+            bytes as f64 / n as f64
+        );
+    }
+}
+
 fn main() {
     assert!(extension().exists(), "run `make` first");
     let quick = std::env::args().any(|a| a == "--quick");
@@ -319,5 +488,7 @@ fn main() {
     bench.capture_table();
     bench.bundles_table();
     bench.log_size_table();
+    bench.many_devices_table();
+    bench.session_table();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,19 +8,18 @@
 //! rewritten from the whole set of ops on it (merge.rs), so the order in which ops arrive does
 //! not matter.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
 
-use crate::bundle::Reader;
+use crate::bundle::{Packed, Reader};
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
 use crate::db::{Conn, Error, Result, Stmt, TriggersOff};
 use crate::form::Form;
 use crate::log::{self, LocalOps, SyncedTable, SELF};
-use crate::merge::{self, RowOp, RowState};
-use crate::op::{Op, DELETE};
+use crate::merge::{self, RowOp};
+use crate::op::{Dep, DELETE};
 use crate::remote::{self, Forms};
+use crate::row_writer::RowWriters;
 use crate::value::{hex, Cells, JsonObject, Value};
 
 /// Which ops touched which row (log.rs: `_sync_rows` holds the first op indexed on a row,
@@ -100,8 +99,15 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
             ..Outcome::default()
         }
     } else {
+        let mut checked_forms = Vec::new();
         reader
-            .each_op(|op, _, _| validate(&op, &tables, &me, last_local))
+            .each_op(|op, number, form| {
+                if checked_forms.len() <= number {
+                    validate_form(form, &tables)?;
+                    checked_forms.push(number);
+                }
+                validate(&op, &me, last_local)
+            })
             .map_err(in_bundle)?;
         conn.savepoint("sync_bundle_in", || import(conn, &mut reader, &tables))
             .map_err(in_bundle)?
@@ -137,9 +143,9 @@ fn pending_count(conn: &Conn) -> Result<u64> {
         .unwrap_or(0) as u64)
 }
 
-/// Checks that `op` names a table and columns this database syncs, and does not pretend to be
-/// one of this device's ops.
-fn validate(op: &Op, tables: &[SyncedTable], me: &[u8], last_local: u64) -> Result<()> {
+/// Checks that `op` does not pretend to be one of this device's ops, and that its deps are
+/// canonical.
+fn validate(op: &Packed, me: &[u8], last_local: u64) -> Result<()> {
     if op.device[..] == *me && op.seq > last_local {
         return Err(Error::new(
             "claims to come from this device, which never wrote it",
@@ -151,8 +157,13 @@ fn validate(op: &Op, tables: &[SyncedTable], me: &[u8], last_local: u64) -> Resu
             "its deps are not one per other device in device order",
         ));
     }
-    let table = find_table(tables, &op.table)?;
-    let key: Vec<&str> = op.key.iter().map(|(c, _)| c.as_str()).collect();
+    Ok(())
+}
+
+/// Checks that an op form names a table and columns this database syncs.
+fn validate_form(form: &Form, tables: &[SyncedTable]) -> Result<()> {
+    let table = find_table(tables, &form.table)?;
+    let key: Vec<&str> = form.key.iter().map(String::as_str).collect();
     let expected: Vec<&str> = table.key_columns().collect();
     if key.len() != expected.len()
         || key
@@ -165,7 +176,7 @@ fn validate(op: &Op, tables: &[SyncedTable], me: &[u8], last_local: u64) -> Resu
             table.name
         )));
     }
-    for (column, _) in &op.cells {
+    for column in &form.cells {
         if table.column(column).is_none() {
             return Err(Error::new(format!(
                 "names column {column:?}, which table {:?} does not have",
@@ -210,8 +221,7 @@ struct Import<'a> {
     /// is the one applied is written at once: the common case of a new row.)
     touched: BTreeSet<(i64, Vec<u8>)>,
     rows: RowIndex,
-    /// Statements that write user rows, by table and columns.
-    row_writers: HashMap<u64, Stmt>,
+    writers: RowWriters,
     /// Statements by the address of their text (a literal)
     statements: HashMap<usize, Stmt>,
     outcome: Outcome,
@@ -231,7 +241,7 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
         lamport: log::state(conn, "lamport")?,
         touched: BTreeSet::new(),
         rows: RowIndex::new(conn)?,
-        row_writers: HashMap::new(),
+        writers: RowWriters::new(conn),
         statements: HashMap::new(),
         outcome: Outcome::default(),
     };
@@ -303,7 +313,7 @@ impl Import<'_> {
     }
 
     /// Stores one op of the bundle (pending), unless it is here already.
-    fn store(&mut self, op: Op, number: usize, form: &Form) -> Result<()> {
+    fn store(&mut self, op: Packed, number: usize, form: &Form) -> Result<()> {
         let device = self.devices.idx_or_add(&self.conn, &op.device)?;
         if device == SELF {
             self.outcome.duplicates += 1;
@@ -311,13 +321,13 @@ impl Import<'_> {
         }
         let form_id = self.form_id(number, form)?;
         let mut vals = Vec::new();
-        form.pack(&op, &mut vals);
+        Form::pack(&op.values, &mut vals);
         if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
             return self.duplicate(device, &op, form_id, vals);
         }
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
-            && self.deliverable_after(device, &op);
+            && self.deliverable_after(device, op.seq, &op.deps);
         self.run(
             "INSERT OR IGNORE INTO main._sync_remote(device, seq, lamport, applied, form, vals)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -339,7 +349,7 @@ impl Import<'_> {
                 .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
         }
         if now {
-            self.applied(device, op)?;
+            self.applied(device, op.seq, op.lamport, form_id, &op.values)?;
         }
         Ok(())
     }
@@ -357,26 +367,21 @@ impl Import<'_> {
         Ok(id)
     }
 
-    /// The stored op (`device`, `seq`), without its deps.
-    fn stored_op(&mut self, device: i64, seq: u64, pending_only: bool) -> Result<Option<Op>> {
-        let sql = if pending_only {
+    /// The Lamport time, form id and values of pending op (`device`, `seq`).
+    fn pending_op(&mut self, device: i64, seq: u64) -> Result<Option<(u64, i64, Vec<Value>)>> {
+        let row = self.query_row(
             "SELECT lamport, form, vals FROM main._sync_remote
-             WHERE device = ?1 AND seq = ?2 AND applied = 0"
-        } else {
-            "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2"
+             WHERE device = ?1 AND seq = ?2 AND applied = 0",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        let Some(row) = row else { return Ok(None) };
+        let (Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)) =
+            (&row[0], &row[1], &row[2])
+        else {
+            return Err(Error::new("damaged received op in _sync_remote"));
         };
-        let stmt = self.cached(sql, &[Value::Integer(device), Value::Integer(seq as i64)])?;
-        let row = stmt
-            .step()
-            .map(|found| found.then(|| [stmt.column(0), stmt.column(1), stmt.column(2)]));
-        stmt.reset();
-        match row? {
-            None => Ok(None),
-            Some(row) => {
-                let id = self.devices.id(device);
-                self.forms.op((device, id), seq, &row, None).map(Some)
-            }
-        }
+        let values = self.forms.get(*form_id)?.unpack(&mut &vals[..])?;
+        Ok(Some((*lamport as u64, *form_id, values)))
     }
 
     /// Applies every stored op whose causal context is applied, until none is left that can be.
@@ -400,10 +405,14 @@ impl Import<'_> {
                     if !self.deliverable(device, seq) {
                         break;
                     }
-                    let Some(op) = self.stored_op(device, seq, true)? else {
+                    let Some((lamport, form_id, values)) = self.pending_op(device, seq)? else {
                         break;
                     };
-                    self.apply(device, op)?;
+                    self.run(
+                        "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
+                        &[Value::Integer(device), Value::Integer(seq as i64)],
+                    )?;
+                    self.applied(device, seq, lamport, form_id, &values)?;
                     progress = true;
                 }
             }
@@ -414,7 +423,7 @@ impl Import<'_> {
     }
 
     /// Counts an op already here, after checking it is the same op.
-    fn duplicate(&mut self, device: i64, op: &Op, form_id: i64, vals: Vec<u8>) -> Result<()> {
+    fn duplicate(&mut self, device: i64, op: &Packed, form_id: i64, vals: Vec<u8>) -> Result<()> {
         let stored = self.query_row(
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(op.seq as i64)],
@@ -439,11 +448,11 @@ impl Import<'_> {
         Ok(())
     }
 
-    /// Whether `op`, not yet stored, has its whole context applied here (its own change points
-    /// are in its `deps`, the earlier ones in `contexts`).
-    fn deliverable_after(&self, device: i64, op: &Op) -> bool {
-        let mut context = self.contexts.context(device, op.seq);
-        for dep in &op.deps {
+    /// Whether op `seq` of `device`, not yet stored, has its whole context applied here (its
+    /// own change points are `deps`, the earlier ones in `contexts`).
+    fn deliverable_after(&self, device: i64, seq: u64, deps: &[Dep]) -> bool {
+        let mut context = self.contexts.context(device, seq);
+        for dep in deps {
             match self.devices.idx(&dep.0) {
                 Some(idx) => {
                     let e = context.entry(idx).or_default();
@@ -467,42 +476,28 @@ impl Import<'_> {
             .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
     }
 
-    /// Applies a pending op now that its context is applied.
-    fn apply(&mut self, device: i64, op: Op) -> Result<()> {
-        self.run(
-            "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(op.seq as i64)],
-        )?;
-        self.applied(device, op)
-    }
-
-    /// Notes an op as applied: indexes its row and marks the row for settling.
-    fn applied(&mut self, device: i64, op: Op) -> Result<()> {
-        let table_id = find_table(self.tables, &op.table)?.id;
-        let key = log::row_key(op.key.iter().map(|(_, v)| v));
-        let (seq, lamport) = (op.seq, op.lamport);
-        if self.rows.add(table_id, &key, device, seq)? {
-            self.touched.insert((table_id, key));
+    /// Notes op `seq` of `device` (of form `form_id`, with `values`) as applied: indexes its
+    /// row, and writes the row when this is its only op or marks it for settling.
+    fn applied(
+        &mut self,
+        device: i64,
+        seq: u64,
+        lamport: u64,
+        form_id: i64,
+        values: &[Value],
+    ) -> Result<()> {
+        let form = self.forms.get(form_id)?;
+        let table = find_table(self.tables, &form.table)?;
+        let key = log::row_key(values[..form.key.len()].iter());
+        if self.rows.add(table.id, &key, device, seq)? {
+            self.touched.insert((table.id, key));
         } else {
-            self.write_single(table_id, op)?;
+            self.writers.write_single(table, form_id, form, values)?;
         }
         self.clock.insert(device, seq);
         self.lamport = self.lamport.max(lamport);
         self.outcome.applied += 1;
         Ok(())
-    }
-
-    /// Writes a row whose only op is `op`.
-    fn write_single(&mut self, table_id: i64, op: Op) -> Result<()> {
-        let tables = self.tables;
-        let table = table_by_id(tables, table_id)?;
-        let key = table.spell(op.key);
-        let state = if op.kind == DELETE {
-            RowState::Absent
-        } else {
-            RowState::Present(table.spell(op.cells))
-        };
-        self.write_row(table, &key, &state)
     }
 
     /// Rewrites one row from every op on it, and its conflict records.
@@ -516,7 +511,7 @@ impl Import<'_> {
         };
         let state = merge::row_state(&ops, &order);
         let found = merge::conflicts(&ops, &order);
-        self.write_row(table, &key_values, &state)?;
+        self.writers.write(table, &key_values, &state)?;
         self.outcome.conflicts += conflicts::store(
             &self.conn,
             &self.devices,
@@ -569,35 +564,6 @@ impl Import<'_> {
         Ok((ops, key_values))
     }
 
-    /// Makes the user row hold `state`: an upsert of its cells, or a delete.
-    fn write_row(
-        &mut self,
-        table: &SyncedTable,
-        key: &[(String, Value)],
-        state: &RowState,
-    ) -> Result<()> {
-        let cells: &[(String, Value)] = match state {
-            RowState::Absent => &[],
-            RowState::Present(cells) => cells,
-        };
-        let others = || {
-            cells
-                .iter()
-                .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
-        };
-        let mut h = DefaultHasher::new();
-        (table.id, matches!(state, RowState::Absent)).hash(&mut h);
-        key.iter().chain(others()).for_each(|(c, _)| c.hash(&mut h));
-        let slot = h.finish();
-        if !self.row_writers.contains_key(&slot) {
-            let sql = row_writer_sql(table, key, state, others().map(|(c, _)| c.as_str()));
-            self.row_writers.insert(slot, self.conn.prepare(&sql)?);
-        }
-        let params: Vec<Value> = key.iter().chain(others()).map(|(_, v)| v.clone()).collect();
-        let stmt = self.row_writers.get_mut(&slot).expect("just cached");
-        stmt.execute(&params)
-    }
-
     /// Stores the new clock, this device's next context and Lamport epoch, what the source is
     /// known to have, and the bundle's id.
     fn record(&mut self, reader: &Reader, before: &Clock) -> Result<()> {
@@ -637,40 +603,4 @@ impl Import<'_> {
             ],
         )
     }
-}
-
-/// `DELETE … WHERE key` for an absent row; otherwise `INSERT … ON CONFLICT(key) DO UPDATE` of
-/// the key and `others`, bound in that order.
-fn row_writer_sql<'a>(
-    table: &SyncedTable,
-    key: &[(String, Value)],
-    state: &RowState,
-    others: impl Iterator<Item = &'a str>,
-) -> String {
-    let q = crate::capture::quote_ident;
-    let name = q(&table.name);
-    let key_names: Vec<String> = key.iter().map(|(c, _)| q(c)).collect();
-    if matches!(state, RowState::Absent) {
-        let key_match = log::key_match(key.iter().map(|(c, _)| c.as_str()));
-        return format!("DELETE FROM main.{name} WHERE {key_match}");
-    }
-    let other_names: Vec<String> = others.map(q).collect();
-    let all: Vec<&String> = key_names.iter().chain(&other_names).collect();
-    let marks: Vec<String> = (1..=all.len()).map(|i| format!("?{i}")).collect();
-    let sets: Vec<String> = other_names
-        .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    let action = if sets.is_empty() {
-        "NOTHING".to_string()
-    } else {
-        format!("UPDATE SET {}", sets.join(", "))
-    };
-    let all: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
-    format!(
-        "INSERT INTO main.{name}({}) VALUES ({}) ON CONFLICT({}) DO {action}",
-        all.join(", "),
-        marks.join(", "),
-        key_names.join(", ")
-    )
 }

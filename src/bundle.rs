@@ -93,6 +93,15 @@ fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, item: &T) {
     rmp_serde::encode::write(out, item).expect("a bundle item always encodes");
 }
 
+/// One op as a bundle carries it: its own fields, and its values in its form (form.rs).
+pub struct Packed {
+    pub device: DeviceId,
+    pub seq: u64,
+    pub lamport: u64,
+    pub deps: Vec<Dep>,
+    pub values: Vec<Value>,
+}
+
 /// What the stream's encoding of the next op refers back to, for the writer and the reader.
 #[derive(Default)]
 struct Stream {
@@ -208,7 +217,7 @@ impl Writer {
             out,
             &(op.lamport as i64).wrapping_sub(self.stream.lamport as i64),
         );
-        form.pack(op, out);
+        Form::pack(&form.values_of(op), out);
         self.stream = Stream {
             device: Some(op.device),
             seq: op.seq,
@@ -371,7 +380,7 @@ impl Reader {
     /// number of its form in the bundle and the form, in bundle order. Returns an error naming
     /// the op at fault. (The first call hashes every op; later ones compare whole chunks with
     /// what the first call read.)
-    pub fn each_op(&mut self, mut f: impl FnMut(Op, usize, &Form) -> Result<()>) -> Result<()> {
+    pub fn each_op(&mut self, mut f: impl FnMut(Packed, usize, &Form) -> Result<()>) -> Result<()> {
         let known = self.chunk_hashes.take();
         let mut chunk_hashes = Vec::new();
         let conn = self.db.conn();
@@ -413,11 +422,14 @@ impl Reader {
                 count += 1;
                 let at = |e: Error| Error::new(format!("op {count}: {e}"));
                 let (op, number) = next_op(&mut input, &mut stream, &mut forms).map_err(at)?;
+                let form = &forms[number];
                 if known.is_none() {
-                    hasher.update(op::hash(&op.encode()));
+                    let canonical =
+                        form.canonical(&op.device, op.seq, op.lamport, &op.deps, &op.values);
+                    hasher.update(op::hash(&canonical));
                 }
                 let (seq, device) = (op.seq, op.device);
-                f(op, number, &forms[number]).map_err(|e| {
+                f(op, number, form).map_err(|e| {
                     Error::new(format!(
                         "op {count} (seq {seq} of device {}): {e}",
                         &crate::value::hex(&device)[..8]
@@ -448,7 +460,11 @@ impl Reader {
 }
 
 /// Decodes the next op of the stream (see the module comment).
-fn next_op(input: &mut &[u8], stream: &mut Stream, forms: &mut Vec<Form>) -> Result<(Op, usize)> {
+fn next_op(
+    input: &mut &[u8],
+    stream: &mut Stream,
+    forms: &mut Vec<Form>,
+) -> Result<(Packed, usize)> {
     let head: u8 = form::read(input, "op head")?;
     if head & !(HAS_DEVICE | HAS_SEQ | HAS_DEPS | NEW_FORM | FORM_NUMBER) != 0
         || head & NEW_FORM != 0 && head & FORM_NUMBER != 0
@@ -497,23 +513,19 @@ fn next_op(input: &mut &[u8], stream: &mut Stream, forms: &mut Vec<Form>) -> Res
     if seq == 0 || seq > i64::MAX as u64 {
         return Err(Error::new("seq out of range"));
     }
-    let form = &forms[number];
-    let (key, cells) = form.unpack(input)?;
+    let values = forms[number].unpack(input)?;
     *stream = Stream {
         device: Some(device),
         seq,
         lamport: lamport as u64,
         form: Some(number),
     };
-    let op = Op {
+    let op = Packed {
         device,
         seq,
         lamport: lamport as u64,
         deps,
-        table: form.table.clone(),
-        kind: form.kind,
-        key,
-        cells,
+        values,
     };
     Ok((op, number))
 }

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Error, Result};
-use crate::op::{Op, DELETE, INSERT, UPDATE};
+use crate::op::{Dep, DeviceId, Op, DELETE, INSERT, UPDATE};
 use crate::value::{Cells, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +88,15 @@ impl Form {
         if self.aliases.len() != self.cells.len() {
             return bad("one alias per cell expected");
         }
+        let repeats = |names: &[String]| {
+            names
+                .iter()
+                .enumerate()
+                .any(|(i, a)| names[..i].iter().any(|b| a.eq_ignore_ascii_case(b)))
+        };
+        if repeats(&self.key) || repeats(&self.cells) {
+            return bad("a column named twice");
+        }
         for (cell, &alias) in self.cells.iter().zip(&self.aliases) {
             if alias != 0 && self.key.get(alias as usize - 1) != Some(cell) {
                 return bad("an alias names no key column of the same name");
@@ -96,49 +105,114 @@ impl Form {
         Ok(())
     }
 
-    /// Appends the values of `op` (whose form this is) to `out`.
-    pub fn pack(&self, op: &Op, out: &mut Vec<u8>) {
+    /// The values of `op` (whose form this is): the key's, then those of the cells that are
+    /// not aliases.
+    pub fn values_of(&self, op: &Op) -> Vec<Value> {
         let stored = op
             .cells
             .iter()
             .zip(&self.aliases)
             .filter(|(_, &alias)| alias == 0)
             .map(|((_, v), _)| v);
-        for value in op.key.iter().map(|(_, v)| v).chain(stored) {
+        op.key
+            .iter()
+            .map(|(_, v)| v)
+            .chain(stored)
+            .cloned()
+            .collect()
+    }
+
+    /// Appends the encoding of an op's values to `out`.
+    pub fn pack(values: &[Value], out: &mut Vec<u8>) {
+        for value in values {
             rmp_serde::encode::write(out, value).expect("a value always encodes");
         }
     }
 
     /// Reads the values of one op of this form from the front of `input`, advancing it.
-    pub fn unpack(&self, input: &mut &[u8]) -> Result<(Cells, Cells)> {
-        let mut key = Vec::with_capacity(self.key.len());
-        for name in &self.key {
-            key.push((name.clone(), read_value(input)?));
-        }
-        let mut cells = Vec::with_capacity(self.cells.len());
-        for (name, &alias) in self.cells.iter().zip(&self.aliases) {
-            let value = match alias {
-                0 => read_value(input)?,
-                i => key[i as usize - 1].1.clone(),
-            };
-            cells.push((name.clone(), value));
-        }
-        Ok((key, cells))
+    pub fn unpack(&self, input: &mut &[u8]) -> Result<Vec<Value>> {
+        let stored = self.aliases.iter().filter(|&&a| a == 0).count();
+        (0..self.key.len() + stored)
+            .map(|_| read_value(input))
+            .collect()
     }
 
-    /// Rebuilds a whole op of this form.
-    pub fn op(
+    /// Position in an op's values of the value of cell `i`.
+    pub fn cell_slot(&self, i: usize) -> usize {
+        match self.aliases[i] {
+            0 => self.key.len() + self.aliases[..i].iter().filter(|&&a| a == 0).count(),
+            alias => alias as usize - 1,
+        }
+    }
+
+    /// The key of an op of this form, as (column, value) pairs.
+    pub fn key_cells<'a>(
+        &'a self,
+        values: &'a [Value],
+    ) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        self.key.iter().zip(values)
+    }
+
+    /// The cells of an op of this form, as (column, value) pairs.
+    pub fn cells<'a>(
+        &'a self,
+        values: &'a [Value],
+    ) -> impl Iterator<Item = (&'a String, &'a Value)> {
+        let mut stored = self.key.len();
+        self.cells
+            .iter()
+            .zip(&self.aliases)
+            .map(move |(name, &alias)| {
+                let slot = match alias {
+                    0 => {
+                        stored += 1;
+                        stored - 1
+                    }
+                    alias => alias as usize - 1,
+                };
+                (name, &values[slot])
+            })
+    }
+
+    /// The canonical encoding (op.rs) of the op of this form with these fields and values:
+    /// the same bytes as `Op::encode` of the whole op, without building it.
+    pub fn canonical(
         &self,
-        device: crate::op::DeviceId,
+        device: &DeviceId,
         seq: u64,
         lamport: u64,
-        deps: Vec<crate::op::Dep>,
-        mut values: &[u8],
+        deps: &[Dep],
+        values: &[Value],
+    ) -> Vec<u8> {
+        let op = Canonical {
+            device: Bin(device),
+            seq,
+            lamport,
+            deps,
+            table: &self.table,
+            kind: self.kind,
+            key: Pairs(self.key_cells(values).collect()),
+            cells: Pairs(self.cells(values).collect()),
+        };
+        rmp_serde::to_vec(&op).expect("an op always encodes")
+    }
+
+    /// Rebuilds a whole op of this form from its encoded values.
+    pub fn op(
+        &self,
+        device: DeviceId,
+        seq: u64,
+        lamport: u64,
+        deps: Vec<Dep>,
+        mut encoded: &[u8],
     ) -> Result<Op> {
-        let (key, cells) = self.unpack(&mut values)?;
-        if !values.is_empty() {
+        let values = self.unpack(&mut encoded)?;
+        if !encoded.is_empty() {
             return Err(Error::new("op values: trailing bytes"));
         }
+        let owned = |(c, v): (&String, &Value)| (c.clone(), v.clone());
+        let key: Cells = self.key_cells(&values).map(owned).collect();
+        let cells: Cells = self.cells(&values).map(owned).collect();
         Ok(Op {
             device,
             seq,
@@ -149,6 +223,36 @@ impl Form {
             key,
             cells,
         })
+    }
+}
+
+/// An op's fields, borrowed, in the order and types of `Op` (so they encode the same).
+#[derive(Serialize)]
+struct Canonical<'a> {
+    device: Bin<'a>,
+    seq: u64,
+    lamport: u64,
+    deps: &'a [Dep],
+    table: &'a str,
+    kind: u8,
+    key: Pairs<'a>,
+    cells: Pairs<'a>,
+}
+
+struct Bin<'a>(&'a [u8]);
+
+impl Serialize for Bin<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// (column, value) pairs, encoded as `Vec<(String, Value)>` is.
+struct Pairs<'a>(Vec<(&'a String, &'a Value)>);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(&self.0)
     }
 }
 
@@ -190,11 +294,14 @@ mod tests {
         for cell_id in [Value::Real(-0.0), Value::Real(0.0)] {
             op.cells[0].1 = cell_id;
             let form = Form::of(&op);
-            let mut values = Vec::new();
-            form.pack(&op, &mut values);
+            let values = form.values_of(&op);
+            let canonical = form.canonical(&op.device, op.seq, op.lamport, &op.deps, &values);
+            assert_eq!(canonical, op.encode());
+            let mut packed = Vec::new();
+            Form::pack(&values, &mut packed);
             let form = Form::decode(&form.encode()).unwrap();
             let back = form
-                .op(op.device, op.seq, op.lamport, op.deps.clone(), &values)
+                .op(op.device, op.seq, op.lamport, op.deps.clone(), &packed)
                 .unwrap();
             assert_eq!(back.encode(), op.encode());
         }
@@ -205,15 +312,19 @@ mod tests {
         let op = insert();
         let form = Form::of(&op);
         assert_eq!(form.aliases, vec![1, 0, 0]);
-        let mut values = Vec::new();
-        form.pack(&op, &mut values);
-        assert_eq!(values.len(), 9 + 2 + 2); // f64, empty bin, "x"
+        assert_eq!((form.cell_slot(0), form.cell_slot(2)), (0, 2));
+        let mut packed = Vec::new();
+        Form::pack(&form.values_of(&op), &mut packed);
+        assert_eq!(packed.len(), 9 + 2 + 2); // f64, empty bin, "x"
     }
 
     #[test]
     fn bad_forms_are_refused() {
         let mut form = Form::of(&insert());
         form.aliases[1] = 1; // "a" is not the key column "id"
+        assert!(Form::decode(&form.encode()).is_err());
+        let mut form = Form::of(&insert());
+        form.cells[2] = "A".into(); // "a" twice
         assert!(Form::decode(&form.encode()).is_err());
         assert!(Form::decode(b"\x91\x01").is_err());
         let values: &[u8] = b"\xc1";

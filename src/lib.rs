@@ -19,6 +19,7 @@ mod log;
 mod merge;
 mod op;
 mod remote;
+mod row_writer;
 mod value;
 
 use std::ffi::{c_char, c_int};

@@ -1,0 +1,151 @@
+//! Writing user rows for the importer: one prepared statement per table and set of columns.
+//!
+//! Invariant: a row is written with exactly the key and cells it is given (an upsert of those
+//! columns, other columns left as they are) or deleted by its key; names reach SQL only quoted,
+//! after they matched the table's own columns.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use crate::db::{Conn, Error, Result, Stmt};
+use crate::form::Form;
+use crate::log::{self, SyncedTable};
+use crate::merge::RowState;
+use crate::op::DELETE;
+use crate::value::Value;
+
+/// The statement that writes a row whose only op has a given form, and the position in the
+/// op's values (form.rs) of each of its parameters.
+struct SingleWriter {
+    stmt: Stmt,
+    params: Vec<usize>,
+}
+
+/// Prepared row writers, by shape of the write and by form of a single op.
+pub struct RowWriters {
+    conn: Conn,
+    by_columns: HashMap<u64, Stmt>,
+    by_form: HashMap<i64, SingleWriter>,
+}
+
+impl RowWriters {
+    pub fn new(conn: &Conn) -> RowWriters {
+        RowWriters {
+            conn: *conn,
+            by_columns: HashMap::new(),
+            by_form: HashMap::new(),
+        }
+    }
+
+    /// Makes the user row hold `state`: an upsert of its cells, or a delete. Names are the
+    /// table's own spelling.
+    pub fn write(
+        &mut self,
+        table: &SyncedTable,
+        key: &[(String, Value)],
+        state: &RowState,
+    ) -> Result<()> {
+        let cells: &[(String, Value)] = match state {
+            RowState::Absent => &[],
+            RowState::Present(cells) => cells,
+        };
+        let others = || {
+            cells
+                .iter()
+                .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
+        };
+        let mut h = DefaultHasher::new();
+        (table.id, matches!(state, RowState::Absent)).hash(&mut h);
+        key.iter().chain(others()).for_each(|(c, _)| c.hash(&mut h));
+        let slot = h.finish();
+        if !self.by_columns.contains_key(&slot) {
+            let key_names: Vec<&str> = key.iter().map(|(c, _)| c.as_str()).collect();
+            let other_names: Vec<&str> = others().map(|(c, _)| c.as_str()).collect();
+            let absent = matches!(state, RowState::Absent);
+            let sql = row_writer_sql(table, &key_names, absent, &other_names);
+            self.by_columns.insert(slot, self.conn.prepare(&sql)?);
+        }
+        let params: Vec<Value> = key.iter().chain(others()).map(|(_, v)| v.clone()).collect();
+        let stmt = self.by_columns.get_mut(&slot).expect("just cached");
+        stmt.execute(&params)
+    }
+
+    /// Writes a row whose only op has form `form_id` (`form`) and `values`, on `table`.
+    pub fn write_single(
+        &mut self,
+        table: &SyncedTable,
+        form_id: i64,
+        form: &Form,
+        values: &[Value],
+    ) -> Result<()> {
+        if !self.by_form.contains_key(&form_id) {
+            let writer = self.single_writer(table, form)?;
+            self.by_form.insert(form_id, writer);
+        }
+        let writer = self.by_form.get_mut(&form_id).expect("just cached");
+        for (i, &slot) in writer.params.iter().enumerate() {
+            writer.stmt.bind(i + 1, &values[slot])?;
+        }
+        writer.stmt.execute(&[])
+    }
+
+    fn single_writer(&self, table: &SyncedTable, form: &Form) -> Result<SingleWriter> {
+        let spell = |name: &str| {
+            table.column(name).ok_or_else(|| {
+                Error::new(format!("column {name:?} of table {:?} is gone", table.name))
+            })
+        };
+        let key: Vec<&str> = form.key.iter().map(|c| spell(c)).collect::<Result<_>>()?;
+        let mut params: Vec<usize> = (0..key.len()).collect();
+        let mut others = Vec::new();
+        if form.kind != DELETE {
+            for (i, cell) in form.cells.iter().enumerate() {
+                let name = spell(cell)?;
+                if !key.contains(&name) && !others.contains(&name) {
+                    others.push(name);
+                    params.push(form.cell_slot(i));
+                }
+            }
+        }
+        let sql = row_writer_sql(table, &key, form.kind == DELETE, &others);
+        Ok(SingleWriter {
+            stmt: self.conn.prepare(&sql)?,
+            params,
+        })
+    }
+}
+
+/// `DELETE … WHERE key` for an absent row; otherwise `INSERT … ON CONFLICT(key) DO UPDATE` of
+/// the key and `others`, bound in that order.
+fn row_writer_sql(table: &SyncedTable, key: &[&str], absent: bool, others: &[&str]) -> String {
+    let q = crate::capture::quote_ident;
+    let name = q(&table.name);
+    if absent {
+        let key_match = log::key_match(key.iter().copied());
+        return format!("DELETE FROM main.{name} WHERE {key_match}");
+    }
+    let key_names: Vec<String> = key.iter().map(|c| q(c)).collect();
+    let other_names: Vec<String> = others.iter().map(|c| q(c)).collect();
+    let all: Vec<&str> = key_names
+        .iter()
+        .chain(&other_names)
+        .map(String::as_str)
+        .collect();
+    let marks: Vec<String> = (1..=all.len()).map(|i| format!("?{i}")).collect();
+    let sets: Vec<String> = other_names
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let action = if sets.is_empty() {
+        "NOTHING".to_string()
+    } else {
+        format!("UPDATE SET {}", sets.join(", "))
+    };
+    format!(
+        "INSERT INTO main.{name}({}) VALUES ({}) ON CONFLICT({}) DO {action}",
+        all.join(", "),
+        marks.join(", "),
+        key_names.join(", ")
+    )
+}

@@ -18,53 +18,10 @@ use crate::form::Form;
 use crate::log::{self, LocalOps, SyncedTable, SELF};
 use crate::merge::{self, RowOp};
 use crate::op::{Dep, DELETE};
-use crate::remote::{self, Forms};
+use crate::remote::{self, Appender, Forms};
+use crate::row_index::{self, Entry, RowIndex, ROW_HISTORY};
 use crate::row_writer::RowWriters;
 use crate::value::{hex, Cells, JsonObject, Value};
-
-/// Which ops touched which row (log.rs: `_sync_rows` holds the first op indexed on a row,
-/// `_sync_row_ops` every later one).
-struct RowIndex {
-    conn: Conn,
-    first: Stmt,
-    later: Stmt,
-}
-
-impl RowIndex {
-    fn new(conn: &Conn) -> Result<RowIndex> {
-        const COLUMNS: &str = "(table_id, key, device, seq) VALUES (?1, ?2, ?3, ?4)";
-        Ok(RowIndex {
-            conn: *conn,
-            first: conn.prepare(&format!(
-                "INSERT INTO main._sync_rows{COLUMNS} ON CONFLICT DO NOTHING"
-            ))?,
-            later: conn.prepare(&format!(
-                "INSERT OR IGNORE INTO main._sync_row_ops{COLUMNS}"
-            ))?,
-        })
-    }
-
-    /// Notes that op (`device`, `seq`) touched a row; true when the row had ops before.
-    fn add(&mut self, table_id: i64, key: &[u8], device: i64, seq: u64) -> Result<bool> {
-        let params = [
-            Value::Integer(table_id),
-            Value::Blob(key.to_vec()),
-            Value::Integer(device),
-            Value::Integer(seq as i64),
-        ];
-        self.first.execute(&params)?;
-        if self.conn.changes() == 1 {
-            return Ok(false);
-        }
-        self.later.execute(&params)?;
-        Ok(true)
-    }
-}
-
-/// Every op indexed on row (?1, ?2), as (device, seq).
-const ROW_HISTORY: &str = "SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2
-     UNION ALL
-     SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2";
 
 /// What one import did, as `sync_bundle_in` reports it.
 #[derive(Default)]
@@ -221,6 +178,9 @@ struct Import<'a> {
     /// is the one applied is written at once: the common case of a new row.)
     touched: BTreeSet<(i64, Vec<u8>)>,
     rows: RowIndex,
+    /// Ops applied whose rows are not yet indexed and written (`write_applied`)
+    batch: Vec<(Entry, i64, Vec<Value>)>,
+    appender: Appender,
     writers: RowWriters,
     /// Statements by the address of their text (a literal)
     statements: HashMap<usize, Stmt>,
@@ -241,6 +201,8 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
         lamport: log::state(conn, "lamport")?,
         touched: BTreeSet::new(),
         rows: RowIndex::new(conn)?,
+        batch: Vec::with_capacity(row_index::BATCH),
+        appender: Appender::new(conn)?,
         writers: RowWriters::new(conn),
         statements: HashMap::new(),
         outcome: Outcome::default(),
@@ -248,7 +210,9 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
     let before = run.clock.clone();
     run.fold_local_ops()?;
     reader.each_op(|op, number, form| run.store(op, number, form))?;
+    run.appender.flush()?;
     run.deliver()?;
+    run.write_applied()?;
     for (table_id, key) in std::mem::take(&mut run.touched) {
         run.settle_row(table_id, &key)?;
     }
@@ -270,9 +234,11 @@ impl Import<'_> {
         let touched = &mut self.touched;
         self.local.each(&conn, folded, last, |op| {
             let key = log::row_key(op.key.iter().map(|(_, v)| v));
-            if !index.add(op.table_id, &key, SELF, op.seq)? {
+            let entry = (op.table_id, key, SELF, op.seq);
+            if !index.add(&entry)? {
                 return Ok(());
             }
+            let key = entry.1;
             shared.bind_all(&[Value::Integer(op.table_id), Value::Blob(key.clone())])?;
             let other_devices_too = shared.step();
             shared.reset();
@@ -328,20 +294,30 @@ impl Import<'_> {
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
             && self.deliverable_after(device, op.seq, &op.deps);
-        self.run(
-            "INSERT OR IGNORE INTO main._sync_remote(device, seq, lamport, applied, form, vals)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            &[
-                Value::Integer(device),
-                Value::Integer(op.seq as i64),
-                Value::Integer(op.lamport as i64),
-                Value::Integer(now as i64),
-                Value::Integer(form_id),
-                Value::Blob(vals.clone()),
-            ],
-        )?;
-        if self.conn.changes() == 0 {
-            return self.duplicate(device, &op, form_id, vals); // here already, pending
+        if self.appender.maybe_here(device, op.seq) {
+            self.appender.flush()?;
+            self.run(
+                "INSERT OR IGNORE INTO main._sync_remote(device, seq, lamport, applied, form, vals)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &[
+                    Value::Integer(device),
+                    Value::Integer(op.seq as i64),
+                    Value::Integer(op.lamport as i64),
+                    Value::Integer(now as i64),
+                    Value::Integer(form_id),
+                    Value::Blob(vals.clone()),
+                ],
+            )?;
+            if self.conn.changes() == 0 {
+                return self.duplicate(device, &op, form_id, vals); // here already, pending
+            }
+            if !now {
+                self.appender.note_pending(device, op.seq);
+            }
+        } else {
+            let (seq, lamport) = (op.seq, op.lamport);
+            self.appender
+                .push(device, seq, lamport, now, form_id, vals)?;
         }
         for dep in &op.deps {
             let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
@@ -349,7 +325,7 @@ impl Import<'_> {
                 .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
         }
         if now {
-            self.applied(device, op.seq, op.lamport, form_id, &op.values)?;
+            self.applied(device, op.seq, op.lamport, form_id, op.values)?;
         }
         Ok(())
     }
@@ -412,7 +388,7 @@ impl Import<'_> {
                         "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
                         &[Value::Integer(device), Value::Integer(seq as i64)],
                     )?;
-                    self.applied(device, seq, lamport, form_id, &values)?;
+                    self.applied(device, seq, lamport, form_id, values)?;
                     progress = true;
                 }
             }
@@ -424,6 +400,7 @@ impl Import<'_> {
 
     /// Counts an op already here, after checking it is the same op.
     fn duplicate(&mut self, device: i64, op: &Packed, form_id: i64, vals: Vec<u8>) -> Result<()> {
+        self.appender.flush()?;
         let stored = self.query_row(
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(op.seq as i64)],
@@ -476,27 +453,52 @@ impl Import<'_> {
             .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
     }
 
-    /// Notes op `seq` of `device` (of form `form_id`, with `values`) as applied: indexes its
-    /// row, and writes the row when this is its only op or marks it for settling.
+    /// Notes op `seq` of `device` (of form `form_id`, with `values`) as applied; its row is
+    /// indexed and written (or marked for settling) by `write_applied`, a batch at a time.
     fn applied(
         &mut self,
         device: i64,
         seq: u64,
         lamport: u64,
         form_id: i64,
-        values: &[Value],
+        values: Vec<Value>,
     ) -> Result<()> {
         let form = self.forms.get(form_id)?;
         let table = find_table(self.tables, &form.table)?;
         let key = log::row_key(values[..form.key.len()].iter());
-        if self.rows.add(table.id, &key, device, seq)? {
-            self.touched.insert((table.id, key));
-        } else {
-            self.writers.write_single(table, form_id, form, values)?;
-        }
+        self.batch
+            .push(((table.id, key, device, seq), form_id, values));
         self.clock.insert(device, seq);
         self.lamport = self.lamport.max(lamport);
         self.outcome.applied += 1;
+        if self.batch.len() == row_index::BATCH {
+            self.write_applied()?;
+        }
+        Ok(())
+    }
+
+    /// Indexes the rows of the ops applied since the last call, writes each row whose only op
+    /// is one of them, and marks the others for settling.
+    fn write_applied(&mut self) -> Result<()> {
+        let batch = std::mem::take(&mut self.batch);
+        let entries: Vec<Entry> = batch.iter().map(|(entry, _, _)| entry.clone()).collect();
+        let seen_before = self.rows.add_many(&entries)?;
+        let mut new_rows: Vec<(i64, &[Value])> = Vec::with_capacity(batch.len());
+        for (((table_id, key, _, _), form_id, values), seen) in batch.iter().zip(seen_before) {
+            if seen {
+                self.touched.insert((*table_id, key.clone()));
+            } else {
+                new_rows.push((*form_id, values));
+            }
+        }
+        // runs of one form go to the table together
+        for run in new_rows.chunk_by(|a, b| a.0 == b.0) {
+            let form_id = run[0].0;
+            let form = self.forms.get(form_id)?;
+            let table = find_table(self.tables, &form.table)?;
+            let rows: Vec<&[Value]> = run.iter().map(|(_, v)| *v).collect();
+            self.writers.write_many(table, form_id, form, &rows)?;
+        }
         Ok(())
     }
 

@@ -346,6 +346,14 @@ impl Capture<'_> {
         format!("({})", terms.join(" AND "))
     }
 
+    /// `UPDATE OF` the key columns: SQLite skips the trigger, WHEN and all, for an UPDATE that
+    /// sets none of them. The rowid's names are listed too, because setting the rowid of a table
+    /// whose key is an INTEGER PRIMARY KEY changes its key.
+    fn update_of_key(&self) -> String {
+        let key: Vec<String> = self.shape.pk.iter().map(|&i| self.col(i)).collect();
+        format!("UPDATE OF {}, rowid, _rowid_, oid", key.join(", "))
+    }
+
     fn row_of(&self, row: &str) -> Vec<(usize, String)> {
         self.all()
             .map(|i| (i, format!("{row}.{}", self.col(i))))
@@ -395,7 +403,7 @@ impl Capture<'_> {
             ),
             self.trigger(
                 "rekey",
-                "UPDATE",
+                &self.update_of_key(),
                 Some(format!("NOT {}", self.same_key())),
                 self.append(DELETE, None, self.key_of("OLD"))
                     + &self.append(INSERT, None, self.row_of("NEW")),

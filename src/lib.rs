@@ -19,6 +19,7 @@ mod log;
 mod merge;
 mod op;
 mod remote;
+mod row_index;
 mod row_writer;
 mod value;
 

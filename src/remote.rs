@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::clock::{Contexts, Devices};
-use crate::db::{Conn, Error, Result};
+use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::op::{Dep, DeviceId, Op};
 use crate::value::Value;
@@ -109,4 +109,114 @@ pub fn get(conn: &Conn, device: i64, seq: u64) -> Result<Option<Op>> {
     Forms::load(conn)?
         .op((device, id), seq, &row, None)
         .map(Some)
+}
+
+/// Rows queued before one multi-row INSERT.
+const BATCH: usize = 64;
+const COLUMNS: usize = 6;
+
+/// Appends new received ops to `_sync_remote`, `BATCH` rows per statement. Knows which seqs of
+/// each device are stored pending, so that the caller can tell a new op from one that may be
+/// here already.
+pub struct Appender {
+    conn: Conn,
+    full: Option<Stmt>,
+    rows: Vec<Value>,
+    /// per device, the lowest and highest seq stored pending
+    pending: HashMap<i64, (u64, u64)>,
+}
+
+impl Appender {
+    pub fn new(conn: &Conn) -> Result<Appender> {
+        let mut pending = HashMap::new();
+        let mut stmt = conn.prepare(
+            "SELECT device, min(seq), max(seq) FROM main._sync_remote WHERE applied = 0
+             GROUP BY device",
+        )?;
+        while stmt.step()? {
+            let n = |i| stmt.column(i).as_i64().unwrap_or(0);
+            pending.insert(n(0), (n(1) as u64, n(2) as u64));
+        }
+        Ok(Appender {
+            conn: *conn,
+            full: None,
+            rows: Vec::with_capacity(BATCH * COLUMNS),
+            pending,
+        })
+    }
+
+    /// Whether op (`device`, `seq`) may be stored here already, as a pending op.
+    pub fn maybe_here(&self, device: i64, seq: u64) -> bool {
+        self.pending
+            .get(&device)
+            .is_some_and(|&(lo, hi)| lo <= seq && seq <= hi)
+    }
+
+    /// Notes that op (`device`, `seq`) is stored pending.
+    pub fn note_pending(&mut self, device: i64, seq: u64) {
+        let range = self.pending.entry(device).or_insert((seq, seq));
+        *range = (range.0.min(seq), range.1.max(seq));
+    }
+
+    /// Queues a new op (one that `maybe_here` said is not stored).
+    pub fn push(
+        &mut self,
+        device: i64,
+        seq: u64,
+        lamport: u64,
+        applied: bool,
+        form: i64,
+        vals: Vec<u8>,
+    ) -> Result<()> {
+        if !applied {
+            self.note_pending(device, seq);
+        }
+        self.rows.extend([
+            Value::Integer(device),
+            Value::Integer(seq as i64),
+            Value::Integer(lamport as i64),
+            Value::Integer(applied as i64),
+            Value::Integer(form),
+            Value::Blob(vals),
+        ]);
+        if self.rows.len() == BATCH * COLUMNS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Inserts every queued op.
+    pub fn flush(&mut self) -> Result<()> {
+        let n = self.rows.len() / COLUMNS;
+        if n == 0 {
+            return Ok(());
+        }
+        let insert = |rows: usize| {
+            let marks: Vec<String> = (0..rows)
+                .map(|r| {
+                    let p: Vec<String> = (1..=COLUMNS)
+                        .map(|c| format!("?{}", r * COLUMNS + c))
+                        .collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            self.conn.prepare(&format!(
+                "INSERT INTO main._sync_remote(device, seq, lamport, applied, form, vals) VALUES {}",
+                marks.join(", ")
+            ))
+        };
+        let result = if n == BATCH {
+            if self.full.is_none() {
+                self.full = Some(insert(BATCH)?);
+            }
+            self.full
+                .as_mut()
+                .expect("just prepared")
+                .execute(&self.rows)
+        } else {
+            insert(n)?.execute(&self.rows)
+        };
+        self.rows.clear();
+        result
+    }
 }

@@ -15,12 +15,17 @@ use crate::merge::RowState;
 use crate::op::DELETE;
 use crate::value::Value;
 
-/// The statement that writes a row whose only op has a given form, and the position in the
-/// op's values (form.rs) of each of its parameters.
+/// The statements that write rows whose only op has a given form (one row, and `BATCH` rows),
+/// and the position in the op's values (form.rs) of each parameter of a row.
 struct SingleWriter {
     stmt: Stmt,
+    many: Option<Stmt>,
     params: Vec<usize>,
+    sql: Box<dyn Fn(usize) -> String>,
 }
+
+/// Rows written by one statement of `write_many`.
+pub const BATCH: usize = crate::row_index::BATCH;
 
 /// Prepared row writers, by shape of the write and by form of a single op.
 pub struct RowWriters {
@@ -63,7 +68,7 @@ impl RowWriters {
             let key_names: Vec<&str> = key.iter().map(|(c, _)| c.as_str()).collect();
             let other_names: Vec<&str> = others().map(|(c, _)| c.as_str()).collect();
             let absent = matches!(state, RowState::Absent);
-            let sql = row_writer_sql(table, &key_names, absent, &other_names);
+            let sql = row_writer_sql(table, &key_names, absent, &other_names, 1);
             self.by_columns.insert(slot, self.conn.prepare(&sql)?);
         }
         let params: Vec<Value> = key.iter().chain(others()).map(|(_, v)| v.clone()).collect();
@@ -79,60 +84,120 @@ impl RowWriters {
         form: &Form,
         values: &[Value],
     ) -> Result<()> {
-        if !self.by_form.contains_key(&form_id) {
-            let writer = self.single_writer(table, form)?;
-            self.by_form.insert(form_id, writer);
-        }
-        let writer = self.by_form.get_mut(&form_id).expect("just cached");
+        let writer = self.single_writer(table, form_id, form)?;
         for (i, &slot) in writer.params.iter().enumerate() {
             writer.stmt.bind(i + 1, &values[slot])?;
         }
         writer.stmt.execute(&[])
     }
 
-    fn single_writer(&self, table: &SyncedTable, form: &Form) -> Result<SingleWriter> {
+    /// `write_single` for several rows of one form: one statement for `BATCH` rows that are
+    /// written, not deleted.
+    pub fn write_many(
+        &mut self,
+        table: &SyncedTable,
+        form_id: i64,
+        form: &Form,
+        rows: &[&[Value]],
+    ) -> Result<()> {
+        if rows.len() != BATCH || form.kind == DELETE {
+            for values in rows {
+                self.write_single(table, form_id, form, values)?;
+            }
+            return Ok(());
+        }
+        let conn = self.conn;
+        let writer = self.single_writer(table, form_id, form)?;
+        if writer.many.is_none() {
+            writer.many = Some(conn.prepare(&(writer.sql)(BATCH))?);
+        }
+        let stmt = writer.many.as_mut().expect("just prepared");
+        let mut i = 0;
+        for values in rows {
+            for &slot in &writer.params {
+                i += 1;
+                stmt.bind(i, &values[slot])?;
+            }
+        }
+        stmt.execute(&[])
+    }
+
+    /// The writer of single-op rows of form `form_id`, prepared on first use.
+    fn single_writer(
+        &mut self,
+        table: &SyncedTable,
+        form_id: i64,
+        form: &Form,
+    ) -> Result<&mut SingleWriter> {
+        if !self.by_form.contains_key(&form_id) {
+            let writer = self.prepare_single(table, form)?;
+            self.by_form.insert(form_id, writer);
+        }
+        Ok(self.by_form.get_mut(&form_id).expect("just cached"))
+    }
+
+    fn prepare_single(&self, table: &SyncedTable, form: &Form) -> Result<SingleWriter> {
         let spell = |name: &str| {
             table.column(name).ok_or_else(|| {
                 Error::new(format!("column {name:?} of table {:?} is gone", table.name))
             })
         };
-        let key: Vec<&str> = form.key.iter().map(|c| spell(c)).collect::<Result<_>>()?;
+        let key: Vec<String> = form
+            .key
+            .iter()
+            .map(|c| spell(c).map(str::to_string))
+            .collect::<Result<_>>()?;
         let mut params: Vec<usize> = (0..key.len()).collect();
         let mut others = Vec::new();
         if form.kind != DELETE {
             for (i, cell) in form.cells.iter().enumerate() {
-                let name = spell(cell)?;
+                let name = spell(cell)?.to_string();
                 if !key.contains(&name) && !others.contains(&name) {
                     others.push(name);
                     params.push(form.cell_slot(i));
                 }
             }
         }
-        let sql = row_writer_sql(table, &key, form.kind == DELETE, &others);
+        let (table, absent) = (table.clone(), form.kind == DELETE);
+        let sql = move |rows: usize| row_writer_sql(&table, &key, absent, &others, rows);
         Ok(SingleWriter {
-            stmt: self.conn.prepare(&sql)?,
+            stmt: self.conn.prepare(&sql(1))?,
+            many: None,
             params,
+            sql: Box::new(sql),
         })
     }
 }
 
 /// `DELETE … WHERE key` for an absent row; otherwise `INSERT … ON CONFLICT(key) DO UPDATE` of
-/// the key and `others`, bound in that order.
-fn row_writer_sql(table: &SyncedTable, key: &[&str], absent: bool, others: &[&str]) -> String {
+/// the key and `others`, bound in that order, for `rows` rows.
+fn row_writer_sql<S: AsRef<str>>(
+    table: &SyncedTable,
+    key: &[S],
+    absent: bool,
+    others: &[S],
+    rows: usize,
+) -> String {
     let q = crate::capture::quote_ident;
     let name = q(&table.name);
     if absent {
-        let key_match = log::key_match(key.iter().copied());
+        let key_match = log::key_match(key.iter().map(AsRef::as_ref));
         return format!("DELETE FROM main.{name} WHERE {key_match}");
     }
-    let key_names: Vec<String> = key.iter().map(|c| q(c)).collect();
-    let other_names: Vec<String> = others.iter().map(|c| q(c)).collect();
+    let key_names: Vec<String> = key.iter().map(|c| q(c.as_ref())).collect();
+    let other_names: Vec<String> = others.iter().map(|c| q(c.as_ref())).collect();
     let all: Vec<&str> = key_names
         .iter()
         .chain(&other_names)
         .map(String::as_str)
         .collect();
-    let marks: Vec<String> = (1..=all.len()).map(|i| format!("?{i}")).collect();
+    let width = all.len();
+    let marks: Vec<String> = (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=width).map(|i| format!("?{}", r * width + i)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect();
     let sets: Vec<String> = other_names
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
@@ -143,7 +208,7 @@ fn row_writer_sql(table: &SyncedTable, key: &[&str], absent: bool, others: &[&st
         format!("UPDATE SET {}", sets.join(", "))
     };
     format!(
-        "INSERT INTO main.{name}({}) VALUES ({}) ON CONFLICT({}) DO {action}",
+        "INSERT INTO main.{name}({}) VALUES {} ON CONFLICT({}) DO {action}",
         all.join(", "),
         marks.join(", "),
         key_names.join(", ")

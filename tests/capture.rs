@@ -190,6 +190,36 @@ fn primary_key_change_is_a_delete_and_an_insert() {
 }
 
 #[test]
+fn setting_the_rowid_of_an_integer_primary_key_table_changes_its_key() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a);
+         INSERT INTO t VALUES (1, 'x'), (2, 'y'), (3, 'z');
+         SELECT sync_enable('t');
+         UPDATE t SET rowid = 10 WHERE id = 1;
+         UPDATE t SET _rowid_ = 20 WHERE id = 2;
+         UPDATE t SET oid = 30, a = 'w' WHERE id = 3;",
+    );
+    let kinds: Vec<(String, String)> = log(&db.conn)[3..]
+        .iter()
+        .map(|(kind, pk, _)| (kind.clone(), pk.clone()))
+        .collect();
+    let op = |k: &str, id: i64| (k.to_string(), format!(r#"{{"id":{id}}}"#));
+    assert_eq!(
+        kinds,
+        vec![
+            op("delete", 1),
+            op("insert", 10),
+            op("delete", 2),
+            op("insert", 20),
+            op("delete", 3),
+            op("insert", 30),
+        ]
+    );
+}
+
+#[test]
 fn composite_key_change_of_one_part_is_a_delete_and_an_insert() {
     let db = device();
     exec(

@@ -67,8 +67,9 @@ impl Rng {
     }
 }
 
-/// One random write on one device (it may change nothing, or fail on a constraint: both fine).
-fn random_write(rng: &mut Rng, conn: &rusqlite::Connection) {
+/// One random write on one device (it may change nothing, or fail on a constraint: both fine),
+/// on a row among `keys` per table.
+fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
     let table = TABLES[rng.below(3) as usize];
     let (key_cols, cols): (&[&str], &[&str]) = match table {
         "t_int" => (&["id"], &["a", "b", "c"]),
@@ -77,10 +78,10 @@ fn random_write(rng: &mut Rng, conn: &rusqlite::Connection) {
     };
     let key = |rng: &mut Rng| -> Vec<Value> {
         match table {
-            "t_int" => vec![Value::Integer(rng.below(4) as i64)],
-            "t_text" => vec![Value::Text(format!("k{}", rng.below(4)))],
+            "t_int" => vec![Value::Integer(rng.below(keys) as i64)],
+            "t_text" => vec![Value::Text(format!("k{}", rng.below(keys)))],
             _ => vec![
-                Value::Integer(rng.below(2) as i64),
+                Value::Integer(rng.below(keys / 2) as i64),
                 Value::Text(format!("y{}", rng.below(2))),
             ],
         }
@@ -183,7 +184,17 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     for _ in 0..steps {
         let d = rng.below(n as u64) as usize;
         match rng.below(20) {
-            0..=10 => random_write(&mut rng, devices[d].conn()),
+            0..=10 => random_write(&mut rng, devices[d].conn(), 4),
+            // a burst of writes over more rows, many new and some written twice: bundles with
+            // more ops than the importer handles in one batch
+            16 if rng.chance(20) => {
+                let conn = devices[d].conn();
+                exec(conn, "BEGIN");
+                for _ in 0..64 + rng.below(100) {
+                    random_write(&mut rng, conn, 48);
+                }
+                exec(conn, "COMMIT");
+            }
             11 => resolve_one(&mut rng, devices[d].conn()),
             12..=15 => {
                 let to = rng.below(n as u64) as usize;

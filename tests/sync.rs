@@ -703,3 +703,51 @@ fn an_op_that_differs_from_the_copy_already_here_is_refused() {
         "differs from the op with the same device and seq already here",
     );
 }
+
+#[test]
+fn large_bundles_mixing_new_and_known_rows_apply_like_small_ones() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n);
+                  CREATE TABLE u(k TEXT PRIMARY KEY, v);
+                  SELECT sync_enable('t'); SELECT sync_enable('u');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    // new rows only, in runs of one form and alternating between tables
+    exec(
+        a.conn(),
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300)
+         INSERT INTO t SELECT i, 'title ' || i, i * 0.5 FROM c;",
+    );
+    for i in 0..150 {
+        exec(
+            a.conn(),
+            &format!(
+                "INSERT INTO t VALUES ({}, 'x', {i}); INSERT INTO u VALUES ('k{i}', {i});",
+                1000 + i
+            ),
+        );
+    }
+    assert_eq!(send(&a, &b).applied, 600);
+    assert_eq!((b.dump("t"), b.dump("u")), (a.dump("t"), a.dump("u")));
+    // known rows and new ones in every batch, a row inserted and changed within one batch,
+    // deletes, and concurrent writes on b to some of the same rows
+    for i in 1..=200 {
+        exec(
+            a.conn(),
+            &format!(
+                "UPDATE t SET n = n + 1 WHERE id = {i};
+                 INSERT INTO t VALUES ({0}, 'new', 0); UPDATE t SET title = 'changed' WHERE id = {0};
+                 DELETE FROM u WHERE k = 'k{1}';",
+                5000 + i,
+                i % 150
+            ),
+        );
+    }
+    exec(
+        b.conn(),
+        "UPDATE t SET n = -1 WHERE id % 10 = 0; INSERT INTO t VALUES (5001, 'b was first', 9);",
+    );
+    send(&a, &b);
+    send(&b, &a);
+    assert_eq!((b.dump("t"), b.dump("u")), (a.dump("t"), a.dump("u")));
+    assert_eq!(a.conflicts(), b.conflicts());
+    assert!(a.conflicts().len() >= 20, "the concurrent writes conflict");
+}

@@ -1,0 +1,117 @@
+//! The row index: which ops touched which row, so that a row can be settled from all its ops.
+//!
+//! Invariant: every applied or folded op is indexed on its row exactly once: the first op
+//! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (log.rs), so a new row
+//! costs one write, and whether a row had ops before is known from that write.
+
+use crate::db::{Conn, Result, Stmt};
+use crate::value::Value;
+
+/// Every op indexed on row (?1, ?2), as (device, seq).
+pub const ROW_HISTORY: &str =
+    "SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2
+     UNION ALL
+     SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2";
+
+/// Rows written by one statement of `add_many`.
+pub const BATCH: usize = 64;
+
+/// One op to index: (table id, row key, device, seq).
+pub type Entry = (i64, Vec<u8>, i64, u64);
+
+pub struct RowIndex {
+    conn: Conn,
+    first: Stmt,
+    first_many: Option<Stmt>,
+    first_of: Stmt,
+    later: Stmt,
+}
+
+const INSERT_FIRST: &str = "INSERT INTO main._sync_rows(table_id, key, device, seq) VALUES ";
+
+impl RowIndex {
+    pub fn new(conn: &Conn) -> Result<RowIndex> {
+        Ok(RowIndex {
+            conn: *conn,
+            first: conn.prepare(&format!(
+                "{INSERT_FIRST}(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
+            ))?,
+            first_many: None,
+            first_of: conn.prepare(
+                "SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
+            )?,
+            later: conn.prepare(
+                "INSERT OR IGNORE INTO main._sync_row_ops(table_id, key, device, seq)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?,
+        })
+    }
+
+    fn params(entry: &Entry) -> [Value; 4] {
+        let (table_id, key, device, seq) = entry;
+        [
+            Value::Integer(*table_id),
+            Value::Blob(key.clone()),
+            Value::Integer(*device),
+            Value::Integer(*seq as i64),
+        ]
+    }
+
+    /// Notes that op (`device`, `seq`) touched a row; true when the row had ops before.
+    pub fn add(&mut self, entry: &Entry) -> Result<bool> {
+        let params = Self::params(entry);
+        self.first.execute(&params)?;
+        if self.conn.changes() == 1 {
+            return Ok(false);
+        }
+        self.later.execute(&params)?;
+        Ok(true)
+    }
+
+    /// `add` for `BATCH` entries at once (one statement when every row is new).
+    pub fn add_many(&mut self, entries: &[Entry]) -> Result<Vec<bool>> {
+        if entries.len() != BATCH {
+            return entries.iter().map(|e| self.add(e)).collect();
+        }
+        if self.first_many.is_none() {
+            let rows: Vec<String> = (0..BATCH)
+                .map(|r| {
+                    format!(
+                        "(?{}, ?{}, ?{}, ?{})",
+                        4 * r + 1,
+                        4 * r + 2,
+                        4 * r + 3,
+                        4 * r + 4
+                    )
+                })
+                .collect();
+            let sql = format!("{INSERT_FIRST}{} ON CONFLICT DO NOTHING", rows.join(", "));
+            self.first_many = Some(self.conn.prepare(&sql)?);
+        }
+        let params: Vec<Value> = entries.iter().flat_map(Self::params).collect();
+        self.first_many
+            .as_mut()
+            .expect("just prepared")
+            .execute(&params)?;
+        if self.conn.changes() == BATCH as i64 {
+            return Ok(vec![false; BATCH]);
+        }
+        // some rows had ops before: an entry is a row's first exactly when the row names it
+        let mut seen_before = Vec::with_capacity(BATCH);
+        for entry in entries {
+            let params = Self::params(entry);
+            self.first_of.bind_all(&params[..2])?;
+            let first = self
+                .first_of
+                .step()
+                .map(|row| row.then(|| (self.first_of.column(0), self.first_of.column(1))));
+            self.first_of.reset();
+            let is_first = first? == Some((params[2].clone(), params[3].clone()));
+            if !is_first {
+                self.later.execute(&params)?;
+            }
+            seen_before.push(!is_first);
+        }
+        Ok(seen_before)
+    }
+}

@@ -3,13 +3,15 @@
 //!
 //! The extension is loaded from dist/sync0.so into rusqlite's bundled SQLite; every measurement
 //! starts from fresh database files in the system temp directory. Small works are the median of
-//! RUNS runs; works of a million ops run once (said in the row).
+//! RUNS runs; the bundle figures are the median of BIG_RUNS runs per size.
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const RUNS: usize = 5;
+/// Runs of each size of the bundle figures (a million ops take seconds per run).
+const BIG_RUNS: usize = 3;
 
 fn extension() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist/sync0.so")
@@ -127,13 +129,22 @@ impl Bench {
         println!("| {work} | {p} | {s} | {:.2}x |", synced / plain);
     }
 
-    /// Median time of `work` on a fresh table holding `preload` rows, plain and synced.
+    /// Median time of `work` on a fresh table holding `preload` rows: plain, with do-nothing
+    /// triggers (the floor any trigger-based capture pays), and synced.
     fn capture(&self, shape: &Shape, work: &str, preload: u64, run: impl Fn(&Connection)) {
-        let time = |synced: bool| {
+        let time = |mode: u8| {
             median(
                 (0..RUNS)
                     .map(|_| {
-                        let conn = open(&self.path("capture.db"), shape, synced);
+                        let conn = open(&self.path("capture.db"), shape, mode == 2);
+                        if mode == 1 {
+                            conn.execute_batch(
+                                "CREATE TRIGGER fi AFTER INSERT ON t WHEN 0 BEGIN SELECT 1; END;
+                                 CREATE TRIGGER fu AFTER UPDATE ON t WHEN 0 BEGIN SELECT 1; END;
+                                 CREATE TRIGGER fd AFTER DELETE ON t WHEN 0 BEGIN SELECT 1; END;",
+                            )
+                            .unwrap();
+                        }
                         if preload > 0 {
                             fill(&conn, shape, 1, preload);
                         }
@@ -142,18 +153,22 @@ impl Bench {
                     .collect(),
             )
         };
-        self.row(
-            &format!("{work} ({})", shape.name),
-            time(false),
-            time(true),
-            "ms",
+        let (plain, floor, synced) = (time(0), time(1), time(2));
+        println!(
+            "| {work} ({}) | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms | {:.2}x |",
+            shape.name,
+            plain * 1e3,
+            floor * 1e3,
+            floor / plain,
+            synced * 1e3,
+            synced / plain
         );
     }
 
     fn capture_table(&self) {
         let n = self.rows;
         println!("\n### 1. Capture: {n} rows, median of {RUNS} (plain vs sync-enabled)\n");
-        println!("| work | plain | synced | ratio |\n|---|---:|---:|---:|");
+        println!("| work | plain | empty triggers (floor) | synced | ratio |\n|---|---:|---:|---:|---:|");
         for shape in [THREE, TEXT_KEY, TEN] {
             self.capture(&shape, "inserts, one statement", 0, |c| {
                 fill(c, &shape, 1, n)
@@ -215,53 +230,75 @@ impl Bench {
     }
 
     fn bundles_table(&self) {
-        println!("\n### 2, 3, 5, 6, 7. Bundles of a 3-column table, one run per size\n");
+        println!("\n### 2, 3, 5, 6, 7. Bundles of a 3-column table, median of {BIG_RUNS} runs per size\n");
         println!("| ops | plain inserts | bundle_out | bytes/op (row bytes) | bundle_in, empty device | in / plain | bundle_in, half already present (bundle ops/s) | peak RSS out / in | db size / plain: writer, receiver |");
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for n in [self.big / 100, self.big / 10, self.big] {
-            let (first, all) = (self.path("first.bundle"), self.path("all.bundle"));
-            let _ = (std::fs::remove_file(&first), std::fs::remove_file(&all));
-            let src = open(&self.path("source.db"), &THREE, true);
-            fill(&src, &THREE, 1, n / 2);
-            Self::bundle_out(&src, None, &first);
-            fill(&src, &THREE, n / 2 + 1, n);
-            let row_bytes: f64 = src
-                .query_row("SELECT avg(8 + length(title) + 4) FROM t", [], |r| r.get(0))
-                .unwrap();
-            let writer_size = std::fs::metadata(self.path("source.db")).unwrap().len() as f64;
-            reset_peak_rss();
-            let ((ops, bytes), out_s) = seconds(|| Self::bundle_out(&src, None, &all));
-            let rss_out = peak_rss_mib();
-            assert_eq!(ops as u64, n);
-
-            let plain_s = self.plain_inserts(n);
-            let plain_size = std::fs::metadata(self.path("plain.db")).unwrap().len() as f64;
-
-            let dst = open(&self.path("dst.db"), &THREE, true);
-            reset_peak_rss();
-            let (applied, in_s) = seconds(|| Self::bundle_in(&dst, &all));
-            let rss_in = peak_rss_mib();
-            assert_eq!(applied as u64, n);
-            let synced_size = std::fs::metadata(self.path("dst.db")).unwrap().len() as f64;
-
-            let half = open(&self.path("half.db"), &THREE, true);
-            Self::bundle_in(&half, &first);
-            let (applied, half_s) = seconds(|| Self::bundle_in(&half, &all));
-            assert_eq!(applied as u64, n - n / 2);
-
+            let runs: Vec<[f64; 10]> = (0..BIG_RUNS).map(|_| self.bundles_run(n)).collect();
+            let m = |i: usize| median(runs.iter().map(|r| r[i]).collect());
             let rate = |s: f64| n as f64 / s;
             println!(
-                "| {n} | {:.0} ops/s | {:.0} ops/s | {:.1} ({row_bytes:.1}) | {:.0} ops/s | {:.2}x | {:.0} ops/s | {rss_out:.0} / {rss_in:.0} MiB | {:.2}x, {:.2}x |",
-                rate(plain_s),
-                rate(out_s),
-                bytes as f64 / n as f64,
-                rate(in_s),
-                rate(in_s) / rate(plain_s),
-                rate(half_s),
-                writer_size / plain_size,
-                synced_size / plain_size,
+                "| {n} | {:.0} ops/s | {:.0} ops/s | {:.1} ({:.1}) | {:.0} ops/s | {:.2}x | {:.0} ops/s | {:.0} / {:.0} MiB | {:.2}x, {:.2}x |",
+                rate(m(0)),
+                rate(m(1)),
+                m(2),
+                m(3),
+                rate(m(4)),
+                median(runs.iter().map(|r| r[0] / r[4]).collect()),
+                rate(m(5)),
+                m(6),
+                m(7),
+                m(8),
+                m(9),
             );
         }
+    }
+
+    /// One run of figures 2, 3, 5 and 6 at `n` ops: plain insert seconds, bundle_out seconds,
+    /// bundle bytes per op, row bytes, bundle_in seconds (empty device), bundle_in seconds (half
+    /// present), peak RSS out and in (MiB), writer and receiver size over plain.
+    fn bundles_run(&self, n: u64) -> [f64; 10] {
+        let (first, all) = (self.path("first.bundle"), self.path("all.bundle"));
+        let _ = (std::fs::remove_file(&first), std::fs::remove_file(&all));
+        let src = open(&self.path("source.db"), &THREE, true);
+        fill(&src, &THREE, 1, n / 2);
+        Self::bundle_out(&src, None, &first);
+        fill(&src, &THREE, n / 2 + 1, n);
+        let row_bytes: f64 = src
+            .query_row("SELECT avg(8 + length(title) + 4) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let writer_size = std::fs::metadata(self.path("source.db")).unwrap().len() as f64;
+        reset_peak_rss();
+        let ((ops, bytes), out_s) = seconds(|| Self::bundle_out(&src, None, &all));
+        let rss_out = peak_rss_mib();
+        assert_eq!(ops as u64, n);
+
+        let plain_s = self.plain_inserts(n);
+        let plain_size = std::fs::metadata(self.path("plain.db")).unwrap().len() as f64;
+
+        let dst = open(&self.path("dst.db"), &THREE, true);
+        reset_peak_rss();
+        let (applied, in_s) = seconds(|| Self::bundle_in(&dst, &all));
+        let rss_in = peak_rss_mib();
+        assert_eq!(applied as u64, n);
+        let synced_size = std::fs::metadata(self.path("dst.db")).unwrap().len() as f64;
+
+        let half = open(&self.path("half.db"), &THREE, true);
+        Self::bundle_in(&half, &first);
+        let (applied, half_s) = seconds(|| Self::bundle_in(&half, &all));
+        assert_eq!(applied as u64, n - n / 2);
+        [
+            plain_s,
+            out_s,
+            bytes as f64 / n as f64,
+            row_bytes,
+            in_s,
+            half_s,
+            rss_out,
+            rss_in,
+            writer_size / plain_size,
+            synced_size / plain_size,
+        ]
     }
 
     /// Figure 4: work that must not grow with the log.

@@ -268,8 +268,46 @@ impl Stmt {
 
     /// Binds `value` to parameter `i` (1-based). Text and blobs are copied by SQLite.
     pub fn bind(&mut self, i: usize, value: &Value) -> Result<()> {
+        // SAFETY: SQLITE_TRANSIENT makes SQLite copy the buffers before returning.
+        unsafe { self.bind_with(i, value, transient()) }
+    }
+
+    /// Binds `params` without copying their text and blobs, runs the statement to the end, and
+    /// resets it and clears its bindings (so SQLite keeps no pointer into `params`).
+    pub fn execute_borrowed<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = &'a Value>,
+    ) -> Result<()> {
+        let mut result = (|| {
+            for (i, p) in params.into_iter().enumerate() {
+                // SAFETY: `params` outlives this call, and the bindings are cleared before it
+                // returns (SQLITE_STATIC is the destructor value 0).
+                unsafe { self.bind_with(i + 1, p, None)? };
+            }
+            Ok(())
+        })();
+        if result.is_ok() {
+            result = (|| {
+                while self.step()? {}
+                Ok(())
+            })();
+        }
+        self.reset();
+        // SAFETY: the statement is live.
+        unsafe { sqlite!(clear_bindings(self.stmt)) };
+        result
+    }
+
+    /// # Safety
+    /// With `destructor` None (SQLITE_STATIC) the caller keeps `value` alive and unchanged until
+    /// the parameter is bound again or the bindings are cleared.
+    unsafe fn bind_with(
+        &mut self,
+        i: usize,
+        value: &Value,
+        destructor: Option<unsafe extern "C" fn(*mut c_void)>,
+    ) -> Result<()> {
         let i = i as c_int;
-        // SAFETY: the statement is live; buffers are copied (SQLITE_TRANSIENT) before returning.
         let rc = unsafe {
             match value {
                 Value::Null => sqlite!(bind_null(self.stmt, i)),
@@ -280,7 +318,7 @@ impl Stmt {
                     i,
                     s.as_ptr() as *const c_char,
                     s.len() as u64,
-                    transient(),
+                    destructor,
                     SQLITE_UTF8 as u8
                 )),
                 Value::Blob(b) => sqlite!(bind_blob64(
@@ -288,7 +326,7 @@ impl Stmt {
                     i,
                     b.as_ptr() as *const c_void,
                     b.len() as u64,
-                    transient()
+                    destructor
                 )),
             }
         };

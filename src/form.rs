@@ -256,9 +256,52 @@ impl Serialize for Pairs<'_> {
     }
 }
 
-/// Reads one msgpack value from the front of `input`, advancing it.
+/// Reads one msgpack value (op.rs: nil, int, float, str or bin) from the front of `input`,
+/// advancing it. (Hand-written: this is the importer's innermost loop.)
 pub fn read_value(input: &mut &[u8]) -> Result<Value> {
-    rmp_serde::from_read(input).map_err(|e| Error::new(format!("unreadable value ({e})")))
+    let bad = |what: &str| Error::new(format!("unreadable value ({what})"));
+    let mut take = |n: usize| -> Result<&[u8]> {
+        if input.len() < n {
+            return Err(bad("truncated"));
+        }
+        let (head, rest) = input.split_at(n);
+        *input = rest;
+        Ok(head)
+    };
+    let marker = take(1)?[0];
+    let uint = |bytes: &[u8]| bytes.iter().fold(0u64, |n, &b| n << 8 | b as u64);
+    Ok(match marker {
+        0x00..=0x7f => Value::Integer(marker as i64),
+        0xe0..=0xff => Value::Integer(marker as i8 as i64),
+        0xc0 => Value::Null,
+        0xcc..=0xcf => {
+            let n = uint(take(1 << (marker - 0xcc))?);
+            Value::Integer(i64::try_from(n).map_err(|_| bad("integer out of range"))?)
+        }
+        0xd0..=0xd3 => {
+            let width = 1 << (marker - 0xd0);
+            let n = uint(take(width)?);
+            let shift = 64 - 8 * width as u32;
+            Value::Integer(((n << shift) as i64) >> shift) // sign-extended
+        }
+        0xca => Value::Real(f32::from_bits(uint(take(4)?) as u32) as f64),
+        0xcb => Value::Real(f64::from_bits(uint(take(8)?))),
+        0xa0..=0xbf | 0xd9..=0xdb | 0xc4..=0xc6 => {
+            let len = match marker {
+                0xa0..=0xbf => (marker & 0x1f) as usize,
+                0xd9 | 0xc4 => uint(take(1)?) as usize,
+                0xda | 0xc5 => uint(take(2)?) as usize,
+                _ => uint(take(4)?) as usize,
+            };
+            let bytes = take(len)?.to_vec();
+            if matches!(marker, 0xc4..=0xc6) {
+                Value::Blob(bytes)
+            } else {
+                Value::Text(String::from_utf8(bytes).map_err(|_| bad("TEXT is not UTF-8"))?)
+            }
+        }
+        _ => return Err(bad("not an SQLite value")),
+    })
 }
 
 /// Reads one msgpack item of any deserializable type from the front of `input`.
@@ -316,6 +359,53 @@ mod tests {
         let mut packed = Vec::new();
         Form::pack(&form.values_of(&op), &mut packed);
         assert_eq!(packed.len(), 9 + 2 + 2); // f64, empty bin, "x"
+    }
+
+    #[test]
+    fn values_read_back_as_rmp_serde_writes_them() {
+        let mut samples = vec![
+            Value::Null,
+            Value::Text(String::new()),
+            Value::Text("ü€".repeat(100)),
+            Value::Text("x".repeat(70_000)),
+            Value::Blob(vec![]),
+            Value::Blob(vec![7; 300]),
+            Value::Blob(vec![1; 70_000]),
+            Value::Real(-0.0),
+            Value::Real(f64::NEG_INFINITY),
+            Value::Real(0.1 + 0.2),
+        ];
+        for shift in 0..64 {
+            for n in [
+                1i64 << shift,
+                (1i64 << shift) - 1,
+                -(1i64 << shift),
+                !(1i64 << shift),
+            ] {
+                samples.push(Value::Integer(n));
+            }
+        }
+        samples.push(Value::Integer(i64::MIN));
+        samples.push(Value::Integer(i64::MAX));
+        let mut bytes = Vec::new();
+        Form::pack(&samples, &mut bytes);
+        let mut input = &bytes[..];
+        for expected in &samples {
+            let got = read_value(&mut input).unwrap();
+            assert!(same_value(&got, expected), "{got:?} != {expected:?}");
+        }
+        assert!(input.is_empty());
+        for bad in [
+            &b"\xc2"[..],
+            b"\x91\x01",
+            b"\xcf\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\xa3ab",
+            b"\xa1\xff",
+        ] {
+            assert!(read_value(&mut &bad[..]).is_err(), "{bad:?}");
+        }
+        let f32_one = read_value(&mut &b"\xca\x3f\x80\x00\x00"[..]).unwrap();
+        assert!(same_value(&f32_one, &Value::Real(1.0)));
     }
 
     #[test]

@@ -212,9 +212,9 @@ impl Appender {
             self.full
                 .as_mut()
                 .expect("just prepared")
-                .execute(&self.rows)
+                .execute_borrowed(&self.rows)
         } else {
-            insert(n)?.execute(&self.rows)
+            insert(n)?.execute_borrowed(&self.rows)
         };
         self.rows.clear();
         result

@@ -92,7 +92,7 @@ impl RowIndex {
         self.first_many
             .as_mut()
             .expect("just prepared")
-            .execute(&params)?;
+            .execute_borrowed(&params)?;
         if self.conn.changes() == BATCH as i64 {
             return Ok(vec![false; BATCH]);
         }

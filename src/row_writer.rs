@@ -85,10 +85,8 @@ impl RowWriters {
         values: &[Value],
     ) -> Result<()> {
         let writer = self.single_writer(table, form_id, form)?;
-        for (i, &slot) in writer.params.iter().enumerate() {
-            writer.stmt.bind(i + 1, &values[slot])?;
-        }
-        writer.stmt.execute(&[])
+        let params = writer.params.iter().map(|&slot| &values[slot]);
+        writer.stmt.execute_borrowed(params)
     }
 
     /// `write_single` for several rows of one form: one statement for `BATCH` rows that are
@@ -111,15 +109,15 @@ impl RowWriters {
         if writer.many.is_none() {
             writer.many = Some(conn.prepare(&(writer.sql)(BATCH))?);
         }
-        let stmt = writer.many.as_mut().expect("just prepared");
-        let mut i = 0;
-        for values in rows {
-            for &slot in &writer.params {
-                i += 1;
-                stmt.bind(i, &values[slot])?;
-            }
-        }
-        stmt.execute(&[])
+        let params = &writer.params;
+        let values = rows
+            .iter()
+            .flat_map(|v| params.iter().map(|&slot| &v[slot]));
+        writer
+            .many
+            .as_mut()
+            .expect("just prepared")
+            .execute_borrowed(values)
     }
 
     /// The writer of single-op rows of form `form_id`, prepared on first use.

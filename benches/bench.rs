@@ -168,7 +168,9 @@ impl Bench {
     fn capture_table(&self) {
         let n = self.rows;
         println!("\n### 1. Capture: {n} rows, median of {RUNS} (plain vs sync-enabled)\n");
-        println!("| work | plain | empty triggers (floor) | synced | ratio |\n|---|---:|---:|---:|---:|");
+        println!(
+            "| work | plain | empty triggers (floor) | synced | ratio |\n|---|---:|---:|---:|---:|"
+        );
         for shape in [THREE, TEXT_KEY, TEN] {
             self.capture(&shape, "inserts, one statement", 0, |c| {
                 fill(c, &shape, 1, n)
@@ -304,23 +306,32 @@ impl Bench {
     /// Figure 4: work that must not grow with the log.
     fn log_size_table(&self) {
         let n = self.big;
-        println!("\n### 4. Cost that must follow new ops, not the log ({n}-op log), one run\n");
+        println!(
+            "\n### 4. Cost that must follow new ops, not the log ({n}-op log), median of {RUNS}\n"
+        );
         println!("| work | empty log | {n}-op log | ratio |\n|---|---:|---:|---:|");
         let new_ops = |src: &Connection, dst: &Connection, from: u64| -> f64 {
-            // dst tells src what it has, then src writes 1,000 rows and bundles them for dst
-            let dst_id: String = dst
-                .query_row("SELECT sync_device_id()", [], |r| r.get(0))
-                .unwrap();
-            let back = self.path("back.bundle");
-            let _ = std::fs::remove_file(&back);
-            Self::bundle_out(dst, None, &back);
-            Self::bundle_in(src, &back);
-            fill(src, &THREE, from + 1, from + 1000);
-            let out = self.path("new.bundle");
-            let _ = std::fs::remove_file(&out);
-            let ((ops, _), s) = seconds(|| Self::bundle_out(src, Some(&dst_id), &out));
-            assert_eq!(ops, 1000);
-            s
+            let id = |c: &Connection| -> String {
+                c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
+                    .unwrap()
+            };
+            let (src_id, dst_id) = (id(src), id(dst));
+            let runs = (0..RUNS as u64).map(|run| {
+                // dst tells src what it has, then src writes 1,000 rows and bundles them for dst
+                let back = self.path("back.bundle");
+                let _ = std::fs::remove_file(&back);
+                Self::bundle_out(dst, Some(&src_id), &back);
+                Self::bundle_in(src, &back);
+                let first = from + run * 1000 + 1;
+                fill(src, &THREE, first, first + 999);
+                let out = self.path("new.bundle");
+                let _ = std::fs::remove_file(&out);
+                let ((ops, _), s) = seconds(|| Self::bundle_out(src, Some(&dst_id), &out));
+                assert_eq!(ops, 1000);
+                Self::bundle_in(dst, &out);
+                s
+            });
+            median(runs.collect())
         };
         let small_src = open(&self.path("s-src.db"), &THREE, true);
         let small_dst = open(&self.path("s-dst.db"), &THREE, true);

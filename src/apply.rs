@@ -286,7 +286,7 @@ impl Import<'_> {
             return Ok(());
         }
         let form_id = self.form_id(number, form)?;
-        let mut vals = Vec::new();
+        let mut vals = Vec::with_capacity(64);
         Form::pack(&op.values, &mut vals);
         if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
             return self.duplicate(device, &op, form_id, vals);

@@ -424,9 +424,10 @@ impl Reader {
                 let (op, number) = next_op(&mut input, &mut stream, &mut forms).map_err(at)?;
                 let form = &forms[number];
                 if known.is_none() {
-                    let canonical =
-                        form.canonical(&op.device, op.seq, op.lamport, &op.deps, &op.values);
-                    hasher.update(op::hash(&canonical));
+                    let mut op_hasher = HashWriter(Sha256::new());
+                    let (device, deps, values) = (&op.device, &op.deps, &op.values);
+                    form.write_canonical(&mut op_hasher, device, op.seq, op.lamport, deps, values);
+                    hasher.update(op_hasher.0.finalize());
                 }
                 let (seq, device) = (op.seq, op.device);
                 f(op, number, form).map_err(|e| {
@@ -455,6 +456,20 @@ impl Reader {
             ));
         }
         self.chunk_hashes = Some(chunk_hashes);
+        Ok(())
+    }
+}
+
+/// Feeds what is written to it into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

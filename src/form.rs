@@ -174,16 +174,17 @@ impl Form {
             })
     }
 
-    /// The canonical encoding (op.rs) of the op of this form with these fields and values:
-    /// the same bytes as `Op::encode` of the whole op, without building it.
-    pub fn canonical(
+    /// Writes the canonical encoding (op.rs) of the op of this form with these fields and
+    /// values to `out`: the same bytes as `Op::encode` of the whole op, without building it.
+    pub fn write_canonical(
         &self,
+        out: &mut impl std::io::Write,
         device: &DeviceId,
         seq: u64,
         lamport: u64,
         deps: &[Dep],
         values: &[Value],
-    ) -> Vec<u8> {
+    ) {
         let op = Canonical {
             device: Bin(device),
             seq,
@@ -191,10 +192,10 @@ impl Form {
             deps,
             table: &self.table,
             kind: self.kind,
-            key: Pairs(self.key_cells(values).collect()),
-            cells: Pairs(self.cells(values).collect()),
+            key: Pairs(self, values, true),
+            cells: Pairs(self, values, false),
         };
-        rmp_serde::to_vec(&op).expect("an op always encodes")
+        rmp_serde::encode::write(out, &op).expect("an op always encodes");
     }
 
     /// Rebuilds a whole op of this form from its encoded values.
@@ -247,12 +248,18 @@ impl Serialize for Bin<'_> {
     }
 }
 
-/// (column, value) pairs, encoded as `Vec<(String, Value)>` is.
-struct Pairs<'a>(Vec<(&'a String, &'a Value)>);
+/// The key (true) or the cells (false) of an op as (column, value) pairs, encoded as
+/// `Vec<(String, Value)>` is.
+struct Pairs<'a>(&'a Form, &'a [Value], bool);
 
 impl Serialize for Pairs<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(&self.0)
+        let Pairs(form, values, key) = *self;
+        if key {
+            s.collect_seq(form.key_cells(values))
+        } else {
+            s.collect_seq(form.cells(values))
+        }
     }
 }
 
@@ -338,7 +345,15 @@ mod tests {
             op.cells[0].1 = cell_id;
             let form = Form::of(&op);
             let values = form.values_of(&op);
-            let canonical = form.canonical(&op.device, op.seq, op.lamport, &op.deps, &values);
+            let mut canonical = Vec::new();
+            form.write_canonical(
+                &mut canonical,
+                &op.device,
+                op.seq,
+                op.lamport,
+                &op.deps,
+                &values,
+            );
             assert_eq!(canonical, op.encode());
             let mut packed = Vec::new();
             Form::pack(&values, &mut packed);

@@ -82,6 +82,18 @@ fn fill_range(conn: &Connection, shape: &Shape, from: i64, to: i64) {
     .unwrap();
 }
 
+/// Single-row inserts of rows 1..=n of THREE in one transaction, through one prepared INSERT.
+fn insert_rows(conn: &Connection, n: u64) {
+    conn.execute_batch("BEGIN").unwrap();
+    let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
+    for i in 1..=n as i64 {
+        stmt.execute(rusqlite::params![i, format!("title number {i}"), i * 7])
+            .unwrap();
+    }
+    drop(stmt);
+    conn.execute_batch("COMMIT").unwrap();
+}
+
 fn seconds<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let start = Instant::now();
     let out = f();
@@ -218,17 +230,7 @@ impl Bench {
     /// Plain single-row inserts of rows 1..=n of THREE in one transaction.
     fn plain_inserts(&self, n: u64) -> f64 {
         let conn = open(&self.path("plain.db"), &THREE, false);
-        seconds(|| {
-            conn.execute_batch("BEGIN").unwrap();
-            let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
-            for i in 1..=n as i64 {
-                stmt.execute(rusqlite::params![i, format!("title number {i}"), i * 7])
-                    .unwrap();
-            }
-            drop(stmt);
-            conn.execute_batch("COMMIT").unwrap();
-        })
-        .1
+        seconds(|| insert_rows(&conn, n)).1
     }
 
     fn bundles_table(&self) {
@@ -395,17 +397,7 @@ impl Bench {
                         .unwrap()
                     };
                     let before = size(&conn);
-                    let s = seconds(|| {
-                        conn.execute_batch("BEGIN").unwrap();
-                        let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
-                        for i in 1..=n as i64 {
-                            stmt.execute(rusqlite::params![i, format!("title number {i}"), i * 7])
-                                .unwrap();
-                        }
-                        drop(stmt);
-                        conn.execute_batch("COMMIT").unwrap();
-                    })
-                    .1;
+                    let s = seconds(|| insert_rows(&conn, n)).1;
                     let log_bytes = (size(&conn) - before) / n as f64;
                     let peer: String = {
                         let other = open(&self.path("many-peer.db"), &THREE, true);
@@ -459,16 +451,7 @@ impl Bench {
         let n = self.rows;
         println!("\n### Reference: SQLite's session extension, {n} rows, median of {RUNS}\n");
         println!("| work | plain | session | ratio |\n|---|---:|---:|---:|");
-        let inserts = |conn: &Connection| {
-            conn.execute_batch("BEGIN").unwrap();
-            let mut stmt = conn.prepare("INSERT INTO t VALUES (?1, ?2, ?3)").unwrap();
-            for i in 1..=n as i64 {
-                stmt.execute(rusqlite::params![i, format!("title number {i}"), i * 7])
-                    .unwrap();
-            }
-            drop(stmt);
-            conn.execute_batch("COMMIT").unwrap();
-        };
+        let inserts = |conn: &Connection| insert_rows(conn, n);
         let mut plain = Vec::new();
         let mut capture = Vec::new();
         let mut apply = Vec::new();

@@ -223,13 +223,23 @@ pub fn is_initialized(conn: &Conn) -> Result<bool> {
 }
 
 /// Fails with a message that says what to do when `sync_init()` has not run.
+/// Fails as well when the metadata has another layout than this build's (there is no migration
+/// between layouts yet).
 pub fn require_initialized(conn: &Conn) -> Result<()> {
-    if is_initialized(conn)? {
-        Ok(())
-    } else {
-        Err(Error::new(
+    if !is_initialized(conn)? {
+        return Err(Error::new(
             "this database has no sync metadata: run SELECT sync_init(); first",
-        ))
+        ));
+    }
+    let format = conn
+        .query_value("SELECT format FROM main._sync_device", &[])?
+        .and_then(|v| v.as_i64());
+    match format {
+        Some(FORMAT) => Ok(()),
+        other => Err(Error::new(format!(
+            "this database's sync metadata has layout {}, and this build reads layout {FORMAT} only",
+            other.map_or("?".to_string(), |f| f.to_string())
+        ))),
     }
 }
 

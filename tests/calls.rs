@@ -225,6 +225,26 @@ fn everything_but_init_refuses_before_init() {
 }
 
 #[test]
+fn metadata_of_another_layout_is_refused_not_misread() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY); UPDATE _sync_device SET format = 1;",
+    );
+    for f in [
+        "sync_enable('t')",
+        "sync_clock()",
+        "sync_bundle_in('x.bundle')",
+    ] {
+        refused(
+            &db,
+            &format!("SELECT {f}"),
+            "sync metadata has layout 1, and this build reads layout 2 only",
+        );
+    }
+}
+
+#[test]
 fn state_changing_functions_cannot_run_from_triggers_or_views() {
     let db = device();
     exec(

@@ -285,12 +285,12 @@ impl Import<'_> {
             self.outcome.duplicates += 1;
             return Ok(());
         }
+        if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
+            return self.duplicate(device, &op, form);
+        }
         let form_id = self.form_id(number, form)?;
         let mut vals = Vec::with_capacity(64);
         Form::pack(&op.values, &mut vals);
-        if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
-            return self.duplicate(device, &op, form_id, vals);
-        }
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
             && self.deliverable_after(device, op.seq, &op.deps);
@@ -309,7 +309,7 @@ impl Import<'_> {
                 ],
             )?;
             if self.conn.changes() == 0 {
-                return self.duplicate(device, &op, form_id, vals); // here already, pending
+                return self.duplicate(device, &op, form); // here already, pending
             }
             if !now {
                 self.appender.note_pending(device, op.seq);
@@ -398,24 +398,29 @@ impl Import<'_> {
         }
     }
 
-    /// Counts an op already here, after checking it is the same op.
-    fn duplicate(&mut self, device: i64, op: &Packed, form_id: i64, vals: Vec<u8>) -> Result<()> {
+    /// Counts an op already here, after checking it is the same op: the same canonical
+    /// encoding (the compact forms may differ, as two writers may alias differently).
+    fn duplicate(&mut self, device: i64, op: &Packed, form: &Form) -> Result<()> {
         self.appender.flush()?;
         let stored = self.query_row(
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(op.seq as i64)],
         )?;
-        let same_deps =
-            || remote::deps_of(&self.contexts, &self.devices, device, op.seq) == op.deps;
-        let same = stored.as_deref()
-            == Some(
-                &[
-                    Value::Integer(op.lamport as i64),
-                    Value::Integer(form_id),
-                    Value::Blob(vals),
-                ][..],
-            )
-            && same_deps();
+        let canonical = |form: &Form, lamport: u64, values: &[Value]| {
+            let mut out = Vec::new();
+            form.write_canonical(&mut out, &op.device, op.seq, lamport, &op.deps, values);
+            out
+        };
+        let same = match stored.as_deref() {
+            Some([Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)]) => {
+                let stored_form = self.forms.get(*form_id)?;
+                let stored_values = stored_form.unpack(&mut &vals[..])?;
+                canonical(stored_form, *lamport as u64, &stored_values)
+                    == canonical(form, op.lamport, &op.values)
+                    && remote::deps_of(&self.contexts, &self.devices, device, op.seq) == op.deps
+            }
+            _ => false,
+        };
         if !same {
             return Err(Error::new(
                 "differs from the op with the same device and seq already here (forged?)",

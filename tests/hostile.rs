@@ -1,0 +1,453 @@
+//! Hostile bundles, a named corpus: every case is refused with an error that says what is wrong,
+//! and leaves the importing database exactly as it was (the file's bytes, its dump and its log),
+//! with no transaction open. A gap in a device's ops is not an error: those ops wait as pending.
+
+mod common;
+
+use common::bundle::{self, Bundle, M};
+use common::*;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+const TODOS: &str = "CREATE TABLE todos(id INTEGER PRIMARY KEY, title TEXT, done INTEGER, note);
+                     SELECT sync_enable('todos');";
+
+/// Device a with a few ops, device b to import, and a good bundle of a's ops at a path b can
+/// be given (a copy the case may damage).
+struct Case {
+    a: Device,
+    b: Device,
+    path: PathBuf,
+}
+
+fn case() -> Case {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    exec(
+        a.conn(),
+        "INSERT INTO todos VALUES (1, 'milk', 0, NULL), (2, 'tea', 0, x'00ff'), (3, 'rice', 1, 2.5);
+         UPDATE todos SET done = 1 WHERE id = 1;
+         DELETE FROM todos WHERE id = 2;",
+    );
+    let path = a.bundle_for(None);
+    Case { a, b, path }
+}
+
+/// The database file's bytes, but for the two header fields every commit rewrites (the change
+/// counter and the version it is valid for): an import that fails after writing rolls back
+/// every page, and SQLite still counts the (empty) commit of its savepoint.
+fn file_hash(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[24..28].fill(0);
+    bytes[92..96].fill(0);
+    Sha256::digest(bytes).to_vec()
+}
+
+impl Case {
+    /// b refuses the bundle at `path` with an error containing `expected`, changing nothing.
+    fn refused_at(&self, path: &Path, expected: &str) {
+        let b = &self.b;
+        exec(b.conn(), "PRAGMA wal_checkpoint"); // no-op in rollback mode; file bytes settle
+        let before = (file_hash(&b.db.path()), b.dump("todos"), snapshot(b.conn()));
+        let err = b.try_import(path).expect_err("a hostile bundle is refused");
+        assert!(err.contains(expected), "got {err:?}, expected {expected:?}");
+        assert!(
+            err.starts_with("sync_bundle_in: "),
+            "the error names the function: {err}"
+        );
+        assert!(b.conn().is_autocommit(), "no transaction left open");
+        let after = (file_hash(&b.db.path()), b.dump("todos"), snapshot(b.conn()));
+        assert_eq!(after, before, "a refused bundle changes nothing");
+        // and the good bundle still imports afterwards
+        let good = self.a.bundle_for(None);
+        assert_eq!(b.import(&good).applied, 5);
+    }
+
+    fn refused(&self, expected: &str) {
+        self.refused_at(&self.path, expected);
+    }
+
+    /// Runs SQL on the bundle file itself.
+    fn edit_file(&self, sql: &str) {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        conn.execute_batch(sql).unwrap();
+    }
+
+    fn forge(&self, edit: impl FnOnce(&mut Bundle)) {
+        bundle::forge(&self.path, edit);
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.path).unwrap()
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        std::fs::write(&self.path, bytes).unwrap();
+    }
+}
+
+// --- not a bundle at all ---
+
+#[test]
+fn an_empty_file() {
+    let c = case();
+    c.write_bytes(b"");
+    c.refused("not a sqlite-sync bundle: expected exactly the tables chunks and manifest");
+}
+
+#[test]
+fn a_text_file() {
+    let c = case();
+    c.write_bytes(
+        b"Dear Bob, here are the groceries: milk, tea, rice.\n"
+            .repeat(100)
+            .as_slice(),
+    );
+    c.refused("not a readable bundle (SQL error: file is not a database)");
+}
+
+#[test]
+fn a_directory() {
+    let c = case();
+    let dir = c.path.with_extension("dir");
+    std::fs::create_dir(&dir).unwrap();
+    c.refused_at(&dir, "not a file");
+}
+
+#[test]
+fn a_missing_path() {
+    let c = case();
+    c.refused_at(&c.path.with_extension("gone"), "no such file");
+}
+
+// --- damaged files ---
+
+#[test]
+fn truncated_inside_the_header() {
+    let c = case();
+    let bytes = c.bytes();
+    c.write_bytes(&bytes[..60]);
+    c.refused("not a readable bundle");
+}
+
+#[test]
+fn truncated_to_its_first_page() {
+    let c = case();
+    let bytes = c.bytes();
+    c.write_bytes(&bytes[..4096]);
+    c.refused("bundle");
+}
+
+#[test]
+fn truncated_by_its_last_page() {
+    let c = case();
+    let bytes = c.bytes();
+    c.write_bytes(&bytes[..bytes.len() - 4096]);
+    c.refused("bundle");
+}
+
+#[test]
+fn bytes_flipped_in_the_file_header() {
+    let c = case();
+    let mut bytes = c.bytes();
+    for i in [0usize, 16, 18, 21] {
+        bytes[i] ^= 0x5a;
+    }
+    c.write_bytes(&bytes);
+    c.refused("not a readable bundle");
+}
+
+/// Flips one byte of the stored value `needle` wherever the file holds it.
+fn flip_in_file(c: &Case, needle: &[u8]) {
+    let mut bytes = c.bytes();
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("bytes to flip");
+    bytes[at + needle.len() - 1] ^= 0x01;
+    c.write_bytes(&bytes);
+}
+
+#[test]
+fn a_byte_flipped_in_the_ops() {
+    let c = case();
+    flip_in_file(&c, b"rice");
+    c.refused("manifest hash does not match its ops (corrupted or edited)");
+}
+
+#[test]
+fn a_byte_flipped_in_the_manifest() {
+    let c = case();
+    flip_in_file(&c, b"sqlite-sync bundle");
+    c.refused("manifest: wrong magic");
+}
+
+// --- a well-formed file that lies ---
+
+#[test]
+fn wrong_magic() {
+    let c = case();
+    c.edit_file("UPDATE manifest SET magic = 'sqlite-sink bundle'");
+    c.refused("manifest: wrong magic: not a sqlite-sync bundle");
+}
+
+#[test]
+fn a_future_format_version() {
+    let c = case();
+    c.edit_file("UPDATE manifest SET format = 3");
+    c.refused("manifest: unknown format version 3 (this build reads 2)");
+}
+
+#[test]
+fn two_manifest_rows() {
+    let c = case();
+    c.edit_file("INSERT INTO manifest SELECT * FROM manifest");
+    c.refused("manifest: more than one row");
+}
+
+#[test]
+fn an_op_count_too_high() {
+    let c = case();
+    c.edit_file("UPDATE manifest SET op_count = op_count + 1");
+    c.refused("holds 5 ops but its manifest says 6 (truncated?)");
+}
+
+#[test]
+fn an_op_count_too_low() {
+    let c = case();
+    c.edit_file("UPDATE manifest SET op_count = op_count - 1");
+    c.refused("holds more ops than its manifest says (4)");
+}
+
+#[test]
+fn a_chunk_that_claims_fewer_ops_than_it_holds() {
+    let c = case();
+    c.edit_file("UPDATE chunks SET ops = ops - 1; UPDATE manifest SET op_count = op_count - 1");
+    c.refused("chunk 1: holds more than its 4 ops (damaged)");
+}
+
+#[test]
+fn a_missing_first_chunk() {
+    let c = case();
+    c.edit_file("UPDATE chunks SET n = 2");
+    c.refused("chunk 2 out of sequence (expected chunk 1)");
+}
+
+#[test]
+fn a_payload_edited_with_the_hash_left_as_is() {
+    let c = case();
+    c.forge(|_| {});
+    let hash: Vec<u8> = rusqlite::Connection::open(&c.path)
+        .unwrap()
+        .query_row("SELECT ops_hash FROM manifest", [], |r| r.get(0))
+        .unwrap();
+    c.forge(|b| b.ops[0].cells[1].1 = M::Str("beer".into()));
+    let conn = rusqlite::Connection::open(&c.path).unwrap();
+    conn.execute("UPDATE manifest SET ops_hash = ?1", [hash])
+        .unwrap();
+    c.refused("manifest hash does not match its ops (corrupted or edited)");
+}
+
+#[test]
+fn a_manifest_hash_of_the_wrong_length() {
+    let c = case();
+    c.edit_file("UPDATE manifest SET ops_hash = x'00'");
+    c.refused("manifest: ops_hash is not 32 bytes");
+}
+
+#[test]
+fn the_same_op_twice_with_different_content() {
+    let c = case();
+    c.forge(|b| {
+        let mut twin = b.ops[0].clone();
+        twin.cells[1].1 = M::Str("beer".into());
+        b.ops.insert(1, twin);
+    });
+    c.refused("differs from the op with the same device and seq already here (forged?)");
+}
+
+#[test]
+fn an_op_claiming_to_come_from_the_importing_device() {
+    let c = case();
+    let me = hex_to_bytes(&c.b.id());
+    c.forge(|b| b.ops.iter_mut().for_each(|op| op.device = me.clone()));
+    c.refused("claims to come from this device, which never wrote it");
+}
+
+fn hex_to_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn seq_zero() {
+    let c = case();
+    c.forge(|b| b.ops[0].seq = 0);
+    c.refused("op 1: seq out of range");
+}
+
+#[test]
+fn deps_out_of_order_or_on_the_op_itself() {
+    let c = case();
+    let own = c.a.id();
+    c.forge(|b| {
+        b.ops[0].deps = M::Array(vec![M::Array(vec![M::Bin(hex_to_bytes(&own)), M::Int(1)])]);
+    });
+    c.refused("its deps are not one per other device in device order");
+}
+
+// --- names that are not this database's ---
+
+#[test]
+fn a_table_this_database_does_not_sync() {
+    let c = case();
+    c.forge(|b| b.ops[0].table = "groceries".into());
+    c.refused(r#"names table "groceries", which this database does not sync"#);
+}
+
+#[test]
+fn the_extensions_own_table() {
+    let c = case();
+    c.forge(|b| b.ops[0].table = "_sync_ops".into());
+    c.refused(r#"names table "_sync_ops", which this database does not sync"#);
+}
+
+#[test]
+fn sqlite_schema_as_a_table() {
+    let c = case();
+    c.forge(|b| b.ops[0].table = "sqlite_schema".into());
+    c.refused(r#"names table "sqlite_schema", which this database does not sync"#);
+}
+
+#[test]
+fn a_column_the_table_does_not_have() {
+    let c = case();
+    c.forge(|b| b.ops[0].cells[3].0 = "due".into());
+    c.refused(r#"names column "due", which table "todos" does not have"#);
+}
+
+#[test]
+fn names_with_quotes_semicolons_and_sql() {
+    let c = case();
+    c.forge(|b| b.ops[0].table = r#"todos"; DROP TABLE todos; --"#.into());
+    c.refused("which this database does not sync");
+    let c = case();
+    c.forge(|b| b.ops[0].cells[1].0 = r#"title" = 'x'; DELETE FROM todos; --"#.into());
+    c.refused(r#"which table "todos" does not have"#);
+}
+
+#[test]
+fn a_key_that_is_not_the_primary_key() {
+    let c = case();
+    c.forge(|b| b.ops[0].key[0].0 = "title".into());
+    c.refused(r#"its key columns ["title"] are not the PRIMARY KEY ["id"] of table "todos""#);
+}
+
+#[test]
+fn a_column_written_twice() {
+    let c = case();
+    c.forge(|b| {
+        let again = b.ops[0].cells[1].clone();
+        b.ops[0].cells.push(again);
+    });
+    c.refused("bad op form: a column named twice");
+}
+
+// --- values that are not SQLite values ---
+
+#[test]
+fn a_value_that_is_an_array() {
+    let c = case();
+    c.forge(|b| b.ops[0].cells[1].1 = M::Array(vec![M::Int(1)]));
+    c.refused("unreadable value (not an SQLite value)");
+}
+
+#[test]
+fn text_that_is_not_utf8() {
+    let c = case();
+    c.forge(|b| b.ops[0].cells[1].1 = M::Str("milk".into()));
+    // the forged stream spells "milk" as a str; make its bytes invalid UTF-8
+    flip_bytes(&c, b"\xa4milk", b"\xa4mil\xff");
+    c.refused("unreadable value (TEXT is not UTF-8)");
+}
+
+/// Replaces bytes inside the first chunk (the stream), leaving every hash as it is.
+fn flip_bytes(c: &Case, from: &[u8], to: &[u8]) {
+    let conn = rusqlite::Connection::open(&c.path).unwrap();
+    let mut body: Vec<u8> = conn
+        .query_row("SELECT body FROM chunks WHERE n = 1", [], |r| r.get(0))
+        .unwrap();
+    let at = body
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("bytes to replace");
+    body.splice(at..at + from.len(), to.iter().copied());
+    conn.execute("UPDATE chunks SET body = ?1 WHERE n = 1", [&body])
+        .unwrap();
+}
+
+#[test]
+fn an_op_head_with_unknown_flags() {
+    let c = case();
+    c.forge(|_| {});
+    // the first op starts the stream: head 15 (device, seq, deps, new form)
+    let conn = rusqlite::Connection::open(&c.path).unwrap();
+    conn.execute_batch(
+        "UPDATE chunks SET body = CAST(x'2f' || substr(body, 2) AS BLOB) WHERE n = 1",
+    )
+    .unwrap();
+    c.refused("op 1: bad op head 47");
+}
+
+// --- a file that holds more than a bundle ---
+
+#[test]
+fn a_bundle_with_a_view() {
+    let c = case();
+    c.edit_file("CREATE VIEW v AS SELECT * FROM manifest");
+    c.refused("expected exactly the tables chunks and manifest, found [table chunks, table manifest, view v]");
+}
+
+#[test]
+fn a_bundle_with_a_trigger_never_runs_it() {
+    let c = case();
+    c.edit_file(
+        "CREATE TABLE ran(x);
+         CREATE TRIGGER t AFTER UPDATE ON manifest BEGIN INSERT INTO ran VALUES (1); END;",
+    );
+    c.refused("found [table chunks, table manifest, table ran, trigger t]");
+    let conn = rusqlite::Connection::open(&c.path).unwrap();
+    let ran: i64 = conn
+        .query_row("SELECT count(*) FROM ran", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ran, 0);
+}
+
+#[test]
+fn a_bundle_with_an_extra_table_or_index() {
+    let c = case();
+    c.edit_file("CREATE TABLE extra(x)");
+    c.refused("found [table chunks, table extra, table manifest]");
+    let c = case();
+    c.edit_file("CREATE INDEX chunks_ops ON chunks(ops)");
+    c.refused("found [index chunks_ops, table chunks, table manifest]");
+}
+
+// --- not errors ---
+
+/// Also: the forged copy spells its ops in another compact form (no aliases) than the original,
+/// so the original's ops are duplicates by their canonical encoding, not their stored bytes.
+#[test]
+fn a_gap_in_a_devices_ops_waits_as_pending() {
+    let c = case();
+    c.forge(|b| {
+        b.ops.remove(1);
+    });
+    let result = c.b.import(&c.path);
+    assert_eq!((result.applied, result.pending), (1, 3));
+    let full = c.a.bundle_for(None);
+    let result = c.b.import(&full);
+    assert_eq!((result.pending, result.duplicates), (0, 4));
+    assert_eq!(c.b.dump("todos"), c.a.dump("todos"));
+}

@@ -496,13 +496,28 @@ impl Import<'_> {
                 new_rows.push((*form_id, values));
             }
         }
-        // runs of one form go to the table together
+        // runs of one form go to the table together; a row that breaks a constraint of this
+        // database on its own is settled at the end instead, from all its ops and after the
+        // other rows (a later op of the bundle may mend it, or the row it refers to may come)
         for run in new_rows.chunk_by(|a, b| a.0 == b.0) {
             let form_id = run[0].0;
             let form = self.forms.get(form_id)?;
             let table = find_table(self.tables, &form.table)?;
             let rows: Vec<&[Value]> = run.iter().map(|(_, v)| *v).collect();
-            self.writers.write_many(table, form_id, form, &rows)?;
+            match self.writers.write_many(table, form_id, form, &rows) {
+                Err(_) if self.conn.failed_on_constraint() => {
+                    for values in rows {
+                        match self.writers.write_single(table, form_id, form, values) {
+                            Err(_) if self.conn.failed_on_constraint() => {
+                                let key = log::row_key(values[..form.key.len()].iter());
+                                self.touched.insert((table.id, key));
+                            }
+                            other => other?,
+                        }
+                    }
+                }
+                other => other?,
+            }
         }
         Ok(())
     }

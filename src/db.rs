@@ -113,6 +113,14 @@ impl Conn {
         self.prepare(sql)?.execute(params)
     }
 
+    /// Whether the last failed call on this connection failed on a constraint (UNIQUE, CHECK,
+    /// NOT NULL, FOREIGN KEY, ...), whether or not extended result codes are on.
+    pub fn failed_on_constraint(&self) -> bool {
+        const SQLITE_CONSTRAINT: c_int = 19;
+        // SAFETY: `db` is the live handle SQLite gave us.
+        unsafe { sqlite!(errcode(self.db)) & 0xff == SQLITE_CONSTRAINT }
+    }
+
     /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
     pub fn changes(&self) -> i64 {
         // SAFETY: `db` is the live handle SQLite gave us.

@@ -1,0 +1,237 @@
+//! Crashes: an import or an export killed with SIGKILL at random moments.
+//!
+//! `killed_imports_leave_the_database_before_or_after` runs `sync_bundle_in` in a child process
+//! (this test binary again, running `child`) and kills it after a random delay, 25 times in
+//! rollback-journal mode and 25 times in WAL mode (most kills land while it writes: a journal
+//! or WAL with content is left behind, which the test counts). After each kill:
+//! `PRAGMA integrity_check` is ok, every table equals its state before the import or after it,
+//! and importing again gives the state after it. `killed_exports_leave_no_bundle_or_a_whole_one` does the same to
+//! `sync_bundle_out`: the target path then holds nothing or a bundle that imports whole (a
+//! killed export may leave its temporary file beside the path).
+
+mod common;
+
+use common::*;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KILLS_PER_MODE: u64 = 25;
+const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n);
+                      SELECT sync_enable('t');";
+
+/// What the child does, from its environment: `SYNC_CRASH_DB`, `SYNC_CRASH_BUNDLE`,
+/// `SYNC_CRASH_DO` (`in` or `out`). Without them it does nothing.
+#[test]
+fn child() {
+    let (Ok(db), Ok(bundle), Ok(what)) = (
+        std::env::var("SYNC_CRASH_DB"),
+        std::env::var("SYNC_CRASH_BUNDLE"),
+        std::env::var("SYNC_CRASH_DO"),
+    ) else {
+        return;
+    };
+    let conn = Connection::open(db).unwrap();
+    load(&conn);
+    let f = if what == "in" {
+        "sync_bundle_in(?1)"
+    } else {
+        "sync_bundle_out(NULL, ?1)"
+    };
+    conn.query_row(&format!("SELECT {f}"), [bundle], |_| Ok(()))
+        .unwrap();
+}
+
+/// Runs `child` for `what` to its end, or kills it after `delay`.
+fn run_child(db: &Path, bundle: &Path, what: &str, delay: Option<Duration>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--test-threads", "1"])
+        .env("SYNC_CRASH_DB", db)
+        .env("SYNC_CRASH_BUNDLE", bundle)
+        .env("SYNC_CRASH_DO", what)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let Some(delay) = delay else {
+        assert!(child.wait().unwrap().success());
+        return;
+    };
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Every table's rows, sorted, as text: the whole state of a database.
+fn state(conn: &Connection) -> Vec<String> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out = Vec::new();
+    for table in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let n = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let cells: Vec<String> = (0..n)
+                    .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+                    .collect();
+                Ok(format!("{table}: {}", cells.join(" | ")))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.sort();
+        out.extend(rows);
+    }
+    out
+}
+
+fn open_checked(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    load(&conn);
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    conn
+}
+
+/// A small random number generator for delays (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+fn copy_db(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let (f, t) = (with_suffix(from, suffix), with_suffix(to, suffix));
+        let _ = std::fs::remove_file(&t);
+        if f.exists() {
+            std::fs::copy(&f, &t).unwrap();
+        }
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+#[test]
+fn killed_imports_leave_the_database_before_or_after() {
+    let mut rng = Rng(7);
+    for mode in ["DELETE", "WAL"] {
+        let a = Device::new("a", SCHEMA);
+        exec(
+            a.conn(),
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 30000)
+             INSERT INTO t SELECT i, 'title ' || i, i * 0.5 FROM c;
+             UPDATE t SET n = -n WHERE id % 7 = 0;",
+        );
+        let bundle = a.bundle_for(None);
+        // the importing device: its own rows, some of them the same as a's, in `mode`
+        let b = Device::new("b", SCHEMA);
+        exec(
+            b.conn(),
+            &format!(
+                "PRAGMA journal_mode = {mode};
+                 INSERT INTO t VALUES (1, 'b was here', 0), (40000, 'only on b', 1);"
+            ),
+        );
+        let pristine = b.db.dir.path().join("pristine.db");
+        exec(b.conn(), &format!("VACUUM INTO '{}'", pristine.display()));
+        let work = b.db.dir.path().join("work.db");
+        let before = state(&open_checked(&pristine));
+        copy_db(&pristine, &work);
+        if mode == "WAL" {
+            exec(&open_checked(&work), "PRAGMA journal_mode = WAL");
+            copy_db(&work, &pristine);
+        }
+        // the whole import, timed, gives the state after it
+        let start = Instant::now();
+        run_child(&work, &bundle, "in", None);
+        let full = start.elapsed();
+        let after = state(&open_checked(&work));
+        assert_ne!(before, after);
+
+        let mut mid_write = 0;
+        for _ in 0..KILLS_PER_MODE {
+            copy_db(&pristine, &work);
+            let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10));
+            run_child(&work, &bundle, "in", Some(delay));
+            // killed mid-write: a rollback journal or WAL with content is left behind
+            let left =
+                |suffix| std::fs::metadata(with_suffix(&work, suffix)).map_or(0, |m| m.len());
+            mid_write += (left("-journal") > 0 || left("-wal") > 0) as u64;
+            let conn = open_checked(&work);
+            let now = state(&conn);
+            assert!(
+                now == before || now == after,
+                "{mode}: after a kill at {delay:?} the database is neither before nor after"
+            );
+            let retry = conn
+                .query_row(
+                    "SELECT sync_bundle_in(?1) ->> '$.skipped'",
+                    [bundle.to_str().unwrap()],
+                    |r| r.get::<_, bool>(0),
+                )
+                .unwrap();
+            assert_eq!(retry, now == after, "a finished import is skipped");
+            assert_eq!(state(&conn), after, "{mode}: the retried import completes");
+        }
+        assert!(
+            mid_write >= KILLS_PER_MODE / 2,
+            "{mode}: most kills must land while the import writes ({mid_write} did)"
+        );
+    }
+}
+
+#[test]
+fn killed_exports_leave_no_bundle_or_a_whole_one() {
+    let mut rng = Rng(11);
+    let a = Device::new("a", SCHEMA);
+    exec(
+        a.conn(),
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 30000)
+         INSERT INTO t SELECT i, 'title ' || i, i FROM c;",
+    );
+    let dir = a.db.dir.path().to_path_buf();
+    let start = Instant::now();
+    run_child(&a.db.path(), &dir.join("timed.bundle"), "out", None);
+    let full = start.elapsed();
+    let mut outcomes = [0; 2];
+    for i in 0..KILLS_PER_MODE {
+        let path = dir.join(format!("killed-{i}.bundle"));
+        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10));
+        run_child(&a.db.path(), &path, "out", Some(delay));
+        if path.exists() {
+            let b = Device::new("b", SCHEMA);
+            assert_eq!(
+                b.import(&path).applied,
+                30000,
+                "a bundle at the path is whole"
+            );
+            outcomes[1] += 1;
+        } else {
+            outcomes[0] += 1;
+        }
+    }
+    assert!(
+        outcomes[0] > 0,
+        "some exports were killed before the rename: {outcomes:?}"
+    );
+}

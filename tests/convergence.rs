@@ -25,26 +25,12 @@ const SCHEMA: &str = "
     SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');";
 const TABLES: [&str; 3] = ["t_int", "t_text", "t_comp"];
 
-/// SplitMix64: small, fast, and the same on every machine.
-struct Rng(u64);
+/// A random value of every storage class, with the edge cases.
+trait RandomValue {
+    fn value(&mut self) -> Value;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
+impl RandomValue for Rng {
     fn value(&mut self) -> Value {
         match self.below(12) {
             0 => Value::Null,

@@ -63,35 +63,6 @@ fn run_child(db: &Path, bundle: &Path, what: &str, delay: Option<Duration>) {
     child.wait().unwrap();
 }
 
-/// Every table's rows, sorted, as text: the whole state of a database.
-fn state(conn: &Connection) -> Vec<String> {
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut out = Vec::new();
-    for table in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |r| {
-                let cells: Vec<String> = (0..n)
-                    .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
-                    .collect();
-                Ok(format!("{table}: {}", cells.join(" | ")))
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        rows.sort();
-        out.extend(rows);
-    }
-    out
-}
-
 fn open_checked(path: &Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     load(&conn);
@@ -100,19 +71,6 @@ fn open_checked(path: &Path) -> Connection {
         .unwrap();
     assert_eq!(check, "ok");
     conn
-}
-
-/// A small random number generator for delays (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        (z ^ (z >> 31)) % n.max(1)
-    }
 }
 
 fn copy_db(from: &Path, to: &Path) {
@@ -155,7 +113,7 @@ fn killed_imports_leave_the_database_before_or_after() {
         let pristine = b.db.dir.path().join("pristine.db");
         exec(b.conn(), &format!("VACUUM INTO '{}'", pristine.display()));
         let work = b.db.dir.path().join("work.db");
-        let before = state(&open_checked(&pristine));
+        let before = whole_state(&open_checked(&pristine));
         copy_db(&pristine, &work);
         if mode == "WAL" {
             exec(&open_checked(&work), "PRAGMA journal_mode = WAL");
@@ -165,7 +123,7 @@ fn killed_imports_leave_the_database_before_or_after() {
         let start = Instant::now();
         run_child(&work, &bundle, "in", None);
         let full = start.elapsed();
-        let after = state(&open_checked(&work));
+        let after = whole_state(&open_checked(&work));
         assert_ne!(before, after);
 
         let mut mid_write = 0;
@@ -178,7 +136,7 @@ fn killed_imports_leave_the_database_before_or_after() {
                 |suffix| std::fs::metadata(with_suffix(&work, suffix)).map_or(0, |m| m.len());
             mid_write += (left("-journal") > 0 || left("-wal") > 0) as u64;
             let conn = open_checked(&work);
-            let now = state(&conn);
+            let now = whole_state(&conn);
             assert!(
                 now == before || now == after,
                 "{mode}: after a kill at {delay:?} the database is neither before nor after"
@@ -191,7 +149,11 @@ fn killed_imports_leave_the_database_before_or_after() {
                 )
                 .unwrap();
             assert_eq!(retry, now == after, "a finished import is skipped");
-            assert_eq!(state(&conn), after, "{mode}: the retried import completes");
+            assert_eq!(
+                whole_state(&conn),
+                after,
+                "{mode}: the retried import completes"
+            );
         }
         assert!(
             mid_write >= KILLS_PER_MODE / 2,

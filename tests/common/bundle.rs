@@ -139,6 +139,7 @@ impl Op {
 }
 
 /// A whole bundle: its manifest row (as SQL values) and its ops.
+#[derive(Clone)]
 pub struct Bundle {
     pub manifest: Vec<rusqlite::types::Value>,
     pub ops: Vec<Op>,
@@ -224,17 +225,35 @@ pub fn read(path: &Path) -> Bundle {
     Bundle { manifest, ops }
 }
 
-/// Writes `bundle` to `path` (replacing it), every op spelled out in full, with the op count
-/// and the manifest's hash made right for its ops.
-pub fn write(path: &Path, bundle: &Bundle) {
+/// Writes a bundle file with exactly this manifest row and one chunk of `ops` ops holding
+/// `body` (none when `body` is empty), whatever they say.
+pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, body: &[u8]) {
     let _ = std::fs::remove_file(path);
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(
-        "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+         CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                clock BLOB, op_count INTEGER, ops_hash BLOB);
          CREATE TABLE chunks(n INTEGER PRIMARY KEY, ops INTEGER NOT NULL, body BLOB NOT NULL);",
     )
     .unwrap();
+    conn.execute(
+        "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params_from_iter(manifest),
+    )
+    .unwrap();
+    if !body.is_empty() {
+        conn.execute(
+            "INSERT INTO chunks VALUES (1, ?1, ?2)",
+            rusqlite::params![ops, body],
+        )
+        .unwrap();
+    }
+}
+
+/// Writes `bundle` to `path` (replacing it), every op spelled out in full, with the op count
+/// and the manifest's hash made right for its ops.
+pub fn write(path: &Path, bundle: &Bundle) {
     let mut body = Vec::new();
     let mut hashes = Vec::new();
     let mut lamport = 0;
@@ -255,7 +274,7 @@ pub fn write(path: &Path, bundle: &Bundle) {
             M::Array(op.cells.iter().map(|_| M::Int(0)).collect()),
         ]);
         put(&mut body, &form);
-        put(&mut body, &M::Int(op.lamport - lamport));
+        put(&mut body, &M::Int(op.lamport.wrapping_sub(lamport)));
         lamport = op.lamport;
         for (_, v) in op.key.iter().chain(&op.cells) {
             put(&mut body, v);
@@ -265,18 +284,7 @@ pub fn write(path: &Path, bundle: &Bundle) {
     let mut manifest = bundle.manifest.clone();
     manifest[5] = rusqlite::types::Value::Integer(bundle.ops.len() as i64);
     manifest[6] = rusqlite::types::Value::Blob(Sha256::digest(hashes.concat()).to_vec());
-    conn.execute(
-        "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        rusqlite::params_from_iter(manifest),
-    )
-    .unwrap();
-    if !bundle.ops.is_empty() {
-        conn.execute(
-            "INSERT INTO chunks VALUES (1, ?1, ?2)",
-            rusqlite::params![bundle.ops.len() as i64, body],
-        )
-        .unwrap();
-    }
+    write_raw(path, &manifest, bundle.ops.len() as i64, &body);
 }
 
 /// Reads the bundle at `path`, lets `edit` change it, and writes it back with its hashes right.

@@ -368,23 +368,8 @@ fn text_that_is_not_utf8() {
     let c = case();
     c.forge(|b| b.ops[0].cells[1].1 = M::Str("milk".into()));
     // the forged stream spells "milk" as a str; make its bytes invalid UTF-8
-    flip_bytes(&c, b"\xa4milk", b"\xa4mil\xff");
+    bundle::replace_in_stream(&c.path, b"\xa4milk", b"\xa4mil\xff");
     c.refused("unreadable value (TEXT is not UTF-8)");
-}
-
-/// Replaces bytes inside the first chunk (the stream), leaving every hash as it is.
-fn flip_bytes(c: &Case, from: &[u8], to: &[u8]) {
-    let conn = rusqlite::Connection::open(&c.path).unwrap();
-    let mut body: Vec<u8> = conn
-        .query_row("SELECT body FROM chunks WHERE n = 1", [], |r| r.get(0))
-        .unwrap();
-    let at = body
-        .windows(from.len())
-        .position(|w| w == from)
-        .expect("bytes to replace");
-    body.splice(at..at + from.len(), to.iter().copied());
-    conn.execute("UPDATE chunks SET body = ?1 WHERE n = 1", [&body])
-        .unwrap();
 }
 
 #[test]

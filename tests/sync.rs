@@ -424,21 +424,6 @@ fn import_inside_a_transaction_is_part_of_it() {
     );
 }
 
-/// Replaces bytes in the first chunk of a bundle, leaving every hash as it is.
-fn corrupt(path: &Path, from: &[u8], to: &[u8]) {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    let mut body: Vec<u8> = conn
-        .query_row("SELECT body FROM chunks WHERE n = 1", [], |r| r.get(0))
-        .unwrap();
-    let at = body
-        .windows(from.len())
-        .position(|w| w == from)
-        .expect("bytes to replace");
-    body.splice(at..at + from.len(), to.iter().copied());
-    conn.execute("UPDATE chunks SET body = ?1 WHERE n = 1", [&body])
-        .unwrap();
-}
-
 fn refused(to: &Device, bundle: &Path, expected: &str) {
     let before = (to.dump("todos"), snapshot(to.conn()));
     let err = to.try_import(bundle).expect_err("a bad bundle is refused");
@@ -456,7 +441,7 @@ fn an_edited_payload_is_refused() {
     let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
     exec(a.conn(), "INSERT INTO todos VALUES (1, 'milk', 0, NULL)");
     let bundle = a.bundle_for(None);
-    corrupt(&bundle, b"milk", b"beer");
+    bundle::replace_in_stream(&bundle, b"milk", b"beer");
     refused(&b, &bundle, "manifest hash does not match its ops");
 }
 

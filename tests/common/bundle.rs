@@ -293,3 +293,19 @@ pub fn forge(path: &Path, edit: impl FnOnce(&mut Bundle)) {
     edit(&mut bundle);
     write(path, &bundle);
 }
+
+/// Replaces the first `from` in the first chunk (the op stream) with `to`, leaving every hash as
+/// it is.
+pub fn replace_in_stream(path: &Path, from: &[u8], to: &[u8]) {
+    let conn = Connection::open(path).unwrap();
+    let mut body: Vec<u8> = conn
+        .query_row("SELECT body FROM chunks WHERE n = 1", [], |r| r.get(0))
+        .unwrap();
+    let at = body
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("bytes to replace");
+    body.splice(at..at + from.len(), to.iter().copied());
+    conn.execute("UPDATE chunks SET body = ?1 WHERE n = 1", [&body])
+        .unwrap();
+}

@@ -55,6 +55,17 @@ macro_rules! sqlite {
     };
 }
 
+/// `(?1, ?2), (?3, ?4)`: the VALUES rows of a multi-row INSERT of `rows` rows of `width`
+/// numbered parameters.
+pub fn value_rows(rows: usize, width: usize) -> String {
+    let row = |r: usize| {
+        let marks: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+        format!("({})", marks.join(", "))
+    };
+    let all: Vec<String> = (0..rows).map(row).collect();
+    all.join(", ")
+}
+
 /// An error with a message written for the person at the terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(pub String);
@@ -585,5 +596,14 @@ pub unsafe fn entry_result(run: impl FnOnce() -> Result<()>, err: *mut *mut c_ch
             }
             1 // SQLITE_ERROR
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_rows_number_parameters_row_by_row() {
+        assert_eq!(super::value_rows(2, 3), "(?1, ?2, ?3), (?4, ?5, ?6)");
+        assert_eq!(super::value_rows(1, 1), "(?1)");
     }
 }

@@ -192,17 +192,9 @@ impl Appender {
             return Ok(());
         }
         let insert = |rows: usize| {
-            let marks: Vec<String> = (0..rows)
-                .map(|r| {
-                    let p: Vec<String> = (1..=COLUMNS)
-                        .map(|c| format!("?{}", r * COLUMNS + c))
-                        .collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
             self.conn.prepare(&format!(
                 "INSERT INTO main._sync_remote(device, seq, lamport, applied, form, vals) VALUES {}",
-                marks.join(", ")
+                crate::db::value_rows(rows, COLUMNS)
             ))
         };
         let result = if n == BATCH {

@@ -74,18 +74,8 @@ impl RowIndex {
             return entries.iter().map(|e| self.add(e)).collect();
         }
         if self.first_many.is_none() {
-            let rows: Vec<String> = (0..BATCH)
-                .map(|r| {
-                    format!(
-                        "(?{}, ?{}, ?{}, ?{})",
-                        4 * r + 1,
-                        4 * r + 2,
-                        4 * r + 3,
-                        4 * r + 4
-                    )
-                })
-                .collect();
-            let sql = format!("{INSERT_FIRST}{} ON CONFLICT DO NOTHING", rows.join(", "));
+            let rows = crate::db::value_rows(BATCH, 4);
+            let sql = format!("{INSERT_FIRST}{rows} ON CONFLICT DO NOTHING");
             self.first_many = Some(self.conn.prepare(&sql)?);
         }
         let params: Vec<Value> = entries.iter().flat_map(Self::params).collect();

@@ -189,13 +189,7 @@ fn row_writer_sql<S: AsRef<str>>(
         .chain(&other_names)
         .map(String::as_str)
         .collect();
-    let width = all.len();
-    let marks: Vec<String> = (0..rows)
-        .map(|r| {
-            let row: Vec<String> = (1..=width).map(|i| format!("?{}", r * width + i)).collect();
-            format!("({})", row.join(", "))
-        })
-        .collect();
+    let marks = crate::db::value_rows(rows, all.len());
     let sets: Vec<String> = other_names
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
@@ -206,9 +200,8 @@ fn row_writer_sql<S: AsRef<str>>(
         format!("UPDATE SET {}", sets.join(", "))
     };
     format!(
-        "INSERT INTO main.{name}({}) VALUES {} ON CONFLICT({}) DO {action}",
+        "INSERT INTO main.{name}({}) VALUES {marks} ON CONFLICT({}) DO {action}",
         all.join(", "),
-        marks.join(", "),
         key_names.join(", ")
     )
 }

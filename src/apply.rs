@@ -178,8 +178,10 @@ struct Import<'a> {
     /// is the one applied is written at once: the common case of a new row.)
     touched: BTreeSet<(i64, Vec<u8>)>,
     rows: RowIndex,
-    /// Ops applied whose rows are not yet indexed and written (`write_applied`)
-    batch: Vec<(Entry, i64, Vec<Value>)>,
+    /// Ops applied whose rows are not yet indexed and written (`write_applied`): their row
+    /// index entries, and their form ids and values
+    batch: Vec<Entry>,
+    batch_ops: Vec<(i64, Vec<Value>)>,
     appender: Appender,
     writers: RowWriters,
     /// Statements by the address of their text (a literal)
@@ -202,6 +204,7 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
         touched: BTreeSet::new(),
         rows: RowIndex::new(conn)?,
         batch: Vec::with_capacity(row_index::BATCH),
+        batch_ops: Vec::with_capacity(row_index::BATCH),
         appender: Appender::new(conn)?,
         writers: RowWriters::new(conn),
         statements: HashMap::new(),
@@ -294,30 +297,8 @@ impl Import<'_> {
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
             && self.deliverable_after(device, op.seq, &op.deps);
-        if self.appender.maybe_here(device, op.seq) {
-            self.appender.flush()?;
-            self.run(
-                "INSERT OR IGNORE INTO main._sync_remote(device, seq, lamport, applied, form, vals)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                &[
-                    Value::Integer(device),
-                    Value::Integer(op.seq as i64),
-                    Value::Integer(op.lamport as i64),
-                    Value::Integer(now as i64),
-                    Value::Integer(form_id),
-                    Value::Blob(vals.clone()),
-                ],
-            )?;
-            if self.conn.changes() == 0 {
-                return self.duplicate(device, &op, form); // here already, pending
-            }
-            if !now {
-                self.appender.note_pending(device, op.seq);
-            }
-        } else {
-            let (seq, lamport) = (op.seq, op.lamport);
-            self.appender
-                .push(device, seq, lamport, now, form_id, vals)?;
+        if !(self.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {
+            return self.duplicate(device, &op, form); // here already, pending
         }
         for dep in &op.deps {
             let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
@@ -471,8 +452,8 @@ impl Import<'_> {
         let form = self.forms.get(form_id)?;
         let table = find_table(self.tables, &form.table)?;
         let key = log::row_key(values[..form.key.len()].iter());
-        self.batch
-            .push(((table.id, key, device, seq), form_id, values));
+        self.batch.push((table.id, key, device, seq));
+        self.batch_ops.push((form_id, values));
         self.clock.insert(device, seq);
         self.lamport = self.lamport.max(lamport);
         self.outcome.applied += 1;
@@ -485,15 +466,15 @@ impl Import<'_> {
     /// Indexes the rows of the ops applied since the last call, writes each row whose only op
     /// is one of them, and marks the others for settling.
     fn write_applied(&mut self) -> Result<()> {
-        let batch = std::mem::take(&mut self.batch);
-        let entries: Vec<Entry> = batch.iter().map(|(entry, _, _)| entry.clone()).collect();
+        let entries = std::mem::take(&mut self.batch);
+        let ops = std::mem::take(&mut self.batch_ops);
         let seen_before = self.rows.add_many(&entries)?;
-        let mut new_rows: Vec<(i64, &[Value])> = Vec::with_capacity(batch.len());
-        for (((table_id, key, _, _), form_id, values), seen) in batch.iter().zip(seen_before) {
+        let mut new_rows: Vec<(i64, &[Value], &Entry)> = Vec::with_capacity(entries.len());
+        for ((entry, (form_id, values)), seen) in entries.iter().zip(&ops).zip(seen_before) {
             if seen {
-                self.touched.insert((*table_id, key.clone()));
+                self.touched.insert((entry.0, entry.1.clone()));
             } else {
-                new_rows.push((*form_id, values));
+                new_rows.push((*form_id, values, entry));
             }
         }
         // runs of one form go to the table together; a row that breaks a constraint of this
@@ -503,14 +484,13 @@ impl Import<'_> {
             let form_id = run[0].0;
             let form = self.forms.get(form_id)?;
             let table = find_table(self.tables, &form.table)?;
-            let rows: Vec<&[Value]> = run.iter().map(|(_, v)| *v).collect();
+            let rows: Vec<&[Value]> = run.iter().map(|(_, v, _)| *v).collect();
             match self.writers.write_many(table, form_id, form, &rows) {
                 Err(_) if self.conn.failed_on_constraint() => {
-                    for values in rows {
+                    for (_, values, entry) in run {
                         match self.writers.write_single(table, form_id, form, values) {
                             Err(_) if self.conn.failed_on_constraint() => {
-                                let key = log::row_key(values[..form.key.len()].iter());
-                                self.touched.insert((table.id, key));
+                                self.touched.insert((entry.0, entry.1.clone()));
                             }
                             other => other?,
                         }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::clock::{Contexts, Devices};
-use crate::db::{Conn, Error, Result, Stmt};
+use crate::db::{value_rows, Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::op::{Dep, DeviceId, Op};
 use crate::value::Value;
@@ -113,11 +113,12 @@ pub fn get(conn: &Conn, device: i64, seq: u64) -> Result<Option<Op>> {
 
 /// Rows queued before one multi-row INSERT.
 const BATCH: usize = 64;
+const INTO_REMOTE: &str =
+    "INTO main._sync_remote(device, seq, lamport, applied, form, vals) VALUES ";
 const COLUMNS: usize = 6;
 
 /// Appends new received ops to `_sync_remote`, `BATCH` rows per statement. Knows which seqs of
-/// each device are stored pending, so that the caller can tell a new op from one that may be
-/// here already.
+/// each device are stored pending, so that only an op that may be here already costs a lookup.
 pub struct Appender {
     conn: Conn,
     full: Option<Stmt>,
@@ -145,21 +146,9 @@ impl Appender {
         })
     }
 
-    /// Whether op (`device`, `seq`) may be stored here already, as a pending op.
-    pub fn maybe_here(&self, device: i64, seq: u64) -> bool {
-        self.pending
-            .get(&device)
-            .is_some_and(|&(lo, hi)| lo <= seq && seq <= hi)
-    }
-
-    /// Notes that op (`device`, `seq`) is stored pending.
-    pub fn note_pending(&mut self, device: i64, seq: u64) {
-        let range = self.pending.entry(device).or_insert((seq, seq));
-        *range = (range.0.min(seq), range.1.max(seq));
-    }
-
-    /// Queues a new op (one that `maybe_here` said is not stored).
-    pub fn push(
+    /// Stores op (`device`, `seq`) unless it is stored already (as a pending op); false when it
+    /// was. An op that cannot be here yet is queued; one that may be is looked for first.
+    pub fn store(
         &mut self,
         device: i64,
         seq: u64,
@@ -167,22 +156,39 @@ impl Appender {
         applied: bool,
         form: i64,
         vals: Vec<u8>,
-    ) -> Result<()> {
-        if !applied {
-            self.note_pending(device, seq);
-        }
-        self.rows.extend([
+    ) -> Result<bool> {
+        let row = [
             Value::Integer(device),
             Value::Integer(seq as i64),
             Value::Integer(lamport as i64),
             Value::Integer(applied as i64),
             Value::Integer(form),
             Value::Blob(vals),
-        ]);
-        if self.rows.len() == BATCH * COLUMNS {
+        ];
+        let maybe_here = self
+            .pending
+            .get(&device)
+            .is_some_and(|&(lo, hi)| lo <= seq && seq <= hi);
+        if maybe_here {
             self.flush()?;
+            self.conn.exec(
+                &format!("INSERT OR IGNORE {INTO_REMOTE}{}", value_rows(1, COLUMNS)),
+                &row,
+            )?;
+            if self.conn.changes() == 0 {
+                return Ok(false);
+            }
+        } else {
+            self.rows.extend(row);
+            if self.rows.len() == BATCH * COLUMNS {
+                self.flush()?;
+            }
         }
-        Ok(())
+        if !applied {
+            let range = self.pending.entry(device).or_insert((seq, seq));
+            *range = (range.0.min(seq), range.1.max(seq));
+        }
+        Ok(true)
     }
 
     /// Inserts every queued op.
@@ -193,8 +199,8 @@ impl Appender {
         }
         let insert = |rows: usize| {
             self.conn.prepare(&format!(
-                "INSERT INTO main._sync_remote(device, seq, lamport, applied, form, vals) VALUES {}",
-                crate::db::value_rows(rows, COLUMNS)
+                "INSERT {INTO_REMOTE}{}",
+                value_rows(rows, COLUMNS)
             ))
         };
         let result = if n == BATCH {

@@ -29,6 +29,7 @@ struct Outcome {
     applied: u64,
     conflicts: u64,
     duplicates: u64,
+    discarded: u64,
     skipped: bool,
 }
 
@@ -86,7 +87,8 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         .field(
             "pending_count",
             &Value::Integer(pending_count(conn)? as i64),
-        );
+        )
+        .field("discarded_count", &Value::Integer(outcome.discarded as i64));
     Ok(Value::Text(json.finish()))
 }
 
@@ -98,6 +100,24 @@ fn pending_count(conn: &Conn) -> Result<u64> {
         )?
         .and_then(|v| v.as_i64())
         .unwrap_or(0) as u64)
+}
+
+/// Per device, the runs of consecutive seqs stored pending.
+fn pending_runs(conn: &Conn) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
+    let mut runs: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
+    )?;
+    while stmt.step()? {
+        let device = stmt.column(0).as_i64().unwrap_or(0);
+        let seq = stmt.column(1).as_i64().unwrap_or(0) as u64;
+        let list = runs.entry(device).or_default();
+        match list.last_mut() {
+            Some(run) if run.1 + 1 == seq => run.1 = seq,
+            _ => list.push((seq, seq)),
+        }
+    }
+    Ok(runs)
 }
 
 /// Checks that `op` does not pretend to be one of this device's ops, and that its deps are
@@ -174,6 +194,10 @@ struct Import<'a> {
     bundle_forms: Vec<Option<i64>>,
     clock: Clock,
     lamport: u64,
+    /// Per device, the seq and Lamport time of its last op applied in this import
+    tips: HashMap<i64, (u64, u64)>,
+    /// Per device, the runs of seqs stored pending before this import
+    pending_before: HashMap<i64, Vec<(u64, u64)>>,
     /// Rows with more than one op, to settle from all of them at the end. (A row whose only op
     /// is the one applied is written at once: the common case of a new row.)
     touched: BTreeSet<(i64, Vec<u8>)>,
@@ -201,6 +225,8 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
         bundle_forms: Vec::new(),
         clock: clock::applied(conn)?,
         lamport: log::state(conn, "lamport")?,
+        tips: HashMap::new(),
+        pending_before: pending_runs(conn)?,
         touched: BTreeSet::new(),
         rows: RowIndex::new(conn)?,
         batch: Vec::with_capacity(row_index::BATCH),
@@ -297,15 +323,23 @@ impl Import<'_> {
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
             && self.deliverable_after(device, op.seq, &op.deps);
+        if now && self.appender.may_hold(device, op.seq) {
+            self.drop_false_copy(device, op.seq)?;
+        }
         if !(self.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {
             return self.duplicate(device, &op, form); // here already, pending
         }
+        let mut deps = Vec::with_capacity(op.deps.len());
         for dep in &op.deps {
             let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
             self.contexts
                 .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
+            deps.push((dep_idx, dep.1));
         }
         if now {
+            if let Some(fault) = self.clock_fault(device, op.seq, op.lamport, &deps)? {
+                return Err(Error::new(fault));
+            }
             self.applied(device, op.seq, op.lamport, form_id, op.values)?;
         }
         Ok(())
@@ -365,6 +399,18 @@ impl Import<'_> {
                     let Some((lamport, form_id, values)) = self.pending_op(device, seq)? else {
                         break;
                     };
+                    let deps = self.contexts.delta(device, seq);
+                    if let Some(fault) = self.clock_fault(device, seq, lamport, &deps)? {
+                        if !self.stored_before(device, seq) {
+                            let id = hex(&self.devices.id(device));
+                            return Err(Error::new(format!(
+                                "op seq {seq} of device {}: {fault}",
+                                &id[..8]
+                            )));
+                        }
+                        self.discard(device, seq)?;
+                        break;
+                    }
                     self.run(
                         "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
                         &[Value::Integer(device), Value::Integer(seq as i64)],
@@ -377,6 +423,105 @@ impl Import<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Why op `seq` of `device` (with Lamport time `lamport` and change points `deps`) cannot be
+    /// as its writer wrote it, judged when its whole causal past is applied. A writer's clock
+    /// only moves forward: each change point is above the previous op's context, and the Lamport
+    /// time is one more than the greatest in its causal past (its previous op's, and those of the
+    /// ops its change points name), as every device assigns it.
+    fn clock_fault(
+        &mut self,
+        device: i64,
+        seq: u64,
+        lamport: u64,
+        deps: &[(i64, u64)],
+    ) -> Result<Option<String>> {
+        let mut past = if seq > 1 {
+            self.lamport_of(device, seq - 1)?
+        } else {
+            0
+        };
+        for &(dep, dep_seq) in deps {
+            let before = self.contexts.entry(device, seq - 1, dep);
+            if dep_seq <= before {
+                let id = hex(&self.devices.id(dep));
+                return Ok(Some(format!(
+                    "its clock goes backwards: it names op {dep_seq} of device {} as new, \
+                     while its previous op had seen op {before}",
+                    &id[..8]
+                )));
+            }
+            past = past.max(self.lamport_of(dep, dep_seq)?);
+        }
+        Ok(match lamport.cmp(&(past + 1)) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Less => Some(format!(
+                "its clock goes backwards: Lamport time {lamport}, not above {past} of its causal past"
+            )),
+            std::cmp::Ordering::Greater => Some(format!(
+                "its clock jumps: Lamport time {lamport}, where its causal past gives {}",
+                past + 1
+            )),
+        })
+    }
+
+    /// The Lamport time of applied op `seq` of `device`.
+    fn lamport_of(&mut self, device: i64, seq: u64) -> Result<u64> {
+        if device == SELF {
+            return Ok(self.local.lamport(seq));
+        }
+        if let Some(&(tip, lamport)) = self.tips.get(&device) {
+            if tip == seq {
+                return Ok(lamport);
+            }
+        }
+        self.appender.flush()?;
+        let row = self.query_row(
+            "SELECT lamport FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        match row.as_deref() {
+            Some([Value::Integer(lamport)]) => Ok(*lamport as u64),
+            _ => Err(Error::new(format!(
+                "received op {seq} of device {device} is missing"
+            ))),
+        }
+    }
+
+    /// Discards a pending copy of op `seq` of `device`, stored by an earlier import, whose
+    /// clock is false now that its causal past is applied (a true copy is arriving).
+    fn drop_false_copy(&mut self, device: i64, seq: u64) -> Result<()> {
+        if !self.stored_before(device, seq) {
+            return Ok(());
+        }
+        if let Some((lamport, _, _)) = self.pending_op(device, seq)? {
+            let deps = self.contexts.delta(device, seq);
+            if self.clock_fault(device, seq, lamport, &deps)?.is_some() {
+                self.discard(device, seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether op `seq` of `device` was stored pending by an earlier import.
+    fn stored_before(&self, device: i64, seq: u64) -> bool {
+        self.pending_before
+            .get(&device)
+            .is_some_and(|runs| runs.iter().any(|&(lo, hi)| lo <= seq && seq <= hi))
+    }
+
+    /// Drops a pending op stored by an earlier import whose clock turned out false once its
+    /// causal past arrived: no device writes such an op, and keeping it would refuse every
+    /// true copy of it as differing. The ops after it wait for a true copy.
+    fn discard(&mut self, device: i64, seq: u64) -> Result<()> {
+        self.run(
+            "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        self.contexts.forget(&self.conn, device, seq)?;
+        self.outcome.discarded += 1;
+        Ok(())
     }
 
     /// Counts an op already here, after checking it is the same op: the same canonical
@@ -455,6 +600,7 @@ impl Import<'_> {
         self.batch.push((table.id, key, device, seq));
         self.batch_ops.push((form_id, values));
         self.clock.insert(device, seq);
+        self.tips.insert(device, (seq, lamport));
         self.lamport = self.lamport.max(lamport);
         self.outcome.applied += 1;
         if self.batch.len() == row_index::BATCH {

@@ -220,6 +220,19 @@ impl Contexts {
         )
     }
 
+    /// Forgets the change points of op `seq` of `device`, in memory and in `_sync_deps`.
+    pub fn forget(&mut self, conn: &Conn, device: i64, seq: u64) -> Result<()> {
+        if let Some(deps) = self.points.get_mut(&device) {
+            for list in deps.values_mut() {
+                list.retain(|&(s, _)| s != seq);
+            }
+        }
+        conn.exec(
+            "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )
+    }
+
     /// Entry `dep` of the context of op `seq` of `device`.
     pub fn entry(&self, device: i64, seq: u64, dep: i64) -> u64 {
         if dep == device {

@@ -146,6 +146,13 @@ impl Appender {
         })
     }
 
+    /// Whether op (`device`, `seq`) may be stored already, as a pending op.
+    pub fn may_hold(&self, device: i64, seq: u64) -> bool {
+        self.pending
+            .get(&device)
+            .is_some_and(|&(lo, hi)| lo <= seq && seq <= hi)
+    }
+
     /// Stores op (`device`, `seq`) unless it is stored already (as a pending op); false when it
     /// was. An op that cannot be here yet is queued; one that may be is looked for first.
     pub fn store(
@@ -165,11 +172,7 @@ impl Appender {
             Value::Integer(form),
             Value::Blob(vals),
         ];
-        let maybe_here = self
-            .pending
-            .get(&device)
-            .is_some_and(|&(lo, hi)| lo <= seq && seq <= hi);
-        if maybe_here {
+        if self.may_hold(device, seq) {
             self.flush()?;
             self.conn.exec(
                 &format!("INSERT OR IGNORE {INTO_REMOTE}{}", value_rows(1, COLUMNS)),

@@ -306,7 +306,8 @@ impl Device {
         self.conn()
             .query_row(
                 "SELECT r ->> '$.applied_count', r ->> '$.conflict_count', r ->> '$.duplicate_count',
-                        r ->> '$.skipped', r ->> '$.pending_count', r ->> '$.total_operations'
+                        r ->> '$.skipped', r ->> '$.pending_count', r ->> '$.total_operations',
+                        r ->> '$.discarded_count'
                  FROM (SELECT sync_bundle_in(?1) AS r)",
                 [path.to_str().unwrap()],
                 |r| {
@@ -317,6 +318,7 @@ impl Device {
                         skipped: r.get::<_, i64>(3)? != 0,
                         pending: r.get(4)?,
                         total: r.get(5)?,
+                        discarded: r.get(6)?,
                     })
                 },
             )
@@ -381,4 +383,5 @@ pub struct ImportResult {
     pub skipped: bool,
     pub pending: i64,
     pub total: i64,
+    pub discarded: i64,
 }

@@ -67,8 +67,11 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 validate(&op, &me, last_local)
             })
             .map_err(in_bundle)?;
-        conn.savepoint("sync_bundle_in", || import(conn, &mut reader, &tables))
-            .map_err(in_bundle)?
+        conn.savepoint("sync_bundle_in", || {
+            log::lock_for_writing(conn)?;
+            import(conn, &mut reader, &tables)
+        })
+        .map_err(in_bundle)?
     };
     let mut json = JsonObject::new();
     json.field("bundle_id", &Value::Text(hex(&manifest.bundle_id)))

@@ -160,17 +160,13 @@ impl Conn {
     /// so an error leaves the database as it was and no transaction open.
     pub fn savepoint<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
         self.exec(&format!("SAVEPOINT {name}"), &[])?;
-        match body() {
-            Ok(v) => {
-                self.exec(&format!("RELEASE {name}"), &[])?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.exec(&format!("ROLLBACK TO {name}"), &[]);
-                let _ = self.exec(&format!("RELEASE {name}"), &[]);
-                Err(e)
-            }
+        // a RELEASE that fails (a commit refused as busy) must not leave the transaction open
+        let result = body().and_then(|v| self.exec(&format!("RELEASE {name}"), &[]).map(|_| v));
+        if result.is_err() {
+            let _ = self.exec(&format!("ROLLBACK TO {name}"), &[]);
+            let _ = self.exec(&format!("RELEASE {name}"), &[]);
         }
+        result
     }
 }
 

@@ -253,6 +253,13 @@ pub fn device_id(conn: &Conn) -> Result<Option<Vec<u8>>> {
         .and_then(|v| v.as_blob().map(<[u8]>::to_vec)))
 }
 
+/// Takes the database's write lock first thing in a transaction (waiting as the busy timeout
+/// says), so that what the transaction reads is what it writes over: a transaction that reads
+/// first fails at its first write, without waiting, when another connection wrote in between.
+pub fn lock_for_writing(conn: &Conn) -> Result<()> {
+    conn.exec("UPDATE main._sync_device SET format = format", &[])
+}
+
 /// `sync_init()`: creates the metadata once and returns this device's id as hex.
 pub fn sync_init(conn: &Conn, _args: &[Value]) -> Result<Value> {
     conn.savepoint("sync_init", || {

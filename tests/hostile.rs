@@ -458,6 +458,16 @@ fn a_value_that_is_an_array() {
     c.refused("unreadable value (not an SQLite value)");
 }
 
+/// A value whose header claims 4 GiB, followed by a few bytes: refused as truncated, without
+/// making room for 4 GiB first.
+#[test]
+fn a_value_claiming_four_gigabytes() {
+    let c = case();
+    c.forge(|b| b.ops[0].cells[1].1 = M::Str("TITLE_MARK".into()));
+    bundle::replace_in_stream(&c.path, b"\xaaTITLE_MARK", b"\xdb\xff\xff\xff\xff");
+    c.refused("op 1: unreadable value (truncated)");
+}
+
 #[test]
 fn text_that_is_not_utf8() {
     let c = case();

@@ -1,5 +1,6 @@
 //! Imports that cannot be carried out: a remote row that breaks one of this database's own
-//! constraints (UNIQUE, CHECK, FOREIGN KEY), a read-only database, a full disk. The rule: the
+//! constraints (UNIQUE, CHECK, FOREIGN KEY), a read-only database, a full disk, a value longer
+//! than the database's length limit (a 100 MB value otherwise syncs whole). The rule: the
 //! whole bundle is refused with SQLite's reason, the database is left as it was, no transaction
 //! stays open, the host goes on, and the same bundle imports once the cause is gone.
 
@@ -105,4 +106,62 @@ fn a_full_disk() {
     exec(b.conn(), "PRAGMA max_page_count = 1000000");
     assert_eq!(b.import(&bundle).applied, 20000);
     assert_eq!(b.dump("todos"), a.dump("todos"));
+}
+
+/// Two devices insert different rows with the same UNIQUE value: each refuses the other's
+/// bundle, naming the constraint, until one of the rows is changed on its device; then both
+/// import and agree.
+#[test]
+fn the_same_unique_value_inserted_on_two_devices() {
+    let schema = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+                  SELECT sync_enable('users');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(a.conn(), "INSERT INTO users VALUES (1, 'x@example.org')");
+    exec(b.conn(), "INSERT INTO users VALUES (2, 'x@example.org')");
+    let expected = "UNIQUE constraint failed: users.email";
+    refused(&b, &a.bundle_for(None), "users", expected);
+    refused(&a, &b.bundle_for(None), "users", expected);
+    exec(
+        b.conn(),
+        "UPDATE users SET email = 'y@example.org' WHERE id = 2",
+    );
+    a.import(&b.bundle_for(None));
+    b.import(&a.bundle_for(None));
+    assert_eq!(a.dump("users"), b.dump("users"));
+    assert_eq!(a.dump("users").len(), 2);
+}
+
+/// A 100 MB value syncs whole; a database whose length limit is below it refuses the bundle
+/// with SQLite's reason.
+#[test]
+fn a_100_mb_value() {
+    let schema = "CREATE TABLE files(id INTEGER PRIMARY KEY, body BLOB);
+                  SELECT sync_enable('files');";
+    let (a, b, small) = (
+        Device::new("a", schema),
+        Device::new("b", schema),
+        Device::new("small", schema),
+    );
+    exec(
+        a.conn(),
+        "INSERT INTO files VALUES (1, randomblob(100000000)), (2, 'small')",
+    );
+    let bundle = a.bundle_for(None);
+    small
+        .conn()
+        .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 50_000_000)
+        .unwrap();
+    refused(&small, &bundle, "files", "string or blob too big");
+    assert_eq!(b.import(&bundle).applied, 2);
+    assert!(
+        a.dump("files") == b.dump("files"),
+        "the value arrives whole"
+    );
+    // and it travels on from b
+    small
+        .conn()
+        .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 1_000_000_000)
+        .unwrap();
+    assert_eq!(small.import(&b.bundle_for(None)).applied, 2);
+    assert!(a.dump("files") == small.dump("files"));
 }

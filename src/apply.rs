@@ -112,8 +112,8 @@ fn pending_runs(conn: &Conn) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
         "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
     )?;
     while stmt.step()? {
-        let device = stmt.column(0).as_i64().unwrap_or(0);
-        let seq = stmt.column(1).as_i64().unwrap_or(0) as u64;
+        let device = stmt.column_int(0);
+        let seq = stmt.column_int(1) as u64;
         let list = runs.entry(device).or_default();
         match list.last_mut() {
             Some(run) if run.1 + 1 == seq => run.1 = seq,
@@ -303,9 +303,14 @@ impl Import<'_> {
     /// The first row of a cached query.
     fn query_row(&mut self, sql: &'static str, params: &[Value]) -> Result<Option<Vec<Value>>> {
         let stmt = self.cached(sql, params)?;
-        let result = stmt
-            .step()
-            .map(|row| row.then(|| (0..stmt.column_count()).map(|i| stmt.column(i)).collect()));
+        let result = match stmt.step() {
+            Ok(true) => (0..stmt.column_count())
+                .map(|i| stmt.column(i))
+                .collect::<Result<_>>()
+                .map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
         stmt.reset();
         result
     }
@@ -322,7 +327,7 @@ impl Import<'_> {
         }
         let form_id = self.form_id(number, form)?;
         let mut vals = Vec::with_capacity(64);
-        Form::pack(&op.values, &mut vals);
+        Form::pack(&op.values, &mut vals)?;
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
             && self.deliverable_after(device, op.seq, &op.deps);
@@ -387,7 +392,7 @@ impl Import<'_> {
             )?;
             let mut v = Vec::new();
             while stmt.step()? {
-                v.push(stmt.column(0).as_i64().unwrap_or(0));
+                v.push(stmt.column_int(0));
             }
             v
         };
@@ -687,13 +692,13 @@ impl Import<'_> {
         let mut key_values = Vec::new();
         let me = self.devices.me();
         while stmt.step()? {
-            let device = stmt.column(0).as_i64().unwrap_or(0);
-            let seq = stmt.column(1).as_i64().unwrap_or(0) as u64;
+            let device = stmt.column_int(0);
+            let seq = stmt.column_int(1) as u64;
             let (kind, op_key, cells, device_id, lamport) = if device == SELF {
                 let op = self.local.get(&conn, seq)?;
                 (op.kind, op.key, op.cells, me, self.local.lamport(seq))
             } else {
-                let row = [stmt.column(2), stmt.column(3), stmt.column(4)];
+                let row = [stmt.column(2)?, stmt.column(3)?, stmt.column(4)?];
                 let op = (self.forms).op((device, self.devices.id(device)), seq, &row, None)?;
                 (op.kind, op.key, op.cells, op.device, op.lamport)
             };

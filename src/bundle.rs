@@ -176,20 +176,25 @@ impl Writer {
     }
 
     /// Appends one op.
-    pub fn add(&mut self, op: &Op) -> Result<()> {
-        self.hasher.update(op::hash(&op.encode()));
+    pub fn add(&mut self, mut op: Op) -> Result<()> {
+        let form = Form::of(&op);
+        let (device, seq, lamport) = (op.device, op.seq, op.lamport);
+        let deps = std::mem::take(&mut op.deps);
+        let values = form.values_of(op);
+        let mut op_hasher = HashWriter(Sha256::new());
+        form.write_canonical(&mut op_hasher, &device, seq, lamport, &deps, &values);
+        self.hasher.update(op_hasher.0.finalize());
         let out = &mut self.chunk;
         let mut head = 0u8;
-        let same_device = self.stream.device == Some(op.device);
+        let same_device = self.stream.device == Some(device);
         if !same_device {
             head |= HAS_DEVICE | HAS_SEQ;
-        } else if op.seq != self.stream.seq.wrapping_add(1) {
+        } else if seq != self.stream.seq.wrapping_add(1) {
             head |= HAS_SEQ;
         }
-        if !op.deps.is_empty() {
+        if !deps.is_empty() {
             head |= HAS_DEPS;
         }
-        let form = Form::of(op);
         let next = self.forms.len();
         let number = *self.forms.entry(form.clone()).or_insert(next);
         let new = number == next;
@@ -200,13 +205,13 @@ impl Writer {
         }
         put(out, &head);
         if head & HAS_DEVICE != 0 {
-            put(out, &serde_bytes16(op.device));
+            put(out, &serde_bytes16(device));
         }
         if head & HAS_SEQ != 0 {
-            put(out, &op.seq);
+            put(out, &seq);
         }
         if head & HAS_DEPS != 0 {
-            put(out, &op.deps);
+            put(out, &deps);
         }
         if new {
             put(out, &form);
@@ -215,13 +220,13 @@ impl Writer {
         }
         put(
             out,
-            &(op.lamport as i64).wrapping_sub(self.stream.lamport as i64),
+            &(lamport as i64).wrapping_sub(self.stream.lamport as i64),
         );
-        Form::pack(&form.values_of(op), out);
+        Form::pack(&values, out)?;
         self.stream = Stream {
-            device: Some(op.device),
-            seq: op.seq,
-            lamport: op.lamport,
+            device: Some(device),
+            seq,
+            lamport,
             form: Some(number),
         };
         self.count += 1;
@@ -239,11 +244,15 @@ impl Writer {
         }
         self.chunks += 1;
         let body = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
-        self.insert.as_mut().expect("writer is open").execute(&[
-            Value::Integer(self.chunks as i64),
-            Value::Integer(self.chunk_ops as i64),
-            Value::Blob(body),
-        ])?;
+        // bound without a copy: a chunk holds at least one whole op, however large
+        self.insert
+            .as_mut()
+            .expect("writer is open")
+            .execute_borrowed(&[
+                Value::Integer(self.chunks as i64),
+                Value::Integer(self.chunk_ops as i64),
+                Value::Blob(body),
+            ])?;
         self.chunk_ops = 0;
         Ok(())
     }
@@ -357,8 +366,8 @@ impl Reader {
             .map_err(unreadable)?;
         let mut objects = Vec::new();
         while schema.step().map_err(unreadable)? {
-            let t = schema.column(0).as_text().unwrap_or_default().to_string();
-            let n = schema.column(1).as_text().unwrap_or_default().to_string();
+            let t = schema.column(0)?.as_text().unwrap_or_default().to_string();
+            let n = schema.column(1)?.as_text().unwrap_or_default().to_string();
             objects.push(format!("{t} {n}"));
         }
         drop(schema);
@@ -398,26 +407,26 @@ impl Reader {
         };
         while stmt.step()? {
             expected_chunk += 1;
-            let n = stmt.column(0).as_i64().unwrap_or(0);
+            let n = stmt.column_int(0);
             if n != expected_chunk {
                 return Err(Error::new(format!(
                     "chunk {n} out of sequence (expected chunk {expected_chunk})"
                 )));
             }
-            let (Value::Integer(ops), Value::Blob(body)) = (stmt.column(1), stmt.column(2)) else {
+            let (Value::Integer(ops), Some(body)) = (stmt.column(1)?, stmt.column_blob(2)?) else {
                 return Err(Error::new(format!("chunk {n}: damaged")));
             };
             if ops <= 0 || ops as u64 > self.manifest.op_count - count {
                 return Err(too_many());
             }
-            let chunk_hash = op::hash(&body);
+            let chunk_hash = op::hash(body);
             match &known {
                 Some(known) if known.get(n as usize - 1) != Some(&chunk_hash) => {
                     return Err(Error::new(format!("chunk {n} changed while being read")));
                 }
                 _ => chunk_hashes.push(chunk_hash),
             }
-            let mut input = &body[..];
+            let mut input = body;
             for _ in 0..ops {
                 count += 1;
                 let at = |e: Error| Error::new(format!("op {count}: {e}"));
@@ -553,10 +562,10 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     if !stmt.step()? {
         return Err(bad("empty"));
     }
-    if stmt.column(0).as_text() != Some(MAGIC) {
+    if stmt.column(0)?.as_text() != Some(MAGIC) {
         return Err(bad("wrong magic: not a sqlite-sync bundle"));
     }
-    match stmt.column(1).as_i64() {
+    match stmt.column(1)?.as_i64() {
         Some(FORMAT) => {}
         Some(v) => {
             return Err(bad(&format!(
@@ -570,20 +579,20 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| bad(&format!("{what} is not 16 bytes")))
     };
-    let bundle_id = bytes16(stmt.column(2), "bundle_id")?;
-    let source = bytes16(stmt.column(3), "source")?;
+    let bundle_id = bytes16(stmt.column(2)?, "bundle_id")?;
+    let source = bytes16(stmt.column(3)?, "source")?;
     let clock: Vec<(serde_bytes16, u64)> = stmt
-        .column(4)
+        .column(4)?
         .as_blob()
         .and_then(|b| rmp_serde::from_slice(b).ok())
         .ok_or_else(|| bad("clock is unreadable"))?;
     let op_count = stmt
-        .column(5)
+        .column(5)?
         .as_i64()
         .filter(|&n| n >= 0)
         .ok_or_else(|| bad("op_count is not a count"))? as u64;
     let ops_hash = stmt
-        .column(6)
+        .column(6)?
         .as_blob()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| bad("ops_hash is not 32 bytes"))?;

@@ -61,7 +61,7 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
             key: op.key,
             cells: op.cells,
         };
-        writer.add(&op)
+        writer.add(op)
     })?;
 
     let forms = Forms::load(conn)?;
@@ -74,9 +74,13 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
         received.bind_all(&[Value::Integer(device), Value::Integer(from as i64)])?;
         let id = (device, devices.id(device));
         while received.step()? {
-            let seq = received.column(0).as_i64().unwrap_or(0) as u64;
-            let row = [received.column(1), received.column(2), received.column(3)];
-            writer.add(&forms.op(id, seq, &row, Some((&contexts, &devices)))?)?;
+            let seq = received.column_int(0) as u64;
+            let row = [
+                received.column(1)?,
+                received.column(2)?,
+                received.column(3)?,
+            ];
+            writer.add(forms.op(id, seq, &row, Some((&contexts, &devices)))?)?;
         }
         received.reset();
     }

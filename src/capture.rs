@@ -78,7 +78,7 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
     if !stmt.step()? {
         return Err(Error::new(format!("no such table: {}", quote_ident(name))));
     }
-    let (kind, name, sql) = (stmt.column(0), stmt.column(1), stmt.column(2));
+    let (kind, name, sql) = (stmt.column(0)?, stmt.column(1)?, stmt.column(2)?);
     let name = name.as_text().unwrap_or_default().to_string();
     let q = quote_ident(&name);
     if kind.as_text() == Some("view") {
@@ -141,13 +141,13 @@ fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Vec<bool>)> {
     let mut mixed = Vec::new();
     while stmt.step()? {
         let position = columns.len();
-        columns.push(stmt.column(0).as_text().unwrap_or_default().to_string());
-        let rank = stmt.column(1).as_i64().unwrap_or(0);
+        columns.push(stmt.column(0)?.as_text().unwrap_or_default().to_string());
+        let rank = stmt.column_int(1);
         if rank > 0 {
             pk.push((rank, position));
         }
         mixed.push(holds_mixed_numbers(
-            stmt.column(2).as_text().unwrap_or_default(),
+            stmt.column(2)?.as_text().unwrap_or_default(),
             strict,
         ));
     }
@@ -208,10 +208,10 @@ fn registration(conn: &Conn, name: &Value) -> Result<Registration> {
             capturing: false,
         });
     }
-    let table_id = known.column(0).as_i64().unwrap_or(0);
-    let enabled = known.column(1) == Value::Integer(1);
-    let shape = match known.column(2).as_i64() {
-        Some(id) => Some((id, Shape::decode(&known.column(3), &known.column(4))?)),
+    let table_id = known.column_int(0);
+    let enabled = known.column_int(1) == 1;
+    let shape = match known.column(2)?.as_i64() {
+        Some(id) => Some((id, Shape::decode(&known.column(3)?, &known.column(4)?)?)),
         None => None,
     };
     let insert_trigger = Value::Text(trigger_name(table_id, "insert"));

@@ -30,8 +30,8 @@ impl Devices {
             by_idx: HashMap::new(),
         };
         while stmt.step()? {
-            let idx = stmt.column(0).as_i64().unwrap_or(0);
-            let id = device_bytes(&stmt.column(1))?;
+            let idx = stmt.column_int(0);
+            let id = device_bytes(&stmt.column(1)?)?;
             devices.by_id.insert(id, idx);
             devices.by_idx.insert(idx, id);
         }
@@ -99,10 +99,7 @@ fn read_clock(conn: &Conn, sql: &str, params: &[Value]) -> Result<Clock> {
     stmt.bind_all(params)?;
     let mut clock = Clock::new();
     while stmt.step()? {
-        clock.insert(
-            stmt.column(0).as_i64().unwrap_or(0),
-            stmt.column(1).as_i64().unwrap_or(0) as u64,
-        );
+        clock.insert(stmt.column_int(0), stmt.column_int(1) as u64);
     }
     Ok(clock)
 }
@@ -178,7 +175,7 @@ impl Contexts {
             "SELECT device, seq, dep, dep_seq FROM main._sync_deps ORDER BY device, dep, seq",
         )?;
         while stmt.step()? {
-            let n = |i| stmt.column(i).as_i64().unwrap_or(0);
+            let n = |i| stmt.column_int(i);
             contexts.remember(n(0), n(1) as u64, n(2), n(3) as u64);
         }
         Ok(contexts)

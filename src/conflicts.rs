@@ -83,7 +83,7 @@ pub fn store(
         conn.prepare("SELECT id FROM main._sync_conflicts WHERE table_id = ?1 AND key = ?2")?;
     stmt.bind_all(&row)?;
     while stmt.step()? {
-        before.push(stmt.column(0));
+        before.push(stmt.column(0)?);
     }
     drop(stmt);
     if before.is_empty() && found.is_empty() {
@@ -182,11 +182,11 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     if !stmt.step()? {
         return Err(Error::new(format!("no conflict with id {}", hex(&id))));
     }
-    let table_id = stmt.column(0).as_i64().unwrap_or(0);
-    let key: Vec<Value> = rmp_serde::from_slice(stmt.column(1).as_blob().unwrap_or_default())
+    let table_id = stmt.column_int(0);
+    let key: Vec<Value> = rmp_serde::from_slice(stmt.column(1)?.as_blob().unwrap_or_default())
         .map_err(|_| Error::new("damaged conflict record"))?;
-    let columns = parse_string_list(stmt.column(2).as_text().unwrap_or("[]"))?;
-    let n = |i| stmt.column(i).as_i64().unwrap_or(0);
+    let columns = parse_string_list(stmt.column(2)?.as_text().unwrap_or("[]"))?;
+    let n = |i| stmt.column_int(i);
     let (earlier, later) = ((n(3), n(4)), (n(5), n(6)));
     let (local, remote) = if later_is_local(earlier.0, later.0) {
         (later, earlier)

@@ -150,7 +150,7 @@ impl Conn {
         let mut stmt = self.prepare(sql)?;
         stmt.bind_all(params)?;
         Ok(if stmt.step()? {
-            Some(stmt.column(0))
+            Some(stmt.column(0)?)
         } else {
             None
         })
@@ -160,13 +160,32 @@ impl Conn {
     /// so an error leaves the database as it was and no transaction open.
     pub fn savepoint<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
         self.exec(&format!("SAVEPOINT {name}"), &[])?;
+        let mut undo = Undo {
+            conn: self,
+            name,
+            armed: true,
+        };
         // a RELEASE that fails (a commit refused as busy) must not leave the transaction open
         let result = body().and_then(|v| self.exec(&format!("RELEASE {name}"), &[]).map(|_| v));
-        if result.is_err() {
-            let _ = self.exec(&format!("ROLLBACK TO {name}"), &[]);
-            let _ = self.exec(&format!("RELEASE {name}"), &[]);
-        }
+        undo.armed = result.is_err();
         result
+    }
+}
+
+/// Rolls back and releases savepoint `name` when dropped armed: when its body failed, and when a
+/// panic unwinds through it (so a caught panic leaves no transaction open either).
+struct Undo<'a> {
+    conn: &'a Conn,
+    name: &'a str,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.conn.exec(&format!("ROLLBACK TO {}", self.name), &[]);
+            let _ = self.conn.exec(&format!("RELEASE {}", self.name), &[]);
+        }
     }
 }
 
@@ -394,27 +413,57 @@ impl Stmt {
     }
 
     /// Column `i` (0-based) of the current row, copied out exactly.
-    pub fn column(&self, i: usize) -> Value {
+    pub fn column(&self, i: usize) -> Result<Value> {
         let i = i as c_int;
         // SAFETY: called only after `step` returned a row; pointers are read before the next call
         // on this statement, and lengths come from SQLite.
         unsafe {
-            match sqlite!(column_type(self.stmt, i)) {
+            Ok(match sqlite!(column_type(self.stmt, i)) {
                 SQLITE_INTEGER => Value::Integer(sqlite!(column_int64(self.stmt, i))),
                 SQLITE_FLOAT => Value::Real(sqlite!(column_double(self.stmt, i))),
                 SQLITE_TEXT => {
                     let p = sqlite!(column_text(self.stmt, i));
-                    let n = sqlite!(column_bytes(self.stmt, i)) as usize;
-                    Value::Text(String::from_utf8_lossy(bytes(p, n)).into_owned())
+                    owned(SQLITE_TEXT, p, sqlite!(column_bytes(self.stmt, i)))?
                 }
                 SQLITE_BLOB => {
                     let p = sqlite!(column_blob(self.stmt, i));
-                    let n = sqlite!(column_bytes(self.stmt, i)) as usize;
-                    Value::Blob(bytes(p as *const u8, n).to_vec())
+                    owned(
+                        SQLITE_BLOB,
+                        p as *const u8,
+                        sqlite!(column_bytes(self.stmt, i)),
+                    )?
                 }
                 _ => Value::Null,
-            }
+            })
         }
+    }
+
+    /// Column `i` of the current row when it is a BLOB, borrowed from SQLite without a copy (the
+    /// borrow ends before the statement can step again).
+    pub fn column_blob(&self, i: usize) -> Result<Option<&[u8]>> {
+        let i = i as c_int;
+        // SAFETY: called only after `step` returned a row; the slice lives while `self` is
+        // borrowed, and SQLite keeps the value in place until the statement steps, resets or
+        // is finalized, all of which need `&mut self`.
+        unsafe {
+            if sqlite!(column_type(self.stmt, i)) != SQLITE_BLOB {
+                return Ok(None);
+            }
+            let p = sqlite!(column_blob(self.stmt, i)) as *const u8;
+            let n = sqlite!(column_bytes(self.stmt, i)).max(0) as usize;
+            if p.is_null() && n > 0 {
+                return Err(Error::new(format!(
+                    "out of memory reading a value of {n} bytes"
+                )));
+            }
+            Ok(Some(bytes(p, n)))
+        }
+    }
+
+    /// Column `i` of the current row as an integer (0 for NULL).
+    pub fn column_int(&self, i: usize) -> i64 {
+        // SAFETY: called only after `step` returned a row.
+        unsafe { sqlite!(column_int64(self.stmt, i as c_int)) }
     }
 }
 
@@ -432,6 +481,31 @@ fn transient() -> Option<unsafe extern "C" fn(*mut c_void)> {
     unsafe { std::mem::transmute::<isize, Option<unsafe extern "C" fn(*mut c_void)>>(-1) }
 }
 
+/// An owned copy of the TEXT or BLOB (`kind`) of `n` bytes SQLite holds at `p`. A value's size
+/// comes from the data: a null pointer (SQLite had no memory to produce the value) or no memory
+/// for the copy is an error, never an abort of the host. Invalid UTF-8 is carried with
+/// replacement characters.
+///
+/// # Safety
+/// `p` must be valid for `n` bytes until this returns (or be null).
+unsafe fn owned(kind: c_int, p: *const u8, n: c_int) -> Result<Value> {
+    let n = n.max(0) as usize;
+    if p.is_null() && n > 0 {
+        return Err(Error::new(format!(
+            "out of memory reading a value of {n} bytes"
+        )));
+    }
+    let copy = crate::value::try_copy(bytes(p, n)).map_err(Error::new)?;
+    Ok(if kind == SQLITE_TEXT {
+        Value::Text(
+            String::from_utf8(copy)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
+    } else {
+        Value::Blob(copy)
+    })
+}
+
 /// A byte slice over SQLite-owned memory; empty when SQLite returns NULL for a zero-length value.
 unsafe fn bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
     if p.is_null() || n == 0 {
@@ -442,24 +516,20 @@ unsafe fn bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
 }
 
 /// Reads one SQL function argument exactly.
-fn value_of(v: *mut sqlite3_value) -> Value {
+fn value_of(v: *mut sqlite3_value) -> Result<Value> {
     // SAFETY: `v` is an argument SQLite passed to the current callback.
     unsafe {
-        match sqlite!(value_type(v)) {
+        Ok(match sqlite!(value_type(v)) {
             SQLITE_INTEGER => Value::Integer(sqlite!(value_int64(v))),
             SQLITE_FLOAT => Value::Real(sqlite!(value_double(v))),
-            SQLITE_TEXT => {
-                let p = sqlite!(value_text(v));
-                let n = sqlite!(value_bytes(v)) as usize;
-                Value::Text(String::from_utf8_lossy(bytes(p, n)).into_owned())
-            }
-            SQLITE_BLOB => {
-                let p = sqlite!(value_blob(v));
-                let n = sqlite!(value_bytes(v)) as usize;
-                Value::Blob(bytes(p as *const u8, n).to_vec())
-            }
+            SQLITE_TEXT => owned(SQLITE_TEXT, sqlite!(value_text(v)), sqlite!(value_bytes(v)))?,
+            SQLITE_BLOB => owned(
+                SQLITE_BLOB,
+                sqlite!(value_blob(v)) as *const u8,
+                sqlite!(value_bytes(v)),
+            )?,
             _ => Value::Null,
-        }
+        })
     }
 }
 
@@ -492,9 +562,12 @@ unsafe extern "C" fn call_registered(
         let conn = Conn {
             db: sqlite!(context_db_handle(ctx)),
         };
-        let args: Vec<Value> = (0..argc as usize).map(|i| value_of(*argv.add(i))).collect();
         let name = reg.name.to_string_lossy();
-        (reg.f)(&conn, &args).map_err(|e| format!("{name}: {e}"))
+        (0..argc as usize)
+            .map(|i| value_of(*argv.add(i)))
+            .collect::<Result<Vec<Value>>>()
+            .and_then(|args| (reg.f)(&conn, &args))
+            .map_err(|e| format!("{name}: {e}"))
     }));
     let outcome = outcome.unwrap_or_else(|panic| {
         let what = panic

@@ -107,26 +107,30 @@ impl Form {
 
     /// The values of `op` (whose form this is): the key's, then those of the cells that are
     /// not aliases.
-    pub fn values_of(&self, op: &Op) -> Vec<Value> {
+    /// (Moved, not copied: a value may be large.)
+    pub fn values_of(&self, op: Op) -> Vec<Value> {
         let stored = op
             .cells
-            .iter()
+            .into_iter()
             .zip(&self.aliases)
             .filter(|(_, &alias)| alias == 0)
             .map(|((_, v), _)| v);
-        op.key
-            .iter()
-            .map(|(_, v)| v)
-            .chain(stored)
-            .cloned()
-            .collect()
+        op.key.into_iter().map(|(_, v)| v).chain(stored).collect()
     }
 
     /// Appends the encoding of an op's values to `out`.
-    pub fn pack(values: &[Value], out: &mut Vec<u8>) {
+    pub fn pack(values: &[Value], out: &mut Vec<u8>) -> Result<()> {
+        // values come from the data: no memory for them is an error, not an abort
+        let size: usize = values
+            .iter()
+            .map(|v| 9 + v.as_bytes().map_or(0, <[u8]>::len))
+            .sum();
+        out.try_reserve(size)
+            .map_err(|_| Error::new(format!("out of memory for values of {size} bytes")))?;
         for value in values {
             rmp_serde::encode::write(out, value).expect("a value always encodes");
         }
+        Ok(())
     }
 
     /// Reads the values of one op of this form from the front of `input`, advancing it.
@@ -300,7 +304,7 @@ pub fn read_value(input: &mut &[u8]) -> Result<Value> {
                 0xda | 0xc5 => uint(take(2)?) as usize,
                 _ => uint(take(4)?) as usize,
             };
-            let bytes = take(len)?.to_vec();
+            let bytes = crate::value::try_copy(take(len)?).map_err(Error::new)?;
             if matches!(marker, 0xc4..=0xc6) {
                 Value::Blob(bytes)
             } else {
@@ -344,7 +348,7 @@ mod tests {
         for cell_id in [Value::Real(-0.0), Value::Real(0.0)] {
             op.cells[0].1 = cell_id;
             let form = Form::of(&op);
-            let values = form.values_of(&op);
+            let values = form.values_of(op.clone());
             let mut canonical = Vec::new();
             form.write_canonical(
                 &mut canonical,
@@ -356,7 +360,7 @@ mod tests {
             );
             assert_eq!(canonical, op.encode());
             let mut packed = Vec::new();
-            Form::pack(&values, &mut packed);
+            Form::pack(&values, &mut packed).unwrap();
             let form = Form::decode(&form.encode()).unwrap();
             let back = form
                 .op(op.device, op.seq, op.lamport, op.deps.clone(), &packed)
@@ -372,7 +376,7 @@ mod tests {
         assert_eq!(form.aliases, vec![1, 0, 0]);
         assert_eq!((form.cell_slot(0), form.cell_slot(2)), (0, 2));
         let mut packed = Vec::new();
-        Form::pack(&form.values_of(&op), &mut packed);
+        Form::pack(&form.values_of(op.clone()), &mut packed).unwrap();
         assert_eq!(packed.len(), 9 + 2 + 2); // f64, empty bin, "x"
     }
 
@@ -403,7 +407,7 @@ mod tests {
         samples.push(Value::Integer(i64::MIN));
         samples.push(Value::Integer(i64::MAX));
         let mut bytes = Vec::new();
-        Form::pack(&samples, &mut bytes);
+        Form::pack(&samples, &mut bytes).unwrap();
         let mut input = &bytes[..];
         for expected in &samples {
             let got = read_value(&mut input).unwrap();

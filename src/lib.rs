@@ -35,10 +35,18 @@ fn sync_version(_: &Conn, _: &[Value]) -> Result<Value> {
 }
 
 /// `sync_debug()`: version, git commit and build profile. `sync_debug('panic')` panics on
-/// purpose, to prove that a panic becomes an SQL error and never reaches the host.
-fn sync_debug(_: &Conn, args: &[Value]) -> Result<Value> {
-    if args.first().and_then(Value::as_text) == Some("panic") {
-        panic!("sync_debug('panic') was asked to panic");
+/// purpose, to prove that a panic becomes an SQL error and never reaches the host;
+/// `sync_debug('panic after a write')` panics inside a savepoint after writing, to prove that
+/// the write is rolled back and no transaction is left open.
+fn sync_debug(conn: &Conn, args: &[Value]) -> Result<Value> {
+    match args.first().and_then(Value::as_text) {
+        Some("panic") => panic!("sync_debug('panic') was asked to panic"),
+        // a write inside a savepoint, then a panic: the unwinding savepoint rolls back
+        Some("panic after a write") => conn.savepoint("sync_debug", || {
+            conn.exec("UPDATE main._sync_device SET format = -1", &[])?;
+            panic!("sync_debug('panic after a write') was asked to panic")
+        })?,
+        _ => {}
     }
     Ok(Value::Text(format!(
         "sqlite-sync {} (git {}, {} build)",

@@ -459,16 +459,16 @@ impl LocalOps {
              FROM main._sync_shapes s JOIN main._sync_tables t ON t.id = s.table_id",
         )?;
         while stmt.step()? {
-            let shape = Shape::decode(&stmt.column(3), &stmt.column(4))?;
-            let name = stmt.column(2).as_text().unwrap_or_default().to_string();
-            let id = stmt.column(0).as_i64().unwrap_or(0);
-            shapes.insert(id, (stmt.column(1).as_i64().unwrap_or(0), name, shape));
+            let shape = Shape::decode(&stmt.column(3)?, &stmt.column(4)?)?;
+            let name = stmt.column(2)?.as_text().unwrap_or_default().to_string();
+            let id = stmt.column_int(0);
+            shapes.insert(id, (stmt.column_int(1), name, shape));
         }
         let mut epochs = Vec::new();
         let mut stmt =
             conn.prepare("SELECT local_seq, lamport FROM main._sync_epochs ORDER BY local_seq")?;
         while stmt.step()? {
-            let n = |i| stmt.column(i).as_i64().unwrap_or(0) as u64;
+            let n = |i| stmt.column_int(i) as u64;
             epochs.push((n(0), n(1)));
         }
         Ok(LocalOps {
@@ -517,29 +517,25 @@ impl LocalOps {
         ))?;
         stmt.bind_all(&[Value::Integer(after as i64), Value::Integer(upto as i64)])?;
         while stmt.step()? {
-            let shape_id = stmt.column(1).as_i64().unwrap_or(0);
+            let shape_id = stmt.column_int(1);
             let (table_id, table, shape) = self
                 .shapes
                 .get(&shape_id)
                 .ok_or_else(|| Error::new(format!("op log names unknown shape {shape_id}")))?;
-            let kind = stmt.column(2).as_i64().unwrap_or(0);
-            let mask = stmt.column(3).as_i64().unwrap_or(0);
-            let value = |i: usize| stmt.column(4 + i);
+            let kind = stmt.column_int(2);
+            let mask = stmt.column_int(3);
+            let value = |i: usize| Ok((shape.columns[i].clone(), stmt.column(4 + i)?));
             let written = |i: usize| writes_column(kind, mask, i);
             f(LocalOp {
-                seq: stmt.column(0).as_i64().unwrap_or(0) as u64,
+                seq: stmt.column_int(0) as u64,
                 table_id: *table_id,
                 table: table.clone(),
                 kind: kind as u8,
-                key: shape
-                    .pk
-                    .iter()
-                    .map(|&i| (shape.columns[i].clone(), value(i)))
-                    .collect(),
+                key: shape.pk.iter().map(|&i| value(i)).collect::<Result<_>>()?,
                 cells: (0..shape.columns.len())
                     .filter(|&i| written(i))
-                    .map(|i| (shape.columns[i].clone(), value(i)))
-                    .collect(),
+                    .map(value)
+                    .collect::<Result<_>>()?,
             })?;
         }
         Ok(())
@@ -600,10 +596,10 @@ pub fn synced_tables(conn: &Conn) -> Result<Vec<SyncedTable>> {
     let mut out = Vec::new();
     while stmt.step()? {
         out.push(SyncedTable {
-            id: stmt.column(0).as_i64().unwrap_or(0),
-            name: stmt.column(1).as_text().unwrap_or_default().to_string(),
-            shape_id: stmt.column(2).as_i64().unwrap_or(0),
-            shape: Shape::decode(&stmt.column(3), &stmt.column(4))?,
+            id: stmt.column_int(0),
+            name: stmt.column(1)?.as_text().unwrap_or_default().to_string(),
+            shape_id: stmt.column_int(2),
+            shape: Shape::decode(&stmt.column(3)?, &stmt.column(4)?)?,
         });
     }
     Ok(out)

@@ -55,6 +55,8 @@ pub const UPDATE: u8 = 1;
 pub const DELETE: u8 = 2;
 
 impl Op {
+    /// The canonical encoding (what `Form::write_canonical` writes, which the extension uses).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         rmp_serde::to_vec(self).expect("an op always encodes")
     }

@@ -25,8 +25,8 @@ impl Forms {
         let mut forms = Forms::default();
         let mut stmt = conn.prepare("SELECT id, form FROM main._sync_forms")?;
         while stmt.step()? {
-            let id = stmt.column(0).as_i64().unwrap_or(0);
-            let form = Form::decode(stmt.column(1).as_blob().unwrap_or_default())?;
+            let id = stmt.column_int(0);
+            let form = Form::decode(stmt.column(1)?.as_blob().unwrap_or_default())?;
             forms.ids.insert(form.clone(), id);
             forms.by_id.insert(id, form);
         }
@@ -104,8 +104,8 @@ pub fn get(conn: &Conn, device: i64, seq: u64) -> Result<Option<Op>> {
     if !stmt.step()? {
         return Ok(None);
     }
-    let row = [stmt.column(0), stmt.column(1), stmt.column(2)];
-    let id = crate::clock::device_bytes(&stmt.column(3))?;
+    let row = [stmt.column(0)?, stmt.column(1)?, stmt.column(2)?];
+    let id = crate::clock::device_bytes(&stmt.column(3)?)?;
     Forms::load(conn)?
         .op((device, id), seq, &row, None)
         .map(Some)
@@ -135,7 +135,7 @@ impl Appender {
              GROUP BY device",
         )?;
         while stmt.step()? {
-            let n = |i| stmt.column(i).as_i64().unwrap_or(0);
+            let n = |i| stmt.column_int(i);
             pending.insert(n(0), (n(1) as u64, n(2) as u64));
         }
         Ok(Appender {

@@ -91,12 +91,20 @@ impl RowIndex {
         for entry in entries {
             let params = Self::params(entry);
             self.first_of.bind_all(&params[..2])?;
-            let first = self
-                .first_of
-                .step()
-                .map(|row| row.then(|| (self.first_of.column(0), self.first_of.column(1))));
+            let first = match self.first_of.step() {
+                Ok(true) => Ok(Some((
+                    self.first_of.column_int(0),
+                    self.first_of.column_int(1),
+                ))),
+                Ok(false) => Ok(None),
+                Err(e) => Err(e),
+            };
             self.first_of.reset();
-            let is_first = first? == Some((params[2].clone(), params[3].clone()));
+            let expected = (
+                params[2].as_i64().unwrap_or(0),
+                params[3].as_i64().unwrap_or(0),
+            );
+            let is_first = first? == Some(expected);
             if !is_first {
                 self.later.execute(&params)?;
             }

@@ -49,6 +49,15 @@ impl Value {
         }
     }
 
+    /// The bytes of a TEXT or BLOB.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Text(s) => Some(s.as_bytes()),
+            Value::Blob(b) => Some(b),
+            _ => None,
+        }
+    }
+
     /// Appends this value's exact JSON spelling to `out`.
     pub fn write_json(&self, out: &mut String) {
         match self {
@@ -65,6 +74,16 @@ impl Value {
             }
         }
     }
+}
+
+/// A copy of `bytes`, a value whose size comes from the data: when there is no memory for it,
+/// an error (a failed allocation would otherwise abort the host process).
+pub fn try_copy(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(bytes.len())
+        .map_err(|_| format!("out of memory for a value of {} bytes", bytes.len()))?;
+    copy.extend_from_slice(bytes);
+    Ok(copy)
 }
 
 fn write_real(v: f64, out: &mut String) {

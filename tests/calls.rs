@@ -291,6 +291,21 @@ fn a_panic_becomes_an_sql_error_and_the_connection_lives_on() {
 }
 
 #[test]
+fn a_panic_inside_a_savepoint_rolls_back_its_writes() {
+    let db = device();
+    let before = snapshot(&db.conn);
+    let err = call(&db.conn, "SELECT sync_debug('panic after a write')").unwrap_err();
+    assert!(err.contains("internal error (caught panic"), "{err}");
+    assert!(db.conn.is_autocommit(), "no transaction left open");
+    assert_eq!(snapshot(&db.conn), before);
+    let format: i64 = db
+        .conn
+        .query_row("SELECT format FROM _sync_device", [], |r| r.get(0))
+        .unwrap();
+    assert!(format > 0, "the write was rolled back");
+}
+
+#[test]
 fn results_are_json_that_sql_can_read() {
     let db = device();
     exec(

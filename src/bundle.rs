@@ -77,6 +77,8 @@ pub struct Manifest {
 pub struct Writer {
     target: PathBuf,
     temp: PathBuf,
+    /// The temporary file, locked while this export lives (see `remove_abandoned_temps`)
+    lock: std::fs::File,
     insert: Option<Stmt>,
     db: Option<OwnedConn>,
     hasher: Sha256,
@@ -128,17 +130,24 @@ impl Writer {
         let name = target
             .file_name()
             .ok_or_else(|| Error::new(format!("{path:?} is not a file path")))?;
+        remove_abandoned_temps(&target);
         let mut temp_name = name.to_os_string();
-        temp_name.push(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+        temp_name.push(format!("{TEMP_MARK}{}", uuid::Uuid::new_v4().simple()));
         let temp = target.with_file_name(temp_name);
         let temp_str = temp
             .to_str()
             .ok_or_else(|| Error::new("bundle path is not valid UTF-8"))?;
-        let db = OwnedConn::open(temp_str, OpenMode::Create)
+        let lock = std::fs::File::create_new(&temp)
+            .and_then(|file| file.lock().map(|()| file))
             .map_err(|e| Error::new(format!("cannot create {path:?}: {e}")))?;
+        let db = OwnedConn::open(temp_str, OpenMode::Create).map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            Error::new(format!("cannot create {path:?}: {e}"))
+        })?;
         let mut writer = Writer {
             target,
             temp,
+            lock,
             insert: None,
             db: Some(db),
             hasher: Sha256::new(),
@@ -303,9 +312,7 @@ impl Writer {
         conn.exec("COMMIT", &[])?;
         self.db = None; // close
         let io = |e: std::io::Error| Error::new(format!("writing {:?}: {e}", self.target));
-        std::fs::File::open(&self.temp)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
+        self.lock.sync_all().map_err(io)?;
         std::fs::rename(&self.temp, &self.target).map_err(io)?;
         if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
@@ -325,6 +332,47 @@ impl Drop for Writer {
         if self.db.is_some() {
             self.abandon();
         }
+    }
+}
+
+/// What follows a bundle's file name in the name of its temporary file, before 32 hex digits.
+const TEMP_MARK: &str = ".tmp-";
+
+/// Removes the temporary files of earlier exports to `target` that never finished (the process
+/// was killed, the machine lost power): those no export holds the lock on. An export creates
+/// its temporary file locked (an advisory `flock`, released by the system when the process
+/// dies) and holds the lock until the file is renamed or removed.
+fn remove_abandoned_temps(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}{TEMP_MARK}", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let is_temp = file_name
+            .strip_prefix(&prefix)
+            .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let path = entry.path();
+        if is_temp && !held_by_a_writer(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Whether an export (of any process) still holds the lock on temporary file `path`; true
+/// when that cannot be told.
+fn held_by_a_writer(path: &Path) -> bool {
+    match std::fs::File::open(path).map(|f| f.try_lock()) {
+        Ok(Ok(())) => false, // released as the file closes
+        _ => true,
     }
 }
 

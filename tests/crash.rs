@@ -5,9 +5,12 @@
 //! rollback-journal mode and 25 times in WAL mode (most kills land while it writes: a journal
 //! or WAL with content is left behind, which the test counts). After each kill:
 //! `PRAGMA integrity_check` is ok, every table equals its state before the import or after it,
-//! and importing again gives the state after it. `killed_exports_leave_no_bundle_or_a_whole_one` does the same to
-//! `sync_bundle_out`: the target path then holds nothing or a bundle that imports whole (a
-//! killed export may leave its temporary file beside the path).
+//! and importing again gives the state after it.
+//!
+//! `killed_exports_leave_no_bundle_or_a_whole_one` does the same to `sync_bundle_out`: the target
+//! path then holds nothing or a bundle that imports whole; a killed export may leave its
+//! temporary file beside the path, and the next export to that path removes it (but never the
+//! locked temporary file of an export still running).
 
 mod common;
 
@@ -196,4 +199,59 @@ fn killed_exports_leave_no_bundle_or_a_whole_one() {
         outcomes[0] > 0,
         "some exports were killed before the rename: {outcomes:?}"
     );
+    // the next export to a path removes the temporary files killed exports left beside it
+    let temps = |i: u64| -> Vec<PathBuf> {
+        let prefix = format!("killed-{i}.bundle.tmp-");
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            })
+            .collect()
+    };
+    let left: Vec<u64> = (0..KILLS_PER_MODE)
+        .filter(|&i| !temps(i).is_empty())
+        .collect();
+    assert!(
+        !left.is_empty(),
+        "some killed exports left a temporary file"
+    );
+    for &i in &left {
+        a.bundle_to(&dir.join(format!("killed-{i}.bundle")));
+        assert!(
+            temps(i).is_empty(),
+            "export {i}: its temporary file is gone"
+        );
+    }
+}
+
+/// The temporary file of an export still running (its lock held) is not taken for abandoned.
+#[test]
+fn a_running_exports_temporary_file_is_left_alone() {
+    let a = Device::new("a", SCHEMA);
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'one', 1)");
+    let target = a.db.dir.path().join("x.bundle");
+    let running =
+        a.db.dir
+            .path()
+            .join(format!("x.bundle.tmp-{}", "0123456789abcdef".repeat(2)));
+    let abandoned =
+        a.db.dir
+            .path()
+            .join(format!("x.bundle.tmp-{}", "fedcba9876543210".repeat(2)));
+    let not_ours = a.db.dir.path().join("x.bundle.tmp-notes.txt");
+    for p in [&running, &abandoned, &not_ours] {
+        std::fs::write(p, b"").unwrap();
+    }
+    let lock = std::fs::File::open(&running).unwrap();
+    lock.lock().unwrap();
+    a.bundle_to(&target);
+    assert!(running.exists() && not_ours.exists() && !abandoned.exists());
+    drop(lock);
+    a.bundle_to(&target);
+    assert!(!running.exists() && not_ours.exists());
 }

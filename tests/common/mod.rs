@@ -296,6 +296,17 @@ impl Device {
         path
     }
 
+    /// Writes a bundle of every op to `path`.
+    pub fn bundle_to(&self, path: &std::path::Path) {
+        self.conn()
+            .query_row(
+                "SELECT sync_bundle_out(NULL, ?1)",
+                [path.to_str().unwrap()],
+                |_| Ok(()),
+            )
+            .unwrap_or_else(|e| panic!("{}: sync_bundle_out: {e}", self.name));
+    }
+
     /// Imports a bundle; returns the result's fields.
     pub fn import(&self, path: &std::path::Path) -> ImportResult {
         self.try_import(path)

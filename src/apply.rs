@@ -67,8 +67,14 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 validate(&op, &me, last_local)
             })
             .map_err(in_bundle)?;
+        let outermost = conn.is_autocommit();
         conn.savepoint("sync_bundle_in", || {
             log::lock_for_writing(conn)?;
+            if outermost {
+                // rows are written in key order, not in the order of their ops: foreign keys
+                // are checked when the import commits (SQLite ends the pragma there)
+                conn.exec("PRAGMA defer_foreign_keys = ON", &[])?;
+            }
             import(conn, &mut reader, &tables)
         })
         .map_err(in_bundle)?

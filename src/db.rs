@@ -132,6 +132,12 @@ impl Conn {
         unsafe { sqlite!(errcode(self.db)) & 0xff == SQLITE_CONSTRAINT }
     }
 
+    /// Whether no transaction is open on this connection.
+    pub fn is_autocommit(&self) -> bool {
+        // SAFETY: `db` is the live handle SQLite gave us.
+        unsafe { sqlite!(get_autocommit(self.db)) != 0 }
+    }
+
     /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
     pub fn changes(&self) -> i64 {
         // SAFETY: `db` is the live handle SQLite gave us.

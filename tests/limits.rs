@@ -165,3 +165,36 @@ fn a_100_mb_value() {
     assert_eq!(small.import(&b.bundle_for(None)).applied, 2);
     assert!(a.dump("files") == small.dump("files"));
 }
+
+/// Foreign keys are checked when the import ends, not row by row: rows are written in key
+/// order, not in the order of their ops, and a bundle that deletes an item and then its list
+/// (the list's table enabled first) imports. `defer_foreign_keys` ends with the import.
+#[test]
+fn foreign_keys_hold_at_the_end_of_an_import() {
+    let schema = "CREATE TABLE list(id INTEGER PRIMARY KEY, name TEXT);
+                  CREATE TABLE item(id INTEGER PRIMARY KEY, list INTEGER REFERENCES list(id));
+                  SELECT sync_enable('list'); SELECT sync_enable('item');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    for d in [&a, &b] {
+        exec(d.conn(), "PRAGMA foreign_keys = ON");
+    }
+    exec(
+        a.conn(),
+        "INSERT INTO list VALUES (7, 'groceries'); INSERT INTO item VALUES (1, 7);",
+    );
+    b.import(&a.bundle_for(None));
+    exec(
+        a.conn(),
+        "UPDATE list SET name = 'food' WHERE id = 7; DELETE FROM item; DELETE FROM list;",
+    );
+    let bundle = a.bundle_for(Some(&b));
+    b.import(&bundle);
+    assert_eq!(b.dump("list"), a.dump("list"));
+    assert_eq!(b.dump("item"), a.dump("item"));
+    assert!(b.conn().is_autocommit());
+    let deferred: i64 = b
+        .conn()
+        .query_row("PRAGMA defer_foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(deferred, 0);
+}

@@ -45,17 +45,12 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     let me = log::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
     let last_local = log::last_local_seq(conn)? as u64;
     let manifest = reader.manifest.clone();
-    let seen = conn
-        .query_value(
-            "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
-            &[Value::Blob(manifest.bundle_id.to_vec())],
-        )?
-        .is_some();
-    let outcome = if seen {
-        Outcome {
-            skipped: true,
-            ..Outcome::default()
-        }
+    let skipped = Outcome {
+        skipped: true,
+        ..Outcome::default()
+    };
+    let outcome = if imported_before(conn, &manifest.bundle_id)? {
+        skipped
     } else {
         let mut checked_forms = Vec::new();
         reader
@@ -70,6 +65,19 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         let outermost = conn.is_autocommit();
         conn.savepoint("sync_bundle_in", || {
             log::lock_for_writing(conn)?;
+            // what was read before the lock may have changed since: another connection may
+            // have imported the same bundle, or enabled or disabled a table
+            if imported_before(conn, &manifest.bundle_id)? {
+                return Ok(skipped);
+            }
+            let shapes = |tables: &[SyncedTable]| -> Vec<(i64, i64)> {
+                tables.iter().map(|t| (t.id, t.shape_id)).collect()
+            };
+            if shapes(&log::synced_tables(conn)?) != shapes(&tables) {
+                return Err(Error::new(
+                    "the synced tables changed while the bundle was read; import it again",
+                ));
+            }
             if outermost {
                 // rows are written in key order, not in the order of their ops: foreign keys
                 // are checked when the import commits (SQLite ends the pragma there)
@@ -99,6 +107,16 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         )
         .field("discarded_count", &Value::Integer(outcome.discarded as i64));
     Ok(Value::Text(json.finish()))
+}
+
+/// Whether the bundle with this id was imported here before.
+fn imported_before(conn: &Conn, bundle_id: &[u8; 16]) -> Result<bool> {
+    Ok(conn
+        .query_value(
+            "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
+            &[Value::Blob(bundle_id.to_vec())],
+        )?
+        .is_some())
 }
 
 fn pending_count(conn: &Conn) -> Result<u64> {

@@ -8,6 +8,9 @@
 //! The thread updates rows that the bundle updates too (concurrent edits of one column, some
 //! before the import and so in conflict, some after it and so causally later); the child inserts
 //! rows of its own.
+//!
+//! And imports on three connections at once (two of the same bundle): each waits for the others,
+//! the same bundle is applied once and skipped once.
 
 mod common;
 
@@ -248,4 +251,55 @@ fn writers_on_other_connections_and_processes_during_a_large_import() {
         ROWS + child_writes,
         "every row of both"
     );
+}
+
+/// Three connections import at once: two the same bundle, one a bundle of another device. Each
+/// import waits for the others' (busy timeout); the same bundle is applied once and skipped
+/// once, and the database ends with every row of both devices.
+#[test]
+fn imports_on_three_connections_at_once() {
+    let (a, c, b) = (
+        Device::new("a", SCHEMA),
+        Device::new("c", SCHEMA),
+        Device::new("b", SCHEMA),
+    );
+    for (device, from) in [(&a, 1), (&c, 100_001)] {
+        exec(
+            device.conn(),
+            &format!(
+                "WITH RECURSIVE k(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM k
+                                         WHERE i < {from} + 49999)
+                 INSERT INTO items SELECT i, 'x', i FROM k;"
+            ),
+        );
+    }
+    let (from_a, from_c) = (a.bundle_for(None), c.bundle_for(None));
+    exec(b.conn(), "PRAGMA journal_mode = WAL");
+    let start = Arc::new(std::sync::Barrier::new(3));
+    let imports: Vec<_> = [&from_a, &from_a, &from_c]
+        .into_iter()
+        .map(|bundle| {
+            let (db, bundle, start) = (b.db.path(), bundle.clone(), start.clone());
+            std::thread::spawn(move || {
+                let conn = Connection::open(&db).unwrap();
+                load(&conn);
+                conn.busy_timeout(Duration::from_millis(BUSY_MS)).unwrap();
+                start.wait();
+                conn.query_row(
+                    "SELECT r ->> '$.applied_count', r ->> '$.skipped'
+                     FROM (SELECT sync_bundle_in(?1) AS r)",
+                    [bundle.to_str().unwrap()],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut results: Vec<(i64, bool)> = imports.into_iter().map(|t| t.join().unwrap()).collect();
+    results.sort();
+    assert_eq!(results, [(0, true), (50_000, false), (50_000, false)]);
+    assert_eq!(b.dump("items").len(), 100_000);
+    let rows = |d: &Device| d.dump("items");
+    assert_eq!(rows(&b)[..50_000], rows(&a)[..]);
+    assert_eq!(rows(&b)[50_000..], rows(&c)[..]);
 }

@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::bundle::{Packed, Reader};
+use crate::cascade::ForeignKeys;
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
 use crate::db::{Conn, Error, Result, Stmt, TriggersOff};
@@ -213,6 +214,9 @@ fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'a SyncedTab
 struct Import<'a> {
     conn: Conn,
     tables: &'a [SyncedTable],
+    /// Triggers off for the import's writes (on again when it ends)
+    quiet: TriggersOff,
+    foreign_keys: ForeignKeys,
     devices: Devices,
     contexts: Contexts,
     local: LocalOps,
@@ -241,10 +245,11 @@ struct Import<'a> {
 }
 
 fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Outcome> {
-    let _quiet = TriggersOff::new(conn)?;
     let mut run = Import {
         conn: *conn,
         tables,
+        quiet: TriggersOff::new(conn)?,
+        foreign_keys: ForeignKeys::load(conn, tables)?,
         devices: Devices::load(conn)?,
         contexts: Contexts::load(conn)?,
         local: LocalOps::load(conn)?,
@@ -264,24 +269,22 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
         outcome: Outcome::default(),
     };
     let before = run.clock.clone();
-    run.fold_local_ops()?;
+    run.fold_local_ops(before.get(&SELF).copied().unwrap_or(0))?;
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.appender.flush()?;
     run.deliver()?;
     run.write_applied()?;
-    for (table_id, key) in std::mem::take(&mut run.touched) {
-        run.settle_row(table_id, &key)?;
-    }
-    run.record(reader, &before)?;
+    run.record_context(&before)?;
+    run.settle_touched()?;
+    run.record(reader)?;
     Ok(run.outcome)
 }
 
 impl Import<'_> {
-    /// Indexes local ops written since the last import by row, and marks the rows that other
-    /// devices' ops touched too (their conflicts may change).
-    fn fold_local_ops(&mut self) -> Result<()> {
+    /// Indexes local ops written since the last import (up to `last`) by row, and marks the
+    /// rows that other devices' ops touched too (their conflicts may change).
+    fn fold_local_ops(&mut self, last: u64) -> Result<()> {
         let folded = log::state(&self.conn, "folded")?;
-        let last = self.clock.get(&SELF).copied().unwrap_or(0);
         let conn = self.conn;
         let mut index = RowIndex::new(&conn)?;
         let mut shared = conn.prepare(&format!(
@@ -680,6 +683,22 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// Settles every touched row, a table's rows after those of the tables that refer to it;
+    /// then the rows a foreign-key action of this device changed on the way, if others wrote
+    /// them too.
+    fn settle_touched(&mut self) -> Result<()> {
+        let rank = self.foreign_keys.rank(self.tables);
+        while !self.touched.is_empty() {
+            let mut rows: Vec<(i64, Vec<u8>)> =
+                std::mem::take(&mut self.touched).into_iter().collect();
+            rows.sort_by_key(|(table_id, _)| rank.get(table_id).copied().unwrap_or(0));
+            for (table_id, key) in rows {
+                self.settle_row(table_id, &key)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Rewrites one row from every op on it, and its conflict records.
     fn settle_row(&mut self, table_id: i64, key: &[u8]) -> Result<()> {
         let tables = self.tables;
@@ -691,6 +710,10 @@ impl Import<'_> {
         };
         let state = merge::row_state(&ops, &order);
         let found = merge::conflicts(&ops, &order);
+        let conn = self.conn;
+        if (self.foreign_keys).act(&conn, &self.quiet, table, &key_values, &state)? {
+            self.fold_local_ops(log::last_local_seq(&conn)? as u64)?;
+        }
         self.writers.write(table, &key_values, &state)?;
         self.outcome.conflicts += conflicts::store(
             &self.conn,
@@ -744,9 +767,10 @@ impl Import<'_> {
         Ok((ops, key_values))
     }
 
-    /// Stores the new clock, this device's next context and Lamport epoch, what the source is
-    /// known to have, and the bundle's id.
-    fn record(&mut self, reader: &Reader, before: &Clock) -> Result<()> {
+    /// Stores the new clock, this device's next context and Lamport epoch, before rows are
+    /// settled: a write the import makes as this device's own (a foreign-key action) follows
+    /// every op it applied.
+    fn record_context(&mut self, before: &Clock) -> Result<()> {
         let conn = self.conn;
         clock::store_applied(&conn, &self.clock)?;
         let last_local = self.clock.get(&SELF).copied().unwrap_or(0);
@@ -766,6 +790,13 @@ impl Import<'_> {
                 Value::Integer(lamport as i64),
             ],
         )?;
+        self.local.note_epoch(last_local, lamport);
+        Ok(())
+    }
+
+    /// Stores what the source is known to have, and the bundle's id.
+    fn record(&mut self, reader: &Reader) -> Result<()> {
+        let conn = self.conn;
         let manifest = reader.manifest.clone();
         let source = self.devices.idx_or_add(&conn, &manifest.source)?;
         if source != SELF {

@@ -265,6 +265,19 @@ impl TriggersOff {
     }
 }
 
+impl TriggersOff {
+    /// Runs `f` with triggers as they were before this guard (on), then switches them off again.
+    pub fn paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.was_on {
+            return f();
+        }
+        set_triggers(&self.conn, 1)?;
+        let result = f();
+        set_triggers(&self.conn, 0)?;
+        result
+    }
+}
+
 impl Drop for TriggersOff {
     fn drop(&mut self) {
         if self.was_on {

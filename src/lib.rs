@@ -11,6 +11,7 @@ mod apply;
 mod bundle;
 mod bundle_out;
 mod capture;
+mod cascade;
 mod clock;
 mod conflicts;
 mod db;

@@ -478,6 +478,14 @@ impl LocalOps {
         })
     }
 
+    /// Notes an epoch stored meanwhile (as `_sync_epochs` does: the greater Lamport time wins).
+    pub fn note_epoch(&mut self, local_seq: u64, lamport: u64) {
+        match self.epochs.last_mut() {
+            Some(last) if last.0 == local_seq => last.1 = last.1.max(lamport),
+            _ => self.epochs.push((local_seq, lamport)),
+        }
+    }
+
     /// Lamport time of local op `seq` (see the module comment).
     pub fn lamport(&self, seq: u64) -> u64 {
         let i = self

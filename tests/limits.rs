@@ -198,3 +198,66 @@ fn foreign_keys_hold_at_the_end_of_an_import() {
         .unwrap();
     assert_eq!(deferred, 0);
 }
+
+/// A foreign-key action the import sets off on the importing device (ON DELETE CASCADE, SET
+/// NULL) is a write of that device like any other: captured, sent on, and so applied everywhere.
+/// b adds an item to a list while a deletes the list: b's import of the delete removes the item
+/// (and nulls a note's reference), and a, which refused b's item while its list was gone,
+/// imports once b's next bundle carries the removal. Both end alike, with foreign keys on.
+#[test]
+fn foreign_key_actions_of_an_import_are_captured() {
+    let schema = "CREATE TABLE list(id INTEGER PRIMARY KEY, name TEXT);
+                  CREATE TABLE item(id INTEGER PRIMARY KEY,
+                                    list INTEGER REFERENCES list(id) ON DELETE CASCADE);
+                  CREATE TABLE note(id INTEGER PRIMARY KEY,
+                                    list INTEGER REFERENCES list(id) ON DELETE SET NULL);
+                  SELECT sync_enable('list'); SELECT sync_enable('item');
+                  SELECT sync_enable('note');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    for d in [&a, &b] {
+        exec(d.conn(), "PRAGMA foreign_keys = ON");
+    }
+    exec(a.conn(), "INSERT INTO list VALUES (1, 'groceries')");
+    b.import(&a.bundle_for(Some(&b)));
+    exec(a.conn(), "DELETE FROM list WHERE id = 1");
+    exec(
+        b.conn(),
+        "INSERT INTO item VALUES (11, 1); INSERT INTO note VALUES (5, 1);",
+    );
+    refused(
+        &a,
+        &b.bundle_for(Some(&a)),
+        "item",
+        "FOREIGN KEY constraint failed",
+    );
+    b.import(&a.bundle_for(Some(&b)));
+    assert_eq!(b.dump("item"), vec![] as Vec<Vec<rusqlite::types::Value>>);
+    a.import(&b.bundle_for(Some(&a)));
+    b.import(&a.bundle_for(Some(&b)));
+    for table in ["list", "item", "note"] {
+        assert_eq!(a.dump(table), b.dump(table), "{table}");
+    }
+    assert_eq!(
+        a.dump("note"),
+        vec![vec![
+            rusqlite::types::Value::Integer(5),
+            rusqlite::types::Value::Null
+        ]]
+    );
+    // b's own: two inserts and the two actions; a's own: the list's insert and delete
+    let own = |d: &Device| op_count(d.conn());
+    assert_eq!((own(&a), own(&b)), (2, 4));
+    // a list deleted with its items on a arrives with a's own deletes of the items, settled
+    // before the list: b has nothing left to act on, and writes nothing of its own
+    exec(
+        a.conn(),
+        "INSERT INTO list VALUES (2, 'tools'); INSERT INTO item VALUES (21, 2), (22, 2);",
+    );
+    b.import(&a.bundle_for(Some(&b)));
+    exec(a.conn(), "DELETE FROM list WHERE id = 2");
+    b.import(&a.bundle_for(Some(&b)));
+    assert_eq!(own(&b), 4, "no redundant ops");
+    for table in ["list", "item", "note"] {
+        assert_eq!(a.dump(table), b.dump(table), "{table}");
+    }
+}

@@ -147,7 +147,7 @@ impl ForeignKeys {
         let mut changed = false;
         for fk in keys {
             let Some(old) = current(conn, table, key, &fk.to)? else {
-                return Ok(false); // no such row here: nothing refers to it
+                return Ok(changed); // no such row here (any more): nothing refers to it
             };
             let (action, new) = match state {
                 RowState::Absent => (fk.on_delete, None),

@@ -261,3 +261,27 @@ fn foreign_key_actions_of_an_import_are_captured() {
         assert_eq!(a.dump(table), b.dump(table), "{table}");
     }
 }
+
+/// A tree whose nodes refer to their parent node (ON DELETE CASCADE): deleting the root on one
+/// device while another adds a leaf ends, on both, with no nodes.
+#[test]
+fn a_cascade_within_one_table() {
+    let schema = "CREATE TABLE node(id INTEGER PRIMARY KEY,
+                                    parent INTEGER REFERENCES node(id) ON DELETE CASCADE);
+                  SELECT sync_enable('node');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    for d in [&a, &b] {
+        exec(d.conn(), "PRAGMA foreign_keys = ON");
+    }
+    exec(
+        a.conn(),
+        "INSERT INTO node VALUES (1, NULL), (2, 1), (3, 2)",
+    );
+    b.import(&a.bundle_for(Some(&b)));
+    exec(a.conn(), "DELETE FROM node WHERE id = 1");
+    exec(b.conn(), "INSERT INTO node VALUES (4, 3)");
+    b.import(&a.bundle_for(Some(&b)));
+    a.import(&b.bundle_for(Some(&a)));
+    assert_eq!(a.dump("node"), b.dump("node"));
+    assert_eq!(a.dump("node").len(), 0);
+}

@@ -1,0 +1,230 @@
+//! Causal delivery: which stored ops can be applied, and the check of their clocks.
+//!
+//! Invariant: an op is applied only when every op in its causal context is; and then only if its
+//! clock is one a device writes (its Lamport time one above the greatest in its causal past, its
+//! change points above its previous op's context). A false op in the bundle being imported
+//! refuses the bundle; one stored pending by an earlier import is dropped, so that its true copy
+//! can still arrive.
+
+use std::collections::HashMap;
+
+use super::Import;
+use crate::clock::Clock;
+use crate::db::{Conn, Error, Result};
+use crate::log::SELF;
+use crate::op::Dep;
+use crate::value::{hex, Value};
+
+impl Import<'_> {
+    /// The Lamport time, form id and values of pending op (`device`, `seq`).
+    fn pending_op(&mut self, device: i64, seq: u64) -> Result<Option<(u64, i64, Vec<Value>)>> {
+        let row = self.query_row(
+            "SELECT lamport, form, vals FROM main._sync_remote
+             WHERE device = ?1 AND seq = ?2 AND applied = 0",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        let Some(row) = row else { return Ok(None) };
+        let (Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)) =
+            (&row[0], &row[1], &row[2])
+        else {
+            return Err(Error::new("damaged received op in _sync_remote"));
+        };
+        let values = self.forms.get(*form_id)?.unpack(&mut &vals[..])?;
+        Ok(Some((*lamport as u64, *form_id, values)))
+    }
+
+    /// Applies every stored op whose causal context is applied, until none is left that can be.
+    pub(super) fn deliver(&mut self) -> Result<()> {
+        let conn = self.conn;
+        let devices: Vec<i64> = {
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT device FROM main._sync_remote WHERE applied = 0 ORDER BY device",
+            )?;
+            let mut v = Vec::new();
+            while stmt.step()? {
+                v.push(stmt.column_int(0));
+            }
+            v
+        };
+        loop {
+            let mut progress = false;
+            for &device in &devices {
+                loop {
+                    let seq = self.clock.get(&device).copied().unwrap_or(0) + 1;
+                    if !self.deliverable(device, seq) {
+                        break;
+                    }
+                    let Some((lamport, form_id, values)) = self.pending_op(device, seq)? else {
+                        break;
+                    };
+                    let deps = self.contexts.delta(device, seq);
+                    if let Some(fault) = self.clock_fault(device, seq, lamport, &deps)? {
+                        if !self.stored_before(device, seq) {
+                            let id = hex(&self.devices.id(device));
+                            return Err(Error::new(format!(
+                                "op seq {seq} of device {}: {fault}",
+                                &id[..8]
+                            )));
+                        }
+                        self.discard(device, seq)?;
+                        break;
+                    }
+                    self.run(
+                        "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
+                        &[Value::Integer(device), Value::Integer(seq as i64)],
+                    )?;
+                    self.applied(device, seq, lamport, form_id, values)?;
+                    progress = true;
+                }
+            }
+            if !progress {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Why op `seq` of `device` (with Lamport time `lamport` and change points `deps`) cannot be
+    /// as its writer wrote it, judged when its whole causal past is applied. A writer's clock
+    /// only moves forward: each change point is above the previous op's context, and the Lamport
+    /// time is one more than the greatest in its causal past (its previous op's, and those of the
+    /// ops its change points name), as every device assigns it.
+    pub(super) fn clock_fault(
+        &mut self,
+        device: i64,
+        seq: u64,
+        lamport: u64,
+        deps: &[(i64, u64)],
+    ) -> Result<Option<String>> {
+        let mut past = if seq > 1 {
+            self.lamport_of(device, seq - 1)?
+        } else {
+            0
+        };
+        for &(dep, dep_seq) in deps {
+            let before = self.contexts.entry(device, seq - 1, dep);
+            if dep_seq <= before {
+                let id = hex(&self.devices.id(dep));
+                return Ok(Some(format!(
+                    "its clock goes backwards: it names op {dep_seq} of device {} as new, \
+                     while its previous op had seen op {before}",
+                    &id[..8]
+                )));
+            }
+            past = past.max(self.lamport_of(dep, dep_seq)?);
+        }
+        Ok(match lamport.cmp(&(past + 1)) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Less => Some(format!(
+                "its clock goes backwards: Lamport time {lamport}, not above {past} of its causal past"
+            )),
+            std::cmp::Ordering::Greater => Some(format!(
+                "its clock jumps: Lamport time {lamport}, where its causal past gives {}",
+                past + 1
+            )),
+        })
+    }
+
+    /// The Lamport time of applied op `seq` of `device`.
+    fn lamport_of(&mut self, device: i64, seq: u64) -> Result<u64> {
+        if device == SELF {
+            return Ok(self.local.lamport(seq));
+        }
+        if let Some(&(tip, lamport)) = self.tips.get(&device) {
+            if tip == seq {
+                return Ok(lamport);
+            }
+        }
+        self.appender.flush()?;
+        let row = self.query_row(
+            "SELECT lamport FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        match row.as_deref() {
+            Some([Value::Integer(lamport)]) => Ok(*lamport as u64),
+            _ => Err(Error::new(format!(
+                "received op {seq} of device {device} is missing"
+            ))),
+        }
+    }
+
+    /// Discards a pending copy of op `seq` of `device`, stored by an earlier import, whose
+    /// clock is false now that its causal past is applied (a true copy is arriving).
+    pub(super) fn drop_false_copy(&mut self, device: i64, seq: u64) -> Result<()> {
+        if !self.stored_before(device, seq) {
+            return Ok(());
+        }
+        if let Some((lamport, _, _)) = self.pending_op(device, seq)? {
+            let deps = self.contexts.delta(device, seq);
+            if self.clock_fault(device, seq, lamport, &deps)?.is_some() {
+                self.discard(device, seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether op `seq` of `device` was stored pending by an earlier import.
+    fn stored_before(&self, device: i64, seq: u64) -> bool {
+        self.pending_before
+            .get(&device)
+            .is_some_and(|runs| runs.iter().any(|&(lo, hi)| lo <= seq && seq <= hi))
+    }
+
+    /// Drops a pending op stored by an earlier import whose clock turned out false once its
+    /// causal past arrived: no device writes such an op, and keeping it would refuse every
+    /// true copy of it as differing. The ops after it wait for a true copy.
+    fn discard(&mut self, device: i64, seq: u64) -> Result<()> {
+        self.run(
+            "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
+        self.contexts.forget(&self.conn, device, seq)?;
+        self.outcome.discarded += 1;
+        Ok(())
+    }
+
+    /// Whether op `seq` of `device`, not yet stored, has its whole context applied here (its
+    /// own change points are `deps`, the earlier ones in `contexts`).
+    pub(super) fn deliverable_after(&self, device: i64, seq: u64, deps: &[Dep]) -> bool {
+        let mut context = self.contexts.context(device, seq);
+        for dep in deps {
+            match self.devices.idx(&dep.0) {
+                Some(idx) => {
+                    let e = context.entry(idx).or_default();
+                    *e = (*e).max(dep.1);
+                }
+                None => return false, // a device never heard of: nothing of it is applied
+            }
+        }
+        self.covers(&context)
+    }
+
+    /// Every entry of op `seq` of `device`'s context is applied here.
+    fn deliverable(&self, device: i64, seq: u64) -> bool {
+        self.covers(&self.contexts.context(device, seq))
+    }
+
+    /// The applied clock covers `context`.
+    fn covers(&self, context: &Clock) -> bool {
+        context
+            .iter()
+            .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
+    }
+}
+
+/// Per device, the runs of consecutive seqs stored pending.
+pub(super) fn pending_runs(conn: &Conn) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
+    let mut runs: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
+    )?;
+    while stmt.step()? {
+        let device = stmt.column_int(0);
+        let seq = stmt.column_int(1) as u64;
+        let list = runs.entry(device).or_default();
+        match list.last_mut() {
+            Some(run) if run.1 + 1 == seq => run.1 = seq,
+            _ => list.push((seq, seq)),
+        }
+    }
+    Ok(runs)
+}

@@ -38,6 +38,22 @@ pub unsafe fn install_api(api: *mut sqlite3_api_routines) {
         API.store(api, Ordering::Release);
         sqlite_loadable::ext::faux_sqlite_extension_init2(api);
     }
+    // a panic in the extension is reported as the SQL error of the call it ended, with where it
+    // happened; nothing is printed to the host's stderr (the hook is the extension's own std's)
+    static QUIET_PANICS: std::sync::Once = std::sync::Once::new();
+    QUIET_PANICS.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let place = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_PLACE.with(|p| *p.borrow_mut() = place);
+        }))
+    });
+}
+
+thread_local! {
+    /// Where the last panic of this thread happened, for the error that reports it.
+    static PANIC_PLACE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 fn api() -> &'static sqlite3_api_routines {
@@ -594,8 +610,10 @@ unsafe extern "C" fn call_registered(
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown cause".into());
+        let place = PANIC_PLACE.with(|p| p.borrow_mut().take());
+        let at = place.map(|p| format!(" at {p}")).unwrap_or_default();
         Err(format!(
-            "sqlite-sync: internal error (caught panic: {what})"
+            "sqlite-sync: internal error (caught panic: {what}{at})"
         ))
     });
     // Reporting the result must not panic either; nothing below allocates except the error text.

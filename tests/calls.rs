@@ -283,6 +283,10 @@ fn a_panic_becomes_an_sql_error_and_the_connection_lives_on() {
     let db = device();
     let err = call(&db.conn, "SELECT sync_debug('panic')").unwrap_err();
     assert!(err.contains("internal error (caught panic"), "{err}");
+    assert!(
+        err.contains(" at src/lib.rs:"),
+        "the error says where: {err}"
+    );
     assert!(db.conn.is_autocommit());
     assert!(matches!(
         call(&db.conn, "SELECT sync_device_id()"),

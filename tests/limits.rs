@@ -285,3 +285,34 @@ fn a_cascade_within_one_table() {
     assert_eq!(a.dump("node"), b.dump("node"));
     assert_eq!(a.dump("node").len(), 0);
 }
+
+/// ON UPDATE CASCADE through a referenced column that is not the primary key: a renames a
+/// shelf's code while b puts a book on the shelf under the old code; b's import of the rename
+/// moves the book (b's own op), and both end with the book under the new code.
+#[test]
+fn an_update_cascade_through_a_unique_column() {
+    let schema = "CREATE TABLE shelf(id INTEGER PRIMARY KEY, code TEXT UNIQUE);
+                  CREATE TABLE book(id INTEGER PRIMARY KEY,
+                                    shelf TEXT REFERENCES shelf(code) ON UPDATE CASCADE);
+                  SELECT sync_enable('shelf'); SELECT sync_enable('book');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    for d in [&a, &b] {
+        exec(d.conn(), "PRAGMA foreign_keys = ON");
+    }
+    exec(a.conn(), "INSERT INTO shelf VALUES (1, 'A1')");
+    b.import(&a.bundle_for(Some(&b)));
+    exec(a.conn(), "UPDATE shelf SET code = 'B2' WHERE id = 1");
+    exec(b.conn(), "INSERT INTO book VALUES (7, 'A1')");
+    b.import(&a.bundle_for(Some(&b)));
+    a.import(&b.bundle_for(Some(&a)));
+    for table in ["shelf", "book"] {
+        assert_eq!(a.dump(table), b.dump(table), "{table}");
+    }
+    assert_eq!(
+        b.dump("book"),
+        vec![vec![
+            rusqlite::types::Value::Integer(7),
+            rusqlite::types::Value::Text("B2".into())
+        ]]
+    );
+}

@@ -229,6 +229,11 @@ struct Import<'a> {
 }
 
 fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Outcome> {
+    let pending_before = delivery::pending_runs(conn)?;
+    let spans = pending_before
+        .iter()
+        .map(|(&device, runs)| (device, (runs[0].0, runs[runs.len() - 1].1)))
+        .collect();
     let mut run = Import {
         conn: *conn,
         tables,
@@ -242,12 +247,12 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
         clock: clock::applied(conn)?,
         lamport: log::state(conn, "lamport")?,
         tips: HashMap::new(),
-        pending_before: delivery::pending_runs(conn)?,
+        pending_before,
         touched: BTreeSet::new(),
         rows: RowIndex::new(conn)?,
         batch: Vec::with_capacity(row_index::BATCH),
         batch_ops: Vec::with_capacity(row_index::BATCH),
-        appender: Appender::new(conn)?,
+        appender: Appender::new(conn, spans),
         writers: RowWriters::new(conn),
         statements: HashMap::new(),
         outcome: Outcome::default(),

@@ -128,22 +128,14 @@ pub struct Appender {
 }
 
 impl Appender {
-    pub fn new(conn: &Conn) -> Result<Appender> {
-        let mut pending = HashMap::new();
-        let mut stmt = conn.prepare(
-            "SELECT device, min(seq), max(seq) FROM main._sync_remote WHERE applied = 0
-             GROUP BY device",
-        )?;
-        while stmt.step()? {
-            let n = |i| stmt.column_int(i);
-            pending.insert(n(0), (n(1) as u64, n(2) as u64));
-        }
-        Ok(Appender {
+    /// `pending`: per device, the lowest and highest seq stored pending so far.
+    pub fn new(conn: &Conn, pending: HashMap<i64, (u64, u64)>) -> Appender {
+        Appender {
             conn: *conn,
             full: None,
             rows: Vec::with_capacity(BATCH * COLUMNS),
             pending,
-        })
+        }
     }
 
     /// Whether op (`device`, `seq`) may be stored already, as a pending op.

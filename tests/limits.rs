@@ -166,6 +166,15 @@ fn a_100_mb_value() {
     assert!(a.dump("files") == small.dump("files"));
 }
 
+/// Devices a and b with `schema` and foreign keys enforced.
+fn enforcing(schema: &str) -> (Device, Device) {
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    for d in [&a, &b] {
+        exec(d.conn(), "PRAGMA foreign_keys = ON");
+    }
+    (a, b)
+}
+
 /// Foreign keys are checked when the import ends, not row by row: rows are written in key
 /// order, not in the order of their ops, and a bundle that deletes an item and then its list
 /// (the list's table enabled first) imports. `defer_foreign_keys` ends with the import.
@@ -174,10 +183,7 @@ fn foreign_keys_hold_at_the_end_of_an_import() {
     let schema = "CREATE TABLE list(id INTEGER PRIMARY KEY, name TEXT);
                   CREATE TABLE item(id INTEGER PRIMARY KEY, list INTEGER REFERENCES list(id));
                   SELECT sync_enable('list'); SELECT sync_enable('item');";
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(schema);
     exec(
         a.conn(),
         "INSERT INTO list VALUES (7, 'groceries'); INSERT INTO item VALUES (1, 7);",
@@ -213,10 +219,7 @@ fn foreign_key_actions_of_an_import_are_captured() {
                                     list INTEGER REFERENCES list(id) ON DELETE SET NULL);
                   SELECT sync_enable('list'); SELECT sync_enable('item');
                   SELECT sync_enable('note');";
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(schema);
     exec(a.conn(), "INSERT INTO list VALUES (1, 'groceries')");
     b.import(&a.bundle_for(Some(&b)));
     exec(a.conn(), "DELETE FROM list WHERE id = 1");
@@ -269,10 +272,7 @@ fn a_cascade_within_one_table() {
     let schema = "CREATE TABLE node(id INTEGER PRIMARY KEY,
                                     parent INTEGER REFERENCES node(id) ON DELETE CASCADE);
                   SELECT sync_enable('node');";
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(schema);
     exec(
         a.conn(),
         "INSERT INTO node VALUES (1, NULL), (2, 1), (3, 2)",
@@ -295,10 +295,7 @@ fn an_update_cascade_through_a_unique_column() {
                   CREATE TABLE book(id INTEGER PRIMARY KEY,
                                     shelf TEXT REFERENCES shelf(code) ON UPDATE CASCADE);
                   SELECT sync_enable('shelf'); SELECT sync_enable('book');";
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(schema);
     exec(a.conn(), "INSERT INTO shelf VALUES (1, 'A1')");
     b.import(&a.bundle_for(Some(&b)));
     exec(a.conn(), "UPDATE shelf SET code = 'B2' WHERE id = 1");

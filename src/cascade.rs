@@ -56,12 +56,12 @@ impl ForeignKeys {
         if !enforced {
             return Ok(ForeignKeys { by_parent });
         }
+        let mut stmt = conn.prepare(
+            "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete
+             FROM pragma_foreign_key_list(?1, 'main') ORDER BY id, seq",
+        )?;
         for child in tables {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete
-                 FROM pragma_foreign_key_list({}) ORDER BY id, seq",
-                sql_text(&child.name)
-            ))?;
+            stmt.bind_all(&[Value::Text(child.name.clone())])?;
             let mut keys: Vec<(i64, String, ForeignKey)> = Vec::new();
             while stmt.step()? {
                 let id = stmt.column_int(0);
@@ -86,6 +86,7 @@ impl ForeignKeys {
                 key.from.push(from);
                 key.to.push(to); // empty: the parent's PRIMARY KEY, filled in below
             }
+            stmt.reset();
             for (_, parent, mut key) in keys {
                 if key.on_delete == Action::Other && key.on_update == Action::Other {
                     continue;
@@ -224,9 +225,4 @@ fn current(
         .map(|i| stmt.column(i))
         .collect::<Result<_>>()
         .map(Some)
-}
-
-/// `name` as an SQL string literal.
-fn sql_text(name: &str) -> String {
-    format!("'{}'", name.replace('\'', "''"))
 }

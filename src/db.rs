@@ -485,13 +485,7 @@ impl Stmt {
                 return Ok(None);
             }
             let p = sqlite!(column_blob(self.stmt, i)) as *const u8;
-            let n = sqlite!(column_bytes(self.stmt, i)).max(0) as usize;
-            if p.is_null() && n > 0 {
-                return Err(Error::new(format!(
-                    "out of memory reading a value of {n} bytes"
-                )));
-            }
-            Ok(Some(bytes(p, n)))
+            bytes(p, sqlite!(column_bytes(self.stmt, i))).map(Some)
         }
     }
 
@@ -517,20 +511,13 @@ fn transient() -> Option<unsafe extern "C" fn(*mut c_void)> {
 }
 
 /// An owned copy of the TEXT or BLOB (`kind`) of `n` bytes SQLite holds at `p`. A value's size
-/// comes from the data: a null pointer (SQLite had no memory to produce the value) or no memory
-/// for the copy is an error, never an abort of the host. Invalid UTF-8 is carried with
-/// replacement characters.
+/// comes from the data: no memory for the copy is an error, never an abort of the host. Invalid
+/// UTF-8 is carried with replacement characters.
 ///
 /// # Safety
-/// `p` must be valid for `n` bytes until this returns (or be null).
+/// As for [`bytes`].
 unsafe fn owned(kind: c_int, p: *const u8, n: c_int) -> Result<Value> {
-    let n = n.max(0) as usize;
-    if p.is_null() && n > 0 {
-        return Err(Error::new(format!(
-            "out of memory reading a value of {n} bytes"
-        )));
-    }
-    let copy = crate::value::try_copy(bytes(p, n)).map_err(Error::new)?;
+    let copy = crate::value::try_copy(bytes(p, n)?).map_err(Error::new)?;
     Ok(if kind == SQLITE_TEXT {
         Value::Text(
             String::from_utf8(copy)
@@ -541,12 +528,20 @@ unsafe fn owned(kind: c_int, p: *const u8, n: c_int) -> Result<Value> {
     })
 }
 
-/// A byte slice over SQLite-owned memory; empty when SQLite returns NULL for a zero-length value.
-unsafe fn bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p, n)
+/// A byte slice over the `n` bytes of a TEXT or BLOB SQLite holds at `p`: empty for a
+/// zero-length value (SQLite may give NULL for it); an error when SQLite gave NULL for a longer
+/// one (it had no memory to produce it).
+///
+/// # Safety
+/// `p` must be valid for `n` bytes while the slice lives (or be null).
+unsafe fn bytes<'a>(p: *const u8, n: c_int) -> Result<&'a [u8]> {
+    let n = n.max(0) as usize;
+    match (p.is_null(), n) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(Error::new(format!(
+            "out of memory reading a value of {n} bytes"
+        ))),
+        (false, _) => Ok(std::slice::from_raw_parts(p, n)),
     }
 }
 

@@ -86,7 +86,7 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 // are checked when the import commits (SQLite ends the pragma there)
                 conn.exec("PRAGMA defer_foreign_keys = ON", &[])?;
             }
-            import(conn, &mut reader, &tables)
+            import(conn, &mut reader, &tables, outermost)
         })
         .map_err(in_bundle)?
     };
@@ -228,7 +228,12 @@ struct Import<'a> {
     outcome: Outcome,
 }
 
-fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Outcome> {
+fn import(
+    conn: &Conn,
+    reader: &mut Reader,
+    tables: &[SyncedTable],
+    deferred_foreign_keys: bool,
+) -> Result<Outcome> {
     let pending_before = delivery::pending_runs(conn)?;
     let spans = pending_before
         .iter()
@@ -266,6 +271,9 @@ fn import(conn: &Conn, reader: &mut Reader, tables: &[SyncedTable]) -> Result<Ou
     run.record_context(&before)?;
     run.settle_touched()?;
     run.record(reader)?;
+    if deferred_foreign_keys {
+        run.check_foreign_keys()?;
+    }
     Ok(run.outcome)
 }
 
@@ -509,7 +517,12 @@ impl Import<'_> {
         if (self.foreign_keys).act(&conn, &self.quiet, table, &key_values, &state)? {
             self.fold_local_ops(log::last_local_seq(&conn)? as u64)?;
         }
-        self.writers.write(table, &key_values, &state)?;
+        if let Err(e) = self.writers.write(table, &key_values, &state) {
+            return Err(match conn.failed_on_constraint() {
+                true => Error::new(format!("{e} ({})", self.culprit(table, &key_values, &ops))),
+                false => e,
+            });
+        }
         self.outcome.conflicts += conflicts::store(
             &self.conn,
             &self.devices,
@@ -520,6 +533,60 @@ impl Import<'_> {
             &found,
         )?;
         Ok(())
+    }
+
+    /// Names a row and the op that decides its state, for an error about the row.
+    fn culprit(&self, table: &SyncedTable, key_values: &Cells, ops: &[RowOp]) -> String {
+        let last = ops.iter().max_by_key(|op| op.order_key());
+        let op = last.map_or(String::new(), |op| {
+            format!(", last written by op {} of device {}", op.seq, hex(&op.device))
+        });
+        format!(
+            "row {} of table {:?}{op}",
+            JsonObject::of(key_values),
+            table.name
+        )
+    }
+
+    /// Before an import that deferred its foreign keys commits: when a row still refers to a
+    /// row that is not there, the error names it (SQLite's own only says that one does).
+    fn check_foreign_keys(&mut self) -> Result<()> {
+        if !self.conn.deferred_foreign_keys_broken() {
+            return Ok(());
+        }
+        let conn = self.conn;
+        let tables = self.tables;
+        for table in tables {
+            let found = conn.query_value(
+                "SELECT rowid FROM pragma_foreign_key_check(?1, 'main') WHERE rowid IS NOT NULL
+                 LIMIT 1",
+                &[Value::Text(table.name.clone())],
+            )?;
+            let Some(rowid) = found else { continue };
+            let names: Vec<String> = table.key_columns().map(crate::capture::quote_ident).collect();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {} FROM main.{} WHERE rowid = ?1",
+                names.join(", "),
+                crate::capture::quote_ident(&table.name)
+            ))?;
+            stmt.bind(1, &rowid)?;
+            if !stmt.step()? {
+                continue;
+            }
+            let key: Vec<Value> = (0..names.len()).map(|i| stmt.column(i)).collect::<Result<_>>()?;
+            drop(stmt);
+            let (ops, key_values) = self.row_ops(table, &log::row_key(key.iter()))?;
+            return Err(Error::new(format!(
+                "FOREIGN KEY constraint failed: {} refers to a row that is not there on this \
+                 device; the bundle imports once the row it refers to arrives or this row \
+                 changes on its device",
+                self.culprit(table, &key_values, &ops)
+            )));
+        }
+        Err(Error::new(
+            "FOREIGN KEY constraint failed (a row of a table without rowid refers to a row \
+             that is not there)",
+        ))
     }
 
     /// Every applied op on a row, with names as the table spells them, and the row's key.

@@ -15,6 +15,14 @@ use crate::value::{hex, JsonObject, Value};
 
 pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
     log::require_initialized(conn)?;
+    if conn.in_write_transaction() {
+        // its ops may still roll back, and so may ops and clocks an import in it brought: a
+        // peer must never hold an op (or believe this device holds one) that does not exist
+        return Err(Error::new(
+            "this connection's transaction has writes that are not committed yet (its ops \
+             must not leave the device): COMMIT (or ROLLBACK) first, then export",
+        ));
+    }
     let peer: Option<DeviceId> =
         match &args[0] {
             Value::Null => None,

@@ -154,6 +154,32 @@ impl Conn {
         unsafe { sqlite!(get_autocommit(self.db)) != 0 }
     }
 
+    /// Whether this connection holds a write transaction on `main` (it has written, or began
+    /// with BEGIN IMMEDIATE/EXCLUSIVE), so what it wrote is not committed yet.
+    pub fn in_write_transaction(&self) -> bool {
+        const SQLITE_TXN_WRITE: c_int = 2;
+        // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated.
+        unsafe { sqlite!(txn_state(self.db, c"main".as_ptr())) == SQLITE_TXN_WRITE }
+    }
+
+    /// Whether a deferred foreign-key constraint of this connection's transaction is still
+    /// broken (it would fail the commit).
+    pub fn deferred_foreign_keys_broken(&self) -> bool {
+        const SQLITE_DBSTATUS_DEFERRED_FKS: c_int = 10;
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: `db` is the live handle SQLite gave us; both out-pointers are valid.
+        let rc = unsafe {
+            sqlite!(db_status(
+                self.db,
+                SQLITE_DBSTATUS_DEFERRED_FKS,
+                &mut current,
+                &mut highest,
+                0
+            ))
+        };
+        rc == SQLITE_OK && current > 0
+    }
+
     /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
     pub fn changes(&self) -> i64 {
         // SAFETY: `db` is the live handle SQLite gave us.

@@ -50,7 +50,7 @@ fn a_remote_row_that_fails_a_foreign_key() {
         &b,
         &a.bundle_for(None),
         "item",
-        "FOREIGN KEY constraint failed",
+        "FOREIGN KEY constraint failed: row {\"id\":1} of table \"item\", last written by op 1 of device ",
     );
     exec(a.conn(), "INSERT INTO list VALUES (7)");
     b.import(&a.bundle_for(None));
@@ -164,6 +164,40 @@ fn a_100_mb_value() {
         .unwrap();
     assert_eq!(small.import(&b.bundle_for(None)).applied, 2);
     assert!(a.dump("files") == small.dump("files"));
+}
+
+/// A parent deleted on one device while its child is edited on another: the edit wins the
+/// child's row, which then refers to a parent that is gone, on both devices. Until the
+/// constraints issue parks such rows, each refuses the other's bundle, and the error names the
+/// row, its table and the op that wrote it last, not only SQLite's "FOREIGN KEY constraint
+/// failed".
+#[test]
+fn a_parent_deleted_while_its_child_is_edited_names_the_row() {
+    let schema = "CREATE TABLE list(id INTEGER PRIMARY KEY, name TEXT);
+                  CREATE TABLE item(id INTEGER PRIMARY KEY, list INTEGER REFERENCES list(id),
+                                    name TEXT);
+                  SELECT sync_enable('list'); SELECT sync_enable('item');";
+    let (a, b) = enforcing(schema);
+    exec(
+        a.conn(),
+        "INSERT INTO list VALUES (1, 'groceries'); INSERT INTO item VALUES (11, 1, 'milk');",
+    );
+    b.import(&a.bundle_for(Some(&b)));
+    exec(a.conn(), "DELETE FROM item WHERE id = 11; DELETE FROM list WHERE id = 1;");
+    // b edits twice: its update's Lamport time is above a's delete, so the edit wins the row
+    exec(
+        b.conn(),
+        "UPDATE item SET name = 'oat milk' WHERE id = 11;
+         UPDATE item SET name = 'almond milk' WHERE id = 11;
+         UPDATE item SET name = 'soy milk' WHERE id = 11;",
+    );
+    let b_id = b.id();
+    let expected = format!(
+        "FOREIGN KEY constraint failed: row {{\"id\":11}} of table \"item\", last written by \
+         op 3 of device {b_id}"
+    );
+    refused(&a, &b.bundle_for(Some(&a)), "item", &expected);
+    refused(&b, &a.bundle_for(Some(&b)), "item", &expected);
 }
 
 /// Devices a and b with `schema` and foreign keys enforced.

@@ -11,20 +11,21 @@
 use std::collections::{BTreeSet, HashMap};
 
 mod delivery;
+pub mod quiet;
 
 use crate::bundle::{Packed, Reader};
 use crate::cascade::ForeignKeys;
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
-use crate::db::{Conn, Error, Result, Stmt, TriggersOff};
+use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::log::{self, LocalOps, SyncedTable, SELF};
-use crate::merge::{self, RowOp};
-use crate::op::DELETE;
+use crate::merge::{self, RowOp, RowState};
 use crate::remote::{self, Appender, Forms};
-use crate::row_index::{self, Entry, RowIndex, ROW_HISTORY};
+use crate::row_index::{self, Entry, RowIndex, RowReader, ROW_HISTORY};
 use crate::row_writer::RowWriters;
 use crate::value::{hex, Cells, JsonObject, Value};
+use quiet::Quiet;
 
 /// What one import did, as `sync_bundle_in` reports it.
 #[derive(Default)]
@@ -41,12 +42,11 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     let path = args[0]
         .as_text()
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
-    log::require_initialized(conn)?;
+    crate::identity::require_device(conn)?;
     let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
     let mut reader = Reader::open(path).map_err(in_bundle)?;
     let tables = log::synced_tables(conn)?;
     let me = log::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
-    let last_local = log::last_local_seq(conn)? as u64;
     let manifest = reader.manifest.clone();
     let skipped = Outcome {
         skipped: true,
@@ -56,13 +56,25 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         skipped
     } else {
         let mut checked_forms = Vec::new();
+        // the source knows ops of this device's id beyond its log: this database was restored
+        // from an older backup (or rolled back), and forks before it imports (identity.rs)
+        let mut claimed = manifest
+            .clock
+            .iter()
+            .filter(|(id, _)| id[..] == me[..])
+            .map(|&(_, seq)| seq)
+            .max()
+            .unwrap_or(0);
         reader
             .each_op(|op, number, form| {
                 if checked_forms.len() <= number {
                     validate_form(form, &tables)?;
                     checked_forms.push(number);
                 }
-                validate(&op, &me, last_local)
+                if op.device[..] == me[..] {
+                    claimed = claimed.max(op.seq);
+                }
+                validate(&op)
             })
             .map_err(in_bundle)?;
         let outermost = conn.is_autocommit();
@@ -80,6 +92,10 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 return Err(Error::new(
                     "the synced tables changed while the bundle was read; import it again",
                 ));
+            }
+            crate::capture::first_in_line(conn)?;
+            if claimed > log::last_local_seq(conn)? as u64 {
+                crate::identity::fork(conn)?;
             }
             if outermost {
                 // rows are written in key order, not in the order of their ops: foreign keys
@@ -132,14 +148,8 @@ fn pending_count(conn: &Conn) -> Result<u64> {
         .unwrap_or(0) as u64)
 }
 
-/// Checks that `op` does not pretend to be one of this device's ops, and that its deps are
-/// canonical.
-fn validate(op: &Packed, me: &[u8], last_local: u64) -> Result<()> {
-    if op.device[..] == *me && op.seq > last_local {
-        return Err(Error::new(
-            "claims to come from this device, which never wrote it",
-        ));
-    }
+/// Checks that the deps of `op` are canonical.
+fn validate(op: &Packed) -> Result<()> {
     // canonical deps: one per other device, in device order (so a relayed copy hashes the same)
     if op.deps.windows(2).any(|w| w[0].0 >= w[1].0) || op.deps.iter().any(|d| d.0 == op.device) {
         return Err(Error::new(
@@ -147,6 +157,17 @@ fn validate(op: &Packed, me: &[u8], last_local: u64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The error for two different ops under one device id and seq.
+fn two_histories(seq: u64, device: &[u8]) -> String {
+    format!(
+        "its op {seq} of device {} differs from the op with the same device and seq already \
+         here: two databases wrote under one device id (a copy of a database file, or an \
+         older backup put back, written before the extension was loaded on it), or the bundle \
+         was forged. The two histories cannot be merged yet (README: Copies and backups)",
+        hex(device)
+    )
 }
 
 /// Checks that an op form names a table and columns this database syncs.
@@ -198,8 +219,8 @@ fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'a SyncedTab
 struct Import<'a> {
     conn: Conn,
     tables: &'a [SyncedTable],
-    /// Triggers off for the import's writes (on again when it ends)
-    quiet: TriggersOff,
+    /// The import's writes kept out of the log (quiet.rs)
+    quiet: Quiet,
     foreign_keys: ForeignKeys,
     devices: Devices,
     contexts: Contexts,
@@ -234,34 +255,7 @@ fn import(
     tables: &[SyncedTable],
     deferred_foreign_keys: bool,
 ) -> Result<Outcome> {
-    let pending_before = delivery::pending_runs(conn)?;
-    let spans = pending_before
-        .iter()
-        .map(|(&device, runs)| (device, (runs[0].0, runs[runs.len() - 1].1)))
-        .collect();
-    let mut run = Import {
-        conn: *conn,
-        tables,
-        quiet: TriggersOff::new(conn)?,
-        foreign_keys: ForeignKeys::load(conn, tables)?,
-        devices: Devices::load(conn)?,
-        contexts: Contexts::load(conn)?,
-        local: LocalOps::load(conn)?,
-        forms: Forms::load(conn)?,
-        bundle_forms: Vec::new(),
-        clock: clock::applied(conn)?,
-        lamport: log::state(conn, "lamport")?,
-        tips: HashMap::new(),
-        pending_before,
-        touched: BTreeSet::new(),
-        rows: RowIndex::new(conn)?,
-        batch: Vec::with_capacity(row_index::BATCH),
-        batch_ops: Vec::with_capacity(row_index::BATCH),
-        appender: Appender::new(conn, spans),
-        writers: RowWriters::new(conn),
-        statements: HashMap::new(),
-        outcome: Outcome::default(),
-    };
+    let mut run = Import::new(conn, tables)?;
     let before = run.clock.clone();
     run.fold_local_ops(before.get(&SELF).copied().unwrap_or(0))?;
     reader.each_op(|op, number, form| run.store(op, number, form))?;
@@ -274,7 +268,53 @@ fn import(
     if deferred_foreign_keys {
         run.check_foreign_keys()?;
     }
+    run.quiet.finish()?;
     Ok(run.outcome)
+}
+
+/// Indexes this device's ops written since the last import and settles the rows they share
+/// with other devices' ops (their conflicts), as an import does first; for a fork, which then
+/// moves them (identity.rs). The caller holds a savepoint.
+pub fn fold_local(conn: &Conn) -> Result<()> {
+    let tables = log::synced_tables(conn)?;
+    let mut run = Import::new(conn, &tables)?;
+    let last = run.clock.get(&SELF).copied().unwrap_or(0);
+    run.fold_local_ops(last)?;
+    run.settle_touched()?;
+    run.quiet.finish()
+}
+
+impl<'a> Import<'a> {
+    fn new(conn: &Conn, tables: &'a [SyncedTable]) -> Result<Import<'a>> {
+        let pending_before = delivery::pending_runs(conn)?;
+        let spans = pending_before
+            .iter()
+            .map(|(&device, runs)| (device, (runs[0].0, runs[runs.len() - 1].1)))
+            .collect();
+        Ok(Import {
+            conn: *conn,
+            tables,
+            quiet: Quiet::new(conn, tables)?,
+            foreign_keys: ForeignKeys::load(conn, tables)?,
+            devices: Devices::load(conn)?,
+            contexts: Contexts::load(conn)?,
+            local: LocalOps::load(conn)?,
+            forms: Forms::load(conn)?,
+            bundle_forms: Vec::new(),
+            clock: clock::applied(conn)?,
+            lamport: log::state(conn, "lamport")?,
+            tips: HashMap::new(),
+            pending_before,
+            touched: BTreeSet::new(),
+            rows: RowIndex::new(conn)?,
+            batch: Vec::with_capacity(row_index::BATCH),
+            batch_ops: Vec::with_capacity(row_index::BATCH),
+            appender: Appender::new(conn, spans),
+            writers: RowWriters::new(conn),
+            statements: HashMap::new(),
+            outcome: Outcome::default(),
+        })
+    }
 }
 
 impl Import<'_> {
@@ -343,8 +383,7 @@ impl Import<'_> {
     fn store(&mut self, op: Packed, number: usize, form: &Form) -> Result<()> {
         let device = self.devices.idx_or_add(&self.conn, &op.device)?;
         if device == SELF {
-            self.outcome.duplicates += 1;
-            return Ok(());
+            return self.own_duplicate(&op, form);
         }
         if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
             return self.duplicate(device, &op, form);
@@ -414,9 +453,48 @@ impl Import<'_> {
             _ => false,
         };
         if !same {
-            return Err(Error::new(
-                "differs from the op with the same device and seq already here (forged?)",
-            ));
+            return Err(Error::new(two_histories(op.seq, &op.device)));
+        }
+        self.outcome.duplicates += 1;
+        Ok(())
+    }
+
+    /// Counts one of this device's own ops coming back, after checking it is the op this
+    /// device wrote (a fork before the import made sure this device wrote every seq it gets).
+    fn own_duplicate(&mut self, op: &Packed, form: &Form) -> Result<()> {
+        let mine = self.local.get(&self.conn, op.seq)?;
+        let lamport = self.local.lamport(op.seq);
+        let mine = crate::op::Op {
+            device: op.device,
+            seq: op.seq,
+            lamport,
+            deps: remote::deps_of(&self.contexts, &self.devices, SELF, op.seq),
+            table: mine.table,
+            kind: mine.kind,
+            key: mine.key,
+            cells: mine.cells,
+        };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let my_form = Form::of(&mine);
+        let deps = mine.deps.clone();
+        my_form.write_canonical(
+            &mut ours,
+            &op.device,
+            op.seq,
+            lamport,
+            &deps,
+            &my_form.values_of(mine),
+        );
+        form.write_canonical(
+            &mut theirs,
+            &op.device,
+            op.seq,
+            op.lamport,
+            &op.deps,
+            &op.values,
+        );
+        if ours != theirs {
+            return Err(Error::new(two_histories(op.seq, &op.device)));
         }
         self.outcome.duplicates += 1;
         Ok(())
@@ -454,8 +532,9 @@ impl Import<'_> {
         let ops = std::mem::take(&mut self.batch_ops);
         let seen_before = self.rows.add_many(&entries)?;
         let mut new_rows: Vec<(i64, &[Value], &Entry)> = Vec::with_capacity(entries.len());
+        let one_by_one = self.quiet.app_triggers_fire();
         for ((entry, (form_id, values)), seen) in entries.iter().zip(&ops).zip(seen_before) {
-            if seen {
+            if seen || one_by_one {
                 self.touched.insert((entry.0, entry.1.clone()));
             } else {
                 new_rows.push((*form_id, values, entry));
@@ -517,7 +596,7 @@ impl Import<'_> {
         if (self.foreign_keys).act(&conn, &self.quiet, table, &key_values, &state)? {
             self.fold_local_ops(log::last_local_seq(&conn)? as u64)?;
         }
-        if let Err(e) = self.writers.write(table, &key_values, &state) {
+        if let Err(e) = self.write_row(table, &key_values, &state) {
             return Err(match conn.failed_on_constraint() {
                 true => Error::new(format!("{e} ({})", self.culprit(table, &key_values, &ops))),
                 false => e,
@@ -535,11 +614,34 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// Makes a user row hold `state`. When the app's triggers fire, a row that holds it already
+    /// is not written (its triggers see no change), and one that an app trigger changed on the
+    /// way is put back with triggers off: a synced table shows exactly what its ops say.
+    fn write_row(&mut self, table: &SyncedTable, key: &Cells, state: &RowState) -> Result<()> {
+        if !self.quiet.app_triggers_fire() {
+            return self.writers.write(table, key, state);
+        }
+        if self.writers.holds(table, key, state)? {
+            return Ok(());
+        }
+        self.writers.write(table, key, state)?;
+        if !self.writers.holds(table, key, state)? {
+            let writers = &mut self.writers;
+            self.quiet
+                .untriggered(|| writers.write(table, key, state))?;
+        }
+        Ok(())
+    }
+
     /// Names a row and the op that decides its state, for an error about the row.
     fn culprit(&self, table: &SyncedTable, key_values: &Cells, ops: &[RowOp]) -> String {
         let last = ops.iter().max_by_key(|op| op.order_key());
         let op = last.map_or(String::new(), |op| {
-            format!(", last written by op {} of device {}", op.seq, hex(&op.device))
+            format!(
+                ", last written by op {} of device {}",
+                op.seq,
+                hex(&op.device)
+            )
         });
         format!(
             "row {} of table {:?}{op}",
@@ -563,7 +665,10 @@ impl Import<'_> {
                 &[Value::Text(table.name.clone())],
             )?;
             let Some(rowid) = found else { continue };
-            let names: Vec<String> = table.key_columns().map(crate::capture::quote_ident).collect();
+            let names: Vec<String> = table
+                .key_columns()
+                .map(crate::capture::quote_ident)
+                .collect();
             let mut stmt = conn.prepare(&format!(
                 "SELECT {} FROM main.{} WHERE rowid = ?1",
                 names.join(", "),
@@ -573,7 +678,9 @@ impl Import<'_> {
             if !stmt.step()? {
                 continue;
             }
-            let key: Vec<Value> = (0..names.len()).map(|i| stmt.column(i)).collect::<Result<_>>()?;
+            let key: Vec<Value> = (0..names.len())
+                .map(|i| stmt.column(i))
+                .collect::<Result<_>>()?;
             drop(stmt);
             let (ops, key_values) = self.row_ops(table, &log::row_key(key.iter()))?;
             return Err(Error::new(format!(
@@ -591,42 +698,12 @@ impl Import<'_> {
 
     /// Every applied op on a row, with names as the table spells them, and the row's key.
     fn row_ops(&mut self, table: &SyncedTable, key: &[u8]) -> Result<(Vec<RowOp>, Cells)> {
-        let conn = self.conn;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT r.device, r.seq, o.lamport, o.form, o.vals FROM ({ROW_HISTORY}) r
-             LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq"
-        ))?;
-        stmt.bind_all(&[Value::Integer(table.id), Value::Blob(key.to_vec())])?;
-        let mut ops = Vec::new();
-        let mut key_values = Vec::new();
-        let me = self.devices.me();
-        while stmt.step()? {
-            let device = stmt.column_int(0);
-            let seq = stmt.column_int(1) as u64;
-            let (kind, op_key, cells, device_id, lamport) = if device == SELF {
-                let op = self.local.get(&conn, seq)?;
-                (op.kind, op.key, op.cells, me, self.local.lamport(seq))
-            } else {
-                let row = [stmt.column(2)?, stmt.column(3)?, stmt.column(4)?];
-                let op = (self.forms).op((device, self.devices.id(device)), seq, &row, None)?;
-                (op.kind, op.key, op.cells, op.device, op.lamport)
-            };
-            if key_values.is_empty() {
-                key_values = table.spell(op_key);
-            }
-            ops.push(RowOp {
-                device: device_id,
-                seq,
-                lamport,
-                kind,
-                cells: if kind == DELETE {
-                    Vec::new()
-                } else {
-                    table.spell(cells)
-                },
-            });
-        }
-        Ok((ops, key_values))
+        let reader = RowReader {
+            devices: &self.devices,
+            local: &self.local,
+            forms: &self.forms,
+        };
+        reader.ops(&self.conn, table, key, None)
     }
 
     /// Stores the new clock, this device's next context and Lamport epoch, before rows are

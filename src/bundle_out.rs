@@ -23,6 +23,7 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
              must not leave the device): COMMIT (or ROLLBACK) first, then export",
         ));
     }
+    crate::identity::check_file(conn)?;
     let peer: Option<DeviceId> =
         match &args[0] {
             Value::Null => None,

@@ -29,16 +29,19 @@ struct Table {
 /// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops.
 pub fn sync_enable(conn: &Conn, args: &[Value]) -> Result<Value> {
     let name = table_name_arg(&args[0])?;
-    log::require_initialized(conn)?;
+    crate::identity::require_device(conn)?;
     let table = inspect(conn, name)?;
-    conn.savepoint("sync_enable", || enable(conn, &table))?;
+    conn.savepoint("sync_enable", || {
+        enable(conn, &table)?;
+        first_in_line(conn)
+    })?;
     Ok(Value::Integer(1))
 }
 
 /// `sync_disable(table)`: removes capture from `table`; the log keeps its history.
 pub fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
     let name = table_name_arg(&args[0])?;
-    log::require_initialized(conn)?;
+    crate::identity::require_device(conn)?;
     let id = conn
         .query_value(
             "SELECT id FROM main._sync_tables WHERE name = ?1",
@@ -267,6 +270,74 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
         conn.exec(&capture.existing_rows(), &[])?;
     }
     Ok(())
+}
+
+/// A synced table's capture triggers as SQLite stores them, to drop and create again.
+pub struct Saved(Vec<(String, String)>);
+
+impl Saved {
+    /// The capture triggers of `tables`.
+    pub fn of(conn: &Conn, tables: &[&str]) -> Result<Saved> {
+        let mut stmt = conn.prepare(
+            "SELECT name, sql FROM main.sqlite_schema WHERE type = 'trigger'
+               AND tbl_name = ?1 COLLATE NOCASE AND name LIKE '\\_sync\\_%' ESCAPE '\\'
+             ORDER BY rowid",
+        )?;
+        let mut out = Vec::new();
+        for table in tables {
+            stmt.bind_all(&[Value::Text(table.to_string())])?;
+            while stmt.step()? {
+                let text = |v: Value| v.as_text().unwrap_or_default().to_string();
+                out.push((text(stmt.column(0)?), text(stmt.column(1)?)));
+            }
+            stmt.reset();
+        }
+        Ok(Saved(out))
+    }
+
+    pub fn drop_all(&self, conn: &Conn) -> Result<()> {
+        for (name, _) in &self.0 {
+            conn.exec(&format!("DROP TRIGGER main.{}", quote_ident(name)), &[])?;
+        }
+        Ok(())
+    }
+
+    pub fn create_all(&self, conn: &Conn) -> Result<()> {
+        for (_, sql) in &self.0 {
+            conn.exec(sql, &[])?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps every synced table's capture triggers first in line: SQLite fires the triggers of a
+/// table newest first, and an AFTER trigger of the app that writes the row again (an
+/// `updated_at`) must run after capture has recorded the write it follows, or the log would
+/// show the two writes in the wrong order. A table with a trigger of the app's newer than its
+/// capture triggers gets them created again (they become the newest). Called by `sync_init`,
+/// `sync_enable` and `sync_bundle_in`.
+pub fn first_in_line(conn: &Conn) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT t.name FROM main._sync_tables t WHERE t.enabled AND EXISTS (
+           SELECT 1 FROM main.sqlite_schema a
+           WHERE a.type = 'trigger' AND a.tbl_name = t.name COLLATE NOCASE
+             AND a.name NOT LIKE '\\_sync\\_%' ESCAPE '\\'
+             AND a.rowid > (SELECT min(c.rowid) FROM main.sqlite_schema c
+                            WHERE c.type = 'trigger' AND c.tbl_name = t.name COLLATE NOCASE
+                              AND c.name LIKE '\\_sync\\_%' ESCAPE '\\'))",
+    )?;
+    let mut late = Vec::new();
+    while stmt.step()? {
+        late.push(stmt.column(0)?.as_text().unwrap_or_default().to_string());
+    }
+    drop(stmt);
+    if late.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = late.iter().map(String::as_str).collect();
+    let saved = Saved::of(conn, &names)?;
+    saved.drop_all(conn)?;
+    saved.create_all(conn)
 }
 
 const TRIGGER_KINDS: [&str; 4] = ["insert", "update", "rekey", "delete"];

@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 
+use crate::apply::quiet::Quiet;
 use crate::capture::quote_ident;
-use crate::db::{Conn, Result, TriggersOff};
+use crate::db::{Conn, Result};
 use crate::log::{key_match, SyncedTable};
 use crate::merge::RowState;
 use crate::value::{Cells, Value};
@@ -137,7 +138,7 @@ impl ForeignKeys {
     pub fn act(
         &self,
         conn: &Conn,
-        triggers: &TriggersOff,
+        quiet: &Quiet,
         table: &SyncedTable,
         key: &Cells,
         state: &RowState,
@@ -195,7 +196,7 @@ impl ForeignKeys {
                 ),
                 (Action::Other, _) => continue,
             };
-            triggers.paused(|| conn.exec(&sql, &params))?;
+            quiet.captured(|| conn.exec(&sql, &params))?;
             changed |= conn.changes() > 0;
         }
         Ok(changed)

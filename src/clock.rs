@@ -145,12 +145,17 @@ pub fn known_by(conn: &Conn, peer: i64) -> Result<Clock> {
     )
 }
 
-/// Raises what `peer` is known to have to at least `clock`.
+/// Sets what `peer` is known to have to `clock`, the clock of its latest bundle here. Knowledge
+/// may go down: an older bundle delivered late, or a peer put back to an older backup, which
+/// lost ops it had received (it must get them again). Believing a peer has less than it has
+/// only sends ops twice; believing it has more would never send them.
 pub fn learn_peer(conn: &Conn, peer: i64, clock: &Clock) -> Result<()> {
-    let mut stmt = conn.prepare(
-        "INSERT INTO main._sync_peers(peer, device, seq) VALUES (?1, ?2, ?3)
-         ON CONFLICT(peer, device) DO UPDATE SET seq = max(seq, excluded.seq)",
+    conn.exec(
+        "DELETE FROM main._sync_peers WHERE peer = ?1",
+        &[Value::Integer(peer)],
     )?;
+    let mut stmt =
+        conn.prepare("INSERT INTO main._sync_peers(peer, device, seq) VALUES (?1, ?2, ?3)")?;
     for (&device, &seq) in clock {
         stmt.execute(&[
             Value::Integer(peer),

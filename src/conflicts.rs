@@ -15,11 +15,13 @@
 use sha2::{Digest, Sha256};
 
 use crate::capture::quote_ident;
-use crate::clock::Devices;
+use crate::clock::{Contexts, Devices, Order};
 use crate::db::{Conn, Error, Result};
-use crate::log::{self, SyncedTable, SELF};
-use crate::merge::{Conflict, RowOp};
+use crate::log::{self, LocalOps, SyncedTable, SELF};
+use crate::merge::{self, Causality, Conflict, RowOp, RowState};
 use crate::op;
+use crate::remote::Forms;
+use crate::row_index::RowReader;
 use crate::value::{hex, JsonObject, Value};
 
 pub fn create(conn: &Conn) -> Result<()> {
@@ -164,9 +166,11 @@ fn side_values(op: &RowOp, columns: &[String]) -> String {
 
 /// `sync_resolve(conflict_id, choice)`: writes the chosen values as an ordinary captured change
 /// that causally follows both sides. `choice` is 'local', 'remote' or a JSON object of column
-/// values.
+/// values. A conflict that a later write already resolved is refused, so no later write is ever
+/// overwritten with an old value; choosing the side that kept a row the winner deleted brings
+/// the whole row back as the merge rule shows it without that delete.
 pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
-    log::require_initialized(conn)?;
+    crate::identity::require_device(conn)?;
     let id = args[0]
         .as_text()
         .and_then(|s| crate::value::unhex(s).filter(|b| b.len() == 16))
@@ -183,52 +187,94 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         return Err(Error::new(format!("no conflict with id {}", hex(&id))));
     }
     let table_id = stmt.column_int(0);
-    let key: Vec<Value> = rmp_serde::from_slice(stmt.column(1)?.as_blob().unwrap_or_default())
-        .map_err(|_| Error::new("damaged conflict record"))?;
+    let key_blob = stmt.column(1)?.as_blob().unwrap_or_default().to_vec();
+    let key: Vec<Value> =
+        rmp_serde::from_slice(&key_blob).map_err(|_| Error::new("damaged conflict record"))?;
     let columns = parse_string_list(stmt.column(2)?.as_text().unwrap_or("[]"))?;
     let n = |i| stmt.column_int(i);
-    let (earlier, later) = ((n(3), n(4)), (n(5), n(6)));
-    let (local, remote) = if later_is_local(earlier.0, later.0) {
-        (later, earlier)
-    } else {
-        (earlier, later)
-    };
-    let side = match choice {
-        "local" => Some(local),
-        "remote" => Some(remote),
-        _ => None,
-    };
+    let (earlier, later) = ((n(3), n(4) as u64), (n(5), n(6) as u64));
     drop(stmt);
     let table = log::synced_tables(conn)?
         .into_iter()
         .find(|t| t.id == table_id)
         .ok_or_else(|| Error::new("the conflict's table is no longer synced"))?;
-    // None: delete the row; Some(values): write these columns
-    let target: Option<Vec<(String, Value)>> = match side {
-        Some((device, seq)) => side_cells(conn, &table, device, seq)?.map(|cells| {
-            cells
-                .into_iter()
-                .filter(|(c, _)| columns.contains(c))
-                .collect()
-        }),
-        None => Some(
-            crate::value::parse_json_object(choice)
-                .map_err(|e| {
-                    Error::new(format!(
-                        "choice is not 'local', 'remote' or a JSON object of column values: {e}"
-                    ))
-                })?
-                .into_iter()
-                .map(|(c, v)| {
-                    table
-                        .column(&c)
-                        .map(|name| (name.to_string(), v))
-                        .ok_or_else(|| {
-                            Error::new(format!("table {:?} has no column {c:?}", table.name))
-                        })
-                })
-                .collect::<Result<_>>()?,
-        ),
+    let devices = Devices::load(conn)?;
+    let contexts = Contexts::load(conn)?;
+    let (local, forms) = (LocalOps::load(conn)?, Forms::load(conn)?);
+    let reader = RowReader {
+        devices: &devices,
+        local: &local,
+        forms: &forms,
+    };
+    // every op on the row, the local ops written since the last import included
+    let folded = log::state(conn, "folded")?;
+    let (ops, _) = reader.ops(conn, &table, &key_blob, Some(folded))?;
+    let order = Order {
+        devices: &devices,
+        contexts: &contexts,
+    };
+    let position = |(device, seq): (i64, u64)| {
+        ops.iter()
+            .position(|o| devices.idx(&o.device) == Some(device) && o.seq == seq)
+            .ok_or_else(|| Error::new("damaged conflict record (a side's op is missing)"))
+    };
+    let (e, l) = (position(earlier)?, position(later)?);
+    if let Some(k) = (0..ops.len()).find(|&k| {
+        k != e && k != l && order.follows(&ops[k], &ops[e]) && order.follows(&ops[k], &ops[l])
+    }) {
+        return Err(Error::new(format!(
+            "conflict {} is already resolved: op {} of device {} wrote its row after seeing \
+             both sides; nothing was written (to change the row now, write it as usual)",
+            hex(&id),
+            ops[k].seq,
+            hex(&ops[k].device)
+        )));
+    }
+    let (local_side, remote_side) = if later_is_local(earlier.0, later.0) {
+        (l, e)
+    } else {
+        (e, l)
+    };
+    let absent = merge::row_state(&ops, &order) == RowState::Absent;
+    let target: Option<Vec<(String, Value)>> = match choice {
+        "local" | "remote" => {
+            let side = if choice == "local" {
+                local_side
+            } else {
+                remote_side
+            };
+            if ops[side].kind == op::DELETE {
+                None
+            } else if absent {
+                Some(merge::revived(&ops, side, &order))
+            } else {
+                Some(
+                    ops[side]
+                        .cells
+                        .iter()
+                        .filter(|(c, _)| columns.contains(c))
+                        .cloned()
+                        .collect(),
+                )
+            }
+        }
+        json => {
+            let chosen = chosen_values(&table, json)?;
+            if absent {
+                // the row comes back as the side that kept it shows it, with the chosen values
+                let keeper = if ops[e].kind == op::DELETE { l } else { e };
+                let mut row = merge::revived(&ops, keeper, &order);
+                for (c, v) in chosen {
+                    match row.iter_mut().find(|(name, _)| *name == c) {
+                        Some(cell) => cell.1 = v,
+                        None => row.push((c, v)),
+                    }
+                }
+                Some(row)
+            } else {
+                Some(chosen)
+            }
+        }
     };
     conn.savepoint("sync_resolve", || {
         write_resolution(conn, &table, &key, target.as_deref())?;
@@ -240,25 +286,36 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     Ok(Value::Integer(1))
 }
 
-/// The cells op (`device`, `seq`) wrote, or None when it is a delete.
-fn side_cells(
-    conn: &Conn,
-    table: &SyncedTable,
-    device: i64,
-    seq: i64,
-) -> Result<Option<Vec<(String, Value)>>> {
-    let (kind, cells) = if device == SELF {
-        let op = log::LocalOps::load(conn)?.get(conn, seq as u64)?;
-        (op.kind, op.cells)
-    } else {
-        let op = crate::remote::get(conn, device, seq as u64)?
-            .ok_or_else(|| Error::new("the conflict's remote op is missing"))?;
-        (op.kind, op.cells)
-    };
-    if kind == op::DELETE {
-        return Ok(None);
+/// The columns and values of a JSON choice: at least one column, each one the table has and
+/// none of its key (a resolution writes the row in conflict, it never moves it).
+fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>> {
+    let object = crate::value::parse_json_object(json).map_err(|e| {
+        Error::new(format!(
+            "choice is not 'local', 'remote' or a JSON object of column values: {e}"
+        ))
+    })?;
+    if object.is_empty() {
+        return Err(Error::new(
+            "choice '{}' names no column: give the values of one or more columns of the row \
+             (or 'local' or 'remote')",
+        ));
     }
-    Ok(Some(table.spell(cells)))
+    let key: Vec<&str> = table.key_columns().collect();
+    object
+        .into_iter()
+        .map(|(c, v)| {
+            let name = table
+                .column(&c)
+                .ok_or_else(|| Error::new(format!("table {:?} has no column {c:?}", table.name)))?;
+            if key.contains(&name) {
+                return Err(Error::new(format!(
+                    "choice names key column {name:?}: a resolution cannot move the row to \
+                     another key (to do that, delete the row and insert the new one)"
+                )));
+            }
+            Ok((name.to_string(), v))
+        })
+        .collect()
 }
 
 /// Writes the resolution through the capture triggers; when the table already holds it (no op

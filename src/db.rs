@@ -162,6 +162,21 @@ impl Conn {
         unsafe { sqlite!(txn_state(self.db, c"main".as_ptr())) == SQLITE_TXN_WRITE }
     }
 
+    /// The path of the file behind the main database; None for an in-memory or temporary one.
+    pub fn main_file(&self) -> Option<String> {
+        // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated and
+        // the returned string (owned by SQLite, NULL or NUL-terminated) is copied at once.
+        let name = unsafe { sqlite!(db_filename(self.db, c"main".as_ptr())) };
+        if name.is_null() {
+            return None;
+        }
+        // SAFETY: not NULL, so a NUL-terminated string owned by SQLite.
+        let path = unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned();
+        (!path.is_empty()).then_some(path)
+    }
+
     /// Whether a deferred foreign-key constraint of this connection's transaction is still
     /// broken (it would fail the commit).
     pub fn deferred_foreign_keys_broken(&self) -> bool {
@@ -699,6 +714,14 @@ pub unsafe fn register_function(
         return Err(Conn { db }.error(&format!("registering {name}")));
     }
     Ok(())
+}
+
+/// The connection the entry point was given, for the length of the entry point's call.
+///
+/// # Safety
+/// `db` must be the live handle SQLite passed to the entry point.
+pub unsafe fn entry_conn(db: *mut sqlite3) -> Conn {
+    Conn { db }
 }
 
 /// Turns the outcome of the entry point into SQLite's return code, with the message in `*err`

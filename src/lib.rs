@@ -16,6 +16,7 @@ mod clock;
 mod conflicts;
 mod db;
 mod form;
+mod identity;
 mod log;
 mod merge;
 mod op;
@@ -75,6 +76,7 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_bundle_out", 2, DIRECT_ONLY,               bundle_out::sync_bundle_out),
     ("sync_bundle_in",  1, DIRECT_ONLY,               apply::sync_bundle_in),
     ("sync_resolve",    2, DIRECT_ONLY,               conflicts::sync_resolve),
+    ("sync_fork",       0, DIRECT_ONLY,               identity::sync_fork),
     // helpers of the sync_log view
     ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
     ("sync_log_pk",    -1, DETERMINISTIC | INNOCUOUS, log::sync_log_pk),
@@ -101,7 +103,15 @@ pub unsafe extern "C" fn sqlite3_sync_init(
     api: *mut sqlite3_api_routines,
 ) -> c_int {
     db::install_api(api);
-    db::entry_result(|| register_all(db), err)
+    db::entry_result(
+        || {
+            register_all(db)?;
+            // a copied database becomes a device of its own before anything writes to it
+            identity::on_load(&db::entry_conn(db));
+            Ok(())
+        },
+        err,
+    )
 }
 
 /// The same entry point under the name SQLite derives from `libsqlite_sync.so`.

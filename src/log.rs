@@ -166,6 +166,11 @@ const SCHEMA: &[&str] = &[
      BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (DELETE refused)'); END",
 ];
 
+/// The view an app trigger reads to tell a change an import makes from a local one: it shows
+/// one row while an import writes (apply/quiet.rs).
+pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(importing) AS
+     SELECT 1 FROM _sync_state WHERE name = 'importing'";
+
 /// `_sync_devices.idx` of this device.
 pub const SELF: i64 = 1;
 
@@ -278,7 +283,14 @@ pub fn sync_init(conn: &Conn, _args: &[Value]) -> Result<Value> {
             )?;
             crate::conflicts::create(conn)?;
             rebuild_log_view(conn, 0)?;
+            crate::identity::remember_file(conn)?;
+        } else {
+            require_initialized(conn)?;
+            crate::identity::check_file(conn)?;
         }
+        // a database made by an earlier build of this layout may lack it
+        conn.exec(IMPORTING_VIEW, &[])?;
+        crate::capture::first_in_line(conn)?;
         let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
         Ok(Value::Text(hex(&id)))
     })

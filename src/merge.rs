@@ -72,6 +72,24 @@ fn state_of(ops: &[RowOp], members: &[usize], causality: &impl Causality) -> Row
     if ops[top].kind == DELETE {
         return RowState::Absent;
     }
+    RowState::Present(cells_of(ops, members, top, causality))
+}
+
+/// The row as op `reviver` brings it back when it is chosen over a live delete: every column's
+/// live non-tombstone write with the greatest order key, else what `reviver`'s writer saw. (This
+/// is the state the rule gives when `reviver` is the row's top op.)
+pub fn revived(ops: &[RowOp], reviver: usize, causality: &impl Causality) -> Vec<(String, Value)> {
+    let all: Vec<usize> = (0..ops.len()).collect();
+    cells_of(ops, &all, reviver, causality)
+}
+
+/// The cells of the row that holds `members`, revived (where it must be) by `top`.
+fn cells_of(
+    ops: &[RowOp],
+    members: &[usize],
+    top: usize,
+    causality: &impl Causality,
+) -> Vec<(String, Value)> {
     let mut cells = Vec::new();
     for column in columns(ops, members) {
         let writes: Vec<usize> = members
@@ -102,7 +120,7 @@ fn state_of(ops: &[RowOp], members: &[usize], causality: &impl Causality) -> Row
         };
         cells.push((column, value.unwrap_or(Value::Null)));
     }
-    RowState::Present(cells)
+    cells
 }
 
 /// The members that no other member causally follows.
@@ -149,7 +167,9 @@ pub struct Conflict {
 
 /// Every conflict among `ops`, in a fixed order.
 pub fn conflicts(ops: &[RowOp], causality: &impl Causality) -> Vec<Conflict> {
-    let mut order: Vec<usize> = (0..ops.len()).filter(|&i| !absorbed(ops, i)).collect();
+    let mut order: Vec<usize> = (0..ops.len())
+        .filter(|&i| !absorbed(ops, i, causality))
+        .collect();
     order.sort_by_key(|&i| ops[i].order_key());
     let mut out = Vec::new();
     for (n, &a) in order.iter().enumerate() {
@@ -179,15 +199,25 @@ pub fn conflicts(ops: &[RowOp], causality: &impl Causality) -> Vec<Conflict> {
     out
 }
 
-/// A delete directly followed, on the same device, by an insert of the same row is one
-/// overwrite (what `INSERT OR REPLACE` writes with recursive triggers on): the insert writes
-/// every column again, so the delete contests nothing on its own.
-fn absorbed(ops: &[RowOp], i: usize) -> bool {
+/// A delete directly followed, on the same device and with nothing on the row seen in between,
+/// by an insert of the same row is one overwrite (what `INSERT OR REPLACE` writes with recursive
+/// triggers on): the insert writes every column again, so the delete contests nothing on its
+/// own. (An insert that followed other ops on the row too, such as a resolution that brings a
+/// deleted row back, is a write of its own, and the delete stays a side.)
+fn absorbed(ops: &[RowOp], i: usize, causality: &impl Causality) -> bool {
     let d = &ops[i];
     d.kind == DELETE
-        && ops
-            .iter()
-            .any(|o| o.kind == INSERT && o.device == d.device && o.seq == d.seq + 1)
+        && ops.iter().any(|o| {
+            o.kind == INSERT
+                && o.device == d.device
+                && o.seq == d.seq + 1
+                && !ops.iter().enumerate().any(|(k, x)| {
+                    k != i
+                        && !std::ptr::eq(x, o)
+                        && causality.follows(o, x)
+                        && !causality.follows(d, x)
+                })
+        })
 }
 
 fn contested(x: &RowOp, y: &RowOp) -> Vec<String> {

@@ -93,24 +93,6 @@ pub fn columns(alias: &str) -> String {
     format!("{alias}.lamport, {alias}.form, {alias}.vals")
 }
 
-/// The stored op (`device`, `seq`) without its deps, read on its own (not for loops).
-pub fn get(conn: &Conn, device: i64, seq: u64) -> Result<Option<Op>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {}, d.id FROM main._sync_remote r JOIN main._sync_devices d ON d.idx = r.device
-         WHERE r.device = ?1 AND r.seq = ?2",
-        columns("r")
-    ))?;
-    stmt.bind_all(&[Value::Integer(device), Value::Integer(seq as i64)])?;
-    if !stmt.step()? {
-        return Ok(None);
-    }
-    let row = [stmt.column(0)?, stmt.column(1)?, stmt.column(2)?];
-    let id = crate::clock::device_bytes(&stmt.column(3)?)?;
-    Forms::load(conn)?
-        .op((device, id), seq, &row, None)
-        .map(Some)
-}
-
 /// Rows queued before one multi-row INSERT.
 const BATCH: usize = 64;
 const INTO_REMOTE: &str =

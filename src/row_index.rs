@@ -4,8 +4,13 @@
 //! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (log.rs), so a new row
 //! costs one write, and whether a row had ops before is known from that write.
 
+use crate::clock::Devices;
 use crate::db::{Conn, Result, Stmt};
-use crate::value::Value;
+use crate::log::{LocalOps, SyncedTable, SELF};
+use crate::merge::RowOp;
+use crate::op::DELETE;
+use crate::remote::Forms;
+use crate::value::{Cells, Value};
 
 /// Every op indexed on row (?1, ?2), as (device, seq).
 pub const ROW_HISTORY: &str =
@@ -111,5 +116,73 @@ impl RowIndex {
             seen_before.push(!is_first);
         }
         Ok(seen_before)
+    }
+}
+
+/// Reads the ops on one row back, from the row index, the log and the store of received ops.
+pub struct RowReader<'a> {
+    pub devices: &'a Devices,
+    pub local: &'a LocalOps,
+    pub forms: &'a Forms,
+}
+
+impl RowReader<'_> {
+    /// Every op indexed on a row, with names as the table spells them, and the row's key; then
+    /// the local ops on it that are not indexed yet (written after `folded`), when asked.
+    pub fn ops(
+        &self,
+        conn: &Conn,
+        table: &SyncedTable,
+        key: &[u8],
+        unfolded_after: Option<u64>,
+    ) -> Result<(Vec<RowOp>, Cells)> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT r.device, r.seq, o.lamport, o.form, o.vals FROM ({ROW_HISTORY}) r
+             LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq"
+        ))?;
+        stmt.bind_all(&[Value::Integer(table.id), Value::Blob(key.to_vec())])?;
+        let mut ops = Vec::new();
+        let mut key_values = Vec::new();
+        let me = self.devices.me();
+        let row_op = |device, seq, lamport, kind, cells: Cells| RowOp {
+            device,
+            seq,
+            lamport,
+            kind,
+            cells: if kind == DELETE {
+                Vec::new()
+            } else {
+                table.spell(cells)
+            },
+        };
+        while stmt.step()? {
+            let device = stmt.column_int(0);
+            let seq = stmt.column_int(1) as u64;
+            let (kind, op_key, cells, device_id, lamport) = if device == SELF {
+                let op = self.local.get(conn, seq)?;
+                (op.kind, op.key, op.cells, me, self.local.lamport(seq))
+            } else {
+                let row = [stmt.column(2)?, stmt.column(3)?, stmt.column(4)?];
+                let op = (self.forms).op((device, self.devices.id(device)), seq, &row, None)?;
+                (op.kind, op.key, op.cells, op.device, op.lamport)
+            };
+            if key_values.is_empty() {
+                key_values = table.spell(op_key);
+            }
+            ops.push(row_op(device_id, seq, lamport, kind, cells));
+        }
+        if let Some(folded) = unfolded_after {
+            let last = crate::log::last_local_seq(conn)? as u64;
+            self.local.each(conn, folded, last, |op| {
+                if op.table_id == table.id
+                    && crate::log::row_key(op.key.iter().map(|(_, v)| v)) == key
+                {
+                    let lamport = self.local.lamport(op.seq);
+                    ops.push(row_op(me, op.seq, lamport, op.kind, op.cells));
+                }
+                Ok(())
+            })?;
+        }
+        Ok((ops, key_values))
     }
 }

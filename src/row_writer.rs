@@ -76,6 +76,49 @@ impl RowWriters {
         stmt.execute(&params)
     }
 
+    /// Whether the user row holds `state` already: absent, or present with the same value and
+    /// storage class in each of the state's cells (a REAL compares as SQL compares it, so a
+    /// column that stores `-0.0` as `0.0` holds it).
+    pub fn holds(
+        &mut self,
+        table: &SyncedTable,
+        key: &[(String, Value)],
+        state: &RowState,
+    ) -> Result<bool> {
+        let q = crate::capture::quote_ident;
+        let cells: &[(String, Value)] = match state {
+            RowState::Absent => &[],
+            RowState::Present(cells) => cells,
+        };
+        let list: Vec<String> = std::iter::once("1".to_string())
+            .chain(cells.iter().map(|(c, _)| q(c)))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM main.{} WHERE {}",
+            list.join(", "),
+            q(&table.name),
+            log::key_match(key.iter().map(|(c, _)| c.as_str()))
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
+        stmt.bind_all(&params)?;
+        let present = stmt.step()?;
+        if matches!(state, RowState::Absent) || !present {
+            return Ok(matches!(state, RowState::Absent) != present);
+        }
+        for (i, (_, want)) in cells.iter().enumerate() {
+            let have = stmt.column(i + 1)?;
+            let same = match (&have, want) {
+                (Value::Real(x), Value::Real(y)) => x == y,
+                _ => have == *want,
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Writes a row whose only op has form `form_id` (`form`) and `values`, on `table`.
     pub fn write_single(
         &mut self,

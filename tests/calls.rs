@@ -355,3 +355,42 @@ fn log_helpers_refuse_bad_arguments() {
         assert!(!err.contains("panic"), "{sql}: {err}");
     }
 }
+
+/// The functions the extension registers are exactly those the README names: the SQL
+/// reference's rows, and the helpers of the `sync_log` view.
+#[test]
+fn registered_functions_are_the_readmes() {
+    let db = device();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut registered: Vec<String> = db
+        .conn
+        .prepare("SELECT DISTINCT name FROM pragma_function_list WHERE name LIKE 'sync\\_%' ESCAPE '\\' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    registered.sort();
+    let mut named: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `sync_"))
+        .filter_map(|rest| rest.split_once('(').map(|(name, _)| format!("sync_{name}")))
+        .filter(|name| !name.contains('`'))
+        .collect();
+    for helper in [
+        "sync_op_id",
+        "sync_log_pk",
+        "sync_log_values",
+        "sync_log_op",
+    ] {
+        assert!(
+            readme.contains(&format!("`{helper}`")),
+            "{helper} is not in the README"
+        );
+        named.push(helper.to_string());
+    }
+    named.sort();
+    named.dedup();
+    assert_eq!(registered, named);
+}

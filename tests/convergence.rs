@@ -25,6 +25,23 @@ const SCHEMA: &str = "
     SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');";
 const TABLES: [&str; 3] = ["t_int", "t_text", "t_comp"];
 
+/// The app's own triggers, on every device of half the schedules: an unsynced mirror of
+/// `t_text` kept by triggers (the reference: it equals `t_text` on every device at the end),
+/// and a trigger that writes a synced column of `t_int` when `a` changes, guarded by
+/// `sync_importing` or not.
+const APP_TRIGGERS: &str = "
+    CREATE TABLE mirror(k TEXT PRIMARY KEY, a, b REAL);
+    CREATE TRIGGER mirror_ins AFTER INSERT ON t_text
+      BEGIN INSERT OR REPLACE INTO mirror VALUES (NEW.k, NEW.a, NEW.b); END;
+    CREATE TRIGGER mirror_upd AFTER UPDATE ON t_text
+      BEGIN DELETE FROM mirror WHERE k = OLD.k;
+            INSERT OR REPLACE INTO mirror VALUES (NEW.k, NEW.a, NEW.b); END;
+    CREATE TRIGGER mirror_del AFTER DELETE ON t_text
+      BEGIN DELETE FROM mirror WHERE k = OLD.k; END;";
+const TOUCH: &str = "
+    CREATE TRIGGER touch AFTER UPDATE OF a ON t_int GUARD
+      BEGIN UPDATE t_int SET c = 'touched ' || typeof(NEW.a) WHERE id = NEW.id; END;";
+
 /// A random value of every storage class, with the edge cases.
 trait RandomValue {
     fn value(&mut self) -> Value;
@@ -130,44 +147,221 @@ fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
 }
 
 /// Resolves one open conflict, if the device has any: 'local', 'remote' or values of its own.
-fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) {
-    let open: Vec<(String, String)> = conn
-        .prepare("SELECT id, columns FROM sync_conflicts WHERE NOT resolved ORDER BY id")
+/// The reference: a side that deleted the row leaves it absent, any other choice leaves it
+/// present (a row the winner deleted comes back whole), with the chosen value; a conflict that
+/// a later write of this device already resolved is refused and changes nothing.
+fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String> {
+    let open: Vec<(String, String, String, String, String, String)> = conn
+        .prepare(
+            "SELECT id, columns, table_name, pk, local_values, remote_values
+             FROM sync_conflicts WHERE NOT resolved ORDER BY id",
+        )
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .unwrap()
         .map(Result::unwrap)
         .collect();
     if open.is_empty() {
-        return;
+        return Ok(());
     }
-    let (id, columns) = &open[rng.below(open.len() as u64) as usize];
-    let choice = match rng.below(3) {
-        0 => "local".to_string(),
-        1 => "remote".to_string(),
-        _ => {
-            let first: String = conn
+    let (id, columns, table, pk, local, remote) = &open[rng.below(open.len() as u64) as usize];
+    let key_cols: Vec<String> = conn
+        .prepare("SELECT key FROM json_each(?1)")
+        .unwrap()
+        .query_map([pk], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // a JSON choice names a contested column that is not part of the key
+    let first: Option<String> = conn
+        .query_row(
+            "SELECT value FROM json_each(?1) WHERE value NOT IN (SELECT key FROM json_each(?2))",
+            [columns, pk],
+            |r| r.get(0),
+        )
+        .ok();
+    let value = rng.below(100) as i64;
+    let (choice, side, first) = match (rng.below(3), first) {
+        (2, Some(first)) => (format!("{{\"{first}\": {value}}}"), None, first),
+        (n, _) => {
+            let side = if n == 0 { local } else { remote };
+            let any: String = conn
                 .query_row("SELECT ?1 ->> '$[0]'", [columns], |r| r.get(0))
                 .unwrap();
-            format!("{{\"{first}\": {}}}", rng.below(100))
+            let name = if n == 0 { "local" } else { "remote" };
+            (name.to_string(), Some(side), any)
         }
     };
-    conn.query_row("SELECT sync_resolve(?1, ?2)", [id, &choice], |_| Ok(()))
-        .unwrap_or_else(|e| panic!("sync_resolve({id}, {choice}): {e}"));
+    let find = key_cols
+        .iter()
+        .map(|c| format!("{c} IS ?1 ->> '$.{c}'"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let row_now = |column: &str| -> Option<Value> {
+        conn.query_row(
+            &format!("SELECT {column} FROM {table} WHERE {find}"),
+            [pk],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let before = snapshot(conn);
+    match conn.query_row("SELECT sync_resolve(?1, ?2)", [id, &choice], |_| Ok(())) {
+        Err(e) if e.to_string().contains("is already resolved") => {
+            if snapshot(conn) != before {
+                return Err(format!("a refused sync_resolve({id}) changed the log"));
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(format!("sync_resolve({id}, {choice}): {e}")),
+        Ok(()) => {}
+    }
+    let expected = match side {
+        Some(values) if values == "null" => None,
+        Some(_) => Some(None),
+        None => Some(Some(Value::Integer(value))),
+    };
+    let shown = row_now(&first);
+    let ok = match (&expected, &shown) {
+        (None, None) | (Some(None), Some(_)) => true,
+        // the column's affinity may store the integer as a REAL
+        (Some(Some(Value::Integer(v))), Some(w)) => {
+            *w == Value::Integer(*v) || *w == Value::Real(*v as f64)
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(format!(
+            "sync_resolve({id}, {choice}) on {table} {pk}: expected {expected:?}, row shows \
+             {first} = {shown:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// A transaction that writes, tries to export (refused: its ops are not committed) and rolls
+/// back: nothing of it may ever reach another device.
+fn export_then_roll_back(rng: &mut Rng, device: &Device) -> Result<(), String> {
+    let conn = device.conn();
+    exec(conn, "BEGIN");
+    for _ in 0..1 + rng.below(4) {
+        random_write(rng, conn, 4);
+    }
+    let path = device.db.dir.path().join("never.bundle");
+    let refused = conn
+        .query_row(
+            "SELECT sync_bundle_out(NULL, ?1)",
+            [path.to_str().unwrap()],
+            |_| Ok(()),
+        )
+        .is_err();
+    exec(conn, "ROLLBACK");
+    if !refused || path.exists() {
+        return Err("an export inside a transaction with writes was not refused".into());
+    }
+    Ok(())
+}
+
+/// A letter in transit: from, to, the bundle, and its number (in the order written).
+type Letter = (usize, usize, PathBuf, usize);
+
+/// Every device sends to every other until nothing moves.
+fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
+    let n = devices.len();
+    for round in 0.. {
+        if round > 10 {
+            return Err("exchange does not settle".into());
+        }
+        let mut moved = false;
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    let r = devices[j]
+                        .try_import(&devices[i].bundle_for(Some(&devices[j])))
+                        .map_err(|e| format!("exchange: {}: {e}", devices[j].name))?;
+                    moved |= r.applied > 0;
+                    if r.pending > 0 && round > 3 {
+                        let name = &devices[j].name;
+                        return Err(format!("{name} keeps {} ops pending", r.pending));
+                    }
+                }
+            }
+        }
+        // a round that applied nothing may still have told a device that a peer has less
+        // than it believed (a peer put back to a backup): the next round sends it
+        if !moved && devices.iter().all(|d| d.clock() == devices[0].clock()) {
+            return Ok(());
+        }
+    }
+    unreachable!()
+}
+
+/// An older backup of device `d` put back over its file (the same inode), as after a disk
+/// failure: the bundles it wrote since the backup are lost with the disk, and before it writes
+/// again it sends a bundle to every other device and imports one from each (the recovery the
+/// README gives). Its bundle tells them what it has now, so they send again what it lost; it
+/// forks when that includes ops of its own id, and gets them back.
+fn restore(devices: &mut [Device], d: usize, backup: &std::path::Path) -> Result<(), String> {
+    devices[d].reopen_after(|path| {
+        std::fs::copy(backup, path).unwrap();
+    });
+    for other in 0..devices.len() {
+        if other != d {
+            let path = devices[d].bundle_for(Some(&devices[other]));
+            devices[other]
+                .try_import(&path)
+                .map_err(|e| format!("import of a restored device's bundle: {e}"))?;
+        }
+    }
+    for other in 0..devices.len() {
+        if other != d {
+            let path = devices[other].bundle_for(Some(&devices[d]));
+            devices[d]
+                .try_import(&path)
+                .map_err(|e| format!("import after a restore: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn run_schedule(seed: u64) -> Result<(), String> {
     let mut rng = Rng(seed);
     let n = 2 + rng.below(4) as usize;
-    let devices: Vec<Device> = (0..n)
+    let mut devices: Vec<Device> = (0..n)
         .map(|i| Device::new(&format!("d{i}"), SCHEMA))
         .collect();
+    // per device: its backup, and the number of the last letter written before it
+    let mut backups: std::collections::HashMap<usize, (PathBuf, usize)> = Default::default();
+    let mut letters = 0;
+    let app_triggers = rng.chance(50);
+    if app_triggers {
+        let guard = match rng.chance(50) {
+            true => "WHEN NOT EXISTS (SELECT 1 FROM sync_importing)",
+            false => "",
+        };
+        for d in &devices {
+            exec(d.conn(), APP_TRIGGERS);
+            exec(d.conn(), &TOUCH.replace("GUARD", guard));
+            // created after sync_enable: capture is put first in line again (README)
+            exec(d.conn(), "SELECT sync_init()");
+        }
+    }
     if rng.chance(50) {
         exec(devices[0].conn(), "PRAGMA recursive_triggers = ON");
     }
-    let mut mail: Vec<(usize, PathBuf)> = Vec::new();
+    let mut mail: Vec<Letter> = Vec::new();
     let steps = 20 + rng.below(40);
     for _ in 0..steps {
+        let n = devices.len();
         let d = rng.below(n as u64) as usize;
         match rng.below(20) {
             0..=10 => random_write(&mut rng, devices[d].conn(), 4),
@@ -181,7 +375,38 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 }
                 exec(conn, "COMMIT");
             }
-            11 => resolve_one(&mut rng, devices[d].conn()),
+            11 => resolve_one(&mut rng, devices[d].conn())?,
+            17 if rng.chance(30) => export_then_roll_back(&mut rng, &devices[d])?,
+            // a new device made by copying a device's file: it forks when the extension loads
+            18 if rng.chance(30) && n < 6 => {
+                let name = format!("d{n}");
+                let copy = Device::copied(&name, &devices[d], |path| {
+                    std::fs::copy(devices[d].db.path(), path).unwrap();
+                });
+                if copy.id() == devices[d].id() {
+                    return Err(format!(
+                        "{name}, a copy of {}, kept its id",
+                        devices[d].name
+                    ));
+                }
+                devices.push(copy);
+            }
+            19 if rng.chance(30) => match backups.remove(&d) {
+                None => {
+                    let path = devices[d]
+                        .db
+                        .dir
+                        .path()
+                        .join(format!("backup-{letters}.db"));
+                    let sql = format!("VACUUM INTO '{}'", path.display());
+                    exec(devices[d].conn(), &sql);
+                    backups.insert(d, (path, letters));
+                }
+                Some((path, before)) => {
+                    mail.retain(|&(from, _, _, number)| from != d || number <= before);
+                    restore(&mut devices, d, &path)?;
+                }
+            },
             12..=15 => {
                 let to = rng.below(n as u64) as usize;
                 let peer = if rng.chance(70) {
@@ -189,11 +414,12 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 } else {
                     None
                 };
-                mail.push((to, devices[d].bundle_for(peer)));
+                letters += 1;
+                mail.push((d, to, devices[d].bundle_for(peer), letters));
             }
             _ if !mail.is_empty() => {
                 let i = rng.below(mail.len() as u64) as usize;
-                let (to, path) = mail[i].clone();
+                let (_, to, path, _) = mail[i].clone();
                 devices[to]
                     .try_import(&path)
                     .map_err(|e| format!("import: {e}"))?;
@@ -215,29 +441,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         }
     }
     // exchange with everyone until nothing moves
-    for round in 0.. {
-        if round > 10 {
-            return Err("exchange does not settle".into());
-        }
-        let mut moved = false;
-        for i in 0..n {
-            for j in 0..n {
-                if i != j {
-                    let r = devices[j].import(&devices[i].bundle_for(Some(&devices[j])));
-                    moved |= r.applied > 0;
-                    if r.pending > 0 && round > 3 {
-                        return Err(format!(
-                            "{} keeps {} ops pending",
-                            devices[j].name, r.pending
-                        ));
-                    }
-                }
-            }
-        }
-        if !moved {
-            break;
-        }
-    }
+    exchange_until_quiet(&devices)?;
     for d in &devices {
         let pending: i64 = d
             .conn()
@@ -261,6 +465,18 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             c.len(),
             first.clock()
         );
+    }
+    if app_triggers {
+        for d in &devices {
+            let mirror = d.dump("mirror");
+            if mirror != d.dump("t_text") {
+                return Err(format!(
+                    "{}: the app's mirror of t_text is wrong: {mirror:?} vs {:?}",
+                    d.name,
+                    d.dump("t_text")
+                ));
+            }
+        }
     }
     for other in &devices[1..] {
         for table in TABLES {

@@ -76,10 +76,15 @@ fn open_checked(path: &Path) -> Connection {
     conn
 }
 
+/// Puts `from`'s content in `to`. The main file is written over in place: it keeps its inode,
+/// so the database is still the file its device id lives in and does not fork when the
+/// extension loads (a copy to a new file would: identity.rs).
 fn copy_db(from: &Path, to: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let (f, t) = (with_suffix(from, suffix), with_suffix(to, suffix));
-        let _ = std::fs::remove_file(&t);
+        if !suffix.is_empty() {
+            let _ = std::fs::remove_file(&t);
+        }
         if f.exists() {
             std::fs::copy(&f, &t).unwrap();
         }
@@ -116,12 +121,16 @@ fn killed_imports_leave_the_database_before_or_after() {
         let pristine = b.db.dir.path().join("pristine.db");
         exec(b.conn(), &format!("VACUUM INTO '{}'", pristine.display()));
         let work = b.db.dir.path().join("work.db");
-        let before = whole_state(&open_checked(&pristine));
         copy_db(&pristine, &work);
+        // work.db is a copy: it forks when the extension first loads on it, and from then on
+        // pristine.db holds its content (the pristine file itself is never opened with the
+        // extension again)
+        drop(open_checked(&work));
         if mode == "WAL" {
             exec(&open_checked(&work), "PRAGMA journal_mode = WAL");
-            copy_db(&work, &pristine);
         }
+        copy_db(&work, &pristine);
+        let before = whole_state(&open_checked(&work));
         // the whole import, timed, gives the state after it
         let start = Instant::now();
         run_child(&work, &bundle, "in", None);

@@ -183,7 +183,10 @@ fn a_parent_deleted_while_its_child_is_edited_names_the_row() {
         "INSERT INTO list VALUES (1, 'groceries'); INSERT INTO item VALUES (11, 1, 'milk');",
     );
     b.import(&a.bundle_for(Some(&b)));
-    exec(a.conn(), "DELETE FROM item WHERE id = 11; DELETE FROM list WHERE id = 1;");
+    exec(
+        a.conn(),
+        "DELETE FROM item WHERE id = 11; DELETE FROM list WHERE id = 1;",
+    );
     // b edits twice: its update's Lamport time is above a's delete, so the edit wins the row
     exec(
         b.conn(),

@@ -270,6 +270,30 @@ impl Device {
         }
     }
 
+    /// A device made by copying `from`'s file with `copy` (which writes the new file at the
+    /// path it is given), then opened with the extension loaded.
+    pub fn copied(name: &str, from: &Device, copy: impl FnOnce(&std::path::Path)) -> Device {
+        let dir = tempdir::Dir::new();
+        let path = dir.path().join("test.db");
+        copy(&path);
+        let conn = Connection::open(&path).unwrap();
+        load(&conn);
+        let _ = from;
+        Device {
+            db: TestDb { dir, conn },
+            name: name.to_string(),
+        }
+    }
+
+    /// Closes the device's connection, runs `f` on its file, and opens it again with the
+    /// extension loaded.
+    pub fn reopen_after(&mut self, f: impl FnOnce(&std::path::Path)) {
+        self.db.conn = Connection::open_in_memory().unwrap();
+        f(&self.db.path());
+        self.db.conn = Connection::open(self.db.path()).unwrap();
+        load(&self.db.conn);
+    }
+
     pub fn conn(&self) -> &Connection {
         &self.db.conn
     }

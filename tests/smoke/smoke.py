@@ -15,4 +15,20 @@ db.commit()
 rows = db.execute('SELECT kind, pk, "values" FROM sync_log').fetchall()
 assert rows == [("insert", '{"id":1}', '{"id":1,"body":"héllo","data":{"blob":"00ff"}}')], rows
 assert db.execute("SELECT sync_clock()").fetchone()[0] == '{"%s":1}' % device
+
+# The driver opens a transaction before an INSERT: an export before commit() is refused, says
+# what to do, and the ops leave once committed.
+import os, tempfile
+folder = tempfile.mkdtemp()
+bundle = os.path.join(folder, "a.bundle")
+db.execute("INSERT INTO notes VALUES (2, 'not committed yet', NULL)")
+try:
+    db.execute("SELECT sync_bundle_out(NULL, ?)", (bundle,))
+    raise AssertionError("an export before commit() was not refused")
+except sqlean.OperationalError as e:
+    assert "COMMIT (or ROLLBACK) first" in str(e), e
+assert not os.path.exists(bundle)
+db.commit()
+out = db.execute("SELECT sync_bundle_out(NULL, ?) ->> '$.ops'", (bundle,)).fetchone()[0]
+assert out == 2, out
 print("ok   smoke/python (SQLite %s)" % sqlean.sqlite_version)

@@ -21,6 +21,7 @@ use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::log::{self, LocalOps, SyncedTable, SELF};
 use crate::merge::{self, RowOp, RowState};
+use crate::op::DELETE;
 use crate::remote::{self, Appender, Forms};
 use crate::row_index::{self, Entry, RowIndex, RowReader, ROW_HISTORY};
 use crate::row_writer::RowWriters;
@@ -532,9 +533,8 @@ impl Import<'_> {
         let ops = std::mem::take(&mut self.batch_ops);
         let seen_before = self.rows.add_many(&entries)?;
         let mut new_rows: Vec<(i64, &[Value], &Entry)> = Vec::with_capacity(entries.len());
-        let one_by_one = self.quiet.app_triggers_fire();
         for ((entry, (form_id, values)), seen) in entries.iter().zip(&ops).zip(seen_before) {
-            if seen || one_by_one {
+            if seen {
                 self.touched.insert((entry.0, entry.1.clone()));
             } else {
                 new_rows.push((*form_id, values, entry));
@@ -560,6 +560,35 @@ impl Import<'_> {
                     }
                 }
                 other => other?,
+            }
+        }
+        if self.quiet.app_triggers_fire() {
+            self.put_back_new_rows(&new_rows)?;
+        }
+        Ok(())
+    }
+
+    /// After the app's triggers fired for new rows: a row one of them changed on the way is put
+    /// back to what its op says (see `write_row`). Rows left for settling are settled later.
+    fn put_back_new_rows(&mut self, rows: &[(i64, &[Value], &Entry)]) -> Result<()> {
+        for &(form_id, values, entry) in rows {
+            if self.touched.contains(&(entry.0, entry.1.clone())) {
+                continue;
+            }
+            let form = self.forms.get(form_id)?;
+            let table = find_table(self.tables, &form.table)?;
+            let spell = |pairs: &mut dyn Iterator<Item = (&String, &Value)>| -> Cells {
+                table.spell(pairs.map(|(c, v)| (c.clone(), v.clone())).collect())
+            };
+            let key = spell(&mut form.key_cells(values));
+            let state = match form.kind {
+                DELETE => RowState::Absent,
+                _ => RowState::Present(spell(&mut form.cells(values))),
+            };
+            if !self.writers.holds(table, &key, &state)? {
+                let writers = &mut self.writers;
+                self.quiet
+                    .untriggered(|| writers.write(table, &key, &state))?;
             }
         }
         Ok(())

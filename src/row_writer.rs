@@ -32,6 +32,8 @@ pub struct RowWriters {
     conn: Conn,
     by_columns: HashMap<u64, Stmt>,
     by_form: HashMap<i64, SingleWriter>,
+    /// Statements that read a row back (`holds`), by table and columns
+    readers: HashMap<u64, Stmt>,
 }
 
 impl RowWriters {
@@ -40,6 +42,7 @@ impl RowWriters {
             conn: *conn,
             by_columns: HashMap::new(),
             by_form: HashMap::new(),
+            readers: HashMap::new(),
         }
     }
 
@@ -90,33 +93,44 @@ impl RowWriters {
             RowState::Absent => &[],
             RowState::Present(cells) => cells,
         };
-        let list: Vec<String> = std::iter::once("1".to_string())
-            .chain(cells.iter().map(|(c, _)| q(c)))
-            .collect();
-        let sql = format!(
-            "SELECT {} FROM main.{} WHERE {}",
-            list.join(", "),
-            q(&table.name),
-            log::key_match(key.iter().map(|(c, _)| c.as_str()))
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut h = DefaultHasher::new();
+        (table.id, "holds").hash(&mut h);
+        key.iter().chain(cells).for_each(|(c, _)| c.hash(&mut h));
+        let slot = h.finish();
+        if !self.readers.contains_key(&slot) {
+            let list: Vec<String> = std::iter::once("1".to_string())
+                .chain(cells.iter().map(|(c, _)| q(c)))
+                .collect();
+            let sql = format!(
+                "SELECT {} FROM main.{} WHERE {}",
+                list.join(", "),
+                q(&table.name),
+                log::key_match(key.iter().map(|(c, _)| c.as_str()))
+            );
+            self.readers.insert(slot, self.conn.prepare(&sql)?);
+        }
+        let stmt = self.readers.get_mut(&slot).expect("just cached");
         let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
         stmt.bind_all(&params)?;
-        let present = stmt.step()?;
-        if matches!(state, RowState::Absent) || !present {
-            return Ok(matches!(state, RowState::Absent) != present);
-        }
-        for (i, (_, want)) in cells.iter().enumerate() {
-            let have = stmt.column(i + 1)?;
-            let same = match (&have, want) {
-                (Value::Real(x), Value::Real(y)) => x == y,
-                _ => have == *want,
-            };
-            if !same {
-                return Ok(false);
+        let result = (|| {
+            let present = stmt.step()?;
+            if matches!(state, RowState::Absent) || !present {
+                return Ok(matches!(state, RowState::Absent) != present);
             }
-        }
-        Ok(true)
+            for (i, (_, want)) in cells.iter().enumerate() {
+                let have = stmt.column(i + 1)?;
+                let same = match (&have, want) {
+                    (Value::Real(x), Value::Real(y)) => x == y,
+                    _ => have == *want,
+                };
+                if !same {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })();
+        stmt.reset();
+        result
     }
 
     /// Writes a row whose only op has form `form_id` (`form`) and `values`, on `table`.

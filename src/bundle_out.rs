@@ -19,8 +19,9 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
         // its ops may still roll back, and so may ops and clocks an import in it brought: a
         // peer must never hold an op (or believe this device holds one) that does not exist
         return Err(Error::new(
-            "this connection's transaction has writes that are not committed yet (its ops \
-             must not leave the device): COMMIT (or ROLLBACK) first, then export",
+            "this connection holds a write transaction (it has written, or began with BEGIN \
+             IMMEDIATE): ops that are not committed must not leave the device; COMMIT (or \
+             ROLLBACK) first, then export",
         ));
     }
     crate::identity::check_file(conn)?;

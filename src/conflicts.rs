@@ -178,6 +178,10 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     let choice = args[1].as_text().ok_or_else(|| {
         Error::new("expects 'local', 'remote' or a JSON object as its second argument")
     })?;
+    // the records of rows written here since the last import are brought up to date first (a
+    // write that follows both sides of a conflict resolves it): they stay so, also when this
+    // call is refused
+    conn.savepoint("sync_resolve_records", || crate::apply::fold_local(conn))?;
     let mut stmt = conn.prepare(
         "SELECT table_id, key, columns, earlier_device, earlier_seq, later_device, later_seq
          FROM main._sync_conflicts WHERE id = ?1",
@@ -278,10 +282,9 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     };
     conn.savepoint("sync_resolve", || {
         write_resolution(conn, &table, &key, target.as_deref())?;
-        conn.exec(
-            "UPDATE main._sync_conflicts SET resolved = 1 WHERE id = ?1",
-            &[Value::Blob(id.clone())],
-        )
+        // every record of the row: the resolution follows the sides of this conflict, and of
+        // any other conflict on the row it saw
+        crate::apply::fold_local(conn)
     })?;
     Ok(Value::Integer(1))
 }

@@ -162,6 +162,12 @@ impl Conn {
         unsafe { sqlite!(txn_state(self.db, c"main".as_ptr())) == SQLITE_TXN_WRITE }
     }
 
+    /// Whether the main database is open read-only.
+    pub fn is_readonly(&self) -> bool {
+        // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated.
+        unsafe { sqlite!(db_readonly(self.db, c"main".as_ptr())) == 1 }
+    }
+
     /// The path of the file behind the main database; None for an in-memory or temporary one.
     pub fn main_file(&self) -> Option<String> {
         // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated and

@@ -73,6 +73,9 @@ pub fn check_file(conn: &Conn) -> Result<bool> {
     let Some(now) = file_identity(conn) else {
         return Ok(false);
     };
+    if conn.is_readonly() {
+        return Ok(false); // it writes nothing, so it cannot write a second history either
+    }
     let stored = conn.query_value(
         "SELECT value FROM main._sync_state WHERE name = 'file'",
         &[],

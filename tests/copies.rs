@@ -319,3 +319,31 @@ fn a_fork_after_an_import_gives_the_imported_context_to_the_new_device() {
         assert_eq!(d.dump("t"), b.dump("t"));
     }
 }
+
+/// A copy opened read-only cannot write a second history, so it does not fork: it exports the
+/// ops it holds, which are the original's.
+#[test]
+fn a_copy_opened_read_only_exports_without_forking() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    let dir = tempdir::Dir::new();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(a.db.path(), &copy).unwrap();
+    let ro =
+        rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    load(&ro);
+    let id: String = ro
+        .query_row("SELECT sync_device_id()", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(id, a.id());
+    let path = dir.path().join("ro.bundle");
+    ro.query_row(
+        "SELECT sync_bundle_out(NULL, ?1)",
+        [path.to_str().unwrap()],
+        |_| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(b.import(&path).applied, 1);
+    assert_eq!(b.dump("t"), a.dump("t"));
+}

@@ -235,6 +235,9 @@ fn a_revived_row_keeps_a_third_devices_concurrent_edit_of_another_column() {
         .unwrap();
     exec(a.conn(), &format!("SELECT sync_resolve('{id}', 'remote')"));
     assert_eq!(a.dump("l")[0], vec![int(1), int(11), int(3)]);
+    // the resolution follows the sides of the other conflict on the row too
+    assert_eq!(a.conflicts().len(), 2);
+    assert!(a.conflicts().iter().all(|c| c.7 == 1));
     send(&a, &b);
     send(&a, &c);
     assert_eq!(b.dump("l"), a.dump("l"));
@@ -283,6 +286,8 @@ fn a_later_edit_after_both_sides_counts_as_resolving_even_before_an_import() {
     let err = call(b.conn(), &format!("SELECT sync_resolve('{id}', 'remote')")).unwrap_err();
     assert!(err.contains("is already resolved"), "{err}");
     assert_eq!(b.dump("t"), vec![vec![int(1), text("typed by hand")]]);
+    // the record says so from then on, though no import ran
+    assert!(b.conflicts().iter().all(|c| c.7 == 1));
 }
 
 #[test]

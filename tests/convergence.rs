@@ -5,7 +5,9 @@
 //! clock, and nothing pending.
 //!
 //! `fixed_seed_schedules` runs SCHEDULES schedules from a fixed seed; `random_seed_schedules`
-//! runs new seeds for RANDOM_SECONDS. A failure prints the seed that reproduces it:
+//! runs new seeds for RANDOM_SECONDS (or `SYNC_SOAK_SECONDS`, for a soak outside `make test`:
+//! `SYNC_SOAK_SECONDS=600 cargo test --release --test convergence random_seed_schedules --
+//! --nocapture` prints how many schedules it ran). A failure prints the seed that reproduces it:
 //! `SYNC_SEED=<seed> cargo test --release --test convergence one_seed -- --nocapture`.
 
 mod common;
@@ -531,10 +533,15 @@ fn random_seed_schedules() {
         .unwrap()
         .as_nanos() as u64;
     let mut i: u64 = 0;
-    while start.elapsed() < Duration::from_secs(RANDOM_SECONDS) {
+    let seconds = std::env::var("SYNC_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(RANDOM_SECONDS);
+    while start.elapsed() < Duration::from_secs(seconds) {
         check(base.wrapping_add(i.wrapping_mul(0x9E3779B97F4A7C15)));
         i += 1;
     }
+    eprintln!("random_seed_schedules: {i} schedules in {seconds} s, base seed {base}");
 }
 
 #[test]

@@ -75,6 +75,10 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 if op.device[..] == me[..] {
                     claimed = claimed.max(op.seq);
                 }
+                // an op that saw ops of this device's id beyond its log is evidence too
+                for dep in op.deps.iter().filter(|dep| dep.0[..] == me[..]) {
+                    claimed = claimed.max(dep.1);
+                }
                 validate(&op)
             })
             .map_err(in_bundle)?;
@@ -650,10 +654,9 @@ impl Import<'_> {
         if !self.quiet.app_triggers_fire() {
             return self.writers.write(table, key, state);
         }
-        if self.writers.holds(table, key, state)? {
+        if !self.writers.write_as_app(table, key, state)? {
             return Ok(());
         }
-        self.writers.write(table, key, state)?;
         if !self.writers.holds(table, key, state)? {
             let writers = &mut self.writers;
             self.quiet

@@ -250,7 +250,8 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
             if ops[side].kind == op::DELETE {
                 None
             } else if absent {
-                Some(merge::revived(&ops, side, &order))
+                let deleted = if side == e { l } else { e };
+                Some(merge::revived(&ops, side, deleted, &order))
             } else {
                 Some(
                     ops[side]
@@ -266,8 +267,12 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
             let chosen = chosen_values(&table, json)?;
             if absent {
                 // the row comes back as the side that kept it shows it, with the chosen values
-                let keeper = if ops[e].kind == op::DELETE { l } else { e };
-                let mut row = merge::revived(&ops, keeper, &order);
+                let (keeper, deleted) = if ops[e].kind == op::DELETE {
+                    (l, e)
+                } else {
+                    (e, l)
+                };
+                let mut row = merge::revived(&ops, keeper, deleted, &order);
                 for (c, v) in chosen {
                     match row.iter_mut().find(|(name, _)| *name == c) {
                         Some(cell) => cell.1 = v,

@@ -75,12 +75,17 @@ fn state_of(ops: &[RowOp], members: &[usize], causality: &impl Causality) -> Row
     RowState::Present(cells_of(ops, members, top, causality))
 }
 
-/// The row as op `reviver` brings it back when it is chosen over a live delete: every column's
-/// live non-tombstone write with the greatest order key, else what `reviver`'s writer saw. (This
-/// is the state the rule gives when `reviver` is the row's top op.)
-pub fn revived(ops: &[RowOp], reviver: usize, causality: &impl Causality) -> Vec<(String, Value)> {
-    let all: Vec<usize> = (0..ops.len()).collect();
-    cells_of(ops, &all, reviver, causality)
+/// The row as op `reviver` brings it back when it is chosen over the live delete `deleted`: the
+/// row the rule shows without that delete, revived by `reviver`: every column's live
+/// non-tombstone write with the greatest order key, else what `reviver`'s writer saw.
+pub fn revived(
+    ops: &[RowOp],
+    reviver: usize,
+    deleted: usize,
+    causality: &impl Causality,
+) -> Vec<(String, Value)> {
+    let others: Vec<usize> = (0..ops.len()).filter(|&i| i != deleted).collect();
+    cells_of(ops, &others, reviver, causality)
 }
 
 /// The cells of the row that holds `members`, revived (where it must be) by `top`.

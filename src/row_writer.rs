@@ -32,7 +32,8 @@ pub struct RowWriters {
     conn: Conn,
     by_columns: HashMap<u64, Stmt>,
     by_form: HashMap<i64, SingleWriter>,
-    /// Statements that read a row back (`holds`), by table and columns
+    /// Statements that read a row back (`holds`) or update it (`write_as_app`), by table and
+    /// columns
     readers: HashMap<u64, Stmt>,
 }
 
@@ -80,14 +81,85 @@ impl RowWriters {
     }
 
     /// Whether the user row holds `state` already: absent, or present with the same value and
-    /// storage class in each of the state's cells (a REAL compares as SQL compares it, so a
-    /// column that stores `-0.0` as `0.0` holds it).
+    /// storage class (and bits, for a REAL) in each of the state's cells.
     pub fn holds(
         &mut self,
         table: &SyncedTable,
         key: &[(String, Value)],
         state: &RowState,
     ) -> Result<bool> {
+        self.read_back(table, key, state).map(|(_, holds)| holds)
+    }
+
+    /// Makes the user row hold `state` as the app's own write would: an UPDATE of the state's
+    /// cells when the row is there (so the app's triggers see an update, not an insert), else
+    /// `write`; nothing when it holds the state already. Returns whether it wrote.
+    pub fn write_as_app(
+        &mut self,
+        table: &SyncedTable,
+        key: &[(String, Value)],
+        state: &RowState,
+    ) -> Result<bool> {
+        let (present, holds) = self.read_back(table, key, state)?;
+        match state {
+            _ if holds => return Ok(false),
+            RowState::Present(cells) if present => self.update(table, key, cells)?,
+            _ => self.write(table, key, state)?,
+        }
+        Ok(true)
+    }
+
+    /// `UPDATE` of the non-key cells of an existing row.
+    fn update(
+        &mut self,
+        table: &SyncedTable,
+        key: &[(String, Value)],
+        cells: &[(String, Value)],
+    ) -> Result<()> {
+        let q = crate::capture::quote_ident;
+        let others: Vec<&(String, Value)> = cells
+            .iter()
+            .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        let mut h = DefaultHasher::new();
+        (table.id, "update").hash(&mut h);
+        key.iter()
+            .chain(others.iter().copied())
+            .for_each(|(c, _)| c.hash(&mut h));
+        let slot = h.finish();
+        if !self.readers.contains_key(&slot) {
+            let sets: Vec<String> = others
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| format!("{} = ?{}", q(c), key.len() + i + 1))
+                .collect();
+            let sql = format!(
+                "UPDATE main.{} SET {} WHERE {}",
+                q(&table.name),
+                sets.join(", "),
+                log::key_match(key.iter().map(|(c, _)| c.as_str()))
+            );
+            self.readers.insert(slot, self.conn.prepare(&sql)?);
+        }
+        let params: Vec<Value> = key
+            .iter()
+            .chain(others.iter().copied())
+            .map(|(_, v)| v.clone())
+            .collect();
+        let stmt = self.readers.get_mut(&slot).expect("just cached");
+        stmt.execute(&params)
+    }
+
+    /// Reads a user row back: whether it is there, and whether it holds `state`.
+    fn read_back(
+        &mut self,
+        table: &SyncedTable,
+        key: &[(String, Value)],
+        state: &RowState,
+    ) -> Result<(bool, bool)> {
         let q = crate::capture::quote_ident;
         let cells: &[(String, Value)] = match state {
             RowState::Absent => &[],
@@ -115,19 +187,20 @@ impl RowWriters {
         let result = (|| {
             let present = stmt.step()?;
             if matches!(state, RowState::Absent) || !present {
-                return Ok(matches!(state, RowState::Absent) != present);
+                return Ok((present, matches!(state, RowState::Absent) != present));
             }
             for (i, (_, want)) in cells.iter().enumerate() {
                 let have = stmt.column(i + 1)?;
+                // exact, -0.0 included: a skipped write must leave what a write would
                 let same = match (&have, want) {
-                    (Value::Real(x), Value::Real(y)) => x == y,
+                    (Value::Real(x), Value::Real(y)) => x.to_bits() == y.to_bits(),
                     _ => have == *want,
                 };
                 if !same {
-                    return Ok(false);
+                    return Ok((true, false));
                 }
             }
-            Ok(true)
+            Ok((true, true))
         })();
         stmt.reset();
         result

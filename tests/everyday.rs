@@ -531,3 +531,60 @@ fn capture_records_a_write_before_the_app_trigger_that_follows_it() {
         "the trigger ran last"
     );
 }
+
+/// The revived row is the row the merge shows without the winning delete: an edit the delete
+/// had seen and overwritten (c's q = 3) comes back with it.
+#[test]
+fn a_revived_row_is_the_row_without_the_winning_delete() {
+    let (a, b, c) = (
+        Device::new("a", L),
+        Device::new("b", L),
+        Device::new("c", L),
+    );
+    exec(a.conn(), "INSERT INTO l VALUES (1, 1, 1)");
+    send(&a, &b);
+    send(&a, &c);
+    exec(c.conn(), "UPDATE l SET q = 3 WHERE id = 1");
+    send(&c, &b);
+    exec(b.conn(), "DELETE FROM l WHERE id = 1");
+    exec(a.conn(), "UPDATE l SET inv = 2 WHERE id = 1");
+    send(&b, &a);
+    assert_eq!(a.dump("l"), Vec::<Vec<Value>>::new(), "the delete won");
+    exec(
+        a.conn(),
+        &format!("SELECT sync_resolve('{}', 'local')", conflict_id(&a)),
+    );
+    assert_eq!(a.dump("l"), vec![vec![int(1), int(2), int(3)]]);
+    send(&a, &b);
+    send(&a, &c);
+    send(&b, &c);
+    assert_eq!(b.dump("l"), a.dump("l"));
+    assert_eq!(c.dump("l"), a.dump("l"));
+}
+
+/// An imported change of a row that is there reaches the app's triggers as an UPDATE (no
+/// BEFORE INSERT trigger sees it), as the app's own UPDATE would.
+#[test]
+fn an_imported_update_fires_update_triggers_not_insert_triggers() {
+    let schema = "
+        CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+        CREATE TABLE audit(n INTEGER PRIMARY KEY, what TEXT);
+        CREATE TRIGGER notes_bi BEFORE INSERT ON notes
+          BEGIN INSERT INTO audit(what) VALUES ('before insert ' || NEW.id); END;
+        CREATE TRIGGER notes_bu BEFORE UPDATE ON notes
+          BEGIN INSERT INTO audit(what) VALUES ('before update ' || NEW.id); END;
+        SELECT sync_enable('notes');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(a.conn(), "INSERT INTO notes VALUES (1, 'x')");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE notes SET body = 'y' WHERE id = 1");
+    send(&a, &b);
+    assert_eq!(b.dump("audit"), a.dump("audit"));
+    assert_eq!(
+        b.dump("audit"),
+        vec![
+            vec![int(1), text("before insert 1")],
+            vec![int(2), text("before update 1")]
+        ]
+    );
+}

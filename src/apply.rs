@@ -164,6 +164,26 @@ fn validate(op: &Packed) -> Result<()> {
     Ok(())
 }
 
+/// Whether `op` (of bundle form `form`) is the op held here with `here_form`, `lamport`,
+/// `values` and `deps`: the same canonical encoding (the compact forms may differ, as two
+/// writers may alias differently).
+fn same_op(
+    op: &Packed,
+    form: &Form,
+    here_form: &Form,
+    lamport: u64,
+    values: &[Value],
+    deps: &[crate::op::Dep],
+) -> bool {
+    let canonical = |form: &Form, lamport: u64, values: &[Value]| {
+        let mut out = Vec::new();
+        form.write_canonical(&mut out, &op.device, op.seq, lamport, &op.deps, values);
+        out
+    };
+    deps == op.deps
+        && canonical(here_form, lamport, values) == canonical(form, op.lamport, &op.values)
+}
+
 /// The error for two different ops under one device id and seq.
 fn two_histories(seq: u64, device: &[u8]) -> String {
     format!(
@@ -442,26 +462,23 @@ impl Import<'_> {
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(op.seq as i64)],
         )?;
-        let canonical = |form: &Form, lamport: u64, values: &[Value]| {
-            let mut out = Vec::new();
-            form.write_canonical(&mut out, &op.device, op.seq, lamport, &op.deps, values);
-            out
-        };
         let same = match stored.as_deref() {
             Some([Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)]) => {
                 let stored_form = self.forms.get(*form_id)?;
                 let stored_values = stored_form.unpack(&mut &vals[..])?;
-                canonical(stored_form, *lamport as u64, &stored_values)
-                    == canonical(form, op.lamport, &op.values)
-                    && remote::deps_of(&self.contexts, &self.devices, device, op.seq) == op.deps
+                let deps = remote::deps_of(&self.contexts, &self.devices, device, op.seq);
+                same_op(
+                    op,
+                    form,
+                    stored_form,
+                    *lamport as u64,
+                    &stored_values,
+                    &deps,
+                )
             }
             _ => false,
         };
-        if !same {
-            return Err(Error::new(two_histories(op.seq, &op.device)));
-        }
-        self.outcome.duplicates += 1;
-        Ok(())
+        self.count_duplicate(op, same)
     }
 
     /// Counts one of this device's own ops coming back, after checking it is the op this
@@ -473,32 +490,21 @@ impl Import<'_> {
             device: op.device,
             seq: op.seq,
             lamport,
-            deps: remote::deps_of(&self.contexts, &self.devices, SELF, op.seq),
+            deps: Vec::new(),
             table: mine.table,
             kind: mine.kind,
             key: mine.key,
             cells: mine.cells,
         };
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         let my_form = Form::of(&mine);
-        let deps = mine.deps.clone();
-        my_form.write_canonical(
-            &mut ours,
-            &op.device,
-            op.seq,
-            lamport,
-            &deps,
-            &my_form.values_of(mine),
-        );
-        form.write_canonical(
-            &mut theirs,
-            &op.device,
-            op.seq,
-            op.lamport,
-            &op.deps,
-            &op.values,
-        );
-        if ours != theirs {
+        let deps = remote::deps_of(&self.contexts, &self.devices, SELF, op.seq);
+        let same = same_op(op, form, &my_form, lamport, &my_form.values_of(mine), &deps);
+        self.count_duplicate(op, same)
+    }
+
+    /// Counts an op already here when it is the same op (`same`); refuses it otherwise.
+    fn count_duplicate(&mut self, op: &Packed, same: bool) -> Result<()> {
+        if !same {
             return Err(Error::new(two_histories(op.seq, &op.device)));
         }
         self.outcome.duplicates += 1;
@@ -589,11 +595,17 @@ impl Import<'_> {
                 DELETE => RowState::Absent,
                 _ => RowState::Present(spell(&mut form.cells(values))),
             };
-            if !self.writers.holds(table, &key, &state)? {
-                let writers = &mut self.writers;
-                self.quiet
-                    .untriggered(|| writers.write(table, &key, &state))?;
-            }
+            self.put_back(table, &key, &state)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `state` again, with triggers off, when an app trigger changed the row on the way.
+    fn put_back(&mut self, table: &SyncedTable, key: &Cells, state: &RowState) -> Result<()> {
+        if !self.writers.holds(table, key, state)? {
+            let writers = &mut self.writers;
+            self.quiet
+                .untriggered(|| writers.write(table, key, state))?;
         }
         Ok(())
     }
@@ -657,12 +669,7 @@ impl Import<'_> {
         if !self.writers.write_as_app(table, key, state)? {
             return Ok(());
         }
-        if !self.writers.holds(table, key, state)? {
-            let writers = &mut self.writers;
-            self.quiet
-                .untriggered(|| writers.write(table, key, state))?;
-        }
-        Ok(())
+        self.put_back(table, key, state)
     }
 
     /// Names a row and the op that decides its state, for an error about the row.
@@ -735,7 +742,7 @@ impl Import<'_> {
             local: &self.local,
             forms: &self.forms,
         };
-        reader.ops(&self.conn, table, key, None)
+        reader.ops(&self.conn, table, key)
     }
 
     /// Stores the new clock, this device's next context and Lamport epoch, before rows are

@@ -210,9 +210,8 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         local: &local,
         forms: &forms,
     };
-    // every op on the row, the local ops written since the last import included
-    let folded = log::state(conn, "folded")?;
-    let (ops, _) = reader.ops(conn, &table, &key_blob, Some(folded))?;
+    // every op on the row: fold_local above indexed the local ops written since the last import
+    let (ops, _) = reader.ops(conn, &table, &key_blob)?;
     let order = Order {
         devices: &devices,
         contexts: &contexts,

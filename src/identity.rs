@@ -98,10 +98,8 @@ pub fn require_device(conn: &Conn) -> Result<()> {
 /// When the extension loads into a connection to a device's file: the check above, best
 /// effort (a read-only or busy database is checked again by the next call that writes).
 pub fn on_load(conn: &Conn) {
-    if let Ok(true) = log::is_initialized(conn) {
-        if log::require_initialized(conn).is_ok() && conn.is_autocommit() {
-            let _ = check_file(conn);
-        }
+    if conn.is_autocommit() && log::require_initialized(conn).is_ok() {
+        let _ = check_file(conn);
     }
 }
 

@@ -285,8 +285,7 @@ pub fn sync_init(conn: &Conn, _args: &[Value]) -> Result<Value> {
             rebuild_log_view(conn, 0)?;
             crate::identity::remember_file(conn)?;
         } else {
-            require_initialized(conn)?;
-            crate::identity::check_file(conn)?;
+            crate::identity::require_device(conn)?;
         }
         // a database made by an earlier build of this layout may lack it
         conn.exec(IMPORTING_VIEW, &[])?;

@@ -127,15 +127,8 @@ pub struct RowReader<'a> {
 }
 
 impl RowReader<'_> {
-    /// Every op indexed on a row, with names as the table spells them, and the row's key; then
-    /// the local ops on it that are not indexed yet (written after `folded`), when asked.
-    pub fn ops(
-        &self,
-        conn: &Conn,
-        table: &SyncedTable,
-        key: &[u8],
-        unfolded_after: Option<u64>,
-    ) -> Result<(Vec<RowOp>, Cells)> {
+    /// Every op indexed on a row, with names as the table spells them, and the row's key.
+    pub fn ops(&self, conn: &Conn, table: &SyncedTable, key: &[u8]) -> Result<(Vec<RowOp>, Cells)> {
         let mut stmt = conn.prepare(&format!(
             "SELECT r.device, r.seq, o.lamport, o.form, o.vals FROM ({ROW_HISTORY}) r
              LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq"
@@ -144,17 +137,6 @@ impl RowReader<'_> {
         let mut ops = Vec::new();
         let mut key_values = Vec::new();
         let me = self.devices.me();
-        let row_op = |device, seq, lamport, kind, cells: Cells| RowOp {
-            device,
-            seq,
-            lamport,
-            kind,
-            cells: if kind == DELETE {
-                Vec::new()
-            } else {
-                table.spell(cells)
-            },
-        };
         while stmt.step()? {
             let device = stmt.column_int(0);
             let seq = stmt.column_int(1) as u64;
@@ -169,19 +151,17 @@ impl RowReader<'_> {
             if key_values.is_empty() {
                 key_values = table.spell(op_key);
             }
-            ops.push(row_op(device_id, seq, lamport, kind, cells));
-        }
-        if let Some(folded) = unfolded_after {
-            let last = crate::log::last_local_seq(conn)? as u64;
-            self.local.each(conn, folded, last, |op| {
-                if op.table_id == table.id
-                    && crate::log::row_key(op.key.iter().map(|(_, v)| v)) == key
-                {
-                    let lamport = self.local.lamport(op.seq);
-                    ops.push(row_op(me, op.seq, lamport, op.kind, op.cells));
-                }
-                Ok(())
-            })?;
+            ops.push(RowOp {
+                device: device_id,
+                seq,
+                lamport,
+                kind,
+                cells: if kind == DELETE {
+                    Vec::new()
+                } else {
+                    table.spell(cells)
+                },
+            });
         }
         Ok((ops, key_values))
     }

@@ -30,11 +30,9 @@ pub const BATCH: usize = crate::row_index::BATCH;
 /// Prepared row writers, by shape of the write and by form of a single op.
 pub struct RowWriters {
     conn: Conn,
+    /// Statements that write, update or read back a row, by kind, table and columns
     by_columns: HashMap<u64, Stmt>,
     by_form: HashMap<i64, SingleWriter>,
-    /// Statements that read a row back (`holds`) or update it (`write_as_app`), by table and
-    /// columns
-    readers: HashMap<u64, Stmt>,
 }
 
 impl RowWriters {
@@ -43,7 +41,6 @@ impl RowWriters {
             conn: *conn,
             by_columns: HashMap::new(),
             by_form: HashMap::new(),
-            readers: HashMap::new(),
         }
     }
 
@@ -64,20 +61,35 @@ impl RowWriters {
                 .iter()
                 .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
         };
-        let mut h = DefaultHasher::new();
-        (table.id, matches!(state, RowState::Absent)).hash(&mut h);
-        key.iter().chain(others()).for_each(|(c, _)| c.hash(&mut h));
-        let slot = h.finish();
-        if !self.by_columns.contains_key(&slot) {
+        let absent = matches!(state, RowState::Absent);
+        let kind = if absent { "delete" } else { "upsert" };
+        let stmt = self.cached(kind, table, key.iter().chain(others()), || {
             let key_names: Vec<&str> = key.iter().map(|(c, _)| c.as_str()).collect();
             let other_names: Vec<&str> = others().map(|(c, _)| c.as_str()).collect();
-            let absent = matches!(state, RowState::Absent);
-            let sql = row_writer_sql(table, &key_names, absent, &other_names, 1);
-            self.by_columns.insert(slot, self.conn.prepare(&sql)?);
-        }
+            row_writer_sql(table, &key_names, absent, &other_names, 1)
+        })?;
         let params: Vec<Value> = key.iter().chain(others()).map(|(_, v)| v.clone()).collect();
-        let stmt = self.by_columns.get_mut(&slot).expect("just cached");
         stmt.execute(&params)
+    }
+
+    /// The statement for `kind` of write or read of `table` with these columns, prepared from
+    /// `sql()` on first use.
+    fn cached<'c>(
+        &mut self,
+        kind: &str,
+        table: &SyncedTable,
+        columns: impl Iterator<Item = &'c (String, Value)>,
+        sql: impl FnOnce() -> String,
+    ) -> Result<&mut Stmt> {
+        let mut h = DefaultHasher::new();
+        (table.id, kind).hash(&mut h);
+        columns.for_each(|(c, _)| c.hash(&mut h));
+        let slot = h.finish();
+        if !self.by_columns.contains_key(&slot) {
+            let stmt = self.conn.prepare(&sql())?;
+            self.by_columns.insert(slot, stmt);
+        }
+        Ok(self.by_columns.get_mut(&slot).expect("just cached"))
     }
 
     /// Whether the user row holds `state` already: absent, or present with the same value and
@@ -124,32 +136,29 @@ impl RowWriters {
         if others.is_empty() {
             return Ok(());
         }
-        let mut h = DefaultHasher::new();
-        (table.id, "update").hash(&mut h);
-        key.iter()
-            .chain(others.iter().copied())
-            .for_each(|(c, _)| c.hash(&mut h));
-        let slot = h.finish();
-        if !self.readers.contains_key(&slot) {
-            let sets: Vec<String> = others
-                .iter()
-                .enumerate()
-                .map(|(i, (c, _))| format!("{} = ?{}", q(c), key.len() + i + 1))
-                .collect();
-            let sql = format!(
-                "UPDATE main.{} SET {} WHERE {}",
-                q(&table.name),
-                sets.join(", "),
-                log::key_match(key.iter().map(|(c, _)| c.as_str()))
-            );
-            self.readers.insert(slot, self.conn.prepare(&sql)?);
-        }
+        let stmt = self.cached(
+            "update",
+            table,
+            key.iter().chain(others.iter().copied()),
+            || {
+                let sets: Vec<String> = others
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (c, _))| format!("{} = ?{}", q(c), key.len() + i + 1))
+                    .collect();
+                format!(
+                    "UPDATE main.{} SET {} WHERE {}",
+                    q(&table.name),
+                    sets.join(", "),
+                    log::key_match(key.iter().map(|(c, _)| c.as_str()))
+                )
+            },
+        )?;
         let params: Vec<Value> = key
             .iter()
             .chain(others.iter().copied())
             .map(|(_, v)| v.clone())
             .collect();
-        let stmt = self.readers.get_mut(&slot).expect("just cached");
         stmt.execute(&params)
     }
 
@@ -165,23 +174,17 @@ impl RowWriters {
             RowState::Absent => &[],
             RowState::Present(cells) => cells,
         };
-        let mut h = DefaultHasher::new();
-        (table.id, "holds").hash(&mut h);
-        key.iter().chain(cells).for_each(|(c, _)| c.hash(&mut h));
-        let slot = h.finish();
-        if !self.readers.contains_key(&slot) {
+        let stmt = self.cached("read", table, key.iter().chain(cells), || {
             let list: Vec<String> = std::iter::once("1".to_string())
                 .chain(cells.iter().map(|(c, _)| q(c)))
                 .collect();
-            let sql = format!(
+            format!(
                 "SELECT {} FROM main.{} WHERE {}",
                 list.join(", "),
                 q(&table.name),
                 log::key_match(key.iter().map(|(c, _)| c.as_str()))
-            );
-            self.readers.insert(slot, self.conn.prepare(&sql)?);
-        }
-        let stmt = self.readers.get_mut(&slot).expect("just cached");
+            )
+        })?;
         let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
         stmt.bind_all(&params)?;
         let result = (|| {

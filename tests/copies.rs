@@ -28,6 +28,20 @@ fn mesh(devices: &[&Device]) {
     }
 }
 
+/// A backup of `d`'s database, beside it.
+fn back_up(d: &Device) -> std::path::PathBuf {
+    let backup = d.db.dir.path().join("backup.db");
+    exec(d.conn(), &format!("VACUUM INTO '{}'", backup.display()));
+    backup
+}
+
+/// Puts `backup` back over `d`'s file (the same inode, as `cp` over it does) and opens it again.
+fn put_back(d: &mut Device, backup: &Path) {
+    d.reopen_after(|path| {
+        std::fs::copy(backup, path).unwrap();
+    });
+}
+
 fn hex_bytes(hex: &str) -> Vec<u8> {
     (0..hex.len())
         .step_by(2)
@@ -138,15 +152,12 @@ fn an_older_backup_put_back_forks_at_its_first_import_and_gets_its_lost_ops_back
     let (mut a, b) = (Device::new("a", T), Device::new("b", T));
     exec(a.conn(), "INSERT INTO t VALUES (1, 'before the backup')");
     send(&a, &b);
-    let backup = a.db.dir.path().join("backup.db");
-    exec(a.conn(), &format!("VACUUM INTO '{}'", backup.display()));
+    let backup = back_up(&a);
     exec(a.conn(), "INSERT INTO t VALUES (2, 'after the backup')");
     send(&a, &b);
     let old_id = a.id();
     // the disk fails; the backup goes back over the same file (same inode: no fork on load)
-    a.reopen_after(|path| {
-        std::fs::copy(&backup, path).unwrap();
-    });
+    put_back(&mut a, &backup);
     assert_eq!(a.id(), old_id);
     assert_eq!(ids(&a), vec![1]);
     // b knows an op of a's id that this file does not have: a forks, then imports it
@@ -233,14 +244,11 @@ fn an_older_backup_put_back_gets_the_ops_it_had_received_again() {
     let (mut a, b) = (Device::new("a", T), Device::new("b", T));
     exec(b.conn(), "INSERT INTO t VALUES (1, 'b')");
     send(&b, &a);
-    let backup = a.db.dir.path().join("backup.db");
-    exec(a.conn(), &format!("VACUUM INTO '{}'", backup.display()));
+    let backup = back_up(&a);
     exec(b.conn(), "INSERT INTO t VALUES (2, 'b')");
     send(&b, &a);
     send(&a, &b); // b learns that a has both
-    a.reopen_after(|path| {
-        std::fs::copy(&backup, path).unwrap();
-    });
+    put_back(&mut a, &backup);
     assert_eq!(ids(&a), vec![1]);
     assert_eq!(send(&b, &a).applied, 0, "b still believes a has op 2");
     exec(a.conn(), "INSERT INTO t VALUES (3, 'a')");
@@ -261,8 +269,7 @@ fn an_older_backup_put_back_gets_back_its_own_op_that_a_peer_holds_pending() {
         Device::new("c", T),
     );
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
-    let backup = a.db.dir.path().join("backup.db");
-    exec(a.conn(), &format!("VACUUM INTO '{}'", backup.display()));
+    let backup = back_up(&a);
     exec(c.conn(), "INSERT INTO t VALUES (10, 'c')");
     send(&c, &a);
     exec(a.conn(), "INSERT INTO t VALUES (2, 'a, after seeing c')");
@@ -272,9 +279,7 @@ fn an_older_backup_put_back_gets_back_its_own_op_that_a_peer_holds_pending() {
     common::bundle::forge(&bundle, |x| x.ops.retain(|op| op.device != c_id));
     assert_eq!(b.import(&bundle).pending, 1, "b lacks c's op");
     let old_id = a.id();
-    a.reopen_after(|path| {
-        std::fs::copy(&backup, path).unwrap();
-    });
+    put_back(&mut a, &backup);
     send(&a, &b);
     send(&b, &a);
     assert_ne!(a.id(), old_id, "forked");
@@ -296,17 +301,14 @@ fn a_fork_after_an_import_gives_the_imported_context_to_the_new_device() {
         Device::new("b", T),
         Device::new("c", T),
     );
-    let backup = a.db.dir.path().join("backup.db");
-    exec(a.conn(), &format!("VACUUM INTO '{}'", backup.display()));
+    let backup = back_up(&a);
     exec(
         a.conn(),
         "INSERT INTO t VALUES (1, 'a, lost with the disk')",
     );
     send(&a, &c);
     exec(b.conn(), "INSERT INTO t VALUES (2, 'b')");
-    a.reopen_after(|path| {
-        std::fs::copy(&backup, path).unwrap();
-    });
+    put_back(&mut a, &backup);
     let old_id = a.id();
     send(&b, &a);
     assert_eq!(a.id(), old_id, "b knows nothing of a's lost op");

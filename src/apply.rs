@@ -11,10 +11,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 mod delivery;
+mod histories;
 pub mod quiet;
 
-use crate::bundle::{Packed, Reader};
+pub use histories::waited_for;
+use histories::Placed;
+
+use crate::bundle::{Packed, Prev, Reader};
 use crate::cascade::ForeignKeys;
+use crate::chain::{self, History};
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
 use crate::db::{Conn, Error, Result, Stmt};
@@ -57,27 +62,33 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         skipped
     } else {
         let mut checked_forms = Vec::new();
-        // the source knows ops of this device's id beyond its log: this database was restored
-        // from an older backup (or rolled back), and forks before it imports (identity.rs)
-        let mut claimed = manifest
-            .clock
-            .iter()
-            .filter(|(id, _)| id[..] == me[..])
-            .map(|&(_, seq)| seq)
-            .max()
-            .unwrap_or(0);
+        // what the bundle says of ops of this device's id, (seq, hash): its source's clock,
+        // deps, and the last of each run of such ops in it (the hash of an op stands for the
+        // ops before it). When the source knows ops of this id beyond this log, or other ops
+        // than this log's under its seqs, this database was put back to an older backup (or
+        // rolled back), or copied and written before the extension was loaded on it: it forks
+        // before it imports (identity.rs), and its ops become a history of its old id.
+        let mut claims: Vec<(u64, crate::op::Hash)> = (manifest.clock.iter())
+            .filter(|(id, _, _)| id[..] == me[..])
+            .map(|&(_, seq, hash)| (seq, hash))
+            .collect();
+        let mut own_run = false;
         reader
             .each_op(|op, number, form| {
                 if checked_forms.len() <= number {
                     validate_form(form, &tables)?;
                     checked_forms.push(number);
                 }
-                if op.device[..] == me[..] {
-                    claimed = claimed.max(op.seq);
+                let own = op.device[..] == me[..];
+                if let (true, Some(hash)) = (own, op.hash) {
+                    if own_run && op.prev == Prev::Follows {
+                        claims.pop();
+                    }
+                    claims.push((op.seq, hash));
                 }
-                // an op that saw ops of this device's id beyond its log is evidence too
+                own_run = own;
                 for dep in op.deps.iter().filter(|dep| dep.0[..] == me[..]) {
-                    claimed = claimed.max(dep.1);
+                    claims.push((dep.1, dep.2));
                 }
                 validate(&op)
             })
@@ -99,15 +110,12 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 ));
             }
             crate::capture::first_in_line(conn)?;
-            if claimed > log::last_local_seq(conn)? as u64 {
-                crate::identity::fork(conn)?;
-            }
             if outermost {
                 // rows are written in key order, not in the order of their ops: foreign keys
                 // are checked when the import commits (SQLite ends the pragma there)
                 conn.exec("PRAGMA defer_foreign_keys = ON", &[])?;
             }
-            import(conn, &mut reader, &tables, outermost)
+            import(conn, &mut reader, &tables, outermost, &claims)
         })
         .map_err(in_bundle)?
     };
@@ -155,10 +163,11 @@ fn pending_count(conn: &Conn) -> Result<u64> {
 
 /// Checks that the deps of `op` are canonical.
 fn validate(op: &Packed) -> Result<()> {
-    // canonical deps: one per other device, in device order (so a relayed copy hashes the same)
-    if op.deps.windows(2).any(|w| w[0].0 >= w[1].0) || op.deps.iter().any(|d| d.0 == op.device) {
+    // canonical deps: ascending by device, seq and hash, each at most once (a device that
+    // wrote two histories may be named twice), none of the op's own device
+    if op.deps.windows(2).any(|w| w[0] >= w[1]) || op.deps.iter().any(|d| d.0 == op.device) {
         return Err(Error::new(
-            "its deps are not one per other device in device order",
+            "its deps are not in order (by device, seq and hash), or name its own device",
         ));
     }
     Ok(())
@@ -175,9 +184,14 @@ fn same_op(
     values: &[Value],
     deps: &[crate::op::Dep],
 ) -> bool {
+    // (the prevs are compared where a run of ops starts: `Import::check_prev`)
     let canonical = |form: &Form, lamport: u64, values: &[Value]| {
         let mut out = Vec::new();
-        form.write_canonical(&mut out, &op.device, op.seq, lamport, &op.deps, values);
+        let head = crate::form::Head {
+            lamport,
+            ..op.head(None)
+        };
+        form.write_canonical(&mut out, &head, values);
         out
     };
     deps == op.deps
@@ -185,9 +199,9 @@ fn same_op(
 }
 
 /// The error for two different ops under one device id and seq.
-fn two_histories(seq: u64, device: &[u8]) -> String {
+fn two_histories(what: &str, seq: u64, device: &[u8]) -> String {
     format!(
-        "its op {seq} of device {} differs from the op with the same device and seq already \
+        "{what} {seq} of device {} differs from the op with the same device and seq already \
          here: two databases wrote under one device id (a copy of a database file, or an \
          older backup put back, written before the extension was loaded on it), or the bundle \
          was forged. The two histories cannot be merged yet (README: Copies and backups)",
@@ -271,6 +285,14 @@ struct Import<'a> {
     writers: RowWriters,
     /// Statements by the address of their text (a literal)
     statements: HashMap<usize, Stmt>,
+    /// The bundle's last op stored or found here: (device id, seq, history)
+    stream_at: Option<(crate::op::DeviceId, u64, i64)>,
+    /// The bundle's ops read so far, and the hashes its first reading marked, by ordinal (the
+    /// next one last)
+    ordinal: u64,
+    marks: Vec<(u64, crate::op::Hash)>,
+    /// Hashes of ops deps named, found here (histories.rs)
+    dep_hashes: HashMap<(i64, u64), crate::op::Hash>,
     outcome: Outcome,
 }
 
@@ -279,15 +301,25 @@ fn import(
     reader: &mut Reader,
     tables: &[SyncedTable],
     deferred_foreign_keys: bool,
+    claims: &[(u64, crate::op::Hash)],
 ) -> Result<Outcome> {
     let mut run = Import::new(conn, tables)?;
+    if run.own_history_differs(claims)? {
+        run.quiet.finish()?; // capture as it was, for the fork
+        drop(run);
+        crate::identity::fork(conn)?;
+        run = Import::new(conn, tables)?;
+    }
     let before = run.clock.clone();
     run.fold_local_ops(before.get(&SELF).copied().unwrap_or(0))?;
+    run.marks = std::mem::take(&mut reader.marks);
+    run.marks.reverse();
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.appender.flush()?;
+    run.resolve_waiting()?;
     run.deliver()?;
     run.write_applied()?;
-    run.record_context(&before)?;
+    run.record_context()?;
     run.settle_touched()?;
     run.record(reader)?;
     if deferred_foreign_keys {
@@ -337,6 +369,10 @@ impl<'a> Import<'a> {
             appender: Appender::new(conn, spans),
             writers: RowWriters::new(conn),
             statements: HashMap::new(),
+            stream_at: None,
+            ordinal: 0,
+            marks: Vec::new(),
+            dep_hashes: HashMap::new(),
             outcome: Outcome::default(),
         })
     }
@@ -406,39 +442,93 @@ impl Import<'_> {
 
     /// Stores one op of the bundle (pending), unless it is here already.
     fn store(&mut self, op: Packed, number: usize, form: &Form) -> Result<()> {
-        let device = self.devices.idx_or_add(&self.conn, &op.device)?;
-        if device == SELF {
+        let root = self.devices.idx_or_add(&self.conn, &op.device)?;
+        if root == SELF {
+            if let Prev::Stated(prev) = op.prev {
+                self.check_prev(SELF, &op, &prev)?;
+            }
+            self.mark(Some((SELF, op.seq)))?;
             return self.own_duplicate(&op, form);
         }
-        if op.seq <= self.clock.get(&device).copied().unwrap_or(0) {
-            return self.duplicate(device, &op, form);
-        }
+        let device = match self.place(root, &op, form)? {
+            Placed::At(device) => device,
+            Placed::Duplicate(device) => {
+                self.stream_at = Some((op.device, op.seq, device));
+                self.outcome.duplicates += 1;
+                return self.mark(Some((device, op.seq)));
+            }
+            Placed::Unplaced => {
+                // the op before it is not held here: the sender sends it again once this
+                // device's clock tells it what is held here
+                self.stream_at = None;
+                self.outcome.discarded += 1;
+                return self.mark(None);
+            }
+        };
+        self.stream_at = Some((op.device, op.seq, device));
+        self.mark(Some((device, op.seq)))?;
         let form_id = self.form_id(number, form)?;
         let mut vals = Vec::with_capacity(64);
         Form::pack(&op.values, &mut vals)?;
-        // in the usual case the op is next in line: apply it now, without reading it back
-        let now = self.clock.get(&device).copied().unwrap_or(0) + 1 == op.seq
-            && self.deliverable_after(device, op.seq, &op.deps);
-        if now && self.appender.may_hold(device, op.seq) {
-            self.drop_false_copy(device, op.seq)?;
-        }
-        if !(self.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {
-            return self.duplicate(device, &op, form); // here already, pending
-        }
         let mut deps = Vec::with_capacity(op.deps.len());
         for dep in &op.deps {
-            let dep_idx = self.devices.idx_or_add(&self.conn, &dep.0)?;
+            let root = self.devices.idx_or_add(&self.conn, &dep.0)?;
+            deps.push((self.resolve_dep(root, dep.1, &dep.2)?, dep.1, dep.2));
+        }
+        let plain: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
+        // in the usual case the op is next in line: apply it now, without reading it back
+        let now = self.applied_seq(device) + 1 == op.seq
+            && self.deliverable_after(device, op.seq, &plain);
+        if !(self.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {
+            self.outcome.duplicates += 1; // here already, pending (and the same: `place`)
+            return Ok(());
+        }
+        for (dep, dep_seq, hash) in &deps {
             self.contexts
-                .add(&self.conn, device, op.seq, dep_idx, dep.1)?;
-            deps.push((dep_idx, dep.1));
+                .add(&self.conn, device, op.seq, *dep, *dep_seq, hash)?;
         }
         if now {
-            if let Some(fault) = self.clock_fault(device, op.seq, op.lamport, &deps)? {
+            if let Some(fault) = self.clock_fault(device, op.seq, op.lamport, &plain)? {
                 return Err(Error::new(fault));
             }
             self.applied(device, op.seq, op.lamport, form_id, op.values)?;
         }
         Ok(())
+    }
+
+    /// Where a run of a device's ops starts in the bundle: when op seq - 1 is here, the op's
+    /// prev must be its hash, or the bundle holds another history of the device's id.
+    fn check_prev(&mut self, device: i64, op: &Packed, prev: &crate::op::Hash) -> Result<()> {
+        let below = op.seq - 1;
+        let held = match device {
+            SELF => self.local_last()?,
+            _ => self.clock.get(&device).copied().unwrap_or(0),
+        };
+        if below > held {
+            return Ok(()); // not here yet (it waits, pending, for the ops below it)
+        }
+        self.appender.flush()?;
+        if self.history().hash_at(device, below)?.as_ref() != Some(prev) {
+            return Err(Error::new(two_histories("its op", op.seq, &op.device)));
+        }
+        Ok(())
+    }
+
+    /// The last op this device wrote.
+    fn local_last(&self) -> Result<u64> {
+        Ok(log::last_local_seq(&self.conn)? as u64)
+    }
+
+    /// What rebuilds the ops held here, to hash them (chain.rs).
+    fn history(&self) -> History<'_> {
+        History {
+            conn: self.conn,
+            devices: &self.devices,
+            contexts: &self.contexts,
+            local: &self.local,
+            forms: &self.forms,
+            keep: true,
+        }
     }
 
     /// The `_sync_forms` id of form `number` of the bundle.
@@ -452,33 +542,6 @@ impl Import<'_> {
         }
         self.bundle_forms[number] = Some(id);
         Ok(id)
-    }
-
-    /// Counts an op already here, after checking it is the same op: the same canonical
-    /// encoding (the compact forms may differ, as two writers may alias differently).
-    fn duplicate(&mut self, device: i64, op: &Packed, form: &Form) -> Result<()> {
-        self.appender.flush()?;
-        let stored = self.query_row(
-            "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(op.seq as i64)],
-        )?;
-        let same = match stored.as_deref() {
-            Some([Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)]) => {
-                let stored_form = self.forms.get(*form_id)?;
-                let stored_values = stored_form.unpack(&mut &vals[..])?;
-                let deps = remote::deps_of(&self.contexts, &self.devices, device, op.seq);
-                same_op(
-                    op,
-                    form,
-                    stored_form,
-                    *lamport as u64,
-                    &stored_values,
-                    &deps,
-                )
-            }
-            _ => false,
-        };
-        self.count_duplicate(op, same)
     }
 
     /// Counts one of this device's own ops coming back, after checking it is the op this
@@ -505,7 +568,7 @@ impl Import<'_> {
     /// Counts an op already here when it is the same op (`same`); refuses it otherwise.
     fn count_duplicate(&mut self, op: &Packed, same: bool) -> Result<()> {
         if !same {
-            return Err(Error::new(two_histories(op.seq, &op.device)));
+            return Err(Error::new(two_histories("its op", op.seq, &op.device)));
         }
         self.outcome.duplicates += 1;
         Ok(())
@@ -748,15 +811,25 @@ impl Import<'_> {
     /// Stores the new clock, this device's next context and Lamport epoch, before rows are
     /// settled: a write the import makes as this device's own (a foreign-key action) follows
     /// every op it applied.
-    fn record_context(&mut self, before: &Clock) -> Result<()> {
+    fn record_context(&mut self) -> Result<()> {
         let conn = self.conn;
         clock::store_applied(&conn, &self.clock)?;
         let last_local = self.clock.get(&SELF).copied().unwrap_or(0);
-        for (&device, &seq) in self.clock.iter().filter(|(&d, _)| d != SELF) {
-            if before.get(&device) != Some(&seq) {
-                self.contexts
-                    .add(&conn, SELF, last_local + 1, device, seq)?;
-            }
+        self.appender.flush()?;
+        // an entry this device's next op has not seen yet (the ops of a history that forked
+        // from another are not new to it when it had seen them under that other history)
+        let next = last_local + 1;
+        let changed: Vec<(i64, u64)> = (self.clock.iter())
+            .filter(|&(&d, _)| d != SELF && !self.devices.implied(&self.clock, d))
+            .filter(|&(&d, &seq)| seq > self.contexts.entry(SELF, next, d))
+            .map(|(&d, &seq)| (d, seq))
+            .collect();
+        for (device, seq) in changed {
+            let hash = (self.history().hash_at(device, seq)?)
+                .ok_or_else(|| Error::new("an applied clock entry names no op"))?;
+            chain::remember(&conn, device, seq, &hash)?;
+            self.contexts
+                .add(&conn, SELF, last_local + 1, device, seq, &hash)?;
         }
         let lamport = self.lamport.max(self.local.lamport(last_local));
         log::set_state(&conn, "lamport", self.lamport)?;
@@ -772,16 +845,79 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// Whether any of `claims` about ops of this device's id, (seq, hash), names an op this
+    /// device did not write: one beyond its log, or another under one of its seqs. The claims
+    /// found true are kept as checkpoints of its hash chain (the next export to that peer
+    /// starts there).
+    fn own_history_differs(&mut self, claims: &[(u64, crate::op::Hash)]) -> Result<bool> {
+        if claims.is_empty() {
+            return Ok(false);
+        }
+        let last = self.local_last()?;
+        if claims.iter().any(|&(seq, _)| seq > last) {
+            return Ok(true);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for &(seq, hash) in claims {
+            if !seen.insert((seq, hash)) {
+                continue;
+            }
+            if self.history().hash_at(SELF, seq)? != Some(hash) {
+                return Ok(true);
+            }
+            chain::remember(&self.conn, SELF, seq, &hash)?;
+        }
+        Ok(false)
+    }
+
+    /// Counts one op of the bundle as read; records its hash as a checkpoint (chain.rs) if the
+    /// bundle's first reading marked it, now that it is held in history `device`.
+    fn mark(&mut self, device: Option<(i64, u64)>) -> Result<()> {
+        self.ordinal += 1;
+        while self.marks.last().is_some_and(|m| m.0 < self.ordinal) {
+            self.marks.pop();
+        }
+        if let (Some((device, seq)), Some(&(n, hash))) = (device, self.marks.last()) {
+            if n == self.ordinal {
+                chain::remember(&self.conn, device, seq, &hash)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Stores what the source is known to have, and the bundle's id.
     fn record(&mut self, reader: &Reader) -> Result<()> {
         let conn = self.conn;
         let manifest = reader.manifest.clone();
         let source = self.devices.idx_or_add(&conn, &manifest.source)?;
-        if source != SELF {
-            let mut known = Clock::new();
-            for (id, seq) in &manifest.clock {
-                known.insert(self.devices.idx_or_add(&conn, id)?, *seq);
+        // what the source has, per history held here: an entry whose op is not held here
+        // names a history the source will send once it knows this device lacks it
+        let mut known: HashMap<i64, (u64, Option<crate::op::Hash>)> = HashMap::new();
+        for (id, seq, hash) in &manifest.clock {
+            let root = self.devices.idx_or_add(&conn, id)?;
+            let Some(mut idx) = self.resolve_entry(root, *seq, hash)? else {
+                continue;
+            };
+            let mut entry = (*seq, Some(*hash));
+            if *seq <= self.applied_seq(idx) {
+                chain::remember(&conn, idx, *seq, hash)?;
             }
+            loop {
+                let slot = known.entry(idx).or_insert(entry);
+                if slot.0 < entry.0 {
+                    *slot = entry;
+                }
+                // it has the ops of the history this one forked from, up to the fork
+                let Some((parent, base)) = self.devices.fork(idx) else {
+                    break;
+                };
+                entry = (base, self.history().hash_at(parent, base)?);
+                idx = parent;
+            }
+        }
+        if source != SELF {
+            let known: Vec<(i64, u64, Option<crate::op::Hash>)> =
+                known.into_iter().map(|(d, (s, h))| (d, s, h)).collect();
             clock::learn_peer(&conn, source, &known)?;
         }
         conn.exec(

@@ -5,16 +5,17 @@
 //! bundle is read only through a read-only connection that checks its whole schema before
 //! reading a row, runs none of its SQL, and checks every hash before anything is applied.
 //!
-//! # Format (version 2): one SQLite database with exactly two tables and nothing else
+//! # Format (version 3): one SQLite database with exactly two tables and nothing else
 //!
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
 //!          op_count INTEGER, ops_hash BLOB)           one row
 //!   magic     'sqlite-sync bundle'
-//!   format    2; a reader refuses any other
+//!   format    3; a reader refuses any other
 //!   bundle_id 16 random bytes
 //!   source    the writer's device id (16 bytes)
-//!   clock     msgpack [[device id: bin(16), seq], …]: the writer's whole applied clock
+//!   clock     msgpack [[device id: bin(16), seq, link: bin(16)], …]: the writer's whole
+//!             applied clock, each entry with the link (op.rs) of the op it names
 //!   op_count  ops in the bundle
 //!   ops_hash  SHA-256 over the concatenated SHA-256 of each op's canonical encoding (op.rs),
 //!             in bundle order; the reader recomputes every op's hash from what it decodes
@@ -30,10 +31,14 @@
 //!             1  a device id follows (bin 16); otherwise the previous op's device
 //!             2  a seq follows (uint); otherwise the previous op's seq + 1 (always set when
 //!                the device changes)
-//!             4  deps follow ([[device id: bin(16), seq], …]); otherwise none
+//!             4  deps follow ([[device id: bin(16), seq, link: bin(16)], …]); otherwise none
 //!             8  a new form follows (form.rs), numbered from 0 in order of appearance
 //!            16  the number of an earlier form follows (uint)
 //!                (neither 8 nor 16: the previous op's form)
+//!            32  the op's prev follows (bin 16); otherwise, for an op above seq 1, the op
+//!                before it in the stream must be op seq - 1 of its device, and its link is the
+//!                prev (a writer states the prev there too when it follows another history of
+//!                the device)
 //! lamport   int: the op's Lamport time minus the previous op's (minus 0 for the first op)
 //! values    the op's values in its form (form.rs)
 //! ```
@@ -46,13 +51,14 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 
+use crate::chain;
 use crate::db::{Error, OpenMode, OwnedConn, Result, Stmt};
-use crate::form::{self, Form};
-use crate::op::{self, Dep, DeviceId, Op};
+use crate::form::{self, Form, Head};
+use crate::op::{self, Dep, DeviceId, Hash, Op};
 use crate::value::Value;
 
 pub const MAGIC: &str = "sqlite-sync bundle";
-pub const FORMAT: i64 = 2;
+pub const FORMAT: i64 = 3;
 
 /// A chunk is written once its body reaches this many bytes.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -62,13 +68,14 @@ const HAS_SEQ: u8 = 2;
 const HAS_DEPS: u8 = 4;
 const NEW_FORM: u8 = 8;
 const FORM_NUMBER: u8 = 16;
+const HAS_PREV: u8 = 32;
 
 /// What a bundle's manifest says.
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub bundle_id: [u8; 16],
     pub source: DeviceId,
-    pub clock: Vec<(DeviceId, u64)>,
+    pub clock: Vec<(DeviceId, u64, Hash)>,
     pub op_count: u64,
     pub ops_hash: [u8; 32],
 }
@@ -99,9 +106,36 @@ fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, item: &T) {
 pub struct Packed {
     pub device: DeviceId,
     pub seq: u64,
+    pub prev: Prev,
     pub lamport: u64,
     pub deps: Vec<Dep>,
     pub values: Vec<Value>,
+    /// Its hash, on the first reading of a bundle (`Reader::each_op`)
+    pub hash: Option<Hash>,
+}
+
+impl Packed {
+    /// Its fields beside its form and values, with `prev`.
+    pub fn head<'a>(&'a self, prev: Option<&'a Hash>) -> Head<'a> {
+        Head {
+            device: &self.device,
+            seq: self.seq,
+            prev,
+            lamport: self.lamport,
+            deps: &self.deps,
+        }
+    }
+}
+
+/// An op's prev as the stream gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Prev {
+    /// op 1 of its device: none
+    First,
+    /// stated: the op starts a run of its device's ops in the stream
+    Stated(Hash),
+    /// the hash of the op before it in the stream, op seq - 1 of its device
+    Follows,
 }
 
 /// What the stream's encoding of the next op refers back to, for the writer and the reader.
@@ -111,19 +145,30 @@ struct Stream {
     seq: u64,
     lamport: u64,
     form: Option<usize>,
+    /// the previous op's hash, where known
+    hash: Option<Hash>,
+}
+
+impl Stream {
+    /// Whether op `seq` of `device` is the one after the previous op of the stream.
+    fn follows(&self, device: &DeviceId, seq: u64) -> bool {
+        self.device.as_ref() == Some(device) && seq == self.seq.wrapping_add(1)
+    }
 }
 
 impl Writer {
-    /// Starts a bundle for `path`, refusing a path that holds anything but a bundle of `me`.
-    pub fn create(path: &str, me: &DeviceId) -> Result<Writer> {
+    /// Starts a bundle for `path`, refusing a path that holds anything but a bundle of one of
+    /// `mine` (this device's id, and the ids it had before it forked).
+    pub fn create(path: &str, mine: &[DeviceId]) -> Result<Writer> {
         let target = PathBuf::from(path);
         if target.exists() {
             match Reader::open(path) {
-                Ok(existing) if existing.manifest.source == *me => {}
+                Ok(existing) if mine.contains(&existing.manifest.source) => {}
                 _ => {
-                    return Err(Error::new(format!(
-                    "{path:?} exists and is not a bundle of this device; refusing to overwrite it"
-                )))
+                    return Err(Error::new(
+                        "the file exists and is not a bundle of this device; refusing to \
+                         overwrite it (remove it, or choose another path)",
+                    ))
                 }
             }
         }
@@ -184,22 +229,42 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Appends one op.
-    pub fn add(&mut self, mut op: Op) -> Result<()> {
+    /// Appends one op, whose prev is `prev` (the hash of op seq - 1 of its device); returns
+    /// its hash.
+    pub fn add(&mut self, mut op: Op, prev: Option<Hash>) -> Result<Hash> {
         let form = Form::of(&op);
         let (device, seq, lamport) = (op.device, op.seq, op.lamport);
         let deps = std::mem::take(&mut op.deps);
         let values = form.values_of(op);
         let mut op_hasher = HashWriter(Sha256::new());
-        form.write_canonical(&mut op_hasher, &device, seq, lamport, &deps, &values);
-        self.hasher.update(op_hasher.0.finalize());
+        let head = Head {
+            device: &device,
+            seq,
+            prev: prev.as_ref(),
+            lamport,
+            deps: &deps,
+        };
+        form.write_canonical(&mut op_hasher, &head, &values);
+        let full: [u8; 32] = op_hasher.0.finalize().into();
+        self.hasher.update(full);
+        let hash = op::link(&full);
+        if (seq == 1) != prev.is_none() {
+            return Err(Error::new(format!(
+                "op {seq} of device {}: a prev for op 1, or none above it (internal)",
+                crate::value::hex(&device)
+            )));
+        }
+        let follows = self.stream.follows(&device, seq) && prev == self.stream.hash;
         let out = &mut self.chunk;
         let mut head = 0u8;
         let same_device = self.stream.device == Some(device);
         if !same_device {
             head |= HAS_DEVICE | HAS_SEQ;
-        } else if seq != self.stream.seq.wrapping_add(1) {
+        } else if !self.stream.follows(&device, seq) {
             head |= HAS_SEQ;
+        }
+        if !follows && seq > 1 {
+            head |= HAS_PREV;
         }
         if !deps.is_empty() {
             head |= HAS_DEPS;
@@ -214,10 +279,13 @@ impl Writer {
         }
         put(out, &head);
         if head & HAS_DEVICE != 0 {
-            put(out, &serde_bytes16(device));
+            put(out, &Fixed(device));
         }
         if head & HAS_SEQ != 0 {
             put(out, &seq);
+        }
+        if let (true, Some(prev)) = (head & HAS_PREV != 0, &prev) {
+            put(out, &op::Bin(prev));
         }
         if head & HAS_DEPS != 0 {
             put(out, &deps);
@@ -237,13 +305,14 @@ impl Writer {
             seq,
             lamport,
             form: Some(number),
+            hash: Some(hash),
         };
         self.count += 1;
         self.chunk_ops += 1;
         if self.chunk.len() >= CHUNK_BYTES {
             self.flush()?;
         }
-        Ok(())
+        Ok(hash)
     }
 
     /// Writes the chunk gathered so far.
@@ -275,7 +344,7 @@ impl Writer {
         mut self,
         bundle_id: [u8; 16],
         source: &DeviceId,
-        clock: &[(DeviceId, u64)],
+        clock: &[(DeviceId, u64, Hash)],
     ) -> Result<u64> {
         let result = self.seal(bundle_id, source, clock);
         if result.is_err() {
@@ -288,13 +357,15 @@ impl Writer {
         &mut self,
         bundle_id: [u8; 16],
         source: &DeviceId,
-        clock: &[(DeviceId, u64)],
+        clock: &[(DeviceId, u64, Hash)],
     ) -> Result<u64> {
         self.flush()?;
         self.insert = None;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        let clock: Vec<(serde_bytes16, u64)> =
-            clock.iter().map(|(d, s)| (serde_bytes16(*d), *s)).collect();
+        let clock: Vec<(op::Bin, u64, op::Bin)> = clock
+            .iter()
+            .map(|(d, s, h)| (op::Bin(d), *s, op::Bin(h)))
+            .collect();
         let clock = rmp_serde::to_vec(&clock).expect("a clock always encodes");
         let conn = *self.db.as_ref().expect("writer is open").conn();
         conn.exec(
@@ -376,10 +447,9 @@ fn held_by_a_writer(path: &Path) -> bool {
     }
 }
 
-/// A device id serialized as msgpack bin.
+/// A device id or a hash as msgpack bin.
 #[derive(serde::Serialize, serde::Deserialize)]
-#[allow(non_camel_case_types)]
-struct serde_bytes16(#[serde(with = "crate::op::device_bytes")] DeviceId);
+struct Fixed<const N: usize>(#[serde(with = "crate::op::fixed_bytes")] [u8; N]);
 
 /// An open, schema-checked bundle, read in one read transaction (so it cannot change between
 /// reads through SQLite).
@@ -389,6 +459,10 @@ pub struct Reader {
     /// SHA-256 of each chunk's body, once every op has been checked against the manifest: later
     /// reads check these instead of hashing every op again.
     chunk_hashes: Option<Vec<[u8; 32]>>,
+    /// From the first reading: the hashes of the last op of each run of a device's ops in the
+    /// stream and of every op that makes a checkpoint (chain.rs), by the op's ordinal in the
+    /// bundle (from 1), ascending
+    pub marks: Vec<(u64, Hash)>,
 }
 
 impl Reader {
@@ -430,6 +504,7 @@ impl Reader {
             db,
             manifest,
             chunk_hashes: None,
+            marks: Vec::new(),
         })
     }
 
@@ -447,6 +522,8 @@ impl Reader {
         let mut forms: Vec<Form> = Vec::new();
         let mut count = 0u64;
         let mut expected_chunk = 0i64;
+        let mut marks = Vec::new();
+
         let too_many = || {
             Error::new(format!(
                 "holds more ops than its manifest says ({})",
@@ -478,13 +555,30 @@ impl Reader {
             for _ in 0..ops {
                 count += 1;
                 let at = |e: Error| Error::new(format!("op {count}: {e}"));
-                let (op, number) = next_op(&mut input, &mut stream, &mut forms).map_err(at)?;
+                let was = (stream.device, stream.seq, stream.hash);
+                let (mut op, number) = next_op(&mut input, &mut stream, &mut forms).map_err(at)?;
                 let form = &forms[number];
                 if known.is_none() {
+                    let prev = match op.prev {
+                        Prev::First => None,
+                        Prev::Stated(h) => Some(h),
+                        Prev::Follows => was.2,
+                    };
                     let mut op_hasher = HashWriter(Sha256::new());
-                    let (device, deps, values) = (&op.device, &op.deps, &op.values);
-                    form.write_canonical(&mut op_hasher, device, op.seq, op.lamport, deps, values);
-                    hasher.update(op_hasher.0.finalize());
+                    form.write_canonical(&mut op_hasher, &op.head(prev.as_ref()), &op.values);
+                    let full: [u8; 32] = op_hasher.0.finalize().into();
+                    hasher.update(full);
+                    let hash = op::link(&full);
+                    stream.hash = Some(hash);
+                    op.hash = Some(hash);
+                    if let (Some(_), Some(hash)) = (was.0, was.2) {
+                        if op.prev != Prev::Follows {
+                            marks.push((count - 1, hash)); // it ended a run
+                        }
+                    }
+                    if chain::is_milestone(op.seq) {
+                        marks.push((count, hash));
+                    }
                 }
                 let (seq, device) = (op.seq, op.device);
                 f(op, number, form).map_err(|e| {
@@ -507,10 +601,16 @@ impl Reader {
             )));
         }
         let ops_hash: [u8; 32] = hasher.finalize().into();
-        if known.is_none() && ops_hash != self.manifest.ops_hash {
-            return Err(Error::new(
-                "manifest hash does not match its ops (corrupted or edited)",
-            ));
+        if known.is_none() {
+            if ops_hash != self.manifest.ops_hash {
+                return Err(Error::new(
+                    "manifest hash does not match its ops (corrupted or edited)",
+                ));
+            }
+            if let Some(hash) = stream.hash {
+                marks.push((count, hash));
+            }
+            self.marks = marks;
         }
         self.chunk_hashes = Some(chunk_hashes);
         Ok(())
@@ -538,14 +638,14 @@ fn next_op(
     forms: &mut Vec<Form>,
 ) -> Result<(Packed, usize)> {
     let head: u8 = form::read(input, "op head")?;
-    if head & !(HAS_DEVICE | HAS_SEQ | HAS_DEPS | NEW_FORM | FORM_NUMBER) != 0
+    if head & !(HAS_DEVICE | HAS_SEQ | HAS_DEPS | NEW_FORM | FORM_NUMBER | HAS_PREV) != 0
         || head & NEW_FORM != 0 && head & FORM_NUMBER != 0
         || head & HAS_DEVICE != 0 && head & HAS_SEQ == 0
     {
         return Err(Error::new(format!("bad op head {head}")));
     }
     let device = if head & HAS_DEVICE != 0 {
-        form::read::<serde_bytes16>(input, "device id")?.0
+        form::read::<Fixed<16>>(input, "device id")?.0
     } else {
         stream
             .device
@@ -555,6 +655,19 @@ fn next_op(
         form::read(input, "seq")?
     } else {
         stream.seq + 1
+    };
+    if seq == 0 || seq > i64::MAX as u64 {
+        return Err(Error::new("seq out of range"));
+    }
+    let prev = match (head & HAS_PREV != 0, stream.follows(&device, seq)) {
+        (true, _) if seq > 1 => Prev::Stated(form::read::<Fixed<16>>(input, "prev")?.0),
+        (false, false) if seq == 1 => Prev::First,
+        (false, true) => Prev::Follows,
+        _ => {
+            return Err(Error::new(format!(
+                "op {seq}: its prev is stated for op 1, or missing"
+            )))
+        }
     };
     let deps: Vec<Dep> = if head & HAS_DEPS != 0 {
         form::read(input, "deps")?
@@ -582,22 +695,22 @@ fn next_op(
         .checked_add(delta)
         .filter(|&l| l > 0)
         .ok_or_else(|| Error::new("Lamport time out of range"))?;
-    if seq == 0 || seq > i64::MAX as u64 {
-        return Err(Error::new("seq out of range"));
-    }
     let values = forms[number].unpack(input)?;
     *stream = Stream {
         device: Some(device),
         seq,
         lamport: lamport as u64,
         form: Some(number),
+        hash: None,
     };
     let op = Packed {
         device,
         seq,
+        prev,
         lamport: lamport as u64,
         deps,
         values,
+        hash: None,
     };
     Ok((op, number))
 }
@@ -629,7 +742,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     };
     let bundle_id = bytes16(stmt.column(2)?, "bundle_id")?;
     let source = bytes16(stmt.column(3)?, "source")?;
-    let clock: Vec<(serde_bytes16, u64)> = stmt
+    let clock: Vec<(Fixed<16>, u64, Fixed<16>)> = stmt
         .column(4)?
         .as_blob()
         .and_then(|b| rmp_serde::from_slice(b).ok())
@@ -650,7 +763,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     Ok(Manifest {
         bundle_id,
         source,
-        clock: clock.into_iter().map(|(d, s)| (d.0, s)).collect(),
+        clock: clock.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
         op_count,
         ops_hash,
     })

@@ -5,12 +5,14 @@
 //! by (device, seq) ranges through indexes and streamed into the file, so the cost follows the
 //! ops written, not the size of the log, and memory does not grow with them.
 
+use std::collections::HashMap;
+
 use crate::bundle::Writer;
-use crate::clock::{self, Clock, Contexts, Devices};
+use crate::chain::{Held, History};
+use crate::clock;
 use crate::db::{Conn, Error, Result};
-use crate::log::{self, LocalOps, SELF};
-use crate::op::{DeviceId, Op};
-use crate::remote::{self, Forms};
+use crate::log::{self, SELF};
+use crate::op::{DeviceId, Hash};
 use crate::value::{hex, JsonObject, Value};
 
 pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
@@ -41,63 +43,65 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
     let path = args[1]
         .as_text()
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
-    // one read transaction: the clock in the manifest and the ops agree
+    // one read transaction: the clock in the manifest and the ops agree (an export writes
+    // nothing: the hashes of this device's ops that the next export starts from are kept when
+    // the peer's bundle says it has them, apply.rs)
     conn.savepoint("sync_bundle_out", || write(conn, peer, path))
 }
 
 fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
-    let devices = Devices::load(conn)?;
+    let held = Held::load(conn)?;
+    let devices = &held.devices;
     let known = match peer.and_then(|p| devices.idx(&p)) {
         Some(idx) => clock::known_by(conn, idx)?,
-        None => Clock::new(),
+        None => HashMap::new(),
     };
     let applied = clock::applied(conn)?;
-    let contexts = Contexts::load(conn)?;
-    let local = LocalOps::load(conn)?;
+    let history = held.history(conn, false);
     let me = devices.me();
-    let mut writer =
-        Writer::create(path, &me).map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
-
-    let from = known.get(&SELF).copied().unwrap_or(0);
-    let upto = applied.get(&SELF).copied().unwrap_or(0);
-    local.each(conn, from, upto, |op| {
-        let op = Op {
-            device: me,
-            seq: op.seq,
-            lamport: local.lamport(op.seq),
-            deps: remote::deps_of(&contexts, &devices, SELF, op.seq),
-            table: op.table,
-            kind: op.kind,
-            key: op.key,
-            cells: op.cells,
+    let mut writer = Writer::create(path, &crate::identity::ids(conn, &me)?)
+        .map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
+    let mut heads: HashMap<i64, (u64, Hash)> = HashMap::new();
+    for device in devices.indexes() {
+        let held = match device {
+            SELF => applied.get(&SELF).copied().unwrap_or(0),
+            _ => i64::MAX as u64, // every op stored, applied or not, up to the first one missing
         };
-        writer.add(op)
-    })?;
-
-    let forms = Forms::load(conn)?;
-    let mut received = conn.prepare(&format!(
-        "SELECT r.seq, {} FROM main._sync_remote r WHERE r.device = ?1 AND r.seq > ?2 ORDER BY r.seq",
-        remote::columns("r")
-    ))?;
-    for device in devices.indexes().filter(|&d| d != SELF) {
-        let from = known.get(&device).copied().unwrap_or(0);
-        received.bind_all(&[Value::Integer(device), Value::Integer(from as i64)])?;
-        let id = (device, devices.id(device));
-        while received.step()? {
-            let seq = received.column_int(0) as u64;
-            let row = [
-                received.column(1)?,
-                received.column(2)?,
-                received.column(3)?,
-            ];
-            writer.add(forms.op(id, seq, &row, Some((&contexts, &devices)))?)?;
+        let has = applied.get(&device).copied().unwrap_or(0);
+        let mut from = start(&history, device, known.get(&device), has)?;
+        if let Some((_, base)) = devices.fork(device) {
+            from = from.max(base); // a second history's own ops start after its fork
         }
-        received.reset();
+        let mut prev = None;
+        let mut next = from + 1;
+        history.each(device, from, held, |op| {
+            if op.seq != next {
+                next = 0; // the ops above a missing one are not relayed
+                return Ok(());
+            }
+            if op.seq == from + 1 {
+                prev = history.hash_at(device, from)?;
+            }
+            next += 1;
+            let seq = op.seq;
+            let hash = writer.add(op, prev)?;
+            prev = Some(hash);
+            heads.insert(device, (seq, hash));
+            Ok(())
+        })?;
     }
-    drop(received);
 
     let bundle_id = *uuid::Uuid::new_v4().as_bytes();
-    let clock: Vec<(DeviceId, u64)> = applied.iter().map(|(&d, &s)| (devices.id(d), s)).collect();
+    let mut clock = Vec::with_capacity(applied.len());
+    for (&device, &seq) in &applied {
+        let hash = match heads.get(&device) {
+            Some(&(at, hash)) if at == seq => hash,
+            _ => history
+                .hash_at(device, seq)?
+                .ok_or_else(|| Error::new("a clock entry names no op"))?,
+        };
+        clock.push((devices.wire_id(device), seq, hash));
+    }
     let ops = writer.count();
     let bytes = writer
         .finish(bundle_id, &me, &clock)
@@ -108,6 +112,25 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
         .field("path", &Value::Text(path.into()))
         .field("bytes", &Value::Integer(bytes as i64));
     Ok(Value::Text(json.finish()))
+}
+
+/// The seq after which the ops of `device` go to a peer known to have `known` of it, when this
+/// device has applied its ops up to `has`: what the peer has, unless the op it has there is
+/// not the one held here (two histories under one id: the peer then gets the whole history
+/// held here, and tells the two apart as it imports them).
+fn start(
+    history: &History,
+    device: i64,
+    known: Option<&(u64, Option<Hash>)>,
+    has: u64,
+) -> Result<u64> {
+    let Some(&(seq, Some(hash))) = known else {
+        return Ok(known.map_or(0, |k| k.0));
+    };
+    if seq > has || history.hash_at(device, seq)? == Some(hash) {
+        return Ok(seq);
+    }
+    Ok(0)
 }
 
 fn parse_device(s: &str) -> Option<DeviceId> {

@@ -10,30 +10,41 @@ use std::collections::{BTreeMap, HashMap};
 use crate::db::{Conn, Error, Result};
 use crate::log::{self, SELF};
 use crate::merge::{Causality, RowOp};
-use crate::op::DeviceId;
+use crate::op::{DeviceId, Hash};
 use crate::value::Value;
 
 /// A vector clock keyed by device index.
 pub type Clock = BTreeMap<i64, u64>;
 
-/// Device ids and their small local indexes (`_sync_devices`).
+/// Device ids and their small local indexes (`_sync_devices`), and the histories of devices
+/// that wrote two (histories.rs): a device's id names its first history (its root); each later
+/// history forks from the one it left (its parent) after that history's op `base`, and has an id
+/// derived from the device's id and the hash of its first op, so every device names it alike.
 pub struct Devices {
     by_id: HashMap<DeviceId, i64>,
     by_idx: HashMap<i64, DeviceId>,
+    /// per history that forked from another: (parent, base)
+    forks: HashMap<i64, (i64, u64)>,
 }
 
 impl Devices {
     pub fn load(conn: &Conn) -> Result<Devices> {
-        let mut stmt = conn.prepare("SELECT idx, id FROM main._sync_devices")?;
+        let mut stmt = conn.prepare("SELECT idx, id, parent, base FROM main._sync_devices")?;
         let mut devices = Devices {
             by_id: HashMap::new(),
             by_idx: HashMap::new(),
+            forks: HashMap::new(),
         };
         while stmt.step()? {
             let idx = stmt.column_int(0);
             let id = device_bytes(&stmt.column(1)?)?;
             devices.by_id.insert(id, idx);
             devices.by_idx.insert(idx, id);
+            if let Value::Integer(parent) = stmt.column(2)? {
+                devices
+                    .forks
+                    .insert(idx, (parent, stmt.column_int(3) as u64));
+            }
         }
         Ok(devices)
     }
@@ -42,9 +53,16 @@ impl Devices {
         self.by_id.get(id).copied()
     }
 
-    /// The index of `id`, registering the device when it is new.
+    /// The index of the device `id` (of its first history), registering it when it is new.
     pub fn idx_or_add(&mut self, conn: &Conn, id: &DeviceId) -> Result<i64> {
         if let Some(idx) = self.idx(id) {
+            if !self.forks.is_empty() && self.forks.contains_key(&idx) {
+                return Err(Error::new(format!(
+                    "names device {}, an id this database gives to a second history of a \
+                     device (forged?)",
+                    crate::value::hex(id)
+                )));
+            }
             return Ok(idx);
         }
         let idx = conn.insert(
@@ -56,15 +74,121 @@ impl Devices {
         Ok(idx)
     }
 
+    /// Registers a history that forks from `parent` after its op `base`, named `id`.
+    pub fn add_history(
+        &mut self,
+        conn: &Conn,
+        parent: i64,
+        base: u64,
+        id: &DeviceId,
+    ) -> Result<i64> {
+        let idx = conn.insert(
+            "INSERT INTO main._sync_devices(id, parent, base) VALUES (?1, ?2, ?3)",
+            &[
+                Value::Blob(id.to_vec()),
+                Value::Integer(parent),
+                Value::Integer(base as i64),
+            ],
+        )?;
+        self.by_id.insert(*id, idx);
+        self.by_idx.insert(idx, *id);
+        self.forks.insert(idx, (parent, base));
+        Ok(idx)
+    }
+
+    /// Moves history `idx` under `parent`.
+    pub fn set_parent(&mut self, conn: &Conn, idx: i64, parent: i64) -> Result<()> {
+        conn.exec(
+            "UPDATE main._sync_devices SET parent = ?1 WHERE idx = ?2",
+            &[Value::Integer(parent), Value::Integer(idx)],
+        )?;
+        if let Some(fork) = self.forks.get_mut(&idx) {
+            fork.0 = parent;
+        }
+        Ok(())
+    }
+
+    /// The local name of history `idx`: the device's id for its first history.
     pub fn id(&self, idx: i64) -> DeviceId {
         self.by_idx[&idx]
     }
 
-    /// Every device index, ascending.
-    pub fn indexes(&self) -> impl Iterator<Item = i64> {
-        let mut v: Vec<i64> = self.by_idx.keys().copied().collect();
+    /// The id its ops travel under: the device's, for every history of it. (A negative index
+    /// names a device whose history an op waits for: histories.rs.)
+    pub fn wire_id(&self, idx: i64) -> DeviceId {
+        let idx = if idx < 0 {
+            crate::apply::waited_for(idx)
+        } else {
+            idx
+        };
+        self.id(self.root(idx))
+    }
+
+    /// The first history of the device that wrote history `idx`.
+    pub fn root(&self, mut idx: i64) -> i64 {
+        while let Some(&(parent, _)) = self.forks.get(&idx) {
+            idx = parent;
+        }
+        idx
+    }
+
+    /// (parent, base) of a history that forked from another.
+    pub fn fork(&self, idx: i64) -> Option<(i64, u64)> {
+        self.forks.get(&idx).copied()
+    }
+
+    /// The histories that fork from history `idx`, in index order.
+    pub fn children(&self, idx: i64) -> Vec<i64> {
+        let mut v: Vec<i64> = (self.forks.iter())
+            .filter(|(_, &(p, _))| p == idx)
+            .map(|(&c, _)| c)
+            .collect();
         v.sort();
-        v.into_iter()
+        v
+    }
+
+    /// Whether `clock`'s entry for history `idx` says nothing that its entries for the
+    /// histories forked from it do not: it has no op of its own there (it ends where they
+    /// fork), or one of them has an op in `clock`, which follows all of `idx` it holds. An op
+    /// names such an entry in its deps only if it adds something (two deps of one op must name
+    /// different histories wherever they arrive).
+    pub fn implied(&self, clock: &Clock, idx: i64) -> bool {
+        let seq = clock.get(&idx).copied().unwrap_or(0);
+        seq <= self.fork(idx).map_or(0, |f| f.1) || self.seen_beyond(clock, idx)
+    }
+
+    /// Whether `clock` holds an op of a history forked from `idx` (or from one of those).
+    fn seen_beyond(&self, clock: &Clock, idx: i64) -> bool {
+        self.children(idx).into_iter().any(|child| {
+            let base = self.fork(child).map_or(0, |f| f.1);
+            clock.get(&child).copied().unwrap_or(0) > base || self.seen_beyond(clock, child)
+        })
+    }
+
+    /// Whether the device whose first history is `root` wrote more than one.
+    pub fn is_forked(&self, root: i64) -> bool {
+        !self.forks.is_empty() && self.forks.values().any(|&(p, _)| self.root(p) == root)
+    }
+
+    /// Every history of the device whose first history is `root`, parents before children.
+    pub fn histories(&self, root: i64) -> Vec<i64> {
+        let mut out = vec![root];
+        let mut i = 0;
+        while i < out.len() {
+            out.extend(self.children(out[i]));
+            i += 1;
+        }
+        out
+    }
+
+    /// Every device index, ascending, each history after the one it forked from.
+    pub fn indexes(&self) -> impl Iterator<Item = i64> {
+        let mut roots: Vec<i64> = (self.by_idx.keys().copied())
+            .filter(|i| !self.forks.contains_key(i))
+            .collect();
+        roots.sort();
+        let all: Vec<i64> = roots.into_iter().flat_map(|r| self.histories(r)).collect();
+        all.into_iter()
     }
 
     pub fn me(&self) -> DeviceId {
@@ -136,67 +260,83 @@ pub fn clock_json(devices: &Devices, clock: &Clock) -> String {
     obj.finish()
 }
 
-/// What `peer` is known to have (from the clocks its bundles carried).
-pub fn known_by(conn: &Conn, peer: i64) -> Result<Clock> {
-    read_clock(
-        conn,
-        "SELECT device, seq FROM main._sync_peers WHERE peer = ?1",
-        &[Value::Integer(peer)],
-    )
+/// What `peer` is known to have (from the clocks its bundles carried): per device, a seq and
+/// the hash of that op there.
+pub fn known_by(conn: &Conn, peer: i64) -> Result<HashMap<i64, (u64, Option<Hash>)>> {
+    let mut stmt =
+        conn.prepare("SELECT device, seq, hash FROM main._sync_peers WHERE peer = ?1")?;
+    stmt.bind_all(&[Value::Integer(peer)])?;
+    let mut known = HashMap::new();
+    while stmt.step()? {
+        let hash = stmt.column_blob(2)?.and_then(|h| h.try_into().ok());
+        known.insert(stmt.column_int(0), (stmt.column_int(1) as u64, hash));
+    }
+    Ok(known)
 }
 
 /// Sets what `peer` is known to have to `clock`, the clock of its latest bundle here. Knowledge
 /// may go down: an older bundle delivered late, or a peer put back to an older backup, which
 /// lost ops it had received (it must get them again). Believing a peer has less than it has
 /// only sends ops twice; believing it has more would never send them.
-pub fn learn_peer(conn: &Conn, peer: i64, clock: &Clock) -> Result<()> {
+pub fn learn_peer(conn: &Conn, peer: i64, clock: &[(i64, u64, Option<Hash>)]) -> Result<()> {
     conn.exec(
         "DELETE FROM main._sync_peers WHERE peer = ?1",
         &[Value::Integer(peer)],
     )?;
-    let mut stmt =
-        conn.prepare("INSERT INTO main._sync_peers(peer, device, seq) VALUES (?1, ?2, ?3)")?;
-    for (&device, &seq) in clock {
+    let mut stmt = conn.prepare(
+        "INSERT OR REPLACE INTO main._sync_peers(peer, device, seq, hash) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for &(device, seq, hash) in clock {
         stmt.execute(&[
             Value::Integer(peer),
             Value::Integer(device),
             Value::Integer(seq as i64),
+            hash.map_or(Value::Null, |h| Value::Blob(h.to_vec())),
         ])?;
     }
     Ok(())
 }
 
 /// Causal contexts of all ops, held as change points (`_sync_deps`): the context of op `seq` of
-/// `device` holds, for every other device, the last change point at or below `seq`.
+/// `device` holds, for every other device, the last change point at or below `seq`. Each change
+/// point keeps the hash of the op it names.
 #[derive(Default)]
 pub struct Contexts {
-    points: HashMap<i64, BTreeMap<i64, Vec<(u64, u64)>>>,
+    points: HashMap<i64, BTreeMap<i64, Vec<Point>>>,
 }
+
+/// A change point: from op `.0` on, the context holds op `.1` (with hash `.2`).
+type Point = (u64, u64, Hash);
 
 impl Contexts {
     pub fn load(conn: &Conn) -> Result<Contexts> {
         let mut contexts = Contexts::default();
         let mut stmt = conn.prepare(
-            "SELECT device, seq, dep, dep_seq FROM main._sync_deps ORDER BY device, dep, seq",
+            "SELECT device, seq, dep, dep_seq, hash FROM main._sync_deps ORDER BY device, dep, seq",
         )?;
         while stmt.step()? {
             let n = |i| stmt.column_int(i);
-            contexts.remember(n(0), n(1) as u64, n(2), n(3) as u64);
+            let hash = stmt
+                .column_blob(4)?
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(|| Error::new("damaged change point in _sync_deps"))?;
+            contexts.remember(n(0), n(1) as u64, n(2), n(3) as u64, hash);
         }
         Ok(contexts)
     }
 
-    /// Notes a change point in memory (the caller stores it).
-    fn remember(&mut self, device: i64, seq: u64, dep: i64, dep_seq: u64) {
+    /// Notes a change point in memory (the caller stores it); of two at one op, the later.
+    fn remember(&mut self, device: i64, seq: u64, dep: i64, dep_seq: u64, hash: Hash) {
         let list = self
             .points
             .entry(device)
             .or_default()
             .entry(dep)
             .or_default();
-        match list.binary_search_by_key(&seq, |&(s, _)| s) {
-            Ok(i) => list[i].1 = list[i].1.max(dep_seq),
-            Err(i) => list.insert(i, (seq, dep_seq)),
+        match list.binary_search_by_key(&seq, |&(s, _, _)| s) {
+            Ok(i) if list[i].1 < dep_seq => list[i] = (seq, dep_seq, hash),
+            Ok(_) => {}
+            Err(i) => list.insert(i, (seq, dep_seq, hash)),
         }
     }
 
@@ -208,16 +348,19 @@ impl Contexts {
         seq: u64,
         dep: i64,
         dep_seq: u64,
+        hash: &Hash,
     ) -> Result<()> {
-        self.remember(device, seq, dep, dep_seq);
+        self.remember(device, seq, dep, dep_seq, *hash);
         conn.exec(
-            "INSERT INTO main._sync_deps(device, seq, dep, dep_seq) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(device, seq, dep) DO UPDATE SET dep_seq = max(dep_seq, excluded.dep_seq)",
+            "INSERT INTO main._sync_deps(device, seq, dep, dep_seq, hash) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(device, seq, dep) DO UPDATE SET dep_seq = excluded.dep_seq,
+               hash = excluded.hash WHERE excluded.dep_seq > dep_seq",
             &[
                 Value::Integer(device),
                 Value::Integer(seq as i64),
                 Value::Integer(dep),
                 Value::Integer(dep_seq as i64),
+                Value::Blob(hash.to_vec()),
             ],
         )
     }
@@ -226,7 +369,7 @@ impl Contexts {
     pub fn forget(&mut self, conn: &Conn, device: i64, seq: u64) -> Result<()> {
         if let Some(deps) = self.points.get_mut(&device) {
             for list in deps.values_mut() {
-                list.retain(|&(s, _)| s != seq);
+                list.retain(|&(s, _, _)| s != seq);
             }
         }
         conn.exec(
@@ -243,7 +386,7 @@ impl Contexts {
         let Some(list) = self.points.get(&device).and_then(|m| m.get(&dep)) else {
             return 0;
         };
-        match list.binary_search_by_key(&seq, |&(s, _)| s) {
+        match list.binary_search_by_key(&seq, |&(s, _, _)| s) {
             Ok(i) => list[i].1,
             Err(0) => 0,
             Err(i) => list[i - 1].1,
@@ -264,16 +407,29 @@ impl Contexts {
         clock
     }
 
-    /// The change points exactly at op `seq` of `device`: what its encoding carries as `deps`.
-    pub fn delta(&self, device: i64, seq: u64) -> Vec<(i64, u64)> {
+    /// The change points in force at op `seq` of `device`, with the hashes of the ops they name.
+    pub fn points_at(&self, device: i64, seq: u64) -> Vec<(i64, u64, Hash)> {
         let Some(deps) = self.points.get(&device) else {
             return Vec::new();
         };
         deps.iter()
             .filter_map(|(&dep, list)| {
-                list.binary_search_by_key(&seq, |&(s, _)| s)
+                let i = list.partition_point(|&(s, _, _)| s <= seq);
+                (i > 0).then(|| (dep, list[i - 1].1, list[i - 1].2))
+            })
+            .collect()
+    }
+
+    /// The change points exactly at op `seq` of `device`: what its encoding carries as `deps`.
+    pub fn delta(&self, device: i64, seq: u64) -> Vec<(i64, u64, Hash)> {
+        let Some(deps) = self.points.get(&device) else {
+            return Vec::new();
+        };
+        deps.iter()
+            .filter_map(|(&dep, list)| {
+                list.binary_search_by_key(&seq, |&(s, _, _)| s)
                     .ok()
-                    .map(|i| (dep, list[i].1))
+                    .map(|i| (dep, list[i].1, list[i].2))
             })
             .collect()
     }
@@ -294,8 +450,22 @@ impl Causality for Order<'_> {
             self.devices.idx(&later.device),
             self.devices.idx(&earlier.device),
         ) {
-            (Some(l), Some(e)) => self.contexts.entry(l, later.seq, e) >= earlier.seq,
+            (Some(l), Some(e)) => self.saw(l, later.seq, e, earlier.seq),
             _ => false,
         }
+    }
+}
+
+impl Order<'_> {
+    /// Whether op `seq` of `device` had seen op `seen_seq` of history `seen`: its context
+    /// holds it, or an op of a history forked from `seen` after it (whose ops follow it).
+    fn saw(&self, device: i64, seq: u64, seen: i64, seen_seq: u64) -> bool {
+        if self.contexts.entry(device, seq, seen) >= seen_seq {
+            return true;
+        }
+        self.devices.children(seen).into_iter().any(|child| {
+            let base = self.devices.fork(child).map_or(0, |f| f.1);
+            base >= seen_seq && self.saw(device, seq, child, base + 1)
+        })
     }
 }

@@ -225,6 +225,19 @@ impl Conn {
         })
     }
 
+    /// Runs a query and returns its first row, or `None` when it returns no row.
+    pub fn query_row(&self, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>> {
+        let mut stmt = self.prepare(sql)?;
+        stmt.bind_all(params)?;
+        if !stmt.step()? {
+            return Ok(None);
+        }
+        (0..stmt.column_count())
+            .map(|i| stmt.column(i))
+            .collect::<Result<_>>()
+            .map(Some)
+    }
+
     /// Runs `body` inside `SAVEPOINT name`: released when it succeeds, rolled back when it fails,
     /// so an error leaves the database as it was and no transaction open.
     pub fn savepoint<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Error, Result};
-use crate::op::{Dep, DeviceId, Op, DELETE, INSERT, UPDATE};
+use crate::op::{Bin, Dep, DeviceId, Hash, Op, DELETE, INSERT, UPDATE};
 use crate::value::{Cells, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -178,22 +178,16 @@ impl Form {
             })
     }
 
-    /// Writes the canonical encoding (op.rs) of the op of this form with these fields and
-    /// values to `out`: the same bytes as `Op::encode` of the whole op, without building it.
-    pub fn write_canonical(
-        &self,
-        out: &mut impl std::io::Write,
-        device: &DeviceId,
-        seq: u64,
-        lamport: u64,
-        deps: &[Dep],
-        values: &[Value],
-    ) {
+    /// Writes the canonical encoding (op.rs) of the op of this form with fields `head` and
+    /// these values to `out`: the same bytes as `Op::encode` of the whole op, without building
+    /// it.
+    pub fn write_canonical(&self, out: &mut impl std::io::Write, head: &Head, values: &[Value]) {
         let op = Canonical {
-            device: Bin(device),
-            seq,
-            lamport,
-            deps,
+            device: Bin(head.device),
+            seq: head.seq,
+            prev: head.prev.map(|p| Bin(p)),
+            lamport: head.lamport,
+            deps: head.deps,
             table: &self.table,
             kind: self.kind,
             key: Pairs(self, values, true),
@@ -231,25 +225,27 @@ impl Form {
     }
 }
 
-/// An op's fields, borrowed, in the order and types of `Op` (so they encode the same).
+/// The fields of an op that its form and values do not hold.
+pub struct Head<'a> {
+    pub device: &'a DeviceId,
+    pub seq: u64,
+    pub prev: Option<&'a Hash>,
+    pub lamport: u64,
+    pub deps: &'a [Dep],
+}
+
+/// An op's fields, borrowed, in the order of its canonical encoding (op.rs).
 #[derive(Serialize)]
 struct Canonical<'a> {
     device: Bin<'a>,
     seq: u64,
+    prev: Option<Bin<'a>>,
     lamport: u64,
     deps: &'a [Dep],
     table: &'a str,
     kind: u8,
     key: Pairs<'a>,
     cells: Pairs<'a>,
-}
-
-struct Bin<'a>(&'a [u8]);
-
-impl Serialize for Bin<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
 }
 
 /// The key (true) or the cells (false) of an op as (column, value) pairs, encoded as
@@ -330,7 +326,7 @@ mod tests {
             device: [3; 16],
             seq: 5,
             lamport: 11,
-            deps: vec![Dep([1; 16], 2)],
+            deps: vec![Dep([1; 16], 2, [9; 16])],
             table: "t".into(),
             kind: INSERT,
             key: vec![("id".into(), Value::Real(-0.0))],
@@ -350,22 +346,22 @@ mod tests {
             let form = Form::of(&op);
             let values = form.values_of(op.clone());
             let mut canonical = Vec::new();
-            form.write_canonical(
-                &mut canonical,
-                &op.device,
-                op.seq,
-                op.lamport,
-                &op.deps,
-                &values,
-            );
-            assert_eq!(canonical, op.encode());
+            let head = Head {
+                device: &op.device,
+                seq: op.seq,
+                prev: Some(&[4; 16]),
+                lamport: op.lamport,
+                deps: &op.deps,
+            };
+            form.write_canonical(&mut canonical, &head, &values);
+            assert_eq!(canonical, op.encode(Some(&[4; 16])));
             let mut packed = Vec::new();
             Form::pack(&values, &mut packed).unwrap();
             let form = Form::decode(&form.encode()).unwrap();
             let back = form
                 .op(op.device, op.seq, op.lamport, op.deps.clone(), &packed)
                 .unwrap();
-            assert_eq!(back.encode(), op.encode());
+            assert_eq!(back.encode(None), op.encode(None));
         }
     }
 

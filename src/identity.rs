@@ -20,6 +20,7 @@
 //! state. A file moved within its file system keeps it; one moved to another file system, or
 //! restored by a rename, gets a new id, which costs nothing but one more device in clocks.
 
+use crate::chain::{self, Held};
 use crate::clock;
 use crate::db::{Conn, Error, Result, TriggersOff};
 use crate::form::Form;
@@ -103,6 +104,20 @@ pub fn on_load(conn: &Conn) {
     }
 }
 
+/// This device's id `me`, and the ids it had before it forked (its bundles may be written
+/// over: `bundle::Writer::create`).
+pub fn ids(conn: &Conn, me: &DeviceId) -> Result<Vec<DeviceId>> {
+    let mut ids = vec![*me];
+    let mut stmt = conn
+        .prepare("SELECT value FROM main._sync_state WHERE name LIKE 'former %' ORDER BY name")?;
+    while stmt.step()? {
+        if let Some(id) = stmt.column_blob(0)?.and_then(|b| b.try_into().ok()) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 /// Makes this database a new device (see the module comment); returns the new id.
 pub fn fork(conn: &Conn) -> Result<DeviceId> {
     log::lock_for_writing(conn)?;
@@ -112,13 +127,35 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
         .ok_or_else(|| Error::new("device row missing"))?;
     let new = *uuid::Uuid::new_v4().as_bytes();
     let applied = clock::applied(conn)?;
-    let local = LocalOps::load(conn)?;
+    let held = Held::load(conn)?;
+    let local = &held.local;
     let last = applied.get(&SELF).copied().unwrap_or(0);
+    // the hashes of the ops the new device's first op follows
+    let heads = {
+        let history = held.history(conn, true);
+        let mut heads = Vec::with_capacity(applied.len());
+        for (&device, &seq) in &applied {
+            if held.devices.implied(&applied, device) {
+                continue; // the entries of the histories forked from it say it all
+            }
+            let hash = (history.hash_at(device, seq)?)
+                .ok_or_else(|| Error::new("an applied clock entry names no op"))?;
+            heads.push((device, seq, hash));
+        }
+        heads
+    };
     let lamport = log::state(conn, "lamport")?.max(local.lamport(last));
 
     conn.exec(
         "UPDATE main._sync_device SET id = ?1",
         &[Value::Blob(new.to_vec())],
+    )?;
+    conn.exec(
+        "INSERT OR REPLACE INTO main._sync_state(name, value) VALUES (?1, ?2)",
+        &[
+            Value::Text(format!("former {}", hex(&old))),
+            Value::Blob(old.to_vec()),
+        ],
     )?;
     conn.exec(
         "UPDATE main._sync_devices SET id = ?1 WHERE idx = ?2",
@@ -128,7 +165,7 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
         "INSERT INTO main._sync_devices(id) VALUES (?1)",
         &[Value::Blob(old.to_vec())],
     )?;
-    move_ops(conn, &local, &old, was, last)?;
+    move_ops(conn, local, &old, was, last)?;
     // change points above the last op were recorded for this device's next op: the new
     // device's first op, whose context is written below
     conn.exec(
@@ -143,6 +180,7 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
         "UPDATE main._sync_conflicts SET earlier_device = ?1 WHERE earlier_device = ?2",
         "UPDATE main._sync_conflicts SET later_device = ?1 WHERE later_device = ?2",
         "UPDATE main._sync_peers SET device = ?1 WHERE device = ?2",
+        "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2",
     ] {
         conn.exec(sql, &[Value::Integer(was), Value::Integer(SELF)])?;
     }
@@ -153,15 +191,17 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
         )?;
     }
     // the new device's first op follows everything applied here
-    for (&device, &seq) in &applied {
+    for (device, seq, hash) in heads {
         let device = if device == SELF { was } else { device };
+        chain::remember(conn, device, seq, &hash)?;
         conn.exec(
-            "INSERT INTO main._sync_deps(device, seq, dep, dep_seq) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO main._sync_deps(device, seq, dep, dep_seq, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
             &[
                 Value::Integer(SELF),
                 Value::Integer(1),
                 Value::Integer(device),
                 Value::Integer(seq as i64),
+                Value::Blob(hash.to_vec()),
             ],
         )?;
     }

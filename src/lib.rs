@@ -12,6 +12,7 @@ mod bundle;
 mod bundle_out;
 mod capture;
 mod cascade;
+mod chain;
 mod clock;
 mod conflicts;
 mod db;

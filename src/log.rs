@@ -5,7 +5,7 @@
 //! exists exactly when that change committed (a rollback takes back both, and with them the
 //! rowid, so no gap opens). UPDATE and DELETE on `_sync_ops` are refused by triggers.
 //!
-//! # Layout (main schema; format 2)
+//! # Layout (main schema; format 3)
 //!
 //! ```text
 //! _sync_device(one = 1, id BLOB, format INTEGER)   this device: 16 random bytes; layout version
@@ -14,25 +14,32 @@
 //!                                                   positions of the PK columns in PK order
 //! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)     local ops (below)
 //!
-//! _sync_devices(idx, id)                 every device this one has heard of; idx 1 is itself
+//! _sync_devices(idx, id, parent, base)   every device this one has heard of; idx 1 is itself.
+//!                                        A second history of a device (apply/histories.rs)
+//!                                        forks from history `parent` after its op `base`
 //! _sync_remote(device, seq, lamport, applied, form, vals)  ops of other devices (remote.rs):
 //!                                        their form and values (form.rs); applied = 0 while
 //!                                        pending (indexed by _sync_remote_pending)
 //! _sync_forms(id, form)                  the forms of received ops (form.rs)
 //! _sync_clock(device, seq)               per other device: highest seq applied, none missing
-//! _sync_deps(device, seq, dep, dep_seq)  causal contexts, as change points: from op `seq` of
-//!                                        `device` on, its clock holds `dep_seq` for `dep`
+//! _sync_deps(device, seq, dep, dep_seq, hash)  causal contexts, as change points: from op
+//!                                        `seq` of `device` on, its clock holds `dep_seq` for
+//!                                        `dep`, the op with `hash` (a negative `dep` waits for
+//!                                        the history that holds it: apply/histories.rs)
+//! _sync_hashes(device, seq, hash)        checkpoints of each device's hash chain (chain.rs)
 //! _sync_epochs(local_seq, lamport)       one row per import: the last local seq before it and
 //!                                        the highest Lamport time known after it
 //! _sync_rows(table_id, key, device, seq) which ops touched which row (key: msgpack of the PK
 //! _sync_row_ops(…, the same)             values), for ops applied or folded in (`folded`):
 //!                                        the first op indexed on a row in _sync_rows, every
 //!                                        later one in _sync_row_ops (a new row costs one write)
-//! _sync_peers(peer, device, seq)         what each peer is known to have: the clock its last
-//!                                        bundle carried
+//! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
+//!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
 //! _sync_conflicts(...)                   conflict records (conflicts.rs); view sync_conflicts
-//! _sync_state(name, value)               counters: `folded` (last local seq in _sync_rows),
+//! _sync_state(name, value)               `file` (identity.rs), `former <id>` (ids this device
+//!                                        had before it forked), counters: `folded` (last
+//!                                        local seq in _sync_rows),
 //!                                        `lamport` (highest Lamport time applied)
 //! ```
 //!
@@ -66,7 +73,7 @@ use std::collections::HashMap;
 use crate::value::{hex, Cells, JsonObject, Value};
 
 /// Layout version of the tables above.
-pub const FORMAT: i64 = 2;
+pub const FORMAT: i64 = 3;
 
 /// Name prefix reserved for the extension's own tables, triggers and views.
 pub const INTERNAL_PREFIX: &str = "_sync_";
@@ -98,7 +105,9 @@ const SCHEMA: &[&str] = &[
      )",
     "CREATE TABLE IF NOT EXISTS _sync_devices(
        idx INTEGER PRIMARY KEY,
-       id BLOB NOT NULL UNIQUE
+       id BLOB NOT NULL UNIQUE,
+       parent INTEGER,
+       base INTEGER
      )",
     "CREATE TABLE IF NOT EXISTS _sync_remote(
        device INTEGER NOT NULL,
@@ -124,8 +133,11 @@ const SCHEMA: &[&str] = &[
        seq INTEGER NOT NULL,
        dep INTEGER NOT NULL,
        dep_seq INTEGER NOT NULL,
+       hash BLOB NOT NULL,
        PRIMARY KEY (device, seq, dep)
      ) WITHOUT ROWID",
+    // deps waiting for an op of a history not held here (histories.rs) are few
+    "CREATE INDEX IF NOT EXISTS _sync_deps_waiting ON _sync_deps(dep) WHERE dep < 0",
     "CREATE TABLE IF NOT EXISTS _sync_rows(
        table_id INTEGER NOT NULL,
        key BLOB NOT NULL,
@@ -144,7 +156,14 @@ const SCHEMA: &[&str] = &[
        peer INTEGER NOT NULL,
        device INTEGER NOT NULL,
        seq INTEGER NOT NULL,
+       hash BLOB,
        PRIMARY KEY (peer, device)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_hashes(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       hash BLOB NOT NULL,
+       PRIMARY KEY (device, seq)
      ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _sync_bundles(
        id BLOB PRIMARY KEY,

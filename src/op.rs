@@ -8,10 +8,15 @@
 //! # Encoding (msgpack, one array)
 //!
 //! ```text
-//! [ device: bin(16), seq: uint, lamport: uint,
-//!   deps:  [[device: bin(16), seq: uint], …],   entries of the writer's vector clock that
+//! [ device: bin(16), seq: uint,
+//!   prev:  bin(16) | nil,                       the link of op seq - 1 of the device (nil for
+//!                                                op 1): each device's ops form a hash chain
+//!   lamport: uint,
+//!   deps:  [[device: bin(16), seq: uint, link: bin(16)], …]
+//!                                                entries of the writer's vector clock that
 //!                                                changed since its previous op (all of them
-//!                                                for its first op), sorted by device
+//!                                                for its first op), sorted by device, each
+//!                                                with the link of the op it names
 //!   table: str, kind: 0 insert | 1 update | 2 delete,
 //!   key:   [[column: str, value], …],           the PRIMARY KEY, in key order
 //!   cells: [[column: str, value], …] ]          the columns written: every column for an
@@ -22,6 +27,13 @@
 //!
 //! The causal context of op `n` of a device is the merge of the `deps` of its ops `1..=n`, plus
 //! the device's own ops `1..n-1`; its order key is `(lamport, device, seq)`.
+//!
+//! An op's hash is the SHA-256 of its encoding, its *link* the first 16 bytes of that (as
+//! unlikely to collide by chance as device ids). Through `prev` it names the op's whole history
+//! on its device, and through the deps' hashes the history it had seen: two databases that
+//! wrote under one device id (a copied file, an older backup put back) write ops whose hashes
+//! differ from the first op where they part, so every device can tell the two histories apart
+//! (chain.rs).
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -33,10 +45,18 @@ use crate::value::Value;
 
 pub type DeviceId = [u8; 16];
 
+/// An op's link: the first 16 bytes of its SHA-256, what `prev`, deps and clocks name it by.
+pub type Hash = [u8; 16];
+
+/// The link of an op whose SHA-256 is `full`.
+pub fn link(full: &[u8; 32]) -> Hash {
+    full[..16].try_into().expect("16 of 32 bytes")
+}
+
 /// One op, decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Op {
-    #[serde(with = "device_bytes")]
+    #[serde(with = "fixed_bytes")]
     pub device: DeviceId,
     pub seq: u64,
     pub lamport: u64,
@@ -47,28 +67,78 @@ pub struct Op {
     pub cells: Vec<(String, Value)>,
 }
 
+/// A dep: (device, seq, hash of that op).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Dep(#[serde(with = "device_bytes")] pub DeviceId, pub u64);
+pub struct Dep(
+    #[serde(with = "fixed_bytes")] pub DeviceId,
+    pub u64,
+    #[serde(with = "fixed_bytes")] pub Hash,
+);
 
 pub const INSERT: u8 = 0;
 pub const UPDATE: u8 = 1;
 pub const DELETE: u8 = 2;
 
 impl Op {
-    /// The canonical encoding (what `Form::write_canonical` writes, which the extension uses).
-    #[cfg(test)]
-    pub fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec(self).expect("an op always encodes")
+    /// The canonical encoding with `prev` (the same bytes as `Form::write_canonical`).
+    pub fn encode(&self, prev: Option<&Hash>) -> Vec<u8> {
+        let whole = (
+            Bin(&self.device),
+            self.seq,
+            prev.map(|p| Bin(p)),
+            self.lamport,
+            &self.deps,
+            &self.table,
+            self.kind,
+            &self.key,
+            &self.cells,
+        );
+        rmp_serde::to_vec(&whole).expect("an op always encodes")
     }
 
+    /// Decodes an encoding into the op and its `prev`.
     #[cfg(test)]
-    pub fn decode(bytes: &[u8]) -> Result<Op> {
-        let op: Op = rmp_serde::from_slice(bytes)
-            .map_err(|e| Error::new(format!("undecodable op ({e})")))?;
+    pub fn decode(bytes: &[u8]) -> Result<(Op, Option<Hash>)> {
+        type Whole = (
+            serde_bytes_owned::Bytes,
+            u64,
+            Option<serde_bytes_owned::Bytes>,
+            u64,
+            Vec<Dep>,
+            String,
+            u8,
+            Vec<(String, Value)>,
+            Vec<(String, Value)>,
+        );
+        let bad = |e: String| Error::new(format!("undecodable op ({e})"));
+        let w: Whole = rmp_serde::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let prev = match w.2 {
+            Some(p) => Some(p.0.try_into().map_err(|_| bad("prev".into()))?),
+            None => None,
+        };
+        let op = Op {
+            device: w.0 .0.try_into().map_err(|_| bad("device".into()))?,
+            seq: w.1,
+            lamport: w.3,
+            deps: w.4,
+            table: w.5,
+            kind: w.6,
+            key: w.7,
+            cells: w.8,
+        };
         if !matches!(op.kind, INSERT | UPDATE | DELETE) || op.seq == 0 || op.key.is_empty() {
             return Err(Error::new("malformed op"));
         }
-        Ok(op)
+        Ok((op, prev))
+    }
+}
+
+/// Bytes serialized as msgpack bin.
+pub struct Bin<'a>(pub &'a [u8]);
+
+impl Serialize for Bin<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
     }
 }
 
@@ -77,20 +147,22 @@ pub fn hash(encoded: &[u8]) -> [u8; 32] {
     Sha256::digest(encoded).into()
 }
 
-pub(crate) mod device_bytes {
-    use super::DeviceId;
+/// A fixed-size byte string (a device id, a hash) as msgpack bin.
+pub(crate) mod fixed_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(id: &DeviceId, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, const N: usize>(id: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(id)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DeviceId, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let bytes: super::serde_bytes_owned::Bytes = Deserialize::deserialize(d)?;
         bytes
             .0
             .try_into()
-            .map_err(|_| serde::de::Error::custom("device id is not 16 bytes"))
+            .map_err(|_| serde::de::Error::custom(format!("not {N} bytes")))
     }
 }
 
@@ -194,7 +266,7 @@ mod tests {
             device: [7; 16],
             seq: 3,
             lamport: 9,
-            deps: vec![Dep([1; 16], 4)],
+            deps: vec![Dep([1; 16], 4, [2; 16])],
             table: "t".into(),
             kind: UPDATE,
             key: vec![("id".into(), Value::Integer(i64::MIN))],
@@ -213,9 +285,11 @@ mod tests {
     #[test]
     fn encoding_round_trips_exactly() {
         let op = sample();
-        let bytes = op.encode();
-        let back = Op::decode(&bytes).unwrap();
-        assert_eq!(back.encode(), bytes);
+        let bytes = op.encode(Some(&[5; 16]));
+        let (back, prev) = Op::decode(&bytes).unwrap();
+        assert_eq!(prev, Some([5; 16]));
+        assert_eq!(back.encode(prev.as_ref()), bytes);
+        assert_eq!(Op::decode(&op.encode(None)).unwrap().1, None);
         let Value::Real(z) = back.cells[0].1 else {
             panic!()
         };

@@ -82,7 +82,7 @@ pub fn deps_of(contexts: &Contexts, devices: &Devices, device: i64, seq: u64) ->
     let mut deps: Vec<Dep> = contexts
         .delta(device, seq)
         .into_iter()
-        .map(|(d, s)| Dep(devices.id(d), s))
+        .map(|(d, s, h)| Dep(devices.wire_id(d), s, h))
         .collect();
     deps.sort();
     deps
@@ -125,6 +125,13 @@ impl Appender {
         self.pending
             .get(&device)
             .is_some_and(|&(lo, hi)| lo <= seq && seq <= hi)
+    }
+
+    /// Notes that `to` may hold pending ops where `from` may (ops moved between histories).
+    pub fn copy_pending(&mut self, from: i64, to: i64) {
+        if let Some(&range) = self.pending.get(&from) {
+            self.pending.insert(to, range);
+        }
     }
 
     /// Stores op (`device`, `seq`) unless it is stored already (as a pending op); false when it

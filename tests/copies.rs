@@ -171,6 +171,32 @@ fn an_older_backup_put_back_forks_at_its_first_import_and_gets_its_lost_ops_back
     assert_eq!(a.clock(), b.clock());
 }
 
+/// A device that forked writes over its own earlier bundles as before (an app's fixed outbox
+/// path keeps working); a peer's bundle it still refuses to write over.
+#[test]
+fn a_forked_device_writes_over_its_own_earlier_bundles() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    let outbox = a.db.dir.path().join("outbox.bundle");
+    let export = |d: &Device, path: &Path| {
+        call(
+            d.conn(),
+            &format!("SELECT sync_bundle_out(NULL, '{}')", path.display()),
+        )
+    };
+    export(&a, &outbox).unwrap();
+    exec(a.conn(), "SELECT sync_fork()");
+    exec(a.conn(), "INSERT INTO t VALUES (2, 'a')");
+    export(&a, &outbox).unwrap();
+    assert_eq!(b.import(&outbox).applied, 2);
+    let theirs = b.bundle_for(None);
+    let err = export(&a, &theirs).unwrap_err();
+    assert!(
+        err.contains("the file exists and is not a bundle of this device; refusing to overwrite it (remove it, or choose another path)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sync_fork_makes_a_new_device_that_keeps_everything() {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
@@ -209,10 +235,11 @@ fn importing_your_own_bundle_counts_its_ops_as_duplicates() {
 }
 
 /// Writes made on a copy before any connection loaded the extension on it travel under the
-/// original's id, as a second history of it. Not merged yet: the device that receives both
-/// refuses the second with an error that says why.
+/// original's id, as a second history of it; so do the original's. A device that gets both
+/// keeps both (each becomes a history of its own), every device ends with every row, and the
+/// original, on hearing of the other history of its id, forks and goes on under a new id.
 #[test]
-fn a_copy_written_before_the_extension_loads_on_it_is_refused_with_the_cause() {
+fn a_copy_written_before_the_extension_loads_on_it_merges_as_a_second_history() {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
     send(&a, &b);
@@ -228,13 +255,87 @@ fn a_copy_written_before_the_extension_loads_on_it_is_refused_with_the_cause() {
     let c = Device::copied("c", &a, |path| {
         std::fs::copy(&copy, path).unwrap();
     });
-    assert_ne!(c.id(), a.id());
-    let err = b.try_import(&c.bundle_for(None)).unwrap_err();
-    assert!(
-        err.contains(&format!("its op 2 of device {}", a.id()))
-            && err.contains("two databases wrote under one device id"),
-        "{err}"
+    let a_id = a.id();
+    assert_ne!(c.id(), a_id);
+    let r = send(&c, &b);
+    assert_eq!((r.applied, r.duplicates, r.pending), (1, 1, 0), "{r:?}");
+    assert_eq!(ids(&b), vec![1, 2, 3]);
+    mesh(&[&a, &b, &c]);
+    for d in [&a, &c] {
+        assert_eq!(d.dump("t"), b.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), b.clock(), "{}", d.name);
+    }
+    assert_ne!(
+        a.id(),
+        a_id,
+        "a forked when it heard of the copy's history of its id"
     );
+    exec(a.conn(), "INSERT INTO t VALUES (4, 'a again')");
+    exec(c.conn(), "INSERT INTO t VALUES (5, 'c again')");
+    mesh(&[&a, &b, &c]);
+    assert_eq!(ids(&a), vec![1, 2, 3, 4, 5]);
+    assert_eq!(a.dump("t"), c.dump("t"));
+    assert_eq!(a.dump("t"), b.dump("t"));
+}
+
+/// A backup put back, then written as many ops as it lost, before any import: its new op has
+/// the seq of the lost one. The hash each op and clock entry carries tells the two apart; the
+/// device forks, and every device keeps both histories.
+#[test]
+fn an_older_backup_written_as_far_as_it_lost_keeps_both_histories() {
+    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    let backup = back_up(&a);
+    exec(a.conn(), "INSERT INTO t VALUES (2, 'lost with the disk')");
+    send(&a, &b);
+    put_back(&mut a, &backup);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (3, 'written after the restore')",
+    );
+    assert_eq!(b.clock(), a.clock(), "the same clock, two histories");
+    mesh(&[&a, &b]);
+    assert_eq!(ids(&a), vec![1, 2, 3]);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.clock(), b.clock());
+}
+
+/// The same through third devices: the restored device's new ops reach one peer, the lost ones
+/// another, and the two relays meet before the restored device syncs again.
+#[test]
+fn two_histories_relayed_through_other_devices_are_split_alike() {
+    let (mut a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    send(&a, &b);
+    send(&a, &c);
+    let backup = back_up(&a);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (2, 'lost'); INSERT INTO t VALUES (3, 'lost')",
+    );
+    send(&a, &b);
+    put_back(&mut a, &backup);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (4, 'new'); UPDATE t SET who = 'new' WHERE id = 1",
+    );
+    send(&a, &c);
+    exec(b.conn(), "INSERT INTO t VALUES (5, 'b saw the lost ops')");
+    exec(c.conn(), "INSERT INTO t VALUES (6, 'c saw the new ops')");
+    send(&b, &c);
+    send(&c, &b);
+    assert_eq!(b.dump("t"), c.dump("t"));
+    assert_eq!(b.clock(), c.clock());
+    mesh(&[&a, &b, &c]);
+    assert_eq!(ids(&a), vec![1, 2, 3, 4, 5, 6]);
+    for d in [&b, &c] {
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), a.clock(), "{}", d.name);
+    }
 }
 
 /// A backup put back loses the ops the device had received since, though its peers believe it

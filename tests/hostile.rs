@@ -194,8 +194,8 @@ fn wrong_magic() {
 #[test]
 fn a_future_format_version() {
     let c = case();
-    c.edit_file("UPDATE manifest SET format = 3");
-    c.refused("manifest: unknown format version 3 (this build reads 2)");
+    c.edit_file("UPDATE manifest SET format = 4");
+    c.refused("manifest: unknown format version 4 (this build reads 3)");
 }
 
 #[test]
@@ -255,15 +255,32 @@ fn a_manifest_hash_of_the_wrong_length() {
     c.refused("manifest: ops_hash is not 32 bytes");
 }
 
+/// Two different ops under one device id and seq are two histories of that device (a copied
+/// or restored database written on both sides): without signatures, a forged bundle cannot be
+/// told from that. Both are kept, each a history of its own, and nothing is lost either way:
+/// the device whose id it is forks when it hears of it, and both devices converge.
 #[test]
-fn the_same_op_twice_with_different_content() {
+fn the_same_op_twice_with_different_content_is_a_second_history() {
     let c = case();
     c.forge(|b| {
         let mut twin = b.ops[0].clone();
         twin.cells[1].1 = M::Str("beer".into());
         b.ops.insert(1, twin);
     });
-    c.refused("differs from the op with the same device and seq already here: two databases wrote under one device id");
+    let r = c.b.import(&c.path);
+    assert_eq!((r.applied, r.duplicates, r.pending), (6, 0, 0), "{r:?}");
+    let a_id = c.a.id();
+    for _ in 0..2 {
+        c.a.import(&c.b.bundle_for(Some(&c.a)));
+        c.b.import(&c.a.bundle_for(Some(&c.b)));
+    }
+    assert_ne!(
+        c.a.id(),
+        a_id,
+        "a forked on hearing of another history of its id"
+    );
+    assert_eq!(c.a.dump("todos"), c.b.dump("todos"));
+    assert_eq!(c.a.clock(), c.b.clock());
 }
 
 /// Ops under the importing device's id that it never wrote are what a database restored from
@@ -300,9 +317,13 @@ fn deps_out_of_order_or_on_the_op_itself() {
     let c = case();
     let own = c.a.id();
     c.forge(|b| {
-        b.ops[0].deps = M::Array(vec![M::Array(vec![M::Bin(hex_to_bytes(&own)), M::Int(1)])]);
+        b.ops[0].deps = M::Array(vec![M::Array(vec![
+            M::Bin(hex_to_bytes(&own)),
+            M::Int(1),
+            M::Bin(vec![0; 16]),
+        ])]);
     });
-    c.refused("its deps are not one per other device in device order");
+    c.refused("its deps are not in order (by device, seq and hash), or name its own device");
 }
 
 // --- clocks ---
@@ -491,10 +512,10 @@ fn an_op_head_with_unknown_flags() {
     // the first op starts the stream: head 15 (device, seq, deps, new form)
     let conn = rusqlite::Connection::open(&c.path).unwrap();
     conn.execute_batch(
-        "UPDATE chunks SET body = CAST(x'2f' || substr(body, 2) AS BLOB) WHERE n = 1",
+        "UPDATE chunks SET body = CAST(x'4f' || substr(body, 2) AS BLOB) WHERE n = 1",
     )
     .unwrap();
-    c.refused("op 1: bad op head 47");
+    c.refused("op 1: bad op head 79");
 }
 
 // --- a file that holds more than a bundle ---

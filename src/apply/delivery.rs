@@ -12,7 +12,6 @@ use super::Import;
 use crate::clock::Clock;
 use crate::db::{Conn, Error, Result};
 use crate::log::SELF;
-use crate::op::Dep;
 use crate::value::{hex, Value};
 
 impl Import<'_> {
@@ -58,6 +57,7 @@ impl Import<'_> {
                         break;
                     };
                     let deps = self.contexts.delta(device, seq);
+                    let deps: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
                     if let Some(fault) = self.clock_fault(device, seq, lamport, &deps)? {
                         if !self.stored_before(device, seq) {
                             let id = hex(&self.devices.id(device));
@@ -126,6 +126,12 @@ impl Import<'_> {
 
     /// The Lamport time of applied op `seq` of `device`.
     fn lamport_of(&mut self, device: i64, seq: u64) -> Result<u64> {
+        // a second history shares the ops of the one it forked from up to its fork
+        if let Some((parent, base)) = self.devices.fork(device) {
+            if seq <= base {
+                return self.lamport_of(parent, seq);
+            }
+        }
         if device == SELF {
             return Ok(self.local.lamport(seq));
         }
@@ -155,6 +161,7 @@ impl Import<'_> {
         }
         if let Some((lamport, _, _)) = self.pending_op(device, seq)? {
             let deps = self.contexts.delta(device, seq);
+            let deps: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
             if self.clock_fault(device, seq, lamport, &deps)?.is_some() {
                 self.discard(device, seq)?;
             }
@@ -177,6 +184,11 @@ impl Import<'_> {
             "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(seq as i64)],
         )?;
+        // hashes learnt with it may belong to its false history
+        self.run(
+            "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq >= ?2",
+            &[Value::Integer(device), Value::Integer(seq as i64)],
+        )?;
         self.contexts.forget(&self.conn, device, seq)?;
         self.outcome.discarded += 1;
         Ok(())
@@ -184,22 +196,17 @@ impl Import<'_> {
 
     /// Whether op `seq` of `device`, not yet stored, has its whole context applied here (its
     /// own change points are `deps`, the earlier ones in `contexts`).
-    pub(super) fn deliverable_after(&self, device: i64, seq: u64, deps: &[Dep]) -> bool {
+    pub(super) fn deliverable_after(&self, device: i64, seq: u64, deps: &[(i64, u64)]) -> bool {
         let mut context = self.contexts.context(device, seq);
-        for dep in deps {
-            match self.devices.idx(&dep.0) {
-                Some(idx) => {
-                    let e = context.entry(idx).or_default();
-                    *e = (*e).max(dep.1);
-                }
-                None => return false, // a device never heard of: nothing of it is applied
-            }
+        for &(idx, dep_seq) in deps {
+            let e = context.entry(idx).or_default();
+            *e = (*e).max(dep_seq);
         }
         self.covers(&context)
     }
 
     /// Every entry of op `seq` of `device`'s context is applied here.
-    fn deliverable(&self, device: i64, seq: u64) -> bool {
+    pub(super) fn deliverable(&self, device: i64, seq: u64) -> bool {
         self.covers(&self.contexts.context(device, seq))
     }
 

@@ -1,4 +1,4 @@
-//! An independent reader and writer of the bundle format (format 2, documented in
+//! An independent reader and writer of the bundle format (format 3, documented in
 //! src/bundle.rs and src/form.rs), for tests that forge bundles: read every op, change what a
 //! test wants, and write a bundle whose hashes are right again.
 
@@ -105,8 +105,10 @@ impl<'de> Deserialize<'de> for M {
 pub struct Op {
     pub device: Vec<u8>,
     pub seq: i64,
+    /// the link of op seq - 1 of the device (None for op 1)
+    pub prev: Option<Vec<u8>>,
     pub lamport: i64,
-    /// [[device id, seq], …]
+    /// [[device id, seq, link], …]
     pub deps: M,
     pub table: String,
     pub kind: i64,
@@ -115,6 +117,16 @@ pub struct Op {
 }
 
 impl Op {
+    /// The SHA-256 of the op's canonical encoding.
+    pub fn hash(&self) -> Vec<u8> {
+        Sha256::digest(self.canonical()).to_vec()
+    }
+
+    /// Its link: the first 16 bytes of its hash (what prevs, deps and clocks name it by).
+    pub fn link(&self) -> Vec<u8> {
+        self.hash()[..16].to_vec()
+    }
+
     fn canonical(&self) -> Vec<u8> {
         let pairs = |cells: &[(String, M)]| {
             M::Array(
@@ -127,6 +139,7 @@ impl Op {
         let item = M::Array(vec![
             M::Bin(self.device.clone()),
             M::Int(self.seq),
+            self.prev.clone().map_or(M::Nil, M::Bin),
             M::Int(self.lamport),
             self.deps.clone(),
             M::Str(self.table.clone()),
@@ -182,6 +195,16 @@ pub fn read(path: &Path) -> Bundle {
         } else {
             seq + 1
         };
+        let prev = if head & 32 != 0 {
+            let M::Bin(p) = next(&mut input) else {
+                panic!("prev")
+            };
+            Some(p)
+        } else if seq > 1 {
+            Some(ops.last().map(Op::link).expect("the op before"))
+        } else {
+            None
+        };
         let deps = if head & 4 != 0 {
             next(&mut input)
         } else {
@@ -214,6 +237,7 @@ pub fn read(path: &Path) -> Bundle {
         ops.push(Op {
             device: device.clone(),
             seq,
+            prev,
             lamport,
             deps,
             table: f[0].str().to_string(),
@@ -255,13 +279,37 @@ pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, bod
 /// and the manifest's hash made right for its ops.
 pub fn write(path: &Path, bundle: &Bundle) {
     let mut body = Vec::new();
-    let mut hashes = Vec::new();
+    let mut hashes: Vec<Vec<u8>> = Vec::new();
     let mut lamport = 0;
-    for op in &bundle.ops {
+    let mut clock: Vec<M> = match &bundle.manifest[4] {
+        rusqlite::types::Value::Blob(b) => match rmp_serde::from_slice(b) {
+            Ok(M::Array(entries)) => entries,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let mut ops = bundle.ops.clone();
+    for i in 0..ops.len() {
+        // the op before it on its device, if the bundle holds it, gives its prev
+        let before = ops[..i]
+            .iter()
+            .rposition(|o| o.device == ops[i].device && o.seq + 1 == ops[i].seq);
+        if let Some(j) = before {
+            ops[i].prev = Some(hashes[j][..16].to_vec());
+        }
+        let op = &ops[i];
+        let follows = i > 0 && before == Some(i - 1);
         let put = |out: &mut Vec<u8>, item: &M| rmp_serde::encode::write(out, item).unwrap();
-        put(&mut body, &M::Int(1 | 2 | 4 | 8));
+        let stated = !follows && op.seq > 1;
+        put(
+            &mut body,
+            &M::Int(1 | 2 | 4 | 8 | if stated { 32 } else { 0 }),
+        );
         put(&mut body, &M::Bin(op.device.clone()));
         put(&mut body, &M::Int(op.seq));
+        if stated {
+            put(&mut body, &M::Bin(op.prev.clone().unwrap_or_default()));
+        }
         put(&mut body, &op.deps);
         let names = |cells: &[(String, M)]| {
             M::Array(cells.iter().map(|(c, _)| M::Str(c.clone())).collect())
@@ -279,9 +327,19 @@ pub fn write(path: &Path, bundle: &Bundle) {
         for (_, v) in op.key.iter().chain(&op.cells) {
             put(&mut body, v);
         }
-        hashes.push(Sha256::digest(op.canonical()).to_vec());
+        let hash = op.hash();
+        // the manifest's clock names the op's link
+        for entry in clock.iter_mut() {
+            if let M::Array(e) = entry {
+                if e[0] == M::Bin(op.device.clone()) && e[1] == M::Int(op.seq) {
+                    e[2] = M::Bin(hash[..16].to_vec());
+                }
+            }
+        }
+        hashes.push(hash);
     }
     let mut manifest = bundle.manifest.clone();
+    manifest[4] = rusqlite::types::Value::Blob(rmp_serde::to_vec(&M::Array(clock)).unwrap());
     manifest[5] = rusqlite::types::Value::Integer(bundle.ops.len() as i64);
     manifest[6] = rusqlite::types::Value::Blob(Sha256::digest(hashes.concat()).to_vec());
     write_raw(path, &manifest, bundle.ops.len() as i64, &body);

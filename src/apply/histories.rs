@@ -1,0 +1,431 @@
+//! Two histories under one device id, told apart and both kept.
+//!
+//! A database file copied, or put back from an older backup, and written on before it could
+//! tell, writes ops under its device's id that another copy writes too: two different ops
+//! "n of device d". Each op names the hash of the op before it on its device (op.rs), so an
+//! op's place is its history, not only its seq. Where two ops follow the same op with
+//! different content, the device's history forks: each branch becomes a history of its own, a
+//! device of its own for everything else (clocks, order keys, conflicts), named by an id
+//! derived from the device's id and the hash of the branch's first op. The ops they share stay
+//! the device's; the branch the device held so far moves to its own history (its ops keep their
+//! seqs and hashes), and the new branch gets another.
+//!
+//! Invariants: every device that holds the same ops holds the same histories with the same ids,
+//! whichever branch it heard of first; an op's deps name ops by hash, so an op that followed
+//! one branch waits for that branch, never for the other; nothing is dropped, except an op
+//! whose place (the op before it) is not held here, which the sender sends again once this
+//! device's clock tells it what is held here.
+
+use super::Import;
+use crate::bundle::{Packed, Prev};
+use crate::clock::Contexts;
+use crate::db::{Error, Result};
+use crate::form::Form;
+use crate::op::{DeviceId, Hash};
+use crate::remote;
+use crate::value::Value;
+use sha2::{Digest, Sha256};
+
+/// Where an incoming op goes.
+pub(super) enum Placed {
+    /// stored in this history (applied now or pending)
+    At(i64),
+    /// held here already, in this history
+    Duplicate(i64),
+    /// the op before it is not held here
+    Unplaced,
+}
+
+/// Bits of a waiting dep's placeholder that hold the device's index (below them, 40 bits of
+/// the hash of the op it waits for: two deps of one op waiting for ops of one device differ).
+const ROOT_BITS: u32 = 20;
+
+/// The placeholder, a negative index, for a dep that waits for op `hash` of the device whose
+/// first history is `root`: its op is pending until `resolve_waiting` finds that op held here.
+fn waiting(root: i64, hash: &Hash) -> i64 {
+    let tag = u64::from_be_bytes([0, 0, 0, hash[0], hash[1], hash[2], hash[3], hash[4]]);
+    -(((tag << ROOT_BITS) | root as u64) as i64)
+}
+
+/// The first history of the device a waiting dep's placeholder names.
+pub fn waited_for(placeholder: i64) -> i64 {
+    (-placeholder) & ((1 << ROOT_BITS) - 1)
+}
+
+/// The id of the history of device `origin` whose first op has hash `first`.
+fn history_id(origin: &DeviceId, first: &Hash) -> DeviceId {
+    let mut h = Sha256::new();
+    h.update(b"sqlite-sync history");
+    h.update(origin);
+    h.update(first);
+    h.finalize()[..16].try_into().expect("16 bytes")
+}
+
+impl Import<'_> {
+    /// The history of the device whose first history is `root` that `op` belongs to.
+    pub(super) fn place(&mut self, root: i64, op: &Packed, form: &Form) -> Result<Placed> {
+        let forked = self.devices.is_forked(root);
+        let seq = op.seq;
+        // the history that holds op seq - 1 (for op 1: the device's first)
+        let before = match op.prev {
+            Prev::First => root,
+            Prev::Follows => match self.stream_at {
+                Some((id, at, idx)) if id == op.device && at + 1 == seq => idx,
+                _ => return Ok(Placed::Unplaced),
+            },
+            Prev::Stated(prev) if !forked => {
+                if seq - 1 > self.applied_seq(root) {
+                    return Ok(Placed::At(root)); // pending: checked as the ops below it come
+                }
+                self.appender.flush()?;
+                if self.history().hash_at(root, seq - 1)? != Some(prev) {
+                    return Ok(Placed::Unplaced);
+                }
+                root
+            }
+            Prev::Stated(prev) => match self.flushed()?.history().locate(root, seq - 1, &prev)? {
+                Some(idx) => idx,
+                None => return Ok(Placed::Unplaced),
+            },
+        };
+        let children = if forked {
+            self.appender.flush()?;
+            self.devices.children(before)
+        } else {
+            Vec::new()
+        };
+        let closed_at = children
+            .first()
+            .and_then(|&c| self.devices.fork(c))
+            .map(|f| f.1);
+        if closed_at.is_none_or(|end| seq <= end) {
+            return Ok(match self.stored_same(before, op, form)? {
+                Some(true) => Placed::Duplicate(before),
+                Some(false) => Placed::At(self.split(before, op, form)?),
+                None => Placed::At(before),
+            });
+        }
+        // `before` ends at seq - 1: the op is the first of one of its branches, or of a new one
+        for child in children {
+            if self.stored_same(child, op, form)? == Some(true) {
+                return Ok(Placed::Duplicate(child));
+            }
+        }
+        self.new_history(before, op, form).map(Placed::At)
+    }
+
+    /// Highest seq of history `idx` applied here (for a branch, at least where it forked).
+    pub(super) fn applied_seq(&self, idx: i64) -> u64 {
+        self.clock.get(&idx).copied().unwrap_or(0)
+    }
+
+    /// Whether op `op.seq` of history `idx` is held here and is `op` (None: not held).
+    fn stored_same(&mut self, idx: i64, op: &Packed, form: &Form) -> Result<Option<bool>> {
+        let seq = op.seq;
+        if seq > self.applied_seq(idx) {
+            if !self.appender.may_hold(idx, seq) {
+                return Ok(None);
+            }
+            // a copy stored pending by an earlier import whose clock turned out false goes
+            self.appender.flush()?;
+            if self.applied_seq(idx) + 1 == seq && self.deliverable(idx, seq) {
+                self.drop_false_copy(idx, seq)?;
+            }
+        }
+        self.appender.flush()?;
+        let stored = self.query_row(
+            "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            &[Value::Integer(idx), Value::Integer(seq as i64)],
+        )?;
+        let Some([Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)]) =
+            stored.as_deref()
+        else {
+            return Ok(None);
+        };
+        let stored_form = self.forms.get(*form_id)?;
+        let values = stored_form.unpack(&mut &vals[..])?;
+        let deps = remote::deps_of(&self.contexts, &self.devices, idx, seq);
+        Ok(Some(super::same_op(
+            op,
+            form,
+            stored_form,
+            *lamport as u64,
+            &values,
+            &deps,
+        )))
+    }
+
+    /// The hash `op` has after the op seq - 1 of history `before`.
+    fn hash_after(&self, before: i64, op: &Packed, form: &Form) -> Result<Hash> {
+        let prev = self.history().hash_at(before, op.seq - 1)?;
+        let mut out = Vec::new();
+        form.write_canonical(&mut out, &op.head(prev.as_ref()), &op.values);
+        Ok(crate::op::link(&crate::op::hash(&out)))
+    }
+
+    /// Makes a new history for `op`, which follows op seq - 1 of history `parent` and differs
+    /// from every op held after it.
+    fn new_history(&mut self, parent: i64, op: &Packed, form: &Form) -> Result<i64> {
+        let first = self.hash_after(parent, op, form)?;
+        let origin = self.devices.wire_id(parent);
+        self.branch(parent, op.seq - 1, &history_id(&origin, &first))
+    }
+
+    /// Registers a history forking from `parent` after its op `base`: its ops' context holds
+    /// everything op `base` had seen, and op `base` itself.
+    fn branch(&mut self, parent: i64, base: u64, id: &DeviceId) -> Result<i64> {
+        let conn = self.conn;
+        let idx = self.devices.add_history(&conn, parent, base, id)?;
+        if base > 0 {
+            let hash = (self.history().hash_at(parent, base)?)
+                .ok_or_else(|| Error::new("a fork names no op"))?;
+            let mut points = self.contexts.points_at(parent, base);
+            points.push((parent, base, hash));
+            for (dep, dep_seq, hash) in points {
+                self.contexts.add(&conn, idx, base, dep, dep_seq, &hash)?;
+            }
+        }
+        self.clock.insert(idx, base);
+        conn.exec(
+            "INSERT INTO main._sync_clock(device, seq) VALUES (?1, ?2)",
+            &[Value::Integer(idx), Value::Integer(base as i64)],
+        )?;
+        Ok(idx)
+    }
+
+    /// History `at` holds another op than `op` under its seq: the ops of `at` from there on
+    /// move to a history of their own, and `op` starts another. Returns the latter.
+    fn split(&mut self, at: i64, op: &Packed, form: &Form) -> Result<i64> {
+        self.appender.flush()?;
+        self.write_applied()?;
+        let conn = self.conn;
+        let seq = op.seq;
+        let first =
+            (self.history().hash_at(at, seq)?).ok_or_else(|| Error::new("a fork names no op"))?;
+        let origin = self.devices.wire_id(at);
+        let children = self.devices.children(at);
+        let moved = self.branch(at, seq - 1, &history_id(&origin, &first))?;
+        for child in children {
+            self.devices.set_parent(&conn, child, moved)?;
+        }
+        let params = [
+            Value::Integer(moved),
+            Value::Integer(at),
+            Value::Integer(seq as i64),
+        ];
+        for sql in [
+            "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+            "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+            "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
+            "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+            "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+            "UPDATE main._sync_conflicts SET earlier_device = ?1
+             WHERE earlier_device = ?2 AND earlier_seq >= ?3",
+            "UPDATE main._sync_conflicts SET later_device = ?1
+             WHERE later_device = ?2 AND later_seq >= ?3",
+            "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+            // a peer known to have moved ops has them, and the ops before them
+            "INSERT OR REPLACE INTO main._sync_peers(peer, device, seq, hash)
+             SELECT peer, ?1, seq, hash FROM main._sync_peers WHERE device = ?2 AND seq >= ?3",
+        ] {
+            conn.exec(sql, &params)?;
+        }
+        let shared = self.history().hash_at(at, seq - 1)?;
+        conn.exec(
+            "UPDATE main._sync_peers SET seq = ?1, hash = ?2 WHERE device = ?3 AND seq > ?1",
+            &[
+                Value::Integer(seq as i64 - 1),
+                shared.map_or(Value::Null, |h| Value::Blob(h.to_vec())),
+                Value::Integer(at),
+            ],
+        )?;
+        // the clock: `at` ends before the fork; the moved ops keep what was applied of them
+        let applied = self.applied_seq(at);
+        if applied >= seq {
+            self.clock.insert(moved, applied);
+            conn.exec(
+                "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
+                &[Value::Integer(applied as i64), Value::Integer(moved)],
+            )?;
+            self.clock.insert(at, seq - 1);
+            conn.exec(
+                "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
+                &[Value::Integer(seq as i64 - 1), Value::Integer(at)],
+            )?;
+        }
+        if let Some(tip) = self.tips.remove(&at) {
+            if tip.0 >= seq {
+                self.tips.insert(moved, tip);
+            } else {
+                self.tips.insert(at, tip);
+            }
+        }
+        if let Some(runs) = self.pending_before.remove(&at) {
+            let (kept, gone): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.1 < seq);
+            self.pending_before.insert(at, kept);
+            self.pending_before.insert(moved, gone);
+        }
+        self.appender.copy_pending(at, moved);
+        self.contexts = Contexts::load(&conn)?;
+        // deps that named ops of `at` from `seq` on name the moved ops only if their hashes
+        // say so; the others wait for their history
+        self.recheck_deps(moved, seq)?;
+        // the moved ops changed name, hence order keys: their rows are settled again
+        self.touch_from(moved, seq)?;
+        self.new_history(at, op, form)
+    }
+
+    /// Marks for settling the rows of the ops of history `idx` from `seq` on (their names or
+    /// causal contexts changed).
+    fn touch_from(&mut self, idx: i64, seq: u64) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT table_id, key FROM main._sync_rows WHERE device = ?1 AND seq >= ?2
+             UNION SELECT table_id, key FROM main._sync_row_ops WHERE device = ?1 AND seq >= ?2",
+        )?;
+        stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
+        while stmt.step()? {
+            let key = stmt.column_blob(1)?.unwrap_or_default().to_vec();
+            self.touched.insert((stmt.column_int(0), key));
+        }
+        Ok(())
+    }
+
+    /// Deps naming ops of history `idx` from `seq` on whose hash is not that op's there (or
+    /// whose op is not held yet) wait for their history instead.
+    fn recheck_deps(&mut self, idx: i64, seq: u64) -> Result<()> {
+        let conn = self.conn;
+        let mut stmt = conn.prepare(
+            "SELECT device, seq, dep_seq, hash FROM main._sync_deps WHERE dep = ?1 AND dep_seq >= ?2",
+        )?;
+        stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
+        let mut wrong = Vec::new();
+        while stmt.step()? {
+            let dep_seq = stmt.column_int(2) as u64;
+            let hash = stmt.column_blob(3)?.unwrap_or_default().to_vec();
+            let history = self.history();
+            let right = history.holds(idx, dep_seq)?
+                && history.hash_at(idx, dep_seq)?.map(|h| h.to_vec()).as_ref() == Some(&hash);
+            if !right {
+                let hash: Hash = hash
+                    .try_into()
+                    .map_err(|_| Error::new("damaged dep hash"))?;
+                wrong.push((stmt.column_int(0), stmt.column_int(1), hash));
+            }
+        }
+        drop(stmt);
+        let root = self.devices.root(idx);
+        for (device, seq, hash) in &wrong {
+            // an op applied already had its context wrong: its rows and its device's later
+            // ops' rows are settled again
+            self.touch_from(*device, *seq as u64)?;
+            conn.exec(
+                "UPDATE OR REPLACE main._sync_deps SET dep = ?1 WHERE device = ?2 AND seq = ?3 AND dep = ?4",
+                &[
+                    Value::Integer(waiting(root, hash)),
+                    Value::Integer(*device),
+                    Value::Integer(*seq),
+                    Value::Integer(idx),
+                ],
+            )?;
+        }
+        if !wrong.is_empty() {
+            self.contexts = Contexts::load(&conn)?;
+        }
+        Ok(())
+    }
+
+    /// The history a dep (`root`'s device, `seq`, `hash`) names: where that op is held; for an
+    /// op not held yet, none (`waiting`) until it arrives.
+    pub(super) fn resolve_dep(&mut self, root: i64, seq: u64, hash: &Hash) -> Result<i64> {
+        if root == crate::log::SELF {
+            return Ok(root);
+        }
+        if !self.devices.is_forked(root) {
+            if seq > self.applied_seq(root) {
+                // `resolve_waiting` finds it once the bundle's ops are stored
+                return Ok(waiting(root, hash));
+            }
+            if let Some(known) = self.dep_hashes.get(&(root, seq)) {
+                return Ok(if known == hash {
+                    root
+                } else {
+                    waiting(root, hash)
+                });
+            }
+            let here = (self.flushed()?.history().hash_at(root, seq)?)
+                .ok_or_else(|| Error::new("a dep names no op"))?;
+            self.dep_hashes.insert((root, seq), here);
+            return Ok(if here == *hash {
+                root
+            } else {
+                waiting(root, hash)
+            });
+        }
+        let found = self.flushed()?.history().locate(root, seq, hash)?;
+        Ok(found.unwrap_or_else(|| waiting(root, hash)))
+    }
+
+    /// Itself, with every op queued for storing stored (to be read back).
+    fn flushed(&mut self) -> Result<&mut Self> {
+        self.appender.flush()?;
+        Ok(self)
+    }
+
+    /// Points deps that wait for a history (`resolve_dep`) at it, where it is held now.
+    pub(super) fn resolve_waiting(&mut self) -> Result<()> {
+        let conn = self.conn;
+        let mut stmt = conn
+            .prepare("SELECT device, seq, dep, dep_seq, hash FROM main._sync_deps WHERE dep < 0")?;
+        let mut waiting = Vec::new();
+        while stmt.step()? {
+            let hash: Option<Hash> = stmt.column_blob(4)?.and_then(|h| h.try_into().ok());
+            let n = |i| stmt.column_int(i);
+            waiting.push((n(0), n(1), n(2), n(3) as u64, hash));
+        }
+        drop(stmt);
+        let mut found = false;
+        for (device, seq, dep, dep_seq, hash) in waiting {
+            let Some(hash) = hash else { continue };
+            if let Some(idx) = self.history().locate(waited_for(dep), dep_seq, &hash)? {
+                self.touch_from(device, seq as u64)?;
+                conn.exec(
+                    "UPDATE OR REPLACE main._sync_deps SET dep = ?1
+                     WHERE device = ?2 AND seq = ?3 AND dep = ?4",
+                    &[
+                        Value::Integer(idx),
+                        Value::Integer(device),
+                        Value::Integer(seq),
+                        Value::Integer(dep),
+                    ],
+                )?;
+                found = true;
+            }
+        }
+        if found {
+            self.contexts = Contexts::load(&conn)?;
+        }
+        Ok(())
+    }
+
+    /// The history (and seq) a peer's clock entry (`root`'s device, `seq`, `hash`) names, if
+    /// it is held here or may be (an op beyond what is held of the device's only history).
+    pub(super) fn resolve_entry(
+        &mut self,
+        root: i64,
+        seq: u64,
+        hash: &Hash,
+    ) -> Result<Option<i64>> {
+        let history = self.history();
+        if !self.devices.is_forked(root) {
+            let held = match root {
+                crate::log::SELF => crate::log::last_local_seq(&self.conn)? as u64,
+                _ => self.applied_seq(root),
+            };
+            if seq > held {
+                return Ok(Some(root));
+            }
+            return Ok((history.hash_at(root, seq)?.as_ref() == Some(hash)).then_some(root));
+        }
+        history.locate(root, seq, hash)
+    }
+}

@@ -1,0 +1,215 @@
+//! Each device's history as a hash chain: op n of a device names the hash of its op n - 1
+//! (`prev`, op.rs), so the hash of an op stands for everything its device wrote up to it, and two
+//! histories written under one device id differ in every hash from the op where they part.
+//!
+//! Invariant: the hash of any op held here (written here, or received) can be had without
+//! storing one per op: it is the hash of its re-encoding, with the hash of the op before it as
+//! `prev`, starting from the nearest checkpoint below it. Checkpoints (`_sync_hashes`) are
+//! written only with hashes of the ops held here, where they come for free or are needed
+//! again: the last op of each device in a bundle, every `EVERY`th op, the entries of clocks.
+
+use crate::clock::{Contexts, Devices};
+use crate::db::{Conn, Result};
+use crate::log::{LocalOp, LocalOps, SELF};
+use crate::op::{self, Hash, Op};
+use crate::remote::{self, Forms};
+use crate::value::Value;
+
+/// A checkpoint is kept at least every this many ops of a device.
+pub const EVERY: u64 = 256;
+
+/// Whether op `seq` of a device gets a checkpoint as it passes.
+pub fn is_milestone(seq: u64) -> bool {
+    seq.is_multiple_of(EVERY)
+}
+
+/// What rebuilds ops held here, to hash them.
+pub struct History<'a> {
+    pub conn: Conn,
+    pub devices: &'a Devices,
+    pub contexts: &'a Contexts,
+    pub local: &'a LocalOps,
+    pub forms: &'a Forms,
+    /// Whether hashing ops records the checkpoints it passes (only in a write transaction)
+    pub keep: bool,
+}
+
+/// Everything a `History` reads, loaded from the database.
+pub struct Held {
+    pub devices: Devices,
+    pub contexts: Contexts,
+    pub local: LocalOps,
+    pub forms: Forms,
+}
+
+impl Held {
+    pub fn load(conn: &Conn) -> Result<Held> {
+        Ok(Held {
+            devices: Devices::load(conn)?,
+            contexts: Contexts::load(conn)?,
+            local: LocalOps::load(conn)?,
+            forms: Forms::load(conn)?,
+        })
+    }
+
+    /// A `History` over these; `keep` as there.
+    pub fn history(&self, conn: &Conn, keep: bool) -> History<'_> {
+        History {
+            conn: *conn,
+            devices: &self.devices,
+            contexts: &self.contexts,
+            local: &self.local,
+            forms: &self.forms,
+            keep,
+        }
+    }
+}
+
+impl History<'_> {
+    /// A local op as it travels.
+    pub fn local_op(&self, op: LocalOp) -> Op {
+        Op {
+            device: self.devices.me(),
+            seq: op.seq,
+            lamport: self.local.lamport(op.seq),
+            deps: remote::deps_of(self.contexts, self.devices, SELF, op.seq),
+            table: op.table,
+            kind: op.kind,
+            key: op.key,
+            cells: op.cells,
+        }
+    }
+
+    /// Calls `f` with every op of device `idx` held here with `after < seq <= upto`, in order.
+    pub fn each(
+        &self,
+        idx: i64,
+        after: u64,
+        upto: u64,
+        mut f: impl FnMut(Op) -> Result<()>,
+    ) -> Result<()> {
+        if idx == SELF {
+            return self
+                .local
+                .each(&self.conn, after, upto, |op| f(self.local_op(op)));
+        }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT r.seq, {} FROM main._sync_remote r
+             WHERE r.device = ?1 AND r.seq > ?2 AND r.seq <= ?3 ORDER BY r.seq",
+            remote::columns("r")
+        ))?;
+        stmt.bind_all(&[
+            Value::Integer(idx),
+            Value::Integer(after as i64),
+            Value::Integer(upto as i64),
+        ])?;
+        let id = (idx, self.devices.wire_id(idx));
+        while stmt.step()? {
+            let seq = stmt.column_int(0) as u64;
+            let row = [stmt.column(1)?, stmt.column(2)?, stmt.column(3)?];
+            f(self
+                .forms
+                .op(id, seq, &row, Some((self.contexts, self.devices)))?)?;
+        }
+        Ok(())
+    }
+
+    /// The hash of op `seq` of device `idx` (None for seq 0, before its first op). The op and
+    /// every op of the device below it down to a checkpoint must be held here.
+    pub fn hash_at(&self, idx: i64, seq: u64) -> Result<Option<Hash>> {
+        if seq == 0 {
+            return Ok(None);
+        }
+        // a second history shares the ops of the one it forked from up to `base`
+        let fork = self.devices.fork(idx);
+        if let Some((parent, base)) = fork {
+            if seq <= base {
+                return self.hash_at(parent, seq);
+            }
+        }
+        let found = self.conn.query_row(
+            "SELECT seq, hash FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2
+             ORDER BY seq DESC LIMIT 1",
+            &[Value::Integer(idx), Value::Integer(seq as i64)],
+        )?;
+        let (mut at, mut hash) = match (found.as_deref(), fork) {
+            (Some([Value::Integer(at), Value::Blob(h)]), _) => {
+                (*at as u64, h.as_slice().try_into().ok())
+            }
+            (_, Some((parent, base))) => (base, self.hash_at(parent, base)?),
+            _ => (0, None),
+        };
+        if at == seq {
+            return Ok(hash);
+        }
+        self.each(idx, at, seq, |op| {
+            if op.seq != at + 1 {
+                return Err(crate::db::Error::new(format!(
+                    "op {} of device {idx} is missing (hashing the ops after it)",
+                    at + 1
+                )));
+            }
+            at = op.seq;
+            let h = hash_of(&op, hash.as_ref());
+            hash = Some(h);
+            if self.keep && is_milestone(at) {
+                remember(&self.conn, idx, at, &h)?;
+            }
+            Ok(())
+        })?;
+        if at != seq {
+            return Err(crate::db::Error::new(format!(
+                "op {seq} of device {idx} is missing (hashing it)"
+            )));
+        }
+        Ok(hash)
+    }
+}
+
+impl History<'_> {
+    /// Whether op `seq` of history `idx` is held here as an op of that history (not of the one
+    /// it forked from).
+    pub fn holds(&self, idx: i64, seq: u64) -> Result<bool> {
+        if seq == 0 || self.devices.fork(idx).is_some_and(|(_, base)| seq <= base) {
+            return Ok(false);
+        }
+        if idx == SELF {
+            return Ok(seq <= crate::log::last_local_seq(&self.conn)? as u64);
+        }
+        Ok(self
+            .conn
+            .query_value(
+                "SELECT 1 FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+                &[Value::Integer(idx), Value::Integer(seq as i64)],
+            )?
+            .is_some())
+    }
+
+    /// The history of the device whose first history is `root` that holds op `seq` with
+    /// `hash`, if any.
+    pub fn locate(&self, root: i64, seq: u64, hash: &Hash) -> Result<Option<i64>> {
+        for idx in self.devices.histories(root) {
+            if self.holds(idx, seq)? && self.hash_at(idx, seq)?.as_ref() == Some(hash) {
+                return Ok(Some(idx));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The link (op.rs) of `op` with `prev`.
+pub fn hash_of(op: &Op, prev: Option<&Hash>) -> Hash {
+    op::link(&op::hash(&op.encode(prev)))
+}
+
+/// Records that op `seq` of device `idx` held here has `hash`.
+pub fn remember(conn: &Conn, idx: i64, seq: u64, hash: &Hash) -> Result<()> {
+    conn.exec(
+        "INSERT OR REPLACE INTO main._sync_hashes(device, seq, hash) VALUES (?1, ?2, ?3)",
+        &[
+            Value::Integer(idx),
+            Value::Integer(seq as i64),
+            Value::Blob(hash.to_vec()),
+        ],
+    )
+}

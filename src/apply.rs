@@ -248,8 +248,19 @@ fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'a SyncedTab
         .iter()
         .find(|t| t.name.eq_ignore_ascii_case(name))
         .ok_or_else(|| {
+            let internal = ["_sync_", "sqlite_"].iter().any(|p| {
+                name.get(..p.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(p))
+            });
+            let hint = match internal {
+                true => "",
+                false => {
+                    " (create it and call sync_enable on it as on the device that wrote the \
+                     bundle, then import again)"
+                }
+            };
             Error::new(format!(
-                "names table {name:?}, which this database does not sync"
+                "names table {name:?}, which this database does not sync{hint}"
             ))
         })
 }

@@ -494,9 +494,15 @@ impl Reader {
         }
         drop(schema);
         if objects != ["table chunks", "table manifest"] {
+            // (a database imported by mistake has many: name a few)
+            let shown = objects.len().min(4);
+            let more = match objects.len() - shown {
+                0 => String::new(),
+                n => format!(", and {n} more"),
+            };
             return Err(Error::new(format!(
-                "not a sqlite-sync bundle: expected exactly the tables chunks and manifest, found [{}]",
-                objects.join(", ")
+                "not a sqlite-sync bundle: expected exactly the tables chunks and manifest, found [{}{more}]",
+                objects[..shown].join(", ")
             )));
         }
         let manifest = read_manifest(&conn)?;

@@ -95,6 +95,21 @@ fn an_empty_file() {
     c.refused("not a sqlite-sync bundle: expected exactly the tables chunks and manifest");
 }
 
+/// A device's database given instead of a bundle: the error names a few of its objects, not
+/// all of them.
+#[test]
+fn a_database_file_instead_of_a_bundle() {
+    let c = case();
+    let err = c.b.try_import(&c.a.db.path()).unwrap_err();
+    assert!(
+        err.contains(
+            "not a sqlite-sync bundle: expected exactly the tables chunks and manifest, found ["
+        ) && err.contains(" more]"),
+        "{err}"
+    );
+    assert!(err.len() < 400, "{err}");
+}
+
 #[test]
 fn a_text_file() {
     let c = case();
@@ -426,7 +441,7 @@ fn a_false_clock_on_a_pending_op_is_dropped_once_its_past_arrives() {
 fn a_table_this_database_does_not_sync() {
     let c = case();
     c.forge(|b| b.ops[0].table = "groceries".into());
-    c.refused(r#"names table "groceries", which this database does not sync"#);
+    c.refused(r#"names table "groceries", which this database does not sync (create it and call sync_enable on it as on the device that wrote the bundle, then import again)"#);
 }
 
 #[test]

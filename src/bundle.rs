@@ -158,12 +158,12 @@ impl Stream {
 
 impl Writer {
     /// Starts a bundle for `path`, refusing a path that holds anything but a bundle of one of
-    /// `mine` (this device's id, and the ids it had before it forked).
-    pub fn create(path: &str, mine: &[DeviceId]) -> Result<Writer> {
+    /// `mine()` (this device's id, and the ids it had before it forked).
+    pub fn create(path: &str, mine: impl FnOnce() -> Result<Vec<DeviceId>>) -> Result<Writer> {
         let target = PathBuf::from(path);
         if target.exists() {
             match Reader::open(path) {
-                Ok(existing) if mine.contains(&existing.manifest.source) => {}
+                Ok(existing) if mine()?.contains(&existing.manifest.source) => {}
                 _ => {
                     return Err(Error::new(
                         "the file exists and is not a bundle of this device; refusing to \

@@ -59,7 +59,7 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
     let applied = clock::applied(conn)?;
     let history = held.history(conn, false);
     let me = devices.me();
-    let mut writer = Writer::create(path, &crate::identity::ids(conn, &me)?)
+    let mut writer = Writer::create(path, || crate::identity::ids(conn, &me))
         .map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
     let mut heads: HashMap<i64, (u64, Hash)> = HashMap::new();
     for device in devices.indexes() {
@@ -68,19 +68,22 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
             _ => i64::MAX as u64, // every op stored, applied or not, up to the first one missing
         };
         let has = applied.get(&device).copied().unwrap_or(0);
-        let mut from = start(&history, device, known.get(&device), has)?;
+        let (mut from, mut prev) = start(&history, device, known.get(&device), has)?;
         if let Some((_, base)) = devices.fork(device) {
-            from = from.max(base); // a second history's own ops start after its fork
+            if base > from {
+                // a second history's own ops start after its fork
+                (from, prev) = (base, None);
+            }
         }
-        let mut prev = None;
         let mut next = from + 1;
         history.each(device, from, held, |op| {
-            if op.seq != next {
+            if op.seq == from + 1 && from > 0 && prev.is_none() {
+                // op `from` not here (an error): nothing above it goes
+                prev = history.hash_at(device, from).unwrap_or_default();
+            }
+            if op.seq != next || from > 0 && prev.is_none() {
                 next = 0; // the ops above a missing one are not relayed
                 return Ok(());
-            }
-            if op.seq == from + 1 {
-                prev = history.hash_at(device, from)?;
             }
             next += 1;
             let seq = op.seq;
@@ -117,20 +120,24 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
 /// The seq after which the ops of `device` go to a peer known to have `known` of it, when this
 /// device has applied its ops up to `has`: what the peer has, unless the op it has there is
 /// not the one held here (two histories under one id: the peer then gets the whole history
-/// held here, and tells the two apart as it imports them).
+/// held here, and tells the two apart as it imports them). With it, the link of the op at that
+/// seq when it was found the same.
 fn start(
     history: &History,
     device: i64,
     known: Option<&(u64, Option<Hash>)>,
     has: u64,
-) -> Result<u64> {
+) -> Result<(u64, Option<Hash>)> {
     let Some(&(seq, Some(hash))) = known else {
-        return Ok(known.map_or(0, |k| k.0));
+        return Ok((known.map_or(0, |k| k.0), None));
     };
-    if seq > has || history.hash_at(device, seq)? == Some(hash) {
-        return Ok(seq);
+    if seq > has {
+        return Ok((seq, None));
     }
-    Ok(0)
+    Ok(match history.hash_at(device, seq)? == Some(hash) {
+        true => (seq, Some(hash)),
+        false => (0, None),
+    })
 }
 
 fn parse_device(s: &str) -> Option<DeviceId> {

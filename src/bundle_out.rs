@@ -76,6 +76,7 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
             }
         }
         let mut next = from + 1;
+        let mut last = None;
         history.each(device, from, held, |op| {
             if op.seq == from + 1 && from > 0 && prev.is_none() {
                 // op `from` not here (an error): nothing above it goes
@@ -89,9 +90,12 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
             let seq = op.seq;
             let hash = writer.add(op, prev)?;
             prev = Some(hash);
-            heads.insert(device, (seq, hash));
+            last = Some((seq, hash));
             Ok(())
         })?;
+        if let Some(head) = last {
+            heads.insert(device, head);
+        }
     }
 
     let bundle_id = *uuid::Uuid::new_v4().as_bytes();

@@ -172,18 +172,11 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
         "DELETE FROM main._sync_deps WHERE device = ?1 AND seq > ?2",
         &[Value::Integer(SELF), Value::Integer(last as i64)],
     )?;
-    for sql in [
-        "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2",
-        "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2",
-        "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2",
-        "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2",
-        "UPDATE main._sync_conflicts SET earlier_device = ?1 WHERE earlier_device = ?2",
-        "UPDATE main._sync_conflicts SET later_device = ?1 WHERE later_device = ?2",
+    log::rename_ops(conn, SELF, was, 0)?;
+    conn.exec(
         "UPDATE main._sync_peers SET device = ?1 WHERE device = ?2",
-        "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2",
-    ] {
-        conn.exec(sql, &[Value::Integer(was), Value::Integer(SELF)])?;
-    }
+        &[Value::Integer(was), Value::Integer(SELF)],
+    )?;
     if last > 0 {
         conn.exec(
             "INSERT INTO main._sync_clock(device, seq) VALUES (?1, ?2)",

@@ -190,6 +190,33 @@ const SCHEMA: &[&str] = &[
 pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(importing) AS
      SELECT 1 FROM _sync_state WHERE name = 'importing'";
 
+/// Renames the ops of device `from` with seq `from_seq` or above as ops of device `to` wherever
+/// they are named: their change points, the change points that name them, the row index, the
+/// conflict records and the hash checkpoints (a fork: identity.rs, apply/histories.rs).
+pub fn rename_ops(conn: &Conn, from: i64, to: i64, from_seq: u64) -> Result<()> {
+    for sql in [
+        "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
+        "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_conflicts SET earlier_device = ?1
+         WHERE earlier_device = ?2 AND earlier_seq >= ?3",
+        "UPDATE main._sync_conflicts SET later_device = ?1
+         WHERE later_device = ?2 AND later_seq >= ?3",
+        "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+    ] {
+        conn.exec(
+            sql,
+            &[
+                Value::Integer(to),
+                Value::Integer(from),
+                Value::Integer(from_seq as i64),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 /// `_sync_devices.idx` of this device.
 pub const SELF: i64 = 1;
 

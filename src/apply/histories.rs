@@ -127,7 +127,6 @@ impl Import<'_> {
                 return Ok(None);
             }
             // a copy stored pending by an earlier import whose clock turned out false goes
-            self.appender.flush()?;
             if self.applied_seq(idx) + 1 == seq && self.deliverable(idx, seq) {
                 self.drop_false_copy(idx, seq)?;
             }
@@ -213,17 +212,9 @@ impl Import<'_> {
             Value::Integer(at),
             Value::Integer(seq as i64),
         ];
+        crate::log::rename_ops(&conn, at, moved, seq)?;
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",
-            "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2 AND seq >= ?3",
-            "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
-            "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2 AND seq >= ?3",
-            "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2 AND seq >= ?3",
-            "UPDATE main._sync_conflicts SET earlier_device = ?1
-             WHERE earlier_device = ?2 AND earlier_seq >= ?3",
-            "UPDATE main._sync_conflicts SET later_device = ?1
-             WHERE later_device = ?2 AND later_seq >= ?3",
-            "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
             // a peer known to have moved ops has them, and the ops before them
             "INSERT OR REPLACE INTO main._sync_peers(peer, device, seq, hash)
              SELECT peer, ?1, seq, hash FROM main._sync_peers WHERE device = ?2 AND seq >= ?3",

@@ -8,7 +8,7 @@
 //! rewritten from the whole set of ops on it (merge.rs), so the order in which ops arrive does
 //! not matter.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 mod delivery;
 mod histories;
@@ -24,11 +24,12 @@ use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
 use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
+use crate::live::{OpAt, RowLive, Touched};
 use crate::log::{self, LocalOps, SyncedTable, SELF};
 use crate::merge::{self, RowOp, RowState};
 use crate::op::DELETE;
 use crate::remote::{self, Appender, Forms};
-use crate::row_index::{self, Entry, RowIndex, RowReader, ROW_HISTORY};
+use crate::row_index::{self, Entry, RowIndex, RowReader};
 use crate::row_writer::RowWriters;
 use crate::value::{hex, Cells, JsonObject, Value};
 use quiet::Quiet;
@@ -284,9 +285,9 @@ struct Import<'a> {
     tips: HashMap<i64, (u64, u64)>,
     /// Per device, the runs of seqs stored pending before this import
     pending_before: HashMap<i64, Vec<(u64, u64)>>,
-    /// Rows with more than one op, to settle from all of them at the end. (A row whose only op
-    /// is the one applied is written at once: the common case of a new row.)
-    touched: BTreeSet<(i64, Vec<u8>)>,
+    /// Rows with more than one op, to settle at the end. (A row whose only op is the one
+    /// applied is written at once: the common case of a new row.)
+    touched: Touched,
     rows: RowIndex,
     /// Ops applied whose rows are not yet indexed and written (`write_applied`): their row
     /// index entries, and their form ids and values
@@ -373,7 +374,7 @@ impl<'a> Import<'a> {
             lamport: log::state(conn, "lamport")?,
             tips: HashMap::new(),
             pending_before,
-            touched: BTreeSet::new(),
+            touched: Touched::new(),
             rows: RowIndex::new(conn)?,
             batch: Vec::with_capacity(row_index::BATCH),
             batch_ops: Vec::with_capacity(row_index::BATCH),
@@ -391,27 +392,17 @@ impl<'a> Import<'a> {
 
 impl Import<'_> {
     /// Indexes local ops written since the last import (up to `last`) by row, and marks the
-    /// rows that other devices' ops touched too (their conflicts may change).
+    /// rows that had ops before for settling (their live sets and conflicts may change).
     fn fold_local_ops(&mut self, last: u64) -> Result<()> {
         let folded = log::state(&self.conn, "folded")?;
         let conn = self.conn;
         let mut index = RowIndex::new(&conn)?;
-        let mut shared = conn.prepare(&format!(
-            "SELECT 1 FROM ({ROW_HISTORY}) WHERE device <> {SELF} LIMIT 1"
-        ))?;
         let touched = &mut self.touched;
         self.local.each(&conn, folded, last, |op| {
             let key = log::row_key(op.key.iter().map(|(_, v)| v));
             let entry = (op.table_id, key, SELF, op.seq);
-            if !index.add(&entry)? {
-                return Ok(());
-            }
-            let key = entry.1;
-            shared.bind_all(&[Value::Integer(op.table_id), Value::Blob(key.clone())])?;
-            let other_devices_too = shared.step();
-            shared.reset();
-            if other_devices_too? {
-                touched.insert((op.table_id, key));
+            if index.add(&entry)? {
+                touched.add(&entry);
             }
             Ok(())
         })?;
@@ -619,7 +610,7 @@ impl Import<'_> {
         let mut new_rows: Vec<(i64, &[Value], &Entry)> = Vec::with_capacity(entries.len());
         for ((entry, (form_id, values)), seen) in entries.iter().zip(&ops).zip(seen_before) {
             if seen {
-                self.touched.insert((entry.0, entry.1.clone()));
+                self.touched.add(entry);
             } else {
                 new_rows.push((*form_id, values, entry));
             }
@@ -637,7 +628,7 @@ impl Import<'_> {
                     for (_, values, entry) in run {
                         match self.writers.write_single(table, form_id, form, values) {
                             Err(_) if self.conn.failed_on_constraint() => {
-                                self.touched.insert((entry.0, entry.1.clone()));
+                                self.touched.add(entry);
                             }
                             other => other?,
                         }
@@ -656,7 +647,7 @@ impl Import<'_> {
     /// back to what its op says (see `write_row`). Rows left for settling are settled later.
     fn put_back_new_rows(&mut self, rows: &[(i64, &[Value], &Entry)]) -> Result<()> {
         for &(form_id, values, entry) in rows {
-            if self.touched.contains(&(entry.0, entry.1.clone())) {
+            if self.touched.contains(entry) {
                 continue;
             }
             let form = self.forms.get(form_id)?;
@@ -690,47 +681,55 @@ impl Import<'_> {
     fn settle_touched(&mut self) -> Result<()> {
         let rank = self.foreign_keys.rank(self.tables);
         while !self.touched.is_empty() {
-            let mut rows: Vec<(i64, Vec<u8>)> =
-                std::mem::take(&mut self.touched).into_iter().collect();
-            rows.sort_by_key(|(table_id, _)| rank.get(table_id).copied().unwrap_or(0));
-            for (table_id, key) in rows {
-                self.settle_row(table_id, &key)?;
+            let mut rows = self.touched.take();
+            rows.sort_by_key(|((table_id, _), _)| rank.get(table_id).copied().unwrap_or(0));
+            for ((table_id, key), new) in rows {
+                self.settle_row(table_id, &key, new.as_deref())?;
             }
         }
         Ok(())
     }
 
-    /// Rewrites one row from every op on it, and its conflict records.
-    fn settle_row(&mut self, table_id: i64, key: &[u8]) -> Result<()> {
+    /// Settles one row after the ops `new` (or from every op on it: None): its live set, its
+    /// user row and its conflict records.
+    fn settle_row(&mut self, table_id: i64, key: &[u8], new: Option<&[OpAt]>) -> Result<()> {
         let tables = self.tables;
         let table = table_by_id(tables, table_id)?;
-        let (ops, key_values) = self.row_ops(table, key)?;
+        let conn = self.conn;
+        let (row, state) = {
+            let order = Order {
+                devices: &self.devices,
+                contexts: &self.contexts,
+            };
+            let reader = RowReader {
+                devices: &self.devices,
+                local: &self.local,
+                forms: &self.forms,
+            };
+            let row = RowLive::settle(&conn, &reader, &order, table, key, new)?;
+            if row.only_local {
+                // this device's own writes, which its table shows: no side of another device
+                return row.save(&conn, table_id, key);
+            }
+            let state = row.state(&conn, &reader, &order, table, key)?;
+            (row, state)
+        };
+        let lost = merge::losses(&row.ops, &row.live, &row.universe);
+        if (self.foreign_keys).act(&conn, &self.quiet, table, &row.key, &state)? {
+            self.fold_local_ops(log::last_local_seq(&conn)? as u64)?;
+        }
+        if let Err(e) = self.write_row(table, &row.key, &state) {
+            return Err(match conn.failed_on_constraint() {
+                true => Error::new(format!("{e} ({})", self.culprit(table, &row.key, &row.ops))),
+                false => e,
+            });
+        }
         let order = Order {
             devices: &self.devices,
             contexts: &self.contexts,
         };
-        let state = merge::row_state(&ops, &order);
-        let found = merge::conflicts(&ops, &order);
-        let conn = self.conn;
-        if (self.foreign_keys).act(&conn, &self.quiet, table, &key_values, &state)? {
-            self.fold_local_ops(log::last_local_seq(&conn)? as u64)?;
-        }
-        if let Err(e) = self.write_row(table, &key_values, &state) {
-            return Err(match conn.failed_on_constraint() {
-                true => Error::new(format!("{e} ({})", self.culprit(table, &key_values, &ops))),
-                false => e,
-            });
-        }
-        self.outcome.conflicts += conflicts::store(
-            &self.conn,
-            &self.devices,
-            table,
-            key,
-            &key_values,
-            &ops,
-            &found,
-        )?;
-        Ok(())
+        self.outcome.conflicts += conflicts::store(&conn, &order, table, key, &row, &state, &lost)?;
+        row.save(&conn, table_id, key)
     }
 
     /// Makes a user row hold `state`. When the app's triggers fire, a row that holds it already

@@ -1,28 +1,43 @@
-//! Conflicts: the records of concurrent edits (`sync_conflicts`) and their resolution
+//! Conflicts: the records of live sides that lose (`sync_conflicts`) and their resolution
 //! (`sync_resolve`).
 //!
-//! Invariants: a row's conflict records are rewritten from the ops on the row every time the row
-//! is settled (merge.rs finds them), so every device that holds the same ops holds the same
-//! records; a record's id is derived from the two op ids, so every device names a conflict the
-//! same way; and a resolution is an ordinary captured write that causally follows both sides, so
-//! it reaches every device and clears the record there too.
+//! Invariants: a row's open records are rewritten from its live set (live.rs) every time the
+//! row is settled, one per losing live op (merge.rs `losses`), so every device that holds the
+//! same ops holds the same open records; a record's id is derived from its two ops (the loser
+//! and the winner of its cells), so every device names a conflict the same way, and a conflict
+//! whose side was written again gets a new id; and a resolution is an ordinary captured write
+//! that follows every side, so it reaches every device and closes the record there too.
 //!
-//! `_sync_conflicts` stores each conflict with its two sides ordered by order key (`earlier`,
-//! `later`; the table shows `later`). The view `sync_conflicts` names them from this device's
-//! point of view: `local` is the side this device wrote when exactly one side is its own, else
-//! the earlier side; `remote` the other; `winner` is always the later side.
+//! A record that stops being open is kept as this device's history: `resolved` (an op that
+//! follows both its sides arrived or was made here) or `changed` (a side was superseded: its
+//! device wrote the cells again without seeing the other side, or another write now wins).
+//! Devices keep different histories (one may never have seen a conflict another resolved), so
+//! only open records are the same everywhere. The last `KEPT` closed records are kept.
+//!
+//! `_sync_conflicts` stores each record with its loser and winner; the view `sync_conflicts`
+//! names them from this device's point of view: `local` is the winner when only the winner is
+//! this device's op, else the loser; `remote` the other; `winner` is always the winner.
 
 use sha2::{Digest, Sha256};
 
 use crate::capture::quote_ident;
 use crate::clock::{Contexts, Devices, Order};
 use crate::db::{Conn, Error, Result};
+use crate::live::{OpAt, RowLive};
 use crate::log::{self, LocalOps, SyncedTable, SELF};
-use crate::merge::{self, Causality, Conflict, RowOp, RowState};
+use crate::merge::{self, Causality, Loss, RowOp, RowState};
 use crate::op;
 use crate::remote::Forms;
 use crate::row_index::RowReader;
 use crate::value::{hex, JsonObject, Value};
+
+/// How many closed records (resolved or changed) a device keeps, the most recently closed.
+pub const KEPT: i64 = 1000;
+
+/// `_sync_conflicts.state`.
+const OPEN: i64 = 0;
+const RESOLVED: i64 = 1;
+const CHANGED: i64 = 2;
 
 pub fn create(conn: &Conn) -> Result<()> {
     conn.exec(
@@ -32,121 +47,200 @@ pub fn create(conn: &Conn) -> Result<()> {
            key BLOB NOT NULL,
            pk TEXT NOT NULL,
            columns TEXT NOT NULL,
-           earlier_device INTEGER NOT NULL,
-           earlier_seq INTEGER NOT NULL,
-           earlier_op TEXT NOT NULL,
-           earlier_values TEXT NOT NULL,
-           later_device INTEGER NOT NULL,
-           later_seq INTEGER NOT NULL,
-           later_op TEXT NOT NULL,
-           later_values TEXT NOT NULL,
-           resolved INTEGER NOT NULL
+           loser_device INTEGER NOT NULL,
+           loser_seq INTEGER NOT NULL,
+           loser_op TEXT NOT NULL,
+           loser_values TEXT NOT NULL,
+           winner_device INTEGER NOT NULL,
+           winner_seq INTEGER NOT NULL,
+           winner_op TEXT NOT NULL,
+           winner_values TEXT NOT NULL,
+           state INTEGER NOT NULL,
+           closed INTEGER
          )",
         &[],
     )?;
     conn.exec(
-        "CREATE INDEX IF NOT EXISTS main._sync_conflicts_row ON _sync_conflicts(table_id, key)",
+        &format!(
+            "CREATE INDEX IF NOT EXISTS main._sync_conflicts_row ON _sync_conflicts(table_id, key)
+             WHERE state = {OPEN}"
+        ),
+        &[],
+    )?;
+    conn.exec(
+        "CREATE INDEX IF NOT EXISTS main._sync_conflicts_closed ON _sync_conflicts(closed)
+         WHERE closed IS NOT NULL",
         &[],
     )?;
     // views name their tables unqualified: a view may not reach into `main` when its database
     // is ATTACHed under another name
-    // the same rule as `later_is_local`
-    let mine = format!("(c.later_device = {SELF} AND c.earlier_device <> {SELF})");
+    // the same rule as `winner_is_local`
+    let mine = format!("(c.winner_device = {SELF} AND c.loser_device <> {SELF})");
     conn.exec(
         &format!(
             "CREATE VIEW IF NOT EXISTS main.sync_conflicts(id, table_name, pk, columns, local_op_id,
                 remote_op_id, winner_op_id, local_values, remote_values, resolved) AS
              SELECT lower(hex(c.id)), t.name, c.pk, c.columns,
-                    CASE WHEN {mine} THEN c.later_op ELSE c.earlier_op END,
-                    CASE WHEN {mine} THEN c.earlier_op ELSE c.later_op END,
-                    c.later_op,
-                    CASE WHEN {mine} THEN c.later_values ELSE c.earlier_values END,
-                    CASE WHEN {mine} THEN c.earlier_values ELSE c.later_values END,
-                    c.resolved
-             FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id"
+                    CASE WHEN {mine} THEN c.winner_op ELSE c.loser_op END,
+                    CASE WHEN {mine} THEN c.loser_op ELSE c.winner_op END,
+                    c.winner_op,
+                    CASE WHEN {mine} THEN c.winner_values ELSE c.loser_values END,
+                    CASE WHEN {mine} THEN c.loser_values ELSE c.winner_values END,
+                    c.state
+             FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
+             WHERE c.state <> {CHANGED}"
         ),
         &[],
     )
 }
 
-/// Replaces the conflict records of one row with `found`; returns how many are new.
+/// Rewrites the open records of one row from its losing sides (`lost`, over `row`'s ops, with
+/// the row in `state`); closes the records that are no longer open. Returns how many are new.
 pub fn store(
     conn: &Conn,
-    devices: &Devices,
+    order: &Order,
     table: &SyncedTable,
     key: &[u8],
-    key_values: &[(String, Value)],
-    ops: &[RowOp],
-    found: &[Conflict],
+    row: &RowLive,
+    state: &RowState,
+    lost: &[Loss],
 ) -> Result<u64> {
-    let row = [Value::Integer(table.id), Value::Blob(key.to_vec())];
-    let mut before = Vec::new();
-    let mut stmt =
-        conn.prepare("SELECT id FROM main._sync_conflicts WHERE table_id = ?1 AND key = ?2")?;
-    stmt.bind_all(&row)?;
+    let at_row = [Value::Integer(table.id), Value::Blob(key.to_vec())];
+    let mut before: Vec<(Vec<u8>, OpAt, OpAt)> = Vec::new();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, loser_device, loser_seq, winner_device, winner_seq FROM main._sync_conflicts
+         WHERE table_id = ?1 AND key = ?2 AND state = {OPEN}"
+    ))?;
+    stmt.bind_all(&at_row)?;
     while stmt.step()? {
-        before.push(stmt.column(0)?);
+        let id = stmt.column_blob(0)?.unwrap_or_default().to_vec();
+        let n = |i| stmt.column_int(i);
+        before.push((id, (n(1), n(2) as u64), (n(3), n(4) as u64)));
     }
     drop(stmt);
-    if before.is_empty() && found.is_empty() {
+    if before.is_empty() && lost.is_empty() {
         return Ok(0);
     }
-    conn.exec(
-        "DELETE FROM main._sync_conflicts WHERE table_id = ?1 AND key = ?2",
-        &row,
-    )?;
-    let pk = JsonObject::of(key_values);
+    let ops = &row.ops;
+    let records: Vec<([u8; 16], &Loss)> = lost
+        .iter()
+        .map(|l| (record_id(&ops[l.loser], &ops[l.winner]), l))
+        .collect();
+    // records no longer open: resolved when a live op follows both their sides
+    let gone: Vec<_> = before
+        .iter()
+        .filter(|(id, _, _)| !records.iter().any(|(r, _)| r[..] == id[..]))
+        .collect();
+    if !gone.is_empty() {
+        let closed = conn
+            .query_value("SELECT max(closed) FROM main._sync_conflicts", &[])?
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
+        let side = |(device, seq): OpAt| RowOp {
+            device: order.devices.id(device),
+            seq,
+            lamport: 0,
+            kind: op::UPDATE,
+            cells: Vec::new(),
+        };
+        for (n, (id, loser, winner)) in gone.iter().enumerate() {
+            let (loser, winner) = (side(*loser), side(*winner));
+            let resolved = row
+                .live
+                .iter()
+                .any(|e| order.follows(&ops[e.op], &loser) && order.follows(&ops[e.op], &winner));
+            conn.exec(
+                "UPDATE main._sync_conflicts SET state = ?2, closed = ?3 WHERE id = ?1",
+                &[
+                    Value::Blob(id.clone()),
+                    Value::Integer(if resolved { RESOLVED } else { CHANGED }),
+                    Value::Integer(closed + 1 + n as i64),
+                ],
+            )?;
+        }
+        conn.exec(
+            "DELETE FROM main._sync_conflicts WHERE closed IS NOT NULL AND closed <= ?1",
+            &[Value::Integer(closed + gone.len() as i64 - KEPT)],
+        )?;
+    }
+    let pk = JsonObject::of(&row.key);
     let mut new = 0;
-    for conflict in found {
-        let (a, b) = (&ops[conflict.earlier], &ops[conflict.later]);
-        let (a_id, b_id) = (
-            log::op_id(&a.device, a.seq as i64),
-            log::op_id(&b.device, b.seq as i64),
-        );
-        let id = conflict_id(&a_id, &b_id);
-        if !before.contains(&Value::Blob(id.to_vec())) {
+    for (id, loss) in records {
+        if !before.iter().any(|(b, _, _)| b[..] == id[..]) {
             new += 1;
         }
-        let mut columns = String::from("[");
-        for (i, c) in conflict.columns.iter().enumerate() {
+        let columns = in_table_order(table, &loss.columns);
+        let (loser, winner) = (&ops[loss.loser], &ops[loss.winner]);
+        let mut names = String::from("[");
+        for (i, c) in columns.iter().enumerate() {
             if i > 0 {
-                columns.push(',');
+                names.push(',');
             }
-            crate::value::write_json_string(c, &mut columns);
+            crate::value::write_json_string(c, &mut names);
         }
-        columns.push(']');
-        let idx = |op: &RowOp| devices.idx(&op.device).unwrap_or(0);
+        names.push(']');
+        let shown = match state {
+            RowState::Absent => "null".to_string(),
+            RowState::Present(cells) => {
+                let mut obj = JsonObject::new();
+                for c in &columns {
+                    if let Some((_, v)) = cells.iter().find(|(name, _)| name == c) {
+                        obj.field(c, v);
+                    }
+                }
+                obj.finish()
+            }
+        };
         conn.exec(
-            "INSERT INTO main._sync_conflicts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            "INSERT OR REPLACE INTO main._sync_conflicts
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL)",
             &[
                 Value::Blob(id.to_vec()),
                 Value::Integer(table.id),
                 Value::Blob(key.to_vec()),
                 Value::Text(pk.clone()),
-                Value::Text(columns),
-                Value::Integer(idx(a)),
-                Value::Integer(a.seq as i64),
-                Value::Text(hex(&a_id)),
-                Value::Text(side_values(a, &conflict.columns)),
-                Value::Integer(idx(b)),
-                Value::Integer(b.seq as i64),
-                Value::Text(hex(&b_id)),
-                Value::Text(side_values(b, &conflict.columns)),
-                Value::Integer(conflict.resolved as i64),
+                Value::Text(names),
+                Value::Integer(row.devices[loss.loser]),
+                Value::Integer(loser.seq as i64),
+                Value::Text(hex(&op_id(loser))),
+                Value::Text(side_values(loser, &columns)),
+                Value::Integer(row.devices[loss.winner]),
+                Value::Integer(winner.seq as i64),
+                Value::Text(hex(&op_id(winner))),
+                Value::Text(shown),
             ],
         )?;
     }
     Ok(new)
 }
 
-/// A conflict's `local` side is the later one when only the later side is this device's (the
-/// view `sync_conflicts` spells the same rule in SQL).
-fn later_is_local(earlier_device: i64, later_device: i64) -> bool {
-    later_device == SELF && earlier_device != SELF
+/// `columns` in the order of the table's columns (any it does not have last, by name), so that
+/// every device lists a record's columns alike.
+fn in_table_order(table: &SyncedTable, columns: &[String]) -> Vec<String> {
+    let mut sorted = columns.to_vec();
+    let position = |c: &String| table.shape.columns.iter().position(|x| x == c);
+    sorted.sort_by(|a, b| {
+        (position(a).is_none(), position(a), a).cmp(&(position(b).is_none(), position(b), b))
+    });
+    sorted
 }
 
-fn conflict_id(a: &[u8; 16], b: &[u8; 16]) -> [u8; 16] {
-    let digest = Sha256::new().chain_update(a).chain_update(b).finalize();
+/// The winner is the local side when only the winner is this device's (the view
+/// `sync_conflicts` spells the same rule in SQL).
+fn winner_is_local(loser_device: i64, winner_device: i64) -> bool {
+    winner_device == SELF && loser_device != SELF
+}
+
+fn op_id(op: &RowOp) -> [u8; 16] {
+    log::op_id(&op.device, op.seq as i64)
+}
+
+/// A record's id: from the op ids of its loser and its winner.
+fn record_id(loser: &RowOp, winner: &RowOp) -> [u8; 16] {
+    let digest = Sha256::new()
+        .chain_update(op_id(loser))
+        .chain_update(op_id(winner))
+        .finalize();
     digest[..16].try_into().expect("16 of 32 bytes")
 }
 
@@ -165,10 +259,11 @@ fn side_values(op: &RowOp, columns: &[String]) -> String {
 }
 
 /// `sync_resolve(conflict_id, choice)`: writes the chosen values as an ordinary captured change
-/// that causally follows both sides. `choice` is 'local', 'remote' or a JSON object of column
-/// values. A conflict that a later write already resolved is refused, so no later write is ever
-/// overwritten with an old value; choosing the side that kept a row the winner deleted brings
-/// the whole row back as the merge rule shows it without that delete.
+/// that follows every side. `choice` is 'local', 'remote' or a JSON object of column values. A
+/// conflict that is no longer open is refused (a later write resolved it, or a side of it was
+/// written again), so no later write is ever overwritten with an old value; choosing the side
+/// that kept a row the winner deleted brings the whole row back as the merge rule shows it
+/// without that delete.
 pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     crate::identity::require_device(conn)?;
     let id = args[0]
@@ -179,16 +274,19 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         Error::new("expects 'local', 'remote' or a JSON object as its second argument")
     })?;
     // the records of rows written here since the last import are brought up to date first (a
-    // write that follows both sides of a conflict resolves it): they stay so, also when this
+    // write that follows every side of a conflict resolves it): they stay so, also when this
     // call is refused
     conn.savepoint("sync_resolve_records", || crate::apply::fold_local(conn))?;
     let mut stmt = conn.prepare(
-        "SELECT table_id, key, columns, earlier_device, earlier_seq, later_device, later_seq
+        "SELECT table_id, key, columns, loser_device, loser_seq, winner_device, winner_seq, state
          FROM main._sync_conflicts WHERE id = ?1",
     )?;
     stmt.bind(1, &Value::Blob(id.clone()))?;
     if !stmt.step()? {
-        return Err(Error::new(format!("no conflict with id {}", hex(&id))));
+        return Err(Error::new(format!(
+            "no conflict with id {} (sync_conflicts lists the open ones)",
+            hex(&id)
+        )));
     }
     let table_id = stmt.column_int(0);
     let key_blob = stmt.column(1)?.as_blob().unwrap_or_default().to_vec();
@@ -196,8 +294,27 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         rmp_serde::from_slice(&key_blob).map_err(|_| Error::new("damaged conflict record"))?;
     let columns = parse_string_list(stmt.column(2)?.as_text().unwrap_or("[]"))?;
     let n = |i| stmt.column_int(i);
-    let (earlier, later) = ((n(3), n(4) as u64), (n(5), n(6) as u64));
+    let (loser, winner, state) = ((n(3), n(4) as u64), (n(5), n(6) as u64), n(7));
     drop(stmt);
+    match state {
+        RESOLVED => {
+            return Err(Error::new(format!(
+                "conflict {} is already resolved: a write of its columns that saw every side \
+                 was made here or arrived; nothing was written (to change the row now, write it \
+                 as usual)",
+                hex(&id)
+            )))
+        }
+        CHANGED => {
+            return Err(Error::new(format!(
+                "conflict {} changed after it was read: a side of it was written again, or \
+                 another write now wins; nothing was written (read sync_conflicts again for \
+                 the row's open conflicts)",
+                hex(&id)
+            )))
+        }
+        _ => {}
+    }
     let table = log::synced_tables(conn)?
         .into_iter()
         .find(|t| t.id == table_id)
@@ -221,24 +338,13 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
             .position(|o| devices.idx(&o.device) == Some(device) && o.seq == seq)
             .ok_or_else(|| Error::new("damaged conflict record (a side's op is missing)"))
     };
-    let (e, l) = (position(earlier)?, position(later)?);
-    if let Some(k) = (0..ops.len()).find(|&k| {
-        k != e && k != l && order.follows(&ops[k], &ops[e]) && order.follows(&ops[k], &ops[l])
-    }) {
-        return Err(Error::new(format!(
-            "conflict {} is already resolved: op {} of device {} wrote its row after seeing \
-             both sides; nothing was written (to change the row now, write it as usual)",
-            hex(&id),
-            ops[k].seq,
-            hex(&ops[k].device)
-        )));
-    }
-    let (local_side, remote_side) = if later_is_local(earlier.0, later.0) {
-        (l, e)
-    } else {
-        (e, l)
+    let (l, w) = (position(loser)?, position(winner)?);
+    let (local_side, remote_side) = match winner_is_local(loser.0, winner.0) {
+        true => (w, l),
+        false => (l, w),
     };
-    let absent = merge::row_state(&ops, &order) == RowState::Absent;
+    let state = merge::row_state(&ops, &order);
+    let absent = state == RowState::Absent;
     let target: Option<Vec<(String, Value)>> = match choice {
         "local" | "remote" => {
             let side = if choice == "local" {
@@ -246,32 +352,36 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
             } else {
                 remote_side
             };
-            if ops[side].kind == op::DELETE {
-                None
-            } else if absent {
-                let deleted = if side == e { l } else { e };
-                Some(merge::revived(&ops, side, deleted, &order))
-            } else {
-                Some(
-                    ops[side]
+            match (side == w, absent) {
+                // the winner's side: what the table shows
+                (true, true) => None,
+                (true, false) => match &state {
+                    RowState::Present(cells) => Some(
+                        cells
+                            .iter()
+                            .filter(|(c, _)| columns.contains(c))
+                            .cloned()
+                            .collect(),
+                    ),
+                    RowState::Absent => None,
+                },
+                (false, _) if ops[l].kind == op::DELETE => None,
+                (false, true) => Some(merge::revived(&ops, l, w, &order)),
+                (false, false) => Some(
+                    ops[l]
                         .cells
                         .iter()
                         .filter(|(c, _)| columns.contains(c))
                         .cloned()
                         .collect(),
-                )
+                ),
             }
         }
         json => {
             let chosen = chosen_values(&table, json)?;
             if absent {
-                // the row comes back as the side that kept it shows it, with the chosen values
-                let (keeper, deleted) = if ops[e].kind == op::DELETE {
-                    (l, e)
-                } else {
-                    (e, l)
-                };
-                let mut row = merge::revived(&ops, keeper, deleted, &order);
+                // the row comes back as the losing side shows it, with the chosen values
+                let mut row = merge::revived(&ops, l, w, &order);
                 for (c, v) in chosen {
                     match row.iter_mut().find(|(name, _)| *name == c) {
                         Some(cell) => cell.1 = v,
@@ -286,8 +396,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     };
     conn.savepoint("sync_resolve", || {
         write_resolution(conn, &table, &key, target.as_deref())?;
-        // every record of the row: the resolution follows the sides of this conflict, and of
-        // any other conflict on the row it saw
+        // every record of the row: the resolution follows every side it saw
         crate::apply::fold_local(conn)
     })?;
     Ok(Value::Integer(1))

@@ -18,6 +18,7 @@ mod conflicts;
 mod db;
 mod form;
 mod identity;
+mod live;
 mod log;
 mod merge;
 mod op;

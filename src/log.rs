@@ -5,7 +5,7 @@
 //! exists exactly when that change committed (a rollback takes back both, and with them the
 //! rowid, so no gap opens). UPDATE and DELETE on `_sync_ops` are refused by triggers.
 //!
-//! # Layout (main schema; format 3)
+//! # Layout (main schema; format 4)
 //!
 //! ```text
 //! _sync_device(one = 1, id BLOB, format INTEGER)   this device: 16 random bytes; layout version
@@ -29,10 +29,12 @@
 //! _sync_hashes(device, seq, hash)        checkpoints of each device's hash chain (chain.rs)
 //! _sync_epochs(local_seq, lamport)       one row per import: the last local seq before it and
 //!                                        the highest Lamport time known after it
-//! _sync_rows(table_id, key, device, seq) which ops touched which row (key: msgpack of the PK
-//! _sync_row_ops(…, the same)             values), for ops applied or folded in (`folded`):
-//!                                        the first op indexed on a row in _sync_rows, every
-//!                                        later one in _sync_row_ops (a new row costs one write)
+//! _sync_rows(table_id, key, device, seq, live)  which ops touched which row (key: msgpack of
+//! _sync_row_ops(table_id, key, device, seq)    the PK values), for ops applied or folded in
+//!                                        (`folded`): the first op indexed on a row in
+//!                                        _sync_rows, every later one in _sync_row_ops (a new
+//!                                        row costs one write); `live`: the row's live ops
+//!                                        (live.rs), NULL while the first op is the only one
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
@@ -73,7 +75,7 @@ use std::collections::HashMap;
 use crate::value::{hex, Cells, JsonObject, Value};
 
 /// Layout version of the tables above.
-pub const FORMAT: i64 = 3;
+pub const FORMAT: i64 = 4;
 
 /// Name prefix reserved for the extension's own tables, triggers and views.
 pub const INTERNAL_PREFIX: &str = "_sync_";
@@ -143,6 +145,7 @@ const SCHEMA: &[&str] = &[
        key BLOB NOT NULL,
        device INTEGER NOT NULL,
        seq INTEGER NOT NULL,
+       live BLOB,
        PRIMARY KEY (table_id, key)
      ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _sync_row_ops(
@@ -192,17 +195,19 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 
 /// Renames the ops of device `from` with seq `from_seq` or above as ops of device `to` wherever
 /// they are named: their change points, the change points that name them, the row index, the
-/// conflict records and the hash checkpoints (a fork: identity.rs, apply/histories.rs).
+/// conflict records and the hash checkpoints (a fork: identity.rs, apply/histories.rs). The live
+/// sets that name them are computed again when their rows are next settled.
 pub fn rename_ops(conn: &Conn, from: i64, to: i64, from_seq: u64) -> Result<()> {
+    crate::live::invalidate(conn, from, from_seq)?;
     for sql in [
         "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
         "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2 AND seq >= ?3",
-        "UPDATE main._sync_conflicts SET earlier_device = ?1
-         WHERE earlier_device = ?2 AND earlier_seq >= ?3",
-        "UPDATE main._sync_conflicts SET later_device = ?1
-         WHERE later_device = ?2 AND later_seq >= ?3",
+        "UPDATE main._sync_conflicts SET loser_device = ?1
+         WHERE loser_device = ?2 AND loser_seq >= ?3",
+        "UPDATE main._sync_conflicts SET winner_device = ?1
+         WHERE winner_device = ?2 AND winner_seq >= ?3",
         "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
     ] {
         conn.exec(

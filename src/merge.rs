@@ -11,10 +11,11 @@
 //! causally follows it. The row exists when its live op with the greatest order key is not a
 //! delete. A cell shows its live non-tombstone write with the greatest order key; when its live
 //! writes are all tombstones, the value the reviving op's writer saw (the same rule over that
-//! op's causal past). Two concurrent ops conflict when they write a common cell with different
-//! values (a tombstone differs from every value).
+//! op's causal past). A cell is in conflict when its live writes differ (a tombstone differs
+//! from every value); each live write that differs from the one the table shows is a losing
+//! side (`losses`), and a row's live writes are kept as a live set (`Live`, `advance`).
 
-use crate::op::{DeviceId, DELETE, INSERT};
+use crate::op::{DeviceId, DELETE};
 use crate::value::Value;
 
 /// One op on the row, as the rule needs it.
@@ -157,86 +158,188 @@ fn columns(ops: &[RowOp], members: &[usize]) -> Vec<String> {
     out
 }
 
-/// Two concurrent ops on the row that write a common cell with different values.
+/// An op on the row with a live write: which of its cells are live, and whether it is live for
+/// the row's existence. A row's live ops are all the rule needs to settle it (but for the value
+/// of a revived cell, see `state_of_live`), so keeping them costs O(live ops) per new op, not
+/// O(past ops).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Conflict {
-    /// Index of the side with the smaller order key.
-    pub earlier: usize,
-    /// Index of the side with the greater order key: the one the table shows.
-    pub later: usize,
-    /// The contested columns.
-    pub columns: Vec<String>,
-    /// Some op on the row causally follows both sides.
-    pub resolved: bool,
+pub struct Live {
+    /// Index of the op among the row's ops.
+    pub op: usize,
+    /// No op on the row follows it.
+    pub top: bool,
+    /// An insert's or update's columns that no op following it wrote; a delete's columns that
+    /// some op following it wrote (its tombstone is live in every other column).
+    pub cols: Vec<String>,
 }
 
-/// Every conflict among `ops`, in a fixed order.
-pub fn conflicts(ops: &[RowOp], causality: &impl Causality) -> Vec<Conflict> {
-    let mut order: Vec<usize> = (0..ops.len())
-        .filter(|&i| !absorbed(ops, i, causality))
-        .collect();
-    order.sort_by_key(|&i| ops[i].order_key());
-    let mut out = Vec::new();
-    for (n, &a) in order.iter().enumerate() {
-        for &b in &order[n + 1..] {
-            let (x, y) = (&ops[a], &ops[b]);
-            if causality.follows(y, x) || causality.follows(x, y) {
+impl Live {
+    /// Whether this op's write of `column` is live.
+    pub fn writes(&self, ops: &[RowOp], column: &str) -> bool {
+        let listed = self.cols.iter().any(|c| c == column);
+        match ops[self.op].kind {
+            DELETE => !listed,
+            _ => listed,
+        }
+    }
+
+    fn alive(&self, ops: &[RowOp], universe: &[String]) -> bool {
+        self.top || universe.iter().any(|c| self.writes(ops, c))
+    }
+}
+
+/// The live ops of the row that holds exactly `ops`, and the columns they were written in (the
+/// row's universe: every column some op wrote, in the order `columns` gives).
+pub fn live_set(ops: &[RowOp], causality: &impl Causality) -> (Vec<Live>, Vec<String>) {
+    let all: Vec<usize> = (0..ops.len()).collect();
+    let universe = columns(ops, &all);
+    // the order key is consistent with causality: each op comes after every op it follows
+    let mut by_key = all;
+    by_key.sort_by_key(|&i| ops[i].order_key());
+    let mut live = Vec::new();
+    for i in by_key {
+        advance(ops, &mut live, i, &universe, causality);
+    }
+    (live, universe)
+}
+
+/// Adds op `new` to the live set `live` of its row: `new` follows no op of the set, and writes
+/// no column outside `universe` (a new column may make a dropped delete's tombstone live again:
+/// the caller computes the set again from every op instead).
+pub fn advance(
+    ops: &[RowOp],
+    live: &mut Vec<Live>,
+    new: usize,
+    universe: &[String],
+    causality: &impl Causality,
+) {
+    let n = &ops[new];
+    let written: Vec<&String> = match n.kind {
+        DELETE => universe.iter().collect(),
+        _ => n.cells.iter().map(|(c, _)| c).collect(),
+    };
+    for e in live.iter_mut() {
+        if !causality.follows(n, &ops[e.op]) {
+            continue;
+        }
+        e.top = false;
+        if ops[e.op].kind == DELETE {
+            for c in &written {
+                if !e.cols.contains(c) {
+                    e.cols.push((*c).clone());
+                }
+            }
+        } else {
+            e.cols.retain(|c| !written.contains(&c));
+        }
+    }
+    live.retain(|e| e.alive(ops, universe));
+    let cols = match n.kind {
+        DELETE => Vec::new(),
+        _ => n.cells.iter().map(|(c, _)| c.clone()).collect(),
+    };
+    live.push(Live {
+        op: new,
+        top: true,
+        cols,
+    });
+}
+
+/// The live op that decides whether the row exists: the top one with the greatest order key.
+fn deciding(ops: &[RowOp], live: &[Live]) -> Option<usize> {
+    live.iter()
+        .filter(|e| e.top)
+        .map(|e| e.op)
+        .max_by_key(|&i| ops[i].order_key())
+}
+
+/// Per column of `universe`, the live write the table shows: the live non-tombstone write with
+/// the greatest order key; None where every live write is a tombstone.
+fn shown(ops: &[RowOp], live: &[Live], column: &str) -> Option<usize> {
+    live.iter()
+        .filter(|e| ops[e.op].kind != DELETE && e.writes(ops, column))
+        .map(|e| e.op)
+        .max_by_key(|&i| ops[i].order_key())
+}
+
+/// The row's state from its live set, as `row_state` computes it from every op; None when the
+/// row exists and a column of it has only tombstones live (a concurrent write revived a deleted
+/// row without writing that column: it shows what the reviver saw, which needs its past).
+pub fn state_of_live(ops: &[RowOp], live: &[Live], universe: &[String]) -> Option<RowState> {
+    let Some(top) = deciding(ops, live) else {
+        return Some(RowState::Absent);
+    };
+    if ops[top].kind == DELETE {
+        return Some(RowState::Absent);
+    }
+    let mut cells = Vec::with_capacity(universe.len());
+    for column in universe {
+        let i = shown(ops, live, column)?;
+        let value = ops[i].writes(column).flatten().cloned();
+        cells.push((column.clone(), value.unwrap_or(Value::Null)));
+    }
+    Some(RowState::Present(cells))
+}
+
+/// One live side that loses: the cells where its live write differs from the one the table
+/// shows (a tombstone differs from every value), beside the winner of those cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loss {
+    /// Index of the losing op.
+    pub loser: usize,
+    /// Index of the op whose write the table shows in these cells (of those, the one with the
+    /// greatest order key when they differ by cell).
+    pub winner: usize,
+    /// The contested columns, in `universe` order.
+    pub columns: Vec<String>,
+}
+
+/// Every live side that loses, one per losing op (so at most one fewer than the live ops: the
+/// op with the greatest order key never loses). A cell is in conflict when its live writes differ;
+/// of an absent row the deciding delete wins every cell.
+pub fn losses(ops: &[RowOp], live: &[Live], universe: &[String]) -> Vec<Loss> {
+    let Some(top) = deciding(ops, live) else {
+        return Vec::new();
+    };
+    let absent = ops[top].kind == DELETE;
+    let mut out: Vec<Loss> = Vec::new();
+    for column in universe {
+        let winner = match absent {
+            true => top,
+            false => match shown(ops, live, column) {
+                Some(i) => i,
+                None => continue, // only tombstones: all alike
+            },
+        };
+        let value = |i: usize| ops[i].writes(column).flatten();
+        for e in live {
+            if e.op == winner || !e.writes(ops, column) {
                 continue;
             }
-            let columns = contested(x, y);
-            if columns.is_empty() {
+            let differs = match (value(e.op), value(winner)) {
+                (Some(a), Some(b)) => !same(a, b),
+                (None, None) => false,
+                _ => true,
+            };
+            if !differs {
                 continue;
             }
-            let resolved = ops.iter().any(|k| {
-                !std::ptr::eq(k, x)
-                    && !std::ptr::eq(k, y)
-                    && causality.follows(k, x)
-                    && causality.follows(k, y)
-            });
-            out.push(Conflict {
-                earlier: a,
-                later: b,
-                columns,
-                resolved,
-            });
+            match out.iter_mut().find(|l| l.loser == e.op) {
+                Some(loss) => {
+                    loss.columns.push(column.clone());
+                    if ops[winner].order_key() > ops[loss.winner].order_key() {
+                        loss.winner = winner;
+                    }
+                }
+                None => out.push(Loss {
+                    loser: e.op,
+                    winner,
+                    columns: vec![column.clone()],
+                }),
+            }
         }
     }
     out
-}
-
-/// A delete directly followed, on the same device and with nothing on the row seen in between,
-/// by an insert of the same row is one overwrite (what `INSERT OR REPLACE` writes with recursive
-/// triggers on): the insert writes every column again, so the delete contests nothing on its
-/// own. (An insert that followed other ops on the row too, such as a resolution that brings a
-/// deleted row back, is a write of its own, and the delete stays a side.)
-fn absorbed(ops: &[RowOp], i: usize, causality: &impl Causality) -> bool {
-    let d = &ops[i];
-    d.kind == DELETE
-        && ops.iter().any(|o| {
-            o.kind == INSERT
-                && o.device == d.device
-                && o.seq == d.seq + 1
-                && !ops.iter().enumerate().any(|(k, x)| {
-                    k != i
-                        && !std::ptr::eq(x, o)
-                        && causality.follows(o, x)
-                        && !causality.follows(d, x)
-                })
-        })
-}
-
-fn contested(x: &RowOp, y: &RowOp) -> Vec<String> {
-    match (x.kind == DELETE, y.kind == DELETE) {
-        (true, true) => Vec::new(),
-        (true, false) => y.cells.iter().map(|(c, _)| c.clone()).collect(),
-        (false, true) => x.cells.iter().map(|(c, _)| c.clone()).collect(),
-        (false, false) => x
-            .cells
-            .iter()
-            .filter(|(c, v)| matches!(y.writes(c), Some(Some(w)) if !same(v, w)))
-            .map(|(c, _)| c.clone())
-            .collect(),
-    }
 }
 
 /// Same storage class and equal as SQL compares them.
@@ -250,7 +353,7 @@ fn same(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::op::UPDATE;
+    use crate::op::{INSERT, UPDATE};
     use std::collections::HashMap;
 
     /// Causality given as explicit vector clocks: (device byte, seq) -> context.
@@ -289,6 +392,12 @@ mod tests {
         )
     }
 
+    /// The losing sides, from the live set computed from every op.
+    fn conflicts(ops: &[RowOp], c: &Clocks) -> Vec<Loss> {
+        let (live, universe) = live_set(ops, c);
+        losses(ops, &live, &universe)
+    }
+
     #[test]
     fn concurrent_updates_of_different_columns_merge() {
         let ops = [
@@ -323,9 +432,8 @@ mod tests {
         assert_eq!(row_state(&ops, &c), present(&[("id", 1), ("x", 7)]));
         let found = conflicts(&ops, &c);
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].earlier, found[0].later), (1, 2));
+        assert_eq!((found[0].loser, found[0].winner), (1, 2));
         assert_eq!(found[0].columns, ["x"]);
-        assert!(!found[0].resolved);
     }
 
     #[test]
@@ -387,16 +495,19 @@ mod tests {
         let mut reversed = ops.clone();
         reversed.reverse();
         assert_eq!(row_state(&ops, &c), row_state(&reversed, &c));
-        let ids = |ops: &[RowOp], cs: Vec<Conflict>| -> Vec<_> {
-            cs.into_iter()
+        let ids = |ops: &[RowOp], cs: Vec<Loss>| -> Vec<_> {
+            let mut ids: Vec<_> = cs
+                .into_iter()
                 .map(|k| {
                     (
-                        ops[k.earlier].order_key(),
-                        ops[k.later].order_key(),
+                        ops[k.loser].order_key(),
+                        ops[k.winner].order_key(),
                         k.columns,
                     )
                 })
-                .collect()
+                .collect();
+            ids.sort();
+            ids
         };
         assert_eq!(
             ids(&ops, conflicts(&ops, &c)),
@@ -416,9 +527,7 @@ mod tests {
             ((2, 1), vec![]),
             ((1, 2), vec![(2, 1)]),
         ]));
-        let found = conflicts(&ops, &c);
-        assert_eq!(found.len(), 1);
-        assert!(found[0].resolved);
+        assert!(conflicts(&ops, &c).is_empty());
     }
 
     #[test]
@@ -437,6 +546,129 @@ mod tests {
         ]));
         let found = conflicts(&ops, &c);
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].earlier, found[0].later), (3, 2));
+        assert_eq!((found[0].loser, found[0].winner), (3, 2));
+    }
+
+    #[test]
+    fn an_op_after_both_sides_writing_other_columns_leaves_the_conflict() {
+        let ops = [
+            op(1, 1, 1, UPDATE, &[("x", 1)]),
+            op(2, 1, 1, UPDATE, &[("x", 2)]),
+            op(1, 2, 2, UPDATE, &[("y", 3)]),
+        ];
+        let c = Clocks(HashMap::from([
+            ((1, 1), vec![]),
+            ((2, 1), vec![]),
+            ((1, 2), vec![(2, 1)]),
+        ]));
+        let found = conflicts(&ops, &c);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].loser, found[0].winner, &found[0].columns[..]),
+            (0, 1, &["x".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn a_thousand_edits_on_each_side_make_one_loser() {
+        let mut ops = vec![op(1, 1, 1, INSERT, &[("id", 1), ("x", 0), ("y", 0)])];
+        let mut clocks = HashMap::from([((1, 1), vec![])]);
+        for seq in 2..1000u64 {
+            ops.push(op(1, seq, seq, UPDATE, &[("x", seq as i64), ("y", 1)]));
+            clocks.insert((1, seq), vec![]);
+        }
+        for seq in 1..1000u64 {
+            ops.push(op(2, seq, seq + 1, UPDATE, &[("x", -(seq as i64))]));
+            clocks.insert((2, seq), vec![(1, 1)]);
+        }
+        let found = conflicts(&ops, &Clocks(clocks));
+        assert_eq!(found.len(), 1);
+        let (loser, winner) = (&ops[found[0].loser], &ops[found[0].winner]);
+        assert_eq!((loser.device[0], loser.seq), (1, 999));
+        assert_eq!((winner.device[0], winner.seq), (2, 999));
+        assert_eq!(found[0].columns, ["x"]);
+    }
+
+    /// Random causal histories of one row on three devices: the live set kept op by op in any
+    /// causal order of arrival is the one computed from every op; the state it gives is the
+    /// rule's, and at most one fewer side than live ops loses.
+    #[test]
+    fn live_sets_kept_op_by_op_agree_with_the_rule() {
+        let mut seed: u64 = 0x11ee;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..3000 {
+            // per device: its clock (highest seq seen of each device)
+            let mut known = [[0u64; 4]; 4];
+            let mut lamport = [[0u64; 4]; 4]; // highest Lamport time seen, per device
+            let mut ops = Vec::new();
+            let mut clocks = HashMap::new();
+            let count = 1 + next(12);
+            for k in 0..count {
+                let d = 1 + next(3) as usize;
+                if next(3) == 0 {
+                    // d hears from another device
+                    let from = 1 + next(3) as usize;
+                    for x in 1..4 {
+                        known[d][x] = known[d][x].max(known[from][x]);
+                        lamport[d][x] = lamport[d][x].max(lamport[from][x]);
+                    }
+                }
+                let seq = known[d][d] + 1;
+                let time = 1 + lamport[d].iter().max().unwrap();
+                let kind = match (k, next(6)) {
+                    (0, _) | (_, 0) => INSERT,
+                    (_, 1) => DELETE,
+                    _ => UPDATE,
+                };
+                let cells: Vec<(&str, i64)> = match kind {
+                    INSERT => vec![("x", next(2) as i64), ("y", next(2) as i64)],
+                    DELETE => vec![],
+                    _ => match next(3) {
+                        0 => vec![("x", next(2) as i64)],
+                        1 => vec![("y", next(2) as i64)],
+                        _ => vec![("x", next(2) as i64), ("y", next(2) as i64)],
+                    },
+                };
+                ops.push(op(d as u8, seq, time, kind, &cells));
+                let context = (1..4)
+                    .filter(|&x| x != d && known[d][x] > 0)
+                    .map(|x| (x as u8, known[d][x]))
+                    .collect();
+                clocks.insert((d as u8, seq), context);
+                known[d][d] = seq;
+                lamport[d][d] = time;
+            }
+            let c = Clocks(clocks);
+            let (expected, universe) = live_set(&ops, &c);
+            // another causal order of arrival
+            let mut left: Vec<usize> = (0..ops.len()).collect();
+            let mut live = Vec::new();
+            while !left.is_empty() {
+                let ready: Vec<usize> = left
+                    .iter()
+                    .copied()
+                    .filter(|&i| !left.iter().any(|&j| j != i && c.follows(&ops[i], &ops[j])))
+                    .collect();
+                let i = ready[next(ready.len() as u64) as usize];
+                left.retain(|&j| j != i);
+                advance(&ops, &mut live, i, &universe, &c);
+            }
+            let canon = |mut set: Vec<Live>| {
+                set.iter_mut().for_each(|e| e.cols.sort());
+                set.sort_by_key(|e| e.op);
+                set
+            };
+            assert_eq!(canon(live.clone()), canon(expected), "ops {ops:?}");
+            if let Some(state) = state_of_live(&ops, &live, &universe) {
+                assert_eq!(state, row_state(&ops, &c), "ops {ops:?}");
+            }
+            let lost = losses(&ops, &live, &universe);
+            assert!(lost.len() < live.len().max(1), "ops {ops:?}");
+        }
     }
 }

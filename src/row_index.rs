@@ -5,7 +5,7 @@
 //! costs one write, and whether a row had ops before is known from that write.
 
 use crate::clock::Devices;
-use crate::db::{Conn, Result, Stmt};
+use crate::db::{Conn, Error, Result, Stmt};
 use crate::log::{LocalOps, SyncedTable, SELF};
 use crate::merge::RowOp;
 use crate::op::DELETE;
@@ -136,33 +136,75 @@ impl RowReader<'_> {
         stmt.bind_all(&[Value::Integer(table.id), Value::Blob(key.to_vec())])?;
         let mut ops = Vec::new();
         let mut key_values = Vec::new();
-        let me = self.devices.me();
         while stmt.step()? {
-            let device = stmt.column_int(0);
-            let seq = stmt.column_int(1) as u64;
-            let (kind, op_key, cells, device_id, lamport) = if device == SELF {
-                let op = self.local.get(conn, seq)?;
-                (op.kind, op.key, op.cells, me, self.local.lamport(seq))
-            } else {
-                let row = [stmt.column(2)?, stmt.column(3)?, stmt.column(4)?];
-                let op = (self.forms).op((device, self.devices.id(device)), seq, &row, None)?;
-                (op.kind, op.key, op.cells, op.device, op.lamport)
-            };
+            let (device, seq) = (stmt.column_int(0), stmt.column_int(1) as u64);
+            let row = [stmt.column(2)?, stmt.column(3)?, stmt.column(4)?];
+            let (op, op_key) = self.decode(conn, table, device, seq, &row)?;
             if key_values.is_empty() {
-                key_values = table.spell(op_key);
+                key_values = op_key;
             }
-            ops.push(RowOp {
-                device: device_id,
-                seq,
-                lamport,
-                kind,
-                cells: if kind == DELETE {
-                    Vec::new()
-                } else {
-                    table.spell(cells)
-                },
-            });
+            ops.push(op);
         }
         Ok((ops, key_values))
+    }
+
+    /// One op (`device`, `seq`), applied or folded, and the key of its row.
+    pub fn op(
+        &self,
+        conn: &Conn,
+        table: &SyncedTable,
+        device: i64,
+        seq: u64,
+    ) -> Result<(RowOp, Cells)> {
+        let mut row = [Value::Null, Value::Null, Value::Null];
+        if device != SELF {
+            let mut stmt = conn.prepare(
+                "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            )?;
+            stmt.bind_all(&[Value::Integer(device), Value::Integer(seq as i64)])?;
+            if !stmt.step()? {
+                return Err(Error::new(format!(
+                    "op {seq} of device {device} is missing"
+                )));
+            }
+            row = [stmt.column(0)?, stmt.column(1)?, stmt.column(2)?];
+        }
+        self.decode(conn, table, device, seq, &row)
+    }
+
+    /// An op from the log (a local one) or from its `_sync_remote` row (lamport, form, vals).
+    fn decode(
+        &self,
+        conn: &Conn,
+        table: &SyncedTable,
+        device: i64,
+        seq: u64,
+        row: &[Value; 3],
+    ) -> Result<(RowOp, Cells)> {
+        let (kind, op_key, cells, device_id, lamport) = if device == SELF {
+            let op = self.local.get(conn, seq)?;
+            (
+                op.kind,
+                op.key,
+                op.cells,
+                self.devices.me(),
+                self.local.lamport(seq),
+            )
+        } else {
+            let op = (self.forms).op((device, self.devices.id(device)), seq, row, None)?;
+            (op.kind, op.key, op.cells, op.device, op.lamport)
+        };
+        let op = RowOp {
+            device: device_id,
+            seq,
+            lamport,
+            kind,
+            cells: if kind == DELETE {
+                Vec::new()
+            } else {
+                table.spell(cells)
+            },
+        };
+        Ok((op, table.spell(op_key)))
     }
 }

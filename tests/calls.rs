@@ -229,7 +229,7 @@ fn metadata_of_another_layout_is_refused_not_misread() {
     let db = device();
     exec(
         &db.conn,
-        "CREATE TABLE t(id INTEGER PRIMARY KEY); UPDATE _sync_device SET format = 2;",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY); UPDATE _sync_device SET format = 3;",
     );
     for f in [
         "sync_enable('t')",
@@ -239,7 +239,7 @@ fn metadata_of_another_layout_is_refused_not_misread() {
         refused(
             &db,
             &format!("SELECT {f}"),
-            "sync metadata has layout 2, and this build reads layout 3 only",
+            "sync metadata has layout 3, and this build reads layout 4 only",
         );
     }
 }

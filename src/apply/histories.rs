@@ -276,7 +276,7 @@ impl Import<'_> {
         stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
         while stmt.step()? {
             let key = stmt.column_blob(1)?.unwrap_or_default().to_vec();
-            self.touched.insert((stmt.column_int(0), key));
+            self.touched.all(stmt.column_int(0), key);
         }
         Ok(())
     }

@@ -164,6 +164,7 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 pub mod bundle;
+pub mod reference;
 
 /// SplitMix64: small, fast, and the same on every machine.
 pub struct Rng(pub u64);
@@ -373,15 +374,25 @@ impl Device {
             .collect()
     }
 
-    /// The conflicts, in the form every device must agree on (no local/remote perspective).
+    /// The open conflicts, in the form every device must agree on (no local/remote
+    /// perspective).
     pub fn conflicts(&self) -> Vec<ConflictRow> {
+        self.conflict_rows("NOT resolved")
+    }
+
+    /// The conflicts this device saw resolved (its own history: devices may differ in it).
+    pub fn resolved(&self) -> Vec<ConflictRow> {
+        self.conflict_rows("resolved")
+    }
+
+    fn conflict_rows(&self, filter: &str) -> Vec<ConflictRow> {
         let mut stmt = self
             .conn()
-            .prepare(
+            .prepare(&format!(
                 "SELECT id, table_name, pk, columns, winner_op_id,
                         min(local_op_id, remote_op_id), max(local_op_id, remote_op_id), resolved
-                 FROM sync_conflicts GROUP BY id ORDER BY id",
-            )
+                 FROM sync_conflicts WHERE {filter} GROUP BY id ORDER BY id"
+            ))
             .unwrap();
         stmt.query_map([], |r| {
             Ok((
@@ -399,6 +410,7 @@ impl Device {
         .map(Result::unwrap)
         .collect()
     }
+
 
     pub fn clock(&self) -> String {
         self.conn()

@@ -1,0 +1,288 @@
+//! Live sets: the ops of a row whose writes are still live (merge.rs `Live`), kept beside the
+//! row index so that settling a row after new ops costs O(live ops + new ops), not O(past ops).
+//!
+//! Invariant: outside an import, `_sync_rows.live` of a row is NULL when the op `_sync_rows`
+//! names is the row's only op; empty (`x''`) when the set must be computed again from every op
+//! (its ops were renamed: a fork or a split of histories, `log::rename_ops`); otherwise exactly
+//! the set `merge::live_set` computes from every op on the row, stored as each op's (device,
+//! seq), whether it is top, and its columns, with the row's universe. Live sets only shrink as
+//! ops arrive, but for a column no op on the row wrote before (a delete dropped from the set
+//! may be live in it): that op makes the set computed again from every op.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Devices, Order};
+use crate::db::{Conn, Error, Result};
+use crate::log::{SyncedTable, SELF};
+use crate::merge::{self, Live, RowOp, RowState};
+use crate::row_index::{Entry, RowReader};
+use crate::value::{Cells, Value};
+
+/// The stored form: the universe, and per live op (device, seq, top, columns by position in
+/// the universe).
+#[derive(Serialize, Deserialize)]
+struct StoredSet(Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>);
+
+/// A row's live ops, with the ops themselves.
+pub struct RowLive {
+    /// The live ops (and, during `settle`, the new ones), and the device index of each.
+    pub ops: Vec<RowOp>,
+    pub devices: Vec<i64>,
+    pub live: Vec<Live>,
+    pub universe: Vec<String>,
+    /// The row's key, as the table spells it.
+    pub key: Cells,
+    /// Whether every live op before the new ones was this device's, and so are the new ones:
+    /// then nothing but the set changes (this device's ops follow one another, and its table
+    /// shows them already).
+    pub only_local: bool,
+}
+
+impl RowLive {
+    /// The live set of a row after the ops `new` (applied or folded, in causal order), or from
+    /// every op on the row when `new` is None or the stored set cannot be used.
+    pub fn settle(
+        conn: &Conn,
+        reader: &RowReader,
+        order: &Order,
+        table: &SyncedTable,
+        key: &[u8],
+        new: Option<&[OpAt]>,
+    ) -> Result<RowLive> {
+        let Some(new) = new else {
+            return Self::rebuild(conn, reader, order, table, key);
+        };
+        let mut row = RowLive {
+            ops: Vec::new(),
+            devices: Vec::new(),
+            live: Vec::new(),
+            universe: Vec::new(),
+            key: Vec::new(),
+            only_local: true,
+        };
+        match load(conn, table.id, key)? {
+            Stored::Stale => return Self::rebuild(conn, reader, order, table, key),
+            Stored::Single(device, seq) => {
+                let cols = row.add(conn, reader, table, device, seq)?;
+                row.universe = cols.clone();
+                let cols = if row.ops[0].kind == crate::op::DELETE {
+                    Vec::new()
+                } else {
+                    cols
+                };
+                row.live.push(Live {
+                    op: 0,
+                    top: true,
+                    cols,
+                });
+            }
+            Stored::Set(universe, entries) => {
+                row.universe = universe;
+                for (device, seq, top, cols) in entries {
+                    row.add(conn, reader, table, device, seq)?;
+                    let cols = cols
+                        .into_iter()
+                        .map(|i| row.universe.get(i as usize).cloned())
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| Error::new("damaged live set in _sync_rows"))?;
+                    let op = row.ops.len() - 1;
+                    row.live.push(Live { op, top, cols });
+                }
+            }
+        }
+        for &(device, seq) in new {
+            if row
+                .devices
+                .iter()
+                .zip(&row.ops)
+                .any(|(&d, o)| d == device && o.seq == seq)
+            {
+                continue; // the row's first op, settled as a new one
+            }
+            let cols = row.add(conn, reader, table, device, seq)?;
+            if cols.iter().any(|c| !row.universe.contains(c)) {
+                return Self::rebuild(conn, reader, order, table, key);
+            }
+            let op = row.ops.len() - 1;
+            merge::advance(&row.ops, &mut row.live, op, &row.universe, order);
+        }
+        Ok(row)
+    }
+
+    /// The live set from every op on the row.
+    fn rebuild(
+        conn: &Conn,
+        reader: &RowReader,
+        order: &Order,
+        table: &SyncedTable,
+        key: &[u8],
+    ) -> Result<RowLive> {
+        let (ops, key_values) = reader.ops(conn, table, key)?;
+        let devices = device_indexes(reader.devices, &ops)?;
+        let (live, universe) = merge::live_set(&ops, order);
+        Ok(RowLive {
+            only_local: false,
+            ops,
+            devices,
+            live,
+            universe,
+            key: key_values,
+        })
+    }
+
+    /// Reads op (`device`, `seq`) in; returns the columns it writes.
+    fn add(
+        &mut self,
+        conn: &Conn,
+        reader: &RowReader,
+        table: &SyncedTable,
+        device: i64,
+        seq: u64,
+    ) -> Result<Vec<String>> {
+        let (op, key) = reader.op(conn, table, device, seq)?;
+        if self.key.is_empty() {
+            self.key = key;
+        }
+        self.only_local &= device == SELF;
+        let cols = op.cells.iter().map(|(c, _)| c.clone()).collect();
+        self.ops.push(op);
+        self.devices.push(device);
+        Ok(cols)
+    }
+
+    /// The row's state by the merge rule: from the live set, or from every op on the row when a
+    /// revived cell needs the reviver's past.
+    pub fn state(
+        &self,
+        conn: &Conn,
+        reader: &RowReader,
+        order: &Order,
+        table: &SyncedTable,
+        key: &[u8],
+    ) -> Result<RowState> {
+        if let Some(state) = merge::state_of_live(&self.ops, &self.live, &self.universe) {
+            return Ok(state);
+        }
+        let (ops, _) = reader.ops(conn, table, key)?;
+        Ok(merge::row_state(&ops, order))
+    }
+
+    /// Stores the live set in `_sync_rows`.
+    pub fn save(&self, conn: &Conn, table_id: i64, key: &[u8]) -> Result<()> {
+        let position = |c: &String| self.universe.iter().position(|u| u == c).map(|i| i as u32);
+        let entries = self
+            .live
+            .iter()
+            .map(|e| {
+                let cols = e.cols.iter().filter_map(position).collect();
+                (self.devices[e.op], self.ops[e.op].seq, e.top, cols)
+            })
+            .collect();
+        let blob = rmp_serde::to_vec(&StoredSet(self.universe.clone(), entries))
+            .map_err(|e| Error::new(format!("live set: {e}")))?;
+        conn.exec(
+            "UPDATE main._sync_rows SET live = ?3 WHERE table_id = ?1 AND key = ?2",
+            &[
+                Value::Integer(table_id),
+                Value::Blob(key.to_vec()),
+                Value::Blob(blob),
+            ],
+        )
+    }
+}
+
+fn device_indexes(devices: &Devices, ops: &[RowOp]) -> Result<Vec<i64>> {
+    ops.iter()
+        .map(|o| {
+            devices
+                .idx(&o.device)
+                .ok_or_else(|| Error::new("an op on the row names an unknown device"))
+        })
+        .collect()
+}
+
+/// What `_sync_rows` holds of a row's live set.
+enum Stored {
+    Single(i64, u64),
+    Stale,
+    Set(Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>),
+}
+
+fn load(conn: &Conn, table_id: i64, key: &[u8]) -> Result<Stored> {
+    let mut stmt = conn.prepare(
+        "SELECT device, seq, live FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
+    )?;
+    stmt.bind_all(&[Value::Integer(table_id), Value::Blob(key.to_vec())])?;
+    if !stmt.step()? {
+        return Err(Error::new("a settled row is missing from the row index"));
+    }
+    Ok(match stmt.column(2)? {
+        Value::Null => Stored::Single(stmt.column_int(0), stmt.column_int(1) as u64),
+        Value::Blob(b) if !b.is_empty() => {
+            let StoredSet(universe, entries) = rmp_serde::from_slice(&b)
+                .map_err(|_| Error::new("damaged live set in _sync_rows"))?;
+            Stored::Set(universe, entries)
+        }
+        _ => Stored::Stale,
+    })
+}
+
+/// Marks for computing again the live sets of the rows that ops of device `device` from
+/// `from_seq` on touched (before they are renamed).
+pub fn invalidate(conn: &Conn, device: i64, from_seq: u64) -> Result<()> {
+    conn.exec(
+        "UPDATE main._sync_rows SET live = x'' WHERE live IS NOT NULL AND (
+           (device = ?1 AND seq >= ?2)
+           OR (table_id, key) IN (SELECT table_id, key FROM main._sync_row_ops
+                                  WHERE device = ?1 AND seq >= ?2))",
+        &[Value::Integer(device), Value::Integer(from_seq as i64)],
+    )
+}
+
+/// Rows to settle: per row, the ops new on it in the order they were applied (a causal
+/// order), or None: from every op on it.
+#[derive(Default)]
+pub struct Touched(BTreeMap<Row, Option<Vec<OpAt>>>);
+
+/// An op as a device names it: (device index, seq).
+pub type OpAt = (i64, u64);
+
+/// A row as the row index names it: (table id, key).
+pub type Row = (i64, Vec<u8>);
+
+impl Touched {
+    pub fn new() -> Touched {
+        Touched::default()
+    }
+
+    /// Op (`device`, `seq`) is new on row (`table_id`, `key`).
+    pub fn add(&mut self, entry: &Entry) {
+        let (table_id, key, device, seq) = entry;
+        let new = self
+            .0
+            .entry((*table_id, key.clone()))
+            .or_insert(Some(Vec::new()));
+        if let Some(new) = new {
+            new.push((*device, *seq));
+        }
+    }
+
+    /// The row's ops changed names or causal contexts: it is settled from every op.
+    pub fn all(&mut self, table_id: i64, key: Vec<u8>) {
+        self.0.insert((table_id, key), None);
+    }
+
+    pub fn contains(&self, entry: &Entry) -> bool {
+        self.0.contains_key(&(entry.0, entry.1.clone()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn take(&mut self) -> Vec<(Row, Option<Vec<OpAt>>)> {
+        std::mem::take(&mut self.0).into_iter().collect()
+    }
+}

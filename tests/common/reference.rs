@@ -1,0 +1,361 @@
+//! The reference for open conflicts (DESIGN.md 3.6), computed in the test from the set of ops a
+//! device holds, with none of the extension's code: every op from `sync_log`, each op's causal
+//! context from the change points the device stores (`_sync_deps`, `_sync_devices`).
+//!
+//! The rule, as written there: a write of a cell is live when no op that causally follows it
+//! writes that cell (a delete writes a tombstone to every column); a cell is in conflict when
+//! its live writes differ (a tombstone differs from every value); the table shows, of an
+//! existing row, the live non-tombstone write with the greatest order key, and of a deleted row
+//! the deciding delete; each live write that differs from the shown one loses, and a record is
+//! one losing op with the cells where it loses, beside the winner of those cells (the one with
+//! the greatest order key when they differ), with id = SHA-256(loser op id ‖ winner op id).
+
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+
+/// An open record as the reference computes it and as `_sync_conflicts` stores it: id, table,
+/// pk, columns, loser op id, loser values, winner op id, winner values.
+pub type Record = (String, String, String, String, String, String, String, String);
+
+struct Op {
+    idx: i64,
+    seq: i64,
+    id: Vec<u8>,
+    op_id: String,
+    lamport: i64,
+    delete: bool,
+    /// (column, JSON spelling of the value)
+    cells: Vec<(String, String)>,
+}
+
+impl Op {
+    fn order_key(&self) -> (i64, &[u8], i64) {
+        (self.lamport, &self.id, self.seq)
+    }
+
+    /// None: does not write `column`; Some(None): a tombstone; Some(Some(v)): value `v`.
+    fn writes(&self, column: &str) -> Option<Option<&str>> {
+        if self.delete {
+            return Some(None);
+        }
+        self.cells
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, v)| Some(v.as_str()))
+    }
+}
+
+/// Causality from the device's change points.
+struct Causal {
+    /// (device, seq, dep) -> dep_seq, per change point
+    points: HashMap<i64, Vec<(i64, i64, i64)>>,
+    /// per history: its children (child, base)
+    children: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl Causal {
+    fn load(conn: &Connection) -> Causal {
+        let mut points: HashMap<i64, Vec<(i64, i64, i64)>> = HashMap::new();
+        let mut stmt = conn
+            .prepare("SELECT device, seq, dep, dep_seq FROM _sync_deps")
+            .unwrap();
+        for row in stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+        {
+            let (device, seq, dep, dep_seq): (i64, i64, i64, i64) = row.unwrap();
+            points.entry(device).or_default().push((seq, dep, dep_seq));
+        }
+        let mut children: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        let mut stmt = conn
+            .prepare("SELECT idx, parent, base FROM _sync_devices WHERE parent IS NOT NULL")
+            .unwrap();
+        for row in stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+        {
+            let (idx, parent, base): (i64, i64, i64) = row.unwrap();
+            children.entry(parent).or_default().push((idx, base));
+        }
+        Causal { points, children }
+    }
+
+    /// The highest seq of `dep` in the context of op `seq` of `device`.
+    fn context(&self, device: i64, seq: i64, dep: i64) -> i64 {
+        self.points.get(&device).map_or(0, |points| {
+            points
+                .iter()
+                .filter(|&&(s, d, _)| s <= seq && d == dep)
+                .map(|&(_, _, ds)| ds)
+                .max()
+                .unwrap_or(0)
+        })
+    }
+
+    /// Op (`device`, `seq`) saw op (`seen`, `seen_seq`): its context holds it, or an op of a
+    /// history forked from `seen` after it.
+    fn saw(&self, device: i64, seq: i64, seen: i64, seen_seq: i64) -> bool {
+        if device == seen {
+            return seq >= seen_seq;
+        }
+        if self.context(device, seq, seen) >= seen_seq {
+            return true;
+        }
+        self.children.get(&seen).is_some_and(|children| {
+            children
+                .iter()
+                .any(|&(child, base)| base >= seen_seq && self.saw(device, seq, child, base + 1))
+        })
+    }
+
+    fn follows(&self, later: &Op, earlier: &Op) -> bool {
+        if later.idx == earlier.idx {
+            return later.seq > earlier.seq;
+        }
+        self.saw(later.idx, later.seq, earlier.idx, earlier.seq)
+    }
+}
+
+/// A JSON object of our spelling (flat: values are null, numbers, strings or {"blob": hex})
+/// split into (key, value spelling) pairs.
+fn split_object(json: &str) -> Vec<(String, String)> {
+    let b = json.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 1; // after '{'
+    let string_end = |mut j: usize| {
+        j += 1;
+        while b[j] != b'"' {
+            j += if b[j] == b'\\' { 2 } else { 1 };
+        }
+        j + 1
+    };
+    while i < b.len() && b[i] != b'}' {
+        let k_end = string_end(i);
+        let key = json[i + 1..k_end - 1].to_string();
+        let v_start = k_end + 1; // after ':'
+        let v_end = match b[v_start] {
+            b'"' => string_end(v_start),
+            b'{' => json[v_start..].find('}').unwrap() + v_start + 1,
+            _ => {
+                let mut j = v_start;
+                while b[j] != b',' && b[j] != b'}' {
+                    j += 1;
+                }
+                j
+            }
+        };
+        out.push((key, json[v_start..v_end].to_string()));
+        i = if b[v_end] == b',' { v_end + 1 } else { v_end };
+    }
+    out
+}
+
+/// Same storage class and equal as SQL compares them (0.0 and -0.0 are the same).
+fn same(a: &str, b: &str) -> bool {
+    let real = |s: &str| {
+        let number = s.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+        (number && s.contains(['.', 'e', 'E'])).then(|| s.parse::<f64>().unwrap())
+    };
+    match (real(a), real(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn object(cells: &[(&String, &str)]) -> String {
+    let inner: Vec<String> = cells.iter().map(|(c, v)| format!("\"{c}\":{v}")).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// The open records the rule gives for every op `conn`'s device holds, sorted by id.
+pub fn open_conflicts(conn: &Connection) -> Vec<Record> {
+    let causal = Causal::load(conn);
+    let mut rows: BTreeMap<(String, String), Vec<Op>> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT d.idx, l.seq, l.device, l.op_id, l.lamport, l.\"table\", l.kind, l.pk,
+                    l.\"values\"
+             FROM sync_log l JOIN _sync_devices d ON lower(hex(d.id)) = l.device",
+        )
+        .unwrap();
+    let ops = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+            ))
+        })
+        .unwrap();
+    for op in ops {
+        let (idx, seq, device, op_id, lamport, table, kind, pk, values) = op.unwrap();
+        rows.entry((table, pk)).or_default().push(Op {
+            idx,
+            seq,
+            id: unhex(&device),
+            op_id,
+            lamport,
+            delete: kind == "delete",
+            cells: values.as_deref().map(split_object).unwrap_or_default(),
+        });
+    }
+    let mut records = Vec::new();
+    for ((table, pk), ops) in &rows {
+        let order: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        records.extend(row_records(&causal, table, pk, ops, &order));
+    }
+    records.sort();
+    records
+}
+
+fn row_records(
+    causal: &Causal,
+    table: &str,
+    pk: &str,
+    ops: &[Op],
+    table_order: &[String],
+) -> Vec<Record> {
+    let live_in = |i: usize, column: &str| {
+        ops[i].writes(column).is_some()
+            && !ops.iter().enumerate().any(|(j, o)| {
+                j != i && o.writes(column).is_some() && causal.follows(o, &ops[i])
+            })
+    };
+    let mut universe: Vec<&String> = Vec::new();
+    for op in ops {
+        for (c, _) in &op.cells {
+            if !universe.contains(&c) {
+                universe.push(c);
+            }
+        }
+    }
+    let top = (0..ops.len())
+        .filter(|&i| !ops.iter().any(|o| causal.follows(o, &ops[i])))
+        .max_by(|&a, &b| ops[a].order_key().cmp(&ops[b].order_key()))
+        .unwrap();
+    let absent = ops[top].delete;
+    // per losing op: its columns and the winners of them
+    let mut lost: BTreeMap<usize, Vec<(&String, usize)>> = BTreeMap::new();
+    for column in &universe {
+        let live: Vec<usize> = (0..ops.len()).filter(|&i| live_in(i, column)).collect();
+        let winner = if absent {
+            top
+        } else {
+            match live
+                .iter()
+                .copied()
+                .filter(|&i| !ops[i].delete)
+                .max_by(|&a, &b| ops[a].order_key().cmp(&ops[b].order_key()))
+            {
+                Some(w) => w,
+                None => continue,
+            }
+        };
+        let value = |i: usize| ops[i].writes(column).unwrap();
+        for &i in &live {
+            let differs = match (value(i), value(winner)) {
+                (Some(a), Some(b)) => !same(a, b),
+                (None, None) => false,
+                _ => true,
+            };
+            if i != winner && differs {
+                lost.entry(i).or_default().push((column, winner));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (loser, mut columns) in lost {
+        let position = |c: &String| table_order.iter().position(|x| x == c);
+        columns.sort_by(|a, b| {
+            (position(a.0).is_none(), position(a.0), a.0)
+                .cmp(&(position(b.0).is_none(), position(b.0), b.0))
+        });
+        let winner = columns
+            .iter()
+            .map(|&(_, w)| w)
+            .max_by(|&a, &b| ops[a].order_key().cmp(&ops[b].order_key()))
+            .unwrap();
+        let names: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+        let loser_values = match ops[loser].delete {
+            true => "null".to_string(),
+            false => object(
+                &columns
+                    .iter()
+                    .map(|&(c, _)| (c, ops[loser].writes(c).unwrap().unwrap()))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        let winner_values = match absent {
+            true => "null".to_string(),
+            false => object(
+                &columns
+                    .iter()
+                    .map(|&(c, w)| (c, ops[w].writes(c).unwrap().unwrap()))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        let id = Sha256::new()
+            .chain_update(unhex(&ops[loser].op_id))
+            .chain_update(unhex(&ops[winner].op_id))
+            .finalize();
+        let id: String = id[..16].iter().map(|b| format!("{b:02x}")).collect();
+        out.push((
+            id,
+            table.to_string(),
+            pk.to_string(),
+            format!("[{}]", names.join(",")),
+            ops[loser].op_id.clone(),
+            loser_values,
+            ops[winner].op_id.clone(),
+            winner_values,
+        ));
+    }
+    out
+}
+
+/// The open records `conn`'s device shows, in the reference's form, sorted by id.
+pub fn stored_open_conflicts(conn: &Connection) -> Vec<Record> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT lower(hex(c.id)), t.name, c.pk, c.columns, c.loser_op, c.loser_values,
+                    c.winner_op, c.winner_values
+             FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
+             WHERE c.state = 0 ORDER BY 1",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}

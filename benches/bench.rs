@@ -445,6 +445,113 @@ impl Bench {
         );
     }
 
+    /// The hot-rows scenario: two devices, 100 rows, five rounds of 2,000 single-row updates
+    /// on each (both columns, random rows) between peer-aware exchanges, against the same
+    /// 20,000 updates made on one device alone and sent to a peer each round.
+    fn hot_rows_table(&self) {
+        const HOT: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, s TEXT)";
+        let hot = Shape {
+            name: "hot rows",
+            create: HOT,
+            row: "",
+            values: "",
+            update: "",
+        };
+        println!("\n### 9. Hot rows: 100 rows, 20,000 updates in five rounds, median of {RUNS}\n");
+        println!(
+            "| work | one device alone | two devices, concurrently | ratio |\n|---|---:|---:|---:|"
+        );
+        let edit = |conn: &Connection, seed: &mut u64, count: usize| {
+            conn.execute_batch("BEGIN").unwrap();
+            let mut stmt = conn
+                .prepare("UPDATE t SET n = ?2, s = ?3 WHERE id = ?1")
+                .unwrap();
+            for _ in 0..count {
+                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let (id, n) = (1 + (*seed >> 33) % 100, (*seed >> 40) as i64);
+                stmt.execute(rusqlite::params![id as i64, n, format!("text {n}")])
+                    .unwrap();
+            }
+            drop(stmt);
+            conn.execute_batch("COMMIT").unwrap();
+        };
+        let id = |c: &Connection| -> String {
+            c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
+                .unwrap()
+        };
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len() as f64;
+        // (seconds of the whole scenario, seconds importing, largest file, open records)
+        let run = |concurrent: bool| -> (f64, f64, f64, f64) {
+            let (pa, pb) = (self.path("hot-a.db"), self.path("hot-b.db"));
+            let (a, b) = (open(&pa, &hot, true), open(&pb, &hot, true));
+            a.execute_batch(
+                "WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < 100)
+                 INSERT INTO t SELECT n, 0, 'row ' || n FROM i",
+            )
+            .unwrap();
+            let (ida, idb) = (id(&a), id(&b));
+            let bundle = self.path("hot.bundle");
+            let send = |from: &Connection, to: &Connection, peer: &str| {
+                let _ = std::fs::remove_file(&bundle);
+                Self::bundle_out(from, Some(peer), &bundle);
+                seconds(|| Self::bundle_in(to, &bundle)).1
+            };
+            let mut seed = 7;
+            let mut importing = send(&a, &b, &idb);
+            let start = Instant::now();
+            for _ in 0..5 {
+                if concurrent {
+                    edit(&a, &mut seed, 2000);
+                    edit(&b, &mut seed, 2000);
+                    importing += send(&a, &b, &idb);
+                    importing += send(&b, &a, &ida);
+                } else {
+                    edit(&a, &mut seed, 4000);
+                    importing += send(&a, &b, &idb);
+                }
+            }
+            let total = start.elapsed().as_secs_f64();
+            let open: f64 = a
+                .query_row(
+                    "SELECT count(*) FROM sync_conflicts WHERE NOT resolved",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            (total, importing, size(&pa).max(size(&pb)), open)
+        };
+        let runs = |concurrent| -> Vec<(f64, f64, f64, f64)> {
+            (0..RUNS).map(|_| run(concurrent)).collect()
+        };
+        let (alone, both) = (runs(false), runs(true));
+        let pick = |v: &[(f64, f64, f64, f64)], f: fn(&(f64, f64, f64, f64)) -> f64| {
+            median(v.iter().map(f).collect())
+        };
+        self.row(
+            "edits and exchanges, in all",
+            pick(&alone, |r| r.0),
+            pick(&both, |r| r.0),
+            "ms",
+        );
+        self.row(
+            "of which importing",
+            pick(&alone, |r| r.1),
+            pick(&both, |r| r.1),
+            "ms",
+        );
+        self.row(
+            "largest file, KiB",
+            pick(&alone, |r| r.2) / 1024.0,
+            pick(&both, |r| r.2) / 1024.0,
+            "",
+        );
+        println!(
+            "| open conflict records at the end | {:.0} | {:.0} | |",
+            pick(&alone, |r| r.3),
+            pick(&both, |r| r.3)
+        );
+    }
+
     /// The SQLite session extension on the same work: the reference for capture and apply.
     fn session_table(&self) {
         use rusqlite::session::{ConflictAction, Session};
@@ -520,6 +627,7 @@ fn main() {
     bench.bundles_table();
     bench.log_size_table();
     bench.many_devices_table();
+    bench.hot_rows_table();
     bench.session_table();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -52,15 +52,17 @@ SELECT sync_resolve(id, 'local') AS resolved FROM sync_conflicts WHERE NOT resol
 SELECT sync_bundle_out(NULL, 'target/demo/a2.bundle') ->> '$.ops' AS ops_in_bundle;
 
 .print ""
-.print "== B imports it: same rows, and the conflict is resolved there too"
+.print "== B imports it: same rows, and no conflict open on either device"
 .open target/demo/b.db
 .load ./dist/sync0
 SELECT r ->> '$.applied_count' AS applied, r ->> '$.duplicate_count' AS duplicates,
        r ->> '$.conflict_count' AS conflicts, r ->> '$.pending_count' AS pending
 FROM (SELECT sync_bundle_in('target/demo/a2.bundle') AS r);
-SELECT table_name, pk, columns, resolved FROM sync_conflicts;
+SELECT (SELECT count(*) FROM main.sync_conflicts WHERE NOT resolved) AS open_on_b;
 ATTACH 'target/demo/a.db' AS a;
 SELECT 'B' AS device, * FROM main.todos UNION ALL SELECT 'A', * FROM a.todos ORDER BY 2, 1;
 SELECT CASE WHEN NOT EXISTS (SELECT * FROM main.todos EXCEPT SELECT * FROM a.todos)
              AND NOT EXISTS (SELECT * FROM a.todos EXCEPT SELECT * FROM main.todos)
             THEN 'identical' ELSE 'DIFFERENT' END AS "A and B";
+.print "-- A keeps the conflict it resolved as its own history (B never saw it open)"
+SELECT table_name, pk, columns, resolved FROM a.sync_conflicts;

@@ -293,7 +293,9 @@ pub fn require_initialized(conn: &Conn) -> Result<()> {
     match format {
         Some(FORMAT) => Ok(()),
         other => Err(Error::new(format!(
-            "this database's sync metadata has layout {}, and this build reads layout {FORMAT} only",
+            "this database's sync metadata has layout {}, and this build reads layout {FORMAT} \
+             only (to move its data: with the build that made it, write a bundle of every op, \
+             sync_bundle_out(NULL, path), and import it into a new database with this build)",
             other.map_or("?".to_string(), |f| f.to_string())
         ))),
     }

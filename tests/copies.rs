@@ -11,10 +11,6 @@ use std::path::Path;
 
 const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT); SELECT sync_enable('t');";
 
-fn send(from: &Device, to: &Device) -> ImportResult {
-    to.import(&from.bundle_for(Some(to)))
-}
-
 /// Every device sends to every other, twice.
 fn mesh(devices: &[&Device]) {
     for _ in 0..2 {

@@ -9,10 +9,6 @@ use rusqlite::types::Value;
 
 const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); SELECT sync_enable('t');";
 
-fn send(from: &Device, to: &Device) -> ImportResult {
-    to.import(&from.bundle_for(Some(to)))
-}
-
 fn text(s: &str) -> Value {
     Value::Text(s.into())
 }

@@ -16,10 +16,6 @@ fn text(s: &str) -> Value {
 }
 
 /// Sends `from`'s ops for `to` and imports them there.
-fn send(from: &Device, to: &Device) -> ImportResult {
-    to.import(&from.bundle_for(Some(to)))
-}
-
 fn ops_in_log(d: &Device) -> i64 {
     op_count(d.conn())
 }

@@ -411,7 +411,6 @@ impl Device {
         .collect()
     }
 
-
     pub fn clock(&self) -> String {
         self.conn()
             .query_row("SELECT sync_clock()", [], |r| r.get(0))
@@ -420,6 +419,11 @@ impl Device {
 }
 
 /// id, table, pk, columns, winner, smaller op id, greater op id, resolved
+/// Sends `to` a bundle of what `from` holds and `to` is not known to have; returns the import.
+pub fn send(from: &Device, to: &Device) -> ImportResult {
+    to.import(&from.bundle_for(Some(to)))
+}
+
 pub type ConflictRow = (String, String, String, String, String, String, String, i64);
 
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,16 @@ use std::collections::{BTreeMap, HashMap};
 
 /// An open record as the reference computes it and as `_sync_conflicts` stores it: id, table,
 /// pk, columns, loser op id, loser values, winner op id, winner values.
-pub type Record = (String, String, String, String, String, String, String, String);
+pub type Record = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 struct Op {
     idx: i64,
@@ -216,7 +225,9 @@ pub fn open_conflicts(conn: &Connection) -> Vec<Record> {
     let mut records = Vec::new();
     for ((table, pk), ops) in &rows {
         let order: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            ))
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
@@ -237,9 +248,10 @@ fn row_records(
 ) -> Vec<Record> {
     let live_in = |i: usize, column: &str| {
         ops[i].writes(column).is_some()
-            && !ops.iter().enumerate().any(|(j, o)| {
-                j != i && o.writes(column).is_some() && causal.follows(o, &ops[i])
-            })
+            && !ops
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.writes(column).is_some() && causal.follows(o, &ops[i]))
     };
     let mut universe: Vec<&String> = Vec::new();
     for op in ops {
@@ -287,8 +299,11 @@ fn row_records(
     for (loser, mut columns) in lost {
         let position = |c: &String| table_order.iter().position(|x| x == c);
         columns.sort_by(|a, b| {
-            (position(a.0).is_none(), position(a.0), a.0)
-                .cmp(&(position(b.0).is_none(), position(b.0), b.0))
+            (position(a.0).is_none(), position(a.0), a.0).cmp(&(
+                position(b.0).is_none(),
+                position(b.0),
+                b.0,
+            ))
         });
         let winner = columns
             .iter()

@@ -22,7 +22,7 @@ use crate::cascade::ForeignKeys;
 use crate::chain::{self, History};
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
-use crate::db::{Conn, Error, Result, Stmt};
+use crate::db::{Conn, Error, Result, Statements, Stmt};
 use crate::form::Form;
 use crate::live::{OpAt, RowLive, Touched};
 use crate::log::{self, LocalOps, SyncedTable, SELF};
@@ -295,8 +295,8 @@ struct Import<'a> {
     batch_ops: Vec<(i64, Vec<Value>)>,
     appender: Appender,
     writers: RowWriters,
-    /// Statements by the address of their text (a literal)
-    statements: HashMap<usize, Stmt>,
+    /// Statements kept by their text
+    statements: Statements,
     /// The bundle's last op stored or found here: (device id, seq, history)
     stream_at: Option<(crate::op::DeviceId, u64, i64)>,
     /// The bundle's ops read so far, and the hashes its first reading marked, by ordinal (the
@@ -380,7 +380,7 @@ impl<'a> Import<'a> {
             batch_ops: Vec::with_capacity(row_index::BATCH),
             appender: Appender::new(conn, spans),
             writers: RowWriters::new(conn),
-            statements: HashMap::new(),
+            statements: Statements::new(conn),
             stream_at: None,
             ordinal: 0,
             marks: Vec::new(),
@@ -411,13 +411,7 @@ impl Import<'_> {
 
     /// The cached statement for `sql`, with `params` bound.
     fn cached(&mut self, sql: &'static str, params: &[Value]) -> Result<&mut Stmt> {
-        // the same text is the same literal: its address names it
-        let slot = sql.as_ptr() as usize;
-        if !self.statements.contains_key(&slot) {
-            let stmt = self.conn.prepare(sql)?;
-            self.statements.insert(slot, stmt);
-        }
-        let stmt = self.statements.get_mut(&slot).expect("just cached");
+        let stmt = self.statements.get(sql)?;
         stmt.bind_all(params)?;
         Ok(stmt)
     }
@@ -706,10 +700,11 @@ impl Import<'_> {
                 local: &self.local,
                 forms: &self.forms,
             };
-            let row = RowLive::settle(&conn, &reader, &order, table, key, new)?;
+            let statements = &mut self.statements;
+            let row = RowLive::settle(&conn, statements, &reader, &order, table, key, new)?;
             if row.only_local {
                 // this device's own writes, which its table shows: no side of another device
-                return row.save(&conn, table_id, key);
+                return row.save(statements, table_id, key);
             }
             let state = row.state(&conn, &reader, &order, table, key)?;
             (row, state)
@@ -728,8 +723,10 @@ impl Import<'_> {
             devices: &self.devices,
             contexts: &self.contexts,
         };
-        self.outcome.conflicts += conflicts::store(&conn, &order, table, key, &row, &state, &lost)?;
-        row.save(&conn, table_id, key)
+        let statements = &mut self.statements;
+        self.outcome.conflicts +=
+            conflicts::store(statements, &order, table, key, &row, &state, &lost)?;
+        row.save(statements, table_id, key)
     }
 
     /// Makes a user row hold `state`. When the app's triggers fire, a row that holds it already

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::capture::quote_ident;
 use crate::clock::{Contexts, Devices, Order};
-use crate::db::{Conn, Error, Result};
+use crate::db::{Conn, Error, Result, Statements};
 use crate::live::{OpAt, RowLive};
 use crate::log::{self, LocalOps, SyncedTable, SELF};
 use crate::merge::{self, Causality, Loss, RowOp, RowState};
@@ -97,7 +97,7 @@ pub fn create(conn: &Conn) -> Result<()> {
 /// Rewrites the open records of one row from its losing sides (`lost`, over `row`'s ops, with
 /// the row in `state`); closes the records that are no longer open. Returns how many are new.
 pub fn store(
-    conn: &Conn,
+    statements: &mut Statements,
     order: &Order,
     table: &SyncedTable,
     key: &[u8],
@@ -105,19 +105,19 @@ pub fn store(
     state: &RowState,
     lost: &[Loss],
 ) -> Result<u64> {
+    let conn = statements.conn();
     let at_row = [Value::Integer(table.id), Value::Blob(key.to_vec())];
     let mut before: Vec<(Vec<u8>, OpAt, OpAt)> = Vec::new();
-    let mut stmt = conn.prepare(&format!(
+    let stmt = statements.get(
         "SELECT id, loser_device, loser_seq, winner_device, winner_seq FROM main._sync_conflicts
-         WHERE table_id = ?1 AND key = ?2 AND state = {OPEN}"
-    ))?;
+         WHERE table_id = ?1 AND key = ?2 AND state = 0",
+    )?;
     stmt.bind_all(&at_row)?;
     while stmt.step()? {
         let id = stmt.column_blob(0)?.unwrap_or_default().to_vec();
         let n = |i| stmt.column_int(i);
         before.push((id, (n(1), n(2) as u64), (n(3), n(4) as u64)));
     }
-    drop(stmt);
     if before.is_empty() && lost.is_empty() {
         return Ok(0);
     }

@@ -380,6 +380,37 @@ fn set_triggers(conn: &Conn, onoff: c_int) -> Result<bool> {
     Ok(now != 0)
 }
 
+/// Prepared statements kept for reuse, by their SQL text (the text is the key, so two texts
+/// never share a statement).
+pub struct Statements {
+    conn: Conn,
+    by_sql: std::collections::HashMap<String, Stmt>,
+}
+
+impl Statements {
+    pub fn new(conn: &Conn) -> Statements {
+        Statements {
+            conn: *conn,
+            by_sql: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn conn(&self) -> Conn {
+        self.conn
+    }
+
+    /// The statement for `sql`, reset, prepared on first use.
+    pub fn get(&mut self, sql: &str) -> Result<&mut Stmt> {
+        if !self.by_sql.contains_key(sql) {
+            let stmt = self.conn.prepare(sql)?;
+            self.by_sql.insert(sql.to_string(), stmt);
+        }
+        let stmt = self.by_sql.get_mut(sql).expect("just prepared");
+        stmt.reset();
+        Ok(stmt)
+    }
+}
+
 /// A prepared statement, finalized on drop.
 pub struct Stmt {
     conn: Conn,

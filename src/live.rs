@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Devices, Order};
-use crate::db::{Conn, Error, Result};
+use crate::db::{Conn, Error, Result, Statements};
 use crate::log::{SyncedTable, SELF};
 use crate::merge::{self, Live, RowOp, RowState};
 use crate::row_index::{Entry, RowReader};
@@ -45,6 +45,7 @@ impl RowLive {
     /// every op on the row when `new` is None or the stored set cannot be used.
     pub fn settle(
         conn: &Conn,
+        statements: &mut Statements,
         reader: &RowReader,
         order: &Order,
         table: &SyncedTable,
@@ -62,10 +63,10 @@ impl RowLive {
             key: Vec::new(),
             only_local: true,
         };
-        match load(conn, table.id, key)? {
+        match load(statements, table.id, key)? {
             Stored::Stale => return Self::rebuild(conn, reader, order, table, key),
             Stored::Single(device, seq) => {
-                let cols = row.add(conn, reader, table, device, seq)?;
+                let cols = row.add(statements, reader, table, device, seq)?;
                 row.universe = cols.clone();
                 let cols = if row.ops[0].kind == crate::op::DELETE {
                     Vec::new()
@@ -81,7 +82,7 @@ impl RowLive {
             Stored::Set(universe, entries) => {
                 row.universe = universe;
                 for (device, seq, top, cols) in entries {
-                    row.add(conn, reader, table, device, seq)?;
+                    row.add(statements, reader, table, device, seq)?;
                     let cols = cols
                         .into_iter()
                         .map(|i| row.universe.get(i as usize).cloned())
@@ -101,7 +102,7 @@ impl RowLive {
             {
                 continue; // the row's first op, settled as a new one
             }
-            let cols = row.add(conn, reader, table, device, seq)?;
+            let cols = row.add(statements, reader, table, device, seq)?;
             if cols.iter().any(|c| !row.universe.contains(c)) {
                 return Self::rebuild(conn, reader, order, table, key);
             }
@@ -135,13 +136,13 @@ impl RowLive {
     /// Reads op (`device`, `seq`) in; returns the columns it writes.
     fn add(
         &mut self,
-        conn: &Conn,
+        statements: &mut Statements,
         reader: &RowReader,
         table: &SyncedTable,
         device: i64,
         seq: u64,
     ) -> Result<Vec<String>> {
-        let (op, key) = reader.op(conn, table, device, seq)?;
+        let (op, key) = reader.op(statements, table, device, seq)?;
         if self.key.is_empty() {
             self.key = key;
         }
@@ -170,7 +171,7 @@ impl RowLive {
     }
 
     /// Stores the live set in `_sync_rows`.
-    pub fn save(&self, conn: &Conn, table_id: i64, key: &[u8]) -> Result<()> {
+    pub fn save(&self, statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<()> {
         let position = |c: &String| self.universe.iter().position(|u| u == c).map(|i| i as u32);
         let entries = self
             .live
@@ -182,14 +183,13 @@ impl RowLive {
             .collect();
         let blob = rmp_serde::to_vec(&StoredSet(self.universe.clone(), entries))
             .map_err(|e| Error::new(format!("live set: {e}")))?;
-        conn.exec(
-            "UPDATE main._sync_rows SET live = ?3 WHERE table_id = ?1 AND key = ?2",
-            &[
+        statements
+            .get("UPDATE main._sync_rows SET live = ?3 WHERE table_id = ?1 AND key = ?2")?
+            .execute(&[
                 Value::Integer(table_id),
                 Value::Blob(key.to_vec()),
                 Value::Blob(blob),
-            ],
-        )
+            ])
     }
 }
 
@@ -210,15 +210,14 @@ enum Stored {
     Set(Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>),
 }
 
-fn load(conn: &Conn, table_id: i64, key: &[u8]) -> Result<Stored> {
-    let mut stmt = conn.prepare(
-        "SELECT device, seq, live FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
-    )?;
+fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored> {
+    let stmt = statements
+        .get("SELECT device, seq, live FROM main._sync_rows WHERE table_id = ?1 AND key = ?2")?;
     stmt.bind_all(&[Value::Integer(table_id), Value::Blob(key.to_vec())])?;
     if !stmt.step()? {
         return Err(Error::new("a settled row is missing from the row index"));
     }
-    Ok(match stmt.column(2)? {
+    let stored = match stmt.column(2)? {
         Value::Null => Stored::Single(stmt.column_int(0), stmt.column_int(1) as u64),
         Value::Blob(b) if !b.is_empty() => {
             let StoredSet(universe, entries) = rmp_serde::from_slice(&b)
@@ -226,7 +225,9 @@ fn load(conn: &Conn, table_id: i64, key: &[u8]) -> Result<Stored> {
             Stored::Set(universe, entries)
         }
         _ => Stored::Stale,
-    })
+    };
+    stmt.reset();
+    Ok(stored)
 }
 
 /// Marks for computing again the live sets of the rows that ops of device `device` from

@@ -69,7 +69,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::{Conn, Error, Result};
+use crate::db::{Conn, Error, Result, Statements, Stmt};
 use std::collections::HashMap;
 
 use crate::value::{hex, Cells, JsonObject, Value};
@@ -566,12 +566,51 @@ impl LocalOps {
 
     /// Local op `seq`.
     pub fn get(&self, conn: &Conn, seq: u64) -> Result<LocalOp> {
-        let mut found = None;
-        self.each(conn, seq - 1, seq, |op| {
-            found = Some(op);
-            Ok(())
-        })?;
-        found.ok_or_else(|| Error::new(format!("local op {seq} is missing from the log")))
+        self.get_with(&mut Statements::new(conn), seq)
+    }
+
+    /// `get`, with a statement kept in `statements`.
+    pub fn get_with(&self, statements: &mut Statements, seq: u64) -> Result<LocalOp> {
+        let stmt = statements.get(&self.select("seq = ?1"))?;
+        stmt.bind_all(&[Value::Integer(seq as i64)])?;
+        if !stmt.step()? {
+            return Err(Error::new(format!(
+                "local op {seq} is missing from the log"
+            )));
+        }
+        let op = self.decode(stmt);
+        stmt.reset(); // no statement stays busy between calls
+        op
+    }
+
+    /// The query of local ops `WHERE filter`, in seq order.
+    fn select(&self, filter: &str) -> String {
+        let vs: String = (0..self.width).map(|i| format!(", v{i}")).collect();
+        format!("SELECT seq, shape, kind, mask{vs} FROM main._sync_ops WHERE {filter} ORDER BY seq")
+    }
+
+    /// The local op on `stmt`'s current row (a row of `select`).
+    fn decode(&self, stmt: &Stmt) -> Result<LocalOp> {
+        let shape_id = stmt.column_int(1);
+        let (table_id, table, shape) = self
+            .shapes
+            .get(&shape_id)
+            .ok_or_else(|| Error::new(format!("op log names unknown shape {shape_id}")))?;
+        let kind = stmt.column_int(2);
+        let mask = stmt.column_int(3);
+        let value = |i: usize| Ok((shape.columns[i].clone(), stmt.column(4 + i)?));
+        let written = |i: usize| writes_column(kind, mask, i);
+        Ok(LocalOp {
+            seq: stmt.column_int(0) as u64,
+            table_id: *table_id,
+            table: table.clone(),
+            kind: kind as u8,
+            key: shape.pk.iter().map(|&i| value(i)).collect::<Result<_>>()?,
+            cells: (0..shape.columns.len())
+                .filter(|&i| written(i))
+                .map(value)
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// Calls `f` for every local op with `after < seq <= upto`, in seq order.
@@ -582,33 +621,10 @@ impl LocalOps {
         upto: u64,
         mut f: impl FnMut(LocalOp) -> Result<()>,
     ) -> Result<()> {
-        let vs: String = (0..self.width).map(|i| format!(", v{i}")).collect();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT seq, shape, kind, mask{vs} FROM main._sync_ops
-             WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
-        ))?;
+        let mut stmt = conn.prepare(&self.select("seq > ?1 AND seq <= ?2"))?;
         stmt.bind_all(&[Value::Integer(after as i64), Value::Integer(upto as i64)])?;
         while stmt.step()? {
-            let shape_id = stmt.column_int(1);
-            let (table_id, table, shape) = self
-                .shapes
-                .get(&shape_id)
-                .ok_or_else(|| Error::new(format!("op log names unknown shape {shape_id}")))?;
-            let kind = stmt.column_int(2);
-            let mask = stmt.column_int(3);
-            let value = |i: usize| Ok((shape.columns[i].clone(), stmt.column(4 + i)?));
-            let written = |i: usize| writes_column(kind, mask, i);
-            f(LocalOp {
-                seq: stmt.column_int(0) as u64,
-                table_id: *table_id,
-                table: table.clone(),
-                kind: kind as u8,
-                key: shape.pk.iter().map(|&i| value(i)).collect::<Result<_>>()?,
-                cells: (0..shape.columns.len())
-                    .filter(|&i| written(i))
-                    .map(value)
-                    .collect::<Result<_>>()?,
-            })?;
+            f(self.decode(&stmt)?)?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! costs one write, and whether a row had ops before is known from that write.
 
 use crate::clock::Devices;
-use crate::db::{Conn, Error, Result, Stmt};
+use crate::db::{Conn, Error, Result, Statements, Stmt};
 use crate::log::{LocalOps, SyncedTable, SELF};
 use crate::merge::RowOp;
 use crate::op::DELETE;
@@ -139,7 +139,7 @@ impl RowReader<'_> {
         while stmt.step()? {
             let (device, seq) = (stmt.column_int(0), stmt.column_int(1) as u64);
             let row = [stmt.column(2)?, stmt.column(3)?, stmt.column(4)?];
-            let (op, op_key) = self.decode(conn, table, device, seq, &row)?;
+            let (op, op_key) = self.decode(Some(conn), table, device, seq, &row)?;
             if key_values.is_empty() {
                 key_values = op_key;
             }
@@ -151,60 +151,75 @@ impl RowReader<'_> {
     /// One op (`device`, `seq`), applied or folded, and the key of its row.
     pub fn op(
         &self,
-        conn: &Conn,
+        statements: &mut Statements,
         table: &SyncedTable,
         device: i64,
         seq: u64,
     ) -> Result<(RowOp, Cells)> {
-        let mut row = [Value::Null, Value::Null, Value::Null];
-        if device != SELF {
-            let mut stmt = conn.prepare(
-                "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-            )?;
-            stmt.bind_all(&[Value::Integer(device), Value::Integer(seq as i64)])?;
-            if !stmt.step()? {
-                return Err(Error::new(format!(
-                    "op {seq} of device {device} is missing"
-                )));
-            }
-            row = [stmt.column(0)?, stmt.column(1)?, stmt.column(2)?];
+        let at = [Value::Integer(device), Value::Integer(seq as i64)];
+        if device == SELF {
+            let op = self.local.get_with(statements, seq)?;
+            return Ok(self.local_row_op(table, op, seq));
         }
-        self.decode(conn, table, device, seq, &row)
+        let stmt = statements.get(
+            "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+        )?;
+        stmt.bind_all(&at)?;
+        if !stmt.step()? {
+            return Err(Error::new(format!(
+                "op {seq} of device {device} is missing"
+            )));
+        }
+        let row = [stmt.column(0)?, stmt.column(1)?, stmt.column(2)?];
+        stmt.reset();
+        self.decode(None, table, device, seq, &row)
     }
 
-    /// An op from the log (a local one) or from its `_sync_remote` row (lamport, form, vals).
+    fn local_row_op(
+        &self,
+        table: &SyncedTable,
+        op: crate::log::LocalOp,
+        seq: u64,
+    ) -> (RowOp, Cells) {
+        let row_op = RowOp {
+            device: self.devices.me(),
+            seq,
+            lamport: self.local.lamport(seq),
+            kind: op.kind,
+            cells: match op.kind {
+                DELETE => Vec::new(),
+                _ => table.spell(op.cells),
+            },
+        };
+        (row_op, table.spell(op.key))
+    }
+
+    /// An op from the log (a local one, read with `conn`) or from its `_sync_remote` row
+    /// (lamport, form, vals).
     fn decode(
         &self,
-        conn: &Conn,
+        conn: Option<&Conn>,
         table: &SyncedTable,
         device: i64,
         seq: u64,
         row: &[Value; 3],
     ) -> Result<(RowOp, Cells)> {
-        let (kind, op_key, cells, device_id, lamport) = if device == SELF {
+        if device == SELF {
+            let conn = conn.ok_or_else(|| Error::new("local op read without a connection"))?;
             let op = self.local.get(conn, seq)?;
-            (
-                op.kind,
-                op.key,
-                op.cells,
-                self.devices.me(),
-                self.local.lamport(seq),
-            )
-        } else {
-            let op = (self.forms).op((device, self.devices.id(device)), seq, row, None)?;
-            (op.kind, op.key, op.cells, op.device, op.lamport)
-        };
-        let op = RowOp {
-            device: device_id,
+            return Ok(self.local_row_op(table, op, seq));
+        }
+        let op = (self.forms).op((device, self.devices.id(device)), seq, row, None)?;
+        let row_op = RowOp {
+            device: op.device,
             seq,
-            lamport,
-            kind,
-            cells: if kind == DELETE {
-                Vec::new()
-            } else {
-                table.spell(cells)
+            lamport: op.lamport,
+            kind: op.kind,
+            cells: match op.kind {
+                DELETE => Vec::new(),
+                _ => table.spell(op.cells),
             },
         };
-        Ok((op, table.spell(op_key)))
+        Ok((row_op, table.spell(op.key)))
     }
 }

@@ -165,8 +165,10 @@ fn three_devices_editing_one_cell_make_two_records_and_one_resolution_closes_bot
         &format!("{{\"x\":\"{}\"}}", shown_text(shown))
     );
 
-    // c takes its own value: the resolution follows all three sides
-    let id = &records[0].0;
+    // c takes its own value (from a record with its op as a side): the resolution follows all
+    // three sides
+    let c_op = &ops[2];
+    let id = &records.iter().find(|r| &r.1 == c_op || &r.2 == c_op).unwrap().0;
     call(c.conn(), &format!("SELECT sync_resolve('{id}', 'local')")).unwrap();
     assert!(c.conflicts().is_empty());
     assert_eq!(c.resolved().len(), 2);

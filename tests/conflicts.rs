@@ -38,28 +38,14 @@ fn three() -> (Device, Device, Device) {
     (a, b, c)
 }
 
-/// The open records as `_sync_conflicts` stores them: (loser op, winner op, columns, loser
+/// The open records as `_sync_conflicts` stores them: (id, loser op, winner op, columns, loser
 /// values, winner values), by id.
 fn sides(d: &Device) -> Vec<(String, String, String, String, String, String)> {
-    d.conn()
-        .prepare(
-            "SELECT lower(hex(id)), loser_op, winner_op, columns, loser_values, winner_values
-             FROM _sync_conflicts WHERE state = 0 ORDER BY id",
-        )
-        .unwrap()
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    rows(
+        d.conn(),
+        "SELECT lower(hex(id)), loser_op, winner_op, columns, loser_values, winner_values
+         FROM _sync_conflicts WHERE state = 0 ORDER BY id",
+    )
 }
 
 /// The op id of `d`'s last op.
@@ -168,7 +154,11 @@ fn three_devices_editing_one_cell_make_two_records_and_one_resolution_closes_bot
     // c takes its own value (from a record with its op as a side): the resolution follows all
     // three sides
     let c_op = &ops[2];
-    let id = &records.iter().find(|r| &r.1 == c_op || &r.2 == c_op).unwrap().0;
+    let id = &records
+        .iter()
+        .find(|r| &r.1 == c_op || &r.2 == c_op)
+        .unwrap()
+        .0;
     call(c.conn(), &format!("SELECT sync_resolve('{id}', 'local')")).unwrap();
     assert!(c.conflicts().is_empty());
     assert_eq!(c.resolved().len(), 2);

@@ -154,25 +154,11 @@ fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
 /// present (a row the winner deleted comes back whole), with the chosen value; a conflict that
 /// a later write of this device already resolved is refused and changes nothing.
 fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String> {
-    let open: Vec<(String, String, String, String, String, String)> = conn
-        .prepare(
-            "SELECT id, columns, table_name, pk, local_values, remote_values
-             FROM sync_conflicts WHERE NOT resolved ORDER BY id",
-        )
-        .unwrap()
-        .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let open: Vec<(String, String, String, String, String, String)> = rows(
+        conn,
+        "SELECT id, columns, table_name, pk, local_values, remote_values
+         FROM sync_conflicts WHERE NOT resolved ORDER BY id",
+    );
     if open.is_empty() {
         return Ok(());
     }

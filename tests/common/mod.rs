@@ -386,29 +386,14 @@ impl Device {
     }
 
     fn conflict_rows(&self, filter: &str) -> Vec<ConflictRow> {
-        let mut stmt = self
-            .conn()
-            .prepare(&format!(
+        rows(
+            self.conn(),
+            &format!(
                 "SELECT id, table_name, pk, columns, winner_op_id,
                         min(local_op_id, remote_op_id), max(local_op_id, remote_op_id), resolved
                  FROM sync_conflicts WHERE {filter} GROUP BY id ORDER BY id"
-            ))
-            .unwrap();
-        stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+            ),
+        )
     }
 
     pub fn clock(&self) -> String {
@@ -419,6 +404,33 @@ impl Device {
 }
 
 /// id, table, pk, columns, winner, smaller op id, greater op id, resolved
+/// A result row as a tuple of its columns (`rows`).
+pub trait FromRow: Sized {
+    fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Self>;
+}
+
+macro_rules! tuple_from_row {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: rusqlite::types::FromSql),+> FromRow for ($($t,)+) {
+            fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Self> {
+                Ok(($(r.get($i)?,)+))
+            }
+        }
+    };
+}
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+
+/// Every row of `sql`, each as a tuple of its columns.
+pub fn rows<T: FromRow>(conn: &Connection, sql: &str) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], T::from_row)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Sends `to` a bundle of what `from` holds and `to` is not known to have; returns the import.
 pub fn send(from: &Device, to: &Device) -> ImportResult {
     to.import(&from.bundle_for(Some(to)))

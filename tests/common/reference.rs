@@ -350,27 +350,11 @@ fn row_records(
 
 /// The open records `conn`'s device shows, in the reference's form, sorted by id.
 pub fn stored_open_conflicts(conn: &Connection) -> Vec<Record> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT lower(hex(c.id)), t.name, c.pk, c.columns, c.loser_op, c.loser_values,
-                    c.winner_op, c.winner_values
-             FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
-             WHERE c.state = 0 ORDER BY 1",
-        )
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-        ))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    super::rows(
+        conn,
+        "SELECT lower(hex(c.id)), t.name, c.pk, c.columns, c.loser_op, c.loser_values,
+                c.winner_op, c.winner_values
+         FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
+         WHERE c.state = 0 ORDER BY 1",
+    )
 }

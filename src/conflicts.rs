@@ -143,12 +143,17 @@ pub fn store(
             kind: op::UPDATE,
             cells: Vec::new(),
         };
-        for (n, (id, loser, winner)) in gone.iter().enumerate() {
-            let (loser, winner) = (side(*loser), side(*winner));
-            let resolved = row
-                .live
+        for (n, (id, loser_at, winner)) in gone.iter().enumerate() {
+            let (loser, winner) = (side(*loser_at), side(*winner));
+            // resolved: a write after both sides, and the loser loses nowhere now (else it is
+            // still a side, in a record that changed: fewer columns, another winner)
+            let still_loses = lost
                 .iter()
-                .any(|e| order.follows(&ops[e.op], &loser) && order.follows(&ops[e.op], &winner));
+                .any(|l| (row.devices[l.loser], ops[l.loser].seq) == *loser_at);
+            let resolved = !still_loses
+                && row.live.iter().any(|e| {
+                    order.follows(&ops[e.op], &loser) && order.follows(&ops[e.op], &winner)
+                });
             conn.exec(
                 "UPDATE main._sync_conflicts SET state = ?2, closed = ?3 WHERE id = ?1",
                 &[
@@ -171,14 +176,7 @@ pub fn store(
         }
         let columns = in_table_order(table, &loss.columns);
         let (loser, winner) = (&ops[loss.loser], &ops[loss.winner]);
-        let mut names = String::from("[");
-        for (i, c) in columns.iter().enumerate() {
-            if i > 0 {
-                names.push(',');
-            }
-            crate::value::write_json_string(c, &mut names);
-        }
-        names.push(']');
+        let names = crate::value::json_string_list(&columns);
         let shown = match state {
             RowState::Absent => "null".to_string(),
             RowState::Present(cells) => {
@@ -315,10 +313,25 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         }
         _ => {}
     }
-    let table = log::synced_tables(conn)?
+    let table = match log::synced_tables(conn)?
         .into_iter()
         .find(|t| t.id == table_id)
-        .ok_or_else(|| Error::new("the conflict's table is no longer synced"))?;
+    {
+        Some(table) => table,
+        None => {
+            let name = conn
+                .query_value(
+                    "SELECT name FROM main._sync_tables WHERE id = ?1",
+                    &[Value::Integer(table_id)],
+                )?
+                .and_then(|v| v.as_text().map(str::to_string))
+                .unwrap_or_default();
+            return Err(Error::new(format!(
+                "the conflict's table {name:?} is no longer synced: call sync_enable({name:?}) \
+                 to resolve it, or write the row as usual"
+            )));
+        }
+    };
     let devices = Devices::load(conn)?;
     let contexts = Contexts::load(conn)?;
     let (local, forms) = (LocalOps::load(conn)?, Forms::load(conn)?);
@@ -378,7 +391,14 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
             }
         }
         json => {
-            let chosen = chosen_values(&table, json)?;
+            let mut chosen = chosen_values(&table, json)?;
+            if !chosen.iter().any(|(c, _)| columns.contains(c)) {
+                return Err(Error::new(format!(
+                    "choice {json} names none of the conflict's columns {}: name one or more of \
+                     them (those you leave out keep what the table shows)",
+                    crate::value::json_string_list(&columns)
+                )));
+            }
             if absent {
                 // the row comes back as the losing side shows it, with the chosen values
                 let mut row = merge::revived(&ops, l, w, &order);
@@ -390,6 +410,15 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
                 }
                 Some(row)
             } else {
+                // the conflict's columns left out keep what the table shows: written again,
+                // after every side, so that the resolution closes the conflict
+                if let RowState::Present(cells) = &state {
+                    for (c, v) in cells {
+                        if columns.contains(c) && !chosen.iter().any(|(name, _)| name == c) {
+                            chosen.push((c.clone(), v.clone()));
+                        }
+                    }
+                }
                 Some(chosen)
             }
         }
@@ -417,12 +446,17 @@ fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>
         ));
     }
     let key: Vec<&str> = table.key_columns().collect();
+    let mut named: Vec<&str> = Vec::new();
     object
         .into_iter()
         .map(|(c, v)| {
             let name = table
                 .column(&c)
                 .ok_or_else(|| Error::new(format!("table {:?} has no column {c:?}", table.name)))?;
+            if named.contains(&name) {
+                return Err(Error::new(format!("choice names column {name:?} twice")));
+            }
+            named.push(name);
             if key.contains(&name) {
                 return Err(Error::new(format!(
                     "choice names key column {name:?}: a resolution cannot move the row to \
@@ -434,8 +468,9 @@ fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>
         .collect()
 }
 
-/// Writes the resolution through the capture triggers; when the table already holds it (no op
-/// was captured), appends the op itself so that the resolution still reaches every device.
+/// Writes the resolution through the capture triggers; when the table already holds some of it
+/// (the op captured, if any, does not write every chosen column), appends an op of all of it,
+/// so that the resolution writes every chosen column and reaches every device.
 fn write_resolution(
     conn: &Conn,
     table: &SyncedTable,
@@ -490,7 +525,18 @@ fn write_resolution(
             )?;
         }
     }
-    if log::last_local_seq(conn)? == before {
+    // the captured op names only the columns whose value changed: one that already showed
+    // the chosen value must be written too, or its losing side stays live
+    let after = log::last_local_seq(conn)?;
+    let covered = after > before && {
+        let op = LocalOps::load(conn)?.get(conn, after as u64)?;
+        target.is_none_or(|cells| {
+            cells
+                .iter()
+                .all(|(c, _)| op.cells.iter().any(|(w, _)| w == c))
+        })
+    };
+    if !covered {
         append_op(conn, table, key, target)?;
     }
     Ok(())

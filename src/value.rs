@@ -98,6 +98,19 @@ fn write_real(v: f64, out: &mut String) {
     }
 }
 
+/// `items` as a JSON list of strings.
+pub fn json_string_list(items: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_string(item, &mut out);
+    }
+    out.push(']');
+    out
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');

@@ -328,3 +328,103 @@ fn an_edit_of_other_columns_after_both_sides_leaves_the_conflict_open() {
     assert!(a.conflicts().is_empty() && b.conflicts().is_empty());
     assert_eq!((a.resolved().len(), b.resolved().len()), (1, 1));
 }
+
+/// b's edit of x and y loses x to a's later edit and y to c's: one record, beside a's (the
+/// greater order key).
+fn one_loser_two_winners() -> (Device, Device, Device, String) {
+    let (a, b, c) = three();
+    for n in 0..6 {
+        exec(
+            a.conn(),
+            &format!("INSERT INTO t VALUES ({}, 0, 0)", 100 + n),
+        );
+    }
+    for n in 0..3 {
+        exec(
+            c.conn(),
+            &format!("INSERT INTO t VALUES ({}, 0, 0)", 200 + n),
+        );
+    }
+    exec(a.conn(), "UPDATE t SET x = 'a' WHERE id = 1");
+    exec(b.conn(), "UPDATE t SET x = 'b', y = 'b' WHERE id = 1");
+    exec(c.conn(), "UPDATE t SET y = 'c' WHERE id = 1");
+    let a_op = last_op(&a);
+    mesh(&[&a, &b, &c]);
+    let records = sides(&b);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        (&records[0].2, records[0].3.as_str()),
+        (&a_op, r#"["x","y"]"#)
+    );
+    assert_eq!(records[0].5, r#"{"x":"a","y":"c"}"#, "what the table shows");
+    let id = records[0].0.clone();
+    (a, b, c, id)
+}
+
+#[test]
+fn a_write_of_some_of_the_columns_leaves_the_rest_open_under_a_new_id() {
+    let (a, b, _c, id) = one_loser_two_winners();
+    // a writes x after seeing every side: y is still contested, now against c's edit alone
+    exec(a.conn(), "UPDATE t SET x = 'r' WHERE id = 1");
+    send(&a, &b);
+    let records = sides(&b);
+    assert_eq!(records.len(), 1);
+    assert_ne!(records[0].0, id);
+    assert_eq!(
+        (
+            records[0].3.as_str(),
+            records[0].4.as_str(),
+            records[0].5.as_str()
+        ),
+        (r#"["y"]"#, r#"{"y":"b"}"#, r#"{"y":"c"}"#)
+    );
+    assert!(b.resolved().is_empty(), "changed, not resolved");
+    let err = call(b.conn(), &format!("SELECT sync_resolve('{id}', 'local')")).unwrap_err();
+    assert!(err.contains("changed after it was read"), "{err}");
+}
+
+#[test]
+fn a_json_choice_closes_the_whole_conflict() {
+    let (a, b, c, id) = one_loser_two_winners();
+    // only y named: x keeps what the table shows, written again after every side
+    call(
+        b.conn(),
+        &format!("SELECT sync_resolve('{id}', '{{\"y\": \"z\"}}')"),
+    )
+    .unwrap();
+    assert!(b.conflicts().is_empty());
+    assert_eq!(b.resolved().len(), 1);
+    mesh(&[&a, &b, &c]);
+    for d in [&a, &b, &c] {
+        assert_eq!(
+            d.dump("t")[0],
+            vec![Value::Integer(1), text("a"), text("z")]
+        );
+        assert!(d.conflicts().is_empty(), "{}", d.name);
+    }
+}
+
+#[test]
+fn a_json_choice_must_name_a_column_of_the_conflict_once() {
+    let (a, b, _) = three();
+    exec(a.conn(), "UPDATE t SET x = 'a' WHERE id = 1");
+    exec(b.conn(), "UPDATE t SET x = 'b' WHERE id = 1");
+    send(&a, &b);
+    let id = &sides(&b)[0].0;
+    let state = snapshot(b.conn());
+    for (choice, expected) in [
+        (
+            r#"{"y": 1}"#,
+            r#"names none of the conflict's columns ["x"]"#,
+        ),
+        (r#"{"x": 1, "x": 2}"#, r#"names column "x" twice"#),
+    ] {
+        let err = call(
+            b.conn(),
+            &format!("SELECT sync_resolve('{id}', '{choice}')"),
+        )
+        .unwrap_err();
+        assert!(err.contains(expected), "{choice}: {err}");
+    }
+    assert_eq!(snapshot(b.conn()), state, "nothing written");
+}

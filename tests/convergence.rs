@@ -205,7 +205,12 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
     };
     let before = snapshot(conn);
     match conn.query_row("SELECT sync_resolve(?1, ?2)", [id, &choice], |_| Ok(())) {
-        Err(e) if e.to_string().contains("is already resolved") => {
+        // the records of this device's writes since its last import are brought up to date
+        // first: the conflict may have closed, or changed (a write of some of its columns)
+        Err(e)
+            if e.to_string().contains("is already resolved")
+                || e.to_string().contains("changed after it was read") =>
+        {
             if snapshot(conn) != before {
                 return Err(format!("a refused sync_resolve({id}) changed the log"));
             }
@@ -403,6 +408,8 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                         .dir
                         .path()
                         .join(format!("backup-{letters}.db"));
+                    // a backup of the same name, taken before and already put back
+                    let _ = std::fs::remove_file(&path);
                     let sql = format!("VACUUM INTO '{}'", path.display());
                     exec(devices[d].conn(), &sql);
                     backups.insert(d, (path, letters));

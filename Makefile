@@ -1,10 +1,11 @@
-# sqlite-sync: `make` builds dist/sync0.so; `make test` runs every test; `make demo` shows two
-# devices syncing in the sqlite3 shell; `make bench` measures against plain SQLite.
+# sqlite-sync: `make` builds dist/sync0.so; `make test` runs every test (`make check`: a quick
+# tier); `make demo` shows two devices syncing in the sqlite3 shell; `make bench` measures
+# against plain SQLite.
 
 SO := dist/sync0.so
 CARGO ?= cargo
 
-.PHONY: all build prereqs test test-rust test-shell test-smoke demo bench bench-quick lint clean
+.PHONY: all build prereqs test test-rust test-shell test-smoke check demo bench bench-quick lint clean
 
 all: build
 
@@ -27,6 +28,12 @@ test-shell:
 
 test-smoke:
 	sh tests/smoke/run.sh $(SO)
+
+# the quick tier for the edit-test loop: every named case, 150 convergence schedules, five
+# seconds of fuzzing, the shell cases (make test runs them all, and more)
+check: build
+	SYNC_SCHEDULES=150 SYNC_FUZZ_SECONDS=5 $(CARGO) test --release -- --skip random_seed_schedules
+	sh tests/shell/run.sh $(SO)
 
 demo: build
 	@rm -rf target/demo && mkdir -p target/demo

@@ -774,14 +774,11 @@ impl Import<'_> {
                 &[Value::Text(table.name.clone())],
             )?;
             let Some(rowid) = found else { continue };
-            let names: Vec<String> = table
-                .key_columns()
-                .map(crate::capture::quote_ident)
-                .collect();
+            let names: Vec<String> = table.key_columns().map(crate::sql::quote_ident).collect();
             let mut stmt = conn.prepare(&format!(
                 "SELECT {} FROM main.{} WHERE rowid = ?1",
                 names.join(", "),
-                crate::capture::quote_ident(&table.name)
+                crate::sql::quote_ident(&table.name)
             ))?;
             stmt.bind(1, &rowid)?;
             if !stmt.step()? {

@@ -12,6 +12,7 @@
 
 use crate::db::{Conn, Error, Result};
 use crate::log::{self, Shape, DELETE, INSERT, INTERNAL_PREFIX, UPDATE};
+use crate::sql::quote_ident;
 use crate::value::Value;
 
 /// At most this many columns per table: an update's changed-column mask is one 64-bit integer.
@@ -515,9 +516,4 @@ impl Capture<'_> {
             order.join(", ")
         )
     }
-}
-
-/// Quotes an identifier for SQL: `"` around it, inner `"` doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

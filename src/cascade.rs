@@ -10,10 +10,11 @@
 use std::collections::HashMap;
 
 use crate::apply::quiet::Quiet;
-use crate::capture::quote_ident;
 use crate::db::{Conn, Result};
-use crate::log::{key_match, SyncedTable};
+use crate::log::SyncedTable;
 use crate::merge::RowState;
+use crate::sql::key_match;
+use crate::sql::quote_ident;
 use crate::value::{Cells, Value};
 
 #[derive(Clone, Copy, PartialEq)]

@@ -20,7 +20,6 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::capture::quote_ident;
 use crate::clock::{Contexts, Devices, Order};
 use crate::db::{Conn, Error, Result, Statements};
 use crate::live::{OpAt, RowLive};
@@ -29,6 +28,7 @@ use crate::merge::{self, Causality, Loss, RowOp, RowState};
 use crate::op;
 use crate::remote::Forms;
 use crate::row_index::RowReader;
+use crate::sql::quote_ident;
 use crate::value::{hex, JsonObject, Value};
 
 /// How many closed records (resolved or changed) a device keeps, the most recently closed.
@@ -479,7 +479,7 @@ fn write_resolution(
 ) -> Result<()> {
     let name = quote_ident(&table.name);
     let key_names: Vec<&str> = table.key_columns().collect();
-    let key_match = log::key_match(key_names.iter().copied());
+    let key_match = crate::sql::key_match(key_names.iter().copied());
     let before = log::last_local_seq(conn)?;
     let exists = conn
         .query_value(&format!("SELECT 1 FROM main.{name} WHERE {key_match}"), key)?

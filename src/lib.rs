@@ -25,6 +25,7 @@ mod op;
 mod remote;
 mod row_index;
 mod row_writer;
+mod sql;
 mod value;
 
 use std::ffi::{c_char, c_int};

@@ -665,15 +665,6 @@ impl SyncedTable {
     }
 }
 
-/// `"a" IS ?1 AND "b" IS ?2 …` over `names`: the WHERE clause that finds one row by its key.
-pub fn key_match<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let terms: Vec<String> = names
-        .enumerate()
-        .map(|(i, c)| format!("{} IS ?{}", crate::capture::quote_ident(c), i + 1))
-        .collect();
-    terms.join(" AND ")
-}
-
 /// Every enabled table, by id.
 pub fn synced_tables(conn: &Conn) -> Result<Vec<SyncedTable>> {
     let mut stmt = conn.prepare(

@@ -10,7 +10,7 @@ use std::hash::{Hash, Hasher};
 
 use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
-use crate::log::{self, SyncedTable};
+use crate::log::SyncedTable;
 use crate::merge::RowState;
 use crate::op::DELETE;
 use crate::value::Value;
@@ -128,7 +128,7 @@ impl RowWriters {
         key: &[(String, Value)],
         cells: &[(String, Value)],
     ) -> Result<()> {
-        let q = crate::capture::quote_ident;
+        let q = crate::sql::quote_ident;
         let others: Vec<&(String, Value)> = cells
             .iter()
             .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
@@ -150,7 +150,7 @@ impl RowWriters {
                     "UPDATE main.{} SET {} WHERE {}",
                     q(&table.name),
                     sets.join(", "),
-                    log::key_match(key.iter().map(|(c, _)| c.as_str()))
+                    crate::sql::key_match(key.iter().map(|(c, _)| c.as_str()))
                 )
             },
         )?;
@@ -169,7 +169,7 @@ impl RowWriters {
         key: &[(String, Value)],
         state: &RowState,
     ) -> Result<(bool, bool)> {
-        let q = crate::capture::quote_ident;
+        let q = crate::sql::quote_ident;
         let cells: &[(String, Value)] = match state {
             RowState::Absent => &[],
             RowState::Present(cells) => cells,
@@ -182,7 +182,7 @@ impl RowWriters {
                 "SELECT {} FROM main.{} WHERE {}",
                 list.join(", "),
                 q(&table.name),
-                log::key_match(key.iter().map(|(c, _)| c.as_str()))
+                crate::sql::key_match(key.iter().map(|(c, _)| c.as_str()))
             )
         })?;
         let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
@@ -309,10 +309,10 @@ fn row_writer_sql<S: AsRef<str>>(
     others: &[S],
     rows: usize,
 ) -> String {
-    let q = crate::capture::quote_ident;
+    let q = crate::sql::quote_ident;
     let name = q(&table.name);
     if absent {
-        let key_match = log::key_match(key.iter().map(AsRef::as_ref));
+        let key_match = crate::sql::key_match(key.iter().map(AsRef::as_ref));
         return format!("DELETE FROM main.{name} WHERE {key_match}");
     }
     let key_names: Vec<String> = key.iter().map(|c| q(c.as_ref())).collect();

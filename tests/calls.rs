@@ -219,9 +219,20 @@ fn enable_refuses_what_it_cannot_sync() {
 fn everything_but_init_refuses_before_init() {
     let db = raw_device();
     exec(&db.conn, "CREATE TABLE t(id INTEGER PRIMARY KEY)");
-    for f in ["sync_enable('t')", "sync_disable('t')", "sync_clock()"] {
+    // every function that needs the metadata (sync_init makes it; sync_device_id answers NULL;
+    // sync_version, sync_debug and the sync_log helpers need none)
+    for f in [
+        "sync_enable('t')",
+        "sync_disable('t')",
+        "sync_clock()",
+        "sync_bundle_out(NULL, 'x.bundle')",
+        "sync_bundle_in('x.bundle')",
+        "sync_resolve('00000000000000000000000000000000', 'local')",
+        "sync_fork()",
+    ] {
         refused(&db, &format!("SELECT {f}"), "run SELECT sync_init(); first");
     }
+    assert_eq!(call(&db.conn, "SELECT sync_device_id()"), Ok(Value::Null));
 }
 
 #[test]
@@ -343,15 +354,31 @@ fn results_are_json_that_sql_can_read() {
 #[test]
 fn log_helpers_refuse_bad_arguments() {
     let db = device();
-    for sql in [
-        "SELECT sync_log_pk(1)",
-        "SELECT sync_log_values(1, 2)",
-        "SELECT sync_log_pk(x'00', x'00')",
-        "SELECT sync_op_id('not a blob', 1)",
+    for (sql, expected) in [
+        (
+            "SELECT sync_log_pk(1)",
+            "sync_log_pk: expects at least 2 arguments",
+        ),
+        (
+            "SELECT sync_log_values(1, 2)",
+            "sync_log_values: expects at least 4 arguments",
+        ),
+        (
+            "SELECT sync_log_pk(x'00', x'00')",
+            "sync_log_pk: damaged shape record",
+        ),
+        (
+            "SELECT sync_op_id('not a blob', 1)",
+            "sync_op_id: device id must be a BLOB",
+        ),
         // a shape of one column whose key is column 5
-        "SELECT sync_log_pk(x'91a161', x'9105')",
+        (
+            "SELECT sync_log_pk(x'91a161', x'9105')",
+            "sync_log_pk: damaged shape record",
+        ),
     ] {
         let err = call(&db.conn, sql).expect_err(sql);
+        assert!(err.starts_with(expected), "{sql}: {err}");
         assert!(!err.contains("panic"), "{sql}: {err}");
     }
 }

@@ -180,6 +180,7 @@ fn blobs_and_reals_arrive_exact() {
     }
     send(&a, &b);
     let got: Vec<Value> = b.dump("v").into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(got.len(), values.len(), "every row arrived");
     for (g, v) in got.iter().zip(&values) {
         assert!(same_value(g, v), "{v:?} arrived as {g:?}");
     }

@@ -7,9 +7,40 @@ use rusqlite::Connection;
 use std::path::PathBuf;
 
 pub fn extension_path() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist/sync0.so");
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(checked_extension_path).clone()
+}
+
+/// dist/sync0.so, checked to be there and newer than every source it is built from.
+fn checked_extension_path() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let p = root.join("dist/sync0.so");
     assert!(p.exists(), "{} is missing: run `make` first", p.display());
+    // a test must not pass or fail on a library built from other sources
+    let built = modified(&p);
+    let mut sources = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            match path.is_dir() {
+                true => dirs.push(path),
+                false => sources.push(path),
+            }
+        }
+    }
+    if let Some(newer) = sources.iter().find(|s| modified(s) > built) {
+        panic!(
+            "{} is older than {}: run `make` (or `make check`, `make test`, which build it) first",
+            p.display(),
+            newer.display()
+        );
+    }
     p
+}
+
+fn modified(path: &std::path::Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
 }
 
 /// Loads the extension into `conn`.

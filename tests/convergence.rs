@@ -214,7 +214,8 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
         Err(e)
             if e.to_string().contains("is already resolved")
                 || e.to_string().contains("changed after it was read")
-                || e.to_string().contains("names none of the conflict's columns") =>
+                || e.to_string()
+                    .contains("names none of the conflict's columns") =>
         {
             if snapshot(conn) != before {
                 return Err(format!("a refused sync_resolve({id}) changed the log"));

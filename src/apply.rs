@@ -10,28 +10,31 @@
 
 use std::collections::HashMap;
 
+mod cascade;
 mod delivery;
+mod fork;
 mod histories;
-pub mod quiet;
+mod quiet;
 
-pub use histories::waited_for;
+pub use fork::{fork, sync_fork};
 use histories::Placed;
 
 use crate::bundle::{Packed, Prev, Reader};
-use crate::cascade::ForeignKeys;
 use crate::chain::{self, History};
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
 use crate::db::{Conn, Error, Result, Statements, Stmt};
 use crate::form::Form;
 use crate::live::{OpAt, RowLive, Touched};
-use crate::log::{self, LocalOps, SyncedTable, SELF};
+use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::{self, RowOp, RowState};
 use crate::op::DELETE;
 use crate::remote::{self, Appender, Forms};
 use crate::row_index::{self, Entry, RowIndex, RowReader};
 use crate::row_writer::RowWriters;
+use crate::schema::SELF;
 use crate::value::{hex, Cells, JsonObject, Value};
+use cascade::ForeignKeys;
 use quiet::Quiet;
 
 /// What one import did, as `sync_bundle_in` reports it.
@@ -49,11 +52,11 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     let path = args[0]
         .as_text()
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
-    crate::identity::require_device(conn)?;
+    crate::identity::require_device(conn, fork)?;
     let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
     let mut reader = Reader::open(path).map_err(in_bundle)?;
     let tables = log::synced_tables(conn)?;
-    let me = log::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
+    let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
     let manifest = reader.manifest.clone();
     let skipped = Outcome {
         skipped: true,
@@ -96,7 +99,7 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
             .map_err(in_bundle)?;
         let outermost = conn.is_autocommit();
         conn.savepoint("sync_bundle_in", || {
-            log::lock_for_writing(conn)?;
+            crate::schema::lock_for_writing(conn)?;
             // what was read before the lock may have changed since: another connection may
             // have imported the same bundle, or enabled or disabled a table
             if imported_before(conn, &manifest.bundle_id)? {
@@ -319,7 +322,7 @@ fn import(
     if run.own_history_differs(claims)? {
         run.quiet.finish()?; // capture as it was, for the fork
         drop(run);
-        crate::identity::fork(conn)?;
+        fork(conn)?;
         run = Import::new(conn, tables)?;
     }
     let before = run.clock.clone();
@@ -371,7 +374,7 @@ impl<'a> Import<'a> {
             forms: Forms::load(conn)?,
             bundle_forms: Vec::new(),
             clock: clock::applied(conn)?,
-            lamport: log::state(conn, "lamport")?,
+            lamport: crate::schema::state(conn, "lamport")?,
             tips: HashMap::new(),
             pending_before,
             touched: Touched::new(),
@@ -394,7 +397,7 @@ impl Import<'_> {
     /// Indexes local ops written since the last import (up to `last`) by row, and marks the
     /// rows that had ops before for settling (their live sets and conflicts may change).
     fn fold_local_ops(&mut self, last: u64) -> Result<()> {
-        let folded = log::state(&self.conn, "folded")?;
+        let folded = crate::schema::state(&self.conn, "folded")?;
         let conn = self.conn;
         let mut index = RowIndex::new(&conn)?;
         let touched = &mut self.touched;
@@ -406,7 +409,7 @@ impl Import<'_> {
             }
             Ok(())
         })?;
-        log::set_state(&conn, "folded", last)
+        crate::schema::set_state(&conn, "folded", last)
     }
 
     /// The cached statement for `sql`, with `params` bound.
@@ -836,7 +839,7 @@ impl Import<'_> {
                 .add(&conn, SELF, last_local + 1, device, seq, &hash)?;
         }
         let lamport = self.lamport.max(self.local.lamport(last_local));
-        log::set_state(&conn, "lamport", self.lamport)?;
+        crate::schema::set_state(&conn, "lamport", self.lamport)?;
         conn.exec(
             "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
              ON CONFLICT(local_seq) DO UPDATE SET lamport = max(lamport, excluded.lamport)",

@@ -11,12 +11,12 @@ use crate::bundle::Writer;
 use crate::chain::{Held, History};
 use crate::clock;
 use crate::db::{Conn, Error, Result};
-use crate::log::{self, SELF};
 use crate::op::{DeviceId, Hash};
+use crate::schema::SELF;
 use crate::value::{hex, JsonObject, Value};
 
 pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
-    log::require_initialized(conn)?;
+    crate::schema::require_initialized(conn)?;
     if conn.in_write_transaction() {
         // its ops may still roll back, and so may ops and clocks an import in it brought: a
         // peer must never hold an op (or believe this device holds one) that does not exist
@@ -26,7 +26,7 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
              ROLLBACK) first, then export",
         ));
     }
-    crate::identity::check_file(conn)?;
+    crate::identity::check_file(conn, crate::apply::fork)?;
     let peer: Option<DeviceId> =
         match &args[0] {
             Value::Null => None,

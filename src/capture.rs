@@ -11,7 +11,9 @@
 //! SQLite's own schema; user input is bound, never spliced.
 
 use crate::db::{Conn, Error, Result};
-use crate::log::{self, Shape, DELETE, INSERT, INTERNAL_PREFIX, UPDATE};
+use crate::identity::Fork;
+use crate::log::{self, Shape, DELETE, INSERT, UPDATE};
+use crate::schema::INTERNAL_PREFIX;
 use crate::sql::quote_ident;
 use crate::value::Value;
 
@@ -28,9 +30,9 @@ struct Table {
 }
 
 /// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops.
-pub fn sync_enable(conn: &Conn, args: &[Value]) -> Result<Value> {
+pub fn sync_enable(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value> {
     let name = table_name_arg(&args[0])?;
-    crate::identity::require_device(conn)?;
+    crate::identity::require_device(conn, fork)?;
     let table = inspect(conn, name)?;
     conn.savepoint("sync_enable", || {
         enable(conn, &table)?;
@@ -40,9 +42,9 @@ pub fn sync_enable(conn: &Conn, args: &[Value]) -> Result<Value> {
 }
 
 /// `sync_disable(table)`: removes capture from `table`; the log keeps its history.
-pub fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
+pub fn sync_disable(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value> {
     let name = table_name_arg(&args[0])?;
-    crate::identity::require_device(conn)?;
+    crate::identity::require_device(conn, fork)?;
     let id = conn
         .query_value(
             "SELECT id FROM main._sync_tables WHERE name = ?1",

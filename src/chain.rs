@@ -10,9 +10,10 @@
 
 use crate::clock::{Contexts, Devices};
 use crate::db::{Conn, Result};
-use crate::log::{LocalOp, LocalOps, SELF};
+use crate::log::{LocalOp, LocalOps};
 use crate::op::{self, Hash, Op};
 use crate::remote::{self, Forms};
+use crate::schema::SELF;
 use crate::value::Value;
 
 /// A checkpoint is kept at least every this many ops of a device.

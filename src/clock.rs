@@ -8,9 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::db::{Conn, Error, Result};
-use crate::log::{self, SELF};
+use crate::log;
 use crate::merge::{Causality, RowOp};
 use crate::op::{DeviceId, Hash};
+use crate::schema::SELF;
 use crate::value::Value;
 
 /// A vector clock keyed by device index.
@@ -116,11 +117,7 @@ impl Devices {
     /// The id its ops travel under: the device's, for every history of it. (A negative index
     /// names a device whose history an op waits for: histories.rs.)
     pub fn wire_id(&self, idx: i64) -> DeviceId {
-        let idx = if idx < 0 {
-            crate::apply::waited_for(idx)
-        } else {
-            idx
-        };
+        let idx = if idx < 0 { waited_for(idx) } else { idx };
         self.id(self.root(idx))
     }
 
@@ -196,6 +193,22 @@ impl Devices {
     }
 }
 
+/// Bits of a waiting dep's placeholder that hold the device's index (below them, 40 bits of
+/// the hash of the op it waits for: two deps of one op waiting for ops of one device differ).
+const ROOT_BITS: u32 = 20;
+
+/// The placeholder, a negative index, for a dep that waits for op `hash` of the device whose
+/// first history is `root`: its op is pending until the importer finds that op held here (apply/histories.rs).
+pub fn waiting(root: i64, hash: &crate::op::Hash) -> i64 {
+    let tag = u64::from_be_bytes([0, 0, 0, hash[0], hash[1], hash[2], hash[3], hash[4]]);
+    -(((tag << ROOT_BITS) | root as u64) as i64)
+}
+
+/// The first history of the device a waiting dep's placeholder names.
+pub fn waited_for(placeholder: i64) -> i64 {
+    (-placeholder) & ((1 << ROOT_BITS) - 1)
+}
+
 pub fn device_bytes(v: &Value) -> Result<DeviceId> {
     v.as_blob()
         .and_then(|b| b.try_into().ok())
@@ -242,7 +255,7 @@ pub fn store_applied(conn: &Conn, clock: &Clock) -> Result<()> {
 
 /// `sync_clock()`: `{"<device hex>": seq, …}`, keys sorted.
 pub fn sync_clock(conn: &Conn, _args: &[Value]) -> Result<Value> {
-    log::require_initialized(conn)?;
+    crate::schema::require_initialized(conn)?;
     let devices = Devices::load(conn)?;
     Ok(Value::Text(clock_json(&devices, &applied(conn)?)))
 }

@@ -11,20 +11,22 @@ mod apply;
 mod bundle;
 mod bundle_out;
 mod capture;
-mod cascade;
 mod chain;
 mod clock;
 mod conflicts;
 mod db;
 mod form;
 mod identity;
+mod init;
 mod live;
 mod log;
 mod merge;
 mod op;
 mod remote;
+mod resolve;
 mod row_index;
 mod row_writer;
+mod schema;
 mod sql;
 mod value;
 
@@ -65,21 +67,35 @@ fn sync_debug(conn: &Conn, args: &[Value]) -> Result<Value> {
     )))
 }
 
+/// The functions that may find this database is a copy, and fork it first (identity.rs), get
+/// the fork from here: it is the importer's work (apply/fork.rs), above their modules.
+fn sync_init(conn: &Conn, args: &[Value]) -> Result<Value> {
+    init::sync_init(conn, args, apply::fork)
+}
+
+fn sync_enable(conn: &Conn, args: &[Value]) -> Result<Value> {
+    capture::sync_enable(conn, args, apply::fork)
+}
+
+fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
+    capture::sync_disable(conn, args, apply::fork)
+}
+
 /// Every SQL function: name, argument count, flags, implementation.
 #[rustfmt::skip]
 const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_version",    0, DETERMINISTIC | INNOCUOUS, sync_version),
     ("sync_debug",      0, INNOCUOUS,                 sync_debug),
     ("sync_debug",      1, DIRECT_ONLY,               sync_debug),
-    ("sync_init",       0, DIRECT_ONLY,               log::sync_init),
-    ("sync_device_id",  0, INNOCUOUS,                 log::sync_device_id),
-    ("sync_enable",     1, DIRECT_ONLY,               capture::sync_enable),
-    ("sync_disable",    1, DIRECT_ONLY,               capture::sync_disable),
+    ("sync_init",       0, DIRECT_ONLY,               sync_init),
+    ("sync_device_id",  0, INNOCUOUS,                 init::sync_device_id),
+    ("sync_enable",     1, DIRECT_ONLY,               sync_enable),
+    ("sync_disable",    1, DIRECT_ONLY,               sync_disable),
     ("sync_clock",      0, INNOCUOUS,                 clock::sync_clock),
     ("sync_bundle_out", 2, DIRECT_ONLY,               bundle_out::sync_bundle_out),
     ("sync_bundle_in",  1, DIRECT_ONLY,               apply::sync_bundle_in),
-    ("sync_resolve",    2, DIRECT_ONLY,               conflicts::sync_resolve),
-    ("sync_fork",       0, DIRECT_ONLY,               identity::sync_fork),
+    ("sync_resolve",    2, DIRECT_ONLY,               resolve::sync_resolve),
+    ("sync_fork",       0, DIRECT_ONLY,               apply::sync_fork),
     // helpers of the sync_log view
     ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
     ("sync_log_pk",    -1, DETERMINISTIC | INNOCUOUS, log::sync_log_pk),
@@ -110,7 +126,7 @@ pub unsafe extern "C" fn sqlite3_sync_init(
         || {
             register_all(db)?;
             // a copied database becomes a device of its own before anything writes to it
-            identity::on_load(&db::entry_conn(db));
+            identity::on_load(&db::entry_conn(db), apply::fork);
             Ok(())
         },
         err,

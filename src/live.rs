@@ -3,7 +3,7 @@
 //!
 //! Invariant: outside an import, `_sync_rows.live` of a row is NULL when the op `_sync_rows`
 //! names is the row's only op; empty (`x''`) when the set must be computed again from every op
-//! (its ops were renamed: a fork or a split of histories, `log::rename_ops`); otherwise exactly
+//! (its ops were renamed: a fork or a split of histories, `crate::schema::rename_ops`); otherwise exactly
 //! the set `merge::live_set` computes from every op on the row, stored as each op's (device,
 //! seq), whether it is top, and its columns, with the row's universe. Live sets only shrink as
 //! ops arrive, but for a column no op on the row wrote before (a delete dropped from the set
@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{Devices, Order};
 use crate::db::{Conn, Error, Result, Statements};
-use crate::log::{SyncedTable, SELF};
+use crate::log::SyncedTable;
 use crate::merge::{self, Live, RowOp, RowState};
 use crate::row_index::{Entry, RowReader};
+use crate::schema::SELF;
 use crate::value::{Cells, Value};
 
 /// The stored form: the universe, and per live op (device, seq, top, columns by position in
@@ -228,18 +229,6 @@ fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored
     };
     stmt.reset();
     Ok(stored)
-}
-
-/// Marks for computing again the live sets of the rows that ops of device `device` from
-/// `from_seq` on touched (before they are renamed).
-pub fn invalidate(conn: &Conn, device: i64, from_seq: u64) -> Result<()> {
-    conn.exec(
-        "UPDATE main._sync_rows SET live = x'' WHERE live IS NOT NULL AND (
-           (device = ?1 AND seq >= ?2)
-           OR (table_id, key) IN (SELECT table_id, key FROM main._sync_row_ops
-                                  WHERE device = ?1 AND seq >= ?2))",
-        &[Value::Integer(device), Value::Integer(from_seq as i64)],
-    )
 }
 
 /// Rows to settle: per row, the ops new on it in the order they were applied (a causal

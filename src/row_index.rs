@@ -1,15 +1,16 @@
 //! The row index: which ops touched which row, so that a row can be settled from all its ops.
 //!
 //! Invariant: every applied or folded op is indexed on its row exactly once: the first op
-//! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (log.rs), so a new row
+//! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (schema.rs), so a new row
 //! costs one write, and whether a row had ops before is known from that write.
 
 use crate::clock::Devices;
 use crate::db::{Conn, Error, Result, Statements, Stmt};
-use crate::log::{LocalOps, SyncedTable, SELF};
+use crate::log::{LocalOps, SyncedTable};
 use crate::merge::RowOp;
 use crate::op::DELETE;
 use crate::remote::Forms;
+use crate::schema::SELF;
 use crate::value::{Cells, Value};
 
 /// Every op indexed on row (?1, ?2), as (device, seq).

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::Import;
 use crate::clock::Clock;
 use crate::db::{Conn, Error, Result};
-use crate::log::SELF;
+use crate::schema::SELF;
 use crate::value::{hex, Value};
 
 impl Import<'_> {

@@ -18,7 +18,7 @@
 
 use super::Import;
 use crate::bundle::{Packed, Prev};
-use crate::clock::Contexts;
+use crate::clock::{waited_for, waiting, Contexts};
 use crate::db::{Error, Result};
 use crate::form::Form;
 use crate::op::{DeviceId, Hash};
@@ -34,22 +34,6 @@ pub(super) enum Placed {
     Duplicate(i64),
     /// the op before it is not held here
     Unplaced,
-}
-
-/// Bits of a waiting dep's placeholder that hold the device's index (below them, 40 bits of
-/// the hash of the op it waits for: two deps of one op waiting for ops of one device differ).
-const ROOT_BITS: u32 = 20;
-
-/// The placeholder, a negative index, for a dep that waits for op `hash` of the device whose
-/// first history is `root`: its op is pending until `resolve_waiting` finds that op held here.
-fn waiting(root: i64, hash: &Hash) -> i64 {
-    let tag = u64::from_be_bytes([0, 0, 0, hash[0], hash[1], hash[2], hash[3], hash[4]]);
-    -(((tag << ROOT_BITS) | root as u64) as i64)
-}
-
-/// The first history of the device a waiting dep's placeholder names.
-pub fn waited_for(placeholder: i64) -> i64 {
-    (-placeholder) & ((1 << ROOT_BITS) - 1)
 }
 
 /// The id of the history of device `origin` whose first op has hash `first`.
@@ -212,7 +196,7 @@ impl Import<'_> {
             Value::Integer(at),
             Value::Integer(seq as i64),
         ];
-        crate::log::rename_ops(&conn, at, moved, seq)?;
+        crate::schema::rename_ops(&conn, at, moved, seq)?;
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",
             // a peer known to have moved ops has them, and the ops before them
@@ -328,7 +312,7 @@ impl Import<'_> {
     /// The history a dep (`root`'s device, `seq`, `hash`) names: where that op is held; for an
     /// op not held yet, none (`waiting`) until it arrives.
     pub(super) fn resolve_dep(&mut self, root: i64, seq: u64, hash: &Hash) -> Result<i64> {
-        if root == crate::log::SELF {
+        if root == crate::schema::SELF {
             return Ok(root);
         }
         if !self.devices.is_forked(root) {
@@ -409,7 +393,7 @@ impl Import<'_> {
         let history = self.history();
         if !self.devices.is_forked(root) {
             let held = match root {
-                crate::log::SELF => crate::log::last_local_seq(&self.conn)? as u64,
+                crate::schema::SELF => crate::log::last_local_seq(&self.conn)? as u64,
                 _ => self.applied_seq(root),
             };
             if seq > held {

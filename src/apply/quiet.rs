@@ -36,7 +36,7 @@ enum Mode {
 impl Quiet {
     pub fn new(conn: &Conn, tables: &[SyncedTable]) -> Result<Quiet> {
         let mode = if app_triggers(conn, tables)? {
-            conn.exec(crate::log::IMPORTING_VIEW, &[])?;
+            conn.exec(crate::schema::IMPORTING_VIEW, &[])?;
             let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
             let captures = Saved::of(conn, &names)?;
             captures.drop_all(conn)?;

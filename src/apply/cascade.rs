@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::apply::quiet::Quiet;
+use super::quiet::Quiet;
 use crate::db::{Conn, Result};
 use crate::log::SyncedTable;
 use crate::merge::RowState;

@@ -1,0 +1,348 @@
+//! `sync_resolve(conflict_id, choice)`: a conflict's resolution, written as this device's own
+//! change.
+//!
+//! Invariant: a resolution is an ordinary captured write that follows every side of its
+//! conflict and writes every column of it (an op of all of them is appended when capture left
+//! one out), so it closes the conflict on every device it reaches; a conflict that is no longer
+//! open is refused, so a resolution never writes an old value over a later write.
+
+use crate::clock::{Contexts, Devices, Order};
+use crate::conflicts::winner_is_local;
+use crate::db::{Conn, Error, Result};
+use crate::log::{self, LocalOps, SyncedTable};
+use crate::merge::{self, RowState};
+use crate::op;
+use crate::remote::Forms;
+use crate::row_index::RowReader;
+use crate::schema::{CHANGED, RESOLVED};
+use crate::sql::quote_ident;
+use crate::value::{hex, Value};
+
+/// `sync_resolve(conflict_id, choice)`: writes the chosen values as an ordinary captured change
+/// that follows every side. `choice` is 'local', 'remote' or a JSON object of column values. A
+/// conflict that is no longer open is refused (a later write resolved it, or a side of it was
+/// written again), so no later write is ever overwritten with an old value; choosing the side
+/// that kept a row the winner deleted brings the whole row back as the merge rule shows it
+/// without that delete.
+pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
+    crate::identity::require_device(conn, crate::apply::fork)?;
+    let id = args[0]
+        .as_text()
+        .and_then(|s| crate::value::unhex(s).filter(|b| b.len() == 16))
+        .ok_or_else(|| Error::new("expects a conflict id (32 hex digits) as its first argument"))?;
+    let choice = args[1].as_text().ok_or_else(|| {
+        Error::new("expects 'local', 'remote' or a JSON object as its second argument")
+    })?;
+    // the records of rows written here since the last import are brought up to date first (a
+    // write that follows every side of a conflict resolves it): they stay so, also when this
+    // call is refused
+    conn.savepoint("sync_resolve_records", || crate::apply::fold_local(conn))?;
+    let mut stmt = conn.prepare(
+        "SELECT table_id, key, columns, loser_device, loser_seq, winner_device, winner_seq, state
+         FROM main._sync_conflicts WHERE id = ?1",
+    )?;
+    stmt.bind(1, &Value::Blob(id.clone()))?;
+    if !stmt.step()? {
+        return Err(Error::new(format!(
+            "no conflict with id {} (sync_conflicts lists the open ones)",
+            hex(&id)
+        )));
+    }
+    let table_id = stmt.column_int(0);
+    let key_blob = stmt.column(1)?.as_blob().unwrap_or_default().to_vec();
+    let key: Vec<Value> =
+        rmp_serde::from_slice(&key_blob).map_err(|_| Error::new("damaged conflict record"))?;
+    let columns = parse_string_list(stmt.column(2)?.as_text().unwrap_or("[]"))?;
+    let n = |i| stmt.column_int(i);
+    let (loser, winner, state) = ((n(3), n(4) as u64), (n(5), n(6) as u64), n(7));
+    drop(stmt);
+    match state {
+        RESOLVED => {
+            return Err(Error::new(format!(
+                "conflict {} is already resolved: a write of its columns that saw every side \
+                 was made here or arrived; nothing was written (to change the row now, write it \
+                 as usual)",
+                hex(&id)
+            )))
+        }
+        CHANGED => {
+            return Err(Error::new(format!(
+                "conflict {} changed after it was read: a side of it was written again, or \
+                 another write now wins; nothing was written (read sync_conflicts again for \
+                 the row's open conflicts)",
+                hex(&id)
+            )))
+        }
+        _ => {}
+    }
+    let table = match log::synced_tables(conn)?
+        .into_iter()
+        .find(|t| t.id == table_id)
+    {
+        Some(table) => table,
+        None => {
+            let name = conn
+                .query_value(
+                    "SELECT name FROM main._sync_tables WHERE id = ?1",
+                    &[Value::Integer(table_id)],
+                )?
+                .and_then(|v| v.as_text().map(str::to_string))
+                .unwrap_or_default();
+            return Err(Error::new(format!(
+                "the conflict's table {name:?} is no longer synced: call sync_enable({name:?}) \
+                 to resolve it, or write the row as usual"
+            )));
+        }
+    };
+    let devices = Devices::load(conn)?;
+    let contexts = Contexts::load(conn)?;
+    let (local, forms) = (LocalOps::load(conn)?, Forms::load(conn)?);
+    let reader = RowReader {
+        devices: &devices,
+        local: &local,
+        forms: &forms,
+    };
+    // every op on the row: fold_local above indexed the local ops written since the last import
+    let (ops, _) = reader.ops(conn, &table, &key_blob)?;
+    let order = Order {
+        devices: &devices,
+        contexts: &contexts,
+    };
+    let position = |(device, seq): (i64, u64)| {
+        ops.iter()
+            .position(|o| devices.idx(&o.device) == Some(device) && o.seq == seq)
+            .ok_or_else(|| Error::new("damaged conflict record (a side's op is missing)"))
+    };
+    let (l, w) = (position(loser)?, position(winner)?);
+    let (local_side, remote_side) = match winner_is_local(loser.0, winner.0) {
+        true => (w, l),
+        false => (l, w),
+    };
+    let state = merge::row_state(&ops, &order);
+    let absent = state == RowState::Absent;
+    let target: Option<Vec<(String, Value)>> = match choice {
+        "local" | "remote" => {
+            let side = if choice == "local" {
+                local_side
+            } else {
+                remote_side
+            };
+            match (side == w, absent) {
+                // the winner's side: what the table shows
+                (true, true) => None,
+                (true, false) => match &state {
+                    RowState::Present(cells) => Some(
+                        cells
+                            .iter()
+                            .filter(|(c, _)| columns.contains(c))
+                            .cloned()
+                            .collect(),
+                    ),
+                    RowState::Absent => None,
+                },
+                (false, _) if ops[l].kind == op::DELETE => None,
+                (false, true) => Some(merge::revived(&ops, l, w, &order)),
+                (false, false) => Some(
+                    ops[l]
+                        .cells
+                        .iter()
+                        .filter(|(c, _)| columns.contains(c))
+                        .cloned()
+                        .collect(),
+                ),
+            }
+        }
+        json => {
+            let mut chosen = chosen_values(&table, json)?;
+            if !chosen.iter().any(|(c, _)| columns.contains(c)) {
+                return Err(Error::new(format!(
+                    "choice {json} names none of the conflict's columns {}: name one or more of \
+                     them (those you leave out keep what the table shows)",
+                    crate::value::json_string_list(&columns)
+                )));
+            }
+            if absent {
+                // the row comes back as the losing side shows it, with the chosen values
+                let mut row = merge::revived(&ops, l, w, &order);
+                for (c, v) in chosen {
+                    match row.iter_mut().find(|(name, _)| *name == c) {
+                        Some(cell) => cell.1 = v,
+                        None => row.push((c, v)),
+                    }
+                }
+                Some(row)
+            } else {
+                // the conflict's columns left out keep what the table shows: written again,
+                // after every side, so that the resolution closes the conflict
+                if let RowState::Present(cells) = &state {
+                    for (c, v) in cells {
+                        if columns.contains(c) && !chosen.iter().any(|(name, _)| name == c) {
+                            chosen.push((c.clone(), v.clone()));
+                        }
+                    }
+                }
+                Some(chosen)
+            }
+        }
+    };
+    conn.savepoint("sync_resolve", || {
+        write_resolution(conn, &table, &key, target.as_deref())?;
+        // every record of the row: the resolution follows every side it saw
+        crate::apply::fold_local(conn)
+    })?;
+    Ok(Value::Integer(1))
+}
+
+/// The columns and values of a JSON choice: at least one column, each one the table has and
+/// none of its key (a resolution writes the row in conflict, it never moves it).
+fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>> {
+    let object = crate::value::parse_json_object(json).map_err(|e| {
+        Error::new(format!(
+            "choice is not 'local', 'remote' or a JSON object of column values: {e}"
+        ))
+    })?;
+    if object.is_empty() {
+        return Err(Error::new(
+            "choice '{}' names no column: give the values of one or more columns of the row \
+             (or 'local' or 'remote')",
+        ));
+    }
+    let key: Vec<&str> = table.key_columns().collect();
+    let mut named: Vec<&str> = Vec::new();
+    object
+        .into_iter()
+        .map(|(c, v)| {
+            let name = table
+                .column(&c)
+                .ok_or_else(|| Error::new(format!("table {:?} has no column {c:?}", table.name)))?;
+            if named.contains(&name) {
+                return Err(Error::new(format!("choice names column {name:?} twice")));
+            }
+            named.push(name);
+            if key.contains(&name) {
+                return Err(Error::new(format!(
+                    "choice names key column {name:?}: a resolution cannot move the row to \
+                     another key (to do that, delete the row and insert the new one)"
+                )));
+            }
+            Ok((name.to_string(), v))
+        })
+        .collect()
+}
+
+/// Writes the resolution through the capture triggers; when the table already holds some of it
+/// (the op captured, if any, does not write every chosen column), appends an op of all of it,
+/// so that the resolution writes every chosen column and reaches every device.
+fn write_resolution(
+    conn: &Conn,
+    table: &SyncedTable,
+    key: &[Value],
+    target: Option<&[(String, Value)]>,
+) -> Result<()> {
+    let name = quote_ident(&table.name);
+    let key_names: Vec<&str> = table.key_columns().collect();
+    let key_match = crate::sql::key_match(key_names.iter().copied());
+    let before = log::last_local_seq(conn)?;
+    let exists = conn
+        .query_value(&format!("SELECT 1 FROM main.{name} WHERE {key_match}"), key)?
+        .is_some();
+    match target {
+        None => conn.exec(&format!("DELETE FROM main.{name} WHERE {key_match}"), key)?,
+        Some(cells) if exists => {
+            if !cells.is_empty() {
+                let sets: Vec<String> = cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (c, _))| format!("{} = ?{}", quote_ident(c), key.len() + i + 1))
+                    .collect();
+                let mut params = key.to_vec();
+                params.extend(cells.iter().map(|(_, v)| v.clone()));
+                conn.exec(
+                    &format!(
+                        "UPDATE main.{name} SET {} WHERE {key_match}",
+                        sets.join(", ")
+                    ),
+                    &params,
+                )?;
+            }
+        }
+        Some(cells) => {
+            let mut names: Vec<String> = key_names.iter().map(|c| quote_ident(c)).collect();
+            let mut params = key.to_vec();
+            for (c, v) in cells
+                .iter()
+                .filter(|(c, _)| !key_names.contains(&c.as_str()))
+            {
+                names.push(quote_ident(c));
+                params.push(v.clone());
+            }
+            let marks: Vec<String> = (1..=params.len()).map(|i| format!("?{i}")).collect();
+            conn.exec(
+                &format!(
+                    "INSERT INTO main.{name}({}) VALUES ({})",
+                    names.join(", "),
+                    marks.join(", ")
+                ),
+                &params,
+            )?;
+        }
+    }
+    // the captured op names only the columns whose value changed: one that already showed
+    // the chosen value must be written too, or its losing side stays live
+    let after = log::last_local_seq(conn)?;
+    let covered = after > before && {
+        let op = LocalOps::load(conn)?.get(conn, after as u64)?;
+        target.is_none_or(|cells| {
+            cells
+                .iter()
+                .all(|(c, _)| op.cells.iter().any(|(w, _)| w == c))
+        })
+    };
+    if !covered {
+        append_op(conn, table, key, target)?;
+    }
+    Ok(())
+}
+
+/// Appends a local op by hand: a delete, or an update of `cells`.
+fn append_op(
+    conn: &Conn,
+    table: &SyncedTable,
+    key: &[Value],
+    target: Option<&[(String, Value)]>,
+) -> Result<()> {
+    let shape = &table.shape;
+    let mut values: Vec<(usize, Value)> =
+        shape.pk.iter().copied().zip(key.iter().cloned()).collect();
+    let mut mask: i64 = 0;
+    if let Some(cells) = target {
+        for (c, v) in cells {
+            let i = shape
+                .columns
+                .iter()
+                .position(|x| x == c)
+                .expect("column checked");
+            mask |= 1 << i;
+            if !shape.pk.contains(&i) {
+                values.push((i, v.clone()));
+            }
+        }
+    }
+    let (kind, mask) = match target {
+        None => (log::DELETE, Value::Null),
+        Some(_) => (log::UPDATE, Value::Integer(mask)),
+    };
+    let cols: String = values.iter().map(|(i, _)| format!(", v{i}")).collect();
+    let marks: String = (0..values.len()).map(|i| format!(", ?{}", i + 4)).collect();
+    let mut params = vec![Value::Integer(table.shape_id), Value::Integer(kind), mask];
+    params.extend(values.into_iter().map(|(_, v)| v));
+    conn.exec(
+        &format!("INSERT INTO main._sync_ops(shape, kind, mask{cols}) VALUES (?1, ?2, ?3{marks})"),
+        &params,
+    )
+}
+
+fn parse_string_list(json: &str) -> Result<Vec<String>> {
+    crate::value::parse_json_string_list(json)
+        .map_err(|e| Error::new(format!("damaged conflict record ({e})")))
+}

@@ -1,0 +1,343 @@
+//! The metadata's layout: every `_sync_*` table, its creation, and the small facts every stage
+//! reads (is this database a device, which layout, named counters).
+//!
+//! Invariant: this module owns the DDL of every `_sync_*` table and view the extension makes,
+//! and `FORMAT` names that layout: a database whose `_sync_device.format` differs is refused,
+//! never misread. Each table's rows are written by the module named beside it.
+//!
+//! # Layout (main schema; format 4)
+//!
+//! ```text
+//! _sync_device(one = 1, id BLOB, format INTEGER)   this device: 16 random bytes; layout version
+//! _sync_tables(id, name, enabled, shape)            every table ever enabled, and its current shape
+//! _sync_shapes(id, table_id, columns, pk)           msgpack [name, …] in column order, and the
+//!                                                   positions of the PK columns in PK order
+//! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)     local ops (below)
+//!
+//! _sync_devices(idx, id, parent, base)   every device this one has heard of; idx 1 is itself.
+//!                                        A second history of a device (apply/histories.rs)
+//!                                        forks from history `parent` after its op `base`
+//! _sync_remote(device, seq, lamport, applied, form, vals)  ops of other devices (remote.rs):
+//!                                        their form and values (form.rs); applied = 0 while
+//!                                        pending (indexed by _sync_remote_pending)
+//! _sync_forms(id, form)                  the forms of received ops (form.rs)
+//! _sync_clock(device, seq)               per other device: highest seq applied, none missing
+//! _sync_deps(device, seq, dep, dep_seq, hash)  causal contexts, as change points: from op
+//!                                        `seq` of `device` on, its clock holds `dep_seq` for
+//!                                        `dep`, the op with `hash` (a negative `dep` waits for
+//!                                        the history that holds it: apply/histories.rs)
+//! _sync_hashes(device, seq, hash)        checkpoints of each device's hash chain (chain.rs)
+//! _sync_epochs(local_seq, lamport)       one row per import: the last local seq before it and
+//!                                        the highest Lamport time known after it
+//! _sync_rows(table_id, key, device, seq, live)  which ops touched which row (key: msgpack of
+//! _sync_row_ops(table_id, key, device, seq)    the PK values), for ops applied or folded in
+//!                                        (`folded`): the first op indexed on a row in
+//!                                        _sync_rows, every later one in _sync_row_ops (a new
+//!                                        row costs one write); `live`: the row's live ops
+//!                                        (live.rs), NULL while the first op is the only one
+//! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
+//!                                        bundle carried, with the hash of each entry's op
+//! _sync_bundles(id, source)              bundles imported
+//! _sync_conflicts(...)                   conflict records (conflicts.rs); view sync_conflicts
+//! _sync_state(name, value)               `file` (identity.rs), `former <id>` (ids this device
+//!                                        had before it forked), counters: `folded` (last
+//!                                        local seq in _sync_rows),
+//!                                        `lamport` (highest Lamport time applied)
+//! ```
+//!
+
+use crate::db::{Conn, Error, Result};
+use crate::value::Value;
+
+/// Layout version of the tables above.
+pub const FORMAT: i64 = 4;
+
+/// Name prefix reserved for the extension's own tables, triggers and views.
+pub const INTERNAL_PREFIX: &str = "_sync_";
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS _sync_device(
+       one INTEGER PRIMARY KEY CHECK (one = 1),
+       id BLOB NOT NULL CHECK (typeof(id) = 'blob' AND length(id) = 16),
+       format INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_tables(
+       id INTEGER PRIMARY KEY,
+       name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+       enabled INTEGER NOT NULL,
+       shape INTEGER
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_shapes(
+       id INTEGER PRIMARY KEY,
+       table_id INTEGER NOT NULL,
+       columns BLOB NOT NULL,
+       pk BLOB NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_epochs(
+       local_seq INTEGER PRIMARY KEY,
+       lamport INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_devices(
+       idx INTEGER PRIMARY KEY,
+       id BLOB NOT NULL UNIQUE,
+       parent INTEGER,
+       base INTEGER
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_remote(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       lamport INTEGER NOT NULL,
+       applied INTEGER NOT NULL,
+       form INTEGER NOT NULL,
+       vals BLOB NOT NULL,
+       PRIMARY KEY (device, seq)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_forms(
+       id INTEGER PRIMARY KEY,
+       form BLOB NOT NULL UNIQUE
+     )",
+    // pending ops are few: finding and counting them must not scan every op ever received
+    "CREATE INDEX IF NOT EXISTS _sync_remote_pending ON _sync_remote(device, seq) WHERE applied = 0",
+    "CREATE TABLE IF NOT EXISTS _sync_clock(
+       device INTEGER PRIMARY KEY,
+       seq INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_deps(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       dep INTEGER NOT NULL,
+       dep_seq INTEGER NOT NULL,
+       hash BLOB NOT NULL,
+       PRIMARY KEY (device, seq, dep)
+     ) WITHOUT ROWID",
+    // deps waiting for an op of a history not held here (histories.rs) are few
+    "CREATE INDEX IF NOT EXISTS _sync_deps_waiting ON _sync_deps(dep) WHERE dep < 0",
+    "CREATE TABLE IF NOT EXISTS _sync_rows(
+       table_id INTEGER NOT NULL,
+       key BLOB NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       live BLOB,
+       PRIMARY KEY (table_id, key)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_row_ops(
+       table_id INTEGER NOT NULL,
+       key BLOB NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       PRIMARY KEY (table_id, key, device, seq)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_peers(
+       peer INTEGER NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       hash BLOB,
+       PRIMARY KEY (peer, device)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_hashes(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       hash BLOB NOT NULL,
+       PRIMARY KEY (device, seq)
+     ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _sync_bundles(
+       id BLOB PRIMARY KEY,
+       source INTEGER NOT NULL
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_state(
+       name TEXT PRIMARY KEY,
+       value
+     )",
+    "CREATE TABLE IF NOT EXISTS _sync_ops(
+       seq INTEGER PRIMARY KEY,
+       shape INTEGER NOT NULL,
+       kind INTEGER NOT NULL,
+       mask INTEGER
+     )",
+    "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_update BEFORE UPDATE ON _sync_ops
+     BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (UPDATE refused)'); END",
+    "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_delete BEFORE DELETE ON _sync_ops
+     BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (DELETE refused)'); END",
+];
+
+/// The view an app trigger reads to tell a change an import makes from a local one: it shows
+/// one row while an import writes (apply/quiet.rs).
+pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(importing) AS
+     SELECT 1 FROM _sync_state WHERE name = 'importing'";
+
+/// Renames the ops of device `from` with seq `from_seq` or above as ops of device `to` wherever
+/// they are named: their change points, the change points that name them, the row index, the
+/// conflict records and the hash checkpoints (a fork: identity.rs, apply/histories.rs). The live
+/// sets that name them are computed again when their rows are next settled.
+pub fn rename_ops(conn: &Conn, from: i64, to: i64, from_seq: u64) -> Result<()> {
+    // the live sets that name them (live.rs) are marked to be computed again
+    conn.exec(
+        "UPDATE main._sync_rows SET live = x'' WHERE live IS NOT NULL AND (
+           (device = ?1 AND seq >= ?2)
+           OR (table_id, key) IN (SELECT table_id, key FROM main._sync_row_ops
+                                  WHERE device = ?1 AND seq >= ?2))",
+        &[Value::Integer(from), Value::Integer(from_seq as i64)],
+    )?;
+    for sql in [
+        "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
+        "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_conflicts SET loser_device = ?1
+         WHERE loser_device = ?2 AND loser_seq >= ?3",
+        "UPDATE main._sync_conflicts SET winner_device = ?1
+         WHERE winner_device = ?2 AND winner_seq >= ?3",
+        "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+    ] {
+        conn.exec(
+            sql,
+            &[
+                Value::Integer(to),
+                Value::Integer(from),
+                Value::Integer(from_seq as i64),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// `_sync_devices.idx` of this device.
+pub const SELF: i64 = 1;
+
+/// `_sync_conflicts.state`: open, resolved, changed (a side was superseded).
+pub const OPEN: i64 = 0;
+pub const RESOLVED: i64 = 1;
+pub const CHANGED: i64 = 2;
+
+/// Creates every table of the layout (sync_init, once).
+pub fn create(conn: &Conn) -> Result<()> {
+    for stmt in SCHEMA {
+        conn.exec(stmt, &[])?;
+    }
+    create_conflicts(conn)
+}
+
+/// Creates `_sync_conflicts` and the view `sync_conflicts` (conflicts.rs writes and reads them).
+fn create_conflicts(conn: &Conn) -> Result<()> {
+    conn.exec(
+        "CREATE TABLE IF NOT EXISTS main._sync_conflicts(
+           id BLOB PRIMARY KEY,
+           table_id INTEGER NOT NULL,
+           key BLOB NOT NULL,
+           pk TEXT NOT NULL,
+           columns TEXT NOT NULL,
+           loser_device INTEGER NOT NULL,
+           loser_seq INTEGER NOT NULL,
+           loser_op TEXT NOT NULL,
+           loser_values TEXT NOT NULL,
+           winner_device INTEGER NOT NULL,
+           winner_seq INTEGER NOT NULL,
+           winner_op TEXT NOT NULL,
+           winner_values TEXT NOT NULL,
+           state INTEGER NOT NULL,
+           closed INTEGER
+         )",
+        &[],
+    )?;
+    conn.exec(
+        &format!(
+            "CREATE INDEX IF NOT EXISTS main._sync_conflicts_row ON _sync_conflicts(table_id, key)
+             WHERE state = {OPEN}"
+        ),
+        &[],
+    )?;
+    conn.exec(
+        "CREATE INDEX IF NOT EXISTS main._sync_conflicts_closed ON _sync_conflicts(closed)
+         WHERE closed IS NOT NULL",
+        &[],
+    )?;
+    // views name their tables unqualified: a view may not reach into `main` when its database
+    // is ATTACHed under another name
+    // the same rule as `winner_is_local`
+    let mine = format!("(c.winner_device = {SELF} AND c.loser_device <> {SELF})");
+    conn.exec(
+        &format!(
+            "CREATE VIEW IF NOT EXISTS main.sync_conflicts(id, table_name, pk, columns, local_op_id,
+                remote_op_id, winner_op_id, local_values, remote_values, resolved) AS
+             SELECT lower(hex(c.id)), t.name, c.pk, c.columns,
+                    CASE WHEN {mine} THEN c.winner_op ELSE c.loser_op END,
+                    CASE WHEN {mine} THEN c.loser_op ELSE c.winner_op END,
+                    c.winner_op,
+                    CASE WHEN {mine} THEN c.winner_values ELSE c.loser_values END,
+                    CASE WHEN {mine} THEN c.loser_values ELSE c.winner_values END,
+                    c.state
+             FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
+             WHERE c.state <> {CHANGED}"
+        ),
+        &[],
+    )
+}
+
+/// True once `sync_init()` has run on this database.
+pub fn is_initialized(conn: &Conn) -> Result<bool> {
+    Ok(conn
+        .query_value(
+            "SELECT 1 FROM main.sqlite_schema WHERE type = 'table' AND name = '_sync_device'",
+            &[],
+        )?
+        .is_some())
+}
+
+/// Fails with a message that says what to do when `sync_init()` has not run.
+/// Fails as well when the metadata has another layout than this build's (there is no migration
+/// between layouts yet).
+pub fn require_initialized(conn: &Conn) -> Result<()> {
+    if !is_initialized(conn)? {
+        return Err(Error::new(
+            "this database has no sync metadata: run SELECT sync_init(); first",
+        ));
+    }
+    let format = conn
+        .query_value("SELECT format FROM main._sync_device", &[])?
+        .and_then(|v| v.as_i64());
+    match format {
+        Some(FORMAT) => Ok(()),
+        other => Err(Error::new(format!(
+            "this database's sync metadata has layout {}, and this build reads layout {FORMAT} \
+             only (to move its data: with the build that made it, write a bundle of every op, \
+             sync_bundle_out(NULL, path), and import it into a new database with this build)",
+            other.map_or("?".to_string(), |f| f.to_string())
+        ))),
+    }
+}
+
+/// This device's 16-byte id, or `None` before `sync_init()`.
+pub fn device_id(conn: &Conn) -> Result<Option<Vec<u8>>> {
+    if !is_initialized(conn)? {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_value("SELECT id FROM main._sync_device", &[])?
+        .and_then(|v| v.as_blob().map(<[u8]>::to_vec)))
+}
+
+/// Takes the database's write lock first thing in a transaction (waiting as the busy timeout
+/// says), so that what the transaction reads is what it writes over: a transaction that reads
+/// first fails at its first write, without waiting, when another connection wrote in between.
+pub fn lock_for_writing(conn: &Conn) -> Result<()> {
+    conn.exec("UPDATE main._sync_device SET format = format", &[])
+}
+
+/// Reads and writes the counters in `_sync_state`.
+pub fn state(conn: &Conn, name: &str) -> Result<u64> {
+    Ok(conn
+        .query_value(
+            "SELECT value FROM main._sync_state WHERE name = ?1",
+            &[Value::Text(name.into())],
+        )?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0) as u64)
+}
+
+pub fn set_state(conn: &Conn, name: &str, value: u64) -> Result<()> {
+    conn.exec(
+        "INSERT INTO main._sync_state(name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        &[Value::Text(name.into()), Value::Integer(value as i64)],
+    )
+}

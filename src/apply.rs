@@ -23,14 +23,14 @@ use crate::bundle::{Packed, Prev, Reader};
 use crate::chain::{self, History};
 use crate::clock::{self, Clock, Contexts, Devices, Order};
 use crate::conflicts;
-use crate::db::{Conn, Error, Result, Statements, Stmt};
+use crate::db::{Conn, Error, Result, Statements, Stmt, BATCH};
 use crate::form::Form;
 use crate::live::{OpAt, RowLive, Touched};
 use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::{self, RowOp, RowState};
 use crate::op::DELETE;
 use crate::remote::{self, Appender, Forms};
-use crate::row_index::{self, Entry, RowIndex, RowReader};
+use crate::row_index::{Entry, RowIndex, RowReader};
 use crate::row_writer::RowWriters;
 use crate::schema::SELF;
 use crate::value::{hex, Cells, JsonObject, Value};
@@ -379,8 +379,8 @@ impl<'a> Import<'a> {
             pending_before,
             touched: Touched::new(),
             rows: RowIndex::new(conn)?,
-            batch: Vec::with_capacity(row_index::BATCH),
-            batch_ops: Vec::with_capacity(row_index::BATCH),
+            batch: Vec::with_capacity(BATCH),
+            batch_ops: Vec::with_capacity(BATCH),
             appender: Appender::new(conn, spans),
             writers: RowWriters::new(conn),
             statements: Statements::new(conn),
@@ -592,7 +592,7 @@ impl Import<'_> {
         self.tips.insert(device, (seq, lamport));
         self.lamport = self.lamport.max(lamport);
         self.outcome.applied += 1;
-        if self.batch.len() == row_index::BATCH {
+        if self.batch.len() == BATCH {
             self.write_applied()?;
         }
         Ok(())

@@ -145,5 +145,5 @@ fn start(
 }
 
 fn parse_device(s: &str) -> Option<DeviceId> {
-    crate::value::unhex(s)?.try_into().ok()
+    crate::op::device_id(&crate::value::unhex(s)?)
 }

@@ -211,7 +211,7 @@ pub fn waited_for(placeholder: i64) -> i64 {
 
 pub fn device_bytes(v: &Value) -> Result<DeviceId> {
     v.as_blob()
-        .and_then(|b| b.try_into().ok())
+        .and_then(crate::op::device_id)
         .ok_or_else(|| Error::new("damaged device id"))
 }
 

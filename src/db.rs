@@ -71,6 +71,10 @@ macro_rules! sqlite {
     };
 }
 
+/// Rows a multi-row statement writes at once (the store of received ops, the row index, the
+/// rows of new ops): one number, so that a batch of one is a batch of the others.
+pub const BATCH: usize = 64;
+
 /// `(?1, ?2), (?3, ?4)`: the VALUES rows of a multi-row INSERT of `rows` rows of `width`
 /// numbered parameters.
 pub fn value_rows(rows: usize, width: usize) -> String {

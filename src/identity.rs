@@ -95,7 +95,7 @@ pub fn ids(conn: &Conn, me: &DeviceId) -> Result<Vec<DeviceId>> {
     let mut stmt = conn
         .prepare("SELECT value FROM main._sync_state WHERE name LIKE 'former %' ORDER BY name")?;
     while stmt.step()? {
-        if let Some(id) = stmt.column_blob(0)?.and_then(|b| b.try_into().ok()) {
+        if let Some(id) = stmt.column_blob(0)?.and_then(crate::op::device_id) {
             ids.push(id);
         }
     }

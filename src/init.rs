@@ -7,7 +7,7 @@
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
 use crate::log;
-use crate::schema::{self, device_id, is_initialized, FORMAT, IMPORTING_VIEW, SELF};
+use crate::schema::{self, device_id, is_initialized, IMPORTING_VIEW, LAYOUT, SELF};
 use crate::value::{hex, Value};
 
 /// `sync_init()`: creates the metadata once and returns this device's id as hex.
@@ -18,7 +18,7 @@ pub fn sync_init(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
             let id = uuid::Uuid::new_v4().as_bytes().to_vec();
             conn.exec(
                 "INSERT INTO main._sync_device(one, id, format) VALUES (1, ?1, ?2)",
-                &[Value::Blob(id.clone()), Value::Integer(FORMAT)],
+                &[Value::Blob(id.clone()), Value::Integer(LAYOUT)],
             )?;
             conn.exec(
                 "INSERT INTO main._sync_devices(idx, id) VALUES (?1, ?2)",

@@ -4,8 +4,30 @@
 //! to the log (`log`); `sync_bundle_out` packs ops a peer lacks into a file (`bundle_out`,
 //! `bundle`, `op`); `sync_bundle_in` validates a file and applies its ops in causal order
 //! (`apply`, `clock`), settling each touched row by the merge rule (`merge`) and keeping
-//! concurrent edits as records (`conflicts`). This file registers the SQL functions and nothing
-//! else; it reads like the SQL reference in the README.
+//! concurrent edits as records (`conflicts`, `resolve`). This file registers the SQL functions
+//! and nothing else; it reads like the SQL reference in the README.
+//!
+//! # Words used across the modules
+//!
+//! - **op**: one row change of one device, numbered by `seq` (1, 2, 3 … per device); its
+//!   **order key** (Lamport time, device id, seq) orders all ops the same on every device.
+//! - **device index**: the small integer a database gives each device id it knows
+//!   (`_sync_devices.idx`; this device is `SELF` = 1); a **history** is one line of ops under one
+//!   id (a copied database makes a second, apply/histories.rs), with an index of its own.
+//! - **shape**: a table's column names and key, as one local op names them (`_sync_shapes`);
+//!   **form**: the same for a received op, with its kind (form.rs): names once, then values.
+//! - **context**: the ops an op had seen when it was written (a vector clock); stored as
+//!   **change points**: from op `seq` of a device on, its clock holds `dep_seq` of `dep`.
+//! - **epoch**: one row per import, from which a local op's Lamport time is derived.
+//! - **link**: the first 16 bytes of an op's SHA-256; each op names the link of the op before
+//!   it on its device (**prev**), which makes each device's ops a hash chain (chain.rs).
+//! - **pending**: a received op whose context has not all arrived; **applied** otherwise.
+//! - **fold**: indexing this device's ops written since the last import by row, as an import
+//!   does first; **settle**: bring a row (its table row, live set and conflict records) up to
+//!   date after new ops; **touched**: the rows an import settles.
+//! - **live write**: a write of a cell no op that follows it wrote again; a row's **live set**
+//!   (live.rs) is its ops with a live write; a **side** of a conflict is a live write.
+//! - **tips**: per device, the last op an import applied (seq and Lamport time).
 
 mod apply;
 mod bundle;

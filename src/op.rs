@@ -45,6 +45,12 @@ use crate::value::Value;
 
 pub type DeviceId = [u8; 16];
 
+/// The device id these bytes spell: the one decoder of stored and typed ids (None unless they
+/// are 16 bytes).
+pub fn device_id(bytes: &[u8]) -> Option<DeviceId> {
+    bytes.try_into().ok()
+}
+
 /// An op's link: the first 16 bytes of its SHA-256, what `prev`, deps and clocks name it by.
 pub type Hash = [u8; 16];
 

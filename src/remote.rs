@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::clock::{Contexts, Devices};
+use crate::db::BATCH;
 use crate::db::{value_rows, Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::op::{Dep, DeviceId, Op};
@@ -94,7 +95,6 @@ pub fn columns(alias: &str) -> String {
 }
 
 /// Rows queued before one multi-row INSERT.
-const BATCH: usize = 64;
 const INTO_REMOTE: &str =
     "INTO main._sync_remote(device, seq, lamport, applied, form, vals) VALUES ";
 const COLUMNS: usize = 6;

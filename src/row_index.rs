@@ -5,7 +5,7 @@
 //! costs one write, and whether a row had ops before is known from that write.
 
 use crate::clock::Devices;
-use crate::db::{Conn, Error, Result, Statements, Stmt};
+use crate::db::{Conn, Error, Result, Statements, Stmt, BATCH};
 use crate::log::{LocalOps, SyncedTable};
 use crate::merge::RowOp;
 use crate::op::DELETE;
@@ -18,9 +18,6 @@ pub const ROW_HISTORY: &str =
     "SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2
      UNION ALL
      SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2";
-
-/// Rows written by one statement of `add_many`.
-pub const BATCH: usize = 64;
 
 /// One op to index: (table id, row key, device, seq).
 pub type Entry = (i64, Vec<u8>, i64, u64);

@@ -8,7 +8,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use crate::db::{Conn, Error, Result, Stmt};
+use crate::db::{Conn, Error, Result, Stmt, BATCH};
 use crate::form::Form;
 use crate::log::SyncedTable;
 use crate::merge::RowState;
@@ -23,9 +23,6 @@ struct SingleWriter {
     params: Vec<usize>,
     sql: Box<dyn Fn(usize) -> String>,
 }
-
-/// Rows written by one statement of `write_many`.
-pub const BATCH: usize = crate::row_index::BATCH;
 
 /// Prepared row writers, by shape of the write and by form of a single op.
 pub struct RowWriters {

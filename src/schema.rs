@@ -2,7 +2,7 @@
 //! reads (is this database a device, which layout, named counters).
 //!
 //! Invariant: this module owns the DDL of every `_sync_*` table and view the extension makes,
-//! and `FORMAT` names that layout: a database whose `_sync_device.format` differs is refused,
+//! and `LAYOUT` names that layout: a database whose `_sync_device.format` differs is refused,
 //! never misread. Each table's rows are written by the module named beside it.
 //!
 //! # Layout (main schema; format 4)
@@ -50,7 +50,7 @@ use crate::db::{Conn, Error, Result};
 use crate::value::Value;
 
 /// Layout version of the tables above.
-pub const FORMAT: i64 = 4;
+pub const LAYOUT: i64 = 4;
 
 /// Name prefix reserved for the extension's own tables, triggers and views.
 pub const INTERNAL_PREFIX: &str = "_sync_";
@@ -296,9 +296,9 @@ pub fn require_initialized(conn: &Conn) -> Result<()> {
         .query_value("SELECT format FROM main._sync_device", &[])?
         .and_then(|v| v.as_i64());
     match format {
-        Some(FORMAT) => Ok(()),
+        Some(LAYOUT) => Ok(()),
         other => Err(Error::new(format!(
-            "this database's sync metadata has layout {}, and this build reads layout {FORMAT} \
+            "this database's sync metadata has layout {}, and this build reads layout {LAYOUT} \
              only (to move its data: with the build that made it, write a bundle of every op, \
              sync_bundle_out(NULL, path), and import it into a new database with this build)",
             other.map_or("?".to_string(), |f| f.to_string())

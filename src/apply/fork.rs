@@ -33,7 +33,8 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
     crate::schema::lock_for_writing(conn)?;
     super::fold_local(conn)?;
     let old: DeviceId = crate::schema::device_id(conn)?
-        .and_then(|id| id.try_into().ok())
+        .as_deref()
+        .and_then(crate::op::device_id)
         .ok_or_else(|| Error::new("device row missing"))?;
     let new = *uuid::Uuid::new_v4().as_bytes();
     let applied = clock::applied(conn)?;

@@ -12,7 +12,7 @@
 
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
-use crate::log::{self, Shape, DELETE, INSERT, UPDATE};
+use crate::log::{self, LogRow, Shape, DELETE, INSERT, UPDATE};
 use crate::schema::INTERNAL_PREFIX;
 use crate::sql::quote_ident;
 use crate::value::Value;
@@ -383,13 +383,13 @@ impl Capture<'_> {
     /// `INSERT INTO _sync_ops …` for one op; `values` pairs a column position with the SQL
     /// expression of its value.
     fn append(&self, kind: i64, mask: Option<String>, values: Vec<(usize, String)>) -> String {
-        let cols: String = values.iter().map(|(i, _)| format!(", v{i}")).collect();
-        let exprs: String = values.iter().map(|(_, e)| format!(", {e}")).collect();
-        let mask = mask.unwrap_or_else(|| "NULL".into());
-        format!(
-            "INSERT INTO _sync_ops(shape, kind, mask{cols}) VALUES ({}, {kind}, {mask}{exprs});",
-            self.shape_id
-        )
+        let row = LogRow {
+            shape: self.shape_id.to_string(),
+            kind,
+            mask: mask.unwrap_or_else(|| "NULL".into()),
+            values,
+        };
+        row.insert("_sync_ops") + ";"
     }
 
     /// Column `i` differs between OLD and NEW, in value or in storage class.
@@ -508,14 +508,14 @@ impl Capture<'_> {
 
     /// Records every row already in the table as an insert op, in PRIMARY KEY order.
     fn existing_rows(&self) -> String {
-        let cols: String = self.all().map(|i| format!(", v{i}")).collect();
-        let exprs: String = self.all().map(|i| format!(", {}", self.col(i))).collect();
+        let row = LogRow {
+            shape: self.shape_id.to_string(),
+            kind: INSERT,
+            mask: "NULL".into(),
+            values: self.all().map(|i| (i, self.col(i))).collect(),
+        };
         let order: Vec<String> = self.shape.pk.iter().map(|&i| self.col(i)).collect();
-        format!(
-            "INSERT INTO main._sync_ops(shape, kind{cols}) SELECT {}, {INSERT}{exprs} FROM main.{} ORDER BY {}",
-            self.shape_id,
-            self.table,
-            order.join(", ")
-        )
+        let from = format!("FROM main.{} ORDER BY {}", self.table, order.join(", "));
+        row.insert_select("main._sync_ops", &from)
     }
 }

@@ -44,6 +44,42 @@ pub const INSERT: i64 = 0;
 pub const UPDATE: i64 = 1;
 pub const DELETE: i64 = 2;
 
+/// One row of `_sync_ops` as SQL: the only place its layout is written (the capture triggers,
+/// the rows already in a table when it is enabled, a resolution appended by hand); `LocalOps`
+/// reads it back. Each part is an SQL expression: the shape id, the kind, the changed-column
+/// mask (NULL but for updates), and per column position `I` of the shape its value (`vI`).
+pub struct LogRow {
+    pub shape: String,
+    pub kind: i64,
+    pub mask: String,
+    pub values: Vec<(usize, String)>,
+}
+
+impl LogRow {
+    /// `INSERT INTO {table}(…) VALUES (…)`; `table` is `_sync_ops`, qualified or not (a trigger
+    /// names it unqualified).
+    pub fn insert(&self, table: &str) -> String {
+        let (cols, exprs) = self.parts();
+        format!("INSERT INTO {table}({cols}) VALUES ({exprs})")
+    }
+
+    /// `INSERT INTO {table}(…) SELECT … {from}`: one row per row `from` yields.
+    pub fn insert_select(&self, table: &str, from: &str) -> String {
+        let (cols, exprs) = self.parts();
+        format!("INSERT INTO {table}({cols}) SELECT {exprs} {from}")
+    }
+
+    fn parts(&self) -> (String, String) {
+        let mut cols = String::from("shape, kind, mask");
+        let mut exprs = format!("{}, {}, {}", self.shape, self.kind, self.mask);
+        for (i, e) in &self.values {
+            cols.push_str(&format!(", v{i}"));
+            exprs.push_str(&format!(", {e}"));
+        }
+        (cols, exprs)
+    }
+}
+
 /// Whether a log row of `kind` with changed-column `mask` writes column `i` of its shape.
 fn writes_column(kind: i64, mask: i64, i: usize) -> bool {
     match kind {

@@ -332,14 +332,17 @@ fn append_op(
         None => (log::DELETE, Value::Null),
         Some(_) => (log::UPDATE, Value::Integer(mask)),
     };
-    let cols: String = values.iter().map(|(i, _)| format!(", v{i}")).collect();
-    let marks: String = (0..values.len()).map(|i| format!(", ?{}", i + 4)).collect();
-    let mut params = vec![Value::Integer(table.shape_id), Value::Integer(kind), mask];
+    let row = log::LogRow {
+        shape: "?1".into(),
+        kind,
+        mask: "?2".into(),
+        values: (values.iter().enumerate())
+            .map(|(n, (i, _))| (*i, format!("?{}", n + 3)))
+            .collect(),
+    };
+    let mut params = vec![Value::Integer(table.shape_id), mask];
     params.extend(values.into_iter().map(|(_, v)| v));
-    conn.exec(
-        &format!("INSERT INTO main._sync_ops(shape, kind, mask{cols}) VALUES (?1, ?2, ?3{marks})"),
-        &params,
-    )
+    conn.exec(&row.insert("main._sync_ops"), &params)
 }
 
 fn parse_string_list(json: &str) -> Result<Vec<String>> {

@@ -60,14 +60,21 @@ pub fn store(
         return Ok(0);
     }
     let ops = &row.ops;
-    let records: Vec<([u8; 16], &Loss)> = lost
+    let records: Vec<([u8; 16], &Loss, Vec<String>)> = lost
         .iter()
-        .map(|l| (record_id(&ops[l.loser], &ops[l.winner]), l))
+        .map(|l| {
+            let columns = in_table_order(table, &l.columns);
+            (
+                record_id(&ops[l.loser], &ops[l.winner], &columns),
+                l,
+                columns,
+            )
+        })
         .collect();
     // records no longer open: resolved when a live op follows both their sides
     let gone: Vec<_> = before
         .iter()
-        .filter(|(id, _, _)| !records.iter().any(|(r, _)| r[..] == id[..]))
+        .filter(|(id, _, _)| !records.iter().any(|(r, _, _)| r[..] == id[..]))
         .collect();
     if !gone.is_empty() {
         let closed = conn
@@ -108,11 +115,10 @@ pub fn store(
     }
     let pk = JsonObject::of(&row.key);
     let mut new = 0;
-    for (id, loss) in records {
+    for (id, loss, columns) in records {
         if !before.iter().any(|(b, _, _)| b[..] == id[..]) {
             new += 1;
         }
-        let columns = in_table_order(table, &loss.columns);
         let (loser, winner) = (&ops[loss.loser], &ops[loss.winner]);
         let names = crate::value::json_string_list(&columns);
         let shown = match state {
@@ -171,11 +177,14 @@ fn op_id(op: &RowOp) -> [u8; 16] {
     log::op_id(&op.device, op.seq as i64)
 }
 
-/// A record's id: from the op ids of its loser and its winner.
-fn record_id(loser: &RowOp, winner: &RowOp) -> [u8; 16] {
+/// A record's id: from the op ids of its loser and its winner, and its columns (the JSON list
+/// `sync_conflicts` shows), so that a record that lost a column to a later write is another
+/// record, and a resolution read before it is refused as changed.
+fn record_id(loser: &RowOp, winner: &RowOp, columns: &[String]) -> [u8; 16] {
     let digest = Sha256::new()
         .chain_update(op_id(loser))
         .chain_update(op_id(winner))
+        .chain_update(crate::value::json_string_list(columns))
         .finalize();
     digest[..16].try_into().expect("16 of 32 bytes")
 }

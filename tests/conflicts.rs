@@ -428,3 +428,30 @@ fn a_json_choice_must_name_a_column_of_the_conflict_once() {
     }
     assert_eq!(snapshot(b.conn()), state, "nothing written");
 }
+
+#[test]
+fn a_later_write_of_one_column_changes_the_record_so_an_old_choice_cannot_undo_it() {
+    let (a, b, _) = three();
+    exec(a.conn(), "UPDATE t SET x = 'a', y = 'a' WHERE id = 1");
+    exec(b.conn(), "UPDATE t SET x = 'b', y = 'b' WHERE id = 1");
+    send(&a, &b);
+    send(&b, &a);
+    let old = sides(&a);
+    assert_eq!((old.len(), old[0].3.as_str()), (1, r#"["x","y"]"#));
+    // b writes x after seeing both sides: y is still contested, by the same two ops
+    exec(b.conn(), "UPDATE t SET x = 'later' WHERE id = 1");
+    send(&b, &a);
+    let now = sides(&a);
+    assert_eq!((now.len(), now[0].3.as_str()), (1, r#"["y"]"#));
+    assert_ne!(now[0].0, old[0].0, "another record: its columns changed");
+    let state = snapshot(a.conn());
+    let choice = r#"{"x": "mine", "y": "mine"}"#;
+    let err = call(
+        a.conn(),
+        &format!("SELECT sync_resolve('{}', '{choice}')", old[0].0),
+    )
+    .unwrap_err();
+    assert!(err.contains("changed after it was read"), "{err}");
+    assert_eq!(snapshot(a.conn()), state, "b's later x stays");
+    assert_eq!(a.dump("t")[0][1], text("later"));
+}

@@ -8,7 +8,8 @@
 //! existing row, the live non-tombstone write with the greatest order key, and of a deleted row
 //! the deciding delete; each live write that differs from the shown one loses, and a record is
 //! one losing op with the cells where it loses, beside the winner of those cells (the one with
-//! the greatest order key when they differ), with id = SHA-256(loser op id ‖ winner op id).
+//! the greatest order key when they differ), with id = SHA-256(loser op id ‖ winner op id ‖
+//! columns as a JSON list).
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -329,9 +330,11 @@ fn row_records(
                     .collect::<Vec<_>>(),
             ),
         };
+        let columns_json = format!("[{}]", names.join(","));
         let id = Sha256::new()
             .chain_update(unhex(&ops[loser].op_id))
             .chain_update(unhex(&ops[winner].op_id))
+            .chain_update(&columns_json)
             .finalize();
         let id: String = id[..16].iter().map(|b| format!("{b:02x}")).collect();
         out.push((

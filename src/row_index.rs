@@ -8,7 +8,7 @@ use crate::clock::Devices;
 use crate::db::{Conn, Error, Result, Statements, Stmt, BATCH};
 use crate::log::{LocalOps, SyncedTable};
 use crate::merge::RowOp;
-use crate::op::DELETE;
+use crate::op::{DeviceId, DELETE};
 use crate::remote::Forms;
 use crate::schema::SELF;
 use crate::value::{Cells, Value};
@@ -179,17 +179,8 @@ impl RowReader<'_> {
         op: crate::log::LocalOp,
         seq: u64,
     ) -> (RowOp, Cells) {
-        let row_op = RowOp {
-            device: self.devices.me(),
-            seq,
-            lamport: self.local.lamport(seq),
-            kind: op.kind,
-            cells: match op.kind {
-                DELETE => Vec::new(),
-                _ => table.spell(op.cells),
-            },
-        };
-        (row_op, table.spell(op.key))
+        let head = (self.devices.me(), seq, self.local.lamport(seq), op.kind);
+        row_op(table, head, op.key, op.cells)
     }
 
     /// An op from the log (a local one, read with `conn`) or from its `_sync_remote` row
@@ -208,16 +199,30 @@ impl RowReader<'_> {
             return Ok(self.local_row_op(table, op, seq));
         }
         let op = (self.forms).op((device, self.devices.id(device)), seq, row, None)?;
-        let row_op = RowOp {
-            device: op.device,
-            seq,
-            lamport: op.lamport,
-            kind: op.kind,
-            cells: match op.kind {
-                DELETE => Vec::new(),
-                _ => table.spell(op.cells),
-            },
-        };
-        Ok((row_op, table.spell(op.key)))
+        let head = (op.device, seq, op.lamport, op.kind);
+        Ok(row_op(table, head, op.key, op.cells))
     }
+}
+
+/// An op as the merge rule takes it (`head`: device, seq, Lamport time, kind), with its key,
+/// names as `table` spells them.
+fn row_op(
+    table: &SyncedTable,
+    head: (DeviceId, u64, u64, u8),
+    key: Cells,
+    cells: Cells,
+) -> (RowOp, Cells) {
+    let (device, seq, lamport, kind) = head;
+    let cells = match kind {
+        DELETE => Vec::new(),
+        _ => table.spell(cells),
+    };
+    let op = RowOp {
+        device,
+        seq,
+        lamport,
+        kind,
+        cells,
+    };
+    (op, table.spell(key))
 }

@@ -48,6 +48,7 @@ bench-quick: build
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	sh scripts/modules.sh > /dev/null || sh scripts/modules.sh
 
 clean:
 	rm -rf dist target/demo

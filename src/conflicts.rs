@@ -2,7 +2,7 @@
 //! resolution (`sync_resolve`).
 //!
 //! Invariants: a row's open records are rewritten from its live set (live.rs) every time the
-//! row is settled, one per losing live op (merge.rs `losses`), so every device that holds the
+//! row is settled, one per losing live op (merge/rule.rs `losses`), so every device that holds the
 //! same ops holds the same open records; a record's id is derived from its two ops (the loser
 //! and the winner of its cells), so every device names a conflict the same way, and a conflict
 //! whose side was written again gets a new id; and a resolution is an ordinary captured write
@@ -20,10 +20,10 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::clock::Order;
 use crate::db::{Result, Statements};
-use crate::live::{OpAt, RowLive};
-use crate::log::{self, SyncedTable};
+use crate::log::clock::Order;
+use crate::log::SyncedTable;
+use crate::merge::live::{OpAt, RowLive};
 use crate::merge::{Causality, Loss, RowOp, RowState};
 use crate::op;
 use crate::schema::{CHANGED, RESOLVED, SELF};
@@ -174,7 +174,7 @@ pub fn winner_is_local(loser_device: i64, winner_device: i64) -> bool {
 }
 
 fn op_id(op: &RowOp) -> [u8; 16] {
-    log::op_id(&op.device, op.seq as i64)
+    crate::op::op_id(&op.device, op.seq as i64)
 }
 
 /// A record's id: from the op ids of its loser and its winner, and its columns (the JSON list

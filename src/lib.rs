@@ -1,11 +1,11 @@
 //! sqlite-sync: a SQLite extension that lets disconnected devices share one database.
 //!
 //! The data's way: a write on an enabled table fires a trigger (`capture`), which appends an op
-//! to the log (`log`); `sync_bundle_out` packs ops a peer lacks into a file (`bundle_out`,
-//! `bundle`, `op`); `sync_bundle_in` validates a file and applies its ops in causal order
-//! (`apply`, `clock`), settling each touched row by the merge rule (`merge`) and keeping
-//! concurrent edits as records (`conflicts`, `resolve`). This file registers the SQL functions
-//! and nothing else; it reads like the SQL reference in the README.
+//! to the log (`log/`); `sync_bundle_out` packs ops a peer lacks into a file (`bundle/`, `op`,
+//! `form`); `sync_bundle_in` checks a file whole and applies its ops in causal order (`apply/`),
+//! settling each touched row by the merge rule (`merge/`) and keeping concurrent edits as
+//! records (`conflicts`), which `sync_resolve` closes (`resolve`). This file registers the SQL
+//! functions and nothing else; it reads like the SQL reference in the README.
 //!
 //! # Words used across the modules
 //!
@@ -31,23 +31,16 @@
 
 mod apply;
 mod bundle;
-mod bundle_out;
 mod capture;
-mod chain;
-mod clock;
 mod conflicts;
 mod db;
 mod form;
 mod identity;
 mod init;
-mod live;
 mod log;
 mod merge;
 mod op;
-mod remote;
 mod resolve;
-mod row_index;
-mod row_writer;
 mod schema;
 mod sql;
 mod value;
@@ -103,6 +96,10 @@ fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
     capture::sync_disable(conn, args, apply::fork)
 }
 
+fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
+    bundle::out::sync_bundle_out(conn, args, apply::fork)
+}
+
 /// Every SQL function: name, argument count, flags, implementation.
 #[rustfmt::skip]
 const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
@@ -113,8 +110,8 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_device_id",  0, INNOCUOUS,                 init::sync_device_id),
     ("sync_enable",     1, DIRECT_ONLY,               sync_enable),
     ("sync_disable",    1, DIRECT_ONLY,               sync_disable),
-    ("sync_clock",      0, INNOCUOUS,                 clock::sync_clock),
-    ("sync_bundle_out", 2, DIRECT_ONLY,               bundle_out::sync_bundle_out),
+    ("sync_clock",      0, INNOCUOUS,                 log::clock::sync_clock),
+    ("sync_bundle_out", 2, DIRECT_ONLY,               sync_bundle_out),
     ("sync_bundle_in",  1, DIRECT_ONLY,               apply::sync_bundle_in),
     ("sync_resolve",    2, DIRECT_ONLY,               resolve::sync_resolve),
     ("sync_fork",       0, DIRECT_ONLY,               apply::sync_fork),

@@ -263,6 +263,17 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
+/// The op id of op `seq` of `device`.
+pub fn op_id(device: &[u8], seq: i64) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(device);
+    h.update(seq.to_be_bytes());
+    let digest = h.finalize();
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,14 +6,14 @@
 //! one out), so it closes the conflict on every device it reaches; a conflict that is no longer
 //! open is refused, so a resolution never writes an old value over a later write.
 
-use crate::clock::{Contexts, Devices, Order};
 use crate::conflicts::winner_is_local;
 use crate::db::{Conn, Error, Result};
+use crate::log::clock::{Contexts, Devices, Order};
+use crate::log::remote::Forms;
 use crate::log::{self, LocalOps, SyncedTable};
+use crate::merge::row_index::RowReader;
 use crate::merge::{self, RowState};
 use crate::op;
-use crate::remote::Forms;
-use crate::row_index::RowReader;
 use crate::schema::{CHANGED, RESOLVED};
 use crate::sql::quote_ident;
 use crate::value::{hex, Value};

@@ -6,11 +6,9 @@
 //! refuses the bundle; one stored pending by an earlier import is dropped, so that its true copy
 //! can still arrive.
 
-use std::collections::HashMap;
-
-use super::Import;
-use crate::clock::Clock;
-use crate::db::{Conn, Error, Result};
+use super::import::Import;
+use crate::db::{Error, Result};
+use crate::log::clock::Clock;
 use crate::schema::SELF;
 use crate::value::{hex, Value};
 
@@ -28,7 +26,7 @@ impl Import<'_> {
         else {
             return Err(Error::new("damaged received op in _sync_remote"));
         };
-        let values = self.forms.get(*form_id)?.unpack(&mut &vals[..])?;
+        let values = self.known.forms.get(*form_id)?.unpack(&mut &vals[..])?;
         Ok(Some((*lamport as u64, *form_id, values)))
     }
 
@@ -49,18 +47,18 @@ impl Import<'_> {
             let mut progress = false;
             for &device in &devices {
                 loop {
-                    let seq = self.clock.get(&device).copied().unwrap_or(0) + 1;
+                    let seq = self.clocks.clock.get(&device).copied().unwrap_or(0) + 1;
                     if !self.deliverable(device, seq) {
                         break;
                     }
                     let Some((lamport, form_id, values)) = self.pending_op(device, seq)? else {
                         break;
                     };
-                    let deps = self.contexts.delta(device, seq);
+                    let deps = self.known.contexts.delta(device, seq);
                     let deps: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
                     if let Some(fault) = self.clock_fault(device, seq, lamport, &deps)? {
                         if !self.stored_before(device, seq) {
-                            let id = hex(&self.devices.id(device));
+                            let id = hex(&self.known.devices.id(device));
                             return Err(Error::new(format!(
                                 "op seq {seq} of device {}: {fault}",
                                 &id[..8]
@@ -101,9 +99,9 @@ impl Import<'_> {
             0
         };
         for &(dep, dep_seq) in deps {
-            let before = self.contexts.entry(device, seq - 1, dep);
+            let before = self.known.contexts.entry(device, seq - 1, dep);
             if dep_seq <= before {
-                let id = hex(&self.devices.id(dep));
+                let id = hex(&self.known.devices.id(dep));
                 return Ok(Some(format!(
                     "its clock goes backwards: it names op {dep_seq} of device {} as new, \
                      while its previous op had seen op {before}",
@@ -127,20 +125,20 @@ impl Import<'_> {
     /// The Lamport time of applied op `seq` of `device`.
     fn lamport_of(&mut self, device: i64, seq: u64) -> Result<u64> {
         // a second history shares the ops of the one it forked from up to its fork
-        if let Some((parent, base)) = self.devices.fork(device) {
+        if let Some((parent, base)) = self.known.devices.fork(device) {
             if seq <= base {
                 return self.lamport_of(parent, seq);
             }
         }
         if device == SELF {
-            return Ok(self.local.lamport(seq));
+            return Ok(self.known.local.lamport(seq));
         }
-        if let Some(&(tip, lamport)) = self.tips.get(&device) {
+        if let Some(&(tip, lamport)) = self.clocks.tips.get(&device) {
             if tip == seq {
                 return Ok(lamport);
             }
         }
-        self.appender.flush()?;
+        self.reading.appender.flush()?;
         let row = self.query_row(
             "SELECT lamport FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(device), Value::Integer(seq as i64)],
@@ -160,7 +158,7 @@ impl Import<'_> {
             return Ok(());
         }
         if let Some((lamport, _, _)) = self.pending_op(device, seq)? {
-            let deps = self.contexts.delta(device, seq);
+            let deps = self.known.contexts.delta(device, seq);
             let deps: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
             if self.clock_fault(device, seq, lamport, &deps)?.is_some() {
                 self.discard(device, seq)?;
@@ -171,7 +169,8 @@ impl Import<'_> {
 
     /// Whether op `seq` of `device` was stored pending by an earlier import.
     fn stored_before(&self, device: i64, seq: u64) -> bool {
-        self.pending_before
+        self.clocks
+            .pending_before
             .get(&device)
             .is_some_and(|runs| runs.iter().any(|&(lo, hi)| lo <= seq && seq <= hi))
     }
@@ -189,7 +188,7 @@ impl Import<'_> {
             "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq >= ?2",
             &[Value::Integer(device), Value::Integer(seq as i64)],
         )?;
-        self.contexts.forget(&self.conn, device, seq)?;
+        self.known.contexts.forget(&self.conn, device, seq)?;
         self.outcome.discarded += 1;
         Ok(())
     }
@@ -197,7 +196,7 @@ impl Import<'_> {
     /// Whether op `seq` of `device`, not yet stored, has its whole context applied here (its
     /// own change points are `deps`, the earlier ones in `contexts`).
     pub(super) fn deliverable_after(&self, device: i64, seq: u64, deps: &[(i64, u64)]) -> bool {
-        let mut context = self.contexts.context(device, seq);
+        let mut context = self.known.contexts.context(device, seq);
         for &(idx, dep_seq) in deps {
             let e = context.entry(idx).or_default();
             *e = (*e).max(dep_seq);
@@ -207,31 +206,13 @@ impl Import<'_> {
 
     /// Every entry of op `seq` of `device`'s context is applied here.
     pub(super) fn deliverable(&self, device: i64, seq: u64) -> bool {
-        self.covers(&self.contexts.context(device, seq))
+        self.covers(&self.known.contexts.context(device, seq))
     }
 
     /// The applied clock covers `context`.
     fn covers(&self, context: &Clock) -> bool {
         context
             .iter()
-            .all(|(dep, &need)| self.clock.get(dep).copied().unwrap_or(0) >= need)
+            .all(|(dep, &need)| self.clocks.clock.get(dep).copied().unwrap_or(0) >= need)
     }
-}
-
-/// Per device, the runs of consecutive seqs stored pending.
-pub(super) fn pending_runs(conn: &Conn) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
-    let mut runs: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
-    )?;
-    while stmt.step()? {
-        let device = stmt.column_int(0);
-        let seq = stmt.column_int(1) as u64;
-        let list = runs.entry(device).or_default();
-        match list.last_mut() {
-            Some(run) if run.1 + 1 == seq => run.1 = seq,
-            _ => list.push((seq, seq)),
-        }
-    }
-    Ok(runs)
 }

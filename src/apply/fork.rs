@@ -6,14 +6,14 @@
 //! records and what peers are known to have of it; the new device's first op follows every op
 //! applied here.
 
-use crate::chain::{self, Held};
-use crate::clock;
 use crate::db::{Conn, Error, Result, TriggersOff};
 use crate::form::Form;
 use crate::identity::remember_file;
+use crate::log::chain::{self, Held};
+use crate::log::clock;
+use crate::log::remote::Forms;
 use crate::log::LocalOps;
 use crate::op::{DeviceId, Op};
-use crate::remote::Forms;
 use crate::schema::SELF;
 use crate::value::{hex, Value};
 
@@ -31,7 +31,7 @@ pub fn sync_fork(conn: &Conn, _args: &[Value]) -> Result<Value> {
 /// Makes this database a new device (see the module comment); returns the new id.
 pub fn fork(conn: &Conn) -> Result<DeviceId> {
     crate::schema::lock_for_writing(conn)?;
-    super::fold_local(conn)?;
+    super::settle::fold_local(conn)?;
     let old: DeviceId = crate::schema::device_id(conn)?
         .as_deref()
         .and_then(crate::op::device_id)

@@ -16,13 +16,13 @@
 //! whose place (the op before it) is not held here, which the sender sends again once this
 //! device's clock tells it what is held here.
 
-use super::Import;
+use super::import::Import;
 use crate::bundle::{Packed, Prev};
-use crate::clock::{waited_for, waiting, Contexts};
 use crate::db::{Error, Result};
 use crate::form::Form;
+use crate::log::clock::{waited_for, waiting, Contexts};
+use crate::log::remote;
 use crate::op::{DeviceId, Hash};
-use crate::remote;
 use crate::value::Value;
 use sha2::{Digest, Sha256};
 
@@ -48,12 +48,12 @@ fn history_id(origin: &DeviceId, first: &Hash) -> DeviceId {
 impl Import<'_> {
     /// The history of the device whose first history is `root` that `op` belongs to.
     pub(super) fn place(&mut self, root: i64, op: &Packed, form: &Form) -> Result<Placed> {
-        let forked = self.devices.is_forked(root);
+        let forked = self.known.devices.is_forked(root);
         let seq = op.seq;
         // the history that holds op seq - 1 (for op 1: the device's first)
         let before = match op.prev {
             Prev::First => root,
-            Prev::Follows => match self.stream_at {
+            Prev::Follows => match self.reading.stream_at {
                 Some((id, at, idx)) if id == op.device && at + 1 == seq => idx,
                 _ => return Ok(Placed::Unplaced),
             },
@@ -61,7 +61,7 @@ impl Import<'_> {
                 if seq - 1 > self.applied_seq(root) {
                     return Ok(Placed::At(root)); // pending: checked as the ops below it come
                 }
-                self.appender.flush()?;
+                self.reading.appender.flush()?;
                 if self.history().hash_at(root, seq - 1)? != Some(prev) {
                     return Ok(Placed::Unplaced);
                 }
@@ -73,14 +73,14 @@ impl Import<'_> {
             },
         };
         let children = if forked {
-            self.appender.flush()?;
-            self.devices.children(before)
+            self.reading.appender.flush()?;
+            self.known.devices.children(before)
         } else {
             Vec::new()
         };
         let closed_at = children
             .first()
-            .and_then(|&c| self.devices.fork(c))
+            .and_then(|&c| self.known.devices.fork(c))
             .map(|f| f.1);
         if closed_at.is_none_or(|end| seq <= end) {
             return Ok(match self.stored_same(before, op, form)? {
@@ -100,14 +100,14 @@ impl Import<'_> {
 
     /// Highest seq of history `idx` applied here (for a branch, at least where it forked).
     pub(super) fn applied_seq(&self, idx: i64) -> u64 {
-        self.clock.get(&idx).copied().unwrap_or(0)
+        self.clocks.clock.get(&idx).copied().unwrap_or(0)
     }
 
     /// Whether op `op.seq` of history `idx` is held here and is `op` (None: not held).
     fn stored_same(&mut self, idx: i64, op: &Packed, form: &Form) -> Result<Option<bool>> {
         let seq = op.seq;
         if seq > self.applied_seq(idx) {
-            if !self.appender.may_hold(idx, seq) {
+            if !self.reading.appender.may_hold(idx, seq) {
                 return Ok(None);
             }
             // a copy stored pending by an earlier import whose clock turned out false goes
@@ -115,7 +115,7 @@ impl Import<'_> {
                 self.drop_false_copy(idx, seq)?;
             }
         }
-        self.appender.flush()?;
+        self.reading.appender.flush()?;
         let stored = self.query_row(
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(idx), Value::Integer(seq as i64)],
@@ -125,10 +125,10 @@ impl Import<'_> {
         else {
             return Ok(None);
         };
-        let stored_form = self.forms.get(*form_id)?;
+        let stored_form = self.known.forms.get(*form_id)?;
         let values = stored_form.unpack(&mut &vals[..])?;
-        let deps = remote::deps_of(&self.contexts, &self.devices, idx, seq);
-        Ok(Some(super::same_op(
+        let deps = remote::deps_of(&self.known.contexts, &self.known.devices, idx, seq);
+        Ok(Some(super::checks::same_op(
             op,
             form,
             stored_form,
@@ -150,7 +150,7 @@ impl Import<'_> {
     /// from every op held after it.
     fn new_history(&mut self, parent: i64, op: &Packed, form: &Form) -> Result<i64> {
         let first = self.hash_after(parent, op, form)?;
-        let origin = self.devices.wire_id(parent);
+        let origin = self.known.devices.wire_id(parent);
         self.branch(parent, op.seq - 1, &history_id(&origin, &first))
     }
 
@@ -158,17 +158,19 @@ impl Import<'_> {
     /// everything op `base` had seen, and op `base` itself.
     fn branch(&mut self, parent: i64, base: u64, id: &DeviceId) -> Result<i64> {
         let conn = self.conn;
-        let idx = self.devices.add_history(&conn, parent, base, id)?;
+        let idx = self.known.devices.add_history(&conn, parent, base, id)?;
         if base > 0 {
             let hash = (self.history().hash_at(parent, base)?)
                 .ok_or_else(|| Error::new("a fork names no op"))?;
-            let mut points = self.contexts.points_at(parent, base);
+            let mut points = self.known.contexts.points_at(parent, base);
             points.push((parent, base, hash));
             for (dep, dep_seq, hash) in points {
-                self.contexts.add(&conn, idx, base, dep, dep_seq, &hash)?;
+                self.known
+                    .contexts
+                    .add(&conn, idx, base, dep, dep_seq, &hash)?;
             }
         }
-        self.clock.insert(idx, base);
+        self.clocks.clock.insert(idx, base);
         conn.exec(
             "INSERT INTO main._sync_clock(device, seq) VALUES (?1, ?2)",
             &[Value::Integer(idx), Value::Integer(base as i64)],
@@ -179,17 +181,17 @@ impl Import<'_> {
     /// History `at` holds another op than `op` under its seq: the ops of `at` from there on
     /// move to a history of their own, and `op` starts another. Returns the latter.
     fn split(&mut self, at: i64, op: &Packed, form: &Form) -> Result<i64> {
-        self.appender.flush()?;
+        self.reading.appender.flush()?;
         self.write_applied()?;
         let conn = self.conn;
         let seq = op.seq;
         let first =
             (self.history().hash_at(at, seq)?).ok_or_else(|| Error::new("a fork names no op"))?;
-        let origin = self.devices.wire_id(at);
-        let children = self.devices.children(at);
+        let origin = self.known.devices.wire_id(at);
+        let children = self.known.devices.children(at);
         let moved = self.branch(at, seq - 1, &history_id(&origin, &first))?;
         for child in children {
-            self.devices.set_parent(&conn, child, moved)?;
+            self.known.devices.set_parent(&conn, child, moved)?;
         }
         let params = [
             Value::Integer(moved),
@@ -217,31 +219,31 @@ impl Import<'_> {
         // the clock: `at` ends before the fork; the moved ops keep what was applied of them
         let applied = self.applied_seq(at);
         if applied >= seq {
-            self.clock.insert(moved, applied);
+            self.clocks.clock.insert(moved, applied);
             conn.exec(
                 "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
                 &[Value::Integer(applied as i64), Value::Integer(moved)],
             )?;
-            self.clock.insert(at, seq - 1);
+            self.clocks.clock.insert(at, seq - 1);
             conn.exec(
                 "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
                 &[Value::Integer(seq as i64 - 1), Value::Integer(at)],
             )?;
         }
-        if let Some(tip) = self.tips.remove(&at) {
+        if let Some(tip) = self.clocks.tips.remove(&at) {
             if tip.0 >= seq {
-                self.tips.insert(moved, tip);
+                self.clocks.tips.insert(moved, tip);
             } else {
-                self.tips.insert(at, tip);
+                self.clocks.tips.insert(at, tip);
             }
         }
-        if let Some(runs) = self.pending_before.remove(&at) {
+        if let Some(runs) = self.clocks.pending_before.remove(&at) {
             let (kept, gone): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.1 < seq);
-            self.pending_before.insert(at, kept);
-            self.pending_before.insert(moved, gone);
+            self.clocks.pending_before.insert(at, kept);
+            self.clocks.pending_before.insert(moved, gone);
         }
-        self.appender.copy_pending(at, moved);
-        self.contexts = Contexts::load(&conn)?;
+        self.reading.appender.copy_pending(at, moved);
+        self.known.contexts = Contexts::load(&conn)?;
         // deps that named ops of `at` from `seq` on name the moved ops only if their hashes
         // say so; the others wait for their history
         self.recheck_deps(moved, seq)?;
@@ -260,7 +262,7 @@ impl Import<'_> {
         stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
         while stmt.step()? {
             let key = stmt.column_blob(1)?.unwrap_or_default().to_vec();
-            self.touched.all(stmt.column_int(0), key);
+            self.rows.touched.all(stmt.column_int(0), key);
         }
         Ok(())
     }
@@ -288,7 +290,7 @@ impl Import<'_> {
             }
         }
         drop(stmt);
-        let root = self.devices.root(idx);
+        let root = self.known.devices.root(idx);
         for (device, seq, hash) in &wrong {
             // an op applied already had its context wrong: its rows and its device's later
             // ops' rows are settled again
@@ -304,7 +306,7 @@ impl Import<'_> {
             )?;
         }
         if !wrong.is_empty() {
-            self.contexts = Contexts::load(&conn)?;
+            self.known.contexts = Contexts::load(&conn)?;
         }
         Ok(())
     }
@@ -315,12 +317,12 @@ impl Import<'_> {
         if root == crate::schema::SELF {
             return Ok(root);
         }
-        if !self.devices.is_forked(root) {
+        if !self.known.devices.is_forked(root) {
             if seq > self.applied_seq(root) {
                 // `resolve_waiting` finds it once the bundle's ops are stored
                 return Ok(waiting(root, hash));
             }
-            if let Some(known) = self.dep_hashes.get(&(root, seq)) {
+            if let Some(known) = self.reading.dep_hashes.get(&(root, seq)) {
                 return Ok(if known == hash {
                     root
                 } else {
@@ -329,7 +331,7 @@ impl Import<'_> {
             }
             let here = (self.flushed()?.history().hash_at(root, seq)?)
                 .ok_or_else(|| Error::new("a dep names no op"))?;
-            self.dep_hashes.insert((root, seq), here);
+            self.reading.dep_hashes.insert((root, seq), here);
             return Ok(if here == *hash {
                 root
             } else {
@@ -342,7 +344,7 @@ impl Import<'_> {
 
     /// Itself, with every op queued for storing stored (to be read back).
     fn flushed(&mut self) -> Result<&mut Self> {
-        self.appender.flush()?;
+        self.reading.appender.flush()?;
         Ok(self)
     }
 
@@ -377,7 +379,7 @@ impl Import<'_> {
             }
         }
         if found {
-            self.contexts = Contexts::load(&conn)?;
+            self.known.contexts = Contexts::load(&conn)?;
         }
         Ok(())
     }
@@ -391,7 +393,7 @@ impl Import<'_> {
         hash: &Hash,
     ) -> Result<Option<i64>> {
         let history = self.history();
-        if !self.devices.is_forked(root) {
+        if !self.known.devices.is_forked(root) {
             let held = match root {
                 crate::schema::SELF => crate::log::last_local_seq(&self.conn)? as u64,
                 _ => self.applied_seq(root),

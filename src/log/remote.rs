@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use crate::clock::{Contexts, Devices};
 use crate::db::BATCH;
 use crate::db::{value_rows, Conn, Error, Result, Stmt};
 use crate::form::Form;
+use crate::log::clock::{Contexts, Devices};
 use crate::op::{Dep, DeviceId, Op};
 use crate::value::Value;
 
@@ -201,4 +201,22 @@ impl Appender {
         self.rows.clear();
         result
     }
+}
+
+/// Per device, the runs of consecutive seqs stored pending.
+pub fn pending_runs(conn: &Conn) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
+    let mut runs: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
+    )?;
+    while stmt.step()? {
+        let device = stmt.column_int(0);
+        let seq = stmt.column_int(1) as u64;
+        let list = runs.entry(device).or_default();
+        match list.last_mut() {
+            Some(run) if run.1 + 1 == seq => run.1 = seq,
+            _ => list.push((seq, seq)),
+        }
+    }
+    Ok(runs)
 }

@@ -4,12 +4,12 @@
 //! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (schema.rs), so a new row
 //! costs one write, and whether a row had ops before is known from that write.
 
-use crate::clock::Devices;
 use crate::db::{Conn, Error, Result, Statements, Stmt, BATCH};
+use crate::log::clock::{Devices, Order};
+use crate::log::remote::Forms;
 use crate::log::{LocalOps, SyncedTable};
 use crate::merge::RowOp;
 use crate::op::{DeviceId, DELETE};
-use crate::remote::Forms;
 use crate::schema::SELF;
 use crate::value::{Cells, Value};
 
@@ -225,4 +225,11 @@ fn row_op(
         cells,
     };
     (op, table.spell(key))
+}
+
+/// The merge rule's causal order between a row's ops is the clocks' (log/clock.rs).
+impl super::Causality for Order<'_> {
+    fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool {
+        self.op_follows((&later.device, later.seq), (&earlier.device, earlier.seq))
+    }
 }

@@ -1,4 +1,4 @@
-//! Live sets: the ops of a row whose writes are still live (merge.rs `Live`), kept beside the
+//! Live sets: the ops of a row whose writes are still live (rule.rs `Live`), kept beside the
 //! row index so that settling a row after new ops costs O(live ops + new ops), not O(past ops).
 //!
 //! Invariant: outside an import, `_sync_rows.live` of a row is NULL when the op `_sync_rows`
@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Devices, Order};
 use crate::db::{Conn, Error, Result, Statements};
+use crate::log::clock::{Devices, Order};
 use crate::log::SyncedTable;
+use crate::merge::row_index::{Entry, RowReader};
 use crate::merge::{self, Live, RowOp, RowState};
-use crate::row_index::{Entry, RowReader};
 use crate::schema::SELF;
 use crate::value::{Cells, Value};
 

@@ -1,4 +1,4 @@
-//! The op log and the metadata that gives it meaning.
+//! Local ops: the ops this device wrote, one `_sync_ops` row each.
 //!
 //! Invariant: the log only grows. Local op `n` (n = 1, 2, 3 … with no gaps) is row `seq = n` of
 //! `_sync_ops`, appended by a capture trigger in the same transaction as the row change, so it
@@ -28,16 +28,12 @@
 //!   greatest `local_seq < n` (just `n` before any import): strictly above every op in its
 //!   context, so the order key (Lamport time, device id, seq) is consistent with causality.
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use crate::db::{Conn, Error, Result, Statements, Stmt};
 use std::collections::HashMap;
 
-use crate::value::{hex, Cells, JsonObject, Value};
+use crate::db::{Conn, Error, Result, Statements, Stmt};
+use crate::value::Value;
 
-/// The public view over the log.
-pub const LOG_VIEW: &str = "sync_log";
+use super::tables::Shape;
 
 /// Op kinds as stored in `_sync_ops.kind`.
 pub const INSERT: i64 = 0;
@@ -81,40 +77,11 @@ impl LogRow {
 }
 
 /// Whether a log row of `kind` with changed-column `mask` writes column `i` of its shape.
-fn writes_column(kind: i64, mask: i64, i: usize) -> bool {
+pub fn writes_column(kind: i64, mask: i64, i: usize) -> bool {
     match kind {
         INSERT => true,
         UPDATE => (mask >> i) & 1 == 1,
         _ => false,
-    }
-}
-
-/// The columns of one enabled table at one point of its history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
-    /// Column names in table order.
-    pub columns: Vec<String>,
-    /// Positions (in `columns`) of the PRIMARY KEY columns, in PRIMARY KEY order.
-    pub pk: Vec<usize>,
-}
-
-impl Shape {
-    pub fn encode(&self) -> (Value, Value) {
-        let cols = rmp_serde::to_vec(&self.columns).expect("names encode");
-        let pk = rmp_serde::to_vec(&self.pk).expect("positions encode");
-        (Value::Blob(cols), Value::Blob(pk))
-    }
-
-    pub fn decode(columns: &Value, pk: &Value) -> Result<Shape> {
-        let bad = || Error::new("damaged shape record in _sync_shapes");
-        let columns: Vec<String> =
-            rmp_serde::from_slice(columns.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
-        let pk: Vec<usize> =
-            rmp_serde::from_slice(pk.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
-        if pk.iter().any(|&i| i >= columns.len()) {
-            return Err(bad());
-        }
-        Ok(Shape { columns, pk })
     }
 }
 
@@ -136,130 +103,6 @@ pub fn log_width(conn: &Conn) -> Result<usize> {
         .and_then(|v| v.as_i64())
         .unwrap_or(0);
     Ok(n as usize)
-}
-
-/// Makes the log at least `width` values wide, and the `sync_log` view match it.
-pub fn widen(conn: &Conn, width: usize) -> Result<()> {
-    let have = log_width(conn)?;
-    if have >= width {
-        return Ok(());
-    }
-    for i in have..width {
-        conn.exec(&format!("ALTER TABLE main._sync_ops ADD COLUMN v{i}"), &[])?;
-    }
-    rebuild_log_view(conn, width)
-}
-
-/// (Re)creates the `sync_log` view for a log `width` values wide.
-pub fn rebuild_log_view(conn: &Conn, width: usize) -> Result<()> {
-    let vs: String = (0..width).map(|i| format!(", o.v{i}")).collect();
-    conn.exec(&format!("DROP VIEW IF EXISTS main.{LOG_VIEW}"), &[])?;
-    conn.exec(
-        &format!(
-            "CREATE VIEW main.{LOG_VIEW}(device, seq, op_id, lamport, \"table\", kind, pk, \"values\") AS
-             SELECT lower(hex(d.id)), o.seq, sync_op_id(d.id, o.seq),
-                    o.seq + coalesce((SELECT e.lamport - e.local_seq FROM _sync_epochs e
-                                      WHERE e.local_seq < o.seq ORDER BY e.local_seq DESC LIMIT 1), 0),
-                    t.name,
-                    CASE o.kind WHEN {INSERT} THEN 'insert' WHEN {UPDATE} THEN 'update' ELSE 'delete' END,
-                    sync_log_pk(s.columns, s.pk{vs}),
-                    sync_log_values(s.columns, s.pk, o.kind, o.mask{vs})
-             FROM _sync_ops o JOIN _sync_shapes s ON s.id = o.shape
-                  JOIN _sync_tables t ON t.id = s.table_id, _sync_device d
-             UNION ALL
-             SELECT lower(hex(d.id)), r.seq, sync_op_id(d.id, r.seq), r.lamport,
-                    sync_log_op(f.form, r.vals, 'table'), sync_log_op(f.form, r.vals, 'kind'),
-                    sync_log_op(f.form, r.vals, 'pk'), sync_log_op(f.form, r.vals, 'values')
-             FROM _sync_remote r JOIN _sync_devices d ON d.idx = r.device
-                  JOIN _sync_forms f ON f.id = r.form"
-        ),
-        &[],
-    )
-}
-
-/// `sync_log_op(form, vals, part)`: one part of an op received from another device, for
-/// `sync_log`: 'table', 'kind', 'pk' (JSON) or 'values' (JSON, NULL for a delete).
-pub fn sync_log_op(_conn: &Conn, args: &[Value]) -> Result<Value> {
-    let blob = |i: usize, what: &str| {
-        args[i]
-            .as_blob()
-            .ok_or_else(|| Error::new(format!("{what} must be a BLOB")))
-    };
-    let form = crate::form::Form::decode(blob(0, "form")?)?;
-    let op = form.op([0; 16], 1, 1, Vec::new(), blob(1, "vals")?)?;
-    let json = |cells: &[(String, Value)]| Value::Text(JsonObject::of(cells));
-    Ok(match args[2].as_text() {
-        Some("table") => Value::Text(op.table),
-        Some("kind") => Value::Text(["insert", "update", "delete"][op.kind as usize].into()),
-        Some("pk") => json(&op.key),
-        Some("values") if op.kind == crate::op::DELETE => Value::Null,
-        Some("values") => json(&op.cells),
-        _ => return Err(Error::new("part must be 'table', 'kind', 'pk' or 'values'")),
-    })
-}
-
-/// `sync_op_id(device_id_blob, seq)`: the 16-byte op id, as hex.
-pub fn sync_op_id(_conn: &Conn, args: &[Value]) -> Result<Value> {
-    let device = args[0]
-        .as_blob()
-        .ok_or_else(|| Error::new("device id must be a BLOB"))?;
-    let seq = args[1]
-        .as_i64()
-        .ok_or_else(|| Error::new("seq must be an INTEGER"))?;
-    Ok(Value::Text(hex(&op_id(device, seq))))
-}
-
-/// The op id of op `seq` of `device`.
-pub fn op_id(device: &[u8], seq: i64) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(device);
-    h.update(seq.to_be_bytes());
-    let digest = h.finalize();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    id
-}
-
-/// `sync_log_pk(columns, pk, v0, …)`: the op's PRIMARY KEY as a JSON object.
-pub fn sync_log_pk(_conn: &Conn, args: &[Value]) -> Result<Value> {
-    require_args(args, 2)?;
-    let shape = Shape::decode(&args[0], &args[1])?;
-    let values = &args[2..];
-    let mut obj = JsonObject::new();
-    for &i in &shape.pk {
-        obj.field(&shape.columns[i], values.get(i).unwrap_or(&Value::Null));
-    }
-    Ok(Value::Text(obj.finish()))
-}
-
-/// `sync_log_values(columns, pk, kind, mask, v0, …)`: the values an op writes, as a JSON object
-/// (every column for an insert, the changed ones for an update); NULL for a delete.
-pub fn sync_log_values(_conn: &Conn, args: &[Value]) -> Result<Value> {
-    require_args(args, 4)?;
-    let shape = Shape::decode(&args[0], &args[1])?;
-    let (kind, mask) = (args[2].as_i64(), args[3].as_i64().unwrap_or(0));
-    let values = &args[4..];
-    let written = |i: usize| kind.is_some_and(|k| writes_column(k, mask, i));
-    if kind == Some(DELETE) {
-        return Ok(Value::Null);
-    }
-    let mut obj = JsonObject::new();
-    for (i, name) in shape
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| written(*i))
-    {
-        obj.field(name, values.get(i).unwrap_or(&Value::Null));
-    }
-    Ok(Value::Text(obj.finish()))
-}
-
-fn require_args(args: &[Value], at_least: usize) -> Result<()> {
-    if args.len() < at_least {
-        return Err(Error::new(format!("expects at least {at_least} arguments")));
-    }
-    Ok(())
 }
 
 /// One local op read back from the log, with names instead of positions.
@@ -393,64 +236,4 @@ impl LocalOps {
         }
         Ok(())
     }
-}
-
-/// A table this database syncs now, with its current shape.
-#[derive(Debug, Clone)]
-pub struct SyncedTable {
-    pub id: i64,
-    pub name: String,
-    pub shape_id: i64,
-    pub shape: Shape,
-}
-
-impl SyncedTable {
-    /// The table's own spelling of column `name` (names compare without case, as in SQL).
-    pub fn column(&self, name: &str) -> Option<&str> {
-        self.shape
-            .columns
-            .iter()
-            .find(|c| c.eq_ignore_ascii_case(name))
-            .map(String::as_str)
-    }
-
-    pub fn key_columns(&self) -> impl Iterator<Item = &str> {
-        self.shape
-            .pk
-            .iter()
-            .map(|&i| self.shape.columns[i].as_str())
-    }
-
-    /// The same cells with column names as this table spells them.
-    pub fn spell(&self, cells: Cells) -> Cells {
-        cells
-            .into_iter()
-            .map(|(c, v)| (self.column(&c).map_or(c, str::to_string), v))
-            .collect()
-    }
-}
-
-/// Every enabled table, by id.
-pub fn synced_tables(conn: &Conn) -> Result<Vec<SyncedTable>> {
-    let mut stmt = conn.prepare(
-        "SELECT t.id, t.name, s.id, s.columns, s.pk
-         FROM main._sync_tables t JOIN main._sync_shapes s ON s.id = t.shape
-         WHERE t.enabled = 1",
-    )?;
-    let mut out = Vec::new();
-    while stmt.step()? {
-        out.push(SyncedTable {
-            id: stmt.column_int(0),
-            name: stmt.column(1)?.as_text().unwrap_or_default().to_string(),
-            shape_id: stmt.column_int(2),
-            shape: Shape::decode(&stmt.column(3)?, &stmt.column(4)?)?,
-        });
-    }
-    Ok(out)
-}
-
-/// The bytes that identify a row of a table: msgpack of its PRIMARY KEY values, in key order.
-pub fn row_key<'a>(values: impl Iterator<Item = &'a Value>) -> Vec<u8> {
-    let values: Vec<&Value> = values.collect();
-    rmp_serde::to_vec(&values).expect("values always encode")
 }

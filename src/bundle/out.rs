@@ -8,14 +8,15 @@
 use std::collections::HashMap;
 
 use crate::bundle::Writer;
-use crate::chain::{Held, History};
-use crate::clock;
 use crate::db::{Conn, Error, Result};
+use crate::identity::Fork;
+use crate::log::chain::{Held, History};
+use crate::log::clock;
 use crate::op::{DeviceId, Hash};
 use crate::schema::SELF;
 use crate::value::{hex, JsonObject, Value};
 
-pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
+pub fn sync_bundle_out(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value> {
     crate::schema::require_initialized(conn)?;
     if conn.in_write_transaction() {
         // its ops may still roll back, and so may ops and clocks an import in it brought: a
@@ -26,7 +27,7 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
              ROLLBACK) first, then export",
         ));
     }
-    crate::identity::check_file(conn, crate::apply::fork)?;
+    crate::identity::check_file(conn, fork)?;
     let peer: Option<DeviceId> =
         match &args[0] {
             Value::Null => None,
@@ -45,7 +46,7 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
     // one read transaction: the clock in the manifest and the ops agree (an export writes
     // nothing: the hashes of this device's ops that the next export starts from are kept when
-    // the peer's bundle says it has them, apply.rs)
+    // the peer's bundle says it has them, apply/)
     conn.savepoint("sync_bundle_out", || write(conn, peer, path))
 }
 

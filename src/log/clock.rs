@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::db::{Conn, Error, Result};
 use crate::log;
-use crate::merge::{Causality, RowOp};
 use crate::op::{DeviceId, Hash};
 use crate::schema::SELF;
 use crate::value::Value;
@@ -454,16 +453,14 @@ pub struct Order<'a> {
     pub contexts: &'a Contexts,
 }
 
-impl Causality for Order<'_> {
-    fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool {
-        if later.device == earlier.device {
-            return later.seq > earlier.seq;
+impl Order<'_> {
+    /// Whether op `later` (device, seq) causally follows op `earlier` (distinct ops).
+    pub fn op_follows(&self, later: (&DeviceId, u64), earlier: (&DeviceId, u64)) -> bool {
+        if later.0 == earlier.0 {
+            return later.1 > earlier.1;
         }
-        match (
-            self.devices.idx(&later.device),
-            self.devices.idx(&earlier.device),
-        ) {
-            (Some(l), Some(e)) => self.saw(l, later.seq, e, earlier.seq),
+        match (self.devices.idx(later.0), self.devices.idx(earlier.0)) {
+            (Some(l), Some(e)) => self.saw(l, later.1, e, earlier.1),
             _ => false,
         }
     }

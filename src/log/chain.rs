@@ -8,11 +8,11 @@
 //! written only with hashes of the ops held here, where they come for free or are needed
 //! again: the last op of each device in a bundle, every `EVERY`th op, the entries of clocks.
 
-use crate::clock::{Contexts, Devices};
 use crate::db::{Conn, Result};
+use crate::log::clock::{Contexts, Devices};
+use crate::log::remote::{self, Forms};
 use crate::log::{LocalOp, LocalOps};
 use crate::op::{self, Hash, Op};
-use crate::remote::{self, Forms};
 use crate::schema::SELF;
 use crate::value::Value;
 

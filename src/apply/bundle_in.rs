@@ -1,0 +1,163 @@
+//! `sync_bundle_in(path)`: a bundle checked whole, then imported in one savepoint, and what the
+//! import did as JSON.
+
+use crate::bundle::{Prev, Reader};
+use crate::db::{Conn, Error, Result};
+use crate::log::{self, SyncedTable};
+use crate::schema::SELF;
+use crate::value::{hex, JsonObject, Value};
+
+use super::checks::{validate, validate_form};
+use super::fork::fork;
+use super::import::{Import, Outcome};
+
+/// `sync_bundle_in(path)`.
+pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let path = args[0]
+        .as_text()
+        .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
+    crate::identity::require_device(conn, fork)?;
+    let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
+    let mut reader = Reader::open(path).map_err(in_bundle)?;
+    let tables = log::synced_tables(conn)?;
+    let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
+    let manifest = reader.manifest.clone();
+    let skipped = Outcome {
+        skipped: true,
+        ..Outcome::default()
+    };
+    let outcome = if imported_before(conn, &manifest.bundle_id)? {
+        skipped
+    } else {
+        let mut checked_forms = Vec::new();
+        // what the bundle says of ops of this device's id, (seq, hash): its source's clock,
+        // deps, and the last of each run of such ops in it (the hash of an op stands for the
+        // ops before it). When the source knows ops of this id beyond this log, or other ops
+        // than this log's under its seqs, this database was put back to an older backup (or
+        // rolled back), or copied and written before the extension was loaded on it: it forks
+        // before it imports (identity.rs), and its ops become a history of its old id.
+        let mut claims: Vec<(u64, crate::op::Hash)> = (manifest.clock.iter())
+            .filter(|(id, _, _)| id[..] == me[..])
+            .map(|&(_, seq, hash)| (seq, hash))
+            .collect();
+        let mut own_run = false;
+        reader
+            .each_op(|op, number, form| {
+                if checked_forms.len() <= number {
+                    validate_form(form, &tables)?;
+                    checked_forms.push(number);
+                }
+                let own = op.device[..] == me[..];
+                if let (true, Some(hash)) = (own, op.hash) {
+                    if own_run && op.prev == Prev::Follows {
+                        claims.pop();
+                    }
+                    claims.push((op.seq, hash));
+                }
+                own_run = own;
+                for dep in op.deps.iter().filter(|dep| dep.0[..] == me[..]) {
+                    claims.push((dep.1, dep.2));
+                }
+                validate(&op)
+            })
+            .map_err(in_bundle)?;
+        let outermost = conn.is_autocommit();
+        conn.savepoint("sync_bundle_in", || {
+            crate::schema::lock_for_writing(conn)?;
+            // what was read before the lock may have changed since: another connection may
+            // have imported the same bundle, or enabled or disabled a table
+            if imported_before(conn, &manifest.bundle_id)? {
+                return Ok(skipped);
+            }
+            let shapes = |tables: &[SyncedTable]| -> Vec<(i64, i64)> {
+                tables.iter().map(|t| (t.id, t.shape_id)).collect()
+            };
+            if shapes(&log::synced_tables(conn)?) != shapes(&tables) {
+                return Err(Error::new(
+                    "the synced tables changed while the bundle was read; import it again",
+                ));
+            }
+            crate::capture::first_in_line(conn)?;
+            if outermost {
+                // rows are written in key order, not in the order of their ops: foreign keys
+                // are checked when the import commits (SQLite ends the pragma there)
+                conn.exec("PRAGMA defer_foreign_keys = ON", &[])?;
+            }
+            import(conn, &mut reader, &tables, outermost, &claims)
+        })
+        .map_err(in_bundle)?
+    };
+    let mut json = JsonObject::new();
+    json.field("bundle_id", &Value::Text(hex(&manifest.bundle_id)))
+        .field("source_device_id", &Value::Text(hex(&manifest.source)))
+        .field(
+            "total_operations",
+            &Value::Integer(manifest.op_count as i64),
+        )
+        .field("applied_count", &Value::Integer(outcome.applied as i64))
+        .field("conflict_count", &Value::Integer(outcome.conflicts as i64))
+        .field(
+            "duplicate_count",
+            &Value::Integer(outcome.duplicates as i64),
+        )
+        .raw("skipped", if outcome.skipped { "true" } else { "false" })
+        .field(
+            "pending_count",
+            &Value::Integer(pending_count(conn)? as i64),
+        )
+        .field("discarded_count", &Value::Integer(outcome.discarded as i64));
+    Ok(Value::Text(json.finish()))
+}
+
+/// Whether the bundle with this id was imported here before.
+fn imported_before(conn: &Conn, bundle_id: &[u8; 16]) -> Result<bool> {
+    Ok(conn
+        .query_value(
+            "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
+            &[Value::Blob(bundle_id.to_vec())],
+        )?
+        .is_some())
+}
+
+fn pending_count(conn: &Conn) -> Result<u64> {
+    Ok(conn
+        .query_value(
+            "SELECT count(*) FROM main._sync_remote WHERE applied = 0",
+            &[],
+        )?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0) as u64)
+}
+
+fn import(
+    conn: &Conn,
+    reader: &mut Reader,
+    tables: &[SyncedTable],
+    deferred_foreign_keys: bool,
+    claims: &[(u64, crate::op::Hash)],
+) -> Result<Outcome> {
+    let mut run = Import::new(conn, tables)?;
+    if run.own_history_differs(claims)? {
+        run.quiet.finish()?; // capture as it was, for the fork
+        drop(run);
+        fork(conn)?;
+        run = Import::new(conn, tables)?;
+    }
+    let before = run.clocks.clock.clone();
+    run.fold_local_ops(before.get(&SELF).copied().unwrap_or(0))?;
+    run.reading.marks = std::mem::take(&mut reader.marks);
+    run.reading.marks.reverse();
+    reader.each_op(|op, number, form| run.store(op, number, form))?;
+    run.reading.appender.flush()?;
+    run.resolve_waiting()?;
+    run.deliver()?;
+    run.write_applied()?;
+    run.record_context()?;
+    run.settle_touched()?;
+    run.record(reader)?;
+    if deferred_foreign_keys {
+        run.check_foreign_keys()?;
+    }
+    run.quiet.finish()?;
+    Ok(run.outcome)
+}

@@ -1,0 +1,112 @@
+//! What every op of a bundle must be before anything is written: its form names a synced
+//! table, its key and columns; its deps are canonical; an op already held here is the same op.
+
+use crate::bundle::Packed;
+use crate::db::{Error, Result};
+use crate::form::Form;
+use crate::log::SyncedTable;
+use crate::value::{hex, Value};
+
+/// Checks that the deps of `op` are canonical.
+pub(super) fn validate(op: &Packed) -> Result<()> {
+    // canonical deps: ascending by device, seq and hash, each at most once (a device that
+    // wrote two histories may be named twice), none of the op's own device
+    if op.deps.windows(2).any(|w| w[0] >= w[1]) || op.deps.iter().any(|d| d.0 == op.device) {
+        return Err(Error::new(
+            "its deps are not in order (by device, seq and hash), or name its own device",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `op` (of bundle form `form`) is the op held here with `here_form`, `lamport`,
+/// `values` and `deps`: the same canonical encoding (the compact forms may differ, as two
+/// writers may alias differently).
+pub(super) fn same_op(
+    op: &Packed,
+    form: &Form,
+    here_form: &Form,
+    lamport: u64,
+    values: &[Value],
+    deps: &[crate::op::Dep],
+) -> bool {
+    // (the prevs are compared where a run of ops starts: `Import::check_prev`)
+    let canonical = |form: &Form, lamport: u64, values: &[Value]| {
+        let mut out = Vec::new();
+        let head = crate::form::Head {
+            lamport,
+            ..op.head(None)
+        };
+        form.write_canonical(&mut out, &head, values);
+        out
+    };
+    deps == op.deps
+        && canonical(here_form, lamport, values) == canonical(form, op.lamport, &op.values)
+}
+
+/// The error for two different ops under one device id and seq.
+pub(super) fn two_histories(what: &str, seq: u64, device: &[u8]) -> String {
+    format!(
+        "{what} {seq} of device {} differs from the op with the same device and seq already \
+         here: two databases wrote under one device id (a copy of a database file, or an \
+         older backup put back, written before the extension was loaded on it), or the bundle \
+         was forged. The two histories cannot be merged yet (README: Copies and backups)",
+        hex(device)
+    )
+}
+
+/// Checks that an op form names a table and columns this database syncs.
+pub(super) fn validate_form(form: &Form, tables: &[SyncedTable]) -> Result<()> {
+    let table = find_table(tables, &form.table)?;
+    let key: Vec<&str> = form.key.iter().map(String::as_str).collect();
+    let expected: Vec<&str> = table.key_columns().collect();
+    if key.len() != expected.len()
+        || key
+            .iter()
+            .zip(&expected)
+            .any(|(a, b)| !a.eq_ignore_ascii_case(b))
+    {
+        return Err(Error::new(format!(
+            "its key columns {key:?} are not the PRIMARY KEY {expected:?} of table {:?}",
+            table.name
+        )));
+    }
+    for column in &form.cells {
+        if table.column(column).is_none() {
+            return Err(Error::new(format!(
+                "names column {column:?}, which table {:?} does not have",
+                table.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn table_by_id(tables: &[SyncedTable], id: i64) -> Result<&SyncedTable> {
+    tables
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| Error::new(format!("table {id} is no longer synced")))
+}
+
+pub(super) fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'a SyncedTable> {
+    tables
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            let internal = ["_sync_", "sqlite_"].iter().any(|p| {
+                name.get(..p.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(p))
+            });
+            let hint = match internal {
+                true => "",
+                false => {
+                    " (create it and call sync_enable on it as on the device that wrote the \
+                     bundle, then import again)"
+                }
+            };
+            Error::new(format!(
+                "names table {name:?}, which this database does not sync{hint}"
+            ))
+        })
+}

@@ -1,0 +1,190 @@
+//! One import: the bundle's ops stored, delivered in causal order, their rows written and
+//! settled, and what was imported recorded; all inside the caller's savepoint.
+
+use crate::db::{Conn, Result, Statements, Stmt, BATCH};
+use crate::log::clock::{self, Clock, Contexts, Devices};
+use crate::log::remote::{self, Appender, Forms};
+use crate::log::{self, LocalOps, SyncedTable};
+use crate::merge::live::Touched;
+use crate::merge::row_index::{Entry, RowIndex};
+use crate::schema::SELF;
+use crate::value::Value;
+use std::collections::HashMap;
+
+use super::cascade::ForeignKeys;
+use super::quiet::Quiet;
+use super::row_writer::RowWriters;
+
+/// What one import did, as `sync_bundle_in` reports it.
+#[derive(Default)]
+pub(super) struct Outcome {
+    pub(super) applied: u64,
+    pub(super) conflicts: u64,
+    pub(super) duplicates: u64,
+    pub(super) discarded: u64,
+    pub(super) skipped: bool,
+}
+
+/// Everything one import reads and writes, kept for its length, by what it is.
+pub(super) struct Import<'a> {
+    pub(super) conn: Conn,
+    /// What the database held when the import began, kept up to date as it goes
+    pub(super) known: Known<'a>,
+    /// The clocks the import moves
+    pub(super) clocks: Clocks,
+    /// Where the reading of the bundle is
+    pub(super) reading: Reading,
+    /// The rows the import writes
+    pub(super) rows: Rows,
+    /// The import's writes kept out of the log (quiet.rs)
+    pub(super) quiet: Quiet,
+    /// Statements kept by their text
+    pub(super) statements: Statements,
+    pub(super) outcome: Outcome,
+}
+
+/// Loaded once per import: the synced tables and their foreign keys, the devices, the causal
+/// contexts, the local ops' shapes and epochs, and the forms of received ops.
+pub(super) struct Known<'a> {
+    pub(super) tables: &'a [SyncedTable],
+    pub(super) foreign_keys: ForeignKeys,
+    pub(super) devices: Devices,
+    pub(super) contexts: Contexts,
+    pub(super) local: LocalOps,
+    pub(super) forms: Forms,
+}
+
+/// The applied clock and Lamport time as the import moves them.
+pub(super) struct Clocks {
+    pub(super) clock: Clock,
+    pub(super) lamport: u64,
+    /// Per device, the seq and Lamport time of its last op applied in this import
+    pub(super) tips: HashMap<i64, (u64, u64)>,
+    /// Per device, the runs of seqs stored pending before this import
+    pub(super) pending_before: HashMap<i64, Vec<(u64, u64)>>,
+}
+
+/// The bundle's ops as they are read and stored.
+pub(super) struct Reading {
+    /// `_sync_forms` id of each form of the bundle, by its number there
+    pub(super) bundle_forms: Vec<Option<i64>>,
+    /// The bundle's last op stored or found here: (device id, seq, history)
+    pub(super) stream_at: Option<(crate::op::DeviceId, u64, i64)>,
+    /// The bundle's ops read so far, and the hashes its first reading marked, by ordinal (the
+    /// next one last)
+    pub(super) ordinal: u64,
+    pub(super) marks: Vec<(u64, crate::op::Hash)>,
+    /// Hashes of ops deps named, found here (histories.rs)
+    pub(super) dep_hashes: HashMap<(i64, u64), crate::op::Hash>,
+    /// The store of received ops, written a batch at a time
+    pub(super) appender: Appender,
+}
+
+/// The rows the import indexes, writes and settles.
+pub(super) struct Rows {
+    /// Rows with more than one op, to settle at the end. (A row whose only op is the one
+    /// applied is written at once: the common case of a new row.)
+    pub(super) touched: Touched,
+    pub(super) index: RowIndex,
+    /// Ops applied whose rows are not yet indexed and written (`write_applied`): their row
+    /// index entries, and their form ids and values
+    pub(super) batch: Vec<Entry>,
+    pub(super) batch_ops: Vec<(i64, Vec<Value>)>,
+    pub(super) writers: RowWriters,
+}
+
+impl<'a> Import<'a> {
+    pub(super) fn new(conn: &Conn, tables: &'a [SyncedTable]) -> Result<Import<'a>> {
+        let pending_before = remote::pending_runs(conn)?;
+        let spans = pending_before
+            .iter()
+            .map(|(&device, runs)| (device, (runs[0].0, runs[runs.len() - 1].1)))
+            .collect();
+        Ok(Import {
+            conn: *conn,
+            known: Known {
+                tables,
+                foreign_keys: ForeignKeys::load(conn, tables)?,
+                devices: Devices::load(conn)?,
+                contexts: Contexts::load(conn)?,
+                local: LocalOps::load(conn)?,
+                forms: Forms::load(conn)?,
+            },
+            clocks: Clocks {
+                clock: clock::applied(conn)?,
+                lamport: crate::schema::state(conn, "lamport")?,
+                tips: HashMap::new(),
+                pending_before,
+            },
+            reading: Reading {
+                bundle_forms: Vec::new(),
+                stream_at: None,
+                ordinal: 0,
+                marks: Vec::new(),
+                dep_hashes: HashMap::new(),
+                appender: Appender::new(conn, spans),
+            },
+            rows: Rows {
+                touched: Touched::new(),
+                index: RowIndex::new(conn)?,
+                batch: Vec::with_capacity(BATCH),
+                batch_ops: Vec::with_capacity(BATCH),
+                writers: RowWriters::new(conn),
+            },
+            quiet: Quiet::new(conn, tables)?,
+            statements: Statements::new(conn),
+            outcome: Outcome::default(),
+        })
+    }
+}
+
+impl Import<'_> {
+    /// Indexes local ops written since the last import (up to `last`) by row, and marks the
+    /// rows that had ops before for settling (their live sets and conflicts may change).
+    pub(super) fn fold_local_ops(&mut self, last: u64) -> Result<()> {
+        let folded = crate::schema::state(&self.conn, "folded")?;
+        let conn = self.conn;
+        let mut index = RowIndex::new(&conn)?;
+        let touched = &mut self.rows.touched;
+        self.known.local.each(&conn, folded, last, |op| {
+            let key = log::row_key(op.key.iter().map(|(_, v)| v));
+            let entry = (op.table_id, key, SELF, op.seq);
+            if index.add(&entry)? {
+                touched.add(&entry);
+            }
+            Ok(())
+        })?;
+        crate::schema::set_state(&conn, "folded", last)
+    }
+
+    /// The cached statement for `sql`, with `params` bound.
+    pub(super) fn cached(&mut self, sql: &'static str, params: &[Value]) -> Result<&mut Stmt> {
+        let stmt = self.statements.get(sql)?;
+        stmt.bind_all(params)?;
+        Ok(stmt)
+    }
+
+    /// Runs a cached statement to completion.
+    pub(super) fn run(&mut self, sql: &'static str, params: &[Value]) -> Result<()> {
+        self.cached(sql, &[])?.execute(params)
+    }
+
+    /// The first row of a cached query.
+    pub(super) fn query_row(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+    ) -> Result<Option<Vec<Value>>> {
+        let stmt = self.cached(sql, params)?;
+        let result = match stmt.step() {
+            Ok(true) => (0..stmt.column_count())
+                .map(|i| stmt.column(i))
+                .collect::<Result<_>>()
+                .map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        stmt.reset();
+        result
+    }
+}

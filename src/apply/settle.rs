@@ -1,0 +1,291 @@
+//! Writing what an import applied: each op's row indexed, a new row written at once, and every
+//! row with more than one op settled from its live set by the merge rule, with its conflicts.
+
+use crate::conflicts;
+use crate::db::{Conn, Error, Result, BATCH};
+use crate::log::clock::Order;
+use crate::log::{self, SyncedTable};
+use crate::merge::live::{OpAt, RowLive};
+use crate::merge::row_index::{Entry, RowReader};
+use crate::merge::{self, RowOp, RowState};
+use crate::op::DELETE;
+use crate::schema::SELF;
+use crate::value::{hex, Cells, JsonObject, Value};
+
+use super::checks::{find_table, table_by_id};
+use super::import::Import;
+
+impl Import<'_> {
+    /// Notes op `seq` of `device` (of form `form_id`, with `values`) as applied; its row is
+    /// indexed and written (or marked for settling) by `write_applied`, a batch at a time.
+    pub(super) fn applied(
+        &mut self,
+        device: i64,
+        seq: u64,
+        lamport: u64,
+        form_id: i64,
+        values: Vec<Value>,
+    ) -> Result<()> {
+        let form = self.known.forms.get(form_id)?;
+        let table = find_table(self.known.tables, &form.table)?;
+        let key = log::row_key(values[..form.key.len()].iter());
+        self.rows.batch.push((table.id, key, device, seq));
+        self.rows.batch_ops.push((form_id, values));
+        self.clocks.clock.insert(device, seq);
+        self.clocks.tips.insert(device, (seq, lamport));
+        self.clocks.lamport = self.clocks.lamport.max(lamport);
+        self.outcome.applied += 1;
+        if self.rows.batch.len() == BATCH {
+            self.write_applied()?;
+        }
+        Ok(())
+    }
+
+    /// Indexes the rows of the ops applied since the last call, writes each row whose only op
+    /// is one of them, and marks the others for settling.
+    pub(super) fn write_applied(&mut self) -> Result<()> {
+        let entries = std::mem::take(&mut self.rows.batch);
+        let ops = std::mem::take(&mut self.rows.batch_ops);
+        let seen_before = self.rows.index.add_many(&entries)?;
+        let mut new_rows: Vec<(i64, &[Value], &Entry)> = Vec::with_capacity(entries.len());
+        for ((entry, (form_id, values)), seen) in entries.iter().zip(&ops).zip(seen_before) {
+            if seen {
+                self.rows.touched.add(entry);
+            } else {
+                new_rows.push((*form_id, values, entry));
+            }
+        }
+        // runs of one form go to the table together; a row that breaks a constraint of this
+        // database on its own is settled at the end instead, from all its ops and after the
+        // other rows (a later op of the bundle may mend it, or the row it refers to may come)
+        for run in new_rows.chunk_by(|a, b| a.0 == b.0) {
+            let form_id = run[0].0;
+            let form = self.known.forms.get(form_id)?;
+            let table = find_table(self.known.tables, &form.table)?;
+            let rows: Vec<&[Value]> = run.iter().map(|(_, v, _)| *v).collect();
+            match self.rows.writers.write_many(table, form_id, form, &rows) {
+                Err(_) if self.conn.failed_on_constraint() => {
+                    for (_, values, entry) in run {
+                        match self.rows.writers.write_single(table, form_id, form, values) {
+                            Err(_) if self.conn.failed_on_constraint() => {
+                                self.rows.touched.add(entry);
+                            }
+                            other => other?,
+                        }
+                    }
+                }
+                other => other?,
+            }
+        }
+        if self.quiet.app_triggers_fire() {
+            self.put_back_new_rows(&new_rows)?;
+        }
+        Ok(())
+    }
+
+    /// After the app's triggers fired for new rows: a row one of them changed on the way is put
+    /// back to what its op says (see `write_row`). Rows left for settling are settled later.
+    pub(super) fn put_back_new_rows(&mut self, rows: &[(i64, &[Value], &Entry)]) -> Result<()> {
+        for &(form_id, values, entry) in rows {
+            if self.rows.touched.contains(entry) {
+                continue;
+            }
+            let form = self.known.forms.get(form_id)?;
+            let table = find_table(self.known.tables, &form.table)?;
+            let spell = |pairs: &mut dyn Iterator<Item = (&String, &Value)>| -> Cells {
+                table.spell(pairs.map(|(c, v)| (c.clone(), v.clone())).collect())
+            };
+            let key = spell(&mut form.key_cells(values));
+            let state = match form.kind {
+                DELETE => RowState::Absent,
+                _ => RowState::Present(spell(&mut form.cells(values))),
+            };
+            self.put_back(table, &key, &state)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `state` again, with triggers off, when an app trigger changed the row on the way.
+    pub(super) fn put_back(
+        &mut self,
+        table: &SyncedTable,
+        key: &Cells,
+        state: &RowState,
+    ) -> Result<()> {
+        if !self.rows.writers.holds(table, key, state)? {
+            let writers = &mut self.rows.writers;
+            self.quiet
+                .untriggered(|| writers.write(table, key, state))?;
+        }
+        Ok(())
+    }
+
+    /// Settles every touched row, a table's rows after those of the tables that refer to it;
+    /// then the rows a foreign-key action of this device changed on the way, if others wrote
+    /// them too.
+    pub(super) fn settle_touched(&mut self) -> Result<()> {
+        let rank = self.known.foreign_keys.rank(self.known.tables);
+        while !self.rows.touched.is_empty() {
+            let mut rows = self.rows.touched.take();
+            rows.sort_by_key(|((table_id, _), _)| rank.get(table_id).copied().unwrap_or(0));
+            for ((table_id, key), new) in rows {
+                self.settle_row(table_id, &key, new.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles one row after the ops `new` (or from every op on it: None): its live set, its
+    /// user row and its conflict records.
+    pub(super) fn settle_row(
+        &mut self,
+        table_id: i64,
+        key: &[u8],
+        new: Option<&[OpAt]>,
+    ) -> Result<()> {
+        let tables = self.known.tables;
+        let table = table_by_id(tables, table_id)?;
+        let conn = self.conn;
+        let (row, state) = {
+            let order = Order {
+                devices: &self.known.devices,
+                contexts: &self.known.contexts,
+            };
+            let reader = RowReader {
+                devices: &self.known.devices,
+                local: &self.known.local,
+                forms: &self.known.forms,
+            };
+            let statements = &mut self.statements;
+            let row = RowLive::settle(&conn, statements, &reader, &order, table, key, new)?;
+            if row.only_local {
+                // this device's own writes, which its table shows: no side of another device
+                return row.save(statements, table_id, key);
+            }
+            let state = row.state(&conn, &reader, &order, table, key)?;
+            (row, state)
+        };
+        let lost = merge::losses(&row.ops, &row.live, &row.universe);
+        if (self.known.foreign_keys).act(&conn, &self.quiet, table, &row.key, &state)? {
+            self.fold_local_ops(log::last_local_seq(&conn)? as u64)?;
+        }
+        if let Err(e) = self.write_row(table, &row.key, &state) {
+            return Err(match conn.failed_on_constraint() {
+                true => Error::new(format!("{e} ({})", self.culprit(table, &row.key, &row.ops))),
+                false => e,
+            });
+        }
+        let order = Order {
+            devices: &self.known.devices,
+            contexts: &self.known.contexts,
+        };
+        let statements = &mut self.statements;
+        self.outcome.conflicts +=
+            conflicts::store(statements, &order, table, key, &row, &state, &lost)?;
+        row.save(statements, table_id, key)
+    }
+
+    /// Makes a user row hold `state`. When the app's triggers fire, a row that holds it already
+    /// is not written (its triggers see no change), and one that an app trigger changed on the
+    /// way is put back with triggers off: a synced table shows exactly what its ops say.
+    pub(super) fn write_row(
+        &mut self,
+        table: &SyncedTable,
+        key: &Cells,
+        state: &RowState,
+    ) -> Result<()> {
+        if !self.quiet.app_triggers_fire() {
+            return self.rows.writers.write(table, key, state);
+        }
+        if !self.rows.writers.write_as_app(table, key, state)? {
+            return Ok(());
+        }
+        self.put_back(table, key, state)
+    }
+
+    /// Names a row and the op that decides its state, for an error about the row.
+    pub(super) fn culprit(&self, table: &SyncedTable, key_values: &Cells, ops: &[RowOp]) -> String {
+        let last = ops.iter().max_by_key(|op| op.order_key());
+        let op = last.map_or(String::new(), |op| {
+            format!(
+                ", last written by op {} of device {}",
+                op.seq,
+                hex(&op.device)
+            )
+        });
+        format!(
+            "row {} of table {:?}{op}",
+            JsonObject::of(key_values),
+            table.name
+        )
+    }
+
+    /// Before an import that deferred its foreign keys commits: when a row still refers to a
+    /// row that is not there, the error names it (SQLite's own only says that one does).
+    pub(super) fn check_foreign_keys(&mut self) -> Result<()> {
+        if !self.conn.deferred_foreign_keys_broken() {
+            return Ok(());
+        }
+        let conn = self.conn;
+        let tables = self.known.tables;
+        for table in tables {
+            let found = conn.query_value(
+                "SELECT rowid FROM pragma_foreign_key_check(?1, 'main') WHERE rowid IS NOT NULL
+                 LIMIT 1",
+                &[Value::Text(table.name.clone())],
+            )?;
+            let Some(rowid) = found else { continue };
+            let names: Vec<String> = table.key_columns().map(crate::sql::quote_ident).collect();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {} FROM main.{} WHERE rowid = ?1",
+                names.join(", "),
+                crate::sql::quote_ident(&table.name)
+            ))?;
+            stmt.bind(1, &rowid)?;
+            if !stmt.step()? {
+                continue;
+            }
+            let key: Vec<Value> = (0..names.len())
+                .map(|i| stmt.column(i))
+                .collect::<Result<_>>()?;
+            drop(stmt);
+            let (ops, key_values) = self.row_ops(table, &log::row_key(key.iter()))?;
+            return Err(Error::new(format!(
+                "FOREIGN KEY constraint failed: {} refers to a row that is not there on this \
+                 device; the bundle imports once the row it refers to arrives or this row \
+                 changes on its device",
+                self.culprit(table, &key_values, &ops)
+            )));
+        }
+        Err(Error::new(
+            "FOREIGN KEY constraint failed (a row of a table without rowid refers to a row \
+             that is not there)",
+        ))
+    }
+
+    /// Every applied op on a row, with names as the table spells them, and the row's key.
+    pub(super) fn row_ops(
+        &mut self,
+        table: &SyncedTable,
+        key: &[u8],
+    ) -> Result<(Vec<RowOp>, Cells)> {
+        let reader = RowReader {
+            devices: &self.known.devices,
+            local: &self.known.local,
+            forms: &self.known.forms,
+        };
+        reader.ops(&self.conn, table, key)
+    }
+}
+
+/// Indexes this device's ops written since the last import and settles the rows they share
+/// with other devices' ops (their conflicts), as an import does first; for a fork, which then
+/// moves them (identity.rs). The caller holds a savepoint.
+pub fn fold_local(conn: &Conn) -> Result<()> {
+    let tables = log::synced_tables(conn)?;
+    let mut run = Import::new(conn, &tables)?;
+    let last = run.clocks.clock.get(&SELF).copied().unwrap_or(0);
+    run.fold_local_ops(last)?;
+    run.settle_touched()?;
+    run.quiet.finish()
+}

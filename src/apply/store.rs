@@ -1,0 +1,294 @@
+//! Storing a bundle's ops: each op placed in its device's history (histories.rs), checked against
+//! the op held here under the same device and seq, and kept pending until delivery; then what
+//! the import learned recorded: the change points of this device's next op, the bundle's id and
+//! what its source has.
+
+use crate::bundle::{Packed, Prev, Reader};
+use crate::db::{Error, Result};
+use crate::form::Form;
+use crate::log;
+use crate::log::chain::{self, History};
+use crate::log::clock;
+use crate::log::remote;
+use crate::schema::SELF;
+use crate::value::Value;
+use std::collections::HashMap;
+
+use super::checks::{same_op, two_histories};
+use super::histories::Placed;
+use super::import::Import;
+
+impl Import<'_> {
+    /// Stores one op of the bundle (pending), unless it is here already.
+    pub(super) fn store(&mut self, op: Packed, number: usize, form: &Form) -> Result<()> {
+        let root = self.known.devices.idx_or_add(&self.conn, &op.device)?;
+        if root == SELF {
+            if let Prev::Stated(prev) = op.prev {
+                self.check_prev(SELF, &op, &prev)?;
+            }
+            self.mark(Some((SELF, op.seq)))?;
+            return self.own_duplicate(&op, form);
+        }
+        let device = match self.place(root, &op, form)? {
+            Placed::At(device) => device,
+            Placed::Duplicate(device) => {
+                self.reading.stream_at = Some((op.device, op.seq, device));
+                self.outcome.duplicates += 1;
+                return self.mark(Some((device, op.seq)));
+            }
+            Placed::Unplaced => {
+                // the op before it is not held here: the sender sends it again once this
+                // device's clock tells it what is held here
+                self.reading.stream_at = None;
+                self.outcome.discarded += 1;
+                return self.mark(None);
+            }
+        };
+        self.reading.stream_at = Some((op.device, op.seq, device));
+        self.mark(Some((device, op.seq)))?;
+        let form_id = self.form_id(number, form)?;
+        let mut vals = Vec::with_capacity(64);
+        Form::pack(&op.values, &mut vals)?;
+        let mut deps = Vec::with_capacity(op.deps.len());
+        for dep in &op.deps {
+            let root = self.known.devices.idx_or_add(&self.conn, &dep.0)?;
+            deps.push((self.resolve_dep(root, dep.1, &dep.2)?, dep.1, dep.2));
+        }
+        let plain: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
+        // in the usual case the op is next in line: apply it now, without reading it back
+        let now = self.applied_seq(device) + 1 == op.seq
+            && self.deliverable_after(device, op.seq, &plain);
+        if !(self.reading.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {
+            self.outcome.duplicates += 1; // here already, pending (and the same: `place`)
+            return Ok(());
+        }
+        for (dep, dep_seq, hash) in &deps {
+            self.known
+                .contexts
+                .add(&self.conn, device, op.seq, *dep, *dep_seq, hash)?;
+        }
+        if now {
+            if let Some(fault) = self.clock_fault(device, op.seq, op.lamport, &plain)? {
+                return Err(Error::new(fault));
+            }
+            self.applied(device, op.seq, op.lamport, form_id, op.values)?;
+        }
+        Ok(())
+    }
+
+    /// Where a run of a device's ops starts in the bundle: when op seq - 1 is here, the op's
+    /// prev must be its hash, or the bundle holds another history of the device's id.
+    pub(super) fn check_prev(
+        &mut self,
+        device: i64,
+        op: &Packed,
+        prev: &crate::op::Hash,
+    ) -> Result<()> {
+        let below = op.seq - 1;
+        let held = match device {
+            SELF => self.local_last()?,
+            _ => self.clocks.clock.get(&device).copied().unwrap_or(0),
+        };
+        if below > held {
+            return Ok(()); // not here yet (it waits, pending, for the ops below it)
+        }
+        self.reading.appender.flush()?;
+        if self.history().hash_at(device, below)?.as_ref() != Some(prev) {
+            return Err(Error::new(two_histories("its op", op.seq, &op.device)));
+        }
+        Ok(())
+    }
+
+    /// The last op this device wrote.
+    pub(super) fn local_last(&self) -> Result<u64> {
+        Ok(log::last_local_seq(&self.conn)? as u64)
+    }
+
+    /// What rebuilds the ops held here, to hash them (chain.rs).
+    pub(super) fn history(&self) -> History<'_> {
+        History {
+            conn: self.conn,
+            devices: &self.known.devices,
+            contexts: &self.known.contexts,
+            local: &self.known.local,
+            forms: &self.known.forms,
+            keep: true,
+        }
+    }
+
+    /// The `_sync_forms` id of form `number` of the bundle.
+    pub(super) fn form_id(&mut self, number: usize, form: &Form) -> Result<i64> {
+        if let Some(Some(id)) = self.reading.bundle_forms.get(number) {
+            return Ok(*id);
+        }
+        let id = self.known.forms.id_of(&self.conn, form)?;
+        if self.reading.bundle_forms.len() <= number {
+            self.reading.bundle_forms.resize(number + 1, None);
+        }
+        self.reading.bundle_forms[number] = Some(id);
+        Ok(id)
+    }
+
+    /// Counts one of this device's own ops coming back, after checking it is the op this
+    /// device wrote (a fork before the import made sure this device wrote every seq it gets).
+    pub(super) fn own_duplicate(&mut self, op: &Packed, form: &Form) -> Result<()> {
+        let mine = self.known.local.get(&self.conn, op.seq)?;
+        let lamport = self.known.local.lamport(op.seq);
+        let mine = crate::op::Op {
+            device: op.device,
+            seq: op.seq,
+            lamport,
+            deps: Vec::new(),
+            table: mine.table,
+            kind: mine.kind,
+            key: mine.key,
+            cells: mine.cells,
+        };
+        let my_form = Form::of(&mine);
+        let deps = remote::deps_of(&self.known.contexts, &self.known.devices, SELF, op.seq);
+        let same = same_op(op, form, &my_form, lamport, &my_form.values_of(mine), &deps);
+        self.count_duplicate(op, same)
+    }
+
+    /// Counts an op already here when it is the same op (`same`); refuses it otherwise.
+    pub(super) fn count_duplicate(&mut self, op: &Packed, same: bool) -> Result<()> {
+        if !same {
+            return Err(Error::new(two_histories("its op", op.seq, &op.device)));
+        }
+        self.outcome.duplicates += 1;
+        Ok(())
+    }
+
+    /// Stores the new clock, this device's next context and Lamport epoch, before rows are
+    /// settled: a write the import makes as this device's own (a foreign-key action) follows
+    /// every op it applied.
+    pub(super) fn record_context(&mut self) -> Result<()> {
+        let conn = self.conn;
+        clock::store_applied(&conn, &self.clocks.clock)?;
+        let last_local = self.clocks.clock.get(&SELF).copied().unwrap_or(0);
+        self.reading.appender.flush()?;
+        // an entry this device's next op has not seen yet (the ops of a history that forked
+        // from another are not new to it when it had seen them under that other history)
+        let next = last_local + 1;
+        let changed: Vec<(i64, u64)> = (self.clocks.clock.iter())
+            .filter(|&(&d, _)| d != SELF && !self.known.devices.implied(&self.clocks.clock, d))
+            .filter(|&(&d, &seq)| seq > self.known.contexts.entry(SELF, next, d))
+            .map(|(&d, &seq)| (d, seq))
+            .collect();
+        for (device, seq) in changed {
+            let hash = (self.history().hash_at(device, seq)?)
+                .ok_or_else(|| Error::new("an applied clock entry names no op"))?;
+            chain::remember(&conn, device, seq, &hash)?;
+            self.known
+                .contexts
+                .add(&conn, SELF, last_local + 1, device, seq, &hash)?;
+        }
+        let lamport = self
+            .clocks
+            .lamport
+            .max(self.known.local.lamport(last_local));
+        crate::schema::set_state(&conn, "lamport", self.clocks.lamport)?;
+        conn.exec(
+            "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
+             ON CONFLICT(local_seq) DO UPDATE SET lamport = max(lamport, excluded.lamport)",
+            &[
+                Value::Integer(last_local as i64),
+                Value::Integer(lamport as i64),
+            ],
+        )?;
+        self.known.local.note_epoch(last_local, lamport);
+        Ok(())
+    }
+
+    /// Whether any of `claims` about ops of this device's id, (seq, hash), names an op this
+    /// device did not write: one beyond its log, or another under one of its seqs. The claims
+    /// found true are kept as checkpoints of its hash chain (the next export to that peer
+    /// starts there).
+    pub(super) fn own_history_differs(
+        &mut self,
+        claims: &[(u64, crate::op::Hash)],
+    ) -> Result<bool> {
+        if claims.is_empty() {
+            return Ok(false);
+        }
+        let last = self.local_last()?;
+        if claims.iter().any(|&(seq, _)| seq > last) {
+            return Ok(true);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for &(seq, hash) in claims {
+            if !seen.insert((seq, hash)) {
+                continue;
+            }
+            if self.history().hash_at(SELF, seq)? != Some(hash) {
+                return Ok(true);
+            }
+            chain::remember(&self.conn, SELF, seq, &hash)?;
+        }
+        Ok(false)
+    }
+
+    /// Counts one op of the bundle as read; records its hash as a checkpoint (chain.rs) if the
+    /// bundle's first reading marked it, now that it is held in history `device`.
+    pub(super) fn mark(&mut self, device: Option<(i64, u64)>) -> Result<()> {
+        self.reading.ordinal += 1;
+        while self
+            .reading
+            .marks
+            .last()
+            .is_some_and(|m| m.0 < self.reading.ordinal)
+        {
+            self.reading.marks.pop();
+        }
+        if let (Some((device, seq)), Some(&(n, hash))) = (device, self.reading.marks.last()) {
+            if n == self.reading.ordinal {
+                chain::remember(&self.conn, device, seq, &hash)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what the source is known to have, and the bundle's id.
+    pub(super) fn record(&mut self, reader: &Reader) -> Result<()> {
+        let conn = self.conn;
+        let manifest = reader.manifest.clone();
+        let source = self.known.devices.idx_or_add(&conn, &manifest.source)?;
+        // what the source has, per history held here: an entry whose op is not held here
+        // names a history the source will send once it knows this device lacks it
+        let mut known: HashMap<i64, (u64, Option<crate::op::Hash>)> = HashMap::new();
+        for (id, seq, hash) in &manifest.clock {
+            let root = self.known.devices.idx_or_add(&conn, id)?;
+            let Some(mut idx) = self.resolve_entry(root, *seq, hash)? else {
+                continue;
+            };
+            let mut entry = (*seq, Some(*hash));
+            if *seq <= self.applied_seq(idx) {
+                chain::remember(&conn, idx, *seq, hash)?;
+            }
+            loop {
+                let slot = known.entry(idx).or_insert(entry);
+                if slot.0 < entry.0 {
+                    *slot = entry;
+                }
+                // it has the ops of the history this one forked from, up to the fork
+                let Some((parent, base)) = self.known.devices.fork(idx) else {
+                    break;
+                };
+                entry = (base, self.history().hash_at(parent, base)?);
+                idx = parent;
+            }
+        }
+        if source != SELF {
+            let known: Vec<(i64, u64, Option<crate::op::Hash>)> =
+                known.into_iter().map(|(d, (s, h))| (d, s, h)).collect();
+            clock::learn_peer(&conn, source, &known)?;
+        }
+        conn.exec(
+            "INSERT INTO main._sync_bundles(id, source) VALUES (?1, ?2)",
+            &[
+                Value::Blob(manifest.bundle_id.to_vec()),
+                Value::Integer(source),
+            ],
+        )
+    }
+}

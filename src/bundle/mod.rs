@@ -1,0 +1,164 @@
+//! Bundle files: the only thing that travels between devices.
+//!
+//! - `write.rs`: `Writer`, which streams ops into a new bundle file and puts it in place whole.
+//! - `read.rs`: `Reader`, which checks a bundle file whole and gives its ops back one by one.
+//! - `out.rs`: `sync_bundle_out`, which chooses the ops a peer lacks and writes them.
+//!
+//! Invariant: a bundle is written to a temporary file beside its target and renamed into place
+//! only when complete and synced, so the target path never holds a half-written bundle; and a
+//! bundle is read only through a read-only connection that checks its whole schema before
+//! reading a row, runs none of its SQL, and checks every hash before anything is applied.
+//!
+//! # Format (version 3): one SQLite database with exactly two tables and nothing else
+//!
+//! ```text
+//! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
+//!          op_count INTEGER, ops_hash BLOB)           one row
+//!   magic     'sqlite-sync bundle'
+//!   format    3; a reader refuses any other
+//!   bundle_id 16 random bytes
+//!   source    the writer's device id (16 bytes)
+//!   clock     msgpack [[device id: bin(16), seq, link: bin(16)], …]: the writer's whole
+//!             applied clock, each entry with the link (op.rs) of the op it names
+//!   op_count  ops in the bundle
+//!   ops_hash  SHA-256 over the concatenated SHA-256 of each op's canonical encoding (op.rs),
+//!             in bundle order; the reader recomputes every op's hash from what it decodes
+//! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
+//!   ops       ops in this chunk
+//!   body      its ops, one after the other, compactly (below)
+//! ```
+//!
+//! The chunks' bodies, in order, are one stream. Each op in it is, in msgpack items:
+//!
+//! ```text
+//! head      uint, a set of flags:
+//!             1  a device id follows (bin 16); otherwise the previous op's device
+//!             2  a seq follows (uint); otherwise the previous op's seq + 1 (always set when
+//!                the device changes)
+//!             4  deps follow ([[device id: bin(16), seq, link: bin(16)], …]); otherwise none
+//!             8  a new form follows (form.rs), numbered from 0 in order of appearance
+//!            16  the number of an earlier form follows (uint)
+//!                (neither 8 nor 16: the previous op's form)
+//!            32  the op's prev follows (bin 16); otherwise, for an op above seq 1, the op
+//!                before it in the stream must be op seq - 1 of its device, and its link is the
+//!                prev (a writer states the prev there too when it follows another history of
+//!                the device)
+//! lamport   int: the op's Lamport time minus the previous op's (minus 0 for the first op)
+//! values    the op's values in its form (form.rs)
+//! ```
+//!
+//! A bundle may be replaced (written over) only by a bundle from the same device: writing to a
+//! path that holds anything else is refused.
+
+pub mod out;
+mod read;
+mod write;
+
+pub use read::Reader;
+pub use write::Writer;
+
+use sha2::{Digest, Sha256};
+
+use crate::form::Head;
+use crate::op::{Dep, DeviceId, Hash};
+use crate::value::Value;
+
+pub const MAGIC: &str = "sqlite-sync bundle";
+pub const FORMAT: i64 = 3;
+
+/// A chunk is written once its body reaches this many bytes.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+const HAS_DEVICE: u8 = 1;
+const HAS_SEQ: u8 = 2;
+const HAS_DEPS: u8 = 4;
+const NEW_FORM: u8 = 8;
+const FORM_NUMBER: u8 = 16;
+const HAS_PREV: u8 = 32;
+
+/// What a bundle's manifest says.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub bundle_id: [u8; 16],
+    pub source: DeviceId,
+    pub clock: Vec<(DeviceId, u64, Hash)>,
+    pub op_count: u64,
+    pub ops_hash: [u8; 32],
+}
+
+/// Appends one msgpack item.
+fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, item: &T) {
+    rmp_serde::encode::write(out, item).expect("a bundle item always encodes");
+}
+
+/// One op as a bundle carries it: its own fields, and its values in its form (form.rs).
+pub struct Packed {
+    pub device: DeviceId,
+    pub seq: u64,
+    pub prev: Prev,
+    pub lamport: u64,
+    pub deps: Vec<Dep>,
+    pub values: Vec<Value>,
+    /// Its hash, on the first reading of a bundle (`Reader::each_op`)
+    pub hash: Option<Hash>,
+}
+
+impl Packed {
+    /// Its fields beside its form and values, with `prev`.
+    pub fn head<'a>(&'a self, prev: Option<&'a Hash>) -> Head<'a> {
+        Head {
+            device: &self.device,
+            seq: self.seq,
+            prev,
+            lamport: self.lamport,
+            deps: &self.deps,
+        }
+    }
+}
+
+/// An op's prev as the stream gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Prev {
+    /// op 1 of its device: none
+    First,
+    /// stated: the op starts a run of its device's ops in the stream
+    Stated(Hash),
+    /// the hash of the op before it in the stream, op seq - 1 of its device
+    Follows,
+}
+
+/// What the stream's encoding of the next op refers back to, for the writer and the reader.
+#[derive(Default)]
+struct Stream {
+    device: Option<DeviceId>,
+    seq: u64,
+    lamport: u64,
+    form: Option<usize>,
+    /// the previous op's hash, where known
+    hash: Option<Hash>,
+}
+
+impl Stream {
+    /// Whether op `seq` of `device` is the one after the previous op of the stream.
+    fn follows(&self, device: &DeviceId, seq: u64) -> bool {
+        self.device.as_ref() == Some(device) && seq == self.seq.wrapping_add(1)
+    }
+}
+
+/// A device id or a hash as msgpack bin.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Fixed<const N: usize>(#[serde(with = "crate::op::fixed_bytes")] [u8; N]);
+
+/// Feeds what is written to it into a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

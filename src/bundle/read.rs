@@ -1,0 +1,328 @@
+//! Reading a bundle: through a read-only connection that checks the file's whole schema before
+//! reading a row, runs none of its SQL, and checks every op's hash against the manifest before
+//! anything is applied.
+
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+use crate::db::{Error, OpenMode, OwnedConn, Result};
+use crate::form::{self, Form};
+use crate::log::chain;
+use crate::op::{self, Hash};
+use crate::value::Value;
+
+use super::{
+    Fixed, HashWriter, Manifest, Packed, Prev, Stream, FORMAT, FORM_NUMBER, HAS_DEPS, HAS_DEVICE,
+    HAS_PREV, HAS_SEQ, MAGIC, NEW_FORM,
+};
+use crate::op::Dep;
+
+/// An open, schema-checked bundle, read in one read transaction (so it cannot change between
+/// reads through SQLite).
+pub struct Reader {
+    db: OwnedConn,
+    pub manifest: Manifest,
+    /// SHA-256 of each chunk's body, once every op has been checked against the manifest: later
+    /// reads check these instead of hashing every op again.
+    chunk_hashes: Option<Vec<[u8; 32]>>,
+    /// From the first reading: the hashes of the last op of each run of a device's ops in the
+    /// stream and of every op that makes a checkpoint (chain.rs), by the op's ordinal in the
+    /// bundle (from 1), ascending
+    pub marks: Vec<(u64, Hash)>,
+}
+
+impl Reader {
+    /// Opens `path` read-only and checks its schema and manifest (not yet its ops).
+    pub fn open(path: &str) -> Result<Reader> {
+        let p = Path::new(path);
+        if !p.exists() {
+            return Err(Error::new("no such file"));
+        }
+        if !p.is_file() {
+            return Err(Error::new("not a file"));
+        }
+        let db = OwnedConn::open(path, OpenMode::ReadOnly)?;
+        let conn = *db.conn();
+        let unreadable = |e: Error| Error::new(format!("not a readable bundle ({e})"));
+        conn.exec("PRAGMA trusted_schema = OFF", &[])
+            .map_err(unreadable)?;
+        conn.exec("PRAGMA query_only = ON", &[])
+            .map_err(unreadable)?;
+        conn.exec("BEGIN", &[]).map_err(unreadable)?;
+        let mut schema = conn
+            .prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name")
+            .map_err(unreadable)?;
+        let mut objects = Vec::new();
+        while schema.step().map_err(unreadable)? {
+            let t = schema.column(0)?.as_text().unwrap_or_default().to_string();
+            let n = schema.column(1)?.as_text().unwrap_or_default().to_string();
+            objects.push(format!("{t} {n}"));
+        }
+        drop(schema);
+        if objects != ["table chunks", "table manifest"] {
+            // (a database imported by mistake has many: name a few)
+            let shown = objects.len().min(4);
+            let more = match objects.len() - shown {
+                0 => String::new(),
+                n => format!(", and {n} more"),
+            };
+            return Err(Error::new(format!(
+                "not a sqlite-sync bundle: expected exactly the tables chunks and manifest, found [{}{more}]",
+                objects[..shown].join(", ")
+            )));
+        }
+        let manifest = read_manifest(&conn)?;
+        Ok(Reader {
+            db,
+            manifest,
+            chunk_hashes: None,
+            marks: Vec::new(),
+        })
+    }
+
+    /// Decodes every op and checks the ops against the manifest, calling `f` with each op, the
+    /// number of its form in the bundle and the form, in bundle order. Returns an error naming
+    /// the op at fault. (The first call hashes every op; later ones compare whole chunks with
+    /// what the first call read.)
+    pub fn each_op(&mut self, mut f: impl FnMut(Packed, usize, &Form) -> Result<()>) -> Result<()> {
+        let known = self.chunk_hashes.take();
+        let mut chunk_hashes = Vec::new();
+        let conn = self.db.conn();
+        let mut stmt = conn.prepare("SELECT n, ops, body FROM chunks ORDER BY n")?;
+        let mut hasher = Sha256::new();
+        let mut stream = Stream::default();
+        let mut forms: Vec<Form> = Vec::new();
+        let mut count = 0u64;
+        let mut expected_chunk = 0i64;
+        let mut marks = Vec::new();
+
+        let too_many = || {
+            Error::new(format!(
+                "holds more ops than its manifest says ({})",
+                self.manifest.op_count
+            ))
+        };
+        while stmt.step()? {
+            expected_chunk += 1;
+            let n = stmt.column_int(0);
+            if n != expected_chunk {
+                return Err(Error::new(format!(
+                    "chunk {n} out of sequence (expected chunk {expected_chunk})"
+                )));
+            }
+            let (Value::Integer(ops), Some(body)) = (stmt.column(1)?, stmt.column_blob(2)?) else {
+                return Err(Error::new(format!("chunk {n}: damaged")));
+            };
+            if ops <= 0 || ops as u64 > self.manifest.op_count - count {
+                return Err(too_many());
+            }
+            let chunk_hash = op::hash(body);
+            match &known {
+                Some(known) if known.get(n as usize - 1) != Some(&chunk_hash) => {
+                    return Err(Error::new(format!("chunk {n} changed while being read")));
+                }
+                _ => chunk_hashes.push(chunk_hash),
+            }
+            let mut input = body;
+            for _ in 0..ops {
+                count += 1;
+                let at = |e: Error| Error::new(format!("op {count}: {e}"));
+                let was = (stream.device, stream.seq, stream.hash);
+                let (mut op, number) = next_op(&mut input, &mut stream, &mut forms).map_err(at)?;
+                let form = &forms[number];
+                if known.is_none() {
+                    let prev = match op.prev {
+                        Prev::First => None,
+                        Prev::Stated(h) => Some(h),
+                        Prev::Follows => was.2,
+                    };
+                    let mut op_hasher = HashWriter(Sha256::new());
+                    form.write_canonical(&mut op_hasher, &op.head(prev.as_ref()), &op.values);
+                    let full: [u8; 32] = op_hasher.0.finalize().into();
+                    hasher.update(full);
+                    let hash = op::link(&full);
+                    stream.hash = Some(hash);
+                    op.hash = Some(hash);
+                    if let (Some(_), Some(hash)) = (was.0, was.2) {
+                        if op.prev != Prev::Follows {
+                            marks.push((count - 1, hash)); // it ended a run
+                        }
+                    }
+                    if chain::is_milestone(op.seq) {
+                        marks.push((count, hash));
+                    }
+                }
+                let (seq, device) = (op.seq, op.device);
+                f(op, number, form).map_err(|e| {
+                    Error::new(format!(
+                        "op {count} (seq {seq} of device {}): {e}",
+                        &crate::value::hex(&device)[..8]
+                    ))
+                })?;
+            }
+            if !input.is_empty() {
+                return Err(Error::new(format!(
+                    "chunk {n}: holds more than its {ops} ops (damaged)"
+                )));
+            }
+        }
+        if count != self.manifest.op_count {
+            return Err(Error::new(format!(
+                "holds {count} ops but its manifest says {} (truncated?)",
+                self.manifest.op_count
+            )));
+        }
+        let ops_hash: [u8; 32] = hasher.finalize().into();
+        if known.is_none() {
+            if ops_hash != self.manifest.ops_hash {
+                return Err(Error::new(
+                    "manifest hash does not match its ops (corrupted or edited)",
+                ));
+            }
+            if let Some(hash) = stream.hash {
+                marks.push((count, hash));
+            }
+            self.marks = marks;
+        }
+        self.chunk_hashes = Some(chunk_hashes);
+        Ok(())
+    }
+}
+
+/// Decodes the next op of the stream (see the module comment).
+fn next_op(
+    input: &mut &[u8],
+    stream: &mut Stream,
+    forms: &mut Vec<Form>,
+) -> Result<(Packed, usize)> {
+    let head: u8 = form::read(input, "op head")?;
+    if head & !(HAS_DEVICE | HAS_SEQ | HAS_DEPS | NEW_FORM | FORM_NUMBER | HAS_PREV) != 0
+        || head & NEW_FORM != 0 && head & FORM_NUMBER != 0
+        || head & HAS_DEVICE != 0 && head & HAS_SEQ == 0
+    {
+        return Err(Error::new(format!("bad op head {head}")));
+    }
+    let device = if head & HAS_DEVICE != 0 {
+        form::read::<Fixed<16>>(input, "device id")?.0
+    } else {
+        stream
+            .device
+            .ok_or_else(|| Error::new("no device id (first op)"))?
+    };
+    let seq = if head & HAS_SEQ != 0 {
+        form::read(input, "seq")?
+    } else {
+        stream.seq + 1
+    };
+    if seq == 0 || seq > i64::MAX as u64 {
+        return Err(Error::new("seq out of range"));
+    }
+    let prev = match (head & HAS_PREV != 0, stream.follows(&device, seq)) {
+        (true, _) if seq > 1 => Prev::Stated(form::read::<Fixed<16>>(input, "prev")?.0),
+        (false, false) if seq == 1 => Prev::First,
+        (false, true) => Prev::Follows,
+        _ => {
+            return Err(Error::new(format!(
+                "op {seq}: its prev is stated for op 1, or missing"
+            )))
+        }
+    };
+    let deps: Vec<Dep> = if head & HAS_DEPS != 0 {
+        form::read(input, "deps")?
+    } else {
+        Vec::new()
+    };
+    let number = if head & NEW_FORM != 0 {
+        let form: Form = form::read(input, "form")?;
+        form.check()?;
+        forms.push(form);
+        forms.len() - 1
+    } else if head & FORM_NUMBER != 0 {
+        let n: u64 = form::read(input, "form number")?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n < forms.len())
+            .ok_or_else(|| Error::new(format!("names form {n}, which is not defined before it")))?
+    } else {
+        stream
+            .form
+            .ok_or_else(|| Error::new("no form (first op)"))?
+    };
+    let delta: i64 = form::read(input, "Lamport time")?;
+    let lamport = (stream.lamport as i64)
+        .checked_add(delta)
+        .filter(|&l| l > 0)
+        .ok_or_else(|| Error::new("Lamport time out of range"))?;
+    let values = forms[number].unpack(input)?;
+    *stream = Stream {
+        device: Some(device),
+        seq,
+        lamport: lamport as u64,
+        form: Some(number),
+        hash: None,
+    };
+    let op = Packed {
+        device,
+        seq,
+        prev,
+        lamport: lamport as u64,
+        deps,
+        values,
+        hash: None,
+    };
+    Ok((op, number))
+}
+
+fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
+    let bad = |what: &str| Error::new(format!("manifest: {what}"));
+    let mut stmt = conn.prepare(
+        "SELECT magic, format, bundle_id, source, clock, op_count, ops_hash FROM manifest",
+    )?;
+    if !stmt.step()? {
+        return Err(bad("empty"));
+    }
+    if stmt.column(0)?.as_text() != Some(MAGIC) {
+        return Err(bad("wrong magic: not a sqlite-sync bundle"));
+    }
+    match stmt.column(1)?.as_i64() {
+        Some(FORMAT) => {}
+        Some(v) => {
+            return Err(bad(&format!(
+                "unknown format version {v} (this build reads {FORMAT})"
+            )))
+        }
+        None => return Err(bad("format version is not an integer")),
+    }
+    let bytes16 = |v: Value, what: &str| -> Result<[u8; 16]> {
+        v.as_blob()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad(&format!("{what} is not 16 bytes")))
+    };
+    let bundle_id = bytes16(stmt.column(2)?, "bundle_id")?;
+    let source = bytes16(stmt.column(3)?, "source")?;
+    let clock: Vec<(Fixed<16>, u64, Fixed<16>)> = stmt
+        .column(4)?
+        .as_blob()
+        .and_then(|b| rmp_serde::from_slice(b).ok())
+        .ok_or_else(|| bad("clock is unreadable"))?;
+    let op_count = stmt
+        .column(5)?
+        .as_i64()
+        .filter(|&n| n >= 0)
+        .ok_or_else(|| bad("op_count is not a count"))? as u64;
+    let ops_hash = stmt
+        .column(6)?
+        .as_blob()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("ops_hash is not 32 bytes"))?;
+    if stmt.step()? {
+        return Err(bad("more than one row"));
+    }
+    Ok(Manifest {
+        bundle_id,
+        source,
+        clock: clock.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
+        op_count,
+        ops_hash,
+    })
+}

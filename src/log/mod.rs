@@ -1,0 +1,30 @@
+//! The log: every op this database holds, its own and received ones, with what gives them meaning.
+//!
+//! - `local.rs`: this device's ops (`_sync_ops`), one row per captured change; `LogRow` is the
+//!   only writer of that row layout, `LocalOps` its reader.
+//! - `remote.rs`: ops received from other devices, each as its form and values (`_sync_remote`).
+//! - `tables.rs`: the catalog: each synced table's shapes (the columns an op names) and key.
+//! - `clock.rs`: the devices known, vector clocks, each op's causal context and the causal order.
+//! - `chain.rs`: each device's ops as a hash chain, so two histories under one id are told apart.
+//! - `view.rs`: the `sync_log` view over both stores.
+//!
+//! Words: an op is named by (device, seq); `seq` counts 1, 2, 3 … per device with no gaps. A
+//! local op's device is this device, its Lamport time and context are derived from the epoch
+//! rows of imports (local.rs); a received op carries them.
+//!
+//! Invariant: the log only grows. An op, once held, is never changed or dropped; the one move is
+//! a fork (apply/fork.rs), which turns this device's ops into received ops of its old id with the
+//! same encoding, hence the same hash.
+
+pub mod chain;
+pub mod clock;
+mod local;
+pub mod remote;
+mod tables;
+mod view;
+
+pub use local::{last_local_seq, LocalOp, LocalOps, LogRow, DELETE, INSERT, UPDATE};
+pub use tables::{row_key, synced_tables, Shape, SyncedTable};
+pub use view::{
+    rebuild_log_view, sync_log_op, sync_log_pk, sync_log_values, sync_op_id, widen, LOG_VIEW,
+};

@@ -1,0 +1,99 @@
+//! The catalog of synced tables: each table's columns and key as one op names them (`Shape`),
+//! the tables enabled now (`SyncedTable`), and the bytes that identify a row (`row_key`).
+//!
+//! Invariant: a shape, once written to `_sync_shapes`, never changes (an ADD COLUMN makes a new
+//! one), so every op keeps naming the columns it was written with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Conn, Error, Result};
+use crate::value::{Cells, Value};
+
+/// The columns of one enabled table at one point of its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Column names in table order.
+    pub columns: Vec<String>,
+    /// Positions (in `columns`) of the PRIMARY KEY columns, in PRIMARY KEY order.
+    pub pk: Vec<usize>,
+}
+
+impl Shape {
+    pub fn encode(&self) -> (Value, Value) {
+        let cols = rmp_serde::to_vec(&self.columns).expect("names encode");
+        let pk = rmp_serde::to_vec(&self.pk).expect("positions encode");
+        (Value::Blob(cols), Value::Blob(pk))
+    }
+
+    pub fn decode(columns: &Value, pk: &Value) -> Result<Shape> {
+        let bad = || Error::new("damaged shape record in _sync_shapes");
+        let columns: Vec<String> =
+            rmp_serde::from_slice(columns.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
+        let pk: Vec<usize> =
+            rmp_serde::from_slice(pk.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
+        if pk.iter().any(|&i| i >= columns.len()) {
+            return Err(bad());
+        }
+        Ok(Shape { columns, pk })
+    }
+}
+
+/// A table this database syncs now, with its current shape.
+#[derive(Debug, Clone)]
+pub struct SyncedTable {
+    pub id: i64,
+    pub name: String,
+    pub shape_id: i64,
+    pub shape: Shape,
+}
+
+impl SyncedTable {
+    /// The table's own spelling of column `name` (names compare without case, as in SQL).
+    pub fn column(&self, name: &str) -> Option<&str> {
+        self.shape
+            .columns
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(name))
+            .map(String::as_str)
+    }
+
+    pub fn key_columns(&self) -> impl Iterator<Item = &str> {
+        self.shape
+            .pk
+            .iter()
+            .map(|&i| self.shape.columns[i].as_str())
+    }
+
+    /// The same cells with column names as this table spells them.
+    pub fn spell(&self, cells: Cells) -> Cells {
+        cells
+            .into_iter()
+            .map(|(c, v)| (self.column(&c).map_or(c, str::to_string), v))
+            .collect()
+    }
+}
+
+/// Every enabled table, by id.
+pub fn synced_tables(conn: &Conn) -> Result<Vec<SyncedTable>> {
+    let mut stmt = conn.prepare(
+        "SELECT t.id, t.name, s.id, s.columns, s.pk
+         FROM main._sync_tables t JOIN main._sync_shapes s ON s.id = t.shape
+         WHERE t.enabled = 1",
+    )?;
+    let mut out = Vec::new();
+    while stmt.step()? {
+        out.push(SyncedTable {
+            id: stmt.column_int(0),
+            name: stmt.column(1)?.as_text().unwrap_or_default().to_string(),
+            shape_id: stmt.column_int(2),
+            shape: Shape::decode(&stmt.column(3)?, &stmt.column(4)?)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The bytes that identify a row of a table: msgpack of its PRIMARY KEY values, in key order.
+pub fn row_key<'a>(values: impl Iterator<Item = &'a Value>) -> Vec<u8> {
+    let values: Vec<&Value> = values.collect();
+    rmp_serde::to_vec(&values).expect("values always encode")
+}

@@ -12,7 +12,8 @@
 
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
-use crate::log::{self, LogRow, Shape, DELETE, INSERT, UPDATE};
+use crate::log::{self, LogRow, Shape};
+use crate::op::OpKind;
 use crate::schema::INTERNAL_PREFIX;
 use crate::sql::quote_ident;
 use crate::value::Value;
@@ -81,10 +82,10 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
          WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
     )?;
     stmt.bind(1, &Value::Text(name.into()))?;
-    if !stmt.step()? {
+    let Some(r) = stmt.step()? else {
         return Err(Error::new(format!("no such table: {}", quote_ident(name))));
-    }
-    let (kind, name, sql) = (stmt.column(0)?, stmt.column(1)?, stmt.column(2)?);
+    };
+    let (kind, name, sql) = (r.column(0)?, r.column(1)?, r.column(2)?);
     let name = name.as_text().unwrap_or_default().to_string();
     let q = quote_ident(&name);
     if kind.as_text() == Some("view") {
@@ -145,15 +146,15 @@ fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Vec<bool>)> {
     let mut columns = Vec::new();
     let mut pk = Vec::new();
     let mut mixed = Vec::new();
-    while stmt.step()? {
+    while let Some(row) = stmt.step()? {
         let position = columns.len();
-        columns.push(stmt.column(0)?.as_text().unwrap_or_default().to_string());
-        let rank = stmt.column_int(1);
+        columns.push(row.column(0)?.as_text().unwrap_or_default().to_string());
+        let rank = row.column_int(1);
         if rank > 0 {
             pk.push((rank, position));
         }
         mixed.push(holds_mixed_numbers(
-            stmt.column(2)?.as_text().unwrap_or_default(),
+            row.column(2)?.as_text().unwrap_or_default(),
             strict,
         ));
     }
@@ -203,7 +204,7 @@ fn registration(conn: &Conn, name: &Value) -> Result<Registration> {
          WHERE t.name = ?1",
     )?;
     known.bind(1, name)?;
-    if !known.step()? {
+    let Some(row) = known.step()? else {
         let table_id = conn.insert(
             "INSERT INTO main._sync_tables(name, enabled) VALUES (?1, 0)",
             std::slice::from_ref(name),
@@ -213,11 +214,11 @@ fn registration(conn: &Conn, name: &Value) -> Result<Registration> {
             shape: None,
             capturing: false,
         });
-    }
-    let table_id = known.column_int(0);
-    let enabled = known.column_int(1) == 1;
-    let shape = match known.column(2)?.as_i64() {
-        Some(id) => Some((id, Shape::decode(&known.column(3)?, &known.column(4)?)?)),
+    };
+    let table_id = row.column_int(0);
+    let enabled = row.column_int(1) == 1;
+    let shape = match row.column(2)?.as_i64() {
+        Some(id) => Some((id, Shape::decode(&row.column(3)?, &row.column(4)?)?)),
         None => None,
     };
     let insert_trigger = Value::Text(trigger_name(table_id, "insert"));
@@ -289,9 +290,9 @@ impl Saved {
         let mut out = Vec::new();
         for table in tables {
             stmt.bind_all(&[Value::Text(table.to_string())])?;
-            while stmt.step()? {
+            while let Some(row) = stmt.step()? {
                 let text = |v: Value| v.as_text().unwrap_or_default().to_string();
-                out.push((text(stmt.column(0)?), text(stmt.column(1)?)));
+                out.push((text(row.column(0)?), text(row.column(1)?)));
             }
             stmt.reset();
         }
@@ -330,8 +331,8 @@ pub fn first_in_line(conn: &Conn) -> Result<()> {
                               AND c.name LIKE '\\_sync\\_%' ESCAPE '\\'))",
     )?;
     let mut late = Vec::new();
-    while stmt.step()? {
-        late.push(stmt.column(0)?.as_text().unwrap_or_default().to_string());
+    while let Some(row) = stmt.step()? {
+        late.push(row.column(0)?.as_text().unwrap_or_default().to_string());
     }
     drop(stmt);
     if late.is_empty() {
@@ -382,7 +383,7 @@ impl Capture<'_> {
 
     /// `INSERT INTO _sync_ops …` for one op; `values` pairs a column position with the SQL
     /// expression of its value.
-    fn append(&self, kind: i64, mask: Option<String>, values: Vec<(usize, String)>) -> String {
+    fn append(&self, kind: OpKind, mask: Option<String>, values: Vec<(usize, String)>) -> String {
         let row = LogRow {
             shape: self.shape_id.to_string(),
             kind,
@@ -473,20 +474,20 @@ impl Capture<'_> {
                 "insert",
                 "INSERT",
                 None,
-                self.append(INSERT, None, self.row_of("NEW")),
+                self.append(OpKind::Insert, None, self.row_of("NEW")),
             ),
             self.trigger(
                 "rekey",
                 &self.update_of_key(),
                 Some(format!("NOT {}", self.same_key())),
-                self.append(DELETE, None, self.key_of("OLD"))
-                    + &self.append(INSERT, None, self.row_of("NEW")),
+                self.append(OpKind::Delete, None, self.key_of("OLD"))
+                    + &self.append(OpKind::Insert, None, self.row_of("NEW")),
             ),
             self.trigger(
                 "delete",
                 "DELETE",
                 None,
-                self.append(DELETE, None, self.key_of("OLD")),
+                self.append(OpKind::Delete, None, self.key_of("OLD")),
             ),
         ];
         // a table whose every column is part of a key that cannot change class has no update
@@ -500,7 +501,7 @@ impl Capture<'_> {
                     self.same_key(),
                     any_changed.join(" OR ")
                 )),
-                self.append(UPDATE, Some(mask.join(" | ")), update_values),
+                self.append(OpKind::Update, Some(mask.join(" | ")), update_values),
             ));
         }
         triggers
@@ -510,7 +511,7 @@ impl Capture<'_> {
     fn existing_rows(&self) -> String {
         let row = LogRow {
             shape: self.shape_id.to_string(),
-            kind: INSERT,
+            kind: OpKind::Insert,
             mask: "NULL".into(),
             values: self.all().map(|i| (i, self.col(i))).collect(),
         };

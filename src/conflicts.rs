@@ -25,7 +25,7 @@ use crate::log::clock::Order;
 use crate::log::SyncedTable;
 use crate::merge::live::{OpAt, RowLive};
 use crate::merge::{Causality, Loss, RowOp, RowState};
-use crate::op;
+use crate::op::OpKind;
 use crate::schema::{CHANGED, RESOLVED, SELF};
 use crate::value::{hex, JsonObject, Value};
 
@@ -51,9 +51,9 @@ pub fn store(
          WHERE table_id = ?1 AND key = ?2 AND state = 0",
     )?;
     stmt.bind_all(&at_row)?;
-    while stmt.step()? {
-        let id = stmt.column_blob(0)?.unwrap_or_default().to_vec();
-        let n = |i| stmt.column_int(i);
+    while let Some(row) = stmt.step()? {
+        let id = row.column_blob(0)?.unwrap_or_default().to_vec();
+        let n = |i| row.column_int(i);
         before.push((id, (n(1), n(2) as u64), (n(3), n(4) as u64)));
     }
     if before.is_empty() && lost.is_empty() {
@@ -85,7 +85,7 @@ pub fn store(
             device: order.devices.id(device),
             seq,
             lamport: 0,
-            kind: op::UPDATE,
+            kind: OpKind::Update,
             cells: Vec::new(),
         };
         for (n, (id, loser_at, winner)) in gone.iter().enumerate() {
@@ -191,7 +191,7 @@ fn record_id(loser: &RowOp, winner: &RowOp, columns: &[String]) -> [u8; 16] {
 
 /// One side's values for the contested columns, as JSON; `null` for a delete.
 fn side_values(op: &RowOp, columns: &[String]) -> String {
-    if op.kind == op::DELETE {
+    if op.kind == OpKind::Delete {
         return "null".into();
     }
     let mut obj = JsonObject::new();

@@ -20,13 +20,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Error, Result};
-use crate::op::{Bin, Dep, DeviceId, Hash, Op, DELETE, INSERT, UPDATE};
+use crate::op::{Bin, Dep, DeviceId, Hash, Op, OpKind};
 use crate::value::{Cells, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Form {
     pub table: String,
-    pub kind: u8,
+    pub kind: OpKind,
     pub key: Vec<String>,
     pub cells: Vec<String>,
     pub aliases: Vec<u32>,
@@ -76,13 +76,10 @@ impl Form {
 
     pub fn check(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::new(format!("bad op form: {what}")));
-        if !matches!(self.kind, INSERT | UPDATE | DELETE) {
-            return bad("unknown kind");
-        }
         if self.key.is_empty() {
             return bad("no key columns");
         }
-        if self.kind == DELETE && !self.cells.is_empty() {
+        if self.kind == OpKind::Delete && !self.cells.is_empty() {
             return bad("a delete writes no cells");
         }
         if self.aliases.len() != self.cells.len() {
@@ -243,7 +240,7 @@ struct Canonical<'a> {
     lamport: u64,
     deps: &'a [Dep],
     table: &'a str,
-    kind: u8,
+    kind: OpKind,
     key: Pairs<'a>,
     cells: Pairs<'a>,
 }
@@ -328,7 +325,7 @@ mod tests {
             lamport: 11,
             deps: vec![Dep([1; 16], 2, [9; 16])],
             table: "t".into(),
-            kind: INSERT,
+            kind: OpKind::Insert,
             key: vec![("id".into(), Value::Real(-0.0))],
             cells: vec![
                 ("id".into(), Value::Real(-0.0)),

@@ -94,8 +94,8 @@ pub fn ids(conn: &Conn, me: &DeviceId) -> Result<Vec<DeviceId>> {
     let mut ids = vec![*me];
     let mut stmt = conn
         .prepare("SELECT value FROM main._sync_state WHERE name LIKE 'former %' ORDER BY name")?;
-    while stmt.step()? {
-        if let Some(id) = stmt.column_blob(0)?.and_then(crate::op::device_id) {
+    while let Some(row) = stmt.step()? {
+        if let Some(id) = row.column_blob(0)?.and_then(crate::op::device_id) {
             ids.push(id);
         }
     }

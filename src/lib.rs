@@ -29,10 +29,13 @@
 //!   (live.rs) is its ops with a live write; a **side** of a conflict is a live write.
 //! - **tips**: per device, the last op an import applied (seq and Lamport time).
 
+#![deny(unsafe_code)]
+
 mod apply;
 mod bundle;
 mod capture;
 mod conflicts;
+#[allow(unsafe_code)] // the checked layer over the C API
 mod db;
 mod form;
 mod identity;
@@ -122,6 +125,7 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_log_op",     3, DETERMINISTIC | INNOCUOUS, log::sync_log_op),
 ];
 
+#[allow(unsafe_code)]
 fn register_all(db: *mut sqlite3) -> Result<()> {
     for &(name, n_args, flags, f) in FUNCTIONS {
         // SAFETY: `db` is the handle SQLite passed to the entry point.
@@ -134,6 +138,7 @@ fn register_all(db: *mut sqlite3) -> Result<()> {
 ///
 /// # Safety
 /// Called by SQLite with a live connection and its API routines table.
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_sync_init(
     db: *mut sqlite3,
@@ -156,6 +161,7 @@ pub unsafe extern "C" fn sqlite3_sync_init(
 ///
 /// # Safety
 /// As for [`sqlite3_sync_init`].
+#[allow(unsafe_code)]
 #[no_mangle]
 pub unsafe extern "C" fn sqlite3_sqlitesync_init(
     db: *mut sqlite3,

@@ -68,7 +68,7 @@ pub struct Op {
     pub lamport: u64,
     pub deps: Vec<Dep>,
     pub table: String,
-    pub kind: u8,
+    pub kind: OpKind,
     pub key: Vec<(String, Value)>,
     pub cells: Vec<(String, Value)>,
 }
@@ -81,9 +81,50 @@ pub struct Dep(
     #[serde(with = "fixed_bytes")] pub Hash,
 );
 
-pub const INSERT: u8 = 0;
-pub const UPDATE: u8 = 1;
-pub const DELETE: u8 = 2;
+/// What an op does to its row. Stored and encoded as its code: 0, 1, 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    /// writes every column of a new row
+    Insert = 0,
+    /// writes the columns it changed
+    Update = 1,
+    /// writes a tombstone to every column
+    Delete = 2,
+}
+
+impl OpKind {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: i64) -> Option<OpKind> {
+        match code {
+            0 => Some(OpKind::Insert),
+            1 => Some(OpKind::Update),
+            2 => Some(OpKind::Delete),
+            _ => None,
+        }
+    }
+
+    /// As `sync_log` shows it.
+    pub fn name(self) -> &'static str {
+        ["insert", "update", "delete"][self as usize]
+    }
+}
+
+impl Serialize for OpKind {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u8(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for OpKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<OpKind, D::Error> {
+        let code = u8::deserialize(d)?;
+        OpKind::from_code(code.into())
+            .ok_or_else(|| de::Error::custom(format!("unknown op kind {code}")))
+    }
+}
 
 impl Op {
     /// The canonical encoding with `prev` (the same bytes as `Form::write_canonical`).
@@ -112,7 +153,7 @@ impl Op {
             u64,
             Vec<Dep>,
             String,
-            u8,
+            OpKind,
             Vec<(String, Value)>,
             Vec<(String, Value)>,
         );
@@ -132,7 +173,7 @@ impl Op {
             key: w.7,
             cells: w.8,
         };
-        if !matches!(op.kind, INSERT | UPDATE | DELETE) || op.seq == 0 || op.key.is_empty() {
+        if op.seq == 0 || op.key.is_empty() {
             return Err(Error::new("malformed op"));
         }
         Ok((op, prev))
@@ -285,7 +326,7 @@ mod tests {
             lamport: 9,
             deps: vec![Dep([1; 16], 4, [2; 16])],
             table: "t".into(),
-            kind: UPDATE,
+            kind: OpKind::Update,
             key: vec![("id".into(), Value::Integer(i64::MIN))],
             cells: vec![
                 ("a".into(), Value::Real(-0.0)),

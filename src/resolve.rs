@@ -13,7 +13,7 @@ use crate::log::remote::Forms;
 use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::row_index::RowReader;
 use crate::merge::{self, RowState};
-use crate::op;
+use crate::op::OpKind;
 use crate::schema::{CHANGED, RESOLVED};
 use crate::sql::quote_ident;
 use crate::value::{hex, Value};
@@ -42,18 +42,18 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
          FROM main._sync_conflicts WHERE id = ?1",
     )?;
     stmt.bind(1, &Value::Blob(id.clone()))?;
-    if !stmt.step()? {
+    let Some(r) = stmt.step()? else {
         return Err(Error::new(format!(
             "no conflict with id {} (sync_conflicts lists the open ones)",
             hex(&id)
         )));
-    }
-    let table_id = stmt.column_int(0);
-    let key_blob = stmt.column(1)?.as_blob().unwrap_or_default().to_vec();
+    };
+    let table_id = r.column_int(0);
+    let key_blob = r.column(1)?.as_blob().unwrap_or_default().to_vec();
     let key: Vec<Value> =
         rmp_serde::from_slice(&key_blob).map_err(|_| Error::new("damaged conflict record"))?;
-    let columns = parse_string_list(stmt.column(2)?.as_text().unwrap_or("[]"))?;
-    let n = |i| stmt.column_int(i);
+    let columns = parse_string_list(r.column(2)?.as_text().unwrap_or("[]"))?;
+    let n = |i| r.column_int(i);
     let (loser, winner, state) = ((n(3), n(4) as u64), (n(5), n(6) as u64), n(7));
     drop(stmt);
     match state {
@@ -140,7 +140,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
                     ),
                     RowState::Absent => None,
                 },
-                (false, _) if ops[l].kind == op::DELETE => None,
+                (false, _) if ops[l].kind == OpKind::Delete => None,
                 (false, true) => Some(merge::revived(&ops, l, w, &order)),
                 (false, false) => Some(
                     ops[l]
@@ -329,8 +329,8 @@ fn append_op(
         }
     }
     let (kind, mask) = match target {
-        None => (log::DELETE, Value::Null),
-        Some(_) => (log::UPDATE, Value::Integer(mask)),
+        None => (OpKind::Delete, Value::Null),
+        Some(_) => (OpKind::Update, Value::Integer(mask)),
     };
     let row = log::LogRow {
         shape: "?1".into(),

@@ -17,3 +17,27 @@ pub fn key_match<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .collect();
     terms.join(" AND ")
 }
+
+/// Rows a multi-row statement writes at once (the store of received ops, the row index, the
+/// rows of new ops): one number, so that a batch of one is a batch of the others.
+pub const BATCH: usize = 64;
+
+/// `(?1, ?2), (?3, ?4)`: the VALUES rows of a multi-row INSERT of `rows` rows of `width`
+/// numbered parameters.
+pub fn value_rows(rows: usize, width: usize) -> String {
+    let row = |r: usize| {
+        let marks: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+        format!("({})", marks.join(", "))
+    };
+    let all: Vec<String> = (0..rows).map(row).collect();
+    all.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_rows_number_parameters_row_by_row() {
+        assert_eq!(super::value_rows(2, 3), "(?1, ?2, ?3), (?4, ?5, ?6)");
+        assert_eq!(super::value_rows(1, 1), "(?1)");
+    }
+}

@@ -65,10 +65,10 @@ impl ForeignKeys {
         for child in tables {
             stmt.bind_all(&[Value::Text(child.name.clone())])?;
             let mut keys: Vec<(i64, String, ForeignKey)> = Vec::new();
-            while stmt.step()? {
-                let id = stmt.column_int(0);
+            while let Some(row) = stmt.step()? {
+                let id = row.column_int(0);
                 let text = |i| -> Result<String> {
-                    Ok(stmt.column(i)?.as_text().unwrap_or_default().to_string())
+                    Ok(row.column(i)?.as_text().unwrap_or_default().to_string())
                 };
                 let (parent, from, to) = (text(1)?, text(2)?, text(3)?);
                 if keys.last().is_none_or(|k| k.0 != id) {
@@ -220,11 +220,11 @@ fn current(
     ))?;
     let values: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
     stmt.bind_all(&values)?;
-    if !stmt.step()? {
+    let Some(row) = stmt.step()? else {
         return Ok(None);
-    }
+    };
     (0..columns.len())
-        .map(|i| stmt.column(i))
+        .map(|i| row.column(i))
         .collect::<Result<_>>()
         .map(Some)
 }

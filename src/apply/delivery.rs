@@ -9,6 +9,7 @@
 use super::import::Import;
 use crate::db::{Error, Result};
 use crate::log::clock::Clock;
+use crate::log::remote::Stored;
 use crate::schema::SELF;
 use crate::value::{hex, Value};
 
@@ -21,13 +22,9 @@ impl Import<'_> {
             &[Value::Integer(device), Value::Integer(seq as i64)],
         )?;
         let Some(row) = row else { return Ok(None) };
-        let (Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)) =
-            (&row[0], &row[1], &row[2])
-        else {
-            return Err(Error::new("damaged received op in _sync_remote"));
-        };
-        let values = self.known.forms.get(*form_id)?.unpack(&mut &vals[..])?;
-        Ok(Some((*lamport as u64, *form_id, values)))
+        let stored = Stored::from_row(&row)?;
+        let (_, values) = self.known.forms.values(&stored)?;
+        Ok(Some((stored.lamport, stored.form, values)))
     }
 
     /// Applies every stored op whose causal context is applied, until none is left that can be.
@@ -38,8 +35,8 @@ impl Import<'_> {
                 "SELECT DISTINCT device FROM main._sync_remote WHERE applied = 0 ORDER BY device",
             )?;
             let mut v = Vec::new();
-            while stmt.step()? {
-                v.push(stmt.column_int(0));
+            while let Some(row) = stmt.step()? {
+                v.push(row.column_int(0));
             }
             v
         };
@@ -188,7 +185,7 @@ impl Import<'_> {
             "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq >= ?2",
             &[Value::Integer(device), Value::Integer(seq as i64)],
         )?;
-        self.known.contexts.forget(&self.conn, device, seq)?;
+        self.known.contexts.forget(self.conn, device, seq)?;
         self.outcome.discarded += 1;
         Ok(())
     }

@@ -21,7 +21,7 @@ use crate::bundle::{Packed, Prev};
 use crate::db::{Error, Result};
 use crate::form::Form;
 use crate::log::clock::{waited_for, waiting, Contexts};
-use crate::log::remote;
+use crate::log::remote::{self, Stored};
 use crate::op::{DeviceId, Hash};
 use crate::value::Value;
 use sha2::{Digest, Sha256};
@@ -120,19 +120,15 @@ impl Import<'_> {
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::Integer(idx), Value::Integer(seq as i64)],
         )?;
-        let Some([Value::Integer(lamport), Value::Integer(form_id), Value::Blob(vals)]) =
-            stored.as_deref()
-        else {
-            return Ok(None);
-        };
-        let stored_form = self.known.forms.get(*form_id)?;
-        let values = stored_form.unpack(&mut &vals[..])?;
+        let Some(row) = stored else { return Ok(None) };
+        let stored = Stored::from_row(&row)?;
+        let (stored_form, values) = self.known.forms.values(&stored)?;
         let deps = remote::deps_of(&self.known.contexts, &self.known.devices, idx, seq);
         Ok(Some(super::checks::same_op(
             op,
             form,
             stored_form,
-            *lamport as u64,
+            stored.lamport,
             &values,
             &deps,
         )))
@@ -158,7 +154,7 @@ impl Import<'_> {
     /// everything op `base` had seen, and op `base` itself.
     fn branch(&mut self, parent: i64, base: u64, id: &DeviceId) -> Result<i64> {
         let conn = self.conn;
-        let idx = self.known.devices.add_history(&conn, parent, base, id)?;
+        let idx = self.known.devices.add_history(conn, parent, base, id)?;
         if base > 0 {
             let hash = (self.history().hash_at(parent, base)?)
                 .ok_or_else(|| Error::new("a fork names no op"))?;
@@ -167,7 +163,7 @@ impl Import<'_> {
             for (dep, dep_seq, hash) in points {
                 self.known
                     .contexts
-                    .add(&conn, idx, base, dep, dep_seq, &hash)?;
+                    .add(conn, idx, base, dep, dep_seq, &hash)?;
             }
         }
         self.clocks.clock.insert(idx, base);
@@ -191,14 +187,14 @@ impl Import<'_> {
         let children = self.known.devices.children(at);
         let moved = self.branch(at, seq - 1, &history_id(&origin, &first))?;
         for child in children {
-            self.known.devices.set_parent(&conn, child, moved)?;
+            self.known.devices.set_parent(conn, child, moved)?;
         }
         let params = [
             Value::Integer(moved),
             Value::Integer(at),
             Value::Integer(seq as i64),
         ];
-        crate::schema::rename_ops(&conn, at, moved, seq)?;
+        crate::schema::rename_ops(conn, at, moved, seq)?;
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",
             // a peer known to have moved ops has them, and the ops before them
@@ -243,7 +239,7 @@ impl Import<'_> {
             self.clocks.pending_before.insert(moved, gone);
         }
         self.reading.appender.copy_pending(at, moved);
-        self.known.contexts = Contexts::load(&conn)?;
+        self.known.contexts = Contexts::load(conn)?;
         // deps that named ops of `at` from `seq` on name the moved ops only if their hashes
         // say so; the others wait for their history
         self.recheck_deps(moved, seq)?;
@@ -260,9 +256,9 @@ impl Import<'_> {
              UNION SELECT table_id, key FROM main._sync_row_ops WHERE device = ?1 AND seq >= ?2",
         )?;
         stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
-        while stmt.step()? {
-            let key = stmt.column_blob(1)?.unwrap_or_default().to_vec();
-            self.rows.touched.all(stmt.column_int(0), key);
+        while let Some(row) = stmt.step()? {
+            let key = row.column_blob(1)?.unwrap_or_default().to_vec();
+            self.rows.touched.all(row.column_int(0), key);
         }
         Ok(())
     }
@@ -276,9 +272,9 @@ impl Import<'_> {
         )?;
         stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
         let mut wrong = Vec::new();
-        while stmt.step()? {
-            let dep_seq = stmt.column_int(2) as u64;
-            let hash = stmt.column_blob(3)?.unwrap_or_default().to_vec();
+        while let Some(row) = stmt.step()? {
+            let dep_seq = row.column_int(2) as u64;
+            let hash = row.column_blob(3)?.unwrap_or_default().to_vec();
             let history = self.history();
             let right = history.holds(idx, dep_seq)?
                 && history.hash_at(idx, dep_seq)?.map(|h| h.to_vec()).as_ref() == Some(&hash);
@@ -286,7 +282,7 @@ impl Import<'_> {
                 let hash: Hash = hash
                     .try_into()
                     .map_err(|_| Error::new("damaged dep hash"))?;
-                wrong.push((stmt.column_int(0), stmt.column_int(1), hash));
+                wrong.push((row.column_int(0), row.column_int(1), hash));
             }
         }
         drop(stmt);
@@ -306,7 +302,7 @@ impl Import<'_> {
             )?;
         }
         if !wrong.is_empty() {
-            self.known.contexts = Contexts::load(&conn)?;
+            self.known.contexts = Contexts::load(conn)?;
         }
         Ok(())
     }
@@ -354,9 +350,9 @@ impl Import<'_> {
         let mut stmt = conn
             .prepare("SELECT device, seq, dep, dep_seq, hash FROM main._sync_deps WHERE dep < 0")?;
         let mut waiting = Vec::new();
-        while stmt.step()? {
-            let hash: Option<Hash> = stmt.column_blob(4)?.and_then(|h| h.try_into().ok());
-            let n = |i| stmt.column_int(i);
+        while let Some(row) = stmt.step()? {
+            let hash: Option<Hash> = row.column_blob(4)?.and_then(|h| h.try_into().ok());
+            let n = |i| row.column_int(i);
             waiting.push((n(0), n(1), n(2), n(3) as u64, hash));
         }
         drop(stmt);
@@ -379,7 +375,7 @@ impl Import<'_> {
             }
         }
         if found {
-            self.known.contexts = Contexts::load(&conn)?;
+            self.known.contexts = Contexts::load(conn)?;
         }
         Ok(())
     }
@@ -395,7 +391,7 @@ impl Import<'_> {
         let history = self.history();
         if !self.known.devices.is_forked(root) {
             let held = match root {
-                crate::schema::SELF => crate::log::last_local_seq(&self.conn)? as u64,
+                crate::schema::SELF => crate::log::last_local_seq(self.conn)? as u64,
                 _ => self.applied_seq(root),
             };
             if seq > held {

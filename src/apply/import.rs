@@ -1,13 +1,14 @@
 //! One import: the bundle's ops stored, delivered in causal order, their rows written and
 //! settled, and what was imported recorded; all inside the caller's savepoint.
 
-use crate::db::{Conn, Result, Statements, Stmt, BATCH};
+use crate::db::{Conn, Result, Statements, Stmt};
 use crate::log::clock::{self, Clock, Contexts, Devices};
 use crate::log::remote::{self, Appender, Forms};
 use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::live::Touched;
 use crate::merge::row_index::{Entry, RowIndex};
 use crate::schema::SELF;
+use crate::sql::BATCH;
 use crate::value::Value;
 use std::collections::HashMap;
 
@@ -27,19 +28,19 @@ pub(super) struct Outcome {
 
 /// Everything one import reads and writes, kept for its length, by what it is.
 pub(super) struct Import<'a> {
-    pub(super) conn: Conn,
+    pub(super) conn: &'a Conn,
     /// What the database held when the import began, kept up to date as it goes
     pub(super) known: Known<'a>,
     /// The clocks the import moves
     pub(super) clocks: Clocks,
     /// Where the reading of the bundle is
-    pub(super) reading: Reading,
+    pub(super) reading: Reading<'a>,
     /// The rows the import writes
-    pub(super) rows: Rows,
+    pub(super) rows: Rows<'a>,
     /// The import's writes kept out of the log (quiet.rs)
-    pub(super) quiet: Quiet,
+    pub(super) quiet: Quiet<'a>,
     /// Statements kept by their text
-    pub(super) statements: Statements,
+    pub(super) statements: Statements<'a>,
     pub(super) outcome: Outcome,
 }
 
@@ -65,7 +66,7 @@ pub(super) struct Clocks {
 }
 
 /// The bundle's ops as they are read and stored.
-pub(super) struct Reading {
+pub(super) struct Reading<'a> {
     /// `_sync_forms` id of each form of the bundle, by its number there
     pub(super) bundle_forms: Vec<Option<i64>>,
     /// The bundle's last op stored or found here: (device id, seq, history)
@@ -77,31 +78,31 @@ pub(super) struct Reading {
     /// Hashes of ops deps named, found here (histories.rs)
     pub(super) dep_hashes: HashMap<(i64, u64), crate::op::Hash>,
     /// The store of received ops, written a batch at a time
-    pub(super) appender: Appender,
+    pub(super) appender: Appender<'a>,
 }
 
 /// The rows the import indexes, writes and settles.
-pub(super) struct Rows {
+pub(super) struct Rows<'a> {
     /// Rows with more than one op, to settle at the end. (A row whose only op is the one
     /// applied is written at once: the common case of a new row.)
     pub(super) touched: Touched,
-    pub(super) index: RowIndex,
+    pub(super) index: RowIndex<'a>,
     /// Ops applied whose rows are not yet indexed and written (`write_applied`): their row
     /// index entries, and their form ids and values
     pub(super) batch: Vec<Entry>,
     pub(super) batch_ops: Vec<(i64, Vec<Value>)>,
-    pub(super) writers: RowWriters,
+    pub(super) writers: RowWriters<'a>,
 }
 
 impl<'a> Import<'a> {
-    pub(super) fn new(conn: &Conn, tables: &'a [SyncedTable]) -> Result<Import<'a>> {
+    pub(super) fn new(conn: &'a Conn, tables: &'a [SyncedTable]) -> Result<Import<'a>> {
         let pending_before = remote::pending_runs(conn)?;
         let spans = pending_before
             .iter()
             .map(|(&device, runs)| (device, (runs[0].0, runs[runs.len() - 1].1)))
             .collect();
         Ok(Import {
-            conn: *conn,
+            conn,
             known: Known {
                 tables,
                 foreign_keys: ForeignKeys::load(conn, tables)?,
@@ -138,15 +139,15 @@ impl<'a> Import<'a> {
     }
 }
 
-impl Import<'_> {
+impl<'a> Import<'a> {
     /// Indexes local ops written since the last import (up to `last`) by row, and marks the
     /// rows that had ops before for settling (their live sets and conflicts may change).
     pub(super) fn fold_local_ops(&mut self, last: u64) -> Result<()> {
-        let folded = crate::schema::state(&self.conn, "folded")?;
+        let folded = crate::schema::state(self.conn, "folded")?;
         let conn = self.conn;
-        let mut index = RowIndex::new(&conn)?;
+        let mut index = RowIndex::new(conn)?;
         let touched = &mut self.rows.touched;
-        self.known.local.each(&conn, folded, last, |op| {
+        self.known.local.each(conn, folded, last, |op| {
             let key = log::row_key(op.key.iter().map(|(_, v)| v));
             let entry = (op.table_id, key, SELF, op.seq);
             if index.add(&entry)? {
@@ -154,11 +155,11 @@ impl Import<'_> {
             }
             Ok(())
         })?;
-        crate::schema::set_state(&conn, "folded", last)
+        crate::schema::set_state(conn, "folded", last)
     }
 
     /// The cached statement for `sql`, with `params` bound.
-    pub(super) fn cached(&mut self, sql: &'static str, params: &[Value]) -> Result<&mut Stmt> {
+    pub(super) fn cached(&mut self, sql: &'static str, params: &[Value]) -> Result<&mut Stmt<'a>> {
         let stmt = self.statements.get(sql)?;
         stmt.bind_all(params)?;
         Ok(stmt)
@@ -176,14 +177,9 @@ impl Import<'_> {
         params: &[Value],
     ) -> Result<Option<Vec<Value>>> {
         let stmt = self.cached(sql, params)?;
-        let result = match stmt.step() {
-            Ok(true) => (0..stmt.column_count())
-                .map(|i| stmt.column(i))
-                .collect::<Result<_>>()
-                .map(Some),
-            Ok(false) => Ok(None),
-            Err(e) => Err(e),
-        };
+        let result = stmt
+            .step()
+            .and_then(|row| row.map(|row| row.values()).transpose());
         stmt.reset();
         result
     }

@@ -21,20 +21,20 @@ use crate::db::{Conn, Result, TriggersOff};
 use crate::log::SyncedTable;
 use crate::value::Value;
 
-pub struct Quiet {
-    conn: Conn,
-    mode: Mode,
+pub struct Quiet<'c> {
+    conn: &'c Conn,
+    mode: Mode<'c>,
 }
 
-enum Mode {
-    TriggersOff(TriggersOff),
+enum Mode<'c> {
+    TriggersOff(TriggersOff<'c>),
     /// The capture triggers dropped, to create them again.
     CaptureDropped(Saved),
     Done,
 }
 
-impl Quiet {
-    pub fn new(conn: &Conn, tables: &[SyncedTable]) -> Result<Quiet> {
+impl<'c> Quiet<'c> {
+    pub fn new(conn: &'c Conn, tables: &[SyncedTable]) -> Result<Quiet<'c>> {
         let mode = if app_triggers(conn, tables)? {
             conn.exec(crate::schema::IMPORTING_VIEW, &[])?;
             let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
@@ -45,7 +45,7 @@ impl Quiet {
         } else {
             Mode::TriggersOff(TriggersOff::new(conn)?)
         };
-        Ok(Quiet { conn: *conn, mode })
+        Ok(Quiet { conn, mode })
     }
 
     /// Whether the app's triggers fire for the import's writes.
@@ -59,11 +59,11 @@ impl Quiet {
         match &self.mode {
             Mode::TriggersOff(off) => off.paused(f),
             Mode::CaptureDropped(captures) => {
-                set_importing(&self.conn, false)?;
-                captures.create_all(&self.conn)?;
+                set_importing(self.conn, false)?;
+                captures.create_all(self.conn)?;
                 let result = f();
-                captures.drop_all(&self.conn)?;
-                set_importing(&self.conn, true)?;
+                captures.drop_all(self.conn)?;
+                set_importing(self.conn, true)?;
                 result
             }
             Mode::Done => f(),
@@ -74,7 +74,7 @@ impl Quiet {
     pub fn untriggered<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         match &self.mode {
             Mode::CaptureDropped(_) => {
-                let _off = TriggersOff::new(&self.conn)?;
+                let _off = TriggersOff::new(self.conn)?;
                 f()
             }
             _ => f(),
@@ -85,8 +85,8 @@ impl Quiet {
     pub fn finish(&mut self) -> Result<()> {
         match std::mem::replace(&mut self.mode, Mode::Done) {
             Mode::CaptureDropped(captures) => {
-                captures.create_all(&self.conn)?;
-                set_importing(&self.conn, false)
+                captures.create_all(self.conn)?;
+                set_importing(self.conn, false)
             }
             Mode::TriggersOff(off) => {
                 drop(off);
@@ -107,7 +107,7 @@ fn app_triggers(conn: &Conn, tables: &[SyncedTable]) -> Result<bool> {
     )?;
     for table in tables {
         stmt.bind_all(&[Value::Text(table.name.clone())])?;
-        let found = stmt.step()?;
+        let found = stmt.step()?.is_some();
         stmt.reset();
         if found {
             return Ok(true);

@@ -8,34 +8,43 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use crate::db::{Conn, Error, Result, Stmt, BATCH};
+use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::log::SyncedTable;
 use crate::merge::RowState;
-use crate::op::DELETE;
+use crate::op::OpKind;
+use crate::sql::BATCH;
 use crate::value::Value;
 
 /// The statements that write rows whose only op has a given form (one row, and `BATCH` rows),
 /// and the position in the op's values (form.rs) of each parameter of a row.
-struct SingleWriter {
-    stmt: Stmt,
-    many: Option<Stmt>,
+struct SingleWriter<'c> {
+    stmt: Stmt<'c>,
+    many: Option<Stmt<'c>>,
     params: Vec<usize>,
     sql: Box<dyn Fn(usize) -> String>,
 }
 
-/// Prepared row writers, by shape of the write and by form of a single op.
-pub struct RowWriters {
-    conn: Conn,
-    /// Statements that write, update or read back a row, by kind, table and columns
-    by_columns: HashMap<u64, Stmt>,
-    by_form: HashMap<i64, SingleWriter>,
+/// What a statement of `RowWriters::cached` is for: a kind of write or read, a table, columns.
+struct Slot {
+    kind: &'static str,
+    table: i64,
+    columns: Vec<String>,
 }
 
-impl RowWriters {
-    pub fn new(conn: &Conn) -> RowWriters {
+/// Prepared row writers, by shape of the write and by form of a single op.
+pub struct RowWriters<'c> {
+    conn: &'c Conn,
+    /// Statements that write, update or read back a row, by kind, table and columns: found by
+    /// a hash of those, then compared whole, so two keys with one hash never share a statement
+    by_columns: HashMap<u64, Vec<(Slot, Stmt<'c>)>>,
+    by_form: HashMap<i64, SingleWriter<'c>>,
+}
+
+impl<'c> RowWriters<'c> {
+    pub fn new(conn: &'c Conn) -> RowWriters<'c> {
         RowWriters {
-            conn: *conn,
+            conn,
             by_columns: HashMap::new(),
             by_form: HashMap::new(),
         }
@@ -71,22 +80,35 @@ impl RowWriters {
 
     /// The statement for `kind` of write or read of `table` with these columns, prepared from
     /// `sql()` on first use.
-    fn cached<'c>(
+    fn cached<'a>(
         &mut self,
-        kind: &str,
+        kind: &'static str,
         table: &SyncedTable,
-        columns: impl Iterator<Item = &'c (String, Value)>,
+        columns: impl Iterator<Item = &'a (String, Value)> + Clone,
         sql: impl FnOnce() -> String,
-    ) -> Result<&mut Stmt> {
+    ) -> Result<&mut Stmt<'c>> {
         let mut h = DefaultHasher::new();
         (table.id, kind).hash(&mut h);
-        columns.for_each(|(c, _)| c.hash(&mut h));
-        let slot = h.finish();
-        if !self.by_columns.contains_key(&slot) {
-            let stmt = self.conn.prepare(&sql())?;
-            self.by_columns.insert(slot, stmt);
-        }
-        Ok(self.by_columns.get_mut(&slot).expect("just cached"))
+        columns.clone().for_each(|(c, _)| c.hash(&mut h));
+        let bucket = self.by_columns.entry(h.finish()).or_default();
+        let same = |slot: &Slot| {
+            slot.kind == kind
+                && slot.table == table.id
+                && slot.columns.iter().eq(columns.clone().map(|(c, _)| c))
+        };
+        let at = match bucket.iter().position(|(slot, _)| same(slot)) {
+            Some(at) => at,
+            None => {
+                let slot = Slot {
+                    kind,
+                    table: table.id,
+                    columns: columns.map(|(c, _)| c.clone()).collect(),
+                };
+                bucket.push((slot, self.conn.prepare(&sql())?));
+                bucket.len() - 1
+            }
+        };
+        Ok(&mut bucket[at].1)
     }
 
     /// Whether the user row holds `state` already: absent, or present with the same value and
@@ -185,12 +207,13 @@ impl RowWriters {
         let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
         stmt.bind_all(&params)?;
         let result = (|| {
-            let present = stmt.step()?;
-            if matches!(state, RowState::Absent) || !present {
+            let row = stmt.step()?;
+            let present = row.is_some();
+            let (RowState::Present(_), Some(row)) = (state, row) else {
                 return Ok((present, matches!(state, RowState::Absent) != present));
-            }
+            };
             for (i, (_, want)) in cells.iter().enumerate() {
-                let have = stmt.column(i + 1)?;
+                let have = row.column(i + 1)?;
                 // exact, -0.0 included: a skipped write must leave what a write would
                 let same = match (&have, want) {
                     (Value::Real(x), Value::Real(y)) => x.to_bits() == y.to_bits(),
@@ -228,7 +251,7 @@ impl RowWriters {
         form: &Form,
         rows: &[&[Value]],
     ) -> Result<()> {
-        if rows.len() != BATCH || form.kind == DELETE {
+        if rows.len() != BATCH || form.kind == OpKind::Delete {
             for values in rows {
                 self.write_single(table, form_id, form, values)?;
             }
@@ -256,7 +279,7 @@ impl RowWriters {
         table: &SyncedTable,
         form_id: i64,
         form: &Form,
-    ) -> Result<&mut SingleWriter> {
+    ) -> Result<&mut SingleWriter<'c>> {
         if !self.by_form.contains_key(&form_id) {
             let writer = self.prepare_single(table, form)?;
             self.by_form.insert(form_id, writer);
@@ -264,7 +287,7 @@ impl RowWriters {
         Ok(self.by_form.get_mut(&form_id).expect("just cached"))
     }
 
-    fn prepare_single(&self, table: &SyncedTable, form: &Form) -> Result<SingleWriter> {
+    fn prepare_single(&self, table: &SyncedTable, form: &Form) -> Result<SingleWriter<'c>> {
         let spell = |name: &str| {
             table.column(name).ok_or_else(|| {
                 Error::new(format!("column {name:?} of table {:?} is gone", table.name))
@@ -277,7 +300,7 @@ impl RowWriters {
             .collect::<Result<_>>()?;
         let mut params: Vec<usize> = (0..key.len()).collect();
         let mut others = Vec::new();
-        if form.kind != DELETE {
+        if form.kind != OpKind::Delete {
             for (i, cell) in form.cells.iter().enumerate() {
                 let name = spell(cell)?.to_string();
                 if !key.contains(&name) && !others.contains(&name) {
@@ -286,7 +309,7 @@ impl RowWriters {
                 }
             }
         }
-        let (table, absent) = (table.clone(), form.kind == DELETE);
+        let (table, absent) = (table.clone(), form.kind == OpKind::Delete);
         let sql = move |rows: usize| row_writer_sql(&table, &key, absent, &others, rows);
         Ok(SingleWriter {
             stmt: self.conn.prepare(&sql(1))?,
@@ -319,7 +342,7 @@ fn row_writer_sql<S: AsRef<str>>(
         .chain(&other_names)
         .map(String::as_str)
         .collect();
-    let marks = crate::db::value_rows(rows, all.len());
+    let marks = crate::sql::value_rows(rows, all.len());
     let sets: Vec<String> = other_names
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))

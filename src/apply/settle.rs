@@ -2,14 +2,15 @@
 //! row with more than one op settled from its live set by the merge rule, with its conflicts.
 
 use crate::conflicts;
-use crate::db::{Conn, Error, Result, BATCH};
+use crate::db::{Conn, Error, Result};
 use crate::log::clock::Order;
 use crate::log::{self, SyncedTable};
 use crate::merge::live::{OpAt, RowLive};
 use crate::merge::row_index::{Entry, RowReader};
 use crate::merge::{self, RowOp, RowState};
-use crate::op::DELETE;
+use crate::op::OpKind;
 use crate::schema::SELF;
+use crate::sql::BATCH;
 use crate::value::{hex, Cells, JsonObject, Value};
 
 use super::checks::{find_table, table_by_id};
@@ -64,10 +65,10 @@ impl Import<'_> {
             let table = find_table(self.known.tables, &form.table)?;
             let rows: Vec<&[Value]> = run.iter().map(|(_, v, _)| *v).collect();
             match self.rows.writers.write_many(table, form_id, form, &rows) {
-                Err(_) if self.conn.failed_on_constraint() => {
+                Err(e) if e.is_constraint() => {
                     for (_, values, entry) in run {
                         match self.rows.writers.write_single(table, form_id, form, values) {
-                            Err(_) if self.conn.failed_on_constraint() => {
+                            Err(e) if e.is_constraint() => {
                                 self.rows.touched.add(entry);
                             }
                             other => other?,
@@ -97,7 +98,7 @@ impl Import<'_> {
             };
             let key = spell(&mut form.key_cells(values));
             let state = match form.kind {
-                DELETE => RowState::Absent,
+                OpKind::Delete => RowState::Absent,
                 _ => RowState::Present(spell(&mut form.cells(values))),
             };
             self.put_back(table, &key, &state)?;
@@ -157,20 +158,20 @@ impl Import<'_> {
                 forms: &self.known.forms,
             };
             let statements = &mut self.statements;
-            let row = RowLive::settle(&conn, statements, &reader, &order, table, key, new)?;
+            let row = RowLive::settle(conn, statements, &reader, &order, table, key, new)?;
             if row.only_local {
                 // this device's own writes, which its table shows: no side of another device
                 return row.save(statements, table_id, key);
             }
-            let state = row.state(&conn, &reader, &order, table, key)?;
+            let state = row.state(conn, &reader, &order, table, key)?;
             (row, state)
         };
         let lost = merge::losses(&row.ops, &row.live, &row.universe);
-        if (self.known.foreign_keys).act(&conn, &self.quiet, table, &row.key, &state)? {
-            self.fold_local_ops(log::last_local_seq(&conn)? as u64)?;
+        if (self.known.foreign_keys).act(conn, &self.quiet, table, &row.key, &state)? {
+            self.fold_local_ops(log::last_local_seq(conn)? as u64)?;
         }
         if let Err(e) = self.write_row(table, &row.key, &state) {
-            return Err(match conn.failed_on_constraint() {
+            return Err(match e.is_constraint() {
                 true => Error::new(format!("{e} ({})", self.culprit(table, &row.key, &row.ops))),
                 false => e,
             });
@@ -242,11 +243,11 @@ impl Import<'_> {
                 crate::sql::quote_ident(&table.name)
             ))?;
             stmt.bind(1, &rowid)?;
-            if !stmt.step()? {
+            let Some(r) = stmt.step()? else {
                 continue;
-            }
+            };
             let key: Vec<Value> = (0..names.len())
-                .map(|i| stmt.column(i))
+                .map(|i| r.column(i))
                 .collect::<Result<_>>()?;
             drop(stmt);
             let (ops, key_values) = self.row_ops(table, &log::row_key(key.iter()))?;
@@ -274,7 +275,7 @@ impl Import<'_> {
             local: &self.known.local,
             forms: &self.known.forms,
         };
-        reader.ops(&self.conn, table, key)
+        reader.ops(self.conn, table, key)
     }
 }
 

@@ -21,7 +21,7 @@ use super::import::Import;
 impl Import<'_> {
     /// Stores one op of the bundle (pending), unless it is here already.
     pub(super) fn store(&mut self, op: Packed, number: usize, form: &Form) -> Result<()> {
-        let root = self.known.devices.idx_or_add(&self.conn, &op.device)?;
+        let root = self.known.devices.idx_or_add(self.conn, &op.device)?;
         if root == SELF {
             if let Prev::Stated(prev) = op.prev {
                 self.check_prev(SELF, &op, &prev)?;
@@ -51,7 +51,7 @@ impl Import<'_> {
         Form::pack(&op.values, &mut vals)?;
         let mut deps = Vec::with_capacity(op.deps.len());
         for dep in &op.deps {
-            let root = self.known.devices.idx_or_add(&self.conn, &dep.0)?;
+            let root = self.known.devices.idx_or_add(self.conn, &dep.0)?;
             deps.push((self.resolve_dep(root, dep.1, &dep.2)?, dep.1, dep.2));
         }
         let plain: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
@@ -65,7 +65,7 @@ impl Import<'_> {
         for (dep, dep_seq, hash) in &deps {
             self.known
                 .contexts
-                .add(&self.conn, device, op.seq, *dep, *dep_seq, hash)?;
+                .add(self.conn, device, op.seq, *dep, *dep_seq, hash)?;
         }
         if now {
             if let Some(fault) = self.clock_fault(device, op.seq, op.lamport, &plain)? {
@@ -101,7 +101,7 @@ impl Import<'_> {
 
     /// The last op this device wrote.
     pub(super) fn local_last(&self) -> Result<u64> {
-        Ok(log::last_local_seq(&self.conn)? as u64)
+        Ok(log::last_local_seq(self.conn)? as u64)
     }
 
     /// What rebuilds the ops held here, to hash them (chain.rs).
@@ -121,7 +121,7 @@ impl Import<'_> {
         if let Some(Some(id)) = self.reading.bundle_forms.get(number) {
             return Ok(*id);
         }
-        let id = self.known.forms.id_of(&self.conn, form)?;
+        let id = self.known.forms.id_of(self.conn, form)?;
         if self.reading.bundle_forms.len() <= number {
             self.reading.bundle_forms.resize(number + 1, None);
         }
@@ -132,7 +132,7 @@ impl Import<'_> {
     /// Counts one of this device's own ops coming back, after checking it is the op this
     /// device wrote (a fork before the import made sure this device wrote every seq it gets).
     pub(super) fn own_duplicate(&mut self, op: &Packed, form: &Form) -> Result<()> {
-        let mine = self.known.local.get(&self.conn, op.seq)?;
+        let mine = self.known.local.get(self.conn, op.seq)?;
         let lamport = self.known.local.lamport(op.seq);
         let mine = crate::op::Op {
             device: op.device,
@@ -164,7 +164,7 @@ impl Import<'_> {
     /// every op it applied.
     pub(super) fn record_context(&mut self) -> Result<()> {
         let conn = self.conn;
-        clock::store_applied(&conn, &self.clocks.clock)?;
+        clock::store_applied(conn, &self.clocks.clock)?;
         let last_local = self.clocks.clock.get(&SELF).copied().unwrap_or(0);
         self.reading.appender.flush()?;
         // an entry this device's next op has not seen yet (the ops of a history that forked
@@ -178,16 +178,16 @@ impl Import<'_> {
         for (device, seq) in changed {
             let hash = (self.history().hash_at(device, seq)?)
                 .ok_or_else(|| Error::new("an applied clock entry names no op"))?;
-            chain::remember(&conn, device, seq, &hash)?;
+            chain::remember(conn, device, seq, &hash)?;
             self.known
                 .contexts
-                .add(&conn, SELF, last_local + 1, device, seq, &hash)?;
+                .add(conn, SELF, last_local + 1, device, seq, &hash)?;
         }
         let lamport = self
             .clocks
             .lamport
             .max(self.known.local.lamport(last_local));
-        crate::schema::set_state(&conn, "lamport", self.clocks.lamport)?;
+        crate::schema::set_state(conn, "lamport", self.clocks.lamport)?;
         conn.exec(
             "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
              ON CONFLICT(local_seq) DO UPDATE SET lamport = max(lamport, excluded.lamport)",
@@ -223,7 +223,7 @@ impl Import<'_> {
             if self.history().hash_at(SELF, seq)? != Some(hash) {
                 return Ok(true);
             }
-            chain::remember(&self.conn, SELF, seq, &hash)?;
+            chain::remember(self.conn, SELF, seq, &hash)?;
         }
         Ok(false)
     }
@@ -242,7 +242,7 @@ impl Import<'_> {
         }
         if let (Some((device, seq)), Some(&(n, hash))) = (device, self.reading.marks.last()) {
             if n == self.reading.ordinal {
-                chain::remember(&self.conn, device, seq, &hash)?;
+                chain::remember(self.conn, device, seq, &hash)?;
             }
         }
         Ok(())
@@ -252,18 +252,18 @@ impl Import<'_> {
     pub(super) fn record(&mut self, reader: &Reader) -> Result<()> {
         let conn = self.conn;
         let manifest = reader.manifest.clone();
-        let source = self.known.devices.idx_or_add(&conn, &manifest.source)?;
+        let source = self.known.devices.idx_or_add(conn, &manifest.source)?;
         // what the source has, per history held here: an entry whose op is not held here
         // names a history the source will send once it knows this device lacks it
         let mut known: HashMap<i64, (u64, Option<crate::op::Hash>)> = HashMap::new();
         for (id, seq, hash) in &manifest.clock {
-            let root = self.known.devices.idx_or_add(&conn, id)?;
+            let root = self.known.devices.idx_or_add(conn, id)?;
             let Some(mut idx) = self.resolve_entry(root, *seq, hash)? else {
                 continue;
             };
             let mut entry = (*seq, Some(*hash));
             if *seq <= self.applied_seq(idx) {
-                chain::remember(&conn, idx, *seq, hash)?;
+                chain::remember(conn, idx, *seq, hash)?;
             }
             loop {
                 let slot = known.entry(idx).or_insert(entry);
@@ -281,7 +281,7 @@ impl Import<'_> {
         if source != SELF {
             let known: Vec<(i64, u64, Option<crate::op::Hash>)> =
                 known.into_iter().map(|(d, (s, h))| (d, s, h)).collect();
-            clock::learn_peer(&conn, source, &known)?;
+            clock::learn_peer(conn, source, &known)?;
         }
         conn.exec(
             "INSERT INTO main._sync_bundles(id, source) VALUES (?1, ?2)",

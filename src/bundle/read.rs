@@ -42,7 +42,7 @@ impl Reader {
             return Err(Error::new("not a file"));
         }
         let db = OwnedConn::open(path, OpenMode::ReadOnly)?;
-        let conn = *db.conn();
+        let conn = db.conn();
         let unreadable = |e: Error| Error::new(format!("not a readable bundle ({e})"));
         conn.exec("PRAGMA trusted_schema = OFF", &[])
             .map_err(unreadable)?;
@@ -53,9 +53,9 @@ impl Reader {
             .prepare("SELECT type, name FROM sqlite_schema ORDER BY type, name")
             .map_err(unreadable)?;
         let mut objects = Vec::new();
-        while schema.step().map_err(unreadable)? {
-            let t = schema.column(0)?.as_text().unwrap_or_default().to_string();
-            let n = schema.column(1)?.as_text().unwrap_or_default().to_string();
+        while let Some(row) = schema.step().map_err(unreadable)? {
+            let t = row.column(0)?.as_text().unwrap_or_default().to_string();
+            let n = row.column(1)?.as_text().unwrap_or_default().to_string();
             objects.push(format!("{t} {n}"));
         }
         drop(schema);
@@ -71,7 +71,7 @@ impl Reader {
                 objects[..shown].join(", ")
             )));
         }
-        let manifest = read_manifest(&conn)?;
+        let manifest = read_manifest(conn)?;
         Ok(Reader {
             db,
             manifest,
@@ -102,15 +102,15 @@ impl Reader {
                 self.manifest.op_count
             ))
         };
-        while stmt.step()? {
+        while let Some(row) = stmt.step()? {
             expected_chunk += 1;
-            let n = stmt.column_int(0);
+            let n = row.column_int(0);
             if n != expected_chunk {
                 return Err(Error::new(format!(
                     "chunk {n} out of sequence (expected chunk {expected_chunk})"
                 )));
             }
-            let (Value::Integer(ops), Some(body)) = (stmt.column(1)?, stmt.column_blob(2)?) else {
+            let (Value::Integer(ops), Some(body)) = (row.column(1)?, row.column_blob(2)?) else {
                 return Err(Error::new(format!("chunk {n}: damaged")));
             };
             if ops <= 0 || ops as u64 > self.manifest.op_count - count {
@@ -278,13 +278,13 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     let mut stmt = conn.prepare(
         "SELECT magic, format, bundle_id, source, clock, op_count, ops_hash FROM manifest",
     )?;
-    if !stmt.step()? {
+    let Some(r) = stmt.step()? else {
         return Err(bad("empty"));
-    }
-    if stmt.column(0)?.as_text() != Some(MAGIC) {
+    };
+    if r.column(0)?.as_text() != Some(MAGIC) {
         return Err(bad("wrong magic: not a sqlite-sync bundle"));
     }
-    match stmt.column(1)?.as_i64() {
+    match r.column(1)?.as_i64() {
         Some(FORMAT) => {}
         Some(v) => {
             return Err(bad(&format!(
@@ -298,24 +298,24 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| bad(&format!("{what} is not 16 bytes")))
     };
-    let bundle_id = bytes16(stmt.column(2)?, "bundle_id")?;
-    let source = bytes16(stmt.column(3)?, "source")?;
-    let clock: Vec<(Fixed<16>, u64, Fixed<16>)> = stmt
+    let bundle_id = bytes16(r.column(2)?, "bundle_id")?;
+    let source = bytes16(r.column(3)?, "source")?;
+    let clock: Vec<(Fixed<16>, u64, Fixed<16>)> = r
         .column(4)?
         .as_blob()
         .and_then(|b| rmp_serde::from_slice(b).ok())
         .ok_or_else(|| bad("clock is unreadable"))?;
-    let op_count = stmt
+    let op_count = r
         .column(5)?
         .as_i64()
         .filter(|&n| n >= 0)
         .ok_or_else(|| bad("op_count is not a count"))? as u64;
-    let ops_hash = stmt
+    let ops_hash = r
         .column(6)?
         .as_blob()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| bad("ops_hash is not 32 bytes"))?;
-    if stmt.step()? {
+    if stmt.step()?.is_some() {
         return Err(bad("more than one row"));
     }
     Ok(Manifest {

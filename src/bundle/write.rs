@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::db::{Error, OpenMode, OwnedConn, Result, Stmt};
+use crate::db::{Error, OpenMode, OwnedConn, Result};
 use crate::form::Form;
 use crate::op::{self, DeviceId, Hash, Op};
 use crate::value::Value;
@@ -26,7 +26,6 @@ pub struct Writer {
     temp: PathBuf,
     /// The temporary file, locked while this export lives (see `remove_abandoned_temps`)
     lock: std::fs::File,
-    insert: Option<Stmt>,
     db: Option<OwnedConn>,
     hasher: Sha256,
     count: u64,
@@ -74,7 +73,6 @@ impl Writer {
             target,
             temp,
             lock,
-            insert: None,
             db: Some(db),
             hasher: Sha256::new(),
             count: 0,
@@ -84,8 +82,8 @@ impl Writer {
             chunks: 0,
             forms: HashMap::new(),
         };
-        let conn = *writer.db.as_ref().unwrap().conn();
         let setup = (|| {
+            let conn = writer.db.as_ref().expect("just opened").conn();
             conn.exec("PRAGMA journal_mode = OFF", &[])?;
             conn.exec("PRAGMA synchronous = OFF", &[])?;
             conn.exec("BEGIN", &[])?;
@@ -97,15 +95,11 @@ impl Writer {
             conn.exec(
                 "CREATE TABLE chunks(n INTEGER PRIMARY KEY, ops INTEGER NOT NULL, body BLOB NOT NULL)",
                 &[],
-            )?;
-            conn.prepare("INSERT INTO chunks(n, ops, body) VALUES (?1, ?2, ?3)")
+            )
         })();
-        match setup {
-            Ok(stmt) => writer.insert = Some(stmt),
-            Err(e) => {
-                writer.abandon();
-                return Err(e);
-            }
+        if let Err(e) = setup {
+            writer.abandon();
+            return Err(e);
         }
         Ok(writer)
     }
@@ -203,10 +197,10 @@ impl Writer {
         }
         self.chunks += 1;
         let body = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES + 4096));
-        // bound without a copy: a chunk holds at least one whole op, however large
-        self.insert
-            .as_mut()
-            .expect("writer is open")
+        // bound without a copy: a chunk holds at least one whole op, however large (a chunk is
+        // 64 KiB or more, so a statement prepared per chunk costs nothing worth keeping it)
+        let conn = self.db.as_ref().expect("writer is open").conn();
+        conn.prepare("INSERT INTO chunks(n, ops, body) VALUES (?1, ?2, ?3)")?
             .execute_borrowed(&[
                 Value::Integer(self.chunks as i64),
                 Value::Integer(self.chunk_ops as i64),
@@ -241,14 +235,13 @@ impl Writer {
         clock: &[(DeviceId, u64, Hash)],
     ) -> Result<u64> {
         self.flush()?;
-        self.insert = None;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
         let clock: Vec<(op::Bin, u64, op::Bin)> = clock
             .iter()
             .map(|(d, s, h)| (op::Bin(d), *s, op::Bin(h)))
             .collect();
         let clock = rmp_serde::to_vec(&clock).expect("a clock always encodes");
-        let conn = *self.db.as_ref().expect("writer is open").conn();
+        let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
             "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             &[
@@ -273,7 +266,6 @@ impl Writer {
     }
 
     fn abandon(&mut self) {
-        self.insert = None;
         self.db = None;
         let _ = std::fs::remove_file(&self.temp);
     }

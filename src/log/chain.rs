@@ -10,7 +10,7 @@
 
 use crate::db::{Conn, Result};
 use crate::log::clock::{Contexts, Devices};
-use crate::log::remote::{self, Forms};
+use crate::log::remote::{self, Forms, Stored};
 use crate::log::{LocalOp, LocalOps};
 use crate::op::{self, Hash, Op};
 use crate::schema::SELF;
@@ -26,7 +26,7 @@ pub fn is_milestone(seq: u64) -> bool {
 
 /// What rebuilds ops held here, to hash them.
 pub struct History<'a> {
-    pub conn: Conn,
+    pub conn: &'a Conn,
     pub devices: &'a Devices,
     pub contexts: &'a Contexts,
     pub local: &'a LocalOps,
@@ -54,9 +54,9 @@ impl Held {
     }
 
     /// A `History` over these; `keep` as there.
-    pub fn history(&self, conn: &Conn, keep: bool) -> History<'_> {
+    pub fn history<'a>(&'a self, conn: &'a Conn, keep: bool) -> History<'a> {
         History {
-            conn: *conn,
+            conn,
             devices: &self.devices,
             contexts: &self.contexts,
             local: &self.local,
@@ -92,7 +92,7 @@ impl History<'_> {
         if idx == SELF {
             return self
                 .local
-                .each(&self.conn, after, upto, |op| f(self.local_op(op)));
+                .each(self.conn, after, upto, |op| f(self.local_op(op)));
         }
         let mut stmt = self.conn.prepare(&format!(
             "SELECT r.seq, {} FROM main._sync_remote r
@@ -105,12 +105,15 @@ impl History<'_> {
             Value::Integer(upto as i64),
         ])?;
         let id = (idx, self.devices.wire_id(idx));
-        while stmt.step()? {
-            let seq = stmt.column_int(0) as u64;
-            let row = [stmt.column(1)?, stmt.column(2)?, stmt.column(3)?];
-            f(self
-                .forms
-                .op(id, seq, &row, Some((self.contexts, self.devices)))?)?;
+        while let Some(r) = stmt.step()? {
+            let seq = r.column_int(0) as u64;
+            let row = [r.column(1)?, r.column(2)?, r.column(3)?];
+            f(self.forms.op(
+                id,
+                seq,
+                &Stored::from_row(&row)?,
+                Some((self.contexts, self.devices)),
+            )?)?;
         }
         Ok(())
     }
@@ -154,7 +157,7 @@ impl History<'_> {
             let h = hash_of(&op, hash.as_ref());
             hash = Some(h);
             if self.keep && is_milestone(at) {
-                remember(&self.conn, idx, at, &h)?;
+                remember(self.conn, idx, at, &h)?;
             }
             Ok(())
         })?;
@@ -175,7 +178,7 @@ impl History<'_> {
             return Ok(false);
         }
         if idx == SELF {
-            return Ok(seq <= crate::log::last_local_seq(&self.conn)? as u64);
+            return Ok(seq <= crate::log::last_local_seq(self.conn)? as u64);
         }
         Ok(self
             .conn

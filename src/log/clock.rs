@@ -35,15 +35,15 @@ impl Devices {
             by_idx: HashMap::new(),
             forks: HashMap::new(),
         };
-        while stmt.step()? {
-            let idx = stmt.column_int(0);
-            let id = device_bytes(&stmt.column(1)?)?;
+        while let Some(row) = stmt.step()? {
+            let idx = row.column_int(0);
+            let id = device_bytes(&row.column(1)?)?;
             devices.by_id.insert(id, idx);
             devices.by_idx.insert(idx, id);
-            if let Value::Integer(parent) = stmt.column(2)? {
+            if let Value::Integer(parent) = row.column(2)? {
                 devices
                     .forks
-                    .insert(idx, (parent, stmt.column_int(3) as u64));
+                    .insert(idx, (parent, row.column_int(3) as u64));
             }
         }
         Ok(devices)
@@ -234,8 +234,8 @@ fn read_clock(conn: &Conn, sql: &str, params: &[Value]) -> Result<Clock> {
     let mut stmt = conn.prepare(sql)?;
     stmt.bind_all(params)?;
     let mut clock = Clock::new();
-    while stmt.step()? {
-        clock.insert(stmt.column_int(0), stmt.column_int(1) as u64);
+    while let Some(row) = stmt.step()? {
+        clock.insert(row.column_int(0), row.column_int(1) as u64);
     }
     Ok(clock)
 }
@@ -279,9 +279,9 @@ pub fn known_by(conn: &Conn, peer: i64) -> Result<HashMap<i64, (u64, Option<Hash
         conn.prepare("SELECT device, seq, hash FROM main._sync_peers WHERE peer = ?1")?;
     stmt.bind_all(&[Value::Integer(peer)])?;
     let mut known = HashMap::new();
-    while stmt.step()? {
-        let hash = stmt.column_blob(2)?.and_then(|h| h.try_into().ok());
-        known.insert(stmt.column_int(0), (stmt.column_int(1) as u64, hash));
+    while let Some(row) = stmt.step()? {
+        let hash = row.column_blob(2)?.and_then(|h| h.try_into().ok());
+        known.insert(row.column_int(0), (row.column_int(1) as u64, hash));
     }
     Ok(known)
 }
@@ -326,9 +326,9 @@ impl Contexts {
         let mut stmt = conn.prepare(
             "SELECT device, seq, dep, dep_seq, hash FROM main._sync_deps ORDER BY device, dep, seq",
         )?;
-        while stmt.step()? {
-            let n = |i| stmt.column_int(i);
-            let hash = stmt
+        while let Some(row) = stmt.step()? {
+            let n = |i| row.column_int(i);
+            let hash = row
                 .column_blob(4)?
                 .and_then(|h| h.try_into().ok())
                 .ok_or_else(|| Error::new("damaged change point in _sync_deps"))?;

@@ -30,15 +30,11 @@
 
 use std::collections::HashMap;
 
-use crate::db::{Conn, Error, Result, Statements, Stmt};
+use crate::db::{Conn, Error, Result, Row, Statements};
+use crate::op::OpKind;
 use crate::value::Value;
 
 use super::tables::Shape;
-
-/// Op kinds as stored in `_sync_ops.kind`.
-pub const INSERT: i64 = 0;
-pub const UPDATE: i64 = 1;
-pub const DELETE: i64 = 2;
 
 /// One row of `_sync_ops` as SQL: the only place its layout is written (the capture triggers,
 /// the rows already in a table when it is enabled, a resolution appended by hand); `LocalOps`
@@ -46,7 +42,7 @@ pub const DELETE: i64 = 2;
 /// mask (NULL but for updates), and per column position `I` of the shape its value (`vI`).
 pub struct LogRow {
     pub shape: String,
-    pub kind: i64,
+    pub kind: OpKind,
     pub mask: String,
     pub values: Vec<(usize, String)>,
 }
@@ -67,7 +63,7 @@ impl LogRow {
 
     fn parts(&self) -> (String, String) {
         let mut cols = String::from("shape, kind, mask");
-        let mut exprs = format!("{}, {}, {}", self.shape, self.kind, self.mask);
+        let mut exprs = format!("{}, {}, {}", self.shape, self.kind.code(), self.mask);
         for (i, e) in &self.values {
             cols.push_str(&format!(", v{i}"));
             exprs.push_str(&format!(", {e}"));
@@ -77,10 +73,10 @@ impl LogRow {
 }
 
 /// Whether a log row of `kind` with changed-column `mask` writes column `i` of its shape.
-pub fn writes_column(kind: i64, mask: i64, i: usize) -> bool {
+pub fn writes_column(kind: OpKind, mask: i64, i: usize) -> bool {
     match kind {
-        INSERT => true,
-        UPDATE => (mask >> i) & 1 == 1,
+        OpKind::Insert => true,
+        OpKind::Update => (mask >> i) & 1 == 1,
         _ => false,
     }
 }
@@ -110,7 +106,7 @@ pub struct LocalOp {
     pub seq: u64,
     pub table_id: i64,
     pub table: String,
-    pub kind: u8,
+    pub kind: OpKind,
     pub key: Vec<(String, Value)>,
     pub cells: Vec<(String, Value)>,
 }
@@ -130,17 +126,17 @@ impl LocalOps {
             "SELECT s.id, s.table_id, t.name, s.columns, s.pk
              FROM main._sync_shapes s JOIN main._sync_tables t ON t.id = s.table_id",
         )?;
-        while stmt.step()? {
-            let shape = Shape::decode(&stmt.column(3)?, &stmt.column(4)?)?;
-            let name = stmt.column(2)?.as_text().unwrap_or_default().to_string();
-            let id = stmt.column_int(0);
-            shapes.insert(id, (stmt.column_int(1), name, shape));
+        while let Some(row) = stmt.step()? {
+            let shape = Shape::decode(&row.column(3)?, &row.column(4)?)?;
+            let name = row.column(2)?.as_text().unwrap_or_default().to_string();
+            let id = row.column_int(0);
+            shapes.insert(id, (row.column_int(1), name, shape));
         }
         let mut epochs = Vec::new();
         let mut stmt =
             conn.prepare("SELECT local_seq, lamport FROM main._sync_epochs ORDER BY local_seq")?;
-        while stmt.step()? {
-            let n = |i| stmt.column_int(i) as u64;
+        while let Some(row) = stmt.step()? {
+            let n = |i| row.column_int(i) as u64;
             epochs.push((n(0), n(1)));
         }
         Ok(LocalOps {
@@ -181,12 +177,12 @@ impl LocalOps {
     pub fn get_with(&self, statements: &mut Statements, seq: u64) -> Result<LocalOp> {
         let stmt = statements.get(&self.select("seq = ?1"))?;
         stmt.bind_all(&[Value::Integer(seq as i64)])?;
-        if !stmt.step()? {
+        let Some(row) = stmt.step()? else {
             return Err(Error::new(format!(
                 "local op {seq} is missing from the log"
             )));
-        }
-        let op = self.decode(stmt);
+        };
+        let op = self.decode(&row);
         stmt.reset(); // no statement stays busy between calls
         op
     }
@@ -197,22 +193,23 @@ impl LocalOps {
         format!("SELECT seq, shape, kind, mask{vs} FROM main._sync_ops WHERE {filter} ORDER BY seq")
     }
 
-    /// The local op on `stmt`'s current row (a row of `select`).
-    fn decode(&self, stmt: &Stmt) -> Result<LocalOp> {
-        let shape_id = stmt.column_int(1);
+    /// The local op on a row of `select`.
+    fn decode(&self, row: &Row) -> Result<LocalOp> {
+        let shape_id = row.column_int(1);
         let (table_id, table, shape) = self
             .shapes
             .get(&shape_id)
             .ok_or_else(|| Error::new(format!("op log names unknown shape {shape_id}")))?;
-        let kind = stmt.column_int(2);
-        let mask = stmt.column_int(3);
-        let value = |i: usize| Ok((shape.columns[i].clone(), stmt.column(4 + i)?));
+        let kind = OpKind::from_code(row.column_int(2))
+            .ok_or_else(|| Error::new("damaged op in _sync_ops: unknown kind"))?;
+        let mask = row.column_int(3);
+        let value = |i: usize| Ok((shape.columns[i].clone(), row.column(4 + i)?));
         let written = |i: usize| writes_column(kind, mask, i);
         Ok(LocalOp {
-            seq: stmt.column_int(0) as u64,
+            seq: row.column_int(0) as u64,
             table_id: *table_id,
             table: table.clone(),
-            kind: kind as u8,
+            kind,
             key: shape.pk.iter().map(|&i| value(i)).collect::<Result<_>>()?,
             cells: (0..shape.columns.len())
                 .filter(|&i| written(i))
@@ -231,8 +228,8 @@ impl LocalOps {
     ) -> Result<()> {
         let mut stmt = conn.prepare(&self.select("seq > ?1 AND seq <= ?2"))?;
         stmt.bind_all(&[Value::Integer(after as i64), Value::Integer(upto as i64)])?;
-        while stmt.step()? {
-            f(self.decode(&stmt)?)?;
+        while let Some(row) = stmt.step()? {
+            f(self.decode(&row)?)?;
         }
         Ok(())
     }

@@ -7,11 +7,12 @@
 
 use std::collections::HashMap;
 
-use crate::db::BATCH;
-use crate::db::{value_rows, Conn, Error, Result, Stmt};
+use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::log::clock::{Contexts, Devices};
 use crate::op::{Dep, DeviceId, Op};
+use crate::sql::value_rows;
+use crate::sql::BATCH;
 use crate::value::Value;
 
 /// The forms of received ops, by id and by content.
@@ -25,9 +26,9 @@ impl Forms {
     pub fn load(conn: &Conn) -> Result<Forms> {
         let mut forms = Forms::default();
         let mut stmt = conn.prepare("SELECT id, form FROM main._sync_forms")?;
-        while stmt.step()? {
-            let id = stmt.column_int(0);
-            let form = Form::decode(stmt.column(1)?.as_blob().unwrap_or_default())?;
+        while let Some(row) = stmt.step()? {
+            let id = row.column_int(0);
+            let form = Form::decode(row.column(1)?.as_blob().unwrap_or_default())?;
             forms.ids.insert(form.clone(), id);
             forms.by_id.insert(id, form);
         }
@@ -54,27 +55,55 @@ impl Forms {
             .ok_or_else(|| Error::new(format!("a received op names unknown form {id}")))
     }
 
-    /// Rebuilds a received op from its stored Lamport time, form id and values (`row`, the
-    /// columns that `columns` names); its `deps` stay empty unless `with_deps` is given.
+    /// The form and values of a stored op.
+    pub fn values(&self, stored: &Stored) -> Result<(&Form, Vec<Value>)> {
+        let form = self.get(stored.form)?;
+        let mut vals = stored.vals;
+        let values = form.unpack(&mut vals)?;
+        if !vals.is_empty() {
+            return Err(Error::new(
+                "damaged received op in _sync_remote: trailing bytes",
+            ));
+        }
+        Ok((form, values))
+    }
+
+    /// Rebuilds a received op from its stored row; its `deps` stay empty unless `with_deps` is
+    /// given.
     pub fn op(
         &self,
         device: (i64, DeviceId),
         seq: u64,
-        row: &[Value],
+        stored: &Stored,
         with_deps: Option<(&Contexts, &Devices)>,
     ) -> Result<Op> {
-        let damaged = || Error::new("damaged received op in _sync_remote");
-        let (Value::Integer(lamport), Value::Integer(form), Value::Blob(values)) =
-            (&row[0], &row[1], &row[2])
-        else {
-            return Err(damaged());
-        };
         let deps = with_deps.map_or_else(Vec::new, |(contexts, devices)| {
             deps_of(contexts, devices, device.0, seq)
         });
-        self.get(*form)?
-            .op(device.1, seq, *lamport as u64, deps, values)
+        self.get(stored.form)?
+            .op(device.1, seq, stored.lamport, deps, stored.vals)
             .map_err(|e| Error::new(format!("received op: {e}")))
+    }
+}
+
+/// A received op as its `_sync_remote` row holds it, read from the columns `columns` names:
+/// the one reading of that row's layout.
+pub struct Stored<'a> {
+    pub lamport: u64,
+    pub form: i64,
+    pub vals: &'a [u8],
+}
+
+impl<'a> Stored<'a> {
+    pub fn from_row(row: &'a [Value]) -> Result<Stored<'a>> {
+        match row {
+            [Value::Integer(lamport), Value::Integer(form), Value::Blob(vals), ..] => Ok(Stored {
+                lamport: *lamport as u64,
+                form: *form,
+                vals,
+            }),
+            _ => Err(Error::new("damaged received op in _sync_remote")),
+        }
     }
 }
 
@@ -101,19 +130,19 @@ const COLUMNS: usize = 6;
 
 /// Appends new received ops to `_sync_remote`, `BATCH` rows per statement. Knows which seqs of
 /// each device are stored pending, so that only an op that may be here already costs a lookup.
-pub struct Appender {
-    conn: Conn,
-    full: Option<Stmt>,
+pub struct Appender<'c> {
+    conn: &'c Conn,
+    full: Option<Stmt<'c>>,
     rows: Vec<Value>,
     /// per device, the lowest and highest seq stored pending
     pending: HashMap<i64, (u64, u64)>,
 }
 
-impl Appender {
+impl<'c> Appender<'c> {
     /// `pending`: per device, the lowest and highest seq stored pending so far.
-    pub fn new(conn: &Conn, pending: HashMap<i64, (u64, u64)>) -> Appender {
+    pub fn new(conn: &'c Conn, pending: HashMap<i64, (u64, u64)>) -> Appender<'c> {
         Appender {
-            conn: *conn,
+            conn,
             full: None,
             rows: Vec::with_capacity(BATCH * COLUMNS),
             pending,
@@ -209,9 +238,9 @@ pub fn pending_runs(conn: &Conn) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
     let mut stmt = conn.prepare(
         "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
     )?;
-    while stmt.step()? {
-        let device = stmt.column_int(0);
-        let seq = stmt.column_int(1) as u64;
+    while let Some(row) = stmt.step()? {
+        let device = row.column_int(0);
+        let seq = row.column_int(1) as u64;
         let list = runs.entry(device).or_default();
         match list.last_mut() {
             Some(run) if run.1 + 1 == seq => run.1 = seq,

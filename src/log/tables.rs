@@ -81,12 +81,12 @@ pub fn synced_tables(conn: &Conn) -> Result<Vec<SyncedTable>> {
          WHERE t.enabled = 1",
     )?;
     let mut out = Vec::new();
-    while stmt.step()? {
+    while let Some(row) = stmt.step()? {
         out.push(SyncedTable {
-            id: stmt.column_int(0),
-            name: stmt.column(1)?.as_text().unwrap_or_default().to_string(),
-            shape_id: stmt.column_int(2),
-            shape: Shape::decode(&stmt.column(3)?, &stmt.column(4)?)?,
+            id: row.column_int(0),
+            name: row.column(1)?.as_text().unwrap_or_default().to_string(),
+            shape_id: row.column_int(2),
+            shape: Shape::decode(&row.column(3)?, &row.column(4)?)?,
         });
     }
     Ok(out)

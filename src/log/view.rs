@@ -7,8 +7,9 @@
 use crate::db::{Conn, Error, Result};
 use crate::value::{hex, JsonObject, Value};
 
-use super::local::{log_width, writes_column, DELETE, INSERT, UPDATE};
+use super::local::{log_width, writes_column};
 use super::tables::Shape;
+use crate::op::OpKind;
 
 /// The public view over the log.
 pub const LOG_VIEW: &str = "sync_log";
@@ -28,6 +29,7 @@ pub fn widen(conn: &Conn, width: usize) -> Result<()> {
 /// (Re)creates the `sync_log` view for a log `width` values wide.
 pub fn rebuild_log_view(conn: &Conn, width: usize) -> Result<()> {
     let vs: String = (0..width).map(|i| format!(", o.v{i}")).collect();
+    let (insert, update) = (OpKind::Insert.code(), OpKind::Update.code());
     conn.exec(&format!("DROP VIEW IF EXISTS main.{LOG_VIEW}"), &[])?;
     conn.exec(
         &format!(
@@ -36,7 +38,7 @@ pub fn rebuild_log_view(conn: &Conn, width: usize) -> Result<()> {
                     o.seq + coalesce((SELECT e.lamport - e.local_seq FROM _sync_epochs e
                                       WHERE e.local_seq < o.seq ORDER BY e.local_seq DESC LIMIT 1), 0),
                     t.name,
-                    CASE o.kind WHEN {INSERT} THEN 'insert' WHEN {UPDATE} THEN 'update' ELSE 'delete' END,
+                    CASE o.kind WHEN {insert} THEN 'insert' WHEN {update} THEN 'update' ELSE 'delete' END,
                     sync_log_pk(s.columns, s.pk{vs}),
                     sync_log_values(s.columns, s.pk, o.kind, o.mask{vs})
              FROM _sync_ops o JOIN _sync_shapes s ON s.id = o.shape
@@ -65,9 +67,9 @@ pub fn sync_log_op(_conn: &Conn, args: &[Value]) -> Result<Value> {
     let json = |cells: &[(String, Value)]| Value::Text(JsonObject::of(cells));
     Ok(match args[2].as_text() {
         Some("table") => Value::Text(op.table),
-        Some("kind") => Value::Text(["insert", "update", "delete"][op.kind as usize].into()),
+        Some("kind") => Value::Text(op.kind.name().into()),
         Some("pk") => json(&op.key),
-        Some("values") if op.kind == crate::op::DELETE => Value::Null,
+        Some("values") if op.kind == OpKind::Delete => Value::Null,
         Some("values") => json(&op.cells),
         _ => return Err(Error::new("part must be 'table', 'kind', 'pk' or 'values'")),
     })
@@ -101,10 +103,11 @@ pub fn sync_log_pk(_conn: &Conn, args: &[Value]) -> Result<Value> {
 pub fn sync_log_values(_conn: &Conn, args: &[Value]) -> Result<Value> {
     require_args(args, 4)?;
     let shape = Shape::decode(&args[0], &args[1])?;
-    let (kind, mask) = (args[2].as_i64(), args[3].as_i64().unwrap_or(0));
+    let kind = args[2].as_i64().and_then(OpKind::from_code);
+    let mask = args[3].as_i64().unwrap_or(0);
     let values = &args[4..];
     let written = |i: usize| kind.is_some_and(|k| writes_column(k, mask, i));
-    if kind == Some(DELETE) {
+    if kind == Some(OpKind::Delete) {
         return Ok(Value::Null);
     }
     let mut obj = JsonObject::new();

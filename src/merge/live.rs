@@ -18,6 +18,7 @@ use crate::log::clock::{Devices, Order};
 use crate::log::SyncedTable;
 use crate::merge::row_index::{Entry, RowReader};
 use crate::merge::{self, Live, RowOp, RowState};
+use crate::op::OpKind;
 use crate::schema::SELF;
 use crate::value::{Cells, Value};
 
@@ -69,7 +70,7 @@ impl RowLive {
             Stored::Single(device, seq) => {
                 let cols = row.add(statements, reader, table, device, seq)?;
                 row.universe = cols.clone();
-                let cols = if row.ops[0].kind == crate::op::DELETE {
+                let cols = if row.ops[0].kind == OpKind::Delete {
                     Vec::new()
                 } else {
                     cols
@@ -215,11 +216,11 @@ fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored
     let stmt = statements
         .get("SELECT device, seq, live FROM main._sync_rows WHERE table_id = ?1 AND key = ?2")?;
     stmt.bind_all(&[Value::Integer(table_id), Value::Blob(key.to_vec())])?;
-    if !stmt.step()? {
+    let Some(r) = stmt.step()? else {
         return Err(Error::new("a settled row is missing from the row index"));
-    }
-    let stored = match stmt.column(2)? {
-        Value::Null => Stored::Single(stmt.column_int(0), stmt.column_int(1) as u64),
+    };
+    let stored = match r.column(2)? {
+        Value::Null => Stored::Single(r.column_int(0), r.column_int(1) as u64),
         Value::Blob(b) if !b.is_empty() => {
             let StoredSet(universe, entries) = rmp_serde::from_slice(&b)
                 .map_err(|_| Error::new("damaged live set in _sync_rows"))?;

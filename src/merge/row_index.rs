@@ -4,13 +4,14 @@
 //! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (schema.rs), so a new row
 //! costs one write, and whether a row had ops before is known from that write.
 
-use crate::db::{Conn, Error, Result, Statements, Stmt, BATCH};
+use crate::db::{Conn, Error, Result, Statements, Stmt};
 use crate::log::clock::{Devices, Order};
-use crate::log::remote::Forms;
+use crate::log::remote::{Forms, Stored};
 use crate::log::{LocalOps, SyncedTable};
 use crate::merge::RowOp;
-use crate::op::{DeviceId, DELETE};
+use crate::op::{DeviceId, OpKind};
 use crate::schema::SELF;
+use crate::sql::BATCH;
 use crate::value::{Cells, Value};
 
 /// Every op indexed on row (?1, ?2), as (device, seq).
@@ -22,20 +23,20 @@ pub const ROW_HISTORY: &str =
 /// One op to index: (table id, row key, device, seq).
 pub type Entry = (i64, Vec<u8>, i64, u64);
 
-pub struct RowIndex {
-    conn: Conn,
-    first: Stmt,
-    first_many: Option<Stmt>,
-    first_of: Stmt,
-    later: Stmt,
+pub struct RowIndex<'c> {
+    conn: &'c Conn,
+    first: Stmt<'c>,
+    first_many: Option<Stmt<'c>>,
+    first_of: Stmt<'c>,
+    later: Stmt<'c>,
 }
 
 const INSERT_FIRST: &str = "INSERT INTO main._sync_rows(table_id, key, device, seq) VALUES ";
 
-impl RowIndex {
-    pub fn new(conn: &Conn) -> Result<RowIndex> {
+impl<'c> RowIndex<'c> {
+    pub fn new(conn: &'c Conn) -> Result<RowIndex<'c>> {
         Ok(RowIndex {
-            conn: *conn,
+            conn,
             first: conn.prepare(&format!(
                 "{INSERT_FIRST}(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
             ))?,
@@ -77,7 +78,7 @@ impl RowIndex {
             return entries.iter().map(|e| self.add(e)).collect();
         }
         if self.first_many.is_none() {
-            let rows = crate::db::value_rows(BATCH, 4);
+            let rows = crate::sql::value_rows(BATCH, 4);
             let sql = format!("{INSERT_FIRST}{rows} ON CONFLICT DO NOTHING");
             self.first_many = Some(self.conn.prepare(&sql)?);
         }
@@ -94,14 +95,8 @@ impl RowIndex {
         for entry in entries {
             let params = Self::params(entry);
             self.first_of.bind_all(&params[..2])?;
-            let first = match self.first_of.step() {
-                Ok(true) => Ok(Some((
-                    self.first_of.column_int(0),
-                    self.first_of.column_int(1),
-                ))),
-                Ok(false) => Ok(None),
-                Err(e) => Err(e),
-            };
+            let first = (self.first_of.step())
+                .map(|row| row.map(|row| (row.column_int(0), row.column_int(1))));
             self.first_of.reset();
             let expected = (
                 params[2].as_i64().unwrap_or(0),
@@ -134,9 +129,9 @@ impl RowReader<'_> {
         stmt.bind_all(&[Value::Integer(table.id), Value::Blob(key.to_vec())])?;
         let mut ops = Vec::new();
         let mut key_values = Vec::new();
-        while stmt.step()? {
-            let (device, seq) = (stmt.column_int(0), stmt.column_int(1) as u64);
-            let row = [stmt.column(2)?, stmt.column(3)?, stmt.column(4)?];
+        while let Some(r) = stmt.step()? {
+            let (device, seq) = (r.column_int(0), r.column_int(1) as u64);
+            let row = [r.column(2)?, r.column(3)?, r.column(4)?];
             let (op, op_key) = self.decode(Some(conn), table, device, seq, &row)?;
             if key_values.is_empty() {
                 key_values = op_key;
@@ -163,12 +158,12 @@ impl RowReader<'_> {
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
         )?;
         stmt.bind_all(&at)?;
-        if !stmt.step()? {
+        let Some(r) = stmt.step()? else {
             return Err(Error::new(format!(
                 "op {seq} of device {device} is missing"
             )));
-        }
-        let row = [stmt.column(0)?, stmt.column(1)?, stmt.column(2)?];
+        };
+        let row = [r.column(0)?, r.column(1)?, r.column(2)?];
         stmt.reset();
         self.decode(None, table, device, seq, &row)
     }
@@ -198,7 +193,8 @@ impl RowReader<'_> {
             let op = self.local.get(conn, seq)?;
             return Ok(self.local_row_op(table, op, seq));
         }
-        let op = (self.forms).op((device, self.devices.id(device)), seq, row, None)?;
+        let stored = Stored::from_row(row)?;
+        let op = (self.forms).op((device, self.devices.id(device)), seq, &stored, None)?;
         let head = (op.device, seq, op.lamport, op.kind);
         Ok(row_op(table, head, op.key, op.cells))
     }
@@ -208,13 +204,13 @@ impl RowReader<'_> {
 /// names as `table` spells them.
 fn row_op(
     table: &SyncedTable,
-    head: (DeviceId, u64, u64, u8),
+    head: (DeviceId, u64, u64, OpKind),
     key: Cells,
     cells: Cells,
 ) -> (RowOp, Cells) {
     let (device, seq, lamport, kind) = head;
     let cells = match kind {
-        DELETE => Vec::new(),
+        OpKind::Delete => Vec::new(),
         _ => table.spell(cells),
     };
     let op = RowOp {

@@ -15,7 +15,7 @@
 //! from every value); each live write that differs from the one the table shows is a losing
 //! side (`losses`), and a row's live writes are kept as a live set (`Live`, `advance`).
 
-use crate::op::{DeviceId, DELETE};
+use crate::op::{DeviceId, OpKind};
 use crate::value::Value;
 
 /// One op on the row, as the rule needs it.
@@ -24,7 +24,7 @@ pub struct RowOp {
     pub device: DeviceId,
     pub seq: u64,
     pub lamport: u64,
-    pub kind: u8,
+    pub kind: OpKind,
     /// Columns written, with their values (none for a delete).
     pub cells: Vec<(String, Value)>,
 }
@@ -36,7 +36,7 @@ impl RowOp {
     }
 
     fn writes(&self, column: &str) -> Option<Option<&Value>> {
-        if self.kind == DELETE {
+        if self.kind == OpKind::Delete {
             return Some(None); // a tombstone
         }
         self.cells
@@ -70,7 +70,7 @@ fn state_of(ops: &[RowOp], members: &[usize], causality: &impl Causality) -> Row
     let Some(top) = live.iter().copied().max_by_key(|&i| ops[i].order_key()) else {
         return RowState::Absent;
     };
-    if ops[top].kind == DELETE {
+    if ops[top].kind == OpKind::Delete {
         return RowState::Absent;
     }
     RowState::Present(cells_of(ops, members, top, causality))
@@ -105,7 +105,7 @@ fn cells_of(
             .collect();
         let winner = maxima(ops, &writes, causality)
             .into_iter()
-            .filter(|&i| ops[i].kind != DELETE)
+            .filter(|&i| ops[i].kind != OpKind::Delete)
             .max_by_key(|&i| ops[i].order_key());
         let value = match winner {
             Some(i) => ops[i].writes(&column).flatten().cloned(),
@@ -178,7 +178,7 @@ impl Live {
     pub fn writes(&self, ops: &[RowOp], column: &str) -> bool {
         let listed = self.cols.iter().any(|c| c == column);
         match ops[self.op].kind {
-            DELETE => !listed,
+            OpKind::Delete => !listed,
             _ => listed,
         }
     }
@@ -215,7 +215,7 @@ pub fn advance(
 ) {
     let n = &ops[new];
     let written: Vec<&String> = match n.kind {
-        DELETE => universe.iter().collect(),
+        OpKind::Delete => universe.iter().collect(),
         _ => n.cells.iter().map(|(c, _)| c).collect(),
     };
     for e in live.iter_mut() {
@@ -223,7 +223,7 @@ pub fn advance(
             continue;
         }
         e.top = false;
-        if ops[e.op].kind == DELETE {
+        if ops[e.op].kind == OpKind::Delete {
             for c in &written {
                 if !e.cols.contains(c) {
                     e.cols.push((*c).clone());
@@ -235,7 +235,7 @@ pub fn advance(
     }
     live.retain(|e| e.alive(ops, universe));
     let cols = match n.kind {
-        DELETE => Vec::new(),
+        OpKind::Delete => Vec::new(),
         _ => n.cells.iter().map(|(c, _)| c.clone()).collect(),
     };
     live.push(Live {
@@ -257,7 +257,7 @@ fn deciding(ops: &[RowOp], live: &[Live]) -> Option<usize> {
 /// the greatest order key; None where every live write is a tombstone.
 fn shown(ops: &[RowOp], live: &[Live], column: &str) -> Option<usize> {
     live.iter()
-        .filter(|e| ops[e.op].kind != DELETE && e.writes(ops, column))
+        .filter(|e| ops[e.op].kind != OpKind::Delete && e.writes(ops, column))
         .map(|e| e.op)
         .max_by_key(|&i| ops[i].order_key())
 }
@@ -269,7 +269,7 @@ pub fn state_of_live(ops: &[RowOp], live: &[Live], universe: &[String]) -> Optio
     let Some(top) = deciding(ops, live) else {
         return Some(RowState::Absent);
     };
-    if ops[top].kind == DELETE {
+    if ops[top].kind == OpKind::Delete {
         return Some(RowState::Absent);
     }
     let mut cells = Vec::with_capacity(universe.len());
@@ -301,7 +301,7 @@ pub fn losses(ops: &[RowOp], live: &[Live], universe: &[String]) -> Vec<Loss> {
     let Some(top) = deciding(ops, live) else {
         return Vec::new();
     };
-    let absent = ops[top].kind == DELETE;
+    let absent = ops[top].kind == OpKind::Delete;
     let mut out: Vec<Loss> = Vec::new();
     for column in universe {
         let winner = match absent {
@@ -353,7 +353,7 @@ fn same(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::op::{INSERT, UPDATE};
+    use crate::op::OpKind::{Delete, Insert, Update};
     use std::collections::HashMap;
 
     /// Causality given as explicit vector clocks: (device byte, seq) -> context.
@@ -370,7 +370,7 @@ mod tests {
         }
     }
 
-    fn op(dev: u8, seq: u64, lamport: u64, kind: u8, cells: &[(&str, i64)]) -> RowOp {
+    fn op(dev: u8, seq: u64, lamport: u64, kind: OpKind, cells: &[(&str, i64)]) -> RowOp {
         RowOp {
             device: [dev; 16],
             seq,
@@ -401,9 +401,9 @@ mod tests {
     #[test]
     fn concurrent_updates_of_different_columns_merge() {
         let ops = [
-            op(1, 1, 1, INSERT, &[("id", 1), ("x", 0), ("y", 0)]),
-            op(1, 2, 2, UPDATE, &[("x", 5)]),
-            op(2, 1, 2, UPDATE, &[("y", 7)]),
+            op(1, 1, 1, Insert, &[("id", 1), ("x", 0), ("y", 0)]),
+            op(1, 2, 2, Update, &[("x", 5)]),
+            op(2, 1, 2, Update, &[("y", 7)]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 2), vec![]),
@@ -420,9 +420,9 @@ mod tests {
     #[test]
     fn same_column_conflicts_and_greater_order_key_wins() {
         let ops = [
-            op(1, 1, 1, INSERT, &[("id", 1), ("x", 0)]),
-            op(1, 2, 2, UPDATE, &[("x", 5)]),
-            op(2, 1, 2, UPDATE, &[("x", 7)]),
+            op(1, 1, 1, Insert, &[("id", 1), ("x", 0)]),
+            op(1, 2, 2, Update, &[("x", 5)]),
+            op(2, 1, 2, Update, &[("x", 7)]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 2), vec![]),
@@ -441,9 +441,9 @@ mod tests {
         // device 1 inserts, device 2 (after it) deletes, device 3 (after it, concurrently)
         // updates y with the greater order key: the row lives, x shows the inserted value
         let ops = [
-            op(1, 1, 1, INSERT, &[("id", 1), ("x", 10), ("y", 20)]),
-            op(2, 1, 2, DELETE, &[]),
-            op(3, 1, 3, UPDATE, &[("y", 21)]),
+            op(1, 1, 1, Insert, &[("id", 1), ("x", 10), ("y", 20)]),
+            op(2, 1, 2, Delete, &[]),
+            op(3, 1, 3, Update, &[("y", 21)]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 1), vec![]),
@@ -466,9 +466,9 @@ mod tests {
         // device 1 inserts then deletes; device 2 concurrently (after the insert) updates y
         // with a smaller order key: the delete wins
         let ops = [
-            op(1, 1, 1, INSERT, &[("id", 1), ("x", 10), ("y", 20)]),
-            op(1, 2, 3, DELETE, &[]),
-            op(2, 1, 2, UPDATE, &[("y", 21)]),
+            op(1, 1, 1, Insert, &[("id", 1), ("x", 10), ("y", 20)]),
+            op(1, 2, 3, Delete, &[]),
+            op(2, 1, 2, Update, &[("y", 21)]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 1), vec![]),
@@ -481,10 +481,10 @@ mod tests {
     #[test]
     fn state_does_not_depend_on_the_order_of_the_ops() {
         let ops = vec![
-            op(1, 1, 1, INSERT, &[("id", 1), ("x", 0), ("y", 0)]),
-            op(2, 1, 2, UPDATE, &[("x", 1)]),
-            op(3, 1, 2, UPDATE, &[("x", 2), ("y", 3)]),
-            op(2, 2, 3, DELETE, &[]),
+            op(1, 1, 1, Insert, &[("id", 1), ("x", 0), ("y", 0)]),
+            op(2, 1, 2, Update, &[("x", 1)]),
+            op(3, 1, 2, Update, &[("x", 2), ("y", 3)]),
+            op(2, 2, 3, Delete, &[]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 1), vec![]),
@@ -518,9 +518,9 @@ mod tests {
     #[test]
     fn an_op_after_both_sides_resolves_the_conflict() {
         let ops = [
-            op(1, 1, 1, UPDATE, &[("x", 1)]),
-            op(2, 1, 1, UPDATE, &[("x", 2)]),
-            op(1, 2, 2, UPDATE, &[("x", 3)]),
+            op(1, 1, 1, Update, &[("x", 1)]),
+            op(2, 1, 1, Update, &[("x", 2)]),
+            op(1, 2, 2, Update, &[("x", 3)]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 1), vec![]),
@@ -533,10 +533,10 @@ mod tests {
     #[test]
     fn replace_as_delete_and_insert_conflicts_once() {
         let ops = [
-            op(1, 1, 1, INSERT, &[("id", 1), ("x", 0)]),
-            op(1, 2, 2, DELETE, &[]),
-            op(1, 3, 3, INSERT, &[("id", 1), ("x", 5)]),
-            op(2, 1, 2, UPDATE, &[("x", 7)]),
+            op(1, 1, 1, Insert, &[("id", 1), ("x", 0)]),
+            op(1, 2, 2, Delete, &[]),
+            op(1, 3, 3, Insert, &[("id", 1), ("x", 5)]),
+            op(2, 1, 2, Update, &[("x", 7)]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 1), vec![]),
@@ -552,9 +552,9 @@ mod tests {
     #[test]
     fn an_op_after_both_sides_writing_other_columns_leaves_the_conflict() {
         let ops = [
-            op(1, 1, 1, UPDATE, &[("x", 1)]),
-            op(2, 1, 1, UPDATE, &[("x", 2)]),
-            op(1, 2, 2, UPDATE, &[("y", 3)]),
+            op(1, 1, 1, Update, &[("x", 1)]),
+            op(2, 1, 1, Update, &[("x", 2)]),
+            op(1, 2, 2, Update, &[("y", 3)]),
         ];
         let c = Clocks(HashMap::from([
             ((1, 1), vec![]),
@@ -571,14 +571,14 @@ mod tests {
 
     #[test]
     fn a_thousand_edits_on_each_side_make_one_loser() {
-        let mut ops = vec![op(1, 1, 1, INSERT, &[("id", 1), ("x", 0), ("y", 0)])];
+        let mut ops = vec![op(1, 1, 1, Insert, &[("id", 1), ("x", 0), ("y", 0)])];
         let mut clocks = HashMap::from([((1, 1), vec![])]);
         for seq in 2..1000u64 {
-            ops.push(op(1, seq, seq, UPDATE, &[("x", seq as i64), ("y", 1)]));
+            ops.push(op(1, seq, seq, Update, &[("x", seq as i64), ("y", 1)]));
             clocks.insert((1, seq), vec![]);
         }
         for seq in 1..1000u64 {
-            ops.push(op(2, seq, seq + 1, UPDATE, &[("x", -(seq as i64))]));
+            ops.push(op(2, seq, seq + 1, Update, &[("x", -(seq as i64))]));
             clocks.insert((2, seq), vec![(1, 1)]);
         }
         let found = conflicts(&ops, &Clocks(clocks));
@@ -621,13 +621,13 @@ mod tests {
                 let seq = known[d][d] + 1;
                 let time = 1 + lamport[d].iter().max().unwrap();
                 let kind = match (k, next(6)) {
-                    (0, _) | (_, 0) => INSERT,
-                    (_, 1) => DELETE,
-                    _ => UPDATE,
+                    (0, _) | (_, 0) => Insert,
+                    (_, 1) => Delete,
+                    _ => Update,
                 };
                 let cells: Vec<(&str, i64)> = match kind {
-                    INSERT => vec![("x", next(2) as i64), ("y", next(2) as i64)],
-                    DELETE => vec![],
+                    Insert => vec![("x", next(2) as i64), ("y", next(2) as i64)],
+                    Delete => vec![],
                     _ => match next(3) {
                         0 => vec![("x", next(2) as i64)],
                         1 => vec![("y", next(2) as i64)],

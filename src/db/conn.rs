@@ -1,0 +1,279 @@
+//! Connections: one the host lends for a call (`Conn`), one this extension opens (`OwnedConn`),
+//! and what is done on a whole connection: savepoints, the trigger switch, its state.
+//!
+//! Invariant: a savepoint opened here is released or rolled back before its call returns, also
+//! when its body fails or panics; an `OwnedConn` is closed exactly once.
+
+use sqlite_loadable::ext::{sqlite3, sqlite3_stmt};
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::ptr;
+
+use super::{Error, Result, Stmt, SQLITE_OK};
+use crate::value::Value;
+
+/// A connection handle borrowed from the host for the length of one call. It does not own (or
+/// close) the connection.
+pub struct Conn {
+    pub(super) db: *mut sqlite3,
+}
+
+impl Conn {
+    /// The error of the last failed call on this connection: its result code and message.
+    pub(super) fn error(&self, doing: &str) -> Error {
+        // SAFETY: `db` is the live handle SQLite gave us; errmsg returns a NUL-terminated string
+        // owned by SQLite, copied before any other call.
+        let (code, msg) = unsafe {
+            (
+                sqlite!(extended_errcode(self.db)),
+                CStr::from_ptr(sqlite!(errmsg(self.db))),
+            )
+        };
+        Error {
+            code,
+            message: format!("{doing}: {}", msg.to_string_lossy()),
+        }
+    }
+
+    /// Prepares one statement. `sql` must hold exactly one statement.
+    pub fn prepare(&self, sql: &str) -> Result<Stmt<'_>> {
+        let mut stmt: *mut sqlite3_stmt = ptr::null_mut();
+        let len = c_int::try_from(sql.len()).map_err(|_| Error::new("SQL text too long"))?;
+        // SAFETY: the SQL buffer outlives the call; `stmt` receives an owned statement or NULL.
+        let rc = unsafe {
+            sqlite!(prepare_v2(
+                self.db,
+                sql.as_ptr() as *const c_char,
+                len,
+                &mut stmt,
+                ptr::null_mut()
+            ))
+        };
+        if rc != SQLITE_OK {
+            return Err(self.error("SQL error"));
+        }
+        Ok(Stmt::new(self, stmt))
+    }
+
+    /// Runs a statement that returns no rows we need, binding `params` in order.
+    pub fn exec(&self, sql: &str, params: &[Value]) -> Result<()> {
+        self.prepare(sql)?.execute(params)
+    }
+
+    /// Whether no transaction is open on this connection.
+    pub fn is_autocommit(&self) -> bool {
+        // SAFETY: `db` is the live handle SQLite gave us.
+        unsafe { sqlite!(get_autocommit(self.db)) != 0 }
+    }
+
+    /// Whether this connection holds a write transaction on `main` (it has written, or began
+    /// with BEGIN IMMEDIATE/EXCLUSIVE), so what it wrote is not committed yet.
+    pub fn in_write_transaction(&self) -> bool {
+        const SQLITE_TXN_WRITE: c_int = 2;
+        // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated.
+        unsafe { sqlite!(txn_state(self.db, c"main".as_ptr())) == SQLITE_TXN_WRITE }
+    }
+
+    /// Whether the main database is open read-only.
+    pub fn is_readonly(&self) -> bool {
+        // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated.
+        unsafe { sqlite!(db_readonly(self.db, c"main".as_ptr())) == 1 }
+    }
+
+    /// The path of the file behind the main database; None for an in-memory or temporary one.
+    pub fn main_file(&self) -> Option<String> {
+        // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated and
+        // the returned string (owned by SQLite, NULL or NUL-terminated) is copied at once.
+        let name = unsafe { sqlite!(db_filename(self.db, c"main".as_ptr())) };
+        if name.is_null() {
+            return None;
+        }
+        // SAFETY: not NULL, so a NUL-terminated string owned by SQLite.
+        let path = unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned();
+        (!path.is_empty()).then_some(path)
+    }
+
+    /// Whether a deferred foreign-key constraint of this connection's transaction is still
+    /// broken (it would fail the commit).
+    pub fn deferred_foreign_keys_broken(&self) -> bool {
+        const SQLITE_DBSTATUS_DEFERRED_FKS: c_int = 10;
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: `db` is the live handle SQLite gave us; both out-pointers are valid.
+        let rc = unsafe {
+            sqlite!(db_status(
+                self.db,
+                SQLITE_DBSTATUS_DEFERRED_FKS,
+                &mut current,
+                &mut highest,
+                0
+            ))
+        };
+        rc == SQLITE_OK && current > 0
+    }
+
+    /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
+    pub fn changes(&self) -> i64 {
+        // SAFETY: `db` is the live handle SQLite gave us.
+        unsafe { sqlite!(changes(self.db)) as i64 }
+    }
+
+    /// Runs an INSERT and returns the rowid of the row it inserted.
+    pub fn insert(&self, sql: &str, params: &[Value]) -> Result<i64> {
+        self.exec(sql, params)?;
+        // SAFETY: `db` is the live handle SQLite gave us.
+        Ok(unsafe { sqlite!(last_insert_rowid(self.db)) })
+    }
+
+    /// Runs a query and returns column 0 of its first row, or `None` when it returns no row.
+    pub fn query_value(&self, sql: &str, params: &[Value]) -> Result<Option<Value>> {
+        let mut stmt = self.prepare(sql)?;
+        stmt.bind_all(params)?;
+        stmt.step()?.map(|row| row.column(0)).transpose()
+    }
+
+    /// Runs a query and returns its first row, or `None` when it returns no row.
+    pub fn query_row(&self, sql: &str, params: &[Value]) -> Result<Option<Vec<Value>>> {
+        let mut stmt = self.prepare(sql)?;
+        stmt.bind_all(params)?;
+        stmt.step()?.map(|row| row.values()).transpose()
+    }
+
+    /// Runs `body` inside `SAVEPOINT name`: released when it succeeds, rolled back when it fails,
+    /// so an error leaves the database as it was and no transaction open.
+    pub fn savepoint<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.exec(&format!("SAVEPOINT {name}"), &[])?;
+        let mut undo = Undo {
+            conn: self,
+            name,
+            armed: true,
+        };
+        // a RELEASE that fails (a commit refused as busy) must not leave the transaction open
+        let result = body().and_then(|v| self.exec(&format!("RELEASE {name}"), &[]).map(|_| v));
+        undo.armed = result.is_err();
+        result
+    }
+}
+
+/// Rolls back and releases savepoint `name` when dropped armed: when its body failed, and when a
+/// panic unwinds through it (so a caught panic leaves no transaction open either).
+struct Undo<'a> {
+    conn: &'a Conn,
+    name: &'a str,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.conn.exec(&format!("ROLLBACK TO {}", self.name), &[]);
+            let _ = self.conn.exec(&format!("RELEASE {}", self.name), &[]);
+        }
+    }
+}
+
+/// A connection this extension opened itself (to a bundle file), closed on drop.
+pub struct OwnedConn {
+    conn: Conn,
+}
+
+/// How to open an [`OwnedConn`].
+pub enum OpenMode {
+    ReadOnly,
+    Create,
+}
+
+impl OwnedConn {
+    pub fn open(path: &str, mode: OpenMode) -> Result<OwnedConn> {
+        let cpath = CString::new(path).map_err(|_| Error::new("path holds a NUL byte"))?;
+        let flags = match mode {
+            OpenMode::ReadOnly => 0x1,     // SQLITE_OPEN_READONLY
+            OpenMode::Create => 0x2 | 0x4, // SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        } | 0x8000; // SQLITE_OPEN_NOMUTEX: used by one thread, inside one call
+        let mut db: *mut sqlite3 = ptr::null_mut();
+        // SAFETY: `cpath` outlives the call; `db` receives a handle (even on failure) that we
+        // close exactly once, here or in Drop.
+        let rc = unsafe { sqlite!(open_v2(cpath.as_ptr(), &mut db, flags, ptr::null())) };
+        if rc != SQLITE_OK {
+            let err = if db.is_null() {
+                Error::new("out of memory")
+            } else {
+                let e = Conn { db }.error("cannot open");
+                unsafe { sqlite!(close_v2(db)) };
+                e
+            };
+            return Err(err);
+        }
+        Ok(OwnedConn { conn: Conn { db } })
+    }
+
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl Drop for OwnedConn {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live and closed exactly once; close_v2 waits for statements.
+        unsafe { sqlite!(close_v2(self.conn.db)) };
+    }
+}
+
+/// While alive, the triggers of the main schema do not fire for statements prepared on this
+/// connection (SQLITE_DBCONFIG_ENABLE_TRIGGER); dropping it restores the previous setting.
+/// The importer writes through it so that its writes are never captured as local ops.
+pub struct TriggersOff<'c> {
+    conn: &'c Conn,
+    was_on: bool,
+}
+
+const SQLITE_DBCONFIG_ENABLE_TRIGGER: c_int = 1003;
+
+impl<'c> TriggersOff<'c> {
+    pub fn new(conn: &'c Conn) -> Result<TriggersOff<'c>> {
+        let was_on = set_triggers(conn, -1)?;
+        if was_on {
+            set_triggers(conn, 0)?;
+        }
+        Ok(TriggersOff { conn, was_on })
+    }
+}
+
+impl TriggersOff<'_> {
+    /// Runs `f` with triggers as they were before this guard (on), then switches them off again.
+    pub fn paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.was_on {
+            return f();
+        }
+        set_triggers(self.conn, 1)?;
+        let result = f();
+        set_triggers(self.conn, 0)?;
+        result
+    }
+}
+
+impl Drop for TriggersOff<'_> {
+    fn drop(&mut self) {
+        if self.was_on {
+            let _ = set_triggers(self.conn, 1);
+        }
+    }
+}
+
+/// Sets (1, 0) or reads (-1) the trigger switch; returns whether triggers are on after the call.
+fn set_triggers(conn: &Conn, onoff: c_int) -> Result<bool> {
+    let mut now: c_int = 0;
+    // SAFETY: db_config with this op takes (int, int*), as documented.
+    let rc = unsafe {
+        sqlite!(db_config(
+            conn.db,
+            SQLITE_DBCONFIG_ENABLE_TRIGGER,
+            onoff,
+            &mut now as *mut c_int
+        ))
+    };
+    if rc != SQLITE_OK {
+        return Err(conn.error("cannot switch triggers"));
+    }
+    Ok(now != 0)
+}

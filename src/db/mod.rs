@@ -1,0 +1,104 @@
+//! The checked layer over SQLite's C API: the only module (with the entry point in `lib.rs`) that
+//! holds `unsafe` code (the crate denies it everywhere else).
+//!
+//! - `conn.rs`: `Conn`, a connection borrowed from the host for one call; `OwnedConn`, one this
+//!   extension opened (a bundle file); savepoints; the trigger switch.
+//! - `stmt.rs`: `Stmt<'conn>`, a prepared statement that cannot outlive its connection; `Row`,
+//!   the current row of a stepping statement, the only place columns are read; `Statements`,
+//!   statements kept for reuse by their SQL text.
+//! - `function.rs`: SQL functions registered with SQLite, and the entry point's result.
+//!
+//! Invariants: every SQLite return code becomes a `Result` whose `Error` keeps SQLite's result
+//! code and message; every prepared statement is finalized when its `Stmt` drops, and cannot be
+//! used after its connection is gone; a column is read only from the row a step returned, and
+//! not after the statement stepped again; every SQL function callback catches panics and reports
+//! them as an SQL error, so nothing here can unwind into, or abort, the host process. Callers
+//! above this module never see a raw pointer.
+
+use sqlite_loadable::ext::sqlite3_api_routines;
+use std::ffi::c_int;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+const SQLITE_OK: c_int = 0;
+const SQLITE_ERROR: c_int = 1;
+const SQLITE_CONSTRAINT: c_int = 19;
+const SQLITE_ROW: c_int = 100;
+const SQLITE_DONE: c_int = 101;
+const SQLITE_INTEGER: c_int = 1;
+const SQLITE_FLOAT: c_int = 2;
+const SQLITE_TEXT: c_int = 3;
+const SQLITE_BLOB: c_int = 4;
+const SQLITE_UTF8: c_int = 1;
+
+/// The routines table SQLite hands to the entry point. Loadable extensions must reach every API
+/// routine through it (they are not linked against libsqlite3).
+static API: AtomicPtr<sqlite3_api_routines> = AtomicPtr::new(ptr::null_mut());
+
+/// Records the host's routines table. Called by the entry point before anything else.
+///
+/// # Safety
+/// `api` must be the pointer SQLite passed to the extension entry point.
+pub unsafe fn install_api(api: *mut sqlite3_api_routines) {
+    if !api.is_null() {
+        API.store(api, Ordering::Release);
+        sqlite_loadable::ext::faux_sqlite_extension_init2(api);
+    }
+    function::quiet_panics();
+}
+
+fn api() -> &'static sqlite3_api_routines {
+    let p = API.load(Ordering::Acquire);
+    assert!(!p.is_null(), "sqlite-sync: SQLite API table not installed");
+    // SAFETY: the host keeps its routines table alive for as long as the extension is loaded.
+    unsafe { &*p }
+}
+
+/// Calls one routine of the host's table; a routine the host lacks is a panic, which the callback
+/// guard turns into an SQL error.
+macro_rules! sqlite {
+    ($name:ident ( $($arg:expr),* $(,)? )) => {
+        (crate::db::api().$name.expect(concat!("host SQLite lacks sqlite3_", stringify!($name))))($($arg),*)
+    };
+}
+
+mod conn;
+mod function;
+mod stmt;
+
+pub use conn::{Conn, OpenMode, OwnedConn, TriggersOff};
+pub use function::{entry_conn, entry_result, register_function, SqlFn};
+pub use function::{DETERMINISTIC, DIRECT_ONLY, INNOCUOUS};
+pub use stmt::{Row, Statements, Stmt};
+
+/// An error: SQLite's result code (`SQLITE_ERROR` for the extension's own errors) and a message
+/// written for the person at the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: c_int,
+    pub message: String,
+}
+
+impl Error {
+    /// The extension's own error (`SQLITE_ERROR`).
+    pub fn new(message: impl Into<String>) -> Error {
+        Error {
+            code: SQLITE_ERROR,
+            message: message.into(),
+        }
+    }
+
+    /// Whether SQLite refused a write on a constraint (UNIQUE, CHECK, NOT NULL, FOREIGN KEY,
+    /// ...), whether or not extended result codes are on.
+    pub fn is_constraint(&self) -> bool {
+        self.code & 0xff == SQLITE_CONSTRAINT
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

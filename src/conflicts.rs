@@ -26,7 +26,7 @@ use crate::log::SyncedTable;
 use crate::merge::live::{OpAt, RowLive};
 use crate::merge::{Causality, Loss, RowOp, RowState};
 use crate::op::OpKind;
-use crate::schema::{CHANGED, RESOLVED, SELF};
+use crate::schema::{DeviceIdx, CHANGED, RESOLVED, SELF};
 use crate::value::{hex, JsonObject, Value};
 
 /// How many closed records (resolved or changed) a device keeps, the most recently closed.
@@ -54,7 +54,11 @@ pub fn store(
     while let Some(row) = stmt.step()? {
         let id = row.column_blob(0)?.unwrap_or_default().to_vec();
         let n = |i| row.column_int(i);
-        before.push((id, (n(1), n(2) as u64), (n(3), n(4) as u64)));
+        before.push((
+            id,
+            (DeviceIdx(n(1)), n(2) as u64),
+            (DeviceIdx(n(3)), n(4) as u64),
+        ));
     }
     if before.is_empty() && lost.is_empty() {
         return Ok(0);
@@ -142,11 +146,11 @@ pub fn store(
                 Value::Blob(key.to_vec()),
                 Value::Text(pk.clone()),
                 Value::Text(names),
-                Value::Integer(row.devices[loss.loser]),
+                Value::from(row.devices[loss.loser]),
                 Value::Integer(loser.seq as i64),
                 Value::Text(hex(&op_id(loser))),
                 Value::Text(side_values(loser, &columns)),
-                Value::Integer(row.devices[loss.winner]),
+                Value::from(row.devices[loss.winner]),
                 Value::Integer(winner.seq as i64),
                 Value::Text(hex(&op_id(winner))),
                 Value::Text(shown),
@@ -169,7 +173,7 @@ fn in_table_order(table: &SyncedTable, columns: &[String]) -> Vec<String> {
 
 /// The winner is the local side when only the winner is this device's (the view
 /// `sync_conflicts` spells the same rule in SQL).
-pub fn winner_is_local(loser_device: i64, winner_device: i64) -> bool {
+pub fn winner_is_local(loser_device: DeviceIdx, winner_device: DeviceIdx) -> bool {
     winner_device == SELF && loser_device != SELF
 }
 

@@ -22,7 +22,7 @@ pub fn sync_init(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
             )?;
             conn.exec(
                 "INSERT INTO main._sync_devices(idx, id) VALUES (?1, ?2)",
-                &[Value::Integer(SELF), Value::Blob(id)],
+                &[Value::from(SELF), Value::Blob(id)],
             )?;
             log::rebuild_log_view(conn, 0)?;
             crate::identity::remember_file(conn)?;

@@ -14,7 +14,7 @@ use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::row_index::RowReader;
 use crate::merge::{self, RowState};
 use crate::op::OpKind;
-use crate::schema::{CHANGED, RESOLVED};
+use crate::schema::{DeviceIdx, CHANGED, RESOLVED};
 use crate::sql::quote_ident;
 use crate::value::{hex, Value};
 
@@ -54,7 +54,11 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         rmp_serde::from_slice(&key_blob).map_err(|_| Error::new("damaged conflict record"))?;
     let columns = parse_string_list(r.column(2)?.as_text().unwrap_or("[]"))?;
     let n = |i| r.column_int(i);
-    let (loser, winner, state) = ((n(3), n(4) as u64), (n(5), n(6) as u64), n(7));
+    let (loser, winner, state) = (
+        (DeviceIdx(n(3)), n(4) as u64),
+        (DeviceIdx(n(5)), n(6) as u64),
+        n(7),
+    );
     drop(stmt);
     match state {
         RESOLVED => {
@@ -108,7 +112,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         devices: &devices,
         contexts: &contexts,
     };
-    let position = |(device, seq): (i64, u64)| {
+    let position = |(device, seq): (DeviceIdx, u64)| {
         ops.iter()
             .position(|o| devices.idx(&o.device) == Some(device) && o.seq == seq)
             .ok_or_else(|| Error::new("damaged conflict record (a side's op is missing)"))

@@ -169,14 +169,14 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 /// they are named: their change points, the change points that name them, the row index, the
 /// conflict records and the hash checkpoints (a fork: identity.rs, apply/histories.rs). The live
 /// sets that name them are computed again when their rows are next settled.
-pub fn rename_ops(conn: &Conn, from: i64, to: i64, from_seq: u64) -> Result<()> {
+pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) -> Result<()> {
     // the live sets that name them (live.rs) are marked to be computed again
     conn.exec(
         "UPDATE main._sync_rows SET live = x'' WHERE live IS NOT NULL AND (
            (device = ?1 AND seq >= ?2)
            OR (table_id, key) IN (SELECT table_id, key FROM main._sync_row_ops
                                   WHERE device = ?1 AND seq >= ?2))",
-        &[Value::Integer(from), Value::Integer(from_seq as i64)],
+        &[Value::from(from), Value::Integer(from_seq as i64)],
     )?;
     for sql in [
         "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2 AND seq >= ?3",
@@ -192,8 +192,8 @@ pub fn rename_ops(conn: &Conn, from: i64, to: i64, from_seq: u64) -> Result<()> 
         conn.exec(
             sql,
             &[
-                Value::Integer(to),
-                Value::Integer(from),
+                Value::from(to),
+                Value::from(from),
                 Value::Integer(from_seq as i64),
             ],
         )?;
@@ -201,8 +201,27 @@ pub fn rename_ops(conn: &Conn, from: i64, to: i64, from_seq: u64) -> Result<()> 
     Ok(())
 }
 
-/// `_sync_devices.idx` of this device.
-pub const SELF: i64 = 1;
+/// A device's small index in this database (`_sync_devices.idx`, and every `device` column of
+/// the metadata): local to this database, unlike the 16-byte device id (`op::DeviceId`), which
+/// is the same everywhere. A second history of a device has an index of its own; a negative one
+/// is a placeholder for a dep that waits (log/clock.rs `waiting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceIdx(pub i64);
+
+impl From<DeviceIdx> for Value {
+    fn from(idx: DeviceIdx) -> Value {
+        Value::Integer(idx.0)
+    }
+}
+
+impl std::fmt::Display for DeviceIdx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The index of this device.
+pub const SELF: DeviceIdx = DeviceIdx(1);
 
 /// `_sync_conflicts.state`: open, resolved, changed (a side was superseded).
 pub const OPEN: i64 = 0;

@@ -16,6 +16,12 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Integer(v)
+    }
+}
+
 impl Value {
     /// The storage class name, as SQL's `typeof()` spells it.
     pub fn type_name(&self) -> &'static str {

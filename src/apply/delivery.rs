@@ -10,16 +10,20 @@ use super::import::Import;
 use crate::db::{Error, Result};
 use crate::log::clock::Clock;
 use crate::log::remote::Stored;
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::{hex, Value};
 
 impl Import<'_> {
     /// The Lamport time, form id and values of pending op (`device`, `seq`).
-    fn pending_op(&mut self, device: i64, seq: u64) -> Result<Option<(u64, i64, Vec<Value>)>> {
+    fn pending_op(
+        &mut self,
+        device: DeviceIdx,
+        seq: u64,
+    ) -> Result<Option<(u64, i64, Vec<Value>)>> {
         let row = self.query_row(
             "SELECT lamport, form, vals FROM main._sync_remote
              WHERE device = ?1 AND seq = ?2 AND applied = 0",
-            &[Value::Integer(device), Value::Integer(seq as i64)],
+            &[Value::from(device), Value::Integer(seq as i64)],
         )?;
         let Some(row) = row else { return Ok(None) };
         let stored = Stored::from_row(&row)?;
@@ -30,13 +34,13 @@ impl Import<'_> {
     /// Applies every stored op whose causal context is applied, until none is left that can be.
     pub(super) fn deliver(&mut self) -> Result<()> {
         let conn = self.conn;
-        let devices: Vec<i64> = {
+        let devices: Vec<DeviceIdx> = {
             let mut stmt = conn.prepare(
                 "SELECT DISTINCT device FROM main._sync_remote WHERE applied = 0 ORDER BY device",
             )?;
             let mut v = Vec::new();
             while let Some(row) = stmt.step()? {
-                v.push(row.column_int(0));
+                v.push(DeviceIdx(row.column_int(0)));
             }
             v
         };
@@ -52,7 +56,8 @@ impl Import<'_> {
                         break;
                     };
                     let deps = self.known.contexts.delta(device, seq);
-                    let deps: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
+                    let deps: Vec<(DeviceIdx, u64)> =
+                        deps.iter().map(|&(d, s, _)| (d, s)).collect();
                     if let Some(fault) = self.clock_fault(device, seq, lamport, &deps)? {
                         if !self.stored_before(device, seq) {
                             let id = hex(&self.known.devices.id(device));
@@ -66,7 +71,7 @@ impl Import<'_> {
                     }
                     self.run(
                         "UPDATE main._sync_remote SET applied = 1 WHERE device = ?1 AND seq = ?2",
-                        &[Value::Integer(device), Value::Integer(seq as i64)],
+                        &[Value::from(device), Value::Integer(seq as i64)],
                     )?;
                     self.applied(device, seq, lamport, form_id, values)?;
                     progress = true;
@@ -85,10 +90,10 @@ impl Import<'_> {
     /// ops its change points name), as every device assigns it.
     pub(super) fn clock_fault(
         &mut self,
-        device: i64,
+        device: DeviceIdx,
         seq: u64,
         lamport: u64,
-        deps: &[(i64, u64)],
+        deps: &[(DeviceIdx, u64)],
     ) -> Result<Option<String>> {
         let mut past = if seq > 1 {
             self.lamport_of(device, seq - 1)?
@@ -120,7 +125,7 @@ impl Import<'_> {
     }
 
     /// The Lamport time of applied op `seq` of `device`.
-    fn lamport_of(&mut self, device: i64, seq: u64) -> Result<u64> {
+    fn lamport_of(&mut self, device: DeviceIdx, seq: u64) -> Result<u64> {
         // a second history shares the ops of the one it forked from up to its fork
         if let Some((parent, base)) = self.known.devices.fork(device) {
             if seq <= base {
@@ -138,7 +143,7 @@ impl Import<'_> {
         self.reading.appender.flush()?;
         let row = self.query_row(
             "SELECT lamport FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(seq as i64)],
+            &[Value::from(device), Value::Integer(seq as i64)],
         )?;
         match row.as_deref() {
             Some([Value::Integer(lamport)]) => Ok(*lamport as u64),
@@ -150,13 +155,13 @@ impl Import<'_> {
 
     /// Discards a pending copy of op `seq` of `device`, stored by an earlier import, whose
     /// clock is false now that its causal past is applied (a true copy is arriving).
-    pub(super) fn drop_false_copy(&mut self, device: i64, seq: u64) -> Result<()> {
+    pub(super) fn drop_false_copy(&mut self, device: DeviceIdx, seq: u64) -> Result<()> {
         if !self.stored_before(device, seq) {
             return Ok(());
         }
         if let Some((lamport, _, _)) = self.pending_op(device, seq)? {
             let deps = self.known.contexts.delta(device, seq);
-            let deps: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
+            let deps: Vec<(DeviceIdx, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
             if self.clock_fault(device, seq, lamport, &deps)?.is_some() {
                 self.discard(device, seq)?;
             }
@@ -165,7 +170,7 @@ impl Import<'_> {
     }
 
     /// Whether op `seq` of `device` was stored pending by an earlier import.
-    fn stored_before(&self, device: i64, seq: u64) -> bool {
+    fn stored_before(&self, device: DeviceIdx, seq: u64) -> bool {
         self.clocks
             .pending_before
             .get(&device)
@@ -175,15 +180,15 @@ impl Import<'_> {
     /// Drops a pending op stored by an earlier import whose clock turned out false once its
     /// causal past arrived: no device writes such an op, and keeping it would refuse every
     /// true copy of it as differing. The ops after it wait for a true copy.
-    fn discard(&mut self, device: i64, seq: u64) -> Result<()> {
+    fn discard(&mut self, device: DeviceIdx, seq: u64) -> Result<()> {
         self.run(
             "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(seq as i64)],
+            &[Value::from(device), Value::Integer(seq as i64)],
         )?;
         // hashes learnt with it may belong to its false history
         self.run(
             "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq >= ?2",
-            &[Value::Integer(device), Value::Integer(seq as i64)],
+            &[Value::from(device), Value::Integer(seq as i64)],
         )?;
         self.known.contexts.forget(self.conn, device, seq)?;
         self.outcome.discarded += 1;
@@ -192,7 +197,12 @@ impl Import<'_> {
 
     /// Whether op `seq` of `device`, not yet stored, has its whole context applied here (its
     /// own change points are `deps`, the earlier ones in `contexts`).
-    pub(super) fn deliverable_after(&self, device: i64, seq: u64, deps: &[(i64, u64)]) -> bool {
+    pub(super) fn deliverable_after(
+        &self,
+        device: DeviceIdx,
+        seq: u64,
+        deps: &[(DeviceIdx, u64)],
+    ) -> bool {
         let mut context = self.known.contexts.context(device, seq);
         for &(idx, dep_seq) in deps {
             let e = context.entry(idx).or_default();
@@ -202,7 +212,7 @@ impl Import<'_> {
     }
 
     /// Every entry of op `seq` of `device`'s context is applied here.
-    pub(super) fn deliverable(&self, device: i64, seq: u64) -> bool {
+    pub(super) fn deliverable(&self, device: DeviceIdx, seq: u64) -> bool {
         self.covers(&self.known.contexts.context(device, seq))
     }
 

@@ -14,7 +14,7 @@ use crate::log::clock;
 use crate::log::remote::Forms;
 use crate::log::LocalOps;
 use crate::op::{DeviceId, Op};
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::{hex, Value};
 
 /// `sync_fork()`: makes this database a new device now; returns its new id. For a copy the
@@ -70,28 +70,28 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
     )?;
     conn.exec(
         "UPDATE main._sync_devices SET id = ?1 WHERE idx = ?2",
-        &[Value::Blob(new.to_vec()), Value::Integer(SELF)],
+        &[Value::Blob(new.to_vec()), Value::from(SELF)],
     )?;
-    let was = conn.insert(
+    let was = DeviceIdx(conn.insert(
         "INSERT INTO main._sync_devices(id) VALUES (?1)",
         &[Value::Blob(old.to_vec())],
-    )?;
+    )?);
     move_ops(conn, local, &old, was, last)?;
     // change points above the last op were recorded for this device's next op: the new
     // device's first op, whose context is written below
     conn.exec(
         "DELETE FROM main._sync_deps WHERE device = ?1 AND seq > ?2",
-        &[Value::Integer(SELF), Value::Integer(last as i64)],
+        &[Value::from(SELF), Value::Integer(last as i64)],
     )?;
     crate::schema::rename_ops(conn, SELF, was, 0)?;
     conn.exec(
         "UPDATE main._sync_peers SET device = ?1 WHERE device = ?2",
-        &[Value::Integer(was), Value::Integer(SELF)],
+        &[Value::from(was), Value::from(SELF)],
     )?;
     if last > 0 {
         conn.exec(
             "INSERT INTO main._sync_clock(device, seq) VALUES (?1, ?2)",
-            &[Value::Integer(was), Value::Integer(last as i64)],
+            &[Value::from(was), Value::Integer(last as i64)],
         )?;
     }
     // the new device's first op follows everything applied here
@@ -101,9 +101,9 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
         conn.exec(
             "INSERT INTO main._sync_deps(device, seq, dep, dep_seq, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
             &[
-                Value::Integer(SELF),
+                Value::from(SELF),
                 Value::Integer(1),
-                Value::Integer(device),
+                Value::from(device),
                 Value::Integer(seq as i64),
                 Value::Blob(hash.to_vec()),
             ],
@@ -125,7 +125,13 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
 }
 
 /// Moves local ops 1..=`last` to the store of received ops, as ops of device `was` (`old`).
-fn move_ops(conn: &Conn, local: &LocalOps, old: &DeviceId, was: i64, last: u64) -> Result<()> {
+fn move_ops(
+    conn: &Conn,
+    local: &LocalOps,
+    old: &DeviceId,
+    was: DeviceIdx,
+    last: u64,
+) -> Result<()> {
     let mut forms = Forms::load(conn)?;
     let mut stmt = conn.prepare(
         "INSERT INTO main._sync_remote(device, seq, lamport, applied, form, vals)
@@ -149,7 +155,7 @@ fn move_ops(conn: &Conn, local: &LocalOps, old: &DeviceId, was: i64, last: u64) 
         let mut vals = Vec::new();
         Form::pack(&form.values_of(op), &mut vals)?;
         stmt.execute(&[
-            Value::Integer(was),
+            Value::from(was),
             Value::Integer(seq as i64),
             Value::Integer(lamport as i64),
             Value::Integer(form_id),

@@ -23,15 +23,16 @@ use crate::form::Form;
 use crate::log::clock::{waited_for, waiting, Contexts};
 use crate::log::remote::{self, Stored};
 use crate::op::{DeviceId, Hash};
+use crate::schema::DeviceIdx;
 use crate::value::Value;
 use sha2::{Digest, Sha256};
 
 /// Where an incoming op goes.
 pub(super) enum Placed {
     /// stored in this history (applied now or pending)
-    At(i64),
+    At(DeviceIdx),
     /// held here already, in this history
-    Duplicate(i64),
+    Duplicate(DeviceIdx),
     /// the op before it is not held here
     Unplaced,
 }
@@ -47,7 +48,7 @@ fn history_id(origin: &DeviceId, first: &Hash) -> DeviceId {
 
 impl Import<'_> {
     /// The history of the device whose first history is `root` that `op` belongs to.
-    pub(super) fn place(&mut self, root: i64, op: &Packed, form: &Form) -> Result<Placed> {
+    pub(super) fn place(&mut self, root: DeviceIdx, op: &Packed, form: &Form) -> Result<Placed> {
         let forked = self.known.devices.is_forked(root);
         let seq = op.seq;
         // the history that holds op seq - 1 (for op 1: the device's first)
@@ -99,12 +100,12 @@ impl Import<'_> {
     }
 
     /// Highest seq of history `idx` applied here (for a branch, at least where it forked).
-    pub(super) fn applied_seq(&self, idx: i64) -> u64 {
+    pub(super) fn applied_seq(&self, idx: DeviceIdx) -> u64 {
         self.clocks.clock.get(&idx).copied().unwrap_or(0)
     }
 
     /// Whether op `op.seq` of history `idx` is held here and is `op` (None: not held).
-    fn stored_same(&mut self, idx: i64, op: &Packed, form: &Form) -> Result<Option<bool>> {
+    fn stored_same(&mut self, idx: DeviceIdx, op: &Packed, form: &Form) -> Result<Option<bool>> {
         let seq = op.seq;
         if seq > self.applied_seq(idx) {
             if !self.reading.appender.may_hold(idx, seq) {
@@ -118,7 +119,7 @@ impl Import<'_> {
         self.reading.appender.flush()?;
         let stored = self.query_row(
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(idx), Value::Integer(seq as i64)],
+            &[Value::from(idx), Value::Integer(seq as i64)],
         )?;
         let Some(row) = stored else { return Ok(None) };
         let stored = Stored::from_row(&row)?;
@@ -135,7 +136,7 @@ impl Import<'_> {
     }
 
     /// The hash `op` has after the op seq - 1 of history `before`.
-    fn hash_after(&self, before: i64, op: &Packed, form: &Form) -> Result<Hash> {
+    fn hash_after(&self, before: DeviceIdx, op: &Packed, form: &Form) -> Result<Hash> {
         let prev = self.history().hash_at(before, op.seq - 1)?;
         let mut out = Vec::new();
         form.write_canonical(&mut out, &op.head(prev.as_ref()), &op.values);
@@ -144,7 +145,7 @@ impl Import<'_> {
 
     /// Makes a new history for `op`, which follows op seq - 1 of history `parent` and differs
     /// from every op held after it.
-    fn new_history(&mut self, parent: i64, op: &Packed, form: &Form) -> Result<i64> {
+    fn new_history(&mut self, parent: DeviceIdx, op: &Packed, form: &Form) -> Result<DeviceIdx> {
         let first = self.hash_after(parent, op, form)?;
         let origin = self.known.devices.wire_id(parent);
         self.branch(parent, op.seq - 1, &history_id(&origin, &first))
@@ -152,7 +153,7 @@ impl Import<'_> {
 
     /// Registers a history forking from `parent` after its op `base`: its ops' context holds
     /// everything op `base` had seen, and op `base` itself.
-    fn branch(&mut self, parent: i64, base: u64, id: &DeviceId) -> Result<i64> {
+    fn branch(&mut self, parent: DeviceIdx, base: u64, id: &DeviceId) -> Result<DeviceIdx> {
         let conn = self.conn;
         let idx = self.known.devices.add_history(conn, parent, base, id)?;
         if base > 0 {
@@ -169,14 +170,14 @@ impl Import<'_> {
         self.clocks.clock.insert(idx, base);
         conn.exec(
             "INSERT INTO main._sync_clock(device, seq) VALUES (?1, ?2)",
-            &[Value::Integer(idx), Value::Integer(base as i64)],
+            &[Value::from(idx), Value::Integer(base as i64)],
         )?;
         Ok(idx)
     }
 
     /// History `at` holds another op than `op` under its seq: the ops of `at` from there on
     /// move to a history of their own, and `op` starts another. Returns the latter.
-    fn split(&mut self, at: i64, op: &Packed, form: &Form) -> Result<i64> {
+    fn split(&mut self, at: DeviceIdx, op: &Packed, form: &Form) -> Result<DeviceIdx> {
         self.reading.appender.flush()?;
         self.write_applied()?;
         let conn = self.conn;
@@ -190,8 +191,8 @@ impl Import<'_> {
             self.known.devices.set_parent(conn, child, moved)?;
         }
         let params = [
-            Value::Integer(moved),
-            Value::Integer(at),
+            Value::from(moved),
+            Value::from(at),
             Value::Integer(seq as i64),
         ];
         crate::schema::rename_ops(conn, at, moved, seq)?;
@@ -209,7 +210,7 @@ impl Import<'_> {
             &[
                 Value::Integer(seq as i64 - 1),
                 shared.map_or(Value::Null, |h| Value::Blob(h.to_vec())),
-                Value::Integer(at),
+                Value::from(at),
             ],
         )?;
         // the clock: `at` ends before the fork; the moved ops keep what was applied of them
@@ -218,12 +219,12 @@ impl Import<'_> {
             self.clocks.clock.insert(moved, applied);
             conn.exec(
                 "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
-                &[Value::Integer(applied as i64), Value::Integer(moved)],
+                &[Value::Integer(applied as i64), Value::from(moved)],
             )?;
             self.clocks.clock.insert(at, seq - 1);
             conn.exec(
                 "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
-                &[Value::Integer(seq as i64 - 1), Value::Integer(at)],
+                &[Value::Integer(seq as i64 - 1), Value::from(at)],
             )?;
         }
         if let Some(tip) = self.clocks.tips.remove(&at) {
@@ -250,12 +251,12 @@ impl Import<'_> {
 
     /// Marks for settling the rows of the ops of history `idx` from `seq` on (their names or
     /// causal contexts changed).
-    fn touch_from(&mut self, idx: i64, seq: u64) -> Result<()> {
+    fn touch_from(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT table_id, key FROM main._sync_rows WHERE device = ?1 AND seq >= ?2
              UNION SELECT table_id, key FROM main._sync_row_ops WHERE device = ?1 AND seq >= ?2",
         )?;
-        stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
+        stmt.bind_all(&[Value::from(idx), Value::Integer(seq as i64)])?;
         while let Some(row) = stmt.step()? {
             let key = row.column_blob(1)?.unwrap_or_default().to_vec();
             self.rows.touched.all(row.column_int(0), key);
@@ -265,12 +266,12 @@ impl Import<'_> {
 
     /// Deps naming ops of history `idx` from `seq` on whose hash is not that op's there (or
     /// whose op is not held yet) wait for their history instead.
-    fn recheck_deps(&mut self, idx: i64, seq: u64) -> Result<()> {
+    fn recheck_deps(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
         let conn = self.conn;
         let mut stmt = conn.prepare(
             "SELECT device, seq, dep_seq, hash FROM main._sync_deps WHERE dep = ?1 AND dep_seq >= ?2",
         )?;
-        stmt.bind_all(&[Value::Integer(idx), Value::Integer(seq as i64)])?;
+        stmt.bind_all(&[Value::from(idx), Value::Integer(seq as i64)])?;
         let mut wrong = Vec::new();
         while let Some(row) = stmt.step()? {
             let dep_seq = row.column_int(2) as u64;
@@ -282,7 +283,7 @@ impl Import<'_> {
                 let hash: Hash = hash
                     .try_into()
                     .map_err(|_| Error::new("damaged dep hash"))?;
-                wrong.push((row.column_int(0), row.column_int(1), hash));
+                wrong.push((DeviceIdx(row.column_int(0)), row.column_int(1), hash));
             }
         }
         drop(stmt);
@@ -294,10 +295,10 @@ impl Import<'_> {
             conn.exec(
                 "UPDATE OR REPLACE main._sync_deps SET dep = ?1 WHERE device = ?2 AND seq = ?3 AND dep = ?4",
                 &[
-                    Value::Integer(waiting(root, hash)),
-                    Value::Integer(*device),
+                    Value::from(waiting(root, hash)),
+                    Value::from(*device),
                     Value::Integer(*seq),
-                    Value::Integer(idx),
+                    Value::from(idx),
                 ],
             )?;
         }
@@ -309,7 +310,12 @@ impl Import<'_> {
 
     /// The history a dep (`root`'s device, `seq`, `hash`) names: where that op is held; for an
     /// op not held yet, none (`waiting`) until it arrives.
-    pub(super) fn resolve_dep(&mut self, root: i64, seq: u64, hash: &Hash) -> Result<i64> {
+    pub(super) fn resolve_dep(
+        &mut self,
+        root: DeviceIdx,
+        seq: u64,
+        hash: &Hash,
+    ) -> Result<DeviceIdx> {
         if root == crate::schema::SELF {
             return Ok(root);
         }
@@ -353,7 +359,7 @@ impl Import<'_> {
         while let Some(row) = stmt.step()? {
             let hash: Option<Hash> = row.column_blob(4)?.and_then(|h| h.try_into().ok());
             let n = |i| row.column_int(i);
-            waiting.push((n(0), n(1), n(2), n(3) as u64, hash));
+            waiting.push((DeviceIdx(n(0)), n(1), DeviceIdx(n(2)), n(3) as u64, hash));
         }
         drop(stmt);
         let mut found = false;
@@ -365,10 +371,10 @@ impl Import<'_> {
                     "UPDATE OR REPLACE main._sync_deps SET dep = ?1
                      WHERE device = ?2 AND seq = ?3 AND dep = ?4",
                     &[
-                        Value::Integer(idx),
-                        Value::Integer(device),
+                        Value::from(idx),
+                        Value::from(device),
                         Value::Integer(seq),
-                        Value::Integer(dep),
+                        Value::from(dep),
                     ],
                 )?;
                 found = true;
@@ -384,10 +390,10 @@ impl Import<'_> {
     /// it is held here or may be (an op beyond what is held of the device's only history).
     pub(super) fn resolve_entry(
         &mut self,
-        root: i64,
+        root: DeviceIdx,
         seq: u64,
         hash: &Hash,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<DeviceIdx>> {
         let history = self.history();
         if !self.known.devices.is_forked(root) {
             let held = match root {

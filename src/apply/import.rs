@@ -7,7 +7,7 @@ use crate::log::remote::{self, Appender, Forms};
 use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::live::Touched;
 use crate::merge::row_index::{Entry, RowIndex};
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::Value;
 use std::collections::HashMap;
@@ -60,9 +60,9 @@ pub(super) struct Clocks {
     pub(super) clock: Clock,
     pub(super) lamport: u64,
     /// Per device, the seq and Lamport time of its last op applied in this import
-    pub(super) tips: HashMap<i64, (u64, u64)>,
+    pub(super) tips: HashMap<DeviceIdx, (u64, u64)>,
     /// Per device, the runs of seqs stored pending before this import
-    pub(super) pending_before: HashMap<i64, Vec<(u64, u64)>>,
+    pub(super) pending_before: HashMap<DeviceIdx, Vec<(u64, u64)>>,
 }
 
 /// The bundle's ops as they are read and stored.
@@ -70,13 +70,13 @@ pub(super) struct Reading<'a> {
     /// `_sync_forms` id of each form of the bundle, by its number there
     pub(super) bundle_forms: Vec<Option<i64>>,
     /// The bundle's last op stored or found here: (device id, seq, history)
-    pub(super) stream_at: Option<(crate::op::DeviceId, u64, i64)>,
+    pub(super) stream_at: Option<(crate::op::DeviceId, u64, DeviceIdx)>,
     /// The bundle's ops read so far, and the hashes its first reading marked, by ordinal (the
     /// next one last)
     pub(super) ordinal: u64,
     pub(super) marks: Vec<(u64, crate::op::Hash)>,
     /// Hashes of ops deps named, found here (histories.rs)
-    pub(super) dep_hashes: HashMap<(i64, u64), crate::op::Hash>,
+    pub(super) dep_hashes: HashMap<(DeviceIdx, u64), crate::op::Hash>,
     /// The store of received ops, written a batch at a time
     pub(super) appender: Appender<'a>,
 }

@@ -9,7 +9,7 @@ use crate::merge::live::{OpAt, RowLive};
 use crate::merge::row_index::{Entry, RowReader};
 use crate::merge::{self, RowOp, RowState};
 use crate::op::OpKind;
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::{hex, Cells, JsonObject, Value};
 
@@ -21,7 +21,7 @@ impl Import<'_> {
     /// indexed and written (or marked for settling) by `write_applied`, a batch at a time.
     pub(super) fn applied(
         &mut self,
-        device: i64,
+        device: DeviceIdx,
         seq: u64,
         lamport: u64,
         form_id: i64,

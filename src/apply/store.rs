@@ -10,7 +10,7 @@ use crate::log;
 use crate::log::chain::{self, History};
 use crate::log::clock;
 use crate::log::remote;
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 use std::collections::HashMap;
 
@@ -54,7 +54,7 @@ impl Import<'_> {
             let root = self.known.devices.idx_or_add(self.conn, &dep.0)?;
             deps.push((self.resolve_dep(root, dep.1, &dep.2)?, dep.1, dep.2));
         }
-        let plain: Vec<(i64, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
+        let plain: Vec<(DeviceIdx, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.applied_seq(device) + 1 == op.seq
             && self.deliverable_after(device, op.seq, &plain);
@@ -80,7 +80,7 @@ impl Import<'_> {
     /// prev must be its hash, or the bundle holds another history of the device's id.
     pub(super) fn check_prev(
         &mut self,
-        device: i64,
+        device: DeviceIdx,
         op: &Packed,
         prev: &crate::op::Hash,
     ) -> Result<()> {
@@ -170,7 +170,7 @@ impl Import<'_> {
         // an entry this device's next op has not seen yet (the ops of a history that forked
         // from another are not new to it when it had seen them under that other history)
         let next = last_local + 1;
-        let changed: Vec<(i64, u64)> = (self.clocks.clock.iter())
+        let changed: Vec<(DeviceIdx, u64)> = (self.clocks.clock.iter())
             .filter(|&(&d, _)| d != SELF && !self.known.devices.implied(&self.clocks.clock, d))
             .filter(|&(&d, &seq)| seq > self.known.contexts.entry(SELF, next, d))
             .map(|(&d, &seq)| (d, seq))
@@ -230,7 +230,7 @@ impl Import<'_> {
 
     /// Counts one op of the bundle as read; records its hash as a checkpoint (chain.rs) if the
     /// bundle's first reading marked it, now that it is held in history `device`.
-    pub(super) fn mark(&mut self, device: Option<(i64, u64)>) -> Result<()> {
+    pub(super) fn mark(&mut self, device: Option<(DeviceIdx, u64)>) -> Result<()> {
         self.reading.ordinal += 1;
         while self
             .reading
@@ -255,7 +255,7 @@ impl Import<'_> {
         let source = self.known.devices.idx_or_add(conn, &manifest.source)?;
         // what the source has, per history held here: an entry whose op is not held here
         // names a history the source will send once it knows this device lacks it
-        let mut known: HashMap<i64, (u64, Option<crate::op::Hash>)> = HashMap::new();
+        let mut known: HashMap<DeviceIdx, (u64, Option<crate::op::Hash>)> = HashMap::new();
         for (id, seq, hash) in &manifest.clock {
             let root = self.known.devices.idx_or_add(conn, id)?;
             let Some(mut idx) = self.resolve_entry(root, *seq, hash)? else {
@@ -279,7 +279,7 @@ impl Import<'_> {
             }
         }
         if source != SELF {
-            let known: Vec<(i64, u64, Option<crate::op::Hash>)> =
+            let known: Vec<(DeviceIdx, u64, Option<crate::op::Hash>)> =
                 known.into_iter().map(|(d, (s, h))| (d, s, h)).collect();
             clock::learn_peer(conn, source, &known)?;
         }
@@ -287,7 +287,7 @@ impl Import<'_> {
             "INSERT INTO main._sync_bundles(id, source) VALUES (?1, ?2)",
             &[
                 Value::Blob(manifest.bundle_id.to_vec()),
-                Value::Integer(source),
+                Value::from(source),
             ],
         )
     }

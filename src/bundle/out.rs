@@ -13,7 +13,7 @@ use crate::identity::Fork;
 use crate::log::chain::{Held, History};
 use crate::log::clock;
 use crate::op::{DeviceId, Hash};
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::{hex, JsonObject, Value};
 
 pub fn sync_bundle_out(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value> {
@@ -62,7 +62,7 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
     let me = devices.me();
     let mut writer = Writer::create(path, || crate::identity::ids(conn, &me))
         .map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
-    let mut heads: HashMap<i64, (u64, Hash)> = HashMap::new();
+    let mut heads: HashMap<DeviceIdx, (u64, Hash)> = HashMap::new();
     for device in devices.indexes() {
         let held = match device {
             SELF => applied.get(&SELF).copied().unwrap_or(0),
@@ -129,7 +129,7 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
 /// seq when it was found the same.
 fn start(
     history: &History,
-    device: i64,
+    device: DeviceIdx,
     known: Option<&(u64, Option<Hash>)>,
     has: u64,
 ) -> Result<(u64, Option<Hash>)> {

@@ -13,7 +13,7 @@ use crate::log::clock::{Contexts, Devices};
 use crate::log::remote::{self, Forms, Stored};
 use crate::log::{LocalOp, LocalOps};
 use crate::op::{self, Hash, Op};
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 
 /// A checkpoint is kept at least every this many ops of a device.
@@ -84,7 +84,7 @@ impl History<'_> {
     /// Calls `f` with every op of device `idx` held here with `after < seq <= upto`, in order.
     pub fn each(
         &self,
-        idx: i64,
+        idx: DeviceIdx,
         after: u64,
         upto: u64,
         mut f: impl FnMut(Op) -> Result<()>,
@@ -100,7 +100,7 @@ impl History<'_> {
             remote::columns("r")
         ))?;
         stmt.bind_all(&[
-            Value::Integer(idx),
+            Value::from(idx),
             Value::Integer(after as i64),
             Value::Integer(upto as i64),
         ])?;
@@ -120,7 +120,7 @@ impl History<'_> {
 
     /// The hash of op `seq` of device `idx` (None for seq 0, before its first op). The op and
     /// every op of the device below it down to a checkpoint must be held here.
-    pub fn hash_at(&self, idx: i64, seq: u64) -> Result<Option<Hash>> {
+    pub fn hash_at(&self, idx: DeviceIdx, seq: u64) -> Result<Option<Hash>> {
         if seq == 0 {
             return Ok(None);
         }
@@ -134,7 +134,7 @@ impl History<'_> {
         let found = self.conn.query_row(
             "SELECT seq, hash FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2
              ORDER BY seq DESC LIMIT 1",
-            &[Value::Integer(idx), Value::Integer(seq as i64)],
+            &[Value::from(idx), Value::Integer(seq as i64)],
         )?;
         let (mut at, mut hash) = match (found.as_deref(), fork) {
             (Some([Value::Integer(at), Value::Blob(h)]), _) => {
@@ -173,7 +173,7 @@ impl History<'_> {
 impl History<'_> {
     /// Whether op `seq` of history `idx` is held here as an op of that history (not of the one
     /// it forked from).
-    pub fn holds(&self, idx: i64, seq: u64) -> Result<bool> {
+    pub fn holds(&self, idx: DeviceIdx, seq: u64) -> Result<bool> {
         if seq == 0 || self.devices.fork(idx).is_some_and(|(_, base)| seq <= base) {
             return Ok(false);
         }
@@ -184,14 +184,14 @@ impl History<'_> {
             .conn
             .query_value(
                 "SELECT 1 FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-                &[Value::Integer(idx), Value::Integer(seq as i64)],
+                &[Value::from(idx), Value::Integer(seq as i64)],
             )?
             .is_some())
     }
 
     /// The history of the device whose first history is `root` that holds op `seq` with
     /// `hash`, if any.
-    pub fn locate(&self, root: i64, seq: u64, hash: &Hash) -> Result<Option<i64>> {
+    pub fn locate(&self, root: DeviceIdx, seq: u64, hash: &Hash) -> Result<Option<DeviceIdx>> {
         for idx in self.devices.histories(root) {
             if self.holds(idx, seq)? && self.hash_at(idx, seq)?.as_ref() == Some(hash) {
                 return Ok(Some(idx));
@@ -207,11 +207,11 @@ pub fn hash_of(op: &Op, prev: Option<&Hash>) -> Hash {
 }
 
 /// Records that op `seq` of device `idx` held here has `hash`.
-pub fn remember(conn: &Conn, idx: i64, seq: u64, hash: &Hash) -> Result<()> {
+pub fn remember(conn: &Conn, idx: DeviceIdx, seq: u64, hash: &Hash) -> Result<()> {
     conn.exec(
         "INSERT OR REPLACE INTO main._sync_hashes(device, seq, hash) VALUES (?1, ?2, ?3)",
         &[
-            Value::Integer(idx),
+            Value::from(idx),
             Value::Integer(seq as i64),
             Value::Blob(hash.to_vec()),
         ],

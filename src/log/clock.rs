@@ -10,21 +10,21 @@ use std::collections::{BTreeMap, HashMap};
 use crate::db::{Conn, Error, Result};
 use crate::log;
 use crate::op::{DeviceId, Hash};
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 
 /// A vector clock keyed by device index.
-pub type Clock = BTreeMap<i64, u64>;
+pub type Clock = BTreeMap<DeviceIdx, u64>;
 
 /// Device ids and their small local indexes (`_sync_devices`), and the histories of devices
 /// that wrote two (histories.rs): a device's id names its first history (its root); each later
 /// history forks from the one it left (its parent) after that history's op `base`, and has an id
 /// derived from the device's id and the hash of its first op, so every device names it alike.
 pub struct Devices {
-    by_id: HashMap<DeviceId, i64>,
-    by_idx: HashMap<i64, DeviceId>,
+    by_id: HashMap<DeviceId, DeviceIdx>,
+    by_idx: HashMap<DeviceIdx, DeviceId>,
     /// per history that forked from another: (parent, base)
-    forks: HashMap<i64, (i64, u64)>,
+    forks: HashMap<DeviceIdx, (DeviceIdx, u64)>,
 }
 
 impl Devices {
@@ -36,25 +36,25 @@ impl Devices {
             forks: HashMap::new(),
         };
         while let Some(row) = stmt.step()? {
-            let idx = row.column_int(0);
+            let idx = DeviceIdx(row.column_int(0));
             let id = device_bytes(&row.column(1)?)?;
             devices.by_id.insert(id, idx);
             devices.by_idx.insert(idx, id);
             if let Value::Integer(parent) = row.column(2)? {
                 devices
                     .forks
-                    .insert(idx, (parent, row.column_int(3) as u64));
+                    .insert(idx, (DeviceIdx(parent), row.column_int(3) as u64));
             }
         }
         Ok(devices)
     }
 
-    pub fn idx(&self, id: &DeviceId) -> Option<i64> {
+    pub fn idx(&self, id: &DeviceId) -> Option<DeviceIdx> {
         self.by_id.get(id).copied()
     }
 
     /// The index of the device `id` (of its first history), registering it when it is new.
-    pub fn idx_or_add(&mut self, conn: &Conn, id: &DeviceId) -> Result<i64> {
+    pub fn idx_or_add(&mut self, conn: &Conn, id: &DeviceId) -> Result<DeviceIdx> {
         if let Some(idx) = self.idx(id) {
             if !self.forks.is_empty() && self.forks.contains_key(&idx) {
                 return Err(Error::new(format!(
@@ -65,10 +65,10 @@ impl Devices {
             }
             return Ok(idx);
         }
-        let idx = conn.insert(
+        let idx = DeviceIdx(conn.insert(
             "INSERT INTO main._sync_devices(id) VALUES (?1)",
             &[Value::Blob(id.to_vec())],
-        )?;
+        )?);
         self.by_id.insert(*id, idx);
         self.by_idx.insert(idx, *id);
         Ok(idx)
@@ -78,18 +78,18 @@ impl Devices {
     pub fn add_history(
         &mut self,
         conn: &Conn,
-        parent: i64,
+        parent: DeviceIdx,
         base: u64,
         id: &DeviceId,
-    ) -> Result<i64> {
-        let idx = conn.insert(
+    ) -> Result<DeviceIdx> {
+        let idx = DeviceIdx(conn.insert(
             "INSERT INTO main._sync_devices(id, parent, base) VALUES (?1, ?2, ?3)",
             &[
                 Value::Blob(id.to_vec()),
-                Value::Integer(parent),
+                Value::from(parent),
                 Value::Integer(base as i64),
             ],
-        )?;
+        )?);
         self.by_id.insert(*id, idx);
         self.by_idx.insert(idx, *id);
         self.forks.insert(idx, (parent, base));
@@ -97,10 +97,10 @@ impl Devices {
     }
 
     /// Moves history `idx` under `parent`.
-    pub fn set_parent(&mut self, conn: &Conn, idx: i64, parent: i64) -> Result<()> {
+    pub fn set_parent(&mut self, conn: &Conn, idx: DeviceIdx, parent: DeviceIdx) -> Result<()> {
         conn.exec(
             "UPDATE main._sync_devices SET parent = ?1 WHERE idx = ?2",
-            &[Value::Integer(parent), Value::Integer(idx)],
+            &[Value::from(parent), Value::from(idx)],
         )?;
         if let Some(fork) = self.forks.get_mut(&idx) {
             fork.0 = parent;
@@ -109,19 +109,19 @@ impl Devices {
     }
 
     /// The local name of history `idx`: the device's id for its first history.
-    pub fn id(&self, idx: i64) -> DeviceId {
+    pub fn id(&self, idx: DeviceIdx) -> DeviceId {
         self.by_idx[&idx]
     }
 
     /// The id its ops travel under: the device's, for every history of it. (A negative index
     /// names a device whose history an op waits for: histories.rs.)
-    pub fn wire_id(&self, idx: i64) -> DeviceId {
-        let idx = if idx < 0 { waited_for(idx) } else { idx };
+    pub fn wire_id(&self, idx: DeviceIdx) -> DeviceId {
+        let idx = if idx.0 < 0 { waited_for(idx) } else { idx };
         self.id(self.root(idx))
     }
 
     /// The first history of the device that wrote history `idx`.
-    pub fn root(&self, mut idx: i64) -> i64 {
+    pub fn root(&self, mut idx: DeviceIdx) -> DeviceIdx {
         while let Some(&(parent, _)) = self.forks.get(&idx) {
             idx = parent;
         }
@@ -129,13 +129,13 @@ impl Devices {
     }
 
     /// (parent, base) of a history that forked from another.
-    pub fn fork(&self, idx: i64) -> Option<(i64, u64)> {
+    pub fn fork(&self, idx: DeviceIdx) -> Option<(DeviceIdx, u64)> {
         self.forks.get(&idx).copied()
     }
 
     /// The histories that fork from history `idx`, in index order.
-    pub fn children(&self, idx: i64) -> Vec<i64> {
-        let mut v: Vec<i64> = (self.forks.iter())
+    pub fn children(&self, idx: DeviceIdx) -> Vec<DeviceIdx> {
+        let mut v: Vec<DeviceIdx> = (self.forks.iter())
             .filter(|(_, &(p, _))| p == idx)
             .map(|(&c, _)| c)
             .collect();
@@ -148,13 +148,13 @@ impl Devices {
     /// fork), or one of them has an op in `clock`, which follows all of `idx` it holds. An op
     /// names such an entry in its deps only if it adds something (two deps of one op must name
     /// different histories wherever they arrive).
-    pub fn implied(&self, clock: &Clock, idx: i64) -> bool {
+    pub fn implied(&self, clock: &Clock, idx: DeviceIdx) -> bool {
         let seq = clock.get(&idx).copied().unwrap_or(0);
         seq <= self.fork(idx).map_or(0, |f| f.1) || self.seen_beyond(clock, idx)
     }
 
     /// Whether `clock` holds an op of a history forked from `idx` (or from one of those).
-    fn seen_beyond(&self, clock: &Clock, idx: i64) -> bool {
+    fn seen_beyond(&self, clock: &Clock, idx: DeviceIdx) -> bool {
         self.children(idx).into_iter().any(|child| {
             let base = self.fork(child).map_or(0, |f| f.1);
             clock.get(&child).copied().unwrap_or(0) > base || self.seen_beyond(clock, child)
@@ -162,12 +162,12 @@ impl Devices {
     }
 
     /// Whether the device whose first history is `root` wrote more than one.
-    pub fn is_forked(&self, root: i64) -> bool {
+    pub fn is_forked(&self, root: DeviceIdx) -> bool {
         !self.forks.is_empty() && self.forks.values().any(|&(p, _)| self.root(p) == root)
     }
 
     /// Every history of the device whose first history is `root`, parents before children.
-    pub fn histories(&self, root: i64) -> Vec<i64> {
+    pub fn histories(&self, root: DeviceIdx) -> Vec<DeviceIdx> {
         let mut out = vec![root];
         let mut i = 0;
         while i < out.len() {
@@ -178,12 +178,12 @@ impl Devices {
     }
 
     /// Every device index, ascending, each history after the one it forked from.
-    pub fn indexes(&self) -> impl Iterator<Item = i64> {
-        let mut roots: Vec<i64> = (self.by_idx.keys().copied())
+    pub fn indexes(&self) -> impl Iterator<Item = DeviceIdx> {
+        let mut roots: Vec<DeviceIdx> = (self.by_idx.keys().copied())
             .filter(|i| !self.forks.contains_key(i))
             .collect();
         roots.sort();
-        let all: Vec<i64> = roots.into_iter().flat_map(|r| self.histories(r)).collect();
+        let all: Vec<DeviceIdx> = roots.into_iter().flat_map(|r| self.histories(r)).collect();
         all.into_iter()
     }
 
@@ -198,14 +198,14 @@ const ROOT_BITS: u32 = 20;
 
 /// The placeholder, a negative index, for a dep that waits for op `hash` of the device whose
 /// first history is `root`: its op is pending until the importer finds that op held here (apply/histories.rs).
-pub fn waiting(root: i64, hash: &crate::op::Hash) -> i64 {
+pub fn waiting(root: DeviceIdx, hash: &crate::op::Hash) -> DeviceIdx {
     let tag = u64::from_be_bytes([0, 0, 0, hash[0], hash[1], hash[2], hash[3], hash[4]]);
-    -(((tag << ROOT_BITS) | root as u64) as i64)
+    DeviceIdx(-(((tag << ROOT_BITS) | root.0 as u64) as i64))
 }
 
 /// The first history of the device a waiting dep's placeholder names.
-pub fn waited_for(placeholder: i64) -> i64 {
-    (-placeholder) & ((1 << ROOT_BITS) - 1)
+pub fn waited_for(placeholder: DeviceIdx) -> DeviceIdx {
+    DeviceIdx((-placeholder.0) & ((1 << ROOT_BITS) - 1))
 }
 
 pub fn device_bytes(v: &Value) -> Result<DeviceId> {
@@ -235,7 +235,7 @@ fn read_clock(conn: &Conn, sql: &str, params: &[Value]) -> Result<Clock> {
     stmt.bind_all(params)?;
     let mut clock = Clock::new();
     while let Some(row) = stmt.step()? {
-        clock.insert(row.column_int(0), row.column_int(1) as u64);
+        clock.insert(DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
     }
     Ok(clock)
 }
@@ -247,7 +247,7 @@ pub fn store_applied(conn: &Conn, clock: &Clock) -> Result<()> {
          ON CONFLICT(device) DO UPDATE SET seq = max(seq, excluded.seq)",
     )?;
     for (&device, &seq) in clock.iter().filter(|(&d, _)| d != SELF) {
-        stmt.execute(&[Value::Integer(device), Value::Integer(seq as i64)])?;
+        stmt.execute(&[Value::from(device), Value::Integer(seq as i64)])?;
     }
     Ok(())
 }
@@ -274,14 +274,17 @@ pub fn clock_json(devices: &Devices, clock: &Clock) -> String {
 
 /// What `peer` is known to have (from the clocks its bundles carried): per device, a seq and
 /// the hash of that op there.
-pub fn known_by(conn: &Conn, peer: i64) -> Result<HashMap<i64, (u64, Option<Hash>)>> {
+pub fn known_by(conn: &Conn, peer: DeviceIdx) -> Result<HashMap<DeviceIdx, (u64, Option<Hash>)>> {
     let mut stmt =
         conn.prepare("SELECT device, seq, hash FROM main._sync_peers WHERE peer = ?1")?;
-    stmt.bind_all(&[Value::Integer(peer)])?;
+    stmt.bind_all(&[Value::from(peer)])?;
     let mut known = HashMap::new();
     while let Some(row) = stmt.step()? {
         let hash = row.column_blob(2)?.and_then(|h| h.try_into().ok());
-        known.insert(row.column_int(0), (row.column_int(1) as u64, hash));
+        known.insert(
+            DeviceIdx(row.column_int(0)),
+            (row.column_int(1) as u64, hash),
+        );
     }
     Ok(known)
 }
@@ -290,18 +293,22 @@ pub fn known_by(conn: &Conn, peer: i64) -> Result<HashMap<i64, (u64, Option<Hash
 /// may go down: an older bundle delivered late, or a peer put back to an older backup, which
 /// lost ops it had received (it must get them again). Believing a peer has less than it has
 /// only sends ops twice; believing it has more would never send them.
-pub fn learn_peer(conn: &Conn, peer: i64, clock: &[(i64, u64, Option<Hash>)]) -> Result<()> {
+pub fn learn_peer(
+    conn: &Conn,
+    peer: DeviceIdx,
+    clock: &[(DeviceIdx, u64, Option<Hash>)],
+) -> Result<()> {
     conn.exec(
         "DELETE FROM main._sync_peers WHERE peer = ?1",
-        &[Value::Integer(peer)],
+        &[Value::from(peer)],
     )?;
     let mut stmt = conn.prepare(
         "INSERT OR REPLACE INTO main._sync_peers(peer, device, seq, hash) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for &(device, seq, hash) in clock {
         stmt.execute(&[
-            Value::Integer(peer),
-            Value::Integer(device),
+            Value::from(peer),
+            Value::from(device),
             Value::Integer(seq as i64),
             hash.map_or(Value::Null, |h| Value::Blob(h.to_vec())),
         ])?;
@@ -314,7 +321,7 @@ pub fn learn_peer(conn: &Conn, peer: i64, clock: &[(i64, u64, Option<Hash>)]) ->
 /// point keeps the hash of the op it names.
 #[derive(Default)]
 pub struct Contexts {
-    points: HashMap<i64, BTreeMap<i64, Vec<Point>>>,
+    points: HashMap<DeviceIdx, BTreeMap<DeviceIdx, Vec<Point>>>,
 }
 
 /// A change point: from op `.0` on, the context holds op `.1` (with hash `.2`).
@@ -332,13 +339,19 @@ impl Contexts {
                 .column_blob(4)?
                 .and_then(|h| h.try_into().ok())
                 .ok_or_else(|| Error::new("damaged change point in _sync_deps"))?;
-            contexts.remember(n(0), n(1) as u64, n(2), n(3) as u64, hash);
+            contexts.remember(
+                DeviceIdx(n(0)),
+                n(1) as u64,
+                DeviceIdx(n(2)),
+                n(3) as u64,
+                hash,
+            );
         }
         Ok(contexts)
     }
 
     /// Notes a change point in memory (the caller stores it); of two at one op, the later.
-    fn remember(&mut self, device: i64, seq: u64, dep: i64, dep_seq: u64, hash: Hash) {
+    fn remember(&mut self, device: DeviceIdx, seq: u64, dep: DeviceIdx, dep_seq: u64, hash: Hash) {
         let list = self
             .points
             .entry(device)
@@ -356,9 +369,9 @@ impl Contexts {
     pub fn add(
         &mut self,
         conn: &Conn,
-        device: i64,
+        device: DeviceIdx,
         seq: u64,
-        dep: i64,
+        dep: DeviceIdx,
         dep_seq: u64,
         hash: &Hash,
     ) -> Result<()> {
@@ -368,9 +381,9 @@ impl Contexts {
              ON CONFLICT(device, seq, dep) DO UPDATE SET dep_seq = excluded.dep_seq,
                hash = excluded.hash WHERE excluded.dep_seq > dep_seq",
             &[
-                Value::Integer(device),
+                Value::from(device),
                 Value::Integer(seq as i64),
-                Value::Integer(dep),
+                Value::from(dep),
                 Value::Integer(dep_seq as i64),
                 Value::Blob(hash.to_vec()),
             ],
@@ -378,7 +391,7 @@ impl Contexts {
     }
 
     /// Forgets the change points of op `seq` of `device`, in memory and in `_sync_deps`.
-    pub fn forget(&mut self, conn: &Conn, device: i64, seq: u64) -> Result<()> {
+    pub fn forget(&mut self, conn: &Conn, device: DeviceIdx, seq: u64) -> Result<()> {
         if let Some(deps) = self.points.get_mut(&device) {
             for list in deps.values_mut() {
                 list.retain(|&(s, _, _)| s != seq);
@@ -386,12 +399,12 @@ impl Contexts {
         }
         conn.exec(
             "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2",
-            &[Value::Integer(device), Value::Integer(seq as i64)],
+            &[Value::from(device), Value::Integer(seq as i64)],
         )
     }
 
     /// Entry `dep` of the context of op `seq` of `device`.
-    pub fn entry(&self, device: i64, seq: u64, dep: i64) -> u64 {
+    pub fn entry(&self, device: DeviceIdx, seq: u64, dep: DeviceIdx) -> u64 {
         if dep == device {
             return seq - 1;
         }
@@ -406,7 +419,7 @@ impl Contexts {
     }
 
     /// The whole context of op `seq` of `device` (other devices only).
-    pub fn context(&self, device: i64, seq: u64) -> Clock {
+    pub fn context(&self, device: DeviceIdx, seq: u64) -> Clock {
         let mut clock = Clock::new();
         if let Some(deps) = self.points.get(&device) {
             for &dep in deps.keys() {
@@ -420,7 +433,7 @@ impl Contexts {
     }
 
     /// The change points in force at op `seq` of `device`, with the hashes of the ops they name.
-    pub fn points_at(&self, device: i64, seq: u64) -> Vec<(i64, u64, Hash)> {
+    pub fn points_at(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
         let Some(deps) = self.points.get(&device) else {
             return Vec::new();
         };
@@ -433,7 +446,7 @@ impl Contexts {
     }
 
     /// The change points exactly at op `seq` of `device`: what its encoding carries as `deps`.
-    pub fn delta(&self, device: i64, seq: u64) -> Vec<(i64, u64, Hash)> {
+    pub fn delta(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
         let Some(deps) = self.points.get(&device) else {
             return Vec::new();
         };
@@ -469,7 +482,7 @@ impl Order<'_> {
 impl Order<'_> {
     /// Whether op `seq` of `device` had seen op `seen_seq` of history `seen`: its context
     /// holds it, or an op of a history forked from `seen` after it (whose ops follow it).
-    fn saw(&self, device: i64, seq: u64, seen: i64, seen_seq: u64) -> bool {
+    fn saw(&self, device: DeviceIdx, seq: u64, seen: DeviceIdx, seen_seq: u64) -> bool {
         if self.contexts.entry(device, seq, seen) >= seen_seq {
             return true;
         }

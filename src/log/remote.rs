@@ -11,6 +11,7 @@ use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
 use crate::log::clock::{Contexts, Devices};
 use crate::op::{Dep, DeviceId, Op};
+use crate::schema::DeviceIdx;
 use crate::sql::value_rows;
 use crate::sql::BATCH;
 use crate::value::Value;
@@ -72,7 +73,7 @@ impl Forms {
     /// given.
     pub fn op(
         &self,
-        device: (i64, DeviceId),
+        device: (DeviceIdx, DeviceId),
         seq: u64,
         stored: &Stored,
         with_deps: Option<(&Contexts, &Devices)>,
@@ -108,7 +109,7 @@ impl<'a> Stored<'a> {
 }
 
 /// The deps op `seq` of `device` carried, in canonical order (by device id).
-pub fn deps_of(contexts: &Contexts, devices: &Devices, device: i64, seq: u64) -> Vec<Dep> {
+pub fn deps_of(contexts: &Contexts, devices: &Devices, device: DeviceIdx, seq: u64) -> Vec<Dep> {
     let mut deps: Vec<Dep> = contexts
         .delta(device, seq)
         .into_iter()
@@ -135,12 +136,12 @@ pub struct Appender<'c> {
     full: Option<Stmt<'c>>,
     rows: Vec<Value>,
     /// per device, the lowest and highest seq stored pending
-    pending: HashMap<i64, (u64, u64)>,
+    pending: HashMap<DeviceIdx, (u64, u64)>,
 }
 
 impl<'c> Appender<'c> {
     /// `pending`: per device, the lowest and highest seq stored pending so far.
-    pub fn new(conn: &'c Conn, pending: HashMap<i64, (u64, u64)>) -> Appender<'c> {
+    pub fn new(conn: &'c Conn, pending: HashMap<DeviceIdx, (u64, u64)>) -> Appender<'c> {
         Appender {
             conn,
             full: None,
@@ -150,14 +151,14 @@ impl<'c> Appender<'c> {
     }
 
     /// Whether op (`device`, `seq`) may be stored already, as a pending op.
-    pub fn may_hold(&self, device: i64, seq: u64) -> bool {
+    pub fn may_hold(&self, device: DeviceIdx, seq: u64) -> bool {
         self.pending
             .get(&device)
             .is_some_and(|&(lo, hi)| lo <= seq && seq <= hi)
     }
 
     /// Notes that `to` may hold pending ops where `from` may (ops moved between histories).
-    pub fn copy_pending(&mut self, from: i64, to: i64) {
+    pub fn copy_pending(&mut self, from: DeviceIdx, to: DeviceIdx) {
         if let Some(&range) = self.pending.get(&from) {
             self.pending.insert(to, range);
         }
@@ -167,7 +168,7 @@ impl<'c> Appender<'c> {
     /// was. An op that cannot be here yet is queued; one that may be is looked for first.
     pub fn store(
         &mut self,
-        device: i64,
+        device: DeviceIdx,
         seq: u64,
         lamport: u64,
         applied: bool,
@@ -175,7 +176,7 @@ impl<'c> Appender<'c> {
         vals: Vec<u8>,
     ) -> Result<bool> {
         let row = [
-            Value::Integer(device),
+            Value::from(device),
             Value::Integer(seq as i64),
             Value::Integer(lamport as i64),
             Value::Integer(applied as i64),
@@ -233,13 +234,13 @@ impl<'c> Appender<'c> {
 }
 
 /// Per device, the runs of consecutive seqs stored pending.
-pub fn pending_runs(conn: &Conn) -> Result<HashMap<i64, Vec<(u64, u64)>>> {
-    let mut runs: HashMap<i64, Vec<(u64, u64)>> = HashMap::new();
+pub fn pending_runs(conn: &Conn) -> Result<HashMap<DeviceIdx, Vec<(u64, u64)>>> {
+    let mut runs: HashMap<DeviceIdx, Vec<(u64, u64)>> = HashMap::new();
     let mut stmt = conn.prepare(
         "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
     )?;
     while let Some(row) = stmt.step()? {
-        let device = row.column_int(0);
+        let device = DeviceIdx(row.column_int(0));
         let seq = row.column_int(1) as u64;
         let list = runs.entry(device).or_default();
         match list.last_mut() {

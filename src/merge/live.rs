@@ -19,7 +19,7 @@ use crate::log::SyncedTable;
 use crate::merge::row_index::{Entry, RowReader};
 use crate::merge::{self, Live, RowOp, RowState};
 use crate::op::OpKind;
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::{Cells, Value};
 
 /// The stored form: the universe, and per live op (device, seq, top, columns by position in
@@ -31,7 +31,7 @@ struct StoredSet(Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>);
 pub struct RowLive {
     /// The live ops (and, during `settle`, the new ones), and the device index of each.
     pub ops: Vec<RowOp>,
-    pub devices: Vec<i64>,
+    pub devices: Vec<DeviceIdx>,
     pub live: Vec<Live>,
     pub universe: Vec<String>,
     /// The row's key, as the table spells it.
@@ -68,7 +68,7 @@ impl RowLive {
         match load(statements, table.id, key)? {
             Stored::Stale => return Self::rebuild(conn, reader, order, table, key),
             Stored::Single(device, seq) => {
-                let cols = row.add(statements, reader, table, device, seq)?;
+                let cols = row.add(statements, reader, table, DeviceIdx(device), seq)?;
                 row.universe = cols.clone();
                 let cols = if row.ops[0].kind == OpKind::Delete {
                     Vec::new()
@@ -84,7 +84,7 @@ impl RowLive {
             Stored::Set(universe, entries) => {
                 row.universe = universe;
                 for (device, seq, top, cols) in entries {
-                    row.add(statements, reader, table, device, seq)?;
+                    row.add(statements, reader, table, DeviceIdx(device), seq)?;
                     let cols = cols
                         .into_iter()
                         .map(|i| row.universe.get(i as usize).cloned())
@@ -141,7 +141,7 @@ impl RowLive {
         statements: &mut Statements,
         reader: &RowReader,
         table: &SyncedTable,
-        device: i64,
+        device: DeviceIdx,
         seq: u64,
     ) -> Result<Vec<String>> {
         let (op, key) = reader.op(statements, table, device, seq)?;
@@ -180,7 +180,7 @@ impl RowLive {
             .iter()
             .map(|e| {
                 let cols = e.cols.iter().filter_map(position).collect();
-                (self.devices[e.op], self.ops[e.op].seq, e.top, cols)
+                (self.devices[e.op].0, self.ops[e.op].seq, e.top, cols)
             })
             .collect();
         let blob = rmp_serde::to_vec(&StoredSet(self.universe.clone(), entries))
@@ -195,7 +195,7 @@ impl RowLive {
     }
 }
 
-fn device_indexes(devices: &Devices, ops: &[RowOp]) -> Result<Vec<i64>> {
+fn device_indexes(devices: &Devices, ops: &[RowOp]) -> Result<Vec<DeviceIdx>> {
     ops.iter()
         .map(|o| {
             devices
@@ -238,7 +238,7 @@ fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored
 pub struct Touched(BTreeMap<Row, Option<Vec<OpAt>>>);
 
 /// An op as a device names it: (device index, seq).
-pub type OpAt = (i64, u64);
+pub type OpAt = (DeviceIdx, u64);
 
 /// A row as the row index names it: (table id, key).
 pub type Row = (i64, Vec<u8>);

@@ -10,7 +10,7 @@ use crate::log::remote::{Forms, Stored};
 use crate::log::{LocalOps, SyncedTable};
 use crate::merge::RowOp;
 use crate::op::{DeviceId, OpKind};
-use crate::schema::SELF;
+use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::{Cells, Value};
 
@@ -21,7 +21,7 @@ pub const ROW_HISTORY: &str =
      SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2";
 
 /// One op to index: (table id, row key, device, seq).
-pub type Entry = (i64, Vec<u8>, i64, u64);
+pub type Entry = (i64, Vec<u8>, DeviceIdx, u64);
 
 pub struct RowIndex<'c> {
     conn: &'c Conn,
@@ -56,7 +56,7 @@ impl<'c> RowIndex<'c> {
         [
             Value::Integer(*table_id),
             Value::Blob(key.clone()),
-            Value::Integer(*device),
+            Value::from(*device),
             Value::Integer(*seq as i64),
         ]
     }
@@ -130,7 +130,7 @@ impl RowReader<'_> {
         let mut ops = Vec::new();
         let mut key_values = Vec::new();
         while let Some(r) = stmt.step()? {
-            let (device, seq) = (r.column_int(0), r.column_int(1) as u64);
+            let (device, seq) = (DeviceIdx(r.column_int(0)), r.column_int(1) as u64);
             let row = [r.column(2)?, r.column(3)?, r.column(4)?];
             let (op, op_key) = self.decode(Some(conn), table, device, seq, &row)?;
             if key_values.is_empty() {
@@ -146,10 +146,10 @@ impl RowReader<'_> {
         &self,
         statements: &mut Statements,
         table: &SyncedTable,
-        device: i64,
+        device: DeviceIdx,
         seq: u64,
     ) -> Result<(RowOp, Cells)> {
-        let at = [Value::Integer(device), Value::Integer(seq as i64)];
+        let at = [Value::from(device), Value::Integer(seq as i64)];
         if device == SELF {
             let op = self.local.get_with(statements, seq)?;
             return Ok(self.local_row_op(table, op, seq));
@@ -184,7 +184,7 @@ impl RowReader<'_> {
         &self,
         conn: Option<&Conn>,
         table: &SyncedTable,
-        device: i64,
+        device: DeviceIdx,
         seq: u64,
         row: &[Value; 3],
     ) -> Result<(RowOp, Cells)> {

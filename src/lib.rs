@@ -10,12 +10,13 @@
 //! # Words used across the modules
 //!
 //! - **op**: one row change of one device (an insert, update or delete: `op::OpKind`),
-//!   numbered by `seq` (1, 2, 3 … per device); its
-//!   **order key** (Lamport time, device id, seq) orders all ops the same on every device.
+//!   numbered by `seq` (1, 2, 3 … per device); its **order key** (Lamport time, device id, seq)
+//!   orders all ops the same on every device.
 //! - **device index** (`schema::DeviceIdx`): the small integer a database gives each device id
 //!   it knows (`_sync_devices.idx`; this device is `SELF` = 1), never to be confused with the
-//!   16-byte **device id** (`op::DeviceId`) that names the device everywhere; a **history** is one line of ops under one
-//!   id (a copied database makes a second, apply/histories.rs), with an index of its own.
+//!   16-byte **device id** (`op::DeviceId`) that names the device everywhere; a **history** is
+//!   one line of ops under one id (a copied database makes a second, apply/histories.rs), with
+//!   an index of its own.
 //! - **shape**: a table's column names and key, as one local op names them (`_sync_shapes`);
 //!   **form**: the same for a received op, with its kind (form.rs): names once, then values.
 //! - **context**: the ops an op had seen when it was written (a vector clock); stored as

@@ -30,7 +30,7 @@ impl Conn {
         };
         Error {
             code,
-            message: format!("{doing}: {}", msg.to_string_lossy()),
+            message: format!("{doing}: {}", msg.to_string_lossy()).into_boxed_str(),
         }
     }
 

@@ -72,11 +72,12 @@ pub use function::{DETERMINISTIC, DIRECT_ONLY, INNOCUOUS};
 pub use stmt::{Row, Statements, Stmt};
 
 /// An error: SQLite's result code (`SQLITE_ERROR` for the extension's own errors) and a message
-/// written for the person at the terminal.
+/// written for the person at the terminal. (The message is boxed so that an error is no larger
+/// than a `Value`, and every `Result<Value>` stays as small as a `Value`.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     pub code: c_int,
-    pub message: String,
+    pub message: Box<str>,
 }
 
 impl Error {
@@ -84,7 +85,7 @@ impl Error {
     pub fn new(message: impl Into<String>) -> Error {
         Error {
             code: SQLITE_ERROR,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
         }
     }
 
@@ -102,3 +103,16 @@ impl std::fmt::Display for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_is_no_larger_than_a_value() {
+        use std::mem::size_of;
+        assert!(size_of::<super::Error>() <= size_of::<crate::value::Value>());
+        assert_eq!(
+            size_of::<super::Result<crate::value::Value>>(),
+            size_of::<crate::value::Value>()
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! An independent reader and writer of the bundle format (format 3, documented in
-//! src/bundle.rs and src/form.rs), for tests that forge bundles: read every op, change what a
+//! src/bundle/ and src/form.rs), for tests that forge bundles: read every op, change what a
 //! test wants, and write a bundle whose hashes are right again.
 
 use rusqlite::Connection;

@@ -1,7 +1,7 @@
 //! Conflicts: the records of live sides that lose (`sync_conflicts`); resolve.rs writes their
 //! resolution (`sync_resolve`).
 //!
-//! Invariants: a row's open records are rewritten from its live set (live.rs) every time the
+//! Invariants: a row's open records are rewritten from its live set (merge/live.rs) every time the
 //! row is settled, one per losing live op (merge/rule.rs `losses`), so every device that holds the
 //! same ops holds the same open records; a record's id is derived from its two ops (the loser
 //! and the winner of its cells), so every device names a conflict the same way, and a conflict

@@ -1,7 +1,7 @@
 //! The compact form of an op, shared by bundles and by the store of received ops: the names an
 //! op carries (its *form*) are written once, and each op is then only its values.
 //!
-//! Invariant: `Form::of(op)` and `form.pack(op)` hold everything of an op but its device, seq,
+//! Invariant: `Form::of(op)` and `form.values_of(op)` hold everything of an op but its device, seq,
 //! Lamport time and deps, and `form.unpack` gives back the same key and cells (same names, same
 //! storage classes, same bits), so an op rebuilt from its compact form has the same canonical
 //! encoding (op.rs) and hash as the op that was packed.

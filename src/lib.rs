@@ -5,7 +5,9 @@
 //! `form`); `sync_bundle_in` checks a file whole and applies its ops in causal order (`apply/`),
 //! settling each touched row by the merge rule (`merge/`) and keeping concurrent edits as
 //! records (`conflicts`), which `sync_resolve` closes (`resolve`). This file registers the SQL
-//! functions and nothing else; it reads like the SQL reference in the README.
+//! functions (and holds the two that need no stage: `sync_version`, `sync_debug`, and the
+//! wrappers that hand the fork to the stages below it); it reads like the SQL reference in the
+//! README.
 //!
 //! # Words used across the modules
 //!
@@ -18,18 +20,21 @@
 //!   one line of ops under one id (a copied database makes a second, apply/histories.rs), with
 //!   an index of its own.
 //! - **shape**: a table's column names and key, as one local op names them (`_sync_shapes`);
-//!   **form**: the same for a received op, with its kind (form.rs): names once, then values.
+//!   **form**: an op's table, kind and names as it travels in a bundle or sits in the store of
+//!   received ops (form.rs): names once, then only values.
 //! - **context**: the ops an op had seen when it was written (a vector clock); stored as
 //!   **change points**: from op `seq` of a device on, its clock holds `dep_seq` of `dep`.
 //! - **epoch**: one row per import, from which a local op's Lamport time is derived.
-//! - **link**: the first 16 bytes of an op's SHA-256; each op names the link of the op before
-//!   it on its device (**prev**), which makes each device's ops a hash chain (chain.rs).
+//! - **link**: the first 16 bytes of an op's SHA-256 (`op::Hash`; "hash" in the metadata's
+//!   columns and in comments means the link); each op names the link of the op before it on its
+//!   device (**prev**), which makes each device's ops a hash chain (log/chain.rs).
 //! - **pending**: a received op whose context has not all arrived; **applied** otherwise.
-//! - **fold**: indexing this device's ops written since the last import by row, as an import
-//!   does first; **settle**: bring a row (its table row, live set and conflict records) up to
+//! - **fold**: indexing by row this device's ops not yet in the row index (`folded` in
+//!   `_sync_state`), as an import, `sync_resolve` and a fork do first; **settle**: bring a row (its table row, live set and conflict records) up to
 //!   date after new ops; **touched**: the rows an import settles.
 //! - **live write**: a write of a cell no op that follows it wrote again; a row's **live set**
-//!   (live.rs) is its ops with a live write; a **side** of a conflict is a live write.
+//!   (merge/live.rs) is its ops with a live write and its top ops (merge/mod.rs); a **side** of
+//!   a conflict is one of a cell's differing live writes.
 //! - **tips**: per device, the last op an import applied (seq and Lamport time).
 
 #![deny(unsafe_code)]

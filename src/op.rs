@@ -1,9 +1,9 @@
 //! The op as it travels: one canonical encoding, and the SHA-256 that seals it.
 //!
 //! Invariant: an op's encoding is a pure function of its fields, so every device that encodes
-//! the same op gets the same bytes and the same hash. Ops received from peers are stored and
-//! relayed as the exact bytes that arrived; local ops are encoded from the log when a bundle is
-//! written.
+//! the same op gets the same bytes and the same hash. Ops received from peers are stored as
+//! their form and values (log/remote.rs) and encode again to the same bytes; local ops are
+//! encoded from the log when a bundle is written.
 //!
 //! # Encoding (msgpack, one array)
 //!
@@ -33,7 +33,7 @@
 //! on its device, and through the deps' hashes the history it had seen: two databases that
 //! wrote under one device id (a copied file, an older backup put back) write ops whose hashes
 //! differ from the first op where they part, so every device can tell the two histories apart
-//! (chain.rs).
+//! (log/chain.rs).
 
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -3,7 +3,7 @@
 //!
 //! Invariant: this module owns the DDL of every `_sync_*` table and view the extension makes,
 //! and `LAYOUT` names that layout: a database whose `_sync_device.format` differs is refused,
-//! never misread. Each table's rows are written by the module named beside it.
+//! never misread. Each table names the module that describes it.
 //!
 //! # Layout (main schema; format 4)
 //!
@@ -12,12 +12,12 @@
 //! _sync_tables(id, name, enabled, shape)            every table ever enabled, and its current shape
 //! _sync_shapes(id, table_id, columns, pk)           msgpack [name, …] in column order, and the
 //!                                                   positions of the PK columns in PK order
-//! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)     local ops (below)
+//! _sync_ops(seq INTEGER PRIMARY KEY, shape, kind, mask, v0, v1, …)     local ops (log/local.rs)
 //!
 //! _sync_devices(idx, id, parent, base)   every device this one has heard of; idx 1 is itself.
 //!                                        A second history of a device (apply/histories.rs)
 //!                                        forks from history `parent` after its op `base`
-//! _sync_remote(device, seq, lamport, applied, form, vals)  ops of other devices (remote.rs):
+//! _sync_remote(device, seq, lamport, applied, form, vals)  ops of other devices (log/remote.rs):
 //!                                        their form and values (form.rs); applied = 0 while
 //!                                        pending (indexed by _sync_remote_pending)
 //! _sync_forms(id, form)                  the forms of received ops (form.rs)
@@ -26,7 +26,7 @@
 //!                                        `seq` of `device` on, its clock holds `dep_seq` for
 //!                                        `dep`, the op with `hash` (a negative `dep` waits for
 //!                                        the history that holds it: apply/histories.rs)
-//! _sync_hashes(device, seq, hash)        checkpoints of each device's hash chain (chain.rs)
+//! _sync_hashes(device, seq, hash)        checkpoints of each device's hash chain (log/chain.rs)
 //! _sync_epochs(local_seq, lamport)       one row per import: the last local seq before it and
 //!                                        the highest Lamport time known after it
 //! _sync_rows(table_id, key, device, seq, live)  which ops touched which row (key: msgpack of
@@ -34,7 +34,7 @@
 //!                                        (`folded`): the first op indexed on a row in
 //!                                        _sync_rows, every later one in _sync_row_ops (a new
 //!                                        row costs one write); `live`: the row's live ops
-//!                                        (live.rs), NULL while the first op is the only one
+//!                                        (merge/live.rs), NULL while the first op is the only one
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
@@ -110,7 +110,7 @@ const SCHEMA: &[&str] = &[
        hash BLOB NOT NULL,
        PRIMARY KEY (device, seq, dep)
      ) WITHOUT ROWID",
-    // deps waiting for an op of a history not held here (histories.rs) are few
+    // deps waiting for an op of a history not held here (apply/histories.rs) are few
     "CREATE INDEX IF NOT EXISTS _sync_deps_waiting ON _sync_deps(dep) WHERE dep < 0",
     "CREATE TABLE IF NOT EXISTS _sync_rows(
        table_id INTEGER NOT NULL,
@@ -167,10 +167,10 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 
 /// Renames the ops of device `from` with seq `from_seq` or above as ops of device `to` wherever
 /// they are named: their change points, the change points that name them, the row index, the
-/// conflict records and the hash checkpoints (a fork: identity.rs, apply/histories.rs). The live
+/// conflict records and the hash checkpoints (a fork: apply/fork.rs; a split of histories: apply/histories.rs). The live
 /// sets that name them are computed again when their rows are next settled.
 pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) -> Result<()> {
-    // the live sets that name them (live.rs) are marked to be computed again
+    // the live sets that name them (merge/live.rs) are marked to be computed again
     conn.exec(
         "UPDATE main._sync_rows SET live = x'' WHERE live IS NOT NULL AND (
            (device = ?1 AND seq >= ?2)

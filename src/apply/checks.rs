@@ -50,7 +50,7 @@ pub(super) fn two_histories(what: &str, seq: u64, device: &[u8]) -> String {
         "{what} {seq} of device {} differs from the op with the same device and seq already \
          here: two databases wrote under one device id (a copy of a database file, or an \
          older backup put back, written before the extension was loaded on it), or the bundle \
-         was forged. The two histories cannot be merged yet (README: Copies and backups)",
+         was forged. The two histories cannot be merged yet (README: Adding a device, copies and backups)",
         hex(device)
     )
 }

@@ -1,25 +1,33 @@
 //! Apply: `sync_bundle_in`, which validates a bundle whole, stores its ops, applies them in
-//! causal order and brings every row they touch to the state the merge rule gives.
-//!
-//! Invariants: nothing is written before the whole bundle is validated; everything is written in
-//! one savepoint, so an error leaves the database as it was; an op is applied only when every op
-//! in its causal context is (others wait as pending); the importer's own writes to user tables
-//! are made with triggers off, so they are never captured as local ops; and a touched row is
-//! rewritten from the whole set of ops on it (merge/), so the order in which ops arrive does
-//! not matter.
-
+//! causal order and brings every row they touch to the state the merge rule gives; and
+//! `sync_fork` with the fork the identity checks run, and the fold `sync_resolve` runs first.
 //!
 //! - `bundle_in.rs`: `sync_bundle_in`: read and check the bundle whole, then import it in one
-//!   savepoint.
+//!   savepoint, step by step (`import()`): fold this device's new ops (`settle.rs`); fork first
+//!   if the bundle shows this database's history was put back (`fork.rs`); store the bundle's
+//!   ops (`store.rs`); resolve deps that wait for a history (`histories.rs`); deliver them in
+//!   causal order (`delivery.rs`); write applied rows (`settle.rs`); record this device's next
+//!   context (`store.rs`); settle the touched rows (`settle.rs`); record the bundle (`store.rs`).
 //! - `checks.rs`: what a bundle's ops must be before anything is written (forms, deps).
-//! - `import.rs`: `Import`, everything one import holds, by what it is; its steps, in order:
-//!   store the bundle's ops (`store.rs`), deliver them in causal order (`delivery.rs`), write
-//!   and settle the rows they touch (`settle.rs`), record what was imported (`store.rs`).
+//! - `import.rs`: `Import`, everything one import holds, by what it is.
 //! - `histories.rs`: two histories under one device id, told apart; `fork.rs`: this database
 //!   becomes a new device.
 //! - `row_writer.rs`, `quiet.rs`, `cascade.rs`: how rows are written: by statements prepared per
 //!   table and columns, out of the log but with the app's triggers, and with the database's own
 //!   foreign-key actions.
+//!
+//! Words: an op is **stored** when it is in `_sync_remote`, **pending** until every op of its
+//! context is applied, **applied** once its row was written; **touched** rows are those with
+//! more than one op that the import settles at its end (a row whose only op is the new one is
+//! written at once).
+//!
+//! Invariants: nothing is written before the whole bundle is validated; everything is written in
+//! one savepoint, so an error leaves the database as it was; an op is applied only when every op
+//! in its causal context is (others wait as pending); the importer's own writes to user tables
+//! are never captured as local ops (quiet.rs: all triggers off, or only the capture triggers
+//! dropped when the app has triggers of its own), but for the foreign-key actions it carries
+//! out as this device's writes (cascade.rs); and a touched row is rewritten from the whole set
+//! of ops on it (merge/), so the order in which ops arrive does not matter.
 
 mod bundle_in;
 mod cascade;
@@ -29,7 +37,7 @@ mod fork;
 mod histories;
 mod import;
 mod quiet;
-pub mod row_writer;
+mod row_writer;
 mod settle;
 mod store;
 

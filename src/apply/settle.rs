@@ -279,9 +279,9 @@ impl Import<'_> {
     }
 }
 
-/// Indexes this device's ops written since the last import and settles the rows they share
-/// with other devices' ops (their conflicts), as an import does first; for a fork, which then
-/// moves them (identity.rs). The caller holds a savepoint.
+/// Indexes this device's ops not yet in the row index and settles the rows they share with
+/// other devices' ops (their conflicts), as an import does first; for sync_resolve, and for a
+/// fork, which then moves them (fork.rs). The caller holds a savepoint.
 pub fn fold_local(conn: &Conn) -> Result<()> {
     let tables = log::synced_tables(conn)?;
     let mut run = Import::new(conn, &tables)?;

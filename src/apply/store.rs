@@ -104,7 +104,7 @@ impl Import<'_> {
         Ok(log::last_local_seq(self.conn)? as u64)
     }
 
-    /// What rebuilds the ops held here, to hash them (chain.rs).
+    /// What rebuilds the ops held here, to hash them (log/chain.rs).
     pub(super) fn history(&self) -> History<'_> {
         History {
             conn: self.conn,
@@ -228,7 +228,7 @@ impl Import<'_> {
         Ok(false)
     }
 
-    /// Counts one op of the bundle as read; records its hash as a checkpoint (chain.rs) if the
+    /// Counts one op of the bundle as read; records its hash as a checkpoint (log/chain.rs) if the
     /// bundle's first reading marked it, now that it is held in history `device`.
     pub(super) fn mark(&mut self, device: Option<(DeviceIdx, u64)>) -> Result<()> {
         self.reading.ordinal += 1;

@@ -26,7 +26,7 @@ pub struct Reader {
     /// reads check these instead of hashing every op again.
     chunk_hashes: Option<Vec<[u8; 32]>>,
     /// From the first reading: the hashes of the last op of each run of a device's ops in the
-    /// stream and of every op that makes a checkpoint (chain.rs), by the op's ordinal in the
+    /// stream and of every op that makes a checkpoint (log/chain.rs), by the op's ordinal in the
     /// bundle (from 1), ascending
     pub marks: Vec<(u64, Hash)>,
 }

@@ -3,7 +3,7 @@
 //!
 //! - `conn.rs`: `Conn`, a connection borrowed from the host for one call; `OwnedConn`, one this
 //!   extension opened (a bundle file); savepoints; the trigger switch.
-//! - `stmt.rs`: `Stmt<'conn>`, a prepared statement that cannot outlive its connection; `Row`,
+//! - `stmt.rs`: `Stmt<'c>`, a prepared statement that cannot outlive its connection `'c`; `Row`,
 //!   the current row of a stepping statement, the only place columns are read; `Statements`,
 //!   statements kept for reuse by their SQL text.
 //! - `function.rs`: SQL functions registered with SQLite, and the entry point's result.

@@ -1,6 +1,6 @@
 //! Prepared statements and the rows they return.
 //!
-//! Invariants: a `Stmt<'conn>` borrows its connection, so it cannot outlive it, and is finalized
+//! Invariants: a `Stmt<'c>` borrows its connection, so it cannot outlive it, and is finalized
 //! when it drops; columns are read only through the `Row` a step returned, which borrows the
 //! statement, so no column is read before a step, after the last row, or after the statement
 //! stepped again; a text or blob bound without a copy is unbound before the call returns.

@@ -17,7 +17,7 @@ use crate::value::Value;
 pub type Clock = BTreeMap<DeviceIdx, u64>;
 
 /// Device ids and their small local indexes (`_sync_devices`), and the histories of devices
-/// that wrote two (histories.rs): a device's id names its first history (its root); each later
+/// that wrote two (apply/histories.rs): a device's id names its first history (its root); each later
 /// history forks from the one it left (its parent) after that history's op `base`, and has an id
 /// derived from the device's id and the hash of its first op, so every device names it alike.
 pub struct Devices {
@@ -114,7 +114,7 @@ impl Devices {
     }
 
     /// The id its ops travel under: the device's, for every history of it. (A negative index
-    /// names a device whose history an op waits for: histories.rs.)
+    /// names a device whose history an op waits for: apply/histories.rs.)
     pub fn wire_id(&self, idx: DeviceIdx) -> DeviceId {
         let idx = if idx.0 < 0 { waited_for(idx) } else { idx };
         self.id(self.root(idx))

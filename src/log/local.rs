@@ -1,6 +1,7 @@
 //! Local ops: the ops this device wrote, one `_sync_ops` row each.
 //!
-//! Invariant: the log only grows. Local op `n` (n = 1, 2, 3 … with no gaps) is row `seq = n` of
+//! Invariant: the log only grows (but for a fork, apply/fork.rs, which moves its ops to the
+//! store of received ops). Local op `n` (n = 1, 2, 3 … with no gaps) is row `seq = n` of
 //! `_sync_ops`, appended by a capture trigger in the same transaction as the row change, so it
 //! exists exactly when that change committed (a rollback takes back both, and with them the
 //! rowid, so no gap opens). UPDATE and DELETE on `_sync_ops` are refused by triggers.

@@ -9,12 +9,15 @@
 //! - `view.rs`: the `sync_log` view over both stores.
 //!
 //! Words: an op is named by (device, seq); `seq` counts 1, 2, 3 … per device with no gaps. A
-//! local op's device is this device, its Lamport time and context are derived from the epoch
-//! rows of imports (local.rs); a received op carries them.
+//! local op's device is this device, its Lamport time is derived from the epoch rows of imports
+//! and its context from the change points recorded at them (local.rs); a received op carries
+//! both.
 //!
-//! Invariant: the log only grows. An op, once held, is never changed or dropped; the one move is
-//! a fork (apply/fork.rs), which turns this device's ops into received ops of its old id with the
-//! same encoding, hence the same hash.
+//! Invariant: the log only grows, and an op, once held, never changes its encoding (hence its
+//! hash). The moves: a fork (apply/fork.rs) turns this device's ops into received ops of its old
+//! id, and a split of histories (apply/histories.rs) renames ops to another history, both
+//! without encoding them anew. The drops: a pending op whose clock proves false
+//! (apply/delivery.rs), so its true copy can still arrive.
 
 pub mod chain;
 pub mod clock;

@@ -8,6 +8,9 @@
 //! seq), whether it is top, and its columns, with the row's universe. Live sets only shrink as
 //! ops arrive, but for a column no op on the row wrote before (a delete dropped from the set
 //! may be live in it): that op makes the set computed again from every op.
+//!
+//! `Touched` is the other half: the rows an import settles at its end, each with its new ops
+//! (or none known: computed again).
 
 use std::collections::BTreeMap;
 
@@ -235,13 +238,13 @@ fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored
 /// Rows to settle: per row, the ops new on it in the order they were applied (a causal
 /// order), or None: from every op on it.
 #[derive(Default)]
-pub struct Touched(BTreeMap<Row, Option<Vec<OpAt>>>);
+pub struct Touched(BTreeMap<RowAt, Option<Vec<OpAt>>>);
 
 /// An op as a device names it: (device index, seq).
 pub type OpAt = (DeviceIdx, u64);
 
 /// A row as the row index names it: (table id, key).
-pub type Row = (i64, Vec<u8>);
+pub type RowAt = (i64, Vec<u8>);
 
 impl Touched {
     pub fn new() -> Touched {
@@ -273,7 +276,7 @@ impl Touched {
         self.0.is_empty()
     }
 
-    pub fn take(&mut self) -> Vec<(Row, Option<Vec<OpAt>>)> {
+    pub fn take(&mut self) -> Vec<(RowAt, Option<Vec<OpAt>>)> {
         std::mem::take(&mut self.0).into_iter().collect()
     }
 }

@@ -3,13 +3,16 @@
 //! - `rule.rs`: the merge rule, a pure function of a row's ops and their causal order: the row's
 //!   state, its live set (the ops with a write no later op overwrote) and the losing sides.
 //! - `row_index.rs`: which ops touched which row (`_sync_rows`, `_sync_row_ops`), so a row is
-//!   settled from its own ops only.
+//!   settled from its own ops only; `RowReader` reads a row's ops back.
 //! - `live.rs`: each row's live set kept between imports, so settling a row after new ops costs
-//!   O(live ops + new ops), not O(every op it ever had).
+//!   O(live ops + new ops), not O(every op it ever had); `Touched`, the rows an import settles.
 //!
-//! Words: a **live write** is a write of a cell no op that follows it wrote again; a **side** of a
-//! conflict is a live write that differs from what the row shows; to **settle** a row is to bring
-//! its table row, live set and conflict records up to date after new ops.
+//! Words: a **live write** is a write of a cell no op that follows it wrote again; a row's
+//! **live set** is its ops with a live write, and its **top** ops (those no op on the row
+//! follows, which decide whether the row exists); its **universe** is every column an op on it
+//! wrote. A **side** of a conflict is one of a cell's differing live writes; a **losing side**
+//! one that differs from what the row shows. To **settle** a row is to bring its table row, live
+//! set and conflict records up to date after new ops.
 //!
 //! Invariant (the proof obligation of convergence): what a row shows and its open conflicts
 //! depend only on the set of ops on it and their causal order, never on the order they arrived,

@@ -1,11 +1,11 @@
 //! The merge rule: a row's state and its conflicts as a pure function of the set of ops on it.
 //!
-//! Invariant (the proof obligation of convergence): `row_state` and `conflicts` read nothing but
+//! Invariant (the proof obligation of convergence): `row_state`, `live_set` and `losses` read nothing but
 //! the ops they are given and their causal order, and never depend on the order of the slice;
 //! so two devices that hold the same ops on a row show the same row and the same conflicts. The
 //! convergence property test (`tests/convergence.rs`) checks this end to end.
 //!
-//! The rule (DESIGN.md 3.6): an insert writes every column, an update the columns it changed, a
+//! The rule (README: The conflict model): an insert writes every column, an update the columns it changed, a
 //! delete a tombstone to every column. A write of a cell is live when no op that causally
 //! follows it writes that cell; an op is live for the row's existence when no op on the row
 //! causally follows it. The row exists when its live op with the greatest order key is not a

@@ -181,8 +181,10 @@ impl Import<'_> {
             contexts: &self.known.contexts,
         };
         let statements = &mut self.statements;
-        self.outcome.conflicts +=
-            conflicts::store(statements, &order, table, key, &row, &state, &lost)?;
+        if !(row.no_records_before && lost.is_empty()) {
+            self.outcome.conflicts +=
+                conflicts::store(statements, &order, table, key, &row, &state, &lost)?;
+        }
         row.save(statements, table_id, key)
     }
 

@@ -27,8 +27,12 @@ use crate::value::{Cells, Value};
 
 /// The stored form: the universe, and per live op (device, seq, top, columns by position in
 /// the universe).
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoredSet(Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>);
+
+/// The same, borrowed, for writing it (the same msgpack).
+#[derive(Serialize)]
+struct StoredSetRef<'a>(&'a [String], Vec<(i64, u64, bool, Vec<u32>)>);
 
 /// A row's live ops, with the ops themselves.
 pub struct RowLive {
@@ -43,6 +47,10 @@ pub struct RowLive {
     /// then nothing but the set changes (this device's ops follow one another, and its table
     /// shows them already).
     pub only_local: bool,
+    /// Whether the row is known to have had no open conflict record before the new ops: its
+    /// stored set had no losing side (records are rewritten from the set at every settle), or
+    /// it had one op. False when the set was computed again from every op.
+    pub no_records_before: bool,
 }
 
 impl RowLive {
@@ -67,6 +75,7 @@ impl RowLive {
             universe: Vec::new(),
             key: Vec::new(),
             only_local: true,
+            no_records_before: true,
         };
         match load(statements, table.id, key)? {
             Stored::Stale => return Self::rebuild(conn, reader, order, table, key),
@@ -96,6 +105,8 @@ impl RowLive {
                     let op = row.ops.len() - 1;
                     row.live.push(Live { op, top, cols });
                 }
+                row.no_records_before =
+                    merge::losses(&row.ops, &row.live, &row.universe).is_empty();
             }
         }
         for &(device, seq) in new {
@@ -130,6 +141,7 @@ impl RowLive {
         let (live, universe) = merge::live_set(&ops, order);
         Ok(RowLive {
             only_local: false,
+            no_records_before: false,
             ops,
             devices,
             live,
@@ -186,7 +198,7 @@ impl RowLive {
                 (self.devices[e.op].0, self.ops[e.op].seq, e.top, cols)
             })
             .collect();
-        let blob = rmp_serde::to_vec(&StoredSet(self.universe.clone(), entries))
+        let blob = rmp_serde::to_vec(&StoredSetRef(&self.universe, entries))
             .map_err(|e| Error::new(format!("live set: {e}")))?;
         statements
             .get("UPDATE main._sync_rows SET live = ?3 WHERE table_id = ?1 AND key = ?2")?

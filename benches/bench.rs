@@ -552,6 +552,111 @@ impl Bench {
         );
     }
 
+    /// Edits imported into a device that holds the rows: a bundle of n one-column updates of
+    /// rows it has, against a bundle of n new rows into the same device, and the same updates
+    /// when the device changed each of those rows too (every op then a conflict). The devices
+    /// hold `self.rows` rows and have exchanged peer-aware bundles, so each bundle holds only
+    /// the new ops.
+    fn edits_table(&self) {
+        let rows = self.rows;
+        println!(
+            "\n### 10. Edits imported into a device holding {rows} rows, median of {BIG_RUNS}\n"
+        );
+        println!(
+            "| ops | new rows (us/op) | updates (us/op) | updates / new rows | updates, each a conflict (us/op) | conflicts / new rows | plain UPDATE of the same rows, one statement (us/op) |\n|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let (pa, pb) = (self.path("edits-a.db"), self.path("edits-b.db"));
+        let base = self.path("edits-b-base.db");
+        let a = open(&pa, &THREE, true);
+        fill(&a, &THREE, 1, rows);
+        let b = open(&pb, &THREE, true);
+        let id = |c: &Connection| -> String {
+            c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
+                .unwrap()
+        };
+        let (ida, idb) = (id(&a), id(&b));
+        let bundle = self.path("edits.bundle");
+        let send = |from: &Connection, to: &Connection, peer: &str| {
+            let _ = std::fs::remove_file(&bundle);
+            Self::bundle_out(from, Some(peer), &bundle);
+            Self::bundle_in(to, &bundle);
+        };
+        send(&a, &b, &idb);
+        send(&b, &a, &ida);
+        drop(b);
+        std::fs::copy(&pb, &base).unwrap();
+        let mut next_id = rows as i64;
+        for n in [rows / 100, rows / 10, rows] {
+            let every = rows / n;
+            let edited = format!("id % {every} = 0");
+            // one bundle of each kind from A; each import into a fresh copy of B
+            let out = |name: &str| {
+                let path = self.path(name);
+                let _ = std::fs::remove_file(&path);
+                Self::bundle_out(&a, Some(&idb), &path);
+                path
+            };
+            let fresh_b = || {
+                std::fs::copy(&base, &pb).unwrap();
+                let b = Connection::open(&pb).unwrap();
+                unsafe {
+                    b.load_extension_enable().unwrap();
+                    b.load_extension(extension(), Some("sqlite3_sync_init"))
+                        .unwrap();
+                }
+                b
+            };
+            let import = |bundle: &Path, conflicting: bool| {
+                median(
+                    (0..BIG_RUNS)
+                        .map(|_| {
+                            let b = fresh_b();
+                            if conflicting {
+                                b.execute_batch(&format!("UPDATE t SET n = n + 2 WHERE {edited}"))
+                                    .unwrap();
+                            }
+                            seconds(|| Self::bundle_in(&b, bundle)).1
+                        })
+                        .collect(),
+                )
+            };
+            a.execute_batch(&format!("UPDATE t SET n = n + 1 WHERE {edited}"))
+                .unwrap();
+            let updates = out("edits-updates.bundle");
+            let (upd, conf) = (import(&updates, false), import(&updates, true));
+            // the base takes the updates, and A learns it has them: the next bundle is new rows only
+            {
+                let b = fresh_b();
+                Self::bundle_in(&b, &updates);
+                send(&b, &a, &ida);
+                drop(b);
+                std::fs::copy(&pb, &base).unwrap();
+            }
+            fill_range(&a, &THREE, next_id + 1, next_id + n as i64);
+            next_id += n as i64;
+            let inserts = out("edits-inserts.bundle");
+            let new_rows = import(&inserts, false);
+            let per_op = |secs: f64| secs * 1e6 / n as f64;
+            let (new_rows, upd, conf) = (per_op(new_rows), per_op(upd), per_op(conf));
+            let plain = {
+                let p = open(&self.path("edits-plain.db"), &THREE, false);
+                fill(&p, &THREE, 1, rows);
+                per_op(
+                    seconds(|| {
+                        p.execute_batch(&format!("UPDATE t SET n = n + 1 WHERE {edited}"))
+                            .unwrap()
+                    })
+                    .1,
+                )
+            };
+            println!(
+                "| {n} | {new_rows:.2} | {upd:.2} | {:.2}x | {conf:.2} | {:.2}x | {plain:.2} |",
+                upd / new_rows,
+                conf / new_rows
+            );
+        }
+    }
+
     /// The SQLite session extension on the same work: the reference for capture and apply.
     fn session_table(&self) {
         use rusqlite::session::{ConflictAction, Session};
@@ -628,6 +733,7 @@ fn main() {
     bench.log_size_table();
     bench.many_devices_table();
     bench.hot_rows_table();
+    bench.edits_table();
     bench.session_table();
     let _ = std::fs::remove_dir_all(&dir);
 }

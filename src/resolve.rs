@@ -105,6 +105,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         devices: &devices,
         local: &local,
         forms: &forms,
+        recent: None,
     };
     // every op on the row: fold_local above indexed the local ops written since the last import
     let (ops, _) = reader.ops(conn, &table, &key_blob)?;

@@ -180,6 +180,7 @@ impl Import<'_> {
     fn split(&mut self, at: DeviceIdx, op: &Packed, form: &Form) -> Result<DeviceIdx> {
         self.reading.appender.flush()?;
         self.write_applied()?;
+        self.rows.recent.clear(); // ops are renamed below
         let conn = self.conn;
         let seq = op.seq;
         let first =

@@ -6,7 +6,7 @@ use crate::log::clock::{self, Clock, Contexts, Devices};
 use crate::log::remote::{self, Appender, Forms};
 use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::live::Touched;
-use crate::merge::row_index::{Entry, RowIndex};
+use crate::merge::row_index::{Entry, Recent, RowIndex};
 use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::Value;
@@ -90,7 +90,9 @@ pub(super) struct Rows<'a> {
     /// Ops applied whose rows are not yet indexed and written (`write_applied`): their row
     /// index entries, and their form ids and values
     pub(super) batch: Vec<Entry>,
-    pub(super) batch_ops: Vec<(i64, Vec<Value>)>,
+    pub(super) batch_ops: Vec<(i64, u64, Vec<Value>)>,
+    /// The received ops of touched rows, kept for their settle
+    pub(super) recent: Recent,
     pub(super) writers: RowWriters<'a>,
 }
 
@@ -130,6 +132,7 @@ impl<'a> Import<'a> {
                 index: RowIndex::new(conn)?,
                 batch: Vec::with_capacity(BATCH),
                 batch_ops: Vec::with_capacity(BATCH),
+                recent: Recent::default(),
                 writers: RowWriters::new(conn),
             },
             quiet: Quiet::new(conn, tables)?,

@@ -31,7 +31,7 @@ impl Import<'_> {
         let table = find_table(self.known.tables, &form.table)?;
         let key = log::row_key(values[..form.key.len()].iter());
         self.rows.batch.push((table.id, key, device, seq));
-        self.rows.batch_ops.push((form_id, values));
+        self.rows.batch_ops.push((form_id, lamport, values));
         self.clocks.clock.insert(device, seq);
         self.clocks.tips.insert(device, (seq, lamport));
         self.clocks.lamport = self.clocks.lamport.max(lamport);
@@ -49,9 +49,12 @@ impl Import<'_> {
         let ops = std::mem::take(&mut self.rows.batch_ops);
         let seen_before = self.rows.index.add_many(&entries)?;
         let mut new_rows: Vec<(i64, &[Value], &Entry)> = Vec::with_capacity(entries.len());
-        for ((entry, (form_id, values)), seen) in entries.iter().zip(&ops).zip(seen_before) {
+        for ((entry, (form_id, lamport, values)), seen) in entries.iter().zip(&ops).zip(seen_before)
+        {
             if seen {
                 self.rows.touched.add(entry);
+                // its settle reads it from here (a local op never comes through here)
+                (self.rows.recent).keep((entry.2, entry.3), *lamport, *form_id, values);
             } else {
                 new_rows.push((*form_id, values, entry));
             }
@@ -156,6 +159,7 @@ impl Import<'_> {
                 devices: &self.known.devices,
                 local: &self.known.local,
                 forms: &self.known.forms,
+                recent: Some(&self.rows.recent),
             };
             let statements = &mut self.statements;
             let row = RowLive::settle(conn, statements, &reader, &order, table, key, new)?;
@@ -276,6 +280,7 @@ impl Import<'_> {
             devices: &self.known.devices,
             local: &self.known.local,
             forms: &self.known.forms,
+            recent: None,
         };
         reader.ops(self.conn, table, key)
     }

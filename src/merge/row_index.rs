@@ -4,6 +4,8 @@
 //! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (schema.rs), so a new row
 //! costs one write, and whether a row had ops before is known from that write.
 
+use std::collections::HashMap;
+
 use crate::db::{Conn, Error, Result, Statements, Stmt};
 use crate::log::clock::{Devices, Order};
 use crate::log::remote::{Forms, Stored};
@@ -117,6 +119,30 @@ pub struct RowReader<'a> {
     pub devices: &'a Devices,
     pub local: &'a LocalOps,
     pub forms: &'a Forms,
+    /// Received ops an import applied and still holds in memory, read from here instead of
+    /// from `_sync_remote` (`Recent`).
+    pub recent: Option<&'a Recent>,
+}
+
+/// Received ops applied by the running import, by (device, seq): Lamport time, form id and
+/// values, as `_sync_remote` holds them. An import keeps those of touched rows while there are
+/// fewer than `Recent::LIMIT`, and forgets them all when ops are renamed (a split of histories).
+#[derive(Default)]
+pub struct Recent(HashMap<(DeviceIdx, u64), (u64, i64, Vec<Value>)>);
+
+impl Recent {
+    /// Enough for the everyday sync; a bundle of more touched rows reads the rest back.
+    pub const LIMIT: usize = 100_000;
+
+    pub fn keep(&mut self, at: (DeviceIdx, u64), lamport: u64, form_id: i64, values: &[Value]) {
+        if self.0.len() < Self::LIMIT {
+            self.0.insert(at, (lamport, form_id, values.to_vec()));
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 impl RowReader<'_> {
@@ -153,6 +179,19 @@ impl RowReader<'_> {
         if device == SELF {
             let op = self.local.get_with(statements, seq)?;
             return Ok(self.local_row_op(table, op, seq));
+        }
+        if let Some((lamport, form_id, values)) = self.recent.and_then(|r| r.0.get(&(device, seq)))
+        {
+            let form = self.forms.get(*form_id)?;
+            let owned = |(c, v): (&String, &Value)| (c.clone(), v.clone());
+            let head = (self.devices.id(device), seq, *lamport, form.kind);
+            let key = form.key_cells(values).map(owned).collect();
+            return Ok(row_op(
+                table,
+                head,
+                key,
+                form.cells(values).map(owned).collect(),
+            ));
         }
         let stmt = statements.get(
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",

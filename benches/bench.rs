@@ -657,6 +657,43 @@ impl Bench {
         }
     }
 
+    /// The everyday small sync: two devices exchange one-row peer-aware bundles, `trips`
+    /// round trips; the import time of the first rounds against the last.
+    fn small_sync_table(&self, trips: usize) {
+        println!(
+            "\n### 11. Small syncs: {trips} round trips of one-row bundles between two devices\n"
+        );
+        println!(
+            "| work | first 20 round trips | last 20 round trips | ratio |\n|---|---:|---:|---:|"
+        );
+        let (pa, pb) = (self.path("small-a.db"), self.path("small-b.db"));
+        let (a, b) = (open(&pa, &THREE, true), open(&pb, &THREE, true));
+        let id = |c: &Connection| -> String {
+            c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
+                .unwrap()
+        };
+        let (ida, idb) = (id(&a), id(&b));
+        let bundle = self.path("small.bundle");
+        let send = |from: &Connection, to: &Connection, peer: &str| {
+            let _ = std::fs::remove_file(&bundle);
+            Self::bundle_out(from, Some(peer), &bundle);
+            seconds(|| Self::bundle_in(to, &bundle)).1
+        };
+        let mut imports = Vec::with_capacity(trips);
+        for i in 0..trips as i64 {
+            a.execute("INSERT INTO t VALUES (?1, 'from a', ?1)", [2 * i + 1])
+                .unwrap();
+            let t1 = send(&a, &b, &idb);
+            b.execute("INSERT INTO t VALUES (?1, 'from b', ?1)", [2 * i + 2])
+                .unwrap();
+            let t2 = send(&b, &a, &ida);
+            imports.push((t1 + t2) / 2.0);
+        }
+        let first = median(imports[..20].to_vec());
+        let last = median(imports[trips - 20..].to_vec());
+        self.row("import of a one-row bundle (median)", first, last, "ms");
+    }
+
     /// The SQLite session extension on the same work: the reference for capture and apply.
     fn session_table(&self) {
         use rusqlite::session::{ConflictAction, Session};
@@ -734,6 +771,7 @@ fn main() {
     bench.many_devices_table();
     bench.hot_rows_table();
     bench.edits_table();
+    bench.small_sync_table(if quick { 200 } else { 2000 });
     bench.session_table();
     let _ = std::fs::remove_dir_all(&dir);
 }

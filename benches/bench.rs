@@ -55,18 +55,29 @@ const TEN: Shape = Shape {
 
 fn open(path: &Path, shape: &Shape, synced: bool) -> Connection {
     let _ = std::fs::remove_file(path);
-    let conn = Connection::open(path).unwrap();
-    unsafe {
-        conn.load_extension_enable().unwrap();
-        conn.load_extension(extension(), Some("sqlite3_sync_init"))
-            .unwrap();
-    }
+    let conn = load(path);
     conn.execute_batch(shape.create).unwrap();
     if synced {
         conn.execute_batch("SELECT sync_init(); SELECT sync_enable('t');")
             .unwrap();
     }
     conn
+}
+
+/// A connection to the database at `path` (created when missing), the extension loaded.
+fn load(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    unsafe {
+        conn.load_extension_enable().unwrap();
+        conn.load_extension(extension(), Some("sqlite3_sync_init"))
+            .unwrap();
+    }
+    conn
+}
+
+fn device_id(conn: &Connection) -> String {
+    conn.query_row("SELECT sync_device_id()", [], |r| r.get(0))
+        .unwrap()
 }
 
 fn fill(conn: &Connection, shape: &Shape, from: u64, to: u64) {
@@ -218,6 +229,14 @@ impl Bench {
         .unwrap()
     }
 
+    /// A peer-aware bundle from `from` for `peer`, imported into `to`, through `bundle`;
+    /// returns the seconds of the import.
+    fn send(from: &Connection, to: &Connection, peer: &str, bundle: &Path) -> f64 {
+        let _ = std::fs::remove_file(bundle);
+        Self::bundle_out(from, Some(peer), bundle);
+        seconds(|| Self::bundle_in(to, bundle)).1
+    }
+
     fn bundle_in(conn: &Connection, path: &Path) -> i64 {
         conn.query_row(
             "SELECT sync_bundle_in(?1) ->> '$.applied_count'",
@@ -313,11 +332,7 @@ impl Bench {
         );
         println!("| work | empty log | {n}-op log | ratio |\n|---|---:|---:|---:|");
         let new_ops = |src: &Connection, dst: &Connection, from: u64| -> f64 {
-            let id = |c: &Connection| -> String {
-                c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
-                    .unwrap()
-            };
-            let (src_id, dst_id) = (id(src), id(dst));
+            let (src_id, dst_id) = (device_id(src), device_id(dst));
             let runs = (0..RUNS as u64).map(|run| {
                 // dst tells src what it has, then src writes 1,000 rows and bundles them for dst
                 let back = self.path("back.bundle");
@@ -401,9 +416,7 @@ impl Bench {
                     let log_bytes = (size(&conn) - before) / n as f64;
                     let peer: String = {
                         let other = open(&self.path("many-peer.db"), &THREE, true);
-                        let id: String = other
-                            .query_row("SELECT sync_device_id()", [], |r| r.get(0))
-                            .unwrap();
+                        let id = device_id(&other);
                         // the peer says it has everything this device received: only the new ops go
                         let back = self.path("many-back.bundle");
                         let _ = std::fs::remove_file(&back);
@@ -475,10 +488,6 @@ impl Bench {
             drop(stmt);
             conn.execute_batch("COMMIT").unwrap();
         };
-        let id = |c: &Connection| -> String {
-            c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
-                .unwrap()
-        };
         let size = |p: &Path| std::fs::metadata(p).unwrap().len() as f64;
         // (seconds of the whole scenario, seconds importing, largest file, open records)
         let run = |concurrent: bool| -> (f64, f64, f64, f64) {
@@ -489,25 +498,20 @@ impl Bench {
                  INSERT INTO t SELECT n, 0, 'row ' || n FROM i",
             )
             .unwrap();
-            let (ida, idb) = (id(&a), id(&b));
+            let (ida, idb) = (device_id(&a), device_id(&b));
             let bundle = self.path("hot.bundle");
-            let send = |from: &Connection, to: &Connection, peer: &str| {
-                let _ = std::fs::remove_file(&bundle);
-                Self::bundle_out(from, Some(peer), &bundle);
-                seconds(|| Self::bundle_in(to, &bundle)).1
-            };
             let mut seed = 7;
-            let mut importing = send(&a, &b, &idb);
+            let mut importing = Self::send(&a, &b, &idb, &bundle);
             let start = Instant::now();
             for _ in 0..5 {
                 if concurrent {
                     edit(&a, &mut seed, 2000);
                     edit(&b, &mut seed, 2000);
-                    importing += send(&a, &b, &idb);
-                    importing += send(&b, &a, &ida);
+                    importing += Self::send(&a, &b, &idb, &bundle);
+                    importing += Self::send(&b, &a, &ida, &bundle);
                 } else {
                     edit(&a, &mut seed, 4000);
-                    importing += send(&a, &b, &idb);
+                    importing += Self::send(&a, &b, &idb, &bundle);
                 }
             }
             let total = start.elapsed().as_secs_f64();
@@ -570,19 +574,10 @@ impl Bench {
         let a = open(&pa, &THREE, true);
         fill(&a, &THREE, 1, rows);
         let b = open(&pb, &THREE, true);
-        let id = |c: &Connection| -> String {
-            c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
-                .unwrap()
-        };
-        let (ida, idb) = (id(&a), id(&b));
+        let (ida, idb) = (device_id(&a), device_id(&b));
         let bundle = self.path("edits.bundle");
-        let send = |from: &Connection, to: &Connection, peer: &str| {
-            let _ = std::fs::remove_file(&bundle);
-            Self::bundle_out(from, Some(peer), &bundle);
-            Self::bundle_in(to, &bundle);
-        };
-        send(&a, &b, &idb);
-        send(&b, &a, &ida);
+        Self::send(&a, &b, &idb, &bundle);
+        Self::send(&b, &a, &ida, &bundle);
         drop(b);
         std::fs::copy(&pb, &base).unwrap();
         let mut next_id = rows as i64;
@@ -598,13 +593,7 @@ impl Bench {
             };
             let fresh_b = || {
                 std::fs::copy(&base, &pb).unwrap();
-                let b = Connection::open(&pb).unwrap();
-                unsafe {
-                    b.load_extension_enable().unwrap();
-                    b.load_extension(extension(), Some("sqlite3_sync_init"))
-                        .unwrap();
-                }
-                b
+                load(&pb)
             };
             let import = |bundle: &Path, conflicting: bool| {
                 median(
@@ -628,7 +617,7 @@ impl Bench {
             {
                 let b = fresh_b();
                 Self::bundle_in(&b, &updates);
-                send(&b, &a, &ida);
+                Self::send(&b, &a, &ida, &bundle);
                 drop(b);
                 std::fs::copy(&pb, &base).unwrap();
             }
@@ -668,25 +657,16 @@ impl Bench {
         );
         let (pa, pb) = (self.path("small-a.db"), self.path("small-b.db"));
         let (a, b) = (open(&pa, &THREE, true), open(&pb, &THREE, true));
-        let id = |c: &Connection| -> String {
-            c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
-                .unwrap()
-        };
-        let (ida, idb) = (id(&a), id(&b));
+        let (ida, idb) = (device_id(&a), device_id(&b));
         let bundle = self.path("small.bundle");
-        let send = |from: &Connection, to: &Connection, peer: &str| {
-            let _ = std::fs::remove_file(&bundle);
-            Self::bundle_out(from, Some(peer), &bundle);
-            seconds(|| Self::bundle_in(to, &bundle)).1
-        };
         let mut imports = Vec::with_capacity(trips);
         for i in 0..trips as i64 {
             a.execute("INSERT INTO t VALUES (?1, 'from a', ?1)", [2 * i + 1])
                 .unwrap();
-            let t1 = send(&a, &b, &idb);
+            let t1 = Self::send(&a, &b, &idb, &bundle);
             b.execute("INSERT INTO t VALUES (?1, 'from b', ?1)", [2 * i + 2])
                 .unwrap();
-            let t2 = send(&b, &a, &ida);
+            let t2 = Self::send(&b, &a, &ida, &bundle);
             imports.push((t1 + t2) / 2.0);
         }
         let first = median(imports[..20].to_vec());

@@ -206,10 +206,22 @@ impl Form {
         if !encoded.is_empty() {
             return Err(Error::new("op values: trailing bytes"));
         }
+        Ok(self.op_of(device, seq, lamport, deps, &values))
+    }
+
+    /// A whole op of this form from its values, unpacked.
+    pub fn op_of(
+        &self,
+        device: DeviceId,
+        seq: u64,
+        lamport: u64,
+        deps: Vec<Dep>,
+        values: &[Value],
+    ) -> Op {
         let owned = |(c, v): (&String, &Value)| (c.clone(), v.clone());
-        let key: Cells = self.key_cells(&values).map(owned).collect();
-        let cells: Cells = self.cells(&values).map(owned).collect();
-        Ok(Op {
+        let key: Cells = self.key_cells(values).map(owned).collect();
+        let cells: Cells = self.cells(values).map(owned).collect();
+        Op {
             device,
             seq,
             lamport,
@@ -218,7 +230,7 @@ impl Form {
             kind: self.kind,
             key,
             cells,
-        })
+        }
     }
 }
 

@@ -48,15 +48,15 @@ impl Import<'_> {
         let entries = std::mem::take(&mut self.rows.batch);
         let ops = std::mem::take(&mut self.rows.batch_ops);
         let seen_before = self.rows.index.add_many(&entries)?;
-        let mut new_rows: Vec<(i64, &[Value], &Entry)> = Vec::with_capacity(entries.len());
-        for ((entry, (form_id, lamport, values)), seen) in entries.iter().zip(&ops).zip(seen_before)
+        let mut new_rows: Vec<(i64, Vec<Value>, &Entry)> = Vec::with_capacity(entries.len());
+        for ((entry, (form_id, lamport, values)), seen) in entries.iter().zip(ops).zip(seen_before)
         {
             if seen {
                 self.rows.touched.add(entry);
                 // its settle reads it from here (a local op never comes through here)
-                (self.rows.recent).keep((entry.2, entry.3), *lamport, *form_id, values);
+                (self.rows.recent).keep((entry.2, entry.3), lamport, form_id, values);
             } else {
-                new_rows.push((*form_id, values, entry));
+                new_rows.push((form_id, values, entry));
             }
         }
         // runs of one form go to the table together; a row that breaks a constraint of this
@@ -66,7 +66,7 @@ impl Import<'_> {
             let form_id = run[0].0;
             let form = self.known.forms.get(form_id)?;
             let table = find_table(self.known.tables, &form.table)?;
-            let rows: Vec<&[Value]> = run.iter().map(|(_, v, _)| *v).collect();
+            let rows: Vec<&[Value]> = run.iter().map(|(_, v, _)| v.as_slice()).collect();
             match self.rows.writers.write_many(table, form_id, form, &rows) {
                 Err(e) if e.is_constraint() => {
                     for (_, values, entry) in run {
@@ -89,8 +89,8 @@ impl Import<'_> {
 
     /// After the app's triggers fired for new rows: a row one of them changed on the way is put
     /// back to what its op says (see `write_row`). Rows left for settling are settled later.
-    pub(super) fn put_back_new_rows(&mut self, rows: &[(i64, &[Value], &Entry)]) -> Result<()> {
-        for &(form_id, values, entry) in rows {
+    pub(super) fn put_back_new_rows(&mut self, rows: &[(i64, Vec<Value>, &Entry)]) -> Result<()> {
+        for &(form_id, ref values, entry) in rows {
             if self.rows.touched.contains(entry) {
                 continue;
             }

@@ -134,9 +134,9 @@ impl Recent {
     /// Enough for the everyday sync; a bundle of more touched rows reads the rest back.
     pub const LIMIT: usize = 100_000;
 
-    pub fn keep(&mut self, at: (DeviceIdx, u64), lamport: u64, form_id: i64, values: &[Value]) {
+    pub fn keep(&mut self, at: (DeviceIdx, u64), lamport: u64, form_id: i64, values: Vec<Value>) {
         if self.0.len() < Self::LIMIT {
-            self.0.insert(at, (lamport, form_id, values.to_vec()));
+            self.0.insert(at, (lamport, form_id, values));
         }
     }
 
@@ -183,15 +183,9 @@ impl RowReader<'_> {
         if let Some((lamport, form_id, values)) = self.recent.and_then(|r| r.0.get(&(device, seq)))
         {
             let form = self.forms.get(*form_id)?;
-            let owned = |(c, v): (&String, &Value)| (c.clone(), v.clone());
-            let head = (self.devices.id(device), seq, *lamport, form.kind);
-            let key = form.key_cells(values).map(owned).collect();
-            return Ok(row_op(
-                table,
-                head,
-                key,
-                form.cells(values).map(owned).collect(),
-            ));
+            let op = form.op_of(self.devices.id(device), seq, *lamport, Vec::new(), values);
+            let head = (op.device, seq, op.lamport, op.kind);
+            return Ok(row_op(table, head, op.key, op.cells));
         }
         let stmt = statements.get(
             "SELECT lamport, form, vals FROM main._sync_remote WHERE device = ?1 AND seq = ?2",

@@ -134,6 +134,16 @@ impl ForeignKeys {
         rank
     }
 
+    /// Whether writing `columns` of a row of `table` may call for an action (a foreign key with
+    /// one refers to one of them).
+    pub fn may_act(&self, table: &SyncedTable, columns: &[String]) -> bool {
+        let Some(keys) = self.by_parent.get(&table.name.to_lowercase()) else {
+            return false;
+        };
+        let written = |c: &String| columns.iter().any(|w| w.eq_ignore_ascii_case(c));
+        keys.iter().any(|k| k.to.iter().any(written))
+    }
+
     /// Carries out, as captured writes, the actions that writing `state` over row `key` of
     /// `table` calls for. Returns whether any row changed.
     pub fn act(

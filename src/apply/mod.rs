@@ -6,7 +6,8 @@
 //!   savepoint, step by step (`import()`): fold this device's new ops (`settle.rs`); fork first
 //!   if the bundle shows this database's history was put back (`fork.rs`); store the bundle's
 //!   ops (`store.rs`); resolve deps that wait for a history (`histories.rs`); deliver them in
-//!   causal order (`delivery.rs`); write applied rows (`settle.rs`); record this device's next
+//!   causal order (`delivery.rs`); write applied rows (`settle.rs`: a new row at once, an update
+//!   that follows every live op of its row at once too, `forward.rs`); record this device's next
 //!   context (`store.rs`); settle the touched rows (`settle.rs`); record the bundle (`store.rs`).
 //! - `checks.rs`: what a bundle's ops must be before anything is written (forms, deps).
 //! - `import.rs`: `Import`, everything one import holds, by what it is.
@@ -34,6 +35,7 @@ mod cascade;
 mod checks;
 mod delivery;
 mod fork;
+mod forward;
 mod histories;
 mod import;
 mod quiet;

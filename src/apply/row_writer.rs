@@ -39,6 +39,9 @@ pub struct RowWriters<'c> {
     /// a hash of those, then compared whole, so two keys with one hash never share a statement
     by_columns: HashMap<u64, Vec<(Slot, Stmt<'c>)>>,
     by_form: HashMap<i64, SingleWriter<'c>>,
+    /// `update_many`'s statements by form, with the position in the op's values of each
+    /// parameter of a row
+    by_form_update: HashMap<i64, (Stmt<'c>, Vec<usize>)>,
 }
 
 impl<'c> RowWriters<'c> {
@@ -47,6 +50,7 @@ impl<'c> RowWriters<'c> {
             conn,
             by_columns: HashMap::new(),
             by_form: HashMap::new(),
+            by_form_update: HashMap::new(),
         }
     }
 
@@ -134,26 +138,29 @@ impl<'c> RowWriters<'c> {
         let (present, holds) = self.read_back(table, key, state)?;
         match state {
             _ if holds => return Ok(false),
-            RowState::Present(cells) if present => self.update(table, key, cells)?,
+            RowState::Present(cells) if present => {
+                self.update(table, key, cells)?;
+            }
             _ => self.write(table, key, state)?,
         }
         Ok(true)
     }
 
-    /// `UPDATE` of the non-key cells of an existing row.
-    fn update(
+    /// `UPDATE` of the non-key cells of an existing row; whether it changed a row (false when
+    /// the row is not there, or no cell is outside the key).
+    pub fn update(
         &mut self,
         table: &SyncedTable,
         key: &[(String, Value)],
         cells: &[(String, Value)],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let q = crate::sql::quote_ident;
         let others: Vec<&(String, Value)> = cells
             .iter()
             .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
             .collect();
         if others.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let stmt = self.cached(
             "update",
@@ -178,7 +185,8 @@ impl<'c> RowWriters<'c> {
             .chain(others.iter().copied())
             .map(|(_, v)| v.clone())
             .collect();
-        stmt.execute(&params)
+        stmt.execute(&params)?;
+        Ok(self.conn.changes() == 1)
     }
 
     /// Reads a user row back: whether it is there, and whether it holds `state`.
@@ -273,6 +281,45 @@ impl<'c> RowWriters<'c> {
             .execute_borrowed(values)
     }
 
+    /// Writes the cells of up to `BATCH` ops of form `form_id` (`form`, an update), one row
+    /// each, with `rows` their values, by one statement; returns how many rows it changed (a
+    /// row that is not there is not written, nor one whose key holds a NULL).
+    pub fn update_many(
+        &mut self,
+        table: &SyncedTable,
+        form_id: i64,
+        form: &Form,
+        rows: &[&[Value]],
+    ) -> Result<usize> {
+        if !self.by_form_update.contains_key(&form_id) {
+            let (key, others, params) = form_columns(table, form)?;
+            let q = crate::sql::quote_ident;
+            let column = |i: usize| format!("v.column{}", i + 1);
+            let sets: Vec<String> = (others.iter().enumerate())
+                .map(|(i, c)| format!("{} = {}", q(c), column(key.len() + i)))
+                .collect();
+            let matches: Vec<String> = (key.iter().enumerate())
+                .map(|(i, c)| format!("{} = {}", q(c), column(i)))
+                .collect();
+            let sql = format!(
+                "UPDATE main.{} SET {} FROM (VALUES {}) AS v WHERE {}",
+                q(&table.name),
+                sets.join(", "),
+                crate::sql::value_rows(BATCH, params.len()),
+                matches.join(" AND ")
+            );
+            let stmt = self.conn.prepare(&sql)?;
+            self.by_form_update.insert(form_id, (stmt, params));
+        }
+        let (stmt, params) = self.by_form_update.get_mut(&form_id).expect("just cached");
+        let mut values: Vec<&Value> = (rows.iter())
+            .flat_map(|v| params.iter().map(|&slot| &v[slot]))
+            .collect();
+        values.resize(BATCH * params.len(), &Value::Null); // rows of NULLs match no row
+        stmt.execute_borrowed(values)?;
+        Ok(self.conn.changes() as usize)
+    }
+
     /// The writer of single-op rows of form `form_id`, prepared on first use.
     fn single_writer(
         &mut self,
@@ -288,27 +335,7 @@ impl<'c> RowWriters<'c> {
     }
 
     fn prepare_single(&self, table: &SyncedTable, form: &Form) -> Result<SingleWriter<'c>> {
-        let spell = |name: &str| {
-            table.column(name).ok_or_else(|| {
-                Error::new(format!("column {name:?} of table {:?} is gone", table.name))
-            })
-        };
-        let key: Vec<String> = form
-            .key
-            .iter()
-            .map(|c| spell(c).map(str::to_string))
-            .collect::<Result<_>>()?;
-        let mut params: Vec<usize> = (0..key.len()).collect();
-        let mut others = Vec::new();
-        if form.kind != OpKind::Delete {
-            for (i, cell) in form.cells.iter().enumerate() {
-                let name = spell(cell)?.to_string();
-                if !key.contains(&name) && !others.contains(&name) {
-                    others.push(name);
-                    params.push(form.cell_slot(i));
-                }
-            }
-        }
+        let (key, others, params) = form_columns(table, form)?;
         let (table, absent) = (table.clone(), form.kind == OpKind::Delete);
         let sql = move |rows: usize| row_writer_sql(&table, &key, absent, &others, rows);
         Ok(SingleWriter {
@@ -318,6 +345,36 @@ impl<'c> RowWriters<'c> {
             sql: Box::new(sql),
         })
     }
+}
+
+/// The key columns and the other columns an op of `form` writes, as `table` spells them, and
+/// the position in the op's values of each (key first).
+fn form_columns(
+    table: &SyncedTable,
+    form: &Form,
+) -> Result<(Vec<String>, Vec<String>, Vec<usize>)> {
+    let spell = |name: &str| {
+        table
+            .column(name)
+            .ok_or_else(|| Error::new(format!("column {name:?} of table {:?} is gone", table.name)))
+    };
+    let key: Vec<String> = form
+        .key
+        .iter()
+        .map(|c| spell(c).map(str::to_string))
+        .collect::<Result<_>>()?;
+    let mut params: Vec<usize> = (0..key.len()).collect();
+    let mut others = Vec::new();
+    if form.kind != OpKind::Delete {
+        for (i, cell) in form.cells.iter().enumerate() {
+            let name = spell(cell)?.to_string();
+            if !key.contains(&name) && !others.contains(&name) {
+                others.push(name);
+                params.push(form.cell_slot(i));
+            }
+        }
+    }
+    Ok((key, others, params))
 }
 
 /// `DELETE … WHERE key` for an absent row; otherwise `INSERT … ON CONFLICT(key) DO UPDATE` of

@@ -5,15 +5,17 @@ use crate::conflicts;
 use crate::db::{Conn, Error, Result};
 use crate::log::clock::Order;
 use crate::log::{self, SyncedTable};
-use crate::merge::live::{OpAt, RowLive};
+use crate::merge::live::{OpAt, RowAt, RowLive};
 use crate::merge::row_index::{Entry, RowReader};
 use crate::merge::{self, RowOp, RowState};
 use crate::op::OpKind;
 use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::{hex, Cells, JsonObject, Value};
+use std::collections::HashSet;
 
 use super::checks::{find_table, table_by_id};
+use super::forward::Forward;
 use super::import::Import;
 
 impl Import<'_> {
@@ -47,18 +49,38 @@ impl Import<'_> {
     pub(super) fn write_applied(&mut self) -> Result<()> {
         let entries = std::mem::take(&mut self.rows.batch);
         let ops = std::mem::take(&mut self.rows.batch_ops);
-        let seen_before = self.rows.index.add_many(&entries)?;
+        let priors = self.rows.index.add_many(&entries)?;
+        // a row with two ops in the batch is settled (its prior is from before both)
+        let mut once = HashSet::with_capacity(entries.len());
+        let twice: HashSet<RowAt> = (entries.iter())
+            .filter(|e| !once.insert((e.0, &e.1)))
+            .map(|e| (e.0, e.1.clone()))
+            .collect();
         let mut new_rows: Vec<(i64, Vec<Value>, &Entry)> = Vec::with_capacity(entries.len());
-        for ((entry, (form_id, lamport, values)), seen) in entries.iter().zip(ops).zip(seen_before)
-        {
-            if seen {
-                self.rows.touched.add(entry);
-                // its settle reads it from here (a local op never comes through here)
-                (self.rows.recent).keep((entry.2, entry.3), lamport, form_id, values);
-            } else {
+        let mut forwards = Vec::new();
+        for ((entry, (form_id, lamport, values)), prior) in entries.iter().zip(ops).zip(priors) {
+            let Some(prior) = prior else {
                 new_rows.push((form_id, values, entry));
+                continue;
+            };
+            let once = twice.is_empty() || !twice.contains(&(entry.0, entry.1.clone()));
+            if let (true, Some(live)) = (once, self.forward(entry, form_id, &prior)?) {
+                let entry = entry.clone();
+                forwards.push(Forward {
+                    entry,
+                    form_id,
+                    lamport,
+                    values,
+                    first: prior.first,
+                    live,
+                });
+                continue;
             }
+            self.rows.touched.add(entry);
+            // its settle reads it from here (a local op never comes through here)
+            (self.rows.recent).keep((entry.2, entry.3), lamport, form_id, values);
         }
+        self.write_forwards(forwards)?;
         // runs of one form go to the table together; a row that breaks a constraint of this
         // database on its own is settled at the end instead, from all its ops and after the
         // other rows (a later op of the bundle may mend it, or the row it refers to may come)

@@ -219,6 +219,22 @@ impl LocalOps {
         })
     }
 
+    /// The kind of a local op of shape `shape_id`, kind code `kind` and `mask`, and the
+    /// columns it writes (as `get` gives its cells).
+    pub fn columns(&self, shape_id: i64, kind: i64, mask: i64) -> Result<(OpKind, Vec<String>)> {
+        let (_, _, shape) = self
+            .shapes
+            .get(&shape_id)
+            .ok_or_else(|| Error::new(format!("op log names unknown shape {shape_id}")))?;
+        let kind = OpKind::from_code(kind)
+            .ok_or_else(|| Error::new("damaged op in _sync_ops: unknown kind"))?;
+        let cols = (0..shape.columns.len())
+            .filter(|&i| writes_column(kind, mask, i))
+            .map(|i| shape.columns[i].clone())
+            .collect();
+        Ok((kind, cols))
+    }
+
     /// Calls `f` for every local op with `after < seq <= upto`, in seq order.
     pub fn each(
         &self,

@@ -25,14 +25,74 @@ use crate::op::OpKind;
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::{Cells, Value};
 
-/// The stored form: the universe, and per live op (device, seq, top, columns by position in
+/// The stored form: the universe, and per live op (device, seq, mark, columns by position in
 /// the universe).
 #[derive(Deserialize)]
-struct StoredSet(Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>);
+struct StoredSet(Vec<String>, Vec<SetEntry>);
 
 /// The same, borrowed, for writing it (the same msgpack).
 #[derive(Serialize)]
-struct StoredSetRef<'a>(&'a [String], Vec<(i64, u64, bool, Vec<u32>)>);
+struct StoredSetRef<'a>(&'a [String], &'a [SetEntry]);
+
+/// One live op of a stored set: (device, seq, mark, columns by position in the universe).
+pub(super) type SetEntry = (i64, u64, Mark, Vec<u32>);
+
+/// Whether a live op is top, and whether it is a delete. Stored as an integer (bit 0: top,
+/// bit 1: delete, bit 2: kind known); a set stored by an earlier build holds a bool (top) and
+/// no kinds, which only the full settle reads (`forward.rs` leaves it alone).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Mark {
+    pub(super) top: bool,
+    pub(super) delete: Option<bool>,
+}
+
+impl Serialize for Mark {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let kind = match self.delete {
+            None => 0,
+            Some(delete) => 4 | (delete as u8) << 1,
+        };
+        s.serialize_u8(kind | self.top as u8)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mark {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Mark, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Mark;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a live op's mark")
+            }
+            fn visit_bool<E>(self, top: bool) -> std::result::Result<Mark, E> {
+                Ok(Mark { top, delete: None })
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Mark, E> {
+                match v {
+                    0..=7 => Ok(Mark {
+                        top: v & 1 == 1,
+                        delete: (v & 4 == 4).then_some(v & 2 == 2),
+                    }),
+                    _ => Err(E::custom("unknown mark")),
+                }
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// A stored set, decoded: its universe and entries.
+pub(super) fn decode_set(blob: &[u8]) -> Result<(Vec<String>, Vec<SetEntry>)> {
+    let StoredSet(universe, entries) =
+        rmp_serde::from_slice(blob).map_err(|_| Error::new("damaged live set in _sync_rows"))?;
+    Ok((universe, entries))
+}
+
+/// A set as `_sync_rows.live` stores it.
+pub(super) fn encode_set(universe: &[String], entries: &[SetEntry]) -> Result<Vec<u8>> {
+    rmp_serde::to_vec(&StoredSetRef(universe, entries))
+        .map_err(|e| Error::new(format!("live set: {e}")))
+}
 
 /// A row's live ops, with the ops themselves.
 pub struct RowLive {
@@ -95,7 +155,7 @@ impl RowLive {
             }
             Stored::Set(universe, entries) => {
                 row.universe = universe;
-                for (device, seq, top, cols) in entries {
+                for (device, seq, Mark { top, .. }, cols) in entries {
                     row.add(statements, reader, table, DeviceIdx(device), seq)?;
                     let cols = cols
                         .into_iter()
@@ -190,16 +250,20 @@ impl RowLive {
     /// Stores the live set in `_sync_rows`.
     pub fn save(&self, statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<()> {
         let position = |c: &String| self.universe.iter().position(|u| u == c).map(|i| i as u32);
-        let entries = self
+        let entries: Vec<SetEntry> = self
             .live
             .iter()
             .map(|e| {
                 let cols = e.cols.iter().filter_map(position).collect();
-                (self.devices[e.op].0, self.ops[e.op].seq, e.top, cols)
+                let op = &self.ops[e.op];
+                let mark = Mark {
+                    top: e.top,
+                    delete: Some(op.kind == OpKind::Delete),
+                };
+                (self.devices[e.op].0, op.seq, mark, cols)
             })
             .collect();
-        let blob = rmp_serde::to_vec(&StoredSetRef(&self.universe, entries))
-            .map_err(|e| Error::new(format!("live set: {e}")))?;
+        let blob = encode_set(&self.universe, &entries)?;
         statements
             .get("UPDATE main._sync_rows SET live = ?3 WHERE table_id = ?1 AND key = ?2")?
             .execute(&[
@@ -224,7 +288,7 @@ fn device_indexes(devices: &Devices, ops: &[RowOp]) -> Result<Vec<DeviceIdx>> {
 enum Stored {
     Single(i64, u64),
     Stale,
-    Set(Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>),
+    Set(Vec<String>, Vec<SetEntry>),
 }
 
 fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored> {
@@ -237,8 +301,7 @@ fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored
     let stored = match r.column(2)? {
         Value::Null => Stored::Single(r.column_int(0), r.column_int(1) as u64),
         Value::Blob(b) if !b.is_empty() => {
-            let StoredSet(universe, entries) = rmp_serde::from_slice(&b)
-                .map_err(|_| Error::new("damaged live set in _sync_rows"))?;
+            let (universe, entries) = decode_set(&b)?;
             Stored::Set(universe, entries)
         }
         _ => Stored::Stale,
@@ -290,5 +353,32 @@ impl Touched {
 
     pub fn take(&mut self) -> Vec<(RowAt, Option<Vec<OpAt>>)> {
         std::mem::take(&mut self.0).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_stored_with_and_without_kinds_decode() {
+        // as an earlier build stored it: top as a bool, no kinds
+        let old: (Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>) = (
+            vec!["id".into(), "a".into()],
+            vec![(2, 7, true, vec![0, 1])],
+        );
+        let (universe, entries) = decode_set(&rmp_serde::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(universe, ["id", "a"]);
+        let unknown = Mark {
+            top: true,
+            delete: None,
+        };
+        assert_eq!(entries, [(2, 7, unknown, vec![0, 1])]);
+        let marks = [(true, Some(true)), (false, Some(false)), (false, None)];
+        let now: Vec<SetEntry> = (marks.iter())
+            .map(|&(top, delete)| (3, 1, Mark { top, delete }, vec![1]))
+            .collect();
+        let blob = encode_set(&universe, &now).unwrap();
+        assert_eq!(decode_set(&blob).unwrap(), (universe, now));
     }
 }

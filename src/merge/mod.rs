@@ -6,6 +6,8 @@
 //!   settled from its own ops only; `RowReader` reads a row's ops back.
 //! - `live.rs`: each row's live set kept between imports, so settling a row after new ops costs
 //!   O(live ops + new ops), not O(every op it ever had); `Touched`, the rows an import settles.
+//! - `forward.rs`: a live set advanced by an update that follows all of it, from the stored set
+//!   alone (the everyday sync of edits: no op read back).
 //!
 //! Words: a **live write** is a write of a cell no op that follows it wrote again; a row's
 //! **live set** is its ops with a live write, and its **top** ops (those no op on the row
@@ -19,6 +21,7 @@
 //! so two devices that hold the same ops show the same row and the same conflicts. The stored
 //! live set is a cache of that function: settling from it gives what settling from every op gives.
 
+pub mod forward;
 pub mod live;
 pub mod row_index;
 mod rule;

@@ -10,6 +10,7 @@ use crate::db::{Conn, Error, Result, Statements, Stmt};
 use crate::log::clock::{Devices, Order};
 use crate::log::remote::{Forms, Stored};
 use crate::log::{LocalOps, SyncedTable};
+use crate::merge::live::OpAt;
 use crate::merge::RowOp;
 use crate::op::{DeviceId, OpKind};
 use crate::schema::{DeviceIdx, SELF};
@@ -28,28 +29,33 @@ pub type Entry = (i64, Vec<u8>, DeviceIdx, u64);
 pub struct RowIndex<'c> {
     conn: &'c Conn,
     first: Stmt<'c>,
-    first_many: Option<Stmt<'c>>,
-    first_of: Stmt<'c>,
     later: Stmt<'c>,
+    /// The statements for up to `BATCH` rows at once, prepared on first use
+    first_many: Option<Stmt<'c>>,
+    later_many: Option<Stmt<'c>>,
+    look_up: Option<Stmt<'c>>,
+    live_many: Option<Stmt<'c>>,
+    /// Whether the last batch found rows that had ops before: then the next looks its rows up
+    /// before it inserts them (a batch of edits), else after (a batch of new rows)
+    edits: bool,
 }
 
-const INSERT_FIRST: &str = "INSERT INTO main._sync_rows(table_id, key, device, seq) VALUES ";
+const INSERT_FIRST: &str = "INSERT INTO main._sync_rows(table_id, key, device, seq)";
+const INSERT_LATER: &str = "INSERT OR IGNORE INTO main._sync_row_ops(table_id, key, device, seq)";
 
 impl<'c> RowIndex<'c> {
     pub fn new(conn: &'c Conn) -> Result<RowIndex<'c>> {
         Ok(RowIndex {
             conn,
             first: conn.prepare(&format!(
-                "{INSERT_FIRST}(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
+                "{INSERT_FIRST} VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
             ))?,
+            later: conn.prepare(&format!("{INSERT_LATER} VALUES (?1, ?2, ?3, ?4)"))?,
             first_many: None,
-            first_of: conn.prepare(
-                "SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
-            )?,
-            later: conn.prepare(
-                "INSERT OR IGNORE INTO main._sync_row_ops(table_id, key, device, seq)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?,
+            later_many: None,
+            look_up: None,
+            live_many: None,
+            edits: false,
         })
     }
 
@@ -74,44 +80,210 @@ impl<'c> RowIndex<'c> {
         Ok(true)
     }
 
-    /// `add` for `BATCH` entries at once (one statement when every row is new).
-    pub fn add_many(&mut self, entries: &[Entry]) -> Result<Vec<bool>> {
-        if entries.len() != BATCH {
-            return entries.iter().map(|e| self.add(e)).collect();
-        }
-        if self.first_many.is_none() {
-            let rows = crate::sql::value_rows(BATCH, 4);
-            let sql = format!("{INSERT_FIRST}{rows} ON CONFLICT DO NOTHING");
-            self.first_many = Some(self.conn.prepare(&sql)?);
-        }
-        let params: Vec<Value> = entries.iter().flat_map(Self::params).collect();
-        self.first_many
-            .as_mut()
-            .expect("just prepared")
-            .execute_borrowed(&params)?;
-        if self.conn.changes() == BATCH as i64 {
-            return Ok(vec![false; BATCH]);
-        }
-        // some rows had ops before: an entry is a row's first exactly when the row names it
-        let mut seen_before = Vec::with_capacity(BATCH);
-        for entry in entries {
-            let params = Self::params(entry);
-            self.first_of.bind_all(&params[..2])?;
-            let first = (self.first_of.step())
-                .map(|row| row.map(|row| (row.column_int(0), row.column_int(1))));
-            self.first_of.reset();
-            let expected = (
-                params[2].as_i64().unwrap_or(0),
-                params[3].as_i64().unwrap_or(0),
-            );
-            let is_first = first? == Some(expected);
-            if !is_first {
-                self.later.execute(&params)?;
+    /// `add` for up to `BATCH` entries at once: per entry, None when it is its row's first op,
+    /// else what the row index held of the row before (`Prior`).
+    pub fn add_many(&mut self, entries: &[Entry]) -> Result<Vec<Option<Prior>>> {
+        let all: Vec<usize> = (0..entries.len()).collect();
+        let priors = match self.edits {
+            false => {
+                if self.insert_first(entries, &all)? == entries.len() {
+                    return Ok(entries.iter().map(|_| None).collect());
+                }
+                // an entry is its row's first op exactly when the row names it
+                let mut priors = self.look_up(entries, &all)?;
+                for (entry, prior) in entries.iter().zip(&mut priors) {
+                    if prior
+                        .as_ref()
+                        .is_some_and(|p| p.first == (entry.2, entry.3))
+                    {
+                        *prior = None;
+                    }
+                }
+                priors
             }
-            seen_before.push(!is_first);
-        }
-        Ok(seen_before)
+            true => {
+                let mut priors = self.look_up(entries, &all)?;
+                // a row first indexed in this batch: its first entry is its first op
+                let mut firsts: HashMap<(i64, &[u8]), (DeviceIdx, u64)> = HashMap::new();
+                let mut new = Vec::new();
+                for (i, (entry, prior)) in entries.iter().zip(&mut priors).enumerate() {
+                    if prior.is_some() {
+                        continue;
+                    }
+                    let at = (entry.2, entry.3);
+                    match firsts.get(&(entry.0, entry.1.as_slice())) {
+                        Some(&first) => *prior = Some(Prior::unread(first)),
+                        None => {
+                            firsts.insert((entry.0, entry.1.as_slice()), at);
+                            new.push(i);
+                        }
+                    }
+                }
+                self.insert_first(entries, &new)?;
+                priors
+            }
+        };
+        let later: Vec<usize> = (0..entries.len())
+            .filter(|&i| priors[i].is_some())
+            .collect();
+        self.insert_later(entries, &later)?;
+        self.edits = !later.is_empty();
+        Ok(priors)
     }
+
+    /// Inserts `entries[i]` for each `i` of `which` into `_sync_rows` (a row there already is
+    /// left as it is); returns how many it inserted.
+    fn insert_first(&mut self, entries: &[Entry], which: &[usize]) -> Result<usize> {
+        let stmt = prepared(self.conn, &mut self.first_many, || {
+            format!("{INSERT_FIRST} {} ON CONFLICT DO NOTHING", padded_rows(4))
+        })?;
+        execute_padded(stmt, which.iter().map(|&i| Self::params(&entries[i])))?;
+        Ok(self.conn.changes() as usize)
+    }
+
+    /// Inserts `entries[i]` for each `i` of `which` into `_sync_row_ops`.
+    fn insert_later(&mut self, entries: &[Entry], which: &[usize]) -> Result<()> {
+        if which.is_empty() {
+            return Ok(());
+        }
+        let stmt = prepared(self.conn, &mut self.later_many, || {
+            format!("{INSERT_LATER} {}", padded_rows(4))
+        })?;
+        execute_padded(stmt, which.iter().map(|&i| Self::params(&entries[i])))
+    }
+
+    /// What `_sync_rows` holds of the rows of `entries[i]` for each `i` of `asked`.
+    fn look_up(&mut self, entries: &[Entry], asked: &[usize]) -> Result<Vec<Option<Prior>>> {
+        let mut priors: Vec<Option<Prior>> = entries.iter().map(|_| None).collect();
+        if asked.is_empty() {
+            return Ok(priors);
+        }
+        let stmt = prepared(self.conn, &mut self.look_up, look_up_sql)?;
+        let mut params = Vec::with_capacity(BATCH * 3);
+        for &i in asked {
+            let (table_id, key, _, _) = &entries[i];
+            params.extend([
+                Value::Integer(i as i64),
+                Value::Integer(*table_id),
+                Value::Blob(key.clone()),
+            ]);
+        }
+        params.resize(BATCH * 3, Value::Null); // rows of NULLs find nothing
+        stmt.bind_all(&params)?;
+        let result = (|| {
+            while let Some(r) = stmt.step()? {
+                let int = |i| r.column(i).map(|v| v.as_i64());
+                let prior = Prior {
+                    first: (DeviceIdx(r.column_int(1)), r.column_int(2) as u64),
+                    live: r.column(3)?,
+                    form: int(4)?,
+                    local: match (int(5)?, int(6)?, int(7)?) {
+                        (Some(shape), Some(kind), mask) => Some((shape, kind, mask.unwrap_or(0))),
+                        _ => None,
+                    },
+                };
+                let at = r.column_int(0) as usize;
+                priors[at] = Some(prior);
+            }
+            Ok(())
+        })();
+        stmt.reset();
+        result.map(|()| priors)
+    }
+
+    /// Stores live sets (merge/live.rs): per row, (table id, key, first op, set).
+    pub fn store_live(&mut self, sets: &[(i64, Vec<u8>, OpAt, Vec<u8>)]) -> Result<()> {
+        for chunk in sets.chunks(BATCH) {
+            // an upsert of rows that are there: cheaper than an UPDATE of them
+            let stmt = prepared(self.conn, &mut self.live_many, || {
+                format!(
+                    "INSERT INTO main._sync_rows(table_id, key, device, seq, live) {}
+                     ON CONFLICT(table_id, key) DO UPDATE SET live = excluded.live",
+                    padded_rows(5)
+                )
+            })?;
+            let rows = chunk.iter().map(|(table_id, key, (device, seq), live)| {
+                [
+                    Value::Integer(*table_id),
+                    Value::Blob(key.clone()),
+                    Value::from(*device),
+                    Value::Integer(*seq as i64),
+                    Value::Blob(live.clone()),
+                ]
+            });
+            execute_padded(stmt, rows)?;
+        }
+        Ok(())
+    }
+}
+
+/// The statement in `slot`, prepared from `sql()` on first use.
+fn prepared<'s, 'c>(
+    conn: &'c Conn,
+    slot: &'s mut Option<Stmt<'c>>,
+    sql: impl FnOnce() -> String,
+) -> Result<&'s mut Stmt<'c>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare(&sql())?);
+    }
+    Ok(slot.as_mut().expect("just prepared"))
+}
+
+/// `SELECT column1, … FROM (VALUES …) WHERE column1 IS NOT NULL` for `BATCH` rows of `width`:
+/// the rows of a multi-row INSERT, of which rows of NULLs are left out.
+fn padded_rows(width: usize) -> String {
+    let columns: Vec<String> = (1..=width).map(|c| format!("column{c}")).collect();
+    format!(
+        "SELECT {} FROM (VALUES {}) WHERE column1 IS NOT NULL",
+        columns.join(", "),
+        crate::sql::value_rows(BATCH, width)
+    )
+}
+
+/// Runs a statement of `BATCH` rows with `rows`, the rest NULL.
+fn execute_padded<const W: usize>(
+    stmt: &mut Stmt,
+    rows: impl Iterator<Item = [Value; W]>,
+) -> Result<()> {
+    let mut params: Vec<Value> = rows.flatten().collect();
+    params.resize(BATCH * W, Value::Null);
+    stmt.execute(&params)
+}
+
+/// What the row index held of a row before an op on it was indexed: the row's first op, its
+/// live set (`_sync_rows.live`, merge/live.rs) and, while that is NULL, the first op's form (a
+/// received op) or its shape, kind and mask (a local op, `_sync_ops`).
+pub struct Prior {
+    pub first: (DeviceIdx, u64),
+    pub live: Value,
+    pub form: Option<i64>,
+    pub local: Option<(i64, i64, i64)>,
+}
+
+impl Prior {
+    /// A row whose first op was indexed in the same batch: nothing known of it but that op.
+    fn unread(first: (DeviceIdx, u64)) -> Prior {
+        Prior {
+            first,
+            live: Value::Null,
+            form: None,
+            local: None,
+        }
+    }
+}
+
+/// The query of `look_up`: rows of `BATCH` (entry number, table id, key).
+fn look_up_sql() -> String {
+    let rows = crate::sql::value_rows(BATCH, 3);
+    format!(
+        "SELECT v.column1, r.device, r.seq, r.live, o.form, l.shape, l.kind, l.mask
+         FROM (VALUES {rows}) AS v
+         JOIN main._sync_rows r ON r.table_id = v.column2 AND r.key = v.column3
+         LEFT JOIN main._sync_remote o
+           ON r.live IS NULL AND r.device <> {me} AND o.device = r.device AND o.seq = r.seq
+         LEFT JOIN main._sync_ops l ON r.live IS NULL AND r.device = {me} AND l.seq = r.seq",
+        me = SELF.0
+    )
 }
 
 /// Reads the ops on one row back, from the row index, the log and the store of received ops.

@@ -90,8 +90,11 @@ pub(super) fn decode_set(blob: &[u8]) -> Result<(Vec<String>, Vec<SetEntry>)> {
 
 /// A set as `_sync_rows.live` stores it.
 pub(super) fn encode_set(universe: &[String], entries: &[SetEntry]) -> Result<Vec<u8>> {
-    rmp_serde::to_vec(&StoredSetRef(universe, entries))
-        .map_err(|e| Error::new(format!("live set: {e}")))
+    let names: usize = universe.iter().map(|u| u.len() + 1).sum();
+    let mut out = Vec::with_capacity(names + entries.len() * 16 + 4);
+    rmp_serde::encode::write(&mut out, &StoredSetRef(universe, entries))
+        .map_err(|e| Error::new(format!("live set: {e}")))?;
+    Ok(out)
 }
 
 /// A row's live ops, with the ops themselves.

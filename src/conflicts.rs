@@ -43,7 +43,6 @@ pub fn store(
     state: &RowState,
     lost: &[Loss],
 ) -> Result<u64> {
-    let conn = statements.conn();
     let at_row = [Value::Integer(table.id), Value::Blob(key.to_vec())];
     let mut before: Vec<(Vec<u8>, OpAt, OpAt)> = Vec::new();
     let stmt = statements.get(
@@ -81,8 +80,8 @@ pub fn store(
         .filter(|(id, _, _)| !records.iter().any(|(r, _, _)| r[..] == id[..]))
         .collect();
     if !gone.is_empty() {
-        let closed = conn
-            .query_value("SELECT max(closed) FROM main._sync_conflicts", &[])?
+        let closed = (statements.get("SELECT max(closed) FROM main._sync_conflicts")?)
+            .query_value(&[])?
             .and_then(|v| v.as_i64())
             .unwrap_or(0);
         let side = |(device, seq): OpAt| RowOp {
@@ -103,19 +102,17 @@ pub fn store(
                 && row.live.iter().any(|e| {
                     order.follows(&ops[e.op], &loser) && order.follows(&ops[e.op], &winner)
                 });
-            conn.exec(
-                "UPDATE main._sync_conflicts SET state = ?2, closed = ?3 WHERE id = ?1",
-                &[
+            statements
+                .get("UPDATE main._sync_conflicts SET state = ?2, closed = ?3 WHERE id = ?1")?
+                .execute(&[
                     Value::Blob(id.clone()),
                     Value::Integer(if resolved { RESOLVED } else { CHANGED }),
                     Value::Integer(closed + 1 + n as i64),
-                ],
-            )?;
+                ])?;
         }
-        conn.exec(
-            "DELETE FROM main._sync_conflicts WHERE closed IS NOT NULL AND closed <= ?1",
-            &[Value::Integer(closed + gone.len() as i64 - KEPT)],
-        )?;
+        statements
+            .get("DELETE FROM main._sync_conflicts WHERE closed IS NOT NULL AND closed <= ?1")?
+            .execute(&[Value::Integer(closed + gone.len() as i64 - KEPT)])?;
     }
     let pk = JsonObject::of(&row.key);
     let mut new = 0;
@@ -137,10 +134,12 @@ pub fn store(
                 obj.finish()
             }
         };
-        conn.exec(
-            "INSERT OR REPLACE INTO main._sync_conflicts
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL)",
-            &[
+        statements
+            .get(
+                "INSERT OR REPLACE INTO main._sync_conflicts
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL)",
+            )?
+            .execute(&[
                 Value::Blob(id.to_vec()),
                 Value::Integer(table.id),
                 Value::Blob(key.to_vec()),
@@ -154,8 +153,7 @@ pub fn store(
                 Value::Integer(winner.seq as i64),
                 Value::Text(hex(&op_id(winner))),
                 Value::Text(shown),
-            ],
-        )?;
+            ])?;
     }
     Ok(new)
 }

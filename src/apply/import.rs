@@ -129,7 +129,7 @@ impl<'a> Import<'a> {
             },
             rows: Rows {
                 touched: Touched::new(),
-                index: RowIndex::new(conn)?,
+                index: RowIndex::new(conn),
                 batch: Vec::with_capacity(BATCH),
                 batch_ops: Vec::with_capacity(BATCH),
                 recent: Recent::default(),
@@ -148,16 +148,28 @@ impl<'a> Import<'a> {
     pub(super) fn fold_local_ops(&mut self, last: u64) -> Result<()> {
         let folded = crate::schema::state(self.conn, "folded")?;
         let conn = self.conn;
-        let mut index = RowIndex::new(conn)?;
+        let mut index = RowIndex::new(conn);
         let touched = &mut self.rows.touched;
+        let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
+        let mut fold = |batch: &mut Vec<Entry>| -> Result<()> {
+            let priors = index.add_many(batch)?;
+            for (entry, prior) in batch.iter().zip(priors) {
+                if prior.is_some() {
+                    touched.add(entry);
+                }
+            }
+            batch.clear();
+            Ok(())
+        };
         self.known.local.each(conn, folded, last, |op| {
             let key = log::row_key(op.key.iter().map(|(_, v)| v));
-            let entry = (op.table_id, key, SELF, op.seq);
-            if index.add(&entry)? {
-                touched.add(&entry);
+            batch.push((op.table_id, key, SELF, op.seq));
+            if batch.len() == BATCH {
+                fold(&mut batch)?;
             }
             Ok(())
         })?;
+        fold(&mut batch)?;
         crate::schema::set_state(conn, "folded", last)
     }
 

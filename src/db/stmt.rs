@@ -29,10 +29,6 @@ impl<'c> Statements<'c> {
         }
     }
 
-    pub fn conn(&self) -> &'c Conn {
-        self.conn
-    }
-
     /// The statement for `sql`, reset, prepared on first use.
     pub fn get(&mut self, sql: &str) -> Result<&mut Stmt<'c>> {
         if !self.by_sql.contains_key(sql) {
@@ -167,6 +163,17 @@ impl<'c> Stmt<'c> {
             while self.step()?.is_some() {}
             Ok(())
         })();
+        self.reset();
+        result
+    }
+
+    /// Binds `params` and returns the first column of the first row (None when there is no
+    /// row), leaving the statement reset.
+    pub fn query_value(&mut self, params: &[Value]) -> Result<Option<Value>> {
+        self.bind_all(params)?;
+        let result = self
+            .step()
+            .and_then(|row| row.map(|row| row.column(0)).transpose());
         self.reset();
         result
     }

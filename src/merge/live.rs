@@ -366,7 +366,8 @@ mod tests {
     #[test]
     fn sets_stored_with_and_without_kinds_decode() {
         // as an earlier build stored it: top as a bool, no kinds
-        let old: (Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>) = (
+        type Earlier = (Vec<String>, Vec<(i64, u64, bool, Vec<u32>)>);
+        let old: Earlier = (
             vec!["id".into(), "a".into()],
             vec![(2, 7, true, vec![0, 1])],
         );

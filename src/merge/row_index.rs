@@ -28,8 +28,6 @@ pub type Entry = (i64, Vec<u8>, DeviceIdx, u64);
 
 pub struct RowIndex<'c> {
     conn: &'c Conn,
-    first: Stmt<'c>,
-    later: Stmt<'c>,
     /// The statements for up to `BATCH` rows at once, prepared on first use
     first_many: Option<Stmt<'c>>,
     later_many: Option<Stmt<'c>>,
@@ -44,19 +42,15 @@ const INSERT_FIRST: &str = "INSERT INTO main._sync_rows(table_id, key, device, s
 const INSERT_LATER: &str = "INSERT OR IGNORE INTO main._sync_row_ops(table_id, key, device, seq)";
 
 impl<'c> RowIndex<'c> {
-    pub fn new(conn: &'c Conn) -> Result<RowIndex<'c>> {
-        Ok(RowIndex {
+    pub fn new(conn: &'c Conn) -> RowIndex<'c> {
+        RowIndex {
             conn,
-            first: conn.prepare(&format!(
-                "{INSERT_FIRST} VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
-            ))?,
-            later: conn.prepare(&format!("{INSERT_LATER} VALUES (?1, ?2, ?3, ?4)"))?,
             first_many: None,
             later_many: None,
             look_up: None,
             live_many: None,
             edits: false,
-        })
+        }
     }
 
     fn params(entry: &Entry) -> [Value; 4] {
@@ -69,20 +63,12 @@ impl<'c> RowIndex<'c> {
         ]
     }
 
-    /// Notes that op (`device`, `seq`) touched a row; true when the row had ops before.
-    pub fn add(&mut self, entry: &Entry) -> Result<bool> {
-        let params = Self::params(entry);
-        self.first.execute(&params)?;
-        if self.conn.changes() == 1 {
-            return Ok(false);
-        }
-        self.later.execute(&params)?;
-        Ok(true)
-    }
-
-    /// `add` for up to `BATCH` entries at once: per entry, None when it is its row's first op,
-    /// else what the row index held of the row before (`Prior`).
+    /// Indexes up to `BATCH` ops, each on its row: per entry, None when it is its row's first
+    /// op, else what the row index held of the row before (`Prior`).
     pub fn add_many(&mut self, entries: &[Entry]) -> Result<Vec<Option<Prior>>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let all: Vec<usize> = (0..entries.len()).collect();
         let priors = match self.edits {
             false => {

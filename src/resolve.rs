@@ -190,6 +190,8 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
             }
         }
     };
+    contexts.check()?;
+    local.check()?;
     conn.savepoint("sync_resolve", || {
         write_resolution(conn, &table, &key, target.as_deref())?;
         // every record of the row: the resolution follows every side it saw

@@ -49,6 +49,17 @@
 use crate::db::{Conn, Error, Result};
 use crate::value::Value;
 
+/// Each device's change points by dep: a context is read from the points it needs
+/// (log/contexts.rs). Created by `upgrade` in databases made before it.
+const DEPS_BY_DEP: &str =
+    "CREATE INDEX IF NOT EXISTS main._sync_deps_by_dep ON _sync_deps(device, dep, seq)";
+
+/// Brings a database of this layout made by an earlier build up to this one: indexes added
+/// since (nothing when they are there). Run by every import.
+pub fn upgrade(conn: &Conn) -> Result<()> {
+    conn.exec(DEPS_BY_DEP, &[])
+}
+
 /// Layout version of the tables above.
 pub const LAYOUT: i64 = 4;
 
@@ -110,6 +121,7 @@ const SCHEMA: &[&str] = &[
        hash BLOB NOT NULL,
        PRIMARY KEY (device, seq, dep)
      ) WITHOUT ROWID",
+    DEPS_BY_DEP,
     // deps waiting for an op of a history not held here (apply/histories.rs) are few
     "CREATE INDEX IF NOT EXISTS _sync_deps_waiting ON _sync_deps(dep) WHERE dep < 0",
     "CREATE TABLE IF NOT EXISTS _sync_rows(

@@ -158,6 +158,8 @@ fn import(
     if deferred_foreign_keys {
         run.check_foreign_keys()?;
     }
+    run.known.contexts.check()?;
+    run.known.local.check()?;
     run.quiet.finish()?;
     Ok(run.outcome)
 }

@@ -120,6 +120,8 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
     let quiet = TriggersOff::new(conn)?;
     conn.exec("DELETE FROM main._sync_ops", &[])?;
     drop(quiet);
+    held.contexts.check()?;
+    held.local.check()?;
     remember_file(conn)?;
     Ok(new)
 }

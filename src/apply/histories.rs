@@ -20,7 +20,7 @@ use super::import::Import;
 use crate::bundle::{Packed, Prev};
 use crate::db::{Error, Result};
 use crate::form::Form;
-use crate::log::clock::{waited_for, waiting, Contexts};
+use crate::log::clock::{waited_for, waiting};
 use crate::log::remote::{self, Stored};
 use crate::op::{DeviceId, Hash};
 use crate::schema::DeviceIdx;
@@ -241,7 +241,7 @@ impl Import<'_> {
             self.clocks.pending_before.insert(moved, gone);
         }
         self.reading.appender.copy_pending(at, moved);
-        self.known.contexts = Contexts::load(conn)?;
+        self.known.contexts.reload()?;
         // deps that named ops of `at` from `seq` on name the moved ops only if their hashes
         // say so; the others wait for their history
         self.recheck_deps(moved, seq)?;
@@ -304,7 +304,7 @@ impl Import<'_> {
             )?;
         }
         if !wrong.is_empty() {
-            self.known.contexts = Contexts::load(conn)?;
+            self.known.contexts.reload()?;
         }
         Ok(())
     }
@@ -382,7 +382,7 @@ impl Import<'_> {
             }
         }
         if found {
-            self.known.contexts = Contexts::load(conn)?;
+            self.known.contexts.reload()?;
         }
         Ok(())
     }

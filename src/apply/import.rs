@@ -50,8 +50,8 @@ pub(super) struct Known<'a> {
     pub(super) tables: &'a [SyncedTable],
     pub(super) foreign_keys: ForeignKeys,
     pub(super) devices: Devices,
-    pub(super) contexts: Contexts,
-    pub(super) local: LocalOps,
+    pub(super) contexts: Contexts<'a>,
+    pub(super) local: LocalOps<'a>,
     pub(super) forms: Forms,
 }
 
@@ -98,6 +98,7 @@ pub(super) struct Rows<'a> {
 
 impl<'a> Import<'a> {
     pub(super) fn new(conn: &'a Conn, tables: &'a [SyncedTable]) -> Result<Import<'a>> {
+        crate::schema::upgrade(conn)?;
         let pending_before = remote::pending_runs(conn)?;
         let spans = pending_before
             .iter()

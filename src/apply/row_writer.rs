@@ -5,10 +5,11 @@
 //! after they matched the table's own columns.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use crate::db::{Conn, Error, Result, Stmt};
+use crate::db::{Conn, Error, Padded, Result, Stmt};
 use crate::form::Form;
 use crate::log::SyncedTable;
 use crate::merge::RowState;
@@ -39,9 +40,8 @@ pub struct RowWriters<'c> {
     /// a hash of those, then compared whole, so two keys with one hash never share a statement
     by_columns: HashMap<u64, Vec<(Slot, Stmt<'c>)>>,
     by_form: HashMap<i64, SingleWriter<'c>>,
-    /// `update_many`'s statements by form, with the position in the op's values of each
-    /// parameter of a row
-    by_form_update: HashMap<i64, (Stmt<'c>, Vec<usize>)>,
+    /// `update_many`'s statements by form, with the form's columns (`form_columns`)
+    by_form_update: HashMap<i64, (Padded<'c>, FormColumns)>,
 }
 
 impl<'c> RowWriters<'c> {
@@ -291,9 +291,12 @@ impl<'c> RowWriters<'c> {
         form: &Form,
         rows: &[&[Value]],
     ) -> Result<usize> {
-        if !self.by_form_update.contains_key(&form_id) {
-            let (key, others, params) = form_columns(table, form)?;
-            let q = crate::sql::quote_ident;
+        let (padded, (key, others, params)) = match self.by_form_update.entry(form_id) {
+            Entry::Occupied(cached) => cached.into_mut(),
+            Entry::Vacant(slot) => slot.insert((Padded::default(), form_columns(table, form)?)),
+        };
+        let q = crate::sql::quote_ident;
+        let sql = |rows: usize| {
             let column = |i: usize| format!("v.column{}", i + 1);
             let sets: Vec<String> = (others.iter().enumerate())
                 .map(|(i, c)| format!("{} = {}", q(c), column(key.len() + i)))
@@ -301,21 +304,19 @@ impl<'c> RowWriters<'c> {
             let matches: Vec<String> = (key.iter().enumerate())
                 .map(|(i, c)| format!("{} = {}", q(c), column(i)))
                 .collect();
-            let sql = format!(
+            format!(
                 "UPDATE main.{} SET {} FROM (VALUES {}) AS v WHERE {}",
                 q(&table.name),
                 sets.join(", "),
-                crate::sql::value_rows(BATCH, params.len()),
+                crate::sql::value_rows(rows, params.len()),
                 matches.join(" AND ")
-            );
-            let stmt = self.conn.prepare(&sql)?;
-            self.by_form_update.insert(form_id, (stmt, params));
-        }
-        let (stmt, params) = self.by_form_update.get_mut(&form_id).expect("just cached");
+            )
+        };
+        let (stmt, size) = padded.get(self.conn, rows.len(), sql)?;
         let mut values: Vec<&Value> = (rows.iter())
             .flat_map(|v| params.iter().map(|&slot| &v[slot]))
             .collect();
-        values.resize(BATCH * params.len(), &Value::Null); // rows of NULLs match no row
+        values.resize(size * params.len(), &Value::Null); // rows of NULLs match no row
         stmt.execute_borrowed(values)?;
         Ok(self.conn.changes() as usize)
     }
@@ -347,12 +348,12 @@ impl<'c> RowWriters<'c> {
     }
 }
 
-/// The key columns and the other columns an op of `form` writes, as `table` spells them, and
+/// The key columns and the other columns an op of a form writes, as the table spells them, and
 /// the position in the op's values of each (key first).
-fn form_columns(
-    table: &SyncedTable,
-    form: &Form,
-) -> Result<(Vec<String>, Vec<String>, Vec<usize>)> {
+type FormColumns = (Vec<String>, Vec<String>, Vec<usize>);
+
+/// The `FormColumns` of `form` on `table`.
+fn form_columns(table: &SyncedTable, form: &Form) -> Result<FormColumns> {
     let spell = |name: &str| {
         table
             .column(name)

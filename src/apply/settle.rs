@@ -317,5 +317,7 @@ pub fn fold_local(conn: &Conn) -> Result<()> {
     let last = run.clocks.clock.get(&SELF).copied().unwrap_or(0);
     run.fold_local_ops(last)?;
     run.settle_touched()?;
+    run.known.contexts.check()?;
+    run.known.local.check()?;
     run.quiet.finish()
 }

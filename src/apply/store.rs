@@ -18,7 +18,7 @@ use super::checks::{same_op, two_histories};
 use super::histories::Placed;
 use super::import::Import;
 
-impl Import<'_> {
+impl<'a> Import<'a> {
     /// Stores one op of the bundle (pending), unless it is here already.
     pub(super) fn store(&mut self, op: Packed, number: usize, form: &Form) -> Result<()> {
         let root = self.known.devices.idx_or_add(self.conn, &op.device)?;
@@ -105,7 +105,7 @@ impl Import<'_> {
     }
 
     /// What rebuilds the ops held here, to hash them (log/chain.rs).
-    pub(super) fn history(&self) -> History<'_> {
+    pub(super) fn history(&self) -> History<'_, 'a> {
         History {
             conn: self.conn,
             devices: &self.known.devices,

@@ -110,6 +110,8 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
         };
         clock.push((devices.wire_id(device), seq, hash));
     }
+    held.contexts.check()?;
+    held.local.check()?;
     let ops = writer.count();
     let bytes = writer
         .finish(bundle_id, &me, &clock)

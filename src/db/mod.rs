@@ -5,7 +5,8 @@
 //!   extension opened (a bundle file); savepoints; the trigger switch.
 //! - `stmt.rs`: `Stmt<'c>`, a prepared statement that cannot outlive its connection `'c`; `Row`,
 //!   the current row of a stepping statement, the only place columns are read; `Statements`,
-//!   statements kept for reuse by their SQL text.
+//!   statements kept for reuse by their SQL text; `padded.rs`: statements of many rows of
+//!   parameters, prepared in a few sizes.
 //! - `function.rs`: SQL functions registered with SQLite, and the entry point's result.
 //!
 //! Invariants: every SQLite return code becomes a `Result` whose `Error` keeps SQLite's result
@@ -64,11 +65,13 @@ macro_rules! sqlite {
 
 mod conn;
 mod function;
+mod padded;
 mod stmt;
 
 pub use conn::{Conn, OpenMode, OwnedConn, TriggersOff};
 pub use function::{entry_conn, entry_result, register_function, SqlFn};
 pub use function::{DETERMINISTIC, DIRECT_ONLY, INNOCUOUS};
+pub use padded::{padded_rows, Padded};
 pub use stmt::{Row, Statements, Stmt};
 
 /// An error: SQLite's result code (`SQLITE_ERROR` for the extension's own errors) and a message

@@ -25,26 +25,26 @@ pub fn is_milestone(seq: u64) -> bool {
 }
 
 /// What rebuilds ops held here, to hash them.
-pub struct History<'a> {
+pub struct History<'a, 'c> {
     pub conn: &'a Conn,
     pub devices: &'a Devices,
-    pub contexts: &'a Contexts,
-    pub local: &'a LocalOps,
+    pub contexts: &'a Contexts<'c>,
+    pub local: &'a LocalOps<'c>,
     pub forms: &'a Forms,
     /// Whether hashing ops records the checkpoints it passes (only in a write transaction)
     pub keep: bool,
 }
 
 /// Everything a `History` reads, loaded from the database.
-pub struct Held {
+pub struct Held<'c> {
     pub devices: Devices,
-    pub contexts: Contexts,
-    pub local: LocalOps,
+    pub contexts: Contexts<'c>,
+    pub local: LocalOps<'c>,
     pub forms: Forms,
 }
 
-impl Held {
-    pub fn load(conn: &Conn) -> Result<Held> {
+impl<'c> Held<'c> {
+    pub fn load(conn: &'c Conn) -> Result<Held<'c>> {
         Ok(Held {
             devices: Devices::load(conn)?,
             contexts: Contexts::load(conn)?,
@@ -54,7 +54,7 @@ impl Held {
     }
 
     /// A `History` over these; `keep` as there.
-    pub fn history<'a>(&'a self, conn: &'a Conn, keep: bool) -> History<'a> {
+    pub fn history<'a>(&'a self, conn: &'a Conn, keep: bool) -> History<'a, 'c> {
         History {
             conn,
             devices: &self.devices,
@@ -66,7 +66,7 @@ impl Held {
     }
 }
 
-impl History<'_> {
+impl History<'_, '_> {
     /// A local op as it travels.
     pub fn local_op(&self, op: LocalOp) -> Op {
         Op {
@@ -170,7 +170,7 @@ impl History<'_> {
     }
 }
 
-impl History<'_> {
+impl History<'_, '_> {
     /// Whether op `seq` of history `idx` is held here as an op of that history (not of the one
     /// it forked from).
     pub fn holds(&self, idx: DeviceIdx, seq: u64) -> Result<bool> {

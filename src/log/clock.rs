@@ -13,6 +13,8 @@ use crate::op::{DeviceId, Hash};
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 
+pub use super::contexts::Contexts;
+
 /// A vector clock keyed by device index.
 pub type Clock = BTreeMap<DeviceIdx, u64>;
 
@@ -316,157 +318,13 @@ pub fn learn_peer(
     Ok(())
 }
 
-/// Causal contexts of all ops, held as change points (`_sync_deps`): the context of op `seq` of
-/// `device` holds, for every other device, the last change point at or below `seq`. Each change
-/// point keeps the hash of the op it names.
-#[derive(Default)]
-pub struct Contexts {
-    points: HashMap<DeviceIdx, BTreeMap<DeviceIdx, Vec<Point>>>,
-}
-
-/// A change point: from op `.0` on, the context holds op `.1` (with hash `.2`).
-type Point = (u64, u64, Hash);
-
-impl Contexts {
-    pub fn load(conn: &Conn) -> Result<Contexts> {
-        let mut contexts = Contexts::default();
-        let mut stmt = conn.prepare(
-            "SELECT device, seq, dep, dep_seq, hash FROM main._sync_deps ORDER BY device, dep, seq",
-        )?;
-        while let Some(row) = stmt.step()? {
-            let n = |i| row.column_int(i);
-            let hash = row
-                .column_blob(4)?
-                .and_then(|h| h.try_into().ok())
-                .ok_or_else(|| Error::new("damaged change point in _sync_deps"))?;
-            contexts.remember(
-                DeviceIdx(n(0)),
-                n(1) as u64,
-                DeviceIdx(n(2)),
-                n(3) as u64,
-                hash,
-            );
-        }
-        Ok(contexts)
-    }
-
-    /// Notes a change point in memory (the caller stores it); of two at one op, the later.
-    fn remember(&mut self, device: DeviceIdx, seq: u64, dep: DeviceIdx, dep_seq: u64, hash: Hash) {
-        let list = self
-            .points
-            .entry(device)
-            .or_default()
-            .entry(dep)
-            .or_default();
-        match list.binary_search_by_key(&seq, |&(s, _, _)| s) {
-            Ok(i) if list[i].1 < dep_seq => list[i] = (seq, dep_seq, hash),
-            Ok(_) => {}
-            Err(i) => list.insert(i, (seq, dep_seq, hash)),
-        }
-    }
-
-    /// Records a change point, in memory and in `_sync_deps`.
-    pub fn add(
-        &mut self,
-        conn: &Conn,
-        device: DeviceIdx,
-        seq: u64,
-        dep: DeviceIdx,
-        dep_seq: u64,
-        hash: &Hash,
-    ) -> Result<()> {
-        self.remember(device, seq, dep, dep_seq, *hash);
-        conn.exec(
-            "INSERT INTO main._sync_deps(device, seq, dep, dep_seq, hash) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(device, seq, dep) DO UPDATE SET dep_seq = excluded.dep_seq,
-               hash = excluded.hash WHERE excluded.dep_seq > dep_seq",
-            &[
-                Value::from(device),
-                Value::Integer(seq as i64),
-                Value::from(dep),
-                Value::Integer(dep_seq as i64),
-                Value::Blob(hash.to_vec()),
-            ],
-        )
-    }
-
-    /// Forgets the change points of op `seq` of `device`, in memory and in `_sync_deps`.
-    pub fn forget(&mut self, conn: &Conn, device: DeviceIdx, seq: u64) -> Result<()> {
-        if let Some(deps) = self.points.get_mut(&device) {
-            for list in deps.values_mut() {
-                list.retain(|&(s, _, _)| s != seq);
-            }
-        }
-        conn.exec(
-            "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2",
-            &[Value::from(device), Value::Integer(seq as i64)],
-        )
-    }
-
-    /// Entry `dep` of the context of op `seq` of `device`.
-    pub fn entry(&self, device: DeviceIdx, seq: u64, dep: DeviceIdx) -> u64 {
-        if dep == device {
-            return seq - 1;
-        }
-        let Some(list) = self.points.get(&device).and_then(|m| m.get(&dep)) else {
-            return 0;
-        };
-        match list.binary_search_by_key(&seq, |&(s, _, _)| s) {
-            Ok(i) => list[i].1,
-            Err(0) => 0,
-            Err(i) => list[i - 1].1,
-        }
-    }
-
-    /// The whole context of op `seq` of `device` (other devices only).
-    pub fn context(&self, device: DeviceIdx, seq: u64) -> Clock {
-        let mut clock = Clock::new();
-        if let Some(deps) = self.points.get(&device) {
-            for &dep in deps.keys() {
-                let v = self.entry(device, seq, dep);
-                if v > 0 {
-                    clock.insert(dep, v);
-                }
-            }
-        }
-        clock
-    }
-
-    /// The change points in force at op `seq` of `device`, with the hashes of the ops they name.
-    pub fn points_at(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
-        let Some(deps) = self.points.get(&device) else {
-            return Vec::new();
-        };
-        deps.iter()
-            .filter_map(|(&dep, list)| {
-                let i = list.partition_point(|&(s, _, _)| s <= seq);
-                (i > 0).then(|| (dep, list[i - 1].1, list[i - 1].2))
-            })
-            .collect()
-    }
-
-    /// The change points exactly at op `seq` of `device`: what its encoding carries as `deps`.
-    pub fn delta(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
-        let Some(deps) = self.points.get(&device) else {
-            return Vec::new();
-        };
-        deps.iter()
-            .filter_map(|(&dep, list)| {
-                list.binary_search_by_key(&seq, |&(s, _, _)| s)
-                    .ok()
-                    .map(|i| (dep, list[i].1, list[i].2))
-            })
-            .collect()
-    }
-}
-
 /// Causal order between ops, from their devices and contexts.
-pub struct Order<'a> {
+pub struct Order<'a, 'c> {
     pub devices: &'a Devices,
-    pub contexts: &'a Contexts,
+    pub contexts: &'a Contexts<'c>,
 }
 
-impl Order<'_> {
+impl Order<'_, '_> {
     /// Whether op `later` (device, seq) causally follows op `earlier` (distinct ops).
     pub fn op_follows(&self, later: (&DeviceId, u64), earlier: (&DeviceId, u64)) -> bool {
         if later.0 == earlier.0 {
@@ -479,7 +337,7 @@ impl Order<'_> {
     }
 }
 
-impl Order<'_> {
+impl Order<'_, '_> {
     /// Whether op `seq` of `device` had seen op `seen_seq` of history `seen`: its context
     /// holds it, or an op of a history forked from `seen` after it (whose ops follow it).
     fn saw(&self, device: DeviceIdx, seq: u64, seen: DeviceIdx, seen_seq: u64) -> bool {

@@ -35,6 +35,7 @@ use crate::db::{Conn, Error, Result, Row, Statements};
 use crate::op::OpKind;
 use crate::value::Value;
 
+use super::epochs::Epochs;
 use super::tables::Shape;
 
 /// One row of `_sync_ops` as SQL: the only place its layout is written (the capture triggers,
@@ -113,15 +114,14 @@ pub struct LocalOp {
 }
 
 /// Reads local ops; knows every shape and the Lamport epochs.
-pub struct LocalOps {
+pub struct LocalOps<'c> {
     shapes: HashMap<i64, (i64, String, Shape)>,
-    /// (local_seq, lamport) of every import, in order
-    epochs: Vec<(u64, u64)>,
+    epochs: Epochs<'c>,
     width: usize,
 }
 
-impl LocalOps {
-    pub fn load(conn: &Conn) -> Result<LocalOps> {
+impl<'c> LocalOps<'c> {
+    pub fn load(conn: &'c Conn) -> Result<LocalOps<'c>> {
         let mut shapes = HashMap::new();
         let mut stmt = conn.prepare(
             "SELECT s.id, s.table_id, t.name, s.columns, s.pk
@@ -133,40 +133,26 @@ impl LocalOps {
             let id = row.column_int(0);
             shapes.insert(id, (row.column_int(1), name, shape));
         }
-        let mut epochs = Vec::new();
-        let mut stmt =
-            conn.prepare("SELECT local_seq, lamport FROM main._sync_epochs ORDER BY local_seq")?;
-        while let Some(row) = stmt.step()? {
-            let n = |i| row.column_int(i) as u64;
-            epochs.push((n(0), n(1)));
-        }
         Ok(LocalOps {
             shapes,
-            epochs,
+            epochs: Epochs::new(conn),
             width: log_width(conn)?,
         })
     }
 
     /// Notes an epoch stored meanwhile (as `_sync_epochs` does: the greater Lamport time wins).
     pub fn note_epoch(&mut self, local_seq: u64, lamport: u64) {
-        match self.epochs.last_mut() {
-            Some(last) if last.0 == local_seq => last.1 = last.1.max(lamport),
-            _ => self.epochs.push((local_seq, lamport)),
-        }
+        self.epochs.note(local_seq, lamport);
     }
 
     /// Lamport time of local op `seq` (see the module comment).
     pub fn lamport(&self, seq: u64) -> u64 {
-        let i = self
-            .epochs
-            .partition_point(|&(local_seq, _)| local_seq < seq);
-        match i {
-            0 => seq,
-            _ => {
-                let (local_seq, lamport) = self.epochs[i - 1];
-                lamport + seq - local_seq
-            }
-        }
+        self.epochs.lamport(seq)
+    }
+
+    /// The first read of epochs that failed, if one did (epochs.rs).
+    pub fn check(&self) -> Result<()> {
+        self.epochs.check()
     }
 
     /// Local op `seq`.

@@ -1,10 +1,11 @@
 //! The log: every op this database holds, its own and received ones, with what gives them meaning.
 //!
 //! - `local.rs`: this device's ops (`_sync_ops`), one row per captured change; `LogRow` is the
-//!   only writer of that row layout, `LocalOps` its reader.
+//!   only writer of that row layout, `LocalOps` its reader; `epochs.rs`: their Lamport epochs.
 //! - `remote.rs`: ops received from other devices, each as its form and values (`_sync_remote`).
 //! - `tables.rs`: the catalog: each synced table's shapes (the columns an op names) and key.
-//! - `clock.rs`: the devices known, vector clocks, each op's causal context and the causal order.
+//! - `clock.rs`: the devices known, vector clocks and the causal order; `contexts.rs`: each op's
+//!   causal context, read as it is asked for.
 //! - `chain.rs`: each device's ops as a hash chain, so two histories under one id are told apart.
 //! - `view.rs`: the `sync_log` view over both stores.
 //!
@@ -21,6 +22,8 @@
 
 pub mod chain;
 pub mod clock;
+mod contexts;
+mod epochs;
 mod local;
 pub mod remote;
 mod tables;

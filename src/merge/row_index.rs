@@ -6,11 +6,10 @@
 
 use std::collections::HashMap;
 
-use crate::db::{Conn, Error, Result, Statements, Stmt};
+use crate::db::{padded_rows, Conn, Error, Padded, Result, Statements};
 use crate::log::clock::{Devices, Order};
 use crate::log::remote::{Forms, Stored};
 use crate::log::{LocalOps, SyncedTable};
-use crate::merge::live::OpAt;
 use crate::merge::RowOp;
 use crate::op::{DeviceId, OpKind};
 use crate::schema::{DeviceIdx, SELF};
@@ -26,13 +25,16 @@ pub const ROW_HISTORY: &str =
 /// One op to index: (table id, row key, device, seq).
 pub type Entry = (i64, Vec<u8>, DeviceIdx, u64);
 
+/// A live set to store: (table id, row key, the row's first op, the set).
+pub type LiveSet = (i64, Vec<u8>, (DeviceIdx, u64), Vec<u8>);
+
 pub struct RowIndex<'c> {
     conn: &'c Conn,
-    /// The statements for up to `BATCH` rows at once, prepared on first use
-    first_many: Option<Stmt<'c>>,
-    later_many: Option<Stmt<'c>>,
-    look_up: Option<Stmt<'c>>,
-    live_many: Option<Stmt<'c>>,
+    /// The statements for up to `BATCH` rows at once
+    first_many: Padded<'c>,
+    later_many: Padded<'c>,
+    look_up: Padded<'c>,
+    live_many: Padded<'c>,
     /// Whether the last batch found rows that had ops before: then the next looks its rows up
     /// before it inserts them (a batch of edits), else after (a batch of new rows)
     edits: bool,
@@ -45,10 +47,10 @@ impl<'c> RowIndex<'c> {
     pub fn new(conn: &'c Conn) -> RowIndex<'c> {
         RowIndex {
             conn,
-            first_many: None,
-            later_many: None,
-            look_up: None,
-            live_many: None,
+            first_many: Padded::default(),
+            later_many: Padded::default(),
+            look_up: Padded::default(),
+            live_many: Padded::default(),
             edits: false,
         }
     }
@@ -120,10 +122,16 @@ impl<'c> RowIndex<'c> {
     /// Inserts `entries[i]` for each `i` of `which` into `_sync_rows` (a row there already is
     /// left as it is); returns how many it inserted.
     fn insert_first(&mut self, entries: &[Entry], which: &[usize]) -> Result<usize> {
-        let stmt = prepared(self.conn, &mut self.first_many, || {
-            format!("{INSERT_FIRST} {} ON CONFLICT DO NOTHING", padded_rows(4))
+        if which.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<[Value; 4]> = which.iter().map(|&i| Self::params(&entries[i])).collect();
+        self.first_many.execute(self.conn, &rows, |n| {
+            format!(
+                "{INSERT_FIRST} {} ON CONFLICT DO NOTHING",
+                padded_rows(n, 4)
+            )
         })?;
-        execute_padded(stmt, which.iter().map(|&i| Self::params(&entries[i])))?;
         Ok(self.conn.changes() as usize)
     }
 
@@ -132,10 +140,10 @@ impl<'c> RowIndex<'c> {
         if which.is_empty() {
             return Ok(());
         }
-        let stmt = prepared(self.conn, &mut self.later_many, || {
-            format!("{INSERT_LATER} {}", padded_rows(4))
-        })?;
-        execute_padded(stmt, which.iter().map(|&i| Self::params(&entries[i])))
+        let rows: Vec<[Value; 4]> = which.iter().map(|&i| Self::params(&entries[i])).collect();
+        (self.later_many).execute(self.conn, &rows, |n| {
+            format!("{INSERT_LATER} {}", padded_rows(n, 4))
+        })
     }
 
     /// What `_sync_rows` holds of the rows of `entries[i]` for each `i` of `asked`.
@@ -144,8 +152,8 @@ impl<'c> RowIndex<'c> {
         if asked.is_empty() {
             return Ok(priors);
         }
-        let stmt = prepared(self.conn, &mut self.look_up, look_up_sql)?;
-        let mut params = Vec::with_capacity(BATCH * 3);
+        let (stmt, size) = self.look_up.get(self.conn, asked.len(), look_up_sql)?;
+        let mut params = Vec::with_capacity(size * 3);
         for &i in asked {
             let (table_id, key, _, _) = &entries[i];
             params.extend([
@@ -154,7 +162,7 @@ impl<'c> RowIndex<'c> {
                 Value::Blob(key.clone()),
             ]);
         }
-        params.resize(BATCH * 3, Value::Null); // rows of NULLs find nothing
+        params.resize(size * 3, Value::Null); // rows of NULLs find nothing
         stmt.bind_all(&params)?;
         let result = (|| {
             while let Some(r) = stmt.step()? {
@@ -177,63 +185,31 @@ impl<'c> RowIndex<'c> {
         result.map(|()| priors)
     }
 
-    /// Stores live sets (merge/live.rs): per row, (table id, key, first op, set).
-    pub fn store_live(&mut self, sets: &[(i64, Vec<u8>, OpAt, Vec<u8>)]) -> Result<()> {
+    /// Stores live sets (merge/live.rs).
+    pub fn store_live(&mut self, sets: &[LiveSet]) -> Result<()> {
         for chunk in sets.chunks(BATCH) {
             // an upsert of rows that are there: cheaper than an UPDATE of them
-            let stmt = prepared(self.conn, &mut self.live_many, || {
+            let rows: Vec<[Value; 5]> = (chunk.iter())
+                .map(|(table_id, key, (device, seq), live)| {
+                    [
+                        Value::Integer(*table_id),
+                        Value::Blob(key.clone()),
+                        Value::from(*device),
+                        Value::Integer(*seq as i64),
+                        Value::Blob(live.clone()),
+                    ]
+                })
+                .collect();
+            self.live_many.execute(self.conn, &rows, |n| {
                 format!(
                     "INSERT INTO main._sync_rows(table_id, key, device, seq, live) {}
                      ON CONFLICT(table_id, key) DO UPDATE SET live = excluded.live",
-                    padded_rows(5)
+                    padded_rows(n, 5)
                 )
             })?;
-            let rows = chunk.iter().map(|(table_id, key, (device, seq), live)| {
-                [
-                    Value::Integer(*table_id),
-                    Value::Blob(key.clone()),
-                    Value::from(*device),
-                    Value::Integer(*seq as i64),
-                    Value::Blob(live.clone()),
-                ]
-            });
-            execute_padded(stmt, rows)?;
         }
         Ok(())
     }
-}
-
-/// The statement in `slot`, prepared from `sql()` on first use.
-fn prepared<'s, 'c>(
-    conn: &'c Conn,
-    slot: &'s mut Option<Stmt<'c>>,
-    sql: impl FnOnce() -> String,
-) -> Result<&'s mut Stmt<'c>> {
-    if slot.is_none() {
-        *slot = Some(conn.prepare(&sql())?);
-    }
-    Ok(slot.as_mut().expect("just prepared"))
-}
-
-/// `SELECT column1, … FROM (VALUES …) WHERE column1 IS NOT NULL` for `BATCH` rows of `width`:
-/// the rows of a multi-row INSERT, of which rows of NULLs are left out.
-fn padded_rows(width: usize) -> String {
-    let columns: Vec<String> = (1..=width).map(|c| format!("column{c}")).collect();
-    format!(
-        "SELECT {} FROM (VALUES {}) WHERE column1 IS NOT NULL",
-        columns.join(", "),
-        crate::sql::value_rows(BATCH, width)
-    )
-}
-
-/// Runs a statement of `BATCH` rows with `rows`, the rest NULL.
-fn execute_padded<const W: usize>(
-    stmt: &mut Stmt,
-    rows: impl Iterator<Item = [Value; W]>,
-) -> Result<()> {
-    let mut params: Vec<Value> = rows.flatten().collect();
-    params.resize(BATCH * W, Value::Null);
-    stmt.execute(&params)
 }
 
 /// What the row index held of a row before an op on it was indexed: the row's first op, its
@@ -258,9 +234,9 @@ impl Prior {
     }
 }
 
-/// The query of `look_up`: rows of `BATCH` (entry number, table id, key).
-fn look_up_sql() -> String {
-    let rows = crate::sql::value_rows(BATCH, 3);
+/// The query of `look_up`: `rows` rows of (entry number, table id, key).
+fn look_up_sql(rows: usize) -> String {
+    let rows = crate::sql::value_rows(rows, 3);
     format!(
         "SELECT v.column1, r.device, r.seq, r.live, o.form, l.shape, l.kind, l.mask
          FROM (VALUES {rows}) AS v
@@ -275,7 +251,7 @@ fn look_up_sql() -> String {
 /// Reads the ops on one row back, from the row index, the log and the store of received ops.
 pub struct RowReader<'a> {
     pub devices: &'a Devices,
-    pub local: &'a LocalOps,
+    pub local: &'a LocalOps<'a>,
     pub forms: &'a Forms,
     /// Received ops an import applied and still holds in memory, read from here instead of
     /// from `_sync_remote` (`Recent`).
@@ -415,7 +391,7 @@ fn row_op(
 }
 
 /// The merge rule's causal order between a row's ops is the clocks' (log/clock.rs).
-impl super::Causality for Order<'_> {
+impl super::Causality for Order<'_, '_> {
     fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool {
         self.op_follows((&later.device, later.seq), (&earlier.device, earlier.seq))
     }

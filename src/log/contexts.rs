@@ -1,0 +1,249 @@
+//! Causal contexts of ops, held as change points (`_sync_deps`): the context of op `seq` of
+//! `device` holds, for every other device (dep), the last change point at or below `seq`. Each
+//! change point keeps the hash of the op it names.
+//!
+//! Invariant: `Contexts` answers exactly as `_sync_deps` says, but reads only what it is asked
+//! about: per device, the change points from some seq (its floor) on, and the one of each dep in
+//! force at the floor, read when the device is first asked about, and read again further back
+//! when asked about an op below the floor. So an import costs what its ops need, not one read of
+//! every change point ever recorded (they grow with every import). Every change point goes
+//! through `add` and `forget`, which write `_sync_deps` and keep what was read up to date. A
+//! failed read is kept, answers as if nothing was recorded, and is returned by `check`, which
+//! every writer calls before its work commits.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::db::{Conn, Error, Result, Stmt};
+use crate::op::Hash;
+use crate::schema::DeviceIdx;
+use crate::value::Value;
+
+/// A change point: from op `.0` on, the context holds op `.1` (with hash `.2`).
+type Point = (u64, u64, Hash);
+
+/// What was read of one device's change points: per dep, the point in force at `floor` (when
+/// there is one) and every later one, in seq order.
+struct Read {
+    floor: u64,
+    deps: BTreeMap<DeviceIdx, Vec<Point>>,
+}
+
+/// The change points of every device, read as they are asked for.
+pub struct Contexts<'c> {
+    conn: &'c Conn,
+    read: RefCell<HashMap<DeviceIdx, Read>>,
+    /// The two queries of `read_device`, prepared on first use
+    queries: RefCell<Option<[Stmt<'c>; 2]>>,
+    failed: RefCell<Option<Error>>,
+}
+
+/// How far below a floor a device is read again when asked about an op below it.
+const REACH: u64 = 1024;
+
+impl<'c> Contexts<'c> {
+    /// Contexts read from `conn` as they are asked for (nothing is read yet).
+    pub fn load(conn: &'c Conn) -> Result<Contexts<'c>> {
+        Ok(Contexts {
+            conn,
+            read: RefCell::new(HashMap::new()),
+            queries: RefCell::new(None),
+            failed: RefCell::new(None),
+        })
+    }
+
+    /// The first read that failed, if one did (its answers were as if nothing was recorded).
+    pub fn check(&self) -> Result<()> {
+        match self.failed.borrow_mut().take() {
+            Some(e) => Err(Error::new(format!("reading causal contexts: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets what was read (after change points were renamed in `_sync_deps`), once `check`
+    /// found no failed read.
+    pub fn reload(&mut self) -> Result<()> {
+        self.check()?;
+        self.read.get_mut().clear();
+        Ok(())
+    }
+
+    /// `f` over what was read of `device`, read down to op `seq` first if it was not.
+    fn with<T>(&self, device: DeviceIdx, seq: u64, f: impl FnOnce(&Read) -> T) -> T {
+        let mut read = self.read.borrow_mut();
+        let floor = match read.get(&device) {
+            Some(r) if r.floor <= seq => return f(r),
+            Some(r) => seq.min(r.floor.saturating_sub(REACH)),
+            None => seq,
+        };
+        match self.read_device(device, floor) {
+            Ok(r) => f(read.entry(device).insert_entry(r).get()),
+            Err(e) => {
+                read.remove(&device);
+                self.failed.borrow_mut().get_or_insert(e);
+                f(&Read {
+                    floor,
+                    deps: BTreeMap::new(),
+                })
+            }
+        }
+    }
+
+    /// Reads `device`'s change points from `floor` on, and each dep's in force at `floor`.
+    fn read_device(&self, device: DeviceIdx, floor: u64) -> Result<Read> {
+        let mut deps: BTreeMap<DeviceIdx, Vec<Point>> = BTreeMap::new();
+        let point = |row: &crate::db::Row, at: usize| -> Result<Point> {
+            let hash = (row.column_blob(at + 2)?)
+                .and_then(|h| h.try_into().ok())
+                .ok_or_else(|| Error::new("damaged change point in _sync_deps"))?;
+            Ok((
+                row.column_int(at) as u64,
+                row.column_int(at + 1) as u64,
+                hash,
+            ))
+        };
+        let mut queries = self.queries.borrow_mut();
+        let [in_force, later] = match &mut *queries {
+            Some(queries) => queries,
+            None => queries.insert(self.prepare()?),
+        };
+        let at = [Value::from(device), Value::Integer(floor as i64)];
+        for stmt in [in_force, later] {
+            stmt.bind_all(&at)?;
+            let result = (|| {
+                while let Some(row) = stmt.step()? {
+                    deps.entry(DeviceIdx(row.column_int(0)))
+                        .or_default()
+                        .push(point(&row, 1)?);
+                }
+                Ok(())
+            })();
+            stmt.reset();
+            result?;
+        }
+        Ok(Read { floor, deps })
+    }
+
+    /// The queries of `read_device`: each dep's last point at or below the floor (the deps
+    /// found one index step each), and every point above it.
+    fn prepare(&self) -> Result<[Stmt<'c>; 2]> {
+        let in_force = self.conn.prepare(
+            "WITH RECURSIVE d(dep) AS (
+               SELECT (SELECT min(dep) FROM main._sync_deps WHERE device = ?1)
+               UNION ALL
+               SELECT (SELECT min(dep) FROM main._sync_deps WHERE device = ?1 AND dep > d.dep)
+               FROM d WHERE d.dep IS NOT NULL)
+             SELECT d.dep, p.seq, p.dep_seq, p.hash FROM d
+             JOIN main._sync_deps p ON p.device = ?1 AND p.dep = d.dep AND p.seq = (
+               SELECT max(seq) FROM main._sync_deps
+               WHERE device = ?1 AND dep = d.dep AND seq <= ?2)",
+        )?;
+        let later = self.conn.prepare(
+            "SELECT dep, seq, dep_seq, hash FROM main._sync_deps WHERE device = ?1 AND seq > ?2
+             ORDER BY seq, dep",
+        )?;
+        Ok([in_force, later])
+    }
+
+    /// Records a change point, in `_sync_deps` and in what was read.
+    pub fn add(
+        &mut self,
+        conn: &Conn,
+        device: DeviceIdx,
+        seq: u64,
+        dep: DeviceIdx,
+        dep_seq: u64,
+        hash: &Hash,
+    ) -> Result<()> {
+        conn.exec(
+            "INSERT INTO main._sync_deps(device, seq, dep, dep_seq, hash) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(device, seq, dep) DO UPDATE SET dep_seq = excluded.dep_seq,
+               hash = excluded.hash WHERE excluded.dep_seq > dep_seq",
+            &[
+                Value::from(device),
+                Value::Integer(seq as i64),
+                Value::from(dep),
+                Value::Integer(dep_seq as i64),
+                Value::Blob(hash.to_vec()),
+            ],
+        )?;
+        let mut read = self.read.borrow_mut();
+        let Some(r) = read.get_mut(&device) else {
+            return Ok(()); // read from `_sync_deps` when asked for
+        };
+        if seq <= r.floor {
+            read.remove(&device); // it may be the point in force at the floor: read again
+            return Ok(());
+        }
+        let list = r.deps.entry(dep).or_default();
+        match list.binary_search_by_key(&seq, |&(s, _, _)| s) {
+            Ok(i) if list[i].1 < dep_seq => list[i] = (seq, dep_seq, *hash),
+            Ok(_) => {}
+            Err(i) => list.insert(i, (seq, dep_seq, *hash)),
+        }
+        Ok(())
+    }
+
+    /// Forgets the change points of op `seq` of `device`, in `_sync_deps` and in what was read.
+    pub fn forget(&mut self, conn: &Conn, device: DeviceIdx, seq: u64) -> Result<()> {
+        conn.exec(
+            "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2",
+            &[Value::from(device), Value::Integer(seq as i64)],
+        )?;
+        let mut read = self.read.borrow_mut();
+        match read.get_mut(&device) {
+            Some(r) if seq <= r.floor => {
+                read.remove(&device);
+            }
+            Some(r) => r.deps.values_mut().for_each(|l| l.retain(|p| p.0 != seq)),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Entry `dep` of the context of op `seq` of `device`.
+    pub fn entry(&self, device: DeviceIdx, seq: u64, dep: DeviceIdx) -> u64 {
+        if dep == device {
+            return seq - 1;
+        }
+        self.with(device, seq, |r| in_force(r, dep, seq).map_or(0, |p| p.1))
+    }
+
+    /// The whole context of op `seq` of `device` (other devices only).
+    pub fn context(&self, device: DeviceIdx, seq: u64) -> BTreeMap<DeviceIdx, u64> {
+        self.points_at(device, seq)
+            .into_iter()
+            .filter(|&(_, v, _)| v > 0)
+            .map(|(dep, v, _)| (dep, v))
+            .collect()
+    }
+
+    /// The change points in force at op `seq` of `device`, with the hashes of the ops they name.
+    pub fn points_at(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
+        self.with(device, seq, |r| {
+            (r.deps.keys())
+                .filter_map(|&dep| in_force(r, dep, seq).map(|p| (dep, p.1, p.2)))
+                .collect()
+        })
+    }
+
+    /// The change points exactly at op `seq` of `device`: what its encoding carries as `deps`.
+    pub fn delta(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
+        self.with(device, seq, |r| {
+            (r.deps.iter())
+                .filter_map(|(&dep, list)| {
+                    list.binary_search_by_key(&seq, |&(s, _, _)| s)
+                        .ok()
+                        .map(|i| (dep, list[i].1, list[i].2))
+                })
+                .collect()
+        })
+    }
+}
+
+/// Dep `dep`'s change point in force at op `seq` (at or above the floor) in `read`.
+fn in_force(read: &Read, dep: DeviceIdx, seq: u64) -> Option<&Point> {
+    let list = read.deps.get(&dep)?;
+    let i = list.partition_point(|&(s, _, _)| s <= seq);
+    (i > 0).then(|| &list[i - 1])
+}

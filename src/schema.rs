@@ -42,7 +42,9 @@
 //! _sync_state(name, value)               `file` (identity.rs), `former <id>` (ids this device
 //!                                        had before it forked), counters: `folded` (last
 //!                                        local seq in _sync_rows),
-//!                                        `lamport` (highest Lamport time applied)
+//!                                        `lamport` (highest Lamport time applied); `read_lazily`
+//!                                        = 1: contexts and epochs read as for an old database
+//!                                        (log/contexts.rs), for the tests
 //! ```
 //!
 

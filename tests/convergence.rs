@@ -341,6 +341,16 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let mut devices: Vec<Device> = (0..n)
         .map(|i| Device::new(&format!("d{i}"), SCHEMA))
         .collect();
+    // on odd seeds every device reads causal contexts and Lamport epochs as an old database
+    // does, a few at a time (a young one reads them all at once: log/contexts.rs)
+    if seed % 2 == 1 {
+        for d in &devices {
+            exec(
+                d.conn(),
+                "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('read_lazily', 1)",
+            );
+        }
+    }
     // per device: its backup, and the number of the last letter written before it
     let mut backups: std::collections::HashMap<usize, (PathBuf, usize)> = Default::default();
     let mut letters = 0;

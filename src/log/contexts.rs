@@ -5,16 +5,17 @@
 //! Invariant: `Contexts` answers exactly as `_sync_deps` says, but reads only what it is asked
 //! about: per device, the change points from some seq (its floor) on, and the one of each dep in
 //! force at the floor, read when the device is first asked about, and read again further back
-//! when asked about an op below the floor. So an import costs what its ops need, not one read of
-//! every change point ever recorded (they grow with every import). Every change point goes
+//! when asked about an op below the floor (while there are at most `WHOLE`, all of them at once).
+//! So an import costs what its ops need, not one read of every change point ever recorded (they
+//! grow with every import). Every change point goes
 //! through `add` and `forget`, which write `_sync_deps` and keep what was read up to date. A
 //! failed read is kept, answers as if nothing was recorded, and is returned by `check`, which
 //! every writer calls before its work commits.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::db::{Conn, Error, Result, Stmt};
+use crate::db::{Conn, Error, Result, Row, Stmt};
 use crate::op::Hash;
 use crate::schema::DeviceIdx;
 use crate::value::Value;
@@ -33,6 +34,10 @@ struct Read {
 pub struct Contexts<'c> {
     conn: &'c Conn,
     read: RefCell<HashMap<DeviceIdx, Read>>,
+    /// Whether every change point was read at once (there were at most `whole_limit`): then a
+    /// device not in `read` has none; None until the first question
+    whole: Cell<Option<bool>>,
+    whole_limit: usize,
     /// The two queries of `read_device`, prepared on first use
     queries: RefCell<Option<[Stmt<'c>; 2]>>,
     failed: RefCell<Option<Error>>,
@@ -41,12 +46,28 @@ pub struct Contexts<'c> {
 /// How far below a floor a device is read again when asked about an op below it.
 const REACH: u64 = 1024;
 
+/// Change points read at once when there are no more (a young database's, cheaper to read in
+/// one query than device by device).
+const WHOLE: usize = 64;
+
+/// How many change points (or epochs, epochs.rs) are read at once when there are no more:
+/// `WHOLE`, or none when `_sync_state` has `read_lazily` = 1 (so that the tests run the reads
+/// of an old database's on young ones).
+pub fn whole_limit(conn: &Conn) -> Result<usize> {
+    Ok(match crate::schema::state(conn, "read_lazily")? {
+        1 => 0,
+        _ => WHOLE,
+    })
+}
+
 impl<'c> Contexts<'c> {
     /// Contexts read from `conn` as they are asked for (nothing is read yet).
     pub fn load(conn: &'c Conn) -> Result<Contexts<'c>> {
         Ok(Contexts {
             conn,
+            whole_limit: whole_limit(conn)?,
             read: RefCell::new(HashMap::new()),
+            whole: Cell::new(None),
             queries: RefCell::new(None),
             failed: RefCell::new(None),
         })
@@ -65,11 +86,16 @@ impl<'c> Contexts<'c> {
     pub fn reload(&mut self) -> Result<()> {
         self.check()?;
         self.read.get_mut().clear();
+        self.whole.set(None);
         Ok(())
     }
 
     /// `f` over what was read of `device`, read down to op `seq` first if it was not.
     fn with<T>(&self, device: DeviceIdx, seq: u64, f: impl FnOnce(&Read) -> T) -> T {
+        if self.is_whole() {
+            let mut read = self.read.borrow_mut();
+            return f(read.entry(device).or_insert_with(Read::none));
+        }
         let mut read = self.read.borrow_mut();
         let floor = match read.get(&device) {
             Some(r) if r.floor <= seq => return f(r),
@@ -89,19 +115,51 @@ impl<'c> Contexts<'c> {
         }
     }
 
+    /// Whether every change point is read, reading them all first if there are at most `WHOLE`.
+    fn is_whole(&self) -> bool {
+        if let Some(whole) = self.whole.get() {
+            return whole;
+        }
+        let whole = match self.read_whole() {
+            Ok(whole) => whole,
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                false
+            }
+        };
+        self.whole.set(Some(whole));
+        whole
+    }
+
+    /// Reads every change point when there are at most `whole_limit`; whether there were.
+    fn read_whole(&self) -> Result<bool> {
+        if self.whole_limit == 0 {
+            return Ok(false);
+        }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT device, dep, seq, dep_seq, hash FROM main._sync_deps
+             ORDER BY device, dep, seq LIMIT {}",
+            self.whole_limit + 1
+        ))?;
+        let mut all: HashMap<DeviceIdx, Read> = HashMap::new();
+        let mut n = 0;
+        while let Some(row) = stmt.step()? {
+            n += 1;
+            if n > self.whole_limit {
+                return Ok(false);
+            }
+            let device = DeviceIdx(row.column_int(0));
+            let read = all.entry(device).or_insert_with(Read::none);
+            let list = read.deps.entry(DeviceIdx(row.column_int(1))).or_default();
+            list.push(point(&row, 2)?);
+        }
+        *self.read.borrow_mut() = all;
+        Ok(true)
+    }
+
     /// Reads `device`'s change points from `floor` on, and each dep's in force at `floor`.
     fn read_device(&self, device: DeviceIdx, floor: u64) -> Result<Read> {
         let mut deps: BTreeMap<DeviceIdx, Vec<Point>> = BTreeMap::new();
-        let point = |row: &crate::db::Row, at: usize| -> Result<Point> {
-            let hash = (row.column_blob(at + 2)?)
-                .and_then(|h| h.try_into().ok())
-                .ok_or_else(|| Error::new("damaged change point in _sync_deps"))?;
-            Ok((
-                row.column_int(at) as u64,
-                row.column_int(at + 1) as u64,
-                hash,
-            ))
-        };
         let mut queries = self.queries.borrow_mut();
         let [in_force, later] = match &mut *queries {
             Some(queries) => queries,
@@ -167,14 +225,16 @@ impl<'c> Contexts<'c> {
                 Value::Blob(hash.to_vec()),
             ],
         )?;
+        let whole = self.whole.get() == Some(true);
         let mut read = self.read.borrow_mut();
+        if whole {
+            read.entry(device).or_insert_with(Read::none);
+        }
         let Some(r) = read.get_mut(&device) else {
             return Ok(()); // read from `_sync_deps` when asked for
         };
-        if seq <= r.floor {
-            read.remove(&device); // it may be the point in force at the floor: read again
-            return Ok(());
-        }
+        // in order among the points read: one below the floor is in force there when it is the
+        // latest of its dep at or below it, as it would have been read
         let list = r.deps.entry(dep).or_default();
         match list.binary_search_by_key(&seq, |&(s, _, _)| s) {
             Ok(i) if list[i].1 < dep_seq => list[i] = (seq, dep_seq, *hash),
@@ -238,6 +298,28 @@ impl<'c> Contexts<'c> {
                 })
                 .collect()
         })
+    }
+}
+
+/// The change point in columns `at` … `at + 2` of `row`: seq, dep_seq, hash.
+fn point(row: &Row, at: usize) -> Result<Point> {
+    let hash = (row.column_blob(at + 2)?)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| Error::new("damaged change point in _sync_deps"))?;
+    Ok((
+        row.column_int(at) as u64,
+        row.column_int(at + 1) as u64,
+        hash,
+    ))
+}
+
+impl Read {
+    /// A device with no change point.
+    fn none() -> Read {
+        Read {
+            floor: 0,
+            deps: BTreeMap::new(),
+        }
     }
 }
 

@@ -3,11 +3,11 @@
 //!
 //! Invariant: `Epochs` answers as `_sync_epochs` says, but reads only the epochs from the one
 //! in force at the oldest op it was asked about, read again further back when asked about an
-//! older op: an import reads the few it needs, not one row per import ever made. A failed read
-//! is kept, answers as if there were no epoch, and is returned by `check`, which every writer
-//! calls before its work commits.
+//! older op (while there are few, all of them at once): an import reads the few it
+//! needs, not one row per import ever made. A failed read is kept, answers as if there were no
+//! epoch, and is returned by `check`, which every writer calls before its work commits.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use crate::db::{Conn, Error, Result};
 use crate::value::Value;
@@ -33,17 +33,23 @@ const WINDOW: usize = 1024;
 pub struct Epochs<'c> {
     conn: &'c Conn,
     read: RefCell<Option<Read>>,
+    /// Whether a read of every epoch was tried, and how many it reads (contexts.rs
+    /// `whole_limit`)
+    tried: Cell<bool>,
+    whole_limit: usize,
     failed: RefCell<Option<Error>>,
 }
 
 impl<'c> Epochs<'c> {
     /// Epochs read from `conn` as they are asked for (nothing is read yet).
-    pub fn new(conn: &'c Conn) -> Epochs<'c> {
-        Epochs {
+    pub fn new(conn: &'c Conn) -> Result<Epochs<'c>> {
+        Ok(Epochs {
             conn,
+            whole_limit: super::contexts::whole_limit(conn)?,
             read: RefCell::new(None),
+            tried: Cell::new(false),
             failed: RefCell::new(None),
-        }
+        })
     }
 
     /// The first read that failed, if one did.
@@ -72,7 +78,8 @@ impl<'c> Epochs<'c> {
     pub fn lamport(&self, seq: u64) -> u64 {
         let mut read = self.read.borrow_mut();
         if !read.as_ref().is_some_and(|r| r.covers(seq)) {
-            match self.read_from(seq) {
+            let whole = read.is_none() && self.whole_limit > 0 && !self.tried.replace(true);
+            match self.read_from(seq, whole) {
                 Ok(r) => *read = Some(r),
                 Err(e) => {
                     *read = None;
@@ -91,8 +98,23 @@ impl<'c> Epochs<'c> {
         }
     }
 
-    /// Reads the epochs from the one in force at op `seq` on (`WINDOW` of them at most).
-    fn read_from(&self, seq: u64) -> Result<Read> {
+    /// Reads the epochs from the one in force at op `seq` on (`WINDOW` of them at most); or,
+    /// `whole`, every epoch if there are at most `whole_limit` (a young database's, in one query).
+    fn read_from(&self, seq: u64, whole: bool) -> Result<Read> {
+        if whole {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT local_seq, lamport FROM main._sync_epochs ORDER BY local_seq LIMIT {}",
+                self.whole_limit + 1
+            ))?;
+            let mut list = Vec::new();
+            while let Some(row) = stmt.step()? {
+                list.push((row.column_int(0) as u64, row.column_int(1) as u64));
+            }
+            if list.len() <= self.whole_limit {
+                let (from, to) = (None, None);
+                return Ok(Read { from, to, list });
+            }
+        }
         let mut stmt = self.conn.prepare(&format!(
             "SELECT local_seq, lamport FROM main._sync_epochs
              WHERE local_seq >= coalesce(

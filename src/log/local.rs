@@ -135,7 +135,7 @@ impl<'c> LocalOps<'c> {
         }
         Ok(LocalOps {
             shapes,
-            epochs: Epochs::new(conn),
+            epochs: Epochs::new(conn)?,
             width: log_width(conn)?,
         })
     }

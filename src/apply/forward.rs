@@ -124,12 +124,7 @@ impl Import<'_> {
         Ok(Some(Before::Only {
             at: prior.first,
             delete: kind == OpKind::Delete,
-            cols: cols.iter().map(|c| spell(table, c)).collect(),
+            cols: cols.iter().map(|c| table.spell_name(c)).collect(),
         }))
     }
-}
-
-/// A column name as `table` spells it (as the row reader names an op's cells).
-fn spell(table: &SyncedTable, name: &str) -> String {
-    table.column(name).unwrap_or(name).to_string()
 }

@@ -5,7 +5,7 @@ use crate::conflicts;
 use crate::db::{Conn, Error, Result};
 use crate::log::clock::Order;
 use crate::log::{self, SyncedTable};
-use crate::merge::live::{OpAt, RowAt, RowLive};
+use crate::merge::live::{OpAt, RowLive};
 use crate::merge::row_index::{Entry, RowReader};
 use crate::merge::{self, RowOp, RowState};
 use crate::op::OpKind;
@@ -51,10 +51,10 @@ impl Import<'_> {
         let ops = std::mem::take(&mut self.rows.batch_ops);
         let priors = self.rows.index.add_many(&entries)?;
         // a row with two ops in the batch is settled (its prior is from before both)
-        let mut once = HashSet::with_capacity(entries.len());
-        let twice: HashSet<RowAt> = (entries.iter())
-            .filter(|e| !once.insert((e.0, &e.1)))
-            .map(|e| (e.0, e.1.clone()))
+        let mut seen = HashSet::with_capacity(entries.len());
+        let twice: HashSet<(i64, &[u8])> = (entries.iter())
+            .map(|e| (e.0, e.1.as_slice()))
+            .filter(|&row| !seen.insert(row))
             .collect();
         let mut new_rows: Vec<(i64, Vec<Value>, &Entry)> = Vec::with_capacity(entries.len());
         let mut forwards = Vec::new();
@@ -63,7 +63,7 @@ impl Import<'_> {
                 new_rows.push((form_id, values, entry));
                 continue;
             };
-            let once = twice.is_empty() || !twice.contains(&(entry.0, entry.1.clone()));
+            let once = !twice.contains(&(entry.0, entry.1.as_slice()));
             if let (true, Some(live)) = (once, self.forward(entry, form_id, &prior)?) {
                 let entry = entry.clone();
                 forwards.push(Forward {

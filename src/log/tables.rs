@@ -68,8 +68,13 @@ impl SyncedTable {
     pub fn spell(&self, cells: Cells) -> Cells {
         cells
             .into_iter()
-            .map(|(c, v)| (self.column(&c).map_or(c, str::to_string), v))
+            .map(|(c, v)| (self.spell_name(&c), v))
             .collect()
+    }
+
+    /// A column name as this table spells it (as given when the table has no such column).
+    pub fn spell_name(&self, name: &str) -> String {
+        self.column(name).unwrap_or(name).to_string()
     }
 }
 

@@ -78,7 +78,7 @@ impl<'c> RowIndex<'c> {
                     return Ok(entries.iter().map(|_| None).collect());
                 }
                 // an entry is its row's first op exactly when the row names it
-                let mut priors = self.look_up(entries, &all)?;
+                let mut priors = self.look_up(entries)?;
                 for (entry, prior) in entries.iter().zip(&mut priors) {
                     if prior
                         .as_ref()
@@ -90,7 +90,7 @@ impl<'c> RowIndex<'c> {
                 priors
             }
             true => {
-                let mut priors = self.look_up(entries, &all)?;
+                let mut priors = self.look_up(entries)?;
                 // a row first indexed in this batch: its first entry is its first op
                 let mut firsts: HashMap<(i64, &[u8]), (DeviceIdx, u64)> = HashMap::new();
                 let mut new = Vec::new();
@@ -146,16 +146,12 @@ impl<'c> RowIndex<'c> {
         })
     }
 
-    /// What `_sync_rows` holds of the rows of `entries[i]` for each `i` of `asked`.
-    fn look_up(&mut self, entries: &[Entry], asked: &[usize]) -> Result<Vec<Option<Prior>>> {
+    /// What `_sync_rows` holds of the row of each entry.
+    fn look_up(&mut self, entries: &[Entry]) -> Result<Vec<Option<Prior>>> {
         let mut priors: Vec<Option<Prior>> = entries.iter().map(|_| None).collect();
-        if asked.is_empty() {
-            return Ok(priors);
-        }
-        let (stmt, size) = self.look_up.get(self.conn, asked.len(), look_up_sql)?;
+        let (stmt, size) = self.look_up.get(self.conn, entries.len(), look_up_sql)?;
         let mut params = Vec::with_capacity(size * 3);
-        for &i in asked {
-            let (table_id, key, _, _) = &entries[i];
+        for (i, (table_id, key, _, _)) in entries.iter().enumerate() {
             params.extend([
                 Value::Integer(i as i64),
                 Value::Integer(*table_id),

@@ -152,20 +152,27 @@ impl Bench {
         println!("| {work} | {p} | {s} | {:.2}x |", synced / plain);
     }
 
-    /// Median time of `work` on a fresh table holding `preload` rows: plain, with do-nothing
-    /// triggers (the floor any trigger-based capture pays), and synced.
+    /// Median time of `work` on a fresh table holding `preload` rows: plain; with do-nothing
+    /// triggers (the floor any trigger-based capture pays); with triggers that append an empty
+    /// row to a log table (the floor of any capture that keeps one log row per change); synced.
     fn capture(&self, shape: &Shape, work: &str, preload: u64, run: impl Fn(&Connection)) {
         let time = |mode: u8| {
             median(
                 (0..RUNS)
                     .map(|_| {
-                        let conn = open(&self.path("capture.db"), shape, mode == 2);
-                        if mode == 1 {
-                            conn.execute_batch(
-                                "CREATE TRIGGER fi AFTER INSERT ON t WHEN 0 BEGIN SELECT 1; END;
-                                 CREATE TRIGGER fu AFTER UPDATE ON t WHEN 0 BEGIN SELECT 1; END;
-                                 CREATE TRIGGER fd AFTER DELETE ON t WHEN 0 BEGIN SELECT 1; END;",
-                            )
+                        let conn = open(&self.path("capture.db"), shape, mode == 3);
+                        let body = match mode {
+                            1 => Some("SELECT 1 WHERE 0;"),
+                            2 => Some("INSERT INTO floor_log VALUES (NULL);"),
+                            _ => None,
+                        };
+                        if let Some(body) = body {
+                            conn.execute_batch(&format!(
+                                "CREATE TABLE floor_log(seq INTEGER PRIMARY KEY);
+                                 CREATE TRIGGER fi AFTER INSERT ON t BEGIN {body} END;
+                                 CREATE TRIGGER fu AFTER UPDATE ON t BEGIN {body} END;
+                                 CREATE TRIGGER fd AFTER DELETE ON t BEGIN {body} END;",
+                            ))
                             .unwrap();
                         }
                         if preload > 0 {
@@ -176,13 +183,14 @@ impl Bench {
                     .collect(),
             )
         };
-        let (plain, floor, synced) = (time(0), time(1), time(2));
+        let (plain, floor, append, synced) = (time(0), time(1), time(2), time(3));
+        let ms = |s: f64| format!("{:.1} ms ({:.2}x)", s * 1e3, s / plain);
         println!(
-            "| {work} ({}) | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms | {:.2}x |",
+            "| {work} ({}) | {:.1} ms | {} | {} | {:.1} ms | {:.2}x |",
             shape.name,
             plain * 1e3,
-            floor * 1e3,
-            floor / plain,
+            ms(floor),
+            ms(append),
             synced * 1e3,
             synced / plain
         );
@@ -192,7 +200,7 @@ impl Bench {
         let n = self.rows;
         println!("\n### 1. Capture: {n} rows, median of {RUNS} (plain vs sync-enabled)\n");
         println!(
-            "| work | plain | empty triggers (floor) | synced | ratio |\n|---|---:|---:|---:|---:|"
+            "| work | plain | empty triggers (floor) | triggers appending an empty row | synced | ratio |\n|---|---:|---:|---:|---:|---:|"
         );
         for shape in [THREE, TEXT_KEY, TEN] {
             self.capture(&shape, "inserts, one statement", 0, |c| {
@@ -211,6 +219,18 @@ impl Bench {
             });
             self.capture(&shape, "updates of one column", n, |c| {
                 c.execute_batch(shape.update).unwrap()
+            });
+            // ad-hoc SQL (the shell, an ORM without a statement cache): every statement is
+            // compiled, and with it the triggers it fires
+            let each = n * 3 / 10;
+            let work = format!("{each} one-row updates, each prepared anew, one transaction");
+            self.capture(&shape, &work, n, |c| {
+                c.execute_batch("BEGIN").unwrap();
+                for i in 1..=each {
+                    let sql = format!("{} WHERE rowid = {}", shape.update, i * 3);
+                    c.execute(&sql, []).unwrap();
+                }
+                c.execute_batch("COMMIT").unwrap();
             });
             // a WHERE clause keeps plain SQLite from dropping the table's pages wholesale
             self.capture(&shape, "deletes", n, |c| {
@@ -745,13 +765,35 @@ fn main() {
         "# sqlite-sync benchmarks{}",
         if quick { " (quick sizes)" } else { "" }
     );
-    bench.capture_table();
-    bench.bundles_table();
-    bench.log_size_table();
-    bench.many_devices_table();
-    bench.hot_rows_table();
-    bench.edits_table();
-    bench.small_sync_table(if quick { 200 } else { 2000 });
-    bench.session_table();
+    // SYNC_BENCH_ONLY=1,10 runs only those tables (the session reference is "session")
+    let only = std::env::var("SYNC_BENCH_ONLY").ok();
+    let runs = |table: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|t| t.trim() == table))
+    };
+    if runs("1") {
+        bench.capture_table();
+    }
+    if runs("2") {
+        bench.bundles_table();
+    }
+    if runs("4") {
+        bench.log_size_table();
+    }
+    if runs("8") {
+        bench.many_devices_table();
+    }
+    if runs("9") {
+        bench.hot_rows_table();
+    }
+    if runs("10") {
+        bench.edits_table();
+    }
+    if runs("11") {
+        bench.small_sync_table(if quick { 200 } else { 2000 });
+    }
+    if runs("session") {
+        bench.session_table();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

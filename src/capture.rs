@@ -25,9 +25,18 @@ pub const MAX_COLUMNS: usize = 64;
 struct Table {
     name: String,
     shape: Shape,
-    /// Per column: can it hold an INTEGER and an equal REAL (`1` and `1.0`)? Only then does
-    /// "changed" need `typeof()`, which costs as much as the rest of the test.
+    columns: Columns,
+}
+
+/// What the change test of each column must take care of.
+#[derive(Default)]
+struct Columns {
+    /// Can it hold an INTEGER and an equal REAL (`1` and `1.0`)? Only then does "changed" need
+    /// `typeof()`, which costs as much as the rest of the test.
     mixed_numbers: Vec<bool>,
+    /// Does it compare text by a collation other than BINARY (NOCASE, RTRIM, the app's own)?
+    /// Such a collation calls `'Bob'` and `'bob'` equal; the test must not.
+    collated: Vec<bool>,
 }
 
 /// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops.
@@ -99,7 +108,7 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
             "{q} is a virtual table; only ordinary tables can be synced"
         )));
     }
-    let (shape, mixed_numbers) = shape_of(conn, &name)?;
+    let (shape, columns) = shape_of(conn, &name)?;
     if shape.pk.is_empty() {
         return Err(Error::new(format!(
             "table {q} has no PRIMARY KEY (sync needs one to identify a row on every device)"
@@ -114,7 +123,7 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
     Ok(Table {
         name,
         shape,
-        mixed_numbers,
+        columns,
     })
 }
 
@@ -136,8 +145,8 @@ fn refuse_internal(name: &str) -> Result<()> {
 }
 
 /// The table's stored columns (generated columns are left out: every device computes them), and
-/// for each whether it can hold an INTEGER and an equal REAL.
-fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Vec<bool>)> {
+/// what their change tests must take care of.
+fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Columns)> {
     let strict = is_strict(conn, name)?;
     let mut stmt = conn.prepare(
         "SELECT name, pk, type FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid",
@@ -145,7 +154,7 @@ fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Vec<bool>)> {
     stmt.bind(1, &Value::Text(name.into()))?;
     let mut columns = Vec::new();
     let mut pk = Vec::new();
-    let mut mixed = Vec::new();
+    let mut tests = Columns::default();
     while let Some(row) = stmt.step()? {
         let position = columns.len();
         columns.push(row.column(0)?.as_text().unwrap_or_default().to_string());
@@ -153,14 +162,21 @@ fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Vec<bool>)> {
         if rank > 0 {
             pk.push((rank, position));
         }
-        mixed.push(holds_mixed_numbers(
+        tests.mixed_numbers.push(holds_mixed_numbers(
             row.column(2)?.as_text().unwrap_or_default(),
             strict,
         ));
     }
+    drop(stmt);
+    for column in &columns {
+        let collation = conn.column_collation(name, column)?;
+        tests
+            .collated
+            .push(!collation.eq_ignore_ascii_case("BINARY"));
+    }
     pk.sort();
     let pk = pk.into_iter().map(|(_, p)| p).collect();
-    Ok((Shape { columns, pk }, mixed))
+    Ok((Shape { columns, pk }, tests))
 }
 
 fn is_strict(conn: &Conn, name: &str) -> Result<bool> {
@@ -239,7 +255,9 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
     let name = Value::Text(table.name.clone());
     let known = registration(conn, &name)?;
     let shape_id = match known.shape {
-        Some((_, ref shape)) if known.capturing && *shape == table.shape => return Ok(()),
+        Some((id, ref shape)) if known.capturing && *shape == table.shape => {
+            return refresh(conn, &capture_of(table, known.table_id, id));
+        }
         Some((id, ref shape)) if *shape == table.shape => id,
         _ => {
             let (columns, pk) = table.shape.encode();
@@ -251,13 +269,7 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
     };
     log::widen(conn, table.shape.columns.len())?;
     drop_triggers(conn, known.table_id)?;
-    let capture = Capture {
-        table: quote_ident(&table.name),
-        table_id: known.table_id,
-        shape_id,
-        shape: &table.shape,
-        mixed_numbers: &table.mixed_numbers,
-    };
+    let capture = capture_of(table, known.table_id, shape_id);
     for sql in capture.triggers() {
         conn.exec(&sql, &[])?;
     }
@@ -272,6 +284,58 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
     if !known.capturing {
         // rows written while capture was off (or before it ever was on) reach peers this way
         conn.exec(&capture.existing_rows(), &[])?;
+    }
+    Ok(())
+}
+
+fn capture_of(table: &Table, table_id: i64, shape_id: i64) -> Capture<'_> {
+    Capture {
+        table: quote_ident(&table.name),
+        table_id,
+        shape_id,
+        shape: &table.shape,
+        columns: &table.columns,
+    }
+}
+
+/// Creates a capturing table's triggers again when they are not the ones this build writes (an
+/// earlier build's): called by `sync_enable` of an enabled table and by `sync_init`.
+fn refresh(conn: &Conn, capture: &Capture) -> Result<()> {
+    let mut stored =
+        conn.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1")?;
+    let mut current = true;
+    for (name, sql) in capture.named_triggers() {
+        stored.bind_all(&[Value::Text(name)])?;
+        let same = match stored.step()? {
+            // SQLite keeps the text as written, less the schema name of the trigger
+            Some(row) => row.column(0)?.as_text() == Some(&sql.replacen(" main.", " ", 1)),
+            None => false,
+        };
+        stored.reset();
+        current &= same;
+    }
+    drop(stored);
+    if current {
+        return Ok(());
+    }
+    drop_triggers(conn, capture.table_id)?;
+    for sql in capture.triggers() {
+        conn.exec(&sql, &[])?;
+    }
+    Ok(())
+}
+
+/// Brings every capturing table's triggers up to this build's (see `refresh`).
+pub fn refresh_all(conn: &Conn) -> Result<()> {
+    for synced in log::synced_tables(conn)? {
+        let Ok(table) = inspect(conn, &synced.name) else {
+            continue; // dropped or changed: sync_enable or the next import deals with it
+        };
+        if table.shape != synced.shape || !registration(conn, &Value::Text(synced.name))?.capturing
+        {
+            continue;
+        }
+        refresh(conn, &capture_of(&table, synced.id, synced.shape_id))?;
     }
     Ok(())
 }
@@ -369,7 +433,7 @@ struct Capture<'a> {
     table_id: i64,
     shape_id: i64,
     shape: &'a Shape,
-    mixed_numbers: &'a [bool],
+    columns: &'a Columns,
 }
 
 impl Capture<'_> {
@@ -393,13 +457,22 @@ impl Capture<'_> {
         row.insert("_sync_ops") + ";"
     }
 
-    /// Column `i` differs between OLD and NEW, in value or in storage class.
-    fn changed(&self, i: usize) -> String {
-        let c = self.col(i);
-        if self.mixed_numbers[i] {
-            format!("(OLD.{c} IS NOT NEW.{c} OR typeof(OLD.{c}) <> typeof(NEW.{c}))")
+    /// ` COLLATE BINARY` where column `i`'s own collation would call different text equal.
+    fn binary(&self, i: usize) -> &'static str {
+        if self.columns.collated[i] {
+            " COLLATE BINARY"
         } else {
-            format!("(OLD.{c} IS NOT NEW.{c})")
+            ""
+        }
+    }
+
+    /// Column `i` differs between OLD and NEW, in value, in storage class or in any byte.
+    fn changed(&self, i: usize) -> String {
+        let (c, binary) = (self.col(i), self.binary(i));
+        if self.columns.mixed_numbers[i] {
+            format!("(OLD.{c} IS NOT NEW.{c}{binary} OR typeof(OLD.{c}) <> typeof(NEW.{c}))")
+        } else {
+            format!("(OLD.{c} IS NOT NEW.{c}{binary})")
         }
     }
 
@@ -407,7 +480,7 @@ impl Capture<'_> {
     /// key columns whose storage class can change while the value compares equal.
     fn changeable(&self) -> impl Iterator<Item = usize> + '_ {
         self.all()
-            .filter(|&i| !self.shape.pk.contains(&i) || self.mixed_numbers[i])
+            .filter(|&i| !self.shape.pk.contains(&i) || self.columns.mixed_numbers[i])
     }
 
     /// OLD and NEW name the same row.
@@ -416,7 +489,7 @@ impl Capture<'_> {
             .shape
             .pk
             .iter()
-            .map(|&i| format!("OLD.{0} IS NEW.{0}", self.col(i)))
+            .map(|&i| format!("OLD.{0} IS NEW.{0}{1}", self.col(i), self.binary(i)))
             .collect();
         format!("({})", terms.join(" AND "))
     }
@@ -443,16 +516,31 @@ impl Capture<'_> {
             .collect()
     }
 
-    fn trigger(&self, kind: &str, event: &str, when: Option<String>, body: String) -> String {
+    fn trigger(
+        &self,
+        kind: &str,
+        event: &str,
+        when: Option<String>,
+        body: String,
+    ) -> (String, String) {
         let when = when.map(|w| format!(" WHEN {w}")).unwrap_or_default();
-        format!(
-            "CREATE TRIGGER main.{} AFTER {event} ON {}{when} BEGIN {body} END",
-            trigger_name(self.table_id, kind),
+        let name = trigger_name(self.table_id, kind);
+        let sql = format!(
+            "CREATE TRIGGER main.{name} AFTER {event} ON {}{when} BEGIN {body} END",
             self.table
-        )
+        );
+        (name, sql)
     }
 
     fn triggers(&self) -> Vec<String> {
+        self.named_triggers()
+            .into_iter()
+            .map(|(_, sql)| sql)
+            .collect()
+    }
+
+    /// Each capture trigger's name and SQL.
+    fn named_triggers(&self) -> Vec<(String, String)> {
         let any_changed: Vec<String> = self.changeable().map(|i| self.changed(i)).collect();
         let mask: Vec<String> = self
             .changeable()

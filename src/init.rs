@@ -2,7 +2,8 @@
 //!
 //! Invariant: `sync_init` creates the metadata once (schema.rs), in a savepoint, and is
 //! idempotent: later calls return the same id and only bring an earlier build's database of
-//! this layout up to date (the importing view, capture triggers first in line).
+//! this layout up to date (the importing view, the capture triggers this build writes, first
+//! in line).
 
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
@@ -29,8 +30,10 @@ pub fn sync_init(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
         } else {
             crate::identity::require_device(conn, fork)?;
         }
-        // a database made by an earlier build of this layout may lack it
+        // a database made by an earlier build of this layout may lack the view, or have the
+        // capture triggers that build wrote
         conn.exec(IMPORTING_VIEW, &[])?;
+        crate::capture::refresh_all(conn)?;
         crate::capture::first_in_line(conn)?;
         let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
         Ok(Value::Text(hex(&id)))

@@ -138,6 +138,67 @@ fn storage_class_change_is_a_change_but_sign_of_zero_is_not() {
 }
 
 #[test]
+fn a_change_a_collation_calls_equal_is_still_a_change() {
+    // NOCASE sees 'Bob' and 'bob' as equal and RTRIM 'x' and 'x  ', but the rows differ: a peer
+    // must get the new text. A key that changes only in case is a new key.
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id TEXT PRIMARY KEY COLLATE NOCASE, a TEXT COLLATE NOCASE,
+                        b COLLATE RTRIM, c TEXT);
+                    INSERT INTO t VALUES ('k', 'Bob', 'x', 'same');
+                    SELECT sync_enable('t');
+                    UPDATE t SET a = 'bob';
+                    UPDATE t SET b = 'x  ';
+                    UPDATE t SET a = 'bob', b = 'x  ', c = 'same';
+                    UPDATE t SET id = 'K';",
+    );
+    let ops = raw_ops(&db.conn);
+    assert_eq!(
+        ops.iter().map(|o| o.kind).collect::<Vec<_>>(),
+        [0, 1, 1, 2, 0]
+    );
+    assert_eq!(ops[1].mask, Some(0b0010));
+    assert_eq!(ops[1].values[1], text("bob"));
+    assert_eq!(ops[2].mask, Some(0b0100));
+    assert_eq!(ops[2].values[2], text("x  "));
+    assert_eq!(ops[3].values[0], text("k"));
+    assert_eq!(
+        ops[4].values,
+        [text("K"), text("bob"), text("x  "), text("same")]
+    );
+}
+
+#[test]
+fn triggers_of_an_earlier_build_are_written_again_by_sync_init() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT COLLATE NOCASE);
+         INSERT INTO t VALUES (1, 'Bob');
+         SELECT sync_enable('t');",
+    );
+    // the update trigger as a build before this one wrote it: no COLLATE BINARY
+    let old: String = db
+        .conn
+        .query_row(
+            "SELECT replace(sql, ' COLLATE BINARY', '') FROM sqlite_schema
+             WHERE name = '_sync_1_update'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    exec(&db.conn, "DROP TRIGGER _sync_1_update");
+    exec(&db.conn, &old);
+    exec(&db.conn, "UPDATE t SET a = 'bob'");
+    assert_eq!(op_count(&db.conn), 1, "the old trigger misses the change");
+    exec(&db.conn, "SELECT sync_init(); UPDATE t SET a = 'BOB'");
+    let ops = raw_ops(&db.conn);
+    assert_eq!(ops.len(), 2);
+    assert_eq!(ops[1].values[1], text("BOB"));
+}
+
+#[test]
 fn update_records_only_the_changed_columns() {
     let db = device();
     exec(

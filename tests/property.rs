@@ -58,16 +58,19 @@ fn key(i: usize, class: u8) -> Value {
     }
 }
 
-/// Value columns of every affinity: none, INTEGER, TEXT, REAL, NUMERIC, BLOB, and (STRICT) ANY.
-const COLUMNS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+/// Value columns of every affinity: none, INTEGER, TEXT, REAL, NUMERIC, BLOB, and (STRICT) ANY;
+/// `g` compares text without case (NOCASE), which must not hide a change of case.
+const COLUMNS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
 
 fn fresh(strict: bool) -> Connection {
     let conn = Connection::open_in_memory().unwrap();
     load(&conn);
     let table = if strict {
-        "CREATE TABLE t(k ANY PRIMARY KEY, a ANY, b ANY, c ANY, d ANY, e ANY, f ANY) STRICT, WITHOUT ROWID;"
+        "CREATE TABLE t(k ANY PRIMARY KEY, a ANY, b ANY, c ANY, d ANY, e ANY, f ANY,
+                        g TEXT COLLATE NOCASE) STRICT, WITHOUT ROWID;"
     } else {
-        "CREATE TABLE t(k PRIMARY KEY, a, b INTEGER, c TEXT, d REAL, e NUMERIC, f BLOB) WITHOUT ROWID;"
+        "CREATE TABLE t(k PRIMARY KEY, a, b INTEGER, c TEXT, d REAL, e NUMERIC, f BLOB,
+                        g TEXT COLLATE NOCASE) WITHOUT ROWID;"
     };
     exec(
         &conn,
@@ -78,14 +81,36 @@ fn fresh(strict: bool) -> Connection {
 
 /// The row as SQLite stored it (after type affinity).
 fn stored(conn: &Connection, k: &Value) -> Vec<Value> {
-    conn.query_row("SELECT k, a, b, c, d, e, f FROM t WHERE k = ?1", [k], |r| {
-        (0..7).map(|i| r.get::<_, Value>(i)).collect()
-    })
+    conn.query_row(
+        "SELECT k, a, b, c, d, e, f, g FROM t WHERE k = ?1",
+        [k],
+        |r| (0..8).map(|i| r.get::<_, Value>(i)).collect(),
+    )
     .unwrap()
 }
 
-fn six_values() -> impl Strategy<Value = Vec<Value>> {
-    prop::collection::vec(any_value(), 6)
+/// A row's values: any for `a`-`f`, text (or NULL) for the STRICT table's `g`.
+fn seven_values() -> impl Strategy<Value = Vec<Value>> {
+    let text = prop_oneof![Just(Value::Null), "[a-zA-Z ]{0,6}".prop_map(Value::Text)];
+    (prop::collection::vec(any_value(), 6), text).prop_map(|(mut v, g)| {
+        v.push(g);
+        v
+    })
+}
+
+/// The same text with the case of each letter swapped.
+fn swap_case(v: &Value) -> Value {
+    match v {
+        Value::Text(s) => Value::Text(
+            s.chars()
+                .map(|c| match c.is_ascii_lowercase() {
+                    true => c.to_ascii_uppercase(),
+                    false => c.to_ascii_lowercase(),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 proptest! {
@@ -94,13 +119,18 @@ proptest! {
     #[test]
     fn insert_and_update_ops_hold_exact_values(
         strict in any::<bool>(),
-        rows in prop::collection::vec((six_values(), six_values(), any::<u8>(), any::<u8>()), 1..6)
+        rows in prop::collection::vec((seven_values(), seven_values(), any::<u8>(), any::<u8>()), 1..6)
     ) {
         let conn = fresh(strict);
         for (i, (before, after, touch, class)) in rows.iter().enumerate() {
+            // half the time `g` changes only in case
+            let mut after = after.clone();
+            if class & 0x80 != 0 {
+                after[6] = swap_case(&before[6]);
+            }
             let k = key(i, *class);
             let row: Vec<Value> = std::iter::once(k.clone()).chain(before.iter().cloned()).collect();
-            conn.execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", params_from_iter(&row)).unwrap();
+            conn.execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", params_from_iter(&row)).unwrap();
             let old = stored(&conn, &k);
             let insert = raw_ops(&conn).pop().unwrap();
             prop_assert_eq!(insert.kind, 0);
@@ -108,7 +138,7 @@ proptest! {
                 prop_assert!(same_value(&insert.values[c], v), "insert col {}: {:?} captured as {:?}", c, v, insert.values[c]);
             }
             // update a random subset of the value columns
-            let set: Vec<usize> = (0..6).filter(|j| touch & (1 << j) != 0).collect();
+            let set: Vec<usize> = (0..7).filter(|j| touch & (1 << j) != 0).collect();
             if set.is_empty() { continue; }
             let assignments: Vec<String> = set.iter().map(|&j| format!("{} = ?{}", COLUMNS[j], j + 2)).collect();
             let mut params = vec![k.clone(); 1];
@@ -117,7 +147,7 @@ proptest! {
             let before_count = op_count(&conn);
             conn.execute(&format!("UPDATE t SET {} WHERE k = ?1", assignments.join(", ")), params_from_iter(&params)).unwrap();
             let new = stored(&conn, &k);
-            let expected_mask: i64 = (1..7).filter(|&c| changed(&old[c], &new[c])).map(|c| 1 << c).sum();
+            let expected_mask: i64 = (1..8).filter(|&c| changed(&old[c], &new[c])).map(|c| 1 << c).sum();
             if expected_mask == 0 {
                 prop_assert_eq!(op_count(&conn), before_count, "an update that changes nothing appends nothing");
                 continue;

@@ -21,6 +21,22 @@ fn ops_in_log(d: &Device) -> i64 {
 }
 
 #[test]
+fn a_change_of_case_in_a_nocase_column_reaches_the_peer() {
+    let schema = "CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT COLLATE NOCASE);
+                  SELECT sync_enable('people');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(a.conn(), "INSERT INTO people VALUES (1, 'Bob')");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE people SET name = 'bob'");
+    send(&a, &b);
+    let name: String = b
+        .conn()
+        .query_row("SELECT name FROM people", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "bob");
+}
+
+#[test]
 fn a_row_travels_and_the_importer_captures_nothing() {
     let a = Device::new("a", TODOS);
     let b = Device::new("b", &format!("PRAGMA recursive_triggers = ON; {TODOS}"));

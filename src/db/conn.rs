@@ -94,6 +94,40 @@ impl Conn {
         (!path.is_empty()).then_some(path)
     }
 
+    /// The collating sequence a column of a `main` table compares text with (`BINARY` unless
+    /// declared otherwise).
+    pub fn column_collation(&self, table: &str, column: &str) -> Result<String> {
+        let c = |s: &str| CString::new(s).map_err(|_| Error::new("name holds a NUL character"));
+        let (table_c, column_c) = (c(table)?, c(column)?);
+        let mut collation: *const c_char = ptr::null();
+        // SAFETY: `db` is the live handle SQLite gave us; the names are NUL-terminated and
+        // outlive the call; the out-pointers we do not need may be NULL; the collation name is
+        // owned by SQLite and copied before any other call.
+        let rc = unsafe {
+            sqlite!(table_column_metadata(
+                self.db,
+                c"main".as_ptr(),
+                table_c.as_ptr(),
+                column_c.as_ptr(),
+                ptr::null_mut(),
+                &mut collation,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut()
+            ))
+        };
+        if rc != SQLITE_OK {
+            return Err(self.error("reading a column's collation"));
+        }
+        if collation.is_null() {
+            return Ok("BINARY".into());
+        }
+        // SAFETY: not NULL, so a NUL-terminated string owned by SQLite.
+        Ok(unsafe { CStr::from_ptr(collation) }
+            .to_string_lossy()
+            .into_owned())
+    }
+
     /// Whether a deferred foreign-key constraint of this connection's transaction is still
     /// broken (it would fail the commit).
     pub fn deferred_foreign_keys_broken(&self) -> bool {

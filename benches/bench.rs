@@ -587,7 +587,7 @@ impl Bench {
             "\n### 10. Edits imported into a device holding {rows} rows, median of {BIG_RUNS}\n"
         );
         println!(
-            "| ops | new rows (us/op) | updates (us/op) | updates / new rows | updates, each a conflict (us/op) | conflicts / new rows | plain UPDATE of the same rows, one statement (us/op) |\n|---:|---:|---:|---:|---:|---:|---:|"
+            "| ops | new rows (us/op) | updates (us/op) | updates / new rows | updates, each a conflict (us/op) | conflicts / new rows | deletes of the new rows (us/op) | deletes / new rows | plain UPDATE of the same rows, one statement (us/op) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let (pa, pb) = (self.path("edits-a.db"), self.path("edits-b.db"));
         let base = self.path("edits-b-base.db");
@@ -629,24 +629,33 @@ impl Bench {
                         .collect(),
                 )
             };
+            // the base takes a bundle, and A learns it has it: the next bundle holds only what
+            // A does after
+            let absorb = |bundle_in: &Path| {
+                let b = fresh_b();
+                Self::bundle_in(&b, bundle_in);
+                Self::send(&b, &a, &ida, &bundle);
+                drop(b);
+                std::fs::copy(&pb, &base).unwrap();
+            };
             a.execute_batch(&format!("UPDATE t SET n = n + 1 WHERE {edited}"))
                 .unwrap();
             let updates = out("edits-updates.bundle");
             let (upd, conf) = (import(&updates, false), import(&updates, true));
-            // the base takes the updates, and A learns it has them: the next bundle is new rows only
-            {
-                let b = fresh_b();
-                Self::bundle_in(&b, &updates);
-                Self::send(&b, &a, &ida, &bundle);
-                drop(b);
-                std::fs::copy(&pb, &base).unwrap();
-            }
+            absorb(&updates);
             fill_range(&a, &THREE, next_id + 1, next_id + n as i64);
-            next_id += n as i64;
             let inserts = out("edits-inserts.bundle");
             let new_rows = import(&inserts, false);
+            absorb(&inserts);
+            a.execute_batch(&format!("DELETE FROM t WHERE id > {next_id}"))
+                .unwrap();
+            next_id += n as i64;
+            let deletes = out("edits-deletes.bundle");
+            let del = import(&deletes, false);
+            absorb(&deletes);
             let per_op = |secs: f64| secs * 1e6 / n as f64;
-            let (new_rows, upd, conf) = (per_op(new_rows), per_op(upd), per_op(conf));
+            let (new_rows, upd, conf, del) =
+                (per_op(new_rows), per_op(upd), per_op(conf), per_op(del));
             let plain = {
                 let p = open(&self.path("edits-plain.db"), &THREE, false);
                 fill(&p, &THREE, 1, rows);
@@ -659,9 +668,10 @@ impl Bench {
                 )
             };
             println!(
-                "| {n} | {new_rows:.2} | {upd:.2} | {:.2}x | {conf:.2} | {:.2}x | {plain:.2} |",
+                "| {n} | {new_rows:.2} | {upd:.2} | {:.2}x | {conf:.2} | {:.2}x | {del:.2} | {:.2}x | {plain:.2} |",
                 upd / new_rows,
-                conf / new_rows
+                conf / new_rows,
+                del / new_rows
             );
         }
     }

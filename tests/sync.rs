@@ -21,6 +21,60 @@ fn ops_in_log(d: &Device) -> i64 {
 }
 
 #[test]
+fn edits_and_deletes_of_rows_a_device_holds_arrive_for_every_kind_of_key() {
+    // most go to the table at once (each follows every write its row holds); the row the
+    // receiver edited too is a conflict, a row both deleted stays deleted
+    let schema = "CREATE TABLE i(id INTEGER PRIMARY KEY, a TEXT, n INTEGER);
+                  CREATE TABLE s(id TEXT PRIMARY KEY, a TEXT, n INTEGER);
+                  CREATE TABLE c(g TEXT, id INTEGER, a TEXT, n INTEGER, PRIMARY KEY (g, id))
+                    WITHOUT ROWID;
+                  SELECT sync_enable('i'), sync_enable('s'), sync_enable('c');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(
+        a.conn(),
+        "WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < 200)
+         INSERT INTO i SELECT x, 'a' || x, x FROM k;
+         INSERT INTO s SELECT 'k' || id, a, n FROM i;
+         INSERT INTO c SELECT 'g' || (id % 3), id, a, n FROM i;",
+    );
+    send(&a, &b);
+    send(&b, &a);
+    for t in ["i", "s", "c"] {
+        exec(
+            a.conn(),
+            &format!(
+                "UPDATE {t} SET n = n + 1000 WHERE n % 3 = 0;
+                 UPDATE {t} SET a = 'both', n = -n WHERE n % 10 = 1;
+                 DELETE FROM {t} WHERE n % 5 = 2;"
+            ),
+        );
+        exec(
+            b.conn(),
+            &format!(
+                "UPDATE {t} SET n = 7000 WHERE n = 6;
+                 DELETE FROM {t} WHERE n IN (4, 7);"
+            ),
+        );
+    }
+    let r = send(&a, &b);
+    assert_eq!(r.conflicts, 3, "one row edited on both devices, per table");
+    send(&b, &a);
+    for t in ["i", "s", "c"] {
+        assert_eq!(a.dump(t), b.dump(t), "table {t}");
+        let left: i64 = b
+            .conn()
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            left,
+            200 - 40 - 1,
+            "table {t}: 40 deleted on a, 2 on b, one of them on both"
+        );
+    }
+    assert_eq!(a.conflicts().len(), b.conflicts().len());
+}
+
+#[test]
 fn a_change_of_case_in_a_nocase_column_reaches_the_peer() {
     let schema = "CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT COLLATE NOCASE);
                   SELECT sync_enable('people');";

@@ -144,6 +144,12 @@ impl ForeignKeys {
         keys.iter().any(|k| k.to.iter().any(written))
     }
 
+    /// Whether deleting a row of `table` may call for an action (a foreign key with one refers
+    /// to the table).
+    pub fn is_parent(&self, table: &SyncedTable) -> bool {
+        self.by_parent.contains_key(&table.name.to_lowercase())
+    }
+
     /// Carries out, as captured writes, the actions that writing `state` over row `key` of
     /// `table` calls for. Returns whether any row changed.
     pub fn act(

@@ -1,16 +1,17 @@
-//! Writing an imported update at once when it fast-forwards its row (merge/forward.rs): its
-//! cells written to the table and the row's live set advanced, with no op read back and no
-//! settle at the end (the everyday sync of edits).
+//! Writing an imported update or delete at once when it fast-forwards its row
+//! (merge/forward.rs): its cells written to the table, or the row deleted, and the row's live
+//! set advanced, with no op read back and no settle at the end (the everyday sync of edits).
 //!
 //! Invariant: an op written here leaves the row, its live set and its conflict records (none)
 //! as settling the row after it would (settle.rs). Any other op is left to the settle: one on
 //! a row the import settles anyway, one the app's triggers see, one whose columns a foreign key
-//! acts on, one a constraint refuses.
+//! acts on (a delete: of a row a foreign key with an action refers to), one a constraint
+//! refuses.
 
 use crate::db::Result;
 use crate::log::clock::Order;
 use crate::log::SyncedTable;
-use crate::merge::forward::{forward, Before};
+use crate::merge::forward::{forward, Before, Writes};
 use crate::merge::live::OpAt;
 use crate::merge::row_index::{Entry, Prior};
 use crate::op::OpKind;
@@ -45,20 +46,25 @@ impl Import<'_> {
             return Ok(None);
         }
         let form = self.known.forms.get(form_id)?;
-        if form.kind != OpKind::Update {
-            return Ok(None);
-        }
         let table = find_table(self.known.tables, &form.table)?;
-        let Some(cols) = (form.cells.iter())
-            .map(|c| table.column(c).map(str::to_string))
-            .collect::<Option<Vec<String>>>()
-        else {
-            return Ok(None); // a column the table no longer has
+        let cols = match form.kind {
+            OpKind::Insert => return Ok(None),
+            OpKind::Delete if self.known.foreign_keys.is_parent(table) => return Ok(None),
+            OpKind::Delete => None,
+            OpKind::Update => {
+                let Some(cols) = (form.cells.iter())
+                    .map(|c| table.column(c).map(str::to_string))
+                    .collect::<Option<Vec<String>>>()
+                else {
+                    return Ok(None); // a column the table no longer has
+                };
+                let key_only = cols.iter().all(|c| table.key_columns().any(|k| k == c));
+                if key_only || self.known.foreign_keys.may_act(table, &cols) {
+                    return Ok(None);
+                }
+                Some(cols)
+            }
         };
-        let key_only = cols.iter().all(|c| table.key_columns().any(|k| k == c));
-        if key_only || self.known.foreign_keys.may_act(table, &cols) {
-            return Ok(None);
-        }
         let before = match &prior.live {
             Value::Null => match self.only_op(table, prior)? {
                 Some(before) => before,
@@ -75,7 +81,11 @@ impl Import<'_> {
         let (device, seq) = (entry.2, entry.3);
         let id = devices.id(device);
         let follows = |(d, s): OpAt| order.op_follows((&id, seq), (&devices.id(d), s));
-        forward(before, (device, seq), &cols, follows)
+        let writes = match &cols {
+            Some(cols) => Writes::Cells(cols),
+            None => Writes::Tombstone,
+        };
+        forward(before, (device, seq), writes, follows)
     }
 
     /// Writes the ops of a batch that fast-forward their rows: each form's rows by one
@@ -91,7 +101,7 @@ impl Import<'_> {
             let written = match self
                 .rows
                 .writers
-                .update_many(table, run[0].form_id, form, &rows)
+                .change_many(table, run[0].form_id, form, &rows)
             {
                 Ok(changed) => changed == run.len(),
                 Err(e) if e.is_constraint() => false, // the settle's error names the row

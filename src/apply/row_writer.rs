@@ -40,8 +40,8 @@ pub struct RowWriters<'c> {
     /// a hash of those, then compared whole, so two keys with one hash never share a statement
     by_columns: HashMap<u64, Vec<(Slot, Stmt<'c>)>>,
     by_form: HashMap<i64, SingleWriter<'c>>,
-    /// `update_many`'s statements by form, with the form's columns (`form_columns`)
-    by_form_update: HashMap<i64, (Padded<'c>, FormColumns)>,
+    /// `change_many`'s statements by form, with the form's columns (`form_columns`)
+    by_form_change: HashMap<i64, (Padded<'c>, FormColumns)>,
 }
 
 impl<'c> RowWriters<'c> {
@@ -50,7 +50,7 @@ impl<'c> RowWriters<'c> {
             conn,
             by_columns: HashMap::new(),
             by_form: HashMap::new(),
-            by_form_update: HashMap::new(),
+            by_form_change: HashMap::new(),
         }
     }
 
@@ -281,22 +281,41 @@ impl<'c> RowWriters<'c> {
             .execute_borrowed(values)
     }
 
-    /// Writes the cells of up to `BATCH` ops of form `form_id` (`form`, an update), one row
-    /// each, with `rows` their values, by one statement; returns how many rows it changed (a
-    /// row that is not there is not written, nor one whose key holds a NULL).
-    pub fn update_many(
+    /// Writes up to `BATCH` ops of form `form_id` (`form`, an update or a delete), one row each,
+    /// with `rows` their values, by one statement: an update's cells written, a delete's row
+    /// deleted. Returns how many rows it changed (a row that is not there is not written, nor
+    /// one whose key holds a NULL).
+    pub fn change_many(
         &mut self,
         table: &SyncedTable,
         form_id: i64,
         form: &Form,
         rows: &[&[Value]],
     ) -> Result<usize> {
-        let (padded, (key, others, params)) = match self.by_form_update.entry(form_id) {
+        let (padded, (key, others, params)) = match self.by_form_change.entry(form_id) {
             Entry::Occupied(cached) => cached.into_mut(),
             Entry::Vacant(slot) => slot.insert((Padded::default(), form_columns(table, form)?)),
         };
         let q = crate::sql::quote_ident;
+        let delete = form.kind == OpKind::Delete;
         let sql = |rows: usize| {
+            if delete {
+                // an OR of whole keys: SQLite looks each up by the key's index (a row value IN
+                // a list of VALUES would scan a table whose key has two columns)
+                let width = key.len();
+                let row = |r: usize| {
+                    let terms: Vec<String> = (key.iter().enumerate())
+                        .map(|(i, c)| format!("{} = ?{}", q(c), r * width + i + 1))
+                        .collect();
+                    format!("({})", terms.join(" AND "))
+                };
+                let rows: Vec<String> = (0..rows).map(row).collect();
+                return format!(
+                    "DELETE FROM main.{} WHERE {}",
+                    q(&table.name),
+                    rows.join(" OR ")
+                );
+            }
             let column = |i: usize| format!("v.column{}", i + 1);
             let sets: Vec<String> = (others.iter().enumerate())
                 .map(|(i, c)| format!("{} = {}", q(c), column(key.len() + i)))

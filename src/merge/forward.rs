@@ -1,12 +1,14 @@
-//! Fast-forward: a row's live set advanced by an update that follows every live op of the row,
-//! from the stored set alone, without reading an op back (the everyday sync of edits).
+//! Fast-forward: a row's live set advanced by an update or a delete that follows every live op
+//! of the row, from the stored set alone, without reading an op back (the everyday sync of
+//! edits).
 //!
 //! Invariant: `forward` gives a set only when the row's live ops are inserts and updates whose
 //! live columns never meet and together cover the universe (no cell has two live writes: no
 //! conflict, and the table shows each cell's one live write), and the new op follows each of
-//! them and writes only columns of the universe. The set it gives is the one `advance` gives
-//! (each live op loses the new op's columns and its top, and goes when no column is left), so
-//! the row still has no conflict, and it shows what it showed with the new op's cells written.
+//! them and, an update, writes only columns of the universe. The set it gives is the one
+//! `advance` gives (each live op loses the new op's columns and its top, and goes when no column
+//! is left; a delete writes a tombstone to every column, so it is left alone), so the row still
+//! has no conflict, and it shows what it showed with the new op's cells written, or is absent.
 //! Otherwise it gives None, and the row is settled in full (apply/settle.rs).
 
 use crate::db::Result;
@@ -27,17 +29,25 @@ pub enum Before<'a> {
     Set(&'a [u8]),
 }
 
+/// What the new op writes.
+pub enum Writes<'a> {
+    /// An update's columns (names as the table spells them, in the op's order).
+    Cells(&'a [String]),
+    /// A delete's tombstone, in every column.
+    Tombstone,
+}
+
 const WRITE: Mark = Mark {
     top: false,
     delete: Some(false),
 };
 
-/// The stored live set of the row after the update `new`, which writes `cols` (names as the
-/// table spells them, in the op's order); `follows(op)`: `new` causally follows `op`.
+/// The stored live set of the row after `new`, which writes `writes`; `follows(op)`: `new`
+/// causally follows `op`.
 pub fn forward(
     before: Before,
     new: OpAt,
-    cols: &[String],
+    writes: Writes,
     follows: impl Fn(OpAt) -> bool,
 ) -> Result<Option<Vec<u8>>> {
     let (universe, entries) = match before {
@@ -50,8 +60,12 @@ pub fn forward(
         Before::Set(blob) => decode_set(blob)?,
     };
     let position = |c: &String| universe.iter().position(|u| u == c).map(|i| i as u32);
-    let Some(written) = cols.iter().map(position).collect::<Option<Vec<u32>>>() else {
-        return Ok(None); // a column no op on the row wrote: a live delete may write it
+    let written = match writes {
+        Writes::Cells(cols) => match cols.iter().map(position).collect::<Option<Vec<u32>>>() {
+            Some(written) => Some(written),
+            None => return Ok(None), // a column no op on the row wrote: a live delete may write it
+        },
+        Writes::Tombstone => None,
     };
     let mut covered = vec![false; universe.len()];
     for (device, seq, mark, live) in &entries {
@@ -68,6 +82,14 @@ pub fn forward(
     if covered.contains(&false) {
         return Ok(None);
     }
+    let Some(written) = written else {
+        // every live op loses every column to the tombstone, and goes
+        let tombstone = Mark {
+            top: true,
+            delete: Some(true),
+        };
+        return encode_set(&universe, &[(new.0 .0, new.1, tombstone, Vec::new())]).map(Some);
+    };
     let mut after: Vec<SetEntry> = entries
         .into_iter()
         .filter_map(|(device, seq, _, mut live)| {
@@ -129,8 +151,9 @@ mod tests {
     }
 
     /// Random rows written by three devices that exchange what they know at random: at each op
-    /// that is an update, `forward` from the set before it gives the set the rule computes from
-    /// every op (or nothing), and only when the row has no conflict before or after.
+    /// that is an update or a delete, `forward` from the set before it gives the set the rule
+    /// computes from every op (or nothing), and only when the row has no conflict before or
+    /// after.
     #[test]
     fn forward_gives_the_rules_set() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -140,7 +163,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        let (mut forwarded, mut declined) = (0, 0);
+        let (mut forwarded, mut declined, mut deletes) = (0, 0, 0);
         for _ in 0..500 {
             let mut knows: Vec<HashSet<At>> = vec![HashSet::new(); 3];
             let mut ops: Vec<RowOp> = Vec::new();
@@ -190,7 +213,7 @@ mod tests {
                 let (live, universe) = live_set(&ops, &pasts);
                 ops.push(op);
                 let new = ops.last().unwrap();
-                if ops.len() == 1 || kind != OpKind::Update {
+                if ops.len() == 1 || kind == OpKind::Insert {
                     continue;
                 }
                 let set = stored(&ops, &live, &universe);
@@ -207,12 +230,17 @@ mod tests {
                     let earlier = ops.iter().find(|o| (o.device[0] as i64, o.seq) == (d.0, s));
                     pasts.follows(new, earlier.unwrap())
                 };
-                let after = forward(before, (DeviceIdx(at.0 as i64), seq), &cols, follows);
+                let writes = match kind {
+                    Delete => Writes::Tombstone,
+                    _ => Writes::Cells(&cols),
+                };
+                let after = forward(before, (DeviceIdx(at.0 as i64), seq), writes, follows);
                 let Some(blob) = after.unwrap() else {
                     declined += 1;
                     continue;
                 };
                 forwarded += 1;
+                deletes += (kind == Delete) as usize;
                 let (want, want_universe) = live_set(&ops, &pasts);
                 assert!(losses(&ops[..ops.len() - 1], &live, &universe).is_empty());
                 assert!(losses(&ops, &want, &want_universe).is_empty());
@@ -228,6 +256,9 @@ mod tests {
                 assert_eq!(got, entries(&ops, &want));
             }
         }
-        assert!(forwarded > 150 && declined > 150, "{forwarded} {declined}");
+        assert!(
+            forwarded > 150 && declined > 150 && deletes > 30,
+            "{forwarded} {declined} {deletes}"
+        );
     }
 }

@@ -281,9 +281,117 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
             name,
         ],
     )?;
-    if !known.capturing {
+    match known.shape {
         // rows written while capture was off (or before it ever was on) reach peers this way
-        conn.exec(&capture.existing_rows(), &[])?;
+        _ if !known.capturing => conn.exec(&capture.existing_rows(), &[])?,
+        Some((_, ref old)) if grown(old, &table.shape) => {
+            record_added_columns(conn, &capture, old.columns.len())?
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Whether `new` is `old` with columns added at the end (what `ALTER TABLE … ADD COLUMN` does).
+fn grown(old: &Shape, new: &Shape) -> bool {
+    new.pk == old.pk
+        && new.columns.len() > old.columns.len()
+        && new.columns[..old.columns.len()] == old.columns[..]
+}
+
+/// Records, as one update op per row, the values of the columns from position `from` on that
+/// differ from the column's default: written after `ALTER TABLE … ADD COLUMN` and before
+/// capture knew of the column (the triggers of the old shape did not see them).
+fn record_added_columns(conn: &Conn, capture: &Capture, from: usize) -> Result<()> {
+    let added: Vec<usize> = (from..capture.shape.columns.len()).collect();
+    let mut defaults = Vec::with_capacity(added.len());
+    for &i in &added {
+        defaults.push(default_of(
+            conn,
+            capture.table_name,
+            &capture.shape.columns[i],
+        )?);
+    }
+    // column i differs from its default, bound as ?(n + 1)
+    let differs = |n: usize, i: usize| {
+        let (c, binary) = (capture.col(i), capture.binary(i));
+        let p = n + 1;
+        match capture.columns.mixed_numbers[i] {
+            true => format!("({c} IS NOT ?{p}{binary} OR typeof({c}) <> typeof(?{p}))"),
+            false => format!("({c} IS NOT ?{p}{binary})"),
+        }
+    };
+    let tests: Vec<String> = (added.iter().enumerate())
+        .map(|(n, &i)| differs(n, i))
+        .collect();
+    let mask: Vec<String> = (added.iter().zip(&tests))
+        .map(|(i, test)| format!("({test} << {i})"))
+        .collect();
+    let mut values: Vec<(usize, String)> = (capture.shape.pk.iter())
+        .map(|&i| (i, capture.col(i)))
+        .collect();
+    for (&i, test) in added.iter().zip(&tests) {
+        values.push((i, format!("CASE WHEN {test} THEN {} END", capture.col(i))));
+    }
+    let row = LogRow {
+        shape: capture.shape_id.to_string(),
+        kind: OpKind::Update,
+        mask: mask.join(" | "),
+        values,
+    };
+    let order: Vec<String> = capture.shape.pk.iter().map(|&i| capture.col(i)).collect();
+    let from = format!(
+        "FROM main.{} WHERE {} ORDER BY {}",
+        capture.table,
+        tests.join(" OR "),
+        order.join(", ")
+    );
+    conn.exec(&row.insert_select("main._sync_ops", &from), &defaults)
+}
+
+/// The value a row holds in column `column` of `table` when nothing wrote it: its DEFAULT (a
+/// constant, as ADD COLUMN requires), or NULL.
+fn default_of(conn: &Conn, table: &str, column: &str) -> Result<Value> {
+    let default = conn.query_value(
+        "SELECT dflt_value FROM pragma_table_xinfo(?1, 'main') WHERE name = ?2",
+        &[Value::Text(table.into()), Value::Text(column.into())],
+    )?;
+    match default {
+        // the expression as the table's own declaration spells it (SQLite's schema, not input)
+        Some(Value::Text(expression)) => Ok(conn
+            .query_value(&format!("SELECT {expression}"), &[])?
+            .unwrap_or(Value::Null)),
+        _ => Ok(Value::Null),
+    }
+}
+
+/// `ALTER TABLE … ADD COLUMN` on a synced table needs no call: each sync call first follows
+/// the columns added to a capturing table since its capture was installed, from whatever
+/// connection, as `sync_enable` would (a new shape and triggers, and the values written to the
+/// new columns before that recorded as ops). Other changes of its columns are left to
+/// `sync_enable`.
+pub fn follow_added_columns(conn: &Conn) -> Result<()> {
+    let mut names = conn
+        .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid")?;
+    let mut grown_tables = Vec::new();
+    for synced in log::synced_tables(conn)? {
+        names.bind_all(&[Value::Text(synced.name.clone())])?;
+        let mut now = Vec::with_capacity(synced.shape.columns.len());
+        while let Some(row) = names.step()? {
+            now.push(row.column(0)?.as_text().unwrap_or_default().to_string());
+        }
+        names.reset();
+        let old = &synced.shape.columns;
+        if now.len() > old.len() && now[..old.len()] == old[..] {
+            grown_tables.push(synced.name);
+        }
+    }
+    drop(names);
+    for name in grown_tables {
+        let table = inspect(conn, &name)?;
+        if registration(conn, &Value::Text(name))?.capturing {
+            enable(conn, &table)?;
+        }
     }
     Ok(())
 }
@@ -291,6 +399,7 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
 fn capture_of(table: &Table, table_id: i64, shape_id: i64) -> Capture<'_> {
     Capture {
         table: quote_ident(&table.name),
+        table_name: &table.name,
         table_id,
         shape_id,
         shape: &table.shape,
@@ -430,6 +539,8 @@ fn drop_triggers(conn: &Conn, table_id: i64) -> Result<()> {
 /// Builds the SQL that captures one table.
 struct Capture<'a> {
     table: String,
+    /// the table's name as SQLite spells it
+    table_name: &'a str,
     table_id: i64,
     shape_id: i64,
     shape: &'a Shape,

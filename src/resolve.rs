@@ -36,7 +36,10 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     // the records of rows written here since the last import are brought up to date first (a
     // write that follows every side of a conflict resolves it): they stay so, also when this
     // call is refused
-    conn.savepoint("sync_resolve_records", || crate::apply::fold_local(conn))?;
+    conn.savepoint("sync_resolve_records", || {
+        crate::capture::follow_added_columns(conn)?;
+        crate::apply::fold_local(conn)
+    })?;
     let mut stmt = conn.prepare(
         "SELECT table_id, key, columns, loser_device, loser_seq, winner_device, winner_seq, state
          FROM main._sync_conflicts WHERE id = ?1",

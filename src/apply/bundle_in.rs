@@ -18,6 +18,8 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
     crate::identity::require_device(conn, fork)?;
     let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
+    // columns added since the last call are captured first (capture.rs)
+    conn.savepoint("sync_follow", || crate::capture::follow_added_columns(conn))?;
     let mut reader = Reader::open(path).map_err(in_bundle)?;
     let tables = log::synced_tables(conn)?;
     let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;

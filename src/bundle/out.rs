@@ -28,6 +28,11 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value>
         ));
     }
     crate::identity::check_file(conn, fork)?;
+    if conn.is_autocommit() {
+        // columns added since the last call are captured first, and committed before any op
+        // leaves (inside the caller's read transaction they wait for the next call)
+        conn.savepoint("sync_follow", || crate::capture::follow_added_columns(conn))?;
+    }
     let peer: Option<DeviceId> =
         match &args[0] {
             Value::Null => None,

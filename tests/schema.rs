@@ -1,0 +1,103 @@
+//! Schemas change (DESIGN 5.2): columns added on a synced table, from any connection, reach
+//! peers with every value written to them.
+
+mod common;
+
+use common::*;
+use rusqlite::types::Value;
+
+const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); SELECT sync_enable('t');";
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+fn int(n: i64) -> Value {
+    Value::Integer(n)
+}
+
+#[test]
+fn a_column_added_by_a_connection_without_the_extension_reaches_peers_with_its_values() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x')");
+    send(&a, &b);
+    // the app's migration runs where the extension was never loaded, and writes at once
+    exec(
+        &b.db.plain_connection(),
+        "ALTER TABLE t ADD COLUMN b INT DEFAULT 0",
+    );
+    exec(
+        &a.db.plain_connection(),
+        "ALTER TABLE t ADD COLUMN b INT DEFAULT 0;
+         UPDATE t SET b = 5 WHERE id = 1;
+         INSERT INTO t VALUES (2, 'z', 7);
+         INSERT INTO t(id, a) VALUES (3, 'w');",
+    );
+    let r = send(&a, &b);
+    assert_eq!(
+        r.applied, 4,
+        "two inserts, and the two rows whose b is not the default"
+    );
+    let rows = vec![
+        vec![int(1), text("x"), int(5)],
+        vec![int(2), text("z"), int(7)],
+        vec![int(3), text("w"), int(0)],
+    ];
+    assert_eq!(b.dump("t"), rows);
+    assert_eq!(a.dump("t"), rows);
+    // the import brought b's capture up to date too: its writes of the new column travel
+    exec(b.conn(), "UPDATE t SET b = 9 WHERE id = 3");
+    send(&b, &a);
+    assert_eq!(a.dump("t")[2], vec![int(3), text("w"), int(9)]);
+    assert_eq!(a.dump("t"), b.dump("t"));
+}
+
+#[test]
+fn sync_enable_after_add_column_records_what_was_written_before_it() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a);
+         SELECT sync_enable('t');
+         INSERT INTO t VALUES (1, 'x'), (2, 'y'), (3, 'z');
+         ALTER TABLE t ADD COLUMN b DEFAULT 'none';
+         ALTER TABLE t ADD COLUMN c REAL;
+         UPDATE t SET b = 'set' WHERE id = 1;
+         UPDATE t SET c = 1 WHERE id = 2;
+         UPDATE t SET b = 'none', c = NULL WHERE id = 3;
+         SELECT sync_enable('t');",
+    );
+    let log = log(&db.conn);
+    assert_eq!(
+        log.len(),
+        5,
+        "three inserts, one update per row changed from its defaults"
+    );
+    assert_eq!(log[3].2.as_deref(), Some(r#"{"b":"set"}"#));
+    assert_eq!(log[4].2.as_deref(), Some(r#"{"c":1.0}"#));
+    exec(&db.conn, "SELECT sync_enable('t')");
+    assert_eq!(
+        op_count(&db.conn),
+        5,
+        "enabling again records nothing twice"
+    );
+}
+
+#[test]
+fn an_export_inside_a_read_transaction_leaves_added_columns_for_the_next_call() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'x');
+         ALTER TABLE t ADD COLUMN b;
+         UPDATE t SET b = 'new' WHERE id = 1;",
+    );
+    exec(b.conn(), "ALTER TABLE t ADD COLUMN b");
+    exec(a.conn(), "BEGIN; SELECT count(*) FROM t");
+    let path = a.bundle_for(Some(&b));
+    exec(a.conn(), "COMMIT");
+    b.import(&path);
+    assert_eq!(b.dump("t"), vec![vec![int(1), text("x"), Value::Null]]);
+    send(&a, &b);
+    assert_eq!(b.dump("t"), vec![vec![int(1), text("x"), text("new")]]);
+}

@@ -39,12 +39,18 @@ struct Columns {
     collated: Vec<bool>,
 }
 
-/// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops.
-pub fn sync_enable(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value> {
+/// Follows the columns added to every synced table and fills them from what received ops kept
+/// (apply/follow.rs): what a sync call does first. Given by lib.rs to the stages before apply.
+pub type Follow = fn(&Conn) -> Result<()>;
+
+/// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops;
+/// `follow` first follows the columns added to every synced table.
+pub fn sync_enable(conn: &Conn, args: &[Value], fork: Fork, follow: Follow) -> Result<Value> {
     let name = table_name_arg(&args[0])?;
     crate::identity::require_device(conn, fork)?;
     let table = inspect(conn, name)?;
     conn.savepoint("sync_enable", || {
+        follow(conn)?;
         enable(conn, &table)?;
         first_in_line(conn)
     })?;
@@ -369,8 +375,8 @@ fn default_of(conn: &Conn, table: &str, column: &str) -> Result<Value> {
 /// the columns added to a capturing table since its capture was installed, from whatever
 /// connection, as `sync_enable` would (a new shape and triggers, and the values written to the
 /// new columns before that recorded as ops). Other changes of its columns are left to
-/// `sync_enable`.
-pub fn follow_added_columns(conn: &Conn) -> Result<()> {
+/// `sync_enable`. Returns each table that gained columns, with their names.
+pub fn follow_added_columns(conn: &Conn) -> Result<Vec<(String, Vec<String>)>> {
     let mut names = conn
         .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid")?;
     let mut grown_tables = Vec::new();
@@ -383,17 +389,19 @@ pub fn follow_added_columns(conn: &Conn) -> Result<()> {
         names.reset();
         let old = &synced.shape.columns;
         if now.len() > old.len() && now[..old.len()] == old[..] {
-            grown_tables.push(synced.name);
+            grown_tables.push((synced.name, now.split_off(old.len())));
         }
     }
     drop(names);
-    for name in grown_tables {
+    let mut followed = Vec::new();
+    for (name, added) in grown_tables {
         let table = inspect(conn, &name)?;
-        if registration(conn, &Value::Text(name))?.capturing {
+        if registration(conn, &Value::Text(name.clone()))?.capturing {
             enable(conn, &table)?;
+            followed.push((name, added));
         }
     }
-    Ok(())
+    Ok(followed)
 }
 
 fn capture_of(table: &Table, table_id: i64, shape_id: i64) -> Capture<'_> {

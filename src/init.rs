@@ -34,7 +34,7 @@ pub fn sync_init(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
         // capture triggers that build wrote
         conn.exec(IMPORTING_VIEW, &[])?;
         crate::capture::refresh_all(conn)?;
-        crate::capture::follow_added_columns(conn)?;
+        crate::apply::follow_schema(conn)?;
         crate::capture::first_in_line(conn)?;
         let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
         Ok(Value::Text(hex(&id)))

@@ -99,8 +99,10 @@ fn sync_init(conn: &Conn, args: &[Value]) -> Result<Value> {
     init::sync_init(conn, args, apply::fork)
 }
 
+/// `sync_enable` follows the columns added to synced tables first, filling them from what
+/// received ops kept (apply/follow.rs): the importer's work too.
 fn sync_enable(conn: &Conn, args: &[Value]) -> Result<Value> {
-    capture::sync_enable(conn, args, apply::fork)
+    capture::sync_enable(conn, args, apply::fork, apply::follow_schema)
 }
 
 fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
@@ -108,7 +110,7 @@ fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
 }
 
 fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
-    bundle::out::sync_bundle_out(conn, args, apply::fork)
+    bundle::out::sync_bundle_out(conn, args, apply::fork, apply::follow_schema)
 }
 
 /// Every SQL function: name, argument count, flags, implementation.

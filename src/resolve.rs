@@ -37,7 +37,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     // write that follows every side of a conflict resolves it): they stay so, also when this
     // call is refused
     conn.savepoint("sync_resolve_records", || {
-        crate::capture::follow_added_columns(conn)?;
+        crate::apply::follow_schema(conn)?;
         crate::apply::fold_local(conn)
     })?;
     let mut stmt = conn.prepare(
@@ -249,6 +249,15 @@ fn write_resolution(
     key: &[Value],
     target: Option<&[(String, Value)]>,
 ) -> Result<()> {
+    let missing = target.and_then(|cells| cells.iter().find(|(c, _)| table.column(c).is_none()));
+    if let Some((column, _)) = missing {
+        return Err(Error::new(format!(
+            "the conflict's row has a value in column {column:?}, which table {:?} does not \
+             have on this device yet: add the column as the other devices did (ALTER TABLE … \
+             ADD COLUMN), then resolve",
+            table.name
+        )));
+    }
     let name = quote_ident(&table.name);
     let key_names: Vec<&str> = table.key_columns().collect();
     let key_match = crate::sql::key_match(key_names.iter().copied());

@@ -1,7 +1,7 @@
 //! Convergence, the merge rule's proof obligation: 2 to 5 devices run random scripts of writes
 //! and exchange bundles between random pairs at random times (some delivered twice, some late,
-//! some out of order, some lost), and now and then the whole fleet adds a column, some devices
-//! from a connection without the extension that writes to it at once; after a final exchange until quiet, every device holds the
+//! some out of order, some lost), and now and then a device adds a column (the others later),
+//! some from a connection without the extension that writes to it at once; after a final exchange until quiet, every device holds the
 //! same tables (same storage class and value in every cell), the same open conflicts (ids,
 //! sides, values), equal to the rule's computed in the test (`common/reference.rs`), the same
 //! clock, and nothing pending.
@@ -77,12 +77,39 @@ impl RandomValue for Rng {
     }
 }
 
-/// Columns the fleet's migration adds to `t_int`, in order (`ALTER TABLE … ADD COLUMN`).
+/// Columns the app's migrations add to `t_int`, in this order on every device that runs them
+/// (`ALTER TABLE … ADD COLUMN`).
 const ADDED: [(&str, &str); 2] = [("d", "DEFAULT 7"), ("e", "")];
 
+/// How many of `ADDED` the device's `t_int` has.
+fn added_columns(conn: &rusqlite::Connection) -> usize {
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) - 4 FROM pragma_table_info('t_int')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    n as usize
+}
+
+/// Runs the next migration of `ADDED` on a device, from `conn` (which may be a connection that
+/// never loaded the extension); false when it ran them all.
+fn add_column(conn: &rusqlite::Connection) -> bool {
+    let Some((column, default)) = ADDED.get(added_columns(conn)) else {
+        return false;
+    };
+    exec(
+        conn,
+        &format!("ALTER TABLE t_int ADD COLUMN {column} {default}"),
+    );
+    true
+}
+
 /// One random write on one device (it may change nothing, or fail on a constraint: both fine),
-/// on a row among `keys` per table; `added`: how many of `ADDED` `t_int` has.
-fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64, added: usize) {
+/// on a row among `keys` per table, over the columns the device has.
+fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
+    let added = added_columns(conn);
     let table = TABLES[rng.below(3) as usize];
     let int_cols: Vec<&str> = ["a", "b", "c"]
         .into_iter()
@@ -258,11 +285,11 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
 
 /// A transaction that writes, tries to export (refused: its ops are not committed) and rolls
 /// back: nothing of it may ever reach another device.
-fn export_then_roll_back(rng: &mut Rng, device: &Device, added: usize) -> Result<(), String> {
+fn export_then_roll_back(rng: &mut Rng, device: &Device) -> Result<(), String> {
     let conn = device.conn();
     exec(conn, "BEGIN");
     for _ in 0..1 + rng.below(4) {
-        random_write(rng, conn, 4, added);
+        random_write(rng, conn, 4);
     }
     let path = device.db.dir.path().join("never.bundle");
     let refused = conn
@@ -379,7 +406,6 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         exec(devices[0].conn(), "PRAGMA recursive_triggers = ON");
     }
     let mut mail: Vec<Letter> = Vec::new();
-    let mut added = 0;
     let steps = 20 + rng.below(40);
     let trace = std::env::var("SYNC_TRACE").is_ok();
     for _ in 0..steps {
@@ -390,7 +416,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             eprintln!("step: device d{d}, event {event}, mail {}", mail.len());
         }
         match event {
-            0..=10 => random_write(&mut rng, devices[d].conn(), 4, added),
+            0..=10 => random_write(&mut rng, devices[d].conn(), 4),
             // a burst of writes over more rows, many new and some written twice: bundles with
             // more ops than the importer handles in one batch; or over two hot rows per table,
             // each edited many times between syncs
@@ -399,34 +425,29 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 let keys = if rng.chance(50) { 48 } else { 2 };
                 exec(conn, "BEGIN");
                 for _ in 0..64 + rng.below(100) {
-                    random_write(&mut rng, conn, keys, added);
+                    random_write(&mut rng, conn, keys);
                 }
                 exec(conn, "COMMIT");
             }
             11 => resolve_one(&mut rng, devices[d].conn())?,
-            17 if rng.chance(30) => export_then_roll_back(&mut rng, &devices[d], added)?,
-            // the fleet migrates at once: every device adds a column to t_int, half of them
-            // from a connection that never loaded the extension, which may write to it (and
-            // to the rest) at once; the next sync call of each device captures what it wrote
-            17 if rng.chance(15) && added < ADDED.len() => {
-                let (column, default) = ADDED[added];
-                let alter = format!("ALTER TABLE t_int ADD COLUMN {column} {default}");
-                added += 1;
-                for device in &devices {
-                    match rng.chance(50) {
-                        true => {
-                            let plain = device.db.plain_connection();
-                            exec(&plain, &alter);
-                            for _ in 0..rng.below(4) {
-                                random_write(&mut rng, &plain, 4, added);
-                            }
+            17 if rng.chance(30) => export_then_roll_back(&mut rng, &devices[d])?,
+            // the app's next migration runs on one device (the others upgrade later, or at the
+            // end): half the time from a connection that never loaded the extension, which may
+            // write to the new column (and the rest) at once; the device's next sync call
+            // captures what it wrote, and fills the column from what it kept
+            17 if rng.chance(40) => match rng.chance(50) {
+                true => {
+                    let plain = devices[d].db.plain_connection();
+                    if add_column(&plain) {
+                        for _ in 0..rng.below(4) {
+                            random_write(&mut rng, &plain, 4);
                         }
-                        false => exec(device.conn(), &alter),
                     }
                 }
-                // a backup from before it would not know the column (DESIGN 5.2, not yet)
-                backups.clear();
-            }
+                false => {
+                    add_column(devices[d].conn());
+                }
+            },
             // a new device made by copying a device's file: it forks when the extension loads;
             // in half of them a connection without the extension writes on the copy first,
             // under the original's id (a second history of it)
@@ -437,7 +458,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                     std::fs::copy(devices[d].db.path(), path).unwrap();
                     let plain = rusqlite::Connection::open(path).unwrap();
                     for _ in 0..writes {
-                        random_write(&mut rng, &plain, 4, added);
+                        random_write(&mut rng, &plain, 4);
                     }
                 });
                 if copy.id() == devices[d].id() {
@@ -507,7 +528,18 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             mail.swap_remove(i); // lost in transport
         }
     }
-    // exchange with everyone until nothing moves
+    // every device upgrades to the newest schema any of them has, then all exchange until
+    // nothing moves
+    let newest = devices
+        .iter()
+        .map(|d| added_columns(d.conn()))
+        .max()
+        .unwrap();
+    for d in &devices {
+        while added_columns(d.conn()) < newest {
+            add_column(d.conn());
+        }
+    }
     exchange_until_quiet(&devices)?;
     for d in &devices {
         let pending: i64 = d

@@ -101,3 +101,119 @@ fn an_export_inside_a_read_transaction_leaves_added_columns_for_the_next_call() 
     send(&a, &b);
     assert_eq!(b.dump("t"), vec![vec![int(1), text("x"), text("new")]]);
 }
+
+#[test]
+fn a_device_without_the_column_imports_and_keeps_its_values_until_it_adds_it() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x'), (2, 'y')");
+    send(&a, &b);
+    // a upgrades first
+    exec(
+        a.conn(),
+        "ALTER TABLE t ADD COLUMN n INTEGER DEFAULT 0;
+         UPDATE t SET n = 5 WHERE id = 1;
+         INSERT INTO t VALUES (3, 'z', 7);",
+    );
+    let r = send(&a, &b);
+    // the insert of row 3, and the values of n that differ from its default (rows 1 and 3)
+    assert_eq!((r.applied, r.waiting.as_str()), (3, r#"["t.n"]"#));
+    assert_eq!(
+        b.dump("t"),
+        vec![
+            vec![int(1), text("x")],
+            vec![int(2), text("y")],
+            vec![int(3), text("z")]
+        ],
+        "what b has columns for is applied"
+    );
+    // b writes meanwhile, and sends a bundle back that a imports
+    exec(b.conn(), "UPDATE t SET a = 'b wrote' WHERE id = 2");
+    send(&b, &a);
+    // b upgrades (from a connection without the extension); its next sync call fills the
+    // column from what it kept
+    exec(
+        &b.db.plain_connection(),
+        "ALTER TABLE t ADD COLUMN n INTEGER DEFAULT 0",
+    );
+    send(&b, &a);
+    let rows = vec![
+        vec![int(1), text("x"), int(5)],
+        vec![int(2), text("b wrote"), int(0)],
+        vec![int(3), text("z"), int(7)],
+    ];
+    assert_eq!(b.dump("t"), rows);
+    assert_eq!(a.dump("t"), rows);
+    assert_eq!(send(&a, &b).waiting, "[]");
+}
+
+#[test]
+fn a_value_written_after_the_column_came_follows_the_kept_ones() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x')");
+    send(&a, &b);
+    exec(
+        a.conn(),
+        "ALTER TABLE t ADD COLUMN n; UPDATE t SET n = 'from a'",
+    );
+    send(&a, &b);
+    exec(
+        &b.db.plain_connection(),
+        "ALTER TABLE t ADD COLUMN n; UPDATE t SET n = 'from b'",
+    );
+    // b's write saw a's (b held it, kept): it wins on both, and no conflict
+    let r = send(&b, &a);
+    assert_eq!(r.conflicts, 0);
+    let rows = vec![vec![int(1), text("x"), text("from b")]];
+    assert_eq!(b.dump("t"), rows);
+    assert_eq!(a.dump("t"), rows);
+}
+
+#[test]
+fn a_device_without_the_column_relays_its_values() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    let add = "ALTER TABLE t ADD COLUMN n";
+    exec(a.conn(), add);
+    exec(c.conn(), add);
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x', 'kept')");
+    send(&a, &b);
+    send(&b, &c);
+    assert_eq!(c.dump("t"), vec![vec![int(1), text("x"), text("kept")]]);
+    assert_eq!(b.dump("t"), vec![vec![int(1), text("x")]]);
+}
+
+#[test]
+fn concurrent_writes_of_a_column_one_device_lacks_are_a_conflict_everywhere() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    let add = "ALTER TABLE t ADD COLUMN n";
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x')");
+    send(&a, &b);
+    send(&a, &c);
+    exec(a.conn(), &format!("{add}; UPDATE t SET n = 'a'"));
+    exec(c.conn(), &format!("{add}; UPDATE t SET n = 'c'"));
+    send(&a, &b);
+    send(&c, &b);
+    // b, which lacks the column, keeps the same conflict as the others
+    send(&a, &c);
+    send(&c, &a);
+    assert_eq!(b.conflicts(), a.conflicts());
+    assert_eq!(a.conflicts(), c.conflicts());
+    assert_eq!(a.conflicts().len(), 1);
+    let id = b.conflicts()[0].0.clone();
+    let err = call(b.conn(), &format!("SELECT sync_resolve('{id}', 'local')")).unwrap_err();
+    assert!(
+        err.contains("sync_resolve") && err.contains("does not have on this device yet"),
+        "{err}"
+    );
+    exec(b.conn(), add);
+    send(&b, &a);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.dump("t"), c.dump("t"));
+}

@@ -7,7 +7,7 @@ use crate::log::{self, SyncedTable};
 use crate::schema::SELF;
 use crate::value::{hex, JsonObject, Value};
 
-use super::checks::{validate, validate_form};
+use super::checks::{missing_columns, validate, validate_form};
 use super::fork::fork;
 use super::import::{Import, Outcome};
 
@@ -19,7 +19,7 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     crate::identity::require_device(conn, fork)?;
     let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
     // columns added since the last call are captured first (capture.rs)
-    conn.savepoint("sync_follow", || crate::capture::follow_added_columns(conn))?;
+    conn.savepoint("sync_follow", || super::follow_schema(conn))?;
     let mut reader = Reader::open(path).map_err(in_bundle)?;
     let tables = log::synced_tables(conn)?;
     let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
@@ -28,6 +28,9 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         skipped: true,
         ..Outcome::default()
     };
+    // columns the bundle's ops write that this database does not have yet (their values are
+    // kept with the ops until the column is added: follow.rs)
+    let mut missing: Vec<String> = Vec::new();
     let outcome = if imported_before(conn, &manifest.bundle_id)? {
         skipped
     } else {
@@ -47,6 +50,11 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
             .each_op(|op, number, form| {
                 if checked_forms.len() <= number {
                     validate_form(form, &tables)?;
+                    for column in missing_columns(form, &tables) {
+                        if !missing.contains(&column) {
+                            missing.push(column);
+                        }
+                    }
                     checked_forms.push(number);
                 }
                 let own = op.device[..] == me[..];
@@ -107,7 +115,11 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
             "pending_count",
             &Value::Integer(pending_count(conn)? as i64),
         )
-        .field("discarded_count", &Value::Integer(outcome.discarded as i64));
+        .field("discarded_count", &Value::Integer(outcome.discarded as i64))
+        .raw(
+            "waiting_for_schema",
+            &crate::value::json_string_list(&missing),
+        );
     Ok(Value::Text(json.finish()))
 }
 

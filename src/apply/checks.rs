@@ -55,7 +55,7 @@ pub(super) fn two_histories(what: &str, seq: u64, device: &[u8]) -> String {
     )
 }
 
-/// Checks that an op form names a table and columns this database syncs.
+/// Checks that an op form names a table this database syncs, by its PRIMARY KEY.
 pub(super) fn validate_form(form: &Form, tables: &[SyncedTable]) -> Result<()> {
     let table = find_table(tables, &form.table)?;
     let key: Vec<&str> = form.key.iter().map(String::as_str).collect();
@@ -71,15 +71,20 @@ pub(super) fn validate_form(form: &Form, tables: &[SyncedTable]) -> Result<()> {
             table.name
         )));
     }
-    for column in &form.cells {
-        if table.column(column).is_none() {
-            return Err(Error::new(format!(
-                "names column {column:?}, which table {:?} does not have",
-                table.name
-            )));
-        }
-    }
+    // a column the table does not have (yet) is no reason to refuse: its values are kept with
+    // the ops and fill it when it is added (DESIGN 5.2)
     Ok(())
+}
+
+/// The columns `form` writes that its table does not have here (yet), as `table.column`.
+pub(super) fn missing_columns(form: &Form, tables: &[SyncedTable]) -> Vec<String> {
+    let Ok(table) = find_table(tables, &form.table) else {
+        return Vec::new();
+    };
+    (form.cells.iter())
+        .filter(|c| table.column(c).is_none())
+        .map(|c| format!("{}.{c}", table.name))
+        .collect()
 }
 
 pub(super) fn table_by_id(tables: &[SyncedTable], id: i64) -> Result<&SyncedTable> {

@@ -10,6 +10,8 @@
 //!   that follows every live op of its row at once too, `forward.rs`); record this device's next
 //!   context (`store.rs`); settle the touched rows (`settle.rs`); record the bundle (`store.rs`).
 //! - `checks.rs`: what a bundle's ops must be before anything is written (forms, deps).
+//! - `follow.rs`: at each sync call, columns added to a synced table are captured, and filled
+//!   with what received ops kept for them.
 //! - `import.rs`: `Import`, everything one import holds, by what it is.
 //! - `histories.rs`: two histories under one device id, told apart; `fork.rs`: this database
 //!   becomes a new device.
@@ -34,6 +36,7 @@ mod bundle_in;
 mod cascade;
 mod checks;
 mod delivery;
+mod follow;
 mod fork;
 mod forward;
 mod histories;
@@ -44,5 +47,6 @@ mod settle;
 mod store;
 
 pub use bundle_in::sync_bundle_in;
+pub use follow::follow_schema;
 pub use fork::{fork, sync_fork};
 pub use settle::fold_local;

@@ -4,6 +4,7 @@
 //! columns, other columns left as they are) or deleted by its key; names reach SQL only quoted,
 //! after they matched the table's own columns.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -62,6 +63,7 @@ impl<'c> RowWriters<'c> {
         key: &[(String, Value)],
         state: &RowState,
     ) -> Result<()> {
+        let state = &*known_state(table, state);
         let cells: &[(String, Value)] = match state {
             RowState::Absent => &[],
             RowState::Present(cells) => cells,
@@ -123,6 +125,7 @@ impl<'c> RowWriters<'c> {
         key: &[(String, Value)],
         state: &RowState,
     ) -> Result<bool> {
+        let state = &*known_state(table, state);
         self.read_back(table, key, state).map(|(_, holds)| holds)
     }
 
@@ -135,6 +138,7 @@ impl<'c> RowWriters<'c> {
         key: &[(String, Value)],
         state: &RowState,
     ) -> Result<bool> {
+        let state = &*known_state(table, state);
         let (present, holds) = self.read_back(table, key, state)?;
         match state {
             _ if holds => return Ok(false),
@@ -367,8 +371,21 @@ impl<'c> RowWriters<'c> {
     }
 }
 
+/// The state with the cells of the columns the table has: an op may name a column this device
+/// has not added yet (DESIGN 5.2), whose value stays with the op until the column comes.
+fn known_state<'s>(table: &SyncedTable, state: &'s RowState) -> Cow<'s, RowState> {
+    match state {
+        RowState::Present(cells) if cells.iter().any(|(c, _)| table.column(c).is_none()) => {
+            let known = cells.iter().filter(|(c, _)| table.column(c).is_some());
+            Cow::Owned(RowState::Present(known.cloned().collect()))
+        }
+        _ => Cow::Borrowed(state),
+    }
+}
+
 /// The key columns and the other columns an op of a form writes, as the table spells them, and
-/// the position in the op's values of each (key first).
+/// the position in the op's values of each (key first); columns the table does not have (yet)
+/// are left out.
 type FormColumns = (Vec<String>, Vec<String>, Vec<usize>);
 
 /// The `FormColumns` of `form` on `table`.
@@ -387,7 +404,9 @@ fn form_columns(table: &SyncedTable, form: &Form) -> Result<FormColumns> {
     let mut others = Vec::new();
     if form.kind != OpKind::Delete {
         for (i, cell) in form.cells.iter().enumerate() {
-            let name = spell(cell)?.to_string();
+            let Some(name) = table.column(cell).map(str::to_string) else {
+                continue; // kept with the op until the column is added
+            };
             if !key.contains(&name) && !others.contains(&name) {
                 others.push(name);
                 params.push(form.cell_slot(i));

@@ -16,7 +16,12 @@ use crate::op::{DeviceId, Hash};
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::{hex, JsonObject, Value};
 
-pub fn sync_bundle_out(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value> {
+pub fn sync_bundle_out(
+    conn: &Conn,
+    args: &[Value],
+    fork: Fork,
+    follow: crate::capture::Follow,
+) -> Result<Value> {
     crate::schema::require_initialized(conn)?;
     if conn.in_write_transaction() {
         // its ops may still roll back, and so may ops and clocks an import in it brought: a
@@ -31,7 +36,7 @@ pub fn sync_bundle_out(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value>
     if conn.is_autocommit() {
         // columns added since the last call are captured first, and committed before any op
         // leaves (inside the caller's read transaction they wait for the next call)
-        conn.savepoint("sync_follow", || crate::capture::follow_added_columns(conn))?;
+        conn.savepoint("sync_follow", || follow(conn))?;
     }
     let peer: Option<DeviceId> =
         match &args[0] {

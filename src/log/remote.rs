@@ -50,6 +50,18 @@ impl Forms {
         Ok(id)
     }
 
+    /// The ids of the forms of `table` that write one of `columns` (names compare without
+    /// case, as in SQL).
+    pub fn writing(&self, table: &str, columns: &[String]) -> Vec<i64> {
+        let named = |c: &String| columns.iter().any(|w| w.eq_ignore_ascii_case(c));
+        let mut ids: Vec<i64> = (self.by_id.iter())
+            .filter(|(_, f)| f.table.eq_ignore_ascii_case(table) && f.cells.iter().any(named))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     pub fn get(&self, id: i64) -> Result<&Form> {
         self.by_id
             .get(&id)

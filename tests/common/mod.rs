@@ -374,7 +374,7 @@ impl Device {
             .query_row(
                 "SELECT r ->> '$.applied_count', r ->> '$.conflict_count', r ->> '$.duplicate_count',
                         r ->> '$.skipped', r ->> '$.pending_count', r ->> '$.total_operations',
-                        r ->> '$.discarded_count'
+                        r ->> '$.discarded_count', r -> '$.waiting_for_schema'
                  FROM (SELECT sync_bundle_in(?1) AS r)",
                 [path.to_str().unwrap()],
                 |r| {
@@ -386,6 +386,7 @@ impl Device {
                         pending: r.get(4)?,
                         total: r.get(5)?,
                         discarded: r.get(6)?,
+                        waiting: r.get(7)?,
                     })
                 },
             )
@@ -478,4 +479,6 @@ pub struct ImportResult {
     pub pending: i64,
     pub total: i64,
     pub discarded: i64,
+    /// `waiting_for_schema`, as JSON
+    pub waiting: String,
 }

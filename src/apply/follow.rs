@@ -1,0 +1,49 @@
+//! Following the app's schema at each sync call: columns added to a synced table are captured
+//! from then on (capture.rs), and filled with the values that received ops kept for them while
+//! this device did not have them (DESIGN 5.2).
+//!
+//! Invariant: after `follow_schema`, every row of a table that gained columns shows in them what
+//! settling the row from every op on it gives: what a device that always had them shows.
+
+use crate::db::{Conn, Result};
+use crate::log::{self, row_key};
+use crate::schema::SELF;
+use crate::value::Value;
+
+use super::checks::find_table;
+use super::import::Import;
+
+/// Follows columns added to synced tables since the last call; the caller holds a savepoint.
+pub fn follow_schema(conn: &Conn) -> Result<()> {
+    let grown = crate::capture::follow_added_columns(conn)?;
+    if grown.is_empty() {
+        return Ok(());
+    }
+    let tables = log::synced_tables(conn)?;
+    let mut run = Import::new(conn, &tables)?;
+    // this device's ops first, the values the capture just recorded included: a value written
+    // here after the column came follows the received ones it saw
+    let last = run.clocks.clock.get(&SELF).copied().unwrap_or(0);
+    run.fold_local_ops(last)?;
+    let mut stmt =
+        conn.prepare("SELECT vals FROM main._sync_remote WHERE form = ?1 AND applied")?;
+    for (name, added) in &grown {
+        let table = find_table(&tables, name)?;
+        for form_id in run.known.forms.writing(&table.name, added) {
+            let form = run.known.forms.get(form_id)?;
+            stmt.bind_all(&[Value::Integer(form_id)])?;
+            while let Some(row) = stmt.step()? {
+                let vals = row.column(0)?;
+                let values = form.unpack(&mut vals.as_blob().unwrap_or_default())?;
+                let key = row_key(values[..form.key.len()].iter());
+                run.rows.touched.all(table.id, key);
+            }
+            stmt.reset();
+        }
+    }
+    drop(stmt);
+    run.settle_touched()?;
+    run.known.contexts.check()?;
+    run.known.local.check()?;
+    run.quiet.finish()
+}

@@ -12,7 +12,7 @@
 
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
-use crate::log::{self, LogRow, Shape};
+use crate::log::{self, LogRow, Shape, SyncedTable};
 use crate::op::OpKind;
 use crate::schema::INTERNAL_PREFIX;
 use crate::sql::quote_ident;
@@ -371,16 +371,13 @@ fn default_of(conn: &Conn, table: &str, column: &str) -> Result<Value> {
     }
 }
 
-/// `ALTER TABLE … ADD COLUMN` on a synced table needs no call: each sync call first follows
-/// the columns added to a capturing table since its capture was installed, from whatever
-/// connection, as `sync_enable` would (a new shape and triggers, and the values written to the
-/// new columns before that recorded as ops). Other changes of its columns are left to
-/// `sync_enable`. Returns each table that gained columns, with their names.
-pub fn follow_added_columns(conn: &Conn) -> Result<Vec<(String, Vec<String>)>> {
+/// The synced tables that gained columns since their capture was installed (`ALTER TABLE …
+/// ADD COLUMN`, from whatever connection), each with the names of those columns. Reads only.
+pub fn added_columns(conn: &Conn, tables: &[SyncedTable]) -> Result<Vec<(String, Vec<String>)>> {
     let mut names = conn
         .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid")?;
-    let mut grown_tables = Vec::new();
-    for synced in log::synced_tables(conn)? {
+    let mut grown = Vec::new();
+    for synced in tables {
         names.bind_all(&[Value::Text(synced.name.clone())])?;
         let mut now = Vec::with_capacity(synced.shape.columns.len());
         while let Some(row) = names.step()? {
@@ -389,12 +386,22 @@ pub fn follow_added_columns(conn: &Conn) -> Result<Vec<(String, Vec<String>)>> {
         names.reset();
         let old = &synced.shape.columns;
         if now.len() > old.len() && now[..old.len()] == old[..] {
-            grown_tables.push((synced.name, now.split_off(old.len())));
+            grown.push((synced.name.clone(), now.split_off(old.len())));
         }
     }
-    drop(names);
+    Ok(grown)
+}
+
+/// `ALTER TABLE … ADD COLUMN` on a synced table needs no call: each sync call follows the
+/// columns `added_columns` found, as `sync_enable` would (a new shape and triggers, and the
+/// values written to the new columns before that recorded as ops). Other changes of a table's
+/// columns are left to `sync_enable`. Returns the tables it followed (those capturing).
+pub fn follow_added_columns(
+    conn: &Conn,
+    grown: Vec<(String, Vec<String>)>,
+) -> Result<Vec<(String, Vec<String>)>> {
     let mut followed = Vec::new();
-    for (name, added) in grown_tables {
+    for (name, added) in grown {
         let table = inspect(conn, &name)?;
         if registration(conn, &Value::Text(name.clone()))?.capturing {
             enable(conn, &table)?;

@@ -19,7 +19,7 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     crate::identity::require_device(conn, fork)?;
     let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
     // columns added since the last call are captured first (capture.rs)
-    conn.savepoint("sync_follow", || super::follow_schema(conn))?;
+    super::follow_schema(conn)?;
     let mut reader = Reader::open(path).map_err(in_bundle)?;
     let tables = log::synced_tables(conn)?;
     let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;

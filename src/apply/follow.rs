@@ -13,12 +13,19 @@ use crate::value::Value;
 use super::checks::find_table;
 use super::import::Import;
 
-/// Follows columns added to synced tables since the last call; the caller holds a savepoint.
+/// Follows columns added to synced tables since the last call, in a savepoint of its own when
+/// there are any (it only reads when there are none, the everyday case).
 pub fn follow_schema(conn: &Conn) -> Result<()> {
-    let grown = crate::capture::follow_added_columns(conn)?;
+    let grown = crate::capture::added_columns(conn, &log::synced_tables(conn)?)?;
     if grown.is_empty() {
         return Ok(());
     }
+    conn.savepoint("sync_follow", || fill(conn, grown))
+}
+
+/// Captures the added columns, and fills them from the values received ops kept for them.
+fn fill(conn: &Conn, grown: Vec<(String, Vec<String>)>) -> Result<()> {
+    let grown = crate::capture::follow_added_columns(conn, grown)?;
     let tables = log::synced_tables(conn)?;
     let mut run = Import::new(conn, &tables)?;
     // this device's ops first, the values the capture just recorded included: a value written

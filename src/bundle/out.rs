@@ -36,7 +36,7 @@ pub fn sync_bundle_out(
     if conn.is_autocommit() {
         // columns added since the last call are captured first, and committed before any op
         // leaves (inside the caller's read transaction they wait for the next call)
-        conn.savepoint("sync_follow", || follow(conn))?;
+        follow(conn)?;
     }
     let peer: Option<DeviceId> =
         match &args[0] {

@@ -31,4 +31,24 @@ assert not os.path.exists(bundle)
 db.commit()
 out = db.execute("SELECT sync_bundle_out(NULL, ?) ->> '$.ops'", (bundle,)).fetchone()[0]
 assert out == 2, out
+
+# A migration through the driver: ADD COLUMN and a write to the new column at once, with no
+# call; a device that has not added the column yet imports it (the value waits) and fills the
+# column at its first sync call after it adds it.
+db.execute("ALTER TABLE notes ADD COLUMN tag TEXT")
+db.execute("UPDATE notes SET tag = 'home' WHERE id = 1")
+db.commit()
+bundle2 = os.path.join(folder, "a2.bundle")
+db.execute("SELECT sync_bundle_out(NULL, ?)", (bundle2,))
+b = sqlean.connect(os.path.join(folder, "b.db"))
+b.enable_load_extension(True)
+b.load_extension(sys.argv[1])
+b.execute("SELECT sync_init()")
+b.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT, data BLOB)")
+b.execute("SELECT sync_enable('notes')")
+result = b.execute("SELECT sync_bundle_in(?) ->> '$.waiting_for_schema'", (bundle2,)).fetchone()[0]
+assert result == '["notes.tag"]', result
+b.execute("ALTER TABLE notes ADD COLUMN tag TEXT")
+b.execute("SELECT sync_bundle_out(NULL, ?)", (os.path.join(folder, "b.bundle"),))
+assert b.execute("SELECT tag FROM notes WHERE id = 1").fetchone()[0] == "home"
 print("ok   smoke/python (SQLite %s)" % sqlean.sqlite_version)

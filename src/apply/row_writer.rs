@@ -321,9 +321,14 @@ impl<'c> RowWriters<'c> {
                 );
             }
             let column = |i: usize| format!("v.column{}", i + 1);
-            let sets: Vec<String> = (others.iter().enumerate())
+            let mut sets: Vec<String> = (others.iter().enumerate())
                 .map(|(i, c)| format!("{} = {}", q(c), column(key.len() + i)))
                 .collect();
+            if sets.is_empty() {
+                // every cell is of a column this table does not have yet: the rows are only
+                // matched (and counted), not changed
+                sets.push(format!("{0} = {0}", q(&key[0])));
+            }
             let matches: Vec<String> = (key.iter().enumerate())
                 .map(|(i, c)| format!("{} = {}", q(c), column(i)))
                 .collect();

@@ -41,7 +41,17 @@ struct Columns {
 
 /// Follows the columns added to every synced table and fills them from what received ops kept
 /// (apply/follow.rs): what a sync call does first. Given by lib.rs to the stages before apply.
-pub type Follow = fn(&Conn) -> Result<()>;
+pub type Follow = fn(&Conn, Refuse) -> Result<()>;
+
+/// Which synced tables a sync call refuses to go on with when they changed in a way sync does
+/// not follow (`added_columns`): every one, all but the one being enabled, or none (they are
+/// left to the next call).
+#[derive(Clone, Copy)]
+pub enum Refuse<'a> {
+    All,
+    AllBut(&'a str),
+    None,
+}
 
 /// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops;
 /// `follow` first follows the columns added to every synced table.
@@ -50,7 +60,7 @@ pub fn sync_enable(conn: &Conn, args: &[Value], fork: Fork, follow: Follow) -> R
     crate::identity::require_device(conn, fork)?;
     let table = inspect(conn, name)?;
     conn.savepoint("sync_enable", || {
-        follow(conn)?;
+        follow(conn, Refuse::AllBut(&table.name))?;
         enable(conn, &table)?;
         first_in_line(conn)
     })?;
@@ -118,6 +128,15 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
     if shape.pk.is_empty() {
         return Err(Error::new(format!(
             "table {q} has no PRIMARY KEY (sync needs one to identify a row on every device)"
+        )));
+    }
+    if let Some(&i) = shape.pk.iter().find(|&&i| columns.collated[i]) {
+        return Err(Error::new(format!(
+            "the PRIMARY KEY of table {q} compares column {} by a collation other than BINARY \
+             (NOCASE, RTRIM, …): two devices could insert 'Work' and 'work' as two rows that \
+             this table holds as one, and end up different; declare the key column without \
+             COLLATE (sync identifies a row by its key's exact bytes)",
+            quote_ident(&shape.columns[i])
         )));
     }
     if shape.columns.len() > MAX_COLUMNS {
@@ -373,7 +392,25 @@ fn default_of(conn: &Conn, table: &str, column: &str) -> Result<Value> {
 
 /// The synced tables that gained columns since their capture was installed (`ALTER TABLE …
 /// ADD COLUMN`, from whatever connection), each with the names of those columns. Reads only.
-pub fn added_columns(conn: &Conn, tables: &[SyncedTable]) -> Result<Vec<(String, Vec<String>)>> {
+/// A synced table that changed in a way sync does not follow (gone or renamed, a column
+/// renamed or dropped, its capture triggers gone with a DROP TABLE) is an error that says
+/// what to do, for the tables `refuse` names: its writes would be lost, or name what peers
+/// cannot place.
+pub fn added_columns(
+    conn: &Conn,
+    tables: &[SyncedTable],
+    refuse: Refuse,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut lost = conn.prepare(
+        "SELECT t.name FROM main._sync_tables t WHERE t.enabled AND NOT EXISTS (
+           SELECT 1 FROM main.sqlite_schema s
+           WHERE s.type = 'trigger' AND s.name = '_sync_' || t.id || '_insert')",
+    )?;
+    let mut uncaptured = Vec::new();
+    while let Some(row) = lost.step()? {
+        uncaptured.push(row.column(0)?.as_text().unwrap_or_default().to_string());
+    }
+    drop(lost);
     let mut names = conn
         .prepare("SELECT name FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid")?;
     let mut grown = Vec::new();
@@ -385,11 +422,48 @@ pub fn added_columns(conn: &Conn, tables: &[SyncedTable]) -> Result<Vec<(String,
         }
         names.reset();
         let old = &synced.shape.columns;
-        if now.len() > old.len() && now[..old.len()] == old[..] {
+        let (q, call) = (quote_ident(&synced.name), quote_literal(&synced.name));
+        let problem = if now.is_empty() {
+            format!(
+                "synced table {q} is not in this database any more (dropped, or renamed: \
+                 ALTER TABLE … RENAME is not followed yet): create it again as it was, or \
+                 call sync_disable({call})"
+            )
+        } else if now.len() > old.len() && now[..old.len()] == old[..] {
             grown.push((synced.name.clone(), now.split_off(old.len())));
+            continue;
+        } else if now != *old {
+            format!(
+                "the columns of synced table {q} changed in a way sync does not follow yet \
+                 (RENAME COLUMN or DROP COLUMN; it follows ADD COLUMN): it has ({}), its ops \
+                 name ({}). To go on, call sync_disable({call}), then sync_enable({call}) \
+                 (README: Honest limits)",
+                now.join(", "),
+                old.join(", ")
+            )
+        } else if uncaptured.contains(&synced.name) {
+            format!(
+                "synced table {q} lost its capture (it was dropped and created again, or its \
+                 triggers were dropped): its writes since then were not captured. Call \
+                 sync_enable({call}) to capture it again (README: Honest limits)"
+            )
+        } else {
+            continue;
+        };
+        match refuse {
+            Refuse::All => return Err(Error::new(problem)),
+            Refuse::AllBut(name) if !name.eq_ignore_ascii_case(&synced.name) => {
+                return Err(Error::new(problem))
+            }
+            _ => {}
         }
     }
     Ok(grown)
+}
+
+/// `'name'`: a name as an SQL string literal, for an error to show the call to make.
+fn quote_literal(name: &str) -> String {
+    format!("'{}'", name.replace('\'', "''"))
 }
 
 /// `ALTER TABLE … ADD COLUMN` on a synced table needs no call: each sync call follows the

@@ -34,7 +34,9 @@ pub fn sync_init(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
         // capture triggers that build wrote
         conn.exec(IMPORTING_VIEW, &[])?;
         crate::capture::refresh_all(conn)?;
-        crate::apply::follow_schema(conn)?;
+        // a table changed in a way sync does not follow is left to the sync calls, which say
+        // what to do: sync_init makes a device, and keeps doing so
+        crate::apply::follow_schema(conn, crate::capture::Refuse::None)?;
         crate::capture::first_in_line(conn)?;
         let id = device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
         Ok(Value::Text(hex(&id)))

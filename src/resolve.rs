@@ -37,7 +37,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     // write that follows every side of a conflict resolves it): they stay so, also when this
     // call is refused
     conn.savepoint("sync_resolve_records", || {
-        crate::apply::follow_schema(conn)?;
+        crate::apply::follow_schema(conn, crate::capture::Refuse::All)?;
         crate::apply::fold_local(conn)
     })?;
     let mut stmt = conn.prepare(

@@ -217,3 +217,72 @@ fn concurrent_writes_of_a_column_one_device_lacks_are_a_conflict_everywhere() {
     assert_eq!(a.dump("t"), b.dump("t"));
     assert_eq!(a.dump("t"), c.dump("t"));
 }
+
+/// The error a sync call gives, which must name the function and say what to do.
+fn refused(d: &Device, expected: &str) {
+    let path = d.db.dir.path().join("refused.bundle");
+    let sql = format!("SELECT sync_bundle_out(NULL, '{}')", path.display());
+    let err = call(d.conn(), &sql).unwrap_err();
+    assert!(
+        err.starts_with("sync_bundle_out: ") && err.contains(expected),
+        "{err}"
+    );
+    assert!(!path.exists());
+}
+
+#[test]
+fn changes_sync_does_not_follow_are_refused_with_what_to_do() {
+    // RENAME COLUMN: the capture triggers follow the new name, the ops would name the old one
+    let a = Device::new("a", T);
+    exec(
+        &a.db.plain_connection(),
+        "ALTER TABLE t RENAME COLUMN a TO title",
+    );
+    refused(&a, "it has (id, title), its ops name (id, a)");
+    refused(&a, "call sync_disable('t'), then sync_enable('t')");
+    exec(
+        a.conn(),
+        "SELECT sync_disable('t'); SELECT sync_enable('t')",
+    );
+    a.bundle_for(None);
+    // DROP TABLE and CREATE again: the capture went with the table
+    let b = Device::new("b", T);
+    exec(
+        &b.db.plain_connection(),
+        "DROP TABLE t; CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t VALUES (1, 'x')",
+    );
+    refused(&b, "lost its capture");
+    exec(b.conn(), "SELECT sync_enable('t')");
+    assert_eq!(
+        op_count(b.conn()),
+        1,
+        "the row is captured once enabled again"
+    );
+    b.bundle_for(None);
+    // RENAME TO, or DROP TABLE alone
+    let c = Device::new("c", T);
+    exec(&c.db.plain_connection(), "ALTER TABLE t RENAME TO items");
+    refused(&c, "synced table \"t\" is not in this database any more");
+    exec(
+        c.conn(),
+        "SELECT sync_disable('t'); SELECT sync_enable('items')",
+    );
+    c.bundle_for(None);
+}
+
+#[test]
+fn a_refused_call_does_not_record_the_added_column() {
+    let a = Device::new("a", T);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'x'); ALTER TABLE t ADD COLUMN n; UPDATE t SET n = 5",
+    );
+    let before = op_count(a.conn());
+    assert!(call(a.conn(), "SELECT sync_bundle_in('no such file.bundle')").is_err());
+    assert!(call(
+        a.conn(),
+        "SELECT sync_bundle_out('not a device id', 'x.bundle')"
+    )
+    .is_err());
+    assert_eq!(op_count(a.conn()), before);
+}

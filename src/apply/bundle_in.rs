@@ -18,9 +18,10 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
     crate::identity::require_device(conn, fork)?;
     let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
-    // columns added since the last call are captured first (capture.rs)
-    super::follow_schema(conn)?;
     let mut reader = Reader::open(path).map_err(in_bundle)?;
+    // columns added since the last call are captured first (follow.rs), once the file is
+    // known to be a bundle: a call refused for its argument changes nothing
+    super::follow_schema(conn, crate::capture::Refuse::All)?;
     let tables = log::synced_tables(conn)?;
     let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
     let manifest = reader.manifest.clone();

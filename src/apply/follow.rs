@@ -5,6 +5,7 @@
 //! Invariant: after `follow_schema`, every row of a table that gained columns shows in them what
 //! settling the row from every op on it gives: what a device that always had them shows.
 
+use crate::capture::Refuse;
 use crate::db::{Conn, Result};
 use crate::log::{self, row_key};
 use crate::schema::SELF;
@@ -14,9 +15,10 @@ use super::checks::find_table;
 use super::import::Import;
 
 /// Follows columns added to synced tables since the last call, in a savepoint of its own when
-/// there are any (it only reads when there are none, the everyday case).
-pub fn follow_schema(conn: &Conn) -> Result<()> {
-    let grown = crate::capture::added_columns(conn, &log::synced_tables(conn)?)?;
+/// there are any (it only reads when there are none, the everyday case); `refuse`: the tables
+/// whose other changes are an error (capture.rs `added_columns`).
+pub fn follow_schema(conn: &Conn, refuse: Refuse) -> Result<()> {
+    let grown = crate::capture::added_columns(conn, &log::synced_tables(conn)?, refuse)?;
     if grown.is_empty() {
         return Ok(());
     }

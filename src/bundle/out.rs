@@ -33,11 +33,6 @@ pub fn sync_bundle_out(
         ));
     }
     crate::identity::check_file(conn, fork)?;
-    if conn.is_autocommit() {
-        // columns added since the last call are captured first, and committed before any op
-        // leaves (inside the caller's read transaction they wait for the next call)
-        follow(conn)?;
-    }
     let peer: Option<DeviceId> =
         match &args[0] {
             Value::Null => None,
@@ -54,6 +49,12 @@ pub fn sync_bundle_out(
     let path = args[1]
         .as_text()
         .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
+    if conn.is_autocommit() {
+        // columns added since the last call are captured first (once the arguments are
+        // known good), and committed before any op leaves (inside the caller's read
+        // transaction they wait for the next call)
+        follow(conn, crate::capture::Refuse::All)?;
+    }
     // one read transaction: the clock in the manifest and the ops agree (an export writes
     // nothing: the hashes of this device's ops that the next export starts from are kept when
     // the peer's bundle says it has them, apply/)

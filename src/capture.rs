@@ -53,15 +53,26 @@ pub enum Refuse<'a> {
     None,
 }
 
-/// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops;
+/// Records what a table enabled again holds that its log's state does not (apply/catch_up.rs).
+pub type CatchUp = fn(&Conn, &str) -> Result<()>;
+
+/// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops (a
+/// table enabled before: what it holds that the log's state does not, by `catch_up`);
 /// `follow` first follows the columns added to every synced table.
-pub fn sync_enable(conn: &Conn, args: &[Value], fork: Fork, follow: Follow) -> Result<Value> {
+pub fn sync_enable(
+    conn: &Conn,
+    args: &[Value],
+    fork: Fork,
+    (follow, catch_up): (Follow, CatchUp),
+) -> Result<Value> {
     let name = table_name_arg(&args[0])?;
     crate::identity::require_device(conn, fork)?;
     let table = inspect(conn, name)?;
     conn.savepoint("sync_enable", || {
         follow(conn, Refuse::AllBut(&table.name))?;
-        enable(conn, &table)?;
+        if enable(conn, &table)? {
+            catch_up(conn, &table.name)?;
+        }
         first_in_line(conn)
     })?;
     Ok(Value::Integer(1))
@@ -276,12 +287,15 @@ fn registration(conn: &Conn, name: &Value) -> Result<Registration> {
     })
 }
 
-fn enable(conn: &Conn, table: &Table) -> Result<()> {
+/// Installs capture on `table`; returns whether the table was enabled before and not
+/// captured since (its rows are then to be caught up with, apply/catch_up.rs).
+fn enable(conn: &Conn, table: &Table) -> Result<bool> {
     let name = Value::Text(table.name.clone());
     let known = registration(conn, &name)?;
     let shape_id = match known.shape {
         Some((id, ref shape)) if known.capturing && *shape == table.shape => {
-            return refresh(conn, &capture_of(table, known.table_id, id));
+            refresh(conn, &capture_of(table, known.table_id, id))?;
+            return Ok(false);
         }
         Some((id, ref shape)) if *shape == table.shape => id,
         _ => {
@@ -307,14 +321,16 @@ fn enable(conn: &Conn, table: &Table) -> Result<()> {
         ],
     )?;
     match known.shape {
-        // rows written while capture was off (or before it ever was on) reach peers this way
+        // a table enabled before: what changed while capture was off is caught up with
+        _ if !known.capturing && known.shape.is_some() => return Ok(true),
+        // rows written before capture was ever on reach peers this way
         _ if !known.capturing => conn.exec(&capture.existing_rows(), &[])?,
         Some((_, ref old)) if grown(old, &table.shape) => {
             record_added_columns(conn, &capture, old.columns.len())?
         }
         _ => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Whether `new` is `old` with columns added at the end (what `ALTER TABLE … ADD COLUMN` does).
@@ -376,7 +392,7 @@ fn record_added_columns(conn: &Conn, capture: &Capture, from: usize) -> Result<(
 
 /// The value a row holds in column `column` of `table` when nothing wrote it: its DEFAULT (a
 /// constant, as ADD COLUMN requires), or NULL.
-fn default_of(conn: &Conn, table: &str, column: &str) -> Result<Value> {
+pub fn default_of(conn: &Conn, table: &str, column: &str) -> Result<Value> {
     let default = conn.query_value(
         "SELECT dflt_value FROM pragma_table_xinfo(?1, 'main') WHERE name = ?2",
         &[Value::Text(table.into()), Value::Text(column.into())],
@@ -478,7 +494,7 @@ pub fn follow_added_columns(
     for (name, added) in grown {
         let table = inspect(conn, &name)?;
         if registration(conn, &Value::Text(name.clone()))?.capturing {
-            enable(conn, &table)?;
+            enable(conn, &table)?; // capturing: nothing to catch up with
             followed.push((name, added));
         }
     }

@@ -102,7 +102,12 @@ fn sync_init(conn: &Conn, args: &[Value]) -> Result<Value> {
 /// `sync_enable` follows the columns added to synced tables first, filling them from what
 /// received ops kept (apply/follow.rs): the importer's work too.
 fn sync_enable(conn: &Conn, args: &[Value]) -> Result<Value> {
-    capture::sync_enable(conn, args, apply::fork, apply::follow_schema)
+    capture::sync_enable(
+        conn,
+        args,
+        apply::fork,
+        (apply::follow_schema, apply::catch_up),
+    )
 }
 
 fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {

@@ -11,7 +11,8 @@
 //!   context (`store.rs`); settle the touched rows (`settle.rs`); record the bundle (`store.rs`).
 //! - `checks.rs`: what a bundle's ops must be before anything is written (forms, deps).
 //! - `follow.rs`: at each sync call, columns added to a synced table are captured, and filled
-//!   with what received ops kept for them.
+//!   with what received ops kept for them; `catch_up.rs`: a table enabled again records what it
+//!   holds that the log's state does not.
 //! - `import.rs`: `Import`, everything one import holds, by what it is.
 //! - `histories.rs`: two histories under one device id, told apart; `fork.rs`: this database
 //!   becomes a new device.
@@ -34,6 +35,7 @@
 
 mod bundle_in;
 mod cascade;
+mod catch_up;
 mod checks;
 mod delivery;
 mod follow;
@@ -47,6 +49,7 @@ mod settle;
 mod store;
 
 pub use bundle_in::sync_bundle_in;
+pub use catch_up::catch_up;
 pub use follow::follow_schema;
 pub use fork::{fork, sync_fork};
 pub use settle::fold_local;

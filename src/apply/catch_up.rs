@@ -1,0 +1,202 @@
+//! Catching up with a table that was not captured for a while (`sync_enable` after
+//! `sync_disable`, or after the table was dropped and created again): what it holds now is
+//! recorded as the ops that take the log's state of each row there.
+//!
+//! Invariant: after `catch_up`, for every row the log knows of and every row the table holds,
+//! the log's state of the row (the merge rule over every op on it) is what the table holds: a
+//! row it no longer holds gets a delete, a row the log does not know (or holds as deleted) an
+//! insert, and a row whose cells differ an update of those cells. Each is an ordinary op of
+//! this device, following every op it holds, so peers take the table's rows as they are now.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::db::{Conn, Result, Stmt};
+use crate::form::same_value;
+use crate::log::{self, row_key, SyncedTable};
+use crate::merge::live::RowLive;
+use crate::merge::row_index::RowReader;
+use crate::merge::RowState;
+use crate::op::OpKind;
+use crate::sql::quote_ident;
+use crate::value::Value;
+
+use super::checks::find_table;
+use super::import::Import;
+
+/// Records what table `name` (capturing again, with its current shape) holds that its log's
+/// state does not; the caller holds a savepoint.
+pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
+    let tables = log::synced_tables(conn)?;
+    let table = find_table(&tables, name)?;
+    // the rows as the table holds them now, before anything below writes any
+    let now = read_rows(conn, table)?;
+    let mut run = Import::new(conn, &tables)?;
+    run.fold_to_last()?;
+    let mut ops: Vec<(OpKind, Option<i64>, Vec<Value>)> = Vec::new();
+    let mut known: HashSet<Vec<u8>> = HashSet::new();
+    let defaults: Vec<Value> = (table.shape.columns.iter())
+        .map(|c| crate::capture::default_of(conn, &table.name, c))
+        .collect::<Result<_>>()?;
+    let mut keys = conn.prepare("SELECT key FROM main._sync_rows WHERE table_id = ?1")?;
+    keys.bind_all(&[Value::Integer(table.id)])?;
+    let mut all_keys = Vec::new();
+    while let Some(row) = keys.step()? {
+        all_keys.push(row.column(0)?.as_blob().unwrap_or_default().to_vec());
+    }
+    drop(keys);
+    for key in all_keys {
+        let state = run.state_of(table, &key)?;
+        let held = now.get(&key);
+        known.insert(key.clone());
+        match (state, held) {
+            (RowState::Absent, None) => {}
+            (RowState::Absent, Some(values)) => ops.push((OpKind::Insert, None, values.clone())),
+            (RowState::Present(_), None) => {
+                // the key's cells, as the log holds them, from the log's own state below
+                if let Some(values) = run.key_values(table, &key)? {
+                    ops.push((OpKind::Delete, None, values));
+                }
+            }
+            (RowState::Present(cells), Some(values)) => {
+                let mut mask = 0i64;
+                let mut changed = vec![Value::Null; values.len()];
+                for (i, column) in table.shape.columns.iter().enumerate() {
+                    let logged = (cells.iter())
+                        .find(|(c, _)| c.eq_ignore_ascii_case(column))
+                        .map_or(&defaults[i], |(_, v)| v);
+                    if table.shape.pk.contains(&i) {
+                        changed[i] = values[i].clone();
+                    } else if !same_value(logged, &values[i]) {
+                        mask |= 1 << i;
+                        changed[i] = values[i].clone();
+                    }
+                }
+                if mask != 0 {
+                    ops.push((OpKind::Update, Some(mask), changed));
+                }
+            }
+        }
+    }
+    for (key, values) in &now {
+        if !known.contains(key) {
+            ops.push((OpKind::Insert, None, values.clone()));
+        }
+    }
+    record(conn, table, &ops)?;
+    // the new ops reach the row index and the rows they share with other devices' ops
+    run.fold_to_last()?;
+    run.finish()
+}
+
+/// Every row of the table, by its row key, with its values in shape order.
+fn read_rows(conn: &Conn, table: &SyncedTable) -> Result<HashMap<Vec<u8>, Vec<Value>>> {
+    let columns: Vec<String> = table.shape.columns.iter().map(|c| quote_ident(c)).collect();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM main.{}",
+        columns.join(", "),
+        quote_ident(&table.name)
+    ))?;
+    let mut rows = HashMap::new();
+    while let Some(row) = stmt.step()? {
+        let values: Vec<Value> = (0..columns.len())
+            .map(|i| row.column(i))
+            .collect::<Result<_>>()?;
+        let key = row_key(table.shape.pk.iter().map(|&i| &values[i]));
+        rows.insert(key, values);
+    }
+    Ok(rows)
+}
+
+/// Appends `ops` to the log as this device's, in the table's shape.
+fn record(
+    conn: &Conn,
+    table: &SyncedTable,
+    ops: &[(OpKind, Option<i64>, Vec<Value>)],
+) -> Result<()> {
+    let width = table.shape.columns.len();
+    let names: Vec<String> = (0..width).map(|i| format!("v{i}")).collect();
+    let marks: Vec<String> = (0..width).map(|i| format!("?{}", i + 4)).collect();
+    let mut stmt: Stmt = conn.prepare(&format!(
+        "INSERT INTO main._sync_ops(shape, kind, mask, {}) VALUES (?1, ?2, ?3, {})",
+        names.join(", "),
+        marks.join(", ")
+    ))?;
+    for (kind, mask, values) in ops {
+        let mut params = vec![
+            Value::Integer(table.shape_id),
+            Value::Integer(kind.code() as i64),
+            mask.map_or(Value::Null, Value::Integer),
+        ];
+        for (i, v) in values.iter().enumerate() {
+            let kept = match kind {
+                OpKind::Delete => table.shape.pk.contains(&i),
+                _ => true,
+            };
+            params.push(if kept { v.clone() } else { Value::Null });
+        }
+        stmt.execute(&params)?;
+    }
+    Ok(())
+}
+
+impl Import<'_> {
+    /// Folds this device's ops up to its last into the row index, settling the rows they share
+    /// with other devices' ops.
+    fn fold_to_last(&mut self) -> Result<()> {
+        let last = log::last_local_seq(self.conn)? as u64;
+        self.fold_local_ops(last)?;
+        self.settle_touched()
+    }
+
+    /// The row's state by the merge rule over every op on it.
+    fn state_of(&mut self, table: &SyncedTable, key: &[u8]) -> Result<RowState> {
+        let order = crate::log::clock::Order {
+            devices: &self.known.devices,
+            contexts: &self.known.contexts,
+        };
+        let reader = RowReader {
+            devices: &self.known.devices,
+            local: &self.known.local,
+            forms: &self.known.forms,
+            recent: None,
+        };
+        let row = RowLive::settle(
+            self.conn,
+            &mut self.statements,
+            &reader,
+            &order,
+            table,
+            key,
+            None,
+        )?;
+        row.state(self.conn, &reader, &order, table, key)
+    }
+
+    /// The row's key values in shape order (the other columns NULL), as its ops name them.
+    fn key_values(&mut self, table: &SyncedTable, key: &[u8]) -> Result<Option<Vec<Value>>> {
+        let reader = RowReader {
+            devices: &self.known.devices,
+            local: &self.known.local,
+            forms: &self.known.forms,
+            recent: None,
+        };
+        let (_, cells) = reader.ops(self.conn, table, key)?;
+        let mut values = vec![Value::Null; table.shape.columns.len()];
+        for &i in &table.shape.pk {
+            let column = &table.shape.columns[i];
+            match cells.iter().find(|(c, _)| c.eq_ignore_ascii_case(column)) {
+                Some((_, v)) => values[i] = v.clone(),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(values))
+    }
+
+    /// What every run ends with (fold.rs, settle.rs): the reads it kept are checked, the
+    /// importer's writes end.
+    fn finish(mut self) -> Result<()> {
+        self.known.contexts.check()?;
+        self.known.local.check()?;
+        self.quiet.finish()
+    }
+}

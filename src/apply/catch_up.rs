@@ -160,6 +160,8 @@ impl Import<'_> {
             forms: &self.known.forms,
             recent: None,
         };
+        // from the stored live set (current: every op was folded first), ops read by statements
+        // kept for the run
         let row = RowLive::settle(
             self.conn,
             &mut self.statements,
@@ -167,7 +169,7 @@ impl Import<'_> {
             &order,
             table,
             key,
-            None,
+            Some(&[]),
         )?;
         row.state(self.conn, &reader, &order, table, key)
     }

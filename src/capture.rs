@@ -141,7 +141,23 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
             "table {q} has no PRIMARY KEY (sync needs one to identify a row on every device)"
         )));
     }
-    if let Some(&i) = shape.pk.iter().find(|&&i| columns.collated[i]) {
+    // the key's collation: the column's own, or one the PRIMARY KEY clause gives it
+    let in_key_clause = conn.query_value(
+        "SELECT x.name FROM pragma_index_list(?1, 'main') l, pragma_index_xinfo(l.name, 'main') x
+         WHERE l.origin = 'pk' AND x.key = 1 AND x.coll IS NOT NULL
+           AND x.coll <> 'BINARY' COLLATE NOCASE",
+        &[Value::Text(name.clone())],
+    )?;
+    let collated_key = (shape.pk.iter().copied())
+        .find(|&i| columns.collated[i])
+        .or_else(|| {
+            let column = in_key_clause.as_ref()?.as_text()?;
+            shape
+                .columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(column))
+        });
+    if let Some(i) = collated_key {
         return Err(Error::new(format!(
             "the PRIMARY KEY of table {q} compares column {} by a collation other than BINARY \
              (NOCASE, RTRIM, …): two devices could insert 'Work' and 'work' as two rows that \
@@ -443,7 +459,8 @@ pub fn added_columns(
             format!(
                 "synced table {q} is not in this database any more (dropped, or renamed: \
                  ALTER TABLE … RENAME is not followed yet): create it again as it was, or \
-                 call sync_disable({call})"
+                 call sync_disable({call}) (and sync_enable with its new name, if it was \
+                 renamed; README: Honest limits)"
             )
         } else if now.len() > old.len() && now[..old.len()] == old[..] {
             grown.push((synced.name.clone(), now.split_off(old.len())));
@@ -452,8 +469,8 @@ pub fn added_columns(
             format!(
                 "the columns of synced table {q} changed in a way sync does not follow yet \
                  (RENAME COLUMN or DROP COLUMN; it follows ADD COLUMN): it has ({}), its ops \
-                 name ({}). To go on, call sync_disable({call}), then sync_enable({call}) \
-                 (README: Honest limits)",
+                 name ({}). To go on, call sync_disable({call}), then sync_enable({call}), \
+                 and make the same change on every device (README: Honest limits)",
                 now.join(", "),
                 old.join(", ")
             )

@@ -166,9 +166,16 @@ fn a_key_compared_by_a_collation_is_refused() {
     exec(
         &db.conn,
         "CREATE TABLE tags(name TEXT PRIMARY KEY COLLATE NOCASE, color TEXT);
-         CREATE TABLE pairs(a TEXT, b TEXT COLLATE RTRIM, PRIMARY KEY (a, b)) WITHOUT ROWID;",
+         CREATE TABLE pairs(a TEXT, b TEXT COLLATE RTRIM, PRIMARY KEY (a, b)) WITHOUT ROWID;
+         CREATE TABLE clause(name TEXT, v, PRIMARY KEY (name COLLATE NOCASE));
+         CREATE TABLE clause2(a, name TEXT, PRIMARY KEY (a, name COLLATE RTRIM)) WITHOUT ROWID;",
     );
-    for (table, column) in [("tags", "name"), ("pairs", "b")] {
+    for (table, column) in [
+        ("tags", "name"),
+        ("pairs", "b"),
+        ("clause", "name"),
+        ("clause2", "name"),
+    ] {
         let err = call(&db.conn, &format!("SELECT sync_enable('{table}')")).unwrap_err();
         assert!(
             err.contains(&format!("compares column \"{column}\" by a collation"))

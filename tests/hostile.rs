@@ -442,7 +442,7 @@ fn a_false_clock_on_a_pending_op_is_dropped_once_its_past_arrives() {
 fn a_table_this_database_does_not_sync() {
     let c = case();
     c.forge(|b| b.ops[0].table = "groceries".into());
-    c.refused(r#"names table "groceries", which this database does not sync (create it and call sync_enable on it as on the device that wrote the bundle, then import again)"#);
+    c.refused(r#"names table "groceries", which this database does not sync (a table this device has under that name: sync_enable it, also after sync_disable; one it does not have: create it as on the device that wrote the bundle and sync_enable it; then import again)"#);
 }
 
 #[test]

@@ -341,3 +341,34 @@ fn a_table_dropped_and_created_again_is_caught_up_with_when_enabled() {
     send(&a, &c);
     assert_eq!(c.dump("t"), rows);
 }
+
+#[test]
+fn a_disabled_table_with_edits_in_its_log_does_not_stop_imports() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'one'); UPDATE t SET a = 'A1' WHERE id = 1;
+         DELETE FROM t WHERE id = 1; INSERT INTO t VALUES (2, 'two');
+         SELECT sync_disable('t');
+         UPDATE t SET a = 'while off' WHERE id = 2;",
+    );
+    // b has nothing of t: a's import folds a's own ops of the disabled table, and goes on
+    exec(
+        b.conn(),
+        "CREATE TABLE other(id INTEGER PRIMARY KEY); SELECT sync_enable('other')",
+    );
+    exec(b.conn(), "INSERT INTO other VALUES (1)");
+    let path = b.bundle_for(None);
+    assert!(a.try_import(&path).is_err(), "a does not sync `other`");
+    let empty = Device::new("c", "");
+    let r = a.import(&empty.bundle_for(None));
+    assert_eq!(r.applied, 0);
+    // enabled again, the table is caught up with from its ops, and peers get it as it is
+    exec(a.conn(), "SELECT sync_enable('t')");
+    let d = Device::new("d", T);
+    send(&a, &d);
+    assert_eq!(d.dump("t"), vec![vec![int(2), text("while off")]]);
+    // dropped while disabled: imports go on too
+    exec(a.conn(), "SELECT sync_disable('t'); DROP TABLE t;");
+    a.import(&empty.bundle_for(None));
+}

@@ -106,8 +106,9 @@ pub(super) fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'
             let hint = match internal {
                 true => "",
                 false => {
-                    " (create it and call sync_enable on it as on the device that wrote the \
-                     bundle, then import again)"
+                    " (a table this device has under that name: sync_enable it, also after \
+                     sync_disable; one it does not have: create it as on the device that wrote \
+                     the bundle and sync_enable it; then import again)"
                 }
             };
             Error::new(format!(

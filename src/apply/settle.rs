@@ -155,6 +155,16 @@ impl Import<'_> {
             let mut rows = self.rows.touched.take();
             rows.sort_by_key(|((table_id, _), _)| rank.get(table_id).copied().unwrap_or(0));
             for ((table_id, key), new) in rows {
+                if !self.known.tables.iter().any(|t| t.id == table_id) {
+                    // a table not synced now (disabled, or gone): its row is settled when it is
+                    // enabled again (catch_up.rs), from every op, its set marked to be computed
+                    // again (log/ and merge/live.rs: an empty set)
+                    self.run(
+                        "UPDATE main._sync_rows SET live = x'' WHERE table_id = ?1 AND key = ?2",
+                        &[Value::Integer(table_id), Value::Blob(key)],
+                    )?;
+                    continue;
+                }
                 self.settle_row(table_id, &key, new.as_deref())?;
             }
         }

@@ -8,15 +8,7 @@
 #     again from its ops).
 #   sh benches/add_column.sh path/to/sync0      (the library without its suffix)
 set -e
-SO=$(realpath "$1"); D=$(mktemp -d); cd "$D"
-S="CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n INTEGER); SELECT sync_enable('t');"
-sqlite3 a.db ".load $SO" "SELECT sync_init();" "$S" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL
-  SELECT i + 1 FROM c WHERE i < 100000) INSERT INTO t SELECT i, 'title number ' || i, i * 7 FROM c;" \
-  "SELECT sync_bundle_out(NULL, 'a1.bundle');" > /dev/null
-sqlite3 b.db ".load $SO" "SELECT sync_init();" "$S" "SELECT sync_bundle_in('a1.bundle');" \
-  "SELECT sync_bundle_out(NULL, 'b0.bundle');" > /dev/null
-B=$(sqlite3 b.db ".load $SO" "SELECT sync_device_id();")
-sqlite3 a.db ".load $SO" "SELECT sync_bundle_in('b0.bundle');" > /dev/null
+. "$(dirname "$0")/two_devices.sh"; two_devices "$1" both
 # a adds the column from a connection without the extension, and writes 1,000 rows of it
 sqlite3 a.db "ALTER TABLE t ADD COLUMN c INTEGER DEFAULT 0;" "UPDATE t SET c = 1 WHERE id % 100 = 0;"
 printf '.load %s\n.timer on\nSELECT sync_bundle_out(%s, %s) ->> %s;\n' "$SO" "'$B'" "'a2.bundle'" "'\$.ops'" \

@@ -4,12 +4,7 @@
 # statement, no bundle, no op stored), timed by the sqlite3 shell.
 #   sh benches/update_floor.sh path/to/sync0      (the library without its suffix)
 set -e
-SO=$(realpath "$1"); D=$(mktemp -d); cd "$D"
-S="CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n INTEGER); SELECT sync_enable('t');"
-sqlite3 a.db ".load $SO" "SELECT sync_init();" "$S" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL
-  SELECT i + 1 FROM c WHERE i < 100000) INSERT INTO t SELECT i, 'title number ' || i, i * 7 FROM c;" \
-  "SELECT sync_bundle_out(NULL, 'a1.bundle');" > /dev/null
-sqlite3 b.db ".load $SO" "SELECT sync_init();" "$S" "SELECT sync_bundle_in('a1.bundle');" > /dev/null
+. "$(dirname "$0")/two_devices.sh"; two_devices "$1"
 sqlite3 b.db <<'SQL'
 CREATE TEMP TABLE k AS SELECT table_id, key, device, seq FROM _sync_rows;
 BEGIN;

@@ -14,7 +14,6 @@ use crate::db::{Conn, Result, Stmt};
 use crate::form::same_value;
 use crate::log::{self, row_key, SyncedTable};
 use crate::merge::live::RowLive;
-use crate::merge::row_index::RowReader;
 use crate::merge::RowState;
 use crate::op::OpKind;
 use crate::sql::quote_ident;
@@ -150,21 +149,13 @@ impl Import<'_> {
 
     /// The row's state by the merge rule over every op on it.
     fn state_of(&mut self, table: &SyncedTable, key: &[u8]) -> Result<RowState> {
-        let order = crate::log::clock::Order {
-            devices: &self.known.devices,
-            contexts: &self.known.contexts,
-        };
-        let reader = RowReader {
-            devices: &self.known.devices,
-            local: &self.known.local,
-            forms: &self.known.forms,
-            recent: None,
-        };
+        let (order, reader) = (self.known.order(), self.known.reader(None));
         // from the stored live set (current: every op was folded first), ops read by statements
         // kept for the run
+        let statements = &mut self.statements;
         let row = RowLive::settle(
             self.conn,
-            &mut self.statements,
+            statements,
             &reader,
             &order,
             table,
@@ -176,13 +167,7 @@ impl Import<'_> {
 
     /// The row's key values in shape order (the other columns NULL), as its ops name them.
     fn key_values(&mut self, table: &SyncedTable, key: &[u8]) -> Result<Option<Vec<Value>>> {
-        let reader = RowReader {
-            devices: &self.known.devices,
-            local: &self.known.local,
-            forms: &self.known.forms,
-            recent: None,
-        };
-        let (_, cells) = reader.ops(self.conn, table, key)?;
+        let (_, cells) = self.known.reader(None).ops(self.conn, table, key)?;
         let mut values = vec![Value::Null; table.shape.columns.len()];
         for &i in &table.shape.pk {
             let column = &table.shape.columns[i];

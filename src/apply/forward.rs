@@ -9,7 +9,6 @@
 //! refuses.
 
 use crate::db::Result;
-use crate::log::clock::Order;
 use crate::log::SyncedTable;
 use crate::merge::forward::{forward, Before, Writes};
 use crate::merge::live::OpAt;
@@ -70,11 +69,7 @@ impl Import<'_> {
             Value::Blob(blob) if !blob.is_empty() => Before::Set(blob),
             _ => return Ok(None),
         };
-        let devices = &self.known.devices;
-        let order = Order {
-            devices,
-            contexts: &self.known.contexts,
-        };
+        let (devices, order) = (&self.known.devices, self.known.order());
         let (device, seq) = (entry.2, entry.3);
         let id = devices.id(device);
         let follows = |(d, s): OpAt| order.op_follows((&id, seq), (&devices.id(d), s));

@@ -6,7 +6,7 @@ use crate::log::clock::{self, Clock, Contexts, Devices};
 use crate::log::remote::{self, Appender, Forms};
 use crate::log::{self, LocalOps, SyncedTable};
 use crate::merge::live::Touched;
-use crate::merge::row_index::{Entry, Recent, RowIndex};
+use crate::merge::row_index::{Entry, Recent, RowIndex, RowReader};
 use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::Value;
@@ -53,6 +53,26 @@ pub(super) struct Known<'a> {
     pub(super) contexts: Contexts<'a>,
     pub(super) local: LocalOps<'a>,
     pub(super) forms: Forms,
+}
+
+impl<'a> Known<'a> {
+    /// The causal order of ops, as the devices and contexts known here give it.
+    pub(super) fn order(&self) -> clock::Order<'_, 'a> {
+        clock::Order {
+            devices: &self.devices,
+            contexts: &self.contexts,
+        }
+    }
+
+    /// The reader of a row's ops, with the received ops an import still holds (`recent`).
+    pub(super) fn reader<'r>(&'r self, recent: Option<&'r Recent>) -> RowReader<'r> {
+        RowReader {
+            devices: &self.devices,
+            local: &self.local,
+            forms: &self.forms,
+            recent,
+        }
+    }
 }
 
 /// The applied clock and Lamport time as the import moves them.

@@ -3,10 +3,9 @@
 
 use crate::conflicts;
 use crate::db::{Conn, Error, Result};
-use crate::log::clock::Order;
 use crate::log::{self, SyncedTable};
 use crate::merge::live::{OpAt, RowLive};
-use crate::merge::row_index::{Entry, RowReader};
+use crate::merge::row_index::Entry;
 use crate::merge::{self, RowOp, RowState};
 use crate::op::OpKind;
 use crate::schema::{DeviceIdx, SELF};
@@ -183,16 +182,8 @@ impl Import<'_> {
         let table = table_by_id(tables, table_id)?;
         let conn = self.conn;
         let (row, state) = {
-            let order = Order {
-                devices: &self.known.devices,
-                contexts: &self.known.contexts,
-            };
-            let reader = RowReader {
-                devices: &self.known.devices,
-                local: &self.known.local,
-                forms: &self.known.forms,
-                recent: Some(&self.rows.recent),
-            };
+            let order = self.known.order();
+            let reader = self.known.reader(Some(&self.rows.recent));
             let statements = &mut self.statements;
             let row = RowLive::settle(conn, statements, &reader, &order, table, key, new)?;
             if row.only_local {
@@ -212,10 +203,7 @@ impl Import<'_> {
                 false => e,
             });
         }
-        let order = Order {
-            devices: &self.known.devices,
-            contexts: &self.known.contexts,
-        };
+        let order = self.known.order();
         let statements = &mut self.statements;
         if !(row.no_records_before && lost.is_empty()) {
             self.outcome.conflicts +=
@@ -308,13 +296,7 @@ impl Import<'_> {
         table: &SyncedTable,
         key: &[u8],
     ) -> Result<(Vec<RowOp>, Cells)> {
-        let reader = RowReader {
-            devices: &self.known.devices,
-            local: &self.known.local,
-            forms: &self.known.forms,
-            recent: None,
-        };
-        reader.ops(self.conn, table, key)
+        self.known.reader(None).ops(self.conn, table, key)
     }
 }
 

@@ -241,6 +241,9 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
         )
         .ok()
     };
+    // a sync call first records what was written to columns added since the last one (which
+    // stays, also when the resolution is refused): done here, so a refusal changes nothing
+    exec(conn, "SELECT sync_init()");
     let before = snapshot(conn);
     match conn.query_row("SELECT sync_resolve(?1, ?2)", [id, &choice], |_| Ok(())) {
         // the records of this device's writes since its last import are brought up to date
@@ -250,7 +253,9 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
             if e.to_string().contains("is already resolved")
                 || e.to_string().contains("changed after it was read")
                 || e.to_string()
-                    .contains("names none of the conflict's columns") =>
+                    .contains("names none of the conflict's columns")
+                // a side has a value in a column this device has not added yet
+                || e.to_string().contains("does not have on this device yet") =>
         {
             if snapshot(conn) != before {
                 return Err(format!("a refused sync_resolve({id}) changed the log"));

@@ -370,16 +370,8 @@ fn record_added_columns(conn: &Conn, capture: &Capture, from: usize) -> Result<(
         )?);
     }
     // column i differs from its default, bound as ?(n + 1)
-    let differs = |n: usize, i: usize| {
-        let (c, binary) = (capture.col(i), capture.binary(i));
-        let p = n + 1;
-        match capture.columns.mixed_numbers[i] {
-            true => format!("({c} IS NOT ?{p}{binary} OR typeof({c}) <> typeof(?{p}))"),
-            false => format!("({c} IS NOT ?{p}{binary})"),
-        }
-    };
     let tests: Vec<String> = (added.iter().enumerate())
-        .map(|(n, &i)| differs(n, i))
+        .map(|(n, &i)| capture.differ(i, &capture.col(i), &format!("?{}", n + 1)))
         .collect();
     let mask: Vec<String> = (added.iter().zip(&tests))
         .map(|(i, test)| format!("({test} << {i})"))
@@ -701,11 +693,17 @@ impl Capture<'_> {
 
     /// Column `i` differs between OLD and NEW, in value, in storage class or in any byte.
     fn changed(&self, i: usize) -> String {
-        let (c, binary) = (self.col(i), self.binary(i));
+        let c = self.col(i);
+        self.differ(i, &format!("OLD.{c}"), &format!("NEW.{c}"))
+    }
+
+    /// `a` and `b`, values of column `i`, differ in value, in storage class or in any byte.
+    fn differ(&self, i: usize, a: &str, b: &str) -> String {
+        let binary = self.binary(i);
         if self.columns.mixed_numbers[i] {
-            format!("(OLD.{c} IS NOT NEW.{c}{binary} OR typeof(OLD.{c}) <> typeof(NEW.{c}))")
+            format!("({a} IS NOT {b}{binary} OR typeof({a}) <> typeof({b}))")
         } else {
-            format!("(OLD.{c} IS NOT NEW.{c}{binary})")
+            format!("({a} IS NOT {b}{binary})")
         }
     }
 

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::db::{Conn, Result, Stmt};
 use crate::form::same_value;
-use crate::log::{self, row_key, SyncedTable};
+use crate::log::{self, row_key, LogRow, SyncedTable};
 use crate::merge::live::RowLive;
 use crate::merge::RowState;
 use crate::op::OpKind;
@@ -112,28 +112,30 @@ fn record(
     table: &SyncedTable,
     ops: &[(OpKind, Option<i64>, Vec<Value>)],
 ) -> Result<()> {
-    let width = table.shape.columns.len();
-    let names: Vec<String> = (0..width).map(|i| format!("v{i}")).collect();
-    let marks: Vec<String> = (0..width).map(|i| format!("?{}", i + 4)).collect();
-    let mut stmt: Stmt = conn.prepare(&format!(
-        "INSERT INTO main._sync_ops(shape, kind, mask, {}) VALUES (?1, ?2, ?3, {})",
-        names.join(", "),
-        marks.join(", ")
-    ))?;
+    // the log row's layout is LogRow's (log/local.rs): one statement per kind, all bound
+    let mut by_kind: [Option<Stmt>; 3] = [None, None, None];
     for (kind, mask, values) in ops {
+        let slot = &mut by_kind[kind.code() as usize];
+        if slot.is_none() {
+            let row = LogRow {
+                shape: "?1".into(),
+                kind: *kind,
+                mask: "?2".into(),
+                values: (0..values.len())
+                    .map(|i| (i, format!("?{}", i + 3)))
+                    .collect(),
+            };
+            *slot = Some(conn.prepare(&row.insert("main._sync_ops"))?);
+        }
         let mut params = vec![
             Value::Integer(table.shape_id),
-            Value::Integer(kind.code() as i64),
             mask.map_or(Value::Null, Value::Integer),
         ];
         for (i, v) in values.iter().enumerate() {
-            let kept = match kind {
-                OpKind::Delete => table.shape.pk.contains(&i),
-                _ => true,
-            };
+            let kept = *kind != OpKind::Delete || table.shape.pk.contains(&i);
             params.push(if kept { v.clone() } else { Value::Null });
         }
-        stmt.execute(&params)?;
+        slot.as_mut().expect("just prepared").execute(&params)?;
     }
     Ok(())
 }

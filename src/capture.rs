@@ -84,7 +84,7 @@ pub fn sync_disable(conn: &Conn, args: &[Value], fork: Fork) -> Result<Value> {
     crate::identity::require_device(conn, fork)?;
     let id = conn
         .query_value(
-            "SELECT id FROM main._sync_tables WHERE name = ?1",
+            "SELECT id FROM main._sync_tables WHERE name = ?1 AND shape IS NOT NULL",
             &[Value::Text(name.into())],
         )?
         .and_then(|v| v.as_i64())
@@ -289,11 +289,13 @@ fn registration(conn: &Conn, name: &Value) -> Result<Registration> {
         Some(id) => Some((id, Shape::decode(&row.column(3)?, &row.column(4)?)?)),
         None => None,
     };
-    let insert_trigger = Value::Text(trigger_name(table_id, "insert"));
     let has_triggers = conn
         .query_value(
-            "SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND name = ?1",
-            &[insert_trigger],
+            "SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND name IN (?1, ?2)",
+            &[
+                Value::Text(trigger_name(table_id, "insert")),
+                Value::Text(old_trigger_name(table_id, "insert")),
+            ],
         )?
         .is_some();
     Ok(Registration {
@@ -336,9 +338,16 @@ fn enable(conn: &Conn, table: &Table) -> Result<bool> {
             name,
         ],
     )?;
+    let has_rows = || -> Result<bool> {
+        let sql = "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 LIMIT 1";
+        Ok(conn
+            .query_value(sql, &[Value::Integer(known.table_id)])?
+            .is_some())
+    };
     match known.shape {
-        // a table enabled before: what changed while capture was off is caught up with
-        _ if !known.capturing && known.shape.is_some() => return Ok(true),
+        // a table enabled before, or one received ops name: what changed while capture was
+        // off is caught up with, the kept ops fill it
+        _ if !known.capturing && (known.shape.is_some() || has_rows()?) => return Ok(true),
         // rows written before capture was ever on reach peers this way
         _ if !known.capturing => conn.exec(&capture.existing_rows(), &[])?,
         Some((_, ref old)) if grown(old, &table.shape) => {
@@ -428,7 +437,8 @@ pub fn added_columns(
     let mut lost = conn.prepare(
         "SELECT t.name FROM main._sync_tables t WHERE t.enabled AND NOT EXISTS (
            SELECT 1 FROM main.sqlite_schema s
-           WHERE s.type = 'trigger' AND s.name = '_sync_' || t.id || '_insert')",
+           WHERE s.type = 'trigger'
+             AND s.name LIKE '\\_sync\\_' || t.id || '\\_insert%' ESCAPE '\\')",
     )?;
     let mut uncaptured = Vec::new();
     while let Some(row) = lost.step()? {
@@ -633,19 +643,30 @@ pub fn first_in_line(conn: &Conn) -> Result<()> {
 
 const TRIGGER_KINDS: [&str; 4] = ["insert", "update", "rekey", "delete"];
 
+/// A capture trigger's name. SQLite names the trigger, and nothing else, when a change of the
+/// table breaks it (`ALTER TABLE … DROP COLUMN` of a captured column), so the name says what
+/// to do.
 fn trigger_name(table_id: i64, kind: &str) -> String {
+    format!(
+        "{INTERNAL_PREFIX}{table_id}_{kind} (sqlite-sync capture: to drop a column, call \
+         sync_disable on the table first and sync_enable after)"
+    )
+}
+
+/// The name earlier builds gave it.
+fn old_trigger_name(table_id: i64, kind: &str) -> String {
     format!("{INTERNAL_PREFIX}{table_id}_{kind}")
 }
 
 fn drop_triggers(conn: &Conn, table_id: i64) -> Result<()> {
     for kind in TRIGGER_KINDS {
-        conn.exec(
-            &format!(
-                "DROP TRIGGER IF EXISTS main.{}",
-                trigger_name(table_id, kind)
-            ),
-            &[],
-        )?;
+        for name in [
+            trigger_name(table_id, kind),
+            old_trigger_name(table_id, kind),
+        ] {
+            let sql = format!("DROP TRIGGER IF EXISTS main.{}", quote_ident(&name));
+            conn.exec(&sql, &[])?;
+        }
     }
     Ok(())
 }
@@ -757,7 +778,8 @@ impl Capture<'_> {
         let when = when.map(|w| format!(" WHEN {w}")).unwrap_or_default();
         let name = trigger_name(self.table_id, kind);
         let sql = format!(
-            "CREATE TRIGGER main.{name} AFTER {event} ON {}{when} BEGIN {body} END",
+            "CREATE TRIGGER main.{} AFTER {event} ON {}{when} BEGIN {body} END",
+            quote_ident(&name),
             self.table
         );
         (name, sql)

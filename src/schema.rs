@@ -35,6 +35,10 @@
 //!                                        _sync_rows, every later one in _sync_row_ops (a new
 //!                                        row costs one write); `live`: the row's live ops
 //!                                        (merge/live.rs), NULL while the first op is the only one
+//! _sync_kept(table_id, key, device, seq) received ops applied while their table was not
+//!                                        captured here (never enabled, or disabled): indexed
+//!                                        but not written; sync_enable fills the table from
+//!                                        them (apply/catch_up.rs)
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
@@ -59,8 +63,19 @@ const DEPS_BY_DEP: &str =
 /// Brings a database of this layout made by an earlier build up to this one: indexes added
 /// since (nothing when they are there). Run by every import.
 pub fn upgrade(conn: &Conn) -> Result<()> {
-    conn.exec(DEPS_BY_DEP, &[])
+    conn.exec(DEPS_BY_DEP, &[])?;
+    conn.exec(KEPT, &[])
 }
+
+/// Received ops of tables not captured here when they were applied (apply/catch_up.rs).
+/// Created by `upgrade` in databases made before it.
+const KEPT: &str = "CREATE TABLE IF NOT EXISTS main._sync_kept(
+       table_id INTEGER NOT NULL,
+       key BLOB NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       PRIMARY KEY (table_id, key, device, seq)
+     ) WITHOUT ROWID";
 
 /// Layout version of the tables above.
 pub const LAYOUT: i64 = 4;
@@ -141,6 +156,7 @@ const SCHEMA: &[&str] = &[
        seq INTEGER NOT NULL,
        PRIMARY KEY (table_id, key, device, seq)
      ) WITHOUT ROWID",
+    KEPT,
     "CREATE TABLE IF NOT EXISTS _sync_peers(
        peer INTEGER NOT NULL,
        device INTEGER NOT NULL,
@@ -197,6 +213,7 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
         "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
         "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_kept SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_conflicts SET loser_device = ?1
          WHERE loser_device = ?2 AND loser_seq >= ?3",
         "UPDATE main._sync_conflicts SET winner_device = ?1

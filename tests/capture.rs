@@ -195,17 +195,23 @@ fn triggers_of_an_earlier_build_are_written_again_by_sync_init() {
          INSERT INTO t VALUES (1, 'Bob');
          SELECT sync_enable('t');",
     );
-    // the update trigger as a build before this one wrote it: no COLLATE BINARY
-    let old: String = db
+    // the update trigger as a build before this one wrote it: no COLLATE BINARY, and named
+    // without what to do before a DROP COLUMN
+    let (name, old): (String, String) = db
         .conn
         .query_row(
-            "SELECT replace(sql, ' COLLATE BINARY', '') FROM sqlite_schema
-             WHERE name = '_sync_1_update'",
+            "SELECT name, replace(replace(sql, ' COLLATE BINARY', ''), '\"' || name || '\"',
+                                  '_sync_1_update')
+             FROM sqlite_schema WHERE name LIKE '\\_sync\\_1\\_update%' ESCAPE '\\'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    exec(&db.conn, "DROP TRIGGER _sync_1_update");
+    assert!(
+        old.starts_with("CREATE TRIGGER _sync_1_update AFTER"),
+        "{old}"
+    );
+    exec(&db.conn, &format!("DROP TRIGGER \"{name}\""));
     exec(&db.conn, &old);
     exec(&db.conn, "UPDATE t SET a = 'bob'");
     assert_eq!(op_count(&db.conn), 1, "the old trigger misses the change");
@@ -213,6 +219,40 @@ fn triggers_of_an_earlier_build_are_written_again_by_sync_init() {
     let ops = raw_ops(&db.conn);
     assert_eq!(ops.len(), 2);
     assert_eq!(ops[1].values[1], text("BOB"));
+    let old_names: i64 = db
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = '_sync_1_update'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old_names, 0);
+}
+
+#[test]
+fn drop_column_of_a_captured_table_is_refused_with_what_to_do() {
+    let db = device();
+    exec(
+        &db.conn,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, a, b); SELECT sync_enable('t');
+         INSERT INTO t VALUES (1, 'x', 'y');",
+    );
+    let err = call(&db.conn, "ALTER TABLE t DROP COLUMN b").unwrap_err();
+    assert!(
+        err.contains(
+            "to drop a column, call sync_disable on the table first and sync_enable after"
+        ),
+        "{err}"
+    );
+    exec(
+        &db.conn,
+        "SELECT sync_disable('t'); ALTER TABLE t DROP COLUMN b; SELECT sync_enable('t');
+         UPDATE t SET a = 'z';",
+    );
+    let log = log(&db.conn);
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[1].2.as_deref(), Some(r#"{"a":"z"}"#));
 }
 
 #[test]

@@ -31,6 +31,21 @@ const SCHEMA: &str = "
     CREATE TABLE t_comp(x INTEGER, y TEXT, v, w BLOB, PRIMARY KEY (x, y)) WITHOUT ROWID;
     SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');";
 const TABLES: [&str; 3] = ["t_int", "t_text", "t_comp"];
+/// A table a later version of the app adds: created and enabled on random devices at random
+/// points (some write to it before enabling it), on every device before the final exchange.
+const LATE: &str = "CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b)";
+const ALL_TABLES: [&str; 4] = ["t_int", "t_text", "t_comp", "t_late"];
+
+/// Whether the device has created `t_late`.
+fn has_late(conn: &rusqlite::Connection) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE name = 't_late'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 1
+}
 
 /// The app's own triggers, on every device of half the schedules: an unsynced mirror of
 /// `t_text` kept by triggers (the reference: it equals `t_text` on every device at the end),
@@ -110,19 +125,23 @@ fn add_column(conn: &rusqlite::Connection) -> bool {
 /// on a row among `keys` per table, over the columns the device has.
 fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
     let added = added_columns(conn);
-    let table = TABLES[rng.below(3) as usize];
+    let table = match rng.below(4) {
+        3 if has_late(conn) => "t_late",
+        n => TABLES[n as usize % 3],
+    };
     let int_cols: Vec<&str> = ["a", "b", "c"]
         .into_iter()
         .chain(ADDED[..added].iter().map(|(c, _)| *c))
         .collect();
     let (key_cols, cols): (&[&str], &[&str]) = match table {
         "t_int" => (&["id"], &int_cols),
+        "t_late" => (&["id"], &["a", "b"]),
         "t_text" => (&["k"], &["a", "b"]),
         _ => (&["x", "y"], &["v", "w"]),
     };
     let key = |rng: &mut Rng| -> Vec<Value> {
         match table {
-            "t_int" => vec![Value::Integer(rng.below(keys) as i64)],
+            "t_int" | "t_late" => vec![Value::Integer(rng.below(keys) as i64)],
             "t_text" => vec![Value::Text(format!("k{}", rng.below(keys)))],
             _ => vec![
                 Value::Integer(rng.below(keys / 2) as i64),
@@ -255,7 +274,9 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
                 || e.to_string()
                     .contains("names none of the conflict's columns")
                 // a side has a value in a column this device has not added yet
-                || e.to_string().contains("does not have on this device yet") =>
+                || e.to_string().contains("does not have on this device yet")
+                // its table is disabled here for a while
+                || e.to_string().contains("is no longer synced") =>
         {
             if snapshot(conn) != before {
                 return Err(format!("a refused sync_resolve({id}) changed the log"));
@@ -453,11 +474,45 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                     add_column(devices[d].conn());
                 }
             },
-            // sync is switched off on a table for a while, or the table is dropped and created
-            // again: what it holds when enabled again is caught up with (only its changes)
+            // the app's version with t_late comes to a device: created (from a connection
+            // without the extension half the time), maybe written, then enabled; received ops
+            // of t_late kept until then fill it
+            17 if rng.chance(20) && !has_late(devices[d].conn()) => {
+                let plain = devices[d].db.plain_connection();
+                let conn = match rng.chance(50) {
+                    true => &plain,
+                    false => devices[d].conn(),
+                };
+                exec(conn, LATE);
+                if trace {
+                    eprintln!("  t_late created on d{d}");
+                }
+                for _ in 0..rng.below(4) {
+                    random_write(&mut rng, conn, 4);
+                }
+                exec(devices[d].conn(), "SELECT sync_enable('t_late')");
+            }
+            // sync is switched off on a table for a while (imports keep its ops), or the table
+            // is dropped and created again: what it holds when enabled again is caught up
+            // with (only its changes), the kept ops fill it
             17 if rng.chance(30) => {
                 let conn = devices[d].conn();
                 let table = TABLES[rng.below(3) as usize];
+                let enabled: i64 = conn
+                    .query_row(
+                        "SELECT enabled FROM _sync_tables WHERE name = ?1",
+                        [table],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                if trace {
+                    eprintln!("  {table} on d{d}: enabled {enabled}");
+                }
+                if enabled == 0 {
+                    exec(conn, &format!("SELECT sync_enable('{table}')"));
+                    exec(conn, "SELECT sync_init()");
+                    continue;
+                }
                 if table == "t_comp" && rng.chance(50) {
                     let plain = devices[d].db.plain_connection();
                     exec(
@@ -474,6 +529,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                     exec(conn, &format!("SELECT sync_disable('{table}')"));
                     for _ in 0..1 + rng.below(6) {
                         random_write(&mut rng, conn, 4);
+                    }
+                    if rng.chance(50) {
+                        continue; // enabled again by a later step, or at the end
                     }
                 }
                 exec(conn, &format!("SELECT sync_enable('{table}')"));
@@ -571,6 +629,13 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         while added_columns(d.conn()) < newest {
             add_column(d.conn());
         }
+        if !has_late(d.conn()) {
+            exec(d.conn(), LATE);
+        }
+        for table in ALL_TABLES {
+            exec(d.conn(), &format!("SELECT sync_enable('{table}')"));
+        }
+        exec(d.conn(), "SELECT sync_init()");
     }
     exchange_until_quiet(&devices)?;
     for d in &devices {
@@ -629,8 +694,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 reference::stored_open_conflicts(other.conn())
             ));
         }
-        for table in TABLES {
+        for table in ALL_TABLES {
             if first.dump(table) != other.dump(table) {
+                keep(&devices, None);
                 return Err(format!(
                     "table {table} differs:\n{}: {:?}\n{}: {:?}",
                     first.name,

@@ -438,25 +438,36 @@ fn a_false_clock_on_a_pending_op_is_dropped_once_its_past_arrives() {
 
 // --- names that are not this database's ---
 
+/// Not a reason to refuse either (DESIGN 5.2): the op is kept, and fills the table when this
+/// device creates and enables it; nothing is created meanwhile.
 #[test]
-fn a_table_this_database_does_not_sync() {
+fn a_table_this_database_does_not_have_waits_for_it() {
     let c = case();
     c.forge(|b| b.ops[0].table = "groceries".into());
-    c.refused(r#"names table "groceries", which this database does not sync (a table this device has under that name: sync_enable it, also after sync_disable; one it does not have: create it as on the device that wrote the bundle and sync_enable it; then import again)"#);
+    let r = c.b.import(&c.path);
+    assert_eq!((r.applied, r.waiting.as_str()), (5, r#"["groceries"]"#));
+    let tables: i64 = (c.b.conn())
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'groceries'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
 }
 
 #[test]
 fn the_extensions_own_table() {
     let c = case();
     c.forge(|b| b.ops[0].table = "_sync_ops".into());
-    c.refused(r#"names table "_sync_ops", which this database does not sync"#);
+    c.refused(r#"names table "_sync_ops", which is internal to SQLite or sqlite-sync"#);
 }
 
 #[test]
 fn sqlite_schema_as_a_table() {
     let c = case();
     c.forge(|b| b.ops[0].table = "sqlite_schema".into());
-    c.refused(r#"names table "sqlite_schema", which this database does not sync"#);
+    c.refused(r#"names table "sqlite_schema", which is internal to SQLite or sqlite-sync"#);
 }
 
 /// Not a reason to refuse (DESIGN 3.8, 5.2): the columns the table has are written, the value
@@ -474,7 +485,16 @@ fn a_column_the_table_does_not_have_waits_for_it() {
 fn names_with_quotes_semicolons_and_sql() {
     let c = case();
     c.forge(|b| b.ops[0].table = r#"todos"; DROP TABLE todos; --"#.into());
-    c.refused("which this database does not sync");
+    let r = c.b.import(&c.path);
+    assert_eq!(
+        r.waiting, r#"["todos\"; DROP TABLE todos; --"]"#,
+        "kept, never run"
+    );
+    assert_eq!(
+        c.b.dump("todos")[1],
+        c.a.dump("todos")[1],
+        "todos is still there"
+    );
     // a column name is never spliced into SQL: one the table does not have waits, as any
     let c = case();
     c.forge(|b| b.ops[0].cells[1].0 = r#"title" = 'x'; DELETE FROM todos; --"#.into());

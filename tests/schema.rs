@@ -358,8 +358,8 @@ fn a_disabled_table_with_edits_in_its_log_does_not_stop_imports() {
         "CREATE TABLE other(id INTEGER PRIMARY KEY); SELECT sync_enable('other')",
     );
     exec(b.conn(), "INSERT INTO other VALUES (1)");
-    let path = b.bundle_for(None);
-    assert!(a.try_import(&path).is_err(), "a does not sync `other`");
+    let r = a.import(&b.bundle_for(None));
+    assert_eq!(r.waiting, r#"["other"]"#, "a does not have `other`: kept");
     let empty = Device::new("c", "");
     let r = a.import(&empty.bundle_for(None));
     assert_eq!(r.applied, 0);
@@ -371,4 +371,109 @@ fn a_disabled_table_with_edits_in_its_log_does_not_stop_imports() {
     // dropped while disabled: imports go on too
     exec(a.conn(), "SELECT sync_disable('t'); DROP TABLE t;");
     a.import(&empty.bundle_for(None));
+}
+
+const T2: &str = "CREATE TABLE t2(id INTEGER PRIMARY KEY, n TEXT)";
+
+#[test]
+fn a_device_without_the_table_keeps_and_relays_its_ops_and_fills_it_when_enabled() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(
+        a.conn(),
+        &format!(
+            "{T2}; SELECT sync_enable('t2');
+             INSERT INTO t2 VALUES (1, 'one'), (2, 'two'), (3, 'three');
+             UPDATE t2 SET n = 'TWO' WHERE id = 2; DELETE FROM t2 WHERE id = 1;
+             INSERT INTO t VALUES (1, 'x')"
+        ),
+    );
+    // b has no t2 yet: the bundle imports whole, t2's ops are kept and named
+    let r = send(&a, &b);
+    assert_eq!((r.applied, r.waiting.as_str()), (6, r#"["t2"]"#));
+    assert_eq!(b.dump("t"), vec![vec![int(1), text("x")]]);
+    // and relayed: c takes a's ops from b
+    let r = send(&b, &c);
+    assert_eq!(r.waiting, r#"["t2"]"#);
+    // b's migration creates t2 and writes to it before enabling it: the kept ops fill it
+    // first, b's rows are its writes after them, and a row b never held is not a delete
+    exec(
+        b.conn(),
+        &format!("{T2}; INSERT INTO t2 VALUES (3, 'drei'), (4, 'vier'); SELECT sync_enable('t2')"),
+    );
+    let rows = vec![
+        vec![int(2), text("TWO")],
+        vec![int(3), text("drei")],
+        vec![int(4), text("vier")],
+    ];
+    assert_eq!(b.dump("t2"), rows);
+    exec(c.conn(), &format!("{T2}; SELECT sync_enable('t2')"));
+    assert_eq!(
+        c.dump("t2"),
+        vec![vec![int(2), text("TWO")], vec![int(3), text("three")]]
+    );
+    for (from, to) in [(&b, &a), (&b, &c), (&c, &a), (&a, &c)] {
+        send(from, to);
+    }
+    for d in [&a, &b, &c] {
+        assert_eq!(d.dump("t2"), rows, "{}", d.name);
+    }
+    // from now on t2 syncs as any table: concurrent edits are a conflict everywhere
+    exec(a.conn(), "UPDATE t2 SET n = 'a4' WHERE id = 4");
+    exec(c.conn(), "UPDATE t2 SET n = 'c4' WHERE id = 4");
+    for (from, to) in [(&a, &c), (&c, &a), (&a, &b)] {
+        send(from, to);
+    }
+    assert_eq!(a.dump("t2"), c.dump("t2"));
+    assert_eq!(a.dump("t2"), b.dump("t2"));
+    assert_eq!(conflict_count(a.conn()), 1);
+    assert_eq!(conflict_count(b.conn()), 1);
+}
+
+#[test]
+fn a_disabled_table_keeps_received_ops_and_enable_takes_both_sides_changes() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'x'), (2, 'y'), (3, 'z'), (4, 'w')",
+    );
+    send(&a, &b);
+    exec(
+        b.conn(),
+        "SELECT sync_disable('t');
+         UPDATE t SET a = 'B3' WHERE id = 3; DELETE FROM t WHERE id = 4;",
+    );
+    exec(
+        a.conn(),
+        "UPDATE t SET a = 'A1' WHERE id = 1; DELETE FROM t WHERE id = 2;
+         INSERT INTO t VALUES (5, 'five');",
+    );
+    // while disabled, b imports a's edits of t: kept, the table is not written
+    let r = send(&a, &b);
+    assert_eq!((r.applied, r.waiting.as_str()), (3, r#"["t"]"#));
+    assert_eq!(b.dump("t").len(), 3, "rows 1, 2, 3 as b left them");
+    exec(b.conn(), "SELECT sync_enable('t')");
+    // a's edits fill it where b did not change the row; b's edits are recorded
+    let rows = vec![
+        vec![int(1), text("A1")],
+        vec![int(3), text("B3")],
+        vec![int(5), text("five")],
+    ];
+    assert_eq!(b.dump("t"), rows);
+    send(&b, &a);
+    assert_eq!(a.dump("t"), rows);
+    assert_eq!(conflict_count(a.conn()), 0);
+    assert_eq!(conflict_count(b.conn()), 0);
+}
+
+fn conflict_count(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM sync_conflicts WHERE NOT resolved",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
 }

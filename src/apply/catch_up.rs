@@ -10,12 +10,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::db::{Conn, Result, Stmt};
+use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::same_value;
 use crate::log::{self, row_key, LogRow, SyncedTable};
-use crate::merge::live::RowLive;
+use crate::merge;
+use crate::merge::live::{OpAt, RowLive};
 use crate::merge::RowState;
 use crate::op::OpKind;
+use crate::schema::DeviceIdx;
 use crate::sql::quote_ident;
 use crate::value::Value;
 
@@ -30,6 +32,7 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
     // the rows as the table holds them now, before anything below writes any
     let now = read_rows(conn, table)?;
     let mut run = Import::new(conn, &tables)?;
+    same_key(&run, table)?;
     run.fold_to_last()?;
     let mut ops: Vec<(OpKind, Option<i64>, Vec<Value>)> = Vec::new();
     let mut known: HashSet<Vec<u8>> = HashSet::new();
@@ -43,29 +46,56 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
         all_keys.push(row.column(0)?.as_blob().unwrap_or_default().to_vec());
     }
     drop(keys);
-    for key in all_keys {
-        let state = run.state_of(table, &key)?;
-        let held = now.get(&key);
+    let kept = kept_ops(conn, table)?;
+    let cell = |cells: &[(String, Value)], i: usize| -> Value {
+        let column = &table.shape.columns[i];
+        (cells.iter())
+            .find(|(c, _)| c.eq_ignore_ascii_case(column))
+            .map_or(&defaults[i], |(_, v)| v)
+            .clone()
+    };
+    for key in &all_keys {
+        let state = run.state_of(table, key)?;
+        let held = now.get(key);
         known.insert(key.clone());
+        // the row as this device held it while capturing: without the ops kept since
+        let base = match kept.get(key) {
+            Some(ops) => run.state_without(table, key, ops)?,
+            None => state.clone(),
+        };
+        let unchanged = |values: &[Value], cells: &[(String, Value)]| {
+            (0..values.len()).all(|i| same_value(&values[i], &cell(cells, i)))
+        };
         match (state, held) {
             (RowState::Absent, None) => {}
-            (RowState::Absent, Some(values)) => ops.push((OpKind::Insert, None, values.clone())),
+            (RowState::Absent, Some(values)) => match &base {
+                // deleted elsewhere, and not changed here: the delete stands
+                RowState::Present(was) if unchanged(values, was) => {}
+                _ => ops.push((OpKind::Insert, None, values.clone())),
+            },
             (RowState::Present(_), None) => {
+                // a row this device never held (it came while the table was not captured)
+                // is not deleted: the kept ops fill it below
+                if base == RowState::Absent {
+                    continue;
+                }
                 // the key's cells, as the log holds them, from the log's own state below
-                if let Some(values) = run.key_values(table, &key)? {
+                if let Some(values) = run.key_values(table, key)? {
                     ops.push((OpKind::Delete, None, values));
                 }
             }
             (RowState::Present(cells), Some(values)) => {
                 let mut mask = 0i64;
                 let mut changed = vec![Value::Null; values.len()];
-                for (i, column) in table.shape.columns.iter().enumerate() {
-                    let logged = (cells.iter())
-                        .find(|(c, _)| c.eq_ignore_ascii_case(column))
-                        .map_or(&defaults[i], |(_, v)| v);
+                for i in 0..table.shape.columns.len() {
+                    // a cell changed here since the base, and not to what the log holds
+                    let ours = match &base {
+                        RowState::Present(was) => !same_value(&cell(was, i), &values[i]),
+                        RowState::Absent => true,
+                    };
                     if table.shape.pk.contains(&i) {
                         changed[i] = values[i].clone();
-                    } else if !same_value(logged, &values[i]) {
+                    } else if ours && !same_value(&cell(&cells, i), &values[i]) {
                         mask |= 1 << i;
                         changed[i] = values[i].clone();
                     }
@@ -82,9 +112,53 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
         }
     }
     record(conn, table, &ops)?;
-    // the new ops reach the row index and the rows they share with other devices' ops
+    // the new ops reach the row index; their rows, and the rows with kept ops, are settled
+    // from every op, which writes them to the table (the fold above may have written a row
+    // that the table held otherwise: this device's ops not folded before capture stopped)
+    let recorded =
+        (ops.iter()).map(|(_, _, values)| row_key(table.shape.pk.iter().map(|&i| &values[i])));
+    for key in recorded.chain(kept.keys().cloned()) {
+        run.rows.touched.all(table.id, key);
+    }
     run.fold_to_last()?;
+    conn.exec(
+        "DELETE FROM main._sync_kept WHERE table_id = ?1",
+        &[Value::Integer(table.id)],
+    )?;
     run.finish()
+}
+
+/// Checks that received ops name the table's rows by its PRIMARY KEY.
+fn same_key(run: &Import, table: &SyncedTable) -> Result<()> {
+    let here: Vec<&str> = table.key_columns().collect();
+    for form in run.known.forms.of_table(&table.name) {
+        let same = form.key.len() == here.len()
+            && (form.key.iter().zip(&here)).all(|(a, b)| a.eq_ignore_ascii_case(b));
+        if !same {
+            return Err(Error::new(format!(
+                "received ops name the rows of {:?} by the key {:?}, its PRIMARY KEY here is \
+                 {here:?}: declare the table as the other devices do (drop it and create it \
+                 again) and call sync_enable again",
+                table.name, form.key
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The received ops applied while the table was not captured, by row.
+fn kept_ops(conn: &Conn, table: &SyncedTable) -> Result<HashMap<Vec<u8>, Vec<OpAt>>> {
+    crate::schema::upgrade(conn)?;
+    let mut stmt =
+        conn.prepare("SELECT key, device, seq FROM main._sync_kept WHERE table_id = ?1")?;
+    stmt.bind_all(&[Value::Integer(table.id)])?;
+    let mut kept: HashMap<Vec<u8>, Vec<OpAt>> = HashMap::new();
+    while let Some(row) = stmt.step()? {
+        let key = row.column(0)?.as_blob().unwrap_or_default().to_vec();
+        let at = (DeviceIdx(row.column_int(1)), row.column_int(2) as u64);
+        kept.entry(key).or_default().push(at);
+    }
+    Ok(kept)
 }
 
 /// Every row of the table, by its row key, with its values in shape order.
@@ -165,6 +239,16 @@ impl Import<'_> {
             Some(&[]),
         )?;
         row.state(self.conn, &reader, &order, table, key)
+    }
+
+    /// The row's state by the merge rule over its ops but `kept`.
+    fn state_without(&self, table: &SyncedTable, key: &[u8], kept: &[OpAt]) -> Result<RowState> {
+        let (mut ops, _) = self.known.reader(None).ops(self.conn, table, key)?;
+        let devices = &self.known.devices;
+        ops.retain(|op| {
+            !(kept.iter()).any(|&(d, seq)| seq == op.seq && devices.id(d) == op.device)
+        });
+        Ok(merge::row_state(&ops, &self.known.order()))
     }
 
     /// The row's key values in shape order (the other columns NULL), as its ops name them.

@@ -55,9 +55,18 @@ pub(super) fn two_histories(what: &str, seq: u64, device: &[u8]) -> String {
     )
 }
 
-/// Checks that an op form names a table this database syncs, by its PRIMARY KEY.
+/// Checks that an op form names a table this database syncs, by its PRIMARY KEY, or one it
+/// does not capture (its ops are kept: DESIGN 5.2), never one of SQLite's or the extension's.
 pub(super) fn validate_form(form: &Form, tables: &[SyncedTable]) -> Result<()> {
-    let table = find_table(tables, &form.table)?;
+    if internal(&form.table) {
+        return Err(Error::new(format!(
+            "names table {:?}, which is internal to SQLite or sqlite-sync and never synced",
+            form.table
+        )));
+    }
+    let Ok(table) = find_table(tables, &form.table) else {
+        return Ok(()); // kept until this device creates and enables it
+    };
     let key: Vec<&str> = form.key.iter().map(String::as_str).collect();
     let expected: Vec<&str> = table.key_columns().collect();
     if key.len() != expected.len()
@@ -76,10 +85,11 @@ pub(super) fn validate_form(form: &Form, tables: &[SyncedTable]) -> Result<()> {
     Ok(())
 }
 
-/// The columns `form` writes that its table does not have here (yet), as `table.column`.
+/// The columns `form` writes that its table does not have here (yet), as `table.column`, or
+/// the table's name when this device does not capture it.
 pub(super) fn missing_columns(form: &Form, tables: &[SyncedTable]) -> Vec<String> {
     let Ok(table) = find_table(tables, &form.table) else {
-        return Vec::new();
+        return vec![form.table.clone()];
     };
     (form.cells.iter())
         .filter(|c| table.column(c).is_none())
@@ -98,21 +108,13 @@ pub(super) fn find_table<'a>(tables: &'a [SyncedTable], name: &str) -> Result<&'
     tables
         .iter()
         .find(|t| t.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            let internal = ["_sync_", "sqlite_"].iter().any(|p| {
-                name.get(..p.len())
-                    .is_some_and(|start| start.eq_ignore_ascii_case(p))
-            });
-            let hint = match internal {
-                true => "",
-                false => {
-                    " (a table this device has under that name: sync_enable it, also after \
-                     sync_disable; one it does not have: create it as on the device that wrote \
-                     the bundle and sync_enable it; then import again)"
-                }
-            };
-            Error::new(format!(
-                "names table {name:?}, which this database does not sync{hint}"
-            ))
-        })
+        .ok_or_else(|| Error::new(format!("table {name:?} is not synced on this device")))
+}
+
+/// Whether `name` is a table of SQLite's or of the extension's own.
+fn internal(name: &str) -> bool {
+    ["_sync_", "sqlite_"].iter().any(|p| {
+        name.get(..p.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(p))
+    })
 }

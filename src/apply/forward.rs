@@ -45,7 +45,9 @@ impl Import<'_> {
             return Ok(None);
         }
         let form = self.known.forms.get(form_id)?;
-        let table = find_table(self.known.tables, &form.table)?;
+        let Ok(table) = find_table(self.known.tables, &form.table) else {
+            return Ok(None); // a table not captured here
+        };
         let cols = match form.kind {
             OpKind::Insert => return Ok(None),
             OpKind::Delete if self.known.foreign_keys.is_parent(table) => return Ok(None),

@@ -53,6 +53,8 @@ pub(super) struct Known<'a> {
     pub(super) contexts: Contexts<'a>,
     pub(super) local: LocalOps<'a>,
     pub(super) forms: Forms,
+    /// Ids of the tables not captured here that received ops name, by name in lower case
+    pub(super) kept_tables: HashMap<String, i64>,
 }
 
 impl<'a> Known<'a> {
@@ -133,6 +135,7 @@ impl<'a> Import<'a> {
                 contexts: Contexts::load(conn)?,
                 local: LocalOps::load(conn)?,
                 forms: Forms::load(conn)?,
+                kept_tables: HashMap::new(),
             },
             clocks: Clocks {
                 clock: clock::applied(conn)?,
@@ -192,6 +195,28 @@ impl<'a> Import<'a> {
         })?;
         fold(&mut batch)?;
         crate::schema::set_state(conn, "folded", last)
+    }
+
+    /// The id of table `name`, which this device does not capture: registered (not enabled)
+    /// the first time a received op names it.
+    pub(super) fn kept_table(&mut self, name: &str) -> Result<i64> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(&id) = self.known.kept_tables.get(&lower) {
+            return Ok(id);
+        }
+        let found = self.query_row(
+            "SELECT id FROM main._sync_tables WHERE name = ?1",
+            &[Value::Text(name.into())],
+        )?;
+        let id = match found.and_then(|row| row[0].as_i64()) {
+            Some(id) => id,
+            None => self.conn.insert(
+                "INSERT INTO main._sync_tables(name, enabled) VALUES (?1, 0)",
+                &[Value::Text(name.into())],
+            )?,
+        };
+        self.known.kept_tables.insert(lower, id);
+        Ok(id)
     }
 
     /// The cached statement for `sql`, with `params` bound.

@@ -51,4 +51,23 @@ assert result == '["notes.tag"]', result
 b.execute("ALTER TABLE notes ADD COLUMN tag TEXT")
 b.execute("SELECT sync_bundle_out(NULL, ?)", (os.path.join(folder, "b.bundle"),))
 assert b.execute("SELECT tag FROM notes WHERE id = 1").fetchone()[0] == "home"
+b.commit()
+
+# A table the next app version adds: b has it first; a imports b's ops of it before it has
+# the table (they wait), and its migration creates the table, writes to it and enables it in
+# the driver's transaction: the kept ops fill it, a's own row is recorded after them.
+b.execute("CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT)")
+b.execute("SELECT sync_enable('tags')")
+b.execute("INSERT INTO tags VALUES (1, 'home'), (2, 'work')")
+b.commit()
+bundle3 = os.path.join(folder, "b2.bundle")
+b.execute("SELECT sync_bundle_out(NULL, ?)", (bundle3,))
+result = db.execute("SELECT sync_bundle_in(?) ->> '$.waiting_for_schema'", (bundle3,)).fetchone()[0]
+assert result == '["tags"]', result
+db.execute("CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT)")
+db.execute("INSERT INTO tags VALUES (3, 'garden')")
+db.execute("SELECT sync_enable('tags')")
+db.commit()
+rows = db.execute("SELECT id, name FROM tags ORDER BY id").fetchall()
+assert rows == [(1, "home"), (2, "work"), (3, "garden")], rows
 print("ok   smoke/python (SQLite %s)" % sqlean.sqlite_version)

@@ -205,11 +205,13 @@ fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Columns)> {
     )?;
     stmt.bind(1, &Value::Text(name.into()))?;
     let mut columns = Vec::new();
+    let mut types = Vec::new();
     let mut pk = Vec::new();
     let mut tests = Columns::default();
     while let Some(row) = stmt.step()? {
         let position = columns.len();
         columns.push(row.column(0)?.as_text().unwrap_or_default().to_string());
+        types.push(row.column(2)?.as_text().unwrap_or_default().to_string());
         let rank = row.column_int(1);
         if rank > 0 {
             pk.push((rank, position));
@@ -228,7 +230,7 @@ fn shape_of(conn: &Conn, name: &str) -> Result<(Shape, Columns)> {
     }
     pk.sort();
     let pk = pk.into_iter().map(|(_, p)| p).collect();
-    Ok((Shape { columns, pk }, tests))
+    Ok((Shape { columns, pk, types }, tests))
 }
 
 fn is_strict(conn: &Conn, name: &str) -> Result<bool> {
@@ -311,11 +313,11 @@ fn enable(conn: &Conn, table: &Table) -> Result<bool> {
     let name = Value::Text(table.name.clone());
     let known = registration(conn, &name)?;
     let shape_id = match known.shape {
-        Some((id, ref shape)) if known.capturing && *shape == table.shape => {
+        Some((id, ref shape)) if known.capturing && shape.declared_alike(&table.shape) => {
             refresh(conn, &capture_of(table, known.table_id, id))?;
             return Ok(false);
         }
-        Some((id, ref shape)) if *shape == table.shape => id,
+        Some((id, ref shape)) if shape.declared_alike(&table.shape) => id,
         _ => {
             let (columns, pk) = table.shape.encode();
             conn.insert(
@@ -339,7 +341,9 @@ fn enable(conn: &Conn, table: &Table) -> Result<bool> {
         ],
     )?;
     let has_rows = || -> Result<bool> {
-        let sql = "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 LIMIT 1";
+        crate::schema::upgrade(conn)?; // _sync_kept, in a database an earlier build made
+        let sql = "SELECT 1 FROM main._sync_rows WHERE table_id = ?1
+                   UNION ALL SELECT 1 FROM main._sync_kept WHERE table_id = ?1 LIMIT 1";
         Ok(conn
             .query_value(sql, &[Value::Integer(known.table_id)])?
             .is_some())

@@ -10,9 +10,13 @@
 //!
 //! ```text
 //! form   msgpack [table: str, kind: uint, [key column: str, …], [cell column: str, …],
-//!                 [alias: uint, …]]      one alias per cell: 0, or 1 + the position of the key
+//!                 [alias: uint, …], [declared type: str, …]]
+//!                                        one alias per cell: 0, or 1 + the position of the key
 //!                                        column whose name and value the cell repeats (an
-//!                                        insert writes its key columns as cells too)
+//!                                        insert writes its key columns as cells too); the
+//!                                        declared types of the key columns, then the cells',
+//!                                        as the op's writer declared them (none when unknown:
+//!                                        the last item is left out by earlier builds)
 //! values the key's values, then the values of the cells whose alias is 0, each one msgpack
 //!        value (op.rs), back to back
 //! ```
@@ -30,6 +34,10 @@ pub struct Form {
     pub key: Vec<String>,
     pub cells: Vec<String>,
     pub aliases: Vec<u32>,
+    /// How the writer declared the key columns, then the cells (empty: unknown); not part of
+    /// the op's canonical encoding
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decl: Vec<String>,
 }
 
 /// The same value, bit for bit (a REAL's sign of zero and NaN payload count).
@@ -59,6 +67,7 @@ impl Form {
             key: op.key.iter().map(|(c, _)| c.clone()).collect(),
             cells: op.cells.iter().map(|(c, _)| c.clone()).collect(),
             aliases,
+            decl: op.decl.clone(),
         }
     }
 
@@ -84,6 +93,9 @@ impl Form {
         }
         if self.aliases.len() != self.cells.len() {
             return bad("one alias per cell expected");
+        }
+        if !self.decl.is_empty() && self.decl.len() != self.key.len() + self.cells.len() {
+            return bad("one declared type per key column and cell expected");
         }
         let repeats = |names: &[String]| {
             names
@@ -230,6 +242,7 @@ impl Form {
             kind: self.kind,
             key,
             cells,
+            decl: self.decl.clone(),
         }
     }
 }
@@ -344,7 +357,29 @@ mod tests {
                 ("a".into(), Value::Blob(vec![])),
                 ("b".into(), Value::Text("x".into())),
             ],
+            decl: vec!["REAL".into(), "REAL".into(), "BLOB".into(), "TEXT".into()],
         }
+    }
+
+    #[test]
+    fn declared_types_travel_in_the_form_and_earlier_forms_still_read() {
+        let form = Form::of(&insert());
+        assert_eq!(Form::decode(&form.encode()).unwrap(), form);
+        // as an earlier build wrote it: five items, no declared types
+        let old = Form {
+            decl: Vec::new(),
+            ..form.clone()
+        };
+        let bytes = old.encode();
+        let five: (String, u8, Vec<String>, Vec<String>, Vec<u32>) =
+            rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(five.0, "t");
+        assert_eq!(Form::decode(&bytes).unwrap(), old);
+        let short = Form {
+            decl: vec!["TEXT".into()],
+            ..form
+        };
+        assert!(Form::decode(&short.encode()).is_err());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn sync_init(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
         // a database made by an earlier build of this layout may lack the view, or have the
         // capture triggers that build wrote
         conn.exec(IMPORTING_VIEW, &[])?;
+        schema::upgrade(conn)?;
         crate::capture::refresh_all(conn)?;
         // a table changed in a way sync does not follow is left to the sync calls, which say
         // what to do: sync_init makes a device, and keeps doing so

@@ -71,6 +71,10 @@ pub struct Op {
     pub kind: OpKind,
     pub key: Vec<(String, Value)>,
     pub cells: Vec<(String, Value)>,
+    /// How its writer declared the key columns, then the cells' (form.rs); not part of the
+    /// op's canonical encoding or hash
+    #[serde(skip)]
+    pub decl: Vec<String>,
 }
 
 /// A dep: (device, seq, hash of that op).
@@ -172,6 +176,7 @@ impl Op {
             kind: w.6,
             key: w.7,
             cells: w.8,
+            decl: Vec::new(),
         };
         if op.seq == 0 || op.key.is_empty() {
             return Err(Error::new("malformed op"));
@@ -337,6 +342,7 @@ mod tests {
                 ("f".into(), Value::Real(0.1 + 0.2)),
                 ("g".into(), Value::Integer(u32::MAX as i64 + 1)),
             ],
+            decl: Vec::new(),
         }
     }
 

@@ -35,10 +35,10 @@
 //!                                        _sync_rows, every later one in _sync_row_ops (a new
 //!                                        row costs one write); `live`: the row's live ops
 //!                                        (merge/live.rs), NULL while the first op is the only one
-//! _sync_kept(table_id, key, device, seq) received ops applied while their table was not
-//!                                        captured here (never enabled, or disabled): indexed
-//!                                        but not written; sync_enable fills the table from
-//!                                        them (apply/catch_up.rs)
+//! _sync_kept(table_id, key, device, seq, why)  received ops applied but not written: their
+//!                                        table is not captured here (why NULL), or declared
+//!                                        otherwise than where they were written (why says
+//!                                        how); not in the row index (apply/kept.rs)
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
@@ -64,8 +64,18 @@ const DEPS_BY_DEP: &str =
 /// since (nothing when they are there). Run by every import.
 pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(DEPS_BY_DEP, &[])?;
-    conn.exec(KEPT, &[])
+    conn.exec(KEPT, &[])?;
+    conn.exec(WAITING_VIEW, &[])
 }
+
+/// What received ops wait for, by table (apply/kept.rs): the view `sync_waiting`.
+const WAITING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_waiting(table_name, ops, reason) AS
+     SELECT t.name, count(*), coalesce(k.why, CASE WHEN t.enabled
+              THEN 'the table was enabled since: the next sync call applies them'
+              ELSE 'the table is not created, or not enabled, on this device: create it as the '
+                   || 'other devices do and call sync_enable(' || quote(t.name) || ')' END)
+     FROM _sync_kept k JOIN _sync_tables t ON t.id = k.table_id
+     GROUP BY k.table_id, k.why";
 
 /// Received ops of tables not captured here when they were applied (apply/catch_up.rs).
 /// Created by `upgrade` in databases made before it.
@@ -74,6 +84,7 @@ const KEPT: &str = "CREATE TABLE IF NOT EXISTS main._sync_kept(
        key BLOB NOT NULL,
        device INTEGER NOT NULL,
        seq INTEGER NOT NULL,
+       why TEXT,
        PRIMARY KEY (table_id, key, device, seq)
      ) WITHOUT ROWID";
 

@@ -34,6 +34,30 @@ const TABLES: [&str; 3] = ["t_int", "t_text", "t_comp"];
 /// A table a later version of the app adds: created and enabled on random devices at random
 /// points (some write to it before enabling it), on every device before the final exchange.
 const LATE: &str = "CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b)";
+/// The same table as a careless migration declares it on some devices: `b` stores TEXT. Their
+/// imports report it and store values their way; each declares it as `LATE` again (moving its
+/// rows) before the final exchange.
+const LATE_OTHERWISE: &str = "CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b TEXT)";
+
+/// Declares `t_late` as `LATE` again, with its rows, when it is declared otherwise.
+fn declare_late_alike(conn: &rusqlite::Connection) {
+    let declared: String = conn
+        .query_row(
+            "SELECT type FROM pragma_table_info('t_late') WHERE name = 'b'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if declared == "TEXT" {
+        exec(
+            conn,
+            &format!(
+                "CREATE TABLE keep AS SELECT * FROM t_late; DROP TABLE t_late; {LATE};
+                 INSERT INTO t_late SELECT * FROM keep; DROP TABLE keep;"
+            ),
+        );
+    }
+}
 const ALL_TABLES: [&str; 4] = ["t_int", "t_text", "t_comp", "t_late"];
 
 /// Whether the device has created `t_late`.
@@ -483,7 +507,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                     true => &plain,
                     false => devices[d].conn(),
                 };
-                exec(conn, LATE);
+                exec(conn, if rng.chance(25) { LATE_OTHERWISE } else { LATE });
                 if trace {
                     eprintln!("  t_late created on d{d}");
                 }
@@ -632,7 +656,8 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         if !has_late(d.conn()) {
             exec(d.conn(), LATE);
         }
-        for table in ALL_TABLES {
+        declare_late_alike(d.conn());
+        for table in ["t_late", "t_int", "t_text", "t_comp"] {
             exec(d.conn(), &format!("SELECT sync_enable('{table}')"));
         }
         exec(d.conn(), "SELECT sync_init()");

@@ -210,8 +210,8 @@ fn wrong_magic() {
 #[test]
 fn a_future_format_version() {
     let c = case();
-    c.edit_file("UPDATE manifest SET format = 4");
-    c.refused("manifest: unknown format version 4 (this build reads 3)");
+    c.edit_file("UPDATE manifest SET format = 5");
+    c.refused("manifest: unknown format version 5 (this build reads 3 and 4; a newer build");
 }
 
 #[test]
@@ -516,11 +516,23 @@ fn names_with_quotes_semicolons_and_sql() {
     );
 }
 
+/// Not a reason to refuse (DESIGN 5.2): the op waits, named, until the table's key agrees.
 #[test]
-fn a_key_that_is_not_the_primary_key() {
+fn a_key_that_is_not_the_primary_key_waits() {
     let c = case();
     c.forge(|b| b.ops[0].key[0].0 = "title".into());
-    c.refused(r#"its key columns ["title"] are not the PRIMARY KEY ["id"] of table "todos""#);
+    let r = c.b.import(&c.path);
+    assert!(
+        r.otherwise.contains(
+            r#"table \"todos\" has PRIMARY KEY (id) here, (title) where the ops were written"#
+        ),
+        "{}",
+        r.otherwise
+    );
+    let waiting: i64 = (c.b.conn())
+        .query_row("SELECT ops FROM sync_waiting", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(waiting, 1);
 }
 
 #[test]

@@ -469,6 +469,101 @@ fn a_disabled_table_keeps_received_ops_and_enable_takes_both_sides_changes() {
     assert_eq!(conflict_count(b.conn()), 0);
 }
 
+#[test]
+fn ops_naming_rows_by_another_primary_key_wait_until_the_keys_agree() {
+    let (a, b) = (
+        Device::new(
+            "a",
+            &format!("{T} CREATE TABLE m(uuid TEXT PRIMARY KEY, n); SELECT sync_enable('m');"),
+        ),
+        Device::new(
+            "b",
+            &format!(
+                "{T} CREATE TABLE m(id INTEGER PRIMARY KEY, uuid TEXT, n); SELECT sync_enable('m');"
+            ),
+        ),
+    );
+    exec(
+        a.conn(),
+        "INSERT INTO m VALUES ('u1', 1), ('u2', 2); UPDATE m SET n = 20 WHERE uuid = 'u2';
+         INSERT INTO t VALUES (1, 'x')",
+    );
+    // the rest of the bundle imports; m's ops wait, and say why
+    let r = send(&a, &b);
+    assert_eq!(b.dump("t"), vec![vec![int(1), text("x")]]);
+    assert!(b.dump("m").is_empty());
+    assert!(
+        r.otherwise.contains(r#"table \"m\" has PRIMARY KEY (id) here, (uuid) where the ops were written; declare the table alike on every device"#),
+        "{}",
+        r.otherwise
+    );
+    let waiting: (String, i64, String) = b
+        .conn()
+        .query_row(
+            "SELECT table_name, ops, reason FROM sync_waiting",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((waiting.0.as_str(), waiting.1), ("m", 3));
+    assert!(waiting.2.contains("PRIMARY KEY (id) here"), "{}", waiting.2);
+    // b declares m as a does (its migration moves its rows): the kept ops fill it
+    exec(
+        b.conn(),
+        "INSERT INTO m VALUES (7, 'u7', 7);
+         CREATE TABLE keep AS SELECT uuid, n FROM m; DROP TABLE m;
+         CREATE TABLE m(uuid TEXT PRIMARY KEY, n); INSERT INTO m SELECT * FROM keep;
+         DROP TABLE keep; SELECT sync_enable('m');",
+    );
+    let rows = vec![
+        vec![text("u1"), int(1)],
+        vec![text("u2"), int(20)],
+        vec![text("u7"), int(7)],
+    ];
+    assert_eq!(b.dump("m"), rows);
+    let waiting: i64 = (b.conn())
+        .query_row("SELECT count(*) FROM sync_waiting", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(waiting, 0);
+    send(&b, &a);
+    assert_eq!(a.dump("m"), rows);
+}
+
+#[test]
+fn a_column_declared_with_another_affinity_is_reported_and_mended_by_declaring_it_alike() {
+    let (a, b) = (
+        Device::new(
+            "a",
+            "CREATE TABLE m(id INTEGER PRIMARY KEY, n INTEGER); SELECT sync_enable('m');",
+        ),
+        Device::new(
+            "b",
+            "CREATE TABLE m(id INTEGER PRIMARY KEY, n TEXT); SELECT sync_enable('m');",
+        ),
+    );
+    exec(a.conn(), "INSERT INTO m VALUES (1, '5')");
+    let r = send(&a, &b);
+    assert!(
+        r.otherwise.contains(r#"column m.n is declared \"TEXT\" here (TEXT affinity), \"INTEGER\" where the ops were written (INTEGER affinity)"#),
+        "{}",
+        r.otherwise
+    );
+    assert_eq!(b.dump("m"), vec![vec![int(1), text("5")]], "stored b's way");
+    // b declares n as a does: enabling it again records the values it now stores otherwise
+    exec(
+        b.conn(),
+        "CREATE TABLE keep AS SELECT * FROM m; DROP TABLE m;
+         CREATE TABLE m(id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO m SELECT * FROM keep;
+         DROP TABLE keep; SELECT sync_enable('m');",
+    );
+    let r = send(&b, &a);
+    assert_eq!(r.otherwise, "[]");
+    let r = send(&a, &b);
+    assert_eq!(r.otherwise, "[]");
+    assert_eq!(a.dump("m"), vec![vec![int(1), int(5)]]);
+    assert_eq!(b.dump("m"), a.dump("m"));
+}
+
 fn conflict_count(conn: &rusqlite::Connection) -> i64 {
     conn.query_row(
         "SELECT count(*) FROM sync_conflicts WHERE NOT resolved",

@@ -7,7 +7,7 @@ use crate::log::{self, SyncedTable};
 use crate::schema::SELF;
 use crate::value::{hex, JsonObject, Value};
 
-use super::checks::{missing_columns, validate, validate_form};
+use super::checks::{find_table, missing_columns, validate, validate_form};
 use super::fork::fork;
 use super::import::{Import, Outcome};
 
@@ -32,6 +32,8 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     // columns the bundle's ops write that this database does not have yet (their values are
     // kept with the ops until the column is added: follow.rs)
     let mut missing: Vec<String> = Vec::new();
+    // why ops of the bundle wait for this device's declarations to agree with their writer's
+    let mut otherwise: Vec<String> = Vec::new();
     let outcome = if imported_before(conn, &manifest.bundle_id)? {
         skipped
     } else {
@@ -50,10 +52,16 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         reader
             .each_op(|op, number, form| {
                 if checked_forms.len() <= number {
-                    validate_form(form, &tables)?;
+                    validate_form(form)?;
                     for column in missing_columns(form, &tables) {
                         if !missing.contains(&column) {
                             missing.push(column);
+                        }
+                    }
+                    if let Ok(table) = find_table(&tables, &form.table) {
+                        let why = super::kept::declared_otherwise(form, table).map(|o| o.why);
+                        if let Some(why) = why.filter(|why| !otherwise.contains(why)) {
+                            otherwise.push(why);
                         }
                     }
                     checked_forms.push(number);
@@ -120,6 +128,10 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         .raw(
             "waiting_for_schema",
             &crate::value::json_string_list(&missing),
+        )
+        .raw(
+            "declared_otherwise",
+            &crate::value::json_string_list(&otherwise),
         );
     Ok(Value::Text(json.finish()))
 }

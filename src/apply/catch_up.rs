@@ -10,14 +10,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::db::{Conn, Error, Result, Stmt};
+use crate::db::{Conn, Result, Stmt};
 use crate::form::same_value;
 use crate::log::{self, row_key, LogRow, SyncedTable};
-use crate::merge;
-use crate::merge::live::{OpAt, RowLive};
+use crate::merge::live::RowLive;
 use crate::merge::RowState;
 use crate::op::OpKind;
-use crate::schema::DeviceIdx;
 use crate::sql::quote_ident;
 use crate::value::Value;
 
@@ -32,21 +30,31 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
     // the rows as the table holds them now, before anything below writes any
     let now = read_rows(conn, table)?;
     let mut run = Import::new(conn, &tables)?;
-    same_key(&run, table)?;
     run.fold_to_last()?;
     let mut ops: Vec<(OpKind, Option<i64>, Vec<Value>)> = Vec::new();
     let mut known: HashSet<Vec<u8>> = HashSet::new();
     let defaults: Vec<Value> = (table.shape.columns.iter())
         .map(|c| crate::capture::default_of(conn, &table.name, c))
         .collect::<Result<_>>()?;
-    let mut keys = conn.prepare("SELECT key FROM main._sync_rows WHERE table_id = ?1")?;
-    keys.bind_all(&[Value::Integer(table.id)])?;
-    let mut all_keys = Vec::new();
-    while let Some(row) = keys.step()? {
-        all_keys.push(row.column(0)?.as_blob().unwrap_or_default().to_vec());
+    // the rows as the log held them while the table was captured, before the kept ops (those
+    // its declarations take) join the row index and their rows are written
+    let before: HashSet<Vec<u8>> = keys_of(conn, ROWS, table)?.into_iter().collect();
+    let mut base: HashMap<Vec<u8>, RowState> = HashMap::new();
+    for key in keys_of(
+        conn,
+        "SELECT DISTINCT key FROM main._sync_kept WHERE table_id = ?1",
+        table,
+    )? {
+        let state = match before.contains(&key) {
+            true => run.state_of(table, &key)?,
+            false => RowState::Absent,
+        };
+        base.insert(key, state);
     }
-    drop(keys);
-    let kept = kept_ops(conn, table)?;
+    let kept = run.release(table)?;
+    base.retain(|key, _| kept.contains_key(key));
+    run.settle_touched()?;
+    let all_keys = keys_of(conn, ROWS, table)?;
     let cell = |cells: &[(String, Value)], i: usize| -> Value {
         let column = &table.shape.columns[i];
         (cells.iter())
@@ -59,10 +67,7 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
         let held = now.get(key);
         known.insert(key.clone());
         // the row as this device held it while capturing: without the ops kept since
-        let base = match kept.get(key) {
-            Some(ops) => run.state_without(table, key, ops)?,
-            None => state.clone(),
-        };
+        let base = base.remove(key).unwrap_or_else(|| state.clone());
         let unchanged = |values: &[Value], cells: &[(String, Value)]| {
             (0..values.len()).all(|i| same_value(&values[i], &cell(cells, i)))
         };
@@ -121,44 +126,21 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
         run.rows.touched.all(table.id, key);
     }
     run.fold_to_last()?;
-    conn.exec(
-        "DELETE FROM main._sync_kept WHERE table_id = ?1",
-        &[Value::Integer(table.id)],
-    )?;
     run.finish()
 }
 
-/// Checks that received ops name the table's rows by its PRIMARY KEY.
-fn same_key(run: &Import, table: &SyncedTable) -> Result<()> {
-    let here: Vec<&str> = table.key_columns().collect();
-    for form in run.known.forms.of_table(&table.name) {
-        let same = form.key.len() == here.len()
-            && (form.key.iter().zip(&here)).all(|(a, b)| a.eq_ignore_ascii_case(b));
-        if !same {
-            return Err(Error::new(format!(
-                "received ops name the rows of {:?} by the key {:?}, its PRIMARY KEY here is \
-                 {here:?}: declare the table as the other devices do (drop it and create it \
-                 again) and call sync_enable again",
-                table.name, form.key
-            )));
-        }
-    }
-    Ok(())
-}
+/// The rows of the table the row index holds.
+const ROWS: &str = "SELECT key FROM main._sync_rows WHERE table_id = ?1";
 
-/// The received ops applied while the table was not captured, by row.
-fn kept_ops(conn: &Conn, table: &SyncedTable) -> Result<HashMap<Vec<u8>, Vec<OpAt>>> {
-    crate::schema::upgrade(conn)?;
-    let mut stmt =
-        conn.prepare("SELECT key, device, seq FROM main._sync_kept WHERE table_id = ?1")?;
-    stmt.bind_all(&[Value::Integer(table.id)])?;
-    let mut kept: HashMap<Vec<u8>, Vec<OpAt>> = HashMap::new();
-    while let Some(row) = stmt.step()? {
-        let key = row.column(0)?.as_blob().unwrap_or_default().to_vec();
-        let at = (DeviceIdx(row.column_int(1)), row.column_int(2) as u64);
-        kept.entry(key).or_default().push(at);
+/// The row keys `sql` gives for the table.
+fn keys_of(conn: &Conn, sql: &str, table: &SyncedTable) -> Result<Vec<Vec<u8>>> {
+    let mut keys = conn.prepare(sql)?;
+    keys.bind_all(&[Value::Integer(table.id)])?;
+    let mut all = Vec::new();
+    while let Some(row) = keys.step()? {
+        all.push(row.column(0)?.as_blob().unwrap_or_default().to_vec());
     }
-    Ok(kept)
+    Ok(all)
 }
 
 /// Every row of the table, by its row key, with its values in shape order.
@@ -239,16 +221,6 @@ impl Import<'_> {
             Some(&[]),
         )?;
         row.state(self.conn, &reader, &order, table, key)
-    }
-
-    /// The row's state by the merge rule over its ops but `kept`.
-    fn state_without(&self, table: &SyncedTable, key: &[u8], kept: &[OpAt]) -> Result<RowState> {
-        let (mut ops, _) = self.known.reader(None).ops(self.conn, table, key)?;
-        let devices = &self.known.devices;
-        ops.retain(|op| {
-            !(kept.iter()).any(|&(d, seq)| seq == op.seq && devices.id(d) == op.device)
-        });
-        Ok(merge::row_state(&ops, &self.known.order()))
     }
 
     /// The row's key values in shape order (the other columns NULL), as its ops name them.

@@ -55,33 +55,16 @@ pub(super) fn two_histories(what: &str, seq: u64, device: &[u8]) -> String {
     )
 }
 
-/// Checks that an op form names a table this database syncs, by its PRIMARY KEY, or one it
-/// does not capture (its ops are kept: DESIGN 5.2), never one of SQLite's or the extension's.
-pub(super) fn validate_form(form: &Form, tables: &[SyncedTable]) -> Result<()> {
+/// Checks that an op form names a table of the app's, never one of SQLite's or the
+/// extension's. (A table this device does not capture, or declares otherwise, is no reason to
+/// refuse: its ops are kept, kept.rs.)
+pub(super) fn validate_form(form: &Form) -> Result<()> {
     if internal(&form.table) {
         return Err(Error::new(format!(
             "names table {:?}, which is internal to SQLite or sqlite-sync and never synced",
             form.table
         )));
     }
-    let Ok(table) = find_table(tables, &form.table) else {
-        return Ok(()); // kept until this device creates and enables it
-    };
-    let key: Vec<&str> = form.key.iter().map(String::as_str).collect();
-    let expected: Vec<&str> = table.key_columns().collect();
-    if key.len() != expected.len()
-        || key
-            .iter()
-            .zip(&expected)
-            .any(|(a, b)| !a.eq_ignore_ascii_case(b))
-    {
-        return Err(Error::new(format!(
-            "its key columns {key:?} are not the PRIMARY KEY {expected:?} of table {:?}",
-            table.name
-        )));
-    }
-    // a column the table does not have (yet) is no reason to refuse: its values are kept with
-    // the ops and fill it when it is added (DESIGN 5.2)
     Ok(())
 }
 

@@ -19,10 +19,11 @@ use super::import::Import;
 /// whose other changes are an error (capture.rs `added_columns`).
 pub fn follow_schema(conn: &Conn, refuse: Refuse) -> Result<()> {
     let grown = crate::capture::added_columns(conn, &log::synced_tables(conn)?, refuse)?;
-    if grown.is_empty() {
-        return Ok(());
+    if !grown.is_empty() {
+        conn.savepoint("sync_follow", || fill(conn, grown))?;
     }
-    conn.savepoint("sync_follow", || fill(conn, grown))
+    // ops kept for declarations this device now shares (kept.rs)
+    super::kept::release_agreeing(conn)
 }
 
 /// Captures the added columns, and fills them from the values received ops kept for them.

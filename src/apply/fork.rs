@@ -150,6 +150,7 @@ fn move_ops(
             kind: op.kind,
             key: op.key,
             cells: op.cells,
+            decl: op.decl,
         };
         let form = Form::of(&op);
         let form_id = forms.id_of(conn, &form)?;

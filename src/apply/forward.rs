@@ -45,9 +45,7 @@ impl Import<'_> {
             return Ok(None);
         }
         let form = self.known.forms.get(form_id)?;
-        let Ok(table) = find_table(self.known.tables, &form.table) else {
-            return Ok(None); // a table not captured here
-        };
+        let table = find_table(self.known.tables, &form.table)?;
         let cols = match form.kind {
             OpKind::Insert => return Ok(None),
             OpKind::Delete if self.known.foreign_keys.is_parent(table) => return Ok(None),

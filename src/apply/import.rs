@@ -55,6 +55,8 @@ pub(super) struct Known<'a> {
     pub(super) forms: Forms,
     /// Ids of the tables not captured here that received ops name, by name in lower case
     pub(super) kept_tables: HashMap<String, i64>,
+    /// Where the ops of each form go (kept.rs)
+    pub(super) places: HashMap<i64, Place>,
 }
 
 impl<'a> Known<'a> {
@@ -75,6 +77,14 @@ impl<'a> Known<'a> {
             recent,
         }
     }
+}
+
+/// Where an applied op goes: to its table's row index, or kept (kept.rs; with why, None when
+/// its table is not captured here).
+#[derive(Clone)]
+pub(super) enum Place {
+    Table(i64),
+    Kept(i64, Option<String>),
 }
 
 /// The applied clock and Lamport time as the import moves them.
@@ -136,6 +146,7 @@ impl<'a> Import<'a> {
                 local: LocalOps::load(conn)?,
                 forms: Forms::load(conn)?,
                 kept_tables: HashMap::new(),
+                places: HashMap::new(),
             },
             clocks: Clocks {
                 clock: clock::applied(conn)?,
@@ -195,28 +206,6 @@ impl<'a> Import<'a> {
         })?;
         fold(&mut batch)?;
         crate::schema::set_state(conn, "folded", last)
-    }
-
-    /// The id of table `name`, which this device does not capture: registered (not enabled)
-    /// the first time a received op names it.
-    pub(super) fn kept_table(&mut self, name: &str) -> Result<i64> {
-        let lower = name.to_ascii_lowercase();
-        if let Some(&id) = self.known.kept_tables.get(&lower) {
-            return Ok(id);
-        }
-        let found = self.query_row(
-            "SELECT id FROM main._sync_tables WHERE name = ?1",
-            &[Value::Text(name.into())],
-        )?;
-        let id = match found.and_then(|row| row[0].as_i64()) {
-            Some(id) => id,
-            None => self.conn.insert(
-                "INSERT INTO main._sync_tables(name, enabled) VALUES (?1, 0)",
-                &[Value::Text(name.into())],
-            )?,
-        };
-        self.known.kept_tables.insert(lower, id);
-        Ok(id)
     }
 
     /// The cached statement for `sql`, with `params` bound.

@@ -13,6 +13,8 @@
 //! - `follow.rs`: at each sync call, columns added to a synced table are captured, and filled
 //!   with what received ops kept for them; `catch_up.rs`: a table enabled again records what it
 //!   holds that the log's state does not.
+//! - `kept.rs`: received ops kept out of the tables until this device captures their table, and
+//!   declares it as their writer did.
 //! - `import.rs`: `Import`, everything one import holds, by what it is.
 //! - `histories.rs`: two histories under one device id, told apart; `fork.rs`: this database
 //!   becomes a new device.
@@ -43,6 +45,7 @@ mod fork;
 mod forward;
 mod histories;
 mod import;
+mod kept;
 mod quiet;
 mod row_writer;
 mod settle;

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use super::checks::{find_table, table_by_id};
 use super::forward::Forward;
-use super::import::Import;
+use super::import::{Import, Place};
 
 impl Import<'_> {
     /// Notes op `seq` of `device` (of form `form_id`, with `values`) as applied; its row is
@@ -30,27 +30,14 @@ impl Import<'_> {
     ) -> Result<()> {
         let form = self.known.forms.get(form_id)?;
         let key = log::row_key(values[..form.key.len()].iter());
-        let table_id = match find_table(self.known.tables, &form.table) {
-            Ok(table) => table.id,
-            Err(_) => {
-                let name = form.table.clone();
-                // a table this device does not capture (not created or enabled yet, or
-                // disabled): the op is indexed and kept, and fills it at sync_enable
-                let table_id = self.kept_table(&name)?;
-                self.run(
-                    "INSERT OR IGNORE INTO main._sync_kept VALUES (?1, ?2, ?3, ?4)",
-                    &[
-                        Value::Integer(table_id),
-                        Value::Blob(key.clone()),
-                        Value::from(device),
-                        Value::Integer(seq as i64),
-                    ],
-                )?;
-                table_id
+        match self.place_of(form_id)? {
+            Place::Table(table_id) => {
+                self.rows.batch.push((table_id, key, device, seq));
+                self.rows.batch_ops.push((form_id, lamport, values));
             }
-        };
-        self.rows.batch.push((table_id, key, device, seq));
-        self.rows.batch_ops.push((form_id, lamport, values));
+            // a table not captured here, or declared otherwise: kept (kept.rs)
+            Place::Kept(table_id, why) => self.keep((table_id, key, device, seq), why)?,
+        }
         self.clocks.clock.insert(device, seq);
         self.clocks.tips.insert(device, (seq, lamport));
         self.clocks.lamport = self.clocks.lamport.max(lamport);
@@ -104,12 +91,7 @@ impl Import<'_> {
         for run in new_rows.chunk_by(|a, b| a.0 == b.0) {
             let form_id = run[0].0;
             let form = self.known.forms.get(form_id)?;
-            let Ok(table) = find_table(self.known.tables, &form.table) else {
-                // kept for a table not captured here: settle_touched marks them
-                run.iter()
-                    .for_each(|(_, _, entry)| self.rows.touched.add(entry));
-                continue;
-            };
+            let table = find_table(self.known.tables, &form.table)?;
             let rows: Vec<&[Value]> = run.iter().map(|(_, v, _)| v.as_slice()).collect();
             match self.rows.writers.write_many(table, form_id, form, &rows) {
                 Err(e) if e.is_constraint() => {

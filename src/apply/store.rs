@@ -143,6 +143,7 @@ impl<'a> Import<'a> {
             kind: mine.kind,
             key: mine.key,
             cells: mine.cells,
+            decl: mine.decl,
         };
         let my_form = Form::of(&mine);
         let deps = remote::deps_of(&self.known.contexts, &self.known.devices, SELF, op.seq);

@@ -9,13 +9,14 @@
 //! bundle is read only through a read-only connection that checks its whole schema before
 //! reading a row, runs none of its SQL, and checks every hash before anything is applied.
 //!
-//! # Format (version 3): one SQLite database with exactly two tables and nothing else
+//! # Format (version 4): one SQLite database with exactly two tables and nothing else
 //!
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
 //!          op_count INTEGER, ops_hash BLOB)           one row
 //!   magic     'sqlite-sync bundle'
-//!   format    3; a reader refuses any other
+//!   format    4; a reader refuses any other but 3 (the same, written by builds whose
+//!             forms carry no declared types: form.rs)
 //!   bundle_id 16 random bytes
 //!   source    the writer's device id (16 bytes)
 //!   clock     msgpack [[device id: bin(16), seq, link: bin(16)], …]: the writer's whole
@@ -64,7 +65,7 @@ use crate::op::{Dep, DeviceId, Hash};
 use crate::value::Value;
 
 pub const MAGIC: &str = "sqlite-sync bundle";
-pub const FORMAT: i64 = 3;
+pub const FORMAT: i64 = 4;
 
 /// A chunk is written once its body reaches this many bytes.
 const CHUNK_BYTES: usize = 64 * 1024;

@@ -285,10 +285,12 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         return Err(bad("wrong magic: not a sqlite-sync bundle"));
     }
     match r.column(1)?.as_i64() {
-        Some(FORMAT) => {}
+        // format 3 is format 4 without declared types in its forms
+        Some(3) | Some(FORMAT) => {}
         Some(v) => {
             return Err(bad(&format!(
-                "unknown format version {v} (this build reads {FORMAT})"
+                "unknown format version {v} (this build reads 3 and {FORMAT}; a newer build \
+                 of sqlite-sync wrote it: upgrade the extension on this device)"
             )))
         }
         None => return Err(bad("format version is not an integer")),

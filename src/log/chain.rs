@@ -78,6 +78,7 @@ impl History<'_, '_> {
             kind: op.kind,
             key: op.key,
             cells: op.cells,
+            decl: op.decl,
         }
     }
 

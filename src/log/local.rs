@@ -111,6 +111,9 @@ pub struct LocalOp {
     pub kind: OpKind,
     pub key: Vec<(String, Value)>,
     pub cells: Vec<(String, Value)>,
+    /// The declared types of the key columns, then of the cells' (none when the shape an
+    /// earlier build stored does not know them)
+    pub decl: Vec<String>,
 }
 
 /// Reads local ops; knows every shape and the Lamport epochs.
@@ -192,16 +195,21 @@ impl<'c> LocalOps<'c> {
         let mask = row.column_int(3);
         let value = |i: usize| Ok((shape.columns[i].clone(), row.column(4 + i)?));
         let written = |i: usize| writes_column(kind, mask, i);
+        let cells: Vec<usize> = (0..shape.columns.len()).filter(|&i| written(i)).collect();
+        let decl = match shape.types.is_empty() {
+            true => Vec::new(),
+            false => (shape.pk.iter().chain(&cells))
+                .map(|&i| shape.types[i].clone())
+                .collect(),
+        };
         Ok(LocalOp {
             seq: row.column_int(0) as u64,
             table_id: *table_id,
             table: table.clone(),
             kind,
             key: shape.pk.iter().map(|&i| value(i)).collect::<Result<_>>()?,
-            cells: (0..shape.columns.len())
-                .filter(|&i| written(i))
-                .map(value)
-                .collect::<Result<_>>()?,
+            cells: cells.into_iter().map(value).collect::<Result<_>>()?,
+            decl,
         })
     }
 

@@ -30,7 +30,7 @@ mod tables;
 mod view;
 
 pub use local::{last_local_seq, LocalOp, LocalOps, LogRow};
-pub use tables::{row_key, synced_tables, Shape, SyncedTable};
+pub use tables::{affinity, row_key, stored_alike, synced_tables, Shape, SyncedTable};
 pub use view::{
     rebuild_log_view, sync_log_op, sync_log_pk, sync_log_values, sync_op_id, widen, LOG_VIEW,
 };

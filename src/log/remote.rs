@@ -62,11 +62,6 @@ impl Forms {
         ids
     }
 
-    /// The forms of `table` (names compare without case).
-    pub fn of_table<'f>(&'f self, table: &'f str) -> impl Iterator<Item = &'f Form> + 'f {
-        (self.by_id.values()).filter(move |f| f.table.eq_ignore_ascii_case(table))
-    }
-
     pub fn get(&self, id: i64) -> Result<&Form> {
         self.by_id
             .get(&id)

@@ -4,38 +4,87 @@
 //! Invariant: a shape, once written to `_sync_shapes`, never changes (an ADD COLUMN makes a new
 //! one), so every op keeps naming the columns it was written with.
 
-use serde::{Deserialize, Serialize};
-
 use crate::db::{Conn, Error, Result};
 use crate::value::{Cells, Value};
 
 /// The columns of one enabled table at one point of its history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Eq)]
 pub struct Shape {
     /// Column names in table order.
     pub columns: Vec<String>,
     /// Positions (in `columns`) of the PRIMARY KEY columns, in PRIMARY KEY order.
     pub pk: Vec<usize>,
+    /// Each column's declared type as written (`INTEGER`, `VARCHAR(10)`, ``); none in a shape
+    /// an earlier build stored.
+    pub types: Vec<String>,
+}
+
+/// Two shapes name the same columns and key (their types are compared by `declared_alike`).
+impl PartialEq for Shape {
+    fn eq(&self, other: &Shape) -> bool {
+        self.columns == other.columns && self.pk == other.pk
+    }
 }
 
 impl Shape {
+    /// Stored as msgpack [name, …] by earlier builds, [[name, type], …] since.
     pub fn encode(&self) -> (Value, Value) {
-        let cols = rmp_serde::to_vec(&self.columns).expect("names encode");
+        let named: Vec<(&String, &String)> = self.columns.iter().zip(&self.types).collect();
+        let cols = rmp_serde::to_vec(&named).expect("names encode");
         let pk = rmp_serde::to_vec(&self.pk).expect("positions encode");
         (Value::Blob(cols), Value::Blob(pk))
     }
 
     pub fn decode(columns: &Value, pk: &Value) -> Result<Shape> {
         let bad = || Error::new("damaged shape record in _sync_shapes");
-        let columns: Vec<String> =
-            rmp_serde::from_slice(columns.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
+        let bytes = columns.as_blob().ok_or_else(bad)?;
+        let (columns, types) = match rmp_serde::from_slice::<Vec<String>>(bytes) {
+            Ok(names) => (names, Vec::new()),
+            Err(_) => {
+                let named: Vec<(String, String)> =
+                    rmp_serde::from_slice(bytes).map_err(|_| bad())?;
+                named.into_iter().unzip()
+            }
+        };
         let pk: Vec<usize> =
             rmp_serde::from_slice(pk.as_blob().ok_or_else(bad)?).map_err(|_| bad())?;
         if pk.iter().any(|&i| i >= columns.len()) {
             return Err(bad());
         }
-        Ok(Shape { columns, pk })
+        Ok(Shape { columns, pk, types })
     }
+
+    /// The same shape, with the same declared types.
+    pub fn declared_alike(&self, other: &Shape) -> bool {
+        self == other && self.types == other.types
+    }
+}
+
+/// How SQLite stores a value written to a column declared `declared` (its type affinity, by
+/// SQLite's rules: the first that applies of INT, CHAR/CLOB/TEXT, BLOB or none, REAL/FLOA/DOUB,
+/// else NUMERIC). INTEGER and NUMERIC store every value alike (they differ only in CAST).
+pub fn affinity(declared: &str) -> &'static str {
+    let t = declared.to_ascii_uppercase();
+    if t.contains("INT") {
+        "INTEGER"
+    } else if ["CHAR", "CLOB", "TEXT"].iter().any(|w| t.contains(w)) {
+        "TEXT"
+    } else if t.contains("BLOB") || t.trim().is_empty() {
+        "BLOB"
+    } else if ["REAL", "FLOA", "DOUB"].iter().any(|w| t.contains(w)) {
+        "REAL"
+    } else {
+        "NUMERIC"
+    }
+}
+
+/// Whether values written to columns declared `a` and `b` are stored alike.
+pub fn stored_alike(a: &str, b: &str) -> bool {
+    let class = |t: &str| match affinity(t) {
+        "INTEGER" => "NUMERIC",
+        other => other,
+    };
+    class(a) == class(b)
 }
 
 /// A table this database syncs now, with its current shape.

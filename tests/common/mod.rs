@@ -374,7 +374,8 @@ impl Device {
             .query_row(
                 "SELECT r ->> '$.applied_count', r ->> '$.conflict_count', r ->> '$.duplicate_count',
                         r ->> '$.skipped', r ->> '$.pending_count', r ->> '$.total_operations',
-                        r ->> '$.discarded_count', r -> '$.waiting_for_schema'
+                        r ->> '$.discarded_count', r -> '$.waiting_for_schema',
+                        r -> '$.declared_otherwise'
                  FROM (SELECT sync_bundle_in(?1) AS r)",
                 [path.to_str().unwrap()],
                 |r| {
@@ -387,6 +388,7 @@ impl Device {
                         total: r.get(5)?,
                         discarded: r.get(6)?,
                         waiting: r.get(7)?,
+                        otherwise: r.get(8)?,
                     })
                 },
             )
@@ -481,4 +483,6 @@ pub struct ImportResult {
     pub discarded: i64,
     /// `waiting_for_schema`, as JSON
     pub waiting: String,
+    /// `declared_otherwise`, as JSON
+    pub otherwise: String,
 }

@@ -1,0 +1,224 @@
+//! Kept ops: received ops applied (in the causal sense: the clock moves past them, they are
+//! relayed) but not written, because this device does not capture their table (not created or
+//! enabled yet, or disabled), or gives it another PRIMARY KEY than the ops name their rows by.
+//! They wait in `_sync_kept`, outside the row index, and are released (indexed, and their rows
+//! settled from every op) when the table is enabled (catch_up.rs) or, for a table captured
+//! already, at the first sync call after its key agrees (`release_agreeing`). A column declared
+//! with another type affinity than where the ops were written is reported, not kept: the ops
+//! apply, stored by this device's declaration (see `declared_otherwise`).
+//!
+//! Invariant: a received op is either in the row index or in `_sync_kept`, never both; and
+//! whether an op waits depends only on the op and this device's schema (its key columns are
+//! part of the op), so devices with the same schema keep and apply the same ops.
+
+use std::collections::HashMap;
+
+use crate::db::{Conn, Result};
+use crate::form::Form;
+use crate::log::{self, stored_alike, SyncedTable};
+use crate::merge::live::OpAt;
+use crate::merge::row_index::Entry;
+use crate::schema::DeviceIdx;
+use crate::sql::BATCH;
+use crate::value::Value;
+
+use super::checks::find_table;
+use super::import::{Import, Place};
+
+/// What to do about a table declared otherwise.
+const AGREE: &str = "; declare the table alike on every device (create it again as the \
+                     others do, then call sync_enable)";
+
+/// How `table` as this device declares it differs from the declarations the ops of `form` were
+/// written under (None: alike, or not known), naming the table, the column and both.
+pub(super) struct Otherwise {
+    pub(super) why: String,
+    /// Another PRIMARY KEY: the ops cannot be placed, and wait. (A column of another affinity
+    /// stores their values otherwise; they apply. To hold them back too, an op's own
+    /// declarations do not suffice: a device that declares the table again would strand the
+    /// ops it wrote before on the devices that waited for them; each device's current
+    /// declarations would have to travel with every bundle.)
+    pub(super) waits: bool,
+}
+
+pub(super) fn declared_otherwise(form: &Form, table: &SyncedTable) -> Option<Otherwise> {
+    let here: Vec<&str> = table.key_columns().collect();
+    let same_key = form.key.len() == here.len()
+        && (form.key.iter().zip(&here)).all(|(a, b)| a.eq_ignore_ascii_case(b));
+    if !same_key {
+        let why = format!(
+            "table {:?} has PRIMARY KEY ({}) here, ({}) where the ops were written{AGREE}; \
+             its ops wait until then",
+            table.name,
+            here.join(", "),
+            form.key.join(", ")
+        );
+        return Some(Otherwise { why, waits: true });
+    }
+    if form.decl.is_empty() || table.shape.types.is_empty() {
+        return None; // written or enabled by a build that did not record declarations
+    }
+    for (name, there) in form.key.iter().chain(&form.cells).zip(&form.decl) {
+        let Some(i) = (table.shape.columns.iter()).position(|c| c.eq_ignore_ascii_case(name))
+        else {
+            continue; // a column this device does not have yet: its values wait anyway
+        };
+        let here = &table.shape.types[i];
+        if !stored_alike(here, there) {
+            let why = format!(
+                "column {}.{} is declared {here:?} here ({} affinity), {there:?} where the ops \
+                 were written ({} affinity): this device stores their values its way{AGREE}",
+                table.name,
+                table.shape.columns[i],
+                log::affinity(here),
+                log::affinity(there)
+            );
+            return Some(Otherwise { why, waits: false });
+        }
+    }
+    None
+}
+
+impl Import<'_> {
+    /// Where the ops of form `form_id` go (the answer kept for the import).
+    pub(super) fn place_of(&mut self, form_id: i64) -> Result<Place> {
+        if let Some(place) = self.known.places.get(&form_id) {
+            return Ok(place.clone());
+        }
+        let form = self.known.forms.get(form_id)?;
+        let place = match find_table(self.known.tables, &form.table) {
+            Ok(table) => match declared_otherwise(form, table) {
+                Some(Otherwise { why, waits: true }) => Place::Kept(table.id, Some(why)),
+                _ => Place::Table(table.id),
+            },
+            Err(_) => {
+                let name = form.table.clone();
+                Place::Kept(self.kept_table(&name)?, None)
+            }
+        };
+        self.known.places.insert(form_id, place.clone());
+        Ok(place)
+    }
+
+    /// Keeps op (`device`, `seq`) of row `key` of table `table_id`.
+    pub(super) fn keep(
+        &mut self,
+        (table_id, key, device, seq): Entry,
+        why: Option<String>,
+    ) -> Result<()> {
+        self.run(
+            "INSERT OR REPLACE INTO main._sync_kept VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[
+                Value::Integer(table_id),
+                Value::Blob(key),
+                Value::from(device),
+                Value::Integer(seq as i64),
+                why.map_or(Value::Null, Value::Text),
+            ],
+        )
+    }
+
+    /// The id of table `name`, which this device does not capture: registered (not enabled)
+    /// the first time a received op names it.
+    pub(super) fn kept_table(&mut self, name: &str) -> Result<i64> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(&id) = self.known.kept_tables.get(&lower) {
+            return Ok(id);
+        }
+        let found = self.query_row(
+            "SELECT id FROM main._sync_tables WHERE name = ?1",
+            &[Value::Text(name.into())],
+        )?;
+        let id = match found.and_then(|row| row[0].as_i64()) {
+            Some(id) => id,
+            None => self.conn.insert(
+                "INSERT INTO main._sync_tables(name, enabled) VALUES (?1, 0)",
+                &[Value::Text(name.into())],
+            )?,
+        };
+        self.known.kept_tables.insert(lower, id);
+        Ok(id)
+    }
+
+    /// Releases the kept ops of `table` (captured now) that its declarations take: indexes
+    /// them and marks their rows to be settled from every op; the others stay, with why.
+    /// Returns the released ops by row.
+    pub(super) fn release(&mut self, table: &SyncedTable) -> Result<HashMap<Vec<u8>, Vec<OpAt>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT k.key, k.device, k.seq, r.form FROM main._sync_kept k
+             JOIN main._sync_remote r ON r.device = k.device AND r.seq = k.seq
+             WHERE k.table_id = ?1",
+        )?;
+        stmt.bind_all(&[Value::Integer(table.id)])?;
+        let mut released: HashMap<Vec<u8>, Vec<OpAt>> = HashMap::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut waiting: Vec<(Entry, String)> = Vec::new();
+        while let Some(row) = stmt.step()? {
+            let key = row.column(0)?.as_blob().unwrap_or_default().to_vec();
+            let (device, seq) = (DeviceIdx(row.column_int(1)), row.column_int(2) as u64);
+            let form = self.known.forms.get(row.column_int(3))?;
+            let entry = (table.id, key.clone(), device, seq);
+            match declared_otherwise(form, table) {
+                Some(Otherwise { why, waits: true }) => waiting.push((entry, why)),
+                _ => {
+                    released.entry(key).or_default().push((device, seq));
+                    entries.push(entry);
+                }
+            }
+        }
+        drop(stmt);
+        for (entry, why) in waiting {
+            self.keep(entry, Some(why))?;
+        }
+        for batch in entries.chunks(BATCH) {
+            self.rows.index.add_many(batch)?;
+        }
+        for (table_id, key, device, seq) in &entries {
+            self.run(
+                "DELETE FROM main._sync_kept
+                 WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
+                &[
+                    Value::Integer(*table_id),
+                    Value::Blob(key.clone()),
+                    Value::from(*device),
+                    Value::Integer(*seq as i64),
+                ],
+            )?;
+        }
+        for key in released.keys() {
+            self.rows.touched.all(table.id, key.clone());
+        }
+        Ok(released)
+    }
+}
+
+/// Whether captured tables have kept ops (at most two small reads: the everyday case).
+fn captured_tables_keep_ops(conn: &Conn) -> Result<bool> {
+    let made = "SELECT 1 FROM main.sqlite_schema WHERE name = '_sync_kept'";
+    if conn.query_value(made, &[])?.is_none() {
+        return Ok(false);
+    }
+    let any = "SELECT 1 FROM main._sync_kept k JOIN main._sync_tables t ON t.id = k.table_id
+               WHERE t.enabled LIMIT 1";
+    Ok(conn.query_value(any, &[])?.is_some())
+}
+
+/// Releases the kept ops of captured tables whose declarations now agree with theirs (the
+/// app declared the table again, and enabled it), and writes their rows; the caller holds a
+/// savepoint.
+pub fn release_agreeing(conn: &Conn) -> Result<()> {
+    if !captured_tables_keep_ops(conn)? {
+        return Ok(());
+    }
+    let tables = log::synced_tables(conn)?;
+    let mut run = Import::new(conn, &tables)?;
+    let last = log::last_local_seq(conn)? as u64;
+    run.fold_local_ops(last)?;
+    for table in &tables {
+        run.release(table)?;
+    }
+    run.settle_touched()?;
+    run.known.contexts.check()?;
+    run.known.local.check()?;
+    run.quiet.finish()
+}

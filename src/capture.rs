@@ -53,8 +53,10 @@ pub enum Refuse<'a> {
     None,
 }
 
-/// Records what a table enabled again holds that its log's state does not (apply/catch_up.rs).
-pub type CatchUp = fn(&Conn, &str) -> Result<()>;
+/// Records what a table enabled again holds that its log's state does not (apply/catch_up.rs);
+/// the flag: the table is declared otherwise than before (another type affinity of a column,
+/// or another PRIMARY KEY).
+pub type CatchUp = fn(&Conn, &str, bool) -> Result<()>;
 
 /// `sync_enable(table)`: installs capture on `table` and records its rows as insert ops (a
 /// table enabled before: what it holds that the log's state does not, by `catch_up`);
@@ -70,8 +72,8 @@ pub fn sync_enable(
     let table = inspect(conn, name)?;
     conn.savepoint("sync_enable", || {
         follow(conn, Refuse::AllBut(&table.name))?;
-        if enable(conn, &table)? {
-            catch_up(conn, &table.name)?;
+        if let Some(declared_otherwise) = enable(conn, &table)? {
+            catch_up(conn, &table.name, declared_otherwise)?;
         }
         first_in_line(conn)
     })?;
@@ -307,15 +309,16 @@ fn registration(conn: &Conn, name: &Value) -> Result<Registration> {
     })
 }
 
-/// Installs capture on `table`; returns whether the table was enabled before and not
-/// captured since (its rows are then to be caught up with, apply/catch_up.rs).
-fn enable(conn: &Conn, table: &Table) -> Result<bool> {
+/// Installs capture on `table`; returns, when the table was enabled before and not captured
+/// since (its rows are then to be caught up with, apply/catch_up.rs), whether it is declared
+/// otherwise now.
+fn enable(conn: &Conn, table: &Table) -> Result<Option<bool>> {
     let name = Value::Text(table.name.clone());
     let known = registration(conn, &name)?;
     let shape_id = match known.shape {
         Some((id, ref shape)) if known.capturing && shape.declared_alike(&table.shape) => {
             refresh(conn, &capture_of(table, known.table_id, id))?;
-            return Ok(false);
+            return Ok(None);
         }
         Some((id, ref shape)) if shape.declared_alike(&table.shape) => id,
         _ => {
@@ -327,6 +330,8 @@ fn enable(conn: &Conn, table: &Table) -> Result<bool> {
         }
     };
     log::widen(conn, table.shape.columns.len())?;
+    // peers learn how this device declares the table from its bundles (log/declared.rs)
+    log::declared::record_own(conn, &table.name, &table.shape)?;
     drop_triggers(conn, known.table_id)?;
     let capture = capture_of(table, known.table_id, shape_id);
     for sql in capture.triggers() {
@@ -351,7 +356,12 @@ fn enable(conn: &Conn, table: &Table) -> Result<bool> {
     match known.shape {
         // a table enabled before, or one received ops name: what changed while capture was
         // off is caught up with, the kept ops fill it
-        _ if !known.capturing && (known.shape.is_some() || has_rows()?) => return Ok(true),
+        _ if !known.capturing && (known.shape.is_some() || has_rows()?) => {
+            let before = known.shape.as_ref().map(|(_, shape)| shape);
+            return Ok(Some(
+                before.is_some_and(|b| declared_otherwise(b, &table.shape)),
+            ));
+        }
         // rows written before capture was ever on reach peers this way
         _ if !known.capturing => conn.exec(&capture.existing_rows(), &[])?,
         Some((_, ref old)) if grown(old, &table.shape) => {
@@ -359,7 +369,27 @@ fn enable(conn: &Conn, table: &Table) -> Result<bool> {
         }
         _ => {}
     }
-    Ok(false)
+    Ok(None)
+}
+
+/// Whether `new` declares a column both shapes name with another type affinity, or another
+/// PRIMARY KEY (shapes of earlier builds know no types).
+fn declared_otherwise(old: &Shape, new: &Shape) -> bool {
+    let key = |s: &Shape| -> Vec<String> {
+        s.pk.iter()
+            .map(|&i| s.columns[i].to_ascii_lowercase())
+            .collect()
+    };
+    if key(old) != key(new) {
+        return true;
+    }
+    if old.types.is_empty() || new.types.is_empty() {
+        return false;
+    }
+    (old.columns.iter().zip(&old.types)).any(|(column, was)| {
+        (new.columns.iter().zip(&new.types))
+            .any(|(c, now)| c.eq_ignore_ascii_case(column) && !log::stored_alike(was, now))
+    })
 }
 
 /// Whether `new` is `old` with columns added at the end (what `ALTER TABLE … ADD COLUMN` does).

@@ -39,6 +39,8 @@
 //!                                        table is not captured here (why NULL), or declared
 //!                                        otherwise than where they were written (why says
 //!                                        how); not in the row index (apply/kept.rs)
+//! _sync_declared(device, name, version, decl)  how each device declares each table now
+//!                                        (log/declared.rs); the highest version wins
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
@@ -65,8 +67,19 @@ const DEPS_BY_DEP: &str =
 pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(DEPS_BY_DEP, &[])?;
     conn.exec(KEPT, &[])?;
+    conn.exec(DECLARED, &[])?;
     conn.exec(WAITING_VIEW, &[])
 }
+
+/// How each device declares each table now (log/declared.rs). Created by `upgrade` in
+/// databases made before it.
+const DECLARED: &str = "CREATE TABLE IF NOT EXISTS main._sync_declared(
+       device INTEGER NOT NULL,
+       name TEXT NOT NULL,
+       version INTEGER NOT NULL,
+       decl BLOB NOT NULL,
+       PRIMARY KEY (device, name)
+     ) WITHOUT ROWID";
 
 /// What received ops wait for, by table (apply/kept.rs): the view `sync_waiting`.
 const WAITING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_waiting(table_name, ops, reason) AS
@@ -168,6 +181,7 @@ const SCHEMA: &[&str] = &[
        PRIMARY KEY (table_id, key, device, seq)
      ) WITHOUT ROWID",
     KEPT,
+    DECLARED,
     "CREATE TABLE IF NOT EXISTS _sync_peers(
        peer INTEGER NOT NULL,
        device INTEGER NOT NULL,

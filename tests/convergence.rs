@@ -39,16 +39,28 @@ const LATE: &str = "CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b)";
 /// rows) before the final exchange.
 const LATE_OTHERWISE: &str = "CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b TEXT)";
 
+/// Whether the device declares `t_late` as `LATE_OTHERWISE`.
+fn late_declared_otherwise(conn: &rusqlite::Connection) -> bool {
+    conn.query_row(
+        "SELECT type = 'TEXT' FROM pragma_table_info('t_late') WHERE name = 'b'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(false)
+}
+
+/// The received ops a device keeps out of its tables, by writer and seq.
+fn kept_ops(d: &Device) -> Vec<(String, i64)> {
+    rows(
+        d.conn(),
+        "SELECT lower(hex(v.id)), k.seq FROM _sync_kept k JOIN _sync_devices v ON v.idx = k.device
+         ORDER BY 1, 2",
+    )
+}
+
 /// Declares `t_late` as `LATE` again, with its rows, when it is declared otherwise.
 fn declare_late_alike(conn: &rusqlite::Connection) {
-    let declared: String = conn
-        .query_row(
-            "SELECT type FROM pragma_table_info('t_late') WHERE name = 'b'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    if declared == "TEXT" {
+    if late_declared_otherwise(conn) {
         exec(
             conn,
             &format!(
@@ -501,13 +513,13 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             // the app's version with t_late comes to a device: created (from a connection
             // without the extension half the time), maybe written, then enabled; received ops
             // of t_late kept until then fill it
-            17 if rng.chance(20) && !has_late(devices[d].conn()) => {
+            17 if rng.chance(35) && !has_late(devices[d].conn()) => {
                 let plain = devices[d].db.plain_connection();
                 let conn = match rng.chance(50) {
                     true => &plain,
                     false => devices[d].conn(),
                 };
-                exec(conn, if rng.chance(25) { LATE_OTHERWISE } else { LATE });
+                exec(conn, if rng.chance(40) { LATE_OTHERWISE } else { LATE });
                 if trace {
                     eprintln!("  t_late created on d{d}");
                 }
@@ -656,11 +668,44 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         if !has_late(d.conn()) {
             exec(d.conn(), LATE);
         }
-        declare_late_alike(d.conn());
-        for table in ["t_late", "t_int", "t_text", "t_comp"] {
+        for table in ALL_TABLES {
             exec(d.conn(), &format!("SELECT sync_enable('{table}')"));
         }
         exec(d.conn(), "SELECT sync_init()");
+    }
+    // devices that declare t_late otherwise keep each other's ops of it: after an exchange,
+    // devices that declare it alike hold the same rows and keep the same ops
+    if devices.iter().any(|d| late_declared_otherwise(d.conn())) {
+        exchange_until_quiet(&devices)?;
+        for (i, x) in devices.iter().enumerate() {
+            for y in &devices[i + 1..] {
+                if late_declared_otherwise(x.conn()) != late_declared_otherwise(y.conn()) {
+                    continue;
+                }
+                for table in ALL_TABLES {
+                    if x.dump(table) != y.dump(table) {
+                        return Err(format!(
+                            "{} and {}, which declare t_late alike, differ in {table}",
+                            x.name, y.name
+                        ));
+                    }
+                }
+                if kept_ops(x) != kept_ops(y) {
+                    return Err(format!(
+                        "{} and {}, which declare t_late alike, keep other ops:\n{:?}\n{:?}",
+                        x.name,
+                        y.name,
+                        kept_ops(x),
+                        kept_ops(y)
+                    ));
+                }
+            }
+        }
+        for d in &devices {
+            declare_late_alike(d.conn());
+            exec(d.conn(), "SELECT sync_enable('t_late')");
+            exec(d.conn(), "SELECT sync_init()");
+        }
     }
     exchange_until_quiet(&devices)?;
     for d in &devices {
@@ -674,6 +719,15 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             .unwrap();
         if pending > 0 {
             return Err(format!("{} keeps {pending} ops pending", d.name));
+        }
+        // every device has every table, declared alike: nothing waits
+        let waiting: i64 = (d.conn())
+            .query_row("SELECT coalesce(sum(ops), 0) FROM sync_waiting", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        if waiting > 0 {
+            return Err(format!("{} keeps {waiting} ops waiting", d.name));
         }
     }
     let first = &devices[0];

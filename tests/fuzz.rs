@@ -152,7 +152,7 @@ fn mutate_bytes(rng: &mut Rng, bytes: &mut Vec<u8>) {
 }
 
 fn mutate_manifest(rng: &mut Rng, manifest: &mut [Value]) {
-    let i = rng.pick(7);
+    let i = rng.pick(manifest.len());
     manifest[i] = match rng.pick(5) {
         0 => Value::Null,
         1 => Value::Integer(rng.int()),

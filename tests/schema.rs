@@ -493,7 +493,7 @@ fn ops_naming_rows_by_another_primary_key_wait_until_the_keys_agree() {
     assert_eq!(b.dump("t"), vec![vec![int(1), text("x")]]);
     assert!(b.dump("m").is_empty());
     assert!(
-        r.otherwise.contains(r#"table \"m\" has PRIMARY KEY (id) here, (uuid) where the ops were written; declare the table alike on every device"#),
+        r.otherwise.contains(r#"table \"m\" has PRIMARY KEY (id) here, (uuid) where the ops were written: they wait until the table is declared alike"#),
         "{}",
         r.otherwise
     );
@@ -530,38 +530,114 @@ fn ops_naming_rows_by_another_primary_key_wait_until_the_keys_agree() {
 }
 
 #[test]
-fn a_column_declared_with_another_affinity_is_reported_and_mended_by_declaring_it_alike() {
+fn ops_of_a_column_declared_with_another_affinity_wait_until_it_is_declared_alike() {
     let (a, b) = (
         Device::new(
             "a",
-            "CREATE TABLE m(id INTEGER PRIMARY KEY, n INTEGER); SELECT sync_enable('m');",
+            &format!(
+                "{T} CREATE TABLE m(id INTEGER PRIMARY KEY, n INTEGER); SELECT sync_enable('m');"
+            ),
         ),
         Device::new(
             "b",
-            "CREATE TABLE m(id INTEGER PRIMARY KEY, n TEXT); SELECT sync_enable('m');",
+            &format!(
+                "{T} CREATE TABLE m(id INTEGER PRIMARY KEY, n TEXT); SELECT sync_enable('m');"
+            ),
         ),
     );
-    exec(a.conn(), "INSERT INTO m VALUES (1, '5')");
+    exec(
+        a.conn(),
+        "INSERT INTO m VALUES (1, '5'); INSERT INTO t VALUES (1, 'x')",
+    );
+    // b would store '5' where a stores 5: m's ops wait, the rest imports
     let r = send(&a, &b);
     assert!(
-        r.otherwise.contains(r#"column m.n is declared \"TEXT\" here (TEXT affinity), \"INTEGER\" where the ops were written (INTEGER affinity)"#),
+        r.otherwise.contains(r#"column m.n is declared \"TEXT\" here (TEXT affinity), \"INTEGER\" where the ops were written (INTEGER affinity): they wait until the table is declared alike"#),
         "{}",
         r.otherwise
     );
-    assert_eq!(b.dump("m"), vec![vec![int(1), text("5")]], "stored b's way");
-    // b declares n as a does: enabling it again records the values it now stores otherwise
+    assert!(b.dump("m").is_empty());
+    assert_eq!(b.dump("t"), vec![vec![int(1), text("x")]]);
+    // b's own writes wait on a likewise
+    exec(b.conn(), "INSERT INTO m VALUES (2, '7')");
+    send(&b, &a);
+    assert_eq!(a.dump("m"), vec![vec![int(1), int(5)]]);
+    assert_eq!(waiting(&a), 1);
+    // b declares n as a does, moving its rows: the kept ops fill it, and b records its rows
+    // again under the new declaration, which a takes
     exec(
         b.conn(),
         "CREATE TABLE keep AS SELECT * FROM m; DROP TABLE m;
          CREATE TABLE m(id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO m SELECT * FROM keep;
          DROP TABLE keep; SELECT sync_enable('m');",
     );
+    let rows = vec![vec![int(1), int(5)], vec![int(2), int(7)]];
+    assert_eq!(b.dump("m"), rows);
     let r = send(&b, &a);
     assert_eq!(r.otherwise, "[]");
-    let r = send(&a, &b);
-    assert_eq!(r.otherwise, "[]");
-    assert_eq!(a.dump("m"), vec![vec![int(1), int(5)]]);
-    assert_eq!(b.dump("m"), a.dump("m"));
+    assert_eq!(a.dump("m"), rows);
+    send(&a, &b);
+    assert_eq!(b.dump("m"), rows);
+    // a device that declares it otherwise later sets aside what it applied before, and takes
+    // it back when it declares it alike again
+    let c = Device::new(
+        "c",
+        &format!("{T} CREATE TABLE m(id INTEGER PRIMARY KEY, n INTEGER); SELECT sync_enable('m');"),
+    );
+    send(&a, &c);
+    assert_eq!(c.dump("m"), rows);
+    let redeclare = |d: &Device, ty: &str| {
+        exec(
+            d.conn(),
+            &format!(
+                "CREATE TABLE keep AS SELECT * FROM m; DROP TABLE m;
+                 CREATE TABLE m(id INTEGER PRIMARY KEY, n {ty}); INSERT INTO m SELECT * FROM keep;
+                 DROP TABLE keep; SELECT sync_enable('m');"
+            ),
+        )
+    };
+    redeclare(&c, "TEXT");
+    assert_eq!(
+        c.dump("m"),
+        vec![vec![int(1), text("5")], vec![int(2), text("7")]]
+    );
+    exec(a.conn(), "UPDATE m SET n = 50 WHERE id = 1");
+    send(&a, &c);
+    assert_eq!(
+        c.dump("m")[0],
+        vec![int(1), text("5")],
+        "a's update waits on c"
+    );
+    redeclare(&c, "INTEGER");
+    for (from, to) in [(&c, &a), (&a, &b), (&c, &b), (&a, &c)] {
+        send(from, to);
+    }
+    // a's update and c's rows recorded under TEXT were concurrent: the merge rule picks one
+    // the same way everywhere, and keeps the other as a conflict
+    let rows = a.dump("m");
+    assert!(rows[0] == vec![int(1), int(50)] || rows[0] == vec![int(1), int(5)]);
+    assert_eq!(rows[1], vec![int(2), int(7)]);
+    for d in [&b, &c] {
+        assert_eq!(d.dump("m"), rows, "{}", d.name);
+        assert_eq!(conflict_count(d.conn()), conflict_count(a.conn()));
+    }
+    assert_eq!(conflict_count(a.conn()), 1);
+    for d in [&a, &b, &c] {
+        assert_eq!(
+            waiting(d),
+            0,
+            "{}: nothing waits once all declare m alike",
+            d.name
+        );
+    }
+}
+
+fn waiting(d: &Device) -> i64 {
+    (d.conn())
+        .query_row("SELECT coalesce(sum(ops), 0) FROM sync_waiting", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
 }
 
 fn conflict_count(conn: &rusqlite::Connection) -> i64 {

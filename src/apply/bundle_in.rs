@@ -7,7 +7,7 @@ use crate::log::{self, SyncedTable};
 use crate::schema::SELF;
 use crate::value::{hex, JsonObject, Value};
 
-use super::checks::{find_table, missing_columns, validate, validate_form};
+use super::checks::{missing_columns, validate, validate_form};
 use super::fork::fork;
 use super::import::{Import, Outcome};
 
@@ -32,8 +32,6 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     // columns the bundle's ops write that this database does not have yet (their values are
     // kept with the ops until the column is added: follow.rs)
     let mut missing: Vec<String> = Vec::new();
-    // why ops of the bundle wait for this device's declarations to agree with their writer's
-    let mut otherwise: Vec<String> = Vec::new();
     let outcome = if imported_before(conn, &manifest.bundle_id)? {
         skipped
     } else {
@@ -58,12 +56,7 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                             missing.push(column);
                         }
                     }
-                    if let Ok(table) = find_table(&tables, &form.table) {
-                        let why = super::kept::declared_otherwise(form, table).map(|o| o.why);
-                        if let Some(why) = why.filter(|why| !otherwise.contains(why)) {
-                            otherwise.push(why);
-                        }
-                    }
+
                     checked_forms.push(number);
                 }
                 let own = op.device[..] == me[..];
@@ -131,7 +124,7 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         )
         .raw(
             "declared_otherwise",
-            &crate::value::json_string_list(&otherwise),
+            &crate::value::json_string_list(&outcome.otherwise),
         );
     Ok(Value::Text(json.finish()))
 }
@@ -170,6 +163,9 @@ fn import(
         fork(conn)?;
         run = Import::new(conn, tables)?;
     }
+    // how the devices declare their tables now, before any op is placed by it (kept.rs)
+    let declared = std::mem::take(&mut reader.manifest.declared);
+    let changed = (run.known.declared).merge(conn, &mut run.known.devices, declared)?;
     let before = run.clocks.clock.clone();
     run.fold_local_ops(before.get(&SELF).copied().unwrap_or(0))?;
     run.reading.marks = std::mem::take(&mut reader.marks);
@@ -179,6 +175,14 @@ fn import(
     run.resolve_waiting()?;
     run.deliver()?;
     run.write_applied()?;
+    // ops applied or kept before a device declared their table otherwise are sorted again
+    for table in tables
+        .iter()
+        .filter(|t| changed.contains(&t.name.to_ascii_lowercase()))
+    {
+        run.sort_by_declarations(table)?;
+        run.release(table)?;
+    }
     run.record_context()?;
     run.settle_touched()?;
     run.record(reader)?;

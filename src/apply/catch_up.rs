@@ -23,14 +23,20 @@ use super::checks::find_table;
 use super::import::Import;
 
 /// Records what table `name` (capturing again, with its current shape) holds that its log's
-/// state does not; the caller holds a savepoint.
-pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
+/// state does not; the caller holds a savepoint. A table `declared_otherwise` than before
+/// first sorts the received ops its new declarations take from those they do not (kept.rs),
+/// and compares its rows with the log's as the new declarations store them (peers learn of
+/// the new declarations from this device's bundles: log/declared.rs).
+pub fn catch_up(conn: &Conn, name: &str, declared_otherwise: bool) -> Result<()> {
     let tables = log::synced_tables(conn)?;
     let table = find_table(&tables, name)?;
     // the rows as the table holds them now, before anything below writes any
     let now = read_rows(conn, table)?;
     let mut run = Import::new(conn, &tables)?;
     run.fold_to_last()?;
+    if declared_otherwise {
+        run.sort_by_declarations(table)?;
+    }
     let mut ops: Vec<(OpKind, Option<i64>, Vec<Value>)> = Vec::new();
     let mut known: HashSet<Vec<u8>> = HashSet::new();
     let defaults: Vec<Value> = (table.shape.columns.iter())
@@ -53,6 +59,17 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
     }
     let kept = run.release(table)?;
     base.retain(|key, _| kept.contains_key(key));
+    // declared otherwise: the log's rows as the new declarations store them, so that a value
+    // only stored otherwise is no change made here
+    let mut stored = match declared_otherwise {
+        true => Some(StoredAs::new(conn, table)?),
+        false => None,
+    };
+    if let Some(stored) = stored.as_mut() {
+        for state in base.values_mut() {
+            stored.convert(state)?;
+        }
+    }
     run.settle_touched()?;
     let all_keys = keys_of(conn, ROWS, table)?;
     let cell = |cells: &[(String, Value)], i: usize| -> Value {
@@ -63,7 +80,10 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
             .clone()
     };
     for key in &all_keys {
-        let state = run.state_of(table, key)?;
+        let mut state = run.state_of(table, key)?;
+        if let Some(stored) = stored.as_mut() {
+            stored.convert(&mut state)?;
+        }
         let held = now.get(key);
         known.insert(key.clone());
         // the row as this device held it while capturing: without the ops kept since
@@ -116,6 +136,7 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
             ops.push((OpKind::Insert, None, values.clone()));
         }
     }
+
     record(conn, table, &ops)?;
     // the new ops reach the row index; their rows, and the rows with kept ops, are settled
     // from every op, which writes them to the table (the fold above may have written a row
@@ -126,7 +147,66 @@ pub fn catch_up(conn: &Conn, name: &str) -> Result<()> {
         run.rows.touched.all(table.id, key);
     }
     run.fold_to_last()?;
+    if let Some(stored) = stored {
+        stored.drop()?;
+    }
     run.finish()
+}
+
+/// Values as a table's declarations store them (their type affinity), by a scratch table
+/// declared alike.
+struct StoredAs<'c> {
+    conn: &'c Conn,
+    name: String,
+    columns: Vec<String>,
+}
+
+impl<'c> StoredAs<'c> {
+    fn new(conn: &'c Conn, table: &SyncedTable) -> Result<StoredAs<'c>> {
+        let name = format!(
+            "temp.{}",
+            quote_ident(&format!("_sync_stored_as_{}", table.id))
+        );
+        let declared: Vec<String> = (table.shape.columns.iter().zip(&table.shape.types))
+            .map(|(c, t)| format!("{} {}", quote_ident(c), log::affinity(t)))
+            .collect();
+        conn.exec(&format!("DROP TABLE IF EXISTS {name}"), &[])?;
+        conn.exec(
+            &format!("CREATE TABLE {name}({})", declared.join(", ")),
+            &[],
+        )?;
+        Ok(StoredAs {
+            conn,
+            name,
+            columns: table.shape.columns.clone(),
+        })
+    }
+
+    /// A row's cells as the table stores them.
+    fn convert(&mut self, state: &mut RowState) -> Result<()> {
+        let RowState::Present(cells) = state else {
+            return Ok(());
+        };
+        for (column, value) in cells.iter_mut() {
+            let Some(c) = self.columns.iter().find(|c| c.eq_ignore_ascii_case(column)) else {
+                continue;
+            };
+            let c = quote_ident(c);
+            self.conn.exec(&format!("DELETE FROM {}", self.name), &[])?;
+            self.conn.exec(
+                &format!("INSERT INTO {}({c}) VALUES (?1)", self.name),
+                std::slice::from_ref(value),
+            )?;
+            *value = (self.conn)
+                .query_value(&format!("SELECT {c} FROM {}", self.name), &[])?
+                .unwrap_or(Value::Null);
+        }
+        Ok(())
+    }
+
+    fn drop(self) -> Result<()> {
+        self.conn.exec(&format!("DROP TABLE {}", self.name), &[])
+    }
 }
 
 /// The rows of the table the row index holds.

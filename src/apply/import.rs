@@ -24,6 +24,8 @@ pub(super) struct Outcome {
     pub(super) duplicates: u64,
     pub(super) discarded: u64,
     pub(super) skipped: bool,
+    /// Why ops this import kept wait for their table to be declared alike (kept.rs)
+    pub(super) otherwise: Vec<String>,
 }
 
 /// Everything one import reads and writes, kept for its length, by what it is.
@@ -55,8 +57,10 @@ pub(super) struct Known<'a> {
     pub(super) forms: Forms,
     /// Ids of the tables not captured here that received ops name, by name in lower case
     pub(super) kept_tables: HashMap<String, i64>,
-    /// Where the ops of each form go (kept.rs)
-    pub(super) places: HashMap<i64, Place>,
+    /// Where the ops of each form go, by writer (kept.rs)
+    pub(super) places: HashMap<(DeviceIdx, i64), Place>,
+    /// How each device declares each table now
+    pub(super) declared: crate::log::declared::Declarations,
 }
 
 impl<'a> Known<'a> {
@@ -147,6 +151,7 @@ impl<'a> Import<'a> {
                 forms: Forms::load(conn)?,
                 kept_tables: HashMap::new(),
                 places: HashMap::new(),
+                declared: crate::log::declared::Declarations::load(conn)?,
             },
             clocks: Clocks {
                 clock: clock::applied(conn)?,

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use crate::db::{Conn, Result};
 use crate::form::Form;
+use crate::log::declared::Declared;
 use crate::log::{self, stored_alike, SyncedTable};
 use crate::merge::live::OpAt;
 use crate::merge::row_index::Entry;
@@ -26,8 +27,8 @@ use super::checks::find_table;
 use super::import::{Import, Place};
 
 /// What to do about a table declared otherwise.
-const AGREE: &str = "; declare the table alike on every device (create it again as the \
-                     others do, then call sync_enable)";
+const AGREE: &str = ": they wait until the table is declared alike (create it again as the \
+                     other devices have it, then call sync_enable)";
 
 /// How `table` as this device declares it differs from the declarations the ops of `form` were
 /// written under (None: alike, or not known), naming the table, the column and both.
@@ -41,53 +42,65 @@ pub(super) struct Otherwise {
     pub(super) waits: bool,
 }
 
-pub(super) fn declared_otherwise(form: &Form, table: &SyncedTable) -> Option<Otherwise> {
+pub(super) fn declared_otherwise(
+    form: &Form,
+    writer: Option<&Declared>,
+    table: &SyncedTable,
+) -> Option<Otherwise> {
     let here: Vec<&str> = table.key_columns().collect();
     let same_key = form.key.len() == here.len()
         && (form.key.iter().zip(&here)).all(|(a, b)| a.eq_ignore_ascii_case(b));
     if !same_key {
         let why = format!(
-            "table {:?} has PRIMARY KEY ({}) here, ({}) where the ops were written{AGREE}; \
-             its ops wait until then",
+            "table {:?} has PRIMARY KEY ({}) here, ({}) where the ops were written{AGREE}",
             table.name,
             here.join(", "),
             form.key.join(", ")
         );
         return Some(Otherwise { why, waits: true });
     }
-    if form.decl.is_empty() || table.shape.types.is_empty() {
-        return None; // written or enabled by a build that did not record declarations
+    if table.shape.types.is_empty() {
+        return None; // enabled by a build that did not record declarations
     }
-    for (name, there) in form.key.iter().chain(&form.cells).zip(&form.decl) {
-        let Some(i) = (table.shape.columns.iter()).position(|c| c.eq_ignore_ascii_case(name))
+    // each column the op names, as its writer declares it now (or, not known, declared it
+    // when it wrote the op)
+    let at_writing = |i: usize| form.decl.get(i).map(String::as_str);
+    for (i, name) in form.key.iter().chain(&form.cells).enumerate() {
+        let Some(there) = writer
+            .and_then(|w| w.type_of(name))
+            .or_else(|| at_writing(i))
+        else {
+            continue;
+        };
+        let Some(j) = (table.shape.columns.iter()).position(|c| c.eq_ignore_ascii_case(name))
         else {
             continue; // a column this device does not have yet: its values wait anyway
         };
-        let here = &table.shape.types[i];
+        let here = &table.shape.types[j];
         if !stored_alike(here, there) {
             let why = format!(
                 "column {}.{} is declared {here:?} here ({} affinity), {there:?} where the ops \
-                 were written ({} affinity): this device stores their values its way{AGREE}",
+                 were written ({} affinity){AGREE}",
                 table.name,
-                table.shape.columns[i],
+                table.shape.columns[j],
                 log::affinity(here),
                 log::affinity(there)
             );
-            return Some(Otherwise { why, waits: false });
+            return Some(Otherwise { why, waits: true });
         }
     }
     None
 }
 
 impl Import<'_> {
-    /// Where the ops of form `form_id` go (the answer kept for the import).
-    pub(super) fn place_of(&mut self, form_id: i64) -> Result<Place> {
-        if let Some(place) = self.known.places.get(&form_id) {
+    /// Where the ops of form `form_id` that `writer` wrote go (the answer kept for the import).
+    pub(super) fn place_of(&mut self, writer: DeviceIdx, form_id: i64) -> Result<Place> {
+        if let Some(place) = self.known.places.get(&(writer, form_id)) {
             return Ok(place.clone());
         }
         let form = self.known.forms.get(form_id)?;
         let place = match find_table(self.known.tables, &form.table) {
-            Ok(table) => match declared_otherwise(form, table) {
+            Ok(table) => match self.otherwise(form, writer, table) {
                 Some(Otherwise { why, waits: true }) => Place::Kept(table.id, Some(why)),
                 _ => Place::Table(table.id),
             },
@@ -96,8 +109,14 @@ impl Import<'_> {
                 Place::Kept(self.kept_table(&name)?, None)
             }
         };
-        self.known.places.insert(form_id, place.clone());
+        self.known.places.insert((writer, form_id), place.clone());
         Ok(place)
+    }
+
+    /// `declared_otherwise` for an op of `form` that `writer` wrote.
+    fn otherwise(&self, form: &Form, writer: DeviceIdx, table: &SyncedTable) -> Option<Otherwise> {
+        let declared = self.known.declared.of(writer, &table.name);
+        declared_otherwise(form, declared, table)
     }
 
     /// Keeps op (`device`, `seq`) of row `key` of table `table_id`.
@@ -140,6 +159,72 @@ impl Import<'_> {
         Ok(id)
     }
 
+    /// Moves the received ops of `table` that its declarations do not take (it was declared
+    /// otherwise since they were applied) out of the row index, into `_sync_kept`; the table's
+    /// rows are then settled from every op they keep.
+    pub(super) fn sort_by_declarations(&mut self, table: &SyncedTable) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.key, i.device, i.seq, r.form FROM (
+               SELECT key, device, seq FROM main._sync_rows WHERE table_id = ?1
+               UNION ALL SELECT key, device, seq FROM main._sync_row_ops WHERE table_id = ?1) i
+             LEFT JOIN main._sync_remote r ON r.device = i.device AND r.seq = i.seq",
+        )?;
+        stmt.bind_all(&[Value::Integer(table.id)])?;
+        let (mut stay, mut out): (Vec<Entry>, Vec<(Entry, String)>) = (Vec::new(), Vec::new());
+        while let Some(row) = stmt.step()? {
+            let key = row.column(0)?.as_blob().unwrap_or_default().to_vec();
+            let entry = (
+                table.id,
+                key,
+                DeviceIdx(row.column_int(1)),
+                row.column_int(2) as u64,
+            );
+            // this device's own ops (no received form) are never kept
+            let otherwise = match row.column(3)?.as_i64() {
+                Some(form) => self.otherwise(self.known.forms.get(form)?, entry.2, table),
+                None => None,
+            };
+            match otherwise {
+                Some(Otherwise { why, waits: true }) => out.push((entry, why)),
+                _ => stay.push(entry),
+            }
+        }
+        drop(stmt);
+        if out.is_empty() {
+            return Ok(());
+        }
+        for sql in [
+            "DELETE FROM main._sync_rows WHERE table_id = ?1",
+            "DELETE FROM main._sync_row_ops WHERE table_id = ?1",
+        ] {
+            self.conn.exec(sql, &[Value::Integer(table.id)])?;
+        }
+        for batch in stay.chunks(BATCH) {
+            self.rows.index.add_many(batch)?;
+        }
+        // every set computed again from the ops that stay (merge/live.rs: an empty set)
+        self.conn.exec(
+            "UPDATE main._sync_rows SET live = x'' WHERE table_id = ?1",
+            &[Value::Integer(table.id)],
+        )?;
+        let rows: std::collections::HashSet<&[u8]> =
+            stay.iter().map(|(_, key, _, _)| key.as_slice()).collect();
+        for ((_, key, _, _), _) in &out {
+            match rows.contains(key.as_slice()) {
+                true => self.rows.touched.all(table.id, key.clone()),
+                // a row with none of its ops left has no conflicts either
+                false => self.run(
+                    "DELETE FROM main._sync_conflicts WHERE table_id = ?1 AND key = ?2 AND state = 0",
+                    &[Value::Integer(table.id), Value::Blob(key.clone())],
+                )?,
+            }
+        }
+        for (entry, why) in out {
+            self.keep(entry, Some(why))?;
+        }
+        Ok(())
+    }
+
     /// Releases the kept ops of `table` (captured now) that its declarations take: indexes
     /// them and marks their rows to be settled from every op; the others stay, with why.
     /// Returns the released ops by row.
@@ -158,7 +243,7 @@ impl Import<'_> {
             let (device, seq) = (DeviceIdx(row.column_int(1)), row.column_int(2) as u64);
             let form = self.known.forms.get(row.column_int(3))?;
             let entry = (table.id, key.clone(), device, seq);
-            match declared_otherwise(form, table) {
+            match self.otherwise(form, device, table) {
                 Some(Otherwise { why, waits: true }) => waiting.push((entry, why)),
                 _ => {
                     released.entry(key).or_default().push((device, seq));

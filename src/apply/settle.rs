@@ -30,13 +30,18 @@ impl Import<'_> {
     ) -> Result<()> {
         let form = self.known.forms.get(form_id)?;
         let key = log::row_key(values[..form.key.len()].iter());
-        match self.place_of(form_id)? {
+        match self.place_of(device, form_id)? {
             Place::Table(table_id) => {
                 self.rows.batch.push((table_id, key, device, seq));
                 self.rows.batch_ops.push((form_id, lamport, values));
             }
             // a table not captured here, or declared otherwise: kept (kept.rs)
-            Place::Kept(table_id, why) => self.keep((table_id, key, device, seq), why)?,
+            Place::Kept(table_id, why) => {
+                if let Some(why) = why.as_ref().filter(|w| !self.outcome.otherwise.contains(w)) {
+                    self.outcome.otherwise.push(why.clone());
+                }
+                self.keep((table_id, key, device, seq), why)?
+            }
         }
         self.clocks.clock.insert(device, seq);
         self.clocks.tips.insert(device, (seq, lamport));

@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
-//!          op_count INTEGER, ops_hash BLOB)           one row
+//!          op_count INTEGER, ops_hash BLOB, declared BLOB)           one row
 //!   magic     'sqlite-sync bundle'
 //!   format    4; a reader refuses any other but 3 (the same, written by builds whose
 //!             forms carry no declared types: form.rs)
@@ -24,6 +24,9 @@
 //!   op_count  ops in the bundle
 //!   ops_hash  SHA-256 over the concatenated SHA-256 of each op's canonical encoding (op.rs),
 //!             in bundle order; the reader recomputes every op's hash from what it decodes
+//!   declared  (format 4) msgpack [[device id: bin(16), table: str, version: int,
+//!             [[key column: str, …], [[column: str, declared type: str], …]]], …]: how each
+//!             device declares each table now, as the writer knows it (log/declared.rs)
 //! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
 //!   ops       ops in this chunk
 //!   body      its ops, one after the other, compactly (below)
@@ -85,6 +88,8 @@ pub struct Manifest {
     pub clock: Vec<(DeviceId, u64, Hash)>,
     pub op_count: u64,
     pub ops_hash: [u8; 32],
+    /// What its writer knew of each device's declarations (log/declared.rs; none in format 3)
+    pub declared: Vec<(DeviceId, String, i64, crate::log::declared::Declared)>,
 }
 
 /// Appends one msgpack item.

@@ -124,8 +124,9 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
     held.contexts.check()?;
     held.local.check()?;
     let ops = writer.count();
+    let declared = crate::log::declared::Declarations::load(conn)?.encode(devices);
     let bytes = writer
-        .finish(bundle_id, &me, &clock)
+        .finish(bundle_id, &me, &clock, declared)
         .map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
     let mut json = JsonObject::new();
     json.field("bundle_id", &Value::Text(hex(&bundle_id)))

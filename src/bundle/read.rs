@@ -278,15 +278,16 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     let mut stmt = conn.prepare(
         "SELECT magic, format, bundle_id, source, clock, op_count, ops_hash FROM manifest",
     )?;
+
     let Some(r) = stmt.step()? else {
         return Err(bad("empty"));
     };
     if r.column(0)?.as_text() != Some(MAGIC) {
         return Err(bad("wrong magic: not a sqlite-sync bundle"));
     }
-    match r.column(1)?.as_i64() {
-        // format 3 is format 4 without declared types in its forms
-        Some(3) | Some(FORMAT) => {}
+    let format = match r.column(1)?.as_i64() {
+        // format 3 is format 4 without declared types in its forms and manifest
+        Some(v @ (3 | FORMAT)) => v,
         Some(v) => {
             return Err(bad(&format!(
                 "unknown format version {v} (this build reads 3 and {FORMAT}; a newer build \
@@ -294,7 +295,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             )))
         }
         None => return Err(bad("format version is not an integer")),
-    }
+    };
     let bytes16 = |v: Value, what: &str| -> Result<[u8; 16]> {
         v.as_blob()
             .and_then(|b| b.try_into().ok())
@@ -320,11 +321,23 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     if stmt.step()?.is_some() {
         return Err(bad("more than one row"));
     }
+    drop(stmt);
+    type Entry = (Fixed<16>, String, i64, crate::log::declared::Declared);
+    let declared: Vec<Entry> = match format {
+        3 => Vec::new(),
+        _ => conn
+            .query_value("SELECT declared FROM manifest", &[])?
+            .and_then(|v| v.as_blob().and_then(|b| rmp_serde::from_slice(b).ok()))
+            .ok_or_else(|| bad("declared is unreadable"))?,
+    };
     Ok(Manifest {
         bundle_id,
         source,
         clock: clock.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
         op_count,
         ops_hash,
+        declared: (declared.into_iter())
+            .map(|(d, name, version, decl)| (d.0, name, version, decl))
+            .collect(),
     })
 }

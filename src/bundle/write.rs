@@ -89,7 +89,8 @@ impl Writer {
             conn.exec("BEGIN", &[])?;
             conn.exec(
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
-                                       clock BLOB, op_count INTEGER, ops_hash BLOB)",
+                                       clock BLOB, op_count INTEGER, ops_hash BLOB,
+                                       declared BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -220,8 +221,9 @@ impl Writer {
         bundle_id: [u8; 16],
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
+        declared: Vec<u8>,
     ) -> Result<u64> {
-        let result = self.seal(bundle_id, source, clock);
+        let result = self.seal(bundle_id, source, clock, declared);
         if result.is_err() {
             self.abandon();
         }
@@ -233,6 +235,7 @@ impl Writer {
         bundle_id: [u8; 16],
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
+        declared: Vec<u8>,
     ) -> Result<u64> {
         self.flush()?;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
@@ -243,7 +246,7 @@ impl Writer {
         let clock = rmp_serde::to_vec(&clock).expect("a clock always encodes");
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
-            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(FORMAT),
@@ -252,6 +255,7 @@ impl Writer {
                 Value::Blob(clock),
                 Value::Integer(self.count as i64),
                 Value::Blob(ops_hash.to_vec()),
+                Value::Blob(declared),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

@@ -7,6 +7,7 @@
 //! - `clock.rs`: the devices known, vector clocks and the causal order; `contexts.rs`: each op's
 //!   causal context, read as it is asked for.
 //! - `chain.rs`: each device's ops as a hash chain, so two histories under one id are told apart.
+//! - `declared.rs`: how each device declares each table now, passed on in bundles.
 //! - `view.rs`: the `sync_log` view over both stores.
 //!
 //! Words: an op is named by (device, seq); `seq` counts 1, 2, 3 … per device with no gaps. A
@@ -23,6 +24,7 @@
 pub mod chain;
 pub mod clock;
 mod contexts;
+pub mod declared;
 mod epochs;
 mod local;
 pub mod remote;

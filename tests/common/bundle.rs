@@ -1,4 +1,4 @@
-//! An independent reader and writer of the bundle format (format 3, documented in
+//! An independent reader and writer of the bundle format (formats 3 and 4, documented in
 //! src/bundle/ and src/form.rs), for tests that forge bundles: read every op, change what a
 //! test wants, and write a bundle whose hashes are right again.
 
@@ -167,7 +167,7 @@ pub fn read(path: &Path) -> Bundle {
     let conn = Connection::open(path).unwrap();
     let manifest = conn
         .query_row("SELECT * FROM manifest", [], |r| {
-            (0..7).map(|i| r.get(i)).collect()
+            (0..r.as_ref().column_count()).map(|i| r.get(i)).collect()
         })
         .unwrap();
     let bodies: Vec<Vec<u8>> = conn
@@ -254,15 +254,21 @@ pub fn read(path: &Path) -> Bundle {
 pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, body: &[u8]) {
     let _ = std::fs::remove_file(path);
     let conn = Connection::open(path).unwrap();
-    conn.execute_batch(
+    // format 4 adds `declared` (what the writer knew of each device's declarations)
+    let declared = match manifest.len() {
+        8 => ", declared BLOB",
+        _ => "",
+    };
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
          CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
-                               clock BLOB, op_count INTEGER, ops_hash BLOB);
-         CREATE TABLE chunks(n INTEGER PRIMARY KEY, ops INTEGER NOT NULL, body BLOB NOT NULL);",
-    )
+                               clock BLOB, op_count INTEGER, ops_hash BLOB{declared});
+         CREATE TABLE chunks(n INTEGER PRIMARY KEY, ops INTEGER NOT NULL, body BLOB NOT NULL);"
+    ))
     .unwrap();
+    let marks: Vec<String> = (1..=manifest.len()).map(|i| format!("?{i}")).collect();
     conn.execute(
-        "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        &format!("INSERT INTO manifest VALUES ({})", marks.join(", ")),
         rusqlite::params_from_iter(manifest),
     )
     .unwrap();

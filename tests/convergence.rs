@@ -720,15 +720,6 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         if pending > 0 {
             return Err(format!("{} keeps {pending} ops pending", d.name));
         }
-        // every device has every table, declared alike: nothing waits
-        let waiting: i64 = (d.conn())
-            .query_row("SELECT coalesce(sum(ops), 0) FROM sync_waiting", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        if waiting > 0 {
-            return Err(format!("{} keeps {waiting} ops waiting", d.name));
-        }
     }
     let first = &devices[0];
     if std::env::var("SYNC_STATS").is_ok() {
@@ -784,6 +775,18 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                     other.dump(table)
                 ));
             }
+        }
+        // every device declares every table alike now: they keep the same ops (none, but ops
+        // of an id whose device declared the table otherwise and then forked, by a backup put
+        // back: their writer's last declaration known is otherwise, README: Honest limits)
+        if kept_ops(first) != kept_ops(other) {
+            return Err(format!(
+                "kept ops differ:\n{}: {:?}\n{}: {:?}",
+                first.name,
+                kept_ops(first),
+                other.name,
+                kept_ops(other)
+            ));
         }
         // the reference for "nothing lost": every op any device holds (all it wrote, under
         // every history of its ids, and all it received) is held by every device

@@ -516,7 +516,8 @@ fn names_with_quotes_semicolons_and_sql() {
     );
 }
 
-/// Not a reason to refuse (DESIGN 5.2): the op waits, named, until the table's key agrees.
+/// Not a reason to refuse (DESIGN 5.2): the op waits, named, until the table's key agrees
+/// (its writer declares the key as this device does: the op is said to be of an earlier key).
 #[test]
 fn a_key_that_is_not_the_primary_key_waits() {
     let c = case();
@@ -524,7 +525,7 @@ fn a_key_that_is_not_the_primary_key_waits() {
     let r = c.b.import(&c.path);
     assert!(
         r.otherwise.contains(
-            r#"table \"todos\" has PRIMARY KEY (id) here, (title) where the ops were written"#
+            r#"table \"todos\": ops written under PRIMARY KEY (title), which their writer no longer declares"#
         ),
         "{}",
         r.otherwise

@@ -527,6 +527,29 @@ fn ops_naming_rows_by_another_primary_key_wait_until_the_keys_agree() {
     assert_eq!(waiting, 0);
     send(&b, &a);
     assert_eq!(a.dump("m"), rows);
+    // later changes on b go on from the new key: the rows of b's old key are not rows of the
+    // table any more, and are never deleted from it
+    exec(
+        b.conn(),
+        "SELECT sync_disable('m'); UPDATE m SET n = 70 WHERE uuid = 'u7';
+         SELECT sync_enable('m'); SELECT sync_disable('m'); SELECT sync_enable('m');",
+    );
+    let rows = vec![
+        vec![text("u1"), int(1)],
+        vec![text("u2"), int(20)],
+        vec![text("u7"), int(70)],
+    ];
+    assert_eq!(b.dump("m"), rows);
+    send(&b, &a);
+    assert_eq!(a.dump("m"), rows);
+    // a keeps b's ops of its old key, and says they apply only under that key
+    let reason: String = (a.conn())
+        .query_row("SELECT reason FROM sync_waiting", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        reason.contains("which their writer no longer declares"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -647,4 +670,37 @@ fn conflict_count(conn: &rusqlite::Connection) -> i64 {
         |r| r.get(0),
     )
     .unwrap()
+}
+
+#[test]
+fn a_column_dropped_on_one_device_keeps_the_others_values_waiting() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b TEXT); SELECT sync_enable('t');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x', 'y')");
+    send(&a, &b);
+    // a's migration drops b: capture off around it, as SQLite's error says
+    assert!(call(a.conn(), "ALTER TABLE t DROP COLUMN b")
+        .unwrap_err()
+        .contains("call sync_disable on the table first and sync_enable after"));
+    exec(
+        a.conn(),
+        "SELECT sync_disable('t'); ALTER TABLE t DROP COLUMN b; SELECT sync_enable('t');
+         UPDATE t SET a = 'a1' WHERE id = 1; INSERT INTO t VALUES (2, 'two')",
+    );
+    // b, not migrated yet, writes both columns; a takes what it has, b's column waits
+    exec(b.conn(), "UPDATE t SET b = 'b1' WHERE id = 1");
+    let r = send(&b, &a);
+    assert_eq!(r.waiting, r#"["t.b"]"#);
+    send(&a, &b);
+    assert_eq!(
+        a.dump("t"),
+        vec![vec![int(1), text("a1")], vec![int(2), text("two")]]
+    );
+    assert_eq!(
+        b.dump("t"),
+        vec![
+            vec![int(1), text("a1"), text("b1")],
+            vec![int(2), text("two"), Value::Null]
+        ]
+    );
 }

@@ -303,9 +303,14 @@ impl Import<'_> {
         row.state(self.conn, &reader, &order, table, key)
     }
 
-    /// The row's key values in shape order (the other columns NULL), as its ops name them.
+    /// The row's key values in shape order (the other columns NULL), as its ops name them;
+    /// None when its ops name the row by other key columns than the table's PRIMARY KEY (ops
+    /// written under an earlier declaration of it): the table's shape cannot name that row.
     fn key_values(&mut self, table: &SyncedTable, key: &[u8]) -> Result<Option<Vec<Value>>> {
         let (_, cells) = self.known.reader(None).ops(self.conn, table, key)?;
+        if cells.len() != table.shape.pk.len() {
+            return Ok(None);
+        }
         let mut values = vec![Value::Null; table.shape.columns.len()];
         for &i in &table.shape.pk {
             let column = &table.shape.columns[i];

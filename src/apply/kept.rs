@@ -51,12 +51,28 @@ pub(super) fn declared_otherwise(
     let same_key = form.key.len() == here.len()
         && (form.key.iter().zip(&here)).all(|(a, b)| a.eq_ignore_ascii_case(b));
     if !same_key {
-        let why = format!(
-            "table {:?} has PRIMARY KEY ({}) here, ({}) where the ops were written{AGREE}",
-            table.name,
-            here.join(", "),
-            form.key.join(", ")
-        );
+        let alike = |key: &[String]| {
+            key.len() == here.len()
+                && (key.iter().zip(&here)).all(|(a, b)| a.eq_ignore_ascii_case(b))
+        };
+        let why = match writer.is_some_and(|w| alike(&w.key)) {
+            // its writer declares the key as this device does now: ops of its earlier key
+            true => format!(
+                "table {:?}: ops written under PRIMARY KEY ({}), which their writer no longer \
+                 declares (it has ({}) as this device does): they apply only where the table \
+                 has that key; the writer recorded its rows again under the new key when it \
+                 declared it",
+                table.name,
+                form.key.join(", "),
+                here.join(", ")
+            ),
+            false => format!(
+                "table {:?} has PRIMARY KEY ({}) here, ({}) where the ops were written{AGREE}",
+                table.name,
+                here.join(", "),
+                form.key.join(", ")
+            ),
+        };
         return Some(Otherwise { why, waits: true });
     }
     if table.shape.types.is_empty() {

@@ -26,3 +26,11 @@ sqlite3 "$C" ".load $SO" "SELECT sync_bundle_in('b1.bundle') ->> '\$.waiting_for
   "SELECT * FROM tags;"
 echo "-- DROP COLUMN of a captured column"
 sqlite3 "$C" "ALTER TABLE todos DROP COLUMN title;" 2>&1 | sed 's/^Error: [a-z ]*, //' || true
+echo "-- c declares tags.name otherwise than a: a's ops of it wait on c, until c declares it alike"
+sqlite3 "$A" ".load $SO" "UPDATE tags SET name = 'HOME' WHERE id = 1;" "SELECT sync_bundle_out(NULL, 'a2.bundle') ->> '\$.ops';"
+sqlite3 "$C" ".load $SO" "SELECT sync_disable('tags');" "DROP TABLE tags;" \
+  "CREATE TABLE tags(id INTEGER PRIMARY KEY, name INTEGER);" "SELECT sync_enable('tags');" \
+  "SELECT sync_bundle_in('a2.bundle') ->> '\$.declared_otherwise';" "SELECT table_name, ops FROM sync_waiting;" \
+  "SELECT count(*) FROM tags;"
+sqlite3 "$C" ".load $SO" "DROP TABLE tags;" "CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT);" \
+  "SELECT sync_enable('tags');" "SELECT count(*) FROM sync_waiting;" "SELECT * FROM tags;"

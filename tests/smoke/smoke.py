@@ -70,4 +70,24 @@ db.execute("SELECT sync_enable('tags')")
 db.commit()
 rows = db.execute("SELECT id, name FROM tags ORDER BY id").fetchall()
 assert rows == [(1, "home"), (2, "work"), (3, "garden")], rows
+
+# A table declared otherwise on two devices: b's ops of it wait on a (a would store '7' as 7),
+# until a declares it as b does.
+b.execute("CREATE TABLE scores(id INTEGER PRIMARY KEY, n TEXT)")
+b.execute("SELECT sync_enable('scores')")
+b.execute("INSERT INTO scores VALUES (1, '7')")
+b.commit()
+bundle4 = os.path.join(folder, "b3.bundle")
+b.execute("SELECT sync_bundle_out(NULL, ?)", (bundle4,))
+db.execute("CREATE TABLE scores(id INTEGER PRIMARY KEY, n INTEGER)")
+db.execute("SELECT sync_enable('scores')")
+db.commit()
+result = db.execute("SELECT sync_bundle_in(?) ->> '$.declared_otherwise'", (bundle4,)).fetchone()[0]
+assert 'column scores.n is declared \\"INTEGER\\" here' in result, result
+assert db.execute("SELECT count(*) FROM scores").fetchone()[0] == 0
+db.execute("DROP TABLE scores")
+db.execute("CREATE TABLE scores(id INTEGER PRIMARY KEY, n TEXT)")
+db.execute("SELECT sync_enable('scores')")
+db.commit()
+assert db.execute("SELECT id, n FROM scores").fetchall() == [(1, "7")]
 print("ok   smoke/python (SQLite %s)" % sqlean.sqlite_version)

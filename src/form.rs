@@ -24,10 +24,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Error, Result};
-use crate::op::{Bin, Dep, DeviceId, Hash, Op, OpKind};
+use crate::op::{Bin, Decl, Dep, DeviceId, Hash, Op, OpKind};
 use crate::value::{Cells, Value};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Form {
     pub table: String,
     pub kind: OpKind,
@@ -36,8 +36,27 @@ pub struct Form {
     pub aliases: Vec<u32>,
     /// How the writer declared the key columns, then the cells (empty: unknown); not part of
     /// the op's canonical encoding
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub decl: Vec<String>,
+    #[serde(default, skip_serializing_if = "no_types")]
+    pub decl: Decl,
+}
+
+/// By its names and kind: forms that differ only in their declared types are few, and the
+/// writer of a bundle hashes one per op.
+impl std::hash::Hash for Form {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (
+            &self.table,
+            self.kind,
+            &self.key,
+            &self.cells,
+            &self.aliases,
+        )
+            .hash(state);
+    }
+}
+
+fn no_types(decl: &Decl) -> bool {
+    decl.is_empty()
 }
 
 /// The same value, bit for bit (a REAL's sign of zero and NaN payload count).
@@ -357,7 +376,12 @@ mod tests {
                 ("a".into(), Value::Blob(vec![])),
                 ("b".into(), Value::Text("x".into())),
             ],
-            decl: vec!["REAL".into(), "REAL".into(), "BLOB".into(), "TEXT".into()],
+            decl: Decl::new(vec![
+                "REAL".into(),
+                "REAL".into(),
+                "BLOB".into(),
+                "TEXT".into(),
+            ]),
         }
     }
 
@@ -367,7 +391,7 @@ mod tests {
         assert_eq!(Form::decode(&form.encode()).unwrap(), form);
         // as an earlier build wrote it: five items, no declared types
         let old = Form {
-            decl: Vec::new(),
+            decl: Decl::default(),
             ..form.clone()
         };
         let bytes = old.encode();
@@ -376,7 +400,7 @@ mod tests {
         assert_eq!(five.0, "t");
         assert_eq!(Form::decode(&bytes).unwrap(), old);
         let short = Form {
-            decl: vec!["TEXT".into()],
+            decl: Decl::new(vec!["TEXT".into()]),
             ..form
         };
         assert!(Form::decode(&short.encode()).is_err());

@@ -74,8 +74,11 @@ pub struct Op {
     /// How its writer declared the key columns, then the cells' (form.rs); not part of the
     /// op's canonical encoding or hash
     #[serde(skip)]
-    pub decl: Vec<String>,
+    pub decl: Decl,
 }
+
+/// Declared types, shared by every op of one shape and kind (they travel with each op).
+pub type Decl = std::sync::Arc<Vec<String>>;
 
 /// A dep: (device, seq, hash of that op).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -176,7 +179,7 @@ impl Op {
             kind: w.6,
             key: w.7,
             cells: w.8,
-            decl: Vec::new(),
+            decl: Decl::default(),
         };
         if op.seq == 0 || op.key.is_empty() {
             return Err(Error::new("malformed op"));
@@ -342,7 +345,7 @@ mod tests {
                 ("f".into(), Value::Real(0.1 + 0.2)),
                 ("g".into(), Value::Integer(u32::MAX as i64 + 1)),
             ],
-            decl: Vec::new(),
+            decl: Decl::default(),
         }
     }
 

@@ -175,12 +175,16 @@ fn import(
     run.resolve_waiting()?;
     run.deliver()?;
     run.write_applied()?;
-    // ops applied or kept before a device declared their table otherwise are sorted again
+    // ops applied or kept before their writer declared their table as it does now are sorted
+    // again: those it kept that fit now are released; the row index is read through only when
+    // a device declares a table otherwise than this device does
     for table in tables
         .iter()
         .filter(|t| changed.contains(&t.name.to_ascii_lowercase()))
     {
-        run.sort_by_declarations(table)?;
+        if run.declared_otherwise_somewhere(table) {
+            run.sort_by_declarations(table)?;
+        }
         run.release(table)?;
     }
     run.record_context()?;

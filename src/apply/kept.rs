@@ -176,69 +176,121 @@ impl Import<'_> {
     }
 
     /// Moves the received ops of `table` that its declarations do not take (it was declared
-    /// otherwise since they were applied) out of the row index, into `_sync_kept`; the table's
-    /// rows are then settled from every op they keep.
+    /// otherwise since they were applied, or their writer was) out of the row index, into
+    /// `_sync_kept`; their rows are then settled from the ops they keep. Reads the table's row
+    /// index once, and holds only the ops it moves.
     pub(super) fn sort_by_declarations(&mut self, table: &SyncedTable) -> Result<()> {
         let mut stmt = self.conn.prepare(
-            "SELECT i.key, i.device, i.seq, r.form FROM (
-               SELECT key, device, seq FROM main._sync_rows WHERE table_id = ?1
-               UNION ALL SELECT key, device, seq FROM main._sync_row_ops WHERE table_id = ?1) i
-             LEFT JOIN main._sync_remote r ON r.device = i.device AND r.seq = i.seq",
+            "SELECT i.key, i.device, i.seq, r.form, i.first FROM (
+               SELECT key, device, seq, 1 AS first FROM main._sync_rows WHERE table_id = ?1
+               UNION ALL
+               SELECT key, device, seq, 0 FROM main._sync_row_ops WHERE table_id = ?1) i
+             JOIN main._sync_remote r ON r.device = i.device AND r.seq = i.seq",
         )?;
         stmt.bind_all(&[Value::Integer(table.id)])?;
-        let (mut stay, mut out): (Vec<Entry>, Vec<(Entry, String)>) = (Vec::new(), Vec::new());
+        // this device's own ops (no received form) are never kept
+        let mut out: Vec<(Entry, String, bool)> = Vec::new();
         while let Some(row) = stmt.step()? {
-            let key = row.column(0)?.as_blob().unwrap_or_default().to_vec();
-            let entry = (
-                table.id,
-                key,
-                DeviceIdx(row.column_int(1)),
-                row.column_int(2) as u64,
-            );
-            // this device's own ops (no received form) are never kept
-            let otherwise = match row.column(3)?.as_i64() {
-                Some(form) => self.otherwise(self.known.forms.get(form)?, entry.2, table),
-                None => None,
-            };
-            match otherwise {
-                Some(Otherwise { why, waits: true }) => out.push((entry, why)),
-                _ => stay.push(entry),
+            let device = DeviceIdx(row.column_int(1));
+            let form = self.known.forms.get(row.column_int(3))?;
+            if let Some(Otherwise { why, waits: true }) = self.otherwise(form, device, table) {
+                let key = row.column(0)?.as_blob().unwrap_or_default().to_vec();
+                let entry = (table.id, key, device, row.column_int(2) as u64);
+                out.push((entry, why, row.column_int(4) == 1));
             }
         }
         drop(stmt);
-        if out.is_empty() {
-            return Ok(());
+        let params = |(table_id, key, device, seq): &Entry| {
+            vec![
+                Value::Integer(*table_id),
+                Value::Blob(key.clone()),
+                Value::from(*device),
+                Value::Integer(*seq as i64),
+            ]
+        };
+        for (entry, _, _) in out.iter().filter(|(_, _, first)| !first) {
+            self.run(
+                "DELETE FROM main._sync_row_ops
+                 WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
+                &params(entry),
+            )?;
         }
-        for sql in [
-            "DELETE FROM main._sync_rows WHERE table_id = ?1",
-            "DELETE FROM main._sync_row_ops WHERE table_id = ?1",
-        ] {
-            self.conn.exec(sql, &[Value::Integer(table.id)])?;
-        }
-        for batch in stay.chunks(BATCH) {
-            self.rows.index.add_many(batch)?;
-        }
-        // every set computed again from the ops that stay (merge/live.rs: an empty set)
-        self.conn.exec(
-            "UPDATE main._sync_rows SET live = x'' WHERE table_id = ?1",
-            &[Value::Integer(table.id)],
-        )?;
-        let rows: std::collections::HashSet<&[u8]> =
-            stay.iter().map(|(_, key, _, _)| key.as_slice()).collect();
-        for ((_, key, _, _), _) in &out {
-            match rows.contains(key.as_slice()) {
-                true => self.rows.touched.all(table.id, key.clone()),
-                // a row with none of its ops left has no conflicts either
-                false => self.run(
-                    "DELETE FROM main._sync_conflicts WHERE table_id = ?1 AND key = ?2 AND state = 0",
-                    &[Value::Integer(table.id), Value::Blob(key.clone())],
-                )?,
+        // a row's first op moved out: another of its ops (they all stay now) takes its place
+        for (entry, _, _) in out.iter().filter(|(_, _, first)| *first) {
+            let (table_id, key) = (Value::Integer(entry.0), Value::Blob(entry.1.clone()));
+            let next = self.query_row(
+                "SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2
+                 LIMIT 1",
+                &[table_id.clone(), key.clone()],
+            )?;
+            match next {
+                Some(next) => {
+                    self.run(
+                        "UPDATE main._sync_rows SET device = ?3, seq = ?4
+                         WHERE table_id = ?1 AND key = ?2",
+                        &[
+                            table_id.clone(),
+                            key.clone(),
+                            next[0].clone(),
+                            next[1].clone(),
+                        ],
+                    )?;
+                    self.run(
+                        "DELETE FROM main._sync_row_ops
+                         WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
+                        &[table_id, key, next[0].clone(), next[1].clone()],
+                    )?;
+                }
+                None => {
+                    self.run(
+                        "DELETE FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
+                        &[table_id.clone(), key.clone()],
+                    )?;
+                    // nor is it in the table (its key as the op names it)
+                    let (_, cells) = (self.known.reader(None)).op(
+                        &mut self.statements,
+                        table,
+                        entry.2,
+                        entry.3,
+                    )?;
+                    let cells = table.spell(cells);
+                    let keyed = cells.len() == table.shape.pk.len()
+                        && (cells.iter()).all(|(c, _)| table.key_columns().any(|k| k == c));
+                    if keyed {
+                        self.write_row(table, &cells, &crate::merge::RowState::Absent)?;
+                    }
+                    // a row with none of its ops left has no conflicts either
+                    self.run(
+                        "DELETE FROM main._sync_conflicts
+                         WHERE table_id = ?1 AND key = ?2 AND state = 0",
+                        &[table_id, key],
+                    )?;
+                }
             }
         }
-        for (entry, why) in out {
+        for (entry, why, _) in out {
+            // the row's set is computed again from the ops it keeps (merge/live.rs), if any
+            let held = self.query_row(
+                "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
+                &[Value::Integer(entry.0), Value::Blob(entry.1.clone())],
+            )?;
+            if held.is_some() {
+                self.run(
+                    "UPDATE main._sync_rows SET live = x'' WHERE table_id = ?1 AND key = ?2",
+                    &[Value::Integer(entry.0), Value::Blob(entry.1.clone())],
+                )?;
+                self.rows.touched.all(entry.0, entry.1.clone());
+            }
             self.keep(entry, Some(why))?;
         }
         Ok(())
+    }
+
+    /// Whether a device is known to declare `table` otherwise than this device does.
+    pub(super) fn declared_otherwise_somewhere(&self, table: &SyncedTable) -> bool {
+        let mine = Declared::of(&table.shape);
+        (self.known.declared.all(&table.name))
+            .any(|theirs| mine.as_ref().is_some_and(|mine| !mine.stores_alike(theirs)))
     }
 
     /// Releases the kept ops of `table` (captured now) that its declarations take: indexes

@@ -40,6 +40,19 @@ impl Declared {
         })
     }
 
+    /// Whether values written under `other` are stored alike under this declaration: the same
+    /// key columns, and each column both name of the same type affinity.
+    pub fn stores_alike(&self, other: &Declared) -> bool {
+        let same = |a: &String, b: &String| a.eq_ignore_ascii_case(b);
+        self.key.len() == other.key.len()
+            && self.key.iter().zip(&other.key).all(|(a, b)| same(a, b))
+            && (self.columns.iter()).all(|(c, t)| {
+                other
+                    .type_of(c)
+                    .is_none_or(|theirs| super::stored_alike(t, theirs))
+            })
+    }
+
     /// The declared type of `column` (names compare without case).
     pub fn type_of(&self, column: &str) -> Option<&str> {
         (self.columns.iter())
@@ -77,6 +90,14 @@ impl Declarations {
         Ok(out)
     }
 
+    /// How each device known declares table `name` now.
+    pub fn all<'d>(&'d self, name: &str) -> impl Iterator<Item = &'d Declared> + 'd {
+        let name = name.to_ascii_lowercase();
+        (self.0.iter())
+            .filter(move |((_, n), _)| *n == name)
+            .map(|(_, (_, d))| d)
+    }
+
     /// How `device` declares table `name` now, when known.
     pub fn of(&self, device: DeviceIdx, name: &str) -> Option<&Declared> {
         let at = (device, name.to_ascii_lowercase());
@@ -95,8 +116,8 @@ impl Declarations {
         rmp_serde::to_vec(&entries).expect("declarations encode")
     }
 
-    /// Takes what a bundle says (`entries`), where newer; returns the tables whose
-    /// declarations changed.
+    /// Takes what a bundle says (`entries`), where newer; returns the tables some device
+    /// declares otherwise than this device knew (or first tells of).
     pub fn merge(
         &mut self,
         conn: &Conn,

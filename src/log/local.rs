@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 
 use crate::db::{Conn, Error, Result, Row, Statements};
-use crate::op::OpKind;
+use crate::op::{Decl, OpKind};
 use crate::value::Value;
 
 use super::epochs::Epochs;
@@ -113,12 +113,14 @@ pub struct LocalOp {
     pub cells: Vec<(String, Value)>,
     /// The declared types of the key columns, then of the cells' (none when the shape an
     /// earlier build stored does not know them)
-    pub decl: Vec<String>,
+    pub decl: Decl,
 }
 
 /// Reads local ops; knows every shape and the Lamport epochs.
 pub struct LocalOps<'c> {
     shapes: HashMap<i64, (i64, String, Shape)>,
+    /// The declared types of the ops of each (shape, kind, mask), made once
+    decls: std::cell::RefCell<HashMap<(i64, u8, i64), Decl>>,
     epochs: Epochs<'c>,
     width: usize,
 }
@@ -138,6 +140,7 @@ impl<'c> LocalOps<'c> {
         }
         Ok(LocalOps {
             shapes,
+            decls: Default::default(),
             epochs: Epochs::new(conn)?,
             width: log_width(conn)?,
         })
@@ -197,10 +200,20 @@ impl<'c> LocalOps<'c> {
         let written = |i: usize| writes_column(kind, mask, i);
         let cells: Vec<usize> = (0..shape.columns.len()).filter(|&i| written(i)).collect();
         let decl = match shape.types.is_empty() {
-            true => Vec::new(),
-            false => (shape.pk.iter().chain(&cells))
-                .map(|&i| shape.types[i].clone())
-                .collect(),
+            true => Decl::default(),
+            false => {
+                let mut decls = self.decls.borrow_mut();
+                let at = (
+                    shape_id,
+                    kind.code(),
+                    if kind == OpKind::Update { mask } else { 0 },
+                );
+                let types = || (shape.pk.iter().chain(&cells)).map(|&i| shape.types[i].clone());
+                decls
+                    .entry(at)
+                    .or_insert_with(|| Decl::new(types().collect()))
+                    .clone()
+            }
         };
         Ok(LocalOp {
             seq: row.column_int(0) as u64,

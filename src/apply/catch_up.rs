@@ -44,18 +44,17 @@ pub fn catch_up(conn: &Conn, name: &str, declared_otherwise: bool) -> Result<()>
         .collect::<Result<_>>()?;
     // the rows as the log held them while the table was captured, before the kept ops (those
     // its declarations take) join the row index and their rows are written
-    let before: HashSet<Vec<u8>> = keys_of(conn, ROWS, table)?.into_iter().collect();
     let mut base: HashMap<Vec<u8>, RowState> = HashMap::new();
-    for key in keys_of(
-        conn,
-        "SELECT DISTINCT key FROM main._sync_kept WHERE table_id = ?1",
-        table,
-    )? {
-        let state = match before.contains(&key) {
-            true => run.state_of(table, &key)?,
-            false => RowState::Absent,
-        };
-        base.insert(key, state);
+    let held = "SELECT DISTINCT key FROM main._sync_kept k WHERE table_id = ?1 AND EXISTS (
+                  SELECT 1 FROM main._sync_rows r WHERE r.table_id = ?1 AND r.key = k.key)";
+    for key in keys_of(conn, held, table)? {
+        base.insert(key.clone(), run.state_of(table, &key)?);
+    }
+    let never_held =
+        "SELECT DISTINCT key FROM main._sync_kept k WHERE table_id = ?1 AND NOT EXISTS (
+                        SELECT 1 FROM main._sync_rows r WHERE r.table_id = ?1 AND r.key = k.key)";
+    for key in keys_of(conn, never_held, table)? {
+        base.insert(key, RowState::Absent);
     }
     let kept = run.release(table)?;
     base.retain(|key, _| kept.contains_key(key));

@@ -30,23 +30,15 @@ use super::import::{Import, Place};
 const AGREE: &str = ": they wait until the table is declared alike (create it again as the \
                      other devices have it, then call sync_enable)";
 
-/// How `table` as this device declares it differs from the declarations the ops of `form` were
-/// written under (None: alike, or not known), naming the table, the column and both.
-pub(super) struct Otherwise {
-    pub(super) why: String,
-    /// Another PRIMARY KEY: the ops cannot be placed, and wait. (A column of another affinity
-    /// stores their values otherwise; they apply. To hold them back too, an op's own
-    /// declarations do not suffice: a device that declares the table again would strand the
-    /// ops it wrote before on the devices that waited for them; each device's current
-    /// declarations would have to travel with every bundle.)
-    pub(super) waits: bool,
-}
-
+/// Why the ops of `form` that `writer` wrote wait on `table` as this device declares it
+/// (None: they apply): another PRIMARY KEY, or a column of another type affinity as `writer`
+/// declares it now (or, not known, as the op was written), naming the table, the column and
+/// both declarations.
 pub(super) fn declared_otherwise(
     form: &Form,
     writer: Option<&Declared>,
     table: &SyncedTable,
-) -> Option<Otherwise> {
+) -> Option<String> {
     let here: Vec<&str> = table.key_columns().collect();
     let same_key = form.key.len() == here.len()
         && (form.key.iter().zip(&here)).all(|(a, b)| a.eq_ignore_ascii_case(b));
@@ -73,7 +65,7 @@ pub(super) fn declared_otherwise(
                 form.key.join(", ")
             ),
         };
-        return Some(Otherwise { why, waits: true });
+        return Some(why);
     }
     if table.shape.types.is_empty() {
         return None; // enabled by a build that did not record declarations
@@ -102,7 +94,7 @@ pub(super) fn declared_otherwise(
                 log::affinity(here),
                 log::affinity(there)
             );
-            return Some(Otherwise { why, waits: true });
+            return Some(why);
         }
     }
     None
@@ -117,8 +109,8 @@ impl Import<'_> {
         let form = self.known.forms.get(form_id)?;
         let place = match find_table(self.known.tables, &form.table) {
             Ok(table) => match self.otherwise(form, writer, table) {
-                Some(Otherwise { why, waits: true }) => Place::Kept(table.id, Some(why)),
-                _ => Place::Table(table.id),
+                Some(why) => Place::Kept(table.id, Some(why)),
+                None => Place::Table(table.id),
             },
             Err(_) => {
                 let name = form.table.clone();
@@ -130,7 +122,7 @@ impl Import<'_> {
     }
 
     /// `declared_otherwise` for an op of `form` that `writer` wrote.
-    fn otherwise(&self, form: &Form, writer: DeviceIdx, table: &SyncedTable) -> Option<Otherwise> {
+    fn otherwise(&self, form: &Form, writer: DeviceIdx, table: &SyncedTable) -> Option<String> {
         let declared = self.known.declared.of(writer, &table.name);
         declared_otherwise(form, declared, table)
     }
@@ -193,7 +185,7 @@ impl Import<'_> {
         while let Some(row) = stmt.step()? {
             let device = DeviceIdx(row.column_int(1));
             let form = self.known.forms.get(row.column_int(3))?;
-            if let Some(Otherwise { why, waits: true }) = self.otherwise(form, device, table) {
+            if let Some(why) = self.otherwise(form, device, table) {
                 let key = row.column(0)?.as_blob().unwrap_or_default().to_vec();
                 let entry = (table.id, key, device, row.column_int(2) as u64);
                 out.push((entry, why, row.column_int(4) == 1));
@@ -312,8 +304,8 @@ impl Import<'_> {
             let form = self.known.forms.get(row.column_int(3))?;
             let entry = (table.id, key.clone(), device, seq);
             match self.otherwise(form, device, table) {
-                Some(Otherwise { why, waits: true }) => waiting.push((entry, why)),
-                _ => {
+                Some(why) => waiting.push((entry, why)),
+                None => {
                     released.entry(key).or_default().push((device, seq));
                     entries.push(entry);
                 }

@@ -198,7 +198,7 @@ impl<'c> LocalOps<'c> {
         let mask = row.column_int(3);
         let value = |i: usize| Ok((shape.columns[i].clone(), row.column(4 + i)?));
         let written = |i: usize| writes_column(kind, mask, i);
-        let cells: Vec<usize> = (0..shape.columns.len()).filter(|&i| written(i)).collect();
+        let cells = || (0..shape.columns.len()).filter(move |&i| written(i));
         let decl = match shape.types.is_empty() {
             true => Decl::default(),
             false => {
@@ -208,7 +208,8 @@ impl<'c> LocalOps<'c> {
                     kind.code(),
                     if kind == OpKind::Update { mask } else { 0 },
                 );
-                let types = || (shape.pk.iter().chain(&cells)).map(|&i| shape.types[i].clone());
+                let types =
+                    || (shape.pk.iter().copied().chain(cells())).map(|i| shape.types[i].clone());
                 decls
                     .entry(at)
                     .or_insert_with(|| Decl::new(types().collect()))
@@ -221,7 +222,7 @@ impl<'c> LocalOps<'c> {
             table: table.clone(),
             kind,
             key: shape.pk.iter().map(|&i| value(i)).collect::<Result<_>>()?,
-            cells: cells.into_iter().map(value).collect::<Result<_>>()?,
+            cells: cells().map(value).collect::<Result<_>>()?,
             decl,
         })
     }

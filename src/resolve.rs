@@ -46,10 +46,8 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     )?;
     stmt.bind(1, &Value::Blob(id.clone()))?;
     let Some(r) = stmt.step()? else {
-        return Err(Error::new(format!(
-            "no conflict with id {} (sync_conflicts lists the open ones)",
-            hex(&id)
-        )));
+        drop(stmt);
+        return resolve_held_out(conn, &id, choice);
     };
     let table_id = r.column_int(0);
     let key_blob = r.column(1)?.as_blob().unwrap_or_default().to_vec();
@@ -198,6 +196,65 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     conn.savepoint("sync_resolve", || {
         write_resolution(conn, &table, &key, target.as_deref())?;
         // every record of the row: the resolution follows every side it saw
+        crate::apply::fold_local(conn)
+    })?;
+    Ok(Value::Integer(1))
+}
+
+/// `sync_resolve` of a row held out of its table by a constraint (apply/park.rs): 'remote'
+/// gives the row up (a delete of it, written as this device's op), a JSON object writes the
+/// row again with those values (an insert, captured: it comes back on every device once the
+/// values pass); 'local' is refused, as the row cannot come back as it is.
+fn resolve_held_out(conn: &Conn, id: &[u8], choice: &str) -> Result<Value> {
+    let Some((table_id, key, cells)) = crate::apply::held_out(conn, id)? else {
+        return Err(Error::new(format!(
+            "no conflict with id {} (sync_conflicts lists the open ones; a row held out by a \
+             constraint that came back is no longer listed)",
+            hex(id)
+        )));
+    };
+    let Some(table) = log::synced_tables(conn)?
+        .into_iter()
+        .find(|t| t.id == table_id)
+    else {
+        return Err(Error::new(
+            "the row's table is no longer synced: call sync_enable on it to resolve it",
+        ));
+    };
+    let target = match choice {
+        "local" => {
+            return Err(Error::new(format!(
+                "conflict {} holds a row out of table {:?} because it breaks a constraint \
+                 there, so it cannot come back as it is: choose 'remote' to give the row up \
+                 (it is deleted), or give new values as a JSON object (e.g. another value for \
+                 the constraint's columns)",
+                hex(id),
+                table.name
+            )))
+        }
+        "remote" => None,
+        json => {
+            let mut row = cells;
+            for (c, v) in chosen_values(&table, json)? {
+                match row.iter_mut().find(|(name, _)| *name == c) {
+                    Some(cell) => cell.1 = v,
+                    None => row.push((c, v)),
+                }
+            }
+            Some(row)
+        }
+    };
+    conn.savepoint("sync_resolve", || {
+        match &target {
+            None => append_op(conn, &table, &key, None)?,
+            Some(cells) => write_resolution(conn, &table, &key, Some(cells)).map_err(|e| {
+                Error::new(format!(
+                    "the row with these values still breaks a constraint of table {:?} ({e}); \
+                     nothing was written: choose other values",
+                    table.name
+                ))
+            })?,
+        }
         crate::apply::fold_local(conn)
     })?;
     Ok(Value::Integer(1))

@@ -45,6 +45,9 @@
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
 //! _sync_conflicts(...)                   conflict records (conflicts.rs); view sync_conflicts
+//! _sync_parked(table_id, key, why, cells, by_table, by_key, ...)  rows held out of their
+//!                                        table by a constraint, why, and the row that holds
+//!                                        them out (apply/park.rs); in view sync_conflicts
 //! _sync_state(name, value)               `file` (identity.rs), `former <id>` (ids this device
 //!                                        had before it forked), counters: `folded` (last
 //!                                        local seq in _sync_rows),
@@ -68,8 +71,35 @@ pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(DEPS_BY_DEP, &[])?;
     conn.exec(KEPT, &[])?;
     conn.exec(DECLARED, &[])?;
-    conn.exec(WAITING_VIEW, &[])
+    conn.exec(WAITING_VIEW, &[])?;
+    conn.exec(PARKED, &[])?;
+    conn.exec(PARKED_BY, &[])?;
+    conflicts_view(conn)
 }
+
+/// Rows held out of their tables because they break a constraint here (apply/park.rs), with
+/// what `sync_conflicts` shows of each. Created by `upgrade` in databases made before it.
+const PARKED: &str = "CREATE TABLE IF NOT EXISTS main._sync_parked(
+       table_id INTEGER NOT NULL,
+       key BLOB NOT NULL,
+       why INTEGER NOT NULL,
+       cells BLOB NOT NULL,
+       by_table INTEGER,
+       by_key BLOB,
+       id BLOB NOT NULL,
+       pk TEXT NOT NULL,
+       columns TEXT NOT NULL,
+       op TEXT,
+       row_values TEXT NOT NULL,
+       by_op TEXT,
+       by_values TEXT NOT NULL,
+       reason TEXT NOT NULL,
+       PRIMARY KEY (table_id, key)
+     ) WITHOUT ROWID";
+
+/// The rows held out because of a row: found when that row changes.
+const PARKED_BY: &str = "CREATE INDEX IF NOT EXISTS main._sync_parked_by
+       ON _sync_parked(by_table, by_key) WHERE by_key IS NOT NULL";
 
 /// How each device declares each table now (log/declared.rs). Created by `upgrade` in
 /// databases made before it.
@@ -182,6 +212,8 @@ const SCHEMA: &[&str] = &[
      ) WITHOUT ROWID",
     KEPT,
     DECLARED,
+    PARKED,
+    PARKED_BY,
     "CREATE TABLE IF NOT EXISTS _sync_peers(
        peer INTEGER NOT NULL,
        device INTEGER NOT NULL,
@@ -326,27 +358,56 @@ fn create_conflicts(conn: &Conn) -> Result<()> {
          WHERE closed IS NOT NULL",
         &[],
     )?;
+    conflicts_view(conn)
+}
+
+/// The view `sync_conflicts`: the records of concurrent edits (`_sync_conflicts`) and of rows
+/// held out by a constraint (`_sync_parked`, apply/park.rs), by `kind`. A view made by an
+/// earlier build (without `kind`) is made again.
+fn conflicts_view(conn: &Conn) -> Result<()> {
+    let current = conn.query_value(
+        "SELECT 1 FROM pragma_table_info('sync_conflicts', 'main') WHERE name = 'kind'",
+        &[],
+    )?;
+    if current.is_some() {
+        return Ok(());
+    }
+    conn.exec("DROP VIEW IF EXISTS main.sync_conflicts", &[])?;
     // views name their tables unqualified: a view may not reach into `main` when its database
     // is ATTACHed under another name
     // the same rule as `winner_is_local`
     let mine = format!("(c.winner_device = {SELF} AND c.loser_device <> {SELF})");
     conn.exec(
         &format!(
-            "CREATE VIEW IF NOT EXISTS main.sync_conflicts(id, table_name, pk, columns, local_op_id,
-                remote_op_id, winner_op_id, local_values, remote_values, resolved) AS
+            "CREATE VIEW main.sync_conflicts(id, table_name, pk, columns, local_op_id,
+                remote_op_id, winner_op_id, local_values, remote_values, resolved, kind,
+                reason) AS
              SELECT lower(hex(c.id)), t.name, c.pk, c.columns,
                     CASE WHEN {mine} THEN c.winner_op ELSE c.loser_op END,
                     CASE WHEN {mine} THEN c.loser_op ELSE c.winner_op END,
                     c.winner_op,
                     CASE WHEN {mine} THEN c.winner_values ELSE c.loser_values END,
                     CASE WHEN {mine} THEN c.loser_values ELSE c.winner_values END,
-                    c.state
+                    c.state, 'concurrent', NULL
              FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
-             WHERE c.state <> {CHANGED}"
+             WHERE c.state <> {CHANGED}
+             UNION ALL
+             SELECT lower(hex(p.id)), t.name, p.pk, p.columns, p.op, p.by_op,
+                    CASE WHEN p.why = {UNIQUE} THEN p.by_op END, p.row_values, p.by_values, 0,
+                    'constraint', p.reason
+             FROM _sync_parked p JOIN _sync_tables t ON t.id = p.table_id
+             WHERE p.why <> {PENDING}"
         ),
         &[],
     )
 }
+
+/// `_sync_parked.why` (apply/park.rs): why a row is held out of its table.
+pub const PENDING: i64 = 0;
+pub const ROW: i64 = 1;
+pub const UNIQUE: i64 = 2;
+pub const MISSING: i64 = 3;
+pub const HELD: i64 = 4;
 
 /// True once `sync_init()` has run on this database.
 pub fn is_initialized(conn: &Conn) -> Result<bool> {

@@ -470,26 +470,6 @@ fn an_audit_table_that_is_not_synced_records_imported_changes() {
 }
 
 #[test]
-fn a_validation_trigger_that_refuses_an_imported_row_names_it() {
-    let (a, b) = (Device::new("a", T), Device::new("b", T));
-    exec(
-        b.conn(),
-        "CREATE TRIGGER t_check BEFORE INSERT ON t WHEN NEW.a = 'bad'
-         BEGIN SELECT RAISE(ABORT, 'a may not be bad'); END",
-    );
-    exec(a.conn(), "INSERT INTO t VALUES (1, 'good'), (7, 'bad')");
-    let before = (b.dump("t"), snapshot(b.conn()));
-    let err = b.try_import(&a.bundle_for(None)).unwrap_err();
-    let expected = format!(
-        "a may not be bad (row {{\"id\":7}} of table \"t\", last written by op 2 of device {})",
-        a.id()
-    );
-    assert!(err.contains(&expected), "{err}");
-    assert_eq!((b.dump("t"), snapshot(b.conn())), before);
-    assert!(b.conn().is_autocommit());
-}
-
-#[test]
 fn raise_ignore_does_not_keep_an_imported_row_out() {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
     exec(

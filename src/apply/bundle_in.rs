@@ -73,7 +73,6 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 validate(&op)
             })
             .map_err(in_bundle)?;
-        let outermost = conn.is_autocommit();
         conn.savepoint("sync_bundle_in", || {
             crate::schema::lock_for_writing(conn)?;
             // what was read before the lock may have changed since: another connection may
@@ -90,12 +89,7 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 ));
             }
             crate::capture::first_in_line(conn)?;
-            if outermost {
-                // rows are written in key order, not in the order of their ops: foreign keys
-                // are checked when the import commits (SQLite ends the pragma there)
-                conn.exec("PRAGMA defer_foreign_keys = ON", &[])?;
-            }
-            import(conn, &mut reader, &tables, outermost, &claims)
+            import(conn, &mut reader, &tables, &claims)
         })
         .map_err(in_bundle)?
     };
@@ -153,7 +147,6 @@ fn import(
     conn: &Conn,
     reader: &mut Reader,
     tables: &[SyncedTable],
-    deferred_foreign_keys: bool,
     claims: &[(u64, crate::op::Hash)],
 ) -> Result<Outcome> {
     let mut run = Import::new(conn, tables)?;
@@ -189,10 +182,9 @@ fn import(
     }
     run.record_context()?;
     run.settle_touched()?;
+    // rows a constraint holds out, and rows that come back (park.rs)
+    run.place_rows()?;
     run.record(reader)?;
-    if deferred_foreign_keys {
-        run.check_foreign_keys()?;
-    }
     run.known.contexts.check()?;
     run.known.local.check()?;
     run.quiet.finish()?;

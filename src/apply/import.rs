@@ -13,6 +13,7 @@ use crate::value::Value;
 use std::collections::HashMap;
 
 use super::cascade::ForeignKeys;
+use super::parking::Parking;
 use super::quiet::Quiet;
 use super::row_writer::RowWriters;
 
@@ -41,6 +42,8 @@ pub(super) struct Import<'a> {
     pub(super) rows: Rows<'a>,
     /// The import's writes kept out of the log (quiet.rs)
     pub(super) quiet: Quiet<'a>,
+    /// Rows held out by a constraint (park.rs)
+    pub(super) parking: Parking,
     /// Statements kept by their text
     pub(super) statements: Statements<'a>,
     pub(super) outcome: Outcome,
@@ -175,6 +178,7 @@ impl<'a> Import<'a> {
                 recent: Recent::default(),
                 writers: RowWriters::new(conn),
             },
+            parking: Parking::load(conn, tables)?,
             quiet: Quiet::new(conn, tables)?,
             statements: Statements::new(conn),
             outcome: Outcome::default(),
@@ -201,8 +205,24 @@ impl<'a> Import<'a> {
             batch.clear();
             Ok(())
         };
+        let parking = &mut self.parking;
+        let mut orphans = Vec::new();
         self.known.local.each(conn, folded, last, |op| {
             let key = log::row_key(op.key.iter().map(|(_, v)| v));
+            // a row this device wrote is judged as an imported one (its connection may not
+            // enforce foreign keys), and so are the rows that name one it deleted
+            parking.wrote_here(op.table_id, &key, op.kind == crate::op::OpKind::Delete);
+            if op.kind == crate::op::OpKind::Delete
+                && parking.references.to(op.table_id).next().is_some()
+            {
+                orphans.push((
+                    op.table_id,
+                    op.key
+                        .iter()
+                        .map(|(_, v)| v.clone())
+                        .collect::<Vec<Value>>(),
+                ));
+            }
             batch.push((op.table_id, key, SELF, op.seq));
             if batch.len() == BATCH {
                 fold(&mut batch)?;
@@ -210,6 +230,11 @@ impl<'a> Import<'a> {
             Ok(())
         })?;
         fold(&mut batch)?;
+        for (table_id, key) in orphans {
+            if let Some(table) = self.known.tables.iter().find(|t| t.id == table_id) {
+                self.queue_children(table, &key, true)?;
+            }
+        }
         crate::schema::set_state(conn, "folded", last)
     }
 

@@ -17,13 +17,17 @@
 //!   data should: what they derive arrives by sync from the device that wrote the change.
 
 use crate::capture::Saved;
-use crate::db::{Conn, Result, TriggersOff};
+use crate::db::{Conn, ForeignKeysOff, Result, TriggersOff};
 use crate::log::SyncedTable;
 use crate::value::Value;
 
 pub struct Quiet<'c> {
     conn: &'c Conn,
     mode: Mode<'c>,
+    /// Foreign keys are not enforced while the import writes: it judges references itself
+    /// (park.rs), so a row it writes before the row it names, or takes out while rows name
+    /// it, sets off no check and no action of SQLite's
+    foreign_keys: Option<ForeignKeysOff<'c>>,
 }
 
 enum Mode<'c> {
@@ -45,7 +49,12 @@ impl<'c> Quiet<'c> {
         } else {
             Mode::TriggersOff(TriggersOff::new(conn)?)
         };
-        Ok(Quiet { conn, mode })
+        let foreign_keys = Some(ForeignKeysOff::new(conn)?);
+        Ok(Quiet {
+            conn,
+            mode,
+            foreign_keys,
+        })
     }
 
     /// Whether the app's triggers fire for the import's writes.
@@ -83,6 +92,7 @@ impl<'c> Quiet<'c> {
 
     /// Ends the import's quiet: capture triggers back, `sync_importing` empty, triggers on.
     pub fn finish(&mut self) -> Result<()> {
+        self.foreign_keys = None;
         match std::mem::replace(&mut self.mode, Mode::Done) {
             Mode::CaptureDropped(captures) => {
                 captures.create_all(self.conn)?;

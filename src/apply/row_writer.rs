@@ -16,7 +16,7 @@ use crate::log::SyncedTable;
 use crate::merge::RowState;
 use crate::op::OpKind;
 use crate::sql::BATCH;
-use crate::value::Value;
+use crate::value::{Cells, Value};
 
 /// The statements that write rows whose only op has a given form (one row, and `BATCH` rows),
 /// and the position in the op's values (form.rs) of each parameter of a row.
@@ -191,6 +191,34 @@ impl<'c> RowWriters<'c> {
             .collect();
         stmt.execute(&params)?;
         Ok(self.conn.changes() == 1)
+    }
+
+    /// The user row with key `key` (every column of the table, as it spells them), if it is
+    /// there.
+    pub fn read(&mut self, table: &SyncedTable, key: &[(String, Value)]) -> Result<Option<Cells>> {
+        let q = crate::sql::quote_ident;
+        let stmt = self.cached("read all", table, key.iter(), || {
+            let list: Vec<String> = table.shape.columns.iter().map(|c| q(c)).collect();
+            format!(
+                "SELECT {} FROM main.{} WHERE {}",
+                list.join(", "),
+                q(&table.name),
+                crate::sql::key_match(key.iter().map(|(c, _)| c.as_str()))
+            )
+        })?;
+        let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
+        stmt.bind_all(&params)?;
+        let result = (|| {
+            let Some(row) = stmt.step()? else {
+                return Ok(None);
+            };
+            (table.shape.columns.iter().enumerate())
+                .map(|(i, c)| Ok((c.clone(), row.column(i)?)))
+                .collect::<Result<Cells>>()
+                .map(Some)
+        })();
+        stmt.reset();
+        result
     }
 
     /// Reads a user row back: whether it is there, and whether it holds `state`.

@@ -2,15 +2,15 @@
 //! row with more than one op settled from its live set by the merge rule, with its conflicts.
 
 use crate::conflicts;
-use crate::db::{Conn, Error, Result};
+use crate::db::{Conn, Result};
 use crate::log::{self, SyncedTable};
 use crate::merge::live::{OpAt, RowLive};
 use crate::merge::row_index::Entry;
-use crate::merge::{self, RowOp, RowState};
+use crate::merge::{self, RowState};
 use crate::op::OpKind;
 use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
-use crate::value::{hex, Cells, JsonObject, Value};
+use crate::value::{Cells, Value};
 use std::collections::HashSet;
 
 use super::checks::{find_table, table_by_id};
@@ -111,6 +111,11 @@ impl Import<'_> {
                 }
                 other => other?,
             }
+            let keys: Vec<&[u8]> = (run.iter())
+                .filter(|(_, _, entry)| !self.rows.touched.contains(entry))
+                .map(|(_, _, entry)| entry.1.as_slice())
+                .collect();
+            self.wrote_new(table, &keys);
         }
         if self.quiet.app_triggers_fire() {
             self.put_back_new_rows(&new_rows)?;
@@ -198,7 +203,8 @@ impl Import<'_> {
             let row = RowLive::settle(conn, statements, &reader, &order, table, key, new)?;
             if row.only_local {
                 // this device's own writes, which its table shows: no side of another device
-                return row.save(statements, table_id, key);
+                row.save(statements, table_id, key)?;
+                return self.written_here(table, key);
             }
             let state = row.state(conn, &reader, &order, table, key)?;
             (row, state)
@@ -207,12 +213,7 @@ impl Import<'_> {
         if (self.known.foreign_keys).act(conn, &self.quiet, table, &row.key, &state)? {
             self.fold_local_ops(log::last_local_seq(conn)? as u64)?;
         }
-        if let Err(e) = self.write_row(table, &row.key, &state) {
-            return Err(match e.is_constraint() {
-                true => Error::new(format!("{e} ({})", self.culprit(table, &row.key, &row.ops))),
-                false => e,
-            });
-        }
+        self.place_row(table, &row.key, &state)?;
         let order = self.known.order();
         let statements = &mut self.statements;
         if !(row.no_records_before && lost.is_empty()) {
@@ -239,75 +240,6 @@ impl Import<'_> {
         }
         self.put_back(table, key, state)
     }
-
-    /// Names a row and the op that decides its state, for an error about the row.
-    pub(super) fn culprit(&self, table: &SyncedTable, key_values: &Cells, ops: &[RowOp]) -> String {
-        let last = ops.iter().max_by_key(|op| op.order_key());
-        let op = last.map_or(String::new(), |op| {
-            format!(
-                ", last written by op {} of device {}",
-                op.seq,
-                hex(&op.device)
-            )
-        });
-        format!(
-            "row {} of table {:?}{op}",
-            JsonObject::of(key_values),
-            table.name
-        )
-    }
-
-    /// Before an import that deferred its foreign keys commits: when a row still refers to a
-    /// row that is not there, the error names it (SQLite's own only says that one does).
-    pub(super) fn check_foreign_keys(&mut self) -> Result<()> {
-        if !self.conn.deferred_foreign_keys_broken() {
-            return Ok(());
-        }
-        let conn = self.conn;
-        let tables = self.known.tables;
-        for table in tables {
-            let found = conn.query_value(
-                "SELECT rowid FROM pragma_foreign_key_check(?1, 'main') WHERE rowid IS NOT NULL
-                 LIMIT 1",
-                &[Value::Text(table.name.clone())],
-            )?;
-            let Some(rowid) = found else { continue };
-            let names: Vec<String> = table.key_columns().map(crate::sql::quote_ident).collect();
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {} FROM main.{} WHERE rowid = ?1",
-                names.join(", "),
-                crate::sql::quote_ident(&table.name)
-            ))?;
-            stmt.bind(1, &rowid)?;
-            let Some(r) = stmt.step()? else {
-                continue;
-            };
-            let key: Vec<Value> = (0..names.len())
-                .map(|i| r.column(i))
-                .collect::<Result<_>>()?;
-            drop(stmt);
-            let (ops, key_values) = self.row_ops(table, &log::row_key(key.iter()))?;
-            return Err(Error::new(format!(
-                "FOREIGN KEY constraint failed: {} refers to a row that is not there on this \
-                 device; the bundle imports once the row it refers to arrives or this row \
-                 changes on its device",
-                self.culprit(table, &key_values, &ops)
-            )));
-        }
-        Err(Error::new(
-            "FOREIGN KEY constraint failed (a row of a table without rowid refers to a row \
-             that is not there)",
-        ))
-    }
-
-    /// Every applied op on a row, with names as the table spells them, and the row's key.
-    pub(super) fn row_ops(
-        &mut self,
-        table: &SyncedTable,
-        key: &[u8],
-    ) -> Result<(Vec<RowOp>, Cells)> {
-        self.known.reader(None).ops(self.conn, table, key)
-    }
 }
 
 /// Indexes this device's ops not yet in the row index and settles the rows they share with
@@ -319,6 +251,7 @@ pub fn fold_local(conn: &Conn) -> Result<()> {
     let last = run.clocks.clock.get(&SELF).copied().unwrap_or(0);
     run.fold_local_ops(last)?;
     run.settle_touched()?;
+    run.place_rows()?;
     run.known.contexts.check()?;
     run.known.local.check()?;
     run.quiet.finish()

@@ -128,24 +128,6 @@ impl Conn {
             .into_owned())
     }
 
-    /// Whether a deferred foreign-key constraint of this connection's transaction is still
-    /// broken (it would fail the commit).
-    pub fn deferred_foreign_keys_broken(&self) -> bool {
-        const SQLITE_DBSTATUS_DEFERRED_FKS: c_int = 10;
-        let (mut current, mut highest) = (0, 0);
-        // SAFETY: `db` is the live handle SQLite gave us; both out-pointers are valid.
-        let rc = unsafe {
-            sqlite!(db_status(
-                self.db,
-                SQLITE_DBSTATUS_DEFERRED_FKS,
-                &mut current,
-                &mut highest,
-                0
-            ))
-        };
-        rc == SQLITE_OK && current > 0
-    }
-
     /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
     pub fn changes(&self) -> i64 {
         // SAFETY: `db` is the live handle SQLite gave us.
@@ -186,6 +168,20 @@ impl Conn {
         let result = body().and_then(|v| self.exec(&format!("RELEASE {name}"), &[]).map(|_| v));
         undo.armed = result.is_err();
         result
+    }
+}
+
+impl Conn {
+    /// Runs `body` inside `SAVEPOINT name` and rolls back what it wrote, whatever it returns:
+    /// a trial write that only asks SQLite what it would do.
+    pub fn trial<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.exec(&format!("SAVEPOINT {name}"), &[])?;
+        let _undo = Undo {
+            conn: self,
+            name,
+            armed: true,
+        };
+        body()
     }
 }
 
@@ -256,58 +252,76 @@ impl Drop for OwnedConn {
 /// While alive, the triggers of the main schema do not fire for statements prepared on this
 /// connection (SQLITE_DBCONFIG_ENABLE_TRIGGER); dropping it restores the previous setting.
 /// The importer writes through it so that its writes are never captured as local ops.
-pub struct TriggersOff<'c> {
-    conn: &'c Conn,
-    was_on: bool,
-}
+pub struct TriggersOff<'c>(Switch<'c>);
 
+/// While alive, this connection does not enforce foreign keys (SQLITE_DBCONFIG_ENABLE_FKEY,
+/// which, unlike `PRAGMA foreign_keys`, also works inside a transaction); dropping it restores
+/// the previous setting. The importer judges references itself (apply/park.rs), so that a row
+/// it holds out, or writes before the row it refers to, sets off no action and no check.
+pub struct ForeignKeysOff<'c>(#[allow(dead_code)] Switch<'c>);
+
+const SQLITE_DBCONFIG_ENABLE_FKEY: c_int = 1002;
 const SQLITE_DBCONFIG_ENABLE_TRIGGER: c_int = 1003;
 
 impl<'c> TriggersOff<'c> {
     pub fn new(conn: &'c Conn) -> Result<TriggersOff<'c>> {
-        let was_on = set_triggers(conn, -1)?;
-        if was_on {
-            set_triggers(conn, 0)?;
-        }
-        Ok(TriggersOff { conn, was_on })
+        Switch::off(conn, SQLITE_DBCONFIG_ENABLE_TRIGGER).map(TriggersOff)
+    }
+
+    /// Runs `f` with triggers as they were before this guard (on), then switches them off again.
+    pub fn paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.0.paused(f)
     }
 }
 
-impl TriggersOff<'_> {
-    /// Runs `f` with triggers as they were before this guard (on), then switches them off again.
-    pub fn paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+impl<'c> ForeignKeysOff<'c> {
+    pub fn new(conn: &'c Conn) -> Result<ForeignKeysOff<'c>> {
+        Switch::off(conn, SQLITE_DBCONFIG_ENABLE_FKEY).map(ForeignKeysOff)
+    }
+}
+
+/// One of the connection's on/off settings (a `SQLITE_DBCONFIG_ENABLE_*` op), off while alive.
+struct Switch<'c> {
+    conn: &'c Conn,
+    op: c_int,
+    was_on: bool,
+}
+
+impl<'c> Switch<'c> {
+    fn off(conn: &'c Conn, op: c_int) -> Result<Switch<'c>> {
+        let was_on = set_switch(conn, op, -1)?;
+        if was_on {
+            set_switch(conn, op, 0)?;
+        }
+        Ok(Switch { conn, op, was_on })
+    }
+
+    fn paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         if !self.was_on {
             return f();
         }
-        set_triggers(self.conn, 1)?;
+        set_switch(self.conn, self.op, 1)?;
         let result = f();
-        set_triggers(self.conn, 0)?;
+        set_switch(self.conn, self.op, 0)?;
         result
     }
 }
 
-impl Drop for TriggersOff<'_> {
+impl Drop for Switch<'_> {
     fn drop(&mut self) {
         if self.was_on {
-            let _ = set_triggers(self.conn, 1);
+            let _ = set_switch(self.conn, self.op, 1);
         }
     }
 }
 
-/// Sets (1, 0) or reads (-1) the trigger switch; returns whether triggers are on after the call.
-fn set_triggers(conn: &Conn, onoff: c_int) -> Result<bool> {
+/// Sets (1, 0) or reads (-1) a switch; returns whether it is on after the call.
+fn set_switch(conn: &Conn, op: c_int, onoff: c_int) -> Result<bool> {
     let mut now: c_int = 0;
-    // SAFETY: db_config with this op takes (int, int*), as documented.
-    let rc = unsafe {
-        sqlite!(db_config(
-            conn.db,
-            SQLITE_DBCONFIG_ENABLE_TRIGGER,
-            onoff,
-            &mut now as *mut c_int
-        ))
-    };
+    // SAFETY: db_config with an ENABLE_* op takes (int, int*), as documented.
+    let rc = unsafe { sqlite!(db_config(conn.db, op, onoff, &mut now as *mut c_int)) };
     if rc != SQLITE_OK {
-        return Err(conn.error("cannot switch triggers"));
+        return Err(conn.error("cannot switch a connection setting"));
     }
     Ok(now != 0)
 }

@@ -68,7 +68,7 @@ mod function;
 mod padded;
 mod stmt;
 
-pub use conn::{Conn, OpenMode, OwnedConn, TriggersOff};
+pub use conn::{Conn, ForeignKeysOff, OpenMode, OwnedConn, TriggersOff};
 pub use function::{entry_conn, entry_result, register_function, SqlFn};
 pub use function::{DETERMINISTIC, DIRECT_ONLY, INNOCUOUS};
 pub use padded::{padded_rows, Padded};
@@ -96,6 +96,15 @@ impl Error {
     /// ...), whether or not extended result codes are on.
     pub fn is_constraint(&self) -> bool {
         self.code & 0xff == SQLITE_CONSTRAINT
+    }
+
+    /// Whether SQLite refused a write because another row holds its value under a UNIQUE
+    /// constraint, a unique index or the PRIMARY KEY (extended result codes, which this
+    /// extension's errors always carry).
+    pub fn is_unique(&self) -> bool {
+        const UNIQUE: c_int = SQLITE_CONSTRAINT | (8 << 8);
+        const PRIMARY_KEY: c_int = SQLITE_CONSTRAINT | (6 << 8);
+        self.code == UNIQUE || self.code == PRIMARY_KEY
     }
 }
 

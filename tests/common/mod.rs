@@ -423,10 +423,22 @@ impl Device {
         rows(
             self.conn(),
             &format!(
-                "SELECT id, table_name, pk, columns, winner_op_id,
-                        min(local_op_id, remote_op_id), max(local_op_id, remote_op_id), resolved
+                "SELECT id, table_name, pk, columns || coalesce(' ' || reason, ''),
+                        coalesce(winner_op_id, ''),
+                        coalesce(min(local_op_id, remote_op_id), local_op_id, ''),
+                        coalesce(max(local_op_id, remote_op_id), local_op_id, ''), resolved
                  FROM sync_conflicts WHERE {filter} GROUP BY id ORDER BY id"
             ),
+        )
+    }
+
+    /// The rows held out of their tables by a constraint: table, key (JSON) and reason, in
+    /// order.
+    pub fn held_out(&self) -> Vec<(String, String, String)> {
+        rows(
+            self.conn(),
+            "SELECT table_name, pk, reason FROM sync_conflicts WHERE kind = 'constraint'
+             ORDER BY 1, 2",
         )
     }
 
@@ -452,7 +464,9 @@ macro_rules! tuple_from_row {
         }
     };
 }
+tuple_from_row!(A 0);
 tuple_from_row!(A 0, B 1);
+tuple_from_row!(A 0, B 1, C 2);
 tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5);
 tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 

@@ -1,0 +1,67 @@
+//! What an import knows of the rows held out of their tables (park.rs) and of what it must
+//! judge at its end: the tables with held-out rows, the references, the rows queued.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::db::Result;
+use crate::log::SyncedTable;
+use crate::op::DeviceId;
+
+use super::references::References;
+
+/// A row: its table's id and its key (msgpack of the key values, as the row index has it).
+pub(super) type RowAt = (i64, Vec<u8>);
+
+/// What the import knows of held-out rows and what it must judge at its end.
+pub(super) struct Parking {
+    pub(super) references: References,
+    /// Tables that had rows held out when the import began
+    pub(super) tables: HashSet<i64>,
+    /// Rows to judge, once each until something they depend on changes
+    pub(super) queue: VecDeque<RowAt>,
+    pub(super) queued: HashSet<RowAt>,
+    /// Rows judged since they last changed, in `place`
+    pub(super) judged: HashSet<RowAt>,
+    /// Tables with references to other columns than a key, whose parent table was written
+    pub(super) written: HashSet<i64>,
+    pub(super) first_ops: HashMap<RowAt, (u64, DeviceId, u64)>,
+}
+
+impl Parking {
+    pub(super) fn load(conn: &crate::db::Conn, tables: &[SyncedTable]) -> Result<Parking> {
+        let mut held = HashSet::new();
+        let mut stmt = conn.prepare("SELECT DISTINCT table_id FROM main._sync_parked")?;
+        while let Some(row) = stmt.step()? {
+            held.insert(row.column_int(0));
+        }
+        Ok(Parking {
+            references: References::load(conn, tables)?,
+            tables: held,
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            judged: HashSet::new(),
+            written: HashSet::new(),
+            first_ops: HashMap::new(),
+        })
+    }
+
+    /// Whether rows of table `id` may be held out or hold others out through a reference, or
+    /// some are: their writes go through the settle, never the fast paths.
+    pub(super) fn concerns(&self, id: i64) -> bool {
+        self.tables.contains(&id) || self.references.touch(id)
+    }
+
+    /// A row this device wrote: judged at the end when it names rows.
+    pub(super) fn wrote_here(&mut self, table_id: i64, key: &[u8], delete: bool) {
+        if !delete && self.references.of(table_id).next().is_some() {
+            self.push((table_id, key.to_vec()));
+        }
+    }
+
+    pub(super) fn push(&mut self, at: RowAt) {
+        self.judged.remove(&at);
+        if self.queued.insert(at.clone()) {
+            self.queue.push_back(at);
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Constraints never stall sync: a row whose merged state breaks a UNIQUE, NOT NULL, CHECK or
+//! FOREIGN KEY constraint (or an app trigger's RAISE) of the importing database is held out of
+//! its table, the same rows on every device, listed in `sync_conflicts` (kind 'constraint'); it
+//! comes back by itself when a later op removes the cause, or through `sync_resolve`.
+
+mod common;
+
+use common::*;
+use rusqlite::types::Value as V;
+
+/// a and b hold the same tables, the same rows held out and the same records, and no
+/// foreign key of theirs names a row that is not there.
+fn alike(a: &Device, b: &Device, tables: &[&str]) {
+    for table in tables {
+        assert_eq!(a.dump(table), b.dump(table), "table {table}");
+    }
+    assert_eq!(a.held_out(), b.held_out());
+    assert_eq!(a.conflicts(), b.conflicts());
+    for d in [a, b] {
+        let broken: Vec<(String, i64)> = rows(
+            d.conn(),
+            "SELECT \"table\", rowid FROM pragma_foreign_key_check",
+        );
+        assert_eq!(broken, vec![], "foreign_key_check");
+    }
+}
+
+/// Both ways, twice: a and b end holding every op.
+fn exchange(a: &Device, b: &Device) {
+    send(a, b);
+    send(b, a);
+    send(a, b);
+}
+
+fn id_of(d: &Device, sql: &str) -> String {
+    d.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn resolve(d: &Device, id: &str, choice: &str) -> Result<(), String> {
+    d.conn()
+        .query_row("SELECT sync_resolve(?1, ?2)", [id, choice], |_| Ok(()))
+        .map_err(|e| e.to_string())
+}
+
+const USERS: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, name TEXT);
+                     SELECT sync_enable('users');";
+
+/// Two devices insert the same e-mail offline: both import; the row whose first op comes
+/// first (order key: Lamport time, then device id) keeps the value, the other is held out
+/// on both, its own device's too, and comes back once the keeper's value changes.
+#[test]
+fn the_same_unique_value_inserted_on_two_devices() {
+    let (a, b) = (Device::new("a", USERS), Device::new("b", USERS));
+    exec(
+        a.conn(),
+        "INSERT INTO users VALUES (1, 'x@example.org', 'Ann')",
+    );
+    exec(
+        b.conn(),
+        "INSERT INTO users VALUES (2, 'x@example.org', 'Bob')",
+    );
+    exchange(&a, &b);
+    alike(&a, &b, &["users"]);
+    // both ops have Lamport time 1: the smaller device id keeps the value
+    let (keeper, kept, held) = match a.id() < b.id() {
+        true => (&a, 1, 2),
+        false => (&b, 2, 1),
+    };
+    assert_eq!(a.dump("users").len(), 1);
+    assert_eq!(a.dump("users")[0][0], V::Integer(kept));
+    assert_eq!(
+        a.held_out(),
+        vec![(
+            "users".to_string(),
+            format!("{{\"id\":{held}}}"),
+            "UNIQUE constraint failed: users.email".to_string()
+        )]
+    );
+    let (winner, remote): (Option<String>, String) = a
+        .conn()
+        .query_row(
+            "SELECT winner_op_id, remote_values FROM sync_conflicts WHERE kind = 'constraint'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(winner.is_some());
+    assert_eq!(
+        remote,
+        format!("{{\"id\":{kept},\"email\":\"x@example.org\"}}")
+    );
+    // the keeper's value changes: the other row comes back, on both
+    exec(
+        keeper.conn(),
+        &format!("UPDATE users SET email = 'y@example.org' WHERE id = {kept}"),
+    );
+    exchange(&a, &b);
+    alike(&a, &b, &["users"]);
+    assert_eq!(a.dump("users").len(), 2);
+    assert_eq!(a.held_out(), vec![]);
+}
+
+/// A composite UNIQUE, three devices, every order of arrival: the same two rows held out.
+#[test]
+fn a_composite_unique_value_taken_on_three_devices() {
+    let schema = "CREATE TABLE seat(id TEXT PRIMARY KEY, row_no INTEGER, seat_no INTEGER,
+                                     who TEXT, UNIQUE (row_no, seat_no));
+                  SELECT sync_enable('seat');";
+    let devices: Vec<Device> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Device::new(n, schema))
+        .collect();
+    for (i, d) in devices.iter().enumerate() {
+        exec(
+            d.conn(),
+            &format!("INSERT INTO seat VALUES ('s{i}', 3, 7, '{}')", d.id()),
+        );
+        exec(
+            d.conn(),
+            &format!("INSERT INTO seat VALUES ('t{i}', 4, {i}, 'x')"),
+        );
+    }
+    let [a, b, c] = &devices[..] else {
+        unreachable!()
+    };
+    send(c, b);
+    send(b, a);
+    send(a, c);
+    send(c, b);
+    alike(a, b, &["seat"]);
+    alike(b, c, &["seat"]);
+    assert_eq!(a.held_out().len(), 2);
+    assert_eq!(a.dump("seat").len(), 4);
+    for (_, _, reason) in a.held_out() {
+        assert_eq!(
+            reason,
+            "UNIQUE constraint failed: seat.row_no, seat.seat_no"
+        );
+    }
+    // the keeper gives the seat up (deleted): the next in line takes it
+    let keeper: String = id_of(a, "SELECT id FROM seat WHERE row_no = 3");
+    exec(a.conn(), &format!("DELETE FROM seat WHERE id = '{keeper}'"));
+    send(a, b);
+    send(a, c);
+    // a's own write frees the value on a at its next sync call
+    send(b, a);
+    alike(a, b, &["seat"]);
+    alike(a, c, &["seat"]);
+    assert_eq!(a.held_out().len(), 1);
+}
+
+/// Two rows swap their values on one device (through a third value) while the other edits
+/// one of them: the import meets the values in the table on the way, and ends with the swap.
+#[test]
+fn unique_values_swapped_concurrently() {
+    let (a, b) = (Device::new("a", USERS), Device::new("b", USERS));
+    exec(
+        a.conn(),
+        "INSERT INTO users VALUES (1, 'x@example.org', 'Ann'), (2, 'y@example.org', 'Bob')",
+    );
+    send(&a, &b);
+    exec(
+        a.conn(),
+        "UPDATE users SET email = 'tmp' WHERE id = 1;
+         UPDATE users SET email = 'x@example.org' WHERE id = 2;
+         UPDATE users SET email = 'y@example.org' WHERE id = 1;",
+    );
+    exec(b.conn(), "UPDATE users SET name = 'Annie' WHERE id = 1");
+    exchange(&a, &b);
+    alike(&a, &b, &["users"]);
+    assert_eq!(a.held_out(), vec![]);
+    let emails: Vec<(i64, String)> = rows(a.conn(), "SELECT id, email FROM users ORDER BY id");
+    assert_eq!(
+        emails,
+        vec![(1, "y@example.org".into()), (2, "x@example.org".into())]
+    );
+}
+
+/// `sync_resolve` of a row held out by a UNIQUE value: new values bring it back on every
+/// device; 'local' is refused with what to do; 'remote' gives the row up (deleted).
+#[test]
+fn a_held_out_row_resolved_with_new_values_or_given_up() {
+    let (a, b) = (Device::new("a", USERS), Device::new("b", USERS));
+    exec(
+        a.conn(),
+        "INSERT INTO users VALUES (1, 'x@example.org', 'Ann')",
+    );
+    exec(
+        b.conn(),
+        "INSERT INTO users VALUES (2, 'x@example.org', 'Bob')",
+    );
+    exec(
+        a.conn(),
+        "INSERT INTO users VALUES (3, 'z@example.org', 'Cy')",
+    );
+    exec(
+        b.conn(),
+        "INSERT INTO users VALUES (4, 'z@example.org', 'Di')",
+    );
+    exchange(&a, &b);
+    assert_eq!(a.held_out().len(), 2);
+    let ids: Vec<(String, String)> = rows(
+        b.conn(),
+        "SELECT id, pk FROM sync_conflicts WHERE kind = 'constraint' ORDER BY pk",
+    );
+    let err = resolve(&b, &ids[0].0, "local").unwrap_err();
+    assert!(err.contains("cannot come back as it is"), "{err}");
+    let err = resolve(&b, &ids[0].0, r#"{"email": "z@example.org"}"#).unwrap_err();
+    assert!(err.contains("still breaks a constraint"), "{err}");
+    resolve(&b, &ids[0].0, r#"{"email": "new@example.org"}"#).unwrap();
+    resolve(&b, &ids[1].0, "remote").unwrap();
+    assert_eq!(b.held_out(), vec![]);
+    exchange(&a, &b);
+    alike(&a, &b, &["users"]);
+    assert_eq!(a.held_out(), vec![]);
+    assert_eq!(a.dump("users").len(), 3);
+    let emails: Vec<(String,)> = rows(a.conn(), "SELECT email FROM users ORDER BY email");
+    assert!(
+        emails.contains(&("new@example.org".to_string(),)),
+        "{emails:?}"
+    );
+}
+
+const LISTS: &str = "CREATE TABLE list(id INTEGER PRIMARY KEY, name TEXT);
+                     CREATE TABLE item(id INTEGER PRIMARY KEY, list INTEGER REFERENCES list(id)
+                                       ON DELETE ACTION, name TEXT);
+                     SELECT sync_enable('list'); SELECT sync_enable('item');";
+
+fn lists(action: &str) -> (Device, Device) {
+    let schema = LISTS.replace("ACTION", action);
+    let (a, b) = (Device::new("a", &schema), Device::new("b", &schema));
+    for d in [&a, &b] {
+        exec(d.conn(), "PRAGMA foreign_keys = ON");
+    }
+    exec(
+        a.conn(),
+        "INSERT INTO list VALUES (1, 'groceries'), (2, 'tools'); INSERT INTO item VALUES (11, 1, 'milk');",
+    );
+    send(&a, &b);
+    (a, b)
+}
+
+/// A list deleted on a while b adds an item to it (NO ACTION, RESTRICT): the item is held
+/// out on both (its list is not there), and comes back when the list does.
+#[test]
+fn a_parent_deleted_while_a_child_is_inserted() {
+    for action in ["NO ACTION", "RESTRICT"] {
+        let (a, b) = lists(action);
+        exec(
+            a.conn(),
+            "DELETE FROM item WHERE list = 1; DELETE FROM list WHERE id = 1",
+        );
+        exec(b.conn(), "INSERT INTO item VALUES (12, 1, 'bread')");
+        exchange(&a, &b);
+        alike(&a, &b, &["list", "item"]);
+        assert_eq!(
+            a.held_out(),
+            vec![(
+                "item".into(),
+                "{\"id\":12}".into(),
+                "FOREIGN KEY (list) REFERENCES list(id)".into()
+            )],
+            "{action}"
+        );
+        let remote: String = id_of(
+            &a,
+            "SELECT remote_values FROM sync_conflicts WHERE kind = 'constraint'",
+        );
+        assert_eq!(remote, "{\"id\":1}");
+        // the list comes back: so does the item
+        exec(b.conn(), "INSERT INTO list VALUES (1, 'groceries again')");
+        exchange(&a, &b);
+        alike(&a, &b, &["list", "item"]);
+        assert_eq!(a.held_out(), vec![]);
+        assert_eq!(a.dump("item").len(), 1);
+    }
+}
+
+/// ON DELETE CASCADE and SET NULL: b's import of the delete carries out the action as b's own
+/// write; a holds the item out until it arrives; both end alike with the action done.
+#[test]
+fn a_parent_deleted_while_a_child_is_inserted_with_an_action() {
+    for (action, items) in [("CASCADE", 0), ("SET NULL", 2)] {
+        let (a, b) = lists(action);
+        exec(a.conn(), "DELETE FROM list WHERE id = 1");
+        exec(b.conn(), "INSERT INTO item VALUES (12, 1, 'bread')");
+        send(&b, &a);
+        assert_eq!(a.held_out().len(), 1, "{action}: held out until b acts");
+        exchange(&a, &b);
+        alike(&a, &b, &["list", "item"]);
+        assert_eq!(a.held_out(), vec![], "{action}");
+        assert_eq!(a.dump("item").len(), items, "{action}");
+    }
+}
+
+/// A child edited (or moved to another list) on b while a deletes its list: held out on both
+/// beside the record of the edit against the delete; `sync_resolve` with another list brings
+/// it back.
+#[test]
+fn a_parent_deleted_while_a_child_is_edited_or_moved() {
+    let (a, b) = lists("NO ACTION");
+    exec(
+        a.conn(),
+        "DELETE FROM item WHERE id = 11; DELETE FROM list WHERE id = 1",
+    );
+    // b edits three times: its Lamport time passes a's delete, so the edit wins the row
+    exec(
+        b.conn(),
+        "UPDATE item SET name = 'oat milk' WHERE id = 11;
+         UPDATE item SET name = 'soy milk' WHERE id = 11;
+         UPDATE item SET name = 'rice milk' WHERE id = 11;
+         INSERT INTO item VALUES (12, 2, 'hammer');",
+    );
+    exec(a.conn(), "DELETE FROM list WHERE id = 2 AND 0");
+    exchange(&a, &b);
+    alike(&a, &b, &["list", "item"]);
+    assert_eq!(a.held_out().len(), 1);
+    let kinds: Vec<(String,)> = rows(a.conn(), "SELECT kind FROM sync_conflicts ORDER BY kind");
+    assert_eq!(kinds, vec![("concurrent".into(),), ("constraint".into(),)]);
+    let id = id_of(
+        &a,
+        "SELECT id FROM sync_conflicts WHERE kind = 'constraint'",
+    );
+    resolve(&a, &id, r#"{"list": 2}"#).unwrap();
+    exchange(&a, &b);
+    alike(&a, &b, &["list", "item"]);
+    assert_eq!(a.held_out(), vec![]);
+    // moved to a list deleted meanwhile
+    exec(b.conn(), "UPDATE item SET list = 2 WHERE id = 12");
+    exec(
+        a.conn(),
+        "DELETE FROM item WHERE list = 2; DELETE FROM list WHERE id = 2",
+    );
+    exchange(&a, &b);
+    alike(&a, &b, &["list", "item"]);
+}
+
+/// A tree whose nodes name their parent: a leaf added under a node deleted elsewhere is held
+/// out, with the leaf added under it in turn; they come back with the node. Nodes that name
+/// each other (a cycle, each edit made on another device) stay.
+#[test]
+fn a_self_referencing_tree() {
+    let schema = "CREATE TABLE node(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES node(id));
+                  SELECT sync_enable('node');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(a.conn(), "PRAGMA foreign_keys = ON");
+    exec(
+        a.conn(),
+        "INSERT INTO node VALUES (1, NULL), (2, 1), (3, 2)",
+    );
+    send(&a, &b);
+    exec(a.conn(), "DELETE FROM node WHERE id = 3");
+    exec(b.conn(), "INSERT INTO node VALUES (4, 3), (5, 4)");
+    exchange(&a, &b);
+    alike(&a, &b, &["node"]);
+    let held: Vec<String> = a.held_out().into_iter().map(|h| h.1).collect();
+    assert_eq!(held, vec!["{\"id\":4}", "{\"id\":5}"]);
+    exec(a.conn(), "INSERT INTO node VALUES (3, 1)");
+    exchange(&a, &b);
+    alike(&a, &b, &["node"]);
+    assert_eq!(a.held_out(), vec![]);
+    assert_eq!(a.dump("node").len(), 5);
+    // a cycle: 1 under 2 on a, 2 under 1 on b
+    exec(a.conn(), "UPDATE node SET parent = 2 WHERE id = 1");
+    exec(b.conn(), "UPDATE node SET parent = 1 WHERE id = 2");
+    exchange(&a, &b);
+    alike(&a, &b, &["node"]);
+    assert_eq!(a.held_out(), vec![]);
+}
+
+/// `CHECK (lo <= hi)`: lo raised on one device, hi lowered on the other, each valid alone;
+/// the merged row breaks the CHECK and is held out on both, until a write mends it.
+#[test]
+fn a_check_broken_only_by_a_merge() {
+    let schema = "CREATE TABLE r(id INTEGER PRIMARY KEY, lo INTEGER, hi INTEGER,
+                                 CHECK (lo <= hi));
+                  SELECT sync_enable('r');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(a.conn(), "INSERT INTO r VALUES (1, 0, 10), (2, 0, 10)");
+    send(&a, &b);
+    exec(a.conn(), "UPDATE r SET lo = 8 WHERE id IN (1, 2)");
+    exec(b.conn(), "UPDATE r SET hi = 5 WHERE id IN (1, 2)");
+    exchange(&a, &b);
+    alike(&a, &b, &["r"]);
+    assert_eq!(
+        a.held_out(),
+        vec![
+            (
+                "r".into(),
+                "{\"id\":1}".into(),
+                "CHECK constraint failed: lo <= hi".into()
+            ),
+            (
+                "r".into(),
+                "{\"id\":2}".into(),
+                "CHECK constraint failed: lo <= hi".into()
+            )
+        ]
+    );
+    // the app's view: the rows are gone from the table, listed with their values
+    let local: String = id_of(
+        &b,
+        "SELECT local_values FROM sync_conflicts WHERE pk = '{\"id\":1}'",
+    );
+    assert_eq!(local, "{\"id\":1,\"lo\":8,\"hi\":5}");
+    // row 1 mended by a's own write (the row is not in a's table: an insert), row 2 by
+    // sync_resolve on b
+    exec(a.conn(), "INSERT INTO r VALUES (1, 8, 9)");
+    let id = id_of(&b, "SELECT id FROM sync_conflicts WHERE pk = '{\"id\":2}'");
+    resolve(&b, &id, r#"{"hi": 20}"#).unwrap();
+    exchange(&a, &b);
+    alike(&a, &b, &["r"]);
+    assert_eq!(a.held_out(), vec![]);
+    assert_eq!(
+        a.dump("r"),
+        vec![
+            vec![V::Integer(1), V::Integer(8), V::Integer(9)],
+            vec![V::Integer(2), V::Integer(8), V::Integer(20)]
+        ]
+    );
+}
+
+/// NOT NULL where the writer's table allows NULL: the row is held out here, and comes back
+/// when a value arrives.
+#[test]
+fn not_null_broken_by_a_row_from_a_device_that_allows_it() {
+    let a = Device::new(
+        "a",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, note TEXT); SELECT sync_enable('t');",
+    );
+    let b = Device::new(
+        "b",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, note TEXT NOT NULL); SELECT sync_enable('t');",
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x'), (2, NULL)");
+    send(&a, &b);
+    assert_eq!(b.dump("t").len(), 1);
+    assert_eq!(
+        b.held_out(),
+        vec![(
+            "t".into(),
+            "{\"id\":2}".into(),
+            "NOT NULL constraint failed: t.note".into()
+        )]
+    );
+    exec(a.conn(), "UPDATE t SET note = 'y' WHERE id = 2");
+    send(&a, &b);
+    assert_eq!(b.dump("t"), a.dump("t"));
+    assert_eq!(b.held_out(), vec![]);
+}
+
+/// An app trigger that RAISEs on an imported row holds it out like a constraint; the other rows
+/// import.
+#[test]
+fn a_validation_trigger_holds_a_row_out() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); SELECT sync_enable('t');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(
+        b.conn(),
+        "CREATE TRIGGER t_check BEFORE INSERT ON t WHEN NEW.a = 'bad'
+         BEGIN SELECT RAISE(ABORT, 'a may not be bad'); END",
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'good'), (7, 'bad')");
+    send(&a, &b);
+    assert_eq!(b.dump("t").len(), 1);
+    assert_eq!(
+        b.held_out(),
+        vec![("t".into(), "{\"id\":7}".into(), "a may not be bad".into())]
+    );
+    exec(a.conn(), "UPDATE t SET a = 'fine' WHERE id = 7");
+    send(&a, &b);
+    assert_eq!(b.dump("t"), a.dump("t"));
+    assert_eq!(b.held_out(), vec![]);
+}
+
+/// References are judged from the declared schema, whatever the connection's
+/// `PRAGMA foreign_keys`; the import leaves the setting as it was, also inside the app's
+/// transaction.
+#[test]
+fn references_are_judged_whatever_foreign_keys_says() {
+    let (a, b) = lists("NO ACTION");
+    exec(a.conn(), "PRAGMA foreign_keys = OFF");
+    exec(a.conn(), "INSERT INTO item VALUES (13, 9, 'orphan')");
+    for on in [0, 1] {
+        exec(b.conn(), &format!("PRAGMA foreign_keys = {on}"));
+        exec(b.conn(), "BEGIN");
+        send(&a, &b);
+        exec(b.conn(), "COMMIT");
+        let now: i64 = b
+            .conn()
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(now, on);
+        assert_eq!(b.held_out().len(), 1);
+        assert_eq!(b.dump("item").len(), 1);
+    }
+    // a's own row is held out on a too, at its next import
+    send(&b, &a);
+    alike(&a, &b, &["list", "item"]);
+}

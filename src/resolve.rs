@@ -194,7 +194,16 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     contexts.check()?;
     local.check()?;
     conn.savepoint("sync_resolve", || {
-        write_resolution(conn, &table, &key, target.as_deref())?;
+        write_resolution(conn, &table, &key, target.as_deref()).map_err(|e| {
+            match e.is_constraint() {
+                true => Error::new(format!(
+                    "the chosen values break a constraint of table {:?} ({e}); nothing was \
+                 written: choose other values",
+                    table.name
+                )),
+                false => e,
+            }
+        })?;
         // every record of the row: the resolution follows every side it saw
         crate::apply::fold_local(conn)
     })?;

@@ -29,7 +29,15 @@ const SCHEMA: &str = "
     CREATE TABLE t_int(id INTEGER PRIMARY KEY, a, b, c);
     CREATE TABLE t_text(k TEXT PRIMARY KEY, a, b REAL);
     CREATE TABLE t_comp(x INTEGER, y TEXT, v, w BLOB, PRIMARY KEY (x, y)) WITHOUT ROWID;
-    SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');";
+    SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');
+    -- tables with constraints (a tree with a UNIQUE column and a CHECK; rows that name it,
+    -- with their own UNIQUE column): the rows held out are the rule's (held_out_by_rule)
+    CREATE TABLE t_ref(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES t_ref(id),
+                       u INTEGER UNIQUE, lo INTEGER, hi INTEGER, CHECK (lo <= hi));
+    CREATE TABLE t_child(id INTEGER PRIMARY KEY,
+                         ref INTEGER REFERENCES t_ref(id) ON DELETE CASCADE, w INTEGER UNIQUE);
+    SELECT sync_enable('t_ref'); SELECT sync_enable('t_child');";
+
 const TABLES: [&str; 3] = ["t_int", "t_text", "t_comp"];
 /// A table a later version of the app adds: created and enabled on random devices at random
 /// points (some write to it before enabling it), on every device before the final exchange.
@@ -70,7 +78,7 @@ fn declare_late_alike(conn: &rusqlite::Connection) {
         );
     }
 }
-const ALL_TABLES: [&str; 4] = ["t_int", "t_text", "t_comp", "t_late"];
+const ALL_TABLES: [&str; 6] = ["t_int", "t_text", "t_comp", "t_late", "t_ref", "t_child"];
 
 /// Whether the device has created `t_late`.
 fn has_late(conn: &rusqlite::Connection) -> bool {
@@ -160,6 +168,10 @@ fn add_column(conn: &rusqlite::Connection) -> bool {
 /// One random write on one device (it may change nothing, or fail on a constraint: both fine),
 /// on a row among `keys` per table, over the columns the device has.
 fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
+    let constrained = CONSTRAINT_HEAVY.with(|heavy| if heavy.get() { 85 } else { 35 });
+    if rng.chance(constrained) {
+        return constrained_write(rng, conn, keys.min(6));
+    }
     let added = added_columns(conn);
     let table = match rng.below(4) {
         3 if has_late(conn) => "t_late",
@@ -242,20 +254,210 @@ fn random_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
     let _ = conn.execute(&sql, rusqlite::params_from_iter(params));
 }
 
+std::thread_local! {
+    /// Whether the schedule running on this thread writes mostly to `t_ref` and `t_child`.
+    static CONSTRAINT_HEAVY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// One random write on `t_ref` or `t_child`: small values, so that UNIQUE values meet, rows
+/// name rows another device deletes, and merged rows break the CHECK. A write SQLite refuses
+/// here (a constraint, a foreign key with them on) writes nothing.
+fn constrained_write(rng: &mut Rng, conn: &rusqlite::Connection, keys: u64) {
+    let small = |rng: &mut Rng| match rng.below(5) {
+        0 => Value::Null,
+        n => Value::Integer(n as i64 - 1),
+    };
+    let child = rng.chance(40);
+    let id = Value::Integer(rng.below(keys.min(4)) as i64);
+    // a new row names no row half the time (with foreign keys on, a row it names must be here)
+    let names = |rng: &mut Rng| match rng.chance(50) {
+        true => Value::Null,
+        false => small(rng),
+    };
+    let (sql, params): (String, Vec<Value>) = match (child, rng.below(10)) {
+        (false, 0..=3) => (
+            "INSERT OR IGNORE INTO t_ref VALUES (?1, ?2, ?3, ?4, ?5)".into(),
+            vec![id, names(rng), small(rng), small(rng), small(rng)],
+        ),
+        (true, 0..=3) => (
+            "INSERT OR IGNORE INTO t_child VALUES (?1, ?2, ?3)".into(),
+            vec![id, names(rng), small(rng)],
+        ),
+        // the range closed from one end: valid alone, a merge of both ends breaks the CHECK
+        (false, 4) => (
+            [
+                "UPDATE t_ref SET lo = hi WHERE id = ?1",
+                "UPDATE t_ref SET hi = lo WHERE id = ?1",
+            ][rng.below(2) as usize]
+                .into(),
+            vec![id],
+        ),
+        (false, 5..=7) => {
+            let column = ["parent", "u", "lo", "hi"][rng.below(4) as usize];
+            (
+                format!("UPDATE t_ref SET {column} = ?2 WHERE id = ?1"),
+                vec![id, small(rng)],
+            )
+        }
+        (true, 4..=7) => {
+            let column = ["ref", "w"][rng.below(2) as usize];
+            (
+                format!("UPDATE t_child SET {column} = ?2 WHERE id = ?1"),
+                vec![id, small(rng)],
+            )
+        }
+        (false, _) => ("DELETE FROM t_ref WHERE id = ?1".into(), vec![id]),
+        (true, _) => ("DELETE FROM t_child WHERE id = ?1".into(), vec![id]),
+    };
+    let _ = conn.execute(&sql, rusqlite::params_from_iter(params));
+}
+
+/// The rows of `t_ref` and `t_child` the rule holds out (README, Constraints), computed from the rows
+/// the merge shows (those in the tables and those held out, with their values) and the first
+/// op on each (`sync_log`), with none of the extension's code: table, key (JSON) and why
+/// (1 the row's own values, 2 a UNIQUE value an earlier row keeps, 3 a reference to a row
+/// that is not there or held out by 1 or 3, 4 a reference to a row held out by 2 or 4).
+fn held_out_by_rule(conn: &rusqlite::Connection) -> Vec<(String, String, i64)> {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    type Key = (String, i64);
+    // per row: the row it names, its UNIQUE value, whether its values pass the CHECK
+    let mut present: BTreeMap<Key, (Option<i64>, Option<i64>, bool)> = BTreeMap::new();
+    for (table, named, unique) in [("t_ref", "parent", "u"), ("t_child", "ref", "w")] {
+        let extra = if table == "t_ref" {
+            "coalesce(NOT (lo > hi), 1)"
+        } else {
+            "1"
+        };
+        let check_held = if table == "t_ref" {
+            "coalesce(NOT (row_values ->> '$.lo' > row_values ->> '$.hi'), 1)"
+        } else {
+            "1"
+        };
+        let all: Vec<(i64, Option<i64>, Option<i64>, bool)> = rows(
+            conn,
+            &format!(
+                "SELECT id, {named}, {unique}, {extra} FROM {table}
+                 UNION ALL
+                 SELECT row_values ->> '$.id', row_values ->> '$.{named}',
+                        row_values ->> '$.{unique}', {check_held}
+                 FROM _sync_parked p JOIN _sync_tables t ON t.id = p.table_id
+                 WHERE t.name = '{table}'"
+            ),
+        );
+        for (id, n, u, ok) in all {
+            present.insert((table.to_string(), id), (n, u, ok));
+        }
+    }
+    let mut first: HashMap<Key, (i64, String, i64)> = HashMap::new();
+    let ops: Vec<(String, String, i64, String, i64)> = rows(
+        conn,
+        "SELECT \"table\", pk, lamport, device, seq FROM sync_log l
+         WHERE \"table\" IN ('t_ref', 't_child') AND NOT EXISTS (
+           SELECT 1 FROM _sync_remote r JOIN _sync_devices d ON d.idx = r.device
+           WHERE r.applied = 0 AND r.seq = l.seq AND lower(hex(d.id)) = l.device)",
+    );
+    for (table, pk, lamport, device, seq) in ops {
+        let id: i64 = pk[6..pk.len() - 1].parse().unwrap();
+        let at = first
+            .entry((table, id))
+            .or_insert((lamport, device.clone(), seq));
+        *at = (*at).clone().min((lamport, device, seq));
+    }
+    let parent_of = |key: &Key| -> Option<Key> { present[key].0.map(|p| ("t_ref".to_string(), p)) };
+    // rule 1, then rule 2 as a fixpoint: rows that lead to a row not there or held out
+    let mut missing: BTreeSet<Key> = BTreeSet::new();
+    loop {
+        let more: Vec<Key> = (present.keys())
+            .filter(|k| !missing.contains(*k))
+            .filter(|k| {
+                parent_of(k).is_some_and(|p| {
+                    !present.contains_key(&p) || !present[&p].2 || missing.contains(&p)
+                })
+            })
+            .cloned()
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        missing.extend(more);
+    }
+    // rule 3: in the order of the first op on each row, first come first served
+    let mut lost: BTreeSet<Key> = BTreeSet::new();
+    let mut candidates: Vec<&Key> = (present.keys())
+        .filter(|k| present[*k].2 && !missing.contains(*k))
+        .collect();
+    candidates.sort_by_key(|k| first[*k].clone());
+    let mut taken: BTreeSet<(String, i64)> = BTreeSet::new();
+    for k in candidates {
+        if let Some(u) = present[k].1 {
+            if !taken.insert((k.0.clone(), u)) {
+                lost.insert(k.clone());
+            }
+        }
+    }
+    // rule 4: rows that lead to a row held out by rule 3
+    let mut held: BTreeSet<Key> = BTreeSet::new();
+    loop {
+        let more: Vec<Key> = (present.keys())
+            .filter(|k| present[*k].2 && !missing.contains(*k) && !lost.contains(*k))
+            .filter(|k| !held.contains(*k))
+            .filter(|k| parent_of(k).is_some_and(|p| lost.contains(&p) || held.contains(&p)))
+            .cloned()
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        held.extend(more);
+    }
+    let mut out = Vec::new();
+    for (k, (_, _, ok)) in &present {
+        if !first.contains_key(k) {
+            return vec![("a row with no op".into(), format!("{k:?}"), 0)];
+        }
+        let why = if !ok {
+            1
+        } else if missing.contains(k) {
+            3
+        } else if lost.contains(k) {
+            2
+        } else if held.contains(k) {
+            4
+        } else {
+            continue;
+        };
+        out.push((k.0.clone(), format!("{{\"id\":{}}}", k.1), why));
+    }
+    out.sort();
+    out
+}
+
+/// The rows a device holds out, as `held_out_by_rule` gives them.
+fn held_out_stored(conn: &rusqlite::Connection) -> Vec<(String, String, i64)> {
+    rows(
+        conn,
+        "SELECT t.name, p.pk, p.why FROM _sync_parked p JOIN _sync_tables t ON t.id = p.table_id
+         ORDER BY 1, 2",
+    )
+}
+
 /// Resolves one open conflict, if the device has any: 'local', 'remote' or values of its own.
 /// The reference: a side that deleted the row leaves it absent, any other choice leaves it
 /// present (a row the winner deleted comes back whole), with the chosen value; a conflict that
 /// a later write of this device already resolved is refused and changes nothing.
 fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String> {
-    let open: Vec<(String, String, String, String, String, String)> = rows(
+    let open: Vec<(String, String, String, String, String, String, String)> = rows(
         conn,
-        "SELECT id, columns, table_name, pk, local_values, remote_values
+        "SELECT id, columns, table_name, pk, local_values, remote_values, kind
          FROM sync_conflicts WHERE NOT resolved ORDER BY id",
     );
     if open.is_empty() {
         return Ok(());
     }
-    let (id, columns, table, pk, local, remote) = &open[rng.below(open.len() as u64) as usize];
+    let (id, columns, table, pk, local, remote, kind) =
+        &open[rng.below(open.len() as u64) as usize];
+    if kind == "constraint" {
+        return resolve_held_out(rng, conn, id, table);
+    }
     let key_cols: Vec<String> = conn
         .prepare("SELECT key FROM json_each(?1)")
         .unwrap()
@@ -312,7 +514,9 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
                 // a side has a value in a column this device has not added yet
                 || e.to_string().contains("does not have on this device yet")
                 // its table is disabled here for a while
-                || e.to_string().contains("is no longer synced") =>
+                || e.to_string().contains("is no longer synced")
+                // the chosen value breaks a constraint here (a reference to no row)
+                || e.to_string().contains("break a constraint") =>
         {
             if snapshot(conn) != before {
                 return Err(format!("a refused sync_resolve({id}) changed the log"));
@@ -343,6 +547,60 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
         ));
     }
     Ok(())
+}
+
+/// Resolves a row held out by a constraint: 'local' is refused; 'remote' gives the row up;
+/// new values bring it back unless SQLite refuses them here. Either way the record goes.
+fn resolve_held_out(
+    rng: &mut Rng,
+    conn: &rusqlite::Connection,
+    id: &str,
+    table: &str,
+) -> Result<(), String> {
+    exec(conn, "SELECT sync_init()");
+    let before = snapshot(conn);
+    let column = match table {
+        "t_ref" => ["parent", "u", "lo", "hi"][rng.below(4) as usize],
+        _ => ["ref", "w"][rng.below(2) as usize],
+    };
+    let value = match rng.below(5) {
+        0 => "null".to_string(),
+        n => (n - 1).to_string(),
+    };
+    let choice = match rng.below(10) {
+        0 => "local".to_string(),
+        1..=3 => "remote".to_string(),
+        _ => format!("{{\"{column}\": {value}}}"),
+    };
+    match conn.query_row("SELECT sync_resolve(?1, ?2)", [id, &choice], |_| Ok(())) {
+        Err(e)
+            if e.to_string().contains("cannot come back as it is")
+                || e.to_string().contains("still breaks a constraint")
+                // the sync call's own settle may have brought it back, or held it otherwise
+                || e.to_string().contains("no conflict with id") =>
+        {
+            if snapshot(conn) != before {
+                return Err(format!(
+                    "sync_resolve({id}, {choice}) refused and changed the log: {e}"
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("sync_resolve({id}, {choice}): {e}")),
+        Ok(()) => {
+            let still: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sync_conflicts WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if still > 0 {
+                return Err(format!("sync_resolve({id}, {choice}) left its record"));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A transaction that writes, tries to export (refused: its ops are not committed) and rolls
@@ -466,6 +724,15 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     }
     if rng.chance(50) {
         exec(devices[0].conn(), "PRAGMA recursive_triggers = ON");
+    }
+    CONSTRAINT_HEAVY.with(|heavy| heavy.set(rng.chance(35)));
+    // foreign keys on everywhere in most schedules, on some devices in the others: a device
+    // with them off writes rows that name rows that are not there
+    let all_enforce = rng.chance(80);
+    for d in &devices {
+        if all_enforce || rng.chance(50) {
+            exec(d.conn(), "PRAGMA foreign_keys = ON");
+        }
     }
     let mut mail: Vec<Letter> = Vec::new();
     let steps = 20 + rng.below(40);
@@ -637,6 +904,19 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 devices[to]
                     .try_import(&path)
                     .map_err(|e| format!("import: {e}"))?;
+                // after an import, the rows held out are the rule's for the ops it holds
+                let conn = devices[to].conn();
+                let (held, by_rule) = (held_out_stored(conn), held_out_by_rule(conn));
+                if held != by_rule {
+                    keep(&devices, Some(&path));
+                    return Err(format!(
+                        "d{to}: after an import, rows held out differ from the rule's:\n\
+                         expected {by_rule:?}\nheld {held:?}"
+                    ));
+                }
+                if trace && !held.is_empty() {
+                    eprintln!("  d{to} holds out {held:?}");
+                }
                 match rng.below(10) {
                     0..=5 => {
                         mail.swap_remove(i); // delivered
@@ -726,8 +1006,10 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         let rows: usize = TABLES.iter().map(|t| first.dump(t).len()).sum();
         let c = first.conflicts();
         let resolved = first.resolved().len();
+        let held: Vec<i64> = held_out_stored(first.conn()).iter().map(|h| h.2).collect();
         eprintln!(
-            "seed {seed}: {n} devices, {rows} rows, {} conflicts ({resolved} resolved), clock {}",
+            "seed {seed}: {n} devices, {rows} rows, {} conflicts ({resolved} resolved), held out \
+             {held:?}, clock {}",
             c.len(),
             first.clock()
         );
@@ -746,6 +1028,33 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     }
     // the open conflicts are the rule's, computed from the ops in the test (the same on every
     // device, as checked below)
+    // the rows held out are the rule's, and nothing names a row that is not there
+    let held = held_out_stored(first.conn());
+    let by_rule = held_out_by_rule(first.conn());
+    if held != by_rule {
+        keep(&devices, None);
+        return Err(format!(
+            "{}: rows held out differ from the rule's:\nexpected {by_rule:?}\nheld {held:?}",
+            first.name
+        ));
+    }
+    for d in &devices {
+        let broken: Vec<(String, i64)> = rows(
+            d.conn(),
+            "SELECT \"table\", rowid FROM pragma_foreign_key_check",
+        );
+        if !broken.is_empty() {
+            return Err(format!("{}: foreign_key_check: {broken:?}", d.name));
+        }
+        if held_out_stored(d.conn()) != held {
+            return Err(format!(
+                "rows held out differ:\n{}: {held:?}\n{}: {:?}",
+                first.name,
+                d.name,
+                held_out_stored(d.conn())
+            ));
+        }
+    }
     let expected = reference::open_conflicts(first.conn());
     let stored = reference::stored_open_conflicts(first.conn());
     if expected != stored {

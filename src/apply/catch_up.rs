@@ -324,6 +324,7 @@ impl Import<'_> {
     /// What every run ends with (fold.rs, settle.rs): the reads it kept are checked, the
     /// importer's writes end.
     fn finish(mut self) -> Result<()> {
+        self.place_rows()?;
         self.known.contexts.check()?;
         self.known.local.check()?;
         self.quiet.finish()

@@ -53,6 +53,7 @@ fn fill(conn: &Conn, grown: Vec<(String, Vec<String>)>) -> Result<()> {
     }
     drop(stmt);
     run.settle_touched()?;
+    run.place_rows()?;
     run.known.contexts.check()?;
     run.known.local.check()?;
     run.quiet.finish()

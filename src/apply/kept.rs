@@ -363,6 +363,7 @@ pub fn release_agreeing(conn: &Conn) -> Result<()> {
         run.release(table)?;
     }
     run.settle_touched()?;
+    run.place_rows()?;
     run.known.contexts.check()?;
     run.known.local.check()?;
     run.quiet.finish()

@@ -8,7 +8,11 @@
 //!   ops (`store.rs`); resolve deps that wait for a history (`histories.rs`); deliver them in
 //!   causal order (`delivery.rs`); write applied rows (`settle.rs`: a new row at once, an update
 //!   that follows every live op of its row at once too, `forward.rs`); record this device's next
-//!   context (`store.rs`); settle the touched rows (`settle.rs`); record the bundle (`store.rs`).
+//!   context (`store.rs`); settle the touched rows (`settle.rs`); hold out the rows that break a
+//!   constraint here and bring back those that no longer do (`park.rs`); record the bundle
+//!   (`store.rs`).
+//! - `park.rs`: the rule that holds rows out of their tables, the same on every device;
+//!   `parking.rs`: what an import knows of them; `references.rs`: the FOREIGN KEYs it judges.
 //! - `checks.rs`: what a bundle's ops must be before anything is written (forms, deps).
 //! - `follow.rs`: at each sync call, columns added to a synced table are captured, and filled
 //!   with what received ops kept for them; `catch_up.rs`: a table enabled again records what it
@@ -27,7 +31,8 @@
 //! more than one op that the import settles at its end (a row whose only op is the new one is
 //! written at once).
 //!
-//! Invariants: nothing is written before the whole bundle is validated; everything is written in
+//! Invariants: nothing is written before the whole bundle is validated; every well-formed
+//! bundle imports (a row that would break a constraint is held out: park.rs); everything is written in
 //! one savepoint, so an error leaves the database as it was; an op is applied only when every op
 //! in its causal context is (others wait as pending); the importer's own writes to user tables
 //! are never captured as local ops (quiet.rs: all triggers off, or only the capture triggers

@@ -5,22 +5,24 @@
 //!
 //! 1. a row whose values alone break a NOT NULL, a CHECK, a STRICT column's type or an app
 //!    trigger's RAISE is held out (`ROW`);
-//! 2. a row with a FOREIGN KEY that names a row that is not there, or is held out by 1 or 2,
-//!    is held out (`MISSING`); rows that name one another in a cycle stay when nothing they
-//!    lead to is missing;
+//! 2. another row with a FOREIGN KEY that names a row that is not there, or is held out by 1
+//!    or 2, is held out (`MISSING`); rows that name one another in a cycle stay when nothing
+//!    they lead to is missing;
 //! 3. of the other rows, in the order of the first op on each (its order key), a row that would
 //!    take a UNIQUE value (a UNIQUE constraint, a unique index, a key equal under its
 //!    collation) which an earlier row kept holds is held out (`UNIQUE`);
 //! 4. a row that names a row held out by 3 or 4 is held out too (`HELD`): it keeps its UNIQUE
 //!    values while it waits, as rule 3 counts it.
 //!
+//! A row is held out under the first rule that applies.
+//!
 //! How: the import writes rows as usual (foreign keys are not enforced while it writes:
 //! references are judged here, from the declared schema); a write a constraint refuses leaves
 //! its row `PENDING`. At the import's end (`place`), every held-out row, every row written to a
 //! table with references and every row that named a row removed is judged, and judged again
 //! whenever a row it depends on changes, until none changes: first its references (a row it
-//! names that waits too is judged first, this one assumed to stay: a cycle), then a write of
-//! it; when a UNIQUE value is taken, the row that holds it is found (a trial upsert) and the one
+//! names that waits too is judged first, this one assumed to stay: a cycle; a row held out by
+//! one is asked of SQLite by a trial write, for rule 1), then a write of it; when a UNIQUE value is taken, the row that holds it is found (a trial upsert) and the one
 //! with the earlier first op keeps it. `HELD` rows are in their tables while rows are judged
 //! (their values stay taken), with triggers off, and taken out at the end.
 //!
@@ -41,6 +43,8 @@ use crate::value::{hex, Cells, JsonObject, Value};
 
 use super::checks::table_by_id;
 use super::import::Import;
+
+use std::collections::HashMap;
 
 use super::parking::RowAt;
 
@@ -72,29 +76,21 @@ impl<'a> Import<'a> {
         key: &Cells,
         state: &RowState,
     ) -> Result<()> {
-        if !self.parking.concerns(table.id) {
-            return match self.write_row(table, key, state) {
-                Err(e) if e.is_constraint() => self.pending(table, key, state),
-                other => other,
-            };
-        }
-        let at = (table.id, row_key(key));
-        let result = match state {
+        let result = match (state, self.write_row(table, key, state)) {
             // an app trigger that refuses a delete does not keep a row the merge removed
-            RowState::Absent => match self.write_row(table, key, state) {
-                Err(e) if e.is_constraint() => {
-                    let writers = &mut self.rows.writers;
-                    self.quiet.untriggered(|| writers.write(table, key, state))
-                }
-                other => other,
-            },
-            RowState::Present(_) => self.write_row(table, key, state),
+            (RowState::Absent, Err(e)) if e.is_constraint() => {
+                let writers = &mut self.rows.writers;
+                self.quiet.untriggered(|| writers.write(table, key, state))
+            }
+            (_, result) => result,
         };
         match result {
-            Ok(()) => {
+            Ok(()) if self.parking.concerns(table.id) => {
+                let at = (table.id, row_key(key));
                 self.drop_record(&at)?;
                 self.wrote(table, &at, key, state)
             }
+            Ok(()) => Ok(()),
             Err(e) if e.is_constraint() => self.pending(table, key, state),
             Err(e) => Err(e),
         }
@@ -113,6 +109,24 @@ impl<'a> Import<'a> {
         if present && self.parking.references.of(table.id).next().is_some() {
             self.parking.push(at.clone());
         }
+        self.parking.changed(table.id, &at.1);
+        if let RowState::Present(cells) = state {
+            // rows named by other columns than their key: by those values
+            let named: Vec<Vec<Value>> = (self.parking.references.to(table.id))
+                .filter(|r| !r.to_key)
+                .filter_map(|r| {
+                    (r.to.iter())
+                        .map(|c| {
+                            let found = cells.iter().find(|(n, _)| n.eq_ignore_ascii_case(c));
+                            found.map(|(_, v)| v.clone())
+                        })
+                        .collect()
+                })
+                .collect();
+            for values in named {
+                self.parking.changed(table.id, &log::row_key(values.iter()));
+            }
+        }
         if self.parking.references.to(table.id).next().is_some() {
             if !present {
                 let values: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
@@ -129,10 +143,12 @@ impl<'a> Import<'a> {
 
     /// Rows written at once (new rows of one form) that name other rows are judged at the end.
     pub(super) fn wrote_new(&mut self, table: &SyncedTable, keys: &[&[u8]]) {
-        if self.parking.references.of(table.id).next().is_some() {
-            for key in keys {
+        let names = self.parking.references.of(table.id).next().is_some();
+        for key in keys {
+            if names {
                 self.parking.push((table.id, key.to_vec()));
             }
+            self.parking.changed(table.id, key);
         }
     }
 
@@ -140,7 +156,7 @@ impl<'a> Import<'a> {
     fn pending(&mut self, table: &SyncedTable, key: &Cells, state: &RowState) -> Result<()> {
         let RowState::Present(cells) = state else {
             return Err(Error::new(format!(
-                "a constraint refused the delete of a row of table {:?}",
+                "a constraint of table {:?} refused the delete of a row, also with triggers off",
                 table.name
             )));
         };
@@ -169,13 +185,21 @@ impl<'a> Import<'a> {
         Ok(())
     }
 
-    /// Judges every row that may have to leave or come back, until none changes (see above).
+    /// Judges every row that may have to leave or come back, until none changes (see above):
+    /// the rows written, those they hold out, those held out by rule 4 or by a table that is
+    /// not synced (judged at every import), and those pending.
     pub(super) fn place_rows(&mut self) -> Result<()> {
         let mut held = Vec::new();
         if !self.parking.tables.is_empty() {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT table_id, key, why FROM main._sync_parked")?;
+            let mut stmt = self.conn.prepare(
+                "SELECT table_id, key, why FROM main._sync_parked
+                 WHERE why IN (?1, ?2) OR (why = ?3 AND by_table IS NULL)",
+            )?;
+            stmt.bind_all(&[
+                Value::Integer(HELD),
+                Value::Integer(PENDING),
+                Value::Integer(MISSING),
+            ])?;
             while let Some(row) = stmt.step()? {
                 let at = (
                     row.column_int(0),
@@ -185,6 +209,10 @@ impl<'a> Import<'a> {
                     held.push(at.clone());
                 }
                 self.parking.push(at);
+            }
+            drop(stmt);
+            for at in std::mem::take(&mut self.parking.changed) {
+                self.queue_held_by(&at)?;
             }
         }
         // rows held by rule 4 keep their values taken while rows are judged
@@ -203,14 +231,18 @@ impl<'a> Import<'a> {
             }
         }
         self.queue_orphans_of_written()?;
-        let mut rounds = 0usize;
+        // a row is judged again only when a row it depends on changed: a handful of times
+        let mut times: HashMap<RowAt, u32> = HashMap::new();
         while let Some(at) = self.parking.queue.pop_front() {
             self.parking.queued.remove(&at);
-            rounds += 1;
-            if rounds > 1_000_000 + 100 * self.parking.queued.len() {
-                return Err(Error::new(
-                    "holding rows out did not settle (a bug: please report it)",
-                ));
+            let n = times.entry(at.clone()).or_default();
+            *n += 1;
+            if *n > 1000 {
+                return Err(Error::new(format!(
+                    "holding rows out did not settle (row {:?} judged {n} times; a bug: please \
+                     report it)",
+                    key_cells(table_by_id(self.known.tables, at.0)?, &at.1)?
+                )));
             }
             self.judge(at, &mut Vec::new())?;
         }
@@ -283,13 +315,17 @@ impl<'a> Import<'a> {
             }
         }
         let hold = match (missing, held_by) {
-            (Some((by, text, from, to, values)), _) => Some(Hold {
-                why: MISSING,
-                reason: text,
-                columns: from,
-                by,
-                by_values: JsonObject::of(&to.into_iter().zip(values).collect::<Vec<_>>()),
-            }),
+            // its own values come first (rule 1): asked of SQLite by a trial write
+            (Some((by, text, from, to, values)), _) => match self.row_check(table, &key, &cells)? {
+                Some(e) => Some(row_hold(&e)),
+                None => Some(Hold {
+                    why: MISSING,
+                    reason: text,
+                    columns: from,
+                    by,
+                    by_values: JsonObject::of(&to.into_iter().zip(values).collect::<Vec<_>>()),
+                }),
+            },
             (None, held) => {
                 let outcome = self.contest(table, &at, &key, &cells, held.is_some(), visible)?;
                 match (outcome, held) {
@@ -315,6 +351,16 @@ impl<'a> Import<'a> {
                 self.record_hold(table, &at, &key, &cells, &hold)?;
             }
             None => self.drop_record(&at)?,
+        }
+        // a row judged on the assumption that this one stays is judged again
+        if after.is_some() {
+            let (again, rest) = std::mem::take(&mut self.parking.assumed)
+                .into_iter()
+                .partition(|(assumed, _)| *assumed == at);
+            self.parking.assumed = rest;
+            for (_, assumer) in again {
+                self.parking.push(assumer);
+            }
         }
         // the rows this one holds out, or that name it, may change with it
         if before != after || (before.is_none() && physical.as_ref() != Some(&cells)) {
@@ -355,7 +401,12 @@ impl<'a> Import<'a> {
         };
         let at = (parent_id, log::row_key(key.iter()));
         if stack.contains(&at) {
-            return Ok(Parent::There); // a cycle: it stays if this row does
+            // a cycle: it stays if this row does; judged again if it does not
+            let assumer = stack.last().expect("the row judged").clone();
+            if assumer != at {
+                self.parking.assumed.push((at, assumer)); // (a row that names itself stays)
+            }
+            return Ok(Parent::There);
         }
         let why = match self.load_record(&at)? {
             Some((why, _)) => Some(why),
@@ -403,16 +454,8 @@ impl<'a> Import<'a> {
         }
         if held && self.quiet.app_triggers_fire() {
             // its triggers judge it as they would judge it in the table
-            let conn = self.conn;
-            let trial = conn.trial("sync_trial", || {
-                let writers = &mut self.rows.writers;
-                (self.quiet).untriggered(|| writers.write(table, key, &RowState::Absent))?;
-                self.write_row(table, key, &state)
-            });
-            match trial {
-                Err(e) if e.is_constraint() && !e.is_unique() => return Ok(Some(row_hold(&e))),
-                Err(e) if !e.is_constraint() => return Err(e),
-                _ => {}
+            if let Some(e) = self.row_check(table, key, cells)? {
+                return Ok(Some(row_hold(&e)));
             }
         }
         loop {
@@ -466,6 +509,29 @@ impl<'a> Import<'a> {
             let values: Vec<Value> = other_key.iter().map(|(_, v)| v.clone()).collect();
             self.queue_children(table, &values, false)?;
             self.parking.push(other_at);
+        }
+    }
+
+    /// What SQLite says of the row `cells` on its own (a NOT NULL, a CHECK, a type, a trigger's
+    /// RAISE), asked by a trial write as the app's, rolled back; None when it passes (a
+    /// UNIQUE value taken is not the row's own fault).
+    fn row_check(
+        &mut self,
+        table: &SyncedTable,
+        key: &Cells,
+        cells: &Cells,
+    ) -> Result<Option<Error>> {
+        let conn = self.conn;
+        let state = RowState::Present(cells.clone());
+        let trial = conn.trial("sync_trial", || {
+            let writers = &mut self.rows.writers;
+            (self.quiet).untriggered(|| writers.write(table, key, &RowState::Absent))?;
+            self.write_row(table, key, &state)
+        });
+        match trial {
+            Err(e) if e.is_constraint() && !e.is_unique() => Ok(Some(e)),
+            Err(e) if !e.is_constraint() => Err(e),
+            _ => Ok(None),
         }
     }
 
@@ -566,7 +632,10 @@ impl<'a> Import<'a> {
             return Ok(());
         }
         if visible {
-            return self.write_row(table, key, &RowState::Absent);
+            match self.write_row(table, key, &RowState::Absent) {
+                Err(e) if e.is_constraint() => {} // an app trigger that refuses it: as below
+                other => return other,
+            }
         }
         let writers = &mut self.rows.writers;
         self.quiet

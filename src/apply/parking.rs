@@ -25,6 +25,12 @@ pub(super) struct Parking {
     /// Tables with references to other columns than a key, whose parent table was written
     pub(super) written: HashSet<i64>,
     pub(super) first_ops: HashMap<RowAt, (u64, DeviceId, u64)>,
+    /// Rows judged on the assumption that a row they name (in a cycle) stays: (that row, the
+    /// row judged)
+    pub(super) assumed: Vec<(RowAt, RowAt)>,
+    /// Rows written since the import began (and the values other rows name them by, when not
+    /// their key), while rows are held out: the rows they hold out are judged at the end
+    pub(super) changed: HashSet<RowAt>,
 }
 
 impl Parking {
@@ -42,6 +48,8 @@ impl Parking {
             judged: HashSet::new(),
             written: HashSet::new(),
             first_ops: HashMap::new(),
+            assumed: Vec::new(),
+            changed: HashSet::new(),
         })
     }
 
@@ -55,6 +63,14 @@ impl Parking {
     pub(super) fn wrote_here(&mut self, table_id: i64, key: &[u8], delete: bool) {
         if !delete && self.references.of(table_id).next().is_some() {
             self.push((table_id, key.to_vec()));
+        }
+        self.changed(table_id, key);
+    }
+
+    /// Row `key` of table `id` was written: the rows it holds out are judged at the end.
+    pub(super) fn changed(&mut self, id: i64, key: &[u8]) {
+        if !self.tables.is_empty() {
+            self.changed.insert((id, key.to_vec()));
         }
     }
 

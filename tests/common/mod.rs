@@ -467,7 +467,10 @@ macro_rules! tuple_from_row {
 tuple_from_row!(A 0);
 tuple_from_row!(A 0, B 1);
 tuple_from_row!(A 0, B 1, C 2);
+tuple_from_row!(A 0, B 1, C 2, D 3);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4);
 tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
 tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
 
 /// Every row of `sql`, each as a tuple of its columns.

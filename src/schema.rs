@@ -74,6 +74,7 @@ pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(WAITING_VIEW, &[])?;
     conn.exec(PARKED, &[])?;
     conn.exec(PARKED_BY, &[])?;
+    conn.exec(PARKED_WHY, &[])?;
     conflicts_view(conn)
 }
 
@@ -97,9 +98,12 @@ const PARKED: &str = "CREATE TABLE IF NOT EXISTS main._sync_parked(
        PRIMARY KEY (table_id, key)
      ) WITHOUT ROWID";
 
-/// The rows held out because of a row: found when that row changes.
+/// The rows held out because of a row: found when that row changes; and by why, for those
+/// every import judges (apply/park.rs).
 const PARKED_BY: &str = "CREATE INDEX IF NOT EXISTS main._sync_parked_by
        ON _sync_parked(by_table, by_key) WHERE by_key IS NOT NULL";
+const PARKED_WHY: &str =
+    "CREATE INDEX IF NOT EXISTS main._sync_parked_why ON _sync_parked(why, by_table)";
 
 /// How each device declares each table now (log/declared.rs). Created by `upgrade` in
 /// databases made before it.
@@ -214,6 +218,7 @@ const SCHEMA: &[&str] = &[
     DECLARED,
     PARKED,
     PARKED_BY,
+    PARKED_WHY,
     "CREATE TABLE IF NOT EXISTS _sync_peers(
        peer INTEGER NOT NULL,
        device INTEGER NOT NULL,

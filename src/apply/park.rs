@@ -192,8 +192,10 @@ impl<'a> Import<'a> {
         let mut held = Vec::new();
         if !self.parking.tables.is_empty() {
             let mut stmt = self.conn.prepare(
-                "SELECT table_id, key, why FROM main._sync_parked
-                 WHERE why IN (?1, ?2) OR (why = ?3 AND by_table IS NULL)",
+                "SELECT table_id, key, why FROM main._sync_parked WHERE why IN (?1, ?2)
+                 UNION ALL
+                 SELECT table_id, key, why FROM main._sync_parked
+                 WHERE why = ?3 AND by_table IS NULL",
             )?;
             stmt.bind_all(&[
                 Value::Integer(HELD),

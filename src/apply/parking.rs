@@ -35,10 +35,19 @@ pub(super) struct Parking {
 
 impl Parking {
     pub(super) fn load(conn: &crate::db::Conn, tables: &[SyncedTable]) -> Result<Parking> {
+        // one seek per table, however many rows are held out
         let mut held = HashSet::new();
-        let mut stmt = conn.prepare("SELECT DISTINCT table_id FROM main._sync_parked")?;
-        while let Some(row) = stmt.step()? {
-            held.insert(row.column_int(0));
+        let mut stmt = conn.prepare(
+            "SELECT table_id FROM main._sync_parked WHERE table_id > ?1 ORDER BY table_id LIMIT 1",
+        )?;
+        let mut after = i64::MIN;
+        loop {
+            stmt.bind_all(&[crate::value::Value::Integer(after)])?;
+            let next = stmt.step()?.map(|row| row.column_int(0));
+            stmt.reset();
+            let Some(id) = next else { break };
+            held.insert(id);
+            after = id;
         }
         Ok(Parking {
             references: References::load(conn, tables)?,

@@ -111,11 +111,13 @@ impl Import<'_> {
                 }
                 other => other?,
             }
-            let keys: Vec<&[u8]> = (run.iter())
-                .filter(|(_, _, entry)| !self.rows.touched.contains(entry))
-                .map(|(_, _, entry)| entry.1.as_slice())
-                .collect();
-            self.wrote_new(table, &keys);
+            if self.parking.concerns(table.id) {
+                let keys: Vec<&[u8]> = (run.iter())
+                    .filter(|(_, _, entry)| !self.rows.touched.contains(entry))
+                    .map(|(_, _, entry)| entry.1.as_slice())
+                    .collect();
+                self.wrote_new(table, &keys);
+            }
         }
         if self.quiet.app_triggers_fire() {
             self.put_back_new_rows(&new_rows)?;

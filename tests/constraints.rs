@@ -325,14 +325,30 @@ fn a_parent_deleted_while_a_child_is_edited_or_moved() {
     exchange(&a, &b);
     alike(&a, &b, &["list", "item"]);
     assert_eq!(a.held_out(), vec![]);
-    // moved to a list deleted meanwhile
-    exec(b.conn(), "UPDATE item SET list = 2 WHERE id = 12");
-    exec(
-        a.conn(),
-        "DELETE FROM item WHERE list = 2; DELETE FROM list WHERE id = 2",
-    );
+    // moved to a list deleted meanwhile: held out on both; given up by sync_resolve
+    exec(a.conn(), "INSERT INTO list VALUES (3, 'garden')");
+    exchange(&a, &b);
+    exec(b.conn(), "UPDATE item SET list = 3 WHERE id = 12");
+    exec(a.conn(), "DELETE FROM list WHERE id = 3");
     exchange(&a, &b);
     alike(&a, &b, &["list", "item"]);
+    assert_eq!(
+        a.held_out(),
+        vec![(
+            "item".into(),
+            "{\"id\":12}".into(),
+            "FOREIGN KEY (list) REFERENCES list(id)".into()
+        )]
+    );
+    let id = id_of(
+        &b,
+        "SELECT id FROM sync_conflicts WHERE kind = 'constraint'",
+    );
+    resolve(&b, &id, "remote").unwrap();
+    exchange(&a, &b);
+    alike(&a, &b, &["list", "item"]);
+    assert_eq!(a.held_out(), vec![]);
+    assert_eq!(a.dump("item").len(), 1);
 }
 
 /// A tree whose nodes name their parent: a leaf added under a node deleted elsewhere is held
@@ -447,6 +463,17 @@ fn not_null_broken_by_a_row_from_a_device_that_allows_it() {
     send(&a, &b);
     assert_eq!(b.dump("t"), a.dump("t"));
     assert_eq!(b.held_out(), vec![]);
+    // again, mended by sync_resolve on b this time
+    exec(a.conn(), "INSERT INTO t VALUES (3, NULL)");
+    send(&a, &b);
+    let id = id_of(
+        &b,
+        "SELECT id FROM sync_conflicts WHERE kind = 'constraint'",
+    );
+    resolve(&b, &id, r#"{"note": "z"}"#).unwrap();
+    send(&b, &a);
+    assert_eq!(b.dump("t"), a.dump("t"));
+    assert_eq!(b.held_out(), vec![]);
 }
 
 /// An app trigger that RAISEs on an imported row holds it out like a constraint; the other rows
@@ -469,6 +496,19 @@ fn a_validation_trigger_holds_a_row_out() {
     );
     exec(a.conn(), "UPDATE t SET a = 'fine' WHERE id = 7");
     send(&a, &b);
+    assert_eq!(b.dump("t"), a.dump("t"));
+    assert_eq!(b.held_out(), vec![]);
+    // again, mended by sync_resolve on b this time; values the trigger refuses are refused
+    exec(a.conn(), "INSERT INTO t VALUES (8, 'bad')");
+    send(&a, &b);
+    let id = id_of(
+        &b,
+        "SELECT id FROM sync_conflicts WHERE kind = 'constraint'",
+    );
+    let err = resolve(&b, &id, r#"{"a": "bad"}"#).unwrap_err();
+    assert!(err.contains("a may not be bad"), "{err}");
+    resolve(&b, &id, r#"{"a": "good"}"#).unwrap();
+    send(&b, &a);
     assert_eq!(b.dump("t"), a.dump("t"));
     assert_eq!(b.held_out(), vec![]);
 }
@@ -621,4 +661,81 @@ fn rows_naming_a_row_held_out_are_not_cascaded_away() {
     alike(&a, &b, &["users", "posts"]);
     assert_eq!(a.dump("posts").len(), 2);
     assert_eq!(a.held_out(), vec![]);
+}
+
+/// A trigger that rolls the whole transaction back (`RAISE(ROLLBACK)`) on an imported row: the
+/// import fails saying so and changes nothing; nothing is written after the rollback.
+#[test]
+fn a_trigger_that_rolls_back_fails_the_import_cleanly() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); SELECT sync_enable('t');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(
+        b.conn(),
+        "CREATE TRIGGER t_no BEFORE INSERT ON t WHEN NEW.a = 'bad'
+         BEGIN SELECT RAISE(ROLLBACK, 'no bad rows'); END; SELECT sync_init();",
+    );
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'ok'), (2, 'bad'), (3, 'ok')",
+    );
+    let bundle = a.bundle_for(None);
+    let before = (b.dump("t"), snapshot(b.conn()));
+    let err = b.try_import(&bundle).unwrap_err();
+    assert!(
+        err.contains("rolled the import's transaction back"),
+        "{err}"
+    );
+    assert!(err.contains("no bad rows"), "{err}");
+    assert_eq!((b.dump("t"), snapshot(b.conn())), before);
+    assert!(b.conn().is_autocommit());
+    exec(b.conn(), "DROP TRIGGER t_no");
+    b.import(&bundle);
+    assert_eq!(b.dump("t"), a.dump("t"));
+}
+
+/// Rows held out because the row they name lost a UNIQUE value (rule 4) leave and come back as
+/// the app's triggers see them, like any other.
+#[test]
+fn rows_held_by_rule_4_leave_and_come_back_as_the_app_sees_it() {
+    let schema = "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE);
+                  CREATE TABLE posts(id INTEGER PRIMARY KEY, user INTEGER REFERENCES users(id));
+                  CREATE TABLE seen(what TEXT);
+                  CREATE TRIGGER posts_in AFTER INSERT ON posts
+                    BEGIN INSERT INTO seen VALUES ('+' || NEW.id); END;
+                  CREATE TRIGGER posts_out AFTER DELETE ON posts
+                    BEGIN INSERT INTO seen VALUES ('-' || OLD.id); END;
+                  SELECT sync_enable('users'); SELECT sync_enable('posts');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(a.conn(), "INSERT INTO users VALUES (1, 'x@example.org')");
+    exec(
+        b.conn(),
+        "INSERT INTO users VALUES (9, 'z'); DELETE FROM users WHERE id = 9",
+    );
+    exec(
+        b.conn(),
+        "INSERT INTO users VALUES (2, 'x@example.org'); INSERT INTO posts VALUES (20, 2);",
+    );
+    exchange(&a, &b);
+    let seen = |d: &Device| -> Vec<String> {
+        rows::<(String,)>(d.conn(), "SELECT what FROM seen ORDER BY rowid")
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
+    };
+    assert_eq!(seen(&b), ["+20", "-20"]);
+    assert!(a.dump("posts").is_empty());
+    exec(
+        a.conn(),
+        "UPDATE users SET email = 'y@example.org' WHERE id = 1",
+    );
+    exchange(&a, &b);
+    alike(&a, &b, &["users", "posts"]);
+    assert_eq!(seen(&b), ["+20", "-20", "+20"]);
+    let on_a = seen(&a);
+    assert_eq!(on_a.last().map(String::as_str), Some("+20"), "{on_a:?}");
+    assert_eq!(
+        on_a.iter().filter(|s| *s == "+20").count(),
+        on_a.iter().filter(|s| *s == "-20").count() + 1,
+        "{on_a:?}"
+    );
 }

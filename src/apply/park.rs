@@ -349,6 +349,13 @@ impl<'a> Import<'a> {
             Some(hold) => {
                 if hold.why != HELD {
                     self.take_out(table, &key, physical.is_some(), visible)?;
+                } else if visible {
+                    // the app sees it leave; its values stay taken while rows are judged
+                    self.take_out(table, &key, true, true)?;
+                    let writers = &mut self.rows.writers;
+                    let state = RowState::Present(cells.clone());
+                    self.quiet
+                        .untriggered(|| writers.write(table, &key, &state))?;
                 }
                 self.record_hold(table, &at, &key, &cells, &hold)?;
             }

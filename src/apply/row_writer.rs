@@ -196,15 +196,13 @@ impl<'c> RowWriters<'c> {
     /// The user row with key `key` (every column of the table, as it spells them), if it is
     /// there.
     pub fn read(&mut self, table: &SyncedTable, key: &[(String, Value)]) -> Result<Option<Cells>> {
-        let q = crate::sql::quote_ident;
         let stmt = self.cached("read all", table, key.iter(), || {
-            let list: Vec<String> = table.shape.columns.iter().map(|c| q(c)).collect();
-            format!(
-                "SELECT {} FROM main.{} WHERE {}",
-                list.join(", "),
-                q(&table.name),
-                crate::sql::key_match(key.iter().map(|(c, _)| c.as_str()))
-            )
+            let list = table
+                .shape
+                .columns
+                .iter()
+                .map(|c| crate::sql::quote_ident(c));
+            select_by_key(table, list, key)
         })?;
         let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
         stmt.bind_all(&params)?;
@@ -228,21 +226,14 @@ impl<'c> RowWriters<'c> {
         key: &[(String, Value)],
         state: &RowState,
     ) -> Result<(bool, bool)> {
-        let q = crate::sql::quote_ident;
         let cells: &[(String, Value)] = match state {
             RowState::Absent => &[],
             RowState::Present(cells) => cells,
         };
         let stmt = self.cached("read", table, key.iter().chain(cells), || {
-            let list: Vec<String> = std::iter::once("1".to_string())
-                .chain(cells.iter().map(|(c, _)| q(c)))
-                .collect();
-            format!(
-                "SELECT {} FROM main.{} WHERE {}",
-                list.join(", "),
-                q(&table.name),
-                crate::sql::key_match(key.iter().map(|(c, _)| c.as_str()))
-            )
+            let list = std::iter::once("1".to_string())
+                .chain(cells.iter().map(|(c, _)| crate::sql::quote_ident(c)));
+            select_by_key(table, list, key)
         })?;
         let params: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
         stmt.bind_all(&params)?;
@@ -402,6 +393,20 @@ impl<'c> RowWriters<'c> {
             sql: Box::new(sql),
         })
     }
+}
+
+/// `SELECT <list> FROM <table> WHERE <key columns> IS ?1 …`.
+fn select_by_key(
+    table: &SyncedTable,
+    list: impl Iterator<Item = String>,
+    key: &[(String, Value)],
+) -> String {
+    format!(
+        "SELECT {} FROM main.{} WHERE {}",
+        list.collect::<Vec<_>>().join(", "),
+        crate::sql::quote_ident(&table.name),
+        crate::sql::key_match(key.iter().map(|(c, _)| c.as_str()))
+    )
 }
 
 /// The state with the cells of the columns the table has: an op may name a column this device

@@ -2,7 +2,7 @@
 //! row with more than one op settled from its live set by the merge rule, with its conflicts.
 
 use crate::conflicts;
-use crate::db::{Conn, Result};
+use crate::db::{Conn, Error, Result};
 use crate::log::{self, SyncedTable};
 use crate::merge::live::{OpAt, RowLive};
 use crate::merge::row_index::Entry;
@@ -100,12 +100,16 @@ impl Import<'_> {
             let rows: Vec<&[Value]> = run.iter().map(|(_, v, _)| v.as_slice()).collect();
             match self.rows.writers.write_many(table, form_id, form, &rows) {
                 Err(e) if e.is_constraint() => {
+                    if self.conn.is_autocommit() {
+                        return Err(self.rolled_back(table, e));
+                    }
                     for (_, values, entry) in run {
                         match self.rows.writers.write_single(table, form_id, form, values) {
-                            Err(e) if e.is_constraint() => {
+                            Err(e) if e.is_constraint() && !self.conn.is_autocommit() => {
                                 self.rows.touched.add(entry);
                             }
-                            other => other?,
+                            Err(e) => return Err(self.rolled_back(table, e)),
+                            Ok(()) => {}
                         }
                     }
                 }
@@ -237,10 +241,27 @@ impl Import<'_> {
         if !self.quiet.app_triggers_fire() {
             return self.rows.writers.write(table, key, state);
         }
-        if !self.rows.writers.write_as_app(table, key, state)? {
-            return Ok(());
+        match self.rows.writers.write_as_app(table, key, state) {
+            Ok(false) => Ok(()),
+            Ok(true) => self.put_back(table, key, state),
+            Err(e) => Err(self.rolled_back(table, e)),
         }
-        self.put_back(table, key, state)
+    }
+
+    /// The error of a write the app's triggers refused; when one of them rolled the whole
+    /// transaction back (`RAISE(ROLLBACK)`), the import cannot go on: an error that is no
+    /// constraint's, so nothing goes on writing outside the transaction that ended.
+    pub(super) fn rolled_back(&self, table: &SyncedTable, e: Error) -> Error {
+        if !e.is_constraint() || !self.conn.is_autocommit() {
+            return e;
+        }
+        Error::new(format!(
+            "a trigger of yours rolled the import's transaction back while it wrote a row of \
+             table {:?} ({e}): nothing was imported (and a transaction of yours it ran in was \
+             rolled back too); to refuse rows, use RAISE(ABORT, …) or RAISE(FAIL, …): such rows \
+             are held out of the table instead",
+            table.name
+        ))
     }
 }
 

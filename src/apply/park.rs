@@ -249,18 +249,10 @@ impl<'a> Import<'a> {
             self.judge(at, &mut Vec::new())?;
         }
         // rows held by rule 4 leave their tables again
-        let mut stmt = self
-            .conn
-            .prepare("SELECT table_id, key FROM main._sync_parked WHERE why = ?1")?;
-        stmt.bind_all(&[Value::Integer(HELD)])?;
-        let mut out = Vec::new();
-        while let Some(row) = stmt.step()? {
-            out.push((
-                row.column_int(0),
-                row.column_blob(1)?.unwrap_or_default().to_vec(),
-            ));
-        }
-        drop(stmt);
+        let out = self.rows_at(
+            "SELECT table_id, key FROM main._sync_parked WHERE why = ?1",
+            &[Value::Integer(HELD)],
+        )?;
         for at in out {
             let Some((table, key, _)) = self.held_row(&at)? else {
                 continue;
@@ -653,22 +645,31 @@ impl<'a> Import<'a> {
 
     /// Queues the rows of `table` whose record names row `at` as what holds them out.
     fn queue_held_by(&mut self, at: &RowAt) -> Result<()> {
-        let mut stmt = self.conn.prepare(
+        let found = self.rows_at(
             "SELECT table_id, key FROM main._sync_parked WHERE by_table = ?1 AND by_key = ?2",
+            &[Value::Integer(at.0), Value::Blob(at.1.clone())],
         )?;
-        stmt.bind_all(&[Value::Integer(at.0), Value::Blob(at.1.clone())])?;
-        let mut found = Vec::new();
-        while let Some(row) = stmt.step()? {
-            found.push((
-                row.column_int(0),
-                row.column_blob(1)?.unwrap_or_default().to_vec(),
-            ));
-        }
-        drop(stmt);
         for at in found {
             self.parking.push(at);
         }
         Ok(())
+    }
+
+    /// The rows (table id, key) a cached query of `_sync_parked` returns.
+    fn rows_at(&mut self, sql: &'static str, params: &[Value]) -> Result<Vec<RowAt>> {
+        let stmt = self.cached(sql, params)?;
+        let mut found = Vec::new();
+        let result = (|| {
+            while let Some(row) = stmt.step()? {
+                found.push((
+                    row.column_int(0),
+                    row.column_blob(1)?.unwrap_or_default().to_vec(),
+                ));
+            }
+            Ok(())
+        })();
+        stmt.reset();
+        result.map(|()| found)
     }
 
     /// Queues the rows in their tables that name the row of `table` with key `key` (by

@@ -704,6 +704,55 @@ impl Bench {
         self.row("import of a one-row bundle (median)", first, last, "ms");
     }
 
+    /// The same bundle as a file and as a BLOB, and a shared folder: what a transport costs.
+    fn transports_table(&self) {
+        let n = self.rows;
+        println!(
+            "\n### 12. Transports: a bundle of {n} ops as a file and as a BLOB, median of {RUNS}\n"
+        );
+        println!("| work | file | BLOB | BLOB / file |\n|---|---:|---:|---:|");
+        let writer = open(&self.path("transport-a.db"), &THREE, true);
+        fill(&writer, &THREE, 1, n);
+        let bundle = self.path("transport.bundle");
+        let (mut out_file, mut out_blob, mut in_file, mut in_blob) =
+            (vec![], vec![], vec![], vec![]);
+        for run in 0..RUNS {
+            let _ = std::fs::remove_file(&bundle);
+            out_file.push(seconds(|| Self::bundle_out(&writer, None, &bundle)).1);
+            let (blob, t): (Vec<u8>, f64) = seconds(|| {
+                writer
+                    .query_row("SELECT sync_bundle_out(NULL)", [], |r| r.get(0))
+                    .unwrap()
+            });
+            out_blob.push(t);
+            let a = open(&self.path(&format!("transport-f{run}.db")), &THREE, true);
+            in_file.push(seconds(|| Self::bundle_in(&a, &bundle)).1);
+            let b = open(&self.path(&format!("transport-b{run}.db")), &THREE, true);
+            in_blob.push(
+                seconds(|| {
+                    b.query_row(
+                        "SELECT sync_bundle_in(?1) ->> '$.applied_count'",
+                        [&blob],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .unwrap()
+                })
+                .1,
+            );
+        }
+        let row = |work: &str, file: Vec<f64>, blob: Vec<f64>| {
+            let (f, b) = (median(file), median(blob));
+            println!(
+                "| {work} | {:.0} ms | {:.0} ms | {:.2}x |",
+                f * 1e3,
+                b * 1e3,
+                b / f
+            );
+        };
+        row("sync_bundle_out", out_file, out_blob);
+        row("sync_bundle_in, empty device", in_file, in_blob);
+    }
+
     /// The SQLite session extension on the same work: the reference for capture and apply.
     fn session_table(&self) {
         use rusqlite::session::{ConflictAction, Session};
@@ -801,6 +850,9 @@ fn main() {
     }
     if runs("11") {
         bench.small_sync_table(if quick { 200 } else { 2000 });
+    }
+    if runs("12") {
+        bench.transports_table();
     }
     if runs("session") {
         bench.session_table();

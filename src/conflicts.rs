@@ -14,13 +14,15 @@
 //! Devices keep different histories (one may never have seen a conflict another resolved), so
 //! only open records are the same everywhere. The last `KEPT` closed records are kept.
 //!
-//! `_sync_conflicts` stores each record with its loser and winner; the view `sync_conflicts`
-//! names them from this device's point of view: `local` is the winner when only the winner is
-//! this device's op, else the loser; `remote` the other; `winner` is always the winner.
+//! `_sync_conflicts` stores each record with its loser and winner; the virtual table
+//! `sync_conflicts` (`TABLE`, below: the SQL of schema.rs `conflict_records_sql`, also the view
+//! `sync_conflict_records`) names them from this device's point of view: `local` is the winner
+//! when only the winner is this device's op, else the loser; `remote` the other; `winner` is
+//! always the winner.
 
 use sha2::{Digest, Sha256};
 
-use crate::db::{Result, Statements};
+use crate::db::{Conn, Result, Statements, TableDef};
 use crate::log::clock::Order;
 use crate::log::SyncedTable;
 use crate::merge::live::{OpAt, RowLive};
@@ -203,4 +205,72 @@ fn side_values(op: &RowOp, columns: &[String]) -> String {
         }
     }
     obj.finish()
+}
+
+/// The virtual table `sync_conflicts`: the planner's `=` on `id`, `table_name`, `resolved` and
+/// `kind` become conditions on the stored records (the id through its primary key).
+pub static TABLE: TableDef = TableDef {
+    name: "sync_conflicts",
+    columns: crate::schema::CONFLICT_COLUMNS,
+    filterable: &[0, 1, 9, 10],
+    rows: table_rows,
+    still: still_there,
+};
+
+/// Whether record `row` (as `table_rows` read it) is still listed as it was: a resolution
+/// closes every open record of the cells it writes.
+fn still_there(conn: &Conn, row: &[Value]) -> Result<bool> {
+    let filters = [(0, row[0].clone()), (9, row[9].clone())];
+    Ok(!table_rows(conn, &filters)?.is_empty())
+}
+
+fn table_rows(conn: &Conn, filters: &[(usize, Value)]) -> Result<Vec<Vec<Value>>> {
+    if !crate::schema::is_initialized(conn)? {
+        return Ok(Vec::new()); // no device: no records
+    }
+    let (mut on_conflicts, mut on_parked, mut params) = (String::new(), String::new(), vec![]);
+    for (column, value) in filters {
+        let n = params.len() + 1;
+        let (c, p) = match column {
+            0 => {
+                let id = value.as_text().and_then(crate::value::unhex);
+                params.push(id.map_or(Value::Null, Value::Blob));
+                (format!("c.id = ?{n}"), format!("p.id = ?{n}"))
+            }
+            1 => {
+                params.push(value.clone());
+                (format!("t.name = ?{n}"), format!("t.name = ?{n}"))
+            }
+            9 => {
+                params.push(value.clone());
+                (format!("c.state = ?{n}"), format!("0 = ?{n}"))
+            }
+            _ => {
+                params.push(value.clone());
+                (
+                    format!("'concurrent' = ?{n}"),
+                    format!("'constraint' = ?{n}"),
+                )
+            }
+        };
+        on_conflicts += &format!(" AND {c}");
+        on_parked += &format!(" AND {p}");
+    }
+    let sql = format!(
+        "SELECT * FROM ({}) ORDER BY 1",
+        crate::schema::conflict_records_sql(&on_conflicts, &on_parked)
+    )
+    .replace("FROM _sync_", "FROM main._sync_")
+    .replace("JOIN _sync_", "JOIN main._sync_");
+    let mut stmt = conn.prepare(&sql)?;
+    stmt.bind_all(&params)?;
+    let mut rows = Vec::new();
+    while let Some(row) = stmt.step()? {
+        rows.push(
+            (0..TABLE.columns.len())
+                .map(|i| row.column(i))
+                .collect::<Result<_>>()?,
+        );
+    }
+    Ok(rows)
 }

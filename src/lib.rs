@@ -54,6 +54,7 @@ mod op;
 mod resolve;
 mod schema;
 mod sql;
+mod status;
 mod value;
 
 use std::ffi::{c_char, c_int};
@@ -118,6 +119,19 @@ fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
     bundle::out::sync_bundle_out(conn, args, apply::fork, apply::follow_schema)
 }
 
+/// `sync_folder_out(dir)`: a bundle of what any device a bundle came from lacks, as a new file
+/// in a shared folder (bundle/folder.rs).
+fn sync_folder_out(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let dir = bundle::folder::folder_arg(args)?;
+    bundle::out::export(
+        conn,
+        apply::fork,
+        apply::follow_schema,
+        bundle::out::For::EveryPeer,
+        bundle::out::To::Folder(dir),
+    )
+}
+
 /// Every SQL function: name, argument count, flags, implementation.
 #[rustfmt::skip]
 const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
@@ -129,10 +143,16 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_enable",     1, DIRECT_ONLY,               sync_enable),
     ("sync_disable",    1, DIRECT_ONLY,               sync_disable),
     ("sync_clock",      0, INNOCUOUS,                 log::clock::sync_clock),
+    ("sync_bundle_out", 1, DIRECT_ONLY,               sync_bundle_out),
     ("sync_bundle_out", 2, DIRECT_ONLY,               sync_bundle_out),
     ("sync_bundle_in",  1, DIRECT_ONLY,               apply::sync_bundle_in),
+    ("sync_bundle_info",1, DIRECT_ONLY,               bundle::inspect::sync_bundle_info),
+    ("sync_folder_out", 1, DIRECT_ONLY,               sync_folder_out),
+    ("sync_folder_in",  1, DIRECT_ONLY,               apply::sync_folder_in),
+    ("sync_folder_prune",1, DIRECT_ONLY,              bundle::folder::sync_folder_prune),
     ("sync_resolve",    2, DIRECT_ONLY,               resolve::sync_resolve),
     ("sync_fork",       0, DIRECT_ONLY,               apply::sync_fork),
+    ("sync_status",     0, 0,                         status::sync_status),
     // helpers of the sync_log view
     ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),
     ("sync_log_pk",    -1, DETERMINISTIC | INNOCUOUS, log::sync_log_pk),
@@ -146,7 +166,8 @@ fn register_all(db: *mut sqlite3) -> Result<()> {
         // SAFETY: `db` is the handle SQLite passed to the entry point.
         unsafe { register_function(db, name, n_args, flags, f)? };
     }
-    Ok(())
+    // SAFETY: as above.
+    unsafe { db::register_table(db, &conflicts::TABLE) }
 }
 
 /// The entry point SQLite finds for `.load ./dist/sync0`.

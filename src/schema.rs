@@ -44,11 +44,13 @@
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_bundles(id, source)              bundles imported
-//! _sync_conflicts(...)                   conflict records (conflicts.rs); view sync_conflicts
+//! _sync_conflicts(...)                   conflict records (conflicts.rs); sync_conflicts shows
+//!                                        them (and view sync_conflict_records)
 //! _sync_parked(table_id, key, why, cells, by_table, by_key, ...)  rows held out of their
 //!                                        table by a constraint, why, and the row that holds
-//!                                        them out (apply/park.rs); in view sync_conflicts
-//! _sync_state(name, value)               `file` (identity.rs), `former <id>` (ids this device
+//!                                        them out (apply/park.rs); in sync_conflicts
+//! _sync_state(name, value)               `file` (identity.rs), `layout_by` (the release that
+//!                                        made this layout), `former <id>` (ids this device
 //!                                        had before it forked), counters: `folded` (last
 //!                                        local seq in _sync_rows),
 //!                                        `lamport` (highest Lamport time applied); `read_lazily`
@@ -75,6 +77,12 @@ pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(PARKED, &[])?;
     conn.exec(PARKED_BY, &[])?;
     conn.exec(PARKED_WHY, &[])?;
+    // the release that made this layout, for the error of a build that cannot read it (a build
+    // that changes the layout sets it to its own version)
+    conn.exec(
+        "INSERT OR IGNORE INTO main._sync_state(name, value) VALUES ('layout_by', ?1)",
+        &[Value::Text(env!("CARGO_PKG_VERSION").into())],
+    )?;
     conflicts_view(conn)
 }
 
@@ -329,7 +337,8 @@ pub fn create(conn: &Conn) -> Result<()> {
     create_conflicts(conn)
 }
 
-/// Creates `_sync_conflicts` and the view `sync_conflicts` (conflicts.rs writes and reads them).
+/// Creates `_sync_conflicts` and the view `sync_conflict_records` (conflicts.rs writes and reads
+/// them).
 fn create_conflicts(conn: &Conn) -> Result<()> {
     conn.exec(
         "CREATE TABLE IF NOT EXISTS main._sync_conflicts(
@@ -366,42 +375,71 @@ fn create_conflicts(conn: &Conn) -> Result<()> {
     conflicts_view(conn)
 }
 
-/// The view `sync_conflicts`: the records of concurrent edits (`_sync_conflicts`) and of rows
-/// held out by a constraint (`_sync_parked`, apply/park.rs), by `kind`. A view made by an
-/// earlier build (without `kind`) is made again.
-fn conflicts_view(conn: &Conn) -> Result<()> {
-    let current = conn.query_value(
-        "SELECT 1 FROM pragma_table_info('sync_conflicts', 'main') WHERE name = 'kind'",
-        &[],
-    )?;
-    if current.is_some() {
-        return Ok(());
-    }
-    conn.exec("DROP VIEW IF EXISTS main.sync_conflicts", &[])?;
-    // views name their tables unqualified: a view may not reach into `main` when its database
-    // is ATTACHed under another name
+/// The records of concurrent edits (`_sync_conflicts`) and of rows held out by a constraint
+/// (`_sync_parked`, apply/park.rs), by `kind`, as `sync_conflicts` shows them: the view
+/// `sync_conflict_records`, readable without the extension, and the virtual table
+/// `sync_conflicts` (conflicts.rs), which the same SQL serves with conditions `on_conflicts` (on
+/// `c`, `_sync_conflicts`) and `on_parked` (on `p`, `_sync_parked`) and `t`, `_sync_tables`.
+pub fn conflict_records_sql(on_conflicts: &str, on_parked: &str) -> String {
     // the same rule as `winner_is_local`
     let mine = format!("(c.winner_device = {SELF} AND c.loser_device <> {SELF})");
+    // views name their tables unqualified: a view may not reach into `main` when its database
+    // is ATTACHed under another name
+    format!(
+        "SELECT lower(hex(c.id)), t.name, c.pk, c.columns,
+                CASE WHEN {mine} THEN c.winner_op ELSE c.loser_op END,
+                CASE WHEN {mine} THEN c.loser_op ELSE c.winner_op END,
+                c.winner_op,
+                CASE WHEN {mine} THEN c.winner_values ELSE c.loser_values END,
+                CASE WHEN {mine} THEN c.loser_values ELSE c.winner_values END,
+                c.state, 'concurrent', NULL
+         FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
+         WHERE c.state <> {CHANGED} {on_conflicts}
+         UNION ALL
+         SELECT lower(hex(p.id)), t.name, p.pk, p.columns, p.op, p.by_op,
+                CASE WHEN p.why = {UNIQUE} THEN p.by_op END, p.row_values, p.by_values, 0,
+                'constraint', p.reason
+         FROM _sync_parked p JOIN _sync_tables t ON t.id = p.table_id
+         WHERE p.why <> {PENDING} {on_parked}"
+    )
+}
+
+/// The columns of `sync_conflicts` and `sync_conflict_records`.
+pub const CONFLICT_COLUMNS: &[&str] = &[
+    "id",
+    "table_name",
+    "pk",
+    "columns",
+    "local_op_id",
+    "remote_op_id",
+    "winner_op_id",
+    "local_values",
+    "remote_values",
+    "resolved",
+    "kind",
+    "reason",
+];
+
+/// The view `sync_conflict_records` (made when missing), and no view `sync_conflicts`: earlier
+/// builds made one, which would hide the virtual table of that name.
+fn conflicts_view(conn: &Conn) -> Result<()> {
+    let views = |name: &str| {
+        conn.query_value(
+            "SELECT 1 FROM main.sqlite_schema WHERE type = 'view' AND name = ?1",
+            &[Value::Text(name.into())],
+        )
+    };
+    if views("sync_conflicts")?.is_some() {
+        conn.exec("DROP VIEW main.sync_conflicts", &[])?;
+    }
+    if views("sync_conflict_records")?.is_some() {
+        return Ok(());
+    }
     conn.exec(
         &format!(
-            "CREATE VIEW main.sync_conflicts(id, table_name, pk, columns, local_op_id,
-                remote_op_id, winner_op_id, local_values, remote_values, resolved, kind,
-                reason) AS
-             SELECT lower(hex(c.id)), t.name, c.pk, c.columns,
-                    CASE WHEN {mine} THEN c.winner_op ELSE c.loser_op END,
-                    CASE WHEN {mine} THEN c.loser_op ELSE c.winner_op END,
-                    c.winner_op,
-                    CASE WHEN {mine} THEN c.winner_values ELSE c.loser_values END,
-                    CASE WHEN {mine} THEN c.loser_values ELSE c.winner_values END,
-                    c.state, 'concurrent', NULL
-             FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
-             WHERE c.state <> {CHANGED}
-             UNION ALL
-             SELECT lower(hex(p.id)), t.name, p.pk, p.columns, p.op, p.by_op,
-                    CASE WHEN p.why = {UNIQUE} THEN p.by_op END, p.row_values, p.by_values, 0,
-                    'constraint', p.reason
-             FROM _sync_parked p JOIN _sync_tables t ON t.id = p.table_id
-             WHERE p.why <> {PENDING}"
+            "CREATE VIEW main.sync_conflict_records({}) AS {}",
+            CONFLICT_COLUMNS.join(", "),
+            conflict_records_sql("", "")
         ),
         &[],
     )
@@ -438,6 +476,20 @@ pub fn require_initialized(conn: &Conn) -> Result<()> {
         .and_then(|v| v.as_i64());
     match format {
         Some(LAYOUT) => Ok(()),
+        Some(newer) if newer > LAYOUT => {
+            let by = conn
+                .query_value(
+                    "SELECT value FROM main._sync_state WHERE name = 'layout_by'",
+                    &[],
+                )?
+                .and_then(|v| v.as_text().map(str::to_string))
+                .unwrap_or_else(|| "a newer release".into());
+            Err(Error::new(format!(
+                "this database's sync metadata has layout {newer}, made by sqlite-sync {by}; \
+                 this build ({}) reads layout {LAYOUT}: upgrade the extension to {by} or later",
+                env!("CARGO_PKG_VERSION")
+            )))
+        }
         other => Err(Error::new(format!(
             "this database's sync metadata has layout {}, and this build reads layout {LAYOUT} \
              only (to move its data: with the build that made it, write a bundle of every op, \

@@ -1,7 +1,7 @@
-//! `sync_bundle_in(path)`: a bundle checked whole, then imported in one savepoint, and what the
-//! import did as JSON.
+//! `sync_bundle_in(path or BLOB)`: a bundle checked whole, then imported in one savepoint, and
+//! what the import did as JSON.
 
-use crate::bundle::{Prev, Reader};
+use crate::bundle::{open_argument, Prev, Reader};
 use crate::db::{Conn, Error, Result};
 use crate::log::{self, SyncedTable};
 use crate::schema::SELF;
@@ -11,14 +11,67 @@ use super::checks::{missing_columns, validate, validate_form};
 use super::fork::fork;
 use super::import::{Import, Outcome};
 
-/// `sync_bundle_in(path)`.
+/// `sync_bundle_in(path or BLOB)`.
 pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
-    let path = args[0]
-        .as_text()
-        .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
+    if !matches!(args[0], Value::Text(_) | Value::Blob(_)) {
+        open_argument(&args[0])?; // the error that names what it expects
+    }
     crate::identity::require_device(conn, fork)?;
-    let in_bundle = |e: Error| Error::new(format!("bundle {path:?}: {e}"));
-    let mut reader = Reader::open(path).map_err(in_bundle)?;
+    // refused inside a statement that writes, also for a bundle imported before (which
+    // writes nothing): the same call must not work only sometimes
+    conn.savepoint("sync_bundle_in", || Ok(()))?;
+    let report = import_bundle(conn, &args[0])?;
+    Ok(Value::Text(report.json(conn)?))
+}
+
+/// What one import did.
+pub(super) struct Report {
+    pub(super) manifest: crate::bundle::Manifest,
+    pub(super) outcome: Outcome,
+    /// the columns and tables its ops name that this database does not have or capture yet
+    pub(super) missing: Vec<String>,
+}
+
+impl Report {
+    /// The JSON object `sync_bundle_in` returns.
+    fn json(&self, conn: &Conn) -> Result<String> {
+        let (manifest, outcome) = (&self.manifest, &self.outcome);
+        let mut json = JsonObject::new();
+        json.field("bundle_id", &Value::Text(hex(&manifest.bundle_id)))
+            .field("source_device_id", &Value::Text(hex(&manifest.source)))
+            .field(
+                "total_operations",
+                &Value::Integer(manifest.op_count as i64),
+            )
+            .field("applied_count", &Value::Integer(outcome.applied as i64))
+            .field("conflict_count", &Value::Integer(outcome.conflicts as i64))
+            .field("held_out_count", &Value::Integer(held_out_count(conn)?))
+            .field(
+                "duplicate_count",
+                &Value::Integer(outcome.duplicates as i64),
+            )
+            .raw("skipped", if outcome.skipped { "true" } else { "false" })
+            .field(
+                "pending_count",
+                &Value::Integer(pending_count(conn)? as i64),
+            )
+            .field("discarded_count", &Value::Integer(outcome.discarded as i64))
+            .raw(
+                "waiting_for_schema",
+                &crate::value::json_string_list(&self.missing),
+            )
+            .raw(
+                "declared_otherwise",
+                &crate::value::json_string_list(&outcome.otherwise),
+            );
+        Ok(json.finish())
+    }
+}
+
+/// Imports the bundle `arg` names (a path) or holds (a BLOB), on a device.
+pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
+    let (label, mut reader) = open_argument(arg)?;
+    let in_bundle = |e: Error| e.about(&label);
     // columns added since the last call are captured first (follow.rs), once the file is
     // known to be a bundle: a call refused for its argument changes nothing
     super::follow_schema(conn, crate::capture::Refuse::All)?;
@@ -93,34 +146,25 @@ pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
         })
         .map_err(in_bundle)?
     };
-    let mut json = JsonObject::new();
-    json.field("bundle_id", &Value::Text(hex(&manifest.bundle_id)))
-        .field("source_device_id", &Value::Text(hex(&manifest.source)))
-        .field(
-            "total_operations",
-            &Value::Integer(manifest.op_count as i64),
-        )
-        .field("applied_count", &Value::Integer(outcome.applied as i64))
-        .field("conflict_count", &Value::Integer(outcome.conflicts as i64))
-        .field(
-            "duplicate_count",
-            &Value::Integer(outcome.duplicates as i64),
-        )
-        .raw("skipped", if outcome.skipped { "true" } else { "false" })
-        .field(
-            "pending_count",
-            &Value::Integer(pending_count(conn)? as i64),
-        )
-        .field("discarded_count", &Value::Integer(outcome.discarded as i64))
-        .raw(
-            "waiting_for_schema",
-            &crate::value::json_string_list(&missing),
-        )
-        .raw(
-            "declared_otherwise",
-            &crate::value::json_string_list(&outcome.otherwise),
-        );
-    Ok(Value::Text(json.finish()))
+    Ok(Report {
+        manifest,
+        outcome,
+        missing,
+    })
+}
+
+/// How many rows a constraint holds out of their tables now (apply/park.rs).
+fn held_out_count(conn: &Conn) -> Result<i64> {
+    Ok(conn
+        .query_value(
+            &format!(
+                "SELECT count(*) FROM main._sync_parked WHERE why <> {}",
+                crate::schema::PENDING
+            ),
+            &[],
+        )?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0))
 }
 
 /// Whether the bundle with this id was imported here before.
@@ -133,7 +177,7 @@ fn imported_before(conn: &Conn, bundle_id: &[u8; 16]) -> Result<bool> {
         .is_some())
 }
 
-fn pending_count(conn: &Conn) -> Result<u64> {
+pub(super) fn pending_count(conn: &Conn) -> Result<u64> {
     Ok(conn
         .query_value(
             "SELECT count(*) FROM main._sync_remote WHERE applied = 0",

@@ -11,6 +11,7 @@
 //!   context (`store.rs`); settle the touched rows (`settle.rs`); hold out the rows that break a
 //!   constraint here and bring back those that no longer do (`park.rs`); record the bundle
 //!   (`store.rs`).
+//! - `folder_in.rs`: `sync_folder_in`, every bundle of a shared folder imported in turn.
 //! - `park.rs`: the rule that holds rows out of their tables, the same on every device;
 //!   `parking.rs`: what an import knows of them; `references.rs`: the FOREIGN KEYs it judges.
 //! - `checks.rs`: what a bundle's ops must be before anything is written (forms, deps).
@@ -45,6 +46,7 @@ mod cascade;
 mod catch_up;
 mod checks;
 mod delivery;
+mod folder_in;
 mod follow;
 mod fork;
 mod forward;
@@ -61,6 +63,7 @@ mod store;
 
 pub use bundle_in::sync_bundle_in;
 pub use catch_up::catch_up;
+pub use folder_in::sync_folder_in;
 pub use follow::follow_schema;
 pub use fork::{fork, sync_fork};
 pub use park::held_out;

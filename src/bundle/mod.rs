@@ -3,6 +3,8 @@
 //! - `write.rs`: `Writer`, which streams ops into a new bundle file and puts it in place whole.
 //! - `read.rs`: `Reader`, which checks a bundle file whole and gives its ops back one by one.
 //! - `out.rs`: `sync_bundle_out`, which chooses the ops a peer lacks and writes them.
+//! - `folder.rs`: a folder shared by many devices: bundles' names there, `sync_folder_prune`.
+//! - `inspect.rs`: `sync_bundle_info`, what a bundle holds, read without importing it.
 //!
 //! Invariant: a bundle is written to a temporary file beside its target and renamed into place
 //! only when complete and synced, so the target path never holds a half-written bundle; and a
@@ -13,7 +15,7 @@
 //!
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
-//!          op_count INTEGER, ops_hash BLOB, declared BLOB)           one row
+//!          op_count INTEGER, ops_hash BLOB, declared BLOB, writer TEXT)   one row
 //!   magic     'sqlite-sync bundle'
 //!   format    4; a reader refuses any other but 3 (the same, written by builds whose
 //!             forms carry no declared types: form.rs)
@@ -27,6 +29,8 @@
 //!   declared  (format 4) msgpack [[device id: bin(16), table: str, version: int,
 //!             [[key column: str, …], [[column: str, declared type: str], …]]], …]: how each
 //!             device declares each table now, as the writer knows it (log/declared.rs)
+//!   writer    the release that wrote it ('0.1.0'; absent in bundles of earlier builds): a
+//!             reader that does not know the format names it as the release to upgrade to
 //! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
 //!   ops       ops in this chunk
 //!   body      its ops, one after the other, compactly (below)
@@ -54,12 +58,14 @@
 //! A bundle may be replaced (written over) only by a bundle from the same device: writing to a
 //! path that holds anything else is refused.
 
+pub mod folder;
+pub mod inspect;
 pub mod out;
 mod read;
 mod write;
 
-pub use read::Reader;
-pub use write::Writer;
+pub use read::{open_argument, Reader};
+pub use write::{Writer, Written};
 
 use sha2::{Digest, Sha256};
 
@@ -83,6 +89,7 @@ const HAS_PREV: u8 = 32;
 /// What a bundle's manifest says.
 #[derive(Debug, Clone)]
 pub struct Manifest {
+    pub format: i64,
     pub bundle_id: [u8; 16],
     pub source: DeviceId,
     pub clock: Vec<(DeviceId, u64, Hash)>,

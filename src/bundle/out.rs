@@ -1,4 +1,5 @@
-//! `sync_bundle_out(peer, path)`: packs every op the peer is not known to have into a bundle.
+//! `sync_bundle_out(peer, path)`: packs every op the peer is not known to have into a bundle
+//! file; `sync_bundle_out(peer)` returns the same bundle as a BLOB.
 //!
 //! Invariant: an op is left out only when a bundle *from* the peer said the peer had it, so a
 //! bundle lost on the way loses nothing (the next one carries the same ops again). Ops are read
@@ -7,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::bundle::Writer;
+use crate::bundle::{Writer, Written};
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
 use crate::log::chain::{Held, History};
@@ -16,6 +17,24 @@ use crate::op::{DeviceId, Hash};
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::{hex, JsonObject, Value};
 
+/// Whom a bundle is for.
+pub enum For {
+    /// one peer (None: a device not known yet, which gets every op)
+    Peer(Option<DeviceId>),
+    /// every device a bundle was imported from (a shared folder): what the least informed of
+    /// them lacks
+    EveryPeer,
+}
+
+/// Where a bundle goes.
+pub enum To<'a> {
+    File(&'a str),
+    Blob,
+    /// a new file in this folder, named `<device id>-<bundle id>.bundle` (bundle/folder.rs);
+    /// none when it would hold no op and this device's clock is in one of its bundles there
+    Folder(&'a str),
+}
+
 pub fn sync_bundle_out(
     conn: &Conn,
     args: &[Value],
@@ -23,16 +42,6 @@ pub fn sync_bundle_out(
     follow: crate::capture::Follow,
 ) -> Result<Value> {
     crate::schema::require_initialized(conn)?;
-    if conn.in_write_transaction() {
-        // its ops may still roll back, and so may ops and clocks an import in it brought: a
-        // peer must never hold an op (or believe this device holds one) that does not exist
-        return Err(Error::new(
-            "this connection holds a write transaction (it has written, or began with BEGIN \
-             IMMEDIATE): ops that are not committed must not leave the device; COMMIT (or \
-             ROLLBACK) first, then export",
-        ));
-    }
-    crate::identity::check_file(conn, fork)?;
     let peer: Option<DeviceId> =
         match &args[0] {
             Value::Null => None,
@@ -46,9 +55,39 @@ pub fn sync_bundle_out(
                 )))
             }
         };
-    let path = args[1]
-        .as_text()
-        .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?;
+    let to = match args.get(1) {
+        None => To::Blob,
+        Some(path) => To::File(
+            path.as_text()
+                .ok_or_else(|| Error::new("expects the bundle's path as TEXT"))?,
+        ),
+    };
+    export(conn, fork, follow, For::Peer(peer), to)
+}
+
+/// Writes a bundle of what `whom` lacks `to` a file, a BLOB or a folder, once the caller
+/// checked its arguments.
+pub fn export(
+    conn: &Conn,
+    fork: Fork,
+    follow: crate::capture::Follow,
+    whom: For,
+    to: To,
+) -> Result<Value> {
+    crate::schema::require_initialized(conn)?;
+    // (without BEGIN, a write transaction is the statement this call is part of: INSERT INTO
+    // outbox SELECT sync_bundle_out(…); the bundle commits or rolls back with what it wrote)
+    if conn.in_write_transaction() && !conn.is_autocommit() {
+        // its ops may still roll back, and so may ops and clocks an import in it brought: a
+        // peer must never hold an op (or believe this device holds one) that does not exist
+        return Err(Error::new(
+            "this connection holds a write transaction (it has written, began with BEGIN \
+             IMMEDIATE, or this statement writes, as INSERT … SELECT sync_bundle_out(…) does \
+             inside BEGIN): ops that are not committed must not leave the device; COMMIT (or \
+             ROLLBACK) first, then export",
+        ));
+    }
+    crate::identity::check_file(conn, fork)?;
     if conn.is_autocommit() {
         // columns added since the last call are captured first (once the arguments are
         // known good), and committed before any op leaves (inside the caller's read
@@ -58,22 +97,70 @@ pub fn sync_bundle_out(
     // one read transaction: the clock in the manifest and the ops agree (an export writes
     // nothing: the hashes of this device's ops that the next export starts from are kept when
     // the peer's bundle says it has them, apply/)
-    conn.savepoint("sync_bundle_out", || write(conn, peer, path))
+    conn.snapshot("sync_bundle_out", || write(conn, whom, to))
 }
 
-fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
+/// What every device a bundle came from is known to have: per device, the least of what they
+/// said (absent when one of them said nothing of it).
+fn known_by_every_peer(
+    conn: &Conn,
+    devices: &crate::log::clock::Devices,
+) -> Result<HashMap<DeviceIdx, (u64, Option<Hash>)>> {
+    let mut least: Option<HashMap<DeviceIdx, (u64, Option<Hash>)>> = None;
+    for peer in devices.indexes().filter(|&d| d != SELF) {
+        let Some(said) = clock::heard_from(conn, peer)? else {
+            continue;
+        };
+        least = Some(match least {
+            None => said,
+            Some(mut least) => {
+                least.retain(|device, entry| match said.get(device) {
+                    Some(other) if other.0 < entry.0 => {
+                        *entry = *other;
+                        true
+                    }
+                    Some(_) => true,
+                    None => false,
+                });
+                least
+            }
+        });
+    }
+    Ok(least.unwrap_or_default())
+}
+
+/// Writes the bundle for `whom` `to` a file, a folder or a BLOB.
+fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let held = Held::load(conn)?;
     let devices = &held.devices;
-    let known = match peer.and_then(|p| devices.idx(&p)) {
-        Some(idx) => clock::known_by(conn, idx)?,
-        None => HashMap::new(),
+    let known = match whom {
+        For::Peer(peer) => match peer.and_then(|p| devices.idx(&p)) {
+            Some(idx) => clock::known_by(conn, idx)?,
+            None => HashMap::new(),
+        },
+        For::EveryPeer => known_by_every_peer(conn, devices)?,
     };
     let applied = clock::applied(conn)?;
     let history = held.history(conn, false);
     let me = devices.me();
-    let mut writer = Writer::create(path, || crate::identity::ids(conn, &me))
-        .map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
+    let bundle_id = *uuid::Uuid::new_v4().as_bytes();
+    let path = match to {
+        To::File(path) => Some(path.to_string()),
+        To::Folder(dir) => Some(super::folder::new_path(dir, &me, &bundle_id)),
+        To::Blob => None,
+    };
+    let at = |e: Error| match &path {
+        Some(path) => Error::new(format!("bundle {path:?}: {e}")),
+        None => e,
+    };
+    let mut writer = match &path {
+        Some(path) => Writer::create(path, || crate::identity::ids(conn, &me)),
+        None => Writer::in_memory(),
+    }
+    .map_err(at)?;
     let mut heads: HashMap<DeviceIdx, (u64, Hash)> = HashMap::new();
+    // per device, the first and the last seq this bundle carries
+    let mut needs: Vec<(DeviceId, u64, u64)> = Vec::new();
     for device in devices.indexes() {
         let held = match device {
             SELF => applied.get(&SELF).copied().unwrap_or(0),
@@ -89,6 +176,7 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
         }
         let mut next = from + 1;
         let mut last = None;
+        let mut first = None;
         history.each(device, from, held, |op| {
             if op.seq == from + 1 && from > 0 && prev.is_none() {
                 // op `from` not here (an error): nothing above it goes
@@ -100,6 +188,7 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
             }
             next += 1;
             let seq = op.seq;
+            first = first.or(Some((op.device, seq)));
             let hash = writer.add(op, prev)?;
             prev = Some(hash);
             last = Some((seq, hash));
@@ -108,9 +197,11 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
         if let Some(head) = last {
             heads.insert(device, head);
         }
+        if let (Some((id, from)), Some((to, _))) = (first, last) {
+            needs.push((id, from, to));
+        }
     }
 
-    let bundle_id = *uuid::Uuid::new_v4().as_bytes();
     let mut clock = Vec::with_capacity(applied.len());
     for (&device, &seq) in &applied {
         let hash = match heads.get(&device) {
@@ -124,14 +215,41 @@ fn write(conn: &Conn, peer: Option<DeviceId>, path: &str) -> Result<Value> {
     held.contexts.check()?;
     held.local.check()?;
     let ops = writer.count();
+    if let To::Folder(dir) = &to {
+        if super::folder::covered(dir, &me, &clock, &needs) {
+            // a bundle of this device there holds these ops and says what it has now
+            drop(writer);
+            let mut json = JsonObject::new();
+            json.raw("bundle_id", "null")
+                .field("ops", &Value::Integer(0))
+                .raw("path", "null")
+                .field("bytes", &Value::Integer(0));
+            return Ok(Value::Text(json.finish()));
+        }
+    }
     let declared = crate::log::declared::Declarations::load(conn)?.encode(devices);
-    let bytes = writer
+    let bytes = match writer
         .finish(bundle_id, &me, &clock, declared)
-        .map_err(|e| Error::new(format!("bundle {path:?}: {e}")))?;
+        .map_err(at)?
+    {
+        Written::File(bytes) => bytes,
+        Written::Bytes(bytes) => {
+            let limit = conn.length_limit();
+            if bytes.len() > limit {
+                return Err(Error::new(format!(
+                    "the bundle is {} bytes, more than this connection's longest BLOB \
+                     (SQLITE_LIMIT_LENGTH, {limit} bytes): export it to a file with \
+                     sync_bundle_out(peer, path) instead",
+                    bytes.len()
+                )));
+            }
+            return Ok(Value::Blob(bytes));
+        }
+    };
     let mut json = JsonObject::new();
     json.field("bundle_id", &Value::Text(hex(&bundle_id)))
         .field("ops", &Value::Integer(ops as i64))
-        .field("path", &Value::Text(path.into()))
+        .field("path", &Value::Text(path.unwrap_or_default()))
         .field("bytes", &Value::Integer(bytes as i64));
     Ok(Value::Text(json.finish()))
 }

@@ -31,19 +31,68 @@ pub struct Reader {
     pub marks: Vec<(u64, Hash)>,
 }
 
+/// The error of a bundle SQLite cannot read (cut short, damaged, not a database).
+fn damaged(e: Error) -> Error {
+    Error::new(format!(
+        "not a readable bundle ({e}): cut short or damaged (a copy still arriving?): get it again"
+    ))
+}
+
+/// Opens the bundle an SQL argument names: a path (TEXT) or the bundle itself (a BLOB). Returns
+/// how errors name it (`bundle "a.bundle"`, `bundle (a BLOB of 12288 bytes)`) beside the reader;
+/// errors name it already.
+pub fn open_argument(arg: &Value) -> Result<(String, Reader)> {
+    let (label, reader) = match arg {
+        Value::Text(path) if path.len() > 300 && !Path::new(path).exists() => {
+            return Err(Error::new(format!(
+                "bundle \"{}…\" ({} characters): no such file. A TEXT argument is a file's \
+                 path; pass the bundle itself as a BLOB (bytes in Python, a Buffer in Node; \
+                 decode base64 text first)",
+                path.chars().take(40).collect::<String>(),
+                path.chars().count()
+            )))
+        }
+        Value::Text(path) => (format!("bundle {path:?}"), Reader::open(path)),
+        Value::Blob(bytes) => (
+            format!("bundle (a BLOB of {} bytes)", bytes.len()),
+            Reader::from_bytes(bytes),
+        ),
+        other => {
+            return Err(Error::new(format!(
+                "expects the bundle's path as TEXT or the bundle itself as a BLOB, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    match reader {
+        Ok(reader) => Ok((label, reader)),
+        Err(e) => Err(e.about(&label)),
+    }
+}
+
 impl Reader {
     /// Opens `path` read-only and checks its schema and manifest (not yet its ops).
     pub fn open(path: &str) -> Result<Reader> {
         let p = Path::new(path);
         if !p.exists() {
-            return Err(Error::new("no such file"));
+            return Err(Error::new(
+                "no such file (a TEXT argument is a file's path; pass a bundle's bytes as a BLOB)",
+            ));
         }
         if !p.is_file() {
             return Err(Error::new("not a file"));
         }
-        let db = OwnedConn::open(path, OpenMode::ReadOnly)?;
+        Reader::checked(OwnedConn::open(path, OpenMode::ReadOnly)?)
+    }
+
+    /// Reads a bundle from its bytes (a BLOB) and checks its schema and manifest.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Reader> {
+        Reader::checked(OwnedConn::from_bytes(bytes).map_err(damaged)?)
+    }
+
+    fn checked(db: OwnedConn) -> Result<Reader> {
         let conn = db.conn();
-        let unreadable = |e: Error| Error::new(format!("not a readable bundle ({e})"));
+        let unreadable = damaged;
         conn.exec("PRAGMA trusted_schema = OFF", &[])
             .map_err(unreadable)?;
         conn.exec("PRAGMA query_only = ON", &[])
@@ -59,6 +108,12 @@ impl Reader {
             objects.push(format!("{t} {n}"));
         }
         drop(schema);
+        if objects.is_empty() {
+            return Err(Error::new(
+                "not a sqlite-sync bundle: the file is empty or holds no tables (cut short, or \
+                 a copy still arriving? get it again)",
+            ));
+        }
         if objects != ["table chunks", "table manifest"] {
             // (a database imported by mistake has many: name a few)
             let shown = objects.len().min(4);
@@ -102,7 +157,7 @@ impl Reader {
                 self.manifest.op_count
             ))
         };
-        while let Some(row) = stmt.step()? {
+        while let Some(row) = stmt.step().map_err(damaged)? {
             expected_chunk += 1;
             let n = row.column_int(0);
             if n != expected_chunk {
@@ -273,6 +328,12 @@ fn next_op(
     Ok((op, number))
 }
 
+/// Whether release `a` (`1.2.3`) is newer than release `b`.
+fn newer(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    parts(a) > parts(b)
+}
+
 fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     let bad = |what: &str| Error::new(format!("manifest: {what}"));
     let mut stmt = conn.prepare(
@@ -289,10 +350,25 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         // format 3 is format 4 without declared types in its forms and manifest
         Some(v @ (3 | FORMAT)) => v,
         Some(v) => {
+            // a bundle names the release that wrote it (from 0.1.0 on)
+            let writer = conn
+                .query_value("SELECT writer FROM manifest", &[])
+                .ok()
+                .flatten()
+                .and_then(|w| w.as_text().map(str::to_string));
+            let upgrade = match writer.filter(|w| newer(w, env!("CARGO_PKG_VERSION"))) {
+                Some(w) => format!(
+                    "sqlite-sync {w} wrote it: upgrade the extension on this device to {w} or \
+                     later"
+                ),
+                None => "a newer build of sqlite-sync wrote it: upgrade the extension on this \
+                         device"
+                    .into(),
+            };
             return Err(bad(&format!(
-                "unknown format version {v} (this build reads 3 and {FORMAT}; a newer build \
-                 of sqlite-sync wrote it: upgrade the extension on this device)"
-            )))
+                "unknown format version {v} (this build, {}, reads 3 and {FORMAT}; {upgrade})",
+                env!("CARGO_PKG_VERSION")
+            )));
         }
         None => return Err(bad("format version is not an integer")),
     };
@@ -331,6 +407,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .ok_or_else(|| bad("declared is unreadable"))?,
     };
     Ok(Manifest {
+        format,
         bundle_id,
         source,
         clock: clock.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),

@@ -1,5 +1,5 @@
 //! Writing a bundle: ops streamed into chunks of a temporary database, which is synced and renamed
-//! into place only when complete.
+//! into place only when complete (or, for a BLOB, a database in memory whose image is returned).
 //!
 //! Invariant: the target path never holds a half-written bundle, and a path that holds anything
 //! but a bundle of this device is never written over.
@@ -22,10 +22,7 @@ use crate::form::Head;
 
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
-    target: PathBuf,
-    temp: PathBuf,
-    /// The temporary file, locked while this export lives (see `remove_abandoned_temps`)
-    lock: std::fs::File,
+    dest: Dest,
     db: Option<OwnedConn>,
     hasher: Sha256,
     count: u64,
@@ -34,6 +31,26 @@ pub struct Writer {
     chunk_ops: u64,
     chunks: u64,
     forms: HashMap<Form, usize>,
+}
+
+/// Where a bundle goes.
+enum Dest {
+    File {
+        target: PathBuf,
+        temp: PathBuf,
+        /// The temporary file, locked while this export lives (see `remove_abandoned_temps`)
+        lock: std::fs::File,
+    },
+    /// A database in memory, whose image `finish` returns
+    Memory,
+}
+
+/// What `finish` made.
+pub enum Written {
+    /// a file of this many bytes at the target path
+    File(u64),
+    /// the bundle's bytes
+    Bytes(Vec<u8>),
 }
 
 impl Writer {
@@ -69,10 +86,17 @@ impl Writer {
             let _ = std::fs::remove_file(&temp);
             Error::new(format!("cannot create {path:?}: {e}"))
         })?;
+        Writer::start(Dest::File { target, temp, lock }, db)
+    }
+
+    /// Starts a bundle written in memory, whose bytes `finish` returns.
+    pub fn in_memory() -> Result<Writer> {
+        Writer::start(Dest::Memory, OwnedConn::open(":memory:", OpenMode::Create)?)
+    }
+
+    fn start(dest: Dest, db: OwnedConn) -> Result<Writer> {
         let mut writer = Writer {
-            target,
-            temp,
-            lock,
+            dest,
             db: Some(db),
             hasher: Sha256::new(),
             count: 0,
@@ -90,7 +114,7 @@ impl Writer {
             conn.exec(
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
-                                       declared BLOB)",
+                                       declared BLOB, writer TEXT)",
                 &[],
             )?;
             conn.exec(
@@ -215,14 +239,15 @@ impl Writer {
         self.count
     }
 
-    /// Writes the manifest, syncs the file and renames it into place. Returns its size in bytes.
+    /// Writes the manifest, then syncs the file and renames it into place (returns its size in
+    /// bytes), or returns the bytes of a bundle written in memory.
     pub fn finish(
         mut self,
         bundle_id: [u8; 16],
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
         let result = self.seal(bundle_id, source, clock, declared);
         if result.is_err() {
             self.abandon();
@@ -236,7 +261,7 @@ impl Writer {
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
         self.flush()?;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
         let clock: Vec<(op::Bin, u64, op::Bin)> = clock
@@ -246,7 +271,7 @@ impl Writer {
         let clock = rmp_serde::to_vec(&clock).expect("a clock always encodes");
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
-            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(FORMAT),
@@ -256,22 +281,30 @@ impl Writer {
                 Value::Integer(self.count as i64),
                 Value::Blob(ops_hash.to_vec()),
                 Value::Blob(declared),
+                Value::Text(env!("CARGO_PKG_VERSION").into()),
             ],
         )?;
         conn.exec("COMMIT", &[])?;
+        let Dest::File { target, temp, lock } = &self.dest else {
+            let bytes = self.db.as_ref().expect("writer is open").to_bytes()?;
+            self.db = None;
+            return Ok(Written::Bytes(bytes));
+        };
         self.db = None; // close
-        let io = |e: std::io::Error| Error::new(format!("writing {:?}: {e}", self.target));
-        self.lock.sync_all().map_err(io)?;
-        std::fs::rename(&self.temp, &self.target).map_err(io)?;
-        if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let io = |e: std::io::Error| Error::new(format!("writing {target:?}: {e}"));
+        lock.sync_all().map_err(io)?;
+        std::fs::rename(temp, target).map_err(io)?;
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
         }
-        Ok(std::fs::metadata(&self.target).map_err(io)?.len())
+        Ok(Written::File(std::fs::metadata(target).map_err(io)?.len()))
     }
 
     fn abandon(&mut self) {
         self.db = None;
-        let _ = std::fs::remove_file(&self.temp);
+        if let Dest::File { temp, .. } = &self.dest {
+            let _ = std::fs::remove_file(temp);
+        }
     }
 }
 

@@ -73,6 +73,14 @@ impl Conn {
         unsafe { sqlite!(txn_state(self.db, c"main".as_ptr())) == SQLITE_TXN_WRITE }
     }
 
+    /// The longest string or BLOB this connection accepts (`SQLITE_LIMIT_LENGTH`), in bytes.
+    pub fn length_limit(&self) -> usize {
+        const SQLITE_LIMIT_LENGTH: c_int = 0;
+        // SAFETY: `db` is the live handle SQLite gave us; -1 reads the limit without changing it.
+        let limit = unsafe { sqlite!(limit(self.db, SQLITE_LIMIT_LENGTH, -1)) };
+        usize::try_from(limit).unwrap_or(0)
+    }
+
     /// Whether the main database is open read-only.
     pub fn is_readonly(&self) -> bool {
         // SAFETY: `db` is the live handle SQLite gave us; the schema name is NUL-terminated.
@@ -158,7 +166,8 @@ impl Conn {
     /// Runs `body` inside `SAVEPOINT name`: released when it succeeds, rolled back when it fails,
     /// so an error leaves the database as it was and no transaction open.
     pub fn savepoint<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.exec(&format!("SAVEPOINT {name}"), &[])?;
+        self.exec(&format!("SAVEPOINT {name}"), &[])
+            .map_err(in_a_statement_of_its_own_if)?;
         let mut undo = Undo {
             conn: self,
             name,
@@ -171,7 +180,42 @@ impl Conn {
     }
 }
 
+/// SQLite refuses a savepoint while a statement of this connection writes (the function was
+/// called from an INSERT or UPDATE, or from a trigger): say what to do instead.
+fn in_a_statement_of_its_own_if(e: Error) -> Error {
+    match e.message.contains("statements in progress") {
+        true => in_a_statement_of_its_own(),
+        false => e,
+    }
+}
+
+/// The error of a call made inside a statement that writes, where it cannot run.
+fn in_a_statement_of_its_own() -> Error {
+    Error::new(
+        "it cannot run inside a statement that writes (INSERT … SELECT, UPDATE … SET x = \
+         sync_…(), a trigger): call it in a SELECT of its own, then write its result",
+    )
+}
+
 impl Conn {
+    /// Runs `body`, which only reads, on one snapshot of the database: inside `SAVEPOINT name`,
+    /// or, when a statement of this connection that writes is running (the call is part of an
+    /// `INSERT … SELECT`), inside that statement's transaction, which holds the snapshot until
+    /// it ends.
+    pub fn snapshot<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
+        match self.exec(&format!("SAVEPOINT {name}"), &[]) {
+            Ok(()) => {}
+            Err(e) if e.message.contains("statements in progress") => return body(),
+            Err(e) => return Err(e),
+        }
+        let _undo = Undo {
+            conn: self,
+            name,
+            armed: true,
+        };
+        body()
+    }
+
     /// Runs `body` inside `SAVEPOINT name` and rolls back what it wrote, whatever it returns:
     /// a trial write that only asks SQLite what it would do.
     pub fn trial<T>(&self, name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -235,6 +279,52 @@ impl OwnedConn {
             return Err(err);
         }
         Ok(OwnedConn { conn: Conn { db } })
+    }
+
+    /// A read-only in-memory database holding a copy of `bytes` (a database file's image).
+    pub fn from_bytes(bytes: &[u8]) -> Result<OwnedConn> {
+        const SQLITE_DESERIALIZE_FREEONCLOSE: u32 = 1;
+        const SQLITE_DESERIALIZE_READONLY: u32 = 4;
+        let owned = OwnedConn::open(":memory:", OpenMode::Create)?;
+        let len = bytes.len() as u64;
+        // SAFETY: the buffer comes from sqlite3_malloc64 and is handed to SQLite with
+        // FREEONCLOSE, which frees it (also when deserialize fails); `len` bytes are copied
+        // into it before the call.
+        let rc = unsafe {
+            let buf = sqlite!(malloc64(len.max(1))) as *mut u8;
+            if buf.is_null() {
+                return Err(Error::new("out of memory"));
+            }
+            ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+            sqlite!(deserialize(
+                owned.conn.db,
+                c"main".as_ptr(),
+                buf,
+                len as i64,
+                len as i64,
+                SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY,
+            ))
+        };
+        if rc != SQLITE_OK {
+            return Err(owned.conn.error("cannot read the bytes as a database"));
+        }
+        Ok(owned)
+    }
+
+    /// The image of the main database, as a file of it would hold.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut size: i64 = 0;
+        // SAFETY: serialize returns a buffer of `size` bytes from sqlite3_malloc64 (or NULL),
+        // copied here and freed exactly once.
+        unsafe {
+            let buf = sqlite!(serialize(self.conn.db, c"main".as_ptr(), &mut size, 0));
+            if buf.is_null() {
+                return Err(Error::new("out of memory"));
+            }
+            let bytes = std::slice::from_raw_parts(buf, size as usize).to_vec();
+            sqlite!(free(buf as *mut std::ffi::c_void));
+            Ok(bytes)
+        }
     }
 
     pub fn conn(&self) -> &Conn {

@@ -34,7 +34,7 @@ thread_local! {
 }
 
 /// Reads one SQL function argument exactly.
-fn value_of(v: *mut sqlite3_value) -> Result<Value> {
+pub(super) fn value_of(v: *mut sqlite3_value) -> Result<Value> {
     // SAFETY: `v` is an argument SQLite passed to the current callback.
     unsafe {
         Ok(match sqlite!(value_type(v)) {
@@ -103,7 +103,10 @@ unsafe extern "C" fn call_registered(
     let _ = catch_unwind(AssertUnwindSafe(|| set_result(ctx, outcome)));
 }
 
-unsafe fn set_result(ctx: *mut sqlite3_context, outcome: std::result::Result<Value, String>) {
+pub(super) unsafe fn set_result(
+    ctx: *mut sqlite3_context,
+    outcome: std::result::Result<Value, String>,
+) {
     match outcome {
         Ok(Value::Null) => sqlite!(result_null(ctx)),
         Ok(Value::Integer(v)) => sqlite!(result_int64(ctx, v)),

@@ -7,7 +7,8 @@
 //!   the current row of a stepping statement, the only place columns are read; `Statements`,
 //!   statements kept for reuse by their SQL text; `padded.rs`: statements of many rows of
 //!   parameters, prepared in a few sizes.
-//! - `function.rs`: SQL functions registered with SQLite, and the entry point's result.
+//! - `function.rs`: SQL functions registered with SQLite, and the entry point's result;
+//!   `vtab.rs`: read-only eponymous virtual tables whose rows a Rust function gives.
 //!
 //! Invariants: every SQLite return code becomes a `Result` whose `Error` keeps SQLite's result
 //! code and message; every prepared statement is finalized when its `Stmt` drops, and cannot be
@@ -67,12 +68,14 @@ mod conn;
 mod function;
 mod padded;
 mod stmt;
+mod vtab;
 
 pub use conn::{Conn, ForeignKeysOff, OpenMode, OwnedConn, TriggersOff};
 pub use function::{entry_conn, entry_result, register_function, SqlFn};
 pub use function::{DETERMINISTIC, DIRECT_ONLY, INNOCUOUS};
 pub use padded::{padded_rows, Padded};
 pub use stmt::{Row, Statements, Stmt};
+pub use vtab::{register_table, TableDef};
 
 /// An error: SQLite's result code (`SQLITE_ERROR` for the extension's own errors) and a message
 /// written for the person at the terminal. (The message is boxed so that an error is no larger
@@ -90,6 +93,30 @@ impl Error {
             code: SQLITE_ERROR,
             message: message.into().into_boxed_str(),
         }
+    }
+
+    /// The same error (and result code), its message after `what: `.
+    pub fn about(self, what: &str) -> Error {
+        Error {
+            code: self.code,
+            message: format!("{what}: {}", self.message).into_boxed_str(),
+        }
+    }
+
+    /// Whether the error is of the database rather than of what was asked of it: busy or locked
+    /// by another connection, read-only, full, out of memory, interrupted. Another call may
+    /// succeed, but not another argument.
+    pub fn is_of_the_database(&self) -> bool {
+        const BUSY: c_int = 5;
+        const LOCKED: c_int = 6;
+        const NOMEM: c_int = 7;
+        const READONLY: c_int = 8;
+        const INTERRUPT: c_int = 9;
+        const FULL: c_int = 13;
+        matches!(
+            self.code & 0xff,
+            BUSY | LOCKED | NOMEM | READONLY | INTERRUPT | FULL
+        )
     }
 
     /// Whether SQLite refused a write on a constraint (UNIQUE, CHECK, NOT NULL, FOREIGN KEY,

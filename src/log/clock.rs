@@ -274,6 +274,22 @@ pub fn clock_json(devices: &Devices, clock: &Clock) -> String {
     obj.finish()
 }
 
+/// What a peer is known to have: per device, a seq and the hash of that op there.
+pub type Known = HashMap<DeviceIdx, (u64, Option<Hash>)>;
+
+/// What `peer` is known to have, as `known_by`, when a bundle from it was imported here; None
+/// when none was (nothing is known of it).
+pub fn heard_from(conn: &Conn, peer: DeviceIdx) -> Result<Option<Known>> {
+    let heard = conn.query_value(
+        "SELECT 1 FROM main._sync_bundles WHERE source = ?1 LIMIT 1",
+        &[Value::from(peer)],
+    )?;
+    match heard {
+        Some(_) => known_by(conn, peer).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// What `peer` is known to have (from the clocks its bundles carried): per device, a seq and
 /// the hash of that op there.
 pub fn known_by(conn: &Conn, peer: DeviceIdx) -> Result<HashMap<DeviceIdx, (u64, Option<Hash>)>> {

@@ -254,8 +254,10 @@ pub fn read(path: &Path) -> Bundle {
 pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, body: &[u8]) {
     let _ = std::fs::remove_file(path);
     let conn = Connection::open(path).unwrap();
-    // format 4 adds `declared` (what the writer knew of each device's declarations)
+    // format 4 adds `declared` (what the writer knew of each device's declarations), and
+    // release 0.1.0 `writer` (the release that wrote it)
     let declared = match manifest.len() {
+        9 => ", declared BLOB, writer TEXT",
         8 => ", declared BLOB",
         _ => "",
     };

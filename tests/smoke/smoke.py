@@ -90,4 +90,36 @@ db.execute("CREATE TABLE scores(id INTEGER PRIMARY KEY, n TEXT)")
 db.execute("SELECT sync_enable('scores')")
 db.commit()
 assert db.execute("SELECT id, n FROM scores").fetchall() == [(1, "7")]
+# Bundles over any transport, through the driver: a BLOB (bytes in Python), inspection, status,
+# and a shared folder, with the driver's implicit transactions.
+blob = b.execute("SELECT sync_bundle_out(NULL)").fetchone()[0]
+assert isinstance(blob, bytes) and len(blob) > 0
+info = db.execute("SELECT sync_bundle_info(?) ->> '$.new_here'", (blob,)).fetchone()[0]
+c = sqlean.connect(os.path.join(folder, "c.db"))
+c.enable_load_extension(True)
+c.load_extension(sys.argv[1])
+c.execute("SELECT sync_init()")
+c.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT, data BLOB, tag TEXT)")
+c.execute("SELECT sync_enable('notes')")
+c.commit()
+applied = c.execute("SELECT sync_bundle_in(?) ->> '$.applied_count'", (blob,)).fetchone()[0]
+assert applied > 0, applied
+c.commit()
+assert c.execute("SELECT sync_bundle_in(?) ->> '$.skipped'", (blob,)).fetchone()[0] == 1
+lacks = c.execute("SELECT p.value ->> 'lacks' FROM json_each(sync_status(), '$.peers') p "
+                  "WHERE p.value ->> 'device_id' = ?", (b.execute("SELECT sync_device_id()").fetchone()[0],)).fetchone()
+assert lacks is not None, lacks
+shared = os.path.join(folder, "shared")
+os.mkdir(shared)
+c.execute("INSERT INTO notes(id, body) VALUES (10, 'via the folder')")
+c.commit()
+out = c.execute("SELECT sync_folder_out(?) ->> '$.ops'", (shared,)).fetchone()[0]
+assert out > 0, out
+got = db.execute("SELECT sync_folder_in(?)", (shared,)).fetchone()[0]
+db.commit()
+assert '"imported":1' in got, got
+assert db.execute("SELECT body FROM notes WHERE id = 10").fetchone() == ("via the folder",)
+db.execute("SELECT sync_folder_out(?)", (shared,))
+assert c.execute("SELECT sync_folder_prune(?) ->> '$.removed'", (shared,)).fetchone()[0] == 0
+print("ok   smoke/python transports (BLOB, info, status, folder)")
 print("ok   smoke/python (SQLite %s)" % sqlean.sqlite_version)

@@ -1,0 +1,60 @@
+//! `sync_folder_in(dir)`: imports every bundle in a folder shared by many devices, in any order.
+//!
+//! Invariant: each bundle is imported as `sync_bundle_in` imports it (checked whole, in a
+//! savepoint of its own); a file that is not a readable, well-formed bundle (a copy the folder's
+//! sync tool is still writing, a stray file) changes nothing and is listed, and the others still
+//! import; ops whose causal past is in a bundle not there yet wait as pending. An error of the
+//! database itself (busy, full) stops the call.
+
+use crate::bundle::folder::{bundle_files, folder_arg, written_by};
+use crate::db::{Conn, Error, Result};
+use crate::value::{JsonObject, Value};
+
+use super::bundle_in::{import_bundle, pending_count};
+use super::fork::fork;
+
+/// `sync_folder_in(dir)`.
+pub fn sync_folder_in(conn: &Conn, args: &[Value]) -> Result<Value> {
+    let dir = folder_arg(args)?;
+    crate::identity::require_device(conn, fork)?;
+    let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
+    let me: crate::op::DeviceId = me.try_into().map_err(|_| Error::new("device id"))?;
+    let (mut imported, mut before, mut own) = (0i64, 0i64, 0i64);
+    let (mut applied, mut conflicts) = (0u64, 0u64);
+    let mut skipped = Vec::new();
+    for path in bundle_files(dir)? {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if written_by(&name, &me) {
+            own += 1;
+            continue;
+        }
+        let arg = Value::Text(path.to_string_lossy().into_owned());
+        match import_bundle(conn, &arg) {
+            Ok(report) if report.outcome.skipped => before += 1,
+            Ok(report) => {
+                imported += 1;
+                applied += report.outcome.applied;
+                conflicts += report.outcome.conflicts;
+            }
+            Err(e) if e.is_of_the_database() => return Err(e),
+            Err(e) => {
+                let mut one = JsonObject::new();
+                one.field("file", &Value::Text(name.into_owned()))
+                    .field("error", &Value::Text(e.message.into()));
+                skipped.push(one.finish());
+            }
+        }
+    }
+    let mut json = JsonObject::new();
+    json.field("imported", &Value::Integer(imported))
+        .field("imported_before", &Value::Integer(before))
+        .field("own", &Value::Integer(own))
+        .raw("skipped", &format!("[{}]", skipped.join(",")))
+        .field("applied_count", &Value::Integer(applied as i64))
+        .field("conflict_count", &Value::Integer(conflicts as i64))
+        .field(
+            "pending_count",
+            &Value::Integer(pending_count(conn)? as i64),
+        );
+    Ok(Value::Text(json.finish()))
+}

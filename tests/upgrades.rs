@@ -1,0 +1,143 @@
+//! Upgrades: a database and a bundle made by each earlier release (tests/fixtures/release-*,
+//! made by tests/fixtures/make.sh) open, import and sync with this build; and a build refuses a
+//! newer bundle or database, naming the release to upgrade to.
+
+mod common;
+
+use common::{exec, rows, tempdir::Dir, Device};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+fn releases() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    found.sort();
+    assert!(!found.is_empty(), "no release fixtures");
+    found
+}
+
+/// What the release's database shows, as tests/fixtures/shows.sql reads it (shows.txt).
+fn shows(conn: &Connection) -> String {
+    let sql = include_str!("fixtures/shows.sql");
+    let lines: Vec<(String,)> = rows(conn, sql.trim().trim_end_matches(';'));
+    lines.into_iter().map(|l| l.0 + "\n").collect()
+}
+
+#[test]
+fn a_database_and_a_bundle_of_every_earlier_release_open_and_sync() {
+    for release in releases() {
+        let expected = std::fs::read_to_string(release.join("shows.txt")).unwrap();
+        // the release's database, copied (so it forks to a new id as it loads: a copy)
+        let dir = Dir::new();
+        let path = dir.path().join("old.db");
+        std::fs::copy(release.join("device.db"), &path).unwrap();
+        let old = Connection::open(&path).unwrap();
+        common::load(&old);
+        exec(&old, "PRAGMA foreign_keys = ON");
+        assert_eq!(shows(&old), expected, "{release:?}");
+        let held: i64 = old
+            .query_row("SELECT sync_status() ->> 'held_out_rows'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(held, 1);
+        // its bundle imports into a new device, which then shows the same
+        let fresh = Device::new(
+            "fresh",
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,
+                                due REAL, data BLOB);
+             CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
+             SELECT sync_enable('todos'), sync_enable('people');",
+        );
+        let bundle = release.join("device.bundle");
+        let imported = fresh.import(&bundle);
+        assert_eq!(imported.pending, 0);
+        assert_eq!(shows(fresh.conn()), expected, "{release:?}");
+        // the old database writes on, and the new device takes it
+        exec(
+            &old,
+            "UPDATE people SET email = 'other@example.com' WHERE id = 'p-a';",
+        );
+        let out = dir.path().join("next.bundle");
+        old.query_row(
+            "SELECT sync_bundle_out(NULL, ?1)",
+            [out.to_str().unwrap()],
+            |_| Ok(()),
+        )
+        .unwrap();
+        fresh.import(&out);
+        assert!(
+            shows(fresh.conn()).contains("row|p-b|same@example.com")
+                && !shows(fresh.conn()).contains("constraint"),
+            "the held-out row came back"
+        );
+        // and the old database takes the new device's bundle (where its own write frees the row)
+        let back = fresh.bundle_for(None);
+        old.query_row(
+            "SELECT sync_bundle_in(?1)",
+            [back.to_str().unwrap()],
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(shows(fresh.conn()), shows(&old));
+    }
+}
+
+#[test]
+fn a_newer_bundle_is_refused_naming_the_release_to_upgrade_to() {
+    let a = Device::new(
+        "a",
+        "CREATE TABLE t(id TEXT PRIMARY KEY); SELECT sync_enable('t');",
+    );
+    let b = Device::new(
+        "b",
+        "CREATE TABLE t(id TEXT PRIMARY KEY); SELECT sync_enable('t');",
+    );
+    exec(a.conn(), "INSERT INTO t VALUES ('x')");
+    let path = a.bundle_for(None);
+    // a later release's bundle: another format, and its version in `writer`
+    let edit = Connection::open(&path).unwrap();
+    exec(&edit, "UPDATE manifest SET format = 9, writer = '7.1.0'");
+    drop(edit);
+    let before = common::snapshot(b.conn());
+    let e = b.try_import(&path).unwrap_err();
+    assert!(
+        e.contains("unknown format version 9")
+            && e.contains("upgrade the extension on this device to 7.1.0 or later"),
+        "{e}"
+    );
+    assert_eq!(common::snapshot(b.conn()), before);
+    let e = b
+        .conn()
+        .query_row(
+            "SELECT sync_bundle_info(?1)",
+            [path.to_str().unwrap()],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("7.1.0"), "{e}");
+}
+
+#[test]
+fn a_newer_database_is_refused_naming_the_release_to_upgrade_to() {
+    let a = Device::new(
+        "a",
+        "CREATE TABLE t(id TEXT PRIMARY KEY); SELECT sync_enable('t');",
+    );
+    // what a later release that changed the layout leaves
+    exec(
+        a.conn(),
+        "UPDATE _sync_device SET format = format + 1;
+         UPDATE _sync_state SET value = '9.0.0' WHERE name = 'layout_by';",
+    );
+    let e = common::call(a.conn(), "SELECT sync_clock()").unwrap_err();
+    assert!(
+        e.contains("made by sqlite-sync 9.0.0") && e.contains("upgrade the extension to 9.0.0"),
+        "{e}"
+    );
+}

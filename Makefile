@@ -2,10 +2,24 @@
 # tier); `make demo` shows two devices syncing in the sqlite3 shell; `make bench` measures
 # against plain SQLite.
 
-SO := dist/sync0.so
+# The library's name by platform (only Linux is built and tested; the macOS and Windows names are
+# those platforms' usual ones): cargo writes libsqlite_sync.<ext> (sqlite_sync.dll on Windows).
+UNAME_S := $(shell uname -s)
+ifeq ($(UNAME_S),Darwin)
+LIBEXT := dylib
+CARGO_LIB := libsqlite_sync.dylib
+else ifneq ($(filter MINGW% MSYS% CYGWIN%,$(UNAME_S)),)
+LIBEXT := dll
+CARGO_LIB := sqlite_sync.dll
+else
+LIBEXT := so
+CARGO_LIB := libsqlite_sync.so
+endif
+
+SO := dist/sync0.$(LIBEXT)
 CARGO ?= cargo
 
-.PHONY: all build prereqs test test-rust test-shell test-smoke check demo bench bench-quick lint clean
+.PHONY: all build prereqs test test-rust test-shell test-smoke check demo bench bench-quick lint clean dist test-dist
 
 all: build
 
@@ -16,9 +30,9 @@ build: prereqs
 	$(CARGO) build --release
 	@mkdir -p dist
 	@# a new file, renamed into place: processes that have the old one loaded keep it intact
-	cp target/release/libsqlite_sync.so $(SO).tmp && mv $(SO).tmp $(SO)
+	cp target/release/$(CARGO_LIB) $(SO).tmp && mv $(SO).tmp $(SO)
 
-test: build test-rust test-shell test-smoke
+test: build test-rust test-shell test-smoke test-dist
 
 test-rust:
 	$(CARGO) test --release
@@ -28,6 +42,15 @@ test-shell:
 
 test-smoke:
 	sh tests/smoke/run.sh $(SO)
+
+# packages in dist/: the Python wheel, the npm tarball, the library's .tar.gz and its .sha256
+# (packaging/; package name sqlite-sync-ext)
+dist: build
+	sh packaging/build.sh $(SO) dist
+
+# installs each package as a user would and syncs two devices through it (tests/dist/run.sh)
+test-dist: dist
+	sh tests/dist/run.sh dist
 
 # the quick tier for the edit-test loop: every named case, 150 convergence schedules, five
 # seconds of fuzzing, the shell cases (make test runs them all, and more)
@@ -51,5 +74,5 @@ lint:
 	sh scripts/modules.sh > /dev/null || sh scripts/modules.sh
 
 clean:
-	rm -rf dist target/demo
+	rm -rf dist target/demo target/dist-build target/dist-test target/dist-cache
 	$(CARGO) clean

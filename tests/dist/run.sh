@@ -1,0 +1,76 @@
+#!/bin/sh
+# Install tests of make dist's packages (make test-dist): the wheel in a fresh venv (sqlean.py,
+# apsw, pysqlite3, the stdlib sqlite3), the npm tarball with better-sqlite3@12, the release archive
+# (checksum, sqlite3 shell), and its library from Ruby, PHP, Perl and Tcl. One line per check.
+# Usage: tests/dist/run.sh DIST_DIR
+set -eu
+start=$(date +%s)
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+dist=$(cd "$1" && pwd)
+work="$root/target/dist-test"
+cache="$root/target/dist-cache"   # kept between runs: better-sqlite3 compiled here (see below)
+rm -rf "$work"
+mkdir -p "$work" "$cache/prebuilds"
+
+one() {   # the one file in DIST_DIR that matches a pattern
+    set -- $dist/$1
+    if [ $# != 1 ] || [ ! -f "$1" ]; then echo "FAIL dist: not exactly one file: $*" >&2; exit 1; fi
+    echo "$1"
+}
+whl=$(one 'sqlite_sync_ext-*.whl')
+tgz=$(one 'sqlite-sync-ext-[0-9]*.tgz')
+archive=$(one 'sqlite-sync-ext-*.tar.gz')
+pip_q="-q --disable-pip-version-check"
+
+# Python: the wheel FILE (our package is on no registry), the drivers from PyPI
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install $pip_q "$whl" sqlean.py apsw
+"$work/venv/bin/pip" install $pip_q --only-binary :all: pysqlite3-binary 2>/dev/null ||
+    echo "skip dist/python pysqlite3: no pysqlite3-binary wheel for $("$work/venv/bin/python" -V)"
+"$work/venv/bin/python" "$here/python_sync.py" "$work/python"
+# the system Python, when it is another interpreter: its stdlib sqlite3 (Debian's loads extensions)
+if [ -x /usr/bin/python3 ] && [ "$(/usr/bin/python3 -c 'import sys; print(sys.prefix)')" != \
+    "$("$work/venv/bin/python" -c 'import sys; print(sys.base_prefix)')" ]; then
+    if /usr/bin/python3 -m venv "$work/venv-system" >/dev/null 2>&1; then
+        "$work/venv-system/bin/pip" install $pip_q --no-index "$whl"
+        "$work/venv-system/bin/python" "$here/python_sync.py" "$work/python-system" sqlite3
+    else
+        echo "skip dist/python /usr/bin/python3: it cannot make a venv (apt-get install python3-venv)"
+    fi
+fi
+
+# Node: a fresh folder. better-sqlite3 downloads its binary from GitHub, or else compiles it (1.5
+# minutes on 2 cores): a binary compiled here (or by tests/smoke in target/smoke) is kept in
+# target/dist-cache as a local prebuild, which its installer (prebuild-install) takes first.
+keep_prebuild() {   # keep_prebuild node_modules/better-sqlite3
+    [ -f "$1/build/Release/better_sqlite3.node" ] || return 0
+    name=$(node -p "'better-sqlite3-v' + require('$1/package.json').version + '-node-v' + \
+        process.versions.modules + '-' + process.platform + '-' + process.arch + '.tar.gz'")
+    [ -f "$cache/prebuilds/$name" ] || tar -czf "$cache/prebuilds/$name" -C "$1" build/Release/better_sqlite3.node
+}
+keep_prebuild "$root/target/smoke/node/node_modules/better-sqlite3"
+mkdir -p "$work/node/w"
+(cd "$work/node" && npm init -y >/dev/null &&
+    npm_config_better_sqlite3_local_prebuilds="$cache/prebuilds" \
+        npm install --no-audit --no-fund --loglevel=error "$tgz" better-sqlite3@12 >/dev/null)
+keep_prebuild "$work/node/node_modules/better-sqlite3"
+NODE_PATH="$work/node/node_modules" node "$here/node_sync.js" "$work/node/w"
+
+# the release archive: checksum, contents, the sqlite3 shell loads it
+mkdir -p "$work/archive"
+cp "$archive" "$archive.sha256" "$work/archive/"
+(cd "$work/archive" && sha256sum -c --quiet "$(basename "$archive").sha256")
+echo "ok   dist/archive $(basename "$archive"): sha256sum -c"
+tar -xzf "$archive" -C "$work/archive"
+libdir="$work/archive/$(basename "$archive" .tar.gz)"
+[ -f "$libdir/README.md" ] || { echo "FAIL dist/archive: no README.md in it" >&2; exit 1; }
+version=$(basename "$archive" | sed 's/^sqlite-sync-ext-\([^-]*\)-.*/\1/')
+got=$(sqlite3 :memory: ".load $libdir/sync0" "SELECT sync_version()")
+[ "$got" = "$version" ] || { echo "FAIL dist/archive: sync_version() is '$got', not $version" >&2; exit 1; }
+echo "ok   dist/archive sqlite3 shell (SQLite $(sqlite3 --version | cut -d' ' -f1)): .load, sync_version() = $got"
+
+# other languages' drivers, from Debian's packages, load the archive's library
+sh "$here/drivers.sh" "$libdir" "$work/drivers"
+
+echo "ok   dist: every check passed in $(($(date +%s) - start))s"

@@ -73,6 +73,13 @@ impl Conn {
         unsafe { sqlite!(txn_state(self.db, c"main".as_ptr())) == SQLITE_TXN_WRITE }
     }
 
+    /// How many rows this connection has inserted, updated or deleted since it opened: unchanged
+    /// means it wrote nothing in between.
+    pub fn total_changes(&self) -> i64 {
+        // SAFETY: `db` is the live handle SQLite gave us.
+        i64::from(unsafe { sqlite!(total_changes(self.db)) })
+    }
+
     /// The longest string or BLOB this connection accepts (`SQLITE_LIMIT_LENGTH`), in bytes.
     pub fn length_limit(&self) -> usize {
         const SQLITE_LIMIT_LENGTH: c_int = 0;

@@ -51,6 +51,8 @@ struct Cursor {
     def: &'static TableDef,
     rows: Rows,
     at: usize,
+    /// The connection's count of changes when the rows were read
+    changes: i64,
 }
 
 fn error(message: impl Into<String>) -> sqlite_loadable::Error {
@@ -123,6 +125,7 @@ impl<'vtab> VTab<'vtab> for Table {
             def: self.def,
             rows: Vec::new(),
             at: 0,
+            changes: 0,
         })
     }
 }
@@ -139,8 +142,12 @@ impl Cursor {
         }
     }
 
-    /// Moves past the rows that are gone since they were read.
+    /// Moves past the rows that are gone since they were read (only this connection can have
+    /// removed them, while its statement reads: none when it wrote nothing since).
     fn skip_gone(&mut self) -> sqlite_loadable::Result<()> {
+        if (Conn { db: self.db }).total_changes() == self.changes {
+            return Ok(());
+        }
         let still = self.def.still;
         while let Some(row) = self.rows.get(self.at) {
             if self.guarded(|conn| still(conn, row))? {
@@ -166,6 +173,7 @@ impl VTabCursor for Cursor {
         }
         let rows = self.def.rows;
         self.rows = self.guarded(|conn| rows(conn, &filters))?;
+        self.changes = Conn { db: self.db }.total_changes();
         self.at = 0;
         Ok(())
     }

@@ -661,9 +661,11 @@ fn visit_folder(
     if got.contains("\"skipped\":[{") {
         return Err(format!("{}: a whole bundle skipped: {got}", device.name));
     }
+    // (a visit that imports nothing new judges nothing: this device's own writes since its
+    // last import are judged at its next import of a new bundle, README)
     let conn = device.conn();
     let (held, by_rule) = (held_out_stored(conn), held_out_by_rule(conn));
-    if held != by_rule {
+    if !got.contains("\"imported\":0,") && held != by_rule {
         return Err(format!(
             "{}: after a folder import, rows held out differ from the rule's:\n\
              expected {by_rule:?}\nheld {held:?}",

@@ -585,3 +585,82 @@ fn five_devices_converge_through_one_shared_folder() {
         folder_star(seed * 7919);
     }
 }
+
+#[test]
+fn sync_conflicts_is_a_virtual_table_the_planner_filters() {
+    let schema = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT);
+                  CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
+                  SELECT sync_enable('todos'), sync_enable('people');";
+    let a = Device::new("a", schema);
+    let b = Device::new("b", schema);
+    let c = Device::new("c", schema);
+    exec(a.conn(), "INSERT INTO todos VALUES ('1', 'x'), ('2', 'y')");
+    common::send(&a, &b);
+    common::send(&a, &c);
+    exec(
+        a.conn(),
+        "UPDATE todos SET title = 'a' WHERE id IN ('1', '2');",
+    );
+    exec(c.conn(), "UPDATE todos SET title = 'c' WHERE id = '1';");
+    exec(
+        b.conn(),
+        "UPDATE todos SET title = 'b' WHERE id IN ('1', '2');
+         INSERT INTO people VALUES ('pb', 'same@example.com');",
+    );
+    common::send(&c, &b);
+    exec(
+        a.conn(),
+        "INSERT INTO people VALUES ('pa', 'same@example.com')",
+    );
+    common::send(&a, &b);
+    let all: Vec<(String, String, String, i64)> = rows(
+        b.conn(),
+        "SELECT id, table_name, kind, resolved FROM sync_conflicts ORDER BY table_name, pk",
+    );
+    assert_eq!(all.len(), 4, "{all:?}");
+    let count = |sql: &str| -> i64 {
+        b.conn()
+            .query_row(
+                &format!("SELECT count(*) FROM sync_conflicts WHERE {sql}"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(count(&format!("id = '{}'", all[0].0)), 1);
+    assert_eq!(count("id = 'not an id'"), 0);
+    assert_eq!(count("table_name = 'todos'"), 3);
+    assert_eq!(count("kind = 'constraint'"), 1);
+    assert_eq!(count("resolved = 0 AND table_name = 'people'"), 1);
+    assert_eq!(count("resolved = 1"), 0);
+    // the planner hands the `=` to the table (idxNum: a bit per column)
+    let plan: Vec<(i64, i64, i64, String)> = rows(
+        b.conn(),
+        &format!(
+            "EXPLAIN QUERY PLAN SELECT * FROM sync_conflicts WHERE id = '{}'",
+            all[0].0
+        ),
+    );
+    assert!(plan[0].3.contains("VIRTUAL TABLE INDEX 1"), "{plan:?}");
+    // resolving over the table as it reads it: row 1's title has three sides (two records);
+    // the first resolution closes both, and the second record is not returned once gone
+    let resolved: Vec<(i64,)> = rows(
+        b.conn(),
+        "SELECT sync_resolve(id, 'remote') FROM sync_conflicts
+         WHERE NOT resolved AND kind = 'concurrent'",
+    );
+    assert_eq!(resolved.len(), 2);
+    assert_eq!(count("resolved = 0 AND kind = 'concurrent'"), 0);
+    // the same records without the extension: the view
+    let plain = b.db.plain_connection();
+    let n: i64 = plain
+        .query_row("SELECT count(*) FROM sync_conflict_records", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(n, 4, "three resolved, one held out");
+    assert!(plain
+        .query_row("SELECT count(*) FROM sync_conflicts", [], |r| r
+            .get::<_, i64>(0))
+        .is_err());
+}

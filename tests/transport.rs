@@ -89,11 +89,7 @@ fn a_bad_blob_is_refused_and_changes_nothing() {
     edited[at] = b's';
     let e = blob_in(&b, &edited).unwrap_err();
     assert!(e.contains("hash"), "{e}");
-    let e = b
-        .conn()
-        .query_row("SELECT sync_bundle_in(42)", [], |r| r.get::<_, String>(0))
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(b.conn(), "SELECT sync_bundle_in(42)", []);
     assert!(
         e.contains("expects the bundle's path as TEXT or the bundle itself as a BLOB"),
         "{e}"
@@ -112,13 +108,7 @@ fn a_blob_longer_than_the_connection_allows_is_refused_with_what_to_do() {
     a.conn()
         .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 60_000)
         .unwrap();
-    let e = a
-        .conn()
-        .query_row("SELECT sync_bundle_out(NULL)", [], |r| {
-            r.get::<_, Vec<u8>>(0)
-        })
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(a.conn(), "SELECT sync_bundle_out(NULL)", []);
     assert!(
         e.contains("SQLITE_LIMIT_LENGTH") && e.contains("sync_bundle_out(peer, path)"),
         "{e}"
@@ -156,34 +146,28 @@ fn an_export_inside_a_statement_that_writes() {
     let queued: Vec<(Vec<u8>,)> = rows(a.conn(), "SELECT bundle FROM queue");
     let c = Device::new("c", TODOS);
     // an import inside a statement that writes cannot run (it needs a savepoint of its own)
-    let e = c
-        .conn()
-        .execute(
-            "CREATE TABLE log AS SELECT sync_bundle_in(?1) AS r",
-            [&queued[0].0],
-        )
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(
+        c.conn(),
+        "CREATE TABLE log AS SELECT sync_bundle_in(?1) AS r",
+        [&queued[0].0],
+    );
     assert!(e.contains("call it in a SELECT of its own"), "{e}");
     blob_in(&c, &queued[0].0).unwrap();
     assert_eq!(a.dump("todos"), c.dump("todos"));
     // the same for a bundle imported before, which would write nothing
-    let e = c
-        .conn()
-        .execute(
-            "CREATE TABLE log AS SELECT sync_bundle_in(?1) AS r",
-            [&queued[0].0],
-        )
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(
+        c.conn(),
+        "CREATE TABLE log AS SELECT sync_bundle_in(?1) AS r",
+        [&queued[0].0],
+    );
     assert!(e.contains("call it in a SELECT of its own"), "{e}");
     // inside BEGIN, an export in a statement that writes is refused, saying why
     exec(c.conn(), "CREATE TABLE queue(bundle BLOB); BEGIN");
-    let e = c
-        .conn()
-        .execute("INSERT INTO queue SELECT sync_bundle_out(NULL)", [])
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(
+        c.conn(),
+        "INSERT INTO queue SELECT sync_bundle_out(NULL)",
+        [],
+    );
     assert!(e.contains("or this statement writes"), "{e}");
     exec(c.conn(), "ROLLBACK");
 }
@@ -213,13 +197,7 @@ fn a_bundle_cut_short_or_passed_as_text_says_what_to_do() {
     }
     // the bytes as text (base64, say): named as what they are, not echoed whole
     let text: String = "U1FMaXRlIGZvcm1hdCAz".repeat(100);
-    let e = b
-        .conn()
-        .query_row("SELECT sync_bundle_in(?1)", [&text], |r| {
-            r.get::<_, String>(0)
-        })
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(b.conn(), "SELECT sync_bundle_in(?1)", [&text]);
     assert!(
         e.contains("pass the bundle itself as a BLOB") && e.len() < 400,
         "{e}"
@@ -265,13 +243,7 @@ fn a_device_alone_in_a_folder_writes_each_of_its_ops_once() {
     assert_eq!(std::fs::read_dir(folder.path()).unwrap().count(), 2);
     // a folder that is not there is refused alike by the three calls
     for f in ["sync_folder_in", "sync_folder_out", "sync_folder_prune"] {
-        let e = a
-            .conn()
-            .query_row(&format!("SELECT {f}('no/such/folder')"), [], |r| {
-                r.get::<_, String>(0)
-            })
-            .unwrap_err()
-            .to_string();
+        let e = common::refusal(a.conn(), &format!("SELECT {f}('no/such/folder')"), []);
         assert!(e.contains("is not a folder (create it"), "{f}: {e}");
     }
 }
@@ -334,15 +306,11 @@ fn a_bundle_is_inspected_without_importing_it() {
     assert!(!blob_info.contains("imported_here"), "{blob_info}");
     // a bundle with a changed op is refused by inspection as by import
     common::bundle::replace_in_stream(&path, b"hello", b"jello");
-    let e = b
-        .conn()
-        .query_row(
-            "SELECT sync_bundle_info(?1)",
-            [path.to_str().unwrap()],
-            |r| r.get::<_, String>(0),
-        )
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(
+        b.conn(),
+        "SELECT sync_bundle_info(?1)",
+        [path.to_str().unwrap()],
+    );
     assert!(e.contains("sync_bundle_info: bundle"), "{e}");
 }
 

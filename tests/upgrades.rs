@@ -111,15 +111,11 @@ fn a_newer_bundle_is_refused_naming_the_release_to_upgrade_to() {
         "{e}"
     );
     assert_eq!(common::snapshot(b.conn()), before);
-    let e = b
-        .conn()
-        .query_row(
-            "SELECT sync_bundle_info(?1)",
-            [path.to_str().unwrap()],
-            |r| r.get::<_, String>(0),
-        )
-        .unwrap_err()
-        .to_string();
+    let e = common::refusal(
+        b.conn(),
+        "SELECT sync_bundle_info(?1)",
+        [path.to_str().unwrap()],
+    );
     assert!(e.contains("7.1.0"), "{e}");
 }
 

@@ -93,6 +93,17 @@ pub fn call(conn: &Connection, sql: &str) -> Result<Value, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The error of a statement that must fail (it runs once, with `params`), as text.
+pub fn refusal<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> String {
+    match conn.prepare(sql).and_then(|mut stmt| {
+        stmt.query(params)
+            .and_then(|mut rows| rows.next().map(|_| ()))
+    }) {
+        Ok(()) => panic!("{sql}: not refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
 pub fn exec(conn: &Connection, sql: &str) {
     conn.execute_batch(sql)
         .unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -29,6 +29,15 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install $pip_q --only-binary :all: pysqlite3-binary 2>/dev/null ||
     echo "skip dist/python pysqlite3: no pysqlite3-binary wheel for $("$work/venv/bin/python" -V)"
 "$work/venv/bin/python" "$here/python_sync.py" "$work/python"
+# the README's quick start, as it stands there, prints what the README says it prints
+mkdir -p "$work/quick-start"
+awk '/^## Quick start/ { on = 1 } on && /^```python$/ { inside = 1; next }
+     inside && /^```$/ { exit } inside { print }' "$root/README.md" > "$work/quick-start/qs.py"
+want=$(sed -n 's/.*print(.*# \(.*\)$/\1/p' "$work/quick-start/qs.py")
+got=$(cd "$work/quick-start" && "$work/venv/bin/python" qs.py)
+[ -n "$want" ] && [ "$got" = "$want" ] ||
+    { echo "FAIL dist/python the README's quick start printed '$got', the README says '$want'" >&2; exit 1; }
+echo "ok   dist/python the README's quick start prints $got"
 # the system Python, when it is another interpreter: its stdlib sqlite3 (Debian's loads extensions)
 if [ -x /usr/bin/python3 ] && [ "$(/usr/bin/python3 -c 'import sys; print(sys.prefix)')" != \
     "$("$work/venv/bin/python" -c 'import sys; print(sys.base_prefix)')" ]; then

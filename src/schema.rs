@@ -534,3 +534,27 @@ pub fn set_state(conn: &Conn, name: &str, value: u64) -> Result<()> {
         &[Value::Text(name.into()), Value::Integer(value as i64)],
     )
 }
+
+/// How many rows a constraint holds out of their tables now (apply/park.rs).
+pub fn held_out_count(conn: &Conn) -> Result<i64> {
+    Ok(conn
+        .query_value(
+            &format!(
+                "SELECT count(*) FROM main._sync_parked WHERE why <> {}",
+                PENDING
+            ),
+            &[],
+        )?
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0))
+}
+
+/// Whether the bundle with this id was imported here before.
+pub fn imported_before(conn: &Conn, bundle_id: &[u8; 16]) -> Result<bool> {
+    Ok(conn
+        .query_value(
+            "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
+            &[Value::Blob(bundle_id.to_vec())],
+        )?
+        .is_some())
+}

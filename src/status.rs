@@ -65,7 +65,10 @@ fn status(conn: &Conn) -> Result<Value> {
         ))
     };
     json.field("open_conflicts", &Value::Integer(open("concurrent")?))
-        .field("held_out_rows", &Value::Integer(open("constraint")?));
+        .field(
+            "held_out_rows",
+            &Value::Integer(crate::schema::held_out_count(conn)?),
+        );
     Ok(Value::Text(json.finish()))
 }
 

@@ -45,7 +45,10 @@ impl Report {
             )
             .field("applied_count", &Value::Integer(outcome.applied as i64))
             .field("conflict_count", &Value::Integer(outcome.conflicts as i64))
-            .field("held_out_count", &Value::Integer(held_out_count(conn)?))
+            .field(
+                "held_out_count",
+                &Value::Integer(crate::schema::held_out_count(conn)?),
+            )
             .field(
                 "duplicate_count",
                 &Value::Integer(outcome.duplicates as i64),
@@ -85,7 +88,7 @@ pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
     // columns the bundle's ops write that this database does not have yet (their values are
     // kept with the ops until the column is added: follow.rs)
     let mut missing: Vec<String> = Vec::new();
-    let outcome = if imported_before(conn, &manifest.bundle_id)? {
+    let outcome = if crate::schema::imported_before(conn, &manifest.bundle_id)? {
         skipped
     } else {
         let mut checked_forms = Vec::new();
@@ -130,7 +133,7 @@ pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
             crate::schema::lock_for_writing(conn)?;
             // what was read before the lock may have changed since: another connection may
             // have imported the same bundle, or enabled or disabled a table
-            if imported_before(conn, &manifest.bundle_id)? {
+            if crate::schema::imported_before(conn, &manifest.bundle_id)? {
                 return Ok(skipped);
             }
             let shapes = |tables: &[SyncedTable]| -> Vec<(i64, i64)> {
@@ -151,30 +154,6 @@ pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
         outcome,
         missing,
     })
-}
-
-/// How many rows a constraint holds out of their tables now (apply/park.rs).
-fn held_out_count(conn: &Conn) -> Result<i64> {
-    Ok(conn
-        .query_value(
-            &format!(
-                "SELECT count(*) FROM main._sync_parked WHERE why <> {}",
-                crate::schema::PENDING
-            ),
-            &[],
-        )?
-        .and_then(|v| v.as_i64())
-        .unwrap_or(0))
-}
-
-/// Whether the bundle with this id was imported here before.
-fn imported_before(conn: &Conn, bundle_id: &[u8; 16]) -> Result<bool> {
-    Ok(conn
-        .query_value(
-            "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
-            &[Value::Blob(bundle_id.to_vec())],
-        )?
-        .is_some())
 }
 
 pub(super) fn pending_count(conn: &Conn) -> Result<u64> {

@@ -70,12 +70,7 @@ pub fn sync_bundle_info(conn: &Conn, args: &[Value]) -> Result<Value> {
     json.raw("tables", &by_table.finish());
     if crate::schema::is_initialized(conn)? {
         crate::schema::require_initialized(conn)?;
-        let imported = conn
-            .query_value(
-                "SELECT 1 FROM main._sync_bundles WHERE id = ?1",
-                &[Value::Blob(manifest.bundle_id.to_vec())],
-            )?
-            .is_some();
+        let imported = crate::schema::imported_before(conn, &manifest.bundle_id)?;
         let known = Devices::load(conn)?;
         let applied = clock::applied(conn)?;
         let new = (seen.iter())

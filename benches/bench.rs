@@ -753,6 +753,70 @@ impl Bench {
         row("sync_bundle_in, empty device", in_file, in_blob);
     }
 
+    /// A star: `n` devices that meet only through one hub. Each round every device writes 10
+    /// rows and sends the hub a peer-aware bundle, which the hub imports; then the hub sends
+    /// each device a peer-aware bundle, which it imports. The figures are round 3's (the hub
+    /// then knows every device, and every device has heard of every other).
+    fn star_table(&self, sizes: &[usize]) {
+        println!("\n### 13. A star: devices that meet only through one hub, 10 rows each per round (round 3)\n");
+        println!("| devices | hub's bundle to a device: ops, bytes per op | hub export + device import, per device | per imported op | hub's import of a device's 10-row bundle | per op | one device's bundle of as many ops, bytes per op | ratio |\n|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &n in sizes {
+            let hub = open(&self.path("star-hub.db"), &THREE, true);
+            let hub_id = device_id(&hub);
+            let leaves: Vec<(Connection, String)> = (0..n)
+                .map(|k| {
+                    let c = open(&self.path(&format!("star-{k}.db")), &THREE, true);
+                    let id = device_id(&c);
+                    (c, id)
+                })
+                .collect();
+            let bundle = self.path("star.bundle");
+            let (mut hub_in, mut out_in, mut ops, mut bytes) = (vec![], vec![], 0i64, 0i64);
+            for round in 1..=3i64 {
+                for (k, (leaf, _)) in leaves.iter().enumerate() {
+                    let first = (round * n as i64 + k as i64) * 10;
+                    fill_range(leaf, &THREE, first, first + 9);
+                    let _ = std::fs::remove_file(&bundle);
+                    Self::bundle_out(leaf, Some(&hub_id), &bundle);
+                    let t = seconds(|| Self::bundle_in(&hub, &bundle)).1;
+                    if round == 3 {
+                        hub_in.push(t);
+                    }
+                }
+                for (leaf, id) in &leaves {
+                    let _ = std::fs::remove_file(&bundle);
+                    let ((o, b), t) = seconds(|| {
+                        let r = Self::bundle_out(&hub, Some(id), &bundle);
+                        Self::bundle_in(leaf, &bundle);
+                        r
+                    });
+                    if round == 3 {
+                        out_in.push(t);
+                        ops += o;
+                        bytes += b;
+                    }
+                }
+            }
+            let per_device = median(out_in);
+            let hub_import = median(hub_in);
+            let mean_ops = ops as f64 / n as f64;
+            // the same rows written on one device alone, in one bundle
+            let alone = open(&self.path("star-alone.db"), &THREE, true);
+            fill(&alone, &THREE, 1, mean_ops.round() as u64);
+            let _ = std::fs::remove_file(&bundle);
+            let (o, b) = Self::bundle_out(&alone, None, &bundle);
+            let (star, single) = (bytes as f64 / ops as f64, b as f64 / o as f64);
+            println!(
+                "| {n} | {mean_ops:.0}, {star:.1} | {:.1} ms | {:.1} us | {:.2} ms | {:.1} us | {single:.1} | {:.2}x |",
+                per_device * 1e3,
+                per_device * 1e6 / mean_ops,
+                hub_import * 1e3,
+                hub_import * 1e6 / 10.0,
+                star / single,
+            );
+        }
+    }
+
     /// The SQLite session extension on the same work: the reference for capture and apply.
     fn session_table(&self) {
         use rusqlite::session::{ConflictAction, Session};
@@ -853,6 +917,15 @@ fn main() {
     }
     if runs("12") {
         bench.transports_table();
+    }
+    if runs("13") {
+        // SYNC_STAR=10,100 chooses the sizes
+        let sizes: Vec<usize> = match std::env::var("SYNC_STAR") {
+            Ok(s) => s.split(',').map(|n| n.trim().parse().unwrap()).collect(),
+            Err(_) if quick => vec![10, 50],
+            Err(_) => vec![10, 100, 200],
+        };
+        bench.star_table(&sizes);
     }
     if runs("session") {
         bench.session_table();

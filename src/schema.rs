@@ -53,7 +53,9 @@
 //!                                        made this layout), `former <id>` (ids this device
 //!                                        had before it forked), counters: `folded` (last
 //!                                        local seq in _sync_rows),
-//!                                        `lamport` (highest Lamport time applied); `read_lazily`
+//!                                        `lamport` (highest Lamport time applied); `format
+//!                                        <device index>`: the format of the latest bundle
+//!                                        from that device (bundle/out.rs); `read_lazily`
 //!                                        = 1: contexts and epochs read as for an old database
 //!                                        (log/contexts.rs), for the tests
 //! ```

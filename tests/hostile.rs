@@ -211,9 +211,9 @@ fn wrong_magic() {
 fn a_future_format_version() {
     let c = case();
     // (its `writer` says this build's release: not a release to upgrade to)
-    c.edit_file("UPDATE manifest SET format = 5");
+    c.edit_file("UPDATE manifest SET format = 6");
     c.refused(&format!(
-        "manifest: unknown format version 5 (this build, {}, reads 3 and 4; a newer build",
+        "manifest: unknown format version 6 (this build, {}, reads 3 to 5; a newer build",
         env!("CARGO_PKG_VERSION")
     ));
 }
@@ -557,6 +557,64 @@ fn a_value_that_is_an_array() {
     let c = case();
     c.forge(|b| b.ops[0].cells[1].1 = M::Array(vec![M::Int(1)]));
     c.refused("unreadable value (not an SQLite value)");
+}
+
+/// Format 5 names devices by number and states deps against the deps before them: a stream
+/// that names a device it never named, leaves out a device it did not inherit, or leaves out
+/// the link of an entry it never stated is refused, naming what is wrong.
+#[test]
+fn short_names_that_name_nothing() {
+    // a writes, b imports and writes one op whose deps name a's op 5; b's bundles then go to
+    // a fresh device
+    let setup = || {
+        let first = case();
+        first.b.import(&first.path);
+        exec(
+            first.b.conn(),
+            "INSERT INTO todos VALUES (9, 'bread', 0, NULL)",
+        );
+        let c = Case {
+            a: first.b,
+            b: Device::new("c", TODOS),
+            path: first.path,
+        };
+        let bundle = c.a.bundle_for(None);
+        // b's op alone: b is device 0 of the stream; its deps name a (a new device, 1)
+        let b_id: Vec<u8> = (0..32)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&c.a.id()[i..i + 2], 16).unwrap())
+            .collect();
+        bundle::forge(&bundle, |b| b.ops.retain(|op| op.device == b_id));
+        (c, bundle)
+    };
+    type Edit = fn(&[u8], &[u8]) -> Vec<u8>;
+    let edits: [(Edit, &str); 3] = [
+        (
+            |a, _| [&[0x00, 0x01][..], a, &[0x05, 0xc0]].concat(),
+            "deps name op 5 of device 1 without its link",
+        ),
+        (
+            |a, link| [&[0x01, 0x01, 0x01][..], a, &[0x05, 0xc4, 0x10], link].concat(),
+            "deps leave out device 1, not inherited",
+        ),
+        (
+            |_, link| [&[0x00, 0x01, 0x07, 0x05, 0xc4, 0x10][..], link].concat(),
+            "names device 7, which is not named before it",
+        ),
+    ];
+    for (edit, expected) in edits {
+        let (c, bundle) = setup();
+        let dep = bundle::read(&bundle).ops[0].deps.array()[0]
+            .array()
+            .to_vec();
+        let (M::Bin(a_id), M::Bin(link)) = (&dep[0], &dep[2]) else {
+            panic!("a dep: {dep:?}")
+        };
+        let a = [&[0xc4, 0x10][..], a_id].concat();
+        let stated = [&[0x00, 0x01][..], &a, &[0x05, 0xc4, 0x10], link].concat();
+        bundle::replace_in_stream(&bundle, &stated, &edit(&a, link));
+        c.refused_at(&bundle, expected);
+    }
 }
 
 /// A value whose header claims 4 GiB, followed by a few bytes: refused as truncated, without

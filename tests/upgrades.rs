@@ -87,6 +87,73 @@ fn a_database_and_a_bundle_of_every_earlier_release_open_and_sync() {
     }
 }
 
+/// A device whose latest bundle was of an older format (release 0.1.0 writes format 4) gets its
+/// bundles in that format, which it reads; a device not heard from gets the current one.
+#[test]
+fn bundles_for_a_device_of_an_older_release_are_in_its_format() {
+    let release = releases()
+        .into_iter()
+        .find(|r| r.ends_with("release-0.1.0"))
+        .expect("release 0.1.0's fixtures");
+    let fresh = Device::new(
+        "fresh",
+        "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,
+                            due REAL, data BLOB);
+         CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
+         SELECT sync_enable('todos'), sync_enable('people');",
+    );
+    let old_bundle = release.join("device.bundle");
+    fresh.import(&old_bundle);
+    exec(
+        fresh.conn(),
+        "INSERT INTO todos(id, title) VALUES ('t-new', 'new')",
+    );
+    let format = |path: &std::path::Path| -> i64 {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row("SELECT format FROM manifest", [], |r| r.get(0))
+            .unwrap()
+    };
+    let old_id: String = fresh
+        .conn()
+        .query_row(
+            "SELECT sync_bundle_info(?1) ->> '$.source_device_id'",
+            [old_bundle.to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let out = |peer: Option<&str>| {
+        let path = fresh
+            .db
+            .dir
+            .path()
+            .join(format!("{}.bundle", peer.is_some()));
+        let _ = std::fs::remove_file(&path);
+        fresh
+            .conn()
+            .query_row(
+                "SELECT sync_bundle_out(?1, ?2)",
+                rusqlite::params![peer, path.to_str().unwrap()],
+                |_| Ok(()),
+            )
+            .unwrap();
+        path
+    };
+    assert_eq!(format(&out(Some(&old_id))), 4, "for the 0.1.0 device");
+    assert_eq!(format(&out(None)), 5, "for a device not heard from");
+    // the format 4 bundle imports as any other (after what it follows)
+    let other = Device::new(
+        "other",
+        "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,
+                            due REAL, data BLOB);
+         CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
+         SELECT sync_enable('todos'), sync_enable('people');",
+    );
+    other.import(&old_bundle);
+    let result = other.import(&out(Some(&old_id)));
+    assert_eq!((result.applied, result.pending), (1, 0));
+    assert_eq!(shows(other.conn()), shows(fresh.conn()));
+}
+
 #[test]
 fn a_newer_bundle_is_refused_naming_the_release_to_upgrade_to() {
     let a = Device::new(

@@ -162,9 +162,7 @@ impl Import<'_> {
             let mut points = self.known.contexts.points_at(parent, base);
             points.push((parent, base, hash));
             for (dep, dep_seq, hash) in points {
-                self.known
-                    .contexts
-                    .add(conn, idx, base, dep, dep_seq, &hash)?;
+                self.known.contexts.add(idx, base, dep, dep_seq, &hash)?;
             }
         }
         self.clocks.clock.insert(idx, base);

@@ -65,7 +65,7 @@ impl<'a> Import<'a> {
         for (dep, dep_seq, hash) in &deps {
             self.known
                 .contexts
-                .add(self.conn, device, op.seq, *dep, *dep_seq, hash)?;
+                .add(device, op.seq, *dep, *dep_seq, hash)?;
         }
         if now {
             if let Some(fault) = self.clock_fault(device, op.seq, op.lamport, &plain)? {
@@ -182,7 +182,7 @@ impl<'a> Import<'a> {
             chain::remember(conn, device, seq, &hash)?;
             self.known
                 .contexts
-                .add(conn, SELF, last_local + 1, device, seq, &hash)?;
+                .add(SELF, last_local + 1, device, seq, &hash)?;
         }
         let lamport = self
             .clocks
@@ -283,6 +283,9 @@ impl<'a> Import<'a> {
             let known: Vec<(DeviceIdx, u64, Option<crate::op::Hash>)> =
                 known.into_iter().map(|(d, (s, h))| (d, s, h)).collect();
             clock::learn_peer(conn, source, &known)?;
+            // the format it writes, which it reads: bundles for it are written in it
+            let format = format!("format {}", source.0);
+            crate::schema::set_state(conn, &format, manifest.format as u64)?;
         }
         conn.exec(
             "INSERT INTO main._sync_bundles(id, source) VALUES (?1, ?2)",

@@ -5,20 +5,22 @@
 //! - `out.rs`: `sync_bundle_out`, which chooses the ops a peer lacks and writes them.
 //! - `folder.rs`: a folder shared by many devices: bundles' names there, `sync_folder_prune`.
 //! - `inspect.rs`: `sync_bundle_info`, what a bundle holds, read without importing it.
+//! - `names.rs`: format 5's short names: devices by number, deps stated against the deps before.
 //!
 //! Invariant: a bundle is written to a temporary file beside its target and renamed into place
 //! only when complete and synced, so the target path never holds a half-written bundle; and a
 //! bundle is read only through a read-only connection that checks its whole schema before
 //! reading a row, runs none of its SQL, and checks every hash before anything is applied.
 //!
-//! # Format (version 4): one SQLite database with exactly two tables and nothing else
+//! # Format (version 5): one SQLite database with exactly two tables and nothing else
 //!
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
 //!          op_count INTEGER, ops_hash BLOB, declared BLOB, writer TEXT)   one row
 //!   magic     'sqlite-sync bundle'
-//!   format    4; a reader refuses any other but 3 (the same, written by builds whose
-//!             forms carry no declared types: form.rs)
+//!   format    5; a reader also reads 4 (the same but for how the stream names devices and
+//!             deps, below) and 3 (format 4 written by builds whose forms carry no declared
+//!             types: form.rs), and refuses any other
 //!   bundle_id 16 random bytes
 //!   source    the writer's device id (16 bytes)
 //!   clock     msgpack [[device id: bin(16), seq, link: bin(16)], …]: the writer's whole
@@ -40,10 +42,12 @@
 //!
 //! ```text
 //! head      uint, a set of flags:
-//!             1  a device id follows (bin 16); otherwise the previous op's device
+//!             1  a device follows (names.rs: its number, or its id the first time);
+//!                otherwise the previous op's device
 //!             2  a seq follows (uint); otherwise the previous op's seq + 1 (always set when
 //!                the device changes)
-//!             4  deps follow ([[device id: bin(16), seq, link: bin(16)], …]); otherwise none
+//!             4  deps follow, stated against the deps before them (names.rs); otherwise
+//!                none
 //!             8  a new form follows (form.rs), numbered from 0 in order of appearance
 //!            16  the number of an earlier form follows (uint)
 //!                (neither 8 nor 16: the previous op's form)
@@ -55,11 +59,15 @@
 //! values    the op's values in its form (form.rs)
 //! ```
 //!
+//! Format 4 spells a device as its id (bin 16) and deps as the op's encoding has them
+//! (`[[device id: bin(16), seq, link: bin(16)], …]`, op.rs).
+//!
 //! A bundle may be replaced (written over) only by a bundle from the same device: writing to a
 //! path that holds anything else is refused.
 
 pub mod folder;
 pub mod inspect;
+mod names;
 pub mod out;
 mod read;
 mod write;
@@ -74,7 +82,7 @@ use crate::op::{Dep, DeviceId, Hash};
 use crate::value::Value;
 
 pub const MAGIC: &str = "sqlite-sync bundle";
-pub const FORMAT: i64 = 4;
+pub const FORMAT: i64 = 5;
 
 /// A chunk is written once its body reaches this many bytes.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -149,6 +157,8 @@ struct Stream {
     form: Option<usize>,
     /// the previous op's hash, where known
     hash: Option<Hash>,
+    /// devices and deps named so far (format 5)
+    names: names::Names,
 }
 
 impl Stream {

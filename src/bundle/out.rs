@@ -129,6 +129,27 @@ fn known_by_every_peer(
     Ok(least.unwrap_or_default())
 }
 
+/// The oldest bundle format that the devices `whom` names wrote last (`FORMAT` for a device not
+/// heard from): a bundle for them is written in a format they read.
+fn reader_format(conn: &Conn, whom: For, devices: &crate::log::clock::Devices) -> Result<i64> {
+    let wrote = |idx: DeviceIdx| -> Result<i64> {
+        Ok(
+            match crate::schema::state(conn, &format!("format {}", idx.0))? {
+                0 => super::FORMAT,
+                format => format as i64,
+            },
+        )
+    };
+    match whom {
+        For::Peer(peer) => match peer.and_then(|p| devices.idx(&p)) {
+            Some(idx) => wrote(idx),
+            None => Ok(super::FORMAT),
+        },
+        For::EveryPeer => (devices.indexes().filter(|&d| d != SELF))
+            .try_fold(super::FORMAT, |least, d| Ok(least.min(wrote(d)?))),
+    }
+}
+
 /// Writes the bundle for `whom` `to` a file, a folder or a BLOB.
 fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let held = Held::load(conn)?;
@@ -158,6 +179,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         None => Writer::in_memory(),
     }
     .map_err(at)?;
+    writer.for_format(reader_format(conn, whom, devices)?);
     let mut heads: HashMap<DeviceIdx, (u64, Hash)> = HashMap::new();
     // per device, the first and the last seq this bundle carries
     let mut needs: Vec<(DeviceId, u64, u64)> = Vec::new();

@@ -145,6 +145,7 @@ impl Reader {
         let conn = self.db.conn();
         let mut stmt = conn.prepare("SELECT n, ops, body FROM chunks ORDER BY n")?;
         let mut hasher = Sha256::new();
+        let format = self.manifest.format;
         let mut stream = Stream::default();
         let mut forms: Vec<Form> = Vec::new();
         let mut count = 0u64;
@@ -183,7 +184,8 @@ impl Reader {
                 count += 1;
                 let at = |e: Error| Error::new(format!("op {count}: {e}"));
                 let was = (stream.device, stream.seq, stream.hash);
-                let (mut op, number) = next_op(&mut input, &mut stream, &mut forms).map_err(at)?;
+                let (mut op, number) =
+                    next_op(&mut input, &mut stream, &mut forms, format).map_err(at)?;
                 let form = &forms[number];
                 if known.is_none() {
                     let prev = match op.prev {
@@ -249,7 +251,10 @@ fn next_op(
     input: &mut &[u8],
     stream: &mut Stream,
     forms: &mut Vec<Form>,
+    format: i64,
 ) -> Result<(Packed, usize)> {
+    // format 5 names devices by number and states deps against the deps before them (names.rs)
+    let short = format >= 5;
     let head: u8 = form::read(input, "op head")?;
     if head & !(HAS_DEVICE | HAS_SEQ | HAS_DEPS | NEW_FORM | FORM_NUMBER | HAS_PREV) != 0
         || head & NEW_FORM != 0 && head & FORM_NUMBER != 0
@@ -257,7 +262,9 @@ fn next_op(
     {
         return Err(Error::new(format!("bad op head {head}")));
     }
-    let device = if head & HAS_DEVICE != 0 {
+    let device = if head & HAS_DEVICE != 0 && short {
+        stream.names.read_device(input)?
+    } else if head & HAS_DEVICE != 0 {
         form::read::<Fixed<16>>(input, "device id")?.0
     } else {
         stream
@@ -282,7 +289,9 @@ fn next_op(
             )))
         }
     };
-    let deps: Vec<Dep> = if head & HAS_DEPS != 0 {
+    let deps: Vec<Dep> = if head & HAS_DEPS != 0 && short {
+        stream.names.read_deps(input, &device)?
+    } else if head & HAS_DEPS != 0 {
         form::read(input, "deps")?
     } else {
         Vec::new()
@@ -309,13 +318,11 @@ fn next_op(
         .filter(|&l| l > 0)
         .ok_or_else(|| Error::new("Lamport time out of range"))?;
     let values = forms[number].unpack(input)?;
-    *stream = Stream {
-        device: Some(device),
-        seq,
-        lamport: lamport as u64,
-        form: Some(number),
-        hash: None,
-    };
+    stream.device = Some(device);
+    stream.seq = seq;
+    stream.lamport = lamport as u64;
+    stream.form = Some(number);
+    stream.hash = None;
     let op = Packed {
         device,
         seq,
@@ -348,7 +355,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     }
     let format = match r.column(1)?.as_i64() {
         // format 3 is format 4 without declared types in its forms and manifest
-        Some(v @ (3 | FORMAT)) => v,
+        Some(v @ (3 | 4 | FORMAT)) => v,
         Some(v) => {
             // a bundle names the release that wrote it (from 0.1.0 on)
             let writer = conn
@@ -366,7 +373,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
                     .into(),
             };
             return Err(bad(&format!(
-                "unknown format version {v} (this build, {}, reads 3 and {FORMAT}; {upgrade})",
+                "unknown format version {v} (this build, {}, reads 3 to {FORMAT}; {upgrade})",
                 env!("CARGO_PKG_VERSION")
             )));
         }

@@ -31,6 +31,8 @@ pub struct Writer {
     chunk_ops: u64,
     chunks: u64,
     forms: HashMap<Form, usize>,
+    /// The format written: `FORMAT`, or 4 for a reader of an older release (`for_format`)
+    format: i64,
 }
 
 /// Where a bundle goes.
@@ -105,6 +107,7 @@ impl Writer {
             chunk_ops: 0,
             chunks: 0,
             forms: HashMap::new(),
+            format: FORMAT,
         };
         let setup = (|| {
             let conn = writer.db.as_ref().expect("just opened").conn();
@@ -127,6 +130,15 @@ impl Writer {
             return Err(e);
         }
         Ok(writer)
+    }
+
+    /// Writes format 4 (devices and deps spelled out) when `format`, the latest format the
+    /// bundle's reader wrote, is older than 5: what releases before 0.2.0 read. Called before
+    /// the first op.
+    pub fn for_format(&mut self, format: i64) {
+        if format < 5 {
+            self.format = 4;
+        }
     }
 
     /// Appends one op, whose prev is `prev` (the hash of op seq - 1 of its device); returns
@@ -178,7 +190,10 @@ impl Writer {
             head |= FORM_NUMBER;
         }
         put(out, &head);
-        if head & HAS_DEVICE != 0 {
+        let short = self.format >= 5;
+        if head & HAS_DEVICE != 0 && short {
+            self.stream.names.put_device(out, &device);
+        } else if head & HAS_DEVICE != 0 {
             put(out, &Fixed(device));
         }
         if head & HAS_SEQ != 0 {
@@ -187,7 +202,9 @@ impl Writer {
         if let (true, Some(prev)) = (head & HAS_PREV != 0, &prev) {
             put(out, &op::Bin(prev));
         }
-        if head & HAS_DEPS != 0 {
+        if head & HAS_DEPS != 0 && short {
+            self.stream.names.put_deps(out, &device, &deps);
+        } else if head & HAS_DEPS != 0 {
             put(out, &deps);
         }
         if new {
@@ -200,13 +217,11 @@ impl Writer {
             &(lamport as i64).wrapping_sub(self.stream.lamport as i64),
         );
         Form::pack(&values, out)?;
-        self.stream = Stream {
-            device: Some(device),
-            seq,
-            lamport,
-            form: Some(number),
-            hash: Some(hash),
-        };
+        self.stream.device = Some(device);
+        self.stream.seq = seq;
+        self.stream.lamport = lamport;
+        self.stream.form = Some(number);
+        self.stream.hash = Some(hash);
         self.count += 1;
         self.chunk_ops += 1;
         if self.chunk.len() >= CHUNK_BYTES {
@@ -274,7 +289,7 @@ impl Writer {
             "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             &[
                 Value::Text(MAGIC.into()),
-                Value::Integer(FORMAT),
+                Value::Integer(self.format),
                 Value::Blob(bundle_id.to_vec()),
                 Value::Blob(source.to_vec()),
                 Value::Blob(clock),

@@ -5,7 +5,10 @@
 //! when its body fails or panics; an `OwnedConn` is closed exactly once.
 
 use sqlite_loadable::ext::{sqlite3, sqlite3_stmt};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::mem::ManuallyDrop;
 use std::ptr;
 
 use super::{Error, Result, Stmt, SQLITE_OK};
@@ -15,9 +18,31 @@ use crate::value::Value;
 /// close) the connection.
 pub struct Conn {
     pub(super) db: *mut sqlite3,
+    /// The statements `exec_kept` prepared, by their static SQL text's address and length;
+    /// finalized when the `Conn` drops (at the end of the call)
+    kept: RefCell<HashMap<(usize, usize), *mut sqlite3_stmt>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        for (_, stmt) in self.kept.get_mut().drain() {
+            // SAFETY: each kept statement is live, not running, and finalized exactly once,
+            // before the connection closes (an `OwnedConn` closes with close_v2, which waits
+            // for its statements)
+            unsafe { sqlite!(finalize(stmt)) };
+        }
+    }
 }
 
 impl Conn {
+    /// The connection `db` (borrowed: it is not closed when the `Conn` drops).
+    pub(super) fn of(db: *mut sqlite3) -> Conn {
+        Conn {
+            db,
+            kept: RefCell::new(HashMap::new()),
+        }
+    }
+
     /// The error of the last failed call on this connection: its result code and message.
     pub(super) fn error(&self, doing: &str) -> Error {
         // SAFETY: `db` is the live handle SQLite gave us; errmsg returns a NUL-terminated string
@@ -57,6 +82,23 @@ impl Conn {
     /// Runs a statement that returns no rows we need, binding `params` in order.
     pub fn exec(&self, sql: &str, params: &[Value]) -> Result<()> {
         self.prepare(sql)?.execute(params)
+    }
+
+    /// Runs `exec`'s statement of static text, prepared once per call: for the small statements
+    /// an import runs once per op or per device.
+    pub fn exec_kept(&self, sql: &'static str, params: &[Value]) -> Result<()> {
+        let key = (sql.as_ptr() as usize, sql.len());
+        let found = self.kept.borrow().get(&key).copied();
+        let raw = match found {
+            Some(raw) => raw,
+            None => {
+                let raw = self.prepare(sql)?.into_raw();
+                self.kept.borrow_mut().insert(key, raw);
+                raw
+            }
+        };
+        // the statement stays kept: it is finalized with the `Conn`, not here
+        ManuallyDrop::new(Stmt::new(self, raw)).execute(params)
     }
 
     /// Whether no transaction is open on this connection.
@@ -279,13 +321,13 @@ impl OwnedConn {
             let err = if db.is_null() {
                 Error::new("out of memory")
             } else {
-                let e = Conn { db }.error("cannot open");
+                let e = Conn::of(db).error("cannot open");
                 unsafe { sqlite!(close_v2(db)) };
                 e
             };
             return Err(err);
         }
-        Ok(OwnedConn { conn: Conn { db } })
+        Ok(OwnedConn { conn: Conn::of(db) })
     }
 
     /// A read-only in-memory database holding a copy of `bytes` (a database file's image).

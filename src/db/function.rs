@@ -77,9 +77,7 @@ unsafe extern "C" fn call_registered(
 ) {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let reg = &*(sqlite!(user_data(ctx)) as *const Registered);
-        let conn = Conn {
-            db: sqlite!(context_db_handle(ctx)),
-        };
+        let conn = Conn::of(sqlite!(context_db_handle(ctx)));
         let name = reg.name.to_string_lossy();
         (0..argc as usize)
             .map(|i| value_of(*argv.add(i)))
@@ -161,7 +159,7 @@ pub unsafe fn register_function(
     ));
     if rc != SQLITE_OK {
         // SQLite calls the destructor itself when registration fails.
-        return Err(Conn { db }.error(&format!("registering {name}")));
+        return Err(Conn::of(db).error(&format!("registering {name}")));
     }
     Ok(())
 }
@@ -171,7 +169,7 @@ pub unsafe fn register_function(
 /// # Safety
 /// `db` must be the live handle SQLite passed to the entry point.
 pub unsafe fn entry_conn(db: *mut sqlite3) -> Conn {
-    Conn { db }
+    Conn::of(db)
 }
 
 /// Turns the outcome of the entry point into SQLite's return code, with the message in `*err`

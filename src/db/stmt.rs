@@ -59,6 +59,13 @@ impl<'c> Stmt<'c> {
         Stmt { conn, stmt }
     }
 
+    /// The statement itself, no longer finalized on drop (`Conn::exec_kept` keeps it).
+    pub(super) fn into_raw(self) -> *mut sqlite3_stmt {
+        let raw = self.stmt;
+        std::mem::forget(self);
+        raw
+    }
+
     fn check(&self, rc: c_int, doing: &str) -> Result<()> {
         if rc == SQLITE_OK {
             Ok(())

@@ -134,7 +134,7 @@ impl Cursor {
     /// Runs `f` on the cursor's connection, a panic in it becoming an error.
     fn guarded<T>(&self, f: impl FnOnce(&Conn) -> Result<T>) -> sqlite_loadable::Result<T> {
         // SAFETY: the cursor's connection is live while SQLite runs its statement.
-        let conn = Conn { db: self.db };
+        let conn = Conn::of(self.db);
         match catch_unwind(AssertUnwindSafe(|| f(&conn))) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(error(format!("{}: {e}", self.def.name))),
@@ -145,7 +145,7 @@ impl Cursor {
     /// Moves past the rows that are gone since they were read (only this connection can have
     /// removed them, while its statement reads: none when it wrote nothing since).
     fn skip_gone(&mut self) -> sqlite_loadable::Result<()> {
-        if (Conn { db: self.db }).total_changes() == self.changes {
+        if (Conn::of(self.db)).total_changes() == self.changes {
             return Ok(());
         }
         let still = self.def.still;
@@ -173,7 +173,7 @@ impl VTabCursor for Cursor {
         }
         let rows = self.def.rows;
         self.rows = self.guarded(|conn| rows(conn, &filters))?;
-        self.changes = Conn { db: self.db }.total_changes();
+        self.changes = Conn::of(self.db).total_changes();
         self.at = 0;
         Ok(())
     }

@@ -209,8 +209,10 @@ pub fn hash_of(op: &Op, prev: Option<&Hash>) -> Hash {
 
 /// Records that op `seq` of device `idx` held here has `hash`.
 pub fn remember(conn: &Conn, idx: DeviceIdx, seq: u64, hash: &Hash) -> Result<()> {
-    conn.exec(
-        "INSERT OR REPLACE INTO main._sync_hashes(device, seq, hash) VALUES (?1, ?2, ?3)",
+    // (written only when it changes: an import remembers every entry of its bundle's clock)
+    conn.exec_kept(
+        "INSERT INTO main._sync_hashes(device, seq, hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT(device, seq) DO UPDATE SET hash = excluded.hash WHERE hash IS NOT excluded.hash",
         &[
             Value::from(idx),
             Value::Integer(seq as i64),

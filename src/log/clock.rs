@@ -316,20 +316,25 @@ pub fn learn_peer(
     peer: DeviceIdx,
     clock: &[(DeviceIdx, u64, Option<Hash>)],
 ) -> Result<()> {
-    conn.exec(
-        "DELETE FROM main._sync_peers WHERE peer = ?1",
-        &[Value::from(peer)],
-    )?;
-    let mut stmt = conn.prepare(
+    // only what changed is written: a bundle's clock names every device its writer knows
+    let mut before = known_by(conn, peer)?;
+    let mut upsert = conn.prepare(
         "INSERT OR REPLACE INTO main._sync_peers(peer, device, seq, hash) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for &(device, seq, hash) in clock {
-        stmt.execute(&[
+        if before.remove(&device) == Some((seq, hash)) {
+            continue;
+        }
+        upsert.execute(&[
             Value::from(peer),
             Value::from(device),
             Value::Integer(seq as i64),
             hash.map_or(Value::Null, |h| Value::Blob(h.to_vec())),
         ])?;
+    }
+    let mut gone = conn.prepare("DELETE FROM main._sync_peers WHERE peer = ?1 AND device = ?2")?;
+    for device in before.into_keys() {
+        gone.execute(&[Value::from(peer), Value::from(device)])?;
     }
     Ok(())
 }

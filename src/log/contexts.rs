@@ -40,6 +40,9 @@ pub struct Contexts<'c> {
     whole_limit: usize,
     /// The two queries of `read_device`, prepared on first use
     queries: RefCell<Option<[Stmt<'c>; 2]>>,
+    /// The statement of `add`, prepared on first use (an import may add a point per device per
+    /// op)
+    insert: Option<Stmt<'c>>,
     failed: RefCell<Option<Error>>,
 }
 
@@ -69,6 +72,7 @@ impl<'c> Contexts<'c> {
             read: RefCell::new(HashMap::new()),
             whole: Cell::new(None),
             queries: RefCell::new(None),
+            insert: None,
             failed: RefCell::new(None),
         })
     }
@@ -206,25 +210,28 @@ impl<'c> Contexts<'c> {
     /// Records a change point, in `_sync_deps` and in what was read.
     pub fn add(
         &mut self,
-        conn: &Conn,
         device: DeviceIdx,
         seq: u64,
         dep: DeviceIdx,
         dep_seq: u64,
         hash: &Hash,
     ) -> Result<()> {
-        conn.exec(
-            "INSERT INTO main._sync_deps(device, seq, dep, dep_seq, hash) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(device, seq, dep) DO UPDATE SET dep_seq = excluded.dep_seq,
-               hash = excluded.hash WHERE excluded.dep_seq > dep_seq",
-            &[
-                Value::from(device),
-                Value::Integer(seq as i64),
-                Value::from(dep),
-                Value::Integer(dep_seq as i64),
-                Value::Blob(hash.to_vec()),
-            ],
-        )?;
+        let insert = match &mut self.insert {
+            Some(stmt) => stmt,
+            None => self.insert.insert(self.conn.prepare(
+                "INSERT INTO main._sync_deps(device, seq, dep, dep_seq, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(device, seq, dep) DO UPDATE SET dep_seq = excluded.dep_seq,
+                   hash = excluded.hash WHERE excluded.dep_seq > dep_seq",
+            )?),
+        };
+        insert.execute(&[
+            Value::from(device),
+            Value::Integer(seq as i64),
+            Value::from(dep),
+            Value::Integer(dep_seq as i64),
+            Value::Blob(hash.to_vec()),
+        ])?;
         let whole = self.whole.get() == Some(true);
         let mut read = self.read.borrow_mut();
         if whole {

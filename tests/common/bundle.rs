@@ -1,4 +1,4 @@
-//! An independent reader and writer of the bundle format (formats 3 and 4, documented in
+//! An independent reader and writer of the bundle format (formats 3 to 5, documented in
 //! src/bundle/ and src/form.rs), for tests that forge bundles: read every op, change what a
 //! test wants, and write a bundle whose hashes are right again.
 
@@ -165,7 +165,7 @@ fn next(input: &mut &[u8]) -> M {
 /// Reads every op of the bundle at `path`.
 pub fn read(path: &Path) -> Bundle {
     let conn = Connection::open(path).unwrap();
-    let manifest = conn
+    let manifest: Vec<rusqlite::types::Value> = conn
         .query_row("SELECT * FROM manifest", [], |r| {
             (0..r.as_ref().column_count()).map(|i| r.get(i)).collect()
         })
@@ -179,12 +179,16 @@ pub fn read(path: &Path) -> Bundle {
         .collect();
     let stream = bodies.concat();
     let mut input = &stream[..];
+    let short = matches!(manifest.get(1), Some(rusqlite::types::Value::Integer(5)));
+    let mut names = Names::default();
     let (mut device, mut seq, mut lamport) = (Vec::new(), 0, 0);
     let (mut forms, mut form) = (Vec::<Vec<M>>::new(), 0usize);
     let mut ops = Vec::new();
     while !input.is_empty() {
         let head = next(&mut input).int();
-        if head & 1 != 0 {
+        if head & 1 != 0 && short {
+            device = names.device(next(&mut input));
+        } else if head & 1 != 0 {
             let M::Bin(d) = next(&mut input) else {
                 panic!("device id")
             };
@@ -205,7 +209,9 @@ pub fn read(path: &Path) -> Bundle {
         } else {
             None
         };
-        let deps = if head & 4 != 0 {
+        let deps = if head & 4 != 0 && short {
+            names.deps(&mut input, &device)
+        } else if head & 4 != 0 {
             next(&mut input)
         } else {
             M::Array(vec![])
@@ -297,6 +303,9 @@ pub fn write(path: &Path, bundle: &Bundle) {
         _ => Vec::new(),
     };
     let mut ops = bundle.ops.clone();
+    // format 3 bundles (no `declared`) are written as format 3; others as format 5
+    let short = bundle.manifest.len() >= 8;
+    let mut names = Names::default();
     for i in 0..ops.len() {
         // the op before it on its device, if the bundle holds it, gives its prev
         let before = ops[..i]
@@ -313,12 +322,19 @@ pub fn write(path: &Path, bundle: &Bundle) {
             &mut body,
             &M::Int(1 | 2 | 4 | 8 | if stated { 32 } else { 0 }),
         );
-        put(&mut body, &M::Bin(op.device.clone()));
+        let device = match short {
+            true => names.name(&op.device),
+            false => M::Bin(op.device.clone()),
+        };
+        put(&mut body, &device);
         put(&mut body, &M::Int(op.seq));
         if stated {
             put(&mut body, &M::Bin(op.prev.clone().unwrap_or_default()));
         }
-        put(&mut body, &op.deps);
+        match short {
+            true => (names.state_deps(&op.device, &op.deps).iter()).for_each(|i| put(&mut body, i)),
+            false => put(&mut body, &op.deps),
+        }
         let names = |cells: &[(String, M)]| {
             M::Array(cells.iter().map(|(c, _)| M::Str(c.clone())).collect())
         };
@@ -347,6 +363,9 @@ pub fn write(path: &Path, bundle: &Bundle) {
         hashes.push(hash);
     }
     let mut manifest = bundle.manifest.clone();
+    if short {
+        manifest[1] = rusqlite::types::Value::Integer(5);
+    }
     manifest[4] = rusqlite::types::Value::Blob(rmp_serde::to_vec(&M::Array(clock)).unwrap());
     manifest[5] = rusqlite::types::Value::Integer(bundle.ops.len() as i64);
     manifest[6] = rusqlite::types::Value::Blob(Sha256::digest(hashes.concat()).to_vec());
@@ -374,4 +393,114 @@ pub fn replace_in_stream(path: &Path, from: &[u8], to: &[u8]) {
     body.splice(at..at + from.len(), to.iter().copied());
     conn.execute("UPDATE chunks SET body = ?1 WHERE n = 1", [&body])
         .unwrap();
+}
+
+/// Format 5's short names (src/bundle/names.rs), written again here: devices by number in order
+/// of first mention, each op's deps stated against the running context of the deps before.
+#[derive(Default)]
+struct Names {
+    devices: Vec<Vec<u8>>,
+    /// per device number, the last entry stated: [device, seq, link]
+    context: std::collections::BTreeMap<usize, M>,
+    /// every entry stated: (number, seq) -> link
+    links: std::collections::HashMap<(usize, i64), M>,
+}
+
+impl Names {
+    fn number(&mut self, device: &[u8]) -> usize {
+        match self.devices.iter().position(|d| d == device) {
+            Some(n) => n,
+            None => {
+                self.devices.push(device.to_vec());
+                self.devices.len() - 1
+            }
+        }
+    }
+
+    /// A device as the stream names it: its id the first time, then its number.
+    fn name(&mut self, device: &[u8]) -> M {
+        match self.devices.iter().position(|d| d == device) {
+            Some(n) => M::Int(n as i64),
+            None => {
+                self.number(device);
+                M::Bin(device.to_vec())
+            }
+        }
+    }
+
+    fn device(&mut self, item: M) -> Vec<u8> {
+        match item {
+            M::Bin(d) => {
+                self.number(&d);
+                d
+            }
+            M::Int(n) => self.devices[n as usize].clone(),
+            other => panic!("device: {other:?}"),
+        }
+    }
+
+    /// Reads an op's deps: what it inherits but its own device, less the drops, with the changes.
+    fn deps(&mut self, input: &mut &[u8], own: &[u8]) -> M {
+        if input.first() == Some(&0xc0) {
+            next(input);
+            return next(input); // spelled out: a device named twice
+        }
+        let own = self.number(own);
+        for _ in 0..next(input).int() {
+            self.context.remove(&(next(input).int() as usize));
+        }
+        let mut deps: std::collections::BTreeMap<Vec<u8>, M> = (self.context.iter())
+            .filter(|(&n, _)| n != own)
+            .map(|(&n, e)| (self.devices[n].clone(), e.clone()))
+            .collect();
+        for _ in 0..next(input).int() {
+            let device = self.device(next(input));
+            let n = self.number(&device);
+            let seq = next(input).int();
+            let link = match next(input) {
+                M::Nil => self.links[&(n, seq)].clone(),
+                link => link,
+            };
+            let entry = M::Array(vec![M::Bin(device.clone()), M::Int(seq), link.clone()]);
+            self.links.insert((n, seq), link);
+            self.context.insert(n, entry.clone());
+            deps.insert(device, entry);
+        }
+        M::Array(deps.into_values().collect())
+    }
+
+    /// An op's deps as the stream states them: every inherited entry dropped, every dep stated
+    /// with its link (a valid, if long, spelling).
+    fn state_deps(&mut self, own: &[u8], deps: &M) -> Vec<M> {
+        let ids: Vec<&M> = deps.array().iter().map(|d| &d.array()[0]).collect();
+        let sorted = ids.windows(2).all(|w| match (w[0], w[1]) {
+            (M::Bin(a), M::Bin(b)) => a < b,
+            _ => false,
+        });
+        if !sorted {
+            return vec![M::Nil, deps.clone()]; // a device named twice: spelled out
+        }
+        let own = self.number(own);
+        let drops: Vec<usize> = self.context.keys().copied().filter(|&n| n != own).collect();
+        let mut items = vec![M::Int(drops.len() as i64)];
+        for n in drops {
+            self.context.remove(&n);
+            items.push(M::Int(n as i64));
+        }
+        let deps = deps.array();
+        items.push(M::Int(deps.len() as i64));
+        for dep in deps {
+            let e = dep.array();
+            let M::Bin(device) = &e[0] else {
+                panic!("dep device")
+            };
+            items.push(self.name(device));
+            items.push(e[1].clone());
+            items.push(e[2].clone());
+            let n = self.number(device);
+            self.links.insert((n, e[1].int()), e[2].clone());
+            self.context.insert(n, dep.clone());
+        }
+        items
+    }
 }

@@ -43,6 +43,8 @@
 //!                                        (log/declared.rs); the highest version wins
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
+//! _sync_stable(device, seq, hash)        per device, what every device known here has, as
+//!                                        bundles taught it (log/stable.rs)
 //! _sync_bundles(id, source)              bundles imported
 //! _sync_conflicts(...)                   conflict records (conflicts.rs); sync_conflicts shows
 //!                                        them (and view sync_conflict_records)
@@ -73,6 +75,7 @@ const DEPS_BY_DEP: &str =
 /// since (nothing when they are there). Run by every import.
 pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(DEPS_BY_DEP, &[])?;
+    conn.exec(STABLE, &[])?;
     conn.exec(KEPT, &[])?;
     conn.exec(DECLARED, &[])?;
     conn.exec(WAITING_VIEW, &[])?;
@@ -114,6 +117,14 @@ const PARKED_BY: &str = "CREATE INDEX IF NOT EXISTS main._sync_parked_by
        ON _sync_parked(by_table, by_key) WHERE by_key IS NOT NULL";
 const PARKED_WHY: &str =
     "CREATE INDEX IF NOT EXISTS main._sync_parked_why ON _sync_parked(why, by_table)";
+
+/// What bundles taught of the stable clock (log/stable.rs). Created by `upgrade` in databases
+/// made before it.
+const STABLE: &str = "CREATE TABLE IF NOT EXISTS main._sync_stable(
+       device INTEGER PRIMARY KEY,
+       seq INTEGER NOT NULL,
+       hash BLOB NOT NULL
+     )";
 
 /// How each device declares each table now (log/declared.rs). Created by `upgrade` in
 /// databases made before it.
@@ -269,10 +280,12 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 
 /// Renames the ops of device `from` with seq `from_seq` or above as ops of device `to` wherever
 /// they are named: their change points, the change points that name them, the row index, the
-/// conflict records and the hash checkpoints (a fork: apply/fork.rs; a split of histories: apply/histories.rs). The live
-/// sets that name them are computed again when their rows are next settled.
+/// conflict records, the hash checkpoints and the stable clock (a fork: apply/fork.rs; a split
+/// of histories: apply/histories.rs). The live sets that name them are computed again when
+/// their rows are next settled.
 pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) -> Result<()> {
-    // the live sets that name them (merge/live.rs) are marked to be computed again
+    conn.exec(STABLE, &[])?; // (a database an earlier build made may fork before an import)
+                             // the live sets that name them (merge/live.rs) are marked to be computed again
     conn.exec(
         "UPDATE main._sync_rows SET live = x'' WHERE live IS NOT NULL AND (
            (device = ?1 AND seq >= ?2)
@@ -291,6 +304,8 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
         "UPDATE main._sync_conflicts SET winner_device = ?1
          WHERE winner_device = ?2 AND winner_seq >= ?3",
         "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        // (every device had the op: it is the same op in its new history)
+        "UPDATE OR REPLACE main._sync_stable SET device = ?1 WHERE device = ?2 AND seq >= ?3",
     ] {
         conn.exec(
             sql,
@@ -336,6 +351,7 @@ pub fn create(conn: &Conn) -> Result<()> {
     for stmt in SCHEMA {
         conn.exec(stmt, &[])?;
     }
+    conn.exec(STABLE, &[])?;
     create_conflicts(conn)
 }
 

@@ -740,6 +740,86 @@ fn restore(devices: &mut [Device], d: usize, backup: &std::path::Path) -> Result
     Ok(())
 }
 
+/// The stable clock's rule (log/stable.rs), against what the devices of the schedule hold: an
+/// entry that grew is at most what every device it knew when it learned the entry has (those
+/// it knew at the last check, a part of them), but for devices whose clocks may go down (put
+/// back to a backup, or copied with writes under the original's id). `seen`: per device, its
+/// stable clock and the devices it knew, at the last check.
+type StableSeen = std::collections::HashMap<
+    usize,
+    (
+        std::collections::HashMap<String, i64>,
+        std::collections::HashSet<String>,
+    ),
+>;
+
+fn check_stable(
+    devices: &[Device],
+    went_back: &std::collections::HashSet<usize>,
+    seen: &mut StableSeen,
+) -> Result<(), String> {
+    let clocks: Vec<std::collections::HashMap<String, i64>> = devices
+        .iter()
+        .map(|d| {
+            rows::<(String, i64)>(d.conn(), "SELECT key, value FROM json_each(sync_clock())")
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    for (i, d) in devices.iter().enumerate() {
+        let known: std::collections::HashSet<String> = rows::<(String,)>(
+            d.conn(),
+            "SELECT value ->> '$.device_id' FROM json_each(sync_status() -> '$.peers')
+             UNION SELECT sync_device_id()",
+        )
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+        let stable: std::collections::HashMap<String, i64> = rows(
+            d.conn(),
+            "SELECT key, value FROM json_each(sync_status() -> '$.stable')",
+        )
+        .into_iter()
+        .collect();
+        let (before, knew) = seen.remove(&i).unwrap_or_default();
+        for (entry, &seq) in &stable {
+            if seq <= before.get(entry).copied().unwrap_or(0) {
+                continue;
+            }
+            for (j, e) in devices.iter().enumerate() {
+                if went_back.contains(&j) || !knew.contains(&e.id()) {
+                    continue;
+                }
+                let has = clocks[j].get(entry).copied().unwrap_or(0);
+                if has < seq {
+                    let whose = devices.iter().find(|x| &x.id() == entry);
+                    if std::env::var("SYNC_TRACE").is_ok() {
+                        let status: String = d
+                            .conn()
+                            .query_row("SELECT sync_status()", [], |r| r.get(0))
+                            .unwrap();
+                        eprintln!(
+                            "{} status {status}\n{} clock {:?}",
+                            d.name, e.name, clocks[j]
+                        );
+                        for x in devices {
+                            eprintln!("{} is {}", x.name, x.id());
+                        }
+                    }
+                    return Err(format!(
+                        "{}: stable {entry} ({}) = {seq}, but {} (known to it) has {has}",
+                        d.name,
+                        whose.map_or("a history or a former id", |x| x.name.as_str()),
+                        e.name
+                    ));
+                }
+            }
+        }
+        seen.insert(i, (stable, known));
+    }
+    Ok(())
+}
+
 fn run_schedule(seed: u64) -> Result<(), String> {
     let mut rng = Rng(seed);
     let n = 2 + rng.below(4) as usize;
@@ -791,7 +871,14 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     // its own so that the other schedules stay as they were
     let mut frng = Rng(seed ^ 0x5eed_f01d);
     let folder = frng.chance(30).then(common::tempdir::Dir::new);
-    for _ in 0..steps {
+    // devices whose clock may go down: put back to a backup, or copied with writes under the
+    // original's id (log/stable.rs does not speak for them)
+    let mut went_back: std::collections::HashSet<usize> = Default::default();
+    let mut stable_seen = StableSeen::new();
+    for step in 0..steps {
+        if step % 5 == 4 {
+            check_stable(&devices, &went_back, &mut stable_seen)?;
+        }
         let n = devices.len();
         let d = rng.below(n as u64) as usize;
         let event = rng.below(20);
@@ -917,6 +1004,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                         devices[d].name
                     ));
                 }
+                if writes > 0 {
+                    went_back.insert(d);
+                }
                 devices.push(copy);
             }
             19 if rng.chance(30) => match backups.remove(&d) {
@@ -933,6 +1023,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                     backups.insert(d, (path, letters));
                 }
                 Some((path, before)) => {
+                    went_back.insert(d);
+                    // what it knew before is gone with what it had
+                    stable_seen.remove(&d);
                     mail.retain(|&(from, _, _, number)| from != d || number <= before);
                     if rng.chance(50) {
                         restore(&mut devices, d, &path)?;
@@ -1045,6 +1138,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         }
     }
     exchange_until_quiet(&devices)?;
+    check_stable(&devices, &went_back, &mut stable_seen)?;
     for d in &devices {
         let pending: i64 = d
             .conn()

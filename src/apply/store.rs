@@ -249,6 +249,25 @@ impl<'a> Import<'a> {
         Ok(())
     }
 
+    /// Keeps what the bundle's writer said every device it knew has (log/stable.rs): each entry
+    /// placed in the history it names here (one this device cannot place teaches nothing).
+    fn learn_stable(&mut self, manifest: &crate::bundle::Manifest) -> Result<()> {
+        let mut knew: std::collections::HashSet<crate::op::DeviceId> =
+            (manifest.clock.iter()).map(|e| e.0).collect();
+        knew.extend(manifest.knows.iter().copied());
+        knew.insert(manifest.source);
+        let mut placed = Vec::with_capacity(manifest.stable.len());
+        for (id, seq, hash) in &manifest.stable {
+            let Some(root) = self.known.devices.idx(id) else {
+                continue;
+            };
+            if let Some(device) = self.resolve_entry(root, *seq, hash)? {
+                placed.push((device, *seq, *hash));
+            }
+        }
+        crate::log::stable::learn(self.conn, &self.known.devices, &knew, &placed)
+    }
+
     /// Stores what the source is known to have, and the bundle's id.
     pub(super) fn record(&mut self, reader: &Reader) -> Result<()> {
         let conn = self.conn;
@@ -286,6 +305,7 @@ impl<'a> Import<'a> {
             // the format it writes, which it reads: bundles for it are written in it
             let format = format!("format {}", source.0);
             crate::schema::set_state(conn, &format, manifest.format as u64)?;
+            self.learn_stable(&manifest)?;
         }
         conn.exec(
             "INSERT INTO main._sync_bundles(id, source) VALUES (?1, ?2)",

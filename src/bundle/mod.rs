@@ -16,7 +16,8 @@
 //!
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
-//!          op_count INTEGER, ops_hash BLOB, declared BLOB, writer TEXT)   one row
+//!          op_count INTEGER, ops_hash BLOB, declared BLOB, writer TEXT, stable BLOB,
+//!          knows BLOB)   one row
 //!   magic     'sqlite-sync bundle'
 //!   format    5; a reader also reads 4 (the same but for how the stream names devices and
 //!             deps, below) and 3 (format 4 written by builds whose forms carry no declared
@@ -33,6 +34,11 @@
 //!             device declares each table now, as the writer knows it (log/declared.rs)
 //!   writer    the release that wrote it ('0.1.0'; absent in bundles of earlier builds): a
 //!             reader that does not know the format names it as the release to upgrade to
+//!   stable    (from 0.2.0, also in the format 4 bundles it writes) msgpack [[device id:
+//!             bin(16), seq, link: bin(16)], …]: what every device its writer knew has
+//!             (log/stable.rs)
+//!   knows     (from 0.2.0) msgpack [device id: bin(16), …]: the devices its writer knew that
+//!             `clock` does not name
 //! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
 //!   ops       ops in this chunk
 //!   body      its ops, one after the other, compactly (below)
@@ -105,6 +111,10 @@ pub struct Manifest {
     pub ops_hash: [u8; 32],
     /// What its writer knew of each device's declarations (log/declared.rs; none in format 3)
     pub declared: Vec<(DeviceId, String, i64, crate::log::declared::Declared)>,
+    /// Its writer's stable clock, and the devices it knew that `clock` does not name
+    /// (log/stable.rs; none in bundles of builds before 0.2.0)
+    pub stable: Vec<(DeviceId, u64, Hash)>,
+    pub knows: Vec<DeviceId>,
 }
 
 /// Appends one msgpack item.

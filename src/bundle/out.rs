@@ -250,8 +250,10 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         }
     }
     let declared = crate::log::declared::Declarations::load(conn)?.encode(devices);
+    let stable = crate::log::stable::now(conn, &history, devices)?;
+    let stable = crate::log::stable::for_bundle(&stable, devices, &clock);
     let bytes = match writer
-        .finish(bundle_id, &me, &clock, declared)
+        .finish(bundle_id, &me, &clock, declared, stable)
         .map_err(at)?
     {
         Written::File(bytes) => bytes,

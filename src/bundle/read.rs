@@ -413,6 +413,21 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .and_then(|v| v.as_blob().and_then(|b| rmp_serde::from_slice(b).ok()))
             .ok_or_else(|| bad("declared is unreadable"))?,
     };
+    // (from 0.2.0; a bundle without them, or with them unreadable, teaches nothing of them)
+    let optional = |column: &str| -> Option<Vec<u8>> {
+        let sql = format!("SELECT {column} FROM manifest");
+        conn.query_value(&sql, &[])
+            .ok()
+            .flatten()?
+            .as_blob()
+            .map(<[u8]>::to_vec)
+    };
+    let stable: Vec<(Fixed<16>, u64, Fixed<16>)> = optional("stable")
+        .and_then(|b| rmp_serde::from_slice(&b).ok())
+        .unwrap_or_default();
+    let knows: Vec<Fixed<16>> = optional("knows")
+        .and_then(|b| rmp_serde::from_slice(&b).ok())
+        .unwrap_or_default();
     Ok(Manifest {
         format,
         bundle_id,
@@ -423,5 +438,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         declared: (declared.into_iter())
             .map(|(d, name, version, decl)| (d.0, name, version, decl))
             .collect(),
+        stable: stable.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
+        knows: knows.into_iter().map(|d| d.0).collect(),
     })
 }

@@ -117,7 +117,7 @@ impl Writer {
             conn.exec(
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
-                                       declared BLOB, writer TEXT)",
+                                       declared BLOB, writer TEXT, stable BLOB, knows BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -262,8 +262,9 @@ impl Writer {
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
+        stable: (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
     ) -> Result<Written> {
-        let result = self.seal(bundle_id, source, clock, declared);
+        let result = self.seal(bundle_id, source, clock, declared, stable);
         if result.is_err() {
             self.abandon();
         }
@@ -276,17 +277,23 @@ impl Writer {
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
+        (stable, knows): (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
     ) -> Result<Written> {
         self.flush()?;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        let clock: Vec<(op::Bin, u64, op::Bin)> = clock
-            .iter()
-            .map(|(d, s, h)| (op::Bin(d), *s, op::Bin(h)))
-            .collect();
-        let clock = rmp_serde::to_vec(&clock).expect("a clock always encodes");
+        let encode = |clock: &[(DeviceId, u64, Hash)]| {
+            let clock: Vec<(op::Bin, u64, op::Bin)> = clock
+                .iter()
+                .map(|(d, s, h)| (op::Bin(d), *s, op::Bin(h)))
+                .collect();
+            rmp_serde::to_vec(&clock).expect("a clock always encodes")
+        };
+        let (clock, stable) = (encode(clock), encode(&stable));
+        let knows: Vec<op::Bin> = knows.iter().map(|d| op::Bin(d)).collect();
+        let knows = rmp_serde::to_vec(&knows).expect("device ids always encode");
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
-            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -297,6 +304,8 @@ impl Writer {
                 Value::Blob(ops_hash.to_vec()),
                 Value::Blob(declared),
                 Value::Text(env!("CARGO_PKG_VERSION").into()),
+                Value::Blob(stable),
+                Value::Blob(knows),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

@@ -8,6 +8,7 @@
 //!   causal context, read as it is asked for.
 //! - `chain.rs`: each device's ops as a hash chain, so two histories under one id are told apart.
 //! - `declared.rs`: how each device declares each table now, passed on in bundles.
+//! - `stable.rs`: the stable clock: what every device known here has.
 //! - `view.rs`: the `sync_log` view over both stores.
 //!
 //! Words: an op is named by (device, seq); `seq` counts 1, 2, 3 … per device with no gaps. A
@@ -28,6 +29,7 @@ pub mod declared;
 mod epochs;
 mod local;
 pub mod remote;
+pub mod stable;
 mod tables;
 mod view;
 

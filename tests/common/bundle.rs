@@ -260,9 +260,10 @@ pub fn read(path: &Path) -> Bundle {
 pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, body: &[u8]) {
     let _ = std::fs::remove_file(path);
     let conn = Connection::open(path).unwrap();
-    // format 4 adds `declared` (what the writer knew of each device's declarations), and
-    // release 0.1.0 `writer` (the release that wrote it)
+    // format 4 adds `declared` (what the writer knew of each device's declarations), release
+    // 0.1.0 `writer` (the release that wrote it), 0.2.0 `stable` and `knows`
     let declared = match manifest.len() {
+        11 => ", declared BLOB, writer TEXT, stable BLOB, knows BLOB",
         9 => ", declared BLOB, writer TEXT",
         8 => ", declared BLOB",
         _ => "",

@@ -1,0 +1,140 @@
+//! The stable clock: per device (history), the ops that every device known here has. A device
+//! that has an op writes every later op after it, so no future op of a known device can be
+//! concurrent with an op at or below the stable clock: what compaction may remove once no row
+//! depends on it (DESIGN 5.4).
+//!
+//! Where it is learned: from what each device known here said it has (the clocks of its
+//! bundles, `_sync_peers`; this device's own applied clock), the least of them per device; and
+//! from bundles, whose manifest carries their writer's stable clock and the devices that writer
+//! knew: when those are every device known here, its stable clock holds here too (so a star's
+//! devices, which hear from each other only through the hub, learn what they all have). What
+//! bundles taught is kept in `_sync_stable`; the rest is read when asked.
+//!
+//! Invariant: each entry was, when learned, at most what every device then known here had. What
+//! bundles taught only grows; the least of what devices said goes down when a device becomes
+//! known that has less (it may lack ops below what was stable before it was known: a late
+//! joiner, which gets what it needs as one).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::db::{Conn, Result};
+use crate::log::chain::History;
+use crate::log::clock::{self, Devices};
+use crate::op::{DeviceId, Hash};
+use crate::schema::{DeviceIdx, SELF};
+use crate::value::Value;
+
+/// Per history, the seq every device known here has, with the link of that op.
+pub type Stable = HashMap<DeviceIdx, (u64, Hash)>;
+
+/// The stable clock now: what bundles taught, or the least of what every device known here said
+/// it has, whichever is more.
+pub fn now(conn: &Conn, history: &History, devices: &Devices) -> Result<Stable> {
+    let mut stable = taught(conn)?;
+    let applied = clock::applied(conn)?;
+    // per history, the least seq that every other device known here said it has (one query:
+    // a device that said nothing of it has no row, so its count falls short)
+    let peers = roots(devices).filter(|&d| d != SELF).count() as i64;
+    let mut least: HashMap<DeviceIdx, u64> = match peers {
+        0 => applied.iter().map(|(&d, &s)| (d, s)).collect(),
+        _ => {
+            let mut stmt = conn.prepare(
+                "SELECT device, min(seq) FROM main._sync_peers WHERE peer != ?1
+                 GROUP BY device HAVING count(*) = ?2",
+            )?;
+            stmt.bind_all(&[Value::from(SELF), Value::Integer(peers)])?;
+            let mut least = HashMap::new();
+            while let Some(row) = stmt.step()? {
+                let device = DeviceIdx(row.column_int(0));
+                let has = applied.get(&device).copied().unwrap_or(0);
+                least.insert(device, (row.column_int(1) as u64).min(has));
+            }
+            least
+        }
+    };
+    least.retain(|_, seq| *seq > 0);
+    for (device, seq) in least {
+        if seq > stable.get(&device).map_or(0, |e| e.0) {
+            if let Some(hash) = history.hash_at(device, seq)? {
+                stable.insert(device, (seq, hash));
+            }
+        }
+    }
+    Ok(stable)
+}
+
+/// What bundles taught (`_sync_stable`).
+fn taught(conn: &Conn) -> Result<Stable> {
+    let made = "SELECT 1 FROM main.sqlite_schema WHERE name = '_sync_stable'";
+    if conn.query_value(made, &[])?.is_none() {
+        return Ok(Stable::new()); // a database an earlier build made, before its first import
+    }
+    let mut stmt = conn.prepare("SELECT device, seq, hash FROM main._sync_stable")?;
+    let mut stable = Stable::new();
+    while let Some(row) = stmt.step()? {
+        if let Some(hash) = (row.column_blob(2)?).and_then(|h| h.try_into().ok()) {
+            stable.insert(
+                DeviceIdx(row.column_int(0)),
+                (row.column_int(1) as u64, hash),
+            );
+        }
+    }
+    Ok(stable)
+}
+
+/// Every device known here (first histories: a second history is ops of a device, not one).
+fn roots(devices: &Devices) -> impl Iterator<Item = DeviceIdx> + '_ {
+    devices.indexes().filter(|&d| devices.fork(d).is_none())
+}
+
+/// What a bundle's manifest says of it: the writer's stable clock, and the devices it knew that
+/// its clock does not name.
+pub fn for_bundle(
+    stable: &Stable,
+    devices: &Devices,
+    clock: &[(DeviceId, u64, Hash)],
+) -> (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>) {
+    let mut entries: Vec<(DeviceId, u64, Hash)> = (stable.iter())
+        .map(|(&d, &(seq, hash))| (devices.wire_id(d), seq, hash))
+        .collect();
+    entries.sort();
+    let named: HashSet<DeviceId> = clock.iter().map(|e| e.0).collect();
+    let mut knows: Vec<DeviceId> = roots(devices)
+        .map(|d| devices.id(d))
+        .filter(|id| !named.contains(id))
+        .collect();
+    knows.sort();
+    (entries, knows)
+}
+
+/// Keeps what a bundle's writer said every device it knew has (`placed`: its entries, each in
+/// the history it names here), when it knew every device known here (`knew`: the devices of its
+/// clock, those it listed, and itself), and no further than this device has.
+pub fn learn(
+    conn: &Conn,
+    devices: &Devices,
+    knew: &HashSet<DeviceId>,
+    placed: &[(DeviceIdx, u64, Hash)],
+) -> Result<()> {
+    if placed.is_empty() || roots(devices).any(|d| !knew.contains(&devices.id(d))) {
+        return Ok(());
+    }
+    let before = taught(conn)?;
+    let applied = clock::applied(conn)?;
+    for &(device, seq, hash) in placed {
+        if seq > applied.get(&device).copied().unwrap_or(0)
+            || before.get(&device).is_some_and(|e| e.0 >= seq)
+        {
+            continue;
+        }
+        conn.exec_kept(
+            "INSERT OR REPLACE INTO main._sync_stable(device, seq, hash) VALUES (?1, ?2, ?3)",
+            &[
+                Value::from(device),
+                Value::Integer(seq as i64),
+                Value::Blob(hash.to_vec()),
+            ],
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Bounded history: the stable clock (what every device known here has), learned from what
+//! each device says it has and, through relays, from what bundles' writers knew.
+
+mod common;
+
+use common::{exec, Device};
+use std::collections::BTreeMap;
+
+const TODOS: &str = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, n INTEGER);
+                     SELECT sync_enable('todos');";
+
+/// `sync_status()`'s stable clock: device id -> seq.
+fn stable(device: &Device) -> BTreeMap<String, i64> {
+    let json: String = device
+        .conn()
+        .query_row("SELECT sync_status() -> '$.stable'", [], |r| r.get(0))
+        .unwrap();
+    let mut out = BTreeMap::new();
+    let body = json.trim_matches(|c| c == '{' || c == '}');
+    for entry in body.split(',').filter(|e| !e.is_empty()) {
+        let (id, seq) = entry.split_once(':').unwrap();
+        out.insert(id.trim_matches('"').to_string(), seq.parse().unwrap());
+    }
+    out
+}
+
+fn send(from: &Device, to: &Device) {
+    to.import(&from.bundle_for(Some(to)));
+}
+
+/// Each leaf writes `n` rows and sends the hub what it lacks; the hub imports them all, then
+/// sends each leaf what it lacks.
+fn round(hub: &Device, leaves: &[Device], round: usize, n: usize) {
+    for leaf in leaves {
+        for i in 0..n {
+            exec(
+                leaf.conn(),
+                &format!(
+                    "INSERT INTO todos VALUES ('{}-{round}-{i}', 'x', {i})",
+                    leaf.name
+                ),
+            );
+        }
+        send(leaf, hub);
+    }
+    for leaf in leaves {
+        send(hub, leaf);
+    }
+}
+
+#[test]
+fn a_device_alone_holds_every_op_it_has_as_stable() {
+    let a = Device::new("a", TODOS);
+    exec(
+        a.conn(),
+        "INSERT INTO todos VALUES ('1', 'x', 1), ('2', 'y', 2)",
+    );
+    assert_eq!(stable(&a), BTreeMap::from([(a.id(), 2)]));
+}
+
+/// In a star the devices hear from each other only through the hub: the hub learns what they
+/// all have from their bundles' clocks, and they learn it from the hub's bundles.
+#[test]
+fn a_star_learns_what_every_device_has_through_the_hub() {
+    let hub = Device::new("hub", TODOS);
+    let leaves: Vec<Device> = ["l0", "l1", "l2"]
+        .iter()
+        .map(|n| Device::new(n, TODOS))
+        .collect();
+    round(&hub, &leaves, 1, 2);
+    // each leaf told the hub only of its own ops: no op is known to be everywhere
+    assert_eq!(stable(&hub), BTreeMap::new());
+    round(&hub, &leaves, 2, 3);
+    // every leaf had every first-round op when it sent its second round
+    let first_round: BTreeMap<String, i64> = leaves.iter().map(|l| (l.id(), 2)).collect();
+    assert_eq!(stable(&hub), first_round);
+    for leaf in &leaves {
+        assert_eq!(stable(leaf), first_round, "{}", leaf.name);
+    }
+    round(&hub, &leaves, 3, 1);
+    let second_round: BTreeMap<String, i64> = leaves.iter().map(|l| (l.id(), 5)).collect();
+    for leaf in &leaves {
+        assert_eq!(stable(leaf), second_round, "{}", leaf.name);
+    }
+
+    // a device that joins: the hub does not know what it has, so the hub's stable clock waits;
+    // what the leaves learned stays (the newcomer is a late joiner)
+    let late = Device::new("late", TODOS);
+    send(&hub, &late);
+    exec(late.conn(), "INSERT INTO todos VALUES ('late', 'x', 0)");
+    send(&late, &hub);
+    for leaf in &leaves {
+        send(&hub, leaf);
+        assert_eq!(stable(leaf), second_round, "{}", leaf.name);
+    }
+}
+
+/// A bundle's writer that did not know every device known here teaches nothing of what they
+/// all have.
+#[test]
+fn a_writer_that_knew_fewer_devices_teaches_nothing() {
+    let hub = Device::new("hub", TODOS);
+    let leaves: Vec<Device> = ["l0", "l1"].iter().map(|n| Device::new(n, TODOS)).collect();
+    round(&hub, &leaves, 1, 1);
+    round(&hub, &leaves, 2, 1);
+    let first_round: BTreeMap<String, i64> = leaves.iter().map(|l| (l.id(), 1)).collect();
+    assert_eq!(stable(&leaves[0]), first_round);
+    // a third round reaches the hub; the hub then knows every leaf has the second round's ops
+    for leaf in &leaves {
+        exec(
+            leaf.conn(),
+            "INSERT INTO todos VALUES (hex(randomblob(4)), 'x', 3)",
+        );
+        send(leaf, &hub);
+    }
+    // meanwhile l0 meets x, which knows a device the hub never heard of
+    let other = Device::new("other", TODOS);
+    exec(other.conn(), "INSERT INTO todos VALUES ('other', 'x', 0)");
+    let x = Device::new("x", TODOS);
+    send(&other, &x);
+    exec(x.conn(), "INSERT INTO todos VALUES ('x', 'x', 0)");
+    send(&x, &leaves[0]);
+    for leaf in &leaves {
+        send(&hub, leaf);
+    }
+    let second_round: BTreeMap<String, i64> = leaves.iter().map(|l| (l.id(), 2)).collect();
+    assert_eq!(
+        stable(&leaves[1]),
+        second_round,
+        "l1 knows no device the hub does not"
+    );
+    assert_eq!(
+        stable(&leaves[0]),
+        first_round,
+        "the hub did not know x or other"
+    );
+}

@@ -240,8 +240,9 @@ impl Import<'_> {
         }
         self.reading.appender.copy_pending(at, moved);
         self.known.contexts.reload()?;
-        // deps that named ops of `at` from `seq` on name the moved ops only if their hashes
-        // say so; the others wait for their history
+        self.clocks.lamports.clear(); // (they name ops by history)
+                                      // deps that named ops of `at` from `seq` on name the moved ops only if their hashes
+                                      // say so; the others wait for their history
         self.recheck_deps(moved, seq)?;
         // the moved ops changed name, hence order keys: their rows are settled again
         self.touch_from(moved, seq)?;

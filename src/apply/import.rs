@@ -100,6 +100,9 @@ pub(super) struct Clocks {
     pub(super) lamport: u64,
     /// Per device, the seq and Lamport time of its last op applied in this import
     pub(super) tips: HashMap<DeviceIdx, (u64, u64)>,
+    /// Lamport times of applied ops read back in this import (deps name the same ops again and
+    /// again: in a fleet, each device's first op after a sync names the others' last ones)
+    pub(super) lamports: HashMap<(DeviceIdx, u64), u64>,
     /// Per device, the runs of seqs stored pending before this import
     pub(super) pending_before: HashMap<DeviceIdx, Vec<(u64, u64)>>,
 }
@@ -160,6 +163,7 @@ impl<'a> Import<'a> {
                 clock: clock::applied(conn)?,
                 lamport: crate::schema::state(conn, "lamport")?,
                 tips: HashMap::new(),
+                lamports: HashMap::new(),
                 pending_before,
             },
             reading: Reading {

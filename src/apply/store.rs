@@ -56,8 +56,7 @@ impl<'a> Import<'a> {
         }
         let plain: Vec<(DeviceIdx, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
         // in the usual case the op is next in line: apply it now, without reading it back
-        let now = self.applied_seq(device) + 1 == op.seq
-            && self.deliverable_after(device, op.seq, &plain);
+        let now = self.applied_seq(device) + 1 == op.seq && self.deliverable_after_previous(&plain);
         if !(self.reading.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {
             self.outcome.duplicates += 1; // here already, pending (and the same: `place`)
             return Ok(());
@@ -252,20 +251,41 @@ impl<'a> Import<'a> {
     /// Keeps what the bundle's writer said every device it knew has (log/stable.rs): each entry
     /// placed in the history it names here (one this device cannot place teaches nothing).
     fn learn_stable(&mut self, manifest: &crate::bundle::Manifest) -> Result<()> {
+        use crate::log::stable;
         let mut knew: std::collections::HashSet<crate::op::DeviceId> =
             (manifest.clock.iter()).map(|e| e.0).collect();
         knew.extend(manifest.knows.iter().copied());
         knew.insert(manifest.source);
-        let mut placed = Vec::with_capacity(manifest.stable.len());
+        if manifest.stable.is_empty() || !stable::knew_every_device(&self.known.devices, &knew) {
+            return Ok(());
+        }
+        // only entries above what was taught before are placed (placing one may hash ops)
+        let taught = stable::taught(self.conn)?;
+        let mut placed = Vec::new();
         for (id, seq, hash) in &manifest.stable {
             let Some(root) = self.known.devices.idx(id) else {
                 continue;
             };
-            if let Some(device) = self.resolve_entry(root, *seq, hash)? {
+            let before = (self.known.devices.histories(root).iter())
+                .filter_map(|h| taught.get(h).map(|e| e.0))
+                .max()
+                .unwrap_or(0);
+            if *seq <= before {
+                continue;
+            }
+            let Some(device) = self.resolve_entry(root, *seq, hash)? else {
+                continue;
+            };
+            // never above what this device has (an entry above it is not checked either)
+            let held = match device {
+                SELF => self.local_last()?,
+                _ => self.applied_seq(device),
+            };
+            if *seq <= held {
                 placed.push((device, *seq, *hash));
             }
         }
-        crate::log::stable::learn(self.conn, &self.known.devices, &knew, &placed)
+        stable::learn(self.conn, &placed)
     }
 
     /// Stores what the source is known to have, and the bundle's id.

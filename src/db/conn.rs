@@ -87,6 +87,27 @@ impl Conn {
     /// Runs `exec`'s statement of static text, prepared once per call: for the small statements
     /// an import runs once per op or per device.
     pub fn exec_kept(&self, sql: &'static str, params: &[Value]) -> Result<()> {
+        self.kept(sql)?.execute(params)
+    }
+
+    /// Runs `query_row`'s query of static text, prepared once per call (as `exec_kept`).
+    pub fn query_row_kept(
+        &self,
+        sql: &'static str,
+        params: &[Value],
+    ) -> Result<Option<Vec<Value>>> {
+        let mut stmt = self.kept(sql)?;
+        stmt.bind_all(params)?;
+        let row = stmt
+            .step()
+            .and_then(|row| row.map(|row| row.values()).transpose());
+        stmt.reset();
+        row
+    }
+
+    /// The statement of static text `sql`, prepared on its first use in this call. It stays
+    /// kept: it is finalized with the `Conn`, never by the returned handle.
+    fn kept(&self, sql: &'static str) -> Result<ManuallyDrop<Stmt<'_>>> {
         let key = (sql.as_ptr() as usize, sql.len());
         let found = self.kept.borrow().get(&key).copied();
         let raw = match found {
@@ -97,8 +118,7 @@ impl Conn {
                 raw
             }
         };
-        // the statement stays kept: it is finalized with the `Conn`, not here
-        ManuallyDrop::new(Stmt::new(self, raw)).execute(params)
+        Ok(ManuallyDrop::new(Stmt::new(self, raw)))
     }
 
     /// Whether no transaction is open on this connection.

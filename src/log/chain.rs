@@ -132,7 +132,7 @@ impl History<'_, '_> {
                 return self.hash_at(parent, seq);
             }
         }
-        let found = self.conn.query_row(
+        let found = self.conn.query_row_kept(
             "SELECT seq, hash FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2
              ORDER BY seq DESC LIMIT 1",
             &[Value::from(idx), Value::Integer(seq as i64)],

@@ -43,6 +43,8 @@ pub struct Contexts<'c> {
     /// The statement of `add`, prepared on first use (an import may add a point per device per
     /// op)
     insert: Option<Stmt<'c>>,
+    /// The query of `delta` for a device not read, prepared on first use
+    exact: RefCell<Option<Stmt<'c>>>,
     failed: RefCell<Option<Error>>,
 }
 
@@ -73,6 +75,7 @@ impl<'c> Contexts<'c> {
             whole: Cell::new(None),
             queries: RefCell::new(None),
             insert: None,
+            exact: RefCell::new(None),
             failed: RefCell::new(None),
         })
     }
@@ -295,16 +298,51 @@ impl<'c> Contexts<'c> {
     }
 
     /// The change points exactly at op `seq` of `device`: what its encoding carries as `deps`.
+    /// Read by themselves when the device's points were not read (an export asks for each op's
+    /// own points only: reading those in force below it would cost one step per device known).
     pub fn delta(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
-        self.with(device, seq, |r| {
-            (r.deps.iter())
-                .filter_map(|(&dep, list)| {
-                    list.binary_search_by_key(&seq, |&(s, _, _)| s)
-                        .ok()
-                        .map(|i| (dep, list[i].1, list[i].2))
-                })
-                .collect()
-        })
+        let read =
+            self.is_whole() || (self.read.borrow().get(&device)).is_some_and(|r| r.floor <= seq);
+        if read {
+            return self.with(device, seq, |r| {
+                (r.deps.iter())
+                    .filter_map(|(&dep, list)| {
+                        list.binary_search_by_key(&seq, |&(s, _, _)| s)
+                            .ok()
+                            .map(|i| (dep, list[i].1, list[i].2))
+                    })
+                    .collect()
+            });
+        }
+        match self.read_exact(device, seq) {
+            Ok(points) => points,
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The change points at op `seq` of `device`, from `_sync_deps`.
+    fn read_exact(&self, device: DeviceIdx, seq: u64) -> Result<Vec<(DeviceIdx, u64, Hash)>> {
+        let mut exact = self.exact.borrow_mut();
+        let stmt = match &mut *exact {
+            Some(stmt) => stmt,
+            None => exact.insert(self.conn.prepare(
+                "SELECT dep, seq, dep_seq, hash FROM main._sync_deps WHERE device = ?1 AND seq = ?2",
+            )?),
+        };
+        stmt.bind_all(&[Value::from(device), Value::Integer(seq as i64)])?;
+        let result = (|| {
+            let mut points = Vec::new();
+            while let Some(row) = stmt.step()? {
+                let (_, dep_seq, hash) = point(&row, 1)?;
+                points.push((DeviceIdx(row.column_int(0)), dep_seq, hash));
+            }
+            Ok(points)
+        })();
+        stmt.reset();
+        result
     }
 }
 

@@ -64,7 +64,7 @@ pub fn now(conn: &Conn, history: &History, devices: &Devices) -> Result<Stable> 
 }
 
 /// What bundles taught (`_sync_stable`).
-fn taught(conn: &Conn) -> Result<Stable> {
+pub fn taught(conn: &Conn) -> Result<Stable> {
     let made = "SELECT 1 FROM main.sqlite_schema WHERE name = '_sync_stable'";
     if conn.query_value(made, &[])?.is_none() {
         return Ok(Stable::new()); // a database an earlier build made, before its first import
@@ -107,26 +107,17 @@ pub fn for_bundle(
     (entries, knows)
 }
 
-/// Keeps what a bundle's writer said every device it knew has (`placed`: its entries, each in
-/// the history it names here), when it knew every device known here (`knew`: the devices of its
-/// clock, those it listed, and itself), and no further than this device has.
-pub fn learn(
-    conn: &Conn,
-    devices: &Devices,
-    knew: &HashSet<DeviceId>,
-    placed: &[(DeviceIdx, u64, Hash)],
-) -> Result<()> {
-    if placed.is_empty() || roots(devices).any(|d| !knew.contains(&devices.id(d))) {
-        return Ok(());
-    }
-    let before = taught(conn)?;
-    let applied = clock::applied(conn)?;
+/// Whether a bundle's writer knew every device known here (`knew`: the devices of its clock,
+/// those it listed, and itself): then what it said every device it knew has holds here too.
+pub fn knew_every_device(devices: &Devices, knew: &HashSet<DeviceId>) -> bool {
+    roots(devices).all(|d| knew.contains(&devices.id(d)))
+}
+
+/// Keeps what a bundle's writer that knew every device known here said they all have
+/// (`placed`: its entries above what was taught before, each in the history it names here and
+/// no further than this device has).
+pub fn learn(conn: &Conn, placed: &[(DeviceIdx, u64, Hash)]) -> Result<()> {
     for &(device, seq, hash) in placed {
-        if seq > applied.get(&device).copied().unwrap_or(0)
-            || before.get(&device).is_some_and(|e| e.0 >= seq)
-        {
-            continue;
-        }
         conn.exec_kept(
             "INSERT OR REPLACE INTO main._sync_stable(device, seq, hash) VALUES (?1, ?2, ?3)",
             &[

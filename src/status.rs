@@ -26,9 +26,9 @@ fn status(conn: &Conn) -> Result<Value> {
             .unwrap_or(0))
     };
     let mut json = JsonObject::new();
-    let held = crate::log::chain::Held::load(conn)?;
-    let stable = crate::log::stable::now(conn, &held.history(conn, false), &devices)?;
-    let stable: Clock = stable.into_iter().map(|(d, (s, _))| (d, s)).collect();
+    let stable: Clock = crate::log::stable::seqs(conn, &devices)?
+        .into_iter()
+        .collect();
     json.field("device_id", &Value::Text(hex(&devices.id(SELF))))
         .raw("clock", &clock::clock_json(&devices, &applied))
         .raw("stable", &clock::clock_json(&devices, &stable));

@@ -225,6 +225,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     }
 
     let mut clock = Vec::with_capacity(applied.len());
+    let mut links: HashMap<DeviceIdx, (u64, Hash)> = HashMap::new();
     for (&device, &seq) in &applied {
         let hash = match heads.get(&device) {
             Some(&(at, hash)) if at == seq => hash,
@@ -233,6 +234,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
                 .ok_or_else(|| Error::new("a clock entry names no op"))?,
         };
         clock.push((devices.wire_id(device), seq, hash));
+        links.insert(device, (seq, hash));
     }
     held.contexts.check()?;
     held.local.check()?;
@@ -250,7 +252,8 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         }
     }
     let declared = crate::log::declared::Declarations::load(conn)?.encode(devices);
-    let stable = crate::log::stable::now(conn, &history, devices)?;
+    let link = |d: DeviceIdx, s: u64| links.get(&d).filter(|e| e.0 == s).map(|e| e.1);
+    let stable = crate::log::stable::now(conn, &history, devices, link)?;
     let stable = crate::log::stable::for_bundle(&stable, devices, &clock);
     let bytes = match writer
         .finish(bundle_id, &me, &clock, declared, stable)

@@ -23,6 +23,12 @@ use crate::value::Value;
 /// A change point: from op `.0` on, the context holds op `.1` (with hash `.2`).
 type Point = (u64, u64, Hash);
 
+/// A device's change points by seq: (dep, dep seq, hash).
+type BySeq = BTreeMap<u64, Vec<(DeviceIdx, u64, Hash)>>;
+
+/// A device's change points from seq `.0` on.
+type Deltas = (u64, BySeq);
+
 /// What was read of one device's change points: per dep, the point in force at `floor` (when
 /// there is one) and every later one, in seq order.
 struct Read {
@@ -43,7 +49,9 @@ pub struct Contexts<'c> {
     /// The statement of `add`, prepared on first use (an import may add a point per device per
     /// op)
     insert: Option<Stmt<'c>>,
-    /// The query of `delta` for a device not read, prepared on first use
+    /// For `delta` of a device whose points in force were not read: its change points from
+    /// some seq on, by seq (and the query that reads them, prepared on first use)
+    deltas: RefCell<HashMap<DeviceIdx, Deltas>>,
     exact: RefCell<Option<Stmt<'c>>>,
     failed: RefCell<Option<Error>>,
 }
@@ -75,6 +83,7 @@ impl<'c> Contexts<'c> {
             whole: Cell::new(None),
             queries: RefCell::new(None),
             insert: None,
+            deltas: RefCell::new(HashMap::new()),
             exact: RefCell::new(None),
             failed: RefCell::new(None),
         })
@@ -93,6 +102,7 @@ impl<'c> Contexts<'c> {
     pub fn reload(&mut self) -> Result<()> {
         self.check()?;
         self.read.get_mut().clear();
+        self.deltas.get_mut().clear();
         self.whole.set(None);
         Ok(())
     }
@@ -228,6 +238,7 @@ impl<'c> Contexts<'c> {
                    hash = excluded.hash WHERE excluded.dep_seq > dep_seq",
             )?),
         };
+        self.deltas.get_mut().remove(&device);
         insert.execute(&[
             Value::from(device),
             Value::Integer(seq as i64),
@@ -256,6 +267,7 @@ impl<'c> Contexts<'c> {
 
     /// Forgets the change points of op `seq` of `device`, in `_sync_deps` and in what was read.
     pub fn forget(&mut self, conn: &Conn, device: DeviceIdx, seq: u64) -> Result<()> {
+        self.deltas.get_mut().remove(&device);
         conn.exec(
             "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2",
             &[Value::from(device), Value::Integer(seq as i64)],
@@ -298,8 +310,9 @@ impl<'c> Contexts<'c> {
     }
 
     /// The change points exactly at op `seq` of `device`: what its encoding carries as `deps`.
-    /// Read by themselves when the device's points were not read (an export asks for each op's
-    /// own points only: reading those in force below it would cost one step per device known).
+    /// When the device's points were not read, its points from `seq` on are read by themselves
+    /// (an export asks for each op's own points only, in seq order: reading the points in force
+    /// below them would cost one step per device known).
     pub fn delta(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64, Hash)> {
         let read =
             self.is_whole() || (self.read.borrow().get(&device)).is_some_and(|r| r.floor <= seq);
@@ -314,30 +327,40 @@ impl<'c> Contexts<'c> {
                     .collect()
             });
         }
-        match self.read_exact(device, seq) {
-            Ok(points) => points,
-            Err(e) => {
-                self.failed.borrow_mut().get_or_insert(e);
-                Vec::new()
+        let mut deltas = self.deltas.borrow_mut();
+        if deltas.get(&device).is_none_or(|d| d.0 > seq) {
+            match self.read_deltas(device, seq) {
+                Ok(points) => {
+                    deltas.insert(device, (seq, points));
+                }
+                Err(e) => {
+                    self.failed.borrow_mut().get_or_insert(e);
+                    return Vec::new();
+                }
             }
         }
+        (deltas[&device].1.get(&seq)).cloned().unwrap_or_default()
     }
 
-    /// The change points at op `seq` of `device`, from `_sync_deps`.
-    fn read_exact(&self, device: DeviceIdx, seq: u64) -> Result<Vec<(DeviceIdx, u64, Hash)>> {
+    /// The change points of `device` from op `from` on, by seq.
+    fn read_deltas(&self, device: DeviceIdx, from: u64) -> Result<BySeq> {
         let mut exact = self.exact.borrow_mut();
         let stmt = match &mut *exact {
             Some(stmt) => stmt,
             None => exact.insert(self.conn.prepare(
-                "SELECT dep, seq, dep_seq, hash FROM main._sync_deps WHERE device = ?1 AND seq = ?2",
+                "SELECT dep, seq, dep_seq, hash FROM main._sync_deps WHERE device = ?1 AND seq >= ?2",
             )?),
         };
-        stmt.bind_all(&[Value::from(device), Value::Integer(seq as i64)])?;
+        stmt.bind_all(&[Value::from(device), Value::Integer(from as i64)])?;
         let result = (|| {
-            let mut points = Vec::new();
+            let mut points = BySeq::new();
             while let Some(row) = stmt.step()? {
-                let (_, dep_seq, hash) = point(&row, 1)?;
-                points.push((DeviceIdx(row.column_int(0)), dep_seq, hash));
+                let (seq, dep_seq, hash) = point(&row, 1)?;
+                (points.entry(seq).or_default()).push((
+                    DeviceIdx(row.column_int(0)),
+                    dep_seq,
+                    hash,
+                ));
             }
             Ok(points)
         })();

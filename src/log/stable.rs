@@ -28,9 +28,44 @@ use crate::value::Value;
 pub type Stable = HashMap<DeviceIdx, (u64, Hash)>;
 
 /// The stable clock now: what bundles taught, or the least of what every device known here said
-/// it has, whichever is more.
-pub fn now(conn: &Conn, history: &History, devices: &Devices) -> Result<Stable> {
+/// it has, whichever is more. The links of the latter are found by `link` (an export knows the
+/// links of its clock's entries) or else hashed from the log.
+pub fn now(
+    conn: &Conn,
+    history: &History,
+    devices: &Devices,
+    link: impl Fn(DeviceIdx, u64) -> Option<Hash>,
+) -> Result<Stable> {
     let mut stable = taught(conn)?;
+    for (device, seq) in least(conn, devices)? {
+        if seq > stable.get(&device).map_or(0, |e| e.0) {
+            let hash = match link(device, seq) {
+                Some(hash) => Some(hash),
+                None => history.hash_at(device, seq)?,
+            };
+            if let Some(hash) = hash {
+                stable.insert(device, (seq, hash));
+            }
+        }
+    }
+    Ok(stable)
+}
+
+/// The stable clock's seqs now (`now` without the links, which may need hashing).
+pub fn seqs(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
+    let mut stable: HashMap<DeviceIdx, u64> = (taught(conn)?.into_iter())
+        .map(|(d, (s, _))| (d, s))
+        .collect();
+    for (device, seq) in least(conn, devices)? {
+        let e = stable.entry(device).or_default();
+        *e = (*e).max(seq);
+    }
+    Ok(stable)
+}
+
+/// Per history, the least seq that every device known here said it has (this device: its
+/// applied clock).
+fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
     let applied = clock::applied(conn)?;
     // per history, the least seq that every other device known here said it has (one query:
     // a device that said nothing of it has no row, so its count falls short)
@@ -53,14 +88,7 @@ pub fn now(conn: &Conn, history: &History, devices: &Devices) -> Result<Stable> 
         }
     };
     least.retain(|_, seq| *seq > 0);
-    for (device, seq) in least {
-        if seq > stable.get(&device).map_or(0, |e| e.0) {
-            if let Some(hash) = history.hash_at(device, seq)? {
-                stable.insert(device, (seq, hash));
-            }
-        }
-    }
-    Ok(stable)
+    Ok(least)
 }
 
 /// What bundles taught (`_sync_stable`).

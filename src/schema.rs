@@ -44,7 +44,8 @@
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
 //! _sync_stable(device, seq, hash)        per device, what every device known here has, as
-//!                                        bundles taught it (log/stable.rs)
+//!                                        bundles taught it while no other device became
+//!                                        known (log/stable.rs)
 //! _sync_bundles(id, source)              bundles imported
 //! _sync_conflicts(...)                   conflict records (conflicts.rs); sync_conflicts shows
 //!                                        them (and view sync_conflict_records)
@@ -57,7 +58,9 @@
 //!                                        local seq in _sync_rows),
 //!                                        `lamport` (highest Lamport time applied); `format
 //!                                        <device index>`: the format of the latest bundle
-//!                                        from that device (bundle/out.rs); `read_lazily`
+//!                                        from that device (bundle/out.rs); `stable devices`:
+//!                                        devices known when _sync_stable was written
+//!                                        (log/stable.rs); `read_lazily`
 //!                                        = 1: contexts and epochs read as for an old database
 //!                                        (log/contexts.rs), for the tests
 //! ```

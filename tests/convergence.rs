@@ -753,6 +753,22 @@ type StableSeen = std::collections::HashMap<
     ),
 >;
 
+/// What a device's stable clock is made of, for a replay with SYNC_TRACE.
+fn show_stable(d: &Device, devices: &[Device]) {
+    for x in devices {
+        eprintln!("{} is {}", x.name, x.id());
+    }
+    for sql in [
+        "SELECT sync_status()",
+        "SELECT group_concat(peer || ' ' || device || ' ' || seq, ', ') FROM _sync_peers",
+        "SELECT group_concat(idx || ' ' || hex(id), ', ') FROM _sync_devices",
+        "SELECT group_concat(device || ' ' || seq, ', ') FROM _sync_stable",
+    ] {
+        let r: Vec<(Option<String>,)> = rows(d.conn(), sql);
+        eprintln!("{}: {sql}: {:?}", d.name, r[0].0);
+    }
+}
+
 fn check_stable(
     devices: &[Device],
     went_back: &std::collections::HashSet<usize>,
@@ -782,6 +798,9 @@ fn check_stable(
         .into_iter()
         .collect();
         let (before, knew) = seen.remove(&i).unwrap_or_default();
+        if std::env::var("SYNC_TRACE").is_ok() {
+            eprintln!("  check {}: stable {stable:?}", d.name);
+        }
         for (entry, &seq) in &stable {
             if seq <= before.get(entry).copied().unwrap_or(0) {
                 continue;
@@ -794,17 +813,8 @@ fn check_stable(
                 if has < seq {
                     let whose = devices.iter().find(|x| &x.id() == entry);
                     if std::env::var("SYNC_TRACE").is_ok() {
-                        let status: String = d
-                            .conn()
-                            .query_row("SELECT sync_status()", [], |r| r.get(0))
-                            .unwrap();
-                        eprintln!(
-                            "{} status {status}\n{} clock {:?}",
-                            d.name, e.name, clocks[j]
-                        );
-                        for x in devices {
-                            eprintln!("{} is {}", x.name, x.id());
-                        }
+                        show_stable(d, devices);
+                        eprintln!("{}'s clock: {:?}", e.name, clocks[j]);
                     }
                     return Err(format!(
                         "{}: stable {entry} ({}) = {seq}, but {} (known to it) has {has}",
@@ -876,7 +886,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let mut went_back: std::collections::HashSet<usize> = Default::default();
     let mut stable_seen = StableSeen::new();
     for step in 0..steps {
-        if step % 5 == 4 {
+        if step % 5 == 4 || trace {
             check_stable(&devices, &went_back, &mut stable_seen)?;
         }
         let n = devices.len();

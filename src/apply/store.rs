@@ -260,7 +260,7 @@ impl<'a> Import<'a> {
             return Ok(());
         }
         // only entries above what was taught before are placed (placing one may hash ops)
-        let taught = stable::taught(self.conn)?;
+        let taught = stable::taught(self.conn, &self.known.devices)?;
         let mut placed = Vec::new();
         for (id, seq, hash) in &manifest.stable {
             let Some(root) = self.known.devices.idx(id) else {
@@ -285,7 +285,7 @@ impl<'a> Import<'a> {
                 placed.push((device, *seq, *hash));
             }
         }
-        stable::learn(self.conn, &placed)
+        stable::learn(self.conn, &self.known.devices, &placed)
     }
 
     /// Stores what the source is known to have, and the bundle's id.

@@ -36,7 +36,7 @@ pub fn now(
     devices: &Devices,
     link: impl Fn(DeviceIdx, u64) -> Option<Hash>,
 ) -> Result<Stable> {
-    let mut stable = taught(conn)?;
+    let mut stable = taught(conn, devices)?;
     for (device, seq) in least(conn, devices)? {
         if seq > stable.get(&device).map_or(0, |e| e.0) {
             let hash = match link(device, seq) {
@@ -53,7 +53,7 @@ pub fn now(
 
 /// The stable clock's seqs now (`now` without the links, which may need hashing).
 pub fn seqs(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
-    let mut stable: HashMap<DeviceIdx, u64> = (taught(conn)?.into_iter())
+    let mut stable: HashMap<DeviceIdx, u64> = (taught(conn, devices)?.into_iter())
         .map(|(d, (s, _))| (d, s))
         .collect();
     for (device, seq) in least(conn, devices)? {
@@ -91,11 +91,14 @@ fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
     Ok(least)
 }
 
-/// What bundles taught (`_sync_stable`).
-pub fn taught(conn: &Conn) -> Result<Stable> {
+/// What bundles taught (`_sync_stable`), while no other device became known since.
+pub fn taught(conn: &Conn, devices: &Devices) -> Result<Stable> {
     let made = "SELECT 1 FROM main.sqlite_schema WHERE name = '_sync_stable'";
     if conn.query_value(made, &[])?.is_none() {
         return Ok(Stable::new()); // a database an earlier build made, before its first import
+    }
+    if crate::schema::state(conn, KNOWN)? != roots(devices).count() as u64 {
+        return Ok(Stable::new());
     }
     let mut stmt = conn.prepare("SELECT device, seq, hash FROM main._sync_stable")?;
     let mut stable = Stable::new();
@@ -109,6 +112,9 @@ pub fn taught(conn: &Conn) -> Result<Stable> {
     }
     Ok(stable)
 }
+
+/// `_sync_state`: how many devices were known when `_sync_stable` was written.
+const KNOWN: &str = "stable devices";
 
 /// Every device known here (first histories: a second history is ops of a device, not one).
 fn roots(devices: &Devices) -> impl Iterator<Item = DeviceIdx> + '_ {
@@ -144,7 +150,16 @@ pub fn knew_every_device(devices: &Devices, knew: &HashSet<DeviceId>) -> bool {
 /// Keeps what a bundle's writer that knew every device known here said they all have
 /// (`placed`: its entries above what was taught before, each in the history it names here and
 /// no further than this device has).
-pub fn learn(conn: &Conn, placed: &[(DeviceIdx, u64, Hash)]) -> Result<()> {
+pub fn learn(conn: &Conn, devices: &Devices, placed: &[(DeviceIdx, u64, Hash)]) -> Result<()> {
+    if placed.is_empty() {
+        return Ok(());
+    }
+    let known = roots(devices).count() as u64;
+    if crate::schema::state(conn, KNOWN)? != known {
+        // what was taught before did not speak for the devices known since
+        conn.exec("DELETE FROM main._sync_stable", &[])?;
+        crate::schema::set_state(conn, KNOWN, known)?;
+    }
     for &(device, seq, hash) in placed {
         conn.exec_kept(
             "INSERT OR REPLACE INTO main._sync_stable(device, seq, hash) VALUES (?1, ?2, ?3)",

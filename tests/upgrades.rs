@@ -8,6 +8,13 @@ use common::{exec, rows, tempdir::Dir, Device};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
+/// The tables of the releases' fixtures (tests/fixtures/make.sh), synced.
+const TABLES: &str = "
+    CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,
+                       due REAL, data BLOB);
+    CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
+    SELECT sync_enable('todos'), sync_enable('people');";
+
 fn releases() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -45,14 +52,7 @@ fn a_database_and_a_bundle_of_every_earlier_release_open_and_sync() {
             .unwrap();
         assert_eq!(held, 1);
         // its bundle imports into a new device, which then shows the same
-        let fresh = Device::new(
-            "fresh",
-            "PRAGMA foreign_keys = ON;
-             CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,
-                                due REAL, data BLOB);
-             CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
-             SELECT sync_enable('todos'), sync_enable('people');",
-        );
+        let fresh = Device::new("fresh", &format!("PRAGMA foreign_keys = ON; {TABLES}"));
         let bundle = release.join("device.bundle");
         let imported = fresh.import(&bundle);
         assert_eq!(imported.pending, 0);
@@ -95,13 +95,7 @@ fn bundles_for_a_device_of_an_older_release_are_in_its_format() {
         .into_iter()
         .find(|r| r.ends_with("release-0.1.0"))
         .expect("release 0.1.0's fixtures");
-    let fresh = Device::new(
-        "fresh",
-        "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,
-                            due REAL, data BLOB);
-         CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
-         SELECT sync_enable('todos'), sync_enable('people');",
-    );
+    let fresh = Device::new("fresh", TABLES);
     let old_bundle = release.join("device.bundle");
     fresh.import(&old_bundle);
     exec(
@@ -141,13 +135,7 @@ fn bundles_for_a_device_of_an_older_release_are_in_its_format() {
     assert_eq!(format(&out(Some(&old_id))), 4, "for the 0.1.0 device");
     assert_eq!(format(&out(None)), 5, "for a device not heard from");
     // the format 4 bundle imports as any other (after what it follows)
-    let other = Device::new(
-        "other",
-        "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,
-                            due REAL, data BLOB);
-         CREATE TABLE people(id TEXT PRIMARY KEY, email TEXT UNIQUE);
-         SELECT sync_enable('todos'), sync_enable('people');",
-    );
+    let other = Device::new("other", TABLES);
     other.import(&old_bundle);
     let result = other.import(&out(Some(&old_id)));
     assert_eq!((result.applied, result.pending), (1, 0));

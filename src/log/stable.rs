@@ -11,8 +11,8 @@
 //! bundles taught is kept in `_sync_stable`; the rest is read when asked.
 //!
 //! Invariant: each entry was, when learned, at most what every device then known here had. What
-//! bundles taught only grows; the least of what devices said goes down when a device becomes
-//! known that has less (it may lack ops below what was stable before it was known: a late
+//! bundles taught grows until another device becomes known, and is then forgotten; the least of
+//! what devices said goes down when a device becomes known that has less (it may lack ops below what was stable before it was known: a late
 //! joiner, which gets what it needs as one).
 
 use std::collections::{HashMap, HashSet};

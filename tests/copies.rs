@@ -446,3 +446,38 @@ fn a_copy_opened_read_only_exports_without_forking() {
     assert_eq!(b.import(&path).applied, 1);
     assert_eq!(b.dump("t"), a.dump("t"));
 }
+
+/// A bundle that carries two histories of one device id at the same seq, where the op before
+/// the fork waits in the bundle for an op listed after it: both histories' ops are applied at
+/// the first import, none counted as a duplicate.
+#[test]
+fn a_full_bundle_delivers_both_histories_when_the_op_before_the_fork_waits_in_it() {
+    let (l, p1, p2) = (
+        Device::new("l", T),
+        Device::new("p1", T),
+        Device::new("p2", T),
+    );
+    send(&p1, &l);
+    exec(p2.conn(), "INSERT INTO t VALUES (1, 'p2')");
+    send(&p2, &l);
+    send(&l, &p1);
+    exec(p1.conn(), "INSERT INTO t VALUES (2, 'p1, after p2')");
+    let dir = tempdir::Dir::new();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(p1.db.path(), &copy).unwrap();
+    rusqlite::Connection::open(&copy)
+        .unwrap()
+        .execute_batch("INSERT INTO t VALUES (3, 'written on the copy')")
+        .unwrap();
+    exec(p1.conn(), "INSERT INTO t VALUES (4, 'p1 again')");
+    send(&p1, &l);
+    let c = Device::copied("c", &p1, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    send(&c, &l);
+    assert_eq!(ids(&l), vec![1, 2, 3, 4]);
+    let n = Device::new("n", T);
+    let r = n.import(&l.bundle_for(None));
+    assert_eq!((r.applied, r.duplicates, r.pending), (4, 0, 0), "{r:?}");
+    assert_eq!(n.dump("t"), l.dump("t"));
+}

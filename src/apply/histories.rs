@@ -59,10 +59,21 @@ impl Import<'_> {
                 _ => return Ok(Placed::Unplaced),
             },
             Prev::Stated(prev) if !forked => {
-                if seq - 1 > self.applied_seq(root) {
+                let below_applied = seq - 1 <= self.applied_seq(root);
+                if !below_applied && !self.reading.appender.may_hold(root, seq) {
                     return Ok(Placed::At(root)); // pending: checked as the ops below it come
                 }
                 self.reading.appender.flush()?;
+                // an op held pending under this seq is compared below; where it differs, the
+                // place of this one is checked against the op before it, if that is held
+                let history = self.history();
+                if !below_applied && !history.chain_held(root, seq - 1)? {
+                    return Ok(match self.stored_same(root, op, form)? {
+                        Some(true) => Placed::Duplicate(root),
+                        Some(false) => Placed::Unplaced,
+                        None => Placed::At(root),
+                    });
+                }
                 if self.history().hash_at(root, seq - 1)? != Some(prev) {
                     return Ok(Placed::Unplaced);
                 }

@@ -172,6 +172,43 @@ impl History<'_, '_> {
 }
 
 impl History<'_, '_> {
+    /// Whether `hash_at(idx, seq)` can be had: the op and every op below it down to a
+    /// checkpoint (or to where its history starts) are held here, pending or applied.
+    pub fn chain_held(&self, idx: DeviceIdx, seq: u64) -> Result<bool> {
+        if seq == 0 {
+            return Ok(true);
+        }
+        let fork = self.devices.fork(idx);
+        if let Some((parent, base)) = fork {
+            if seq <= base {
+                return self.chain_held(parent, seq);
+            }
+        }
+        if idx == SELF {
+            return Ok(seq <= crate::log::last_local_seq(self.conn)? as u64);
+        }
+        let checkpoint = self.conn.query_row_kept(
+            "SELECT seq FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2
+             ORDER BY seq DESC LIMIT 1",
+            &[Value::from(idx), Value::Integer(seq as i64)],
+        )?;
+        let from = match (checkpoint.as_deref(), fork) {
+            (Some([Value::Integer(at)]), _) => *at as u64,
+            (_, Some((parent, base))) if self.chain_held(parent, base)? => base,
+            (_, Some(_)) => return Ok(false),
+            _ => 0,
+        };
+        let held = self.conn.query_row_kept(
+            "SELECT count(*) FROM main._sync_remote WHERE device = ?1 AND seq > ?2 AND seq <= ?3",
+            &[
+                Value::from(idx),
+                Value::Integer(from as i64),
+                Value::Integer(seq as i64),
+            ],
+        )?;
+        Ok(matches!(held.as_deref(), Some([Value::Integer(n)]) if *n as u64 == seq - from))
+    }
+
     /// Whether op `seq` of history `idx` is held here as an op of that history (not of the one
     /// it forked from).
     pub fn holds(&self, idx: DeviceIdx, seq: u64) -> Result<bool> {

@@ -42,6 +42,7 @@
 mod apply;
 mod bundle;
 mod capture;
+mod compact;
 mod conflicts;
 #[allow(unsafe_code)] // the checked layer over the C API
 mod db;
@@ -115,6 +116,10 @@ fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
     capture::sync_disable(conn, args, apply::fork)
 }
 
+fn sync_compact(conn: &Conn, args: &[Value]) -> Result<Value> {
+    compact::sync_compact(conn, args, apply::fork)
+}
+
 fn sync_bundle_out(conn: &Conn, args: &[Value]) -> Result<Value> {
     bundle::out::sync_bundle_out(conn, args, apply::fork, apply::follow_schema)
 }
@@ -152,6 +157,7 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_folder_prune",1, DIRECT_ONLY,              bundle::folder::sync_folder_prune),
     ("sync_resolve",    2, DIRECT_ONLY,               resolve::sync_resolve),
     ("sync_fork",       0, DIRECT_ONLY,               apply::sync_fork),
+    ("sync_compact",    0, DIRECT_ONLY,               sync_compact),
     ("sync_status",     0, 0,                         status::sync_status),
     // helpers of the sync_log view
     ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),

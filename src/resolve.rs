@@ -110,9 +110,11 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     };
     // every op on the row: fold_local above indexed the local ops written since the last import
     let (ops, _) = reader.ops(conn, &table, &key_blob)?;
+    let floors = crate::log::floors::Floors::load(conn)?;
     let order = Order {
         devices: &devices,
         contexts: &contexts,
+        floors: &floors,
     };
     let position = |(device, seq): (DeviceIdx, u64)| {
         ops.iter()

@@ -283,10 +283,11 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 
 /// Renames the ops of device `from` with seq `from_seq` or above as ops of device `to` wherever
 /// they are named: their change points, the change points that name them, the row index, the
-/// conflict records, the hash checkpoints and the stable clock (a fork: apply/fork.rs; a split
+/// conflict records, the hash checkpoints, the stable clock and the floors (a fork: apply/fork.rs; a split
 /// of histories: apply/histories.rs). The live sets that name them are computed again when
 /// their rows are next settled.
 pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) -> Result<()> {
+    conn.exec(crate::log::floors::SCHEMA, &[])?;
     conn.exec(STABLE, &[])?; // (a database an earlier build made may fork before an import)
                              // the live sets that name them (merge/live.rs) are marked to be computed again
     conn.exec(
@@ -309,6 +310,8 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
         "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         // (every device had the op: it is the same op in its new history)
         "UPDATE OR REPLACE main._sync_stable SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_floors SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE OR REPLACE main._sync_floors SET of = ?1 WHERE of = ?2 AND of_seq >= ?3",
     ] {
         conn.exec(
             sql,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{exec, rows, tempdir::Dir, Device};
+use common::{exec, refusal, rows, tempdir::Dir, Device};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
@@ -140,6 +140,15 @@ fn bundles_for_a_device_of_an_older_release_are_in_its_format() {
     let result = other.import(&out(Some(&old_id)));
     assert_eq!((result.applied, result.pending), (1, 0));
     assert_eq!(shows(other.conn()), shows(fresh.conn()));
+    // release 0.1.0 refuses a bundle holding a compaction point: none is written
+    let refused = refusal(fresh.conn(), "SELECT sync_compact()", []);
+    assert!(
+        refused.contains(&format!(
+            "device {old_id} last sent a bundle of release 0.1.0"
+        )),
+        "{refused}"
+    );
+    assert!(refused.contains("upgrade it"), "{refused}");
 }
 
 #[test]

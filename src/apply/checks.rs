@@ -59,6 +59,17 @@ pub(super) fn two_histories(what: &str, seq: u64, device: &[u8]) -> String {
 /// extension's. (A table this device does not capture, or declares otherwise, is no reason to
 /// refuse: its ops are kept, kept.rs.)
 pub(super) fn validate_form(form: &Form) -> Result<()> {
+    use crate::log::floors;
+    if form.table == floors::TABLE {
+        // a floor op (log/floors.rs): an insert of its one value
+        let one = [floors::COLUMN];
+        if form.kind == crate::op::OpKind::Insert && form.key == one && form.cells == one {
+            return Ok(());
+        }
+        return Err(Error::new(
+            "names table \"_sync_floor\" but is not a floor op (an insert of column \"floor\" only)",
+        ));
+    }
     if internal(&form.table) {
         return Err(Error::new(format!(
             "names table {:?}, which is internal to SQLite or sqlite-sync and never synced",

@@ -206,6 +206,7 @@ impl Import<'_> {
             Value::Integer(seq as i64),
         ];
         crate::schema::rename_ops(conn, at, moved, seq)?;
+        self.known.floors = crate::log::floors::Floors::load(conn)?;
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",
             // a peer known to have moved ops has them, and the ops before them

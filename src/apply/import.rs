@@ -64,6 +64,8 @@ pub(super) struct Known<'a> {
     pub(super) places: HashMap<(DeviceIdx, i64), Place>,
     /// How each device declares each table now
     pub(super) declared: crate::log::declared::Declarations,
+    /// The floor ops applied here (log/floors.rs)
+    pub(super) floors: crate::log::floors::Floors,
 }
 
 impl<'a> Known<'a> {
@@ -72,6 +74,7 @@ impl<'a> Known<'a> {
         clock::Order {
             devices: &self.devices,
             contexts: &self.contexts,
+            floors: &self.floors,
         }
     }
 
@@ -92,6 +95,8 @@ impl<'a> Known<'a> {
 pub(super) enum Place {
     Table(i64),
     Kept(i64, Option<String>),
+    /// a floor op (log/floors.rs)
+    Floor,
 }
 
 /// The applied clock and Lamport time as the import moves them.
@@ -158,6 +163,7 @@ impl<'a> Import<'a> {
                 kept_tables: HashMap::new(),
                 places: HashMap::new(),
                 declared: crate::log::declared::Declarations::load(conn)?,
+                floors: crate::log::floors::Floors::load(conn)?,
             },
             clocks: Clocks {
                 clock: clock::applied(conn)?,
@@ -212,6 +218,9 @@ impl<'a> Import<'a> {
         let parking = &mut self.parking;
         let mut orphans = Vec::new();
         self.known.local.each(conn, folded, last, |op| {
+            if op.table == crate::log::floors::TABLE {
+                return Ok(()); // a floor op (log/floors.rs) touches no row
+            }
             let key = log::row_key(op.key.iter().map(|(_, v)| v));
             // a row this device wrote is judged as an imported one (its connection may not
             // enforce foreign keys), and so are the rows that name one it deleted

@@ -108,6 +108,7 @@ impl Import<'_> {
         }
         let form = self.known.forms.get(form_id)?;
         let place = match find_table(self.known.tables, &form.table) {
+            _ if form.table == crate::log::floors::TABLE => Place::Floor,
             Ok(table) => match self.otherwise(form, writer, table) {
                 Some(why) => Place::Kept(table.id, Some(why)),
                 None => Place::Table(table.id),

@@ -18,6 +18,7 @@
 //! - `follow.rs`: at each sync call, columns added to a synced table are captured, and filled
 //!   with what received ops kept for them; `catch_up.rs`: a table enabled again records what it
 //!   holds that the log's state does not.
+//! - `floor.rs`: a floor op applied (log/floors.rs), and the rows behind it settled again.
 //! - `kept.rs`: received ops kept out of the tables until this device captures their table, and
 //!   declares it as their writer did.
 //! - `import.rs`: `Import`, everything one import holds, by what it is.
@@ -46,6 +47,7 @@ mod cascade;
 mod catch_up;
 mod checks;
 mod delivery;
+mod floor;
 mod folder_in;
 mod follow;
 mod fork;

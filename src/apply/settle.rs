@@ -42,6 +42,7 @@ impl Import<'_> {
                 }
                 self.keep((table_id, key, device, seq), why)?
             }
+            Place::Floor => self.learn_floor((device, seq), &values)?,
         }
         self.clocks.clock.insert(device, seq);
         self.clocks.tips.insert(device, (seq, lamport));

@@ -343,6 +343,9 @@ pub fn learn_peer(
 pub struct Order<'a, 'c> {
     pub devices: &'a Devices,
     pub contexts: &'a Contexts<'c>,
+    /// The floor ops applied here (an op behind one is taken to have seen it when it revives a
+    /// row: log/floors.rs)
+    pub floors: &'a super::floors::Floors,
 }
 
 impl Order<'_, '_> {
@@ -353,6 +356,36 @@ impl Order<'_, '_> {
         }
         match (self.devices.idx(later.0), self.devices.idx(earlier.0)) {
             (Some(l), Some(e)) => self.saw(l, later.1, e, earlier.1),
+            _ => false,
+        }
+    }
+
+    /// Whether op `later` (device, seq) is op `earlier` or follows it.
+    pub fn reaches(&self, later: (DeviceIdx, u64), earlier: (DeviceIdx, u64)) -> bool {
+        if later.0 == earlier.0 {
+            return later.1 >= earlier.1;
+        }
+        self.saw(later.0, later.1, earlier.0, earlier.1)
+    }
+
+    /// Whether op `earlier` is among what op `later`'s writer is taken to have seen when
+    /// `later` revives a row (merge/rule.rs `Causality::saw`): its causal past, and where
+    /// `later` is behind a floor, that floor's ops (log/floors.rs); `earlier_deletes` when
+    /// `earlier` is a delete, which a floor does not lend.
+    pub fn op_saw(
+        &self,
+        later: (&DeviceId, u64),
+        earlier: (&DeviceId, u64),
+        earlier_deletes: bool,
+    ) -> bool {
+        if self.op_follows(later, earlier) {
+            return true;
+        }
+        if earlier_deletes || self.floors.is_empty() {
+            return false;
+        }
+        match (self.devices.idx(later.0), self.devices.idx(earlier.0)) {
+            (Some(l), Some(e)) => self.floors.seen_through(self, (l, later.1), (e, earlier.1)),
             _ => false,
         }
     }

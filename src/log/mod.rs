@@ -8,7 +8,8 @@
 //!   causal context, read as it is asked for.
 //! - `chain.rs`: each device's ops as a hash chain, so two histories under one id are told apart.
 //! - `declared.rs`: how each device declares each table now, passed on in bundles.
-//! - `stable.rs`: the stable clock: what every device known here has.
+//! - `stable.rs`: the stable clock: what every device known here has; `floors.rs`: the
+//!   compaction points, floor ops that travel, and the ops behind them.
 //! - `view.rs`: the `sync_log` view over both stores.
 //!
 //! Words: an op is named by (device, seq); `seq` counts 1, 2, 3 … per device with no gaps. A
@@ -27,6 +28,7 @@ pub mod clock;
 mod contexts;
 pub mod declared;
 mod epochs;
+pub mod floors;
 mod local;
 pub mod remote;
 pub mod stable;

@@ -391,4 +391,13 @@ impl super::Causality for Order<'_, '_> {
     fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool {
         self.op_follows((&later.device, later.seq), (&earlier.device, earlier.seq))
     }
+
+    fn saw(&self, later: &RowOp, earlier: &RowOp) -> bool {
+        let deletes = earlier.kind == crate::op::OpKind::Delete;
+        self.op_saw(
+            (&later.device, later.seq),
+            (&earlier.device, earlier.seq),
+            deletes,
+        )
+    }
 }

@@ -11,7 +11,8 @@
 //! causally follows it. The row exists when its live op with the greatest order key is not a
 //! delete. A cell shows its live non-tombstone write with the greatest order key; when its live
 //! writes are all tombstones, the value the reviving op's writer saw (the same rule over that
-//! op's causal past). A cell is in conflict when its live writes differ (a tombstone differs
+//! op's causal past; for an op from behind a compaction point, over its causal past and that
+//! point's floor: `Causality::saw`). A cell is in conflict when its live writes differ (a tombstone differs
 //! from every value); each live write that differs from the one the table shows is a losing
 //! side (`losses`), and a row's live writes are kept as a live set (`Live`, `advance`).
 
@@ -49,6 +50,13 @@ impl RowOp {
 /// `follows(later, earlier)`: `later` causally follows `earlier` (distinct ops).
 pub trait Causality {
     fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool;
+
+    /// Whether `earlier` is among what `later`'s writer is taken to have seen when `later`
+    /// revives a row: its causal past, and for an op from behind a compaction point, that
+    /// point's floor too (log/floors.rs).
+    fn saw(&self, later: &RowOp, earlier: &RowOp) -> bool {
+        self.follows(later, earlier)
+    }
 }
 
 /// What the table shows for a row.
@@ -114,7 +122,7 @@ fn cells_of(
                 let past: Vec<usize> = members
                     .iter()
                     .copied()
-                    .filter(|&i| i != top && causality.follows(&ops[top], &ops[i]))
+                    .filter(|&i| i != top && causality.saw(&ops[top], &ops[i]))
                     .collect();
                 match state_of(ops, &past, causality) {
                     RowState::Present(seen) => {

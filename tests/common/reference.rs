@@ -185,15 +185,18 @@ fn object(cells: &[(&String, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-/// The open records the rule gives for every op `conn`'s device holds, sorted by id.
-pub fn open_conflicts(conn: &Connection) -> Vec<Record> {
+/// Every op `conn`'s device holds on a table's row and applied (not pending), by (table, pk),
+/// with their causal order.
+fn load_rows(conn: &Connection) -> (Causal, BTreeMap<(String, String), Vec<Op>>) {
     let causal = Causal::load(conn);
     let mut rows: BTreeMap<(String, String), Vec<Op>> = BTreeMap::new();
     let mut stmt = conn
         .prepare(
             "SELECT d.idx, l.seq, l.device, l.op_id, l.lamport, l.\"table\", l.kind, l.pk,
                     l.\"values\"
-             FROM sync_log l JOIN _sync_devices d ON lower(hex(d.id)) = l.device",
+             FROM sync_log l JOIN _sync_devices d ON lower(hex(d.id)) = l.device
+             WHERE l.\"table\" <> '_sync_floor' AND NOT EXISTS (SELECT 1 FROM _sync_remote r
+               WHERE r.device = d.idx AND r.seq = l.seq AND NOT r.applied)",
         )
         .unwrap();
     let ops = stmt
@@ -223,6 +226,12 @@ pub fn open_conflicts(conn: &Connection) -> Vec<Record> {
             cells: values.as_deref().map(split_object).unwrap_or_default(),
         });
     }
+    (causal, rows)
+}
+
+/// The open records the rule gives for every op `conn`'s device holds, sorted by id.
+pub fn open_conflicts(conn: &Connection) -> Vec<Record> {
+    let (causal, rows) = load_rows(conn);
     let mut records = Vec::new();
     for ((table, pk), ops) in &rows {
         let order: Vec<String> = conn
@@ -360,4 +369,144 @@ pub fn stored_open_conflicts(conn: &Connection) -> Vec<Record> {
          FROM _sync_conflicts c JOIN _sync_tables t ON t.id = c.table_id
          WHERE c.state = 0 ORDER BY 1",
     )
+}
+
+/// The floor ops `conn`'s device holds, read from `sync_log` (docs/conflicts.md: Compaction
+/// points): per floor op (device idx, seq), its entries (device idx, seq); an entry naming a
+/// device id not known here lends nothing.
+type FloorOp = ((i64, i64), Vec<(i64, i64)>);
+
+fn floors(conn: &Connection) -> Vec<FloorOp> {
+    let known: HashMap<String, i64> =
+        super::rows(conn, "SELECT lower(hex(id)), idx FROM _sync_devices")
+            .into_iter()
+            .collect();
+    let held: Vec<(i64, i64, String)> = super::rows(
+        conn,
+        "SELECT d.idx, l.seq, l.pk FROM sync_log l JOIN _sync_devices d ON lower(hex(d.id)) = l.device
+         WHERE l.\"table\" = '_sync_floor' AND NOT EXISTS (SELECT 1 FROM _sync_remote r
+           WHERE r.device = d.idx AND r.seq = l.seq AND NOT r.applied)",
+    );
+    held.into_iter()
+        .map(|(idx, seq, pk)| {
+            let hex = pk
+                .split("\"blob\":\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let bytes = unhex(hex);
+            let entries = bytes
+                .chunks(40)
+                .filter_map(|e| {
+                    let id: String = e[..16].iter().map(|b| format!("{b:02x}")).collect();
+                    let seq = i64::from_be_bytes(e[16..24].try_into().unwrap());
+                    known.get(&id).map(|&d| (d, seq))
+                })
+                .collect();
+            ((idx, seq), entries)
+        })
+        .collect()
+}
+
+/// The merge rule's state of a row: its cells as (column, value spelling), None when absent.
+struct Rule<'a> {
+    causal: &'a Causal,
+    floors: &'a [FloorOp],
+}
+
+impl Rule<'_> {
+    /// Whether `top`'s writer is taken to have seen `op` when `top` revives a row: `op` is in
+    /// its causal past, or `op` is not a delete and is below a floor that `top` is behind (not
+    /// in the floor op's past, and not having seen all of the floor).
+    fn sees(&self, top: &Op, op: &Op) -> bool {
+        let c = self.causal;
+        c.follows(top, op)
+            || (!op.delete
+                && self.floors.iter().any(|(at, floor)| {
+                    floor.iter().any(|&(h, s)| c.saw(h, s, op.idx, op.seq))
+                        && !c.saw(at.0, at.1, top.idx, top.seq)
+                        && !floor.iter().all(|&(h, s)| c.saw(top.idx, top.seq, h, s))
+                }))
+    }
+
+    fn state(&self, ops: &[Op], members: &[usize]) -> Option<Vec<(String, String)>> {
+        let c = self.causal;
+        let top = (members.iter().copied())
+            .filter(|&i| {
+                !members
+                    .iter()
+                    .any(|&j| j != i && c.follows(&ops[j], &ops[i]))
+            })
+            .max_by(|&a, &b| ops[a].order_key().cmp(&ops[b].order_key()))?;
+        if ops[top].delete {
+            return None;
+        }
+        let mut universe: Vec<&String> = Vec::new();
+        for &i in members {
+            for (col, _) in &ops[i].cells {
+                if !universe.contains(&col) {
+                    universe.push(col);
+                }
+            }
+        }
+        let mut cells = Vec::new();
+        for column in universe {
+            let writes: Vec<usize> = (members.iter().copied())
+                .filter(|&i| ops[i].writes(column).is_some())
+                .collect();
+            let winner = (writes.iter().copied())
+                .filter(|&i| {
+                    !writes
+                        .iter()
+                        .any(|&j| j != i && c.follows(&ops[j], &ops[i]))
+                })
+                .filter(|&i| !ops[i].delete)
+                .max_by(|&a, &b| ops[a].order_key().cmp(&ops[b].order_key()));
+            let value = match winner {
+                Some(w) => ops[w].writes(column).unwrap().unwrap().to_string(),
+                None => {
+                    let past: Vec<usize> = (members.iter().copied())
+                        .filter(|&i| i != top && self.sees(&ops[top], &ops[i]))
+                        .collect();
+                    let seen = self.state(ops, &past).unwrap_or_default();
+                    (seen.into_iter().find(|(col, _)| col == column))
+                        .map_or("null".to_string(), |(_, v)| v)
+                }
+            };
+            cells.push((column.clone(), value));
+        }
+        Some(cells)
+    }
+}
+
+/// Every row the ops `conn`'s device holds name, as the merge rule shows it (DESIGN 3.6 and
+/// compaction points): by (table, pk), its cells as (column, value spelling), None when absent.
+pub type RuleRows = BTreeMap<(String, String), Option<Vec<(String, String)>>>;
+
+pub fn rows_by_rule(conn: &Connection) -> RuleRows {
+    let (causal, rows) = load_rows(conn);
+    let floors = floors(conn);
+    let rule = Rule {
+        causal: &causal,
+        floors: &floors,
+    };
+    (rows.into_iter())
+        .map(|(at, ops)| {
+            let all: Vec<usize> = (0..ops.len()).collect();
+            let state = rule.state(&ops, &all);
+            (at, state)
+        })
+        .collect()
+}
+
+/// Whether value spellings `a` and `b` are the same value.
+pub fn same_spelling(a: &str, b: &str) -> bool {
+    same(a, b)
+}
+
+/// A JSON object of our spelling as (key, value spelling) pairs.
+pub fn fields(json: &str) -> Vec<(String, String)> {
+    split_object(json)
 }

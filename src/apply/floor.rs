@@ -1,0 +1,65 @@
+//! A floor op applied (log/floors.rs): its floor placed in the histories held here, and the
+//! rows of the ops held here that are behind it settled again, as the merge rule now reads
+//! them.
+
+use super::import::Import;
+use crate::db::Result;
+use crate::log::floors::{self, Floor};
+use crate::schema::DeviceIdx;
+use crate::value::Value;
+use std::collections::HashMap;
+
+impl Import<'_> {
+    /// Learns floor op `op`, whose key values are `values`.
+    pub(super) fn learn_floor(&mut self, op: (DeviceIdx, u64), values: &[Value]) -> Result<()> {
+        let entries = floors::decode(values.first().unwrap_or(&Value::Null))?;
+        self.reading.appender.flush()?; // (its entries' ops may be stored in this batch)
+        let mut placed = Vec::with_capacity(entries.len());
+        for (id, seq, link) in entries {
+            // every op of a floor is in the floor op's causal past, so held here; an entry that
+            // names a history this device cannot place lends nothing
+            let Some(root) = self.known.devices.idx(&id) else {
+                continue;
+            };
+            if let Some(history) = self.resolve_entry(root, seq, &link)? {
+                placed.push((history, seq));
+            }
+        }
+        self.write_applied()?;
+        self.touch_behind(op)?;
+        (self.known.floors).add(
+            self.conn,
+            Floor {
+                op,
+                entries: placed,
+            },
+        )
+    }
+
+    /// Marks for settling the rows of the ops applied here that are not in op `op`'s causal
+    /// past (those behind a floor written by `op` are among them): one pass over the row index.
+    fn touch_behind(&mut self, op: (DeviceIdx, u64)) -> Result<()> {
+        let mut seen: HashMap<DeviceIdx, u64> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT table_id, key, device, seq FROM main._sync_row_ops
+             UNION ALL SELECT table_id, key, device, seq FROM main._sync_rows",
+        )?;
+        let mut rows = Vec::new();
+        while let Some(row) = stmt.step()? {
+            let (device, seq) = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
+            let seen = *seen.entry(device).or_insert_with(|| match device == op.0 {
+                true => op.1,
+                false => self.known.contexts.entry(op.0, op.1, device),
+            });
+            if seq > seen {
+                let key = row.column_blob(1)?.unwrap_or_default().to_vec();
+                rows.push((row.column_int(0), key));
+            }
+        }
+        drop(stmt);
+        for (table_id, key) in rows {
+            self.rows.touched.all(table_id, key);
+        }
+        Ok(())
+    }
+}

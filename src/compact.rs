@@ -1,0 +1,131 @@
+//! `sync_compact()`: where this device lets go of history that every device has (DESIGN 5.4).
+//!
+//! It writes a floor op (log/floors.rs): this device's stable clock (log/stable.rs), an op that
+//! travels like any other, so every device knows which ops were written behind it and merges
+//! them alike. It writes one only when an op other than a floor op became stable since its last
+//! floor op (so floor ops do not beget floor ops).
+//!
+//! Invariant: a floor op's floor is in its causal past (the stable clock never exceeds what
+//! this device holds), and this device's floor ops only grow.
+
+use crate::db::{Conn, Error, Result};
+use crate::identity::Fork;
+use crate::log::chain::Held;
+use crate::log::floors::{self, Floor, Floors};
+use crate::log::{self, stable};
+use crate::schema::SELF;
+use crate::value::Value;
+
+/// `sync_compact()`: `{"floor": seq}`, the floor op written, or `{"floor": null}`.
+pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
+    crate::identity::require_device(conn, fork)?;
+    if conn.in_write_transaction() {
+        return Err(Error::new(
+            "sync_compact: COMMIT (or ROLLBACK) first, then compact",
+        ));
+    }
+    let floor = conn.savepoint("sync_compact", || write_floor(conn))?;
+    let floor = floor.map_or("null".to_string(), |seq| seq.to_string());
+    Ok(Value::Text(format!("{{\"floor\":{floor}}}")))
+}
+
+/// Writes a floor op when the stable clock grew since this device's last one; its seq.
+fn write_floor(conn: &Conn) -> Result<Option<u64>> {
+    crate::schema::lock_for_writing(conn)?;
+    refuse_old_readers(conn)?;
+    crate::apply::fold_local(conn)?;
+    let held = Held::load(conn)?;
+    let history = held.history(conn, true);
+    let stable = stable::now(conn, &history, &held.devices, |_, _| None)?;
+    let mut floors = Floors::load(conn)?;
+    // new: an op that is not a floor op is stable now and was not below the last floor
+    let last = floors.last_of(SELF);
+    let mut grew = false;
+    for (&d, &(s, _)) in &stable {
+        let e = last.map_or(0, |f| {
+            f.entries
+                .iter()
+                .filter(|e| e.0 == d)
+                .map(|e| e.1)
+                .max()
+                .unwrap_or(0)
+        });
+        if s > e && s - e > floors.count_between(d, e, s) {
+            grew = true;
+            break;
+        }
+    }
+    if !grew {
+        return Ok(None);
+    }
+    let mut entries: Vec<_> = (stable.iter())
+        .map(|(&d, &(s, link))| (held.devices.wire_id(d), s, link))
+        .collect();
+    entries.sort();
+    let shape = floor_shape(conn)?;
+    log::widen(conn, 1)?;
+    conn.exec(
+        "INSERT INTO main._sync_ops(shape, kind, mask, v0) VALUES (?1, 0, NULL, ?2)",
+        &[Value::Integer(shape), Value::Blob(floors::encode(&entries))],
+    )?;
+    let seq = log::last_local_seq(conn)? as u64;
+    let entries = stable.iter().map(|(&d, &(s, _))| (d, s)).collect();
+    floors.add(
+        conn,
+        Floor {
+            op: (SELF, seq),
+            entries,
+        },
+    )?;
+    Ok(Some(seq))
+}
+
+/// The shape floor ops are written in: table `_sync_floor`, never enabled, one BLOB column.
+fn floor_shape(conn: &Conn) -> Result<i64> {
+    let find = "SELECT s.id FROM main._sync_shapes s JOIN main._sync_tables t ON t.id = s.table_id
+                WHERE t.name = ?1";
+    let name = Value::Text(floors::TABLE.into());
+    if let Some(id) = conn.query_value(find, std::slice::from_ref(&name))? {
+        return id
+            .as_i64()
+            .ok_or_else(|| Error::new("damaged shape record in _sync_shapes"));
+    }
+    let table = conn.insert(
+        "INSERT INTO main._sync_tables(name, enabled) VALUES (?1, 0)",
+        std::slice::from_ref(&name),
+    )?;
+    let shape = log::Shape {
+        columns: vec![floors::COLUMN.into()],
+        pk: vec![0],
+        types: vec!["BLOB".into()],
+    };
+    let (columns, pk) = shape.encode();
+    conn.insert(
+        "INSERT INTO main._sync_shapes(table_id, columns, pk) VALUES (?1, ?2, ?3)",
+        &[Value::Integer(table), columns, pk],
+    )
+}
+
+/// A device whose latest bundle here was written by release 0.1.0 (format 4) would refuse every
+/// bundle holding a floor op: compaction waits until it upgrades.
+fn refuse_old_readers(conn: &Conn) -> Result<()> {
+    let old = conn.query_value(
+        "SELECT substr(name, 8) FROM main._sync_state WHERE name LIKE 'format %' AND value < 5
+         LIMIT 1",
+        &[],
+    )?;
+    let Some(idx) = old.and_then(|v| v.as_text().and_then(|t| t.parse::<i64>().ok())) else {
+        return Ok(());
+    };
+    let id = conn.query_value(
+        "SELECT lower(hex(id)) FROM main._sync_devices WHERE idx = ?1",
+        &[Value::Integer(idx)],
+    )?;
+    let id = id
+        .and_then(|v| v.as_text().map(str::to_string))
+        .unwrap_or_default();
+    Err(Error::new(format!(
+        "sync_compact: device {id} last sent a bundle of release 0.1.0, which refuses bundles \
+         holding a compaction point: upgrade it (and import a bundle from it) first"
+    )))
+}

@@ -1,0 +1,156 @@
+//! Compaction points ("floors"): where a device let go of history, as an op that travels.
+//!
+//! `sync_compact()` writes a floor op: an op of its device on the reserved table `_sync_floor`
+//! whose one value is the floor, the device's stable clock then (log/stable.rs: ops every device
+//! it knew had). A floor op travels and is applied in causal order like any op, so devices that
+//! hold the same ops hold the same floors, whether they compacted or not.
+//!
+//! An op is *behind* a floor when it is not in the floor op's causal past and its writer had not
+//! seen every op of the floor: it was written against an older state (a backup put back, a
+//! copy, a device that joined late or was forgotten, or an op still on its way). The merge rule
+//! takes such an op, where it brings back a deleted row without writing a column, to have seen
+//! the floor's writes too (merge/rule.rs `Causality::saw`: the floor's ops other than deletes);
+//! so what compaction removes below a floor, writes other writes there overwrote, is never
+//! needed, on any device.
+//!
+//! Invariant: `_sync_floors` holds, per floor op applied here, its entries placed in the
+//! histories held here; when a floor op is applied, the rows of the ops held here that are not
+//! in its causal past are settled again.
+
+use crate::db::{Conn, Error, Result};
+use crate::log::clock::Order;
+use crate::op::{DeviceId, Hash};
+use crate::schema::DeviceIdx;
+use crate::value::Value;
+
+/// The reserved table floor ops are written on, and its one column (its key).
+pub const TABLE: &str = "_sync_floor";
+pub const COLUMN: &str = "floor";
+
+/// One entry of a floor as it travels: device id, seq as 8 bytes big-endian, link.
+const ENTRY: usize = 16 + 8 + 16;
+
+pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS main._sync_floors(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       of INTEGER NOT NULL,
+       of_seq INTEGER NOT NULL,
+       PRIMARY KEY (device, seq, of)
+     ) WITHOUT ROWID";
+
+/// A floor's value as it travels.
+pub fn encode(entries: &[(DeviceId, u64, Hash)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * ENTRY);
+    for (id, seq, link) in entries {
+        out.extend_from_slice(id);
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(link);
+    }
+    out
+}
+
+/// A floor op's entries, from its value.
+pub fn decode(value: &Value) -> Result<Vec<(DeviceId, u64, Hash)>> {
+    let bad = || Error::new("a floor op (table _sync_floor) is damaged: its value is not a floor");
+    let bytes = value.as_blob().ok_or_else(bad)?;
+    if bytes.len() % ENTRY != 0 {
+        return Err(bad());
+    }
+    let entries = bytes.chunks(ENTRY).map(|e| {
+        let id: DeviceId = e[..16].try_into().expect("16 bytes");
+        let seq = u64::from_be_bytes(e[16..24].try_into().expect("8 bytes"));
+        let link: Hash = e[24..].try_into().expect("16 bytes");
+        (id, seq, link)
+    });
+    let entries: Vec<_> = entries.collect();
+    if entries.iter().any(|e| e.1 == 0) {
+        return Err(bad());
+    }
+    Ok(entries)
+}
+
+/// One floor op held here: its name, and per history the last op below its floor.
+#[derive(Debug, Clone)]
+pub struct Floor {
+    pub op: (DeviceIdx, u64),
+    pub entries: Vec<(DeviceIdx, u64)>,
+}
+
+/// Every floor op applied here.
+#[derive(Debug, Default)]
+pub struct Floors(Vec<Floor>);
+
+impl Floors {
+    pub fn load(conn: &Conn) -> Result<Floors> {
+        let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_floors'";
+        if conn.query_value(made, &[])?.is_none() {
+            return Ok(Floors::default()); // (none written yet, or by an earlier build)
+        }
+        let mut stmt = conn.prepare(
+            "SELECT device, seq, of, of_seq FROM main._sync_floors ORDER BY device, seq",
+        )?;
+        let mut floors: Vec<Floor> = Vec::new();
+        while let Some(row) = stmt.step()? {
+            let op = (DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
+            let entry = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
+            match floors.last_mut() {
+                Some(f) if f.op == op => f.entries.push(entry),
+                _ => floors.push(Floor {
+                    op,
+                    entries: vec![entry],
+                }),
+            }
+        }
+        Ok(Floors(floors))
+    }
+
+    /// Records floor op `floor`, applied here.
+    pub fn add(&mut self, conn: &Conn, floor: Floor) -> Result<()> {
+        conn.exec(SCHEMA, &[])?;
+        for &(of, of_seq) in &floor.entries {
+            conn.exec(
+                "INSERT OR REPLACE INTO main._sync_floors(device, seq, of, of_seq)
+                 VALUES (?1, ?2, ?3, ?4)",
+                &[
+                    Value::from(floor.op.0),
+                    Value::Integer(floor.op.1 as i64),
+                    Value::from(of),
+                    Value::Integer(of_seq as i64),
+                ],
+            )?;
+        }
+        self.0.push(floor);
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The last floor op this device (`me`) wrote, if any.
+    pub fn last_of(&self, me: DeviceIdx) -> Option<&Floor> {
+        (self.0.iter())
+            .filter(|f| f.op.0 == me)
+            .max_by_key(|f| f.op.1)
+    }
+
+    /// The number of floor ops of history `device` with `after < seq <= upto`.
+    pub fn count_between(&self, device: DeviceIdx, after: u64, upto: u64) -> u64 {
+        let between = |f: &&Floor| f.op.0 == device && after < f.op.1 && f.op.1 <= upto;
+        self.0.iter().filter(between).count() as u64
+    }
+
+    /// Whether op `earlier` is below a floor that op `later` is behind.
+    pub fn seen_through(
+        &self,
+        order: &Order,
+        later: (DeviceIdx, u64),
+        earlier: (DeviceIdx, u64),
+    ) -> bool {
+        self.0.iter().any(|f| {
+            f.entries.iter().any(|&e| order.reaches(e, earlier))
+                && !order.reaches(f.op, later)
+                && !f.entries.iter().all(|&e| order.reaches(later, e))
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! Compaction points: `sync_compact()` writes a floor op (this device's stable clock) that
+//! travels like any op; an op written behind it (against an older state) that brings back a
+//! deleted row shows the floor's values in the columns it did not write, on every device,
+//! whichever it received first.
+
+mod common;
+
+use common::*;
+use rusqlite::types::Value;
+
+const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, x TEXT, y TEXT); SELECT sync_enable('t');";
+
+fn compact(d: &Device) -> Option<i64> {
+    d.conn()
+        .query_row("SELECT sync_compact() ->> '$.floor'", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn row(d: &Device, id: i64) -> Option<Vec<Value>> {
+    d.dump("t").into_iter().find(|r| r[0] == Value::Integer(id))
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+#[test]
+fn a_floor_op_travels_and_changes_no_row_by_itself() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x', 'y')");
+    assert_eq!(compact(&a), Some(2), "alone, a device's own ops are stable");
+    assert_eq!(compact(&a), None, "nothing new is stable");
+    send(&a, &b);
+    send(&b, &a);
+    exec(b.conn(), "UPDATE t SET x = 'x2'");
+    send(&b, &a);
+    assert_eq!(
+        compact(&a),
+        Some(3),
+        "b's update is stable now: b said it has a's ops"
+    );
+    let r = send(&a, &b);
+    assert_eq!((r.applied, r.pending), (1, 0), "{r:?}");
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(
+        row(&b, 1),
+        Some(vec![Value::Integer(1), text("x2"), text("y")])
+    );
+    assert_eq!(compact(&b), Some(2), "b's own floor");
+    send(&b, &a);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.clock(), b.clock());
+    let floors: i64 = (a.conn())
+        .query_row(
+            "SELECT count(*) FROM sync_log WHERE \"table\" = '_sync_floor'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(floors, 3, "in the log, as ops on table _sync_floor");
+}
+
+/// c gets the row, then writes nothing it syncs until a and b updated it, deleted it and a
+/// compacted past both; c's update of another column then wins over the delete (its Lamport
+/// time is higher) and brings the row back: its column x shows the floor's value, as the
+/// compacted history holds it, not the older one c saw.
+#[test]
+fn an_op_behind_a_floor_that_brings_back_a_deleted_row_shows_the_floors_values() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x1', 'y1')");
+    send(&a, &c);
+    exec(a.conn(), "UPDATE t SET x = 'x2'");
+    send(&a, &b);
+    exec(b.conn(), "DELETE FROM t WHERE id = 1");
+    send(&b, &a);
+    assert_eq!(row(&a, 1), None);
+    assert!(compact(&a).is_some());
+    for n in 2..8 {
+        exec(c.conn(), &format!("INSERT INTO t VALUES ({n}, 'c', 'c')"));
+    }
+    exec(c.conn(), "UPDATE t SET y = 'y late' WHERE id = 1");
+    // b gets c's update before the floor, a after it
+    send(&c, &b);
+    assert_eq!(
+        row(&b, 1),
+        Some(vec![Value::Integer(1), text("x1"), text("y late")])
+    );
+    send(&c, &a);
+    let revived = Some(vec![Value::Integer(1), text("x2"), text("y late")]);
+    assert_eq!(row(&a, 1), revived);
+    send(&a, &b);
+    assert_eq!(row(&b, 1), revived, "the floor settles the row again");
+    for _ in 0..2 {
+        for (from, to) in [(&a, &b), (&b, &c), (&c, &a), (&a, &c), (&c, &b), (&b, &a)] {
+            send(from, to);
+        }
+    }
+    for d in [&b, &c] {
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(d.conflicts(), a.conflicts(), "{}", d.name);
+    }
+    assert_eq!(row(&c, 1), revived);
+}
+
+#[test]
+fn compacting_inside_a_transaction_that_wrote_is_refused_and_changes_nothing() {
+    let a = Device::new("a", T);
+    exec(a.conn(), "BEGIN; INSERT INTO t VALUES (1, 'x', 'y')");
+    let refused = refusal(a.conn(), "SELECT sync_compact()", []);
+    assert!(
+        refused.contains("sync_compact: COMMIT (or ROLLBACK) first"),
+        "{refused}"
+    );
+    exec(a.conn(), "COMMIT");
+    assert_eq!(op_count(a.conn()), 1);
+    assert_eq!(compact(&a), Some(2));
+}

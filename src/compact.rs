@@ -19,9 +19,16 @@ use crate::value::Value;
 /// `sync_compact()`: `{"floor": seq}`, the floor op written, or `{"floor": null}`.
 pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
     crate::identity::require_device(conn, fork)?;
+    if conn.is_readonly() {
+        return Err(Error::new(
+            "the database is open read-only: compact from a connection that can write",
+        ));
+    }
     if conn.in_write_transaction() {
         return Err(Error::new(
-            "sync_compact: COMMIT (or ROLLBACK) first, then compact",
+            "it writes a compaction point, in a transaction of its own: COMMIT (or ROLLBACK) \
+             first, and call it in a SELECT of its own (not in a statement that writes, such as \
+             INSERT ... SELECT sync_compact())",
         ));
     }
     let floor = conn.savepoint("sync_compact", || write_floor(conn))?;
@@ -125,7 +132,7 @@ fn refuse_old_readers(conn: &Conn) -> Result<()> {
         .and_then(|v| v.as_text().map(str::to_string))
         .unwrap_or_default();
     Err(Error::new(format!(
-        "sync_compact: device {id} last sent a bundle of release 0.1.0, which refuses bundles \
+        "device {id} last sent a bundle of release 0.1.0, which refuses bundles \
          holding a compaction point: upgrade it (and import a bundle from it) first"
     )))
 }

@@ -46,6 +46,8 @@
 //! _sync_stable(device, seq, hash)        per device, what every device known here has, as
 //!                                        bundles taught it while no other device became
 //!                                        known (log/stable.rs)
+//! _sync_floors(device, seq, of, of_seq)  per floor op applied here, its floor's entries
+//!                                        (log/floors.rs)
 //! _sync_bundles(id, source)              bundles imported
 //! _sync_conflicts(...)                   conflict records (conflicts.rs); sync_conflicts shows
 //!                                        them (and view sync_conflict_records)
@@ -123,6 +125,15 @@ const PARKED_WHY: &str =
 
 /// What bundles taught of the stable clock (log/stable.rs). Created by `upgrade` in databases
 /// made before it.
+/// Per floor op held here (log/floors.rs), its entries placed in the histories held here.
+pub const FLOORS: &str = "CREATE TABLE IF NOT EXISTS main._sync_floors(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       of INTEGER NOT NULL,
+       of_seq INTEGER NOT NULL,
+       PRIMARY KEY (device, seq, of)
+     ) WITHOUT ROWID";
+
 const STABLE: &str = "CREATE TABLE IF NOT EXISTS main._sync_stable(
        device INTEGER PRIMARY KEY,
        seq INTEGER NOT NULL,
@@ -287,7 +298,7 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 /// of histories: apply/histories.rs). The live sets that name them are computed again when
 /// their rows are next settled.
 pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) -> Result<()> {
-    conn.exec(crate::log::floors::SCHEMA, &[])?;
+    conn.exec(FLOORS, &[])?;
     conn.exec(STABLE, &[])?; // (a database an earlier build made may fork before an import)
                              // the live sets that name them (merge/live.rs) are marked to be computed again
     conn.exec(

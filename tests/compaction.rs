@@ -41,6 +41,7 @@ fn a_floor_op_travels_and_changes_no_row_by_itself() {
     );
     let r = send(&a, &b);
     assert_eq!((r.applied, r.pending), (1, 0), "{r:?}");
+    assert_eq!(r.waiting, "[]", "a floor op waits for no table");
     assert_eq!(a.dump("t"), b.dump("t"));
     assert_eq!(
         row(&b, 1),
@@ -107,15 +108,34 @@ fn an_op_behind_a_floor_that_brings_back_a_deleted_row_shows_the_floors_values()
 }
 
 #[test]
-fn compacting_inside_a_transaction_that_wrote_is_refused_and_changes_nothing() {
+fn compacting_inside_a_transaction_that_wrote_or_a_statement_that_writes_is_refused() {
     let a = Device::new("a", T);
     exec(a.conn(), "BEGIN; INSERT INTO t VALUES (1, 'x', 'y')");
     let refused = refusal(a.conn(), "SELECT sync_compact()", []);
+    assert!(refused.starts_with("sync_compact: it writes"), "{refused}");
+    assert!(refused.contains("COMMIT (or ROLLBACK) first"), "{refused}");
+    exec(a.conn(), "COMMIT");
+    exec(a.conn(), "CREATE TABLE outbox(r)");
+    let refused = refusal(a.conn(), "INSERT INTO outbox SELECT sync_compact()", []);
+    assert!(refused.contains("in a SELECT of its own"), "{refused}");
+    assert_eq!(op_count(a.conn()), 1);
+    assert_eq!(compact(&a), Some(2));
+}
+
+#[test]
+fn compacting_from_a_read_only_connection_says_what_to_do() {
+    let a = Device::new("a", T);
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x', 'y')");
+    let ro = rusqlite::Connection::open_with_flags(
+        a.db.path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    load(&ro);
+    let refused = refusal(&ro, "SELECT sync_compact()", []);
     assert!(
-        refused.contains("sync_compact: COMMIT (or ROLLBACK) first"),
+        refused.contains("open read-only: compact from a connection that can write"),
         "{refused}"
     );
-    exec(a.conn(), "COMMIT");
-    assert_eq!(op_count(a.conn()), 1);
     assert_eq!(compact(&a), Some(2));
 }

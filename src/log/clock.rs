@@ -385,7 +385,11 @@ impl Order<'_, '_> {
             return false;
         }
         match (self.devices.idx(later.0), self.devices.idx(earlier.0)) {
-            (Some(l), Some(e)) => self.floors.seen_through(self, (l, later.1), (e, earlier.1)),
+            (Some(l), Some(e)) => {
+                let reaches = |x, y| self.reaches(x, y);
+                self.floors
+                    .seen_through(reaches, (l, later.1), (e, earlier.1))
+            }
             _ => false,
         }
     }

@@ -18,7 +18,6 @@
 //! in its causal past are settled again.
 
 use crate::db::{Conn, Error, Result};
-use crate::log::clock::Order;
 use crate::op::{DeviceId, Hash};
 use crate::schema::DeviceIdx;
 use crate::value::Value;
@@ -29,14 +28,6 @@ pub const COLUMN: &str = "floor";
 
 /// One entry of a floor as it travels: device id, seq as 8 bytes big-endian, link.
 const ENTRY: usize = 16 + 8 + 16;
-
-pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS main._sync_floors(
-       device INTEGER NOT NULL,
-       seq INTEGER NOT NULL,
-       of INTEGER NOT NULL,
-       of_seq INTEGER NOT NULL,
-       PRIMARY KEY (device, seq, of)
-     ) WITHOUT ROWID";
 
 /// A floor's value as it travels.
 pub fn encode(entries: &[(DeviceId, u64, Hash)]) -> Vec<u8> {
@@ -106,7 +97,7 @@ impl Floors {
 
     /// Records floor op `floor`, applied here.
     pub fn add(&mut self, conn: &Conn, floor: Floor) -> Result<()> {
-        conn.exec(SCHEMA, &[])?;
+        conn.exec(crate::schema::FLOORS, &[])?;
         for &(of, of_seq) in &floor.entries {
             conn.exec(
                 "INSERT OR REPLACE INTO main._sync_floors(device, seq, of, of_seq)
@@ -140,17 +131,18 @@ impl Floors {
         self.0.iter().filter(between).count() as u64
     }
 
-    /// Whether op `earlier` is below a floor that op `later` is behind.
+    /// Whether op `earlier` is below a floor that op `later` is behind, by the causal order
+    /// `reaches(x, y)`: op x is op y or follows it.
     pub fn seen_through(
         &self,
-        order: &Order,
+        reaches: impl Fn((DeviceIdx, u64), (DeviceIdx, u64)) -> bool,
         later: (DeviceIdx, u64),
         earlier: (DeviceIdx, u64),
     ) -> bool {
         self.0.iter().any(|f| {
-            f.entries.iter().any(|&e| order.reaches(e, earlier))
-                && !order.reaches(f.op, later)
-                && !f.entries.iter().all(|&e| order.reaches(later, e))
+            f.entries.iter().any(|&e| reaches(e, earlier))
+                && !reaches(f.op, later)
+                && !f.entries.iter().all(|&e| reaches(later, e))
         })
     }
 }

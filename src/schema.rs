@@ -48,6 +48,8 @@
 //!                                        known (log/stable.rs)
 //! _sync_floors(device, seq, of, of_seq)  per floor op applied here, its floor's entries
 //!                                        (log/floors.rs)
+//! _sync_removed(device, upto)            per history, the seq at or below which compaction
+//!                                        may have removed ops (compact/remove.rs)
 //! _sync_bundles(id, source)              bundles imported
 //! _sync_conflicts(...)                   conflict records (conflicts.rs); sync_conflicts shows
 //!                                        them (and view sync_conflict_records)
@@ -123,8 +125,6 @@ const PARKED_BY: &str = "CREATE INDEX IF NOT EXISTS main._sync_parked_by
 const PARKED_WHY: &str =
     "CREATE INDEX IF NOT EXISTS main._sync_parked_why ON _sync_parked(why, by_table)";
 
-/// What bundles taught of the stable clock (log/stable.rs). Created by `upgrade` in databases
-/// made before it.
 /// Per floor op held here (log/floors.rs), its entries placed in the histories held here.
 pub const FLOORS: &str = "CREATE TABLE IF NOT EXISTS main._sync_floors(
        device INTEGER NOT NULL,
@@ -134,6 +134,15 @@ pub const FLOORS: &str = "CREATE TABLE IF NOT EXISTS main._sync_floors(
        PRIMARY KEY (device, seq, of)
      ) WITHOUT ROWID";
 
+/// Per history, the highest seq at or below which compaction may have removed its ops
+/// (compact/remove.rs): their hashes are known here only where a checkpoint holds them.
+pub const REMOVED: &str = "CREATE TABLE IF NOT EXISTS main._sync_removed(
+       device INTEGER PRIMARY KEY,
+       upto INTEGER NOT NULL
+     )";
+
+/// What bundles taught of the stable clock (log/stable.rs). Created by `upgrade` in databases
+/// made before it.
 const STABLE: &str = "CREATE TABLE IF NOT EXISTS main._sync_stable(
        device INTEGER PRIMARY KEY,
        seq INTEGER NOT NULL,
@@ -283,9 +292,14 @@ const SCHEMA: &[&str] = &[
      )",
     "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_update BEFORE UPDATE ON _sync_ops
      BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (UPDATE refused)'); END",
-    "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_delete BEFORE DELETE ON _sync_ops
-     BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (DELETE refused)'); END",
+    OPS_NO_DELETE,
 ];
+
+/// The log refuses DELETE: only compaction removes ops, with this trigger dropped in its
+/// savepoint (compact/remove.rs).
+pub const OPS_NO_DELETE: &str = "CREATE TRIGGER IF NOT EXISTS _sync_ops_no_delete
+     BEFORE DELETE ON _sync_ops
+     BEGIN SELECT RAISE(ABORT, 'sqlite-sync: the op log is append-only (DELETE refused)'); END";
 
 /// The view an app trigger reads to tell a change an import makes from a local one: it shows
 /// one row while an import writes (apply/quiet.rs).
@@ -299,6 +313,7 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 /// their rows are next settled.
 pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) -> Result<()> {
     conn.exec(FLOORS, &[])?;
+    conn.exec(REMOVED, &[])?;
     conn.exec(STABLE, &[])?; // (a database an earlier build made may fork before an import)
                              // the live sets that name them (merge/live.rs) are marked to be computed again
     conn.exec(
@@ -323,6 +338,8 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
         "UPDATE OR REPLACE main._sync_stable SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_floors SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE OR REPLACE main._sync_floors SET of = ?1 WHERE of = ?2 AND of_seq >= ?3",
+        // (ops removed below where the renamed ones start stay where they were)
+        "UPDATE OR REPLACE main._sync_removed SET device = ?1 WHERE device = ?2 AND upto >= ?3",
     ] {
         conn.exec(
             sql,

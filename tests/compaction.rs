@@ -139,3 +139,86 @@ fn compacting_from_a_read_only_connection_says_what_to_do() {
     );
     assert_eq!(compact(&a), Some(2));
 }
+
+/// Compaction that removes (while late joiners cannot be sent what removed ops summarize, only
+/// where `_sync_state` `compact_removes` = 1): the ops other ops overwrote below the floor go,
+/// the tables do not change, and sync goes on both ways, old bundles included.
+fn removing(d: &Device) {
+    exec(
+        d.conn(),
+        "INSERT INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
+    );
+}
+
+fn compact_removed(d: &Device) -> i64 {
+    d.conn()
+        .query_row("SELECT sync_compact() ->> '$.removed'", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn ops_held(d: &Device) -> i64 {
+    d.conn()
+        .query_row("SELECT count(*) FROM sync_log", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn removing_overwritten_ops_keeps_tables_and_sync_going() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    removing(&a);
+    removing(&b);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')",
+    );
+    for i in 0..300 {
+        exec(a.conn(), &format!("UPDATE t SET x = 'a{i}' WHERE id = 1"));
+    }
+    let old = a.bundle_for(None); // every op, before any went
+    send(&a, &b);
+    for i in 0..200 {
+        exec(b.conn(), &format!("UPDATE t SET y = 'b{i}' WHERE id = 1"));
+        exec(b.conn(), &format!("UPDATE t SET x = 'b{i}' WHERE id = 2"));
+    }
+    send(&b, &a);
+    send(&a, &b); // b hears that a has its ops: b's are stable there too
+    let (before_a, before_b) = (ops_held(&a), ops_held(&b));
+    let (removed_a, removed_b) = (compact_removed(&a), compact_removed(&b));
+    // of a's 302 ops and b's 400: each row keeps its insert and the last writes of its columns
+    assert!(removed_a >= 690, "a removed {removed_a} of {before_a}");
+    assert!(removed_b >= 690, "b removed {removed_b} of {before_b}");
+    assert_eq!(
+        ops_held(&a),
+        before_a + 1 - removed_a,
+        "(and the floor op came)"
+    );
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(
+        row(&a, 1),
+        Some(vec![Value::Integer(1), text("a299"), text("b199")])
+    );
+    assert_eq!(compact_removed(&a), 0, "nothing more to remove");
+    // sync goes on: new writes both ways, then the old full bundle again (every op it holds
+    // below the floor is taken to be the one removed)
+    exec(a.conn(), "UPDATE t SET y = 'a-last' WHERE id = 2");
+    exec(b.conn(), "UPDATE t SET x = 'b-last' WHERE id = 1");
+    send(&a, &b);
+    send(&b, &a);
+    let r = b.import(&old);
+    assert_eq!(r.applied, 0, "{r:?}");
+    let r = a.import(&old);
+    assert_eq!(r.applied, 0, "{r:?}");
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.clock(), b.clock());
+    assert_eq!(
+        row(&b, 1),
+        Some(vec![Value::Integer(1), text("b-last"), text("b199")])
+    );
+    assert_eq!(
+        row(&b, 2),
+        Some(vec![Value::Integer(2), text("b199"), text("a-last")])
+    );
+    // and the log still refuses DELETE
+    let refused = a.conn().execute("DELETE FROM _sync_ops", []);
+    assert!(refused.is_err());
+}

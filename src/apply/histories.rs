@@ -35,6 +35,9 @@ pub(super) enum Placed {
     Duplicate(DeviceIdx),
     /// the op before it is not held here
     Unplaced,
+    /// at or below where compaction removed ops of this history here: taken to be the op
+    /// held or removed there, unchecked (compact/remove.rs)
+    Below(DeviceIdx),
 }
 
 /// The id of the history of device `origin` whose first op has hash `first`.
@@ -51,6 +54,9 @@ impl Import<'_> {
     pub(super) fn place(&mut self, root: DeviceIdx, op: &Packed, form: &Form) -> Result<Placed> {
         let forked = self.known.devices.is_forked(root);
         let seq = op.seq;
+        if !forked && seq <= self.known.devices.removed_upto(root) {
+            return Ok(Placed::Below(root));
+        }
         // the history that holds op seq - 1 (for op 1: the device's first)
         let before = match op.prev {
             Prev::First => root,
@@ -336,6 +342,9 @@ impl Import<'_> {
                 // `resolve_waiting` finds it once the bundle's ops are stored
                 return Ok(waiting(root, hash));
             }
+            if self.history().unhashable(root, seq)? {
+                return Ok(root); // removed by compaction: taken to be the op that was
+            }
             if let Some(known) = self.reading.dep_hashes.get(&(root, seq)) {
                 return Ok(if known == hash {
                     root
@@ -412,8 +421,8 @@ impl Import<'_> {
                 crate::schema::SELF => crate::log::last_local_seq(self.conn)? as u64,
                 _ => self.applied_seq(root),
             };
-            if seq > held {
-                return Ok(Some(root));
+            if seq > held || history.unhashable(root, seq)? {
+                return Ok(Some(root)); // (an op removed by compaction: taken to be the op that was)
             }
             return Ok((history.hash_at(root, seq)?.as_ref() == Some(hash)).then_some(root));
         }

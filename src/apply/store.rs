@@ -23,6 +23,11 @@ impl<'a> Import<'a> {
     pub(super) fn store(&mut self, op: Packed, number: usize, form: &Form) -> Result<()> {
         let root = self.known.devices.idx_or_add(self.conn, &op.device)?;
         if root == SELF {
+            if self.history().removed(SELF, op.seq)? {
+                // removed here by compaction: taken to be the op that was (compact/remove.rs)
+                self.outcome.duplicates += 1;
+                return self.mark(None);
+            }
             if let Prev::Stated(prev) = op.prev {
                 self.check_prev(SELF, &op, &prev)?;
             }
@@ -35,6 +40,12 @@ impl<'a> Import<'a> {
                 self.reading.stream_at = Some((op.device, op.seq, device));
                 self.outcome.duplicates += 1;
                 return self.mark(Some((device, op.seq)));
+            }
+            Placed::Below(device) => {
+                // (its hash, unchecked, is not kept as a checkpoint)
+                self.reading.stream_at = Some((op.device, op.seq, device));
+                self.outcome.duplicates += 1;
+                return self.mark(None);
             }
             Placed::Unplaced => {
                 // the op before it is not held here: the sender sends it again once this
@@ -92,6 +103,9 @@ impl<'a> Import<'a> {
             return Ok(()); // not here yet (it waits, pending, for the ops below it)
         }
         self.reading.appender.flush()?;
+        if self.history().unhashable(device, below)? {
+            return Ok(()); // removed by compaction: the op before it cannot be compared
+        }
         if self.history().hash_at(device, below)?.as_ref() != Some(prev) {
             return Err(Error::new(two_histories("its op", op.seq, &op.device)));
         }
@@ -217,8 +231,8 @@ impl<'a> Import<'a> {
         }
         let mut seen = std::collections::HashSet::new();
         for &(seq, hash) in claims {
-            if !seen.insert((seq, hash)) {
-                continue;
+            if !seen.insert((seq, hash)) || self.history().unhashable(SELF, seq)? {
+                continue; // (an op removed by compaction cannot be compared)
             }
             if self.history().hash_at(SELF, seq)? != Some(hash) {
                 return Ok(true);

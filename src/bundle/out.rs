@@ -298,6 +298,9 @@ fn start(
     if seq > has {
         return Ok((seq, None));
     }
+    if history.unhashable(device, seq)? {
+        return Ok((seq, Some(hash))); // removed by compaction here: it cannot be compared
+    }
     Ok(match history.hash_at(device, seq)? == Some(hash) {
         true => (seq, Some(hash)),
         false => (0, None),

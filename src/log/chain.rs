@@ -149,10 +149,7 @@ impl History<'_, '_> {
         }
         self.each(idx, at, seq, |op| {
             if op.seq != at + 1 {
-                return Err(crate::db::Error::new(format!(
-                    "op {} of device {idx} is missing (hashing the ops after it)",
-                    at + 1
-                )));
+                return Err(self.missing(idx, at + 1));
             }
             at = op.seq;
             let h = hash_of(&op, hash.as_ref());
@@ -172,6 +169,45 @@ impl History<'_, '_> {
 }
 
 impl History<'_, '_> {
+    /// Whether op `seq` of history `idx` was removed here by compaction (compact/remove.rs)
+    /// and its hash is not kept: it cannot be hashed, nor compared with another.
+    pub fn unhashable(&self, idx: DeviceIdx, seq: u64) -> Result<bool> {
+        if !self.removed(idx, seq)? {
+            return Ok(false);
+        }
+        let kept = self.conn.query_value(
+            "SELECT 1 FROM main._sync_hashes WHERE device = ?1 AND seq = ?2",
+            &[Value::from(idx), Value::Integer(seq as i64)],
+        )?;
+        Ok(kept.is_none())
+    }
+
+    /// Whether op `seq` of history `idx` was removed here by compaction (compact/remove.rs).
+    pub fn removed(&self, idx: DeviceIdx, seq: u64) -> Result<bool> {
+        if seq == 0 || seq > self.devices.removed_upto(idx) {
+            return Ok(false);
+        }
+        let stored = match idx {
+            SELF => "SELECT 1 FROM main._sync_ops WHERE seq = ?2 AND ?1 = ?1",
+            _ => "SELECT 1 FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+        };
+        let held =
+            (self.conn).query_value(stored, &[Value::from(idx), Value::Integer(seq as i64)])?;
+        Ok(held.is_none())
+    }
+
+    /// The error of hashing op `seq` of history `idx`, which is not held here.
+    fn missing(&self, idx: DeviceIdx, seq: u64) -> crate::db::Error {
+        match self.removed(idx, seq) {
+            Ok(true) => crate::db::Error::new(format!(
+                "op {seq} of device {idx} was removed by compaction"
+            )),
+            _ => crate::db::Error::new(format!(
+                "op {seq} of device {idx} is missing (hashing the ops after it)"
+            )),
+        }
+    }
+
     /// Whether `hash_at(idx, seq)` can be had: the op and every op below it down to a
     /// checkpoint (or to where its history starts) are held here, pending or applied.
     pub fn chain_held(&self, idx: DeviceIdx, seq: u64) -> Result<bool> {
@@ -216,7 +252,8 @@ impl History<'_, '_> {
             return Ok(false);
         }
         if idx == SELF {
-            return Ok(seq <= crate::log::last_local_seq(self.conn)? as u64);
+            let last = crate::log::last_local_seq(self.conn)? as u64;
+            return Ok(seq <= last && !self.removed(idx, seq)?);
         }
         Ok(self
             .conn

@@ -27,6 +27,8 @@ pub struct Devices {
     by_idx: HashMap<DeviceIdx, DeviceId>,
     /// per history that forked from another: (parent, base)
     forks: HashMap<DeviceIdx, (DeviceIdx, u64)>,
+    /// per history, the seq at or below which compaction may have removed ops (`_sync_removed`)
+    removed: HashMap<DeviceIdx, u64>,
 }
 
 impl Devices {
@@ -36,6 +38,7 @@ impl Devices {
             by_id: HashMap::new(),
             by_idx: HashMap::new(),
             forks: HashMap::new(),
+            removed: HashMap::new(),
         };
         while let Some(row) = stmt.step()? {
             let idx = DeviceIdx(row.column_int(0));
@@ -48,7 +51,21 @@ impl Devices {
                     .insert(idx, (DeviceIdx(parent), row.column_int(3) as u64));
             }
         }
+        drop(stmt);
+        let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_removed'";
+        if conn.query_value(made, &[])?.is_some() {
+            let mut stmt = conn.prepare("SELECT device, upto FROM main._sync_removed")?;
+            while let Some(row) = stmt.step()? {
+                (devices.removed).insert(DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
+            }
+        }
         Ok(devices)
+    }
+
+    /// The seq of history `idx` at or below which compaction may have removed its ops here (0:
+    /// none).
+    pub fn removed_upto(&self, idx: DeviceIdx) -> u64 {
+        self.removed.get(&idx).copied().unwrap_or(0)
     }
 
     pub fn idx(&self, id: &DeviceId) -> Option<DeviceIdx> {

@@ -41,6 +41,8 @@ pub fn now(
         if seq > stable.get(&device).map_or(0, |e| e.0) {
             let hash = match link(device, seq) {
                 Some(hash) => Some(hash),
+                // (an op compaction removed, below a device known since: its hash is not kept)
+                None if history.unhashable(device, seq)? => None,
                 None => history.hash_at(device, seq)?,
             };
             if let Some(hash) = hash {

@@ -8,6 +8,8 @@
 //!   O(live ops + new ops), not O(every op it ever had); `Touched`, the rows an import settles.
 //! - `forward.rs`: a live set advanced by an update that follows all of it, from the stored set
 //!   alone (the everyday sync of edits: no op read back).
+//! - `superseded.rs`: which of a row's ops below a compaction point the rule never reads again
+//!   (what `sync_compact` removes).
 //!
 //! Words: a **live write** is a write of a cell no op that follows it wrote again; a row's
 //! **live set** is its ops with a live write, and its **top** ops (those no op on the row
@@ -25,6 +27,7 @@ pub mod forward;
 pub mod live;
 pub mod row_index;
 mod rule;
+pub mod superseded;
 
 pub use rule::{
     advance, live_set, losses, revived, row_state, state_of_live, Causality, Live, Loss, RowOp,

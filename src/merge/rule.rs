@@ -152,7 +152,7 @@ fn maxima(ops: &[RowOp], members: &[usize], causality: &impl Causality) -> Vec<u
 
 /// Every column written by the members, in a fixed order: by order key of the first writer,
 /// then position in its op.
-fn columns(ops: &[RowOp], members: &[usize]) -> Vec<String> {
+pub(super) fn columns(ops: &[RowOp], members: &[usize]) -> Vec<String> {
     let mut by_key: Vec<usize> = members.to_vec();
     by_key.sort_by_key(|&i| ops[i].order_key());
     let mut out: Vec<String> = Vec::new();

@@ -5,8 +5,14 @@
 //! them alike. It writes one only when an op other than a floor op became stable since its last
 //! floor op (so floor ops do not beget floor ops).
 //!
+//! Removing the ops below a floor op that no row needs any more is `remove.rs`; until late
+//! joiners can be sent what those ops summarize, it runs only where the tests ask for it
+//! (`_sync_state` `compact_removes` = 1), and `sync_compact` then says how many ops it removed.
+//!
 //! Invariant: a floor op's floor is in its causal past (the stable clock never exceeds what
 //! this device holds), and this device's floor ops only grow.
+
+mod remove;
 
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
@@ -31,9 +37,20 @@ pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
              INSERT ... SELECT sync_compact())",
         ));
     }
-    let floor = conn.savepoint("sync_compact", || write_floor(conn))?;
+    let (floor, removed) = conn.savepoint("sync_compact", || {
+        let floor = write_floor(conn)?;
+        let removed = match crate::schema::state(conn, "compact_removes")? {
+            1 => match Floors::load(conn)?.last_of(SELF) {
+                Some(last) => Some(remove::remove_below(conn, last)?),
+                None => Some(0),
+            },
+            _ => None,
+        };
+        Ok((floor, removed))
+    })?;
     let floor = floor.map_or("null".to_string(), |seq| seq.to_string());
-    Ok(Value::Text(format!("{{\"floor\":{floor}}}")))
+    let removed = removed.map_or(String::new(), |n| format!(",\"removed\":{n}"));
+    Ok(Value::Text(format!("{{\"floor\":{floor}{removed}}}")))
 }
 
 /// Writes a floor op when the stable clock grew since this device's last one; its seq.

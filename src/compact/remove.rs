@@ -1,0 +1,131 @@
+//! Removing what a compaction point made dead: the ops below this device's last floor op that
+//! no row needs any more (merge/superseded.rs), with what keeps every op held here hashable.
+//!
+//! Kept whatever the rule says: a row's first indexed op (the row index names it), this
+//! device's last op (the log's next seq follows it), the ops of rows held out by a constraint
+//! and of tables with ops kept aside (apply/kept.rs).
+//!
+//! Invariant: an op is removed only when it is below a floor op this device wrote (every device
+//! known here had it: log/stable.rs) and the merge rule never reads it again; the hash of the
+//! last op of each run removed is kept as a checkpoint (log/chain.rs), so the ops after it can
+//! still be hashed; `_sync_removed` says, per history, up to which seq ops may be missing, and
+//! an op that arrives there again is taken to be the one that was (apply/histories.rs
+//! `Placed::Below`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::db::{Conn, Result};
+use crate::log::chain::{self, Held};
+use crate::log::clock::Order;
+use crate::log::floors::Floor;
+use crate::log::{last_local_seq, synced_tables};
+use crate::merge::row_index::RowReader;
+use crate::merge::superseded::superseded;
+use crate::schema::{DeviceIdx, SELF};
+use crate::value::Value;
+
+/// Removes the ops below floor op `floor` (this device's) that no row needs; how many.
+pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
+    let held = Held::load(conn)?;
+    let floors = crate::log::floors::Floors::load(conn)?;
+    let order = Order {
+        devices: &held.devices,
+        contexts: &held.contexts,
+        floors: &floors,
+    };
+    let reader = RowReader {
+        devices: &held.devices,
+        local: &held.local,
+        forms: &held.forms,
+        recent: None,
+    };
+    let tables: HashMap<i64, _> = (synced_tables(conn)?.into_iter())
+        .map(|t| (t.id, t))
+        .collect();
+    let last_local = last_local_seq(conn)? as u64;
+    // the rows with two or more ops besides their first, not held out
+    let mut rows = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT o.table_id, o.key, r.device, r.seq FROM main._sync_row_ops o
+         JOIN main._sync_rows r ON r.table_id = o.table_id AND r.key = o.key
+         WHERE o.table_id NOT IN (SELECT table_id FROM main._sync_kept)
+           AND NOT EXISTS (SELECT 1 FROM main._sync_parked p
+                           WHERE p.table_id = o.table_id AND p.key = o.key)
+         GROUP BY o.table_id, o.key HAVING count(*) >= 2",
+    )?;
+    while let Some(row) = stmt.step()? {
+        let key = row.column_blob(1)?.unwrap_or_default().to_vec();
+        let first = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
+        rows.push((row.column_int(0), key, first));
+    }
+    drop(stmt);
+    let mut gone: BTreeMap<DeviceIdx, BTreeSet<u64>> = BTreeMap::new();
+    let mut index = Vec::new();
+    for (table_id, key, first) in rows {
+        let Some(table) = tables.get(&table_id) else {
+            continue; // (a table not captured now: its ops stay)
+        };
+        let (ops, _) = reader.ops(conn, table, &key)?;
+        let names: Vec<Option<(DeviceIdx, u64)>> = (ops.iter())
+            .map(|op| held.devices.idx(&op.device).map(|d| (d, op.seq)))
+            .collect();
+        let below: Vec<bool> = (names.iter())
+            .map(|name| {
+                name.is_some_and(|at| {
+                    at != first && at != (SELF, last_local) && order.reaches(floor.op, at)
+                })
+            })
+            .collect();
+        for i in superseded(&ops, &below, &order) {
+            let Some((device, seq)) = names[i] else {
+                continue;
+            };
+            gone.entry(device).or_default().insert(seq);
+            index.push((table_id, key.clone(), device, seq));
+        }
+    }
+    // the last op of each run removed keeps its hash, hashed before anything goes
+    let history = held.history(conn, true);
+    for (&device, seqs) in &gone {
+        for &seq in seqs.iter().filter(|&&s| !seqs.contains(&(s + 1))) {
+            if let Some(hash) = history.hash_at(device, seq)? {
+                chain::remember(conn, device, seq, &hash)?;
+            }
+        }
+    }
+    for (table_id, key, device, seq) in &index {
+        conn.exec(
+            "DELETE FROM main._sync_row_ops
+             WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
+            &[
+                Value::Integer(*table_id),
+                Value::Blob(key.clone()),
+                Value::from(*device),
+                Value::Integer(*seq as i64),
+            ],
+        )?;
+    }
+    conn.exec("DROP TRIGGER main._sync_ops_no_delete", &[])?;
+    for (&device, seqs) in &gone {
+        for &seq in seqs {
+            let at = [Value::from(device), Value::Integer(seq as i64)];
+            match device {
+                SELF => conn.exec("DELETE FROM main._sync_ops WHERE seq = ?2 AND ?1 = ?1", &at)?,
+                _ => conn.exec(
+                    "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+                    &at,
+                )?,
+            }
+        }
+    }
+    conn.exec(crate::schema::OPS_NO_DELETE, &[])?;
+    conn.exec(crate::schema::REMOVED, &[])?;
+    for &(device, seq) in &floor.entries {
+        conn.exec(
+            "INSERT INTO main._sync_removed(device, upto) VALUES (?1, ?2)
+             ON CONFLICT(device) DO UPDATE SET upto = max(upto, excluded.upto)",
+            &[Value::from(device), Value::Integer(seq as i64)],
+        )?;
+    }
+    Ok(index.len() as u64)
+}

@@ -1,0 +1,399 @@
+//! Which of a row's ops below a compaction point the rule will never read again.
+//!
+//! Invariant: removing the ops `superseded` returns changes nothing the rule computes for the
+//! row (its state, live set, losing sides and revived values), now or after any ops that can
+//! still arrive: ops that follow the floor, and ops behind it, which see the floor's writes
+//! other than deletes (rule.rs `Causality::saw`). The tests check it against the rule itself
+//! in random histories with a floor and later ops of both kinds.
+//!
+//! An op `o` below the floor is superseded when:
+//! 1. it is an insert or an update, and not the first writer (by order key) of a column of its
+//!    row (so the row's columns keep their order). Deletes stay: a tombstone is live in every
+//!    column no later op wrote, and a column added later is one;
+//! 2. its first non-delete follower `p` (by order key) is below the floor too and writes every
+//!    column `o` wrote: no set of ops that holds `p` shows anything of `o`;
+//! 3. every other non-delete op that follows `o` follows `p`: a reviver that saw `o` saw `p`
+//!    (an op behind the floor is lent `p`, which is below it);
+//! 4. `p`'s own causal past, where `o` is a last write, holds no delete that is not behind an
+//!    insert of every column that `o` follows: that past reads as a row never deleted, with or
+//!    without `o`, for the columns `p` did not write (which `o` did not write either).
+//!
+//! Ops are taken in order key; an op removed is one the later checks no longer see (each
+//! removal changes nothing, so the checks run on an equivalent row).
+
+use super::rule::{columns, Causality, RowOp};
+use crate::op::{DeviceId, OpKind};
+use std::collections::HashMap;
+
+/// The ops of `ops` (one row's, every op held) that can go, by index; `below[i]`: op i is in
+/// the floor's causal past.
+pub fn superseded(ops: &[RowOp], below: &[bool], causality: &impl Causality) -> Vec<usize> {
+    let n = ops.len();
+    let all: Vec<usize> = (0..n).collect();
+    let universe = columns(ops, &all);
+    let mut by_key = all;
+    by_key.sort_by_key(|&i| ops[i].order_key());
+    let mut pos = vec![0; n];
+    for (k, &i) in by_key.iter().enumerate() {
+        pos[i] = k;
+    }
+    let writes = |i: usize, c: &str| ops[i].cells.iter().any(|(k, _)| k == c);
+    let is_delete = |i: usize| ops[i].kind == OpKind::Delete;
+    // the first writer of each column (by order key)
+    let mut first = vec![false; n];
+    for c in &universe {
+        if let Some(&i) = by_key.iter().find(|&&i| !is_delete(i) && writes(i, c)) {
+            first[i] = true;
+        }
+    }
+    // inserts of every column, each with whether it follows every delete before it
+    let full = |i: usize| !is_delete(i) && universe.iter().all(|c| writes(i, c));
+    let mut inserts: Vec<(usize, bool)> = Vec::new(); // (op, follows every earlier delete)
+    let mut deletes: Vec<usize> = Vec::new(); // in order key
+    let mut frontier: Vec<usize> = Vec::new(); // the deletes no earlier delete follows
+    for &i in &by_key {
+        if is_delete(i) {
+            frontier.retain(|&d| !causality.follows(&ops[i], &ops[d]));
+            frontier.push(i);
+            deletes.push(i);
+        } else if full(i) {
+            let clean = frontier
+                .iter()
+                .all(|&d| causality.follows(&ops[i], &ops[d]));
+            inserts.push((i, clean));
+        }
+    }
+    // per device, its non-delete ops in seq order: "follows o" holds from some op on
+    let mut by_device: HashMap<DeviceId, Vec<usize>> = HashMap::new();
+    for &i in &by_key {
+        if !is_delete(i) {
+            by_device.entry(ops[i].device).or_default().push(i);
+        }
+    }
+    by_device
+        .values_mut()
+        .for_each(|l| l.sort_by_key(|&i| ops[i].seq));
+    let first_after = |list: &[usize], earlier: usize| {
+        list.partition_point(|&y| y != earlier && !causality.follows(&ops[y], &ops[earlier]))
+    };
+
+    let mut removed = vec![false; n];
+    for &o in &by_key {
+        if !below[o] || is_delete(o) || first[o] {
+            continue;
+        }
+        // 2: the first non-delete follower, and 3: every follower of o follows it
+        let followers: Vec<(&Vec<usize>, usize)> = (by_device.values())
+            .map(|list| {
+                let at = list.partition_point(|&y| !causality.follows(&ops[y], &ops[o]));
+                (list, at)
+            })
+            .collect();
+        let p = (followers.iter())
+            .filter_map(|&(list, at)| list.get(at).copied())
+            .min_by_key(|&y| ops[y].order_key());
+        let Some(p) = p else { continue };
+        if !below[p] || !ops[o].cells.iter().all(|(c, _)| writes(p, c)) {
+            continue;
+        }
+        if followers
+            .iter()
+            .any(|&(list, at)| at < first_after(list, p))
+        {
+            continue;
+        }
+        // 4: the deletes in p's past are behind an insert of every column that o follows
+        let before_p = &deletes[..deletes.partition_point(|&d| pos[d] < pos[p])];
+        if before_p
+            .iter()
+            .any(|&d| causality.follows(&ops[p], &ops[d]))
+        {
+            let q = (inserts.iter().rev())
+                .filter(|&&(q, _)| pos[q] < pos[o] && !removed[q])
+                .find(|&&(q, _)| causality.follows(&ops[o], &ops[q]));
+            let Some(&(q, clean)) = q else { continue };
+            let behind_q = |d: usize| {
+                !causality.follows(&ops[p], &ops[d]) || {
+                    pos[d] < pos[q] && (clean || causality.follows(&ops[q], &ops[d]))
+                }
+            };
+            if !before_p.iter().all(|&d| behind_q(d)) {
+                continue;
+            }
+        }
+        removed[o] = true;
+    }
+    (0..n).filter(|&i| removed[i]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rule::{live_set, losses, revived, row_state, state_of_live};
+    use super::*;
+    use crate::op::OpKind::{Delete, Insert, Update};
+    use crate::value::Value;
+    use std::collections::HashSet;
+
+    /// Causality from explicit contexts, with a floor: an op behind it (not in its past, and
+    /// not following every op of it) is taken to have seen the floor's ops other than deletes.
+    struct Floored {
+        contexts: HashMap<(u8, u64), [u64; 4]>,
+        floor: [u64; 4],
+    }
+
+    impl Floored {
+        fn reaches(&self, later: &RowOp, d: u8, seq: u64) -> bool {
+            seq == 0 || (later.device[0] == d && later.seq >= seq) || {
+                self.contexts[&(later.device[0], later.seq)][d as usize] >= seq
+            }
+        }
+        fn below(&self, op: &RowOp) -> bool {
+            op.seq <= self.floor[op.device[0] as usize]
+        }
+        fn behind(&self, op: &RowOp) -> bool {
+            !self.below(op) && !(1..4).all(|d| self.reaches(op, d as u8, self.floor[d]))
+        }
+    }
+
+    impl Causality for Floored {
+        fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool {
+            (later.device, later.seq) != (earlier.device, earlier.seq)
+                && self.reaches(later, earlier.device[0], earlier.seq)
+        }
+        fn saw(&self, later: &RowOp, earlier: &RowOp) -> bool {
+            self.follows(later, earlier)
+                || (self.behind(later) && self.below(earlier) && earlier.kind != Delete)
+        }
+    }
+
+    type Id = (u8, u64);
+
+    fn id(op: &RowOp) -> Id {
+        (op.device[0], op.seq)
+    }
+
+    /// Everything the rule computes for a row, named by op ids (so rows with different op
+    /// slices compare).
+    fn judged(ops: &[RowOp], c: &Floored) -> String {
+        let (live, universe) = live_set(ops, c);
+        let mut live_ids: Vec<_> = (live.iter())
+            .map(|e| {
+                let mut cols = e.cols.clone();
+                cols.sort();
+                (id(&ops[e.op]), e.top, cols)
+            })
+            .collect();
+        live_ids.sort();
+        let mut lost: Vec<_> = (losses(ops, &live, &universe).into_iter())
+            .map(|l| (id(&ops[l.loser]), id(&ops[l.winner]), l.columns))
+            .collect();
+        lost.sort();
+        let mut revivals = Vec::new();
+        for e in &live {
+            for d in &live {
+                if ops[e.op].kind != Delete && ops[d.op].kind == Delete {
+                    let cells = revived(ops, e.op, d.op, c);
+                    revivals.push((id(&ops[e.op]), id(&ops[d.op]), cells));
+                }
+            }
+        }
+        revivals.sort_by_key(|a| (a.0, a.1));
+        format!(
+            "state {:?}\nfrom live {:?}\nlive {live_ids:?}\nuniverse {universe:?}\nlost \
+             {lost:?}\nrevived {revivals:?}",
+            row_state(ops, c),
+            state_of_live(ops, &live, &universe),
+        )
+    }
+
+    /// Random histories of one row on three devices: a floor (a device's clock at some step),
+    /// a compaction at a later step, and ops after it (some from devices that had not heard
+    /// of the floor: behind it). What the rule computes from every op equals what it computes
+    /// without the superseded ones, at compaction and at the end.
+    #[test]
+    fn removing_superseded_ops_changes_nothing_the_rule_computes() {
+        let mut seed: u64 = 0x5eed;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut total = 0;
+        let mut histories_with_removal = 0;
+        for _ in 0..20000 {
+            let mut known = [[0u64; 4]; 4];
+            let mut lamport = [[0u64; 4]; 4];
+            let mut ops: Vec<RowOp> = Vec::new();
+            let mut contexts = HashMap::new();
+            let count = 2 + next(24) as usize;
+            let floor_at = next(count as u64) as usize;
+            let compact_at = floor_at + next((count - floor_at) as u64 + 1) as usize;
+            let mut floor = [0u64; 4];
+            let mut compacted: Option<(usize, Vec<Id>)> = None;
+            let columns = ["x", "y", "z"];
+            for k in 0..=count {
+                if k == floor_at {
+                    let d = 1 + next(3) as usize;
+                    floor = known[d];
+                }
+                if k == compact_at {
+                    let c = Floored {
+                        contexts: contexts.clone(),
+                        floor,
+                    };
+                    let below: Vec<bool> = ops.iter().map(|o| c.below(o)).collect();
+                    let gone = superseded(&ops, &below, &c);
+                    compacted = Some((ops.len(), gone.iter().map(|&i| id(&ops[i])).collect()));
+                }
+                if k == count {
+                    break;
+                }
+                let d = 1 + next(3) as usize;
+                if next(2) == 0 {
+                    let from = 1 + next(3) as usize;
+                    for x in 1..4 {
+                        known[d][x] = known[d][x].max(known[from][x]);
+                        lamport[d][x] = lamport[d][x].max(lamport[from][x]);
+                    }
+                }
+                let seq = known[d][d] + 1;
+                let time = 1 + lamport[d].iter().max().unwrap();
+                let kind = match (ops.is_empty(), next(7)) {
+                    (true, _) | (_, 0) => Insert,
+                    (_, 1) | (_, 2) => Delete,
+                    _ => Update,
+                };
+                let cells: Vec<(String, Value)> = match kind {
+                    Delete => vec![],
+                    // an insert of every column but, rarely, the last (a narrower shape)
+                    Insert => (columns.iter())
+                        .take(if next(8) == 0 { 2 } else { 3 })
+                        .map(|c| (c.to_string(), Value::Integer(next(3) as i64)))
+                        .collect(),
+                    _ => {
+                        let mut cells = Vec::new();
+                        for c in columns {
+                            if next(2) == 0 {
+                                cells.push((c.to_string(), Value::Integer(next(3) as i64)));
+                            }
+                        }
+                        cells
+                    }
+                };
+                if kind == Update && cells.is_empty() {
+                    continue;
+                }
+                let mut context = known[d];
+                context[d] = seq - 1;
+                contexts.insert((d as u8, seq), context);
+                ops.push(RowOp {
+                    device: [d as u8; 16],
+                    seq,
+                    lamport: time,
+                    kind,
+                    cells,
+                });
+                known[d][d] = seq;
+                lamport[d][d] = time;
+            }
+            let c = Floored { contexts, floor };
+            let (held, gone) = compacted.expect("compacted");
+            let gone: HashSet<Id> = gone.into_iter().collect();
+            total += gone.len();
+            histories_with_removal += usize::from(!gone.is_empty());
+            let kept = |upto: usize| -> Vec<RowOp> {
+                (ops[..upto].iter())
+                    .filter(|o| !gone.contains(&id(o)))
+                    .cloned()
+                    .collect()
+            };
+            for upto in [held, ops.len()] {
+                assert_eq!(
+                    judged(&ops[..upto], &c),
+                    judged(&kept(upto), &c),
+                    "floor {floor:?}, removed {gone:?}, ops {:#?}",
+                    &ops[..upto]
+                );
+            }
+        }
+        // the histories remove something often enough to mean something
+        assert!(histories_with_removal > 1500, "{histories_with_removal}");
+        assert!(total > 3000, "{total}");
+    }
+
+    fn op(d: u8, seq: u64, lamport: u64, kind: OpKind, cells: &[(&str, i64)]) -> RowOp {
+        RowOp {
+            device: [d; 16],
+            seq,
+            lamport,
+            kind,
+            cells: (cells.iter())
+                .map(|&(c, v)| (c.to_string(), Value::Integer(v)))
+                .collect(),
+        }
+    }
+
+    /// Rule 4: an update that follows an update and a delete made concurrently (the delete
+    /// with the greater order key) is a last write of its follower's past, which without it
+    /// reads as the deleted row; a later delete concurrent with the follower makes that past
+    /// the one a revived column shows.
+    #[test]
+    fn an_update_after_a_concurrent_delete_stays_while_its_follower_may_revive() {
+        let ops = vec![
+            op(1, 1, 1, Insert, &[("x", 0), ("y", 0)]),
+            op(2, 1, 2, Update, &[("y", 5)]),
+            op(3, 1, 3, Delete, &[]),
+            op(1, 2, 4, Update, &[("x", 1)]), // o: follows both
+            op(1, 3, 6, Update, &[("x", 2)]), // p
+            op(2, 2, 5, Delete, &[]),         // after op 2:1 only
+        ];
+        let contexts = HashMap::from([
+            ((1, 1), [0, 0, 0, 0]),
+            ((2, 1), [0, 1, 0, 0]),
+            ((3, 1), [0, 1, 0, 0]),
+            ((1, 2), [0, 1, 1, 1]),
+            ((1, 3), [0, 2, 1, 1]),
+            ((2, 2), [0, 1, 1, 0]),
+        ]);
+        let c = Floored {
+            contexts,
+            floor: [0, 3, 2, 1],
+        };
+        let without = |i: usize| -> Vec<RowOp> {
+            let mut less = ops.clone();
+            less.remove(i);
+            less
+        };
+        // removing o would change what the row shows
+        assert_ne!(judged(&ops, &c), judged(&without(3), &c));
+        assert!(superseded(&ops, &[true; 6], &c).is_empty());
+    }
+
+    #[test]
+    fn a_hot_row_keeps_its_first_insert_and_last_update() {
+        let mut ops = vec![RowOp {
+            device: [1; 16],
+            seq: 1,
+            lamport: 1,
+            kind: Insert,
+            cells: vec![("x".into(), Value::Integer(0))],
+        }];
+        for seq in 2..=1000u64 {
+            ops.push(RowOp {
+                device: [1; 16],
+                seq,
+                lamport: seq,
+                kind: Update,
+                cells: vec![("x".into(), Value::Integer(seq as i64))],
+            });
+        }
+        let c = Floored {
+            contexts: (1..=1000).map(|s| ((1, s), [0, s - 1, 0, 0])).collect(),
+            floor: [0, 1000, 0, 0],
+        };
+        let gone = superseded(&ops, &[true; 1000], &c);
+        assert_eq!(gone.len(), 998);
+        assert!(!gone.contains(&0) && !gone.contains(&999));
+    }
+}

@@ -13,6 +13,9 @@ const RUNS: usize = 5;
 /// Runs of each size of the bundle figures (a million ops take seconds per run).
 const BIG_RUNS: usize = 3;
 
+#[path = "tables/compaction.rs"]
+mod compaction;
+
 fn extension() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dist/sync0.so")
 }
@@ -926,6 +929,9 @@ fn main() {
             Err(_) => vec![10, 100, 200],
         };
         bench.star_table(&sizes);
+    }
+    if runs("14") {
+        bench.compaction_table(if quick { 100_000 } else { 1_000_000 });
     }
     if runs("session") {
         bench.session_table();

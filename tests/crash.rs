@@ -7,6 +7,9 @@
 //! `PRAGMA integrity_check` is ok, every table equals its state before the import or after it,
 //! and importing again gives the state after it.
 //!
+//! `killed_compactions_leave_the_database_before_or_after` does the same to a `sync_compact()`
+//! that removes ops (below its floor, 6,000 updates other updates overwrote).
+//!
 //! `killed_exports_leave_no_bundle_or_a_whole_one` does the same to `sync_bundle_out`: the target
 //! path then holds nothing or a bundle that imports whole; a killed export may leave its
 //! temporary file beside the path, and the next export to that path removes it (but never the
@@ -25,7 +28,7 @@ const SCHEMA: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n);
                       SELECT sync_enable('t');";
 
 /// What the child does, from its environment: `SYNC_CRASH_DB`, `SYNC_CRASH_BUNDLE`,
-/// `SYNC_CRASH_DO` (`in` or `out`). Without them it does nothing.
+/// `SYNC_CRASH_DO` (`in`, `out` or `compact`). Without them it does nothing.
 #[test]
 fn child() {
     let (Ok(db), Ok(bundle), Ok(what)) = (
@@ -37,6 +40,10 @@ fn child() {
     };
     let conn = Connection::open(db).unwrap();
     load(&conn);
+    if what == "compact" {
+        compact_removing(&conn);
+        return;
+    }
     let f = if what == "in" {
         "sync_bundle_in(?1)"
     } else {
@@ -44,6 +51,16 @@ fn child() {
     };
     conn.query_row(&format!("SELECT {f}"), [bundle], |_| Ok(()))
         .unwrap();
+}
+
+/// `sync_compact()`, removing what its floor made dead (compact/mod.rs: the tests ask for it).
+fn compact_removing(conn: &Connection) -> String {
+    exec(
+        conn,
+        "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
+    );
+    conn.query_row("SELECT sync_compact()", [], |r| r.get(0))
+        .unwrap()
 }
 
 /// Runs `child` for `what` to its end, or kills it after `delay`.
@@ -138,26 +155,15 @@ fn killed_imports_leave_the_database_before_or_after() {
         let after = whole_state(&open_checked(&work));
         assert_ne!(before, after);
 
-        // kills at random times until KILLS_PER_MODE / 2 of them landed while the import
-        // wrote (the machine's load moves where they land: a busy machine takes more kills),
-        // every one checked
-        let (mut mid_write, mut kills) = (0, 0);
-        while kills < KILLS_PER_MODE || mid_write < KILLS_PER_MODE / 2 && kills < 4 * KILLS_PER_MODE
-        {
-            kills += 1;
-            copy_db(&pristine, &work);
-            let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 11 / 10));
-            run_child(&work, &bundle, "in", Some(delay));
-            // killed mid-write: a rollback journal or WAL with content is left behind
-            let left =
-                |suffix| std::fs::metadata(with_suffix(&work, suffix)).map_or(0, |m| m.len());
-            mid_write += (left("-journal") > 0 || left("-wal") > 0) as u64;
-            let conn = open_checked(&work);
-            let now = whole_state(&conn);
-            assert!(
-                now == before || now == after,
-                "{mode}: after a kill at {delay:?} the database is neither before nor after"
-            );
+        let kill = Kill {
+            mode,
+            work: &work,
+            pristine: &pristine,
+            bundle: &bundle,
+            what: "in",
+            full,
+        };
+        kill.until_mid_write(&mut rng, &before, &after, |conn, finished| {
             let retry = conn
                 .query_row(
                     "SELECT sync_bundle_in(?1) ->> '$.skipped'",
@@ -165,19 +171,142 @@ fn killed_imports_leave_the_database_before_or_after() {
                     |r| r.get::<_, bool>(0),
                 )
                 .unwrap();
-            assert_eq!(retry, now == after, "a finished import is skipped");
-            assert_eq!(
-                whole_state(&conn),
-                after,
-                "{mode}: the retried import completes"
+            assert_eq!(retry, finished, "a finished import is skipped");
+        });
+    }
+}
+
+/// A child doing `what` on `work`, put back to `pristine` before each run; `full`: how long
+/// the whole of it took.
+struct Kill<'a> {
+    mode: &'a str,
+    work: &'a Path,
+    pristine: &'a Path,
+    bundle: &'a Path,
+    what: &'a str,
+    full: Duration,
+}
+
+impl Kill<'_> {
+    /// Kills at random times until KILLS_PER_MODE / 2 of them landed while the child wrote
+    /// (the machine's load moves where they land: a busy machine takes more kills), every one
+    /// checked: the database is whole, and `before` or `after`; `retry(conn, finished)` does
+    /// the work again, which gives `after`.
+    fn until_mid_write(
+        &self,
+        rng: &mut Rng,
+        before: &[String],
+        after: &[String],
+        retry: impl Fn(&Connection, bool),
+    ) {
+        let (mode, work) = (self.mode, self.work);
+        let (mut mid_write, mut kills) = (0, 0);
+        while kills < KILLS_PER_MODE || mid_write < KILLS_PER_MODE / 2 && kills < 4 * KILLS_PER_MODE
+        {
+            kills += 1;
+            copy_db(self.pristine, work);
+            let delay = Duration::from_micros(rng.below(self.full.as_micros() as u64 * 11 / 10));
+            run_child(work, self.bundle, self.what, Some(delay));
+            // killed mid-write: a rollback journal or WAL with content is left behind
+            let left = |suffix| std::fs::metadata(with_suffix(work, suffix)).map_or(0, |m| m.len());
+            mid_write += (left("-journal") > 0 || left("-wal") > 0) as u64;
+            let conn = open_checked(work);
+            let now = whole_state(&conn);
+            let diff = |than: &[String]| -> Vec<String> {
+                (now.iter().filter(|r| !than.contains(r)))
+                    .chain(than.iter().filter(|r| !now.contains(r)))
+                    .take(6)
+                    .map(|r| r.chars().take(160).collect())
+                    .collect()
+            };
+            assert!(
+                now == before || now == after,
+                "{mode}: after a kill at {delay:?} the database is neither before nor after: \
+                 against before {:?}, against after {:?}",
+                diff(before),
+                diff(after)
             );
+            retry(&conn, now == after);
+            assert_eq!(whole_state(&conn), after, "{mode}: the retry completes");
         }
         assert!(
             mid_write >= KILLS_PER_MODE / 2,
-            "{mode}: {} kills must land while the import writes ({mid_write} of {kills} did)",
+            "{mode}: {} kills must land while the child writes ({mid_write} of {kills} did)",
             KILLS_PER_MODE / 2
         );
     }
+}
+
+/// A device that imported 18,000 ops of another, 6,000 of them updates that later updates
+/// overwrote, removes those by compaction (every device it knows has them): killed at random
+/// moments, it is left as before or after, and compacting again completes it.
+#[test]
+fn killed_compactions_leave_the_database_before_or_after() {
+    let mut rng = Rng(13);
+    let a = Device::new("a", SCHEMA);
+    exec(
+        a.conn(),
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 6000)
+         INSERT INTO t SELECT i, 'title ' || i, i FROM c;
+         UPDATE t SET n = n + 1;
+         UPDATE t SET n = n + 1;",
+    );
+    let bundle = a.bundle_for(None);
+    // (in the default journal mode only: the import's test covers WAL, and CI's time is short)
+    let mode = "DELETE";
+    // b lives in work.db from the start (a copy would fork, and its former id, which says
+    // nothing, would keep every op from being stable); pristine.db is its content, put
+    // back over work.db in place before each run
+    let work = a.db.dir.path().join(format!("work-{mode}.db"));
+    let pristine = a.db.dir.path().join(format!("pristine-{mode}.db"));
+    let b = Connection::open(&work).unwrap();
+    load(&b);
+    exec(
+        &b,
+        &format!("PRAGMA journal_mode = {mode}; SELECT sync_init(); {SCHEMA}"),
+    );
+    b.query_row(
+        "SELECT sync_bundle_in(?1)",
+        [bundle.to_str().unwrap()],
+        |_| Ok(()),
+    )
+    .unwrap();
+    // (what the child sets first, set here: the state before is the state with it)
+    exec(
+        &b,
+        "INSERT INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
+    );
+    exec(&b, &format!("VACUUM INTO '{}'", pristine.display()));
+    drop(b);
+    let before = whole_state(&open_checked(&work));
+    let start = Instant::now();
+    run_child(&work, &bundle, "compact", None);
+    let full = start.elapsed();
+    let conn = open_checked(&work);
+    let after = whole_state(&conn);
+    let again = compact_removing(&conn);
+    assert_eq!(again, r#"{"floor":null,"removed":0}"#);
+    let now = whole_state(&conn);
+    let changed: Vec<&String> = (now.iter().filter(|r| !after.contains(r)))
+        .chain(after.iter().filter(|r| !now.contains(r)))
+        .collect();
+    assert!(changed.is_empty(), "compacting again changed {changed:?}");
+    let ops: i64 = conn
+        .query_row("SELECT count(*) FROM sync_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ops, 12001, "the inserts, the last updates and the floor op");
+    drop(conn);
+    let kill = Kill {
+        mode,
+        work: &work,
+        pristine: &pristine,
+        bundle: &bundle,
+        what: "compact",
+        full,
+    };
+    kill.until_mid_write(&mut rng, &before, &after, |conn, _| {
+        compact_removing(conn);
+    });
 }
 
 #[test]

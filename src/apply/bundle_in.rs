@@ -186,9 +186,11 @@ fn import(
     run.fold_local_ops(before.get(&SELF).copied().unwrap_or(0))?;
     run.reading.marks = std::mem::take(&mut reader.marks);
     run.reading.marks.reverse();
+    run.read_base(&reader.manifest.base)?;
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.reading.appender.flush()?;
     run.resolve_waiting()?;
+    run.take_base()?;
     run.deliver()?;
     run.write_applied()?;
     // ops applied or kept before their writer declared their table as it does now are sorted

@@ -48,6 +48,9 @@ impl Import<'_> {
             let mut progress = false;
             for &device in &devices {
                 loop {
+                    if self.skip_removed(device)? {
+                        progress = true;
+                    }
                     let seq = self.clocks.clock.get(&device).copied().unwrap_or(0) + 1;
                     if !self.deliverable(device, seq) {
                         break;
@@ -95,8 +98,13 @@ impl Import<'_> {
         lamport: u64,
         deps: &[(DeviceIdx, u64)],
     ) -> Result<Option<String>> {
+        // (an op compaction removed has no Lamport time here: a clock whose past holds one can
+        // be found to go backwards, not to jump)
+        let mut unknown = false;
         let mut past = if seq > 1 {
-            self.lamport_of(device, seq - 1)?
+            let known = self.lamport_of(device, seq - 1)?;
+            unknown |= known.is_none();
+            known.unwrap_or(0)
         } else {
             0
         };
@@ -110,10 +118,13 @@ impl Import<'_> {
                     &id[..8]
                 )));
             }
-            past = past.max(self.lamport_of(dep, dep_seq)?);
+            let known = self.lamport_of(dep, dep_seq)?;
+            unknown |= known.is_none();
+            past = past.max(known.unwrap_or(0));
         }
         Ok(match lamport.cmp(&(past + 1)) {
             std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater if unknown => None,
             std::cmp::Ordering::Less => Some(format!(
                 "its clock goes backwards: Lamport time {lamport}, not above {past} of its causal past"
             )),
@@ -124,8 +135,8 @@ impl Import<'_> {
         })
     }
 
-    /// The Lamport time of applied op `seq` of `device`.
-    fn lamport_of(&mut self, device: DeviceIdx, seq: u64) -> Result<u64> {
+    /// The Lamport time of applied op `seq` of `device` (None: removed by compaction).
+    fn lamport_of(&mut self, device: DeviceIdx, seq: u64) -> Result<Option<u64>> {
         // a second history shares the ops of the one it forked from up to its fork
         if let Some((parent, base)) = self.known.devices.fork(device) {
             if seq <= base {
@@ -133,15 +144,15 @@ impl Import<'_> {
             }
         }
         if device == SELF {
-            return Ok(self.known.local.lamport(seq));
+            return Ok(Some(self.known.local.lamport(seq)));
         }
         if let Some(&(tip, lamport)) = self.clocks.tips.get(&device) {
             if tip == seq {
-                return Ok(lamport);
+                return Ok(Some(lamport));
             }
         }
         if let Some(&lamport) = self.clocks.lamports.get(&(device, seq)) {
-            return Ok(lamport);
+            return Ok(Some(lamport));
         }
         self.reading.appender.flush()?;
         let row = self.query_row(
@@ -151,8 +162,9 @@ impl Import<'_> {
         match row.as_deref() {
             Some([Value::Integer(lamport)]) => {
                 self.clocks.lamports.insert((device, seq), *lamport as u64);
-                Ok(*lamport as u64)
+                Ok(Some(*lamport as u64))
             }
+            _ if self.history().removed(device, seq)? => Ok(None),
             _ => Err(Error::new(format!(
                 "received op {seq} of device {device} is missing"
             ))),

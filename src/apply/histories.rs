@@ -35,8 +35,7 @@ pub(super) enum Placed {
     Duplicate(DeviceIdx),
     /// the op before it is not held here
     Unplaced,
-    /// at or below where compaction removed ops of this history here: taken to be the op
-    /// held or removed there, unchecked (compact/remove.rs)
+    /// an op compaction removed here: taken to be the op that was, unchecked (compact/remove.rs)
     Below(DeviceIdx),
 }
 
@@ -54,7 +53,10 @@ impl Import<'_> {
     pub(super) fn place(&mut self, root: DeviceIdx, op: &Packed, form: &Form) -> Result<Placed> {
         let forked = self.known.devices.is_forked(root);
         let seq = op.seq;
-        if !forked && seq <= self.known.devices.removed_upto(root) {
+        if !forked
+            && seq <= self.applied_seq(root)
+            && self.flushed()?.history().removed(root, seq)?
+        {
             return Ok(Placed::Below(root));
         }
         // the history that holds op seq - 1 (for op 1: the device's first)

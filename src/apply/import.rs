@@ -126,6 +126,9 @@ pub(super) struct Reading<'a> {
     pub(super) dep_hashes: HashMap<(DeviceIdx, u64), crate::op::Hash>,
     /// The store of received ops, written a batch at a time
     pub(super) appender: Appender<'a>,
+    /// The bundle's base, for the histories it reaches below what is applied here: up to
+    /// where its writer removed ops it does not carry, and that op's link (removed.rs)
+    pub(super) base: HashMap<DeviceIdx, (u64, crate::op::Hash)>,
 }
 
 /// The rows the import indexes, writes and settles.
@@ -179,6 +182,7 @@ impl<'a> Import<'a> {
                 marks: Vec::new(),
                 dep_hashes: HashMap::new(),
                 appender: Appender::new(conn, spans),
+                base: HashMap::new(),
             },
             rows: Rows {
                 touched: Touched::new(),

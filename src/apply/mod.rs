@@ -59,6 +59,7 @@ mod park;
 mod parking;
 mod quiet;
 mod references;
+mod removed;
 mod row_writer;
 mod settle;
 mod store;

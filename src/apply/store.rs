@@ -57,6 +57,7 @@ impl<'a> Import<'a> {
         };
         self.reading.stream_at = Some((op.device, op.seq, device));
         self.mark(Some((device, op.seq)))?;
+        self.after_removed(device, &op)?;
         let form_id = self.form_id(number, form)?;
         let mut vals = Vec::with_capacity(64);
         Form::pack(&op.values, &mut vals)?;

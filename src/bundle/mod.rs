@@ -115,6 +115,10 @@ pub struct Manifest {
     /// (log/stable.rs; none in bundles of builds before 0.2.0)
     pub stable: Vec<(DeviceId, u64, Hash)>,
     pub knows: Vec<DeviceId>,
+    /// Per device, the seq at or below which its writer removed ops by compaction that this
+    /// bundle does not carry, with the link of that op (compact/remove.rs; a reader takes them
+    /// as applied: apply/removed.rs)
+    pub base: Vec<(DeviceId, u64, Hash)>,
 }
 
 /// Appends one msgpack item.

@@ -183,6 +183,9 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let mut heads: HashMap<DeviceIdx, (u64, Hash)> = HashMap::new();
     // per device, the first and the last seq this bundle carries
     let mut needs: Vec<(DeviceId, u64, u64)> = Vec::new();
+    // per device whose ops the peer lacks down where compaction removed some here: up to where
+    // the ops this bundle does not carry were removed (the peer takes them as applied)
+    let mut base: Vec<(DeviceId, u64, Hash)> = Vec::new();
     for device in devices.indexes() {
         let held = match device {
             SELF => applied.get(&SELF).copied().unwrap_or(0),
@@ -199,10 +202,22 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         let mut next = from + 1;
         let mut last = None;
         let mut first = None;
+        let removed = devices.removed_upto(device);
+        if from < removed {
+            let link = (history.hash_at(device, removed)?)
+                .ok_or_else(|| Error::new("compaction left no link where it removed ops"))?;
+            base.push((devices.wire_id(device), removed, link));
+        }
         history.each(device, from, held, |op| {
             if op.seq == from + 1 && from > 0 && prev.is_none() {
                 // op `from` not here (an error): nothing above it goes
                 prev = history.hash_at(device, from).unwrap_or_default();
+            }
+            if op.seq > next && next > 0 && op.seq - 1 <= removed {
+                // the ops between were removed by compaction (the base says so): the one
+                // before this op has its hash kept, as the last of its run
+                prev = history.hash_at(device, op.seq - 1)?;
+                next = op.seq;
             }
             if op.seq != next || from > 0 && prev.is_none() {
                 next = 0; // the ops above a missing one are not relayed
@@ -256,7 +271,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let stable = crate::log::stable::now(conn, &history, devices, link)?;
     let stable = crate::log::stable::for_bundle(&stable, devices, &clock);
     let bytes = match writer
-        .finish(bundle_id, &me, &clock, declared, stable)
+        .finish(bundle_id, &me, &clock, declared, stable, &base)
         .map_err(at)?
     {
         Written::File(bytes) => bytes,

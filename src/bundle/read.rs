@@ -428,6 +428,12 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     let knows: Vec<Fixed<16>> = optional("knows")
         .and_then(|b| rmp_serde::from_slice(&b).ok())
         .unwrap_or_default();
+    // (a bundle of an earlier build has none; one whose base is unreadable is refused: its
+    // ops above removed ones would wait for them)
+    let base: Vec<(Fixed<16>, u64, Fixed<16>)> = match optional("base") {
+        None => Vec::new(),
+        Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("base is unreadable"))?,
+    };
     Ok(Manifest {
         format,
         bundle_id,
@@ -440,5 +446,6 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .collect(),
         stable: stable.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
         knows: knows.into_iter().map(|d| d.0).collect(),
+        base: base.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
     })
 }

@@ -117,7 +117,8 @@ impl Writer {
             conn.exec(
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
-                                       declared BLOB, writer TEXT, stable BLOB, knows BLOB)",
+                                       declared BLOB, writer TEXT, stable BLOB, knows BLOB,
+                                       base BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -263,8 +264,9 @@ impl Writer {
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
         stable: (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
+        base: &[(DeviceId, u64, Hash)],
     ) -> Result<Written> {
-        let result = self.seal(bundle_id, source, clock, declared, stable);
+        let result = self.seal(bundle_id, source, clock, declared, stable, base);
         if result.is_err() {
             self.abandon();
         }
@@ -278,6 +280,7 @@ impl Writer {
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
         (stable, knows): (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
+        base: &[(DeviceId, u64, Hash)],
     ) -> Result<Written> {
         self.flush()?;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
@@ -288,12 +291,12 @@ impl Writer {
                 .collect();
             rmp_serde::to_vec(&clock).expect("a clock always encodes")
         };
-        let (clock, stable) = (encode(clock), encode(&stable));
+        let (clock, stable, base) = (encode(clock), encode(&stable), encode(base));
         let knows: Vec<op::Bin> = knows.iter().map(|d| op::Bin(d)).collect();
         let knows = rmp_serde::to_vec(&knows).expect("device ids always encode");
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
-            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -306,6 +309,7 @@ impl Writer {
                 Value::Text(env!("CARGO_PKG_VERSION").into()),
                 Value::Blob(stable),
                 Value::Blob(knows),
+                Value::Blob(base),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

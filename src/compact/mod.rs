@@ -5,9 +5,14 @@
 //! them alike. It writes one only when an op other than a floor op became stable since its last
 //! floor op (so floor ops do not beget floor ops).
 //!
-//! Removing the ops below a floor op that no row needs any more is `remove.rs`; until late
-//! joiners can be sent what those ops summarize, it runs only where the tests ask for it
-//! (`_sync_state` `compact_removes` = 1), and `sync_compact` then says how many ops it removed.
+//! Removing the ops below a floor op that no row needs any more is `remove.rs`, and a device
+//! that lacks removed ops takes them as applied from a bundle's base (apply/removed.rs). Both
+//! run only where the tests ask for them (`_sync_state` `compact_removes` = 1; `sync_compact`
+//! then says how many ops it removed), until two things are settled: an op of a second history
+//! of a device (a backup put back and written on) that arrives where this device removed ops
+//! cannot be told from the op removed, so devices that removed and devices that did not would
+//! place it differently; and a base cannot be checked, so a forged one would pass over a
+//! device's true ops (signed bundles).
 //!
 //! Invariant: a floor op's floor is in its causal past (the stable clock never exceeds what
 //! this device holds), and this device's floor ops only grow.
@@ -93,6 +98,10 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
         &[Value::Integer(shape), Value::Blob(floors::encode(&entries))],
     )?;
     let seq = log::last_local_seq(conn)? as u64;
+    // a floor op is on no row: the local ops before it were folded just now, so it is too
+    if crate::schema::state(conn, "folded")? + 1 == seq {
+        crate::schema::set_state(conn, "folded", seq)?;
+    }
     let entries = stable.iter().map(|(&d, &(s, _))| (d, s)).collect();
     floors.add(
         conn,

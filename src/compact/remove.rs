@@ -71,8 +71,11 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
             .collect();
         let below: Vec<bool> = (names.iter())
             .map(|name| {
+                // below the floor: an op its floor's ops reach (every device known had it)
                 name.is_some_and(|at| {
-                    at != first && at != (SELF, last_local) && order.reaches(floor.op, at)
+                    at != first
+                        && at != (SELF, last_local)
+                        && floor.entries.iter().any(|&e| order.reaches(e, at))
                 })
             })
             .collect();
@@ -119,13 +122,9 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         }
     }
     conn.exec(crate::schema::OPS_NO_DELETE, &[])?;
-    conn.exec(crate::schema::REMOVED, &[])?;
+    let mut devices = crate::log::clock::Devices::load(conn)?;
     for &(device, seq) in &floor.entries {
-        conn.exec(
-            "INSERT INTO main._sync_removed(device, upto) VALUES (?1, ?2)
-             ON CONFLICT(device) DO UPDATE SET upto = max(upto, excluded.upto)",
-            &[Value::from(device), Value::Integer(seq as i64)],
-        )?;
+        devices.set_removed(conn, device, seq)?;
     }
     Ok(index.len() as u64)
 }

@@ -68,6 +68,19 @@ impl Devices {
         self.removed.get(&idx).copied().unwrap_or(0)
     }
 
+    /// Records that ops of history `idx` at or below `upto` may be missing (`_sync_removed`).
+    pub fn set_removed(&mut self, conn: &Conn, idx: DeviceIdx, upto: u64) -> Result<()> {
+        conn.exec(crate::schema::REMOVED, &[])?;
+        conn.exec(
+            "INSERT INTO main._sync_removed(device, upto) VALUES (?1, ?2)
+             ON CONFLICT(device) DO UPDATE SET upto = max(upto, excluded.upto)",
+            &[Value::from(idx), Value::Integer(upto as i64)],
+        )?;
+        let at = self.removed.entry(idx).or_default();
+        *at = (*at).max(upto);
+        Ok(())
+    }
+
     pub fn idx(&self, id: &DeviceId) -> Option<DeviceIdx> {
         self.by_id.get(id).copied()
     }

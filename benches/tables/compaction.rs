@@ -28,6 +28,7 @@ impl Bench {
         let plain_used = used_bytes(&conn);
         let plain_file = std::fs::metadata(&plain).unwrap().len() as f64;
         drop(conn);
+        let mut parts = Vec::new();
         for removes in [false, true] {
             let (devices, seconds) = seconds(|| self.three_devices(updates, removes));
             let each = |f: &dyn Fn(&Connection, &Path) -> String| -> String {
@@ -48,6 +49,14 @@ impl Bench {
             });
             let how = if removes { "on" } else { "off" };
             println!("| {how} | {ops} | {used} | {file} | {seconds:.1} |");
+            parts.push(format!(
+                "compaction {how}: {}",
+                largest_parts(&devices[0].0)
+            ));
+        }
+        println!("\nthe largest parts of device a, KiB:");
+        for part in parts {
+            println!("- {part}");
         }
         println!(
             "\nplain table: {ROWS} rows, {:.0} KiB in use, {:.0} KiB file",
@@ -101,8 +110,40 @@ impl Bench {
                     .unwrap();
             }
         }
+        // the end: a round in which every device hears from every other, and compacts, twice
+        for _ in 0..2 {
+            for from in 0..3 {
+                for to in (0..3).filter(|&t| t != from) {
+                    send(from, to);
+                }
+            }
+            for (c, _) in &devices {
+                c.query_row("SELECT sync_compact()", [], |_| Ok(()))
+                    .unwrap();
+            }
+        }
         devices
     }
+}
+
+/// The tables and indexes that take the most pages, with their KiB (dbstat).
+fn largest_parts(conn: &Connection) -> String {
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, sum(pgsize) / 1024 FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6",
+        )
+        .unwrap();
+    let parts: Vec<String> = (stmt.query_map([], |r| {
+        Ok(format!(
+            "{} {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?
+        ))
+    }))
+    .unwrap()
+    .map(Result::unwrap)
+    .collect();
+    parts.join(", ")
 }
 
 /// The bytes of the database's pages in use (its file less the free pages).

@@ -126,5 +126,24 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
     for &(device, seq) in &floor.entries {
         devices.set_removed(conn, device, seq)?;
     }
+    for &device in gone.keys() {
+        forget_checkpoints(conn, device, devices.removed_upto(device))?;
+    }
     Ok(index.len() as u64)
+}
+
+/// Drops the checkpoints of history `device` below `upto` that no op held here hashes from:
+/// those of removed ops whose next op was removed too (the last op of each run keeps its own).
+fn forget_checkpoints(conn: &Conn, device: DeviceIdx, upto: u64) -> Result<()> {
+    let held = |at: &str| match device {
+        SELF => format!("SELECT 1 FROM main._sync_ops o WHERE o.seq = {at}"),
+        _ => format!("SELECT 1 FROM main._sync_remote o WHERE o.device = ?1 AND o.seq = {at}"),
+    };
+    let sql = format!(
+        "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq < ?2
+           AND NOT EXISTS ({}) AND NOT EXISTS ({})",
+        held("main._sync_hashes.seq"),
+        held("main._sync_hashes.seq + 1"),
+    );
+    conn.exec(&sql, &[Value::from(device), Value::Integer(upto as i64)])
 }

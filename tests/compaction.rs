@@ -163,8 +163,8 @@ fn ops_held(d: &Device) -> i64 {
         .unwrap()
 }
 
-#[test]
-fn removing_overwritten_ops_keeps_tables_and_sync_going() {
+/// Devices a and b, removal on, a holding rows 1 and 2.
+fn two_removing() -> (Device, Device) {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
     removing(&a);
     removing(&b);
@@ -172,6 +172,12 @@ fn removing_overwritten_ops_keeps_tables_and_sync_going() {
         a.conn(),
         "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')",
     );
+    (a, b)
+}
+
+#[test]
+fn removing_overwritten_ops_keeps_tables_and_sync_going() {
+    let (a, b) = two_removing();
     for i in 0..300 {
         exec(a.conn(), &format!("UPDATE t SET x = 'a{i}' WHERE id = 1"));
     }
@@ -229,13 +235,7 @@ fn removing_overwritten_ops_keeps_tables_and_sync_going() {
 /// takes them as applied). It converges, relays to a later joiner, and syncs on both ways.
 #[test]
 fn a_device_that_joins_after_removal_converges_and_relays() {
-    let (a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(&a);
-    removing(&b);
-    exec(
-        a.conn(),
-        "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')",
-    );
+    let (a, b) = two_removing();
     for i in 0..100 {
         exec(a.conn(), &format!("UPDATE t SET x = 'a{i}' WHERE id = 1"));
         exec(a.conn(), &format!("UPDATE t SET y = 'a{i}' WHERE id = 2"));

@@ -18,7 +18,7 @@ use crate::form::Form;
 use crate::log::declared::Declared;
 use crate::log::{self, stored_alike, SyncedTable};
 use crate::merge::live::OpAt;
-use crate::merge::row_index::Entry;
+use crate::merge::row_index::{entry_values, Entry};
 use crate::schema::DeviceIdx;
 use crate::sql::BATCH;
 use crate::value::Value;
@@ -319,16 +319,11 @@ impl Import<'_> {
         for batch in entries.chunks(BATCH) {
             self.rows.index.add_many(batch)?;
         }
-        for (table_id, key, device, seq) in &entries {
+        for entry in &entries {
             self.run(
                 "DELETE FROM main._sync_kept
                  WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
-                &[
-                    Value::Integer(*table_id),
-                    Value::Blob(key.clone()),
-                    Value::from(*device),
-                    Value::Integer(*seq as i64),
-                ],
+                &entry_values(entry),
             )?;
         }
         for key in released.keys() {

@@ -19,7 +19,7 @@ use crate::log::chain::{self, Held};
 use crate::log::clock::Order;
 use crate::log::floors::Floor;
 use crate::log::{last_local_seq, synced_tables};
-use crate::merge::row_index::RowReader;
+use crate::merge::row_index::{entry_values, RowReader};
 use crate::merge::superseded::superseded;
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
@@ -96,16 +96,11 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
             }
         }
     }
-    for (table_id, key, device, seq) in &index {
+    for entry in &index {
         conn.exec(
             "DELETE FROM main._sync_row_ops
              WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
-            &[
-                Value::Integer(*table_id),
-                Value::Blob(key.clone()),
-                Value::from(*device),
-                Value::Integer(*seq as i64),
-            ],
+            &entry_values(entry),
         )?;
     }
     conn.exec("DROP TRIGGER main._sync_ops_no_delete", &[])?;

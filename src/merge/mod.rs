@@ -28,6 +28,8 @@ pub mod live;
 pub mod row_index;
 mod rule;
 pub mod superseded;
+#[cfg(test)]
+mod writers;
 
 pub use rule::{
     advance, live_set, losses, revived, row_state, state_of_live, Causality, Live, Loss, RowOp,

@@ -25,6 +25,17 @@ pub const ROW_HISTORY: &str =
 /// One op to index: (table id, row key, device, seq).
 pub type Entry = (i64, Vec<u8>, DeviceIdx, u64);
 
+/// An entry as the parameters of its row (`table_id`, `key`, `device`, `seq`).
+pub fn entry_values(entry: &Entry) -> [Value; 4] {
+    let (table_id, key, device, seq) = entry;
+    [
+        Value::Integer(*table_id),
+        Value::Blob(key.clone()),
+        Value::from(*device),
+        Value::Integer(*seq as i64),
+    ]
+}
+
 /// A live set to store: (table id, row key, the row's first op, the set).
 pub type LiveSet = (i64, Vec<u8>, (DeviceIdx, u64), Vec<u8>);
 
@@ -53,16 +64,6 @@ impl<'c> RowIndex<'c> {
             live_many: Padded::default(),
             edits: false,
         }
-    }
-
-    fn params(entry: &Entry) -> [Value; 4] {
-        let (table_id, key, device, seq) = entry;
-        [
-            Value::Integer(*table_id),
-            Value::Blob(key.clone()),
-            Value::from(*device),
-            Value::Integer(*seq as i64),
-        ]
     }
 
     /// Indexes up to `BATCH` ops, each on its row: per entry, None when it is its row's first
@@ -125,7 +126,7 @@ impl<'c> RowIndex<'c> {
         if which.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<[Value; 4]> = which.iter().map(|&i| Self::params(&entries[i])).collect();
+        let rows: Vec<[Value; 4]> = which.iter().map(|&i| entry_values(&entries[i])).collect();
         self.first_many.execute(self.conn, &rows, |n| {
             format!(
                 "{INSERT_FIRST} {} ON CONFLICT DO NOTHING",
@@ -140,7 +141,7 @@ impl<'c> RowIndex<'c> {
         if which.is_empty() {
             return Ok(());
         }
-        let rows: Vec<[Value; 4]> = which.iter().map(|&i| Self::params(&entries[i])).collect();
+        let rows: Vec<[Value; 4]> = which.iter().map(|&i| entry_values(&entries[i])).collect();
         (self.later_many).execute(self.conn, &rows, |n| {
             format!("{INSERT_LATER} {}", padded_rows(n, 4))
         })

@@ -611,23 +611,13 @@ mod tests {
         };
         for _ in 0..3000 {
             // per device: its clock (highest seq seen of each device)
-            let mut known = [[0u64; 4]; 4];
-            let mut lamport = [[0u64; 4]; 4]; // highest Lamport time seen, per device
+            let mut writers = super::super::writers::Writers::default();
             let mut ops = Vec::new();
             let mut clocks = HashMap::new();
             let count = 1 + next(12);
             for k in 0..count {
-                let d = 1 + next(3) as usize;
-                if next(3) == 0 {
-                    // d hears from another device
-                    let from = 1 + next(3) as usize;
-                    for x in 1..4 {
-                        known[d][x] = known[d][x].max(known[from][x]);
-                        lamport[d][x] = lamport[d][x].max(lamport[from][x]);
-                    }
-                }
-                let seq = known[d][d] + 1;
-                let time = 1 + lamport[d].iter().max().unwrap();
+                let (d, seq, time) = writers.next_op(&mut next, 3);
+                let known = writers.known;
                 let kind = match (k, next(6)) {
                     (0, _) | (_, 0) => Insert,
                     (_, 1) => Delete,
@@ -648,8 +638,7 @@ mod tests {
                     .map(|x| (x as u8, known[d][x]))
                     .collect();
                 clocks.insert((d as u8, seq), context);
-                known[d][d] = seq;
-                lamport[d][d] = time;
+                writers.wrote(d, seq, time);
             }
             let c = Clocks(clocks);
             let (expected, universe) = live_set(&ops, &c);

@@ -222,8 +222,7 @@ mod tests {
         let mut total = 0;
         let mut histories_with_removal = 0;
         for _ in 0..20000 {
-            let mut known = [[0u64; 4]; 4];
-            let mut lamport = [[0u64; 4]; 4];
+            let mut writers = super::super::writers::Writers::default();
             let mut ops: Vec<RowOp> = Vec::new();
             let mut contexts = HashMap::new();
             let count = 2 + next(24) as usize;
@@ -235,7 +234,7 @@ mod tests {
             for k in 0..=count {
                 if k == floor_at {
                     let d = 1 + next(3) as usize;
-                    floor = known[d];
+                    floor = writers.known[d];
                 }
                 if k == compact_at {
                     let c = Floored {
@@ -249,16 +248,7 @@ mod tests {
                 if k == count {
                     break;
                 }
-                let d = 1 + next(3) as usize;
-                if next(2) == 0 {
-                    let from = 1 + next(3) as usize;
-                    for x in 1..4 {
-                        known[d][x] = known[d][x].max(known[from][x]);
-                        lamport[d][x] = lamport[d][x].max(lamport[from][x]);
-                    }
-                }
-                let seq = known[d][d] + 1;
-                let time = 1 + lamport[d].iter().max().unwrap();
+                let (d, seq, time) = writers.next_op(&mut next, 2);
                 let kind = match (ops.is_empty(), next(7)) {
                     (true, _) | (_, 0) => Insert,
                     (_, 1) | (_, 2) => Delete,
@@ -284,7 +274,7 @@ mod tests {
                 if kind == Update && cells.is_empty() {
                     continue;
                 }
-                let mut context = known[d];
+                let mut context = writers.known[d];
                 context[d] = seq - 1;
                 contexts.insert((d as u8, seq), context);
                 ops.push(RowOp {
@@ -294,8 +284,7 @@ mod tests {
                     kind,
                     cells,
                 });
-                known[d][d] = seq;
-                lamport[d][d] = time;
+                writers.wrote(d, seq, time);
             }
             let c = Floored { contexts, floor };
             let (held, gone) = compacted.expect("compacted");

@@ -117,8 +117,9 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         }
     }
     conn.exec(crate::schema::OPS_NO_DELETE, &[])?;
+    // (a history nothing was removed from keeps no horizon: its ops are all here)
     let mut devices = crate::log::clock::Devices::load(conn)?;
-    for &(device, seq) in &floor.entries {
+    for &(device, seq) in floor.entries.iter().filter(|e| gone.contains_key(&e.0)) {
         devices.set_removed(conn, device, seq)?;
     }
     for &device in gone.keys() {

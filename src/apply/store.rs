@@ -34,18 +34,15 @@ impl<'a> Import<'a> {
             self.mark(Some((SELF, op.seq)))?;
             return self.own_duplicate(&op, form);
         }
-        let device = match self.place(root, &op, form)? {
+        let placed = self.place(root, &op, form)?;
+        let device = match placed {
             Placed::At(device) => device,
-            Placed::Duplicate(device) => {
+            Placed::Duplicate(device) | Placed::Below(device) => {
                 self.reading.stream_at = Some((op.device, op.seq, device));
                 self.outcome.duplicates += 1;
-                return self.mark(Some((device, op.seq)));
-            }
-            Placed::Below(device) => {
-                // (its hash, unchecked, is not kept as a checkpoint)
-                self.reading.stream_at = Some((op.device, op.seq, device));
-                self.outcome.duplicates += 1;
-                return self.mark(None);
+                // (the hash of an op taken for a removed one, unchecked, is not kept)
+                let held = matches!(placed, Placed::Duplicate(_));
+                return self.mark(held.then_some((device, op.seq)));
             }
             Placed::Unplaced => {
                 // the op before it is not held here: the sender sends it again once this

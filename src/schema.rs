@@ -338,8 +338,12 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
         "UPDATE OR REPLACE main._sync_stable SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_floors SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE OR REPLACE main._sync_floors SET of = ?1 WHERE of = ?2 AND of_seq >= ?3",
-        // (ops removed below where the renamed ones start stay where they were)
-        "UPDATE OR REPLACE main._sync_removed SET device = ?1 WHERE device = ?2 AND upto >= ?3",
+        // a removal horizon above where the renamed ops start holds for both: the renamed ops
+        // may have gaps up to it, and the ops left may have gaps below where they end
+        "INSERT OR REPLACE INTO main._sync_removed(device, upto)
+         SELECT ?1, upto FROM main._sync_removed WHERE device = ?2 AND upto >= ?3",
+        "DELETE FROM main._sync_removed WHERE device = ?2 AND upto >= ?3 AND ?3 <= 1",
+        "UPDATE main._sync_removed SET upto = ?3 - 1 WHERE device = ?2 AND upto >= ?3",
     ] {
         conn.exec(
             sql,

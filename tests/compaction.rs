@@ -140,22 +140,10 @@ fn compacting_from_a_read_only_connection_says_what_to_do() {
     assert_eq!(compact(&a), Some(2));
 }
 
-/// Compaction that removes (only where `_sync_state` `compact_removes` = 1, until bundles are
-/// signed and a removed history can be told from a second one: compact/mod.rs): the ops other
-/// ops overwrote below the floor go, the tables do not change, and sync goes on both ways, old
-/// bundles included.
-fn removing(d: &Device) {
-    exec(
-        d.conn(),
-        "INSERT INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
-    );
-}
-
-fn compact_removed(d: &Device) -> i64 {
-    d.conn()
-        .query_row("SELECT sync_compact() ->> '$.removed'", [], |r| r.get(0))
-        .unwrap()
-}
+// Compaction that removes (only where `_sync_state` `compact_removes` = 1, until bundles are
+// signed and a removed history can be told from a second one: compact/mod.rs): the ops other
+// ops overwrote below the floor go, the tables do not change, and sync goes on both ways, old
+// bundles included.
 
 fn ops_held(d: &Device) -> i64 {
     d.conn()
@@ -166,8 +154,8 @@ fn ops_held(d: &Device) -> i64 {
 /// Devices a and b, removal on, a holding rows 1 and 2.
 fn two_removing() -> (Device, Device) {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(&a);
-    removing(&b);
+    removing(a.conn());
+    removing(b.conn());
     exec(
         a.conn(),
         "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')",
@@ -251,7 +239,7 @@ fn a_device_that_joins_after_removal_converges_and_relays() {
     assert!(compact_removed(&b) > 250);
     // c joins from a full bundle of a; d from a bundle of c for it (c knows nothing of d)
     let c = Device::new("c", T);
-    removing(&c);
+    removing(c.conn());
     let r = c.import(&a.bundle_for(None));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(c.dump("t"), a.dump("t"));
@@ -261,7 +249,7 @@ fn a_device_that_joins_after_removal_converges_and_relays() {
         ops_held(&c)
     );
     let d = Device::new("d", T);
-    removing(&d);
+    removing(d.conn());
     let r = d.import(&c.bundle_for(Some(&d)));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(d.dump("t"), a.dump("t"));
@@ -294,4 +282,69 @@ fn a_device_that_joins_after_removal_converges_and_relays() {
         Some(vec![Value::Integer(1), text("c"), text("b-last")])
     );
     assert_eq!(row(&a, 2), None);
+}
+
+/// A bundle for a shared folder starts where the least informed of the peers its writer knows
+/// is; one of them may be behind where compaction removed ops (it was not known then). A
+/// device that lacks ops below where the bundle starts does not take the removed ones as
+/// applied (it would pass over ops never sent): they wait, and the next bundle, from where it
+/// is, brings the rest.
+#[test]
+fn a_bundle_that_starts_above_a_late_joiner_does_not_pass_it_over_ops_never_sent() {
+    let (a, b) = two_removing();
+    let c = Device::new("c", T);
+    c.import(&a.bundle_for(None)); // c holds a's first two ops, and is not known to a
+    for i in 0..100 {
+        exec(a.conn(), &format!("UPDATE t SET x = 'a{i}' WHERE id = 2"));
+    }
+    send(&a, &b);
+    send(&b, &a);
+    assert!(compact_removed(&a) > 90);
+    send(&c, &a); // a knows c now, which lacks ops compaction removed
+    let folder = tempdir::Dir::new();
+    let out: String = (a.conn())
+        .query_row(
+            "SELECT sync_folder_out(?1) ->> '$.path'",
+            [folder.path().to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let d = Device::new("d", T);
+    removing(d.conn());
+    let r = d.import(std::path::Path::new(&out)); // from c's clock: a's first ops not in it
+    assert!(r.pending > 0, "{r:?}");
+    assert!(d.dump("t").is_empty());
+    send(&d, &a);
+    let r = send(&a, &d);
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(d.dump("t"), a.dump("t"));
+    assert_eq!(d.clock(), a.clock());
+}
+
+/// Ops a device holds pending after removed ones it could not take as applied (removal was
+/// off there), then a base for them: the op before the first of them keeps its hash, so the
+/// device relays them.
+#[test]
+fn ops_held_pending_after_removed_ones_are_relayed_once_the_base_comes() {
+    let (a, b) = two_removing();
+    for i in 0..50 {
+        exec(a.conn(), &format!("UPDATE t SET x = 'a{i}' WHERE id = 1"));
+    }
+    exec(a.conn(), "UPDATE t SET y = 'last' WHERE id = 2");
+    send(&a, &b);
+    send(&b, &a);
+    assert!(compact_removed(&a) > 40);
+    let c = Device::new("c", T);
+    let r = c.import(&a.bundle_for(None));
+    assert!(r.pending > 0, "removal off at c: {r:?}");
+    removing(c.conn());
+    let r = c.import(&a.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(c.dump("t"), a.dump("t"));
+    let d = Device::new("d", T);
+    removing(d.conn());
+    let r = d.import(&c.bundle_for(Some(&d)));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(d.dump("t"), a.dump("t"));
+    assert_eq!(d.clock(), a.clock());
 }

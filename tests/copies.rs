@@ -481,3 +481,44 @@ fn a_full_bundle_delivers_both_histories_when_the_op_before_the_fork_waits_in_it
     assert_eq!((r.applied, r.duplicates, r.pending), (4, 0, 0), "{r:?}");
     assert_eq!(n.dump("t"), l.dump("t"));
 }
+
+/// A backup put back and written on, where a peer removed ops of the lost ones and of the ones
+/// before the backup: the peer splits the histories where it still holds an op, and each keeps
+/// what it knows of its removed ops, so a device that joins from the peer gets both whole.
+#[test]
+fn a_split_after_removal_keeps_the_removed_ops_of_both_histories() {
+    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
+    removing(a.conn());
+    removing(b.conn());
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
+    for i in 1..=5 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    let backup = back_up(&a); // a's ops 1-6
+    exec(a.conn(), "INSERT INTO t VALUES (2, 'lost0')");
+    for i in 1..=5 {
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET who = 'lost{i}' WHERE id = 2"),
+        );
+    }
+    send(&a, &b);
+    send(&b, &a);
+    // b removes ops 2-5 (row 1) and 8-11 (row 2) of a's; it keeps 7 (row 2's insert)
+    assert_eq!(compact_removed(&b), 8);
+    put_back(&mut a, &backup);
+    exec(a.conn(), "INSERT INTO t VALUES (3, 'after the restore')"); // a's seq 7 again
+    send(&a, &b);
+    assert_eq!(ids(&b), vec![1, 2, 3]);
+    let c = Device::new("c", T);
+    removing(c.conn());
+    let r = c.import(&b.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(c.dump("t"), b.dump("t"));
+    mesh(&[&a, &b, &c]);
+    assert_eq!(ids(&a), vec![1, 2, 3]);
+    for d in [&b, &c] {
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), a.clock(), "{}", d.name);
+    }
+}

@@ -55,10 +55,7 @@ fn child() {
 
 /// `sync_compact()`, removing what its floor made dead (compact/mod.rs: the tests ask for it).
 fn compact_removing(conn: &Connection) -> String {
-    exec(
-        conn,
-        "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
-    );
+    removing(conn);
     conn.query_row("SELECT sync_compact()", [], |r| r.get(0))
         .unwrap()
 }
@@ -272,10 +269,7 @@ fn killed_compactions_leave_the_database_before_or_after() {
     )
     .unwrap();
     // (what the child sets first, set here: the state before is the state with it)
-    exec(
-        &b,
-        "INSERT INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
-    );
+    removing(&b);
     exec(&b, &format!("VACUUM INTO '{}'", pristine.display()));
     drop(b);
     let before = whole_state(&open_checked(&work));

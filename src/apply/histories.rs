@@ -89,7 +89,10 @@ impl Import<'_> {
             }
             Prev::Stated(prev) => match self.flushed()?.history().locate(root, seq - 1, &prev)? {
                 Some(idx) => idx,
-                None => return Ok(Placed::Unplaced),
+                None => match self.across_removed(op) {
+                    Some(idx) => idx,
+                    None => return Ok(Placed::Unplaced),
+                },
             },
         };
         let children = if forked {
@@ -214,6 +217,7 @@ impl Import<'_> {
             Value::Integer(seq as i64),
         ];
         crate::schema::rename_ops(conn, at, moved, seq)?;
+        self.known.devices.renamed(at, moved, seq);
         self.known.floors = crate::log::floors::Floors::load(conn)?;
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",

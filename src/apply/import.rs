@@ -126,9 +126,9 @@ pub(super) struct Reading<'a> {
     pub(super) dep_hashes: HashMap<(DeviceIdx, u64), crate::op::Hash>,
     /// The store of received ops, written a batch at a time
     pub(super) appender: Appender<'a>,
-    /// The bundle's base, for the histories it reaches below what is applied here: up to
-    /// where its writer removed ops it does not carry, and that op's link (removed.rs)
-    pub(super) base: HashMap<DeviceIdx, (u64, crate::op::Hash)>,
+    /// The bundle's base, by history id, for the histories it reaches above what is applied
+    /// here (removed.rs)
+    pub(super) base: HashMap<crate::op::DeviceId, crate::bundle::Base>,
 }
 
 /// The rows the import indexes, writes and settles.

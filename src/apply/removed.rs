@@ -1,53 +1,56 @@
-//! A bundle's base (bundle/mod.rs `Manifest::base`): per device, the seq at or below which its
-//! writer removed ops by compaction that the bundle does not carry (compact/remove.rs). A
-//! device that lacks ops there (it joined late) takes them as applied: what they wrote, ops
-//! the bundle carries overwrote, below a floor every device then known had.
+//! A bundle's base (bundle/mod.rs `Base`): per history, the seq at or below which its writer
+//! removed ops by compaction that the bundle does not carry (compact/remove.rs), and where the
+//! bundle's ops of it start. A device that lacks ops there (it joined late) takes them as
+//! applied: what they wrote, ops the bundle carries overwrote, below a floor every device then
+//! known had.
 //!
 //! Until bundles are signed, a base is taken only where the tests ask for removal (compact/
 //! mod.rs): it cannot be checked, and a forged one would pass over a device's true ops.
 //!
 //! Invariant: the applied clock passes over an op only when it is not held here and is at or
-//! below where ops of its history may be missing (`_sync_removed`); the op before the first
+//! below where ops of its history may be missing (`_sync_removed`: set from a base only when
+//! the applied clock reached where the bundle's ops of that history start, so every op of it
+//! its writer kept up to there is held); the op before the first
 //! op after such a gap keeps the hash the bundle states for it, so the ops after it hash here
 //! as where they were written.
 
 use super::import::Import;
-use crate::bundle::{Packed, Prev};
+use crate::bundle::{Base, Packed, Prev};
 use crate::db::Result;
 use crate::log::chain;
-use crate::op::{DeviceId, Hash};
 use crate::schema::DeviceIdx;
 use crate::value::Value;
 
 impl Import<'_> {
-    /// Keeps the bundle's base entries for the histories it reaches below what is applied
-    /// here, before its ops are stored.
-    pub(super) fn read_base(&mut self, base: &[(DeviceId, u64, Hash)]) -> Result<()> {
+    /// Keeps the bundle's base entries, before its ops are stored.
+    pub(super) fn read_base(&mut self, base: &[Base]) -> Result<()> {
         // (taken only where the tests ask for removal, as compaction removes only there: a
         // base cannot be checked, and one forged would pass over the true ops of a device)
         if base.is_empty() || crate::schema::state(self.conn, "compact_removes")? != 1 {
             return Ok(());
         }
-        for &(id, upto, link) in base {
-            let root = self.known.devices.idx_or_add(self.conn, &id)?;
-            // (a device with two histories here: which one the base means is not known)
-            if self.known.devices.is_forked(root) || upto <= self.applied_seq(root) {
-                continue;
+        for entry in base {
+            if entry.history == entry.device {
+                // (a device the bundle carries no op of is known from here on all the same)
+                self.known.devices.idx_or_add(self.conn, &entry.device)?;
             }
-            self.reading.base.insert(root, (upto, link));
+            self.reading.base.insert(entry.history, *entry);
         }
         Ok(())
     }
 
-    /// An op stored in history `device` after a gap the base explains: the op before it keeps
-    /// the hash the op states for it.
+    /// An op stored in (or already held by) history `device` after a gap a base entry of its
+    /// device explains: the op before it keeps the hash the op states for it, unless it is held.
+    /// (Any entry of the device: the history the op is in here may split from another later
+    /// in this import, when the bundle's second op under the same seq comes.)
     pub(super) fn after_removed(&mut self, device: DeviceIdx, op: &Packed) -> Result<()> {
-        let (Prev::Stated(prev), Some(&(upto, _))) = (&op.prev, self.reading.base.get(&device))
-        else {
+        let (Prev::Stated(prev), false) = (&op.prev, self.reading.base.is_empty()) else {
             return Ok(());
         };
         let before = op.seq - 1;
-        if before == 0 || before > upto || before <= self.applied_seq(device) {
+        let explained = (self.reading.base.values())
+            .any(|b| b.device == op.device && b.from < before && before <= b.upto);
+        if !explained || before <= self.applied_seq(device) {
             return Ok(());
         }
         self.reading.appender.flush()?;
@@ -57,19 +60,47 @@ impl Import<'_> {
         Ok(())
     }
 
-    /// Takes the base's removed ops as applied, once the bundle's ops are stored.
+    /// The history of a device with two that `op` follows, where the op before it is one its
+    /// writer removed (so no history here holds it): the one whose base entry covers that op,
+    /// the one the bundle's previous op went to when several do.
+    pub(super) fn across_removed(&self, op: &Packed) -> Option<DeviceIdx> {
+        let before = op.seq - 1;
+        let covering: Vec<DeviceIdx> = (self.reading.base.values())
+            .filter(|b| b.device == op.device && b.from < before && before <= b.upto)
+            .filter_map(|b| self.known.devices.idx(&b.history))
+            .collect();
+        match (covering.as_slice(), self.reading.stream_at) {
+            ([only], _) => Some(*only),
+            (_, Some((id, at, idx)))
+                if id == op.device && at < before && covering.contains(&idx) =>
+            {
+                Some(idx)
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the base's removed ops as applied, once the bundle's ops are stored: for each
+    /// history known here whose applied clock reaches where the bundle's ops of it start (the
+    /// ops between were not carried, and may be held by its writer).
     pub(super) fn take_base(&mut self) -> Result<()> {
         let base = std::mem::take(&mut self.reading.base);
-        for (root, (upto, link)) in base {
-            self.known.devices.set_removed(self.conn, root, upto)?;
-            if !self.history().holds(root, upto)? {
-                chain::remember(self.conn, root, upto, &link)?;
+        for entry in base.values() {
+            let Some(idx) = self.known.devices.idx(&entry.history) else {
+                continue; // (a second history the bundle carries no op of: not known here)
+            };
+            let at = self.applied_seq(idx);
+            if at < entry.from || at >= entry.upto {
+                continue;
             }
-            self.skip_removed(root)?;
+            self.known.devices.set_removed(self.conn, idx, entry.upto)?;
+            if !self.history().holds(idx, entry.upto)? {
+                chain::remember(self.conn, idx, entry.upto, &entry.link)?;
+            }
+            self.skip_removed(idx)?;
         }
         Ok(())
     }
-
     /// Moves the applied clock of history `device` past the ops compaction removed (not held
     /// here, at or below where its ops may be missing), up to the next op held; whether it
     /// moved.

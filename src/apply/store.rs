@@ -42,7 +42,12 @@ impl<'a> Import<'a> {
                 self.outcome.duplicates += 1;
                 // (the hash of an op taken for a removed one, unchecked, is not kept)
                 let held = matches!(placed, Placed::Duplicate(_));
-                return self.mark(held.then_some((device, op.seq)));
+                self.mark(held.then_some((device, op.seq)))?;
+                if held {
+                    // (held, and maybe pending: the op before it may be one the base explains)
+                    self.after_removed(device, &op)?;
+                }
+                return Ok(());
             }
             Placed::Unplaced => {
                 // the op before it is not held here: the sender sends it again once this

@@ -17,7 +17,7 @@
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
 //!          op_count INTEGER, ops_hash BLOB, declared BLOB, writer TEXT, stable BLOB,
-//!          knows BLOB)   one row
+//!          knows BLOB, base BLOB)   one row
 //!   magic     'sqlite-sync bundle'
 //!   format    5; a reader also reads 4 (the same but for how the stream names devices and
 //!             deps, below) and 3 (format 4 written by builds whose forms carry no declared
@@ -39,6 +39,12 @@
 //!             (log/stable.rs)
 //!   knows     (from 0.2.0) msgpack [device id: bin(16), …]: the devices its writer knew that
 //!             `clock` does not name
+//!   base      (absent, or empty, unless its writer removed ops by compaction) msgpack
+//!             [[device id: bin(16), history id: bin(16), from, upto, link: bin(16)], …]: per
+//!             history (the device's id for its first one: log/clock.rs `Devices`) whose ops
+//!             at or below `upto` its writer may lack, the link of op `upto`, and `from`,
+//!             the seq after which the bundle carries every op of it its writer holds
+//!             (apply/removed.rs)
 //! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
 //!   ops       ops in this chunk
 //!   body      its ops, one after the other, compactly (below)
@@ -115,10 +121,21 @@ pub struct Manifest {
     /// (log/stable.rs; none in bundles of builds before 0.2.0)
     pub stable: Vec<(DeviceId, u64, Hash)>,
     pub knows: Vec<DeviceId>,
-    /// Per device, the seq at or below which its writer removed ops by compaction that this
-    /// bundle does not carry, with the link of that op (compact/remove.rs; a reader takes them
-    /// as applied: apply/removed.rs)
-    pub base: Vec<(DeviceId, u64, Hash)>,
+    /// Per history whose ops its writer removed by compaction, what this bundle does not carry
+    /// of them (compact/remove.rs; a reader takes them as applied: apply/removed.rs)
+    pub base: Vec<Base>,
+}
+
+/// An entry of a bundle's base: history `history` of device `device` (the same id for its
+/// first history) may lack ops at or below `upto` (whose link is `link`) where its writer
+/// removed them; the bundle carries the rest of its ops after `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base {
+    pub device: DeviceId,
+    pub history: DeviceId,
+    pub from: u64,
+    pub upto: u64,
+    pub link: Hash,
 }
 
 /// Appends one msgpack item.

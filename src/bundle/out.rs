@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::bundle::{Writer, Written};
+use crate::bundle::{Base, Writer, Written};
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
 use crate::log::chain::{Held, History};
@@ -185,7 +185,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let mut needs: Vec<(DeviceId, u64, u64)> = Vec::new();
     // per device whose ops the peer lacks down where compaction removed some here: up to where
     // the ops this bundle does not carry were removed (the peer takes them as applied)
-    let mut base: Vec<(DeviceId, u64, Hash)> = Vec::new();
+    let mut base: Vec<Base> = Vec::new();
     for device in devices.indexes() {
         let held = match device {
             SELF => applied.get(&SELF).copied().unwrap_or(0),
@@ -206,7 +206,13 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         if from < removed {
             let link = (history.hash_at(device, removed)?)
                 .ok_or_else(|| Error::new("compaction left no link where it removed ops"))?;
-            base.push((devices.wire_id(device), removed, link));
+            base.push(Base {
+                device: devices.wire_id(device),
+                history: devices.id(device),
+                from,
+                upto: removed,
+                link,
+            });
         }
         history.each(device, from, held, |op| {
             if op.seq == from + 1 && from > 0 && prev.is_none() {

@@ -12,8 +12,8 @@ use crate::op::{self, Hash};
 use crate::value::Value;
 
 use super::{
-    Fixed, HashWriter, Manifest, Packed, Prev, Stream, FORMAT, FORM_NUMBER, HAS_DEPS, HAS_DEVICE,
-    HAS_PREV, HAS_SEQ, MAGIC, NEW_FORM,
+    Base, Fixed, HashWriter, Manifest, Packed, Prev, Stream, FORMAT, FORM_NUMBER, HAS_DEPS,
+    HAS_DEVICE, HAS_PREV, HAS_SEQ, MAGIC, NEW_FORM,
 };
 use crate::op::Dep;
 
@@ -430,7 +430,8 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         .unwrap_or_default();
     // (a bundle of an earlier build has none; one whose base is unreadable is refused: its
     // ops above removed ones would wait for them)
-    let base: Vec<(Fixed<16>, u64, Fixed<16>)> = match optional("base") {
+    type BaseEntry = (Fixed<16>, Fixed<16>, u64, u64, Fixed<16>);
+    let base: Vec<BaseEntry> = match optional("base") {
         None => Vec::new(),
         Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("base is unreadable"))?,
     };
@@ -446,6 +447,14 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .collect(),
         stable: stable.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
         knows: knows.into_iter().map(|d| d.0).collect(),
-        base: base.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
+        base: (base.into_iter())
+            .map(|(device, history, from, upto, link)| Base {
+                device: device.0,
+                history: history.0,
+                from,
+                upto,
+                link: link.0,
+            })
+            .collect(),
     })
 }

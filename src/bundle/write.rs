@@ -264,7 +264,7 @@ impl Writer {
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
         stable: (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
-        base: &[(DeviceId, u64, Hash)],
+        base: &[super::Base],
     ) -> Result<Written> {
         let result = self.seal(bundle_id, source, clock, declared, stable, base);
         if result.is_err() {
@@ -280,7 +280,7 @@ impl Writer {
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
         (stable, knows): (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
-        base: &[(DeviceId, u64, Hash)],
+        base: &[super::Base],
     ) -> Result<Written> {
         self.flush()?;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
@@ -291,7 +291,19 @@ impl Writer {
                 .collect();
             rmp_serde::to_vec(&clock).expect("a clock always encodes")
         };
-        let (clock, stable, base) = (encode(clock), encode(&stable), encode(base));
+        let (clock, stable) = (encode(clock), encode(&stable));
+        let base: Vec<(op::Bin, op::Bin, u64, u64, op::Bin)> = (base.iter())
+            .map(|b| {
+                (
+                    op::Bin(&b.device),
+                    op::Bin(&b.history),
+                    b.from,
+                    b.upto,
+                    op::Bin(&b.link),
+                )
+            })
+            .collect();
+        let base = rmp_serde::to_vec(&base).expect("a base always encodes");
         let knows: Vec<op::Bin> = knows.iter().map(|d| op::Bin(d)).collect();
         let knows = rmp_serde::to_vec(&knows).expect("device ids always encode");
         let conn = self.db.as_ref().expect("writer is open").conn();

@@ -81,6 +81,22 @@ impl Devices {
         Ok(())
     }
 
+    /// The ops of history `from` from `from_seq` on became history `to`'s
+    /// (`crate::schema::rename_ops`, which does the same in `_sync_removed`).
+    pub fn renamed(&mut self, from: DeviceIdx, to: DeviceIdx, from_seq: u64) {
+        match self.removed.get(&from).copied() {
+            Some(upto) if upto >= from_seq => {
+                self.removed.insert(to, upto);
+                if from_seq <= 1 {
+                    self.removed.remove(&from);
+                } else {
+                    self.removed.insert(from, from_seq - 1);
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn idx(&self, id: &DeviceId) -> Option<DeviceIdx> {
         self.by_id.get(id).copied()
     }

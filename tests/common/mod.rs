@@ -162,6 +162,22 @@ pub fn log(conn: &Connection) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
+/// Turns on the removal of ops in `sync_compact()` (only the tests do, until it is on for
+/// users: compact/mod.rs).
+pub fn removing(conn: &Connection) {
+    exec(
+        conn,
+        "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
+    );
+}
+
+/// `sync_compact()`, and how many ops it removed.
+pub fn compact_removed(d: &Device) -> i64 {
+    d.conn()
+        .query_row("SELECT sync_compact() ->> '$.removed'", [], |r| r.get(0))
+        .unwrap()
+}
+
 pub fn op_count(conn: &Connection) -> i64 {
     conn.query_row("SELECT count(*) FROM _sync_ops", [], |r| r.get(0))
         .unwrap()

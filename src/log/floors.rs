@@ -131,6 +131,20 @@ impl Floors {
         self.0.iter().filter(between).count() as u64
     }
 
+    /// Whether op `one` is below a floor that op `other` is not below, by the causal order
+    /// `reaches(x, y)`: op x is op y or follows it.
+    pub fn below_one_only(
+        &self,
+        reaches: impl Fn((DeviceIdx, u64), (DeviceIdx, u64)) -> bool,
+        one: (DeviceIdx, u64),
+        other: (DeviceIdx, u64),
+    ) -> bool {
+        self.0.iter().any(|f| {
+            f.entries.iter().any(|&e| reaches(e, one))
+                && !f.entries.iter().any(|&e| reaches(e, other))
+        })
+    }
+
     /// Whether op `earlier` is below a floor that op `later` is behind, by the causal order
     /// `reaches(x, y)`: op x is op y or follows it.
     pub fn seen_through(

@@ -57,6 +57,12 @@ pub trait Causality {
     fn saw(&self, later: &RowOp, earlier: &RowOp) -> bool {
         self.follows(later, earlier)
     }
+
+    /// Whether a floor held here has `lent` below it and not `other`: an op behind that floor
+    /// is taken to have seen `lent` and not `other` (compaction's criterion: superseded.rs).
+    fn lends_without(&self, _lent: &RowOp, _other: &RowOp) -> bool {
+        false
+    }
 }
 
 /// What the table shows for a row.

@@ -13,7 +13,8 @@
 //! 2. its first non-delete follower `p` (by order key) is below the floor too and writes every
 //!    column `o` wrote: no set of ops that holds `p` shows anything of `o`;
 //! 3. every other non-delete op that follows `o` follows `p`: a reviver that saw `o` saw `p`
-//!    (an op behind the floor is lent `p`, which is below it);
+//!    (an op behind the floor is lent `p`, which is below it); and every floor held here that
+//!    has `o` below it has `p` below it too (an op behind an older floor is lent `o`);
 //! 4. `p`'s own causal past, where `o` is a last write, holds no delete that is not behind an
 //!    insert of every column that `o` follows: that past reads as a row never deleted, with or
 //!    without `o`, for the columns `p` did not write (which `o` did not write either).
@@ -96,6 +97,10 @@ pub fn superseded(ops: &[RowOp], below: &[bool], causality: &impl Causality) -> 
         if !below[p] || !ops[o].cells.iter().all(|(c, _)| writes(p, c)) {
             continue;
         }
+        // (and every floor that lends o to an op behind it lends p)
+        if causality.lends_without(&ops[o], &ops[p]) {
+            continue;
+        }
         if followers
             .iter()
             .any(|&(list, at)| at < first_after(list, p))
@@ -134,11 +139,12 @@ mod tests {
     use crate::value::Value;
     use std::collections::HashSet;
 
-    /// Causality from explicit contexts, with a floor: an op behind it (not in its past, and
-    /// not following every op of it) is taken to have seen the floor's ops other than deletes.
+    /// Causality from explicit contexts, with floors (each a device's clock at some step): an
+    /// op behind one (not in its past, and not following every op of it) is taken to have
+    /// seen its ops other than deletes.
     struct Floored {
         contexts: HashMap<(u8, u64), [u64; 4]>,
-        floor: [u64; 4],
+        floors: Vec<[u64; 4]>,
     }
 
     impl Floored {
@@ -147,11 +153,11 @@ mod tests {
                 self.contexts[&(later.device[0], later.seq)][d as usize] >= seq
             }
         }
-        fn below(&self, op: &RowOp) -> bool {
-            op.seq <= self.floor[op.device[0] as usize]
+        fn below(floor: &[u64; 4], op: &RowOp) -> bool {
+            op.seq <= floor[op.device[0] as usize]
         }
-        fn behind(&self, op: &RowOp) -> bool {
-            !self.below(op) && !(1..4).all(|d| self.reaches(op, d as u8, self.floor[d]))
+        fn behind(&self, floor: &[u64; 4], op: &RowOp) -> bool {
+            !Self::below(floor, op) && !(1..4).all(|d| self.reaches(op, d as u8, floor[d]))
         }
     }
 
@@ -162,7 +168,12 @@ mod tests {
         }
         fn saw(&self, later: &RowOp, earlier: &RowOp) -> bool {
             self.follows(later, earlier)
-                || (self.behind(later) && self.below(earlier) && earlier.kind != Delete)
+                || (earlier.kind != Delete
+                    && (self.floors.iter())
+                        .any(|f| self.behind(f, later) && Self::below(f, earlier)))
+        }
+        fn lends_without(&self, lent: &RowOp, other: &RowOp) -> bool {
+            (self.floors.iter()).any(|f| Self::below(f, lent) && !Self::below(f, other))
         }
     }
 
@@ -206,10 +217,11 @@ mod tests {
         )
     }
 
-    /// Random histories of one row on three devices: a floor (a device's clock at some step),
-    /// a compaction at a later step, and ops after it (some from devices that had not heard
-    /// of the floor: behind it). What the rule computes from every op equals what it computes
-    /// without the superseded ones, at compaction and at the end.
+    /// Random histories of one row on three devices: one to three floors (a device's clock at
+    /// some step, not always above the ones before), a compaction at a later step by the last
+    /// floor then, and ops after it (some from devices that had not heard of a floor: behind
+    /// it), and maybe floors after it. What the rule computes from every op equals what it
+    /// computes without the superseded ones, at compaction and at the end.
     #[test]
     fn removing_superseded_ops_changes_nothing_the_rule_computes() {
         let mut seed: u64 = 0x5eed;
@@ -226,24 +238,30 @@ mod tests {
             let mut ops: Vec<RowOp> = Vec::new();
             let mut contexts = HashMap::new();
             let count = 2 + next(24) as usize;
-            let floor_at = next(count as u64) as usize;
-            let compact_at = floor_at + next((count - floor_at) as u64 + 1) as usize;
-            let mut floor = [0u64; 4];
-            let mut compacted: Option<(usize, Vec<Id>)> = None;
+            let mut floor_steps: Vec<usize> = (0..1 + next(3))
+                .map(|_| next(count as u64) as usize)
+                .collect();
+            floor_steps.sort();
+            let first = floor_steps[0];
+            let compact_at = first + next((count - first) as u64 + 1) as usize;
+            let mut floors: Vec<[u64; 4]> = Vec::new();
+            let mut compacted: Option<(usize, usize, Vec<Id>)> = None;
             let columns = ["x", "y", "z"];
             for k in 0..=count {
-                if k == floor_at {
+                for _ in floor_steps.iter().filter(|&&at| at == k) {
                     let d = 1 + next(3) as usize;
-                    floor = writers.known[d];
+                    floors.push(writers.known[d]);
                 }
                 if k == compact_at {
                     let c = Floored {
                         contexts: contexts.clone(),
-                        floor,
+                        floors: floors.clone(),
                     };
-                    let below: Vec<bool> = ops.iter().map(|o| c.below(o)).collect();
+                    let floor = floors.last().expect("a floor before compaction");
+                    let below: Vec<bool> = ops.iter().map(|o| Floored::below(floor, o)).collect();
                     let gone = superseded(&ops, &below, &c);
-                    compacted = Some((ops.len(), gone.iter().map(|&i| id(&ops[i])).collect()));
+                    let gone = gone.iter().map(|&i| id(&ops[i])).collect();
+                    compacted = Some((ops.len(), floors.len(), gone));
                 }
                 if k == count {
                     break;
@@ -286,8 +304,7 @@ mod tests {
                 });
                 writers.wrote(d, seq, time);
             }
-            let c = Floored { contexts, floor };
-            let (held, gone) = compacted.expect("compacted");
+            let (held, floors_then, gone) = compacted.expect("compacted");
             let gone: HashSet<Id> = gone.into_iter().collect();
             total += gone.len();
             histories_with_removal += usize::from(!gone.is_empty());
@@ -297,11 +314,16 @@ mod tests {
                     .cloned()
                     .collect()
             };
-            for upto in [held, ops.len()] {
+            for (upto, floors_held) in [(held, floors_then), (ops.len(), floors.len())] {
+                let c = Floored {
+                    contexts: contexts.clone(),
+                    floors: floors[..floors_held].to_vec(),
+                };
                 assert_eq!(
                     judged(&ops[..upto], &c),
                     judged(&kept(upto), &c),
-                    "floor {floor:?}, removed {gone:?}, ops {:#?}",
+                    "floors {:?}, removed {gone:?}, ops {:#?}",
+                    c.floors,
                     &ops[..upto]
                 );
             }
@@ -347,7 +369,7 @@ mod tests {
         ]);
         let c = Floored {
             contexts,
-            floor: [0, 3, 2, 1],
+            floors: vec![[0, 3, 2, 1]],
         };
         let without = |i: usize| -> Vec<RowOp> {
             let mut less = ops.clone();
@@ -357,6 +379,39 @@ mod tests {
         // removing o would change what the row shows
         assert_ne!(judged(&ops, &c), judged(&without(3), &c));
         assert!(superseded(&ops, &[true; 6], &c).is_empty());
+    }
+
+    /// Two floors: an update `o` below the older one only, its overwriter `p` below the newer
+    /// one, and an op in the newer floor's past but behind the older one that revives the row:
+    /// it is taken to have seen `o` and not `p`, so `o` stays.
+    #[test]
+    fn an_update_an_older_floor_lends_stays_while_its_overwriter_is_above_that_floor() {
+        let ops = vec![
+            op(1, 1, 1, Insert, &[("x", 0), ("y", 0)]),
+            op(1, 2, 2, Update, &[("x", 1)]), // o
+            op(1, 3, 3, Update, &[("x", 2)]), // p
+            op(1, 4, 4, Delete, &[]),
+            op(3, 1, 6, Update, &[("y", 5)]), // after op 1:1 only; revives the row
+        ];
+        let contexts = HashMap::from([
+            ((1, 1), [0, 0, 0, 0]),
+            ((1, 2), [0, 1, 0, 0]),
+            ((1, 3), [0, 2, 0, 0]),
+            ((1, 4), [0, 3, 0, 0]),
+            ((3, 1), [0, 1, 0, 0]),
+        ]);
+        let (older, newer) = ([0, 2, 0, 0], [0, 4, 0, 1]);
+        let c = Floored {
+            contexts,
+            floors: vec![older, newer],
+        };
+        // removing o would change what the row shows
+        let mut less = ops.clone();
+        less.remove(1);
+        assert_ne!(judged(&ops, &c), judged(&less, &c));
+        assert!(judged(&ops, &c).contains("(\"x\", Integer(1))"));
+        let below: Vec<bool> = ops.iter().map(|o| Floored::below(&newer, o)).collect();
+        assert!(superseded(&ops, &below, &c).is_empty());
     }
 
     #[test]
@@ -379,7 +434,7 @@ mod tests {
         }
         let c = Floored {
             contexts: (1..=1000).map(|s| ((1, s), [0, s - 1, 0, 0])).collect(),
-            floor: [0, 1000, 0, 0],
+            floors: vec![[0, 1000, 0, 0]],
         };
         let gone = superseded(&ops, &[true; 1000], &c);
         assert_eq!(gone.len(), 998);

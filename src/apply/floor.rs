@@ -37,9 +37,20 @@ impl Import<'_> {
     }
 
     /// Marks for settling the rows of the ops applied here that are not in op `op`'s causal
-    /// past (those behind a floor written by `op` are among them): one pass over the row index.
+    /// past (those behind a floor written by `op` are among them), and of the ops behind a
+    /// floor held before (what they are taken to have seen grows by `op`'s floor): one pass
+    /// over the row index.
     fn touch_behind(&mut self, op: (DeviceIdx, u64)) -> Result<()> {
         let mut seen: HashMap<DeviceIdx, u64> = HashMap::new();
+        let order = self.known.order();
+        let older = &self.known.floors;
+        // an op that follows every entry of every older floor is behind none of them
+        let highest = older.highest();
+        let behind_older = |device: DeviceIdx, seq: u64| {
+            !older.is_empty()
+                && !highest.iter().all(|&e| order.reaches((device, seq), e))
+                && older.behind_any(|x, y| order.reaches(x, y), (device, seq))
+        };
         let mut stmt = self.conn.prepare(
             "SELECT table_id, key, device, seq FROM main._sync_row_ops
              UNION ALL SELECT table_id, key, device, seq FROM main._sync_rows",
@@ -51,7 +62,7 @@ impl Import<'_> {
                 true => op.1,
                 false => self.known.contexts.entry(op.0, op.1, device),
             });
-            if seq > seen {
+            if seq > seen || behind_older(device, seq) {
                 let key = row.column_blob(1)?.unwrap_or_default().to_vec();
                 rows.push((row.column_int(0), key));
             }

@@ -414,25 +414,9 @@ impl Order<'_, '_> {
         self.saw(later.0, later.1, earlier.0, earlier.1)
     }
 
-    /// Whether a floor held here has op `lent` below it and not op `other`
-    /// (merge/rule.rs `Causality::lends_without`).
-    pub fn floor_lends_without(&self, lent: (&DeviceId, u64), other: (&DeviceId, u64)) -> bool {
-        if self.floors.is_empty() {
-            return false;
-        }
-        match (self.devices.idx(lent.0), self.devices.idx(other.0)) {
-            (Some(l), Some(o)) => {
-                let reaches = |x, y| self.reaches(x, y);
-                self.floors
-                    .below_one_only(reaches, (l, lent.1), (o, other.1))
-            }
-            _ => false,
-        }
-    }
-
     /// Whether op `earlier` is among what op `later`'s writer is taken to have seen when
     /// `later` revives a row (merge/rule.rs `Causality::saw`): its causal past, and where
-    /// `later` is behind a floor, that floor's ops (log/floors.rs); `earlier_deletes` when
+    /// `later` is behind a floor, the ops below every floor (log/floors.rs); `earlier_deletes` when
     /// `earlier` is a delete, which a floor does not lend.
     pub fn op_saw(
         &self,

@@ -9,13 +9,14 @@
 //! seen every op of the floor: it was written against an older state (a backup put back, a
 //! copy, a device that joined late or was forgotten, or an op still on its way). The merge rule
 //! takes such an op, where it brings back a deleted row without writing a column, to have seen
-//! the floor's writes too (merge/rule.rs `Causality::saw`: the floor's ops other than deletes);
-//! so what compaction removes below a floor, writes other writes there overwrote, is never
-//! needed, on any device.
+//! the writes below every floor held too (merge/rule.rs `Causality::saw`: their ops other than
+//! deletes); so what compaction removes below a floor, writes other writes there overwrote, is
+//! never needed, on any device, whichever floors come later (an op behind an older floor sees
+//! the overwriters below a newer one of what the older lends it).
 //!
 //! Invariant: `_sync_floors` holds, per floor op applied here, its entries placed in the
 //! histories held here; when a floor op is applied, the rows of the ops held here that are not
-//! in its causal past are settled again.
+//! in its causal past, or are behind another floor, are settled again.
 
 use crate::db::{Conn, Error, Result};
 use crate::op::{DeviceId, Hash};
@@ -131,20 +132,6 @@ impl Floors {
         self.0.iter().filter(between).count() as u64
     }
 
-    /// Whether op `one` is below a floor that op `other` is not below, by the causal order
-    /// `reaches(x, y)`: op x is op y or follows it.
-    pub fn below_one_only(
-        &self,
-        reaches: impl Fn((DeviceIdx, u64), (DeviceIdx, u64)) -> bool,
-        one: (DeviceIdx, u64),
-        other: (DeviceIdx, u64),
-    ) -> bool {
-        self.0.iter().any(|f| {
-            f.entries.iter().any(|&e| reaches(e, one))
-                && !f.entries.iter().any(|&e| reaches(e, other))
-        })
-    }
-
     /// Whether op `earlier` is below a floor that op `later` is behind, by the causal order
     /// `reaches(x, y)`: op x is op y or follows it.
     pub fn seen_through(
@@ -153,10 +140,32 @@ impl Floors {
         later: (DeviceIdx, u64),
         earlier: (DeviceIdx, u64),
     ) -> bool {
-        self.0.iter().any(|f| {
-            f.entries.iter().any(|&e| reaches(e, earlier))
-                && !reaches(f.op, later)
-                && !f.entries.iter().all(|&e| reaches(later, e))
-        })
+        self.0
+            .iter()
+            .any(|f| f.entries.iter().any(|&e| reaches(e, earlier)))
+            && self.behind_any(&reaches, later)
+    }
+
+    /// Whether op `op` is behind a floor held here: not in the floor op's causal past, and not
+    /// following every op of the floor.
+    pub fn behind_any(
+        &self,
+        reaches: impl Fn((DeviceIdx, u64), (DeviceIdx, u64)) -> bool,
+        op: (DeviceIdx, u64),
+    ) -> bool {
+        self.0
+            .iter()
+            .any(|f| !reaches(f.op, op) && !f.entries.iter().all(|&e| reaches(op, e)))
+    }
+
+    /// Per history, the highest entry of any floor held here: an op that follows every one
+    /// is behind none of them.
+    pub fn highest(&self) -> Vec<(DeviceIdx, u64)> {
+        let mut top: std::collections::HashMap<DeviceIdx, u64> = Default::default();
+        for &(device, seq) in self.0.iter().flat_map(|f| &f.entries) {
+            let at = top.entry(device).or_default();
+            *at = (*at).max(seq);
+        }
+        top.into_iter().collect()
     }
 }

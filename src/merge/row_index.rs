@@ -401,8 +401,4 @@ impl super::Causality for Order<'_, '_> {
             deletes,
         )
     }
-
-    fn lends_without(&self, lent: &RowOp, other: &RowOp) -> bool {
-        self.floor_lends_without((&lent.device, lent.seq), (&other.device, other.seq))
-    }
 }

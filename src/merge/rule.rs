@@ -52,16 +52,10 @@ pub trait Causality {
     fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool;
 
     /// Whether `earlier` is among what `later`'s writer is taken to have seen when `later`
-    /// revives a row: its causal past, and for an op from behind a compaction point, that
-    /// point's floor too (log/floors.rs).
+    /// revives a row: its causal past, and for an op from behind a compaction point, the
+    /// writes below every compaction point held too (log/floors.rs).
     fn saw(&self, later: &RowOp, earlier: &RowOp) -> bool {
         self.follows(later, earlier)
-    }
-
-    /// Whether a floor held here has `lent` below it and not `other`: an op behind that floor
-    /// is taken to have seen `lent` and not `other` (compaction's criterion: superseded.rs).
-    fn lends_without(&self, _lent: &RowOp, _other: &RowOp) -> bool {
-        false
     }
 }
 

@@ -418,15 +418,16 @@ struct Rule<'a> {
 
 impl Rule<'_> {
     /// Whether `top`'s writer is taken to have seen `op` when `top` revives a row: `op` is in
-    /// its causal past, or `op` is not a delete and is below a floor that `top` is behind (not
-    /// in the floor op's past, and not having seen all of the floor).
+    /// its causal past, or `op` is not a delete and is below a floor while `top` is behind one
+    /// (not in the floor op's past, and not having seen all of the floor).
     fn sees(&self, top: &Op, op: &Op) -> bool {
         let c = self.causal;
         c.follows(top, op)
             || (!op.delete
+                && (self.floors.iter())
+                    .any(|(_, floor)| floor.iter().any(|&(h, s)| c.saw(h, s, op.idx, op.seq)))
                 && self.floors.iter().any(|(at, floor)| {
-                    floor.iter().any(|&(h, s)| c.saw(h, s, op.idx, op.seq))
-                        && !c.saw(at.0, at.1, top.idx, top.seq)
+                    !c.saw(at.0, at.1, top.idx, top.seq)
                         && !floor.iter().all(|&(h, s)| c.saw(top.idx, top.seq, h, s))
                 }))
     }

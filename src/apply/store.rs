@@ -319,7 +319,9 @@ impl<'a> Import<'a> {
                 continue;
             };
             let mut entry = (*seq, Some(*hash));
-            if *seq <= self.applied_seq(idx) {
+            // (not for an op removed here whose hash is not kept: the source's cannot be
+            // checked, and might be another history's)
+            if *seq <= self.applied_seq(idx) && !self.history().unhashable(idx, *seq)? {
                 chain::remember(conn, idx, *seq, hash)?;
             }
             loop {

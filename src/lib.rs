@@ -158,6 +158,7 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_resolve",    2, DIRECT_ONLY,               resolve::sync_resolve),
     ("sync_fork",       0, DIRECT_ONLY,               apply::sync_fork),
     ("sync_compact",    0, DIRECT_ONLY,               sync_compact),
+    ("sync_forget",     1, DIRECT_ONLY,               log::forgotten::sync_forget),
     ("sync_status",     0, 0,                         status::sync_status),
     // helpers of the sync_log view
     ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),

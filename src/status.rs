@@ -76,9 +76,9 @@ fn status(conn: &Conn) -> Result<Value> {
     Ok(Value::Text(json.finish()))
 }
 
-/// Per device this one knows (but itself and its own earlier ids' later histories): whether a
-/// bundle from it was imported here, what it last said it has, and how many ops this device
-/// holds beyond that (not counting its own).
+/// Per device this one knows (but itself and its own earlier ids' later histories): whether it
+/// was forgotten, whether a bundle from it was imported here, what it last said it has, and how
+/// many ops this device holds beyond that (not counting its own).
 fn peers(conn: &Conn, devices: &Devices, applied: &Clock) -> Result<String> {
     let mut out = Vec::new();
     for idx in devices.indexes() {
@@ -96,7 +96,12 @@ fn peers(conn: &Conn, devices: &Devices, applied: &Clock) -> Result<String> {
             })
             .sum();
         let mut one = JsonObject::new();
-        one.field("device_id", &Value::Text(hex(&devices.id(idx))));
+        one.field("device_id", &Value::Text(hex(&devices.id(idx))))
+            // (sync_forget: it no longer holds back what every device has)
+            .raw(
+                "forgotten",
+                ["false", "true"][usize::from(devices.is_forgotten(idx))],
+            );
         match said {
             Some(said) => one
                 .raw("heard_from", "true")

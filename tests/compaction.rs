@@ -348,3 +348,100 @@ fn ops_held_pending_after_removed_ones_are_relayed_once_the_base_comes() {
     assert_eq!(d.dump("t"), a.dump("t"));
     assert_eq!(d.clock(), a.clock());
 }
+
+/// What every device has of `of`'s ops, as `d` knows it (`sync_status() -> '$.stable'`).
+fn stable_of(d: &Device, of: &Device) -> i64 {
+    d.conn()
+        .query_row(
+            "SELECT coalesce((sync_status() -> '$.stable') ->> ?1, 0)",
+            [of.id()],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// A device that never syncs again holds back what every device has, until `sync_forget` says
+/// so; the word travels in bundles. Coming back, it is told to become a new device, and then
+/// what it wrote meanwhile reaches everyone.
+#[test]
+fn a_peer_that_never_comes_back_is_forgotten_and_a_return_loses_nothing() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a', 'a')");
+    for (from, to) in [(&a, &b), (&a, &c), (&b, &a), (&c, &a), (&a, &b)] {
+        send(from, to);
+    }
+    assert_eq!(stable_of(&a, &a), 1);
+    // c goes away (it writes, but never syncs); a and b go on
+    exec(c.conn(), "INSERT INTO t VALUES (3, 'c, while away', '')");
+    exec(a.conn(), "UPDATE t SET x = 'a again' WHERE id = 1");
+    send(&a, &b);
+    send(&b, &a);
+    assert_eq!(stable_of(&a, &a), 1, "c has not said it has a's second op");
+    let forgot: String = (a.conn())
+        .query_row("SELECT sync_forget(?1)", [c.id()], |r| r.get(0))
+        .unwrap();
+    assert!(forgot.contains(&c.id()), "{forgot}");
+    assert_eq!(stable_of(&a, &a), 2);
+    assert_eq!(compact(&a), Some(3));
+    // b learns it from a's next bundle
+    assert_eq!(stable_of(&b, &a), 1);
+    send(&a, &b);
+    let status: String = (b.conn())
+        .query_row("SELECT sync_status()", [], |r| r.get(0))
+        .unwrap();
+    assert!(status.contains("\"forgotten\":true"), "{status}");
+    assert_eq!(stable_of(&b, &a), 3, "(the floor op too: b and a have it)");
+    // c comes back: its bundle is refused, saying what to do, and changes nothing
+    let before = whole_state(a.conn());
+    let refused = c.try_import(&a.bundle_for(Some(&c))).unwrap_err();
+    assert!(
+        refused.contains("forgot this device") && refused.contains("SELECT sync_fork()"),
+        "{refused}"
+    );
+    let refused = a.try_import(&c.bundle_for(Some(&a))).unwrap_err();
+    assert!(
+        refused.contains("was forgotten here") && refused.contains("SELECT sync_fork()"),
+        "{refused}"
+    );
+    assert_eq!(whole_state(a.conn()), before);
+    // as told: a new device, whose bundles carry what it wrote while away
+    let _: String = (c.conn())
+        .query_row("SELECT sync_fork()", [], |r| r.get(0))
+        .unwrap();
+    for (from, to) in [(&c, &a), (&a, &c), (&a, &b), (&b, &c)] {
+        send(from, to);
+    }
+    for d in [&b, &c] {
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), a.clock(), "{}", d.name);
+    }
+    assert_eq!(
+        row(&a, 3),
+        Some(vec![Value::Integer(3), text("c, while away"), text("")])
+    );
+}
+
+#[test]
+fn forgetting_says_what_it_cannot_forget() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    send(&b, &a);
+    for (arg, says) in [
+        (a.id(), "this device's own id"),
+        ("00112233445566778899aabbccddeeff".to_string(), "no device"),
+        ("nonsense".to_string(), "expects a device id"),
+    ] {
+        let e = refusal(a.conn(), "SELECT sync_forget(?1)", [arg]);
+        assert!(e.contains("sync_forget") && e.contains(says), "{e}");
+    }
+    let again = || -> i64 {
+        (a.conn())
+            .query_row("SELECT sync_forget(?1) ->> '$.new'", [b.id()], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(again(), 1);
+    assert_eq!(again(), 0);
+}

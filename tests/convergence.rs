@@ -658,11 +658,18 @@ fn visit_folder(
             )
             .map_err(|e| format!("{}: {f}: {e}", device.name))
     };
-    let got = call("sync_folder_in")?;
+    let mut got = call("sync_folder_in")?;
+    if got.contains("forgot this device") && got.contains("SELECT sync_fork()") {
+        // a writer there forgot it (sync_forget): as told
+        common::call(device.conn(), "SELECT sync_fork()")?;
+        got = call("sync_folder_in")?;
+    }
     if trace {
         eprintln!("  {} folder in: {got}", device.name);
     }
-    if got.contains("\"skipped\":[{") {
+    // (a file whose writer was forgotten here stays there; it learns it when it visits)
+    let errors = got.split("\"error\":").skip(1);
+    if errors.clone().any(|e| !e.contains("was forgotten here")) {
         return Err(format!("{}: a whole bundle skipped: {got}", device.name));
     }
     // (a visit that imports nothing new judges nothing: this device's own writes since its
@@ -695,10 +702,14 @@ fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
             for j in 0..n {
                 if i != j {
                     let bundle = devices[i].bundle_for(Some(&devices[j]));
-                    let r = devices[j].try_import(&bundle).map_err(|e| {
+                    let r = import_as_told(devices, i, j, &bundle).map_err(|e| {
                         keep(devices, Some(&bundle));
                         format!("exchange: {}: {e}", devices[j].name)
                     })?;
+                    let Some(r) = r else {
+                        moved = true; // (its writer is a new device now)
+                        continue;
+                    };
                     moved |= r.applied > 0;
                     if round > 8 {
                         eprintln!(
@@ -723,6 +734,32 @@ fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
         }
     }
     unreachable!()
+}
+
+/// Imports `path`, written by device `from`, on device `to`. A device forgotten by the other
+/// (sync_forget) does as the refusal says: `sync_fork()`; then the import is tried again (when
+/// `to` was forgotten) or the bundle dropped (when its writer was: None).
+fn import_as_told(
+    devices: &[Device],
+    from: usize,
+    to: usize,
+    path: &std::path::Path,
+) -> Result<Option<ImportResult>, String> {
+    loop {
+        match devices[to].try_import(path) {
+            Ok(r) => return Ok(Some(r)),
+            Err(e) if e.contains("forgot this device") && e.contains("SELECT sync_fork()") => {
+                call(devices[to].conn(), "SELECT sync_fork()")?; // (and again)
+            }
+            Err(e) if e.contains("was forgotten here") && e.contains("SELECT sync_fork()") => {
+                if e.contains(&devices[from].id()) {
+                    call(devices[from].conn(), "SELECT sync_fork()")?;
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// An older backup of device `d` put back over its file (the same inode), as after a disk
@@ -799,6 +836,7 @@ fn check_stable(
         let known: std::collections::HashSet<String> = rows::<(String,)>(
             d.conn(),
             "SELECT value ->> '$.device_id' FROM json_each(sync_status() -> '$.peers')
+             WHERE NOT value ->> '$.forgotten'
              UNION SELECT sync_device_id()",
         )
         .into_iter()
@@ -822,7 +860,8 @@ fn check_stable(
                 continue;
             }
             for (j, e) in devices.iter().enumerate() {
-                if went_back.contains(&j) || !knew.contains(&e.id()) {
+                // (a device forgotten since no longer counts)
+                if went_back.contains(&j) || !knew.contains(&e.id()) || !known.contains(&e.id()) {
                     continue;
                 }
                 let has = clocks[j].get(entry).copied().unwrap_or(0);
@@ -895,6 +934,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let mut frng = Rng(seed ^ 0x5eed_f01d);
     let folder = frng.chance(30).then(common::tempdir::Dir::new);
     let mut crng = Rng(seed ^ 0xc0_4ac7);
+    let mut grng = Rng(seed ^ 0xf0_4ea7);
     // in some schedules compaction also removes what a floor made dead (compact/remove.rs),
     // and no device is put back to a backup (a device behind removed ops needs a snapshot,
     // not built yet)
@@ -919,6 +959,18 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         let event = rng.below(20);
         if trace {
             eprintln!("step: device d{d}, event {event}, mail {}", mail.len());
+        }
+        // now and then a device forgets another (a generator of its own, too), which does as
+        // it is told when it hears of it (`import_as_told`)
+        if grng.chance(3) {
+            let other = &devices[grng.below(n as u64) as usize];
+            let forgot = call(
+                devices[d].conn(),
+                &format!("SELECT sync_forget('{}')", other.id()),
+            );
+            if trace {
+                eprintln!("  d{d} forgets {}: {forgot:?}", other.name);
+            }
         }
         if let Some(folder) = folder.as_ref().filter(|_| frng.chance(25)) {
             visit_folder(&mut frng, &devices[d], folder.path(), trace)?;
@@ -1099,10 +1151,8 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             }
             _ if !mail.is_empty() => {
                 let i = rng.below(mail.len() as u64) as usize;
-                let (_, to, path, _) = mail[i].clone();
-                devices[to]
-                    .try_import(&path)
-                    .map_err(|e| format!("import: {e}"))?;
+                let (from, to, path, _) = mail[i].clone();
+                import_as_told(&devices, from, to, &path).map_err(|e| format!("import: {e}"))?;
                 // after an import, the rows held out are the rule's for the ops it holds
                 let conn = devices[to].conn();
                 let (held, by_rule) = (held_out_stored(conn), held_out_by_rule(conn));

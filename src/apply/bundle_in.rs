@@ -91,6 +91,8 @@ pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
     let outcome = if crate::schema::imported_before(conn, &manifest.bundle_id)? {
         skipped
     } else {
+        let (source, forgot) = (&manifest.source, &manifest.forgotten);
+        log::forgotten::check_import(conn, &me, source, forgot).map_err(in_bundle)?;
         let mut checked_forms = Vec::new();
         // what the bundle says of ops of this device's id, (seq, hash): its source's clock,
         // deps, and the last of each run of such ops in it (the hash of an op stands for the
@@ -172,6 +174,8 @@ fn import(
     tables: &[SyncedTable],
     claims: &[(u64, crate::op::Hash)],
 ) -> Result<Outcome> {
+    // (the devices its writer forgot no longer count here either: log/forgotten.rs)
+    crate::log::forgotten::add(conn, &reader.manifest.forgotten)?;
     let mut run = Import::new(conn, tables)?;
     if run.own_history_differs(claims)? {
         run.quiet.finish()?; // capture as it was, for the fork

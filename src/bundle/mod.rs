@@ -17,7 +17,7 @@
 //! ```text
 //! manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB, clock BLOB,
 //!          op_count INTEGER, ops_hash BLOB, declared BLOB, writer TEXT, stable BLOB,
-//!          knows BLOB, base BLOB)   one row
+//!          knows BLOB, base BLOB, forgotten BLOB)   one row
 //!   magic     'sqlite-sync bundle'
 //!   format    5; a reader also reads 4 (the same but for how the stream names devices and
 //!             deps, below) and 3 (format 4 written by builds whose forms carry no declared
@@ -45,6 +45,8 @@
 //!             at or below `upto` its writer may lack, the link of op `upto`, and `from`,
 //!             the seq after which the bundle carries every op of it its writer holds
 //!             (apply/removed.rs)
+//!   forgotten msgpack [device id: bin(16), …]: the devices its writer forgot (sync_forget:
+//!             log/forgotten.rs), which its reader forgets too
 //! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
 //!   ops       ops in this chunk
 //!   body      its ops, one after the other, compactly (below)
@@ -124,6 +126,8 @@ pub struct Manifest {
     /// Per history whose ops its writer removed by compaction, what this bundle does not carry
     /// of them (compact/remove.rs; a reader takes them as applied: apply/removed.rs)
     pub base: Vec<Base>,
+    /// The devices its writer forgot (log/forgotten.rs; none in bundles of builds before it)
+    pub forgotten: Vec<DeviceId>,
 }
 
 /// An entry of a bundle's base: history `history` of device `device` (the same id for its

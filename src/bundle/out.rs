@@ -275,9 +275,15 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let declared = crate::log::declared::Declarations::load(conn)?.encode(devices);
     let link = |d: DeviceIdx, s: u64| links.get(&d).filter(|e| e.0 == s).map(|e| e.1);
     let stable = crate::log::stable::now(conn, &history, devices, link)?;
-    let stable = crate::log::stable::for_bundle(&stable, devices, &clock);
+    let (stable, knows) = crate::log::stable::for_bundle(&stable, devices, &clock);
+    let peers = super::write::Peers {
+        stable,
+        knows,
+        base,
+        forgotten: devices.forgotten_ids(),
+    };
     let bytes = match writer
-        .finish(bundle_id, &me, &clock, declared, stable, &base)
+        .finish(bundle_id, &me, &clock, declared, peers)
         .map_err(at)?
     {
         Written::File(bytes) => bytes,

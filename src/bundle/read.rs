@@ -425,9 +425,13 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
     let stable: Vec<(Fixed<16>, u64, Fixed<16>)> = optional("stable")
         .and_then(|b| rmp_serde::from_slice(&b).ok())
         .unwrap_or_default();
-    let knows: Vec<Fixed<16>> = optional("knows")
-        .and_then(|b| rmp_serde::from_slice(&b).ok())
-        .unwrap_or_default();
+    let ids = |column| -> Vec<crate::op::DeviceId> {
+        let ids: Vec<Fixed<16>> = optional(column)
+            .and_then(|b| rmp_serde::from_slice(&b).ok())
+            .unwrap_or_default();
+        ids.into_iter().map(|d| d.0).collect()
+    };
+    let (knows, forgotten) = (ids("knows"), ids("forgotten"));
     // (a bundle of an earlier build has none; one whose base is unreadable is refused: its
     // ops above removed ones would wait for them)
     type BaseEntry = (Fixed<16>, Fixed<16>, u64, u64, Fixed<16>);
@@ -446,7 +450,8 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .map(|(d, name, version, decl)| (d.0, name, version, decl))
             .collect(),
         stable: stable.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
-        knows: knows.into_iter().map(|d| d.0).collect(),
+        knows,
+        forgotten,
         base: (base.into_iter())
             .map(|(device, history, from, upto, link)| Base {
                 device: device.0,

@@ -20,6 +20,16 @@ use super::{
 };
 use crate::form::Head;
 
+/// What a manifest says of the devices its writer knows, beyond its clock: its stable clock
+/// and the devices it knew that its clock does not name (log/stable.rs), its base (up to
+/// where it removed ops the bundle does not carry: apply/removed.rs), and the devices it
+/// forgot (log/forgotten.rs).
+pub struct Peers {
+    pub stable: Vec<(DeviceId, u64, Hash)>,
+    pub knows: Vec<DeviceId>,
+    pub base: Vec<super::Base>,
+    pub forgotten: Vec<DeviceId>,
+}
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
     dest: Dest,
@@ -118,7 +128,7 @@ impl Writer {
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
                                        declared BLOB, writer TEXT, stable BLOB, knows BLOB,
-                                       base BLOB)",
+                                       base BLOB, forgotten BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -263,10 +273,9 @@ impl Writer {
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
-        stable: (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
-        base: &[super::Base],
+        peers: Peers,
     ) -> Result<Written> {
-        let result = self.seal(bundle_id, source, clock, declared, stable, base);
+        let result = self.seal(bundle_id, source, clock, declared, peers);
         if result.is_err() {
             self.abandon();
         }
@@ -279,8 +288,12 @@ impl Writer {
         source: &DeviceId,
         clock: &[(DeviceId, u64, Hash)],
         declared: Vec<u8>,
-        (stable, knows): (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>),
-        base: &[super::Base],
+        Peers {
+            stable,
+            knows,
+            base,
+            forgotten,
+        }: Peers,
     ) -> Result<Written> {
         self.flush()?;
         let ops_hash: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
@@ -304,11 +317,14 @@ impl Writer {
             })
             .collect();
         let base = rmp_serde::to_vec(&base).expect("a base always encodes");
-        let knows: Vec<op::Bin> = knows.iter().map(|d| op::Bin(d)).collect();
-        let knows = rmp_serde::to_vec(&knows).expect("device ids always encode");
+        let ids = |ids: &[DeviceId]| {
+            let ids: Vec<op::Bin> = ids.iter().map(|d| op::Bin(d)).collect();
+            rmp_serde::to_vec(&ids).expect("device ids always encode")
+        };
+        let (knows, forgotten) = (ids(&knows), ids(&forgotten));
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
-            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -322,6 +338,7 @@ impl Writer {
                 Value::Blob(stable),
                 Value::Blob(knows),
                 Value::Blob(base),
+                Value::Blob(forgotten),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

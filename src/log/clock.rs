@@ -29,6 +29,8 @@ pub struct Devices {
     forks: HashMap<DeviceIdx, (DeviceIdx, u64)>,
     /// per history, the seq at or below which compaction may have removed ops (`_sync_removed`)
     removed: HashMap<DeviceIdx, u64>,
+    /// the devices forgotten here (log/forgotten.rs)
+    forgotten: std::collections::HashSet<DeviceIdx>,
 }
 
 impl Devices {
@@ -39,6 +41,7 @@ impl Devices {
             by_idx: HashMap::new(),
             forks: HashMap::new(),
             removed: HashMap::new(),
+            forgotten: Default::default(),
         };
         while let Some(row) = stmt.step()? {
             let idx = DeviceIdx(row.column_int(0));
@@ -52,6 +55,11 @@ impl Devices {
             }
         }
         drop(stmt);
+        for id in super::forgotten::load(conn)? {
+            if let Some(&idx) = devices.by_id.get(&id) {
+                devices.forgotten.insert(idx);
+            }
+        }
         let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_removed'";
         if conn.query_value(made, &[])?.is_some() {
             let mut stmt = conn.prepare("SELECT device, upto FROM main._sync_removed")?;
@@ -79,6 +87,19 @@ impl Devices {
         let at = self.removed.entry(idx).or_default();
         *at = (*at).max(upto);
         Ok(())
+    }
+
+    /// Whether device `idx` was forgotten here (log/forgotten.rs): it no longer counts among
+    /// the devices known here.
+    pub fn is_forgotten(&self, idx: DeviceIdx) -> bool {
+        !self.forgotten.is_empty() && self.forgotten.contains(&idx)
+    }
+
+    /// The ids of the devices forgotten here, sorted.
+    pub fn forgotten_ids(&self) -> Vec<DeviceId> {
+        let mut ids: Vec<DeviceId> = self.forgotten.iter().map(|&i| self.id(i)).collect();
+        ids.sort();
+        ids
     }
 
     /// The ops of history `from` from `from_seq` on became history `to`'s

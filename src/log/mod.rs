@@ -29,6 +29,7 @@ mod contexts;
 pub mod declared;
 mod epochs;
 pub mod floors;
+pub mod forgotten;
 mod local;
 pub mod remote;
 pub mod stable;

@@ -75,10 +75,17 @@ fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
     let mut least: HashMap<DeviceIdx, u64> = match peers {
         0 => applied.iter().map(|(&d, &s)| (d, s)).collect(),
         _ => {
-            let mut stmt = conn.prepare(
-                "SELECT device, min(seq) FROM main._sync_peers WHERE peer != ?1
+            // (a forgotten device's word counts no longer)
+            let forgotten: Vec<String> = (devices.indexes())
+                .filter(|&d| devices.is_forgotten(d))
+                .map(|d| d.0.to_string())
+                .collect();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT device, min(seq) FROM main._sync_peers
+                 WHERE peer != ?1 AND peer NOT IN ({})
                  GROUP BY device HAVING count(*) = ?2",
-            )?;
+                forgotten.join(", ")
+            ))?;
             stmt.bind_all(&[Value::from(SELF), Value::Integer(peers)])?;
             let mut least = HashMap::new();
             while let Some(row) = stmt.step()? {
@@ -118,9 +125,10 @@ pub fn taught(conn: &Conn, devices: &Devices) -> Result<Stable> {
 /// `_sync_state`: how many devices were known when `_sync_stable` was written.
 const KNOWN: &str = "stable devices";
 
-/// Every device known here (first histories: a second history is ops of a device, not one).
+/// Every device known here (first histories: a second history is ops of a device, not one),
+/// but the ones forgotten (log/forgotten.rs).
 fn roots(devices: &Devices) -> impl Iterator<Item = DeviceIdx> + '_ {
-    devices.indexes().filter(|&d| devices.fork(d).is_none())
+    (devices.indexes()).filter(|&d| devices.fork(d).is_none() && !devices.is_forgotten(d))
 }
 
 /// What a bundle's manifest says of it: the writer's stable clock, and the devices it knew that

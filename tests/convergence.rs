@@ -774,16 +774,14 @@ fn restore(devices: &mut [Device], d: usize, backup: &std::path::Path) -> Result
     for other in 0..devices.len() {
         if other != d {
             let path = devices[d].bundle_for(Some(&devices[other]));
-            devices[other]
-                .try_import(&path)
+            import_as_told(devices, d, other, &path)
                 .map_err(|e| format!("import of a restored device's bundle: {e}"))?;
         }
     }
     for other in 0..devices.len() {
         if other != d {
             let path = devices[other].bundle_for(Some(&devices[d]));
-            devices[d]
-                .try_import(&path)
+            import_as_told(devices, other, d, &path)
                 .map_err(|e| format!("import after a restore: {e}"))?;
         }
     }

@@ -445,3 +445,56 @@ fn forgetting_says_what_it_cannot_forget() {
     assert_eq!(again(), 1);
     assert_eq!(again(), 0);
 }
+
+/// Two compaction points: c's update, written knowing only the row's insert, is behind the
+/// older one (a's, which a wrote before it knew c) but in the newer one's past (b's, written
+/// after b had it). Where it brings the deleted row back, its column x shows the newest value
+/// below either point: the newer point's, on every device, whether it settled the row before
+/// the newer point came (a) or wrote that point itself (b).
+#[test]
+fn an_op_behind_an_older_compaction_point_shows_the_newer_ones_values_too() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'x1', 'y1')");
+    send(&a, &c);
+    exec(a.conn(), "UPDATE t SET x = 'x2'");
+    send(&a, &b);
+    send(&b, &a);
+    assert!(compact(&a).is_some(), "the older point: a and b have x2");
+    for n in 2..10 {
+        exec(c.conn(), &format!("INSERT INTO t VALUES ({n}, 'c', 'c')"));
+    }
+    exec(c.conn(), "UPDATE t SET y = 'y late' WHERE id = 1"); // knowing only x1
+    exec(a.conn(), "UPDATE t SET x = 'x3'");
+    send(&a, &b);
+    exec(b.conn(), "DELETE FROM t WHERE id = 1");
+    send(&b, &a);
+    send(&a, &c); // c has everything now, and says so to b
+    send(&c, &b);
+    send(&c, &a); // a settles c's update with the older point only
+    assert_eq!(
+        row(&a, 1),
+        Some(vec![Value::Integer(1), text("x2"), text("y late")])
+    );
+    assert!(
+        compact(&b).is_some(),
+        "the newer point: every device has x3"
+    );
+    let revived = Some(vec![Value::Integer(1), text("x3"), text("y late")]);
+    assert_eq!(
+        row(&b, 1),
+        revived,
+        "b settles the row again as it writes its point"
+    );
+    send(&b, &a);
+    assert_eq!(row(&a, 1), revived, "a settles it again as the point comes");
+    send(&b, &c);
+    assert_eq!(row(&c, 1), revived);
+    for d in [&b, &c] {
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(d.conflicts(), a.conflicts(), "{}", d.name);
+    }
+}

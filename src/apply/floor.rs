@@ -3,11 +3,25 @@
 //! them.
 
 use super::import::Import;
-use crate::db::Result;
+use crate::db::{Conn, Result};
 use crate::log::floors::{self, Floor};
 use crate::schema::DeviceIdx;
 use crate::value::Value;
 use std::collections::HashMap;
+
+/// After this device wrote a floor op (compact/mod.rs): the rows of the ops behind a floor
+/// held before are settled again, as what they are taken to have seen grew by its floor
+/// (log/floors.rs).
+pub fn settle_behind_floors(conn: &Conn) -> Result<()> {
+    let tables = crate::log::synced_tables(conn)?;
+    let mut run = Import::new(conn, &tables)?;
+    run.touch_behind(None)?;
+    run.settle_touched()?;
+    run.place_rows()?;
+    run.known.contexts.check()?;
+    run.known.local.check()?;
+    run.quiet.finish()
+}
 
 impl Import<'_> {
     /// Learns floor op `op`, whose key values are `values`.
@@ -26,7 +40,7 @@ impl Import<'_> {
             }
         }
         self.write_applied()?;
-        self.touch_behind(op)?;
+        self.touch_behind(Some(op))?;
         (self.known.floors).add(
             self.conn,
             Floor {
@@ -36,11 +50,11 @@ impl Import<'_> {
         )
     }
 
-    /// Marks for settling the rows of the ops applied here that are not in op `op`'s causal
-    /// past (those behind a floor written by `op` are among them), and of the ops behind a
-    /// floor held before (what they are taken to have seen grows by `op`'s floor): one pass
-    /// over the row index.
-    fn touch_behind(&mut self, op: (DeviceIdx, u64)) -> Result<()> {
+    /// Marks for settling the rows of the ops applied here that are not in floor op `new`'s
+    /// causal past (those behind its floor are among them), and of the ops behind a floor held
+    /// before (what they are taken to have seen grows by the new floor): one pass over the row
+    /// index. (None: a floor op this device wrote, which no op held here is behind.)
+    fn touch_behind(&mut self, new: Option<(DeviceIdx, u64)>) -> Result<()> {
         let mut seen: HashMap<DeviceIdx, u64> = HashMap::new();
         let order = self.known.order();
         let older = &self.known.floors;
@@ -58,9 +72,10 @@ impl Import<'_> {
         let mut rows = Vec::new();
         while let Some(row) = stmt.step()? {
             let (device, seq) = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
-            let seen = *seen.entry(device).or_insert_with(|| match device == op.0 {
-                true => op.1,
-                false => self.known.contexts.entry(op.0, op.1, device),
+            let seen = *seen.entry(device).or_insert_with(|| match new {
+                None => u64::MAX,
+                Some(op) if device == op.0 => op.1,
+                Some(op) => self.known.contexts.entry(op.0, op.1, device),
             });
             if seq > seen || behind_older(device, seq) {
                 let key = row.column_blob(1)?.unwrap_or_default().to_vec();

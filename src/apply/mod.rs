@@ -66,6 +66,7 @@ mod store;
 
 pub use bundle_in::sync_bundle_in;
 pub use catch_up::catch_up;
+pub use floor::settle_behind_floors;
 pub use folder_in::sync_folder_in;
 pub use follow::follow_schema;
 pub use fork::{fork, sync_fork};

@@ -110,6 +110,9 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
             entries,
         },
     )?;
+    if floors.len() > 1 {
+        crate::apply::settle_behind_floors(conn)?;
+    }
     Ok(Some(seq))
 }
 

@@ -102,11 +102,16 @@ fn peers(conn: &Conn, devices: &Devices, applied: &Clock) -> Result<String> {
                 "forgotten",
                 ["false", "true"][usize::from(devices.is_forgotten(idx))],
             );
+        // (a forgotten device is not waited for: what it lacks is not counted)
+        let lacks = match devices.is_forgotten(idx) {
+            true => Value::Null,
+            false => Value::Integer(lacks as i64),
+        };
         match said {
             Some(said) => one
                 .raw("heard_from", "true")
                 .raw("has", &clock::clock_json(devices, said))
-                .field("lacks", &Value::Integer(lacks as i64)),
+                .field("lacks", &lacks),
             // known only through others: what it has is not known here
             None => one
                 .raw("heard_from", "false")

@@ -361,8 +361,9 @@ fn stable_of(d: &Device, of: &Device) -> i64 {
 }
 
 /// A device that never syncs again holds back what every device has, until `sync_forget` says
-/// so; the word travels in bundles. Coming back, it is told to become a new device, and then
-/// what it wrote meanwhile reaches everyone.
+/// so; the word travels in bundles. What it wrote still reaches everyone, from a bundle it wrote
+/// before or after it was forgotten; it is told, when it hears of it, to become a new device,
+/// and syncs on as one.
 #[test]
 fn a_peer_that_never_comes_back_is_forgotten_and_a_return_loses_nothing() {
     let (a, b, c) = (
@@ -375,8 +376,9 @@ fn a_peer_that_never_comes_back_is_forgotten_and_a_return_loses_nothing() {
         send(from, to);
     }
     assert_eq!(stable_of(&a, &a), 1);
-    // c goes away (it writes, but never syncs); a and b go on
+    // c goes away (it writes, but never syncs; a bundle it wrote is left behind); a and b go on
     exec(c.conn(), "INSERT INTO t VALUES (3, 'c, while away', '')");
+    let left_behind = c.bundle_for(Some(&a));
     exec(a.conn(), "UPDATE t SET x = 'a again' WHERE id = 1");
     send(&a, &b);
     send(&b, &a);
@@ -395,24 +397,28 @@ fn a_peer_that_never_comes_back_is_forgotten_and_a_return_loses_nothing() {
         .unwrap();
     assert!(status.contains("\"forgotten\":true"), "{status}");
     assert_eq!(stable_of(&b, &a), 3, "(the floor op too: b and a have it)");
-    // c comes back: its bundle is refused, saying what to do, and changes nothing
-    let before = whole_state(a.conn());
-    let refused = c.try_import(&a.bundle_for(Some(&c))).unwrap_err();
+    // what c wrote reaches a from the bundle it left, and c's word still does not count
+    a.import(&left_behind);
+    assert_eq!(
+        row(&a, 3),
+        Some(vec![Value::Integer(3), text("c, while away"), text("")])
+    );
+    assert_eq!(stable_of(&a, &a), 2, "c says it has 1: a and b have 2");
+    // c comes back and hears it was forgotten: told what to do, and nothing changes
+    exec(c.conn(), "INSERT INTO t VALUES (4, 'c, back', '')");
+    let before = whole_state(c.conn());
+    let refused = c.try_import(&b.bundle_for(Some(&c))).unwrap_err();
     assert!(
-        refused.contains("forgot this device") && refused.contains("SELECT sync_fork()"),
+        refused.contains("holds this device as forgotten")
+            && refused.contains("SELECT sync_fork()"),
         "{refused}"
     );
-    let refused = a.try_import(&c.bundle_for(Some(&a))).unwrap_err();
-    assert!(
-        refused.contains("was forgotten here") && refused.contains("SELECT sync_fork()"),
-        "{refused}"
-    );
-    assert_eq!(whole_state(a.conn()), before);
-    // as told: a new device, whose bundles carry what it wrote while away
+    assert_eq!(whole_state(c.conn()), before);
+    // as told: a new device, whose bundles carry what it wrote as the old one
     let _: String = (c.conn())
         .query_row("SELECT sync_fork()", [], |r| r.get(0))
         .unwrap();
-    for (from, to) in [(&c, &a), (&a, &c), (&a, &b), (&b, &c)] {
+    for (from, to) in [(&b, &c), (&c, &a), (&a, &c), (&a, &b), (&b, &c)] {
         send(from, to);
     }
     for d in [&b, &c] {
@@ -420,8 +426,8 @@ fn a_peer_that_never_comes_back_is_forgotten_and_a_return_loses_nothing() {
         assert_eq!(d.clock(), a.clock(), "{}", d.name);
     }
     assert_eq!(
-        row(&a, 3),
-        Some(vec![Value::Integer(3), text("c, while away"), text("")])
+        row(&b, 4),
+        Some(vec![Value::Integer(4), text("c, back"), text("")])
     );
 }
 
@@ -497,4 +503,54 @@ fn an_op_behind_an_older_compaction_point_shows_the_newer_ones_values_too() {
         assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
         assert_eq!(d.conflicts(), a.conflicts(), "{}", d.name);
     }
+}
+
+/// Through a shared folder: forgetting is news enough for a file, and a forgotten device's
+/// visit is refused as a whole, saying what to do.
+#[test]
+fn forgetting_travels_through_a_shared_folder() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    let folder = tempdir::Dir::new();
+    let visit = |d: &Device, f: &str| -> Result<String, rusqlite::Error> {
+        d.conn().query_row(
+            &format!("SELECT {f}(?1)"),
+            [folder.path().to_str().unwrap()],
+            |r| r.get(0),
+        )
+    };
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a', 'a')");
+    for _ in 0..2 {
+        for d in [&a, &b, &c] {
+            visit(d, "sync_folder_in").unwrap();
+            visit(d, "sync_folder_out").unwrap();
+        }
+    }
+    assert!(visit(&a, "sync_folder_out")
+        .unwrap()
+        .contains("\"path\":null"));
+    let _: String = (a.conn())
+        .query_row("SELECT sync_forget(?1)", [c.id()], |r| r.get(0))
+        .unwrap();
+    assert!(!visit(&a, "sync_folder_out")
+        .unwrap()
+        .contains("\"path\":null"));
+    visit(&b, "sync_folder_in").unwrap();
+    let forgotten: i64 = (b.conn())
+        .query_row(
+            "SELECT value ->> '$.forgotten' FROM json_each(sync_status() -> '$.peers')
+             WHERE value ->> '$.device_id' = ?1",
+            [c.id()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(forgotten, 1);
+    let refused = visit(&c, "sync_folder_in").unwrap_err().to_string();
+    assert!(
+        refused.contains("as forgotten") && refused.contains("SELECT sync_fork()"),
+        "{refused}"
+    );
 }

@@ -658,18 +658,18 @@ fn visit_folder(
             )
             .map_err(|e| format!("{}: {f}: {e}", device.name))
     };
-    let mut got = call("sync_folder_in")?;
-    if got.contains("forgot this device") && got.contains("SELECT sync_fork()") {
-        // a writer there forgot it (sync_forget): as told
-        common::call(device.conn(), "SELECT sync_fork()")?;
-        got = call("sync_folder_in")?;
-    }
+    let got = match call("sync_folder_in") {
+        // a writer there holds it as forgotten (sync_forget): as told
+        Err(e) if e.contains("as forgotten") && e.contains("SELECT sync_fork()") => {
+            common::call(device.conn(), "SELECT sync_fork()")?;
+            call("sync_folder_in")?
+        }
+        got => got?,
+    };
     if trace {
         eprintln!("  {} folder in: {got}", device.name);
     }
-    // (a file whose writer was forgotten here stays there; it learns it when it visits)
-    let errors = got.split("\"error\":").skip(1);
-    if errors.clone().any(|e| !e.contains("was forgotten here")) {
+    if got.contains("\"skipped\":[{") {
         return Err(format!("{}: a whole bundle skipped: {got}", device.name));
     }
     // (a visit that imports nothing new judges nothing: this device's own writes since its
@@ -702,14 +702,10 @@ fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
             for j in 0..n {
                 if i != j {
                     let bundle = devices[i].bundle_for(Some(&devices[j]));
-                    let r = import_as_told(devices, i, j, &bundle).map_err(|e| {
+                    let r = import_as_told(devices, j, &bundle).map_err(|e| {
                         keep(devices, Some(&bundle));
                         format!("exchange: {}: {e}", devices[j].name)
                     })?;
-                    let Some(r) = r else {
-                        moved = true; // (its writer is a new device now)
-                        continue;
-                    };
                     moved |= r.applied > 0;
                     if round > 8 {
                         eprintln!(
@@ -736,28 +732,19 @@ fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
     unreachable!()
 }
 
-/// Imports `path`, written by device `from`, on device `to`. A device forgotten by the other
-/// (sync_forget) does as the refusal says: `sync_fork()`; then the import is tried again (when
-/// `to` was forgotten) or the bundle dropped (when its writer was: None).
+/// Imports `path`, written by device `from`, on device `to`. A device the bundle's writer holds
+/// as forgotten (sync_forget) does as the refusal says: `sync_fork()`, and imports it again.
 fn import_as_told(
     devices: &[Device],
-    from: usize,
     to: usize,
     path: &std::path::Path,
-) -> Result<Option<ImportResult>, String> {
+) -> Result<ImportResult, String> {
     loop {
         match devices[to].try_import(path) {
-            Ok(r) => return Ok(Some(r)),
-            Err(e) if e.contains("forgot this device") && e.contains("SELECT sync_fork()") => {
+            Err(e) if e.contains("as forgotten") && e.contains("SELECT sync_fork()") => {
                 call(devices[to].conn(), "SELECT sync_fork()")?; // (and again)
             }
-            Err(e) if e.contains("was forgotten here") && e.contains("SELECT sync_fork()") => {
-                if e.contains(&devices[from].id()) {
-                    call(devices[from].conn(), "SELECT sync_fork()")?;
-                }
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+            done => return done,
         }
     }
 }
@@ -774,14 +761,14 @@ fn restore(devices: &mut [Device], d: usize, backup: &std::path::Path) -> Result
     for other in 0..devices.len() {
         if other != d {
             let path = devices[d].bundle_for(Some(&devices[other]));
-            import_as_told(devices, d, other, &path)
+            import_as_told(devices, other, &path)
                 .map_err(|e| format!("import of a restored device's bundle: {e}"))?;
         }
     }
     for other in 0..devices.len() {
         if other != d {
             let path = devices[other].bundle_for(Some(&devices[d]));
-            import_as_told(devices, other, d, &path)
+            import_as_told(devices, d, &path)
                 .map_err(|e| format!("import after a restore: {e}"))?;
         }
     }
@@ -1149,8 +1136,8 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             }
             _ if !mail.is_empty() => {
                 let i = rng.below(mail.len() as u64) as usize;
-                let (from, to, path, _) = mail[i].clone();
-                import_as_told(&devices, from, to, &path).map_err(|e| format!("import: {e}"))?;
+                let (_, to, path, _) = mail[i].clone();
+                import_as_told(&devices, to, &path).map_err(|e| format!("import: {e}"))?;
                 // after an import, the rows held out are the rule's for the ops it holds
                 let conn = devices[to].conn();
                 let (held, by_rule) = (held_out_stored(conn), held_out_by_rule(conn));

@@ -92,7 +92,7 @@ pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
         skipped
     } else {
         let (source, forgot) = (&manifest.source, &manifest.forgotten);
-        log::forgotten::check_import(conn, &me, source, forgot).map_err(in_bundle)?;
+        log::forgotten::check_import(&me, source, forgot).map_err(in_bundle)?;
         let mut checked_forms = Vec::new();
         // what the bundle says of ops of this device's id, (seq, hash): its source's clock,
         // deps, and the last of each run of such ops in it (the hash of an op stands for the

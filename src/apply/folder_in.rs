@@ -36,7 +36,10 @@ pub fn sync_folder_in(conn: &Conn, args: &[Value]) -> Result<Value> {
                 applied += report.outcome.applied;
                 conflicts += report.outcome.conflicts;
             }
-            Err(e) if e.is_of_the_database() => return Err(e),
+            // (this device was forgotten: what to do is for the whole call)
+            Err(e) if e.is_of_the_database() || e.code == crate::log::forgotten::TOLD => {
+                return Err(e)
+            }
             Err(e) => {
                 let mut one = JsonObject::new();
                 one.field("file", &Value::Text(name.into_owned()))

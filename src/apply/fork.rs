@@ -21,6 +21,11 @@ use crate::value::{hex, Value};
 /// checks did not catch (made while no connection had the extension loaded).
 pub fn sync_fork(conn: &Conn, _args: &[Value]) -> Result<Value> {
     crate::schema::require_initialized(conn)?;
+    if conn.is_readonly() {
+        return Err(Error::new(
+            "the database is open read-only: fork from a connection that can write",
+        ));
+    }
     if conn.in_write_transaction() {
         return Err(Error::new("COMMIT (or ROLLBACK) first, then fork"));
     }

@@ -75,6 +75,7 @@ pub fn covered(
     device: &DeviceId,
     clock: &[(DeviceId, u64, Hash)],
     needs: &[(DeviceId, u64, u64)],
+    forgotten: &[DeviceId],
 ) -> bool {
     let Ok(files) = bundle_files(dir) else {
         return false;
@@ -93,7 +94,7 @@ pub fn covered(
             .map(|(d, s, _)| (*d, *s))
             .collect();
         has.sort();
-        if has != want {
+        if has != want || reader.manifest.forgotten != forgotten {
             return false;
         }
         if needs.is_empty() {

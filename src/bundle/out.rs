@@ -261,7 +261,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     held.local.check()?;
     let ops = writer.count();
     if let To::Folder(dir) = &to {
-        if super::folder::covered(dir, &me, &clock, &needs) {
+        if super::folder::covered(dir, &me, &clock, &needs, &devices.forgotten_ids()) {
             // a bundle of this device there holds these ops and says what it has now
             drop(writer);
             let mut json = JsonObject::new();

@@ -4,11 +4,11 @@
 //! A forgotten device's ops stay what they were: held, applied, relayed, and taken from any
 //! bundle that carries them. What changes: it no longer counts among the devices known here
 //! (the stable clock is the least of what the others have), bundles say whom their writer
-//! forgot, so a receiver forgets them too (one call frees a fleet, a star's leaves included),
-//! and a bundle *written* by a forgotten device is refused with what to do: on it,
-//! `sync_fork()` makes it a new device, whose bundles carry every op it holds (nothing it wrote
-//! is lost; ops it wrote against an older state merge as ops behind a compaction point do).
-//! A forgotten device that imports a bundle saying so is told the same.
+//! forgot, so a receiver forgets them too (one call frees a fleet, a star's leaves included).
+//! Bundles a forgotten device wrote are taken as any (nothing it wrote is lost; ops it wrote
+//! against an older state merge as ops behind a compaction point do); a forgotten device that
+//! imports a bundle saying it was forgotten is refused, with what to do: `sync_fork()` makes it
+//! a new device, which counts again, and whose bundles carry every op it holds.
 //!
 //! Invariant: `_sync_forgotten` only grows, and holds device ids other than this device's.
 
@@ -98,24 +98,26 @@ pub fn add(conn: &Conn, ids: &[DeviceId]) -> Result<usize> {
     Ok(added)
 }
 
-/// Refuses a bundle written by a device forgotten here, or one whose writer forgot this device,
-/// saying what to do.
-pub fn check_import(conn: &Conn, me: &[u8], source: &DeviceId, forgot: &[DeviceId]) -> Result<()> {
+/// The result code of the refusal a forgotten device gets (SQLITE_ERROR, extended): a shared
+/// folder's import stops at it rather than skipping the file (apply/folder_in.rs).
+pub const TOLD: std::ffi::c_int = 1 | (0x46 << 8);
+
+/// Refuses a bundle whose writer holds this device as forgotten, saying what to do. (A bundle
+/// *written* by a device forgotten here is taken as any: its ops are ops, and nothing it
+/// wrote is lost; its word no longer counts for the stable clock.)
+pub fn check_import(me: &[u8], source: &DeviceId, forgot: &[DeviceId]) -> Result<()> {
     if forgot.iter().any(|id| id[..] == *me) {
-        return Err(Error::new(format!(
-            "its writer, device {}, forgot this device (sync_forget): its peers no longer wait \
-             for it. SELECT sync_fork() makes this database a new device that syncs on with \
-             every op it holds; then import the bundle again",
-            hex(source)
-        )));
-    }
-    if load(conn)?.contains(source) {
-        return Err(Error::new(format!(
-            "its writer, device {}, was forgotten here (sync_forget): its bundles are not \
-             taken. On that device, SELECT sync_fork() makes it a new device, whose bundles \
-             carry every op it holds",
-            hex(source)
-        )));
+        return Err(Error {
+            code: TOLD,
+            message: format!(
+                "its writer, device {}, holds this device as forgotten (sync_forget, called \
+                 there or on a device it heard from): its peers no longer wait for it. SELECT \
+                 sync_fork() makes this database a new device that syncs on, with every op it \
+                 holds; then import again",
+                hex(source)
+            )
+            .into(),
+        });
     }
     Ok(())
 }

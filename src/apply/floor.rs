@@ -58,10 +58,12 @@ impl Import<'_> {
         let mut seen: HashMap<DeviceIdx, u64> = HashMap::new();
         let order = self.known.order();
         let older = &self.known.floors;
-        // an op that follows every entry of every older floor is behind none of them
-        let highest = older.highest();
+        // an op below every older floor, or that follows every entry of every one, is behind
+        // none of them (most ops: one look each)
+        let (lowest, highest) = (older.lowest(), older.highest());
         let behind_older = |device: DeviceIdx, seq: u64| {
             !older.is_empty()
+                && seq > lowest.get(&device).copied().unwrap_or(0)
                 && !highest.iter().all(|&e| order.reaches((device, seq), e))
                 && older.behind_any(|x, y| order.reaches(x, y), (device, seq))
         };

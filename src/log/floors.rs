@@ -162,6 +162,23 @@ impl Floors {
             .any(|f| !reaches(f.op, op) && !f.entries.iter().all(|&e| reaches(op, e)))
     }
 
+    /// Per history, the lowest entry of every floor held here (none where a floor has no
+    /// entry of it): an op at or below it is below every floor, so behind none.
+    pub fn lowest(&self) -> std::collections::HashMap<DeviceIdx, u64> {
+        let mut low: std::collections::HashMap<DeviceIdx, u64> = Default::default();
+        for (i, f) in self.0.iter().enumerate() {
+            for &(device, seq) in &f.entries {
+                if i == 0 {
+                    low.insert(device, seq);
+                } else if let Some(at) = low.get_mut(&device) {
+                    *at = (*at).min(seq);
+                }
+            }
+            low.retain(|d, _| f.entries.iter().any(|e| e.0 == *d));
+        }
+        low
+    }
+
     /// Per history, the highest entry of any floor held here: an op that follows every one
     /// is behind none of them.
     pub fn highest(&self) -> Vec<(DeviceIdx, u64)> {

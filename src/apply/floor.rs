@@ -16,11 +16,7 @@ pub fn settle_behind_floors(conn: &Conn) -> Result<()> {
     let tables = crate::log::synced_tables(conn)?;
     let mut run = Import::new(conn, &tables)?;
     run.touch_behind(None)?;
-    run.settle_touched()?;
-    run.place_rows()?;
-    run.known.contexts.check()?;
-    run.known.local.check()?;
-    run.quiet.finish()
+    run.settle_and_finish()
 }
 
 impl Import<'_> {

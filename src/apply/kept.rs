@@ -358,9 +358,5 @@ pub fn release_agreeing(conn: &Conn) -> Result<()> {
     for table in &tables {
         run.release(table)?;
     }
-    run.settle_touched()?;
-    run.place_rows()?;
-    run.known.contexts.check()?;
-    run.known.local.check()?;
-    run.quiet.finish()
+    run.settle_and_finish()
 }

@@ -266,6 +266,19 @@ impl Import<'_> {
     }
 }
 
+impl Import<'_> {
+    /// Settles the rows touched, places the rows a constraint holds out or lets back, checks
+    /// what was read, and ends the quiet: the end of a run outside an import (a fold of local
+    /// ops, a release of kept ops, a floor written here).
+    pub(super) fn settle_and_finish(mut self) -> Result<()> {
+        self.settle_touched()?;
+        self.place_rows()?;
+        self.known.contexts.check()?;
+        self.known.local.check()?;
+        self.quiet.finish()
+    }
+}
+
 /// Indexes this device's ops not yet in the row index and settles the rows they share with
 /// other devices' ops (their conflicts), as an import does first; for sync_resolve, and for a
 /// fork, which then moves them (fork.rs). The caller holds a savepoint.
@@ -274,9 +287,5 @@ pub fn fold_local(conn: &Conn) -> Result<()> {
     let mut run = Import::new(conn, &tables)?;
     let last = run.clocks.clock.get(&SELF).copied().unwrap_or(0);
     run.fold_local_ops(last)?;
-    run.settle_touched()?;
-    run.place_rows()?;
-    run.known.contexts.check()?;
-    run.known.local.check()?;
-    run.quiet.finish()
+    run.settle_and_finish()
 }

@@ -116,6 +116,10 @@ fn sync_disable(conn: &Conn, args: &[Value]) -> Result<Value> {
     capture::sync_disable(conn, args, apply::fork)
 }
 
+fn sync_forget(conn: &Conn, args: &[Value]) -> Result<Value> {
+    log::forgotten::sync_forget(conn, args, apply::fork)
+}
+
 fn sync_compact(conn: &Conn, args: &[Value]) -> Result<Value> {
     compact::sync_compact(conn, args, apply::fork)
 }
@@ -158,7 +162,7 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_resolve",    2, DIRECT_ONLY,               resolve::sync_resolve),
     ("sync_fork",       0, DIRECT_ONLY,               apply::sync_fork),
     ("sync_compact",    0, DIRECT_ONLY,               sync_compact),
-    ("sync_forget",     1, DIRECT_ONLY,               log::forgotten::sync_forget),
+    ("sync_forget",     1, DIRECT_ONLY,               sync_forget),
     ("sync_status",     0, 0,                         status::sync_status),
     // helpers of the sync_log view
     ("sync_op_id",      2, DETERMINISTIC | INNOCUOUS, log::sync_op_id),

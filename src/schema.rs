@@ -50,6 +50,8 @@
 //!                                        (log/floors.rs)
 //! _sync_removed(device, upto)            per history, the seq at or below which compaction
 //!                                        may have removed ops (compact/remove.rs)
+//! _sync_forgotten(id)                    devices forgotten here (`sync_forget`): what they
+//!                                        say they have no longer counts (log/forgotten.rs)
 //! _sync_bundles(id, source)              bundles imported
 //! _sync_conflicts(...)                   conflict records (conflicts.rs); sync_conflicts shows
 //!                                        them (and view sync_conflict_records)

@@ -452,6 +452,41 @@ fn forgetting_says_what_it_cannot_forget() {
     assert_eq!(again(), 0);
 }
 
+/// A copy of a device's file whose first writing call is `sync_forget` becomes a device of its
+/// own first (as before any write): the forgetting is the copy's, not the original's.
+#[test]
+fn a_copy_that_forgets_a_device_first_becomes_a_device_of_its_own() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    send(&b, &a);
+    let copy_path = a.db.dir.path().join("copy.db");
+    std::fs::copy(a.db.path(), &copy_path).unwrap();
+    let copy = rusqlite::Connection::open(&copy_path).unwrap();
+    // (loaded inside a transaction: the check that runs when the extension loads waits)
+    exec(&copy, "BEGIN");
+    load(&copy);
+    exec(&copy, "COMMIT");
+    let id = |c: &rusqlite::Connection| -> String {
+        c.query_row("SELECT sync_device_id()", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(id(&copy), a.id(), "not yet told it is a copy");
+    let _: String = copy
+        .query_row("SELECT sync_forget(?1)", [b.id()], |r| r.get(0))
+        .unwrap();
+    assert_ne!(id(&copy), a.id(), "it forked before it forgot");
+    let forgotten = |c: &rusqlite::Connection| -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM json_each(sync_status() -> '$.peers')
+             WHERE value ->> 'forgotten'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(forgotten(&copy), 1);
+    assert_eq!(forgotten(a.conn()), 0);
+}
+
 /// Two compaction points: c's update, written knowing only the row's insert, is behind the
 /// older one (a's, which a wrote before it knew c) but in the newer one's past (b's, written
 /// after b had it). Where it brings the deleted row back, its column x shows the newest value

@@ -39,9 +39,9 @@ pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
     }
     if conn.in_write_transaction() {
         return Err(Error::new(
-            "it writes a compaction point, in a transaction of its own: COMMIT (or ROLLBACK) \
-             first, and call it in a SELECT of its own (not in a statement that writes, such as \
-             INSERT ... SELECT sync_compact())",
+            "it writes a compaction point, which cannot join a transaction that has written: \
+             COMMIT (or ROLLBACK) first, and call it in a SELECT of its own (not in a statement \
+             that writes, such as INSERT ... SELECT sync_compact())",
         ));
     }
     let (floor, removed) = conn.savepoint("sync_compact", || {

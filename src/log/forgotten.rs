@@ -22,7 +22,7 @@ const TABLE: &str = "CREATE TABLE IF NOT EXISTS main._sync_forgotten(id BLOB PRI
 
 /// `sync_forget(peer)`: forgets the device whose id `peer` spells (hex, as `sync_device_id()`
 /// and `sync_status()` show it).
-pub fn sync_forget(conn: &Conn, args: &[Value]) -> Result<Value> {
+pub fn sync_forget(conn: &Conn, args: &[Value], fork: crate::identity::Fork) -> Result<Value> {
     crate::schema::require_initialized(conn)?;
     let id = args
         .first()
@@ -40,6 +40,8 @@ pub fn sync_forget(conn: &Conn, args: &[Value]) -> Result<Value> {
             "the database is open read-only: forget from a connection that can write",
         ));
     }
+    // (a copy not yet told it is one becomes a device of its own first, as before any write)
+    crate::identity::check_file(conn, fork)?;
     if crate::schema::device_id(conn)?.as_deref() == Some(&id[..]) {
         return Err(Error::new(
             "that is this device's own id: forget a device from another one",

@@ -129,6 +129,9 @@ pub(super) struct Reading<'a> {
     /// The bundle's base, by history id, for the histories it reaches above what is applied
     /// here (removed.rs)
     pub(super) base: HashMap<crate::op::DeviceId, crate::bundle::Base>,
+    /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
+    /// with the hash each states for the op before it, if it does
+    pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,
 }
 
 /// The rows the import indexes, writes and settles.
@@ -183,6 +186,7 @@ impl<'a> Import<'a> {
                 dep_hashes: HashMap::new(),
                 appender: Appender::new(conn, spans),
                 base: HashMap::new(),
+                carried: HashMap::new(),
             },
             rows: Rows {
                 touched: Touched::new(),

@@ -193,6 +193,21 @@ impl Import<'_> {
             }
         }
         drop(stmt);
+        let entries: Vec<(Entry, bool)> = (out.iter())
+            .map(|(entry, _, first)| (entry.clone(), *first))
+            .collect();
+        self.unindex(table, &entries)?;
+        for (entry, why, _) in out {
+            self.keep(entry, Some(why))?;
+        }
+        Ok(())
+    }
+
+    /// Takes ops of `table` out of its row index (`entries`: each with whether it is its row's
+    /// first op there): another op of a row whose first op goes takes its place, a row with
+    /// none left leaves the table (and its open conflicts go), and the others are settled
+    /// again from the ops they keep.
+    pub(super) fn unindex(&mut self, table: &SyncedTable, entries: &[(Entry, bool)]) -> Result<()> {
         let params = |(table_id, key, device, seq): &Entry| {
             vec![
                 Value::Integer(*table_id),
@@ -201,15 +216,15 @@ impl Import<'_> {
                 Value::Integer(*seq as i64),
             ]
         };
-        for (entry, _, _) in out.iter().filter(|(_, _, first)| !first) {
+        for (entry, _) in entries.iter().filter(|(_, first)| !first) {
             self.run(
                 "DELETE FROM main._sync_row_ops
                  WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
                 &params(entry),
             )?;
         }
-        // a row's first op moved out: another of its ops (they all stay now) takes its place
-        for (entry, _, _) in out.iter().filter(|(_, _, first)| *first) {
+        // a row's first op out: another of its ops takes its place
+        for (entry, _) in entries.iter().filter(|(_, first)| *first) {
             let (table_id, key) = (Value::Integer(entry.0), Value::Blob(entry.1.clone()));
             let next = self.query_row(
                 "SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2
@@ -261,7 +276,7 @@ impl Import<'_> {
                 }
             }
         }
-        for (entry, why, _) in out {
+        for (entry, _) in entries {
             // the row's set is computed again from the ops it keeps (merge/live.rs), if any
             let held = self.query_row(
                 "SELECT 1 FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
@@ -274,7 +289,6 @@ impl Import<'_> {
                 )?;
                 self.rows.touched.all(entry.0, entry.1.clone());
             }
-            self.keep(entry, Some(why))?;
         }
         Ok(())
     }

@@ -2,7 +2,11 @@
 //! removed ops by compaction that the bundle does not carry (compact/remove.rs), and where the
 //! bundle's ops of it start. A device that lacks ops there (it joined late) takes them as
 //! applied: what they wrote, ops the bundle carries overwrote, below a floor every device then
-//! known had.
+//! known had. One that holds ops there that the bundle does not carry removes them, as the
+//! writer did (a writer that cannot check what a peer says it has there starts the base from
+//! the first op: bundle/out.rs `start`): so a backup put back and written on under its old id
+//! at seqs that its peers removed, which no device can tell from the ops removed, loses those
+//! writes on every device alike.
 //!
 //! Until bundles are signed, a base is taken only where the tests ask for removal (compact/
 //! mod.rs): it cannot be checked, and a forged one would pass over a device's true ops.
@@ -18,8 +22,10 @@ use super::import::Import;
 use crate::bundle::{Base, Packed, Prev};
 use crate::db::Result;
 use crate::log::chain;
-use crate::schema::DeviceIdx;
+use crate::merge::row_index::Entry;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
+use std::collections::HashMap;
 
 impl Import<'_> {
     /// Keeps the bundle's base entries, before its ops are stored.
@@ -90,9 +96,10 @@ impl Import<'_> {
                 continue; // (a second history the bundle carries no op of: not known here)
             };
             let at = self.applied_seq(idx);
-            if at < entry.from || at >= entry.upto {
+            if idx == SELF || at < entry.from || at >= entry.upto {
                 continue;
             }
+            self.drop_uncarried(idx, entry.from, at)?;
             self.known.devices.set_removed(self.conn, idx, entry.upto)?;
             if !self.history().holds(idx, entry.upto)? {
                 chain::remember(self.conn, idx, entry.upto, &entry.link)?;
@@ -101,6 +108,108 @@ impl Import<'_> {
         }
         Ok(())
     }
+    /// Drops the ops of history `device` held here at seqs in (`from`, `to`] that the bundle
+    /// did not carry: its writer removed them below a compaction point, which every device
+    /// then known had, so this device removes them as it did. (Where this device's ops there
+    /// are not the ones its writer removed, a backup put back and written on under the old
+    /// id, which no device can tell apart, they go on every device alike.) The ops it carried
+    /// there are held here too (its writer sends every op it holds above `from`).
+    fn drop_uncarried(&mut self, device: DeviceIdx, from: u64, to: u64) -> Result<()> {
+        self.reading.appender.flush()?;
+        let carried = self.reading.carried.remove(&device).unwrap_or_default();
+        let mut stmt = self.conn.prepare(
+            "SELECT seq FROM main._sync_remote WHERE device = ?1 AND seq > ?2 AND seq <= ?3",
+        )?;
+        stmt.bind_all(&[
+            Value::from(device),
+            Value::Integer(from as i64),
+            Value::Integer(to as i64),
+        ])?;
+        let mut gone = Vec::new();
+        while let Some(row) = stmt.step()? {
+            let seq = row.column_int(0) as u64;
+            if !carried.contains_key(&seq) {
+                gone.push(seq);
+            }
+        }
+        drop(stmt);
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.write_applied()?;
+        // out of the row index (their rows settled again from the ops they keep), then out of
+        // the store, with the hashes kept of them
+        let mut by_table: HashMap<i64, Vec<(Entry, bool)>> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT table_id, key, 1 FROM main._sync_rows WHERE device = ?1 AND seq = ?2
+             UNION ALL
+             SELECT table_id, key, 0 FROM main._sync_row_ops WHERE device = ?1 AND seq = ?2",
+        )?;
+        for &seq in &gone {
+            stmt.bind_all(&[Value::from(device), Value::Integer(seq as i64)])?;
+            while let Some(row) = stmt.step()? {
+                let key = row.column_blob(1)?.unwrap_or_default().to_vec();
+                let entry = (row.column_int(0), key, device, seq);
+                (by_table.entry(entry.0).or_default()).push((entry, row.column_int(2) == 1));
+            }
+            stmt.reset();
+        }
+        drop(stmt);
+        for (table_id, entries) in by_table {
+            let tables = self.known.tables;
+            match tables.iter().find(|t| t.id == table_id) {
+                Some(table) => self.unindex(table, &entries)?,
+                None => {
+                    // (a table not synced now: its rows are settled when it is enabled again)
+                    for ((table_id, key, device, seq), _) in entries {
+                        for sql in [
+                            "DELETE FROM main._sync_row_ops
+                             WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
+                            "UPDATE main._sync_rows SET live = x''
+                             WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
+                        ] {
+                            self.run(
+                                sql,
+                                &[
+                                    Value::Integer(table_id),
+                                    Value::Blob(key.clone()),
+                                    Value::from(device),
+                                    Value::Integer(seq as i64),
+                                ],
+                            )?;
+                        }
+                    }
+                }
+            }
+        }
+        for &seq in &gone {
+            let at = [Value::from(device), Value::Integer(seq as i64)];
+            for sql in [
+                "DELETE FROM main._sync_kept WHERE device = ?1 AND seq = ?2",
+                "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+            ] {
+                self.run(sql, &at)?;
+            }
+        }
+        self.run(
+            "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2 AND seq <= ?3",
+            &[
+                Value::from(device),
+                Value::Integer(from as i64),
+                Value::Integer(to as i64),
+            ],
+        )?;
+        // an op it carried after one dropped hashes from the hash it states for that one
+        for (&seq, prev) in &carried {
+            if let (Some(prev), true) = (prev, gone.contains(&(seq - 1))) {
+                chain::remember(self.conn, device, seq - 1, prev)?;
+            }
+        }
+        self.reading.dep_hashes.retain(|&(d, _), _| d != device);
+        self.clocks.lamports.clear();
+        Ok(())
+    }
+
     /// Moves the applied clock of history `device` past the ops compaction removed (not held
     /// here, at or below where its ops may be missing), up to the next op held; whether it
     /// moved.

@@ -35,6 +35,19 @@ impl<'a> Import<'a> {
             return self.own_duplicate(&op, form);
         }
         let placed = self.place(root, &op, form)?;
+        if let (Placed::At(d) | Placed::Duplicate(d) | Placed::Below(d), false) =
+            (&placed, self.reading.base.is_empty())
+        {
+            let prev = match op.prev {
+                Prev::Stated(prev) => Some(prev),
+                _ => None,
+            };
+            self.reading
+                .carried
+                .entry(*d)
+                .or_default()
+                .insert(op.seq, prev);
+        }
         let device = match placed {
             Placed::At(device) => device,
             Placed::Duplicate(device) | Placed::Below(device) => {

@@ -326,7 +326,10 @@ fn start(
         return Ok((seq, None));
     }
     if history.unhashable(device, seq)? {
-        return Ok((seq, Some(hash))); // removed by compaction here: it cannot be compared
+        // removed by compaction here: it cannot be compared, so the peer gets every op held
+        // here, and a base from the start that tells it which ops were removed (it removes
+        // those it holds: apply/removed.rs)
+        return Ok((0, None));
     }
     Ok(match history.hash_at(device, seq)? == Some(hash) {
         true => (seq, Some(hash)),

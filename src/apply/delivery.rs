@@ -109,7 +109,7 @@ impl Import<'_> {
             0
         };
         for &(dep, dep_seq) in deps {
-            let before = self.known.contexts.entry(device, seq - 1, dep);
+            let before = self.known.contexts.entry_once(device, seq - 1, dep);
             if dep_seq <= before {
                 let id = hex(&self.known.devices.id(dep));
                 return Ok(Some(format!(

@@ -102,6 +102,9 @@ pub(super) enum Place {
 /// The applied clock and Lamport time as the import moves them.
 pub(super) struct Clocks {
     pub(super) clock: Clock,
+    /// The clock as `_sync_clock` held it when the run began: what differs is written, and
+    /// only its entries can have outgrown the next local op's context (`record_context`)
+    pub(super) stored: Clock,
     pub(super) lamport: u64,
     /// Per device, the seq and Lamport time of its last op applied in this import
     pub(super) tips: HashMap<DeviceIdx, (u64, u64)>,
@@ -153,6 +156,7 @@ impl<'a> Import<'a> {
     pub(super) fn new(conn: &'a Conn, tables: &'a [SyncedTable]) -> Result<Import<'a>> {
         crate::schema::upgrade(conn)?;
         let pending_before = remote::pending_runs(conn)?;
+        let clock = clock::applied(conn)?;
         let spans = pending_before
             .iter()
             .map(|(&device, runs)| (device, (runs[0].0, runs[runs.len() - 1].1)))
@@ -172,7 +176,8 @@ impl<'a> Import<'a> {
                 floors: crate::log::floors::Floors::load(conn)?,
             },
             clocks: Clocks {
-                clock: clock::applied(conn)?,
+                clock: clock.clone(),
+                stored: clock,
                 lamport: crate::schema::state(conn, "lamport")?,
                 tips: HashMap::new(),
                 lamports: HashMap::new(),

@@ -194,15 +194,20 @@ impl<'a> Import<'a> {
     /// every op it applied.
     pub(super) fn record_context(&mut self) -> Result<()> {
         let conn = self.conn;
-        clock::store_applied(conn, &self.clocks.clock)?;
+        // (only what this run changed: the rest is stored, and the next local op has seen it)
+        let grew: clock::Clock = (self.clocks.clock.iter())
+            .filter(|&(d, s)| self.clocks.stored.get(d) != Some(s))
+            .map(|(&d, &s)| (d, s))
+            .collect();
+        clock::store_applied(conn, &grew)?;
         let last_local = self.clocks.clock.get(&SELF).copied().unwrap_or(0);
         self.reading.appender.flush()?;
         // an entry this device's next op has not seen yet (the ops of a history that forked
         // from another are not new to it when it had seen them under that other history)
         let next = last_local + 1;
-        let changed: Vec<(DeviceIdx, u64)> = (self.clocks.clock.iter())
+        let changed: Vec<(DeviceIdx, u64)> = (grew.iter())
             .filter(|&(&d, _)| d != SELF && !self.known.devices.implied(&self.clocks.clock, d))
-            .filter(|&(&d, &seq)| seq > self.known.contexts.entry(SELF, next, d))
+            .filter(|&(&d, &seq)| seq > self.known.contexts.entry_once(SELF, next, d))
             .map(|(&d, &seq)| (d, seq))
             .collect();
         for (device, seq) in changed {
@@ -227,6 +232,7 @@ impl<'a> Import<'a> {
             ],
         )?;
         self.known.local.note_epoch(last_local, lamport);
+        self.clocks.stored = self.clocks.clock.clone();
         Ok(())
     }
 

@@ -53,6 +53,8 @@ pub struct Contexts<'c> {
     /// some seq on, by seq (and the query that reads them, prepared on first use)
     deltas: RefCell<HashMap<DeviceIdx, Deltas>>,
     exact: RefCell<Option<Stmt<'c>>>,
+    /// The query of `entry_once`, prepared on first use
+    one: RefCell<Option<Stmt<'c>>>,
     failed: RefCell<Option<Error>>,
 }
 
@@ -85,6 +87,7 @@ impl<'c> Contexts<'c> {
             insert: None,
             deltas: RefCell::new(HashMap::new()),
             exact: RefCell::new(None),
+            one: RefCell::new(None),
             failed: RefCell::new(None),
         })
     }
@@ -289,6 +292,50 @@ impl<'c> Contexts<'c> {
             return seq - 1;
         }
         self.with(device, seq, |r| in_force(r, dep, seq).map_or(0, |p| p.1))
+    }
+
+    /// `entry`, for a caller that asks once per dep (an op's deps checked against its previous
+    /// op's, the next local op's against the clock): where `device`'s points were not read, one
+    /// indexed step instead of reading every dep of it (a step per device known).
+    pub fn entry_once(&self, device: DeviceIdx, seq: u64, dep: DeviceIdx) -> u64 {
+        if dep == device {
+            return seq - 1;
+        }
+        let read =
+            self.is_whole() || (self.read.borrow().get(&device)).is_some_and(|r| r.floor <= seq);
+        if read {
+            return self.entry(device, seq, dep);
+        }
+        match self.read_one(device, seq, dep) {
+            Ok(found) => found,
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                0
+            }
+        }
+    }
+
+    /// Dep `dep`'s change point in force at op `seq` of `device`, from `_sync_deps`.
+    fn read_one(&self, device: DeviceIdx, seq: u64, dep: DeviceIdx) -> Result<u64> {
+        let mut one = self.one.borrow_mut();
+        let stmt = match &mut *one {
+            Some(stmt) => stmt,
+            None => one.insert(self.conn.prepare(
+                "SELECT dep_seq FROM main._sync_deps WHERE device = ?1 AND dep = ?2 AND seq = (
+                   SELECT max(seq) FROM main._sync_deps
+                   WHERE device = ?1 AND dep = ?2 AND seq <= ?3)",
+            )?),
+        };
+        stmt.bind_all(&[
+            Value::from(device),
+            Value::from(dep),
+            Value::Integer(seq as i64),
+        ])?;
+        let found = stmt
+            .step()
+            .map(|row| row.map_or(0, |r| r.column_int(0) as u64));
+        stmt.reset();
+        found
     }
 
     /// The whole context of op `seq` of `device` (other devices only).

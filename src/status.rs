@@ -29,7 +29,14 @@ fn status(conn: &Conn) -> Result<Value> {
     let stable: Clock = crate::log::stable::seqs(conn, &devices)?
         .into_iter()
         .collect();
-    json.field("device_id", &Value::Text(hex(&devices.id(SELF))))
+    // the ids this database had before it forked (a copy, a backup put back): no database
+    // writes under them any more unless another copy does
+    let me = devices.id(SELF);
+    let former: Vec<String> = (crate::identity::ids(conn, &me)?.iter().skip(1))
+        .map(|id| format!("\"{}\"", hex(id)))
+        .collect();
+    json.field("device_id", &Value::Text(hex(&me)))
+        .raw("former_ids", &format!("[{}]", former.join(",")))
         .raw("clock", &clock::clock_json(&devices, &applied))
         .raw("stable", &clock::clock_json(&devices, &stable));
 

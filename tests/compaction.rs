@@ -117,9 +117,22 @@ fn compacting_inside_a_transaction_that_wrote_or_a_statement_that_writes_is_refu
     exec(a.conn(), "COMMIT");
     exec(a.conn(), "CREATE TABLE outbox(r)");
     let refused = refusal(a.conn(), "INSERT INTO outbox SELECT sync_compact()", []);
-    assert!(refused.contains("in a SELECT of its own"), "{refused}");
+    assert!(
+        refused.contains("inside a statement that writes")
+            && refused.contains("in a SELECT of its own"),
+        "{refused}"
+    );
+    exec(a.conn(), "BEGIN IMMEDIATE");
+    let refused = refusal(a.conn(), "SELECT sync_compact()", []);
+    assert!(refused.contains("BEGIN IMMEDIATE"), "{refused}");
+    exec(a.conn(), "ROLLBACK");
     assert_eq!(op_count(a.conn()), 1);
     assert_eq!(compact(&a), Some(2));
+    // with nothing new it writes nothing: the transaction it ran in can still export
+    exec(a.conn(), "BEGIN");
+    assert_eq!(compact(&a), None);
+    a.bundle_for(None);
+    exec(a.conn(), "COMMIT");
 }
 
 #[test]
@@ -567,6 +580,10 @@ fn forgetting_travels_through_a_shared_folder() {
     assert!(visit(&a, "sync_folder_out")
         .unwrap()
         .contains("\"path\":null"));
+    // b writes once more before a forgets c: a bundle c has not imported yet, before the one
+    // that tells it was forgotten
+    exec(b.conn(), "INSERT INTO t VALUES (2, 'b', 'b')");
+    visit(&b, "sync_folder_out").unwrap();
     let _: String = (a.conn())
         .query_row("SELECT sync_forget(?1)", [c.id()], |r| r.get(0))
         .unwrap();
@@ -583,9 +600,68 @@ fn forgetting_travels_through_a_shared_folder() {
         )
         .unwrap();
     assert_eq!(forgotten, 1);
+    let before = whole_state(c.conn());
     let refused = visit(&c, "sync_folder_in").unwrap_err().to_string();
     assert!(
         refused.contains("as forgotten") && refused.contains("SELECT sync_fork()"),
         "{refused}"
+    );
+    assert_eq!(
+        whole_state(c.conn()),
+        before,
+        "b's bundle is not kept either"
+    );
+}
+
+/// A device gone for good no longer keeps bundles in a shared folder: pruning waits for what
+/// every device heard from has, but a forgotten one's word no longer counts there either.
+#[test]
+fn pruning_a_shared_folder_does_not_wait_for_a_forgotten_device() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    let folder = tempdir::Dir::new();
+    let visit = |d: &Device, f: &str| -> String {
+        (d.conn())
+            .query_row(
+                &format!("SELECT {f}(?1)"),
+                [folder.path().to_str().unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let files = || std::fs::read_dir(folder.path()).unwrap().count();
+    for d in [&a, &b, &c, &a, &b, &c] {
+        visit(d, "sync_folder_in");
+        visit(d, "sync_folder_out");
+    }
+    // c goes away; a and b write and sync on
+    for i in 1..=3 {
+        exec(a.conn(), &format!("INSERT INTO t VALUES ({i}, 'a', '')"));
+        for d in [&a, &b] {
+            visit(d, "sync_folder_in");
+            visit(d, "sync_folder_out");
+        }
+    }
+    for d in [&a, &b] {
+        visit(d, "sync_folder_prune");
+    }
+    let held_back = files();
+    let _: String = (a.conn())
+        .query_row("SELECT sync_forget(?1)", [c.id()], |r| r.get(0))
+        .unwrap();
+    for d in [&a, &b, &a] {
+        visit(d, "sync_folder_in");
+        visit(d, "sync_folder_out");
+    }
+    for d in [&a, &b] {
+        visit(d, "sync_folder_prune");
+    }
+    assert_eq!(
+        files(),
+        3,
+        "the newest of each device (before: {held_back})"
     );
 }

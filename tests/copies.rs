@@ -159,6 +159,10 @@ fn an_older_backup_put_back_forks_at_its_first_import_and_gets_its_lost_ops_back
     // b knows an op of a's id that this file does not have: a forks, then imports it
     let r = send(&b, &a);
     assert_ne!(a.id(), old_id, "forked");
+    let former: String = (a.conn())
+        .query_row("SELECT sync_status() -> '$.former_ids'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(former, format!("[\"{old_id}\"]"));
     assert_eq!(r.applied, 0, "b believes a has its own op 2");
     exec(a.conn(), "INSERT INTO t VALUES (3, 'after the restore')");
     mesh(&[&a, &b]);
@@ -523,13 +527,10 @@ fn a_split_after_removal_keeps_the_removed_ops_of_both_histories() {
     }
 }
 
-/// A backup put back and written on, where every peer removed the ops at the seqs it writes
-/// again: no device can tell its new op from the one removed (b takes it for a duplicate). b
-/// cannot check what a says it has there, so it sends a every op it holds of a's id with a
-/// base from the start, and a removes what b removed (a compaction point every device then
-/// known had settled those seqs): the write goes on both devices alike, and they converge.
-#[test]
-fn a_write_of_a_restored_backup_where_every_peer_removed_the_lost_ops_goes_on_every_device() {
+/// a writes row 1 and updates it twice (ops 1-3), is backed up, updates it three times more
+/// (4-6), and syncs with b, which removes a's ops 2-5 (it keeps the insert and the last
+/// update); then the backup goes back over a's file.
+fn put_back_below_what_a_peer_removed() -> (Device, Device) {
     let (mut a, b) = (Device::new("a", T), Device::new("b", T));
     removing(a.conn());
     removing(b.conn());
@@ -545,6 +546,17 @@ fn a_write_of_a_restored_backup_where_every_peer_removed_the_lost_ops_goes_on_ev
     send(&b, &a);
     assert_eq!(compact_removed(&b), 4, "a's ops 2-5");
     put_back(&mut a, &backup);
+    (a, b)
+}
+
+/// A backup put back and written on, where every peer removed the ops at the seqs it writes
+/// again: no device can tell its new op from the one removed (b takes it for a duplicate). b
+/// cannot check what a says it has there, so it sends a every op it holds of a's id with a
+/// base from the start, and a removes what b removed (a compaction point every device then
+/// known had settled those seqs): the write goes on both devices alike, and they converge.
+#[test]
+fn a_write_of_a_restored_backup_where_every_peer_removed_the_lost_ops_goes_on_every_device() {
+    let (a, b) = put_back_below_what_a_peer_removed();
     exec(a.conn(), "INSERT INTO t VALUES (2, 'after the restore')"); // a's seq 4 again
     send(&a, &b);
     send(&b, &a);
@@ -562,21 +574,7 @@ fn a_write_of_a_restored_backup_where_every_peer_removed_the_lost_ops_goes_on_ev
 #[test]
 #[ignore = "removal is not on for users until a compaction point settles the histories below it"]
 fn restored_writes_past_the_ops_a_peer_removed_converge() {
-    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(a.conn());
-    removing(b.conn());
-    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
-    for i in 1..=2 {
-        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
-    }
-    let backup = back_up(&a); // a's ops 1-3
-    for i in 3..=5 {
-        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
-    }
-    send(&a, &b);
-    send(&b, &a);
-    assert_eq!(compact_removed(&b), 4, "a's ops 2-5");
-    put_back(&mut a, &backup);
+    let (a, b) = put_back_below_what_a_peer_removed();
     for i in 2..=5 {
         // a's seqs 4-7 again
         exec(

@@ -4,7 +4,8 @@
 //! savepoint of its own); a file that is not a readable, well-formed bundle (a copy the folder's
 //! sync tool is still writing, a stray file) changes nothing and is listed, and the others still
 //! import; ops whose causal past is in a bundle not there yet wait as pending. An error of the
-//! database itself (busy, full) stops the call.
+//! database itself (busy, full), or a refusal meant for the whole call (this device was
+//! forgotten), stops the call, and then nothing it imported stays.
 
 use crate::bundle::folder::{bundle_files, folder_arg, written_by};
 use crate::db::{Conn, Error, Result};
@@ -19,12 +20,36 @@ pub fn sync_folder_in(conn: &Conn, args: &[Value]) -> Result<Value> {
     crate::identity::require_device(conn, fork)?;
     let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
     let me: crate::op::DeviceId = me.try_into().map_err(|_| Error::new("device id"))?;
+    // (in a savepoint of its own, so that a call that stops changes nothing: the bundles
+    // imported before a refusal that is for the whole call are undone with it)
+    let (imported, before, own, applied, conflicts, skipped) =
+        conn.savepoint("sync_folder_in", || import_each(conn, dir, &me))?;
+    let mut json = JsonObject::new();
+    json.field("imported", &Value::Integer(imported))
+        .field("imported_before", &Value::Integer(before))
+        .field("own", &Value::Integer(own))
+        .raw("skipped", &format!("[{}]", skipped.join(",")))
+        .field("applied_count", &Value::Integer(applied as i64))
+        .field("conflict_count", &Value::Integer(conflicts as i64))
+        .field(
+            "pending_count",
+            &Value::Integer(pending_count(conn)? as i64),
+        );
+    Ok(Value::Text(json.finish()))
+}
+
+/// What `sync_folder_in` counts: bundles imported, imported before, this device's own; ops
+/// applied, conflicts; the files skipped, as JSON objects.
+type Counts = (i64, i64, i64, u64, u64, Vec<String>);
+
+/// Imports every bundle of folder `dir` that device `me` did not write.
+fn import_each(conn: &Conn, dir: &str, me: &crate::op::DeviceId) -> Result<Counts> {
     let (mut imported, mut before, mut own) = (0i64, 0i64, 0i64);
     let (mut applied, mut conflicts) = (0u64, 0u64);
     let mut skipped = Vec::new();
     for path in bundle_files(dir)? {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if written_by(&name, &me) {
+        if written_by(&name, me) {
             own += 1;
             continue;
         }
@@ -48,16 +73,5 @@ pub fn sync_folder_in(conn: &Conn, args: &[Value]) -> Result<Value> {
             }
         }
     }
-    let mut json = JsonObject::new();
-    json.field("imported", &Value::Integer(imported))
-        .field("imported_before", &Value::Integer(before))
-        .field("own", &Value::Integer(own))
-        .raw("skipped", &format!("[{}]", skipped.join(",")))
-        .field("applied_count", &Value::Integer(applied as i64))
-        .field("conflict_count", &Value::Integer(conflicts as i64))
-        .field(
-            "pending_count",
-            &Value::Integer(pending_count(conn)? as i64),
-        );
-    Ok(Value::Text(json.finish()))
+    Ok((imported, before, own, applied, conflicts, skipped))
 }

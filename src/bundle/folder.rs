@@ -128,7 +128,8 @@ pub fn sync_folder_prune(conn: &Conn, args: &[Value]) -> Result<Value> {
     let files = bundle_files(dir)?;
     let devices = Devices::load(conn)?;
     let mut everyone = vec![clock::applied(conn)?];
-    for peer in devices.indexes().filter(|&d| d != SELF) {
+    // (a forgotten device's word no longer counts: log/forgotten.rs)
+    for peer in (devices.indexes()).filter(|&d| d != SELF && !devices.is_forgotten(d)) {
         if let Some(said) = clock::heard_from(conn, peer)? {
             everyone.push(said.into_iter().map(|(d, (s, _))| (d, s)).collect());
         }

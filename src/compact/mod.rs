@@ -38,11 +38,11 @@ pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
             "the database is open read-only: compact from a connection that can write",
         ));
     }
-    if conn.in_write_transaction() {
+    // (inside a statement that writes, outside BEGIN, the savepoint below says what to do)
+    if conn.in_write_transaction() && !conn.is_autocommit() {
         return Err(Error::new(
-            "it writes a compaction point, which cannot join a transaction that has written: \
-             COMMIT (or ROLLBACK) first, and call it in a SELECT of its own (not in a statement \
-             that writes, such as INSERT ... SELECT sync_compact())",
+            "it writes a compaction point, which cannot join a transaction that has written \
+             (or that began with BEGIN IMMEDIATE): COMMIT (or ROLLBACK) first, then call it",
         ));
     }
     let (floor, removed) = conn.savepoint("sync_compact", || {
@@ -63,9 +63,7 @@ pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
 
 /// Writes a floor op when the stable clock grew since this device's last one; its seq.
 fn write_floor(conn: &Conn) -> Result<Option<u64>> {
-    crate::schema::lock_for_writing(conn)?;
     refuse_old_readers(conn)?;
-    crate::apply::fold_local(conn)?;
     let held = Held::load(conn)?;
     let history = held.history(conn, true);
     let stable = stable::now(conn, &history, &held.devices, |_, _| None)?;
@@ -88,8 +86,10 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
         }
     }
     if !grew {
-        return Ok(None);
+        return Ok(None); // (having written nothing: a BEGIN it ran in can still export)
     }
+    crate::schema::lock_for_writing(conn)?;
+    crate::apply::fold_local(conn)?;
     let mut entries: Vec<_> = (stable.iter())
         .map(|(&d, &(s, link))| (held.devices.wire_id(d), s, link))
         .collect();

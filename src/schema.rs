@@ -50,6 +50,8 @@
 //!                                        (log/floors.rs)
 //! _sync_removed(device, upto)            per history, the seq at or below which compaction
 //!                                        may have removed ops (compact/remove.rs)
+//! _sync_aside(root, upto, bundle)        ops set aside until a compaction point decides
+//!                                        where they go (apply/behind.rs)
 //! _sync_forgotten(id)                    devices forgotten here (`sync_forget`): what they
 //!                                        say they have no longer counts (log/forgotten.rs)
 //! _sync_bundles(id, source)              bundles imported
@@ -141,6 +143,15 @@ pub const FLOORS: &str = "CREATE TABLE IF NOT EXISTS main._sync_floors(
 pub const REMOVED: &str = "CREATE TABLE IF NOT EXISTS main._sync_removed(
        device INTEGER PRIMARY KEY,
        upto INTEGER NOT NULL
+     )";
+
+/// Ops of a history set aside until a compaction point decides where they go (apply/
+/// behind.rs): per device (its first history), the seq above which they follow, and the ops
+/// as a bundle.
+pub const ASIDE: &str = "CREATE TABLE IF NOT EXISTS main._sync_aside(
+       root INTEGER NOT NULL,
+       upto INTEGER NOT NULL,
+       bundle BLOB NOT NULL
      )";
 
 /// What bundles taught of the stable clock (log/stable.rs). Created by `upgrade` in databases

@@ -718,6 +718,7 @@ fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
                         );
                     }
                     if r.pending > 0 && round > 3 {
+                        keep(devices, Some(&bundle));
                         let name = &devices[j].name;
                         return Err(format!("{name} keeps {} ops pending", r.pending));
                     }
@@ -1253,6 +1254,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             )
             .unwrap();
         if pending > 0 {
+            keep(&devices, None);
             return Err(format!("{} keeps {pending} ops pending", d.name));
         }
     }

@@ -487,10 +487,12 @@ fn a_full_bundle_delivers_both_histories_when_the_op_before_the_fork_waits_in_it
 }
 
 /// A backup put back and written on, where a peer removed ops of the lost ones and of the ones
-/// before the backup: the peer splits the histories where it still holds an op, and each keeps
-/// what it knows of its removed ops, so a device that joins from the peer gets both whole.
+/// before the backup, below its compaction point: the point decides a's history up to its
+/// entry on every device that holds it, so the write at a seq below the entry goes, on b as
+/// it arrives (b still holds the op there, and does not split the histories), on a once it
+/// hears of the point, and a device that joins from b gets a's history whole.
 #[test]
-fn a_split_after_removal_keeps_the_removed_ops_of_both_histories() {
+fn a_restored_backup_written_on_below_a_compaction_point_takes_the_point_s_history() {
     let (mut a, b) = (Device::new("a", T), Device::new("b", T));
     removing(a.conn());
     removing(b.conn());
@@ -513,14 +515,14 @@ fn a_split_after_removal_keeps_the_removed_ops_of_both_histories() {
     put_back(&mut a, &backup);
     exec(a.conn(), "INSERT INTO t VALUES (3, 'after the restore')"); // a's seq 7 again
     send(&a, &b);
-    assert_eq!(ids(&b), vec![1, 2, 3]);
+    assert_eq!(ids(&b), vec![1, 2]);
     let c = Device::new("c", T);
     removing(c.conn());
     let r = c.import(&b.bundle_for(None));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(c.dump("t"), b.dump("t"));
     mesh(&[&a, &b, &c]);
-    assert_eq!(ids(&a), vec![1, 2, 3]);
+    assert_eq!(ids(&a), vec![1, 2]);
     for d in [&b, &c] {
         assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
         assert_eq!(d.clock(), a.clock(), "{}", d.name);
@@ -567,12 +569,13 @@ fn a_write_of_a_restored_backup_where_every_peer_removed_the_lost_ops_goes_on_ev
 }
 
 /// The same, where the restored device writes past the ops its peer removed, up to and beyond
-/// the peer's compaction point: b holds the op at the point's seq, so it splits the two
-/// histories there, while a, which cannot place b's op after the ones b removed, waits for it
-/// for good. What is missing: a compaction point settles the histories below it on every
-/// device (compact/mod.rs).
+/// the peer's compaction point (its seqs 4-7 again; the point's entry of a is 6): the point
+/// decides a's history up to there on every device that holds it (apply/behind.rs). b drops
+/// a's new ops at 4-6 as they arrive, and the one at 7, which follows none of the point's,
+/// starts a history of its own. a, which holds its ops at b's base's seq and they are not the
+/// base's, sets aside its ops above it and takes b's history there; once it holds the point, it
+/// places them as b did. Both end with the same histories and rows.
 #[test]
-#[ignore = "removal is not on for users until a compaction point settles the histories below it"]
 fn restored_writes_past_the_ops_a_peer_removed_converge() {
     let (a, b) = put_back_below_what_a_peer_removed();
     for i in 2..=5 {
@@ -583,8 +586,68 @@ fn restored_writes_past_the_ops_a_peer_removed_converge() {
         );
     }
     send(&a, &b);
+    assert_eq!(
+        ids(&b),
+        vec![1, 5],
+        "b drops what follows a seq at or below its point"
+    );
     send(&b, &a);
+    assert_eq!(ids(&a), vec![1, 5], "a sets aside, then places as b did");
     mesh(&[&a, &b]);
     assert_eq!(a.clock(), b.clock());
     assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(
+        a.dump("t")[0][1],
+        Value::Text("a5".into()),
+        "the point's history"
+    );
+}
+
+/// A device that holds both histories of a restored backup's id, split before it held the
+/// compaction point that decides them: when the point comes, the history it does not name
+/// below its entry is cut (its ops placed again as if they arrived after the point: the one at
+/// a seq below the entry goes), and the point's history is the device's again; so it ends as
+/// the devices that held the point first.
+#[test]
+fn a_split_made_before_the_compaction_point_came_is_settled_by_it() {
+    let (mut a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    for d in [&a, &b, &c] {
+        removing(d.conn());
+    }
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
+    for i in 1..=2 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    let backup = back_up(&a); // a's ops 1-3
+    for i in 3..=5 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    send(&a, &b);
+    send(&a, &c);
+    send(&c, &b);
+    send(&b, &a);
+    assert!(compact_removed(&b) > 0);
+    put_back(&mut a, &backup);
+    exec(a.conn(), "INSERT INTO t VALUES (9, 'after the restore')"); // a's seq 4 again
+    send(&a, &c); // c holds a's ops 4-6 of before: it splits the two histories
+    assert_eq!(ids(&c), vec![1, 9]);
+    send(&b, &c); // then the compaction point
+    assert_eq!(
+        ids(&c),
+        vec![1],
+        "c cut the history the point does not name"
+    );
+    mesh(&[&a, &b, &c]);
+    for d in [&b, &c] {
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), a.clock(), "{}", d.name);
+    }
+    assert_eq!(
+        a.dump("t"),
+        vec![vec![Value::Integer(1), Value::Text("a5".into())]]
+    );
 }

@@ -196,6 +196,7 @@ fn import(
     run.resolve_waiting()?;
     run.take_base()?;
     run.deliver()?;
+    run.place_aside()?;
     run.write_applied()?;
     // ops applied or kept before their writer declared their table as it does now are sorted
     // again: those it kept that fit now are released; the row index is read through only when

@@ -37,6 +37,10 @@ impl Import<'_> {
         }
         self.write_applied()?;
         self.touch_behind(Some(op))?;
+        if self.reading.removal {
+            // (the histories it cuts, once the ops ready now are delivered: behind.rs)
+            self.reading.points.extend(placed.iter().copied());
+        }
         (self.known.floors).add(
             self.conn,
             Floor {

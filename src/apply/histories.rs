@@ -37,10 +37,12 @@ pub(super) enum Placed {
     Unplaced,
     /// an op compaction removed here: taken to be the op that was, unchecked (compact/remove.rs)
     Below(DeviceIdx),
+    /// an op of another history than the one a compaction point decides (behind.rs)
+    Dropped,
 }
 
 /// The id of the history of device `origin` whose first op has hash `first`.
-fn history_id(origin: &DeviceId, first: &Hash) -> DeviceId {
+pub(super) fn history_id(origin: &DeviceId, first: &Hash) -> DeviceId {
     let mut h = Sha256::new();
     h.update(b"sqlite-sync history");
     h.update(origin);
@@ -51,6 +53,9 @@ fn history_id(origin: &DeviceId, first: &Hash) -> DeviceId {
 impl Import<'_> {
     /// The history of the device whose first history is `root` that `op` belongs to.
     pub(super) fn place(&mut self, root: DeviceIdx, op: &Packed, form: &Form) -> Result<Placed> {
+        if let Some(placed) = self.behind_point(root, op, form)? {
+            return Ok(placed);
+        }
         let forked = self.known.devices.is_forked(root);
         let seq = op.seq;
         if !forked
@@ -118,7 +123,7 @@ impl Import<'_> {
                 return Ok(Placed::Duplicate(child));
             }
         }
-        self.new_history(before, op, form).map(Placed::At)
+        self.new_history(before, op, form, None).map(Placed::At)
     }
 
     /// Highest seq of history `idx` applied here (for a branch, at least where it forked).
@@ -127,7 +132,12 @@ impl Import<'_> {
     }
 
     /// Whether op `op.seq` of history `idx` is held here and is `op` (None: not held).
-    fn stored_same(&mut self, idx: DeviceIdx, op: &Packed, form: &Form) -> Result<Option<bool>> {
+    pub(super) fn stored_same(
+        &mut self,
+        idx: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+    ) -> Result<Option<bool>> {
         let seq = op.seq;
         if seq > self.applied_seq(idx) {
             if !self.reading.appender.may_hold(idx, seq) {
@@ -157,20 +167,27 @@ impl Import<'_> {
         )))
     }
 
-    /// The hash `op` has after the op seq - 1 of history `before`.
-    fn hash_after(&self, before: DeviceIdx, op: &Packed, form: &Form) -> Result<Hash> {
-        let prev = self.history().hash_at(before, op.seq - 1)?;
-        let mut out = Vec::new();
-        form.write_canonical(&mut out, &op.head(prev.as_ref()), &op.values);
-        Ok(crate::op::link(&crate::op::hash(&out)))
-    }
-
-    /// Makes a new history for `op`, which follows op seq - 1 of history `parent` and differs
-    /// from every op held after it.
-    fn new_history(&mut self, parent: DeviceIdx, op: &Packed, form: &Form) -> Result<DeviceIdx> {
-        let first = self.hash_after(parent, op, form)?;
+    /// Makes a new history for `op`, which follows op seq - 1 of history `parent` (or, where
+    /// `own` is given, the op whose hash that is: behind.rs) and differs from every op held
+    /// after it.
+    pub(super) fn new_history(
+        &mut self,
+        parent: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+        own: Option<Hash>,
+    ) -> Result<DeviceIdx> {
+        let prev = match own {
+            Some(own) => Some(own),
+            None => self.history().hash_at(parent, op.seq - 1)?,
+        };
+        let first = op_hash(op, form, prev.as_ref());
         let origin = self.known.devices.wire_id(parent);
-        self.branch(parent, op.seq - 1, &history_id(&origin, &first))
+        let idx = self.branch(parent, op.seq - 1, &history_id(&origin, &first))?;
+        if let Some(own) = own {
+            crate::log::chain::remember(self.conn, idx, op.seq - 1, &own)?;
+        }
+        Ok(idx)
     }
 
     /// Registers a history forking from `parent` after its op `base`: its ops' context holds
@@ -198,6 +215,27 @@ impl Import<'_> {
     /// History `at` holds another op than `op` under its seq: the ops of `at` from there on
     /// move to a history of their own, and `op` starts another. Returns the latter.
     fn split(&mut self, at: DeviceIdx, op: &Packed, form: &Form) -> Result<DeviceIdx> {
+        self.split_from(at, op, form, None)
+    }
+
+    /// The same, where `op` follows the op whose hash is `own` (behind.rs).
+    pub(super) fn split_off(
+        &mut self,
+        at: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+        own: Hash,
+    ) -> Result<DeviceIdx> {
+        self.split_from(at, op, form, Some(own))
+    }
+
+    fn split_from(
+        &mut self,
+        at: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+        own: Option<Hash>,
+    ) -> Result<DeviceIdx> {
         self.reading.appender.flush()?;
         self.write_applied()?;
         self.rows.recent.clear(); // ops are renamed below
@@ -270,12 +308,12 @@ impl Import<'_> {
         self.recheck_deps(moved, seq)?;
         // the moved ops changed name, hence order keys: their rows are settled again
         self.touch_from(moved, seq)?;
-        self.new_history(at, op, form)
+        self.new_history(at, op, form, own)
     }
 
     /// Marks for settling the rows of the ops of history `idx` from `seq` on (their names or
     /// causal contexts changed).
-    fn touch_from(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
+    pub(super) fn touch_from(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT table_id, key FROM main._sync_rows WHERE device = ?1 AND seq >= ?2
              UNION SELECT table_id, key FROM main._sync_row_ops WHERE device = ?1 AND seq >= ?2",
@@ -343,6 +381,9 @@ impl Import<'_> {
         if root == crate::schema::SELF {
             return Ok(root);
         }
+        if let Some(held) = self.dep_below_point(root, seq) {
+            return Ok(held);
+        }
         if !self.known.devices.is_forked(root) {
             if seq > self.applied_seq(root) {
                 // `resolve_waiting` finds it once the bundle's ops are stored
@@ -392,7 +433,14 @@ impl Import<'_> {
         let mut found = false;
         for (device, seq, dep, dep_seq, hash) in waiting {
             let Some(hash) = hash else { continue };
-            if let Some(idx) = self.history().locate(waited_for(dep), dep_seq, &hash)? {
+            let root = waited_for(dep);
+            // (an op a compaction point decided: the one held there, behind.rs)
+            let decided = self.dep_below_point(root, dep_seq);
+            let held = match decided {
+                Some(held) => Some(held),
+                None => self.history().locate(root, dep_seq, &hash)?,
+            };
+            if let Some(idx) = held {
                 self.touch_from(device, seq as u64)?;
                 conn.exec(
                     "UPDATE OR REPLACE main._sync_deps SET dep = ?1
@@ -434,4 +482,11 @@ impl Import<'_> {
         }
         history.locate(root, seq, hash)
     }
+}
+
+/// The hash of `op` after the op whose hash is `prev`.
+pub(super) fn op_hash(op: &Packed, form: &Form, prev: Option<&Hash>) -> Hash {
+    let mut out = Vec::new();
+    form.write_canonical(&mut out, &op.head(prev), &op.values);
+    crate::op::link(&crate::op::hash(&out))
 }

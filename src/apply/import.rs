@@ -135,6 +135,15 @@ pub(super) struct Reading<'a> {
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
     /// with the hash each states for the op before it, if it does
     pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,
+    /// Whether compaction removes ops here (`_sync_state` `compact_removes`): bases are taken,
+    /// and compaction points settle the histories below them (behind.rs)
+    pub(super) removal: bool,
+    /// The bundle's last op a compaction point decided (behind.rs): (device id, seq, its hash
+    /// as the bundle has it), for the op that follows it in the stream
+    pub(super) wire: Option<(crate::op::DeviceId, u64, crate::op::Hash)>,
+    /// The entries of the compaction points applied in this import, for the histories they
+    /// cut (behind.rs)
+    pub(super) points: Vec<(DeviceIdx, u64)>,
 }
 
 /// The rows the import indexes, writes and settles.
@@ -192,6 +201,9 @@ impl<'a> Import<'a> {
                 appender: Appender::new(conn, spans),
                 base: HashMap::new(),
                 carried: HashMap::new(),
+                removal: crate::schema::state(conn, "compact_removes")? == 1,
+                wire: None,
+                points: Vec::new(),
             },
             rows: Rows {
                 touched: Touched::new(),

@@ -23,7 +23,9 @@
 //!   declares it as their writer did.
 //! - `import.rs`: `Import`, everything one import holds, by what it is.
 //! - `histories.rs`: two histories under one device id, told apart; `fork.rs`: this database
-//!   becomes a new device.
+//!   becomes a new device; `behind.rs`: where compaction removes ops, a compaction point
+//!   decides a device's history below it; `removed.rs`: a bundle's base (ops its writer
+//!   removed).
 //! - `row_writer.rs`, `quiet.rs`, `cascade.rs`: how rows are written: by statements prepared per
 //!   table and columns, out of the log but with the app's triggers, and with the database's own
 //!   foreign-key actions.
@@ -42,6 +44,7 @@
 //! out as this device's writes (cascade.rs); and a touched row is rewritten from the whole set
 //! of ops on it (merge/), so the order in which ops arrive does not matter.
 
+mod behind;
 mod bundle_in;
 mod cascade;
 mod catch_up;

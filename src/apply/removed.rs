@@ -32,7 +32,7 @@ impl Import<'_> {
     pub(super) fn read_base(&mut self, base: &[Base]) -> Result<()> {
         // (taken only where the tests ask for removal, as compaction removes only there: a
         // base cannot be checked, and one forged would pass over the true ops of a device)
-        if base.is_empty() || crate::schema::state(self.conn, "compact_removes")? != 1 {
+        if base.is_empty() || !self.reading.removal {
             return Ok(());
         }
         for entry in base {
@@ -41,6 +41,12 @@ impl Import<'_> {
                 self.known.devices.idx_or_add(self.conn, &entry.device)?;
             }
             self.reading.base.insert(entry.history, *entry);
+            // a history held here that left the writer's at or below `upto` (behind.rs)
+            if let Some(idx) = self.known.devices.idx(&entry.history) {
+                if self.left_lineage(idx, entry)? {
+                    self.set_aside(idx, entry.from, entry.upto)?;
+                }
+            }
         }
         Ok(())
     }
@@ -96,7 +102,10 @@ impl Import<'_> {
                 continue; // (a second history the bundle carries no op of: not known here)
             };
             let at = self.applied_seq(idx);
-            if idx == SELF || at < entry.from || at >= entry.upto {
+            if idx == SELF || at < entry.from {
+                continue;
+            }
+            if at >= entry.upto {
                 continue;
             }
             self.drop_uncarried(idx, entry.from, at)?;
@@ -136,16 +145,41 @@ impl Import<'_> {
         if gone.is_empty() {
             return Ok(());
         }
+        self.drop_held(device, &gone)?;
+        // (with the checkpoints of the range: the ops it carried there hash as stated)
+        self.run(
+            "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2 AND seq <= ?3",
+            &[
+                Value::from(device),
+                Value::Integer(from as i64),
+                Value::Integer(to as i64),
+            ],
+        )?;
+        // an op it carried after one dropped hashes from the hash it states for that one
+        for (&seq, prev) in &carried {
+            if let (Some(prev), true) = (prev, gone.contains(&(seq - 1))) {
+                chain::remember(self.conn, device, seq - 1, prev)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops ops `gone` of history `device` held here: out of the row index (their rows
+    /// settled again from the ops they keep), then out of the store, with the hashes kept of
+    /// them.
+    pub(super) fn drop_held(&mut self, device: DeviceIdx, gone: &[u64]) -> Result<()> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.reading.appender.flush()?;
         self.write_applied()?;
-        // out of the row index (their rows settled again from the ops they keep), then out of
-        // the store, with the hashes kept of them
         let mut by_table: HashMap<i64, Vec<(Entry, bool)>> = HashMap::new();
         let mut stmt = self.conn.prepare(
             "SELECT table_id, key, 1 FROM main._sync_rows WHERE device = ?1 AND seq = ?2
              UNION ALL
              SELECT table_id, key, 0 FROM main._sync_row_ops WHERE device = ?1 AND seq = ?2",
         )?;
-        for &seq in &gone {
+        for &seq in gone {
             stmt.bind_all(&[Value::from(device), Value::Integer(seq as i64)])?;
             while let Some(row) = stmt.step()? {
                 let key = row.column_blob(1)?.unwrap_or_default().to_vec();
@@ -182,27 +216,14 @@ impl Import<'_> {
                 }
             }
         }
-        for &seq in &gone {
+        for &seq in gone {
             let at = [Value::from(device), Value::Integer(seq as i64)];
             for sql in [
                 "DELETE FROM main._sync_kept WHERE device = ?1 AND seq = ?2",
                 "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+                "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq = ?2",
             ] {
                 self.run(sql, &at)?;
-            }
-        }
-        self.run(
-            "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2 AND seq <= ?3",
-            &[
-                Value::from(device),
-                Value::Integer(from as i64),
-                Value::Integer(to as i64),
-            ],
-        )?;
-        // an op it carried after one dropped hashes from the hash it states for that one
-        for (&seq, prev) in &carried {
-            if let (Some(prev), true) = (prev, gone.contains(&(seq - 1))) {
-                chain::remember(self.conn, device, seq - 1, prev)?;
             }
         }
         self.reading.dep_hashes.retain(|&(d, _), _| d != device);

@@ -208,6 +208,11 @@ impl Import<'_> {
             let reader = self.known.reader(Some(&self.rows.recent));
             let statements = &mut self.statements;
             let row = RowLive::settle(conn, statements, &reader, &order, table, key, new)?;
+            if row.key.is_empty() {
+                // every op of it went since it was touched (kept.rs `unindex` took it out of
+                // its table then: apply/behind.rs, apply/removed.rs)
+                return Ok(());
+            }
             if row.only_local {
                 // this device's own writes, which its table shows: no side of another device
                 row.save(statements, table_id, key)?;

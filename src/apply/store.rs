@@ -62,6 +62,12 @@ impl<'a> Import<'a> {
                 }
                 return Ok(());
             }
+            Placed::Dropped => {
+                // another history's op where a compaction point decides (behind.rs)
+                self.reading.stream_at = None;
+                self.outcome.discarded += 1;
+                return self.mark(None);
+            }
             Placed::Unplaced => {
                 // the op before it is not held here: the sender sends it again once this
                 // device's clock tells it what is held here
@@ -352,6 +358,9 @@ impl<'a> Import<'a> {
                 let Some((parent, base)) = self.known.devices.fork(idx) else {
                     break;
                 };
+                if self.history().detached(idx)? {
+                    break; // (it left its parent's history below there: apply/behind.rs)
+                }
                 entry = (base, self.history().hash_at(parent, base)?);
                 idx = parent;
             }

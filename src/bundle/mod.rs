@@ -87,7 +87,7 @@ mod read;
 mod write;
 
 pub use read::{open_argument, Reader};
-pub use write::{Writer, Written};
+pub use write::{Peers, Writer, Written};
 
 use sha2::{Digest, Sha256};
 

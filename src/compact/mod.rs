@@ -10,12 +10,12 @@
 //! run only where the tests ask for them (`_sync_state` `compact_removes` = 1; `sync_compact`
 //! then says how many ops it removed), until two things are settled: an op of a second history
 //! of a device (a backup put back and written on) that arrives where this device removed ops
-//! cannot be told from the op removed, so devices that removed and devices that did not would
-//! place it differently (no device can tell, ever, where the device that removed holds no op
-//! there: a receiver then removes what the writer's base says it removed, apply/removed.rs;
-//! not yet where a device holds an op at or above the compaction point's seq: the ignored test
-//! `restored_writes_past_the_ops_a_peer_removed_converge`, tests/copies.rs); and a base cannot
-//! be checked, so a forged one would pass over a device's true ops (signed bundles).
+//! cannot be told from the op removed, so a compaction point decides the device's history
+//! below it (apply/behind.rs), alike on every device that holds it; built where the point
+//! arrives before the second history, or with a base; not yet where a device split the two
+//! histories before it held the point (it should cut the one the point does not name); and a
+//! base cannot be checked, so a forged one would pass over a device's true ops (signed
+//! bundles).
 //!
 //! Invariant: a floor op's floor is in its causal past (the stable clock never exceeds what
 //! this device holds), and this device's floor ops only grow.

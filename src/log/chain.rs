@@ -125,9 +125,15 @@ impl History<'_, '_> {
         if seq == 0 {
             return Ok(None);
         }
-        // a second history shares the ops of the one it forked from up to `base`
+        // a second history shares the ops of the one it forked from up to `base` (one that
+        // left a compaction point's lineage has its own link there: `own_link`)
         let fork = self.devices.fork(idx);
         if let Some((parent, base)) = fork {
+            if seq == base {
+                if let Some(own) = self.own_link(idx, base)? {
+                    return Ok(Some(own));
+                }
+            }
             if seq <= base {
                 return self.hash_at(parent, seq);
             }
@@ -180,6 +186,30 @@ impl History<'_, '_> {
             &[Value::from(idx), Value::Integer(seq as i64)],
         )?;
         Ok(kept.is_none())
+    }
+
+    /// The link a history keeps for the op it forked after, where that op is not its
+    /// parent's: a history that left a compaction point's lineage at or below the point's seq,
+    /// whose ops there are dropped (apply/behind.rs), follows the op its first op names.
+    pub fn own_link(&self, idx: DeviceIdx, base: u64) -> Result<Option<Hash>> {
+        let kept = self.conn.query_value(
+            "SELECT hash FROM main._sync_hashes WHERE device = ?1 AND seq = ?2",
+            &[Value::from(idx), Value::Integer(base as i64)],
+        )?;
+        Ok(kept.and_then(|h| h.as_blob().and_then(|b| b.try_into().ok())))
+    }
+
+    /// Whether history `idx` left its parent's history below where it forked (`own_link`):
+    /// a peer that has its ops does not have its parent's up to there.
+    pub fn detached(&self, idx: DeviceIdx) -> Result<bool> {
+        let Some((parent, base)) = self.devices.fork(idx) else {
+            return Ok(false);
+        };
+        match (base, self.own_link(idx, base)?) {
+            (0, _) | (_, None) => Ok(false),
+            (_, Some(_)) if self.unhashable(parent, base)? => Ok(true),
+            (_, Some(own)) => Ok(self.hash_at(parent, base)? != Some(own)),
+        }
     }
 
     /// Whether op `seq` of history `idx` was removed here by compaction (compact/remove.rs).

@@ -118,6 +118,21 @@ impl Devices {
         }
     }
 
+    /// Forgets history `idx`, which holds no op here any more and that nothing names
+    /// (apply/behind.rs).
+    pub fn remove(&mut self, conn: &Conn, idx: DeviceIdx) -> Result<()> {
+        conn.exec(
+            "DELETE FROM main._sync_devices WHERE idx = ?1",
+            &[Value::from(idx)],
+        )?;
+        if let Some(id) = self.by_idx.remove(&idx) {
+            self.by_id.remove(&id);
+        }
+        self.forks.remove(&idx);
+        self.removed.remove(&idx);
+        Ok(())
+    }
+
     pub fn idx(&self, id: &DeviceId) -> Option<DeviceIdx> {
         self.by_id.get(id).copied()
     }

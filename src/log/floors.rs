@@ -179,6 +179,19 @@ impl Floors {
         low
     }
 
+    /// Whether a floor held here has an entry of history `device`.
+    pub fn names(&self, device: DeviceIdx) -> bool {
+        self.0
+            .iter()
+            .any(|f| f.entries.iter().any(|e| e.0 == device))
+    }
+
+    /// The highest entry of history `device` in a floor held here.
+    pub fn entry_of(&self, device: DeviceIdx) -> Option<u64> {
+        let entries = self.0.iter().flat_map(|f| &f.entries);
+        entries.filter(|e| e.0 == device).map(|e| e.1).max()
+    }
+
     /// Per history, the highest entry of any floor held here: an op that follows every one
     /// is behind none of them.
     pub fn highest(&self) -> Vec<(DeviceIdx, u64)> {

@@ -1,0 +1,465 @@
+//! A history that leaves a compaction point's lineage below its point (DESIGN 5.4, where
+//! compaction removes ops): a backup put back, or a copy, written on under its device's id
+//! at seqs its peers have other ops under, some of them removed. A device that removed an op
+//! cannot tell another op under its seq from it; so the compaction point decides, alike on
+//! every device that holds it: the history of a device up to a compaction point's entry of it
+//! is the one the point names (its link), and an op of another history there goes.
+//!
+//! - An op at or below the entry's seq that is not the one held there is dropped as it
+//!   arrives (the same as an op taken for one removed: `Placed::Below`); a dep that names an
+//!   op there names the one held (it was concurrent with nothing the point's writer did not
+//!   see).
+//! - The op right above the entry's seq that does not follow the entry's op starts a history
+//!   of its own, forked at the entry, whose link there is the one its first op names
+//!   (`History::own_link`), named by that op alike on every device; the ops after it follow it.
+//!   A peer that has that history does not have the device's history up to there.
+//!
+//! Invariant: every device that holds a compaction point and the same ops holds the same
+//! histories below and above its entries; only where removal is on (compact/mod.rs).
+
+use super::histories::{op_hash, Placed};
+use super::import::Import;
+use crate::bundle::{Base, Packed, Peers, Prev, Reader, Writer, Written};
+use crate::db::{Error, Result};
+use crate::form::Form;
+use crate::op::Hash;
+use crate::schema::DeviceIdx;
+use crate::value::Value;
+
+impl Import<'_> {
+    /// Where `op` of the device whose first history is `root` goes, when a compaction point
+    /// held here decides it (None: where the histories put it).
+    pub(super) fn behind_point(
+        &mut self,
+        root: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+    ) -> Result<Option<Placed>> {
+        if !self.reading.removal {
+            return Ok(None);
+        }
+        if let Some(placed) = self.against_base(root, op, form)? {
+            return Ok(Some(placed));
+        }
+        let Some(entry) = self.decided_upto(root) else {
+            return Ok(None);
+        };
+        let seq = op.seq;
+        if seq > entry + 1 {
+            return Ok(None);
+        }
+        self.reading.appender.flush()?;
+        if seq <= entry {
+            // (its hash as the bundle has it, for the op that follows it in the stream)
+            let prev = self.prev_of(op)?;
+            self.reading.wire = Some((op.device, seq, op_hash(op, form, prev.as_ref())));
+            if self.history().removed(root, seq)? {
+                return Ok(Some(Placed::Below(root)));
+            }
+            return Ok(match self.stored_same(root, op, form)? {
+                Some(true) => Some(Placed::Duplicate(root)),
+                Some(false) => Some(Placed::Dropped),
+                None => None,
+            });
+        }
+        let Some(prev) = self.prev_of(op)? else {
+            return Ok(None);
+        };
+        let history = self.history();
+        if history.unhashable(root, entry)? || history.hash_at(root, entry)? == Some(prev) {
+            return Ok(None); // it follows the point's op: where the histories put it
+        }
+        // it left the lineage: its own history, forked at the entry
+        let first = op_hash(op, form, Some(&prev));
+        let id = super::histories::history_id(&self.known.devices.wire_id(root), &first);
+        if let Some(idx) = self.known.devices.idx(&id) {
+            return Ok(Some(match self.stored_same(idx, op, form)? {
+                Some(true) => Placed::Duplicate(idx),
+                _ => Placed::At(idx),
+            }));
+        }
+        let idx = match self.history().holds(root, seq)? {
+            true => self.split_off(root, op, form, prev)?,
+            false => self.new_history(root, op, form, Some(prev))?,
+        };
+        Ok(Some(Placed::At(idx)))
+    }
+
+    /// Where `op` goes when the bundle's base covers its seq and this device holds another op
+    /// there (a backup put back, or a copy, written on under its device's id where the
+    /// bundle's writer removed ops): the ops held here from there on are not the writer's
+    /// history, which a compaction point every device then known had decided; they go (those
+    /// above the base set aside until a point decides them), and `op` takes their place.
+    fn against_base(
+        &mut self,
+        root: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+    ) -> Result<Option<Placed>> {
+        let seq = op.seq;
+        let id = self.known.devices.wire_id(root);
+        let Some(&base) = self.reading.base.get(&id) else {
+            return Ok(None);
+        };
+        let devices = &self.known.devices;
+        let covered = base.from < seq && seq <= base.upto;
+        if !covered || seq > self.applied_seq(root) || devices.is_forked(root) {
+            return Ok(None);
+        }
+        self.reading.appender.flush()?;
+        if self.history().removed(root, seq)? || self.stored_same(root, op, form)? != Some(false) {
+            return Ok(None);
+        }
+        self.set_aside(root, seq - 1, base.upto)?;
+        Ok(Some(Placed::At(root)))
+    }
+
+    /// The history a dep on op `seq` of the device whose first history is `root` names, when a
+    /// compaction point held here decides it: the one held there.
+    pub(super) fn dep_below_point(&self, root: DeviceIdx, seq: u64) -> Option<DeviceIdx> {
+        let entry = self.reading.removal.then(|| self.decided_upto(root))??;
+        (seq <= entry).then_some(root)
+    }
+
+    /// The seq up to which a compaction point held here decides the history of the device
+    /// whose first history is `root`: its highest entry of it, where no history of the device
+    /// forked below that (a fork a compaction point saw is its writer's to name).
+    fn decided_upto(&self, root: DeviceIdx) -> Option<u64> {
+        let entry = self.known.floors.entry_of(root)?;
+        let devices = &self.known.devices;
+        let histories = devices.histories(root);
+        let clean =
+            (histories.iter().skip(1)).all(|&h| devices.fork(h).is_some_and(|f| f.1 >= entry));
+        clean.then_some(entry)
+    }
+
+    /// The hash `op` states for the op before it, where the stream says it.
+    fn prev_of(&self, op: &Packed) -> Result<Option<Hash>> {
+        Ok(match op.prev {
+            Prev::First => None,
+            Prev::Stated(prev) => Some(prev),
+            Prev::Follows => match (self.reading.wire, self.reading.stream_at) {
+                (Some((id, at, hash)), _) if id == op.device && at + 1 == op.seq => Some(hash),
+                (_, Some((id, at, idx))) if id == op.device && at + 1 == op.seq => {
+                    self.history().hash_at(idx, at)?
+                }
+                _ => None,
+            },
+        })
+    }
+}
+
+impl Import<'_> {
+    /// Whether history `idx`, held here up to `base.upto` at least, holds another op there
+    /// than the one the bundle's writer removed (its base's link): a backup put back, or a
+    /// copy, written on under its device's id where its peers removed ops.
+    pub(super) fn left_lineage(&mut self, idx: DeviceIdx, base: &Base) -> Result<bool> {
+        let devices = &self.known.devices;
+        let forked = devices.fork(idx).is_some() || devices.is_forked(idx);
+        if !self.reading.removal || forked || self.applied_seq(idx) < base.upto {
+            return Ok(false);
+        }
+        self.reading.appender.flush()?;
+        let history = self.history();
+        if !history.holds(idx, base.upto)? || !history.chain_held(idx, base.upto)? {
+            return Ok(false);
+        }
+        Ok(history.hash_at(idx, base.upto)? != Some(base.link))
+    }
+
+    /// Sets the ops of history `idx` above `upto` aside, out of the store, until a compaction
+    /// point decides where they go (`place_aside`): the ops below them are another history's
+    /// than the one this device gets from its peers there. Drops those above `from` (the
+    /// bundle carries every op its writer holds above there, the ones held here that it keeps
+    /// among them).
+    pub(super) fn set_aside(&mut self, idx: DeviceIdx, from: u64, upto: u64) -> Result<()> {
+        self.reading.appender.flush()?;
+        let conn = self.conn;
+        let history = self.history();
+        if history.holds(idx, upto + 1)? && history.chain_held(idx, upto)? {
+            self.keep_aside(idx, upto)?;
+        }
+        let all: Vec<u64> = {
+            let mut stmt =
+                conn.prepare("SELECT seq FROM main._sync_remote WHERE device = ?1 AND seq > ?2")?;
+            stmt.bind_all(&[Value::from(idx), Value::Integer(from as i64)])?;
+            let mut all = Vec::new();
+            while let Some(row) = stmt.step()? {
+                all.push(row.column_int(0) as u64);
+            }
+            all
+        };
+        self.drop_held(idx, &all)?;
+        for &seq in &all {
+            self.known.contexts.forget(conn, idx, seq)?;
+        }
+        self.run(
+            "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2",
+            &[Value::from(idx), Value::Integer(from as i64)],
+        )?;
+        let at = self.applied_seq(idx).min(from);
+        self.clocks.clock.insert(idx, at);
+        self.clocks.stored.insert(idx, at);
+        conn.exec(
+            "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
+            &[Value::Integer(at as i64), Value::from(idx)],
+        )?;
+        self.clocks.tips.remove(&idx);
+        self.clocks.pending_before.remove(&idx);
+        Ok(())
+    }
+
+    /// Keeps the ops of history `idx` above `upto` as a bundle in `_sync_aside`.
+    fn keep_aside(&mut self, idx: DeviceIdx, upto: u64) -> Result<()> {
+        let conn = self.conn;
+        let history = self.history();
+        let mut prev = history.hash_at(idx, upto)?;
+        let mut writer = Writer::in_memory()?;
+        let mut next = upto + 1;
+        history.each(idx, upto, i64::MAX as u64, |op| {
+            if op.seq != next {
+                return Ok(()); // (above a gap: no op follows it here)
+            }
+            next += 1;
+            prev = Some(writer.add(op, prev)?);
+            Ok(())
+        })?;
+        let source = self.known.devices.wire_id(idx);
+        let declared = crate::log::declared::Declarations::load(conn)?;
+        let peers = Peers {
+            stable: Vec::new(),
+            knows: Vec::new(),
+            base: Vec::new(),
+            forgotten: Vec::new(),
+        };
+        let id = *uuid::Uuid::new_v4().as_bytes();
+        let declared = declared.encode(&self.known.devices);
+        let Written::Bytes(bundle) = writer.finish(id, &source, &[], declared, peers)? else {
+            return Err(Error::new("a bundle set aside was not written in memory"));
+        };
+        conn.exec(crate::schema::ASIDE, &[])?;
+        conn.exec(
+            "INSERT INTO main._sync_aside(root, upto, bundle) VALUES (?1, ?2, ?3)",
+            &[
+                Value::from(self.known.devices.root(idx)),
+                Value::Integer(upto as i64),
+                Value::Blob(bundle),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// After the ops ready are delivered: the histories the compaction points applied cut
+    /// (`cut_below`), then the ops set aside that a point now decides placed as if they
+    /// arrived now (`behind_point`) and delivered, until no more are.
+    pub(super) fn place_aside(&mut self) -> Result<()> {
+        if !self.reading.removal {
+            return Ok(());
+        }
+        loop {
+            for (history, entry) in std::mem::take(&mut self.reading.points) {
+                self.cut_below(history, entry)?;
+            }
+            if !self.place_ready()? && self.reading.points.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Places the ops set aside whose device a compaction point held here now decides;
+    /// whether there were any.
+    fn place_ready(&mut self) -> Result<bool> {
+        let conn = self.conn;
+        let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_aside'";
+        if conn.query_value(made, &[])?.is_none() {
+            return Ok(false);
+        }
+        let mut ready = Vec::new();
+        let mut stmt = conn.prepare("SELECT rowid, root, upto, bundle FROM main._sync_aside")?;
+        while let Some(row) = stmt.step()? {
+            let root = DeviceIdx(row.column_int(1));
+            let decided = self.decided_upto(root);
+            let upto = row.column_int(2) as u64;
+            if decided.is_some_and(|e| e >= upto && self.applied_seq(root) >= e) {
+                let bundle = row.column_blob(3)?.unwrap_or_default().to_vec();
+                ready.push((row.column_int(0), bundle));
+            }
+        }
+        drop(stmt);
+        let any = !ready.is_empty();
+        for (rowid, bundle) in ready {
+            let mut reader = Reader::from_bytes(&bundle)?;
+            let reading = &mut self.reading;
+            reading.bundle_forms.clear();
+            reading.marks.clear();
+            (reading.stream_at, reading.wire) = (None, None);
+            reading.base.clear();
+            reading.carried.clear();
+            reader.each_op(|op, number, form| self.store(op, number, form))?;
+            self.reading.appender.flush()?;
+            self.resolve_waiting()?;
+            self.deliver()?;
+            conn.exec(
+                "DELETE FROM main._sync_aside WHERE rowid = ?1",
+                &[Value::Integer(rowid)],
+            )?;
+        }
+        Ok(any)
+    }
+
+    /// A compaction point's entry `entry` of history `history`, applied here: the histories
+    /// of its device held here that left the point's (`history` and the ones it forked from)
+    /// below the entry, which no point held here names, were split from it before this device
+    /// held the point. The point decides: their ops are set aside (placed as if they arrived
+    /// now, by `place_ready`), and the point's history is its device's again (each history on
+    /// its way merged back into the one it forked from).
+    fn cut_below(&mut self, history: DeviceIdx, entry: u64) -> Result<()> {
+        let devices = &self.known.devices;
+        let root = devices.root(history);
+        let mut path = vec![history];
+        while let Some((parent, _)) = devices.fork(path[path.len() - 1]) {
+            path.push(parent);
+        }
+        let mut cut = Vec::new();
+        for other in devices.histories(root) {
+            let Some((parent, base)) = devices.fork(other) else {
+                continue;
+            };
+            if path.contains(&other) || !path.contains(&parent) || base >= entry {
+                continue;
+            }
+            let under = devices.histories(other);
+            if under.iter().any(|&h| self.known.floors.names(h)) {
+                return Ok(()); // (a point held here saw it: its writer's to name)
+            }
+            cut.extend(under);
+        }
+        // (every history on the way forks below the entry: a point knows no other there)
+        let forks_below = path
+            .iter()
+            .any(|&h| devices.fork(h).is_some_and(|f| f.1 < entry));
+        if cut.is_empty() && !forks_below {
+            return Ok(());
+        }
+        self.reading.appender.flush()?;
+        self.write_applied()?;
+        for &other in &cut {
+            let base = self.known.devices.fork(other).map_or(0, |f| f.1);
+            if self.history().holds(other, base + 1)? {
+                self.keep_aside(other, base)?;
+            }
+            self.set_aside_all(other, &cut)?;
+        }
+        for &other in cut.iter().rev() {
+            self.forget_history(other)?;
+        }
+        // the point's history back into the ones it forked from, from the root down
+        for pair in path.windows(2).rev() {
+            let (child, parent) = (pair[0], pair[1]);
+            if self.known.devices.children(parent) == vec![child] {
+                self.merge_back(child, parent)?;
+            }
+        }
+        self.known.contexts.reload()?;
+        self.known.floors = crate::log::floors::Floors::load(self.conn)?;
+        self.clocks.lamports.clear();
+        self.rows.recent.clear();
+        Ok(())
+    }
+
+    /// Drops every op of history `idx` (set aside before), one of the histories `cut`; the
+    /// deps that name them wait for them by their hash (`resolve_waiting` finds them again
+    /// where they are placed).
+    fn set_aside_all(&mut self, idx: DeviceIdx, cut: &[DeviceIdx]) -> Result<()> {
+        let conn = self.conn;
+        let base = self.known.devices.fork(idx).map_or(0, |f| f.1);
+        let mut waits = Vec::new();
+        let mut stmt =
+            conn.prepare("SELECT device, seq, dep_seq, hash FROM main._sync_deps WHERE dep = ?1")?;
+        stmt.bind_all(&[Value::from(idx)])?;
+        while let Some(row) = stmt.step()? {
+            let hash: Option<Hash> = row.column_blob(3)?.and_then(|h| h.try_into().ok());
+            let n = |i| row.column_int(i);
+            waits.push((DeviceIdx(n(0)), n(1), n(2), hash));
+        }
+        drop(stmt);
+        let root = self.known.devices.root(idx);
+        for (device, seq, dep_seq, hash) in waits {
+            let Some(hash) = hash else { continue };
+            if !cut.contains(&device) {
+                self.touch_from(device, seq as u64)?; // (the ops cut go with their rows)
+            }
+            conn.exec(
+                "UPDATE OR REPLACE main._sync_deps SET dep = ?1
+                 WHERE device = ?2 AND seq = ?3 AND dep = ?4 AND dep_seq = ?5",
+                &[
+                    Value::from(crate::log::clock::waiting(root, &hash)),
+                    Value::from(device),
+                    Value::Integer(seq),
+                    Value::from(idx),
+                    Value::Integer(dep_seq),
+                ],
+            )?;
+        }
+        self.set_aside(idx, base, base)
+    }
+
+    /// Forgets history `idx`, emptied (`set_aside_all`) or merged back, wherever it is named.
+    fn forget_history(&mut self, idx: DeviceIdx) -> Result<()> {
+        self.conn.exec(crate::schema::FLOORS, &[])?;
+        self.conn.exec(crate::schema::REMOVED, &[])?;
+        for sql in [
+            "DELETE FROM main._sync_clock WHERE device = ?1",
+            "DELETE FROM main._sync_peers WHERE device = ?1",
+            "DELETE FROM main._sync_stable WHERE device = ?1",
+            "DELETE FROM main._sync_removed WHERE device = ?1",
+            "DELETE FROM main._sync_hashes WHERE device = ?1",
+            "DELETE FROM main._sync_deps WHERE device = ?1 OR dep = ?1",
+            "DELETE FROM main._sync_floors WHERE device = ?1 OR of = ?1",
+            "DELETE FROM main._sync_conflicts WHERE loser_device = ?1 OR winner_device = ?1",
+        ] {
+            self.run(sql, &[Value::from(idx)])?;
+        }
+        self.clocks.clock.remove(&idx);
+        self.clocks.stored.remove(&idx);
+        self.clocks.tips.remove(&idx);
+        self.known.devices.remove(self.conn, idx)
+    }
+
+    /// History `child`, the only one forked from `parent`, merged back into it: its ops
+    /// become `parent`'s under the same seqs, wherever they are named.
+    fn merge_back(&mut self, child: DeviceIdx, parent: DeviceIdx) -> Result<()> {
+        let conn = self.conn;
+        let base = self.known.devices.fork(child).map_or(0, |f| f.1);
+        // (what was kept of `parent` above where it ended is the child's to say)
+        conn.exec(
+            "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2",
+            &[Value::from(parent), Value::Integer(base as i64)],
+        )?;
+        crate::schema::rename_ops(conn, child, parent, base + 1)?;
+        self.known.devices.renamed(child, parent, base + 1);
+        let params = [Value::from(parent), Value::from(child)];
+        for sql in [
+            "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2",
+            "UPDATE OR REPLACE main._sync_peers SET device = ?1 WHERE device = ?2",
+        ] {
+            conn.exec(sql, &params)?;
+        }
+        for grandchild in self.known.devices.children(child) {
+            self.known.devices.set_parent(conn, grandchild, parent)?;
+        }
+        let at = self.applied_seq(child).max(self.applied_seq(parent));
+        self.clocks.clock.insert(parent, at);
+        self.clocks.stored.insert(parent, at);
+        conn.exec(
+            "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
+            &[Value::Integer(at as i64), Value::from(parent)],
+        )?;
+        if let Some(tip) = self.clocks.tips.remove(&child) {
+            self.clocks.tips.insert(parent, tip);
+        }
+        self.reading.appender.copy_pending(child, parent);
+        self.touch_from(parent, base + 1)?;
+        self.forget_history(child)
+    }
+}

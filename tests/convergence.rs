@@ -15,7 +15,8 @@
 //! it ran). A failure prints the seed that reproduces it; `one_seed` is the tool that replays
 //! one, not a test: `SYNC_SEED=<seed> cargo test --release --test convergence one_seed --
 //! --ignored --nocapture` (`SYNC_TRACE=1` prints each step, `SYNC_KEEP=<dir>` keeps the
-//! databases of a failure).
+//! databases of a failure). `SYNC_REMOVAL_BACKUPS=1` lets backups put back and copies written
+//! under the original's id into the schedules where compaction removes ops.
 
 mod common;
 
@@ -923,9 +924,11 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let mut crng = Rng(seed ^ 0xc0_4ac7);
     let mut grng = Rng(seed ^ 0xf0_4ea7);
     // in some schedules compaction also removes what a floor made dead (compact/remove.rs),
-    // and no device is put back to a backup (a device behind removed ops needs a snapshot,
-    // not built yet)
+    // and no device is put back to a backup or copied with writes under the original's id,
+    // unless SYNC_REMOVAL_BACKUPS is set (a compaction point then decides the history of such
+    // a device below it, apply/behind.rs: not yet whole, so not yet in the combined suite)
     let removes = Rng(seed ^ 0x007e_307e).chance(40);
+    let going_back = !removes || std::env::var("SYNC_REMOVAL_BACKUPS").is_ok();
     if removes {
         // (and the copies made later, which carry it)
         for d in &devices {
@@ -1074,7 +1077,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             // with backups put back below)
             18 if rng.chance(30) && n < 6 => {
                 let name = format!("d{n}");
-                let writes = if rng.chance(50) && !removes {
+                let writes = if rng.chance(50) && going_back {
                     1 + rng.below(4)
                 } else {
                     0
@@ -1097,7 +1100,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 }
                 devices.push(copy);
             }
-            19 if !removes && rng.chance(30) => match backups.remove(&d) {
+            19 if going_back && rng.chance(30) => match backups.remove(&d) {
                 None => {
                     let path = devices[d]
                         .db

@@ -196,7 +196,7 @@ impl Import<'_> {
         let entries: Vec<(Entry, bool)> = (out.iter())
             .map(|(entry, _, first)| (entry.clone(), *first))
             .collect();
-        self.unindex(table, &entries)?;
+        self.unindex(Some(table), &entries)?;
         for (entry, why, _) in out {
             self.keep(entry, Some(why))?;
         }
@@ -206,8 +206,13 @@ impl Import<'_> {
     /// Takes ops of `table` out of its row index (`entries`: each with whether it is its row's
     /// first op there): another op of a row whose first op goes takes its place, a row with
     /// none left leaves the table (and its open conflicts go), and the others are settled
-    /// again from the ops they keep.
-    pub(super) fn unindex(&mut self, table: &SyncedTable, entries: &[(Entry, bool)]) -> Result<()> {
+    /// again from the ops they keep. (`table` None: a table not synced now, whose rows are
+    /// settled when it is enabled again, catch_up.rs.)
+    pub(super) fn unindex(
+        &mut self,
+        table: Option<&SyncedTable>,
+        entries: &[(Entry, bool)],
+    ) -> Result<()> {
         let params = |(table_id, key, device, seq): &Entry| {
             vec![
                 Value::Integer(*table_id),
@@ -254,18 +259,21 @@ impl Import<'_> {
                         "DELETE FROM main._sync_rows WHERE table_id = ?1 AND key = ?2",
                         &[table_id.clone(), key.clone()],
                     )?;
-                    // nor is it in the table (its key as the op names it)
-                    let (_, cells) = (self.known.reader(None)).op(
-                        &mut self.statements,
-                        table,
-                        entry.2,
-                        entry.3,
-                    )?;
-                    let cells = table.spell(cells);
-                    let keyed = cells.len() == table.shape.pk.len()
-                        && (cells.iter()).all(|(c, _)| table.key_columns().any(|k| k == c));
-                    if keyed {
-                        self.write_row(table, &cells, &crate::merge::RowState::Absent)?;
+                    // nor is it in the table (its key as the op names it), where the table is
+                    // synced now (else `catch_up.rs` settles it when it is enabled again)
+                    if let Some(table) = table {
+                        let (_, cells) = (self.known.reader(None)).op(
+                            &mut self.statements,
+                            table,
+                            entry.2,
+                            entry.3,
+                        )?;
+                        let cells = table.spell(cells);
+                        let keyed = cells.len() == table.shape.pk.len()
+                            && (cells.iter()).all(|(c, _)| table.key_columns().any(|k| k == c));
+                        if keyed {
+                            self.write_row(table, &cells, &crate::merge::RowState::Absent)?;
+                        }
                     }
                     // a row with none of its ops left has no conflicts either
                     self.run(

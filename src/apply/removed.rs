@@ -190,31 +190,9 @@ impl Import<'_> {
         }
         drop(stmt);
         for (table_id, entries) in by_table {
-            let tables = self.known.tables;
-            match tables.iter().find(|t| t.id == table_id) {
-                Some(table) => self.unindex(table, &entries)?,
-                None => {
-                    // (a table not synced now: its rows are settled when it is enabled again)
-                    for ((table_id, key, device, seq), _) in entries {
-                        for sql in [
-                            "DELETE FROM main._sync_row_ops
-                             WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
-                            "UPDATE main._sync_rows SET live = x''
-                             WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
-                        ] {
-                            self.run(
-                                sql,
-                                &[
-                                    Value::Integer(table_id),
-                                    Value::Blob(key.clone()),
-                                    Value::from(device),
-                                    Value::Integer(seq as i64),
-                                ],
-                            )?;
-                        }
-                    }
-                }
-            }
+            // (a table not synced now: its rows are settled when it is enabled again)
+            let table = self.known.tables.iter().find(|t| t.id == table_id);
+            self.unindex(table, &entries)?;
         }
         for &seq in gone {
             let at = [Value::from(device), Value::Integer(seq as i64)];

@@ -36,12 +36,25 @@ fn a_read_only_database() {
     )
     .unwrap_err();
     assert!(
-        err.contains("attempt to write a readonly database"),
+        err.contains("attempt to write a readonly database (this connection cannot write"),
         "{err}"
     );
     assert!(ro.is_autocommit());
     assert_eq!(std::fs::read(b.db.path()).unwrap(), before);
     drop(ro);
+    // a connection with PRAGMA query_only is told the same, and what to run
+    exec(b.conn(), "PRAGMA query_only = ON");
+    for sql in [
+        format!("SELECT sync_bundle_in('{}')", bundle.display()),
+        "SELECT sync_fork()".to_string(),
+        "SELECT sync_init()".to_string(),
+    ] {
+        let err = call(b.conn(), &sql).unwrap_err();
+        assert!(err.contains("PRAGMA query_only = OFF"), "{sql}: {err}");
+        assert!(b.conn().is_autocommit());
+    }
+    assert_eq!(std::fs::read(b.db.path()).unwrap(), before);
+    exec(b.conn(), "PRAGMA query_only = OFF");
     b.import(&bundle);
     assert_eq!(b.dump("todos"), a.dump("todos"));
 }

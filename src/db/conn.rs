@@ -53,9 +53,16 @@ impl Conn {
                 CStr::from_ptr(sqlite!(errmsg(self.db))),
             )
         };
+        // (SQLITE_READONLY: what to do about it)
+        let advice = match code & 0xff {
+            8 => {
+                " (this connection cannot write: it opened the database read-only, or                  PRAGMA query_only is ON; call it from a connection that can write, or run                  PRAGMA query_only = OFF first)"
+            }
+            _ => "",
+        };
         Error {
             code,
-            message: format!("{doing}: {}", msg.to_string_lossy()).into_boxed_str(),
+            message: format!("{doing}: {}{advice}", msg.to_string_lossy()).into_boxed_str(),
         }
     }
 

@@ -15,8 +15,7 @@
 //! it ran). A failure prints the seed that reproduces it; `one_seed` is the tool that replays
 //! one, not a test: `SYNC_SEED=<seed> cargo test --release --test convergence one_seed --
 //! --ignored --nocapture` (`SYNC_TRACE=1` prints each step, `SYNC_KEEP=<dir>` keeps the
-//! databases of a failure). `SYNC_REMOVAL_BACKUPS=1` lets backups put back and copies written
-//! under the original's id into the schedules where compaction removes ops.
+//! databases of a failure).
 
 mod common;
 
@@ -923,12 +922,10 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let folder = frng.chance(30).then(common::tempdir::Dir::new);
     let mut crng = Rng(seed ^ 0xc0_4ac7);
     let mut grng = Rng(seed ^ 0xf0_4ea7);
-    // in some schedules compaction also removes what a floor made dead (compact/remove.rs),
-    // and no device is put back to a backup or copied with writes under the original's id,
-    // unless SYNC_REMOVAL_BACKUPS is set (a compaction point then decides the history of such
-    // a device below it, apply/behind.rs: not yet whole, so not yet in the combined suite)
+    // in some schedules compaction also removes what a floor made dead (compact/remove.rs);
+    // devices put back to a backup or copied with writes under the original's id meet it
+    // there too (a compaction point decides their history below it: apply/behind.rs)
     let removes = Rng(seed ^ 0x007e_307e).chance(40);
-    let going_back = !removes || std::env::var("SYNC_REMOVAL_BACKUPS").is_ok();
     if removes {
         // (and the copies made later, which carry it)
         for d in &devices {
@@ -1073,15 +1070,10 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             }
             // a new device made by copying a device's file: it forks when the extension loads;
             // in half of them a connection without the extension writes on the copy first,
-            // under the original's id (a second history of it; not where ops are removed, as
-            // with backups put back below)
+            // under the original's id (a second history of it)
             18 if rng.chance(30) && n < 6 => {
                 let name = format!("d{n}");
-                let writes = if rng.chance(50) && going_back {
-                    1 + rng.below(4)
-                } else {
-                    0
-                };
+                let writes = if rng.chance(50) { 1 + rng.below(4) } else { 0 };
                 let copy = Device::copied(&name, &devices[d], |path| {
                     std::fs::copy(devices[d].db.path(), path).unwrap();
                     let plain = rusqlite::Connection::open(path).unwrap();
@@ -1100,7 +1092,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 }
                 devices.push(copy);
             }
-            19 if going_back && rng.chance(30) => match backups.remove(&d) {
+            19 if rng.chance(30) => match backups.remove(&d) {
                 None => {
                     let path = devices[d]
                         .db

@@ -45,6 +45,9 @@ impl Devices {
         };
         while let Some(row) = stmt.step()? {
             let idx = DeviceIdx(row.column_int(0));
+            if row.column_int(3) < 0 {
+                continue; // (a history forgotten: Devices::remove)
+            }
             let id = device_bytes(&row.column(1)?)?;
             devices.by_id.insert(id, idx);
             devices.by_idx.insert(idx, id);
@@ -119,10 +122,12 @@ impl Devices {
     }
 
     /// Forgets history `idx`, which holds no op here any more and that nothing names
-    /// (apply/behind.rs).
+    /// (apply/behind.rs). Its row stays, nameless (base -1), so that its index is never given
+    /// to another.
     pub fn remove(&mut self, conn: &Conn, idx: DeviceIdx) -> Result<()> {
         conn.exec(
-            "DELETE FROM main._sync_devices WHERE idx = ?1",
+            "UPDATE main._sync_devices SET id = randomblob(16), parent = NULL, base = -1
+             WHERE idx = ?1",
             &[Value::from(idx)],
         )?;
         if let Some(id) = self.by_idx.remove(&idx) {

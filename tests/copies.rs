@@ -529,21 +529,27 @@ fn a_restored_backup_written_on_below_a_compaction_point_takes_the_point_s_histo
     }
 }
 
-/// a writes row 1 and updates it twice (ops 1-3), is backed up, updates it three times more
-/// (4-6), and syncs with b, which removes a's ops 2-5 (it keeps the insert and the last
-/// update); then the backup goes back over a's file.
-fn put_back_below_what_a_peer_removed() -> (Device, Device) {
-    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(a.conn());
-    removing(b.conn());
+/// `a` writes row 1 and updates it twice (ops 1-3), is backed up (returned), and updates it
+/// three times more (4-6).
+fn backed_up_between(a: &Device) -> std::path::PathBuf {
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
     for i in 1..=2 {
         exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
     }
-    let backup = back_up(&a); // a's ops 1-3
+    let backup = back_up(a); // a's ops 1-3
     for i in 3..=5 {
         exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
     }
+    backup
+}
+
+/// a as `backed_up_between`, then it syncs with b, which removes a's ops 2-5 (it keeps the
+/// insert and the last update); then the backup goes back over a's file.
+fn put_back_below_what_a_peer_removed() -> (Device, Device) {
+    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
+    removing(a.conn());
+    removing(b.conn());
+    let backup = backed_up_between(&a);
     send(&a, &b);
     send(&b, &a);
     assert_eq!(compact_removed(&b), 4, "a's ops 2-5");
@@ -618,14 +624,7 @@ fn a_split_made_before_the_compaction_point_came_is_settled_by_it() {
     for d in [&a, &b, &c] {
         removing(d.conn());
     }
-    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
-    for i in 1..=2 {
-        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
-    }
-    let backup = back_up(&a); // a's ops 1-3
-    for i in 3..=5 {
-        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
-    }
+    let backup = backed_up_between(&a);
     send(&a, &b);
     send(&a, &c);
     send(&c, &b);

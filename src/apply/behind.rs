@@ -197,16 +197,20 @@ impl Import<'_> {
             "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2",
             &[Value::from(idx), Value::Integer(from as i64)],
         )?;
-        let at = self.applied_seq(idx).min(from);
-        self.clocks.clock.insert(idx, at);
-        self.clocks.stored.insert(idx, at);
-        conn.exec(
-            "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
-            &[Value::Integer(at as i64), Value::from(idx)],
-        )?;
+        self.set_applied(idx, self.applied_seq(idx).min(from))?;
         self.clocks.tips.remove(&idx);
         self.clocks.pending_before.remove(&idx);
         Ok(())
+    }
+
+    /// Sets the applied clock of history `idx` to `at`, here and as stored (it may go down).
+    fn set_applied(&mut self, idx: DeviceIdx, at: u64) -> Result<()> {
+        self.clocks.clock.insert(idx, at);
+        self.clocks.stored.insert(idx, at);
+        self.conn.exec(
+            "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
+            &[Value::Integer(at as i64), Value::from(idx)],
+        )
     }
 
     /// Keeps the ops of history `idx` above `upto` as a bundle in `_sync_aside`.
@@ -448,12 +452,9 @@ impl Import<'_> {
         for grandchild in self.known.devices.children(child) {
             self.known.devices.set_parent(conn, grandchild, parent)?;
         }
-        let at = self.applied_seq(child).max(self.applied_seq(parent));
-        self.clocks.clock.insert(parent, at);
-        self.clocks.stored.insert(parent, at);
-        conn.exec(
-            "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
-            &[Value::Integer(at as i64), Value::from(parent)],
+        self.set_applied(
+            parent,
+            self.applied_seq(child).max(self.applied_seq(parent)),
         )?;
         if let Some(tip) = self.clocks.tips.remove(&child) {
             self.clocks.tips.insert(parent, tip);

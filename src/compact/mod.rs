@@ -11,11 +11,9 @@
 //! then says how many ops it removed), until two things are settled: an op of a second history
 //! of a device (a backup put back and written on) that arrives where this device removed ops
 //! cannot be told from the op removed, so a compaction point decides the device's history
-//! below it (apply/behind.rs), alike on every device that holds it; built where the point
-//! arrives before the second history, or with a base; not yet where a device split the two
-//! histories before it held the point (it should cut the one the point does not name); and a
-//! base cannot be checked, so a forged one would pass over a device's true ops (signed
-//! bundles).
+//! below it (apply/behind.rs), alike on every device that holds it (built and in the random
+//! suite; what it drops of this device's own writes is not yet told to its user); and a base
+//! cannot be checked, so a forged one would pass over a device's true ops (signed bundles).
 //!
 //! Invariant: a floor op's floor is in its causal past (the stable clock never exceeds what
 //! this device holds), and this device's floor ops only grow.

@@ -36,7 +36,7 @@ fn a_read_only_database() {
     )
     .unwrap_err();
     assert!(
-        err.contains("attempt to write a readonly database (this connection cannot write"),
+        err.contains("attempt to write a readonly database (the database is open read-only here"),
         "{err}"
     );
     assert!(ro.is_autocommit());
@@ -50,7 +50,12 @@ fn a_read_only_database() {
         "SELECT sync_init()".to_string(),
     ] {
         let err = call(b.conn(), &sql).unwrap_err();
-        assert!(err.contains("PRAGMA query_only = OFF"), "{sql}: {err}");
+        assert!(
+            err.contains(
+                "(PRAGMA query_only is ON on this connection: run PRAGMA query_only = OFF first"
+            ),
+            "{sql}: {err}"
+        );
         assert!(b.conn().is_autocommit());
     }
     assert_eq!(std::fs::read(b.db.path()).unwrap(), before);

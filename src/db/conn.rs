@@ -53,10 +53,16 @@ impl Conn {
                 CStr::from_ptr(sqlite!(errmsg(self.db))),
             )
         };
-        // (SQLITE_READONLY: what to do about it)
-        let advice = match code & 0xff {
-            8 => {
-                " (this connection cannot write: it opened the database read-only, or                  PRAGMA query_only is ON; call it from a connection that can write, or run                  PRAGMA query_only = OFF first)"
+        // (SQLITE_READONLY: which of the two it is, and what to do about it)
+        let advice = match (code, code & 0xff == 8 && self.is_readonly()) {
+            (_, true) => {
+                " (the database is open read-only here: call it from a connection that can \
+                 write)"
+            }
+            (8, false) => {
+                // (the plain code: a moved or unrecoverable file has its own)
+                " (PRAGMA query_only is ON on this connection: run PRAGMA query_only = OFF \
+                 first, or call it from another connection)"
             }
             _ => "",
         };

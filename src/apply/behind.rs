@@ -261,8 +261,8 @@ impl Import<'_> {
             return Ok(());
         }
         loop {
-            for (history, entry) in std::mem::take(&mut self.reading.points) {
-                self.cut_below(history, entry)?;
+            for (history, entry, point) in std::mem::take(&mut self.reading.points) {
+                self.cut_below(history, entry, point)?;
             }
             if !self.place_ready()? && self.reading.points.is_empty() {
                 return Ok(());
@@ -311,13 +311,15 @@ impl Import<'_> {
         Ok(any)
     }
 
-    /// A compaction point's entry `entry` of history `history`, applied here: the histories
-    /// of its device held here that left the point's (`history` and the ones it forked from)
-    /// below the entry, which no point held here names, were split from it before this device
-    /// held the point. The point decides: their ops are set aside (placed as if they arrived
-    /// now, by `place_ready`), and the point's history is its device's again (each history on
-    /// its way merged back into the one it forked from).
-    fn cut_below(&mut self, history: DeviceIdx, entry: u64) -> Result<()> {
+    /// A compaction point's entry `entry` of history `history`, applied here (the point is op
+    /// `point`): the histories of its device held here that left the point's (`history` and
+    /// the ones it forked from) below the entry, of which the point saw no op and no point held
+    /// here names, were split from it before this device held the point. The point decides:
+    /// their ops are set aside (placed as if they arrived now, by `place_ready`), and the
+    /// point's history is its device's again (each history on its way merged back into the
+    /// one it forked from). (A history the point saw is one its writer knew: the histories of
+    /// that device stay as they are.)
+    fn cut_below(&mut self, history: DeviceIdx, entry: u64, point: (DeviceIdx, u64)) -> Result<()> {
         let devices = &self.known.devices;
         let root = devices.root(history);
         let mut path = vec![history];
@@ -333,8 +335,12 @@ impl Import<'_> {
                 continue;
             }
             let under = devices.histories(other);
-            if under.iter().any(|&h| self.known.floors.names(h)) {
-                return Ok(()); // (a point held here saw it: its writer's to name)
+            let seen = |h: DeviceIdx| {
+                let base = devices.fork(h).map_or(0, |f| f.1);
+                self.known.contexts.entry(point.0, point.1, h) > base
+            };
+            if under.iter().any(|&h| self.known.floors.names(h) || seen(h)) {
+                return Ok(()); // (a point saw it: its writer's to name)
             }
             cut.extend(under);
         }

@@ -39,7 +39,7 @@ impl Import<'_> {
         self.touch_behind(Some(op))?;
         if self.reading.removal {
             // (the histories it cuts, once the ops ready now are delivered: behind.rs)
-            self.reading.points.extend(placed.iter().copied());
+            (self.reading.points).extend(placed.iter().map(|&(h, e)| (h, e, op)));
         }
         (self.known.floors).add(
             self.conn,

@@ -141,9 +141,9 @@ pub(super) struct Reading<'a> {
     /// The bundle's last op a compaction point decided (behind.rs): (device id, seq, its hash
     /// as the bundle has it), for the op that follows it in the stream
     pub(super) wire: Option<(crate::op::DeviceId, u64, crate::op::Hash)>,
-    /// The entries of the compaction points applied in this import, for the histories they
-    /// cut (behind.rs)
-    pub(super) points: Vec<(DeviceIdx, u64)>,
+    /// The entries of the compaction points applied in this import, with the point's op, for
+    /// the histories they cut (behind.rs)
+    pub(super) points: Vec<(DeviceIdx, u64, (DeviceIdx, u64))>,
 }
 
 /// The rows the import indexes, writes and settles.

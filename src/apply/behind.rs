@@ -96,6 +96,9 @@ impl Import<'_> {
         op: &Packed,
         form: &Form,
     ) -> Result<Option<Placed>> {
+        if self.reading.base.is_empty() {
+            return Ok(None);
+        }
         let seq = op.seq;
         let id = self.known.devices.wire_id(root);
         let Some(&base) = self.reading.base.get(&id) else {

@@ -68,9 +68,13 @@ pub struct Floor {
     pub entries: Vec<(DeviceIdx, u64)>,
 }
 
-/// Every floor op applied here.
+/// Every floor op applied here, and per history its highest entry among them (asked for each
+/// op an import places where removal is on: apply/behind.rs).
 #[derive(Debug, Default)]
-pub struct Floors(Vec<Floor>);
+pub struct Floors {
+    all: Vec<Floor>,
+    top: std::collections::HashMap<DeviceIdx, u64>,
+}
 
 impl Floors {
     pub fn load(conn: &Conn) -> Result<Floors> {
@@ -93,7 +97,17 @@ impl Floors {
                 }),
             }
         }
-        Ok(Floors(floors))
+        let mut out = Floors::default();
+        floors.into_iter().for_each(|f| out.keep(f));
+        Ok(out)
+    }
+
+    fn keep(&mut self, floor: Floor) {
+        for &(device, seq) in &floor.entries {
+            let at = self.top.entry(device).or_default();
+            *at = (*at).max(seq);
+        }
+        self.all.push(floor);
     }
 
     /// Records floor op `floor`, applied here.
@@ -111,21 +125,21 @@ impl Floors {
                 ],
             )?;
         }
-        self.0.push(floor);
+        self.keep(floor);
         Ok(())
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.all.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.all.is_empty()
     }
 
     /// The last floor op this device (`me`) wrote, if any.
     pub fn last_of(&self, me: DeviceIdx) -> Option<&Floor> {
-        (self.0.iter())
+        (self.all.iter())
             .filter(|f| f.op.0 == me)
             .max_by_key(|f| f.op.1)
     }
@@ -133,7 +147,7 @@ impl Floors {
     /// The number of floor ops of history `device` with `after < seq <= upto`.
     pub fn count_between(&self, device: DeviceIdx, after: u64, upto: u64) -> u64 {
         let between = |f: &&Floor| f.op.0 == device && after < f.op.1 && f.op.1 <= upto;
-        self.0.iter().filter(between).count() as u64
+        self.all.iter().filter(between).count() as u64
     }
 
     /// Whether op `earlier` is below a floor that op `later` is behind, by the causal order
@@ -144,7 +158,7 @@ impl Floors {
         later: (DeviceIdx, u64),
         earlier: (DeviceIdx, u64),
     ) -> bool {
-        self.0
+        self.all
             .iter()
             .any(|f| f.entries.iter().any(|&e| reaches(e, earlier)))
             && self.behind_any(&reaches, later)
@@ -157,7 +171,7 @@ impl Floors {
         reaches: impl Fn((DeviceIdx, u64), (DeviceIdx, u64)) -> bool,
         op: (DeviceIdx, u64),
     ) -> bool {
-        self.0
+        self.all
             .iter()
             .any(|f| !reaches(f.op, op) && !f.entries.iter().all(|&e| reaches(op, e)))
     }
@@ -166,7 +180,7 @@ impl Floors {
     /// entry of it): an op at or below it is below every floor, so behind none.
     pub fn lowest(&self) -> std::collections::HashMap<DeviceIdx, u64> {
         let mut low: std::collections::HashMap<DeviceIdx, u64> = Default::default();
-        for (i, f) in self.0.iter().enumerate() {
+        for (i, f) in self.all.iter().enumerate() {
             for &(device, seq) in &f.entries {
                 if i == 0 {
                     low.insert(device, seq);
@@ -181,25 +195,19 @@ impl Floors {
 
     /// Whether a floor held here has an entry of history `device`.
     pub fn names(&self, device: DeviceIdx) -> bool {
-        self.0
+        self.all
             .iter()
             .any(|f| f.entries.iter().any(|e| e.0 == device))
     }
 
     /// The highest entry of history `device` in a floor held here.
     pub fn entry_of(&self, device: DeviceIdx) -> Option<u64> {
-        let entries = self.0.iter().flat_map(|f| &f.entries);
-        entries.filter(|e| e.0 == device).map(|e| e.1).max()
+        self.top.get(&device).copied()
     }
 
     /// Per history, the highest entry of any floor held here: an op that follows every one
     /// is behind none of them.
     pub fn highest(&self) -> Vec<(DeviceIdx, u64)> {
-        let mut top: std::collections::HashMap<DeviceIdx, u64> = Default::default();
-        for &(device, seq) in self.0.iter().flat_map(|f| &f.entries) {
-            let at = top.entry(device).or_default();
-            *at = (*at).max(seq);
-        }
-        top.into_iter().collect()
+        self.top.iter().map(|(&d, &s)| (d, s)).collect()
     }
 }

@@ -52,6 +52,9 @@
 //!                                        may have removed ops (compact/remove.rs)
 //! _sync_aside(root, upto, bundle)        ops set aside until a compaction point decides
 //!                                        where they go (apply/behind.rs)
+//! _sync_lost(device, seq, hash, table_name, pk, kind, cell_values, certain, reason)
+//!                                        writes a compaction point decided against, dropped
+//!                                        here (apply/lost.rs); the view sync_lost shows them
 //! _sync_forgotten(id)                    devices forgotten here (`sync_forget`): what they
 //!                                        say they have no longer counts (log/forgotten.rs)
 //! _sync_bundles(id, source)              bundles imported
@@ -93,6 +96,8 @@ pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(PARKED, &[])?;
     conn.exec(PARKED_BY, &[])?;
     conn.exec(PARKED_WHY, &[])?;
+    conn.exec(LOST, &[])?;
+    conn.exec(LOST_VIEW, &[])?;
     // the release that made this layout, for the error of a build that cannot read it (a build
     // that changes the layout sets it to its own version)
     conn.exec(
@@ -153,6 +158,28 @@ pub const ASIDE: &str = "CREATE TABLE IF NOT EXISTS main._sync_aside(
        upto INTEGER NOT NULL,
        bundle BLOB NOT NULL
      )";
+
+/// Writes a compaction point decided against, this device's account of them (apply/lost.rs).
+/// Created by `upgrade` in databases made before it.
+pub const LOST: &str = "CREATE TABLE IF NOT EXISTS main._sync_lost(
+       device BLOB NOT NULL,
+       seq INTEGER NOT NULL,
+       hash BLOB NOT NULL,
+       table_name TEXT NOT NULL,
+       pk TEXT NOT NULL,
+       kind TEXT NOT NULL,
+       cell_values TEXT NOT NULL,
+       certain INTEGER NOT NULL,
+       reason TEXT NOT NULL,
+       UNIQUE (device, seq, hash)
+     )";
+
+/// `sync_lost`: the records of `_sync_lost`, oldest first (delete them from `_sync_lost` once
+/// seen to).
+pub const LOST_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_lost(id, device, seq, table_name,
+       pk, kind, cell_values, certain, reason) AS
+     SELECT rowid, lower(hex(device)), seq, table_name, pk, kind, cell_values, certain, reason
+     FROM _sync_lost ORDER BY rowid";
 
 /// What bundles taught of the stable clock (log/stable.rs). Created by `upgrade` in databases
 /// made before it.
@@ -403,6 +430,8 @@ pub fn create(conn: &Conn) -> Result<()> {
         conn.exec(stmt, &[])?;
     }
     conn.exec(STABLE, &[])?;
+    conn.exec(LOST, &[])?;
+    conn.exec(LOST_VIEW, &[])?;
     create_conflicts(conn)
 }
 

@@ -21,6 +21,7 @@ mod common;
 
 use common::*;
 use rusqlite::types::Value;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,10 @@ const SCHEDULES: u64 = 500;
 /// Ops removed by compaction over the schedules run (printed: how much the rule of removal
 /// was exercised).
 static REMOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Seqs written twice under one device id (a backup put back, a copy) that `EverHeld::check`
+/// checked, and the ops of them it found told in `sync_lost` (printed with `REMOVED`)
+static TWICE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static TOLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 const RANDOM_SECONDS: u64 = 20;
 
 const SCHEMA: &str = "
@@ -751,6 +756,38 @@ fn import_as_told(
     }
 }
 
+/// Takes a backup of device `d`, or, when it has one, puts it back: half the time with the
+/// recovery (`restore`), else as is, so that it may write again before it syncs (a second history
+/// of its id beside the one its lost bundles took to peers). Returns, when it put one back, the
+/// number of the last letter written before the backup.
+fn take_or_put_back(
+    rng: &mut Rng,
+    devices: &mut [Device],
+    d: usize,
+    backups: &mut std::collections::HashMap<usize, (PathBuf, usize)>,
+    letters: usize,
+) -> Result<Option<usize>, String> {
+    let Some((path, before)) = backups.remove(&d) else {
+        let path = (devices[d].db.dir.path()).join(format!("backup-{letters}.db"));
+        // a backup of the same name, taken before and already put back
+        let _ = std::fs::remove_file(&path);
+        exec(
+            devices[d].conn(),
+            &format!("VACUUM INTO '{}'", path.display()),
+        );
+        backups.insert(d, (path, letters));
+        return Ok(None);
+    };
+    if rng.chance(50) {
+        restore(devices, d, &path)?;
+    } else {
+        devices[d].reopen_after(|file| {
+            std::fs::copy(&path, file).unwrap();
+        });
+    }
+    Ok(Some(before))
+}
+
 /// An older backup of device `d` put back over its file (the same inode), as after a disk
 /// failure: the bundles it wrote since the backup are lost with the disk, and before it writes
 /// again it sends a bundle to every other device and imports one from each (the recovery the
@@ -922,10 +959,12 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let folder = frng.chance(30).then(common::tempdir::Dir::new);
     let mut crng = Rng(seed ^ 0xc0_4ac7);
     let mut grng = Rng(seed ^ 0xf0_4ea7);
+    let mut brng = Rng(seed ^ 0x000b_ac0b);
     // in some schedules compaction also removes what a floor made dead (compact/remove.rs);
     // devices put back to a backup or copied with writes under the original's id meet it
     // there too (a compaction point decides their history below it: apply/behind.rs)
     let removes = Rng(seed ^ 0x007e_307e).chance(40);
+    let restores = removes && std::env::var("SYNC_RESTORES").is_ok();
     if removes {
         // (and the copies made later, which carry it)
         for d in &devices {
@@ -937,6 +976,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     // original's id (log/stable.rs does not speak for them)
     let mut went_back: std::collections::HashSet<usize> = Default::default();
     let mut stable_seen = StableSeen::new();
+    let mut ever = EverHeld::default();
     for step in 0..steps {
         if step % 5 == 4 || trace {
             check_stable(&devices, &went_back, &mut stable_seen)?;
@@ -970,6 +1010,42 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 eprintln!("  d{d} compacts: {done:?}");
             }
             count_removed(&done);
+        }
+        // with SYNC_RESTORES set, where compaction removes ops, devices meet and compact, and
+        // are put back to backups (and written on), far more often: compaction points decide
+        // their histories (`EverHeld::check`); not yet in `make test` (the open seeds: the
+        // issue's note)
+        if restores && brng.chance(4) {
+            // every device meets every other and compacts: its point covers what all hold
+            if trace {
+                eprintln!("  every device meets every other, and compacts");
+            }
+            exchange_until_quiet(&devices)?;
+            for (i, device) in devices.iter().enumerate() {
+                let done = call(device.conn(), "SELECT sync_compact()")
+                    .map_err(|e| format!("sync_compact on d{i}: {e}"))?;
+                count_removed(&done);
+            }
+        }
+        if restores && brng.chance(8) {
+            if backups.contains_key(&d) {
+                ever.lost_with_disk(&devices, d);
+            }
+            let put_back = take_or_put_back(&mut brng, &mut devices, d, &mut backups, letters)?;
+            if let Some(before) = put_back {
+                went_back.insert(d);
+                stable_seen.remove(&d);
+                mail.retain(|&(from, _, _, number)| from != d || number <= before);
+                let writes = brng.below(4);
+                for _ in 0..writes {
+                    random_write(&mut brng, devices[d].conn(), 4);
+                }
+                if trace {
+                    eprintln!("  d{d} is put back to its backup, and writes {writes} times");
+                }
+            } else if trace {
+                eprintln!("  d{d} is backed up");
+            }
         }
         match event {
             0..=10 => random_write(&mut rng, devices[d].conn(), 4),
@@ -1092,35 +1168,19 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 }
                 devices.push(copy);
             }
-            19 if rng.chance(30) => match backups.remove(&d) {
-                None => {
-                    let path = devices[d]
-                        .db
-                        .dir
-                        .path()
-                        .join(format!("backup-{letters}.db"));
-                    // a backup of the same name, taken before and already put back
-                    let _ = std::fs::remove_file(&path);
-                    let sql = format!("VACUUM INTO '{}'", path.display());
-                    exec(devices[d].conn(), &sql);
-                    backups.insert(d, (path, letters));
+            19 if rng.chance(30) => {
+                if removes && backups.contains_key(&d) {
+                    ever.lost_with_disk(&devices, d);
                 }
-                Some((path, before)) => {
+                if let Some(before) =
+                    take_or_put_back(&mut rng, &mut devices, d, &mut backups, letters)?
+                {
                     went_back.insert(d);
                     // what it knew before is gone with what it had
                     stable_seen.remove(&d);
                     mail.retain(|&(from, _, _, number)| from != d || number <= before);
-                    if rng.chance(50) {
-                        restore(&mut devices, d, &path)?;
-                    } else {
-                        // without the recovery: it may write again before it syncs, a second
-                        // history of its id beside the one its lost bundles took to peers
-                        devices[d].reopen_after(|file| {
-                            std::fs::copy(&path, file).unwrap();
-                        });
-                    }
                 }
-            },
+            }
             12..=15 => {
                 let to = rng.below(n as u64) as usize;
                 let peer = if rng.chance(70) {
@@ -1169,6 +1229,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         if rng.chance(5) && !mail.is_empty() {
             let i = rng.below(mail.len() as u64) as usize;
             mail.swap_remove(i); // lost in transport
+        }
+        if removes {
+            ever.sample(&devices);
         }
     }
     // every device upgrades to the newest schema any of them has, then all exchange until
@@ -1237,6 +1300,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             count_removed(&done);
         }
         exchange_until_quiet(&devices)?;
+        ever.check(&devices)?;
     }
     check_stable(&devices, &went_back, &mut stable_seen)?;
     for d in &devices {
@@ -1355,13 +1419,18 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         // some device's compaction may have removed ops (those the rule never reads again:
         // that they changed nothing is what the tables and conflicts compared say)
         let removed = removed_upto(&devices);
-        if ops_held(first, &removed) != ops_held(other, &removed) {
+        let (mine, theirs) = (ops_held(first, &removed), ops_held(other, &removed));
+        if mine != theirs {
+            keep(&devices, None);
+            let only = |a: &[Vec<Value>], b: &[Vec<Value>]| -> Vec<Vec<Value>> {
+                a.iter().filter(|op| !b.contains(op)).cloned().collect()
+            };
             return Err(format!(
-                "ops held differ:\n{}: {:?}\n{}: {:?}",
+                "ops held differ:\nonly {}: {:?}\nonly {}: {:?}",
                 first.name,
-                ops_held(first, &removed),
+                only(&mine, &theirs),
                 other.name,
-                ops_held(other, &removed)
+                only(&theirs, &mine)
             ));
         }
         if first.conflicts() != other.conflicts() {
@@ -1569,8 +1638,13 @@ fn fixed_seed_schedules() {
     for i in 0..schedules {
         check(0x5EED_0000 + i);
     }
-    let removed = REMOVED.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("fixed_seed_schedules: {schedules} schedules, {removed} ops removed by compaction");
+    use std::sync::atomic::Ordering::Relaxed;
+    let removed = REMOVED.load(Relaxed);
+    let (twice, told) = (TWICE.load(Relaxed), TOLD.load(Relaxed));
+    eprintln!(
+        "fixed_seed_schedules: {schedules} schedules, {removed} ops removed by compaction, \
+         {twice} seqs written twice under one id, {told} ops of them told lost"
+    );
 }
 
 #[test]
@@ -1598,4 +1672,95 @@ fn random_seed_schedules() {
 fn one_seed() {
     let seed = std::env::var("SYNC_SEED").expect("set SYNC_SEED to the seed to replay");
     check(seed.parse().expect("SYNC_SEED is a number"));
+}
+
+/// An op as the log shows it, under the id of its device (not of a second history of it):
+/// ((device id, seq), (table, kind, pk, values)).
+type Written = ((String, i64), Content);
+
+/// An op's table, kind, pk and values, as `sync_log` shows them.
+type Content = (String, String, String, String);
+
+/// Every op `d` holds, as `Written`.
+fn ops_written(d: &Device) -> Vec<Written> {
+    rows::<(String, i64, String, String, String, String)>(
+        d.conn(),
+        "WITH RECURSIVE up(idx, root) AS (
+           SELECT idx, idx FROM _sync_devices WHERE parent IS NULL
+           UNION ALL SELECT v.idx, up.root FROM _sync_devices v JOIN up ON v.parent = up.idx)
+         SELECT lower(hex(r.id)), l.seq, l.\"table\", l.kind, l.pk, coalesce(l.\"values\", '')
+         FROM sync_log l JOIN _sync_devices v ON lower(hex(v.id)) = l.device
+           JOIN up ON up.idx = v.idx JOIN _sync_devices r ON r.idx = up.root",
+    )
+    .into_iter()
+    .map(|(id, seq, table, kind, pk, values)| ((id, seq), (table, kind, pk, values)))
+    .collect()
+}
+
+/// The ops any device held at some point, by device id and seq (`ops_written`).
+#[derive(Default)]
+struct EverHeld {
+    ops: std::collections::HashMap<(String, i64), BTreeSet<Content>>,
+    /// Ops only a device put back to a backup held: lost with its disk, before any peer had them
+    gone: BTreeSet<Written>,
+}
+
+impl EverHeld {
+    fn sample(&mut self, devices: &[Device]) {
+        for d in devices {
+            for (at, op) in ops_written(d) {
+                self.ops.entry(at).or_default().insert(op);
+            }
+        }
+    }
+
+    /// Device `d` is about to be put back to its backup: the ops no other device holds are
+    /// lost with its disk.
+    fn lost_with_disk(&mut self, devices: &[Device], d: usize) {
+        let mut others: BTreeSet<Written> = BTreeSet::new();
+        for (i, other) in devices.iter().enumerate() {
+            if i != d {
+                others.extend(ops_written(other));
+            }
+        }
+        let only_here = ops_written(&devices[d]).into_iter();
+        self.gone
+            .extend(only_here.filter(|op| !others.contains(op)));
+    }
+
+    /// The reference for "nothing lost silently" where compaction removes ops: two ops held
+    /// under one device id and seq (a backup put back, or a copy, written on under that id)
+    /// are each still held by some device at the end, or told in some device's `sync_lost`,
+    /// or were lost with a disk (`lost_with_disk`), but for one (the op its device's history kept there, which compaction may have removed
+    /// as overwritten).
+    fn check(&self, devices: &[Device]) -> Result<(), String> {
+        let mut now: BTreeSet<Written> = BTreeSet::new();
+        let mut told: BTreeSet<(String, i64, String, String)> = BTreeSet::new();
+        for d in devices {
+            now.extend(ops_written(d));
+            told.extend(rows::<(String, i64, String, String)>(
+                d.conn(),
+                "SELECT device, seq, table_name, pk FROM sync_lost",
+            ));
+        }
+        for ((id, seq), ops) in self.ops.iter().filter(|(_, ops)| ops.len() > 1) {
+            TWICE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let lost =
+                |op: &&Content| told.contains(&(id.clone(), *seq, op.0.clone(), op.2.clone()));
+            let n = ops.iter().filter(lost).count();
+            TOLD.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            let at = |op: &&Content| ((id.clone(), *seq), (*op).clone());
+            let untold: Vec<_> = (ops.iter())
+                .filter(|op| !now.contains(&at(op)) && !self.gone.contains(&at(op)))
+                .filter(|op| !lost(op))
+                .collect();
+            if untold.len() > 1 {
+                keep(devices, None);
+                return Err(format!(
+                    "ops of {id} at seq {seq} went without a word (sync_lost): {untold:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }

@@ -572,6 +572,12 @@ fn a_write_of_a_restored_backup_where_every_peer_removed_the_lost_ops_goes_on_ev
     assert_eq!(a.clock(), b.clock());
     assert_eq!(ids(&a), vec![1]);
     assert_eq!(a.dump("t"), b.dump("t"));
+    // a tells it (with the backup's updates of row 1 before it, which b removed: no device can
+    // tell them from writes made after the restore); b took it for the op it removed
+    let told: Vec<i64> = lost_of(&a).iter().map(|l| l.0).collect();
+    assert_eq!(told, vec![2, 3, 4]);
+    assert_eq!(lost_of(&a)[2], after_the_restore(4, 2, 0));
+    assert_eq!(lost_of(&b), vec![]);
 }
 
 /// The same, where the restored device writes past the ops its peer removed, up to and beyond
@@ -597,6 +603,11 @@ fn restored_writes_past_the_ops_a_peer_removed_converge() {
         vec![1, 5],
         "b drops what follows a seq at or below its point"
     );
+    assert_eq!(
+        lost_of(&b),
+        vec![after_the_restore(6, 4, 1)],
+        "b tells the write it dropped where it holds the point's op (4 and 5: it removed its own)"
+    );
     send(&b, &a);
     assert_eq!(ids(&a), vec![1, 5], "a sets aside, then places as b did");
     mesh(&[&a, &b]);
@@ -607,6 +618,34 @@ fn restored_writes_past_the_ops_a_peer_removed_converge() {
         Value::Text("a5".into()),
         "the point's history"
     );
+    // a tells every write of its id it dropped that no peer had confirmed: the three made after
+    // the restore, and the backup's two updates of row 1 (b removed them as overwritten, which
+    // no device can tell from writes made after the restore)
+    let row_1 = |seq, who: &str| {
+        (
+            seq,
+            r#"{"id":1}"#.into(),
+            format!(r#"{{"who":"{who}"}}"#),
+            0,
+        )
+    };
+    assert_eq!(
+        lost_of(&a),
+        vec![
+            row_1(2, "a1"),
+            row_1(3, "a2"),
+            after_the_restore(4, 2, 0),
+            after_the_restore(5, 3, 0),
+            after_the_restore(6, 4, 0),
+        ]
+    );
+    let status: String = a
+        .conn()
+        .query_row("SELECT sync_status() ->> '$.lost_writes'", [], |r| {
+            r.get::<_, i64>(0).map(|n| n.to_string())
+        })
+        .unwrap();
+    assert_eq!(status, "5");
 }
 
 /// A device that holds both histories of a restored backup's id, split before it held the
@@ -649,4 +688,52 @@ fn a_split_made_before_the_compaction_point_came_is_settled_by_it() {
         a.dump("t"),
         vec![vec![Value::Integer(1), Value::Text("a5".into())]]
     );
+}
+
+/// The writes `d` tells lost (`sync_lost`): (seq, pk, values, certain), by seq.
+fn lost_of(d: &Device) -> Vec<(i64, String, String, i64)> {
+    rows(
+        d.conn(),
+        "SELECT seq, pk, cell_values, certain FROM sync_lost ORDER BY seq, pk",
+    )
+}
+
+fn after_the_restore(seq: i64, id: i64, certain: i64) -> (i64, String, String, i64) {
+    let pk = format!("{{\"id\":{id}}}");
+    let values = format!("{{\"id\":{id},\"who\":\"after the restore\"}}");
+    (seq, pk, values, certain)
+}
+
+/// A copy made after writes no peer had confirmed, where compaction removes ops: the copy's
+/// ops under the original's id are the original's, every peer confirms them, and compaction
+/// removes the overwritten ones everywhere without a word (nothing is lost).
+#[test]
+fn a_copy_made_before_its_writes_were_confirmed_loses_nothing_to_compaction() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    removing(a.conn());
+    removing(b.conn());
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a'), (2, 'a')");
+    send(&a, &b);
+    send(&b, &a);
+    for i in 0..3 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(a.db.path(), path).unwrap();
+    });
+    removing(c.conn());
+    exec(a.conn(), "UPDATE t SET who = 'a again' WHERE id = 1");
+    exec(c.conn(), "UPDATE t SET who = 'c' WHERE id = 2");
+    mesh(&[&a, &b, &c]);
+    let removed: i64 = [&a, &b, &c].iter().map(|d| compact_removed(d)).sum();
+    assert!(removed > 0);
+    mesh(&[&a, &b, &c]);
+    let late = Device::new("late", T);
+    removing(late.conn());
+    let r = late.import(&b.bundle_for(Some(&late)));
+    assert_eq!(r.pending, 0, "{r:?}");
+    for d in [&a, &b, &c, &late] {
+        assert_eq!(lost_of(d), vec![], "{}", d.name);
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+    }
 }

@@ -52,13 +52,18 @@ impl Import<'_> {
         if seq <= entry {
             // (its hash as the bundle has it, for the op that follows it in the stream)
             let prev = self.prev_of(op)?;
-            self.reading.wire = Some((op.device, seq, op_hash(op, form, prev.as_ref())));
+            let hash = op_hash(op, form, prev.as_ref());
+            self.reading.wire = Some((op.device, seq, hash));
             if self.history().removed(root, seq)? {
+                self.note_arriving(op, form, hash, false)?;
                 return Ok(Some(Placed::Below(root)));
             }
             return Ok(match self.stored_same(root, op, form)? {
                 Some(true) => Some(Placed::Duplicate(root)),
-                Some(false) => Some(Placed::Dropped),
+                Some(false) => {
+                    self.note_arriving(op, form, hash, true)?;
+                    Some(Placed::Dropped)
+                }
                 None => None,
             });
         }
@@ -192,6 +197,8 @@ impl Import<'_> {
             }
             all
         };
+        let decided: Vec<u64> = all.iter().copied().filter(|&s| s <= upto).collect();
+        self.note_dropping(idx, &decided)?;
         self.drop_held(idx, &all)?;
         for &seq in &all {
             self.known.contexts.forget(conn, idx, seq)?;

@@ -197,6 +197,7 @@ fn import(
     run.take_base()?;
     run.deliver()?;
     run.place_aside()?;
+    run.keep_lost()?;
     run.write_applied()?;
     // ops applied or kept before their writer declared their table as it does now are sorted
     // again: those it kept that fit now are released; the row index is read through only when

@@ -101,7 +101,18 @@ impl Import<'_> {
         // (an op compaction removed has no Lamport time here: a clock whose past holds one can
         // be found to go backwards, not to jump)
         let mut unknown = false;
-        let mut past = if seq > 1 {
+        // (the first op of a history that left a compaction point's lineage, behind.rs, follows
+        // its own op there, not the one held: its Lamport time is not known here)
+        let left = self
+            .known
+            .devices
+            .fork(device)
+            .is_some_and(|f| f.1 + 1 == seq)
+            && self.history().detached(device)?;
+        let mut past = if left {
+            unknown = true;
+            0
+        } else if seq > 1 {
             let known = self.lamport_of(device, seq - 1)?;
             unknown |= known.is_none();
             known.unwrap_or(0)

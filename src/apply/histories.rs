@@ -436,9 +436,20 @@ impl Import<'_> {
             let root = waited_for(dep);
             // (an op a compaction point decided: the one held there, behind.rs)
             let decided = self.dep_below_point(root, dep_seq);
+            let history = self.history();
             let held = match decided {
                 Some(held) => Some(held),
-                None => self.history().locate(root, dep_seq, &hash)?,
+                // (removed by compaction, as a base just said: the op that was, where its hash
+                // is not kept, as `resolve_dep` takes it)
+                None if !self.known.devices.is_forked(root)
+                    && dep_seq <= self.applied_seq(root)
+                    && history.removed(root, dep_seq)? =>
+                {
+                    let same = history.unhashable(root, dep_seq)?
+                        || history.hash_at(root, dep_seq)? == Some(hash);
+                    same.then_some(root)
+                }
+                None => history.locate(root, dep_seq, &hash)?,
             };
             if let Some(idx) = held {
                 self.touch_from(device, seq as u64)?;

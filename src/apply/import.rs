@@ -144,6 +144,18 @@ pub(super) struct Reading<'a> {
     /// The entries of the compaction points applied in this import, with the point's op, for
     /// the histories they cut (behind.rs)
     pub(super) points: Vec<(DeviceIdx, u64, (DeviceIdx, u64))>,
+    /// Ops dropped where a compaction point decided against them, told at the end (lost.rs)
+    pub(super) lost: Vec<Dropped>,
+}
+
+/// An op dropped in this import where a compaction point decided against it, kept until the
+/// import's end (lost.rs).
+pub(super) struct Dropped {
+    pub(super) id: crate::op::DeviceId,
+    pub(super) seq: u64,
+    pub(super) hash: crate::op::Hash,
+    pub(super) op: crate::op::Op,
+    pub(super) certain: bool,
 }
 
 /// The rows the import indexes, writes and settles.
@@ -159,6 +171,10 @@ pub(super) struct Rows<'a> {
     /// The received ops of touched rows, kept for their settle
     pub(super) recent: Recent,
     pub(super) writers: RowWriters<'a>,
+    /// Rows some of whose ops were dropped (kept.rs `unindex`): written whole when settled,
+    /// the columns no op writes at their defaults, as a device that never held those ops
+    /// shows them (settle.rs `whole`)
+    pub(super) rewrite: std::collections::HashSet<(i64, Vec<u8>)>,
 }
 
 impl<'a> Import<'a> {
@@ -204,6 +220,7 @@ impl<'a> Import<'a> {
                 removal: crate::schema::state(conn, "compact_removes")? == 1,
                 wire: None,
                 points: Vec::new(),
+                lost: Vec::new(),
             },
             rows: Rows {
                 touched: Touched::new(),
@@ -211,6 +228,7 @@ impl<'a> Import<'a> {
                 batch: Vec::with_capacity(BATCH),
                 batch_ops: Vec::with_capacity(BATCH),
                 recent: Recent::default(),
+                rewrite: Default::default(),
                 writers: RowWriters::new(conn),
             },
             parking: Parking::load(conn, tables)?,

@@ -296,6 +296,7 @@ impl Import<'_> {
                     &[Value::Integer(entry.0), Value::Blob(entry.1.clone())],
                 )?;
                 self.rows.touched.all(entry.0, entry.1.clone());
+                self.rows.rewrite.insert((entry.0, entry.1.clone()));
             }
         }
         Ok(())

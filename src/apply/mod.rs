@@ -25,7 +25,7 @@
 //! - `histories.rs`: two histories under one device id, told apart; `fork.rs`: this database
 //!   becomes a new device; `behind.rs`: where compaction removes ops, a compaction point
 //!   decides a device's history below it; `removed.rs`: a bundle's base (ops its writer
-//!   removed).
+//!   removed); `lost.rs`: the writes a compaction point decided against, told (`sync_lost`).
 //! - `row_writer.rs`, `quiet.rs`, `cascade.rs`: how rows are written: by statements prepared per
 //!   table and columns, out of the log but with the app's triggers, and with the database's own
 //!   foreign-key actions.
@@ -58,6 +58,7 @@ mod forward;
 mod histories;
 mod import;
 mod kept;
+mod lost;
 mod park;
 mod parking;
 mod quiet;

@@ -94,9 +94,11 @@ impl Import<'_> {
 
     /// Takes the base's removed ops as applied, once the bundle's ops are stored: for each
     /// history known here whose applied clock reaches where the bundle's ops of it start (the
-    /// ops between were not carried, and may be held by its writer).
+    /// ops between were not carried, and may be held by its writer). Then the deps on ops it
+    /// removed name them (`resolve_waiting`).
     pub(super) fn take_base(&mut self) -> Result<()> {
         let base = std::mem::take(&mut self.reading.base);
+        let mut taken = false;
         for entry in base.values() {
             let Some(idx) = self.known.devices.idx(&entry.history) else {
                 continue; // (a second history the bundle carries no op of: not known here)
@@ -114,9 +116,14 @@ impl Import<'_> {
                 chain::remember(self.conn, idx, entry.upto, &entry.link)?;
             }
             self.skip_removed(idx)?;
+            taken = true;
+        }
+        if taken {
+            self.resolve_waiting()?;
         }
         Ok(())
     }
+
     /// Drops the ops of history `device` held here at seqs in (`from`, `to`] that the bundle
     /// did not carry: its writer removed them below a compaction point, which every device
     /// then known had, so this device removes them as it did. (Where this device's ops there
@@ -145,6 +152,7 @@ impl Import<'_> {
         if gone.is_empty() {
             return Ok(());
         }
+        self.note_dropping(device, &gone)?;
         self.drop_held(device, &gone)?;
         // (with the checkpoints of the range: the ops it carried there hash as stated)
         self.run(

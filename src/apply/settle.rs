@@ -221,6 +221,7 @@ impl Import<'_> {
             let state = row.state(conn, &reader, &order, table, key)?;
             (row, state)
         };
+        let state = self.whole(table, key, state)?;
         let lost = merge::losses(&row.ops, &row.live, &row.universe);
         if (self.known.foreign_keys).act(conn, &self.quiet, table, &row.key, &state)? {
             self.fold_local_ops(log::last_local_seq(conn)? as u64)?;
@@ -233,6 +234,39 @@ impl Import<'_> {
                 conflicts::store(statements, &order, table, key, &row, &state, &lost)?;
         }
         row.save(statements, table_id, key)
+    }
+
+    /// `state` of row `key` of `table`, with the columns no op on it writes at their defaults
+    /// where some of its ops were dropped (`Rows::rewrite`): an op a compaction point decided
+    /// against may have been the only one that wrote them.
+    fn whole(&mut self, table: &SyncedTable, key: &[u8], state: RowState) -> Result<RowState> {
+        let RowState::Present(mut cells) = state else {
+            return Ok(state);
+        };
+        if !self.rows.rewrite.remove(&(table.id, key.to_vec())) {
+            return Ok(RowState::Present(cells));
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, dflt_value FROM pragma_table_info(?1, 'main')")?;
+        stmt.bind_all(&[Value::Text(table.name.clone())])?;
+        let mut missing = Vec::new();
+        while let Some(row) = stmt.step()? {
+            let name = row.column(0)?.as_text().unwrap_or_default().to_string();
+            if !cells.iter().any(|(c, _)| c.eq_ignore_ascii_case(&name)) {
+                missing.push((name, row.column(1)?.as_text().map(str::to_string)));
+            }
+        }
+        drop(stmt);
+        for (name, default) in missing {
+            // (the table's own declaration: what an INSERT without the column writes)
+            let value = match default {
+                Some(sql) => self.conn.query_value(&format!("SELECT {sql}"), &[])?,
+                None => None,
+            };
+            cells.push((name, value.unwrap_or(Value::Null)));
+        }
+        Ok(RowState::Present(cells))
     }
 
     /// Makes a user row hold `state`. When the app's triggers fire, a row that holds it already

@@ -366,6 +366,15 @@ impl<'a> Import<'a> {
             }
         }
         if source != SELF {
+            // how far it has this device's own ops, as they are here (lost.rs)
+            let me = self.known.devices.id(SELF);
+            for (id, seq, hash) in manifest.clock.iter().filter(|(id, _, _)| *id == me) {
+                let held = || match *seq <= self.applied_seq(SELF) {
+                    true => self.history().hash_at(SELF, *seq),
+                    false => Ok(None),
+                };
+                super::lost::confirm(conn, id, *seq, held, hash)?;
+            }
             let known: Vec<(DeviceIdx, u64, Option<crate::op::Hash>)> =
                 known.into_iter().map(|(d, (s, h))| (d, s, h)).collect();
             clock::learn_peer(conn, source, &known)?;

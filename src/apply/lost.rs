@@ -1,0 +1,177 @@
+//! Writes a compaction point decided against (behind.rs, removed.rs), told: an op dropped
+//! because a compaction point settled its device's history at its seq otherwise, where it may
+//! be on no device any more, is recorded in `_sync_lost` (the view `sync_lost`), so that
+//! nothing goes without a word (DESIGN 5.4).
+//!
+//! Two cases, told apart by `certain`:
+//! - certain: a compaction point held here holds another op of the device at that seq (behind.
+//!   rs `Placed::Dropped`): the op is another history's, a backup put back or a copy written
+//!   on under the device's id, and every device that holds the point drops it.
+//! - possible: an op of one of this device's own ids (its former ids: the ops it wrote before
+//!   it forked) dropped for a bundle's base or a compaction point, at a seq its peers removed,
+//!   above the highest seq a peer had confirmed with the same hash while the id was this
+//!   device's (`confirmed <id>` in `_sync_state`). A device cannot tell a write made after a
+//!   backup was put back from the op its peers removed there; so it may be a write made before
+//!   the backup (or the copy) that was overwritten since, and is shown all the same.
+//!
+//! Invariant: a record is written at the end of the import that dropped its op, only when no
+//! history held here holds that op then (the ops a bundle carries again are not lost); the
+//! records are this device's own account (like closed conflict records), not the same on every
+//! device, and are never written for ops of other devices that a peer removed as overwritten.
+
+use super::import::{Dropped, Import};
+use crate::bundle::Packed;
+use crate::db::{Conn, Result};
+use crate::form::Form;
+use crate::op::{DeviceId, Hash};
+use crate::schema::{DeviceIdx, SELF};
+use crate::value::{hex, JsonObject, Value};
+
+/// Why a record was written, as the view shows it.
+const CERTAIN: &str = "a compaction point settled this device's history at this seq with \
+    another op (a backup put back, or a copy, written on under its id): the write is dropped \
+    on every device; write it again if it is still wanted";
+const POSSIBLE: &str = "written under an id this database had before it forked, at a seq its \
+    peers removed after a compaction point: a write made after a backup was put back (or on a \
+    copy) is dropped; one made before the backup, since overwritten, is listed too, as no \
+    device can tell them apart: check it against the row, write it again if it is still wanted";
+
+/// The name of the state that holds the highest seq of `id` a peer confirmed.
+fn confirmed_name(id: &DeviceId) -> String {
+    format!("confirmed {}", hex(id))
+}
+
+/// Records that a peer has this device's op `seq` with `hash` (the clock of its bundle), where
+/// it is the op held here: no op of this device up to there can be another history's.
+pub(super) fn confirm(
+    conn: &Conn,
+    me: &DeviceId,
+    seq: u64,
+    held: impl FnOnce() -> Result<Option<Hash>>,
+    hash: &Hash,
+) -> Result<()> {
+    let name = confirmed_name(me);
+    if seq > crate::schema::state(conn, &name)? && held()?.as_ref() == Some(hash) {
+        crate::schema::set_state(conn, &name, seq)?;
+    }
+    Ok(())
+}
+
+impl Import<'_> {
+    /// Notes the ops of history `idx` at `seqs`, about to be dropped, that are this device's
+    /// own above what its peers confirmed (possible losses).
+    pub(super) fn note_dropping(&mut self, idx: DeviceIdx, seqs: &[u64]) -> Result<()> {
+        let id = self.known.devices.wire_id(idx);
+        if idx == SELF || !self.mine(&id)? {
+            return Ok(());
+        }
+        let confirmed = crate::schema::state(self.conn, &confirmed_name(&id))?;
+        for &seq in seqs.iter().filter(|&&s| s > confirmed) {
+            let history = self.history();
+            let Some(hash) = history.hash_at(idx, seq)? else {
+                continue;
+            };
+            let mut found = None;
+            history.each(idx, seq - 1, seq, |op| {
+                found = Some(op);
+                Ok(())
+            })?;
+            if let Some(op) = found {
+                let certain = false;
+                (self.reading.lost).push(Dropped {
+                    id,
+                    seq,
+                    hash,
+                    op,
+                    certain,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes `op`, arriving with `hash`, dropped where a compaction point held here holds
+    /// another op at its seq (`certain`), or had removed the one there (possible, where it is
+    /// this device's own above what its peers confirmed).
+    pub(super) fn note_arriving(
+        &mut self,
+        op: &Packed,
+        form: &Form,
+        hash: Hash,
+        certain: bool,
+    ) -> Result<()> {
+        if !certain {
+            let confirmed = crate::schema::state(self.conn, &confirmed_name(&op.device))?;
+            if op.seq <= confirmed || !self.mine(&op.device)? {
+                return Ok(());
+            }
+        }
+        let op_of = form.op_of(op.device, op.seq, op.lamport, Vec::new(), &op.values);
+        let (id, seq) = (op.device, op.seq);
+        (self.reading.lost).push(Dropped {
+            id,
+            seq,
+            hash,
+            op: op_of,
+            certain,
+        });
+        Ok(())
+    }
+
+    /// Whether `id` is one of this device's ids, now or before it forked.
+    fn mine(&self, id: &DeviceId) -> Result<bool> {
+        let me = self.known.devices.id(SELF);
+        Ok(crate::identity::ids(self.conn, &me)?.contains(id))
+    }
+
+    /// At the import's end: records the ops noted as dropped that no history held here holds.
+    pub(super) fn keep_lost(&mut self) -> Result<()> {
+        let lost = std::mem::take(&mut self.reading.lost);
+        if lost.is_empty() {
+            return Ok(());
+        }
+        self.reading.appender.flush()?;
+        for dropped in lost {
+            if self.holds_op(&dropped)? {
+                continue;
+            }
+            let op = &dropped.op;
+            self.conn.exec(
+                "INSERT OR IGNORE INTO main._sync_lost(device, seq, hash, table_name, pk, kind,
+                   cell_values, certain, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                &[
+                    Value::Blob(dropped.id.to_vec()),
+                    Value::Integer(dropped.seq as i64),
+                    Value::Blob(dropped.hash.to_vec()),
+                    Value::Text(op.table.clone()),
+                    Value::Text(JsonObject::of(&op.key)),
+                    Value::Text(op.kind.name().into()),
+                    Value::Text(JsonObject::of(&op.cells)),
+                    Value::Integer(dropped.certain as i64),
+                    Value::Text(if dropped.certain { CERTAIN } else { POSSIBLE }.into()),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether a history of the dropped op's device held here holds it.
+    fn holds_op(&self, dropped: &Dropped) -> Result<bool> {
+        let devices = &self.known.devices;
+        let Some(root) = devices.idx(&dropped.id) else {
+            return Ok(false);
+        };
+        let history = self.history();
+        for idx in devices.histories(devices.root(root)) {
+            let seq = dropped.seq;
+            if !history.holds(idx, seq)? || history.unhashable(idx, seq)? {
+                continue;
+            }
+            if history.hash_at(idx, seq)? == Some(dropped.hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

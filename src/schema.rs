@@ -65,7 +65,10 @@
 //!                                        them out (apply/park.rs); in sync_conflicts
 //! _sync_state(name, value)               `file` (identity.rs), `layout_by` (the release that
 //!                                        made this layout), `former <id>` (ids this device
-//!                                        had before it forked), counters: `folded` (last
+//!                                        had before it forked), `confirmed <id>` (the
+//!                                        highest seq of this device's id a peer said it has
+//!                                        with the hash held here: apply/lost.rs), counters:
+//!                                        `folded` (last
 //!                                        local seq in _sync_rows),
 //!                                        `lamport` (highest Lamport time applied); `format
 //!                                        <device index>`: the format of the latest bundle

@@ -28,9 +28,9 @@ use crate::schema::{DeviceIdx, SELF};
 use crate::value::{hex, JsonObject, Value};
 
 /// Why a record was written, as the view shows it.
-const CERTAIN: &str = "a compaction point settled this device's history at this seq with \
-    another op (a backup put back, or a copy, written on under its id): the write is dropped \
-    on every device; write it again if it is still wanted";
+const CERTAIN: &str = "a compaction point settled the history of the device it was written \
+    under with another op at this seq (a backup put back, or a copy, written on under that \
+    id): the write is dropped on every device; write it again if it is still wanted";
 const POSSIBLE: &str = "written under an id this database had before it forked, at a seq its \
     peers removed after a compaction point: a write made after a backup was put back (or on a \
     copy) is dropped; one made before the backup, since overwritten, is listed too, as no \

@@ -146,6 +146,8 @@ pub(super) struct Reading<'a> {
     pub(super) points: Vec<(DeviceIdx, u64, (DeviceIdx, u64))>,
     /// Ops dropped where a compaction point decided against them, told at the end (lost.rs)
     pub(super) lost: Vec<Dropped>,
+    /// This device's ids, now and before it forked, once asked for (lost.rs)
+    pub(super) mine: Option<Vec<crate::op::DeviceId>>,
 }
 
 /// An op dropped in this import where a compaction point decided against it, kept until the
@@ -221,6 +223,7 @@ impl<'a> Import<'a> {
                 wire: None,
                 points: Vec::new(),
                 lost: Vec::new(),
+                mine: None,
             },
             rows: Rows {
                 touched: Touched::new(),

@@ -41,17 +41,12 @@ fn confirmed_name(id: &DeviceId) -> String {
     format!("confirmed {}", hex(id))
 }
 
-/// Records that a peer has this device's op `seq` with `hash` (the clock of its bundle), where
-/// it is the op held here: no op of this device up to there can be another history's.
-pub(super) fn confirm(
-    conn: &Conn,
-    me: &DeviceId,
-    seq: u64,
-    held: impl FnOnce() -> Result<Option<Hash>>,
-    hash: &Hash,
-) -> Result<()> {
+/// Records that a peer has this device's op `seq` (the clock of its bundle named it with the
+/// hash it has here: store.rs `record`): no op of this device up to there can be another
+/// history's.
+pub(super) fn confirm(conn: &Conn, me: &DeviceId, seq: u64) -> Result<()> {
     let name = confirmed_name(me);
-    if seq > crate::schema::state(conn, &name)? && held()?.as_ref() == Some(hash) {
+    if seq > crate::schema::state(conn, &name)? {
         crate::schema::set_state(conn, &name, seq)?;
     }
     Ok(())
@@ -62,10 +57,9 @@ impl Import<'_> {
     /// own above what its peers confirmed (possible losses).
     pub(super) fn note_dropping(&mut self, idx: DeviceIdx, seqs: &[u64]) -> Result<()> {
         let id = self.known.devices.wire_id(idx);
-        if idx == SELF || !self.mine(&id)? {
+        let Some(confirmed) = self.confirmed_mine(&id)?.filter(|_| idx != SELF) else {
             return Ok(());
-        }
-        let confirmed = crate::schema::state(self.conn, &confirmed_name(&id))?;
+        };
         for &seq in seqs.iter().filter(|&&s| s > confirmed) {
             let history = self.history();
             let Some(hash) = history.hash_at(idx, seq)? else {
@@ -100,11 +94,8 @@ impl Import<'_> {
         hash: Hash,
         certain: bool,
     ) -> Result<()> {
-        if !certain {
-            let confirmed = crate::schema::state(self.conn, &confirmed_name(&op.device))?;
-            if op.seq <= confirmed || !self.mine(&op.device)? {
-                return Ok(());
-            }
+        if !certain && self.confirmed_mine(&op.device)?.is_none_or(|c| op.seq <= c) {
+            return Ok(());
         }
         let op_of = form.op_of(op.device, op.seq, op.lamport, Vec::new(), &op.values);
         let (id, seq) = (op.device, op.seq);
@@ -118,10 +109,23 @@ impl Import<'_> {
         Ok(())
     }
 
-    /// Whether `id` is one of this device's ids, now or before it forked.
-    fn mine(&self, id: &DeviceId) -> Result<bool> {
-        let me = self.known.devices.id(SELF);
-        Ok(crate::identity::ids(self.conn, &me)?.contains(id))
+    /// Where `id` is one of this device's ids (now or before it forked), the highest seq of it
+    /// a peer confirmed; None for another device's. (This device's ids are read once per
+    /// import: an op below a point is asked about as it arrives.)
+    fn confirmed_mine(&mut self, id: &DeviceId) -> Result<Option<u64>> {
+        if self.reading.mine.is_none() {
+            let me = self.known.devices.id(SELF);
+            self.reading.mine = Some(crate::identity::ids(self.conn, &me)?);
+        }
+        if !self
+            .reading
+            .mine
+            .as_ref()
+            .is_some_and(|ids| ids.contains(id))
+        {
+            return Ok(None);
+        }
+        crate::schema::state(self.conn, &confirmed_name(id)).map(Some)
     }
 
     /// At the import's end: records the ops noted as dropped that no history held here holds.

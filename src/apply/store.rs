@@ -348,6 +348,10 @@ impl<'a> Import<'a> {
             // checked, and might be another history's)
             if *seq <= self.applied_seq(idx) && !self.history().unhashable(idx, *seq)? {
                 chain::remember(conn, idx, *seq, hash)?;
+                if idx == SELF && source != SELF {
+                    // (`resolve_entry` found this device's own op there with that hash)
+                    super::lost::confirm(conn, id, *seq)?;
+                }
             }
             loop {
                 let slot = known.entry(idx).or_insert(entry);
@@ -366,15 +370,6 @@ impl<'a> Import<'a> {
             }
         }
         if source != SELF {
-            // how far it has this device's own ops, as they are here (lost.rs)
-            let me = self.known.devices.id(SELF);
-            for (id, seq, hash) in manifest.clock.iter().filter(|(id, _, _)| *id == me) {
-                let held = || match *seq <= self.applied_seq(SELF) {
-                    true => self.history().hash_at(SELF, *seq),
-                    false => Ok(None),
-                };
-                super::lost::confirm(conn, id, *seq, held, hash)?;
-            }
             let known: Vec<(DeviceIdx, u64, Option<crate::op::Hash>)> =
                 known.into_iter().map(|(d, (s, h))| (d, s, h)).collect();
             clock::learn_peer(conn, source, &known)?;

@@ -195,9 +195,7 @@ impl Floors {
 
     /// Whether a floor held here has an entry of history `device`.
     pub fn names(&self, device: DeviceIdx) -> bool {
-        self.all
-            .iter()
-            .any(|f| f.entries.iter().any(|e| e.0 == device))
+        self.top.contains_key(&device)
     }
 
     /// The highest entry of history `device` in a floor held here.

@@ -39,6 +39,8 @@ static REMOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// checked, and the ops of them it found told in `sync_lost` (printed with `REMOVED`)
 static TWICE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static TOLD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Devices found keeping ops pending for ops lost with every disk (`waits_for_lost`)
+static ORPHANED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 const RANDOM_SECONDS: u64 = 20;
 
 const SCHEMA: &str = "
@@ -696,7 +698,7 @@ fn visit_folder(
     Ok(())
 }
 
-fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
+fn exchange_until_quiet(devices: &[Device], gone: &BTreeSet<Written>) -> Result<(), String> {
     let n = devices.len();
     for round in 0.. {
         if round > 10 {
@@ -722,7 +724,7 @@ fn exchange_until_quiet(devices: &[Device]) -> Result<(), String> {
                             devices[j].clock()
                         );
                     }
-                    if r.pending > 0 && round > 3 {
+                    if r.pending > 0 && round > 3 && !waits_for_lost(devices, j, gone) {
                         keep(devices, Some(&bundle));
                         let name = &devices[j].name;
                         return Err(format!("{name} keeps {} ops pending", r.pending));
@@ -1020,7 +1022,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             if trace {
                 eprintln!("  every device meets every other, and compacts");
             }
-            exchange_until_quiet(&devices)?;
+            exchange_until_quiet(&devices, &ever.gone)?;
             for (i, device) in devices.iter().enumerate() {
                 let done = call(device.conn(), "SELECT sync_compact()")
                     .map_err(|e| format!("sync_compact on d{i}: {e}"))?;
@@ -1256,7 +1258,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     // devices that declare t_late otherwise keep each other's ops of it: after an exchange,
     // devices that declare it alike hold the same rows and keep the same ops
     if devices.iter().any(|d| late_declared_otherwise(d.conn())) {
-        exchange_until_quiet(&devices)?;
+        exchange_until_quiet(&devices, &ever.gone)?;
         for (i, x) in devices.iter().enumerate() {
             for y in &devices[i + 1..] {
                 if late_declared_otherwise(x.conn()) != late_declared_otherwise(y.conn()) {
@@ -1287,7 +1289,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             exec(d.conn(), "SELECT sync_init()");
         }
     }
-    exchange_until_quiet(&devices)?;
+    exchange_until_quiet(&devices, &ever.gone)?;
     if removes {
         // every device compacts (after the exchange, its floor covers what all hold) and hears
         // from every other: what compaction removed changes nothing that is compared below
@@ -1299,11 +1301,11 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             }
             count_removed(&done);
         }
-        exchange_until_quiet(&devices)?;
+        exchange_until_quiet(&devices, &ever.gone)?;
         ever.check(&devices)?;
     }
     check_stable(&devices, &went_back, &mut stable_seen)?;
-    for d in &devices {
+    for (i, d) in devices.iter().enumerate() {
         let pending: i64 = d
             .conn()
             .query_row(
@@ -1312,7 +1314,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                 |r| r.get(0),
             )
             .unwrap();
-        if pending > 0 {
+        if pending > 0 && !waits_for_lost(&devices, i, &ever.gone) {
             keep(&devices, None);
             return Err(format!("{} keeps {pending} ops pending", d.name));
         }
@@ -1641,9 +1643,11 @@ fn fixed_seed_schedules() {
     use std::sync::atomic::Ordering::Relaxed;
     let removed = REMOVED.load(Relaxed);
     let (twice, told) = (TWICE.load(Relaxed), TOLD.load(Relaxed));
+    let orphaned = ORPHANED.load(Relaxed);
     eprintln!(
         "fixed_seed_schedules: {schedules} schedules, {removed} ops removed by compaction, \
-         {twice} seqs written twice under one id, {told} ops of them told lost"
+         {twice} seqs written twice under one id, {told} ops of them told lost, {orphaned} \
+         times a device kept ops waiting for an op lost with every disk"
     );
 }
 
@@ -1695,6 +1699,73 @@ fn ops_written(d: &Device) -> Vec<Written> {
     .into_iter()
     .map(|(id, seq, table, kind, pk, values)| ((id, seq), (table, kind, pk, values)))
     .collect()
+}
+
+/// Whether every op device `d` keeps pending waits, directly or through other pending ops, only
+/// for ops at a device id and seq where an op was lost with a disk (`EverHeld::gone`) that no
+/// device holds now: every device that held it was put back to a backup taken before it, so it
+/// can never arrive (docs/limits.md), and the ops that depend on it wait for good.
+fn waits_for_lost(devices: &[Device], d: usize, gone: &BTreeSet<Written>) -> bool {
+    let conn = devices[d].conn();
+    // per history: its device's id (its first history's), and the seq applied up to
+    let roots: std::collections::HashMap<i64, String> = rows::<(i64, String)>(
+        conn,
+        "WITH RECURSIVE up(idx, root) AS (
+           SELECT idx, idx FROM _sync_devices WHERE parent IS NULL
+           UNION ALL SELECT v.idx, up.root FROM _sync_devices v JOIN up ON v.parent = up.idx)
+         SELECT up.idx, lower(hex(r.id)) FROM up JOIN _sync_devices r ON r.idx = up.root",
+    )
+    .into_iter()
+    .collect();
+    let pending: BTreeSet<(i64, i64)> = rows::<(i64, i64)>(
+        conn,
+        "SELECT device, seq FROM _sync_remote WHERE applied = 0",
+    )
+    .into_iter()
+    .collect();
+    let applied = |idx: i64| -> i64 {
+        conn.query_row(
+            "SELECT coalesce(max(seq), 0) FROM _sync_clock WHERE device = ?1",
+            [idx],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let mut missing: BTreeSet<(String, i64)> = BTreeSet::new();
+    // the first pending op of a history that follows a gap waits for the op in the gap
+    let mut first: std::collections::HashMap<i64, i64> = Default::default();
+    for &(idx, seq) in &pending {
+        first.entry(idx).or_insert(seq);
+    }
+    for (&idx, &seq) in &first {
+        let upto = applied(idx);
+        if seq > upto + 1 {
+            missing.insert((roots[&idx].clone(), upto + 1));
+        }
+    }
+    // the deps of pending ops on ops neither applied nor pending here (a negative dep names
+    // a history not held here, of the device whose index its low 20 bits hold)
+    let deps = rows::<(i64, i64, i64, i64)>(
+        conn,
+        "SELECT d.device, d.seq, d.dep, d.dep_seq FROM _sync_deps d
+           JOIN _sync_remote r ON r.device = d.device AND r.seq = d.seq AND r.applied = 0",
+    );
+    for (_, _, dep, dep_seq) in deps {
+        if dep < 0 {
+            missing.insert((roots[&((-dep) & ((1 << 20) - 1))].clone(), dep_seq));
+        } else if dep_seq > applied(dep) && !pending.contains(&(dep, dep_seq)) {
+            missing.insert((roots[&dep].clone(), dep_seq));
+        }
+    }
+    let now: BTreeSet<Written> = devices.iter().flat_map(ops_written).collect();
+    let lost = !missing.is_empty()
+        && missing
+            .iter()
+            .all(|at| (gone.iter()).any(|op| &op.0 == at && !now.contains(op)));
+    if lost {
+        ORPHANED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    lost
 }
 
 /// The writes `d` tells lost (`sync_lost`): (device id, seq, table, pk).

@@ -21,11 +21,11 @@
 
 use super::import::{Dropped, Import};
 use crate::bundle::Packed;
-use crate::db::{Conn, Result};
+use crate::db::Result;
 use crate::form::Form;
 use crate::op::{DeviceId, Hash};
 use crate::schema::{DeviceIdx, SELF};
-use crate::value::{hex, JsonObject, Value};
+use crate::value::{JsonObject, Value};
 
 /// Why a record was written, as the view shows it.
 const CERTAIN: &str = "a compaction point settled the history of the device it was written \
@@ -35,22 +35,6 @@ const POSSIBLE: &str = "written under an id this database had before it forked, 
     peers removed after a compaction point: a write made after a backup was put back (or on a \
     copy) is dropped; one made before the backup, since overwritten, is listed too, as no \
     device can tell them apart: check it against the row, write it again if it is still wanted";
-
-/// The name of the state that holds the highest seq of `id` a peer confirmed.
-fn confirmed_name(id: &DeviceId) -> String {
-    format!("confirmed {}", hex(id))
-}
-
-/// Records that a peer has this device's op `seq` (the clock of its bundle named it with the
-/// hash it has here: store.rs `record`): no op of this device up to there can be another
-/// history's.
-pub(super) fn confirm(conn: &Conn, me: &DeviceId, seq: u64) -> Result<()> {
-    let name = confirmed_name(me);
-    if seq > crate::schema::state(conn, &name)? {
-        crate::schema::set_state(conn, &name, seq)?;
-    }
-    Ok(())
-}
 
 impl Import<'_> {
     /// Notes the ops of history `idx` at `seqs`, about to be dropped, that are this device's
@@ -125,7 +109,7 @@ impl Import<'_> {
         {
             return Ok(None);
         }
-        crate::schema::state(self.conn, &confirmed_name(id)).map(Some)
+        crate::log::stable::confirmed(self.conn, id).map(Some)
     }
 
     /// At the import's end: records the ops noted as dropped that no history held here holds.

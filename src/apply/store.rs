@@ -350,7 +350,7 @@ impl<'a> Import<'a> {
                 chain::remember(conn, idx, *seq, hash)?;
                 if idx == SELF && source != SELF {
                     // (`resolve_entry` found this device's own op there with that hash)
-                    super::lost::confirm(conn, id, *seq)?;
+                    log::stable::confirm(conn, id, *seq)?;
                 }
             }
             loop {

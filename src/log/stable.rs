@@ -4,7 +4,10 @@
 //! depends on it (DESIGN 5.4).
 //!
 //! Where it is learned: from what each device known here said it has (the clocks of its
-//! bundles, `_sync_peers`; this device's own applied clock), the least of them per device; and
+//! bundles, `_sync_peers`; this device's own applied clock), the least of them per device, this
+//! device's own ops no further than a peer confirmed them with the hashes they have here (a
+//! database alone may be a backup put back, or a copy, whose next ops are another history of
+//! ops its peers hold: apply/behind.rs; its compaction point must not name them); and
 //! from bundles, whose manifest carries their writer's stable clock and the devices that writer
 //! knew: when those are every device known here, its stable clock holds here too (so a star's
 //! devices, which hear from each other only through the hub, learn what they all have). What
@@ -66,7 +69,7 @@ pub fn seqs(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
 }
 
 /// Per history, the least seq that every device known here said it has (this device: its
-/// applied clock).
+/// applied clock); this device's own ops no further than a peer confirmed them.
 fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
     let applied = clock::applied(conn)?;
     // per history, the least seq that every other device known here said it has (one query:
@@ -96,8 +99,34 @@ fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
             least
         }
     };
+    if let Some(own) = least.get_mut(&SELF) {
+        *own = (*own).min(confirmed(conn, &devices.id(SELF))?);
+    }
     least.retain(|_, seq| *seq > 0);
     Ok(least)
+}
+
+/// The name of the state that holds the highest seq of `id` (one of this device's ids) a peer
+/// confirmed.
+fn confirmed_name(id: &DeviceId) -> String {
+    format!("confirmed {}", crate::value::hex(id))
+}
+
+/// The highest seq of `id`, one of this device's ids, that a peer confirmed with the hash it
+/// has here (0: none).
+pub fn confirmed(conn: &Conn, id: &DeviceId) -> Result<u64> {
+    crate::schema::state(conn, &confirmed_name(id))
+}
+
+/// Records that a peer has this device's op `seq` of `id` (the clock of its bundle named it
+/// with the hash it has here: apply/store.rs `record`): no op of this device up to there can
+/// be another history's.
+pub fn confirm(conn: &Conn, id: &DeviceId, seq: u64) -> Result<()> {
+    let name = confirmed_name(id);
+    if seq > crate::schema::state(conn, &name)? {
+        crate::schema::set_state(conn, &name, seq)?;
+    }
+    Ok(())
 }
 
 /// What bundles taught (`_sync_stable`), while no other device became known since.

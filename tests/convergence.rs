@@ -966,7 +966,10 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     // devices put back to a backup or copied with writes under the original's id meet it
     // there too (a compaction point decides their history below it: apply/behind.rs)
     let removes = Rng(seed ^ 0x007e_307e).chance(40);
-    let restores = removes && std::env::var("SYNC_RESTORES").is_ok();
+    // in half of those (all with SYNC_RESTORES set), devices meet and compact, and are put
+    // back to backups (and written on), far more often
+    let restores =
+        removes && (std::env::var("SYNC_RESTORES").is_ok() || Rng(seed ^ 0x0e57_04e5).chance(50));
     if removes {
         // (and the copies made later, which carry it)
         for d in &devices {
@@ -1013,10 +1016,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             }
             count_removed(&done);
         }
-        // with SYNC_RESTORES set, where compaction removes ops, devices meet and compact, and
-        // are put back to backups (and written on), far more often: compaction points decide
-        // their histories (`EverHeld::check`); not yet in `make test` (the open seeds: the
-        // issue's note)
+        // where restores are on, devices meet and compact, and are put back to backups (and
+        // written on), far more often: compaction points decide their histories
+        // (`EverHeld::check`)
         if restores && brng.chance(4) {
             // every device meets every other and compacts: its point covers what all hold
             if trace {

@@ -138,9 +138,6 @@ impl Import<'_> {
             unknown |= known.is_none();
             past = past.max(known.unwrap_or(0));
         }
-        // (where removal is on, a device whose ops a compaction point dropped after it had
-        // seen them, behind.rs, goes on from the Lamport time it had reached)
-        let unknown = unknown || self.reading.removal;
         Ok(match lamport.cmp(&(past + 1)) {
             std::cmp::Ordering::Equal => None,
             std::cmp::Ordering::Greater if unknown => None,

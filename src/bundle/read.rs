@@ -17,6 +17,12 @@ use super::{
 };
 use crate::op::Dep;
 
+/// The highest Lamport time an op may have: far above any a device reaches by writing (one
+/// more per op), far enough below the integer's end that every later op's time is above it.
+/// (Where compaction removed ops, an op's causal past is not all held and its time can only be
+/// checked from below: apply/delivery.rs `clock_fault`.)
+const MAX_LAMPORT: i64 = 1 << 62;
+
 /// An open, schema-checked bundle, read in one read transaction (so it cannot change between
 /// reads through SQLite).
 pub struct Reader {
@@ -315,7 +321,7 @@ fn next_op(
     let delta: i64 = form::read(input, "Lamport time")?;
     let lamport = (stream.lamport as i64)
         .checked_add(delta)
-        .filter(|&l| l > 0)
+        .filter(|&l| l > 0 && l <= MAX_LAMPORT)
         .ok_or_else(|| Error::new("Lamport time out of range"))?;
     let values = forms[number].unpack(input)?;
     stream.device = Some(device);

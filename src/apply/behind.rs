@@ -142,7 +142,7 @@ impl Import<'_> {
     }
 
     /// The hash `op` states for the op before it, where the stream says it.
-    fn prev_of(&self, op: &Packed) -> Result<Option<Hash>> {
+    pub(super) fn prev_of(&self, op: &Packed) -> Result<Option<Hash>> {
         Ok(match op.prev {
             Prev::First => None,
             Prev::Stated(prev) => Some(prev),

@@ -157,14 +157,36 @@ impl Import<'_> {
         let stored = Stored::from_row(&row)?;
         let (stored_form, values) = self.known.forms.values(&stored)?;
         let deps = remote::deps_of(&self.known.contexts, &self.known.devices, idx, seq);
-        Ok(Some(super::checks::same_op(
-            op,
-            form,
-            stored_form,
-            stored.lamport,
-            &values,
-            &deps,
-        )))
+        let same = super::checks::same_op(op, form, stored_form, stored.lamport, &values, &deps);
+        if same || !twin_deps(op.deps.iter().map(|d| (d.0, 0))) {
+            return Ok(Some(same));
+        }
+        // (deps a compaction point took for one, stored as one: the op's hash was kept)
+        let kept = crate::log::chain::remembered(self.conn, idx, seq)?;
+        Ok(Some(
+            kept.is_some() && kept == self.wire_hash(idx, op, form)?,
+        ))
+    }
+
+    /// The hash of `op`, placed in history `idx`, as its writer made it (None: the op before
+    /// it is neither stated nor hashable here).
+    pub(super) fn wire_hash(
+        &mut self,
+        idx: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+    ) -> Result<Option<Hash>> {
+        let prev = match (op.prev, self.prev_of(op)?) {
+            (Prev::First, _) => None,
+            (_, Some(prev)) => Some(prev),
+            _ if op.seq - 1 <= self.applied_seq(idx)
+                && !self.history().unhashable(idx, op.seq - 1)? =>
+            {
+                self.flushed()?.history().hash_at(idx, op.seq - 1)?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(op_hash(op, form, prev.as_ref())))
     }
 
     /// Makes a new history for `op`, which follows op seq - 1 of history `parent` (or, where
@@ -496,6 +518,15 @@ impl Import<'_> {
 }
 
 /// The hash of `op` after the op whose hash is `prev`.
+/// Whether two of an op's deps name one history and seq (`(history, seq)` each): stored as
+/// one (contexts are per history), so the op as stored no longer hashes as written. Deps on
+/// two histories of a device at one seq that a compaction point took for the one held there
+/// (behind.rs) are.
+pub(super) fn twin_deps<D: Eq + std::hash::Hash>(deps: impl Iterator<Item = (D, u64)>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    deps.into_iter().any(|d| !seen.insert(d))
+}
+
 pub(super) fn op_hash(op: &Packed, form: &Form, prev: Option<&Hash>) -> Hash {
     let mut out = Vec::new();
     form.write_canonical(&mut out, &op.head(prev), &op.values);

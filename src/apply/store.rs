@@ -88,6 +88,12 @@ impl<'a> Import<'a> {
             deps.push((self.resolve_dep(root, dep.1, &dep.2)?, dep.1, dep.2));
         }
         let plain: Vec<(DeviceIdx, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
+        if super::histories::twin_deps(deps.iter().map(|&(d, _, _)| (d, 0))) {
+            // (two deps stored as one: the op's hash, as written, is kept for what hashes it)
+            if let Some(hash) = self.wire_hash(device, &op, form)? {
+                chain::remember(self.conn, device, op.seq, &hash)?;
+            }
+        }
         // in the usual case the op is next in line: apply it now, without reading it back
         let now = self.applied_seq(device) + 1 == op.seq && self.deliverable_after_previous(&plain);
         if !(self.reading.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {

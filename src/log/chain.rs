@@ -311,6 +311,15 @@ pub fn hash_of(op: &Op, prev: Option<&Hash>) -> Hash {
     op::link(&op::hash(&op.encode(prev)))
 }
 
+/// The hash recorded for op `seq` of device `idx` (`remember`), if one is.
+pub fn remembered(conn: &Conn, idx: DeviceIdx, seq: u64) -> Result<Option<Hash>> {
+    let kept = conn.query_value(
+        "SELECT hash FROM main._sync_hashes WHERE device = ?1 AND seq = ?2",
+        &[Value::from(idx), Value::Integer(seq as i64)],
+    )?;
+    Ok(kept.and_then(|v| v.as_blob().and_then(|b| b.try_into().ok())))
+}
+
 /// Records that op `seq` of device `idx` held here has `hash`.
 pub fn remember(conn: &Conn, idx: DeviceIdx, seq: u64, hash: &Hash) -> Result<()> {
     // (written only when it changes: an import remembers every entry of its bundle's clock)

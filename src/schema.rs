@@ -617,6 +617,17 @@ pub fn lock_for_writing(conn: &Conn) -> Result<()> {
     conn.exec("UPDATE main._sync_device SET format = format", &[])
 }
 
+/// Whether `sync_compact()` removes the ops its compaction point made dead (compact/remove.rs)
+/// and imports take a bundle's base (apply/removed.rs): yes, but where `_sync_state`
+/// `compact_removes` is 0 (set by the tests that keep every op, to compare).
+pub fn removal_on(conn: &Conn) -> Result<bool> {
+    let set = conn.query_value(
+        "SELECT value FROM main._sync_state WHERE name = 'compact_removes'",
+        &[],
+    )?;
+    Ok(set.and_then(|v| v.as_i64()) != Some(0))
+}
+
 /// Reads and writes the counters in `_sync_state`.
 pub fn state(conn: &Conn, name: &str) -> Result<u64> {
     Ok(conn

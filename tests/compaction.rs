@@ -168,10 +168,8 @@ fn compacting_from_a_read_only_connection_says_what_to_do() {
     assert_eq!(compact(&a), Some(2));
 }
 
-// Compaction that removes (only where `_sync_state` `compact_removes` = 1, until bundles are
-// signed and a removed history can be told from a second one: compact/mod.rs): the ops other
-// ops overwrote below the floor go, the tables do not change, and sync goes on both ways, old
-// bundles included.
+// Compaction removes: the ops other ops overwrote below the floor go, the tables do not
+// change, and sync goes on both ways, old bundles included.
 
 fn ops_held(d: &Device) -> i64 {
     d.conn()
@@ -179,11 +177,9 @@ fn ops_held(d: &Device) -> i64 {
         .unwrap()
 }
 
-/// Devices a and b, removal on, a holding rows 1 and 2.
+/// Devices a and b, a holding rows 1 and 2.
 fn two_removing() -> (Device, Device) {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(a.conn());
-    removing(b.conn());
     exec(
         a.conn(),
         "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')",
@@ -267,7 +263,6 @@ fn a_device_that_joins_after_removal_converges_and_relays() {
     assert!(compact_removed(&b) > 250);
     // c joins from a full bundle of a; d from a bundle of c for it (c knows nothing of d)
     let c = Device::new("c", T);
-    removing(c.conn());
     let r = c.import(&a.bundle_for(None));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(c.dump("t"), a.dump("t"));
@@ -277,7 +272,6 @@ fn a_device_that_joins_after_removal_converges_and_relays() {
         ops_held(&c)
     );
     let d = Device::new("d", T);
-    removing(d.conn());
     let r = d.import(&c.bundle_for(Some(&d)));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(d.dump("t"), a.dump("t"));
@@ -338,7 +332,6 @@ fn a_bundle_that_starts_above_a_late_joiner_does_not_pass_it_over_ops_never_sent
         )
         .unwrap();
     let d = Device::new("d", T);
-    removing(d.conn());
     let r = d.import(std::path::Path::new(&out)); // from c's clock: a's first ops not in it
     assert!(r.pending > 0, "{r:?}");
     assert!(d.dump("t").is_empty());
@@ -363,6 +356,7 @@ fn ops_held_pending_after_removed_ones_are_relayed_once_the_base_comes() {
     send(&b, &a);
     assert!(compact_removed(&a) > 40);
     let c = Device::new("c", T);
+    keeping(c.conn());
     let r = c.import(&a.bundle_for(None));
     assert!(r.pending > 0, "removal off at c: {r:?}");
     removing(c.conn());
@@ -370,7 +364,6 @@ fn ops_held_pending_after_removed_ones_are_relayed_once_the_base_comes() {
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(c.dump("t"), a.dump("t"));
     let d = Device::new("d", T);
-    removing(d.conn());
     let r = d.import(&c.bundle_for(Some(&d)));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(d.dump("t"), a.dump("t"));

@@ -962,7 +962,8 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let mut crng = Rng(seed ^ 0xc0_4ac7);
     let mut grng = Rng(seed ^ 0xf0_4ea7);
     let mut brng = Rng(seed ^ 0x000b_ac0b);
-    // in some schedules compaction also removes what a floor made dead (compact/remove.rs);
+    // in some schedules compaction removes what a floor made dead (compact/remove.rs), as it
+    // does for users; in the others it keeps every op (the merge with every op at hand);
     // devices put back to a backup or copied with writes under the original's id meet it
     // there too (a compaction point decides their history below it: apply/behind.rs)
     let removes = Rng(seed ^ 0x007e_307e).chance(40);
@@ -970,10 +971,11 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     // back to backups (and written on), far more often
     let restores =
         removes && (std::env::var("SYNC_RESTORES").is_ok() || Rng(seed ^ 0x0e57_04e5).chance(50));
-    if removes {
-        // (and the copies made later, which carry it)
-        for d in &devices {
-            removing(d.conn());
+    // (and the copies made later, which carry it)
+    for d in &devices {
+        match removes {
+            true => removing(d.conn()),
+            false => keeping(d.conn()),
         }
     }
     let mut imports = 0u64;

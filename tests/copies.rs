@@ -494,8 +494,6 @@ fn a_full_bundle_delivers_both_histories_when_the_op_before_the_fork_waits_in_it
 #[test]
 fn a_restored_backup_written_on_below_a_compaction_point_takes_the_point_s_history() {
     let (mut a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(a.conn());
-    removing(b.conn());
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
     for i in 1..=5 {
         exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
@@ -517,7 +515,6 @@ fn a_restored_backup_written_on_below_a_compaction_point_takes_the_point_s_histo
     send(&a, &b);
     assert_eq!(ids(&b), vec![1, 2]);
     let c = Device::new("c", T);
-    removing(c.conn());
     let r = c.import(&b.bundle_for(None));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(c.dump("t"), b.dump("t"));
@@ -547,8 +544,6 @@ fn backed_up_between(a: &Device) -> std::path::PathBuf {
 /// insert and the last update); then the backup goes back over a's file.
 fn put_back_below_what_a_peer_removed() -> (Device, Device) {
     let (mut a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(a.conn());
-    removing(b.conn());
     let backup = backed_up_between(&a);
     send(&a, &b);
     send(&b, &a);
@@ -660,9 +655,6 @@ fn a_split_made_before_the_compaction_point_came_is_settled_by_it() {
         Device::new("b", T),
         Device::new("c", T),
     );
-    for d in [&a, &b, &c] {
-        removing(d.conn());
-    }
     let backup = backed_up_between(&a);
     send(&a, &b);
     send(&a, &c);
@@ -710,8 +702,6 @@ fn after_the_restore(seq: i64, id: i64, certain: i64) -> (i64, String, String, i
 #[test]
 fn a_copy_made_before_its_writes_were_confirmed_loses_nothing_to_compaction() {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
-    removing(a.conn());
-    removing(b.conn());
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a'), (2, 'a')");
     send(&a, &b);
     send(&b, &a);
@@ -721,7 +711,6 @@ fn a_copy_made_before_its_writes_were_confirmed_loses_nothing_to_compaction() {
     let c = Device::copied("c", &a, |path| {
         std::fs::copy(a.db.path(), path).unwrap();
     });
-    removing(c.conn());
     exec(a.conn(), "UPDATE t SET who = 'a again' WHERE id = 1");
     exec(c.conn(), "UPDATE t SET who = 'c' WHERE id = 2");
     mesh(&[&a, &b, &c]);
@@ -729,7 +718,6 @@ fn a_copy_made_before_its_writes_were_confirmed_loses_nothing_to_compaction() {
     assert!(removed > 0);
     mesh(&[&a, &b, &c]);
     let late = Device::new("late", T);
-    removing(late.conn());
     let r = late.import(&b.bundle_for(Some(&late)));
     assert_eq!(r.pending, 0, "{r:?}");
     for d in [&a, &b, &c, &late] {

@@ -53,9 +53,8 @@ fn child() {
         .unwrap();
 }
 
-/// `sync_compact()`, removing what its floor made dead (compact/mod.rs: the tests ask for it).
+/// `sync_compact()`: a floor op, and what it made dead removed (compact/mod.rs).
 fn compact_removing(conn: &Connection) -> String {
-    removing(conn);
     conn.query_row("SELECT sync_compact()", [], |r| r.get(0))
         .unwrap()
 }
@@ -269,7 +268,6 @@ fn killed_compactions_leave_the_database_before_or_after() {
     )
     .unwrap();
     // (what the child sets first, set here: the state before is the state with it)
-    removing(&b);
     exec(&b, &format!("VACUUM INTO '{}'", pristine.display()));
     drop(b);
     let before = whole_state(&open_checked(&work));

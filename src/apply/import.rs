@@ -219,7 +219,7 @@ impl<'a> Import<'a> {
                 appender: Appender::new(conn, spans),
                 base: HashMap::new(),
                 carried: HashMap::new(),
-                removal: crate::schema::state(conn, "compact_removes")? == 1,
+                removal: crate::schema::removal_on(conn)?,
                 wire: None,
                 points: Vec::new(),
                 lost: Vec::new(),

@@ -8,8 +8,9 @@
 //! at seqs that its peers removed, which no device can tell from the ops removed, loses those
 //! writes on every device alike.
 //!
-//! Until bundles are signed, a base is taken only where the tests ask for removal (compact/
-//! mod.rs): it cannot be checked, and a forged one would pass over a device's true ops.
+//! A base is taken where compaction removes ops (compact/mod.rs). Until bundles are signed it
+//! cannot be checked: a forged one passes over a device's true ops, as a forged op already
+//! wins over the true one (docs/limits.md).
 //!
 //! Invariant: the applied clock passes over an op only when it is not held here and is at or
 //! below where ops of its history may be missing (`_sync_removed`: set from a base only when
@@ -30,8 +31,7 @@ use std::collections::HashMap;
 impl Import<'_> {
     /// Keeps the bundle's base entries, before its ops are stored.
     pub(super) fn read_base(&mut self, base: &[Base]) -> Result<()> {
-        // (taken only where the tests ask for removal, as compaction removes only there: a
-        // base cannot be checked, and one forged would pass over the true ops of a device)
+        // (taken where compaction removes ops: compact/mod.rs)
         if base.is_empty() || !self.reading.removal {
             return Ok(());
         }

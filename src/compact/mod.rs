@@ -5,15 +5,14 @@
 //! them alike. It writes one only when an op other than a floor op became stable since its last
 //! floor op (so floor ops do not beget floor ops).
 //!
-//! Removing the ops below a floor op that no row needs any more is `remove.rs`, and a device
-//! that lacks removed ops takes them as applied from a bundle's base (apply/removed.rs). Both
-//! run only where the tests ask for them (`_sync_state` `compact_removes` = 1; `sync_compact`
-//! then says how many ops it removed), until two things are settled: an op of a second history
-//! of a device (a backup put back and written on) that arrives where this device removed ops
-//! cannot be told from the op removed, so a compaction point decides the device's history
-//! below it (apply/behind.rs), alike on every device that holds it (built and in the random
-//! suite; what it drops of this device's own writes is not yet told to its user); and a base
-//! cannot be checked, so a forged one would pass over a device's true ops (signed bundles).
+//! Removing the ops below a floor op that no row needs any more is `remove.rs` (`sync_compact`
+//! says how many it removed), and a device that lacks removed ops takes them as applied from a
+//! bundle's base (apply/removed.rs). An op of a second history of a device (a backup put back
+//! and written on) that arrives where this device removed ops cannot be told from the op
+//! removed, so a compaction point decides the device's history below it (apply/behind.rs),
+//! alike on every device that holds it, and what that drops is told (apply/lost.rs). Where
+//! `_sync_state` `compact_removes` is 0 (tests that merge with every op at hand), floor ops are
+//! written and nothing is removed.
 //!
 //! Invariant: a floor op's floor is in its causal past (the stable clock never exceeds what
 //! this device holds), and this device's floor ops only grow.
@@ -45,12 +44,12 @@ pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
     }
     let (floor, removed) = conn.savepoint("sync_compact", || {
         let floor = write_floor(conn)?;
-        let removed = match crate::schema::state(conn, "compact_removes")? {
-            1 => match Floors::load(conn)?.last_of(SELF) {
+        let removed = match crate::schema::removal_on(conn)? {
+            true => match Floors::load(conn)?.last_of(SELF) {
                 Some(last) => Some(remove::remove_below(conn, last)?),
                 None => Some(0),
             },
-            _ => None,
+            false => None,
         };
         Ok((floor, removed))
     })?;

@@ -162,12 +162,20 @@ pub fn log(conn: &Connection) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
-/// Turns on the removal of ops in `sync_compact()` (only the tests do, until it is on for
-/// users: compact/mod.rs).
+/// Removal of ops in `sync_compact()` on (as it is by default: says so where a test needs it).
 pub fn removing(conn: &Connection) {
     exec(
         conn,
         "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('compact_removes', 1)",
+    );
+}
+
+/// Removal of ops in `sync_compact()` off: compaction points are written, every op is kept
+/// (schema.rs `removal_on`), for the tests that merge with every op at hand.
+pub fn keeping(conn: &Connection) {
+    exec(
+        conn,
+        "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('compact_removes', 0)",
     );
 }
 

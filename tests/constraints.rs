@@ -622,6 +622,37 @@ fn a_row_naming_a_row_held_out_keeps_its_values() {
     assert_eq!(a.held_out().len(), 1);
 }
 
+/// A row that takes a UNIQUE value from the very row it names: that row is held out by rule 3,
+/// so the row that names it is held out too (rule 4), though the row it names was there when
+/// its references were judged.
+#[test]
+fn a_row_that_takes_a_unique_value_from_the_row_it_names_is_held_out_with_it() {
+    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES t(id),
+                                 u INTEGER UNIQUE);
+                  SELECT sync_enable('t');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    // row 1's first op comes first: b's row 0 comes after a write of b's own
+    exec(a.conn(), "INSERT INTO t VALUES (1, NULL, 2)");
+    exec(
+        b.conn(),
+        "INSERT INTO t VALUES (9, NULL, 9); INSERT INTO t VALUES (0, NULL, 5)",
+    );
+    send(&b, &a);
+    exec(a.conn(), "UPDATE t SET parent = 0 WHERE id = 1");
+    exec(b.conn(), "UPDATE t SET u = 2 WHERE id = 0");
+    exchange(&a, &b);
+    let why: Vec<(i64, i64)> = rows(
+        b.conn(),
+        "SELECT row_values ->> '$.id', why FROM _sync_parked ORDER BY 1",
+    );
+    assert_eq!(why, vec![(0, 2), (1, 4)], "row 0 lost u, row 1 names it");
+    assert_eq!(
+        b.dump("t"),
+        vec![vec![V::Integer(9), V::Null, V::Integer(9)]]
+    );
+    alike(&a, &b, &["t"]);
+}
+
 /// A row held out whose rows name it with ON DELETE CASCADE, foreign keys on, inside the app's
 /// transaction: SQLite's action does not remove them on the way (the import does not enforce
 /// foreign keys while it writes); they are held out with it and come back with it.

@@ -685,6 +685,7 @@ fn visit_folder(
     let conn = device.conn();
     let (held, by_rule) = (held_out_stored(conn), held_out_by_rule(conn));
     if !got.contains("\"imported\":0,") && held != by_rule {
+        keep(std::slice::from_ref(device), None);
         return Err(format!(
             "{}: after a folder import, rows held out differ from the rule's:\n\
              expected {by_rule:?}\nheld {held:?}",
@@ -1527,6 +1528,7 @@ fn check_rows_by_rule(d: &Device) -> Result<(), String> {
                             continue;
                         };
                         if !reference::same_spelling(here, value) {
+                            keep(std::slice::from_ref(d), None);
                             return Err(format!(
                                 "{}: {table} {pk}: column {column} shows {here}, the rule {value}",
                                 d.name

@@ -510,6 +510,10 @@ impl<'a> Import<'a> {
             let values: Vec<Value> = other_key.iter().map(|(_, v)| v.clone()).collect();
             self.queue_children(table, &values, false)?;
             self.parking.push(other_at);
+            // this row may name the one it took the value from, which was there when its
+            // references were judged (rule 4): judged again (it is not in its table yet, so
+            // the other's children above do not hold it)
+            self.parking.push(at.clone());
         }
     }
 

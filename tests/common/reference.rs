@@ -496,7 +496,17 @@ pub fn rows_by_rule(conn: &Connection) -> RuleRows {
     (rows.into_iter())
         .map(|(at, ops)| {
             let all: Vec<usize> = (0..ops.len()).collect();
-            let state = rule.state(&ops, &all);
+            // a row's key columns show its key, whichever op wrote them last (a row brought
+            // back by an update whose writer saw it deleted shows no other value in them)
+            let state = rule.state(&ops, &all).map(|mut cells| {
+                for (column, value) in split_object(&at.1) {
+                    match cells.iter_mut().find(|(c, _)| *c == column) {
+                        Some(cell) => cell.1 = value,
+                        None => cells.push((column, value)),
+                    }
+                }
+                cells
+            });
             (at, state)
         })
         .collect()

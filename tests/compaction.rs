@@ -673,3 +673,28 @@ fn pruning_a_shared_folder_does_not_wait_for_a_forgotten_device() {
         "the newest of each device (before: {held_back})"
     );
 }
+
+/// A row one device inserted and another updated five times, compacted on both: a device that
+/// joins from a bundle of the first sees the update follow the insert (the update's context
+/// was stated by ops compaction removed), and shows no conflict the others do not.
+#[test]
+fn a_late_joiner_sees_what_a_kept_op_followed_across_removed_ones() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'v0', 'y')");
+    send(&a, &b);
+    for i in 1..=5 {
+        exec(b.conn(), &format!("UPDATE t SET x = 'v{i}' WHERE id = 1"));
+    }
+    for _ in 0..3 {
+        send(&a, &b);
+        send(&b, &a);
+        compact_removed(&a);
+        compact_removed(&b);
+    }
+    assert_eq!(a.conflicts().len(), 0);
+    let e = Device::new("e", T);
+    let r = e.import(&a.bundle_for(None));
+    assert_eq!((r.pending, r.conflicts), (0, 0), "{r:?}");
+    assert_eq!(e.dump("t"), a.dump("t"));
+    assert_eq!(e.conflicts(), a.conflicts());
+}

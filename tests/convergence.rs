@@ -929,8 +929,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     let mut backups: std::collections::HashMap<usize, (PathBuf, usize)> = Default::default();
     let mut letters = 0;
     let app_triggers = rng.chance(50);
+    let mut guard = "";
     if app_triggers {
-        let guard = match rng.chance(50) {
+        guard = match rng.chance(50) {
             true => "WHEN NOT EXISTS (SELECT 1 FROM sync_importing)",
             false => "",
         };
@@ -1033,6 +1034,32 @@ fn run_schedule(seed: u64) -> Result<(), String> {
                     .map_err(|e| format!("sync_compact on d{i}: {e}"))?;
                 count_removed(&done);
             }
+        }
+        // where restores are on, a device joins now and then: it lacks every op, those
+        // compaction removed included (it takes them as removed from a bundle's base)
+        if restores && brng.chance(3) && devices.len() < 6 {
+            let name = format!("d{}", devices.len());
+            if trace {
+                eprintln!("  {name} joins");
+            }
+            let joiner = Device::new(&name, SCHEMA);
+            let conn = joiner.conn();
+            if seed % 2 == 1 {
+                exec(
+                    conn,
+                    "INSERT INTO _sync_state(name, value) VALUES ('read_lazily', 1)",
+                );
+            }
+            if app_triggers {
+                exec(conn, APP_TRIGGERS);
+                exec(conn, &TOUCH.replace("GUARD", guard));
+                exec(conn, "SELECT sync_init()");
+            }
+            if all_enforce {
+                exec(conn, "PRAGMA foreign_keys = ON");
+            }
+            removing(conn);
+            devices.push(joiner);
         }
         if restores && brng.chance(8) {
             if backups.contains_key(&d) {
@@ -1154,8 +1181,8 @@ fn run_schedule(seed: u64) -> Result<(), String> {
             // a new device made by copying a device's file: it forks when the extension loads;
             // in half of them a connection without the extension writes on the copy first,
             // under the original's id (a second history of it)
-            18 if rng.chance(30) && n < 6 => {
-                let name = format!("d{n}");
+            18 if rng.chance(30) && devices.len() < 6 => {
+                let name = format!("d{}", devices.len());
                 let writes = if rng.chance(50) { 1 + rng.below(4) } else { 0 };
                 let copy = Device::copied(&name, &devices[d], |path| {
                     std::fs::copy(devices[d].db.path(), path).unwrap();

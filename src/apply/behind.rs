@@ -245,6 +245,7 @@ impl Import<'_> {
             knows: Vec::new(),
             base: Vec::new(),
             forgotten: Vec::new(),
+            gaps: Vec::new(),
         };
         let id = *uuid::Uuid::new_v4().as_bytes();
         let declared = declared.encode(&self.known.devices);

@@ -191,6 +191,7 @@ fn import(
     run.reading.marks = std::mem::take(&mut reader.marks);
     run.reading.marks.reverse();
     run.read_base(&reader.manifest.base)?;
+    run.reading.gaps = std::mem::take(&mut reader.manifest.gaps);
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.reading.appender.flush()?;
     run.resolve_waiting()?;

@@ -132,6 +132,8 @@ pub(super) struct Reading<'a> {
     /// The bundle's base, by history id, for the histories it reaches above what is applied
     /// here (removed.rs)
     pub(super) base: HashMap<crate::op::DeviceId, crate::bundle::Base>,
+    /// The bundle's contexts of removed ops that its ops follow (removed.rs)
+    pub(super) gaps: Vec<crate::bundle::Gap>,
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
     /// with the hash each states for the op before it, if it does
     pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,
@@ -218,6 +220,7 @@ impl<'a> Import<'a> {
                 dep_hashes: HashMap::new(),
                 appender: Appender::new(conn, spans),
                 base: HashMap::new(),
+                gaps: Vec::new(),
                 carried: HashMap::new(),
                 removal: crate::schema::removal_on(conn)?,
                 wire: None,

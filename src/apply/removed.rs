@@ -119,7 +119,30 @@ impl Import<'_> {
             taken = true;
         }
         if taken {
+            self.take_gaps()?;
             self.resolve_waiting()?;
+        }
+        Ok(())
+    }
+
+    /// The contexts of the removed ops that the bundle's ops follow, where this device took
+    /// them as applied: an op states its deps as a change from the op before it, so what it
+    /// had seen is that op's context and its own deps (else a device that joins late would take
+    /// an op for concurrent with one it followed, and show a conflict no other device shows).
+    fn take_gaps(&mut self) -> Result<()> {
+        for gap in std::mem::take(&mut self.reading.gaps) {
+            let Some(idx) = self.known.devices.idx(&gap.history) else {
+                continue;
+            };
+            let removed = self.known.devices.removed_upto(idx);
+            if idx == SELF || gap.seq > removed || self.history().holds(idx, gap.seq)? {
+                continue; // (an op held here: its context is known)
+            }
+            for (id, seq, hash) in gap.points {
+                let root = self.known.devices.idx_or_add(self.conn, &id)?;
+                let dep = self.resolve_dep(root, seq, &hash)?;
+                (self.known.contexts).add(idx, gap.seq, dep, seq, &hash)?;
+            }
         }
         Ok(())
     }

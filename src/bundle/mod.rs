@@ -128,6 +128,19 @@ pub struct Manifest {
     pub base: Vec<Base>,
     /// The devices its writer forgot (log/forgotten.rs; none in bundles of builds before it)
     pub forgotten: Vec<DeviceId>,
+    /// Where the bundle carries an op after ops its base says were removed: the context of
+    /// the op before it (what it had seen), which the op's own deps state only as a change
+    /// from it (none in bundles of builds before it)
+    pub gaps: Vec<Gap>,
+}
+
+/// The context of op `seq` of history `history`, removed by compaction, that a carried op
+/// follows: per device history it had seen (device id, seq, link), as `Contexts::points_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub history: DeviceId,
+    pub seq: u64,
+    pub points: Vec<(DeviceId, u64, Hash)>,
 }
 
 /// An entry of a bundle's base: history `history` of device `device` (the same id for its

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::bundle::{Base, Writer, Written};
+use crate::bundle::{Base, Gap, Writer, Written};
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
 use crate::log::chain::{Held, History};
@@ -186,6 +186,8 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     // per device whose ops the peer lacks down where compaction removed some here: up to where
     // the ops this bundle does not carry were removed (the peer takes them as applied)
     let mut base: Vec<Base> = Vec::new();
+    // the ops removed right before an op it carries, whose contexts it states
+    let mut gaps: Vec<(DeviceIdx, u64)> = Vec::new();
     for device in devices.indexes() {
         let held = match device {
             SELF => applied.get(&SELF).copied().unwrap_or(0),
@@ -224,6 +226,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
                 // before this op has its hash kept, as the last of its run
                 prev = history.hash_at(device, op.seq - 1)?;
                 next = op.seq;
+                gaps.push((device, op.seq - 1));
             }
             if op.seq != next || from > 0 && prev.is_none() {
                 next = 0; // the ops above a missing one are not relayed
@@ -276,11 +279,21 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let link = |d: DeviceIdx, s: u64| links.get(&d).filter(|e| e.0 == s).map(|e| e.1);
     let stable = crate::log::stable::now(conn, &history, devices, link)?;
     let (stable, knows) = crate::log::stable::for_bundle(&stable, devices, &clock);
+    let gaps = (gaps.into_iter())
+        .map(|(device, seq)| Gap {
+            history: devices.id(device),
+            seq,
+            points: (held.contexts.points_at(device, seq).into_iter())
+                .map(|(d, s, h)| (devices.wire_id(d), s, h))
+                .collect(),
+        })
+        .collect();
     let peers = super::write::Peers {
         stable,
         knows,
         base,
         forgotten: devices.forgotten_ids(),
+        gaps,
     };
     let bytes = match writer
         .finish(bundle_id, &me, &clock, declared, peers)

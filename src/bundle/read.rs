@@ -12,7 +12,7 @@ use crate::op::{self, Hash};
 use crate::value::Value;
 
 use super::{
-    Base, Fixed, HashWriter, Manifest, Packed, Prev, Stream, FORMAT, FORM_NUMBER, HAS_DEPS,
+    Base, Fixed, Gap, HashWriter, Manifest, Packed, Prev, Stream, FORMAT, FORM_NUMBER, HAS_DEPS,
     HAS_DEVICE, HAS_PREV, HAS_SEQ, MAGIC, NEW_FORM,
 };
 use crate::op::Dep;
@@ -445,6 +445,13 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         None => Vec::new(),
         Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("base is unreadable"))?,
     };
+    // (a bundle of an earlier build has none: its ops after removed ones are taken with what
+    // their deps state)
+    type GapEntry = (Fixed<16>, u64, Vec<(Fixed<16>, u64, Fixed<16>)>);
+    let gaps: Vec<GapEntry> = match optional("gaps") {
+        None => Vec::new(),
+        Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("gaps is unreadable"))?,
+    };
     Ok(Manifest {
         format,
         bundle_id,
@@ -465,6 +472,13 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
                 from,
                 upto,
                 link: link.0,
+            })
+            .collect(),
+        gaps: (gaps.into_iter())
+            .map(|(history, seq, points)| Gap {
+                history: history.0,
+                seq,
+                points: points.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
             })
             .collect(),
     })

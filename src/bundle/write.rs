@@ -22,13 +22,14 @@ use crate::form::Head;
 
 /// What a manifest says of the devices its writer knows, beyond its clock: its stable clock
 /// and the devices it knew that its clock does not name (log/stable.rs), its base (up to
-/// where it removed ops the bundle does not carry: apply/removed.rs), and the devices it
-/// forgot (log/forgotten.rs).
+/// where it removed ops the bundle does not carry, and the contexts of the ops removed before
+/// the ops it carries: apply/removed.rs), and the devices it forgot (log/forgotten.rs).
 pub struct Peers {
     pub stable: Vec<(DeviceId, u64, Hash)>,
     pub knows: Vec<DeviceId>,
     pub base: Vec<super::Base>,
     pub forgotten: Vec<DeviceId>,
+    pub gaps: Vec<super::Gap>,
 }
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
@@ -128,7 +129,7 @@ impl Writer {
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
                                        declared BLOB, writer TEXT, stable BLOB, knows BLOB,
-                                       base BLOB, forgotten BLOB)",
+                                       base BLOB, forgotten BLOB, gaps BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -293,6 +294,7 @@ impl Writer {
             knows,
             base,
             forgotten,
+            gaps,
         }: Peers,
     ) -> Result<Written> {
         self.flush()?;
@@ -322,9 +324,19 @@ impl Writer {
             rmp_serde::to_vec(&ids).expect("device ids always encode")
         };
         let (knows, forgotten) = (ids(&knows), ids(&forgotten));
+        type Point<'a> = (op::Bin<'a>, u64, op::Bin<'a>);
+        let gaps: Vec<(op::Bin, u64, Vec<Point>)> = (gaps.iter())
+            .map(|g| {
+                let points = (g.points.iter())
+                    .map(|(d, s, h)| (op::Bin(d), *s, op::Bin(h)))
+                    .collect();
+                (op::Bin(&g.history), g.seq, points)
+            })
+            .collect();
+        let gaps = rmp_serde::to_vec(&gaps).expect("contexts always encode");
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
-            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -339,6 +351,7 @@ impl Writer {
                 Value::Blob(knows),
                 Value::Blob(base),
                 Value::Blob(forgotten),
+                Value::Blob(gaps),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

@@ -41,7 +41,8 @@ fn status(conn: &Conn) -> Result<Value> {
         .raw("stable", &clock::clock_json(&devices, &stable));
 
     let mut log = JsonObject::new();
-    let local = applied.get(&SELF).copied().unwrap_or(0) as i64;
+    // (counted: compaction removes ops below the highest seq)
+    let local = count("SELECT count(*) FROM main._sync_ops")?;
     let received = count("SELECT count(*) FROM main._sync_remote")?;
     log.field("ops", &Value::Integer(local + received))
         .field("local_ops", &Value::Integer(local))

@@ -692,6 +692,12 @@ fn a_late_joiner_sees_what_a_kept_op_followed_across_removed_ones() {
         compact_removed(&b);
     }
     assert_eq!(a.conflicts().len(), 0);
+    let in_status: i64 = (a.conn())
+        .query_row("SELECT sync_status() -> '$.log' ->> '$.ops'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(in_status, ops_held(&a), "sync_status counts the ops held");
     let e = Device::new("e", T);
     let r = e.import(&a.bundle_for(None));
     assert_eq!((r.pending, r.conflicts), (0, 0), "{r:?}");

@@ -158,7 +158,7 @@ impl Import<'_> {
         let (stored_form, values) = self.known.forms.values(&stored)?;
         let deps = remote::deps_of(&self.known.contexts, &self.known.devices, idx, seq);
         let same = super::checks::same_op(op, form, stored_form, stored.lamport, &values, &deps);
-        if same || !twin_deps(op.deps.iter().map(|d| (d.0, 0))) {
+        if same || !twin_deps(op.deps.iter().map(|d| d.0)) {
             return Ok(Some(same));
         }
         // (deps a compaction point took for one, stored as one: the op's hash was kept)
@@ -517,16 +517,19 @@ impl Import<'_> {
     }
 }
 
-/// The hash of `op` after the op whose hash is `prev`.
-/// Whether two of an op's deps name one history and seq (`(history, seq)` each): stored as
-/// one (contexts are per history), so the op as stored no longer hashes as written. Deps on
-/// two histories of a device at one seq that a compaction point took for the one held there
-/// (behind.rs) are.
-pub(super) fn twin_deps<D: Eq + std::hash::Hash>(deps: impl Iterator<Item = (D, u64)>) -> bool {
+/// Whether two of an op's deps name one history (`deps`: the history each names, or its
+/// device's id): they are stored as one (contexts are per history), so the op as stored no
+/// longer hashes as written. Deps on two histories of a device that a compaction point took
+/// for the one held there (behind.rs) are. (Most ops have one dep or none: no set is made.)
+pub(super) fn twin_deps<D: Eq + std::hash::Hash>(deps: impl ExactSizeIterator<Item = D>) -> bool {
+    if deps.len() < 2 {
+        return false;
+    }
     let mut seen = std::collections::HashSet::new();
     deps.into_iter().any(|d| !seen.insert(d))
 }
 
+/// The hash of `op` after the op whose hash is `prev`.
 pub(super) fn op_hash(op: &Packed, form: &Form, prev: Option<&Hash>) -> Hash {
     let mut out = Vec::new();
     form.write_canonical(&mut out, &op.head(prev), &op.values);

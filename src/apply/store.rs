@@ -88,7 +88,7 @@ impl<'a> Import<'a> {
             deps.push((self.resolve_dep(root, dep.1, &dep.2)?, dep.1, dep.2));
         }
         let plain: Vec<(DeviceIdx, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
-        if super::histories::twin_deps(deps.iter().map(|&(d, _, _)| (d, 0))) {
+        if super::histories::twin_deps(deps.iter().map(|&(d, _, _)| d)) {
             // (two deps stored as one: the op's hash, as written, is kept for what hashes it)
             if let Some(hash) = self.wire_hash(device, &op, form)? {
                 chain::remember(self.conn, device, op.seq, &hash)?;

@@ -134,6 +134,9 @@ impl Import<'_> {
     /// forked below that (a fork a compaction point saw is its writer's to name).
     fn decided_upto(&self, root: DeviceIdx) -> Option<u64> {
         let entry = self.known.floors.entry_of(root)?;
+        if self.applied_seq(root) < entry {
+            return None; // (set aside in this import, below the point: the bundle's base decides)
+        }
         let devices = &self.known.devices;
         let histories = devices.histories(root);
         let clean =
@@ -203,6 +206,8 @@ impl Import<'_> {
         for &seq in &all {
             self.known.contexts.forget(conn, idx, seq)?;
         }
+        // (deps on the ops dropped wait for them by hash, wherever they are placed again)
+        self.recheck_deps(idx, from + 1)?;
         self.run(
             "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2",
             &[Value::from(idx), Value::Integer(from as i64)],

@@ -350,7 +350,7 @@ impl Import<'_> {
 
     /// Deps naming ops of history `idx` from `seq` on whose hash is not that op's there (or
     /// whose op is not held yet) wait for their history instead.
-    fn recheck_deps(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
+    pub(super) fn recheck_deps(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
         let conn = self.conn;
         let mut stmt = conn.prepare(
             "SELECT device, seq, dep_seq, hash FROM main._sync_deps WHERE dep = ?1 AND dep_seq >= ?2",

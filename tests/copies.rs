@@ -725,3 +725,40 @@ fn a_copy_made_before_its_writes_were_confirmed_loses_nothing_to_compaction() {
         assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
     }
 }
+
+/// A late joiner gets, in one bundle, two histories of one device (a copy written on before
+/// the extension loaded on it) where compaction removed ops of the first one sent: it takes
+/// that one for the device's, then splits it off when the second comes. The ops the bundle
+/// carried go with the split; none is taken for one its writer removed.
+#[test]
+fn a_late_joiner_splits_two_histories_across_removed_ops_and_keeps_every_op_carried() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    let dir = tempdir::Dir::new();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(a.db.path(), &copy).unwrap();
+    rusqlite::Connection::open(&copy)
+        .unwrap()
+        .execute_batch("INSERT INTO t VALUES (2, 'written on the copy')")
+        .unwrap();
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
+    for i in 1..=3 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    exec(a.conn(), "INSERT INTO t VALUES (3, 'a')");
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    mesh(&[&a, &b, &c]);
+    let removed = compact_removed(&b);
+    assert!(removed > 0, "b removed a's overwritten updates");
+    let e = Device::new("e", T);
+    let r = e.import(&b.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(ids(&e), vec![1, 2, 3]);
+    assert_eq!(e.dump("t"), b.dump("t"));
+    assert_eq!(e.clock(), b.clock());
+    mesh(&[&a, &b, &c, &e]);
+    for d in [&a, &c, &e] {
+        assert_eq!(d.dump("t"), b.dump("t"), "{}", d.name);
+    }
+}

@@ -464,6 +464,7 @@ impl Import<'_> {
         )?;
         crate::schema::rename_ops(conn, child, parent, base + 1)?;
         self.known.devices.renamed(child, parent, base + 1);
+        self.carried_moved(child, parent, base + 1);
         let params = [Value::from(parent), Value::from(child)];
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2",

@@ -278,6 +278,7 @@ impl Import<'_> {
         ];
         crate::schema::rename_ops(conn, at, moved, seq)?;
         self.known.devices.renamed(at, moved, seq);
+        self.carried_moved(at, moved, seq);
         self.known.floors = crate::log::floors::Floors::load(conn)?;
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",
@@ -331,6 +332,18 @@ impl Import<'_> {
         // the moved ops changed name, hence order keys: their rows are settled again
         self.touch_from(moved, seq)?;
         self.new_history(at, op, form, own)
+    }
+
+    /// The ops of history `from` from `seq` on, renamed to history `to`: what this bundle
+    /// carried of them goes with them (its base drops the ops it did not carry: removed.rs).
+    pub(super) fn carried_moved(&mut self, from: DeviceIdx, to: DeviceIdx, seq: u64) {
+        let carried = &mut self.reading.carried;
+        let Some(of) = carried.get_mut(&from) else {
+            return;
+        };
+        let moving: Vec<u64> = of.keys().copied().filter(|&s| s >= seq).collect();
+        let moved: Vec<_> = moving.iter().filter_map(|s| of.remove_entry(s)).collect();
+        carried.entry(to).or_default().extend(moved);
     }
 
     /// Marks for settling the rows of the ops of history `idx` from `seq` on (their names or

@@ -55,6 +55,19 @@ fn ids(d: &Device) -> Vec<i64> {
         .collect()
 }
 
+/// A copy of `a`'s file, beside it in a folder of its own, written on with `sql` by a
+/// connection that never loads the extension (its triggers capture the write under a's id).
+fn written_on_a_copy(a: &Device, sql: &str) -> (tempdir::Dir, std::path::PathBuf) {
+    let dir = tempdir::Dir::new();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(a.db.path(), &copy).unwrap();
+    rusqlite::Connection::open(&copy)
+        .unwrap()
+        .execute_batch(sql)
+        .unwrap();
+    (dir, copy)
+}
+
 /// a and b sync; `copy` makes c from a's file; all three write, then sync in a mesh.
 fn a_copy_joins(copy: impl FnOnce(&Device, &Path)) {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
@@ -243,13 +256,7 @@ fn a_copy_written_before_the_extension_loads_on_it_merges_as_a_second_history() 
     let (a, b) = (Device::new("a", T), Device::new("b", T));
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
     send(&a, &b);
-    let dir = tempdir::Dir::new();
-    let copy = dir.path().join("copy.db");
-    std::fs::copy(a.db.path(), &copy).unwrap();
-    rusqlite::Connection::open(&copy)
-        .unwrap()
-        .execute_batch("INSERT INTO t VALUES (2, 'written on the copy')")
-        .unwrap();
+    let (_dir, copy) = written_on_a_copy(&a, "INSERT INTO t VALUES (2, 'written on the copy')");
     exec(a.conn(), "INSERT INTO t VALUES (3, 'written on a')");
     send(&a, &b);
     let c = Device::copied("c", &a, |path| {
@@ -733,13 +740,7 @@ fn a_copy_made_before_its_writes_were_confirmed_loses_nothing_to_compaction() {
 #[test]
 fn a_late_joiner_splits_two_histories_across_removed_ops_and_keeps_every_op_carried() {
     let (a, b) = (Device::new("a", T), Device::new("b", T));
-    let dir = tempdir::Dir::new();
-    let copy = dir.path().join("copy.db");
-    std::fs::copy(a.db.path(), &copy).unwrap();
-    rusqlite::Connection::open(&copy)
-        .unwrap()
-        .execute_batch("INSERT INTO t VALUES (2, 'written on the copy')")
-        .unwrap();
+    let (_dir, copy) = written_on_a_copy(&a, "INSERT INTO t VALUES (2, 'written on the copy')");
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
     for i in 1..=3 {
         exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));

@@ -295,10 +295,12 @@ impl History<'_, '_> {
     }
 
     /// The history of the device whose first history is `root` that holds op `seq` with
-    /// `hash`, if any.
+    /// `hash`, if any (none while the ops before it there are not all held, or kept by hash).
     pub fn locate(&self, root: DeviceIdx, seq: u64, hash: &Hash) -> Result<Option<DeviceIdx>> {
         for idx in self.devices.histories(root) {
-            if self.holds(idx, seq)? && self.hash_at(idx, seq)?.as_ref() == Some(hash) {
+            // (an op held above one not held yet cannot be hashed: not found until it is)
+            let hashable = self.holds(idx, seq)? && self.chain_held(idx, seq)?;
+            if hashable && self.hash_at(idx, seq)?.as_ref() == Some(hash) {
                 return Ok(Some(idx));
             }
         }

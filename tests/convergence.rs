@@ -1646,15 +1646,13 @@ fn count_removed(done: &Value) {
 /// only ops that wait for an op lost with every disk, `waits_for_lost`: they are never applied,
 /// so never relayed, and a device that never received them never will).
 fn ops_held(d: &Device, removed: &std::collections::HashMap<String, i64>) -> Vec<Vec<Value>> {
-    let pending: BTreeSet<(String, i64)> = rows::<(String, i64)>(
+    let roots = root_ids(d.conn());
+    let pending: BTreeSet<(String, i64)> = rows::<(i64, i64)>(
         d.conn(),
-        "WITH RECURSIVE up(idx, root) AS (
-           SELECT idx, idx FROM _sync_devices WHERE parent IS NULL
-           UNION ALL SELECT v.idx, up.root FROM _sync_devices v JOIN up ON v.parent = up.idx)
-         SELECT lower(hex(r.id)), o.seq FROM _sync_remote o JOIN up ON up.idx = o.device
-         JOIN _sync_devices r ON r.idx = up.root WHERE o.applied = 0",
+        "SELECT device, seq FROM _sync_remote WHERE applied = 0",
     )
     .into_iter()
+    .map(|(idx, seq)| (roots[&idx].clone(), seq))
     .collect();
     let mut stmt = d
         .conn()
@@ -1774,14 +1772,9 @@ fn ops_written(d: &Device) -> Vec<Written> {
     .collect()
 }
 
-/// Whether every op device `d` keeps pending waits, directly or through other pending ops, only
-/// for ops at a device id and seq where an op was lost with a disk (`EverHeld::gone`) that no
-/// device holds now: every device that held it was put back to a backup taken before it, so it
-/// can never arrive (docs/limits.md), and the ops that depend on it wait for good.
-fn waits_for_lost(devices: &[Device], d: usize, gone: &BTreeSet<Written>) -> bool {
-    let conn = devices[d].conn();
-    // per history: its device's id (its first history's), and the seq applied up to
-    let roots: std::collections::HashMap<i64, String> = rows::<(i64, String)>(
+/// Per history held in `conn`: the id of its device (its first history's), as logs show ops.
+fn root_ids(conn: &rusqlite::Connection) -> std::collections::HashMap<i64, String> {
+    rows::<(i64, String)>(
         conn,
         "WITH RECURSIVE up(idx, root) AS (
            SELECT idx, idx FROM _sync_devices WHERE parent IS NULL
@@ -1789,7 +1782,17 @@ fn waits_for_lost(devices: &[Device], d: usize, gone: &BTreeSet<Written>) -> boo
          SELECT up.idx, lower(hex(r.id)) FROM up JOIN _sync_devices r ON r.idx = up.root",
     )
     .into_iter()
-    .collect();
+    .collect()
+}
+
+/// Whether every op device `d` keeps pending waits, directly or through other pending ops, only
+/// for ops at a device id and seq where an op was lost with a disk (`EverHeld::gone`) that no
+/// device holds now: every device that held it was put back to a backup taken before it, so it
+/// can never arrive (docs/limits.md), and the ops that depend on it wait for good.
+fn waits_for_lost(devices: &[Device], d: usize, gone: &BTreeSet<Written>) -> bool {
+    let conn = devices[d].conn();
+    // per history: its device's id, and the seq applied up to
+    let roots = root_ids(conn);
     let pending: BTreeSet<(i64, i64)> = rows::<(i64, i64)>(
         conn,
         "SELECT device, seq FROM _sync_remote WHERE applied = 0",

@@ -300,7 +300,7 @@ impl Import<'_> {
             let root = DeviceIdx(row.column_int(1));
             let decided = self.decided_upto(root);
             let upto = row.column_int(2) as u64;
-            if decided.is_some_and(|e| e >= upto && self.applied_seq(root) >= e) {
+            if decided.is_some_and(|e| e >= upto) {
                 let bundle = row.column_blob(3)?.unwrap_or_default().to_vec();
                 ready.push((row.column_int(0), bundle));
             }

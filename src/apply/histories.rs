@@ -341,8 +341,7 @@ impl Import<'_> {
         let Some(of) = carried.get_mut(&from) else {
             return;
         };
-        let moving: Vec<u64> = of.keys().copied().filter(|&s| s >= seq).collect();
-        let moved: Vec<_> = moving.iter().filter_map(|s| of.remove_entry(s)).collect();
+        let moved: Vec<_> = of.extract_if(|&s, _| s >= seq).collect();
         carried.entry(to).or_default().extend(moved);
     }
 

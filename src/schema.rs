@@ -27,6 +27,8 @@
 //!                                        `dep`, the op with `hash` (a negative `dep` waits for
 //!                                        the history that holds it: apply/histories.rs)
 //! _sync_hashes(device, seq, hash)        checkpoints of each device's hash chain (log/chain.rs)
+//! _sync_twins(device, seq, deps)         the deps as written of received ops whose deps name
+//!                                        two histories held here as one (apply/store.rs)
 //! _sync_epochs(local_seq, lamport)       one row per import: the last local seq before it and
 //!                                        the highest Lamport time known after it
 //! _sync_rows(table_id, key, device, seq, live)  which ops touched which row (key: msgpack of
@@ -144,6 +146,16 @@ pub const FLOORS: &str = "CREATE TABLE IF NOT EXISTS main._sync_floors(
        of INTEGER NOT NULL,
        of_seq INTEGER NOT NULL,
        PRIMARY KEY (device, seq, of)
+     ) WITHOUT ROWID";
+
+/// The deps of received ops that name two histories of one device which this device holds as
+/// one (apply/store.rs): their change points are stored as one, so the deps as written are kept
+/// here, msgpack [[device id, seq, link], …], for the op to travel as it was written.
+pub const TWINS: &str = "CREATE TABLE IF NOT EXISTS main._sync_twins(
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       deps BLOB NOT NULL,
+       PRIMARY KEY (device, seq)
      ) WITHOUT ROWID";
 
 /// Per history, the highest seq at or below which compaction may have removed its ops
@@ -357,6 +369,7 @@ pub const IMPORTING_VIEW: &str = "CREATE VIEW IF NOT EXISTS main.sync_importing(
 pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) -> Result<()> {
     conn.exec(FLOORS, &[])?;
     conn.exec(REMOVED, &[])?;
+    conn.exec(TWINS, &[])?;
     conn.exec(STABLE, &[])?; // (a database an earlier build made may fork before an import)
                              // the live sets that name them (merge/live.rs) are marked to be computed again
     conn.exec(
@@ -368,7 +381,9 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
     )?;
     for sql in [
         "UPDATE main._sync_deps SET device = ?1 WHERE device = ?2 AND seq >= ?3",
-        "UPDATE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
+        // (an op that named both keeps the later, which is the renamed one: its deps as written
+        // were kept first, apply/histories.rs `twins_of_merge`)
+        "UPDATE OR REPLACE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq >= ?3",
         "UPDATE main._sync_rows SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_row_ops SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_kept SET device = ?1 WHERE device = ?2 AND seq >= ?3",
@@ -377,6 +392,7 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
         "UPDATE main._sync_conflicts SET winner_device = ?1
          WHERE winner_device = ?2 AND winner_seq >= ?3",
         "UPDATE main._sync_hashes SET device = ?1 WHERE device = ?2 AND seq >= ?3",
+        "UPDATE main._sync_twins SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         // (every device had the op: it is the same op in its new history)
         "UPDATE OR REPLACE main._sync_stable SET device = ?1 WHERE device = ?2 AND seq >= ?3",
         "UPDATE main._sync_floors SET device = ?1 WHERE device = ?2 AND seq >= ?3",

@@ -650,6 +650,54 @@ fn restored_writes_past_the_ops_a_peer_removed_converge() {
     assert_eq!(status, "5");
 }
 
+/// The same, where the write right above the point's entry inserts a row that a peer inserted
+/// too, which the lost ops had seen and the restored device never did: the history that write
+/// starts follows an op no device holds, so it saw only what its own deps say, not what the
+/// point's op at the entry had seen. The two inserts are concurrent, and the one that loses is
+/// a conflict record on both devices, not taken for overwritten.
+#[test]
+fn a_history_started_past_a_compaction_point_saw_only_what_its_writer_saw() {
+    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
+    for i in 1..=2 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    let backup = back_up(&a); // a's ops 1-3
+    exec(b.conn(), "INSERT INTO t VALUES (5, 'b')");
+    send(&b, &a);
+    for i in 3..=5 {
+        // a's ops 4-6, after b's insert
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    send(&a, &b);
+    send(&b, &a);
+    assert!(compact_removed(&b) > 0, "b's point: a up to 6");
+    put_back(&mut a, &backup);
+    for i in 2..=4 {
+        // a's seqs 4-6 again: below the point's entry, they go
+        exec(
+            a.conn(),
+            &format!("INSERT INTO t VALUES ({i}, 'after the restore')"),
+        );
+    }
+    exec(a.conn(), "INSERT INTO t VALUES (5, 'restored')"); // a's seq 7: a history of its own
+    send(&a, &b);
+    let on_row_5 = |d: &Device| {
+        (d.conflicts().into_iter())
+            .filter(|c| c.2 == r#"{"id":5}"#)
+            .count()
+    };
+    assert_eq!(
+        on_row_5(&b),
+        1,
+        "b: the two inserts of row 5 are concurrent"
+    );
+    mesh(&[&a, &b]);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.conflicts(), b.conflicts());
+    assert_eq!(on_row_5(&a), 1);
+}
+
 /// A device that holds both histories of a restored backup's id, split before it held the
 /// compaction point that decides them: when the point comes, the history it does not name
 /// below its entry is cut (its ops placed again as if they arrived after the point: the one at
@@ -762,4 +810,51 @@ fn a_late_joiner_splits_two_histories_across_removed_ops_and_keeps_every_op_carr
     for d in [&a, &c, &e] {
         assert_eq!(d.dump("t"), b.dump("t"), "{}", d.name);
     }
+}
+
+/// A device that holds two histories of one id (a copy written on under it before the
+/// extension loaded on it) writes an op whose deps name the second one, at a seq below what
+/// it had seen of the first; on a device where a compaction point decides that id's history
+/// (it holds them as one), the op's context does not go back: it follows the ops its writer
+/// had seen (no conflict with them there), and it travels on as it was written (a device that
+/// joins from there, and every other, ends with the same clock).
+#[test]
+fn deps_on_two_histories_a_compaction_point_holds_as_one_keep_their_context_and_travel_as_written()
+{
+    let (a, b, e) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("e", T),
+    );
+    let (_dir, copy) = written_on_a_copy(&a, "INSERT INTO t VALUES (2, 'written on the copy')");
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
+    for i in 1..=2 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    exec(a.conn(), "INSERT INTO t VALUES (3, 'a')"); // a's op 4
+    mesh(&[&a, &b, &e]);
+    exec(b.conn(), "INSERT INTO t VALUES (4, 'b')"); // b's op 1 names a's op 4
+    mesh(&[&a, &b, &e]);
+    assert!(compact_removed(&e) > 0, "e's point: a up to 4");
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    send(&c, &b); // b splits a's two histories
+    exec(b.conn(), "UPDATE t SET who = 'b' WHERE id = 3"); // names a's op 1 of the copy
+    send(&b, &e);
+    let on_row_3 = |d: &Device| {
+        (d.conflicts().into_iter())
+            .filter(|c| c.2 == r#"{"id":3}"#)
+            .count()
+    };
+    assert_eq!(on_row_3(&e), 0, "b's update follows a's insert");
+    let f = Device::new("f", T);
+    f.import(&e.bundle_for(None));
+    mesh(&[&a, &b, &c, &e, &f]);
+    for d in [&a, &b, &c, &f] {
+        assert_eq!(d.dump("t"), e.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), e.clock(), "{}", d.name);
+        assert_eq!(d.conflicts(), e.conflicts(), "{}", d.name);
+    }
+    assert_eq!(on_row_3(&e), 0);
 }

@@ -379,10 +379,14 @@ impl Import<'_> {
         for &other in cut.iter().rev() {
             self.forget_history(other)?;
         }
-        // the point's history back into the ones it forked from, from the root down
+        // the point's history back into the ones it forked from, from the root down (but one
+        // that left its parent's lineage at a point's entry: its first op follows an op of its
+        // own there, `History::detached`)
         for pair in path.windows(2).rev() {
             let (child, parent) = (pair[0], pair[1]);
-            if self.known.devices.children(parent) == vec![child] {
+            if self.known.devices.children(parent) == vec![child]
+                && !self.history().detached(child)?
+            {
                 self.merge_back(child, parent)?;
             }
         }
@@ -434,12 +438,14 @@ impl Import<'_> {
     fn forget_history(&mut self, idx: DeviceIdx) -> Result<()> {
         self.conn.exec(crate::schema::FLOORS, &[])?;
         self.conn.exec(crate::schema::REMOVED, &[])?;
+        self.conn.exec(crate::schema::TWINS, &[])?;
         for sql in [
             "DELETE FROM main._sync_clock WHERE device = ?1",
             "DELETE FROM main._sync_peers WHERE device = ?1",
             "DELETE FROM main._sync_stable WHERE device = ?1",
             "DELETE FROM main._sync_removed WHERE device = ?1",
             "DELETE FROM main._sync_hashes WHERE device = ?1",
+            "DELETE FROM main._sync_twins WHERE device = ?1",
             "DELETE FROM main._sync_deps WHERE device = ?1 OR dep = ?1",
             "DELETE FROM main._sync_floors WHERE device = ?1 OR of = ?1",
             "DELETE FROM main._sync_conflicts WHERE loser_device = ?1 OR winner_device = ?1",
@@ -462,6 +468,7 @@ impl Import<'_> {
             "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2",
             &[Value::from(parent), Value::Integer(base as i64)],
         )?;
+        self.twins_of_merge(child, parent, base + 1)?;
         crate::schema::rename_ops(conn, child, parent, base + 1)?;
         self.known.devices.renamed(child, parent, base + 1);
         self.carried_moved(child, parent, base + 1);

@@ -73,7 +73,10 @@ impl Import<'_> {
             },
             Prev::Stated(prev) if !forked => {
                 let below_applied = seq - 1 <= self.applied_seq(root);
-                if !below_applied && !self.reading.appender.may_hold(root, seq) {
+                // (the op before it came just before it, and is held pending: it is checked now)
+                let after_its_seq = matches!(self.reading.stream_at,
+                    Some((id, at, idx)) if id == op.device && at + 1 == seq && idx == root);
+                if !below_applied && !after_its_seq && !self.reading.appender.may_hold(root, seq) {
                     return Ok(Placed::At(root)); // pending: checked as the ops below it come
                 }
                 self.reading.appender.flush()?;
@@ -114,6 +117,13 @@ impl Import<'_> {
             return Ok(match self.stored_same(before, op, form)? {
                 Some(true) => Placed::Duplicate(before),
                 Some(false) => Placed::At(self.split(before, op, form)?),
+                // (removed by compaction from a history of a forked device: the op that was)
+                None if forked
+                    && seq <= self.applied_seq(before)
+                    && self.history().removed(before, seq)? =>
+                {
+                    Placed::Below(before)
+                }
                 None => Placed::At(before),
             });
         }
@@ -205,19 +215,29 @@ impl Import<'_> {
         };
         let first = op_hash(op, form, prev.as_ref());
         let origin = self.known.devices.wire_id(parent);
-        let idx = self.branch(parent, op.seq - 1, &history_id(&origin, &first))?;
+        let id = history_id(&origin, &first);
+        let idx = self.branch(parent, op.seq - 1, &id, own.is_none())?;
         if let Some(own) = own {
             crate::log::chain::remember(self.conn, idx, op.seq - 1, &own)?;
         }
         Ok(idx)
     }
 
-    /// Registers a history forking from `parent` after its op `base`: its ops' context holds
-    /// everything op `base` had seen, and op `base` itself.
-    fn branch(&mut self, parent: DeviceIdx, base: u64, id: &DeviceId) -> Result<DeviceIdx> {
+    /// Registers a history forking from `parent` after its op `base`: where its first op
+    /// `follows` op `base`, its ops' context holds everything op `base` had seen, and op `base`
+    /// itself. Where it does not (a compaction point decided the history below, behind.rs), its
+    /// ops' context is only what their own deps say: what its first op followed is not held, and
+    /// lending it op `base`'s context would make it seem to have seen ops written after it.
+    fn branch(
+        &mut self,
+        parent: DeviceIdx,
+        base: u64,
+        id: &DeviceId,
+        follows: bool,
+    ) -> Result<DeviceIdx> {
         let conn = self.conn;
         let idx = self.known.devices.add_history(conn, parent, base, id)?;
-        if base > 0 {
+        if base > 0 && follows {
             let hash = (self.history().hash_at(parent, base)?)
                 .ok_or_else(|| Error::new("a fork names no op"))?;
             let mut points = self.known.contexts.points_at(parent, base);
@@ -267,7 +287,7 @@ impl Import<'_> {
             (self.history().hash_at(at, seq)?).ok_or_else(|| Error::new("a fork names no op"))?;
         let origin = self.known.devices.wire_id(at);
         let children = self.known.devices.children(at);
-        let moved = self.branch(at, seq - 1, &history_id(&origin, &first))?;
+        let moved = self.branch(at, seq - 1, &history_id(&origin, &first), true)?;
         for child in children {
             self.known.devices.set_parent(conn, child, moved)?;
         }
@@ -345,6 +365,36 @@ impl Import<'_> {
         carried.entry(to).or_default().extend(moved);
     }
 
+    /// Before the ops of history `from` from `seq` on become history `to`'s: the ops whose
+    /// deps name both keep their deps as written (they are stored as one from then on).
+    pub(super) fn twins_of_merge(
+        &mut self,
+        from: DeviceIdx,
+        to: DeviceIdx,
+        seq: u64,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.device, a.seq FROM main._sync_deps a JOIN main._sync_deps b
+               ON b.device = a.device AND b.seq = a.seq AND b.dep = ?2
+             WHERE a.dep = ?1 AND a.dep_seq >= ?3",
+        )?;
+        stmt.bind_all(&[
+            Value::from(from),
+            Value::from(to),
+            Value::Integer(seq as i64),
+        ])?;
+        let mut ops = Vec::new();
+        while let Some(row) = stmt.step()? {
+            ops.push((DeviceIdx(row.column_int(0)), row.column_int(1) as u64));
+        }
+        drop(stmt);
+        for (device, seq) in ops {
+            let deps = remote::deps_of(&self.known.contexts, &self.known.devices, device, seq);
+            self.known.contexts.add_twins(device, seq, &deps)?;
+        }
+        Ok(())
+    }
+
     /// Marks for settling the rows of the ops of history `idx` from `seq` on (their names or
     /// causal contexts changed).
     pub(super) fn touch_from(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
@@ -412,38 +462,56 @@ impl Import<'_> {
         seq: u64,
         hash: &Hash,
     ) -> Result<DeviceIdx> {
+        Ok(self.resolve_dep_taken(root, seq, hash)?.0)
+    }
+
+    /// `resolve_dep`, and whether the op it names was taken for the one held there unchecked
+    /// (a compaction point's, or one removed): then the dep may name what another dep of its op,
+    /// or its device's previous ops, named already (two histories of a device, held here as one).
+    pub(super) fn resolve_dep_taken(
+        &mut self,
+        root: DeviceIdx,
+        seq: u64,
+        hash: &Hash,
+    ) -> Result<(DeviceIdx, bool)> {
         if root == crate::schema::SELF {
-            return Ok(root);
+            return Ok((root, false));
         }
         if let Some(held) = self.dep_below_point(root, seq) {
-            return Ok(held);
+            return Ok((held, true));
         }
         if !self.known.devices.is_forked(root) {
             if seq > self.applied_seq(root) {
                 // `resolve_waiting` finds it once the bundle's ops are stored
-                return Ok(waiting(root, hash));
+                return Ok((waiting(root, hash), false));
             }
             if self.history().unhashable(root, seq)? {
-                return Ok(root); // removed by compaction: taken to be the op that was
+                return Ok((root, true)); // removed by compaction: taken to be the op that was
             }
             if let Some(known) = self.reading.dep_hashes.get(&(root, seq)) {
-                return Ok(if known == hash {
-                    root
-                } else {
-                    waiting(root, hash)
-                });
+                return Ok((
+                    if known == hash {
+                        root
+                    } else {
+                        waiting(root, hash)
+                    },
+                    false,
+                ));
             }
             let here = (self.flushed()?.history().hash_at(root, seq)?)
                 .ok_or_else(|| Error::new("a dep names no op"))?;
             self.reading.dep_hashes.insert((root, seq), here);
-            return Ok(if here == *hash {
-                root
-            } else {
-                waiting(root, hash)
-            });
+            return Ok((
+                if here == *hash {
+                    root
+                } else {
+                    waiting(root, hash)
+                },
+                false,
+            ));
         }
         let found = self.flushed()?.history().locate(root, seq, hash)?;
-        Ok(found.unwrap_or_else(|| waiting(root, hash)))
+        Ok((found.unwrap_or_else(|| waiting(root, hash)), false))
     }
 
     /// Itself, with every op queued for storing stored (to be read back).
@@ -471,22 +539,38 @@ impl Import<'_> {
             // (an op a compaction point decided: the one held there, behind.rs)
             let decided = self.dep_below_point(root, dep_seq);
             let history = self.history();
-            let held = match decided {
-                Some(held) => Some(held),
+            let (held, taken) = match decided {
+                Some(held) => (Some(held), true),
                 // (removed by compaction, as a base just said: the op that was, where its hash
                 // is not kept, as `resolve_dep` takes it)
                 None if !self.known.devices.is_forked(root)
                     && dep_seq <= self.applied_seq(root)
                     && history.removed(root, dep_seq)? =>
                 {
-                    let same = history.unhashable(root, dep_seq)?
-                        || history.hash_at(root, dep_seq)? == Some(hash);
-                    same.then_some(root)
+                    let unhashable = history.unhashable(root, dep_seq)?;
+                    let same = unhashable || history.hash_at(root, dep_seq)? == Some(hash);
+                    (same.then_some(root), unhashable)
                 }
-                None => history.locate(root, dep_seq, &hash)?,
+                None => (history.locate(root, dep_seq, &hash)?, false),
             };
             if let Some(idx) = held {
                 self.touch_from(device, seq as u64)?;
+                found = true;
+                if taken && self.names_already(device, seq as u64, idx, dep_seq)? {
+                    // (no change point: the dep as written is kept, `store`)
+                    let deps = crate::log::remote::deps_of(
+                        &self.known.contexts,
+                        &self.known.devices,
+                        device,
+                        seq as u64,
+                    );
+                    self.known.contexts.add_twins(device, seq as u64, &deps)?;
+                    conn.exec(
+                        "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
+                        &[Value::from(device), Value::Integer(seq), Value::from(dep)],
+                    )?;
+                    continue;
+                }
                 conn.exec(
                     "UPDATE OR REPLACE main._sync_deps SET dep = ?1
                      WHERE device = ?2 AND seq = ?3 AND dep = ?4",
@@ -497,13 +581,33 @@ impl Import<'_> {
                         Value::from(dep),
                     ],
                 )?;
-                found = true;
             }
         }
         if found {
             self.known.contexts.reload()?;
         }
         Ok(())
+    }
+
+    /// Whether op `seq` of `device` names history `idx` at `dep_seq` or above already: in
+    /// another dep, or in its device's previous ops' context.
+    fn names_already(
+        &mut self,
+        device: DeviceIdx,
+        seq: u64,
+        idx: DeviceIdx,
+        dep_seq: u64,
+    ) -> Result<bool> {
+        let twin = self.conn.query_value(
+            "SELECT 1 FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
+            &[
+                Value::from(device),
+                Value::Integer(seq as i64),
+                Value::from(idx),
+            ],
+        )?;
+        Ok(twin.is_some()
+            || (seq > 1 && self.known.contexts.entry(device, seq - 1, idx) >= dep_seq))
     }
 
     /// The history (and seq) a peer's clock entry (`root`'s device, `seq`, `hash`) names, if

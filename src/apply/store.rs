@@ -83,13 +83,25 @@ impl<'a> Import<'a> {
         let mut vals = Vec::with_capacity(64);
         Form::pack(&op.values, &mut vals)?;
         let mut deps = Vec::with_capacity(op.deps.len());
+        let mut taken = false;
         for dep in &op.deps {
             let root = self.known.devices.idx_or_add(self.conn, &dep.0)?;
-            deps.push((self.resolve_dep(root, dep.1, &dep.2)?, dep.1, dep.2));
+            let (idx, unchecked) = self.resolve_dep_taken(root, dep.1, &dep.2)?;
+            taken |= unchecked;
+            deps.push((idx, dep.1, dep.2));
+        }
+        // a dep taken for an op held here may name what the device's previous ops had seen:
+        // no change point (a context only grows)
+        let before = deps.len();
+        if taken && op.seq > 1 {
+            let contexts = &self.known.contexts;
+            deps.retain(|&(d, s, _)| d.0 < 0 || contexts.entry(device, op.seq - 1, d) < s);
         }
         let plain: Vec<(DeviceIdx, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
-        if super::histories::twin_deps(deps.iter().map(|&(d, _, _)| d)) {
-            // (two deps stored as one: the op's hash, as written, is kept for what hashes it)
+        if deps.len() < before || super::histories::twin_deps(deps.iter().map(|&(d, _, _)| d)) {
+            // (deps stored as fewer: the op's deps and hash, as written, are kept for what
+            // sends and hashes it)
+            self.known.contexts.add_twins(device, op.seq, &op.deps)?;
             if let Some(hash) = self.wire_hash(device, &op, form)? {
                 chain::remember(self.conn, device, op.seq, &hash)?;
             }

@@ -16,7 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::db::{Conn, Error, Result, Row, Stmt};
-use crate::op::Hash;
+use crate::op::{Dep, Hash};
 use crate::schema::DeviceIdx;
 use crate::value::Value;
 
@@ -25,6 +25,9 @@ type Point = (u64, u64, Hash);
 
 /// A device's change points by seq: (dep, dep seq, hash).
 type BySeq = BTreeMap<u64, Vec<(DeviceIdx, u64, Hash)>>;
+
+/// Per op (device, seq), the deps it was written with (`_sync_twins`).
+type Twins = HashMap<(DeviceIdx, u64), Vec<Dep>>;
 
 /// A device's change points from seq `.0` on.
 type Deltas = (u64, BySeq);
@@ -55,6 +58,8 @@ pub struct Contexts<'c> {
     exact: RefCell<Option<Stmt<'c>>>,
     /// The query of `entry_once`, prepared on first use
     one: RefCell<Option<Stmt<'c>>>,
+    /// The deps as written of the ops in `_sync_twins`, read on first use
+    twins: RefCell<Option<Twins>>,
     failed: RefCell<Option<Error>>,
 }
 
@@ -88,6 +93,7 @@ impl<'c> Contexts<'c> {
             deltas: RefCell::new(HashMap::new()),
             exact: RefCell::new(None),
             one: RefCell::new(None),
+            twins: RefCell::new(None),
             failed: RefCell::new(None),
         })
     }
@@ -107,6 +113,66 @@ impl<'c> Contexts<'c> {
         self.read.get_mut().clear();
         self.deltas.get_mut().clear();
         self.whole.set(None);
+        *self.twins.get_mut() = None;
+        Ok(())
+    }
+
+    /// The deps op `seq` of `device` was written with, where they name two histories held
+    /// here as one (`add_twins`); None for every other op.
+    pub fn twins(&self, device: DeviceIdx, seq: u64) -> Option<Vec<Dep>> {
+        let mut twins = self.twins.borrow_mut();
+        if twins.is_none() {
+            match self.read_twins() {
+                Ok(read) => *twins = Some(read),
+                Err(e) => {
+                    self.failed.borrow_mut().get_or_insert(e);
+                    return None;
+                }
+            }
+        }
+        twins.as_ref().and_then(|t| t.get(&(device, seq)).cloned())
+    }
+
+    /// Every op's deps in `_sync_twins` (none where the table was never made).
+    fn read_twins(&self) -> Result<Twins> {
+        let mut out = HashMap::new();
+        let made = self.conn.query_value(
+            "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_twins'",
+            &[],
+        )?;
+        if made.is_none() {
+            return Ok(out);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device, seq, deps FROM main._sync_twins")?;
+        while let Some(row) = stmt.step()? {
+            let deps: Vec<Dep> = rmp_serde::from_slice(row.column_blob(2)?.unwrap_or_default())
+                .map_err(|_| Error::new("damaged deps in _sync_twins"))?;
+            out.insert(
+                (DeviceIdx(row.column_int(0)), row.column_int(1) as u64),
+                deps,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records the deps op `seq` of `device` was written with, whose change points are stored
+    /// as fewer (two of them name histories held here as one).
+    pub fn add_twins(&mut self, device: DeviceIdx, seq: u64, deps: &[Dep]) -> Result<()> {
+        self.conn.exec(crate::schema::TWINS, &[])?;
+        let blob = rmp_serde::to_vec(deps).map_err(|e| Error::new(e.to_string()))?;
+        self.conn.exec(
+            "INSERT OR REPLACE INTO main._sync_twins(device, seq, deps) VALUES (?1, ?2, ?3)",
+            &[
+                Value::from(device),
+                Value::Integer(seq as i64),
+                Value::Blob(blob),
+            ],
+        )?;
+        if let Some(twins) = self.twins.get_mut() {
+            twins.insert((device, seq), deps.to_vec());
+        }
         Ok(())
     }
 

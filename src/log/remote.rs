@@ -122,6 +122,9 @@ impl<'a> Stored<'a> {
 
 /// The deps op `seq` of `device` carried, in canonical order (by device id).
 pub fn deps_of(contexts: &Contexts, devices: &Devices, device: DeviceIdx, seq: u64) -> Vec<Dep> {
+    if let Some(deps) = contexts.twins(device, seq) {
+        return deps;
+    }
     let mut deps: Vec<Dep> = contexts
         .delta(device, seq)
         .into_iter()

@@ -141,6 +141,16 @@ fn sync_folder_out(conn: &Conn, args: &[Value]) -> Result<Value> {
     )
 }
 
+/// `sync_bundle_in`, which compacts at its end as the policy says (compact/mod.rs).
+fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
+    apply::sync_bundle_in(conn, args, compact::after_import)
+}
+
+/// `sync_folder_in`, likewise.
+fn sync_folder_in(conn: &Conn, args: &[Value]) -> Result<Value> {
+    apply::sync_folder_in(conn, args, compact::after_import)
+}
+
 /// Every SQL function: name, argument count, flags, implementation.
 #[rustfmt::skip]
 const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
@@ -154,10 +164,10 @@ const FUNCTIONS: &[(&str, c_int, c_int, db::SqlFn)] = &[
     ("sync_clock",      0, INNOCUOUS,                 log::clock::sync_clock),
     ("sync_bundle_out", 1, DIRECT_ONLY,               sync_bundle_out),
     ("sync_bundle_out", 2, DIRECT_ONLY,               sync_bundle_out),
-    ("sync_bundle_in",  1, DIRECT_ONLY,               apply::sync_bundle_in),
+    ("sync_bundle_in",  1, DIRECT_ONLY,               sync_bundle_in),
     ("sync_bundle_info",1, DIRECT_ONLY,               bundle::inspect::sync_bundle_info),
     ("sync_folder_out", 1, DIRECT_ONLY,               sync_folder_out),
-    ("sync_folder_in",  1, DIRECT_ONLY,               apply::sync_folder_in),
+    ("sync_folder_in",  1, DIRECT_ONLY,               sync_folder_in),
     ("sync_folder_prune",1, DIRECT_ONLY,              bundle::folder::sync_folder_prune),
     ("sync_resolve",    2, DIRECT_ONLY,               resolve::sync_resolve),
     ("sync_fork",       0, DIRECT_ONLY,               apply::sync_fork),

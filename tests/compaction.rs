@@ -704,3 +704,53 @@ fn a_late_joiner_sees_what_a_kept_op_followed_across_removed_ones() {
     assert_eq!(e.dump("t"), a.dump("t"));
     assert_eq!(e.conflicts(), a.conflicts());
 }
+
+/// Imports compact by themselves once `compact_every` ops (10,000 unless set) were applied
+/// since the last compaction, outside a transaction the caller opened; 0 turns it off.
+#[test]
+fn imports_compact_by_themselves_every_so_many_ops_applied() {
+    let (a, b) = two_removing();
+    compacting_every(b.conn(), Some(50));
+    for i in 0..100 {
+        exec(a.conn(), &format!("UPDATE t SET x = 'a{i}' WHERE id = 1"));
+    }
+    send(&a, &b);
+    let held = ops_held(&b);
+    assert!(
+        held < 10,
+        "b compacted by itself: it holds {held} of 102 ops"
+    );
+    for i in 0..30 {
+        exec(a.conn(), &format!("UPDATE t SET y = 'a{i}' WHERE id = 2"));
+    }
+    send(&a, &b);
+    assert_eq!(ops_held(&b), held + 30, "30 ops applied since: not yet");
+    for i in 30..60 {
+        exec(a.conn(), &format!("UPDATE t SET y = 'a{i}' WHERE id = 2"));
+    }
+    send(&a, &b);
+    let now = ops_held(&b);
+    assert!(now < held + 10, "60 since: compacted, {now} held");
+    assert_eq!(compact(&b), None, "nothing new is stable since");
+    assert_eq!(a.dump("t"), b.dump("t"));
+    // not inside a transaction the caller opened, and never where set to 0
+    let c = Device::new("c", T);
+    compacting_every(c.conn(), Some(1));
+    send(&b, &c);
+    send(&c, &b);
+    exec(c.conn(), "BEGIN");
+    let before = ops_held(&c);
+    for i in 0..5 {
+        exec(b.conn(), &format!("UPDATE t SET x = 'b{i}' WHERE id = 2"));
+    }
+    send(&b, &c);
+    assert_eq!(ops_held(&c), before + 5, "no compaction inside BEGIN");
+    exec(c.conn(), "COMMIT");
+    compacting_every(c.conn(), Some(0));
+    for i in 5..10 {
+        exec(b.conn(), &format!("UPDATE t SET x = 'b{i}' WHERE id = 2"));
+    }
+    send(&b, &c);
+    assert_eq!(ops_held(&c), before + 10, "compact_every 0: never");
+    assert_eq!(c.dump("t"), b.dump("t"));
+}

@@ -859,6 +859,24 @@ fn check_stable(
                 .collect()
         })
         .collect();
+    // per device, the highest seq it holds of each device id in any history of it (a device
+    // that split two histories of an id names them apart: its clock has neither under the id)
+    let by_root: Vec<std::collections::HashMap<String, i64>> = devices
+        .iter()
+        .map(|d| {
+            rows::<(String, i64)>(
+                d.conn(),
+                "WITH RECURSIVE up(idx, root) AS (
+                   SELECT idx, idx FROM _sync_devices WHERE parent IS NULL
+                   UNION ALL SELECT d.idx, up.root FROM _sync_devices d JOIN up ON d.parent = up.idx)
+                 SELECT lower(hex(r.id)), max(k.seq) FROM up
+                 JOIN _sync_clock k ON k.device = up.idx JOIN _sync_devices r ON r.idx = up.root
+                 GROUP BY up.root",
+            )
+            .into_iter()
+            .collect()
+        })
+        .collect();
     for (i, d) in devices.iter().enumerate() {
         let known: std::collections::HashSet<String> = rows::<(String,)>(
             d.conn(),
@@ -891,12 +909,14 @@ fn check_stable(
                 if went_back.contains(&j) || !knew.contains(&e.id()) || !known.contains(&e.id()) {
                     continue;
                 }
-                let has = clocks[j].get(entry).copied().unwrap_or(0);
+                let has = (clocks[j].get(entry).copied().unwrap_or(0))
+                    .max(by_root[j].get(entry).copied().unwrap_or(0));
                 if has < seq {
                     if std::env::var("SYNC_TRACE").is_ok() {
                         show_stable(d, devices);
                         eprintln!("{}'s clock: {:?}", e.name, clocks[j]);
                     }
+                    keep(devices, None);
                     return Err(format!(
                         "{}: stable {entry} = {seq}, but {} (known to it) has {has}",
                         d.name, e.name
@@ -909,9 +929,38 @@ fn check_stable(
     Ok(())
 }
 
-/// Runs the schedule of `seed`; `all_restores`: the restores generator in every removal
-/// schedule, as `SYNC_RESTORES` set does.
-fn run_schedule(seed: u64, all_restores: bool) -> Result<(), String> {
+/// Generators a schedule runs in every removal schedule, not in half of them: restores (as
+/// `SYNC_RESTORES` set does), automatic compaction (`SYNC_AUTO`).
+#[derive(Clone, Copy, Default)]
+struct Forced {
+    restores: bool,
+    auto: bool,
+}
+
+impl Forced {
+    /// As the environment says.
+    fn from_env() -> Forced {
+        Forced {
+            restores: std::env::var("SYNC_RESTORES").is_ok(),
+            auto: std::env::var("SYNC_AUTO").is_ok(),
+        }
+    }
+
+    /// The environment that replays a schedule run so.
+    fn env(self) -> String {
+        let mut env = String::new();
+        if self.restores {
+            env += "SYNC_RESTORES=1 ";
+        }
+        if self.auto {
+            env += "SYNC_AUTO=1 ";
+        }
+        env
+    }
+}
+
+/// Runs the schedule of `seed`, with the generators `forced` in every removal schedule.
+fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
     let mut rng = Rng(seed);
     let n = 2 + rng.below(4) as usize;
     let mut devices: Vec<Device> = (0..n)
@@ -973,15 +1022,20 @@ fn run_schedule(seed: u64, all_restores: bool) -> Result<(), String> {
     let removes = Rng(seed ^ 0x007e_307e).chance(40);
     // in half of those (all with SYNC_RESTORES set), devices meet and compact, and are put
     // back to backups (and written on), far more often
-    let restores = removes && (all_restores || Rng(seed ^ 0x0e57_04e5).chance(50));
+    let restores = removes && (forced.restores || Rng(seed ^ 0x0e57_04e5).chance(50));
     // and devices join now and then (below)
     let joiners = restores;
+    // in half of them (all with SYNC_AUTO set) every device also compacts by itself after
+    // imports, once every few ops applied (compact/mod.rs `after_import`; 10,000 for users)
+    let mut arng = Rng(seed ^ 0x0a07_0c0e);
+    let auto = (removes && (forced.auto || arng.chance(50))).then(|| 1 + arng.below(40));
     // (and the copies made later, which carry it)
     for d in &devices {
         match removes {
             true => removing(d.conn()),
             false => keeping(d.conn()),
         }
+        compacting_every(d.conn(), auto);
     }
     let mut imports = 0u64;
     // devices whose clock may go down: put back to a backup, or copied with writes under the
@@ -1062,6 +1116,7 @@ fn run_schedule(seed: u64, all_restores: bool) -> Result<(), String> {
                 exec(conn, "PRAGMA foreign_keys = ON");
             }
             removing(conn);
+            compacting_every(conn, auto);
             devices.push(joiner);
         }
         if restores && brng.chance(8) {
@@ -1674,13 +1729,13 @@ fn ops_held(d: &Device, removed: &std::collections::HashMap<String, i64>) -> Vec
 }
 
 fn check(seed: u64) {
-    check_as(seed, std::env::var("SYNC_RESTORES").is_ok());
+    check_as(seed, Forced::from_env());
 }
 
-/// `check`, with the restores generator in every removal schedule or not.
-fn check_as(seed: u64, all_restores: bool) {
-    if let Err(e) = run_schedule(seed, all_restores) {
-        let env = if all_restores { "SYNC_RESTORES=1 " } else { "" };
+/// `check`, with the generators `forced` in every removal schedule.
+fn check_as(seed: u64, forced: Forced) {
+    if let Err(e) = run_schedule(seed, forced) {
+        let env = forced.env();
         panic!(
             "schedule with seed {seed} failed (to replay it: {env}SYNC_SEED={seed} cargo test \
              --release --test convergence one_seed -- --ignored --nocapture): {e}"
@@ -1734,11 +1789,36 @@ fn seeds_that_once_failed() {
     // device kept an op pending for good that waits for ops lost with every disk, which the
     // others never received (`ops_held`); with restores in every removal schedule, a late
     // joiner looked for an op by its hash in a history whose ops below it it did not hold yet
-    // (log/chain.rs `locate`)
-    for seed in [1_592_592_067, 1_592_590_549, 11_140_949_426_596_695_337] {
-        check_as(seed, false);
+    // (log/chain.rs `locate`); with automatic compaction, a history a compaction point split
+    // off took the context of the op it did not follow (apply/histories.rs `branch`), and, with
+    // it in every removal schedule, an op's deps named two histories held here as one
+    // (apply/store.rs: the deps as written are kept); with restores in every removal
+    // schedule, a device held another's op under the name of a history (`check_stable`)
+    let plain = Forced::default();
+    for seed in [
+        1_592_592_067,
+        1_592_590_549,
+        11_140_949_426_596_695_337,
+        1_592_590_691,
+    ] {
+        check_as(seed, plain);
     }
-    check_as(1_592_590_725, true);
+    let restores = Forced {
+        restores: true,
+        ..plain
+    };
+    let auto = Forced {
+        auto: true,
+        ..plain
+    };
+    for (seed, forced) in [
+        (1_592_590_725, restores),
+        (1_592_590_968, restores),
+        (1_592_590_549, auto),
+        (1_592_590_440, auto),
+    ] {
+        check_as(seed, forced);
+    }
 }
 
 /// Replays the schedule of `SYNC_SEED` (a tool, run with `--ignored`; see the top).

@@ -11,16 +11,18 @@ use super::checks::{missing_columns, validate, validate_form};
 use super::fork::fork;
 use super::import::{Import, Outcome};
 
-/// `sync_bundle_in(path or BLOB)`.
-pub fn sync_bundle_in(conn: &Conn, args: &[Value]) -> Result<Value> {
+/// `sync_bundle_in(path or BLOB)`; `after` runs in the import's transaction at its end, where
+/// the caller has no transaction open and the connection can write (`After`).
+pub fn sync_bundle_in(conn: &Conn, args: &[Value], after: super::After) -> Result<Value> {
     if !matches!(args[0], Value::Text(_) | Value::Blob(_)) {
         open_argument(&args[0])?; // the error that names what it expects
     }
     crate::identity::require_device(conn, fork)?;
     // refused inside a statement that writes, also for a bundle imported before (which
     // writes nothing): the same call must not work only sometimes
+    let after = super::outside_a_transaction(conn).then_some(after);
     conn.savepoint("sync_bundle_in", || Ok(()))?;
-    let report = import_bundle(conn, &args[0])?;
+    let report = import_bundle(conn, &args[0], after)?;
     Ok(Value::Text(report.json(conn)?))
 }
 
@@ -72,7 +74,11 @@ impl Report {
 }
 
 /// Imports the bundle `arg` names (a path) or holds (a BLOB), on a device.
-pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
+pub(super) fn import_bundle(
+    conn: &Conn,
+    arg: &Value,
+    after: Option<super::After>,
+) -> Result<Report> {
     let (label, mut reader) = open_argument(arg)?;
     let in_bundle = |e: Error| e.about(&label);
     // columns added since the last call are captured first (follow.rs), once the file is
@@ -147,7 +153,11 @@ pub(super) fn import_bundle(conn: &Conn, arg: &Value) -> Result<Report> {
                 ));
             }
             crate::capture::first_in_line(conn)?;
-            import(conn, &mut reader, &tables, &claims)
+            let outcome = import(conn, &mut reader, &tables, &claims)?;
+            if let Some(after) = after {
+                after(conn)?;
+            }
+            Ok(outcome)
         })
         .map_err(in_bundle)?
     };

@@ -14,16 +14,23 @@ use crate::value::{JsonObject, Value};
 use super::bundle_in::{import_bundle, pending_count};
 use super::fork::fork;
 
-/// `sync_folder_in(dir)`.
-pub fn sync_folder_in(conn: &Conn, args: &[Value]) -> Result<Value> {
+/// `sync_folder_in(dir)`; `after` runs once, after every bundle, as `sync_bundle_in`'s does.
+pub fn sync_folder_in(conn: &Conn, args: &[Value], after: super::After) -> Result<Value> {
     let dir = folder_arg(args)?;
     crate::identity::require_device(conn, fork)?;
     let me = crate::schema::device_id(conn)?.ok_or_else(|| Error::new("device row missing"))?;
     let me: crate::op::DeviceId = me.try_into().map_err(|_| Error::new("device id"))?;
     // (in a savepoint of its own, so that a call that stops changes nothing: the bundles
     // imported before a refusal that is for the whole call are undone with it)
+    let after = super::outside_a_transaction(conn).then_some(after);
     let (imported, before, own, applied, conflicts, skipped) =
-        conn.savepoint("sync_folder_in", || import_each(conn, dir, &me))?;
+        conn.savepoint("sync_folder_in", || {
+            let counts = import_each(conn, dir, &me)?;
+            if let Some(after) = after {
+                after(conn)?;
+            }
+            Ok(counts)
+        })?;
     let mut json = JsonObject::new();
     json.field("imported", &Value::Integer(imported))
         .field("imported_before", &Value::Integer(before))
@@ -54,7 +61,7 @@ fn import_each(conn: &Conn, dir: &str, me: &crate::op::DeviceId) -> Result<Count
             continue;
         }
         let arg = Value::Text(path.to_string_lossy().into_owned());
-        match import_bundle(conn, &arg) {
+        match import_bundle(conn, &arg, None) {
             Ok(report) if report.outcome.skipped => before += 1,
             Ok(report) => {
                 imported += 1;

@@ -69,6 +69,16 @@ mod settle;
 mod store;
 
 pub use bundle_in::sync_bundle_in;
+
+/// What an import does at its end, in its transaction (the automatic compaction:
+/// compact/mod.rs `after_import`, which lib.rs hands in).
+pub type After = fn(&crate::db::Conn) -> crate::db::Result<()>;
+
+/// Whether the caller has no transaction open (`BEGIN`) and the connection can write: where an
+/// import runs its `After`. Asked before the import's savepoint opens.
+fn outside_a_transaction(conn: &crate::db::Conn) -> bool {
+    conn.is_autocommit() && !conn.is_readonly()
+}
 pub use catch_up::catch_up;
 pub use floor::settle_behind_floors;
 pub use folder_in::sync_folder_in;

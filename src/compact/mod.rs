@@ -5,6 +5,9 @@
 //! them alike. It writes one only when an op other than a floor op became stable since its last
 //! floor op (so floor ops do not beget floor ops).
 //!
+//! Imports compact too, in their own transaction, once `compact_every` ops were applied since
+//! the last compaction (`after_import`).
+//!
 //! Removing the ops below a floor op that no row needs any more is `remove.rs` (`sync_compact`
 //! says how many it removed), and a device that lacks removed ops takes them as applied from a
 //! bundle's base (apply/removed.rs). An op of a second history of a device (a backup put back
@@ -43,19 +46,70 @@ pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
         ));
     }
     let (floor, removed) = conn.savepoint("sync_compact", || {
-        let floor = write_floor(conn)?;
-        let removed = match crate::schema::removal_on(conn)? {
-            true => match Floors::load(conn)?.last_of(SELF) {
-                Some(last) => Some(remove::remove_below(conn, last)?),
-                None => Some(0),
-            },
-            false => None,
-        };
+        let (floor, removed) = compact(conn)?;
+        // (where it wrote nothing, it still writes nothing: a BEGIN it ran in can export)
+        if floor.is_some() || removed.is_some_and(|n| n > 0) {
+            crate::schema::set_state(conn, "compacted_at", applied_total(conn)?)?;
+        }
         Ok((floor, removed))
     })?;
     let floor = floor.map_or("null".to_string(), |seq| seq.to_string());
     let removed = removed.map_or(String::new(), |n| format!(",\"removed\":{n}"));
     Ok(Value::Text(format!("{{\"floor\":{floor}{removed}}}")))
+}
+
+/// The ops applied here after an import that start the next automatic compaction, unless
+/// `_sync_state` `compact_every` says otherwise (0: never).
+pub const COMPACT_EVERY: u64 = 10_000;
+
+/// The automatic policy, at the end of `sync_bundle_in` or `sync_folder_in`, in the savepoint
+/// of the import (one transaction with it): where at least `compact_every` ops were applied
+/// here (own ones included) since the last compaction, compacts as `sync_compact()` does
+/// (where that fails, the import stands).
+/// Not where a device last heard of from release 0.1.0 would refuse the point (as
+/// `sync_compact` is).
+pub fn after_import(conn: &Conn) -> Result<()> {
+    let every = match conn.query_value(
+        "SELECT value FROM main._sync_state WHERE name = 'compact_every'",
+        &[],
+    )? {
+        Some(v) => v.as_i64().unwrap_or(0).max(0) as u64,
+        None => COMPACT_EVERY,
+    };
+    let total = applied_total(conn)?;
+    let mark = crate::schema::state(conn, "compacted_at")?;
+    if every == 0 || total < mark.saturating_add(every) || refuse_old_readers(conn).is_err() {
+        return Ok(());
+    }
+    // (in a savepoint of its own: where it fails, the import stands, and sync never stops for
+    // it; `sync_compact()` says why when called)
+    let _ = conn.savepoint("sync_compact_auto", || {
+        compact(conn)?;
+        crate::schema::set_state(conn, "compacted_at", applied_total(conn)?)
+    });
+    Ok(())
+}
+
+/// How many ops were applied here, own ones included (the sum of the applied clock).
+fn applied_total(conn: &Conn) -> Result<u64> {
+    let remote = conn.query_value("SELECT coalesce(sum(seq), 0) FROM main._sync_clock", &[])?;
+    let remote = remote.and_then(|v| v.as_i64()).unwrap_or(0).max(0) as u64;
+    Ok(remote + log::last_local_seq(conn)?.max(0) as u64)
+}
+
+/// Writes a floor op where the stable clock grew, then removes what it can; the floor op's
+/// seq, and how many ops went (None: removal is off). (The caller sets `compacted_at`, where
+/// the next automatic compaction counts from.)
+fn compact(conn: &Conn) -> Result<(Option<u64>, Option<u64>)> {
+    let floor = write_floor(conn)?;
+    let removed = match crate::schema::removal_on(conn)? {
+        true => match Floors::load(conn)?.last_of(SELF) {
+            Some(last) => Some(remove::remove_below(conn, last)?),
+            None => Some(0),
+        },
+        false => None,
+    };
+    Ok((floor, removed))
 }
 
 /// Writes a floor op when the stable clock grew since this device's last one; its seq.

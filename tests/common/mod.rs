@@ -179,6 +179,18 @@ pub fn keeping(conn: &Connection) {
     );
 }
 
+/// Automatic compaction every `ops` applied (None: as for users, every 10,000).
+pub fn compacting_every(conn: &Connection, ops: Option<u64>) {
+    if let Some(ops) = ops {
+        exec(
+            conn,
+            &format!(
+                "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('compact_every', {ops})"
+            ),
+        );
+    }
+}
+
 /// `sync_compact()`, and how many ops it removed.
 pub fn compact_removed(d: &Device) -> i64 {
     d.conn()

@@ -50,17 +50,26 @@ impl Import<'_> {
         }
         self.reading.appender.flush()?;
         if seq <= entry {
-            // (its hash as the bundle has it, for the op that follows it in the stream)
+            // (its hash as the bundle has it, for the op that follows it in the stream: for one
+            // held here, the held op's, read when asked for, `prev_of`)
+            let removed = self.history().removed(root, seq)?;
+            let same = match removed {
+                true => None,
+                false => self.stored_same(root, op, form)?,
+            };
+            if same == Some(true) {
+                self.reading.wire = None;
+                return Ok(Some(Placed::Duplicate(root)));
+            }
             let prev = self.prev_of(op)?;
             let hash = op_hash(op, form, prev.as_ref());
             self.reading.wire = Some((op.device, seq, hash));
-            if self.history().removed(root, seq)? {
+            if removed {
                 self.note_arriving(op, form, hash, false)?;
                 return Ok(Some(Placed::Below(root)));
             }
-            return Ok(match self.stored_same(root, op, form)? {
-                Some(true) => Some(Placed::Duplicate(root)),
-                Some(false) => {
+            return Ok(match same {
+                Some(_) => {
                     self.note_arriving(op, form, hash, true)?;
                     Some(Placed::Dropped)
                 }

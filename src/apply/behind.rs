@@ -227,12 +227,14 @@ impl Import<'_> {
         Ok(())
     }
 
-    /// Sets the applied clock of history `idx` to `at`, here and as stored (it may go down).
+    /// Sets the applied clock of history `idx` to `at`, here and as stored (it may go down; a
+    /// history whose ops were all pending has no row yet).
     fn set_applied(&mut self, idx: DeviceIdx, at: u64) -> Result<()> {
         self.clocks.clock.insert(idx, at);
         self.clocks.stored.insert(idx, at);
         self.conn.exec(
-            "UPDATE main._sync_clock SET seq = ?1 WHERE device = ?2",
+            "INSERT INTO main._sync_clock(device, seq) VALUES (?2, ?1)
+             ON CONFLICT(device) DO UPDATE SET seq = excluded.seq",
             &[Value::Integer(at as i64), Value::from(idx)],
         )
     }

@@ -306,6 +306,42 @@ fn a_device_that_joins_after_removal_converges_and_relays() {
     assert_eq!(row(&a, 2), None);
 }
 
+/// Two devices that edit one row in turn, syncing and compacting every round: each one's
+/// floor op follows the other's edit, which the other's compaction later removes. A device
+/// that joins from one full bundle holds those floor ops waiting for removed ops until its
+/// delivery passes over them: it takes them in the same import, and ends with the table.
+#[test]
+fn a_late_joiner_takes_ops_that_followed_ones_their_writer_removed_from_one_bundle() {
+    let (a, b) = two_removing();
+    send(&a, &b);
+    for round in 0..6 {
+        let writer = if round % 2 == 1 { &a } else { &b };
+        exec(
+            writer.conn(),
+            &format!("UPDATE t SET x = 'r{round}' WHERE id = 1"),
+        );
+        send(&a, &b);
+        send(&b, &a);
+        compact(&a);
+        compact(&b);
+    }
+    for _ in 0..2 {
+        send(&a, &b);
+        send(&b, &a);
+        compact(&a);
+        compact(&b);
+    }
+    let c = Device::new("c", T);
+    let r = c.import(&a.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(c.dump("t"), a.dump("t"));
+    assert_eq!(
+        row(&c, 1),
+        Some(vec![Value::Integer(1), text("r5"), text("y")])
+    );
+    assert_eq!(c.clock(), a.clock());
+}
+
 /// A bundle for a shared folder starts where the least informed of the peers its writer knows
 /// is; one of them may be behind where compaction removed ops (it was not known then). A
 /// device that lacks ops below where the bundle starts does not take the removed ones as

@@ -759,6 +759,62 @@ fn import_as_told(
     }
 }
 
+/// A device that joins imports the full bundle of `from`. Where `from` holds every op it has
+/// received (none pending or set aside), the joiner applies them all; where it also captures
+/// every table and reads them as the joiner does (its schema, constraints on, no app trigger
+/// that writes on import), the joiner's tables are then `from`'s: compaction removed only what
+/// no row still depended on.
+fn joins_from_one_bundle(
+    joiner: &Device,
+    from: &Device,
+    plain_triggers: bool,
+) -> Result<(), String> {
+    let bundle = from.bundle_for(None);
+    let r = joiner
+        .try_import(&bundle)
+        .map_err(|e| format!("{} joins from {}'s bundle: {e}", joiner.name, from.name))?;
+    let count = |sql: &str| -> i64 { from.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+    let fk = |d: &Device| -> i64 {
+        d.conn()
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap()
+    };
+    let holds_all = count("SELECT count(*) FROM _sync_remote WHERE applied = 0") == 0
+        && (count("SELECT count(*) FROM sqlite_master WHERE name = '_sync_aside'") == 0
+            || count("SELECT count(*) FROM _sync_aside") == 0);
+    if !holds_all {
+        return Ok(());
+    }
+    if r.pending > 0 {
+        keep(std::slice::from_ref(from), Some(&bundle));
+        return Err(format!(
+            "{} keeps {} ops pending after {}'s full bundle",
+            joiner.name, r.pending, from.name
+        ));
+    }
+    let alike = !plain_triggers
+        && fk(joiner) == fk(from)
+        && added_columns(from.conn()) == added_columns(joiner.conn())
+        && has_late(from.conn()) == has_late(joiner.conn())
+        && !late_declared_otherwise(from.conn())
+        && count("SELECT count(*) FROM _sync_tables WHERE enabled = 0 AND name NOT LIKE '\\_sync\\_%' ESCAPE '\\'") == 0;
+    if !alike {
+        return Ok(());
+    }
+    for table in ALL_TABLES
+        .iter()
+        .filter(|&&t| t != "t_late" || has_late(from.conn()))
+    {
+        if joiner.dump(table) != from.dump(table) {
+            return Err(format!(
+                "{} differs from {} in {table} after its full bundle",
+                joiner.name, from.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Takes a backup of device `d`, or, when it has one, puts it back: half the time with the
 /// recovery (`restore`), else as is, so that it may write again before it syncs (a second history
 /// of its id beside the one its lost bundles took to peers). Returns, when it put one back, the
@@ -1015,6 +1071,7 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
     let mut crng = Rng(seed ^ 0xc0_4ac7);
     let mut grng = Rng(seed ^ 0xf0_4ea7);
     let mut brng = Rng(seed ^ 0x000b_ac0b);
+    let mut jrng = Rng(seed ^ 0x701e_d000);
     // in some schedules compaction removes what a floor made dead (compact/remove.rs), as it
     // does for users; in the others it keeps every op (the merge with every op at hand);
     // devices put back to a backup or copied with writes under the original's id meet it
@@ -1117,6 +1174,12 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
             }
             removing(conn);
             compacting_every(conn, auto);
+            // now and then it starts from one device's full bundle (a generator of its own)
+            if jrng.chance(50) {
+                let from = &devices[jrng.below(devices.len() as u64) as usize];
+                let plain_triggers = app_triggers && guard.is_empty();
+                joins_from_one_bundle(&joiner, from, plain_triggers)?;
+            }
             devices.push(joiner);
         }
         if restores && brng.chance(8) {
@@ -1407,6 +1470,42 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
         if pending > 0 && !waits_for_lost(&devices, i, &ever.gone) {
             keep(&devices, None);
             return Err(format!("{} keeps {pending} ops pending", d.name));
+        }
+    }
+    // where compaction removed ops, a device that joins now from one device's full bundle
+    // holds what every device holds
+    if removes && !(app_triggers && guard.is_empty()) {
+        let from = &devices[jrng.below(devices.len() as u64) as usize];
+        let joiner = Device::new(&format!("d{}", devices.len()), SCHEMA);
+        let conn = joiner.conn();
+        if app_triggers {
+            exec(conn, APP_TRIGGERS);
+            exec(conn, &TOUCH.replace("GUARD", guard));
+        }
+        while added_columns(conn) < added_columns(from.conn()) {
+            add_column(conn);
+        }
+        exec(conn, LATE);
+        for table in ALL_TABLES {
+            exec(conn, &format!("SELECT sync_enable('{table}')"));
+        }
+        exec(conn, "SELECT sync_init()");
+        let fk: i64 = (from.conn())
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        exec(conn, &format!("PRAGMA foreign_keys = {fk}"));
+        removing(conn);
+        compacting_every(conn, auto);
+        joins_from_one_bundle(&joiner, from, false)?;
+        let (theirs, mine) = (
+            reference::stored_open_conflicts(from.conn()),
+            reference::stored_open_conflicts(conn),
+        );
+        if theirs != mine {
+            return Err(format!(
+                "{}, joined from {}'s full bundle, has other open conflicts:\n{theirs:#?}\n{mine:#?}",
+                joiner.name, from.name
+            ));
         }
     }
     let first = &devices[0];
@@ -1795,7 +1894,10 @@ fn seeds_that_once_failed() {
     // (apply/store.rs: the deps as written are kept); with restores in every removal
     // schedule, a device held another's op under the name of a history (`check_stable`); with
     // automatic compaction, a history merged back into one whose ops were all pending left it
-    // without a clock row (apply/behind.rs `set_applied`)
+    // without a clock row (apply/behind.rs `set_applied`); a device that joined from one full
+    // bundle kept ops pending that followed removed ones (apply/bundle_in.rs: deps resolved
+    // again after delivery) or the first op of a history a compaction point had forked
+    // (apply/histories.rs `named_branch`)
     let plain = Forced::default();
     for seed in [
         1_592_592_067,
@@ -1803,6 +1905,8 @@ fn seeds_that_once_failed() {
         11_140_949_426_596_695_337,
         1_592_590_691,
         1_592_591_910,
+        1_592_590_422,
+        1_592_590_440,
     ] {
         check_as(seed, plain);
     }

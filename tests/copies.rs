@@ -696,6 +696,13 @@ fn a_history_started_past_a_compaction_point_saw_only_what_its_writer_saw() {
     assert_eq!(a.dump("t"), b.dump("t"));
     assert_eq!(a.conflicts(), b.conflicts());
     assert_eq!(on_row_5(&a), 1);
+    // a device that joins from b's full bundle holds b's op 6 of a, not the one the history's
+    // first op follows: the bundle names the history, and the op starts it there too
+    let c = Device::new("c", T);
+    let r = c.import(&b.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(c.dump("t"), b.dump("t"));
+    assert_eq!(c.conflicts(), b.conflicts());
 }
 
 /// A device that holds both histories of a restored backup's id, split before it held the

@@ -329,7 +329,7 @@ impl Import<'_> {
             reader.each_op(|op, number, form| self.store(op, number, form))?;
             self.reading.appender.flush()?;
             self.resolve_waiting()?;
-            self.deliver()?;
+            self.deliver_all()?;
             conn.exec(
                 "DELETE FROM main._sync_aside WHERE rowid = ?1",
                 &[Value::Integer(rowid)],

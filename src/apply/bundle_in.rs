@@ -206,7 +206,7 @@ fn import(
     run.reading.appender.flush()?;
     run.resolve_waiting()?;
     run.take_base()?;
-    run.deliver()?;
+    run.deliver_all()?;
     run.place_aside()?;
     run.keep_lost()?;
     run.write_applied()?;

@@ -31,6 +31,17 @@ impl Import<'_> {
         Ok(Some((stored.lamport, stored.form, values)))
     }
 
+    /// Applies every stored op that can be, deps on ops their writer removed included: such
+    /// a dep is taken once delivery passes over the op (removed.rs `skip_removed`), so a
+    /// device that joins late applies the ops after it from the same bundle.
+    pub(super) fn deliver_all(&mut self) -> Result<()> {
+        self.deliver()?;
+        while self.resolve_waiting()? {
+            self.deliver()?;
+        }
+        Ok(())
+    }
+
     /// Applies every stored op whose causal context is applied, until none is left that can be.
     pub(super) fn deliver(&mut self) -> Result<()> {
         let conn = self.conn;

@@ -91,7 +91,7 @@ impl Import<'_> {
                     });
                 }
                 if self.history().hash_at(root, seq - 1)? != Some(prev) {
-                    return Ok(Placed::Unplaced);
+                    return self.named_branch(root, op, form, prev);
                 }
                 root
             }
@@ -99,7 +99,7 @@ impl Import<'_> {
                 Some(idx) => idx,
                 None => match self.across_removed(op) {
                     Some(idx) => idx,
-                    None => return Ok(Placed::Unplaced),
+                    None => return self.named_branch(root, op, form, prev),
                 },
             },
         };
@@ -134,6 +134,32 @@ impl Import<'_> {
             }
         }
         self.new_history(before, op, form, None).map(Placed::At)
+    }
+
+    /// Where `op`, which follows an op `prev` not held here, goes: the first op of a history
+    /// the bundle's base names, forked from the device's first history where a compaction
+    /// point decided it below (behind.rs), goes to that history, as its writer holds it (a
+    /// device that joins late holds the op the point kept, not the one `op` followed);
+    /// anything else is unplaced.
+    fn named_branch(
+        &mut self,
+        root: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+        prev: Hash,
+    ) -> Result<Placed> {
+        let first = op_hash(op, form, Some(&prev));
+        let id = history_id(&self.known.devices.wire_id(root), &first);
+        if !self.reading.base.contains_key(&id) {
+            return Ok(Placed::Unplaced);
+        }
+        if let Some(idx) = self.known.devices.idx(&id) {
+            return Ok(match self.stored_same(idx, op, form)? {
+                Some(true) => Placed::Duplicate(idx),
+                _ => Placed::Unplaced,
+            });
+        }
+        self.new_history(root, op, form, Some(prev)).map(Placed::At)
     }
 
     /// Highest seq of history `idx` applied here (for a branch, at least where it forked).
@@ -521,7 +547,8 @@ impl Import<'_> {
     }
 
     /// Points deps that wait for a history (`resolve_dep`) at it, where it is held now.
-    pub(super) fn resolve_waiting(&mut self) -> Result<()> {
+    /// Returns whether it pointed any.
+    pub(super) fn resolve_waiting(&mut self) -> Result<bool> {
         let conn = self.conn;
         let mut stmt = conn
             .prepare("SELECT device, seq, dep, dep_seq, hash FROM main._sync_deps WHERE dep < 0")?;
@@ -586,7 +613,7 @@ impl Import<'_> {
         if found {
             self.known.contexts.reload()?;
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Whether op `seq` of `device` names history `idx` at `dep_seq` or above already: in

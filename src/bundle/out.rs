@@ -150,6 +150,26 @@ fn reader_format(conn: &Conn, whom: For, devices: &crate::log::clock::Devices) -
     }
 }
 
+/// Where the bundle carries history `device` from its start (`from`, where it forked), and its
+/// first op follows another op than its parent's there (apply/behind.rs: a compaction point
+/// decided against that op): the link its first op follows.
+fn own_link(
+    history: &History,
+    devices: &clock::Devices,
+    device: DeviceIdx,
+    from: u64,
+) -> Result<Option<Hash>> {
+    let Some((parent, base)) = devices.fork(device) else {
+        return Ok(None);
+    };
+    if base != from || base == 0 {
+        return Ok(None);
+    }
+    let own = history.hash_at(device, base)?;
+    let parents = history.hash_at(parent, base)?;
+    Ok(own.filter(|&own| Some(own) != parents))
+}
+
 /// Writes the bundle for `whom` `to` a file, a folder or a BLOB.
 fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let held = Held::load(conn)?;
@@ -214,6 +234,17 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
                 from,
                 upto: removed,
                 link,
+            });
+        } else if let Some(own) = own_link(&history, devices, device, from)? {
+            // a history a compaction point forked off, whose first op follows an op not held
+            // here: named, so that a peer that lacks it places that op there (apply/
+            // histories.rs `named_branch`), though nothing of it was removed
+            base.push(Base {
+                device: devices.wire_id(device),
+                history: devices.id(device),
+                from,
+                upto: from,
+                link: own,
             });
         }
         history.each(device, from, held, |op| {

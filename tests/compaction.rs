@@ -789,4 +789,42 @@ fn imports_compact_by_themselves_every_so_many_ops_applied() {
     send(&b, &c);
     assert_eq!(ops_held(&c), before + 10, "compact_every 0: never");
     assert_eq!(c.dump("t"), b.dump("t"));
+    // a whole number written as text counts; anything else is the default (10,000), not 0
+    let every = |value: &str| {
+        exec(
+            c.conn(),
+            &format!(
+                "INSERT OR REPLACE INTO _sync_state(name, value) VALUES ('compact_every', {value})"
+            ),
+        )
+    };
+    // (`compacted_at`: the ops applied here when an import last compacted)
+    let compacted_at = || -> Option<i64> {
+        (c.conn())
+            .query_row(
+                "SELECT value FROM _sync_state WHERE name = 'compacted_at'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()
+    };
+    every("' 1 '");
+    let was = compacted_at();
+    exec(b.conn(), "UPDATE t SET x = 'b10' WHERE id = 2");
+    send(&b, &c);
+    let now = compacted_at();
+    assert!(
+        now > was,
+        "compact_every ' 1 ': compacted ({was:?}, {now:?})"
+    );
+    for value in ["'often'", "-1", "2.5"] {
+        every(value);
+        exec(b.conn(), &format!("UPDATE t SET x = {value} WHERE id = 2"));
+        send(&b, &c);
+        assert_eq!(
+            compacted_at(),
+            now,
+            "compact_every {value}: the default, not yet"
+        );
+    }
 }

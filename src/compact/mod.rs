@@ -69,13 +69,19 @@ pub const COMPACT_EVERY: u64 = 10_000;
 /// Not where a device last heard of from release 0.1.0 would refuse the point (as
 /// `sync_compact` is).
 pub fn after_import(conn: &Conn) -> Result<()> {
-    let every = match conn.query_value(
-        "SELECT value FROM main._sync_state WHERE name = 'compact_every'",
-        &[],
-    )? {
-        Some(v) => v.as_i64().unwrap_or(0).max(0) as u64,
-        None => COMPACT_EVERY,
-    };
+    // (a whole number, as INTEGER, REAL or TEXT; anything else, the default)
+    let every = conn
+        .query_value(
+            "SELECT CAST(value AS INTEGER) FROM main._sync_state WHERE name = 'compact_every'
+             AND CAST(value AS INTEGER) >= 0 AND CASE typeof(value)
+               WHEN 'integer' THEN 1
+               WHEN 'real' THEN value = CAST(value AS INTEGER)
+               WHEN 'text' THEN trim(value) = CAST(CAST(value AS INTEGER) AS TEXT)
+             END",
+            &[],
+        )?
+        .and_then(|v| v.as_i64())
+        .map_or(COMPACT_EVERY, |n| n as u64);
     let total = applied_total(conn)?;
     let mark = crate::schema::state(conn, "compacted_at")?;
     if every == 0 || total < mark.saturating_add(every) || refuse_old_readers(conn).is_err() {

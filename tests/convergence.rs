@@ -1897,7 +1897,8 @@ fn seeds_that_once_failed() {
     // without a clock row (apply/behind.rs `set_applied`); a device that joined from one full
     // bundle kept ops pending that followed removed ones (apply/bundle_in.rs: deps resolved
     // again after delivery) or the first op of a history a compaction point had forked
-    // (apply/histories.rs `named_branch`)
+    // (apply/histories.rs `named_branch`), and where its first history held another op under
+    // that seq, did not split it off
     let plain = Forced::default();
     for seed in [
         1_592_592_067,
@@ -1907,6 +1908,7 @@ fn seeds_that_once_failed() {
         1_592_591_910,
         1_592_590_422,
         1_592_590_440,
+        1_592_590_713,
     ] {
         check_as(seed, plain);
     }

@@ -533,6 +533,36 @@ fn a_restored_backup_written_on_below_a_compaction_point_takes_the_point_s_histo
     }
 }
 
+/// A backup put back over the file and written on once, where a peer removed only the op at
+/// that seq and kept the ones after it: the peer takes the new write for the op it removed
+/// (no device can tell them apart) and sends the ops it kept, the first of which follows the
+/// removed op, not the one held here. The restored device drops its write there, as the peer
+/// did (and tells it), and takes the kept ops: both end alike, nothing pending.
+#[test]
+fn a_restored_backup_written_on_where_a_peer_removed_one_op_takes_the_ops_it_kept() {
+    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
+    send(&a, &b);
+    let backup = back_up(&a); // a's op 1
+    exec(a.conn(), "UPDATE t SET who = 'a1' WHERE id = 1");
+    exec(a.conn(), "UPDATE t SET who = 'a2' WHERE id = 1");
+    exec(a.conn(), "INSERT INTO t VALUES (2, 'kept')"); // a's ops 2-4
+    send(&a, &b);
+    send(&b, &a);
+    assert_eq!(compact_removed(&b), 1, "a's op 2");
+    put_back(&mut a, &backup);
+    exec(a.conn(), "UPDATE t SET who = 'restored' WHERE id = 1"); // a's seq 2 again
+    send(&a, &b);
+    let r = a.import(&b.bundle_for(Some(&a)));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(ids(&a), vec![1, 2]);
+    mesh(&[&a, &b]);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.clock(), b.clock());
+    let told: Vec<(i64, String)> = lost_of(&a).into_iter().map(|l| (l.0, l.2)).collect();
+    assert_eq!(told, vec![(2, r#"{"who":"restored"}"#.to_string())]);
+}
+
 /// `a` writes row 1 and updates it twice (ops 1-3), is backed up (returned), and updates it
 /// three times more (4-6).
 fn backed_up_between(a: &Device) -> std::path::PathBuf {

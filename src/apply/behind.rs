@@ -131,6 +131,37 @@ impl Import<'_> {
         Ok(Some(Placed::At(root)))
     }
 
+    /// The same where the op held here that differs is the one before `op`, which the bundle
+    /// does not carry (its writer removed it): `op` states another op before it than the one
+    /// held there, inside the base. The ops held from there on go as in `against_base`, and
+    /// `op` waits for the base to be taken (removed.rs), which passes over the removed one.
+    pub(super) fn after_base_held_otherwise(
+        &mut self,
+        root: DeviceIdx,
+        op: &Packed,
+    ) -> Result<Option<Placed>> {
+        let before = op.seq - 1;
+        let id = self.known.devices.wire_id(root);
+        let Some(&base) = self.reading.base.get(&id) else {
+            return Ok(None);
+        };
+        let covered = base.from < before && before <= base.upto;
+        let devices = &self.known.devices;
+        if !self.reading.removal
+            || !covered
+            || before > self.applied_seq(root)
+            || devices.is_forked(root)
+        {
+            return Ok(None);
+        }
+        self.reading.appender.flush()?;
+        if !self.history().holds(root, before)? {
+            return Ok(None);
+        }
+        self.set_aside(root, before - 1, base.upto)?;
+        Ok(Some(Placed::At(root)))
+    }
+
     /// The history a dep on op `seq` of the device whose first history is `root` names, when a
     /// compaction point held here decides it: the one held there.
     pub(super) fn dep_below_point(&self, root: DeviceIdx, seq: u64) -> Option<DeviceIdx> {

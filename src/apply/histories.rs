@@ -91,6 +91,9 @@ impl Import<'_> {
                     });
                 }
                 if self.history().hash_at(root, seq - 1)? != Some(prev) {
+                    if let Some(placed) = self.after_base_held_otherwise(root, op)? {
+                        return Ok(placed);
+                    }
                     return self.named_branch(root, op, form, prev);
                 }
                 root
@@ -159,7 +162,13 @@ impl Import<'_> {
                 _ => Placed::Unplaced,
             });
         }
-        self.new_history(root, op, form, Some(prev)).map(Placed::At)
+        // (where the first history holds an op under its seq, that op's history splits off
+        // there too, as where the writer held both)
+        let idx = match self.flushed()?.history().holds(root, op.seq)? {
+            true => self.split_off(root, op, form, prev)?,
+            false => self.new_history(root, op, form, Some(prev))?,
+        };
+        Ok(Placed::At(idx))
     }
 
     /// Highest seq of history `idx` applied here (for a branch, at least where it forked).

@@ -533,13 +533,13 @@ fn a_restored_backup_written_on_below_a_compaction_point_takes_the_point_s_histo
     }
 }
 
-/// A backup put back over the file and written on once, where a peer removed only the op at
-/// that seq and kept the ones after it: the peer takes the new write for the op it removed
-/// (no device can tell them apart) and sends the ops it kept, the first of which follows the
-/// removed op, not the one held here. The restored device drops its write there, as the peer
-/// did (and tells it), and takes the kept ops: both end alike, nothing pending.
-#[test]
-fn a_restored_backup_written_on_where_a_peer_removed_one_op_takes_the_ops_it_kept() {
+/// A backup put back over the file and written on, where a peer removed only the op at its
+/// first seq written again and kept the ones after it: the peer takes the first write for the
+/// op it removed (no device can tell them apart) and drops the others (its point's history
+/// holds other ops there), and sends the ops it kept, the first of which follows the removed
+/// op, not the one held here. The restored device drops its writes there, as the peer did (and
+/// tells them), and takes the kept ops: both end alike, nothing pending.
+fn restored_where_a_peer_removed_one_op(writes: usize, both_compact: bool) {
     let (mut a, b) = (Device::new("a", T), Device::new("b", T));
     exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
     send(&a, &b);
@@ -549,18 +549,45 @@ fn a_restored_backup_written_on_where_a_peer_removed_one_op_takes_the_ops_it_kep
     exec(a.conn(), "INSERT INTO t VALUES (2, 'kept')"); // a's ops 2-4
     send(&a, &b);
     send(&b, &a);
+    if both_compact {
+        compact_removed(&a);
+    }
     assert_eq!(compact_removed(&b), 1, "a's op 2");
     put_back(&mut a, &backup);
-    exec(a.conn(), "UPDATE t SET who = 'restored' WHERE id = 1"); // a's seq 2 again
+    for i in 0..writes {
+        // a's seqs 2, 3, … again
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET who = 'restored{i}' WHERE id = 1"),
+        );
+    }
     send(&a, &b);
     let r = a.import(&b.bundle_for(Some(&a)));
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(ids(&a), vec![1, 2]);
     mesh(&[&a, &b]);
     assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.dump("t")[0][1], Value::Text("a2".into()));
     assert_eq!(a.clock(), b.clock());
     let told: Vec<(i64, String)> = lost_of(&a).into_iter().map(|l| (l.0, l.2)).collect();
-    assert_eq!(told, vec![(2, r#"{"who":"restored"}"#.to_string())]);
+    let written: Vec<(i64, String)> = (0..writes)
+        .map(|i| (2 + i as i64, format!(r#"{{"who":"restored{i}"}}"#)))
+        .collect();
+    assert_eq!(told, written);
+}
+
+#[test]
+fn a_restored_backup_written_on_where_a_peer_removed_one_op_takes_the_ops_it_kept() {
+    restored_where_a_peer_removed_one_op(1, false);
+}
+
+/// The same with two writes, where both devices compacted: the restored device held its
+/// second write at the seq of the first op the peer carries, and applied the peer's ops on
+/// top of its own first write, which it kept.
+#[test]
+fn two_writes_of_a_restored_backup_where_a_peer_removed_one_op_both_go() {
+    restored_where_a_peer_removed_one_op(2, true);
+    restored_where_a_peer_removed_one_op(3, true);
 }
 
 /// `a` writes row 1 and updates it twice (ops 1-3), is backed up (returned), and updates it

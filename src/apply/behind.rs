@@ -127,8 +127,25 @@ impl Import<'_> {
         if self.history().removed(root, seq)? || self.stored_same(root, op, form)? != Some(false) {
             return Ok(None);
         }
-        self.set_aside(root, seq - 1, base.upto)?;
+        // (from the op before it, where that one is not the one it states either)
+        let from = match self.prev_held_otherwise(root, op, &base)? {
+            true => seq - 2,
+            false => seq - 1,
+        };
+        self.set_aside(root, from, base.upto)?;
         Ok(Some(Placed::At(root)))
+    }
+
+    /// Whether `op` states another op before it than the one held here, inside `base` (its
+    /// writer removed the one it states).
+    fn prev_held_otherwise(&mut self, root: DeviceIdx, op: &Packed, base: &Base) -> Result<bool> {
+        let (Prev::Stated(prev), before) = (&op.prev, op.seq - 1) else {
+            return Ok(false);
+        };
+        if before <= base.from || !self.history().holds(root, before)? {
+            return Ok(false);
+        }
+        Ok(self.history().hash_at(root, before)?.as_ref() != Some(prev))
     }
 
     /// The same where the op held here that differs is the one before `op`, which the bundle

@@ -811,7 +811,20 @@ fn imports_compact_by_themselves_every_so_many_ops_applied() {
     every("' 1 '");
     let was = compacted_at();
     exec(b.conn(), "UPDATE t SET x = 'b10' WHERE id = 2");
-    send(&b, &c);
+    let import = |c: &Device| -> Option<String> {
+        (c.conn())
+            .query_row(
+                "SELECT sync_bundle_in(?1) -> '$.compacted'",
+                [b.bundle_for(Some(c)).to_str().unwrap()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let said = import(&c).unwrap();
+    assert!(
+        said.starts_with(r#"{"floor":"#),
+        "the import says it compacted: {said}"
+    );
     let now = compacted_at();
     assert!(
         now > was,
@@ -820,7 +833,7 @@ fn imports_compact_by_themselves_every_so_many_ops_applied() {
     for value in ["'often'", "-1", "2.5"] {
         every(value);
         exec(b.conn(), &format!("UPDATE t SET x = {value} WHERE id = 2"));
-        send(&b, &c);
+        assert_eq!(import(&c).as_deref(), Some("null"), "it did not run");
         assert_eq!(
             compacted_at(),
             now,

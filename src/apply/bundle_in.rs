@@ -68,7 +68,8 @@ impl Report {
             .raw(
                 "declared_otherwise",
                 &crate::value::json_string_list(&outcome.otherwise),
-            );
+            )
+            .raw("compacted", outcome.compacted.as_deref().unwrap_or("null"));
         Ok(json.finish())
     }
 }
@@ -153,9 +154,9 @@ pub(super) fn import_bundle(
                 ));
             }
             crate::capture::first_in_line(conn)?;
-            let outcome = import(conn, &mut reader, &tables, &claims)?;
+            let mut outcome = import(conn, &mut reader, &tables, &claims)?;
             if let Some(after) = after {
-                after(conn)?;
+                outcome.compacted = after(conn)?;
             }
             Ok(outcome)
         })

@@ -23,13 +23,14 @@ pub fn sync_folder_in(conn: &Conn, args: &[Value], after: super::After) -> Resul
     // (in a savepoint of its own, so that a call that stops changes nothing: the bundles
     // imported before a refusal that is for the whole call are undone with it)
     let after = super::outside_a_transaction(conn).then_some(after);
-    let (imported, before, own, applied, conflicts, skipped) =
+    let ((imported, before, own, applied, conflicts, skipped), compacted) =
         conn.savepoint("sync_folder_in", || {
             let counts = import_each(conn, dir, &me)?;
-            if let Some(after) = after {
-                after(conn)?;
-            }
-            Ok(counts)
+            let compacted = match after {
+                Some(after) => after(conn)?,
+                None => None,
+            };
+            Ok((counts, compacted))
         })?;
     let mut json = JsonObject::new();
     json.field("imported", &Value::Integer(imported))
@@ -41,7 +42,8 @@ pub fn sync_folder_in(conn: &Conn, args: &[Value], after: super::After) -> Resul
         .field(
             "pending_count",
             &Value::Integer(pending_count(conn)? as i64),
-        );
+        )
+        .raw("compacted", compacted.as_deref().unwrap_or("null"));
     Ok(Value::Text(json.finish()))
 }
 

@@ -27,6 +27,8 @@ pub(super) struct Outcome {
     pub(super) skipped: bool,
     /// Why ops this import kept wait for their table to be declared alike (kept.rs)
     pub(super) otherwise: Vec<String>,
+    /// What the automatic compaction at its end did (`After`), if it ran
+    pub(super) compacted: Option<String>,
 }
 
 /// Everything one import reads and writes, kept for its length, by what it is.

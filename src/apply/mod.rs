@@ -71,8 +71,8 @@ mod store;
 pub use bundle_in::sync_bundle_in;
 
 /// What an import does at its end, in its transaction (the automatic compaction:
-/// compact/mod.rs `after_import`, which lib.rs hands in).
-pub type After = fn(&crate::db::Conn) -> crate::db::Result<()>;
+/// compact/mod.rs `after_import`, which lib.rs hands in); what it did, as JSON, if anything.
+pub type After = fn(&crate::db::Conn) -> crate::db::Result<Option<String>>;
 
 /// Whether the caller has no transaction open (`BEGIN`) and the connection can write: where an
 /// import runs its `After`. Asked before the import's savepoint opens.

@@ -53,9 +53,14 @@ pub fn sync_compact(conn: &Conn, _args: &[Value], fork: Fork) -> Result<Value> {
         }
         Ok((floor, removed))
     })?;
+    Ok(Value::Text(result_json(floor, removed)))
+}
+
+/// `{"floor": <seq or null>, "removed": <n>}` (no `removed` where removal is off).
+fn result_json(floor: Option<u64>, removed: Option<u64>) -> String {
     let floor = floor.map_or("null".to_string(), |seq| seq.to_string());
     let removed = removed.map_or(String::new(), |n| format!(",\"removed\":{n}"));
-    Ok(Value::Text(format!("{{\"floor\":{floor}{removed}}}")))
+    format!("{{\"floor\":{floor}{removed}}}")
 }
 
 /// The ops applied here after an import that start the next automatic compaction, unless
@@ -67,8 +72,8 @@ pub const COMPACT_EVERY: u64 = 10_000;
 /// here (own ones included) since the last compaction, compacts as `sync_compact()` does
 /// (where that fails, the import stands).
 /// Not where a device last heard of from release 0.1.0 would refuse the point (as
-/// `sync_compact` is).
-pub fn after_import(conn: &Conn) -> Result<()> {
+/// `sync_compact` is). Returns what it did, as `sync_compact()` says it, where it compacted.
+pub fn after_import(conn: &Conn) -> Result<Option<String>> {
     // (a whole number, as INTEGER, REAL or TEXT; anything else, the default)
     let every = conn
         .query_value(
@@ -85,15 +90,16 @@ pub fn after_import(conn: &Conn) -> Result<()> {
     let total = applied_total(conn)?;
     let mark = crate::schema::state(conn, "compacted_at")?;
     if every == 0 || total < mark.saturating_add(every) || refuse_old_readers(conn).is_err() {
-        return Ok(());
+        return Ok(None);
     }
     // (in a savepoint of its own: where it fails, the import stands, and sync never stops for
     // it; `sync_compact()` says why when called)
-    let _ = conn.savepoint("sync_compact_auto", || {
-        compact(conn)?;
-        crate::schema::set_state(conn, "compacted_at", applied_total(conn)?)
+    let done = conn.savepoint("sync_compact_auto", || {
+        let (floor, removed) = compact(conn)?;
+        crate::schema::set_state(conn, "compacted_at", applied_total(conn)?)?;
+        Ok(result_json(floor, removed))
     });
-    Ok(())
+    Ok(done.ok())
 }
 
 /// How many ops were applied here, own ones included (the sum of the applied clock).

@@ -1895,7 +1895,7 @@ fn seeds_that_once_failed() {
     // schedule, a device held another's op under the name of a history (`check_stable`); with
     // automatic compaction, a history merged back into one whose ops were all pending left it
     // without a clock row (apply/behind.rs `set_applied`); a device that joined from one full
-    // bundle kept ops pending that followed removed ones (apply/bundle_in.rs: deps resolved
+    // bundle kept ops pending that followed removed ones (apply/delivery.rs `deliver_all`: deps resolved
     // again after delivery) or the first op of a history a compaction point had forked
     // (apply/histories.rs `named_branch`), and where its first history held another op under
     // that seq, did not split it off

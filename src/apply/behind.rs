@@ -114,8 +114,7 @@ impl Import<'_> {
             return Ok(None);
         }
         let seq = op.seq;
-        let id = self.known.devices.wire_id(root);
-        let Some(&base) = self.reading.base.get(&id) else {
+        let Some(base) = self.base_of(root) else {
             return Ok(None);
         };
         let devices = &self.known.devices;
@@ -134,6 +133,12 @@ impl Import<'_> {
         };
         self.set_aside(root, from, base.upto)?;
         Ok(Some(Placed::At(root)))
+    }
+
+    /// The bundle's base entry for the device whose first history is `root`, if it has one.
+    fn base_of(&self, root: DeviceIdx) -> Option<Base> {
+        let id = self.known.devices.wire_id(root);
+        self.reading.base.get(&id).copied()
     }
 
     /// Whether `op` states another op before it than the one held here, inside `base` (its
@@ -158,8 +163,7 @@ impl Import<'_> {
         op: &Packed,
     ) -> Result<Option<Placed>> {
         let before = op.seq - 1;
-        let id = self.known.devices.wire_id(root);
-        let Some(&base) = self.reading.base.get(&id) else {
+        let Some(base) = self.base_of(root) else {
             return Ok(None);
         };
         let covered = base.from < before && before <= base.upto;

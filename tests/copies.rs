@@ -922,3 +922,44 @@ fn deps_on_two_histories_a_compaction_point_holds_as_one_keep_their_context_and_
     }
     assert_eq!(on_row_3(&e), 0);
 }
+
+/// Two copies, one of them written on before the extension loaded, while every device
+/// compacts by itself every 5 ops applied: a compaction point cuts a history that forked from
+/// the one merged back at once. Every device ends with the same rows and clock, no import
+/// fails, and the write the point decided against is listed in `sync_lost`.
+#[test]
+fn a_history_cut_by_a_point_is_forgotten_before_the_one_it_left_is_merged_back() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    for d in [&a, &b] {
+        compacting_every(d.conn(), Some(5));
+    }
+    exec(a.conn(), "INSERT INTO t VALUES (3, 'a')");
+    exec(b.conn(), "INSERT INTO t VALUES (6, 'b')");
+    send(&b, &a);
+    send(&a, &b);
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(a.db.path(), path).unwrap();
+    });
+    let d = Device::copied("d", &b, |path| {
+        std::fs::copy(b.db.path(), path).unwrap();
+        let plain = rusqlite::Connection::open(path).unwrap();
+        plain
+            .execute_batch("INSERT INTO t VALUES (13, 'd before its id')")
+            .unwrap();
+    });
+    exec(b.conn(), "UPDATE t SET who = 'b again' WHERE id = 3");
+    send(&b, &d);
+    exec(b.conn(), "INSERT INTO t VALUES (15, 'b'), (16, 'b')");
+    send(&d, &c);
+    mesh(&[&a, &b, &c, &d]);
+    mesh(&[&a, &b, &c, &d]);
+    for other in [&b, &c, &d] {
+        assert_eq!(other.dump("t"), a.dump("t"), "{}", other.name);
+        assert_eq!(other.clock(), a.clock(), "{}", other.name);
+    }
+    // b's point holds b's own op at the seq d's first write took under b's id: that write is
+    // dropped, and listed
+    let lost = lost_of(&d);
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0].1, r#"{"id":13}"#);
+}

@@ -442,6 +442,10 @@ impl Import<'_> {
         for &other in cut.iter().rev() {
             self.forget_history(other)?;
         }
+        if !cut.is_empty() {
+            // (the contexts merging back reads must no longer name the histories gone)
+            self.known.contexts.reload()?;
+        }
         // the point's history back into the ones it forked from, from the root down (but one
         // that left its parent's lineage at a point's entry: its first op follows an op of its
         // own there, `History::detached`)

@@ -963,3 +963,68 @@ fn a_history_cut_by_a_point_is_forgotten_before_the_one_it_left_is_merged_back()
     assert_eq!(lost.len(), 1, "{lost:?}");
     assert_eq!(lost[0].1, r#"{"id":13}"#);
 }
+
+/// Two copies of b written on by connections that never loaded the extension (under b's id, at
+/// seqs b then wrote too), while every device compacts by itself every 5 ops applied. A's
+/// compaction point decides b's history below it: the copies' writes there are dropped on
+/// every device alike and listed in `sync_lost` on every device; all end with the same rows,
+/// nothing pending. (A device that held the point's history as a chain of histories merged
+/// it back only one step, so the copies' writes came back there as a history of their own.)
+#[test]
+fn copies_written_before_the_extension_loaded_are_decided_alike_by_a_compaction_point() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    for d in [&a, &b] {
+        compacting_every(d.conn(), Some(5));
+    }
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a')",
+    );
+    exec(
+        b.conn(),
+        "INSERT INTO t VALUES (4, 'b'), (5, 'b'), (6, 'b')",
+    );
+    send(&a, &b);
+    send(&b, &a);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (7, 'a'); UPDATE t SET who = 'a8' WHERE id = 3;
+         UPDATE t SET who = 'a9' WHERE id = 6",
+    );
+    let written_on = |path: &Path, sql: &str| {
+        let plain = rusqlite::Connection::open(path).unwrap();
+        plain.execute_batch(sql).unwrap();
+    };
+    let c = Device::copied("c", &b, |path| {
+        exec(b.conn(), &format!("VACUUM INTO '{}'", path.display()));
+        written_on(path, "INSERT INTO t VALUES (10, 'c'), (11, 'c')");
+    });
+    exec(
+        b.conn(),
+        "INSERT INTO t VALUES (12, 'b'); UPDATE t SET who = 'b13' WHERE id = 3;
+         UPDATE t SET who = 'b14' WHERE id = 5",
+    );
+    let d = Device::copied("d", &b, |path| {
+        std::fs::copy(b.db.path(), path).unwrap();
+        written_on(path, "INSERT INTO t VALUES (15, 'd'), (16, 'd')");
+    });
+    let all = [&a, &b, &c, &d];
+    mesh(&all);
+    mesh(&all);
+    for d in all {
+        compact_removed(d);
+    }
+    mesh(&all);
+    for other in [&b, &c, &d] {
+        assert_eq!(other.dump("t"), a.dump("t"), "{}", other.name);
+        assert_eq!(other.clock(), a.clock(), "{}", other.name);
+    }
+    let lost = |d: &Device| -> Vec<String> { lost_of(d).into_iter().map(|l| l.1).collect() };
+    for d in all {
+        let pending: i64 = (d.conn())
+            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pending, 0, "{}", d.name);
+        assert_eq!(lost(d), lost(&a), "{}", d.name);
+    }
+}

@@ -448,13 +448,16 @@ impl Import<'_> {
         }
         // the point's history back into the ones it forked from, from the root down (but one
         // that left its parent's lineage at a point's entry: its first op follows an op of its
-        // own there, `History::detached`)
-        for pair in path.windows(2).rev() {
-            let (child, parent) = (pair[0], pair[1]);
+        // own there, `History::detached`); a history merged back, the next one down forks
+        // from the one it went into
+        let mut parent = path[path.len() - 1];
+        for &child in path.iter().rev().skip(1) {
             if self.known.devices.children(parent) == vec![child]
                 && !self.history().detached(child)?
             {
                 self.merge_back(child, parent)?;
+            } else {
+                parent = child;
             }
         }
         self.known.contexts.reload()?;

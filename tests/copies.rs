@@ -1028,3 +1028,43 @@ fn copies_written_before_the_extension_loaded_are_decided_alike_by_a_compaction_
         assert_eq!(lost(d), lost(&a), "{}", d.name);
     }
 }
+
+/// A device that holds two histories of a restored backup's id, forked at an op a peer's
+/// compaction removed, hears from that peer for the first time: the peer's bundle drops the
+/// ops it removed here too, and the op both histories follow keeps its hash, so the
+/// compaction point that then decides them can set the other history's ops aside.
+#[test]
+fn histories_forked_at_an_op_a_peer_removed_keep_what_they_follow() {
+    let (mut x, w, p) = (
+        Device::new("x", T),
+        Device::new("w", T),
+        Device::new("p", T),
+    );
+    exec(x.conn(), "INSERT INTO t VALUES (1, 'x0')");
+    for i in 1..=3 {
+        exec(x.conn(), &format!("UPDATE t SET who = 'x{i}' WHERE id = 1"));
+    }
+    let backup = back_up(&x); // x's ops 1-4
+    send(&x, &p);
+    for i in 4..=6 {
+        exec(x.conn(), &format!("UPDATE t SET who = 'x{i}' WHERE id = 1"));
+    }
+    send(&x, &p);
+    send(&x, &w);
+    send(&w, &x);
+    assert!(compact_removed(&w) > 0, "w removes x's overwritten ops");
+    put_back(&mut x, &backup);
+    exec(x.conn(), "INSERT INTO t VALUES (2, 'after the restore')"); // x's seq 5 again
+    send(&x, &p); // p holds both histories, forked at x's op 4
+    send(&w, &p);
+    mesh(&[&x, &w, &p]);
+    for d in [&w, &p] {
+        assert_eq!(d.dump("t"), x.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), x.clock(), "{}", d.name);
+    }
+    // w's point decides x's history up to its op 7: the write on the backup at seq 5 goes,
+    // listed where it was written and where it had arrived
+    assert_eq!(ids(&x), vec![1]);
+    assert_eq!(lost_of(&p), vec![after_the_restore(5, 2, 1)]);
+    assert!(lost_of(&x).contains(&after_the_restore(5, 2, 0)));
+}

@@ -175,6 +175,16 @@ impl Import<'_> {
         if gone.is_empty() {
             return Ok(());
         }
+        // (an op a history forked after keeps its hash: the history's first op follows it)
+        let mut links = Vec::new();
+        for child in self.known.devices.children(device) {
+            let base = self.known.devices.fork(child).map_or(0, |f| f.1);
+            if gone.contains(&base) {
+                if let Some(hash) = self.history().hash_at(device, base)? {
+                    links.push((base, hash));
+                }
+            }
+        }
         self.note_dropping(device, &gone)?;
         self.drop_held(device, &gone)?;
         // (with the checkpoints of the range: the ops it carried there hash as stated)
@@ -186,6 +196,9 @@ impl Import<'_> {
                 Value::Integer(to as i64),
             ],
         )?;
+        for (seq, hash) in links {
+            chain::remember(self.conn, device, seq, &hash)?;
+        }
         // an op it carried after one dropped hashes from the hash it states for that one
         for (&seq, prev) in &carried {
             if let (Some(prev), true) = (prev, gone.contains(&(seq - 1))) {

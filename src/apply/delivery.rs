@@ -138,11 +138,10 @@ impl Import<'_> {
             let decided = self.dep_below_point(root, dep_seq).is_some();
             unknown |= decided;
             if dep_seq <= before && !decided {
-                let id = hex(&self.known.devices.id(dep));
                 return Ok(Some(format!(
                     "its clock goes backwards: it names op {dep_seq} of device {} as new, \
                      while its previous op had seen op {before}",
-                    &id[..8]
+                    self.known.devices.named(dep)
                 )));
             }
             let known = self.lamport_of(dep, dep_seq)?;
@@ -193,7 +192,8 @@ impl Import<'_> {
             }
             _ if self.history().removed(device, seq)? => Ok(None),
             _ => Err(Error::new(format!(
-                "received op {seq} of device {device} is missing"
+                "received op {seq} of device {} is missing",
+                self.known.devices.named(device)
             ))),
         }
     }

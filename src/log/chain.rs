@@ -167,7 +167,8 @@ impl History<'_, '_> {
         })?;
         if at != seq {
             return Err(crate::db::Error::new(format!(
-                "op {seq} of device {idx} is missing (hashing it)"
+                "op {seq} of device {} is missing (hashing it)",
+                self.devices.named(idx)
             )));
         }
         Ok(hash)
@@ -230,10 +231,12 @@ impl History<'_, '_> {
     fn missing(&self, idx: DeviceIdx, seq: u64) -> crate::db::Error {
         match self.removed(idx, seq) {
             Ok(true) => crate::db::Error::new(format!(
-                "op {seq} of device {idx} was removed by compaction"
+                "op {seq} of device {} was removed by compaction",
+                self.devices.named(idx)
             )),
             _ => crate::db::Error::new(format!(
-                "op {seq} of device {idx} is missing (hashing the ops after it)"
+                "op {seq} of device {} is missing (hashing the ops after it)",
+                self.devices.named(idx)
             )),
         }
     }

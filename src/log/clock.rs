@@ -202,6 +202,22 @@ impl Devices {
         self.by_idx[&idx]
     }
 
+    /// How a message names history `idx`: the first 8 hex digits of the id its ops travel
+    /// under, as `sync_status()` shows ids, and whether it is a second history of that id.
+    pub fn named(&self, idx: DeviceIdx) -> String {
+        let idx = if idx.0 < 0 { waited_for(idx) } else { idx };
+        let root = self.root(idx);
+        let Some(id) = self.by_idx.get(&root) else {
+            return format!("#{idx}");
+        };
+        let second = if root == idx {
+            ""
+        } else {
+            " (a second history of it)"
+        };
+        format!("{}{second}", &crate::value::hex(id)[..8])
+    }
+
     /// The id its ops travel under: the device's, for every history of it. (A negative index
     /// names a device whose history an op waits for: apply/histories.rs.)
     pub fn wire_id(&self, idx: DeviceIdx) -> DeviceId {

@@ -324,7 +324,8 @@ impl RowReader<'_> {
         stmt.bind_all(&at)?;
         let Some(r) = stmt.step()? else {
             return Err(Error::new(format!(
-                "op {seq} of device {device} is missing"
+                "op {seq} of device {} is missing",
+                self.devices.named(device)
             )));
         };
         let row = [r.column(0)?, r.column(1)?, r.column(2)?];

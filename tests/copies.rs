@@ -1068,3 +1068,45 @@ fn histories_forked_at_an_op_a_peer_removed_keep_what_they_follow() {
     assert_eq!(lost_of(&p), vec![after_the_restore(5, 2, 1)]);
     assert!(lost_of(&x).contains(&after_the_restore(5, 2, 0)));
 }
+
+/// A compaction point whose deps name the last op of a second history of a restored backup's
+/// id, which this device removed by compaction before the point came (it keeps its hash): the
+/// dep names that op, not one still to come, and the point does not wait for good.
+#[test]
+fn a_dep_on_an_op_of_a_second_history_removed_here_is_found_by_its_kept_hash() {
+    let (mut x, p, a) = (
+        Device::new("x", T),
+        Device::new("p", T),
+        Device::new("a", T),
+    );
+    exec(x.conn(), "INSERT INTO t VALUES (1, 'x0')");
+    exec(x.conn(), "UPDATE t SET who = 'x1' WHERE id = 1");
+    let backup = back_up(&x); // x's ops 1-2
+    for i in 2..=3 {
+        exec(x.conn(), &format!("UPDATE t SET who = 'x{i}' WHERE id = 1"));
+    }
+    send(&x, &p);
+    send(&x, &a);
+    let old_id = x.id();
+    put_back(&mut x, &backup);
+    // x's seqs 3-4 again, a second history of x's id, on a row of its own
+    exec(x.conn(), "INSERT INTO t VALUES (3, 'restored')");
+    exec(x.conn(), "UPDATE t SET who = 'restored again' WHERE id = 3");
+    mesh(&[&x, &p, &a]);
+    // x, a device of its own now, no longer writes under its old id (README)
+    exec(x.conn(), &format!("SELECT sync_forget('{old_id}')"));
+    mesh(&[&x, &p, &a]);
+    // and overwrites the second history's last op
+    exec(x.conn(), "UPDATE t SET who = 'x again' WHERE id = 3");
+    mesh(&[&x, &p, &a]);
+    assert!(compact_removed(&p) > 0, "p removes the overwritten ops");
+    // a's compaction point, its first op: its deps name the second history's op 4
+    assert!(compact_removed(&a) > 0, "a removes them too");
+    let r = p.import(&a.bundle_for(Some(&p)));
+    assert_eq!(r.pending, 0, "{r:?}");
+    mesh(&[&x, &p, &a]);
+    for d in [&p, &a] {
+        assert_eq!(d.dump("t"), x.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), x.clock(), "{}", d.name);
+    }
+}

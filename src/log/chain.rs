@@ -298,12 +298,20 @@ impl History<'_, '_> {
     }
 
     /// The history of the device whose first history is `root` that holds op `seq` with
-    /// `hash`, if any (none while the ops before it there are not all held, or kept by hash).
+    /// `hash`, if any (none while the ops before it there are not all held, or kept by hash),
+    /// or held it until compaction removed it and kept its hash.
     pub fn locate(&self, root: DeviceIdx, seq: u64, hash: &Hash) -> Result<Option<DeviceIdx>> {
         for idx in self.devices.histories(root) {
             // (an op held above one not held yet cannot be hashed: not found until it is)
             let hashable = self.holds(idx, seq)? && self.chain_held(idx, seq)?;
             if hashable && self.hash_at(idx, seq)?.as_ref() == Some(hash) {
+                return Ok(Some(idx));
+            }
+            // (an op compaction removed here, whose hash is kept: the op it was)
+            if !hashable
+                && self.removed(idx, seq)?
+                && remembered(self.conn, idx, seq)?.as_ref() == Some(hash)
+            {
                 return Ok(Some(idx));
             }
         }

@@ -2095,9 +2095,10 @@ impl EverHeld {
             let n = ops.iter().filter(lost).count();
             TOLD.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             let at = |op: &&Content| ((id.clone(), *seq), (*op).clone());
+            // (a compaction point dropped is told nowhere: no write of the app's, README)
             let untold: Vec<_> = (ops.iter())
                 .filter(|op| !now.contains(&at(op)) && !self.gone.contains(&at(op)))
-                .filter(|op| !lost(op))
+                .filter(|op| !lost(op) && op.0 != "_sync_floor")
                 .collect();
             // (the op its device's history kept there may be gone, removed as overwritten,
             // only when no op is held there any more)

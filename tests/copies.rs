@@ -1110,3 +1110,38 @@ fn a_dep_on_an_op_of_a_second_history_removed_here_is_found_by_its_kept_hash() {
         assert_eq!(d.clock(), x.clock(), "{}", d.name);
     }
 }
+
+/// A backup put back compacts before it syncs: its compaction point takes a seq its peer's
+/// point decided otherwise, and goes on every device; it is no write of the app's, so
+/// `sync_lost` does not list it.
+#[test]
+fn a_compaction_point_a_peer_s_point_decided_against_is_not_listed_lost() {
+    let (mut a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a0')");
+    exec(b.conn(), "INSERT INTO t VALUES (9, 'b')");
+    send(&a, &b);
+    send(&b, &a);
+    send(&a, &b);
+    let backup = back_up(&a); // a's op 1, and b's, stable: no compaction point yet
+    for i in 1..=2 {
+        exec(a.conn(), &format!("UPDATE t SET who = 'a{i}' WHERE id = 1"));
+    }
+    send(&a, &b);
+    send(&b, &a);
+    assert!(compact_removed(&b) > 0, "b removes a's op 2");
+    put_back(&mut a, &backup);
+    compact_removed(&a); // a's compaction point: its seq 2 again
+    mesh(&[&a, &b]);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(a.clock(), b.clock());
+    for d in [&a, &b] {
+        let floors: i64 = (d.conn())
+            .query_row(
+                "SELECT count(*) FROM sync_lost WHERE table_name = '_sync_floor'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(floors, 0, "{}", d.name);
+    }
+}

@@ -17,7 +17,8 @@
 //! Invariant: a record is written at the end of the import that dropped its op, only when no
 //! history held here holds that op then (the ops a bundle carries again are not lost); the
 //! records are this device's own account (like closed conflict records), not the same on every
-//! device, and are never written for ops of other devices that a peer removed as overwritten.
+//! device, and are never written for ops of other devices that a peer removed as overwritten,
+//! nor for compaction points (`_sync_floor` ops: no write of the app's).
 
 use super::import::{Dropped, Import};
 use crate::bundle::Packed;
@@ -120,7 +121,8 @@ impl Import<'_> {
         }
         self.reading.appender.flush()?;
         for dropped in lost {
-            if self.holds_op(&dropped)? {
+            // (a compaction point dropped is no write of the app's: nothing to write again)
+            if dropped.op.table == crate::log::floors::TABLE || self.holds_op(&dropped)? {
                 continue;
             }
             let op = &dropped.op;

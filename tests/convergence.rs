@@ -9,7 +9,8 @@
 //! clock, and nothing pending.
 //!
 //! `fixed_seed_schedules` runs SCHEDULES schedules from a fixed seed (`SYNC_SCHEDULES` of them
-//! when set: `make check` runs 150); `random_seed_schedules` runs new seeds for RANDOM_SECONDS
+//! when set: `make check` runs 150; `SYNC_FROM=<n>` skips the first n, to go on past a known
+//! failure); `random_seed_schedules` runs new seeds for RANDOM_SECONDS
 //! (or `SYNC_SOAK_SECONDS`, for a soak outside `make test`: `SYNC_SOAK_SECONDS=600 cargo test
 //! --release --test convergence random_seed_schedules -- --nocapture` prints how many schedules
 //! it ran). A failure prints the seed that reproduces it; `one_seed` is the tool that replays
@@ -1847,7 +1848,10 @@ fn fixed_seed_schedules() {
     let schedules = std::env::var("SYNC_SCHEDULES").ok().map_or(SCHEDULES, |s| {
         s.parse().expect("SYNC_SCHEDULES is a number")
     });
-    for i in 0..schedules {
+    let from = std::env::var("SYNC_FROM")
+        .ok()
+        .map_or(0, |s| s.parse().expect("SYNC_FROM is a number"));
+    for i in from..schedules {
         check(0x5EED_0000 + i);
     }
     use std::sync::atomic::Ordering::Relaxed;

@@ -1145,3 +1145,107 @@ fn a_compaction_point_a_peer_s_point_decided_against_is_not_listed_lost() {
         assert_eq!(floors, 0, "{}", d.name);
     }
 }
+
+/// A backup of `d` at `name`, beside it.
+fn back_up_as(d: &Device, name: &str) -> std::path::PathBuf {
+    let backup = d.db.dir.path().join(name);
+    exec(d.conn(), &format!("VACUUM INTO '{}'", backup.display()));
+    backup
+}
+
+/// A device put back twice to one backup (over its file, then as a new file) while its peers
+/// compact every 5 ops: the ops it wrote after the first, which its peers then held as a second
+/// history of its old id, come back to it from them, and are that history's here too (before,
+/// it split the ones it held into one more history, so its own next op named one op twice and
+/// every peer refused its bundles: "its clock goes backwards"). Found by a new user's trial.
+#[test]
+fn ops_a_device_held_before_it_was_put_back_again_are_one_history_when_they_come_back() {
+    const TV: &str =
+        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
+    let (mut a, b) = (Device::new("a", TV), Device::new("b", TV));
+    for d in [&a, &b] {
+        compacting_every(d.conn(), Some(5));
+    }
+    for r in 1..=3 {
+        exec(
+            a.conn(),
+            &format!("INSERT INTO t VALUES ('r{r}', 'A#{r}', NULL)"),
+        );
+    }
+    for r in 4..=6 {
+        exec(
+            b.conn(),
+            &format!("INSERT INTO t VALUES ('r{r}', 'B#{r}', NULL)"),
+        );
+    }
+    send(&a, &b);
+    send(&b, &a);
+    let mut c = Device::copied("c", &b, |path| {
+        exec(b.conn(), &format!("VACUUM INTO '{}'", path.display()));
+    });
+    let a1 = back_up_as(&a, "a1.db");
+    exec(
+        c.conn(),
+        "UPDATE t SET v = 'C#7' WHERE id = 'r1'; UPDATE t SET w = 'C#8' WHERE id = 'r1';
+         UPDATE t SET w = 'C#9' WHERE id = 'r4'",
+    );
+    put_back(&mut a, &a1);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES ('r10', 'A#10', NULL); UPDATE t SET w = 'A#11' WHERE id = 'r6';
+         UPDATE t SET v = 'A#12' WHERE id = 'r1'",
+    );
+    exec(
+        b.conn(),
+        "INSERT INTO t VALUES ('r13', 'B#13', NULL); INSERT INTO t VALUES ('r14', 'B#14', NULL);
+         UPDATE t SET w = 'B#15' WHERE id = 'r4'; UPDATE t SET v = 'B#16' WHERE id = 'r13';
+         UPDATE t SET w = 'B#17' WHERE id = 'r1'",
+    );
+    let round = |a: &Device, b: &Device, c: &Device| {
+        for (from, to) in [(a, b), (a, c), (b, a), (b, c), (c, a), (c, b)] {
+            send(from, to);
+        }
+    };
+    round(&a, &b, &c);
+    round(&a, &b, &c);
+    let c2 = back_up_as(&c, "c2.db");
+    put_back(&mut c, &c2);
+    for (from, to) in [(&c, &a), (&a, &c), (&c, &b), (&b, &c)] {
+        send(from, to);
+    }
+    exec(
+        b.conn(),
+        "UPDATE t SET v = 'B#18' WHERE id = 'r2'; UPDATE t SET w = 'B#19' WHERE id = 'r4';
+         UPDATE t SET w = 'B#20' WHERE id = 'r2'",
+    );
+    round(&a, &b, &c);
+    round(&a, &b, &c);
+    exec(
+        b.conn(),
+        "INSERT INTO t VALUES ('r21', 'B#21', NULL); INSERT INTO t VALUES ('r22', 'B#22', NULL);
+         UPDATE t SET w = 'B#23' WHERE id = 'r13'; UPDATE t SET w = 'B#24' WHERE id = 'r5';
+         UPDATE t SET w = 'B#25' WHERE id = 'r10'",
+    );
+    put_back(&mut c, &c2);
+    exec(
+        c.conn(),
+        "INSERT INTO t VALUES ('r26', 'C#26', NULL); UPDATE t SET w = 'C#27' WHERE id = 'r26';
+         UPDATE t SET w = 'C#28' WHERE id = 'r10'",
+    );
+    round(&a, &b, &c);
+    // the same backup again, as a new file
+    c.reopen_after(|path| {
+        let moved = path.with_extension("new");
+        std::fs::copy(&c2, &moved).unwrap();
+        std::fs::rename(&moved, path).unwrap();
+    });
+    for (from, to) in [(&c, &a), (&a, &c), (&c, &b), (&b, &c)] {
+        send(from, to);
+    }
+    mesh(&[&a, &b, &c]);
+    for d in [&b, &c] {
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), a.clock(), "{}", d.name);
+        assert_eq!(d.conflicts(), a.conflicts(), "{}", d.name);
+    }
+}

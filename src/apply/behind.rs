@@ -92,7 +92,13 @@ impl Import<'_> {
                 _ => Placed::At(idx),
             }));
         }
+        // (where the op held at its seq is this op, the ops held from there on are its
+        // history: they follow the op it states, not the point's)
         let idx = match self.history().holds(root, seq)? {
+            true if self.stored_same(root, op, form)? == Some(true) => {
+                let idx = self.split_held(root, op, form, prev)?;
+                return Ok(Some(Placed::Duplicate(idx)));
+            }
             true => self.split_off(root, op, form, prev)?,
             false => self.new_history(root, op, form, Some(prev))?,
         };

@@ -314,15 +314,45 @@ impl Import<'_> {
         own: Option<Hash>,
     ) -> Result<DeviceIdx> {
         self.reading.appender.flush()?;
+        let first = (self.history().hash_at(at, op.seq)?)
+            .ok_or_else(|| Error::new("a fork names no op"))?;
+        self.move_from(at, op.seq, &first, None)?;
+        self.new_history(at, op, form, own)
+    }
+
+    /// Where history `at` holds `op` itself, which follows `prev`, not the op `at` holds before
+    /// it (a compaction point's lineage left there, behind.rs): the ops from there on become a
+    /// history of their own that follows `prev`, as their writer's does; returns it.
+    pub(super) fn split_held(
+        &mut self,
+        at: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+        prev: Hash,
+    ) -> Result<DeviceIdx> {
+        let first = op_hash(op, form, Some(&prev));
+        self.move_from(at, op.seq, &first, Some(prev))
+    }
+
+    /// Moves the ops of history `at` from `seq` on (the first of them hashing `first`) into a
+    /// history forked from it after op `seq - 1`, or after another op `own` where given.
+    fn move_from(
+        &mut self,
+        at: DeviceIdx,
+        seq: u64,
+        first: &Hash,
+        own: Option<Hash>,
+    ) -> Result<DeviceIdx> {
+        self.reading.appender.flush()?;
         self.write_applied()?;
         self.rows.recent.clear(); // ops are renamed below
         let conn = self.conn;
-        let seq = op.seq;
-        let first =
-            (self.history().hash_at(at, seq)?).ok_or_else(|| Error::new("a fork names no op"))?;
         let origin = self.known.devices.wire_id(at);
         let children = self.known.devices.children(at);
-        let moved = self.branch(at, seq - 1, &history_id(&origin, &first), true)?;
+        let moved = self.branch(at, seq - 1, &history_id(&origin, first), own.is_none())?;
+        if let Some(own) = own {
+            crate::log::chain::remember(conn, moved, seq - 1, &own)?;
+        }
         for child in children {
             self.known.devices.set_parent(conn, child, moved)?;
         }
@@ -386,7 +416,7 @@ impl Import<'_> {
         self.recheck_deps(moved, seq)?;
         // the moved ops changed name, hence order keys: their rows are settled again
         self.touch_from(moved, seq)?;
-        self.new_history(at, op, form, own)
+        Ok(moved)
     }
 
     /// The ops of history `from` from `seq` on, renamed to history `to`: what this bundle

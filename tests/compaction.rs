@@ -841,3 +841,46 @@ fn imports_compact_by_themselves_every_so_many_ops_applied() {
         );
     }
 }
+
+/// A device removed an op itself, then a peer's bundle drops more of that device's ops for the
+/// peer's base: the hash it kept of the op it removed first stays, because an op it still holds
+/// follows it, and it goes on exporting (before, every export failed: "op 3 of device … is
+/// missing (hashing it)"). Found by a new user's trial: three devices, no copy, no restore.
+#[test]
+fn ops_removed_here_and_then_by_a_peer_s_base_leave_every_export_working() {
+    let (tablet, phone, laptop) = (
+        Device::new("tablet", T),
+        Device::new("phone", T),
+        Device::new("laptop", T),
+    );
+    exec(
+        tablet.conn(),
+        "INSERT INTO t VALUES (1, 'x0', NULL); INSERT INTO t VALUES (2, 'v0', NULL);
+         UPDATE t SET x = 'v1' WHERE id = 2; DELETE FROM t WHERE id = 1;
+         UPDATE t SET x = 'v2' WHERE id = 2",
+    );
+    send(&tablet, &phone);
+    assert!(compact(&phone).is_some());
+    exec(
+        tablet.conn(),
+        "UPDATE t SET x = 'v3' WHERE id = 2; UPDATE t SET x = 'v4' WHERE id = 2",
+    );
+    send(&tablet, &laptop);
+    assert!(compact(&laptop).is_some());
+    send(&laptop, &phone);
+    let _ = phone.bundle_for(Some(&tablet));
+    let _ = phone.bundle_for(None);
+    for (from, to) in [
+        (&laptop, &phone),
+        (&phone, &laptop),
+        (&laptop, &tablet),
+        (&tablet, &laptop),
+    ] {
+        send(from, to);
+    }
+    send(&phone, &tablet);
+    for d in [&phone, &laptop] {
+        assert_eq!(d.dump("t"), tablet.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), tablet.clock(), "{}", d.name);
+    }
+}

@@ -187,14 +187,33 @@ impl Import<'_> {
         }
         self.note_dropping(device, &gone)?;
         self.drop_held(device, &gone)?;
-        // (with the checkpoints of the range: the ops it carried there hash as stated)
+        let range = [
+            Value::from(device),
+            Value::Integer(from as i64),
+            Value::Integer(to as i64),
+        ];
+        // (the hash kept of an op compaction removed here before, which an op still held
+        // follows, stays: that op hashes from it)
+        let mut stmt = self.conn.prepare(
+            "SELECT h.seq, h.hash FROM main._sync_hashes h
+             WHERE h.device = ?1 AND h.seq > ?2 AND h.seq <= ?3
+               AND NOT EXISTS (SELECT 1 FROM main._sync_remote r
+                               WHERE r.device = h.device AND r.seq = h.seq)
+               AND EXISTS (SELECT 1 FROM main._sync_remote r
+                           WHERE r.device = h.device AND r.seq = h.seq + 1)",
+        )?;
+        stmt.bind_all(&range)?;
+        while let Some(row) = stmt.step()? {
+            let hash: Option<crate::op::Hash> = row.column_blob(1)?.and_then(|h| h.try_into().ok());
+            if let Some(hash) = hash {
+                links.push((row.column_int(0) as u64, hash));
+            }
+        }
+        drop(stmt);
+        // (with the other checkpoints of the range: the ops it carried there hash as stated)
         self.run(
             "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq > ?2 AND seq <= ?3",
-            &[
-                Value::from(device),
-                Value::Integer(from as i64),
-                Value::Integer(to as i64),
-            ],
+            &range,
         )?;
         for (seq, hash) in links {
             chain::remember(self.conn, device, seq, &hash)?;

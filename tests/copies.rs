@@ -1249,3 +1249,47 @@ fn ops_a_device_held_before_it_was_put_back_again_are_one_history_when_they_come
         assert_eq!(d.conflicts(), a.conflicts(), "{}", d.name);
     }
 }
+
+/// A device put back to a backup taken before it wrote, written on, then importing a bundle a
+/// peer wrote for it before (it carries only the op the peer thought it lacked, after a gap):
+/// that op waited in the history of the device's old id it held, and when the ops before it
+/// came, that history split and the op went with the wrong one, waiting for good for an op it
+/// does not have ("pending" forever, nowhere else). The same op placed in the other history
+/// now drops the misplaced copy. Found by a new user's trial.
+#[test]
+fn an_op_held_pending_before_its_device_s_histories_split_is_placed_with_the_one_it_follows() {
+    const TV: &str =
+        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
+    let (mut laptop, phone, tablet) = (
+        Device::new("laptop", TV),
+        Device::new("phone", TV),
+        Device::new("tablet", TV),
+    );
+    let backup = back_up_as(&laptop, "laptop.bak");
+    exec(
+        laptop.conn(),
+        "INSERT INTO t VALUES ('n1', 'n1', 'b'); UPDATE t SET v = 'L#2' WHERE id = 'n1'",
+    );
+    let to_tablet = laptop.bundle_for(Some(&tablet));
+    exec(laptop.conn(), "UPDATE t SET v = 'L#3' WHERE id = 'n1'");
+    send(&laptop, &phone);
+    send(&phone, &tablet);
+    tablet.import(&to_tablet);
+    // written for the laptop as it was: it lacks op 3 only
+    let to_laptop = tablet.bundle_for(Some(&laptop));
+    put_back(&mut laptop, &backup);
+    exec(laptop.conn(), "INSERT INTO t VALUES ('n2', 'n2', 'b')");
+    let got = laptop.import(&to_laptop);
+    assert_eq!(got.pending, 1, "op 3 of the laptop's old id waits for op 2");
+    mesh(&[&laptop, &phone, &tablet]);
+    for d in [&laptop, &phone, &tablet] {
+        let pending: i64 = (d.conn())
+            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pending, 0, "{}", d.name);
+    }
+    for d in [&phone, &tablet] {
+        assert_eq!(d.dump("t"), laptop.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), laptop.clock(), "{}", d.name);
+    }
+}

@@ -214,6 +214,34 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// Drops the copies of `op`, placed in history `device`, that another history of its device
+    /// holds pending where it does not hold the op before it: stored there before the
+    /// device's histories split (`split_from` moves the ops held pending with the history
+    /// they were in, not knowing which one they follow), they would wait for good for an op
+    /// that history does not have. The same op is one op: its place is `device`'s.
+    pub(super) fn drop_misplaced(
+        &mut self,
+        device: DeviceIdx,
+        op: &crate::bundle::Packed,
+        form: &crate::form::Form,
+    ) -> Result<()> {
+        let devices = &self.known.devices;
+        let others: Vec<DeviceIdx> = (devices.histories(devices.root(device)).into_iter())
+            .filter(|&h| h != device && op.seq > self.applied_seq(h) + 1)
+            .collect();
+        for other in others {
+            self.reading.appender.flush()?;
+            if self.history().holds(other, op.seq - 1)? || self.pending_op(other, op.seq)?.is_none()
+            {
+                continue;
+            }
+            if self.stored_same(other, op, form)? == Some(true) {
+                self.discard(other, op.seq)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether op `seq` of `device` was stored pending by an earlier import.
     fn stored_before(&self, device: DeviceIdx, seq: u64) -> bool {
         self.clocks

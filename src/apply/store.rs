@@ -48,6 +48,15 @@ impl<'a> Import<'a> {
                 .or_default()
                 .insert(op.seq, prev);
         }
+        if let Placed::At(device) | Placed::Duplicate(device) = placed {
+            if self
+                .known
+                .devices
+                .is_forked(self.known.devices.root(device))
+            {
+                self.drop_misplaced(device, &op, form)?;
+            }
+        }
         let device = match placed {
             Placed::At(device) => device,
             Placed::Duplicate(device) | Placed::Below(device) => {

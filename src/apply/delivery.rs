@@ -218,7 +218,8 @@ impl Import<'_> {
     /// holds pending where it does not hold the op before it: stored there before the
     /// device's histories split (`split_from` moves the ops held pending with the history
     /// they were in, not knowing which one they follow), they would wait for good for an op
-    /// that history does not have. The same op is one op: its place is `device`'s.
+    /// that history does not have, and so would the ops that name them. The same op is one
+    /// op: its place is `device`'s.
     pub(super) fn drop_misplaced(
         &mut self,
         device: DeviceIdx,
@@ -237,6 +238,12 @@ impl Import<'_> {
             }
             if self.stored_same(other, op, form)? == Some(true) {
                 self.discard(other, op.seq)?;
+                // (the ops that named the copy name the op where it is)
+                self.run(
+                    "UPDATE OR REPLACE main._sync_deps SET dep = ?1 WHERE dep = ?2 AND dep_seq = ?3",
+                    &[Value::from(device), Value::from(other), Value::Integer(op.seq as i64)],
+                )?;
+                self.known.contexts.reload()?;
             }
         }
         Ok(())

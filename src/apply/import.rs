@@ -162,6 +162,9 @@ pub(super) struct Dropped {
     pub(super) hash: crate::op::Hash,
     pub(super) op: crate::op::Op,
     pub(super) certain: bool,
+    /// recorded only where a history held here holds another op at its seq at the import's
+    /// end (the op it was dropped for is held)
+    pub(super) if_replaced: bool,
 }
 
 /// The rows the import indexes, writes and settles.

@@ -5,8 +5,11 @@
 //!
 //! Two cases, told apart by `certain`:
 //! - certain: a compaction point held here holds another op of the device at that seq (behind.
-//!   rs `Placed::Dropped`): the op is another history's, a backup put back or a copy written
-//!   on under the device's id, and every device that holds the point drops it.
+//!   rs `Placed::Dropped`), or a history set aside for a bundle's base held it where this
+//!   device holds another op at its seq at the import's end (behind.rs `set_aside`): the op is
+//!   another history's, a backup put back or a copy written on under the device's id, and
+//!   every device that holds the point or the base drops it. (This device's own, too, where a
+//!   peer had confirmed it: the peer that received it dropped it as well.)
 //! - possible: an op of one of this device's own ids (its former ids: the ops it wrote before
 //!   it forked) dropped for a bundle's base or a compaction point, at a seq its peers removed,
 //!   above the highest seq a peer had confirmed with the same hash while the id was this
@@ -38,14 +41,19 @@ const POSSIBLE: &str = "written under an id this database had before it forked, 
     device can tell them apart: check it against the row, write it again if it is still wanted";
 
 impl Import<'_> {
-    /// Notes the ops of history `idx` at `seqs`, about to be dropped, that are this device's
-    /// own above what its peers confirmed (possible losses).
+    /// Notes the ops of history `idx` at `seqs`, about to be dropped (another history's than
+    /// the one a bundle's base or a compaction point decided): this device's own above what
+    /// its peers confirmed (possible losses); the others where the op kept at their seq is
+    /// held at the import's end (certain: a device that received them, or one whose peer
+    /// confirmed them and then dropped them too).
     pub(super) fn note_dropping(&mut self, idx: DeviceIdx, seqs: &[u64]) -> Result<()> {
-        let id = self.known.devices.wire_id(idx);
-        let Some(confirmed) = self.confirmed_mine(&id)?.filter(|_| idx != SELF) else {
+        if idx == SELF {
             return Ok(());
-        };
-        for &seq in seqs.iter().filter(|&&s| s > confirmed) {
+        }
+        let id = self.known.devices.wire_id(idx);
+        let confirmed = self.confirmed_mine(&id)?;
+        for &seq in seqs {
+            let possible = confirmed.is_some_and(|c| seq > c);
             let history = self.history();
             let Some(hash) = history.hash_at(idx, seq)? else {
                 continue;
@@ -56,13 +64,13 @@ impl Import<'_> {
                 Ok(())
             })?;
             if let Some(op) = found {
-                let certain = false;
                 (self.reading.lost).push(Dropped {
                     id,
                     seq,
                     hash,
                     op,
-                    certain,
+                    certain: !possible,
+                    if_replaced: !possible,
                 });
             }
         }
@@ -90,6 +98,7 @@ impl Import<'_> {
             hash,
             op: op_of,
             certain,
+            if_replaced: false,
         });
         Ok(())
     }
@@ -125,6 +134,9 @@ impl Import<'_> {
             if dropped.op.table == crate::log::floors::TABLE || self.holds_op(&dropped)? {
                 continue;
             }
+            if dropped.if_replaced && !self.holds_other(&dropped)? {
+                continue; // (maybe the op its writer removed there, overwritten)
+            }
             let op = &dropped.op;
             self.conn.exec(
                 "INSERT OR IGNORE INTO main._sync_lost(device, seq, hash, table_name, pk, kind,
@@ -148,20 +160,30 @@ impl Import<'_> {
 
     /// Whether a history of the dropped op's device held here holds it.
     fn holds_op(&self, dropped: &Dropped) -> Result<bool> {
+        Ok(self.held_at(dropped)?.contains(&dropped.hash))
+    }
+
+    /// Whether a history of the dropped op's device held here holds another op at its seq.
+    fn holds_other(&self, dropped: &Dropped) -> Result<bool> {
+        Ok(self.held_at(dropped)?.iter().any(|h| h != &dropped.hash))
+    }
+
+    /// The hashes of the ops the histories of the dropped op's device held here hold at its
+    /// seq.
+    fn held_at(&self, dropped: &Dropped) -> Result<Vec<Hash>> {
         let devices = &self.known.devices;
         let Some(root) = devices.idx(&dropped.id) else {
-            return Ok(false);
+            return Ok(Vec::new());
         };
         let history = self.history();
+        let mut held = Vec::new();
         for idx in devices.histories(devices.root(root)) {
             let seq = dropped.seq;
             if !history.holds(idx, seq)? || history.unhashable(idx, seq)? {
                 continue;
             }
-            if history.hash_at(idx, seq)? == Some(dropped.hash) {
-                return Ok(true);
-            }
+            held.extend(history.hash_at(idx, seq)?);
         }
-        Ok(false)
+        Ok(held)
     }
 }

@@ -1281,7 +1281,33 @@ fn an_op_held_pending_before_its_device_s_histories_split_is_placed_with_the_one
     exec(laptop.conn(), "INSERT INTO t VALUES ('n2', 'n2', 'b')");
     let got = laptop.import(&to_laptop);
     assert_eq!(got.pending, 1, "op 3 of the laptop's old id waits for op 2");
+    let old_id: String = (laptop.conn())
+        .query_row("SELECT sync_status() ->> '$.former_ids[0]'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     mesh(&[&laptop, &phone, &tablet]);
+    // the phone holds the laptop's old id as two histories: its bundles say so once per
+    // history, and the inspector shows each under `histories`, the highest in `clock`
+    let bundle = phone.bundle_for(None);
+    let info: String = (phone.conn())
+        .query_row(
+            "SELECT sync_bundle_info(?1)",
+            [bundle.to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (keys, distinct, seqs): (i64, i64, String) = (phone.conn())
+        .query_row(
+            "SELECT (SELECT count(*) FROM json_each(?1, '$.clock')),
+                    (SELECT count(DISTINCT key) FROM json_each(?1, '$.clock')),
+                    (SELECT group_concat(value ->> '$.seq') FROM json_each(?1 -> '$.histories' -> ?2))",
+            [&info, &format!("$.{old_id}")],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(keys, distinct, "{info}");
+    assert_eq!(seqs, "1,3", "{info}");
     for d in [&laptop, &phone, &tablet] {
         let pending: i64 = (d.conn())
             .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))

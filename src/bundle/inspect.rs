@@ -13,7 +13,9 @@ use crate::value::{hex, JsonObject, Value};
 use super::open_argument;
 
 /// `sync_bundle_info(bundle)`: a JSON object with `bundle_id`, `format`, `source_device_id`,
-/// `ops`, `bytes`, `clock` (the writer's, as `sync_clock` shows it), `devices` (per device whose
+/// `ops`, `bytes`, `clock` (the writer's: per device id, the highest seq it holds of it),
+/// `histories` (per device id the writer holds as more than one history: each one's seq and
+/// link), `devices` (per device whose
 /// ops it carries: how many, the lowest and the highest seq), `tables` (ops per table), and,
 /// in a database that is a device, `imported_here` and `new_here` (its ops this device has not
 /// applied yet).
@@ -43,17 +45,35 @@ pub fn sync_bundle_info(conn: &Conn, args: &[Value]) -> Result<Value> {
         .field("source_device_id", &Value::Text(hex(&manifest.source)))
         .field("ops", &Value::Integer(manifest.op_count as i64))
         .field("bytes", &Value::Integer(bytes as i64));
-    let mut clock_json = JsonObject::new();
-    let mut entries: Vec<_> = manifest
-        .clock
-        .iter()
-        .map(|(d, s, _)| (hex(d), *s))
-        .collect();
-    entries.sort();
-    for (device, seq) in &entries {
-        clock_json.field(device, &Value::Integer(*seq as i64));
+    // (a device its writer holds as more than one history, a backup put back or a copy, has
+    // an entry per history under one id: the clock shows the highest, `histories` each)
+    let mut by_id: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for (device, seq, link) in &manifest.clock {
+        by_id
+            .entry(hex(device))
+            .or_default()
+            .push((*seq, hex(link)));
     }
-    json.raw("clock", &clock_json.finish());
+    let mut clock_json = JsonObject::new();
+    let mut histories = JsonObject::new();
+    for (device, entries) in &mut by_id {
+        entries.sort();
+        let top = entries.last().map_or(0, |e| e.0);
+        clock_json.field(device, &Value::Integer(top as i64));
+        if entries.len() > 1 {
+            let each: Vec<String> = (entries.iter())
+                .map(|(seq, link)| {
+                    let mut one = JsonObject::new();
+                    one.field("seq", &Value::Integer(*seq as i64))
+                        .field("link", &Value::Text(link.clone()));
+                    one.finish()
+                })
+                .collect();
+            histories.raw(device, &format!("[{}]", each.join(",")));
+        }
+    }
+    json.raw("clock", &clock_json.finish())
+        .raw("histories", &histories.finish());
     let mut by_device = JsonObject::new();
     for (device, (ops, from, to)) in &devices {
         let mut one = JsonObject::new();

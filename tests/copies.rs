@@ -1487,3 +1487,68 @@ fn writes_a_peer_received_and_then_dropped_for_a_base_are_listed_where_they_were
         }
     }
 }
+
+/// A device put back twice to a backup taken before it wrote, written on each time under its
+/// old id: a peer that got its second writes first, and compacted, holds its first ones past
+/// the point as a history of their own, forked at the point's entry. A device that held the
+/// second writes as a history forked below (its own third writes were the first history)
+/// forked that one from the first history, which holds nothing there, and every bundle of the
+/// peer's failed ("op 3 of device … is missing (hashing it)") on every device. It forks from
+/// the history that holds the op before it. Found by a new user's trial, shrunk to 12 steps.
+#[test]
+fn a_history_past_a_point_forks_from_the_one_holding_the_op_before_it() {
+    const TV: &str =
+        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
+    let (mut laptop, phone, tablet) = (
+        Device::new("laptop", TV),
+        Device::new("phone", TV),
+        Device::new("tablet", TV),
+    );
+    for d in [&laptop, &phone, &tablet] {
+        compacting_every(d.conn(), Some(5));
+    }
+    let backup = back_up_as(&laptop, "laptop.bak");
+    exec(
+        laptop.conn(),
+        "INSERT INTO t VALUES ('a', 'a', 'b'); DELETE FROM t WHERE id = 'a';
+         INSERT INTO t VALUES ('x48', 'x48', 'b'); UPDATE t SET w = 'L#4' WHERE id = 'x48'",
+    );
+    let first = laptop.bundle_for(Some(&phone));
+    put_back(&mut laptop, &backup);
+    exec(
+        phone.conn(),
+        "INSERT INTO t VALUES ('p', 'p', 'b'); DELETE FROM t WHERE id = 'p'",
+    );
+    exec(
+        laptop.conn(),
+        "INSERT INTO t VALUES ('x60', 'x60', 'b'); UPDATE t SET w = 'L#2' WHERE id = 'x60';
+         INSERT INTO t VALUES ('l60', 'l60', 'b')",
+    );
+    send(&laptop, &phone);
+    put_back(&mut laptop, &backup);
+    phone.import(&first);
+    exec(laptop.conn(), "INSERT INTO t VALUES ('x83', 'x83', 'b')");
+    for _ in 0..2 {
+        for (from, to) in [
+            (&laptop, &phone),
+            (&laptop, &tablet),
+            (&phone, &laptop),
+            (&phone, &tablet),
+            (&tablet, &laptop),
+            (&tablet, &phone),
+        ] {
+            to.try_import(&from.bundle_for(Some(to)))
+                .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
+        }
+    }
+    for d in [&laptop, &phone, &tablet] {
+        let pending: i64 = (d.conn())
+            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pending, 0, "{}", d.name);
+    }
+    for d in [&laptop, &tablet] {
+        assert_eq!(d.dump("t"), phone.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), phone.clock(), "{}", d.name);
+    }
+}

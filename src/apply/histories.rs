@@ -163,12 +163,28 @@ impl Import<'_> {
             });
         }
         // (where the first history holds an op under its seq, that op's history splits off
-        // there too, as where the writer held both)
+        // there too, as where the writer held both; else it forks from the history that holds
+        // the op before it, which is not the first where that one's ops moved to a history of
+        // their own, forked below, when another history of the device came)
         let idx = match self.flushed()?.history().holds(root, op.seq)? {
             true => self.split_off(root, op, form, prev)?,
-            false => self.new_history(root, op, form, Some(prev))?,
+            false => {
+                let parent = self.holder(root, op.seq - 1)?.unwrap_or(root);
+                self.new_history(parent, op, form, Some(prev))?
+            }
         };
         Ok(Placed::At(idx))
+    }
+
+    /// The history of the device whose first history is `root` that holds op `seq` itself.
+    fn holder(&self, root: DeviceIdx, seq: u64) -> Result<Option<DeviceIdx>> {
+        let history = self.history();
+        for idx in self.known.devices.histories(root) {
+            if history.holds(idx, seq)? {
+                return Ok(Some(idx));
+            }
+        }
+        Ok(None)
     }
 
     /// Highest seq of history `idx` applied here (for a branch, at least where it forked).

@@ -1552,3 +1552,58 @@ fn a_history_past_a_point_forks_from_the_one_holding_the_op_before_it() {
         assert_eq!(d.clock(), phone.clock(), "{}", d.name);
     }
 }
+
+/// A device put back to a backup taken before it wrote, written on before syncing, whose
+/// compaction point then decides its history against the writes it made before (a peer holds
+/// them, and an op of that peer's own followed them). That op's dep is taken for the op the
+/// point keeps, whose Lamport time is above the op's own: every device that held the point
+/// refused the peer's bundles ("its clock goes backwards"), and sync stopped. A dep taken so
+/// has no Lamport time here. Found by a new user's trial, shrunk to 9 steps.
+#[test]
+fn an_op_that_followed_writes_a_point_decided_against_is_not_refused_for_its_clock() {
+    const TV: &str =
+        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
+    let (laptop, mut phone, tablet) = (
+        Device::new("laptop", TV),
+        Device::new("phone", TV),
+        Device::new("tablet", TV),
+    );
+    for d in [&laptop, &phone, &tablet] {
+        compacting_every(d.conn(), Some(5));
+    }
+    let backup = back_up_as(&phone, "phone.bak");
+    exec(
+        phone.conn(),
+        "INSERT INTO t VALUES ('p1', 'p1', 'b'); INSERT INTO t VALUES ('p2', 'p2', 'b')",
+    );
+    send(&phone, &tablet);
+    put_back(&mut phone, &backup);
+    exec(phone.conn(), "INSERT INTO t VALUES ('p3', 'p3', 'b')");
+    exec(
+        laptop.conn(),
+        "INSERT INTO t VALUES ('l1', 'l1', 'b'); INSERT INTO t VALUES ('l2', 'l2', 'b');
+         UPDATE t SET w = 'L#3' WHERE id = 'l1'; INSERT INTO t VALUES ('l4', 'l4', 'b')",
+    );
+    exec(tablet.conn(), "INSERT INTO t VALUES ('t1', 't1', 'b')");
+    for _ in 0..3 {
+        for (from, to) in [
+            (&laptop, &phone),
+            (&laptop, &tablet),
+            (&phone, &laptop),
+            (&phone, &tablet),
+            (&tablet, &laptop),
+            (&tablet, &phone),
+        ] {
+            to.try_import(&from.bundle_for(Some(to)))
+                .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
+        }
+    }
+    for d in [&laptop, &tablet] {
+        assert_eq!(d.dump("t"), phone.dump("t"), "{}", d.name);
+        assert_eq!(d.clock(), phone.clock(), "{}", d.name);
+    }
+    for d in [&laptop, &phone, &tablet] {
+        let lost: Vec<String> = lost_of(d).into_iter().map(|l| l.1).collect();
+        assert_eq!(lost, [r#"{"id":"p1"}"#, r#"{"id":"p2"}"#], "{}", d.name);
+    }
+}

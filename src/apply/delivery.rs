@@ -133,11 +133,14 @@ impl Import<'_> {
         for &(dep, dep_seq) in deps {
             let before = self.known.contexts.entry_once(device, seq - 1, dep);
             // (an op a compaction point took for the one held there, behind.rs: the dep may
-            // say nothing new, and the op's Lamport time may be above what is held there)
+            // say nothing new, and the op's Lamport time may be above or below what is held
+            // there: the op it named may be another, written before the one held)
             let root = self.known.devices.root(dep);
-            let decided = self.dep_below_point(root, dep_seq).is_some();
-            unknown |= decided;
-            if dep_seq <= before && !decided {
+            if self.dep_below_point(root, dep_seq).is_some() {
+                unknown = true;
+                continue;
+            }
+            if dep_seq <= before {
                 return Ok(Some(format!(
                     "its clock goes backwards: it names op {dep_seq} of device {} as new, \
                      while its previous op had seen op {before}",

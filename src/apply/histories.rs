@@ -119,6 +119,11 @@ impl Import<'_> {
         if closed_at.is_none_or(|end| seq <= end) {
             return Ok(match self.stored_same(before, op, form)? {
                 Some(true) => Placed::Duplicate(before),
+                // (the ops held there wait for ops before them that are not held: which history
+                // they are cannot be told yet; the sender sends `op` again)
+                Some(false) if !self.flushed()?.history().chain_held(before, seq - 1)? => {
+                    Placed::Unplaced
+                }
                 Some(false) => Placed::At(self.split(before, op, form)?),
                 // (removed by compaction from a history of a forked device: the op that was)
                 None if forked

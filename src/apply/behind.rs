@@ -424,7 +424,14 @@ impl Import<'_> {
                 let base = devices.fork(h).map_or(0, |f| f.1);
                 self.known.contexts.entry(point.0, point.1, h) > base
             };
-            if under.iter().any(|&h| self.known.floors.names(h) || seen(h)) {
+            // (a point that had this one in its past named the history as this one left it)
+            let saw_point = |op: (DeviceIdx, u64)| {
+                op == point
+                    || (op.0 == point.0 && op.1 > point.1)
+                    || self.known.contexts.entry(op.0, op.1, point.0) >= point.1
+            };
+            let named = |h: DeviceIdx| self.known.floors.naming(h).any(|op| !saw_point(op));
+            if under.iter().any(|&h| named(h) || seen(h)) {
                 return Ok(()); // (a point saw it: its writer's to name)
             }
             cut.extend(under);

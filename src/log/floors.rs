@@ -193,9 +193,11 @@ impl Floors {
         low
     }
 
-    /// Whether a floor held here has an entry of history `device`.
-    pub fn names(&self, device: DeviceIdx) -> bool {
-        self.top.contains_key(&device)
+    /// The floor ops held here that name history `device`.
+    pub fn naming(&self, device: DeviceIdx) -> impl Iterator<Item = (DeviceIdx, u64)> + '_ {
+        (self.all.iter())
+            .filter(move |f| f.entries.iter().any(|e| e.0 == device))
+            .map(|f| f.op)
     }
 
     /// The highest entry of history `device` in a floor held here.

@@ -1710,3 +1710,48 @@ fn a_later_point_that_names_a_history_does_not_keep_what_an_earlier_one_decided_
         assert_eq!(lost, [r#"{"a":"P10"}"#], "{}", d.name);
     }
 }
+
+/// A device put back to a backup twice (over its file, then as a new file), a copy made of it
+/// in between, and its former id forgotten: its bundles carry a history of the former id
+/// forked at an op it removed (its base says so). A new device stored that history's first op
+/// as ready and judged its clock before it took the base, and refused every such bundle
+/// ("received op 2 of device … is missing"). An op the bundle's base removed has no Lamport
+/// time here. Found by a new user's trial.
+#[test]
+fn a_new_device_takes_a_history_forked_at_an_op_the_base_removed() {
+    const TA: &str = "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT); SELECT sync_enable('t');";
+    let (mut laptop, phone) = (Device::new("laptop", TA), Device::new("phone", TA));
+    for d in [&laptop, &phone] {
+        compacting_every(d.conn(), Some(3));
+    }
+    exec(
+        laptop.conn(),
+        "INSERT INTO t VALUES ('k2', 'L2'); UPDATE t SET a = 'L16' WHERE id = 'k2'",
+    );
+    let backup = back_up_as(&laptop, "laptop.bak");
+    exec(laptop.conn(), "INSERT INTO t VALUES ('k3', 'L18')");
+    let before = laptop.bundle_for(None);
+    put_back(&mut laptop, &backup);
+    let old_id = laptop.id();
+    exec(laptop.conn(), "UPDATE t SET a = 'L21' WHERE id = 'k2'");
+    let tablet = Device::copied("tablet", &laptop, |path| {
+        exec(laptop.conn(), &format!("VACUUM INTO '{}'", path.display()));
+    });
+    compacting_every(tablet.conn(), Some(3));
+    laptop.reopen_after(|path| {
+        let moved = path.with_extension("new");
+        std::fs::copy(&backup, &moved).unwrap();
+        std::fs::rename(&moved, path).unwrap();
+    });
+    tablet.import(&before);
+    call(laptop.conn(), &format!("SELECT sync_forget('{old_id}')")).unwrap();
+    send(&tablet, &laptop);
+    phone
+        .try_import(&laptop.bundle_for(Some(&phone)))
+        .unwrap_or_else(|e| panic!("the laptop's bundle: {e}"));
+    assert_eq!(phone.dump("t"), laptop.dump("t"));
+    let pending: i64 = (phone.conn())
+        .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 0);
+}

@@ -194,6 +194,9 @@ impl Import<'_> {
                 Ok(Some(*lamport as u64))
             }
             _ if self.history().removed(device, seq)? => Ok(None),
+            // (removed by the bundle's writer, as its base says: taken as such once the
+            // bundle's ops are stored, removed.rs `take_base`)
+            _ if self.in_base(device, seq) => Ok(None),
             _ => Err(Error::new(format!(
                 "received op {seq} of device {} is missing",
                 self.known.devices.named(device)
@@ -250,6 +253,12 @@ impl Import<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the bundle's base says its writer removed op `seq` of history `device`.
+    fn in_base(&self, device: DeviceIdx, seq: u64) -> bool {
+        let id = self.known.devices.wire_id(device);
+        (self.reading.base.values()).any(|b| b.device == id && b.from < seq && seq <= b.upto)
     }
 
     /// Whether op `seq` of `device` was stored pending by an earlier import.

@@ -10,6 +10,8 @@ use rusqlite::types::Value;
 use std::path::Path;
 
 const T: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, who TEXT); SELECT sync_enable('t');";
+/// A table keyed by text, with two columns to write.
+const TV: &str = "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
 
 /// Every device sends to every other, twice.
 fn mesh(devices: &[&Device]) {
@@ -36,6 +38,23 @@ fn put_back(d: &mut Device, backup: &Path) {
     d.reopen_after(|path| {
         std::fs::copy(backup, path).unwrap();
     });
+}
+
+/// Every device sends to every other once; no import fails.
+fn round_without_errors(devices: &[&Device]) {
+    for from in devices {
+        for to in devices.iter().filter(|to| to.name != from.name) {
+            to.try_import(&from.bundle_for(Some(to)))
+                .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
+        }
+    }
+}
+
+/// How many ops `d` holds pending (`sync_status()`).
+fn pending_ops(d: &Device) -> i64 {
+    (d.conn())
+        .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
+        .unwrap()
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {
@@ -1021,10 +1040,7 @@ fn copies_written_before_the_extension_loaded_are_decided_alike_by_a_compaction_
     }
     let lost = |d: &Device| -> Vec<String> { lost_of(d).into_iter().map(|l| l.1).collect() };
     for d in all {
-        let pending: i64 = (d.conn())
-            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pending, 0, "{}", d.name);
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
         assert_eq!(lost(d), lost(&a), "{}", d.name);
     }
 }
@@ -1160,8 +1176,6 @@ fn back_up_as(d: &Device, name: &str) -> std::path::PathBuf {
 /// every peer refused its bundles: "its clock goes backwards"). Found by a new user's trial.
 #[test]
 fn ops_a_device_held_before_it_was_put_back_again_are_one_history_when_they_come_back() {
-    const TV: &str =
-        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut a, b) = (Device::new("a", TV), Device::new("b", TV));
     for d in [&a, &b] {
         compacting_every(d.conn(), Some(5));
@@ -1258,8 +1272,6 @@ fn ops_a_device_held_before_it_was_put_back_again_are_one_history_when_they_come
 /// now drops the misplaced copy. Found by a new user's trial.
 #[test]
 fn an_op_held_pending_before_its_device_s_histories_split_is_placed_with_the_one_it_follows() {
-    const TV: &str =
-        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut laptop, phone, tablet) = (
         Device::new("laptop", TV),
         Device::new("phone", TV),
@@ -1309,10 +1321,7 @@ fn an_op_held_pending_before_its_device_s_histories_split_is_placed_with_the_one
     assert_eq!(keys, distinct, "{info}");
     assert_eq!(seqs, "1,3", "{info}");
     for d in [&laptop, &phone, &tablet] {
-        let pending: i64 = (d.conn())
-            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pending, 0, "{}", d.name);
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
     }
     for d in [&phone, &tablet] {
         assert_eq!(d.dump("t"), laptop.dump("t"), "{}", d.name);
@@ -1326,8 +1335,6 @@ fn an_op_held_pending_before_its_device_s_histories_split_is_placed_with_the_one
 /// which the points decided against, is listed in `sync_lost` where it was held.
 #[test]
 fn ops_that_named_an_op_held_pending_in_the_wrong_history_name_it_where_it_goes() {
-    const TV: &str =
-        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut laptop, phone, tablet) = (
         Device::new("laptop", TV),
         Device::new("phone", TV),
@@ -1355,10 +1362,7 @@ fn ops_that_named_an_op_held_pending_in_the_wrong_history_name_it_where_it_goes(
     laptop.import(&to_laptop);
     mesh(&[&laptop, &phone, &tablet]);
     for d in [&laptop, &phone, &tablet] {
-        let pending: i64 = (d.conn())
-            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pending, 0, "{}", d.name);
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
     }
     for d in [&phone, &tablet] {
         assert_eq!(d.dump("t"), laptop.dump("t"), "{}", d.name);
@@ -1378,8 +1382,6 @@ fn ops_that_named_an_op_held_pending_in_the_wrong_history_name_it_where_it_goes(
 /// writes, step for step).
 #[test]
 fn writes_a_peer_received_and_then_dropped_for_a_base_are_listed_where_they_were_held() {
-    const TV: &str =
-        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut a, mut b, c) = (
         Device::new("a", TV),
         Device::new("b", TV),
@@ -1497,8 +1499,6 @@ fn writes_a_peer_received_and_then_dropped_for_a_base_are_listed_where_they_were
 /// the history that holds the op before it. Found by a new user's trial, shrunk to 12 steps.
 #[test]
 fn a_history_past_a_point_forks_from_the_one_holding_the_op_before_it() {
-    const TV: &str =
-        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut laptop, phone, tablet) = (
         Device::new("laptop", TV),
         Device::new("phone", TV),
@@ -1529,23 +1529,10 @@ fn a_history_past_a_point_forks_from_the_one_holding_the_op_before_it() {
     phone.import(&first);
     exec(laptop.conn(), "INSERT INTO t VALUES ('x83', 'x83', 'b')");
     for _ in 0..2 {
-        for (from, to) in [
-            (&laptop, &phone),
-            (&laptop, &tablet),
-            (&phone, &laptop),
-            (&phone, &tablet),
-            (&tablet, &laptop),
-            (&tablet, &phone),
-        ] {
-            to.try_import(&from.bundle_for(Some(to)))
-                .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
-        }
+        round_without_errors(&[&laptop, &phone, &tablet]);
     }
     for d in [&laptop, &phone, &tablet] {
-        let pending: i64 = (d.conn())
-            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pending, 0, "{}", d.name);
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
     }
     for d in [&laptop, &tablet] {
         assert_eq!(d.dump("t"), phone.dump("t"), "{}", d.name);
@@ -1561,8 +1548,6 @@ fn a_history_past_a_point_forks_from_the_one_holding_the_op_before_it() {
 /// has no Lamport time here. Found by a new user's trial, shrunk to 9 steps.
 #[test]
 fn an_op_that_followed_writes_a_point_decided_against_is_not_refused_for_its_clock() {
-    const TV: &str =
-        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (laptop, mut phone, tablet) = (
         Device::new("laptop", TV),
         Device::new("phone", TV),
@@ -1586,17 +1571,7 @@ fn an_op_that_followed_writes_a_point_decided_against_is_not_refused_for_its_clo
     );
     exec(tablet.conn(), "INSERT INTO t VALUES ('t1', 't1', 'b')");
     for _ in 0..3 {
-        for (from, to) in [
-            (&laptop, &phone),
-            (&laptop, &tablet),
-            (&phone, &laptop),
-            (&phone, &tablet),
-            (&tablet, &laptop),
-            (&tablet, &phone),
-        ] {
-            to.try_import(&from.bundle_for(Some(to)))
-                .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
-        }
+        round_without_errors(&[&laptop, &phone, &tablet]);
     }
     for d in [&laptop, &tablet] {
         assert_eq!(d.dump("t"), phone.dump("t"), "{}", d.name);
@@ -1617,8 +1592,6 @@ fn an_op_that_followed_writes_a_point_decided_against_is_not_refused_for_its_clo
 /// steps.
 #[test]
 fn an_op_of_another_history_over_ops_held_pending_after_a_gap_waits_to_be_sent_again() {
-    const TV: &str =
-        "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut laptop, mut phone, tablet) = (
         Device::new("laptop", TV),
         Device::new("phone", TV),
@@ -1655,10 +1628,7 @@ fn an_op_of_another_history_over_ops_held_pending_after_a_gap_waits_to_be_sent_a
         .unwrap_or_else(|e| panic!("the laptop's bundle: {e}"));
     mesh(&[&laptop, &phone, &tablet]);
     for d in [&laptop, &phone, &tablet] {
-        let pending: i64 = (d.conn())
-            .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(pending, 0, "{}", d.name);
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
     }
     for d in [&laptop, &tablet] {
         assert_eq!(d.dump("t"), phone.dump("t"), "{}", d.name);
@@ -1750,8 +1720,5 @@ fn a_new_device_takes_a_history_forked_at_an_op_the_base_removed() {
         .try_import(&laptop.bundle_for(Some(&phone)))
         .unwrap_or_else(|e| panic!("the laptop's bundle: {e}"));
     assert_eq!(phone.dump("t"), laptop.dump("t"));
-    let pending: i64 = (phone.conn())
-        .query_row("SELECT sync_status() ->> '$.pending.ops'", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(pending, 0);
+    assert_eq!(pending_ops(&phone), 0);
 }

@@ -952,7 +952,7 @@ fn check_stable(
         .collect();
         let (before, knew) = seen.remove(&i).unwrap_or_default();
         if std::env::var("SYNC_TRACE").is_ok() {
-            eprintln!("  check {}: stable {stable:?}", d.name);
+            eprintln!("  check {} ({}): stable {stable:?}", d.name, d.id());
         }
         for (entry, &seq) in &stable {
             // (an entry of a second history or a former id: another device may hold those ops

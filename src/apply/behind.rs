@@ -63,11 +63,14 @@ impl Import<'_> {
             }
             let prev = self.prev_of(op)?;
             let hash = op_hash(op, form, prev.as_ref());
-            self.reading.wire = Some((op.device, seq, hash));
             if removed {
-                self.note_arriving(op, form, hash, false)?;
+                // (taken for the op removed, which it may be; told where it is known not to be)
+                let other = self.not_the_removed(root, op, hash, prev)?;
+                self.reading.wire = Some((op.device, seq, hash, other));
+                self.note_arriving(op, form, hash, other)?;
                 return Ok(Some(Placed::Below(root)));
             }
+            self.reading.wire = Some((op.device, seq, hash, same.is_some()));
             return Ok(match same {
                 Some(_) => {
                     self.note_arriving(op, form, hash, true)?;
@@ -211,13 +214,46 @@ impl Import<'_> {
         clean.then_some(entry)
     }
 
+    /// Whether `op` (its hash `hash`, following `prev`), at a seq of the device whose first
+    /// history is `root` where a compaction point decides the history and this device removed
+    /// the op, is known to be another op than the one removed: that op's hash is kept here and
+    /// differs, or `op` follows another op than the point's history holds at the seq before
+    /// (the stream's last op, known to be another, or the op held there, which it does not
+    /// follow). Each op's hash covers the one before it, so every op after one of another
+    /// history is another history's too.
+    fn not_the_removed(
+        &self,
+        root: DeviceIdx,
+        op: &Packed,
+        hash: Hash,
+        prev: Option<Hash>,
+    ) -> Result<bool> {
+        let history = self.history();
+        if !history.unhashable(root, op.seq)? {
+            return Ok(history.hash_at(root, op.seq)? != Some(hash));
+        }
+        let Some(prev) = prev else {
+            return Ok(false);
+        };
+        if let Some((id, at, last, other)) = self.reading.wire {
+            if id == op.device && at + 1 == op.seq && last == prev {
+                return Ok(other);
+            }
+        }
+        let before = op.seq - 1;
+        if before == 0 || history.unhashable(root, before)? {
+            return Ok(false);
+        }
+        Ok(history.hash_at(root, before)? != Some(prev))
+    }
+
     /// The hash `op` states for the op before it, where the stream says it.
     pub(super) fn prev_of(&self, op: &Packed) -> Result<Option<Hash>> {
         Ok(match op.prev {
             Prev::First => None,
             Prev::Stated(prev) => Some(prev),
             Prev::Follows => match (self.reading.wire, self.reading.stream_at) {
-                (Some((id, at, hash)), _) if id == op.device && at + 1 == op.seq => Some(hash),
+                (Some((id, at, hash, _)), _) if id == op.device && at + 1 == op.seq => Some(hash),
                 (_, Some((id, at, idx))) if id == op.device && at + 1 == op.seq => {
                     self.history().hash_at(idx, at)?
                 }

@@ -143,8 +143,9 @@ pub(super) struct Reading<'a> {
     /// and compaction points settle the histories below them (behind.rs)
     pub(super) removal: bool,
     /// The bundle's last op a compaction point decided (behind.rs): (device id, seq, its hash
-    /// as the bundle has it), for the op that follows it in the stream
-    pub(super) wire: Option<(crate::op::DeviceId, u64, crate::op::Hash)>,
+    /// as the bundle has it, whether it is known to be another op than the point's history
+    /// holds there), for the op that follows it in the stream
+    pub(super) wire: Option<(crate::op::DeviceId, u64, crate::op::Hash, bool)>,
     /// The entries of the compaction points applied in this import, with the point's op, for
     /// the histories they cut (behind.rs)
     pub(super) points: Vec<(DeviceIdx, u64, (DeviceIdx, u64))>,

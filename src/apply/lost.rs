@@ -5,8 +5,10 @@
 //!
 //! Two cases, told apart by `certain`:
 //! - certain: a compaction point held here holds another op of the device at that seq (behind.
-//!   rs `Placed::Dropped`), or a history set aside for a bundle's base held it where this
-//!   device holds another op at its seq at the import's end (behind.rs `set_aside`): the op is
+//!   rs `Placed::Dropped`), or removed one there that the op is known not to be (it follows an
+//!   op of another history: behind.rs `not_the_removed`), or a history set aside for a
+//!   bundle's base held it where this device holds another op at its seq at the import's end
+//!   (behind.rs `set_aside`): the op is
 //!   another history's, a backup put back or a copy written on under the device's id, and
 //!   every device that holds the point or the base drops it. (This device's own, too, where a
 //!   peer had confirmed it: the peer that received it dropped it as well.)
@@ -78,8 +80,9 @@ impl Import<'_> {
     }
 
     /// Notes `op`, arriving with `hash`, dropped where a compaction point held here holds
-    /// another op at its seq (`certain`), or had removed the one there (possible, where it is
-    /// this device's own above what its peers confirmed).
+    /// another op at its seq, or removed one there that it is known not to be (`certain`), or
+    /// had removed the one there (possible, where it is this device's own above what its peers
+    /// confirmed).
     pub(super) fn note_arriving(
         &mut self,
         op: &Packed,

@@ -2,12 +2,12 @@
 //! rows of the ops held here that are behind it settled again, as the merge rule now reads
 //! them.
 
-use super::import::Import;
+use super::import::{Import, Place};
 use crate::db::{Conn, Result};
 use crate::log::floors::{self, Floor};
-use crate::schema::DeviceIdx;
+use crate::log::row_key;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
-use std::collections::HashMap;
 
 /// After this device wrote a floor op (compact/mod.rs): the rows of the ops behind a floor
 /// held before are settled again, as what they are taken to have seen grew by its floor
@@ -52,42 +52,199 @@ impl Import<'_> {
 
     /// Marks for settling the rows of the ops applied here that are not in floor op `new`'s
     /// causal past (those behind its floor are among them), and of the ops behind a floor held
-    /// before (what they are taken to have seen grows by the new floor): one pass over the row
-    /// index. (None: a floor op this device wrote, which no op held here is behind.)
+    /// before (what they are taken to have seen grows by the new floor). (None: a floor op
+    /// this device wrote, which no op held here is behind.) The ops are found per history from
+    /// where the floors' contexts end, not by a pass over the row index: the cost follows the
+    /// ops not in the floors' causal past (the ops of each history behind an older floor end at
+    /// the first that reaches all its entries: a history's contexts only grow).
     fn touch_behind(&mut self, new: Option<(DeviceIdx, u64)>) -> Result<()> {
-        let mut seen: HashMap<DeviceIdx, u64> = HashMap::new();
-        let order = self.known.order();
-        let older = &self.known.floors;
-        // an op below every older floor, or that follows every entry of every one, is behind
-        // none of them (most ops: one look each)
-        let (lowest, highest) = (older.lowest(), older.highest());
-        let behind_older = |device: DeviceIdx, seq: u64| {
-            !older.is_empty()
-                && seq > lowest.get(&device).copied().unwrap_or(0)
-                && !highest.iter().all(|&e| order.reaches((device, seq), e))
-                && older.behind_any(|x, y| order.reaches(x, y), (device, seq))
-        };
-        let mut stmt = self.conn.prepare(
-            "SELECT table_id, key, device, seq FROM main._sync_row_ops
-             UNION ALL SELECT table_id, key, device, seq FROM main._sync_rows",
-        )?;
-        let mut rows = Vec::new();
-        while let Some(row) = stmt.step()? {
-            let (device, seq) = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
-            let seen = *seen.entry(device).or_insert_with(|| match new {
-                None => u64::MAX,
-                Some(op) if device == op.0 => op.1,
-                Some(op) => self.known.contexts.entry(op.0, op.1, device),
-            });
-            if seq > seen || behind_older(device, seq) {
-                let key = row.column_blob(1)?.unwrap_or_default().to_vec();
-                rows.push((row.column_int(0), key));
+        let mut behind = Vec::new();
+        let lowest = self.known.floors.lowest();
+        for (idx, top) in self.held_histories()? {
+            let below = lowest.get(&idx).copied().unwrap_or(0);
+            let seqs = self.behind_in(idx, top, new, below)?;
+            if !seqs.is_empty() {
+                behind.push((idx, seqs));
             }
         }
-        drop(stmt);
+        let mut rows = Vec::new();
+        for (idx, seqs) in behind {
+            rows.extend(self.indexed_rows_of(idx, &seqs)?);
+        }
         for (table_id, key) in rows {
             self.rows.touched.all(table_id, key);
         }
         Ok(())
     }
+
+    /// Every history that holds ops here, with its highest seq held.
+    fn held_histories(&self) -> Result<Vec<(DeviceIdx, u64)>> {
+        let conn = self.conn;
+        let mut out = Vec::new();
+        let top = |sql: &str, idx: DeviceIdx| -> Result<Option<u64>> {
+            let v = conn.query_value(sql, &[Value::from(idx)])?;
+            Ok(v.and_then(|v| v.as_i64()).map(|n| n as u64))
+        };
+        if let Some(t) = top("SELECT max(seq) FROM main._sync_ops WHERE ?1 = ?1", SELF)? {
+            out.push((SELF, t));
+        }
+        let mut stmt = conn.prepare("SELECT idx FROM main._sync_devices")?;
+        let mut all = Vec::new();
+        while let Some(row) = stmt.step()? {
+            all.push(DeviceIdx(row.column_int(0)));
+        }
+        drop(stmt);
+        for idx in all.into_iter().filter(|&i| i != SELF) {
+            if let Some(t) = top(
+                "SELECT max(seq) FROM main._sync_remote WHERE device = ?1",
+                idx,
+            )? {
+                out.push((idx, t));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The seqs of the ops of history `idx` (held up to `top`) to settle again for floor op
+    /// `new`: above what its context holds of `idx`, and those behind an older floor (above
+    /// `below`, the lowest entry of `idx` in every floor: an op at or below it is below every
+    /// floor).
+    fn behind_in(
+        &self,
+        idx: DeviceIdx,
+        top: u64,
+        new: Option<(DeviceIdx, u64)>,
+        below: u64,
+    ) -> Result<std::collections::BTreeSet<u64>> {
+        let contexts = &self.known.contexts;
+        let seen = match new {
+            None => top,
+            Some(op) if idx == op.0 => op.1,
+            Some(op) => contexts.entry(op.0, op.1, idx),
+        };
+        let mut out = std::collections::BTreeSet::new();
+        self.held_seqs(idx, seen, |seq| {
+            out.insert(seq);
+            Ok(true)
+        })?;
+        let older = &self.known.floors;
+        if older.is_empty() {
+            return Ok(out);
+        }
+        let order = self.known.order();
+        for floor in older.iter() {
+            if floor.op.0 == idx {
+                continue; // (its writer's later ops follow it, and so its entries)
+            }
+            let from = contexts.entry(floor.op.0, floor.op.1, idx).max(below);
+            if from >= seen.min(top) {
+                continue;
+            }
+            self.held_seqs(idx, from, |seq| {
+                if seq > seen || floor.entries.iter().all(|&e| order.reaches((idx, seq), e)) {
+                    return Ok(false);
+                }
+                if !order.reaches(floor.op, (idx, seq)) {
+                    out.insert(seq);
+                }
+                Ok(true)
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with each seq of history `idx` above `after` whose op is applied here, in
+    /// order, while it returns true.
+    fn held_seqs(
+        &self,
+        idx: DeviceIdx,
+        after: u64,
+        mut f: impl FnMut(u64) -> Result<bool>,
+    ) -> Result<()> {
+        let sql = match idx {
+            SELF => "SELECT seq FROM main._sync_ops WHERE seq > ?2 AND ?1 = ?1 ORDER BY seq",
+            _ => {
+                "SELECT seq FROM main._sync_remote WHERE device = ?1 AND seq > ?2 AND applied = 1
+                 ORDER BY seq"
+            }
+        };
+        let mut stmt = self.conn.prepare(sql)?;
+        stmt.bind_all(&[Value::from(idx), Value::Integer(after as i64)])?;
+        while let Some(row) = stmt.step()? {
+            if !f(row.column_int(0) as u64)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of the ops of history `idx` at `seqs` that the row index holds.
+    fn indexed_rows_of(
+        &mut self,
+        idx: DeviceIdx,
+        seqs: &std::collections::BTreeSet<u64>,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut rows: Vec<(i64, Vec<u8>, u64)> = Vec::new();
+        if idx == SELF {
+            self.known.local.each(self.conn, first - 1, last, |op| {
+                if seqs.contains(&op.seq) && op.table != floors::TABLE {
+                    rows.push((op.table_id, row_key(op.key.iter().map(|(_, v)| v)), op.seq));
+                }
+                Ok(())
+            })?;
+        } else {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT r.seq, {} FROM main._sync_remote r
+                 WHERE r.device = ?1 AND r.seq >= ?2 AND r.seq <= ?3",
+                crate::log::remote::columns("r")
+            ))?;
+            stmt.bind_all(&[
+                Value::from(idx),
+                Value::Integer(first as i64),
+                Value::Integer(last as i64),
+            ])?;
+            let mut found = Vec::new();
+            while let Some(row) = stmt.step()? {
+                let seq = row.column_int(0) as u64;
+                if !seqs.contains(&seq) {
+                    continue;
+                }
+                let cols = [row.column(1)?, row.column(2)?, row.column(3)?];
+                let stored = crate::log::remote::Stored::from_row(&cols)?;
+                let (form, values) = self.known.forms.values(&stored)?;
+                let key = row_key(values[..form.key.len()].iter());
+                found.push((seq, stored.form, key));
+            }
+            drop(stmt);
+            for (seq, form_id, key) in found {
+                let table_id = match self.place_of(idx, form_id)? {
+                    Place::Table(id) | Place::Kept(id, _) => id,
+                    Place::Floor => continue,
+                };
+                rows.push((table_id, key, seq));
+            }
+        }
+        let mut indexed = Vec::with_capacity(rows.len());
+        for (table_id, key, seq) in rows {
+            let entry = [
+                Value::Integer(table_id),
+                Value::Blob(key.clone()),
+                Value::from(idx),
+                Value::Integer(seq as i64),
+            ];
+            if self.conn.query_value(INDEXED, &entry)?.is_some() {
+                indexed.push((table_id, key));
+            }
+        }
+        Ok(indexed)
+    }
 }
+
+/// Whether the row index holds op (?3, ?4) on row (?1, ?2).
+const INDEXED: &str = "SELECT 1 FROM main._sync_rows
+     WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4
+     UNION ALL SELECT 1 FROM main._sync_row_ops
+     WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4";

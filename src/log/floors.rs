@@ -129,6 +129,11 @@ impl Floors {
         Ok(())
     }
 
+    /// Every floor op held here.
+    pub fn iter(&self) -> impl Iterator<Item = &Floor> {
+        self.all.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.all.len()
     }
@@ -203,11 +208,5 @@ impl Floors {
     /// The highest entry of history `device` in a floor held here.
     pub fn entry_of(&self, device: DeviceIdx) -> Option<u64> {
         self.top.get(&device).copied()
-    }
-
-    /// Per history, the highest entry of any floor held here: an op that follows every one
-    /// is behind none of them.
-    pub fn highest(&self) -> Vec<(DeviceIdx, u64)> {
-        self.top.iter().map(|(&d, &s)| (d, s)).collect()
     }
 }

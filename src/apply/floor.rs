@@ -81,9 +81,10 @@ impl Import<'_> {
     fn held_histories(&self) -> Result<Vec<(DeviceIdx, u64)>> {
         let conn = self.conn;
         let mut out = Vec::new();
-        let top = |sql: &str, idx: DeviceIdx| -> Result<Option<u64>> {
-            let v = conn.query_value(sql, &[Value::from(idx)])?;
-            Ok(v.and_then(|v| v.as_i64()).map(|n| n as u64))
+        let top = |sql: &'static str, idx: DeviceIdx| -> Result<Option<u64>> {
+            let v = conn.query_row_kept(sql, &[Value::from(idx)])?;
+            Ok(v.and_then(|v| v.first().and_then(Value::as_i64))
+                .map(|n| n as u64))
         };
         if let Some(t) = top("SELECT max(seq) FROM main._sync_ops WHERE ?1 = ?1", SELF)? {
             out.push((SELF, t));
@@ -235,7 +236,7 @@ impl Import<'_> {
                 Value::from(idx),
                 Value::Integer(seq as i64),
             ];
-            if self.conn.query_value(INDEXED, &entry)?.is_some() {
+            if self.conn.query_row_kept(INDEXED, &entry)?.is_some() {
                 indexed.push((table_id, key));
             }
         }

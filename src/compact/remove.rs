@@ -100,7 +100,7 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         }
     }
     for entry in &index {
-        conn.exec(
+        conn.exec_kept(
             "DELETE FROM main._sync_row_ops
              WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4",
             &entry_values(entry),
@@ -111,8 +111,10 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         for &seq in seqs {
             let at = [Value::from(device), Value::Integer(seq as i64)];
             match device {
-                SELF => conn.exec("DELETE FROM main._sync_ops WHERE seq = ?2 AND ?1 = ?1", &at)?,
-                _ => conn.exec(
+                SELF => {
+                    conn.exec_kept("DELETE FROM main._sync_ops WHERE seq = ?2 AND ?1 = ?1", &at)?
+                }
+                _ => conn.exec_kept(
                     "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
                     &at,
                 )?,

@@ -21,11 +21,21 @@ pub struct Conn {
     /// The statements `exec_kept` prepared, by their static SQL text's address and length;
     /// finalized when the `Conn` drops (at the end of the call)
     kept: RefCell<HashMap<(usize, usize), *mut sqlite3_stmt>>,
+    /// The statements `cached` prepared, by their SQL text, made at run time; finalized with
+    /// the others
+    cached: RefCell<HashMap<String, *mut sqlite3_stmt>>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        for (_, stmt) in self.kept.get_mut().drain() {
+        let cached = self.cached.get_mut().drain().map(|(_, stmt)| stmt);
+        for stmt in self
+            .kept
+            .get_mut()
+            .drain()
+            .map(|(_, stmt)| stmt)
+            .chain(cached)
+        {
             // SAFETY: each kept statement is live, not running, and finalized exactly once,
             // before the connection closes (an `OwnedConn` closes with close_v2, which waits
             // for its statements)
@@ -40,6 +50,7 @@ impl Conn {
         Conn {
             db,
             kept: RefCell::new(HashMap::new()),
+            cached: RefCell::new(HashMap::new()),
         }
     }
 
@@ -116,6 +127,24 @@ impl Conn {
             .and_then(|row| row.map(|row| row.values()).transpose());
         stmt.reset();
         row
+    }
+
+    /// The statement of `sql`, text made at run time, prepared on its first use in this call
+    /// and reset: for one run many times in a call (a local op read by seq). It stays kept, as
+    /// `kept`'s do; a use must not overlap another use of the same text.
+    pub fn cached(&self, sql: &str) -> Result<ManuallyDrop<Stmt<'_>>> {
+        let found = self.cached.borrow().get(sql).copied();
+        let raw = match found {
+            Some(raw) => raw,
+            None => {
+                let raw = self.prepare(sql)?.into_raw();
+                self.cached.borrow_mut().insert(sql.to_string(), raw);
+                raw
+            }
+        };
+        let mut stmt = ManuallyDrop::new(Stmt::new(self, raw));
+        stmt.reset();
+        Ok(stmt)
     }
 
     /// The statement of static text `sql`, prepared on its first use in this call. It stays

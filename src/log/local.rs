@@ -161,9 +161,18 @@ impl<'c> LocalOps<'c> {
         self.epochs.check()
     }
 
-    /// Local op `seq`.
+    /// Local op `seq` (its statement kept for the call: `Conn::cached`).
     pub fn get(&self, conn: &Conn, seq: u64) -> Result<LocalOp> {
-        self.get_with(&mut Statements::new(conn), seq)
+        let mut stmt = conn.cached(&self.select("seq = ?1"))?;
+        stmt.bind_all(&[Value::Integer(seq as i64)])?;
+        let Some(row) = stmt.step()? else {
+            return Err(Error::new(format!(
+                "local op {seq} is missing from the log"
+            )));
+        };
+        let op = self.decode(&row);
+        stmt.reset(); // no statement stays busy between calls
+        op
     }
 
     /// `get`, with a statement kept in `statements`.

@@ -16,11 +16,13 @@ use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::{Cells, Value};
 
-/// Every op indexed on row (?1, ?2), as (device, seq).
-pub const ROW_HISTORY: &str =
-    "SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2
-     UNION ALL
-     SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2";
+/// Every op indexed on row (?1, ?2), as (device, seq), with its `_sync_remote` row where it is
+/// a received op.
+const ROW_OPS: &str = "SELECT r.device, r.seq, o.lamport, o.form, o.vals FROM (
+       SELECT device, seq FROM main._sync_rows WHERE table_id = ?1 AND key = ?2
+       UNION ALL
+       SELECT device, seq FROM main._sync_row_ops WHERE table_id = ?1 AND key = ?2) r
+     LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq";
 
 /// One op to index: (table id, row key, device, seq).
 pub type Entry = (i64, Vec<u8>, DeviceIdx, u64);
@@ -279,10 +281,7 @@ impl Recent {
 impl RowReader<'_> {
     /// Every op indexed on a row, with names as the table spells them, and the row's key.
     pub fn ops(&self, conn: &Conn, table: &SyncedTable, key: &[u8]) -> Result<(Vec<RowOp>, Cells)> {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT r.device, r.seq, o.lamport, o.form, o.vals FROM ({ROW_HISTORY}) r
-             LEFT JOIN main._sync_remote o ON o.device = r.device AND o.seq = r.seq"
-        ))?;
+        let mut stmt = conn.cached(ROW_OPS)?;
         stmt.bind_all(&[Value::Integer(table.id), Value::Blob(key.to_vec())])?;
         let mut ops = Vec::new();
         let mut key_values = Vec::new();

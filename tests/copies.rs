@@ -1759,3 +1759,50 @@ fn a_write_that_follows_a_dropped_one_at_a_seq_the_peer_removed_is_listed_there(
     assert_eq!(a.clock(), b.clock());
     assert_eq!(pending_ops(&a) + pending_ops(&b), 0);
 }
+
+/// Each pair of `devices` exchanges peer-aware bundles both ways, then each compacts, four
+/// times over (a new user's "sync, then compact").
+fn sync_and_compact(devices: &[&Device]) {
+    for _ in 0..4 {
+        round_without_errors(devices);
+        for d in devices {
+            call(d.conn(), "SELECT sync_compact()").unwrap();
+        }
+    }
+}
+
+/// KNOWN FAULT (issue 17, conflicting compaction points; a new user's trial, shrunk): a backup
+/// taken before the device ever synced is put back and written on; it syncs and compacts with a
+/// new device first, whose point names the restored history up to its last write, while the old
+/// peer's point names the original's. Devices that meet the two points in another order keep
+/// other ops: they end with different rows, quiet, nothing pending. Kept ignored until the
+/// points are decided alike whatever their order (`cargo test --release --test copies --
+/// --ignored` shows it).
+#[test]
+#[ignore = "known fault: two compaction points that decide one device's history otherwise"]
+fn two_points_that_decide_a_restored_device_s_history_otherwise_end_alike() {
+    let (mut a, b) = (Device::new("a", TV), Device::new("b", TV));
+    exec(a.conn(), "INSERT INTO t VALUES ('1', 'a1', 'x')");
+    let backup = back_up(&a); // before a ever synced
+    exec(a.conn(), "UPDATE t SET v = 'p1' WHERE id = '1'");
+    exec(a.conn(), "UPDATE t SET v = 'p2' WHERE id = '1'");
+    exec(a.conn(), "INSERT INTO t VALUES ('3', 'p3', 'x')");
+    sync_and_compact(&[&a, &b]);
+    put_back(&mut a, &backup);
+    exec(a.conn(), "UPDATE t SET w = 'R1' WHERE id = '1'");
+    for k in 10..=12 {
+        exec(a.conn(), &format!("INSERT INTO t VALUES ('{k}', 'R', 'x')"));
+    }
+    let x = Device::new("x", TV);
+    sync_and_compact(&[&a, &x]);
+    sync_and_compact(&[&a, &b, &x]);
+    let former: String = (a.conn())
+        .query_row("SELECT sync_status() ->> '$.former_ids[0]'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    call(b.conn(), &format!("SELECT sync_forget('{former}')")).unwrap();
+    sync_and_compact(&[&a, &b, &x]);
+    assert_eq!(b.dump("t"), a.dump("t"), "b");
+    assert_eq!(x.dump("t"), a.dump("t"), "x");
+}

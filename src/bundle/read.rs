@@ -120,6 +120,12 @@ impl Reader {
                  a copy still arriving? get it again)",
             ));
         }
+        if objects.iter().any(|o| o == "table _sync_ops") {
+            return Err(Error::new(
+                "not a sqlite-sync bundle: it is a device's database (it holds sync metadata): \
+                 export a bundle from it with sync_bundle_out(peer, path) and import that",
+            ));
+        }
         if objects != ["table chunks", "table manifest"] {
             // (a database imported by mistake has many: name a few)
             let shown = objects.len().min(4);

@@ -386,7 +386,10 @@ impl Import<'_> {
                 self.cut_below(history, entry, point)?;
             }
             if !self.place_ready()? && self.reading.points.is_empty() {
-                return Ok(());
+                self.place_entries_again()?;
+                if self.reading.points.is_empty() {
+                    return Ok(());
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ use super::import::{Import, Place};
 use crate::db::{Conn, Result};
 use crate::log::floors::{self, Floor};
 use crate::log::row_key;
+use crate::op::DeviceId;
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 
@@ -48,6 +49,63 @@ impl Import<'_> {
                 entries: placed,
             },
         )
+    }
+
+    /// Places again the entries of the compaction points whose entries named ops an import
+    /// dropped (removed.rs `floors_without`), now that its ops are placed: each names the
+    /// history holding the op its link names, as when it was learnt.
+    pub(super) fn place_entries_again(&mut self) -> Result<()> {
+        let mut stale = std::mem::take(&mut self.reading.stale_points);
+        stale.sort_unstable();
+        stale.dedup();
+        for (writer, seq) in stale {
+            let Some((device, value)) = self.floor_held(&writer, seq)? else {
+                continue; // (the point itself went, or another op holds its seq now)
+            };
+            for (id, at, link) in floors::decode(&value)? {
+                let Some(root) = self.known.devices.idx(&id) else {
+                    continue;
+                };
+                let Some(history) = self.resolve_entry(root, at, &link)? else {
+                    continue;
+                };
+                self.conn.exec(
+                    "INSERT OR IGNORE INTO main._sync_floors(device, seq, of, of_seq)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    &[
+                        Value::from(device),
+                        Value::Integer(seq as i64),
+                        Value::from(history),
+                        Value::Integer(at as i64),
+                    ],
+                )?;
+                self.reading.points.push((history, at, (device, seq)));
+            }
+        }
+        self.known.floors = floors::Floors::load(self.conn)?;
+        Ok(())
+    }
+
+    /// The history holding floor op `seq` of the device whose ops travel under `writer`, and
+    /// the op's value, where one holds it.
+    fn floor_held(&self, writer: &DeviceId, seq: u64) -> Result<Option<(DeviceIdx, Value)>> {
+        let devices = &self.known.devices;
+        let Some(idx) = devices.idx(writer) else {
+            return Ok(None);
+        };
+        for history in devices.histories(devices.root(idx)) {
+            let mut value = None;
+            self.history().each(history, seq - 1, seq, |op| {
+                if op.table == floors::TABLE {
+                    value = op.key.into_iter().next().map(|(_, v)| v);
+                }
+                Ok(())
+            })?;
+            if let Some(value) = value {
+                return Ok(Some((history, value)));
+            }
+        }
+        Ok(None)
     }
 
     /// Marks for settling the rows of the ops applied here that are not in floor op `new`'s

@@ -149,6 +149,10 @@ pub(super) struct Reading<'a> {
     /// The entries of the compaction points applied in this import, with the point's op, for
     /// the histories they cut (behind.rs)
     pub(super) points: Vec<(DeviceIdx, u64, (DeviceIdx, u64))>,
+    /// Compaction points whose entries named ops this import dropped (removed.rs
+    /// `drop_held`), by the id their ops travel under and seq (histories may merge or go
+    /// meanwhile): placed again once the import's ops are (floor.rs `place_entries_again`)
+    pub(super) stale_points: Vec<(crate::op::DeviceId, u64)>,
     /// Ops dropped where a compaction point decided against them, told at the end (lost.rs)
     pub(super) lost: Vec<Dropped>,
     /// This device's ids, now and before it forked, once asked for (lost.rs)
@@ -231,6 +235,7 @@ impl<'a> Import<'a> {
                 removal: crate::schema::removal_on(conn)?,
                 wire: None,
                 points: Vec::new(),
+                stale_points: Vec::new(),
                 lost: Vec::new(),
                 mine: None,
             },

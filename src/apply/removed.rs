@@ -267,8 +267,41 @@ impl Import<'_> {
                 self.run(sql, &at)?;
             }
         }
+        if !self.known.floors.is_empty() {
+            self.floors_without(device, gone)?;
+        }
         self.reading.dep_hashes.retain(|&(d, _), _| d != device);
         self.clocks.lamports.clear();
+        Ok(())
+    }
+
+    /// The compaction points held here once ops `gone` of history `device` are dropped: one
+    /// among them is no longer held (placed again, it is learnt again), and the entries of the
+    /// others that named one of them are placed again once the import's ops are.
+    fn floors_without(&mut self, device: DeviceIdx, gone: &[u64]) -> Result<()> {
+        for &seq in gone {
+            let at = [Value::from(device), Value::Integer(seq as i64)];
+            self.run(
+                "DELETE FROM main._sync_floors WHERE device = ?1 AND seq = ?2",
+                &at,
+            )?;
+            let mut stmt = self.conn.prepare(
+                "SELECT DISTINCT device, seq FROM main._sync_floors WHERE of = ?1 AND of_seq = ?2",
+            )?;
+            stmt.bind_all(&at)?;
+            while let Some(row) = stmt.step()? {
+                let writer = self.known.devices.wire_id(DeviceIdx(row.column_int(0)));
+                self.reading
+                    .stale_points
+                    .push((writer, row.column_int(1) as u64));
+            }
+            drop(stmt);
+            self.run(
+                "DELETE FROM main._sync_floors WHERE of = ?1 AND of_seq = ?2",
+                &at,
+            )?;
+        }
+        self.known.floors = crate::log::floors::Floors::load(self.conn)?;
         Ok(())
     }
 

@@ -56,6 +56,9 @@ impl Import<'_> {
     /// history holding the op its link names, as when it was learnt.
     pub(super) fn place_entries_again(&mut self) -> Result<()> {
         let mut stale = std::mem::take(&mut self.reading.stale_points);
+        if stale.is_empty() {
+            return Ok(());
+        }
         stale.sort_unstable();
         stale.dedup();
         for (writer, seq) in stale {

@@ -1821,3 +1821,55 @@ fn two_points_that_decide_a_restored_device_s_history_otherwise_end_alike() {
         assert!(told.contains(write), "{write} in no sync_lost: {told:?}");
     }
 }
+
+/// KNOWN FAULT (issue 17, conflicting compaction points; a new user's trial): as the test
+/// above, with more writes on each side (the original's updates of one row and an insert, the
+/// restored copy's updates of a row it inserted): the new device and the restored one end with
+/// the restored history's rows, the old peer with other values of rows 1 and 10, quiet, nothing
+/// pending. Ignored until the points are decided alike whatever order they meet in (`cargo test
+/// --release --test copies -- --ignored` shows it).
+#[test]
+#[ignore = "known fault: two compaction points that decide one device's history otherwise"]
+fn two_points_over_more_writes_on_each_side_end_alike() {
+    let (mut a, b) = (Device::new("a", TV), Device::new("b", TV));
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES ('1', 'a1', 'x'), ('2', 'a2', 'x')",
+    );
+    let backup = back_up(&a); // before a ever synced
+    exec(b.conn(), "INSERT INTO t VALUES ('30', 'b30', 'x')");
+    for i in 0..3 {
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET v = 'a1-p{i}' WHERE id = '1'"),
+        );
+    }
+    exec(a.conn(), "INSERT INTO t VALUES ('3', 'a3-p', 'x')");
+    sync_and_compact(&[&a, &b]);
+    put_back(&mut a, &backup);
+    exec(a.conn(), "UPDATE t SET w = 'R1' WHERE id = '1'");
+    exec(a.conn(), "INSERT INTO t VALUES ('10', 'R2', 'x')");
+    exec(a.conn(), "UPDATE t SET v = 'R3' WHERE id = '2'");
+    for i in 0..3 {
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET v = 'R4.{i}' WHERE id = '10'"),
+        );
+    }
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES ('11', 'R5', 'x'), ('12', 'R6', 'x')",
+    );
+    let x = Device::new("x", TV);
+    sync_and_compact(&[&a, &x]);
+    sync_and_compact(&[&a, &b, &x]);
+    let former: String = (a.conn())
+        .query_row("SELECT sync_status() ->> '$.former_ids[0]'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    call(b.conn(), &format!("SELECT sync_forget('{former}')")).unwrap();
+    sync_and_compact(&[&a, &b, &x]);
+    assert_eq!(b.dump("t"), a.dump("t"), "b");
+    assert_eq!(x.dump("t"), a.dump("t"), "x");
+}

@@ -1771,6 +1771,22 @@ fn sync_and_compact(devices: &[&Device]) {
     }
 }
 
+/// Restored `a` syncs and compacts with a new device (returned) first, then with `b` too; `b`
+/// forgets the id `a` had before it forked, and all three sync and compact again.
+fn meets_a_new_device_then_its_old_peer(a: &Device, b: &Device) -> Device {
+    let x = Device::new("x", TV);
+    sync_and_compact(&[a, &x]);
+    sync_and_compact(&[a, b, &x]);
+    let former: String = (a.conn())
+        .query_row("SELECT sync_status() ->> '$.former_ids[0]'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    call(b.conn(), &format!("SELECT sync_forget('{former}')")).unwrap();
+    sync_and_compact(&[a, b, &x]);
+    x
+}
+
 /// A backup taken before the device ever synced is put back and written on; it syncs and
 /// compacts with a new device first, whose point names the restored history up to its last
 /// write, while the old peer's point names the original's (a new user's trial, shrunk). The
@@ -1793,16 +1809,7 @@ fn two_points_that_decide_a_restored_device_s_history_otherwise_end_alike() {
     for k in 10..=12 {
         exec(a.conn(), &format!("INSERT INTO t VALUES ('{k}', 'R', 'x')"));
     }
-    let x = Device::new("x", TV);
-    sync_and_compact(&[&a, &x]);
-    sync_and_compact(&[&a, &b, &x]);
-    let former: String = (a.conn())
-        .query_row("SELECT sync_status() ->> '$.former_ids[0]'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    call(b.conn(), &format!("SELECT sync_forget('{former}')")).unwrap();
-    sync_and_compact(&[&a, &b, &x]);
+    let x = meets_a_new_device_then_its_old_peer(&a, &b);
     assert_eq!(b.dump("t"), a.dump("t"), "b");
     assert_eq!(x.dump("t"), a.dump("t"), "x");
     assert_eq!(b.clock(), a.clock(), "b");
@@ -1860,16 +1867,7 @@ fn two_points_over_more_writes_on_each_side_end_alike() {
         a.conn(),
         "INSERT INTO t VALUES ('11', 'R5', 'x'), ('12', 'R6', 'x')",
     );
-    let x = Device::new("x", TV);
-    sync_and_compact(&[&a, &x]);
-    sync_and_compact(&[&a, &b, &x]);
-    let former: String = (a.conn())
-        .query_row("SELECT sync_status() ->> '$.former_ids[0]'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    call(b.conn(), &format!("SELECT sync_forget('{former}')")).unwrap();
-    sync_and_compact(&[&a, &b, &x]);
+    let x = meets_a_new_device_then_its_old_peer(&a, &b);
     assert_eq!(b.dump("t"), a.dump("t"), "b");
     assert_eq!(x.dump("t"), a.dump("t"), "x");
 }

@@ -140,28 +140,18 @@ impl Import<'_> {
 
     /// Every history that holds ops here, with its highest seq held.
     fn held_histories(&self) -> Result<Vec<(DeviceIdx, u64)>> {
-        let conn = self.conn;
         let mut out = Vec::new();
-        let top = |sql: &'static str, idx: DeviceIdx| -> Result<Option<u64>> {
-            let v = conn.query_row_kept(sql, &[Value::from(idx)])?;
-            Ok(v.and_then(|v| v.first().and_then(Value::as_i64))
-                .map(|n| n as u64))
-        };
-        if let Some(t) = top("SELECT max(seq) FROM main._sync_ops WHERE ?1 = ?1", SELF)? {
-            out.push((SELF, t));
+        let mine = crate::log::last_local_seq(self.conn)? as u64;
+        if mine > 0 {
+            out.push((SELF, mine));
         }
-        let mut stmt = conn.prepare("SELECT idx FROM main._sync_devices")?;
-        let mut all = Vec::new();
-        while let Some(row) = stmt.step()? {
-            all.push(DeviceIdx(row.column_int(0)));
-        }
-        drop(stmt);
-        for idx in all.into_iter().filter(|&i| i != SELF) {
-            if let Some(t) = top(
+        for idx in self.known.devices.indexes().filter(|&i| i != SELF) {
+            let top = self.conn.query_row_kept(
                 "SELECT max(seq) FROM main._sync_remote WHERE device = ?1",
-                idx,
-            )? {
-                out.push((idx, t));
+                &[Value::from(idx)],
+            )?;
+            if let Some(top) = top.and_then(|row| row.first().and_then(Value::as_i64)) {
+                out.push((idx, top as u64));
             }
         }
         Ok(out)

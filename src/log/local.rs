@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 
-use crate::db::{Conn, Error, Result, Row, Statements};
+use crate::db::{Conn, Error, Result, Row, Statements, Stmt};
 use crate::op::{Decl, OpKind};
 use crate::value::Value;
 
@@ -164,20 +164,16 @@ impl<'c> LocalOps<'c> {
     /// Local op `seq` (its statement kept for the call: `Conn::cached`).
     pub fn get(&self, conn: &Conn, seq: u64) -> Result<LocalOp> {
         let mut stmt = conn.cached(&self.select("seq = ?1"))?;
-        stmt.bind_all(&[Value::Integer(seq as i64)])?;
-        let Some(row) = stmt.step()? else {
-            return Err(Error::new(format!(
-                "local op {seq} is missing from the log"
-            )));
-        };
-        let op = self.decode(&row);
-        stmt.reset(); // no statement stays busy between calls
-        op
+        self.read_one(&mut stmt, seq)
     }
 
     /// `get`, with a statement kept in `statements`.
     pub fn get_with(&self, statements: &mut Statements, seq: u64) -> Result<LocalOp> {
-        let stmt = statements.get(&self.select("seq = ?1"))?;
+        self.read_one(statements.get(&self.select("seq = ?1"))?, seq)
+    }
+
+    /// Local op `seq`, read with `stmt`, the query `seq = ?1` of `select`.
+    fn read_one(&self, stmt: &mut Stmt, seq: u64) -> Result<LocalOp> {
         stmt.bind_all(&[Value::Integer(seq as i64)])?;
         let Some(row) = stmt.step()? else {
             return Err(Error::new(format!(

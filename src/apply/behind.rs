@@ -140,8 +140,34 @@ impl Import<'_> {
             true => seq - 2,
             false => seq - 1,
         };
-        self.set_aside(root, from, base.upto)?;
+        let from = self.below_taken_for_removed(root, from, &base)?;
+        self.set_aside(root, from, base.upto, seq)?;
         Ok(Some(Placed::At(root)))
+    }
+
+    /// Where the history of the device whose first history is `root` is the writer's, below
+    /// `from`: the bundle's ops at seqs this device removed, just below, were taken for the
+    /// ops removed (`Placed::Below`), which they may not be, as the writer's history differs
+    /// from the one held here above them. They are taken as missing instead, from the last op
+    /// held (or the base's start): this device's clock goes down to there, and the writer sends
+    /// them again once it tells (the base is taken then, not in this import: removed.rs).
+    fn below_taken_for_removed(&mut self, root: DeviceIdx, from: u64, base: &Base) -> Result<u64> {
+        let carried = self.reading.carried.get(&root);
+        let mut at = from;
+        while at > base.from
+            && carried.is_some_and(|c| c.contains_key(&at))
+            && self.history().removed(root, at)?
+        {
+            at -= 1;
+        }
+        if at == from {
+            return Ok(from);
+        }
+        let id = self.known.devices.wire_id(root);
+        (self.reading.lost).retain(|l| l.id != id || l.seq <= at || l.seq > from);
+        self.known.devices.lower_removed(self.conn, root, at)?;
+        self.reading.retaken.insert(root);
+        Ok(at)
     }
 
     /// The bundle's base entry for the device whose first history is `root`, if it has one.
@@ -188,7 +214,7 @@ impl Import<'_> {
         if !self.history().holds(root, before)? {
             return Ok(None);
         }
-        self.set_aside(root, before - 1, base.upto)?;
+        self.set_aside(root, before - 1, base.upto, before)?;
         Ok(Some(Placed::At(root)))
     }
 
@@ -285,8 +311,16 @@ impl Import<'_> {
     /// point decides where they go (`place_aside`): the ops below them are another history's
     /// than the one this device gets from its peers there. Drops those above `from` (the
     /// bundle carries every op its writer holds above there, the ones held here that it keeps
-    /// among them).
-    pub(super) fn set_aside(&mut self, idx: DeviceIdx, from: u64, upto: u64) -> Result<()> {
+    /// among them). The ops held from `other` on are known to be another history's than the
+    /// writer's (an op's hash covers the one before it): they are told lost where no history
+    /// holds them at the import's end (lost.rs).
+    pub(super) fn set_aside(
+        &mut self,
+        idx: DeviceIdx,
+        from: u64,
+        upto: u64,
+        other: u64,
+    ) -> Result<()> {
         self.reading.appender.flush()?;
         let conn = self.conn;
         let history = self.history();
@@ -304,7 +338,7 @@ impl Import<'_> {
             all
         };
         let decided: Vec<u64> = all.iter().copied().filter(|&s| s <= upto).collect();
-        self.note_dropping(idx, &decided)?;
+        self.note_dropping(idx, &decided, other)?;
         self.drop_held(idx, &all)?;
         for &seq in &all {
             self.known.contexts.forget(conn, idx, seq)?;
@@ -553,7 +587,7 @@ impl Import<'_> {
                 ],
             )?;
         }
-        self.set_aside(idx, base, base)
+        self.set_aside(idx, base, base, u64::MAX)
     }
 
     /// Forgets history `idx`, emptied (`set_aside_all`) or merged back, wherever it is named.

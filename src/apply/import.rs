@@ -139,6 +139,10 @@ pub(super) struct Reading<'a> {
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
     /// with the hash each states for the op before it, if it does
     pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,
+    /// Histories whose ops at seqs removed here, taken for the ops removed, were taken as
+    /// missing instead (behind.rs `below_taken_for_removed`): their base is not taken in this
+    /// import
+    pub(super) retaken: std::collections::HashSet<DeviceIdx>,
     /// Whether compaction removes ops here (`_sync_state` `compact_removes`): bases are taken,
     /// and compaction points settle the histories below them (behind.rs)
     pub(super) removal: bool,
@@ -232,6 +236,7 @@ impl<'a> Import<'a> {
                 base: HashMap::new(),
                 gaps: Vec::new(),
                 carried: HashMap::new(),
+                retaken: Default::default(),
                 removal: crate::schema::removal_on(conn)?,
                 wire: None,
                 points: Vec::new(),

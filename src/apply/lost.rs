@@ -45,10 +45,11 @@ const POSSIBLE: &str = "written under an id this database had before it forked, 
 impl Import<'_> {
     /// Notes the ops of history `idx` at `seqs`, about to be dropped (another history's than
     /// the one a bundle's base or a compaction point decided): this device's own above what
-    /// its peers confirmed (possible losses); the others where the op kept at their seq is
-    /// held at the import's end (certain: a device that received them, or one whose peer
-    /// confirmed them and then dropped them too).
-    pub(super) fn note_dropping(&mut self, idx: DeviceIdx, seqs: &[u64]) -> Result<()> {
+    /// its peers confirmed (possible losses); the others from `other` on (known to be another
+    /// history's), and below it where the op kept at their seq is held at the import's end
+    /// (certain: a device that received them, or one whose peer confirmed them and then
+    /// dropped them too).
+    pub(super) fn note_dropping(&mut self, idx: DeviceIdx, seqs: &[u64], other: u64) -> Result<()> {
         if idx == SELF {
             return Ok(());
         }
@@ -72,7 +73,7 @@ impl Import<'_> {
                     hash,
                     op,
                     certain: !possible,
-                    if_replaced: !possible,
+                    if_replaced: !possible && seq < other,
                 });
             }
         }

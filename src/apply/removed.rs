@@ -44,7 +44,7 @@ impl Import<'_> {
             // a history held here that left the writer's at or below `upto` (behind.rs)
             if let Some(idx) = self.known.devices.idx(&entry.history) {
                 if self.left_lineage(idx, entry)? {
-                    self.set_aside(idx, entry.from, entry.upto)?;
+                    self.set_aside(idx, entry.from, entry.upto, entry.upto)?;
                 }
             }
         }
@@ -104,7 +104,7 @@ impl Import<'_> {
                 continue; // (a second history the bundle carries no op of: not known here)
             };
             let at = self.applied_seq(idx);
-            if idx == SELF || at < entry.from {
+            if idx == SELF || at < entry.from || self.reading.retaken.contains(&idx) {
                 continue;
             }
             if at >= entry.upto {
@@ -185,7 +185,7 @@ impl Import<'_> {
                 }
             }
         }
-        self.note_dropping(device, &gone)?;
+        self.note_dropping(device, &gone, u64::MAX)?;
         self.drop_held(device, &gone)?;
         let range = [
             Value::from(device),

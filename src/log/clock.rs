@@ -92,6 +92,20 @@ impl Devices {
         Ok(())
     }
 
+    /// Records that ops of history `idx` above `upto` are no longer taken for removed ones:
+    /// they are missing, to come again (apply/behind.rs `against_base`).
+    pub fn lower_removed(&mut self, conn: &Conn, idx: DeviceIdx, upto: u64) -> Result<()> {
+        if self.removed_upto(idx) <= upto {
+            return Ok(());
+        }
+        conn.exec(
+            "UPDATE main._sync_removed SET upto = ?2 WHERE device = ?1",
+            &[Value::from(idx), Value::Integer(upto as i64)],
+        )?;
+        self.removed.insert(idx, upto);
+        Ok(())
+    }
+
     /// Whether device `idx` was forgotten here (log/forgotten.rs): it no longer counts among
     /// the devices known here.
     pub fn is_forgotten(&self, idx: DeviceIdx) -> bool {

@@ -1885,3 +1885,40 @@ fn two_points_over_more_writes_on_each_side_end_alike() {
         ]
     );
 }
+
+/// A backup put back and written on past a compaction point: its writes there go on as a
+/// history of their own, which has seen only what its writer had, so each of them that writes
+/// a cell the original wrote after the backup conflicts with it (the first did; a later one
+/// was taken to follow the original's ops up to where the history forked, and overwrote the
+/// original's write without a record). Every device holds the same record.
+#[test]
+fn every_write_of_a_restored_history_past_a_point_conflicts_with_the_original_s_it_never_saw() {
+    let (mut a, b) = (Device::new("a", TV), Device::new("b", TV));
+    exec(a.conn(), "INSERT INTO t VALUES ('1', 'a1', 'x')");
+    let backup = back_up(&a);
+    exec(a.conn(), "UPDATE t SET v = 'original' WHERE id = '1'");
+    sync_and_compact(&[&a, &b]);
+    put_back(&mut a, &backup);
+    for k in 0..8 {
+        exec(
+            a.conn(),
+            &format!("INSERT INTO t VALUES ('r{k}', 'R', 'x')"),
+        );
+    }
+    exec(a.conn(), "UPDATE t SET v = 'restored' WHERE id = '1'");
+    mesh(&[&a, &b]);
+    assert_eq!(b.dump("t"), a.dump("t"));
+    let open: Vec<(String, String)> = rows(
+        b.conn(),
+        "SELECT pk, columns FROM sync_conflicts WHERE NOT resolved",
+    );
+    assert_eq!(
+        open,
+        vec![(r#"{"id":"1"}"#.to_string(), r#"["v"]"#.to_string())]
+    );
+    assert_eq!(a.conflicts(), b.conflicts());
+    let v: String = (b.conn())
+        .query_row("SELECT v FROM t WHERE id = '1'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, "restored");
+}

@@ -514,14 +514,18 @@ impl Order<'_, '_> {
 
 impl Order<'_, '_> {
     /// Whether op `seq` of `device` had seen op `seen_seq` of history `seen`: its context
-    /// holds it, or an op of a history forked from `seen` after it (whose ops follow it).
+    /// holds it, or an op of a history forked from `seen` after it whose ops follow it (not
+    /// one that left `seen`'s lineage at a compaction point, apply/behind.rs: its first op
+    /// follows an op of its own there, and its context holds none of `seen`'s).
     fn saw(&self, device: DeviceIdx, seq: u64, seen: DeviceIdx, seen_seq: u64) -> bool {
         if self.contexts.entry(device, seq, seen) >= seen_seq {
             return true;
         }
         self.devices.children(seen).into_iter().any(|child| {
             let base = self.devices.fork(child).map_or(0, |f| f.1);
-            base >= seen_seq && self.saw(device, seq, child, base + 1)
+            base >= seen_seq
+                && self.contexts.entry(child, base + 1, seen) >= base
+                && self.saw(device, seq, child, base + 1)
         })
     }
 }

@@ -104,18 +104,22 @@ impl Causal {
     }
 
     /// Op (`device`, `seq`) saw op (`seen`, `seen_seq`): its context holds it, or an op of a
-    /// history forked from `seen` after it.
+    /// history forked from `seen` after it whose first op's context holds `seen`'s op there (a
+    /// history that left `seen`'s lineage at a compaction point follows an op of its own
+    /// there: its ops saw none of `seen`'s but through their own deps).
     fn saw(&self, device: i64, seq: i64, seen: i64, seen_seq: i64) -> bool {
         if device == seen {
-            return seq >= seen_seq;
+            return seq > seen_seq;
         }
         if self.context(device, seq, seen) >= seen_seq {
             return true;
         }
         self.children.get(&seen).is_some_and(|children| {
-            children
-                .iter()
-                .any(|&(child, base)| base >= seen_seq && self.saw(device, seq, child, base + 1))
+            children.iter().any(|&(child, base)| {
+                base >= seen_seq
+                    && self.context(child, base + 1, seen) >= base
+                    && self.saw(device, seq, child, base + 1)
+            })
         })
     }
 

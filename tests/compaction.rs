@@ -884,3 +884,52 @@ fn ops_removed_here_and_then_by_a_peer_s_base_leave_every_export_working() {
         assert_eq!(d.clock(), tablet.clock(), "{}", d.name);
     }
 }
+
+/// A device forgotten while it wrote twice over one cell becomes a new device as it is told,
+/// compacts (its first write goes, overwritten by its second), and hears from the peer that
+/// forgot it: that peer's bundle carries the first write again, which the device takes for
+/// the op it removed. A peer had confirmed both writes (the clock of its bundle named the
+/// second with the hash held here), so no write of the old id is listed in `sync_lost` (it
+/// listed the first as possibly lost: confirmations of an id counted only while it was the
+/// device's own).
+#[test]
+fn a_forgotten_device_that_forks_as_told_lists_no_write_its_peers_confirmed_as_lost() {
+    let (a, b, x) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("x", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'o', '')");
+    for (from, to) in [(&a, &b), (&a, &x), (&b, &x), (&b, &a), (&x, &a), (&x, &b)] {
+        send(from, to);
+    }
+    exec(x.conn(), "UPDATE t SET x = 'w1' WHERE id = 1");
+    exec(x.conn(), "UPDATE t SET x = 'w2' WHERE id = 1");
+    call(b.conn(), &format!("SELECT sync_forget('{}')", x.id())).unwrap();
+    let from_b = b.bundle_for(Some(&x));
+    let refused = x.try_import(&from_b).unwrap_err();
+    assert!(refused.contains("SELECT sync_fork()"), "{refused}");
+    call(x.conn(), "SELECT sync_fork()").unwrap();
+    x.import(&from_b);
+    for (from, to) in [(&x, &a), (&a, &b), (&b, &a), (&a, &x)] {
+        send(from, to);
+    }
+    let removed: i64 = (x.conn())
+        .query_row("SELECT sync_compact() ->> '$.removed'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(removed, 1, "the first write, overwritten");
+    send(&b, &x);
+    let lost: i64 = (x.conn())
+        .query_row("SELECT count(*) FROM sync_lost", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(lost, 0);
+    for (from, to) in [(&a, &x), (&x, &a), (&b, &x), (&x, &b), (&a, &b), (&b, &a)] {
+        send(from, to);
+    }
+    assert_eq!(
+        row(&x, 1),
+        Some(vec![Value::Integer(1), text("w2"), text("")])
+    );
+    assert_eq!(a.dump("t"), x.dump("t"));
+    assert_eq!(b.dump("t"), x.dump("t"));
+}

@@ -126,6 +126,20 @@ impl Import<'_> {
         crate::log::stable::confirmed(self.conn, id).map(Some)
     }
 
+    /// Whether history `idx` of `id` holds this device's own ops: its own, or one of its ids
+    /// before it forked held as one history (where the id has two, the other may be a copy's,
+    /// whose ops a peer's word confirms nothing of this device's).
+    pub(super) fn holds_only_mine(&mut self, idx: DeviceIdx, id: &DeviceId) -> Result<bool> {
+        if idx == SELF {
+            return Ok(true);
+        }
+        let devices = &self.known.devices;
+        if devices.root(idx) != idx || devices.is_forked(idx) {
+            return Ok(false);
+        }
+        Ok(self.confirmed_mine(id)?.is_some())
+    }
+
     /// At the import's end: records the ops noted as dropped that no history held here holds.
     pub(super) fn keep_lost(&mut self) -> Result<()> {
         let lost = std::mem::take(&mut self.reading.lost);

@@ -375,7 +375,7 @@ impl<'a> Import<'a> {
             // checked, and might be another history's)
             if *seq <= self.applied_seq(idx) && !self.history().unhashable(idx, *seq)? {
                 chain::remember(conn, idx, *seq, hash)?;
-                if idx == SELF && source != SELF {
+                if source != SELF && self.holds_only_mine(idx, id)? {
                     // (`resolve_entry` found this device's own op there with that hash)
                     log::stable::confirm(conn, id, *seq)?;
                 }

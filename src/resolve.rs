@@ -4,7 +4,8 @@
 //! Invariant: a resolution is an ordinary captured write that follows every side of its
 //! conflict and writes every column of it (an op of all of them is appended when capture left
 //! one out), so it closes the conflict on every device it reaches; a conflict that is no longer
-//! open is refused, so a resolution never writes an old value over a later write.
+//! open is not written over (0: already resolved; refused: changed), so a resolution never
+//! writes an old value over a later write.
 
 use crate::conflicts::winner_is_local;
 use crate::db::{Conn, Error, Result};
@@ -19,9 +20,9 @@ use crate::sql::quote_ident;
 use crate::value::{hex, Value};
 
 /// `sync_resolve(conflict_id, choice)`: writes the chosen values as an ordinary captured change
-/// that follows every side. `choice` is 'local', 'remote' or a JSON object of column values. A
-/// conflict that is no longer open is refused (a later write resolved it, or a side of it was
-/// written again), so no later write is ever overwritten with an old value; choosing the side
+/// that follows every side. `choice` is 'local', 'remote' or a JSON object of column values. 1
+/// once written; 0 for a conflict a later write resolved, and a conflict a side of which was
+/// written again is refused, so no later write is ever overwritten with an old value; choosing the side
 /// that kept a row the winner deleted brings the whole row back as the merge rule shows it
 /// without that delete.
 pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
@@ -62,14 +63,9 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     );
     drop(stmt);
     match state {
-        RESOLVED => {
-            return Err(Error::new(format!(
-                "conflict {} is already resolved: a write of its columns that saw every side \
-                 was made here or arrived; nothing was written (to change the row now, write it \
-                 as usual)",
-                hex(&id)
-            )))
-        }
+        // (a write of its columns that saw every side was made here or arrived: nothing to
+        // write, and a pass over every open conflict goes on)
+        RESOLVED => return Ok(Value::Integer(0)),
         CHANGED => {
             return Err(Error::new(format!(
                 "conflict {} changed after it was read: a side of it was written again, or \

@@ -462,7 +462,7 @@ fn held_out_stored(conn: &rusqlite::Connection) -> Vec<(String, String, i64)> {
 /// Resolves one open conflict, if the device has any: 'local', 'remote' or values of its own.
 /// The reference: a side that deleted the row leaves it absent, any other choice leaves it
 /// present (a row the winner deleted comes back whole), with the chosen value; a conflict that
-/// a later write of this device already resolved is refused and changes nothing.
+/// a later write of this device already resolved returns 0 and changes nothing.
 fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String> {
     let open: Vec<(String, String, String, String, String, String, String)> = rows(
         conn,
@@ -521,13 +521,24 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
     // stays, also when the resolution is refused): done here, so a refusal changes nothing
     exec(conn, "SELECT sync_init()");
     let before = snapshot(conn);
-    match conn.query_row("SELECT sync_resolve(?1, ?2)", [id, &choice], |_| Ok(())) {
+    let resolved = conn.query_row("SELECT sync_resolve(?1, ?2)", [id, &choice], |r| {
+        r.get::<_, i64>(0)
+    });
+    match resolved {
         // the records of this device's writes since its last import are brought up to date
-        // first: the conflict may have closed, changed (another id), or kept its id with fewer
-        // columns (a write of some of them), none of which the JSON choice names
+        // first: the conflict may have closed (0: nothing written), changed (another id), or
+        // kept its id with fewer columns (a write of some of them), none of which the JSON
+        // choice names
+        Ok(0) => {
+            if snapshot(conn) != before {
+                return Err(format!(
+                    "sync_resolve({id}) of a resolved conflict changed the log"
+                ));
+            }
+            return Ok(());
+        }
         Err(e)
-            if e.to_string().contains("is already resolved")
-                || e.to_string().contains("changed after it was read")
+            if e.to_string().contains("changed after it was read")
                 || e.to_string()
                     .contains("names none of the conflict's columns")
                 // a side has a value in a column this device has not added yet
@@ -543,7 +554,7 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
             return Ok(());
         }
         Err(e) => return Err(format!("sync_resolve({id}, {choice}): {e}")),
-        Ok(()) => {}
+        Ok(_) => {}
     }
     let expected = match side {
         Some(values) if values == "null" => None,

@@ -20,11 +20,11 @@ use crate::sql::quote_ident;
 use crate::value::{hex, Value};
 
 /// `sync_resolve(conflict_id, choice)`: writes the chosen values as an ordinary captured change
-/// that follows every side. `choice` is 'local', 'remote' or a JSON object of column values. 1
-/// once written; 0 for a conflict a later write resolved, and a conflict a side of which was
-/// written again is refused, so no later write is ever overwritten with an old value; choosing the side
-/// that kept a row the winner deleted brings the whole row back as the merge rule shows it
-/// without that delete.
+/// that follows every side. `choice` is 'local', 'remote' or a JSON object of column values.
+/// 1 once written; 0 for a conflict a later write resolved, and a conflict a side of which was
+/// written again is refused, so no later write is ever overwritten with an old value.
+/// Choosing the side that kept a row the winner deleted brings the whole row back as the
+/// merge rule shows it without that delete.
 pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     crate::identity::require_device(conn, crate::apply::fork)?;
     let id = args[0]

@@ -93,7 +93,7 @@ impl Devices {
     }
 
     /// Records that ops of history `idx` above `upto` are no longer taken for removed ones:
-    /// they are missing, to come again (apply/behind.rs `against_base`).
+    /// they are missing, to come again (apply/behind.rs `below_taken_for_removed`).
     pub fn lower_removed(&mut self, conn: &Conn, idx: DeviceIdx, upto: u64) -> Result<()> {
         if self.removed_upto(idx) <= upto {
             return Ok(());

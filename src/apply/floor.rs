@@ -26,7 +26,12 @@ impl Import<'_> {
         let entries = floors::decode(values.first().unwrap_or(&Value::Null))?;
         self.reading.appender.flush()?; // (its entries' ops may be stored in this batch)
         let mut placed = Vec::with_capacity(entries.len());
+        let mut retires = None;
         for (id, seq, link) in entries {
+            if id == floors::RETIRES {
+                retires = Some(seq); // (its writer's floor ops up to there: log/floors.rs)
+                continue;
+            }
             // every op of a floor is in the floor op's causal past, so held here; an entry that
             // names a history this device cannot place lends nothing
             let Some(root) = self.known.devices.idx(&id) else {
@@ -48,7 +53,11 @@ impl Import<'_> {
                 op,
                 entries: placed,
             },
-        )
+        )?;
+        match retires {
+            Some(upto) => self.known.floors.retire(self.conn, op.0, upto),
+            None => Ok(()),
+        }
     }
 
     /// Places again the entries of the compaction points whose entries named ops an import

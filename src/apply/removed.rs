@@ -267,7 +267,7 @@ impl Import<'_> {
                 self.run(sql, &at)?;
             }
         }
-        if !self.known.floors.is_empty() {
+        if !self.known.floors.none_held() {
             self.floors_without(device, gone)?;
         }
         self.reading.dep_hashes.retain(|&(d, _), _| d != device);

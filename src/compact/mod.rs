@@ -21,6 +21,7 @@
 //! this device holds), and this device's floor ops only grow.
 
 mod remove;
+mod retire;
 
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;
@@ -156,6 +157,11 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
     let mut entries: Vec<_> = (stable.iter())
         .map(|(&d, &(s, link))| (held.devices.wire_id(d), s, link))
         .collect();
+    let next: Vec<_> = stable.iter().map(|(&d, &(s, _))| (d, s)).collect();
+    let retires = retire::retirable(conn, &held, &floors, &next)?;
+    if let Some(upto) = retires {
+        entries.push((floors::RETIRES, upto, [0; 16]));
+    }
     entries.sort();
     let shape = floor_shape(conn)?;
     log::widen(conn, 1)?;
@@ -168,14 +174,16 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
     if crate::schema::state(conn, "folded")? + 1 == seq {
         crate::schema::set_state(conn, "folded", seq)?;
     }
-    let entries = stable.iter().map(|(&d, &(s, _))| (d, s)).collect();
     floors.add(
         conn,
         Floor {
             op: (SELF, seq),
-            entries,
+            entries: next,
         },
     )?;
+    if let Some(upto) = retires {
+        floors.retire(conn, SELF, upto)?;
+    }
     if floors.len() > 1 {
         crate::apply::settle_behind_floors(conn)?;
     }

@@ -3,7 +3,8 @@
 //!
 //! Kept whatever the rule says: a row's first indexed op (the row index names it), this
 //! device's last op (the log's next seq follows it), the ops of rows held out by a constraint
-//! and of tables with ops kept aside (apply/kept.rs).
+//! and of tables with ops kept aside (apply/kept.rs). Floor ops go once a later one of their
+//! writer retired them (log/floors.rs).
 //!
 //! Invariant: an op is removed only when it is below a floor op this device wrote (every device
 //! known here had it: log/stable.rs) and the merge rule never reads it again; the hash of the
@@ -87,7 +88,16 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
             index.push((table_id, key.clone(), device, seq));
         }
     }
-    if index.is_empty() {
+    // the floor ops a later one of their writer retired (log/floors.rs): no merge reads them
+    let mut points = 0;
+    for op in floors.retired() {
+        let below = op != (SELF, last_local) && floor.entries.iter().any(|&e| order.reaches(e, op));
+        if below && held_op(conn, op)? {
+            gone.entry(op.0).or_default().insert(op.1);
+            points += 1;
+        }
+    }
+    if gone.is_empty() {
         return Ok(0); // (having written nothing: a BEGIN it ran in can still export)
     }
     // the last op of each run removed keeps its hash, hashed before anything goes
@@ -130,7 +140,17 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
     for &device in gone.keys() {
         forget_checkpoints(conn, device, devices.removed_upto(device))?;
     }
-    Ok(index.len() as u64)
+    Ok(index.len() as u64 + points)
+}
+
+/// Whether op `op` is held here.
+fn held_op(conn: &Conn, (device, seq): (DeviceIdx, u64)) -> Result<bool> {
+    let sql = match device {
+        SELF => "SELECT 1 FROM main._sync_ops WHERE seq = ?2 AND ?1 = ?1",
+        _ => "SELECT 1 FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+    };
+    let at = [Value::from(device), Value::Integer(seq as i64)];
+    Ok(conn.query_value(sql, &at)?.is_some())
 }
 
 /// Drops the checkpoints of history `device` below `upto` that no op held here hashes from:

@@ -14,9 +14,19 @@
 //! never needed, on any device, whichever floors come later (an op behind an older floor sees
 //! the overwriters below a newer one of what the older lends it).
 //!
+//! A device's floor op may retire its earlier ones (`RETIRES`, an entry naming no device):
+//! where its entries reach theirs and no op its writer had applied is behind them, dropping
+//! them changes no merge. An op behind an earlier floor and not in the later one's causal past
+//! is behind the later one too (it does not reach an entry the later one's entries reach), and
+//! what it is taken to have seen below them grows by nothing (the later entries reach the
+//! earlier ones); the ops in the later one's causal past were its writer's, none behind them,
+//! or ops it removed, overwritten by ops in that past on every device. Retired floors still
+//! name their entries for the histories below them (apply/behind.rs), not for the merge.
+//!
 //! Invariant: `_sync_floors` holds, per floor op applied here, its entries placed in the
-//! histories held here; when a floor op is applied, the rows of the ops held here that are not
-//! in its causal past, or are behind another floor, are settled again.
+//! histories held here, and a row `of = -1` per floor retired; when a floor op is applied, the
+//! rows of the ops held here that are not in its causal past, or are behind another floor (not
+//! retired), are settled again.
 
 use crate::db::{Conn, Error, Result};
 use crate::op::{DeviceId, Hash};
@@ -29,6 +39,13 @@ pub const COLUMN: &str = "floor";
 
 /// One entry of a floor as it travels: device id, seq as 8 bytes big-endian, link.
 const ENTRY: usize = 16 + 8 + 16;
+
+/// The device id of the entry by which a floor op retires its writer's floor ops up to the
+/// entry's seq (no device has it: older builds place no history for it, and skip it).
+pub const RETIRES: DeviceId = [0; 16];
+
+/// `_sync_floors.of` of the row that marks a floor op retired.
+const RETIRED: i64 = -1;
 
 /// A floor's value as it travels.
 pub fn encode(entries: &[(DeviceId, u64, Hash)]) -> Vec<u8> {
@@ -69,11 +86,13 @@ pub struct Floor {
 }
 
 /// Every floor op applied here, and per history its highest entry among them (asked for each
-/// op an import places where removal is on: apply/behind.rs).
+/// op an import places where removal is on: apply/behind.rs); the merge reads those not
+/// retired.
 #[derive(Debug, Default)]
 pub struct Floors {
     all: Vec<Floor>,
     top: std::collections::HashMap<DeviceIdx, u64>,
+    retired: std::collections::HashSet<(DeviceIdx, u64)>,
 }
 
 impl Floors {
@@ -86,8 +105,13 @@ impl Floors {
             "SELECT device, seq, of, of_seq FROM main._sync_floors ORDER BY device, seq",
         )?;
         let mut floors: Vec<Floor> = Vec::new();
+        let mut retired = std::collections::HashSet::new();
         while let Some(row) = stmt.step()? {
             let op = (DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
+            if row.column_int(2) == RETIRED {
+                retired.insert(op);
+                continue;
+            }
             let entry = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
             match floors.last_mut() {
                 Some(f) if f.op == op => f.entries.push(entry),
@@ -97,9 +121,44 @@ impl Floors {
                 }),
             }
         }
-        let mut out = Floors::default();
+        let mut out = Floors {
+            retired,
+            ..Floors::default()
+        };
         floors.into_iter().for_each(|f| out.keep(f));
         Ok(out)
+    }
+
+    /// Retires the floor ops of history `writer` up to seq `upto` (a later floor op of it
+    /// named them: `RETIRES`).
+    pub fn retire(&mut self, conn: &Conn, writer: DeviceIdx, upto: u64) -> Result<()> {
+        let gone: Vec<(DeviceIdx, u64)> = (self.all.iter())
+            .map(|f| f.op)
+            .filter(|&(d, seq)| d == writer && seq <= upto && !self.retired.contains(&(d, seq)))
+            .collect();
+        for op in gone {
+            conn.exec(
+                "INSERT OR IGNORE INTO main._sync_floors(device, seq, of, of_seq)
+                 VALUES (?1, ?2, ?3, 0)",
+                &[
+                    Value::from(op.0),
+                    Value::Integer(op.1 as i64),
+                    Value::Integer(RETIRED),
+                ],
+            )?;
+            self.retired.insert(op);
+        }
+        Ok(())
+    }
+
+    /// Whether floor op `op` was retired by a later one of its writer.
+    pub fn is_retired(&self, op: (DeviceIdx, u64)) -> bool {
+        !self.retired.is_empty() && self.retired.contains(&op)
+    }
+
+    /// The floor ops retired here.
+    pub fn retired(&self) -> impl Iterator<Item = (DeviceIdx, u64)> + '_ {
+        self.retired.iter().copied()
     }
 
     fn keep(&mut self, floor: Floor) {
@@ -129,16 +188,23 @@ impl Floors {
         Ok(())
     }
 
-    /// Every floor op held here.
+    /// Every floor op held here that the merge reads (not retired).
     pub fn iter(&self) -> impl Iterator<Item = &Floor> {
-        self.all.iter()
+        (self.all.iter()).filter(|f| !self.is_retired(f.op))
     }
 
+    /// How many floor ops the merge reads.
     pub fn len(&self) -> usize {
-        self.all.len()
+        self.iter().count()
     }
 
+    /// Whether the merge reads no floor op.
     pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether no floor op is held here, retired or not.
+    pub fn none_held(&self) -> bool {
         self.all.is_empty()
     }
 
@@ -163,8 +229,7 @@ impl Floors {
         later: (DeviceIdx, u64),
         earlier: (DeviceIdx, u64),
     ) -> bool {
-        self.all
-            .iter()
+        self.iter()
             .any(|f| f.entries.iter().any(|&e| reaches(e, earlier)))
             && self.behind_any(&reaches, later)
     }
@@ -176,8 +241,7 @@ impl Floors {
         reaches: impl Fn((DeviceIdx, u64), (DeviceIdx, u64)) -> bool,
         op: (DeviceIdx, u64),
     ) -> bool {
-        self.all
-            .iter()
+        self.iter()
             .any(|f| !reaches(f.op, op) && !f.entries.iter().all(|&e| reaches(op, e)))
     }
 
@@ -185,7 +249,7 @@ impl Floors {
     /// entry of it): an op at or below it is below every floor, so behind none.
     pub fn lowest(&self) -> std::collections::HashMap<DeviceIdx, u64> {
         let mut low: std::collections::HashMap<DeviceIdx, u64> = Default::default();
-        for (i, f) in self.all.iter().enumerate() {
+        for (i, f) in self.iter().enumerate() {
             for &(device, seq) in &f.entries {
                 if i == 0 {
                     low.insert(device, seq);

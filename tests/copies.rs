@@ -1922,3 +1922,71 @@ fn every_write_of_a_restored_history_past_a_point_conflicts_with_the_original_s_
         .unwrap();
     assert_eq!(v, "restored");
 }
+
+/// A backup put back and written on before it synced, beside two `cp` copies of a peer, with
+/// compaction (a new user's trial): the copy that compacted last wrote its compaction point,
+/// its first op, with the deps an import had recorded for it before it was written, when the
+/// history its context named was merged back (`resolve_waiting`): they left out the points it
+/// applied after that. The device put back, computing the point's Lamport time from those
+/// deps, refused it ("its clock jumps") in every bundle of every peer, for good. Now a
+/// context not written yet keeps no such record: every device takes every bundle, and all end
+/// alike, the restored write listed where it was dropped.
+#[test]
+fn a_point_written_after_its_context_s_histories_merged_back_travels_with_all_its_deps() {
+    const TODOS: &str = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, note TEXT);
+                         SELECT sync_enable('todos');";
+    let mut d0 = Device::new("d0", TODOS);
+    let (d1, d2) = (Device::new("d1", TODOS), Device::new("d2", TODOS));
+    exec(
+        d0.conn(),
+        "INSERT INTO todos(id, title) VALUES ('hot', 'h0')",
+    );
+    let copy = |name: &str, from: &Device| {
+        Device::copied(name, from, |path| {
+            std::fs::copy(from.db.path(), path).unwrap();
+        })
+    };
+    let d3 = copy("d3", &d1);
+    let d4 = copy("d4", &d3);
+    let backup = back_up(&d0);
+    exec(
+        d0.conn(),
+        "INSERT INTO todos(id, title) VALUES ('k11', 'x')",
+    );
+    exec(d0.conn(), "UPDATE todos SET note = 'u12' WHERE id = 'k11'");
+    send(&d0, &d1);
+    call(d1.conn(), "SELECT sync_compact()").unwrap();
+    send(&d0, &d4);
+    send(&d4, &d2);
+    put_back(&mut d0, &backup);
+    exec(
+        d0.conn(),
+        "INSERT INTO todos(id, title) VALUES ('k29', 'y')",
+    );
+    for (from, to) in [(&d2, &d3), (&d3, &d2), (&d0, &d2)] {
+        send(from, to);
+    }
+    call(d2.conn(), "SELECT sync_compact()").unwrap();
+    for (from, to) in [(&d0, &d4), (&d1, &d2), (&d2, &d4)] {
+        send(from, to);
+    }
+    call(d4.conn(), "SELECT sync_compact()").unwrap();
+    let all = [&d0, &d1, &d2, &d3, &d4];
+    for to in &all[..4] {
+        (to.try_import(&d4.bundle_for(Some(to))))
+            .unwrap_or_else(|e| panic!("d4 -> {}: {e}", to.name));
+    }
+    for _ in 0..3 {
+        round_without_errors(&all);
+    }
+    for d in &all[1..] {
+        assert_eq!(d.dump("todos"), d0.dump("todos"), "{}", d.name);
+        assert_eq!(d.clock(), d0.clock(), "{}", d.name);
+    }
+    assert_eq!(all.iter().map(|d| pending_ops(d)).sum::<i64>(), 0);
+    let told: Vec<String> = lost_of(&d0).into_iter().map(|l| l.2).collect();
+    assert_eq!(
+        told,
+        vec![r#"{"id":"k29","title":"y","note":null}"#.to_string()]
+    );
+}

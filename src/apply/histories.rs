@@ -23,7 +23,7 @@ use crate::form::Form;
 use crate::log::clock::{waited_for, waiting};
 use crate::log::remote::{self, Stored};
 use crate::op::{DeviceId, Hash};
-use crate::schema::DeviceIdx;
+use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 use sha2::{Digest, Sha256};
 
@@ -474,7 +474,13 @@ impl Import<'_> {
             ops.push((DeviceIdx(row.column_int(0)), row.column_int(1) as u64));
         }
         drop(stmt);
+        // (not this device's next op, not written yet: its context is what it holds when it
+        // writes it, and a record made now would leave out what arrives before then)
+        let next_local = crate::log::last_local_seq(self.conn)? as u64 + 1;
         for (device, seq) in ops {
+            if device == SELF && seq >= next_local {
+                continue;
+            }
             let deps = remote::deps_of(&self.known.contexts, &self.known.devices, device, seq);
             self.known.contexts.add_twins(device, seq, &deps)?;
         }
@@ -620,6 +626,7 @@ impl Import<'_> {
         }
         drop(stmt);
         let mut found = false;
+        let next_local = crate::log::last_local_seq(conn)? as u64 + 1;
         for (device, seq, dep, dep_seq, hash) in waiting {
             let Some(hash) = hash else { continue };
             let root = waited_for(dep);
@@ -644,14 +651,17 @@ impl Import<'_> {
                 self.touch_from(device, seq as u64)?;
                 found = true;
                 if taken && self.names_already(device, seq as u64, idx, dep_seq)? {
-                    // (no change point: the dep as written is kept, `store`)
-                    let deps = crate::log::remote::deps_of(
-                        &self.known.contexts,
-                        &self.known.devices,
-                        device,
-                        seq as u64,
-                    );
-                    self.known.contexts.add_twins(device, seq as u64, &deps)?;
+                    // (no change point: the dep as written is kept, `store`; but for this
+                    // device's next op, not written yet, whose deps are what it holds then)
+                    if device != SELF || (seq as u64) < next_local {
+                        let deps = crate::log::remote::deps_of(
+                            &self.known.contexts,
+                            &self.known.devices,
+                            device,
+                            seq as u64,
+                        );
+                        self.known.contexts.add_twins(device, seq as u64, &deps)?;
+                    }
                     conn.exec(
                         "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
                         &[Value::from(device), Value::Integer(seq), Value::from(dep)],

@@ -1990,3 +1990,74 @@ fn a_point_written_after_its_context_s_histories_merged_back_travels_with_all_it
         vec![r#"{"id":"k29","title":"y","note":null}"#.to_string()]
     );
 }
+
+/// KNOWN FAULT (issue 17; a new user's trial, step for step): a `cp` copy written by a
+/// connection without the extension (the original forks, the old id is forgotten as the
+/// README says), a backup put back and not written on, compaction every 3 ops: after every
+/// device synced with every other, three devices hold compaction points pending for good and
+/// the rows written after that stop reaching them, no error. Ignored until fixed (`cargo test
+/// --release --test copies -- --ignored` shows it).
+#[test]
+#[ignore = "known fault: compaction points pending for good after a forget and a restore"]
+fn points_after_a_forgotten_id_and_a_restore_do_not_wait_for_good() {
+    const TODOS: &str = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, note TEXT);
+                         SELECT sync_enable('todos');";
+    let [d0, mut d1, d2] = ["d0", "d1", "d2"].map(|n| Device::new(n, TODOS));
+    for d in [&d0, &d1, &d2] {
+        compacting_every(d.conn(), Some(3));
+    }
+    exec(
+        d0.conn(),
+        "INSERT INTO todos(id, title) VALUES ('hot', 'h0')",
+    );
+    exec(d1.conn(), "INSERT INTO todos(id, title) VALUES ('k1', 'x')");
+    let d3 = Device::copied("d3", &d0, |path| {
+        std::fs::copy(d0.db.path(), path).unwrap();
+        let plain = rusqlite::Connection::open(path).unwrap();
+        exec(&plain, "INSERT INTO todos(id, title) VALUES ('k3', 'raw')");
+    });
+    exec(d0.conn(), "INSERT INTO todos(id, title) VALUES ('k5', 'x')");
+    exec(d0.conn(), "UPDATE todos SET note = 'u6' WHERE id = 'k5'");
+    exec(d2.conn(), "INSERT INTO todos(id, title) VALUES ('k7', 'x')");
+    let old_id = d0.id();
+    send(&d3, &d2);
+    let backup = back_up(&d1);
+    for (from, to) in [(&d0, &d3), (&d3, &d0), (&d0, &d1), (&d1, &d0)] {
+        send(from, to);
+    }
+    assert_ne!(d0.id(), old_id, "d0 forked");
+    call(d0.conn(), &format!("SELECT sync_forget('{old_id}')")).unwrap();
+    exec(d3.conn(), "UPDATE todos SET note = 'u13' WHERE id = 'k5'");
+    exec(
+        d2.conn(),
+        "INSERT INTO todos(id, title) VALUES ('k14', 'x')",
+    );
+    exec(d2.conn(), "UPDATE todos SET note = 'u15' WHERE id = 'k7'");
+    send(&d3, &d0);
+    put_back(&mut d1, &backup);
+    exec(
+        d3.conn(),
+        "INSERT INTO todos(id, title) VALUES ('k21', 'x')",
+    );
+    let all = [&d0, &d1, &d2, &d3];
+    for (from, to) in [(0, 1), (0, 2), (0, 3), (1, 3), (2, 1), (2, 3), (3, 1)] {
+        send(all[from], all[to]);
+    }
+    for _ in 0..4 {
+        round_without_errors(&all);
+    }
+    for d in &all {
+        let new = format!(
+            "INSERT INTO todos(id, title) VALUES ('new_{}', 'x')",
+            d.name
+        );
+        exec(d.conn(), &new);
+    }
+    for _ in 0..4 {
+        round_without_errors(&all);
+    }
+    for d in &all[1..] {
+        assert_eq!(d.dump("todos"), d0.dump("todos"), "{}", d.name);
+    }
+    assert_eq!(all.iter().map(|d| pending_ops(d)).sum::<i64>(), 0);
+}

@@ -140,8 +140,9 @@ impl Import<'_> {
             true => seq - 2,
             false => seq - 1,
         };
+        let other = from + 1; // (the first op held known to be another history's)
         let from = self.below_taken_for_removed(root, from, &base)?;
-        self.set_aside(root, from, base.upto, seq)?;
+        self.set_aside(root, from, base.upto, other)?;
         Ok(Some(Placed::At(root)))
     }
 
@@ -160,7 +161,8 @@ impl Import<'_> {
         {
             at -= 1;
         }
-        if at == from {
+        // (only down to an op held here, or to the start: the ops after it hash from it)
+        if at == from || (at > 0 && !self.history().holds(root, at)?) {
             return Ok(from);
         }
         let id = self.known.devices.wire_id(root);

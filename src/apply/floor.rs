@@ -55,7 +55,7 @@ impl Import<'_> {
             },
         )?;
         match retires {
-            Some(upto) => self.known.floors.retire(self.conn, op.0, upto),
+            Some(upto) => self.known.floors.retire(self.conn, op, upto),
             None => Ok(()),
         }
     }

@@ -182,7 +182,7 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
         },
     )?;
     if let Some(upto) = retires {
-        floors.retire(conn, SELF, upto)?;
+        floors.retire(conn, (SELF, seq), upto)?;
     }
     if floors.len() > 1 {
         crate::apply::settle_behind_floors(conn)?;

@@ -24,7 +24,8 @@
 //! name their entries for the histories below them (apply/behind.rs), not for the merge.
 //!
 //! Invariant: `_sync_floors` holds, per floor op applied here, its entries placed in the
-//! histories held here, and a row `of = -1` per floor retired; when a floor op is applied, the
+//! histories held here, and a row `of = -1, of_seq = n` per floor op that retires its writer's
+//! up to seq `n` (those whose entries its own placed here reach); when a floor op is applied, the
 //! rows of the ops held here that are not in its causal past, or are behind another floor (not
 //! retired), are settled again.
 
@@ -44,7 +45,7 @@ const ENTRY: usize = 16 + 8 + 16;
 /// entry's seq (no device has it: older builds place no history for it, and skip it).
 pub const RETIRES: DeviceId = [0; 16];
 
-/// `_sync_floors.of` of the row that marks a floor op retired.
+/// `_sync_floors.of` of the row by which a floor op retires its writer's earlier ones.
 const RETIRED: i64 = -1;
 
 /// A floor's value as it travels.
@@ -93,6 +94,8 @@ pub struct Floors {
     all: Vec<Floor>,
     top: std::collections::HashMap<DeviceIdx, u64>,
     retired: std::collections::HashSet<(DeviceIdx, u64)>,
+    /// Per floor op that retires others, the seq up to which it does
+    retiring: std::collections::HashMap<(DeviceIdx, u64), u64>,
 }
 
 impl Floors {
@@ -105,11 +108,11 @@ impl Floors {
             "SELECT device, seq, of, of_seq FROM main._sync_floors ORDER BY device, seq",
         )?;
         let mut floors: Vec<Floor> = Vec::new();
-        let mut retired = std::collections::HashSet::new();
+        let mut retiring = std::collections::HashMap::new();
         while let Some(row) = stmt.step()? {
             let op = (DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
             if row.column_int(2) == RETIRED {
-                retired.insert(op);
+                retiring.insert(op, row.column_int(3) as u64);
                 continue;
             }
             let entry = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
@@ -122,33 +125,76 @@ impl Floors {
             }
         }
         let mut out = Floors {
-            retired,
+            retiring,
             ..Floors::default()
         };
         floors.into_iter().for_each(|f| out.keep(f));
+        out.find_retired();
         Ok(out)
     }
 
-    /// Retires the floor ops of history `writer` up to seq `upto` (a later floor op of it
-    /// named them: `RETIRES`).
-    pub fn retire(&mut self, conn: &Conn, writer: DeviceIdx, upto: u64) -> Result<()> {
-        let gone: Vec<(DeviceIdx, u64)> = (self.all.iter())
-            .map(|f| f.op)
-            .filter(|&(d, seq)| d == writer && seq <= upto && !self.retired.contains(&(d, seq)))
-            .collect();
-        for op in gone {
-            conn.exec(
-                "INSERT OR IGNORE INTO main._sync_floors(device, seq, of, of_seq)
-                 VALUES (?1, ?2, ?3, 0)",
-                &[
-                    Value::from(op.0),
-                    Value::Integer(op.1 as i64),
-                    Value::Integer(RETIRED),
-                ],
-            )?;
-            self.retired.insert(op);
+    /// Floor op `by` retires the earlier floor ops of its history up to seq `upto` (`RETIRES`)
+    /// whose entries its own entries here reach; a marker row of `by` says so (it goes with
+    /// `by`'s rows, where `by` is dropped or moved).
+    pub fn retire(&mut self, conn: &Conn, by: (DeviceIdx, u64), upto: u64) -> Result<()> {
+        conn.exec(
+            "INSERT OR REPLACE INTO main._sync_floors(device, seq, of, of_seq)
+             VALUES (?1, ?2, ?3, ?4)",
+            &[
+                Value::from(by.0),
+                Value::Integer(by.1 as i64),
+                Value::Integer(RETIRED),
+                Value::Integer(upto as i64),
+            ],
+        )?;
+        self.retiring.insert(by, upto);
+        if let Some(later) = self.all.iter().position(|f| f.op == by) {
+            self.retire_below(later, upto);
         }
         Ok(())
+    }
+
+    /// The floor ops retired, from the retiring ones held: per history in seq order (as the
+    /// load reads them), each retiring op retires the earlier ones still in force that it
+    /// reaches, as it did when it was applied (`retire`).
+    fn find_retired(&mut self) {
+        self.retired.clear();
+        let mut in_force: Vec<usize> = Vec::new();
+        for i in 0..self.all.len() {
+            if i > 0 && self.all[i - 1].op.0 != self.all[i].op.0 {
+                in_force.clear();
+            }
+            if let Some(&upto) = self.retiring.get(&self.all[i].op) {
+                let gone = self.reached_by(i, upto, &in_force);
+                in_force.retain(|j| !gone.contains(j));
+                self.retired.extend(gone.iter().map(|&j| self.all[j].op));
+            }
+            in_force.push(i);
+        }
+    }
+
+    /// Retires, for `self.all[later]`, the floor ops of its history in force below it.
+    fn retire_below(&mut self, later: usize, upto: u64) {
+        let device = self.all[later].op.0;
+        let in_force: Vec<usize> = (0..self.all.len())
+            .filter(|&j| j != later && self.all[j].op.0 == device)
+            .filter(|&j| !self.retired.contains(&self.all[j].op))
+            .collect();
+        let gone = self.reached_by(later, upto, &in_force);
+        self.retired.extend(gone.iter().map(|&j| self.all[j].op));
+    }
+
+    /// Which of `candidates` (indexes of floor ops of its history) `self.all[later]` retires:
+    /// below it, at or below `upto`, each entry reached by one of its own in the same history.
+    fn reached_by(&self, later: usize, upto: u64, candidates: &[usize]) -> Vec<usize> {
+        let by = &self.all[later];
+        let reached = |e: &(DeviceIdx, u64)| by.entries.iter().any(|n| n.0 == e.0 && n.1 >= e.1);
+        (candidates.iter().copied())
+            .filter(|&j| {
+                let f = &self.all[j];
+                f.op.1 < by.op.1 && f.op.1 <= upto && f.entries.iter().all(reached)
+            })
+            .collect()
     }
 
     /// Whether floor op `op` was retired by a later one of its writer.
@@ -200,7 +246,7 @@ impl Floors {
 
     /// Whether the merge reads no floor op.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.iter().next().is_none()
     }
 
     /// Whether no floor op is held here, retired or not.

@@ -90,9 +90,10 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
     }
     // the floor ops a later one of their writer retired (log/floors.rs): no merge reads them
     let mut points = 0;
+    let history = held.history(conn, true);
     for op in floors.retired() {
         let below = op != (SELF, last_local) && floor.entries.iter().any(|&e| order.reaches(e, op));
-        if below && held_op(conn, op)? {
+        if below && history.holds(op.0, op.1)? {
             gone.entry(op.0).or_default().insert(op.1);
             points += 1;
         }
@@ -101,7 +102,6 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         return Ok(0); // (having written nothing: a BEGIN it ran in can still export)
     }
     // the last op of each run removed keeps its hash, hashed before anything goes
-    let history = held.history(conn, true);
     for (&device, seqs) in &gone {
         for &seq in seqs.iter().filter(|&&s| !seqs.contains(&(s + 1))) {
             if let Some(hash) = history.hash_at(device, seq)? {
@@ -141,16 +141,6 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         forget_checkpoints(conn, device, devices.removed_upto(device))?;
     }
     Ok(index.len() as u64 + points)
-}
-
-/// Whether op `op` is held here.
-fn held_op(conn: &Conn, (device, seq): (DeviceIdx, u64)) -> Result<bool> {
-    let sql = match device {
-        SELF => "SELECT 1 FROM main._sync_ops WHERE seq = ?2 AND ?1 = ?1",
-        _ => "SELECT 1 FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
-    };
-    let at = [Value::from(device), Value::Integer(seq as i64)];
-    Ok(conn.query_value(sql, &at)?.is_some())
 }
 
 /// Drops the checkpoints of history `device` below `upto` that no op held here hashes from:

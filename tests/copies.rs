@@ -1991,14 +1991,13 @@ fn a_point_written_after_its_context_s_histories_merged_back_travels_with_all_it
     );
 }
 
-/// KNOWN FAULT (issue 17; a new user's trial, step for step): a `cp` copy written by a
-/// connection without the extension (the original forks, the old id is forgotten as the
-/// README says), a backup put back and not written on, compaction every 3 ops: after every
-/// device synced with every other, three devices hold compaction points pending for good and
-/// the rows written after that stop reaching them, no error. Ignored until fixed (`cargo test
-/// --release --test copies -- --ignored` shows it).
+/// A new user's trial, step for step: a `cp` copy written by a connection without the
+/// extension (the original forks, the old id is forgotten as the README says), a backup put
+/// back and not written on, compaction every 3 ops. A compaction removed an op of a history
+/// its point reached only through another device's op (the forgotten id's, which no peer
+/// confirmed), and set that history no removal horizon: the op was then neither held nor
+/// taken for removed, and the points that named it waited for it for good.
 #[test]
-#[ignore = "known fault: compaction points pending for good after a forget and a restore"]
 fn points_after_a_forgotten_id_and_a_restore_do_not_wait_for_good() {
     const TODOS: &str = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, note TEXT);
                          SELECT sync_enable('todos');";

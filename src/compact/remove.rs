@@ -132,12 +132,14 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         }
     }
     conn.exec(crate::schema::OPS_NO_DELETE, &[])?;
-    // (a history nothing was removed from keeps no horizon: its ops are all here)
+    // (a history nothing was removed from keeps no horizon: its ops are all here; one the
+    // floor names reaches its entry, one it reaches through another's context at least its
+    // last op removed, every op below which is below the floor too)
     let mut devices = crate::log::clock::Devices::load(conn)?;
-    for &(device, seq) in floor.entries.iter().filter(|e| gone.contains_key(&e.0)) {
-        devices.set_removed(conn, device, seq)?;
-    }
-    for &device in gone.keys() {
+    for (&device, seqs) in &gone {
+        let named = floor.entries.iter().filter(|e| e.0 == device);
+        let upto = named.map(|e| e.1).chain(seqs.last().copied()).max();
+        devices.set_removed(conn, device, upto.unwrap_or(0))?;
         forget_checkpoints(conn, device, devices.removed_upto(device))?;
     }
     Ok(index.len() as u64 + points)

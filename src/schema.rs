@@ -174,6 +174,15 @@ pub const ASIDE: &str = "CREATE TABLE IF NOT EXISTS main._sync_aside(
        bundle BLOB NOT NULL
      )";
 
+/// Compaction points (by their writer's id and seq) with an entry that this device could not
+/// place when it learnt them: the entry named an op of a history held here otherwise (apply/
+/// floor.rs). Placed again at every import until they are.
+pub const UNPLACED: &str = "CREATE TABLE IF NOT EXISTS main._sync_unplaced(
+       writer BLOB NOT NULL,
+       seq INTEGER NOT NULL,
+       PRIMARY KEY (writer, seq)
+     ) WITHOUT ROWID";
+
 /// Writes a compaction point decided against, this device's account of them (apply/lost.rs).
 /// Created by `upgrade` in databases made before it.
 pub const LOST: &str = "CREATE TABLE IF NOT EXISTS main._sync_lost(

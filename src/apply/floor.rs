@@ -1,6 +1,11 @@
 //! A floor op applied (log/floors.rs): its floor placed in the histories held here, and the
 //! rows of the ops held here that are behind it settled again, as the merge rule now reads
 //! them.
+//!
+//! Invariant: every entry of a point held here names the history that holds the op its link
+//! names, once this device holds that op: an entry learnt while it held its device's history
+//! otherwise at that seq (a dep of the point was taken for the op held there, by a point
+//! dropped since) waits in `_sync_unplaced` and is placed at the import that brings the op.
 
 use super::import::{Import, Place};
 use crate::db::{Conn, Result};
@@ -27,6 +32,7 @@ impl Import<'_> {
         self.reading.appender.flush()?; // (its entries' ops may be stored in this batch)
         let mut placed = Vec::with_capacity(entries.len());
         let mut retires = None;
+        let mut unplaced = false;
         for (id, seq, link) in entries {
             if id == floors::RETIRES {
                 retires = Some(seq); // (its writer's floor ops up to there: log/floors.rs)
@@ -37,9 +43,15 @@ impl Import<'_> {
             let Some(root) = self.known.devices.idx(&id) else {
                 continue;
             };
-            if let Some(history) = self.resolve_entry(root, seq, &link)? {
-                placed.push((history, seq));
+            match self.resolve_entry(root, seq, &link)? {
+                Some(history) => placed.push((history, seq)),
+                // (a dep of the point taken for the op held here, by a point dropped since: the
+                // op it names comes, and splits the history, later; placed then)
+                None => unplaced = true,
             }
+        }
+        if unplaced && self.reading.removal {
+            self.keep_unplaced(op)?;
         }
         self.write_applied()?;
         self.touch_behind(Some(op))?;
@@ -62,9 +74,12 @@ impl Import<'_> {
 
     /// Places again the entries of the compaction points whose entries named ops an import
     /// dropped (removed.rs `floors_without`), now that its ops are placed: each names the
-    /// history holding the op its link names, as when it was learnt.
+    /// history holding the op its link names, as when it was learnt. The same for the points
+    /// kept with an entry not placed (`_sync_unplaced`); one that still has one stays there.
     pub(super) fn place_entries_again(&mut self) -> Result<()> {
         let mut stale = std::mem::take(&mut self.reading.stale_points);
+        let fresh: std::collections::HashSet<_> = stale.iter().copied().collect();
+        stale.extend(self.unplaced()?);
         if stale.is_empty() {
             return Ok(());
         }
@@ -72,13 +87,19 @@ impl Import<'_> {
         stale.dedup();
         for (writer, seq) in stale {
             let Some((device, value)) = self.floor_held(&writer, seq)? else {
+                self.forget_unplaced(&writer, seq)?;
                 continue; // (the point itself went, or another op holds its seq now)
             };
+            let mut unplaced = false;
             for (id, at, link) in floors::decode(&value)? {
+                if id == floors::RETIRES {
+                    continue;
+                }
                 let Some(root) = self.known.devices.idx(&id) else {
                     continue;
                 };
                 let Some(history) = self.resolve_entry(root, at, &link)? else {
+                    unplaced = true;
                     continue;
                 };
                 self.conn.exec(
@@ -91,11 +112,61 @@ impl Import<'_> {
                         Value::Integer(at as i64),
                     ],
                 )?;
-                self.reading.points.push((history, at, (device, seq)));
+                // (a point kept unplaced from before: its entries placed already cut then)
+                if self.conn.changes() > 0 || fresh.contains(&(writer, seq)) {
+                    self.reading.points.push((history, at, (device, seq)));
+                }
+            }
+            match unplaced {
+                true => self.keep_unplaced((device, seq))?,
+                false => self.forget_unplaced(&writer, seq)?,
             }
         }
         self.known.floors = floors::Floors::load(self.conn)?;
         Ok(())
+    }
+
+    /// Records point `op` as one with an entry not placed here (`_sync_unplaced`).
+    fn keep_unplaced(&mut self, op: (DeviceIdx, u64)) -> Result<()> {
+        self.conn.exec(crate::schema::UNPLACED, &[])?;
+        let writer = self.known.devices.wire_id(op.0);
+        self.conn.exec(
+            "INSERT OR IGNORE INTO main._sync_unplaced(writer, seq) VALUES (?1, ?2)",
+            &[Value::Blob(writer.to_vec()), Value::Integer(op.1 as i64)],
+        )
+    }
+
+    fn forget_unplaced(&mut self, writer: &DeviceId, seq: u64) -> Result<()> {
+        if !self.has_unplaced()? {
+            return Ok(());
+        }
+        self.conn.exec(
+            "DELETE FROM main._sync_unplaced WHERE writer = ?1 AND seq = ?2",
+            &[Value::Blob(writer.to_vec()), Value::Integer(seq as i64)],
+        )
+    }
+
+    fn has_unplaced(&self) -> Result<bool> {
+        let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_unplaced'";
+        Ok(self.conn.query_value(made, &[])?.is_some())
+    }
+
+    /// The points recorded with an entry not placed here.
+    fn unplaced(&self) -> Result<Vec<(DeviceId, u64)>> {
+        if !self.has_unplaced()? {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT writer, seq FROM main._sync_unplaced")?;
+        while let Some(row) = stmt.step()? {
+            let writer = row.column_blob(0)?.unwrap_or_default();
+            if let Ok(writer) = writer.try_into() {
+                out.push((writer, row.column_int(1) as u64));
+            }
+        }
+        Ok(out)
     }
 
     /// The history holding floor op `seq` of the device whose ops travel under `writer`, and

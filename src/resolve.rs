@@ -64,8 +64,14 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     drop(stmt);
     match state {
         // (a write of its columns that saw every side was made here or arrived: nothing to
-        // write, and a pass over every open conflict goes on)
-        RESOLVED => return Ok(Value::Integer(0)),
+        // write, and a pass over every open conflict goes on; a choice that is no choice is
+        // refused all the same)
+        RESOLVED => {
+            if !matches!(choice, "local" | "remote") {
+                parse_choice(choice)?;
+            }
+            return Ok(Value::Integer(0));
+        }
         CHANGED => {
             return Err(Error::new(format!(
                 "conflict {} changed after it was read: a side of it was written again, or \
@@ -270,17 +276,7 @@ fn resolve_held_out(conn: &Conn, id: &[u8], choice: &str) -> Result<Value> {
 /// The columns and values of a JSON choice: at least one column, each one the table has and
 /// none of its key (a resolution writes the row in conflict, it never moves it).
 fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>> {
-    let object = crate::value::parse_json_object(json).map_err(|e| {
-        Error::new(format!(
-            "choice is not 'local', 'remote' or a JSON object of column values: {e}"
-        ))
-    })?;
-    if object.is_empty() {
-        return Err(Error::new(
-            "choice '{}' names no column: give the values of one or more columns of the row \
-             (or 'local' or 'remote')",
-        ));
-    }
+    let object = parse_choice(json)?;
     let key: Vec<&str> = table.key_columns().collect();
     let mut named: Vec<&str> = Vec::new();
     object
@@ -302,6 +298,22 @@ fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>
             Ok((name.to_string(), v))
         })
         .collect()
+}
+
+/// A JSON choice's columns and values, read without a table: a JSON object of one or more.
+fn parse_choice(json: &str) -> Result<Vec<(String, Value)>> {
+    let object = crate::value::parse_json_object(json).map_err(|e| {
+        Error::new(format!(
+            "choice is not 'local', 'remote' or a JSON object of column values: {e}"
+        ))
+    })?;
+    if object.is_empty() {
+        return Err(Error::new(
+            "choice '{}' names no column: give the values of one or more columns of the row \
+             (or 'local' or 'remote')",
+        ));
+    }
+    Ok(object)
 }
 
 /// Writes the resolution through the capture triggers; when the table already holds some of it

@@ -277,6 +277,15 @@ fn resolving_a_conflict_already_resolved_writes_nothing_and_returns_0() {
     }
     assert_eq!(b.dump("t"), vec![vec![int(1), text("later")]]);
     assert_eq!(op_count(b.conn()), ops);
+    // a choice that is no choice is refused, resolved or not
+    for choice in ["theirs", "{}", "[1]"] {
+        let err = call(
+            b.conn(),
+            &format!("SELECT sync_resolve('{id}', '{choice}')"),
+        )
+        .unwrap_err();
+        assert!(err.contains("choice"), "{choice}: {err}");
+    }
 }
 
 /// Two open conflicts, the first of which an edit by hand resolved before any sync call: one

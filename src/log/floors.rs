@@ -96,6 +96,9 @@ pub struct Floors {
     retired: std::collections::HashSet<(DeviceIdx, u64)>,
     /// Per floor op that retires others, the seq up to which it does
     retiring: std::collections::HashMap<(DeviceIdx, u64), u64>,
+    /// The indexes in `all` of the floor ops not retired, which the merge reads (its cost
+    /// follows them, not every point ever held)
+    in_force: Vec<usize>,
 }
 
 impl Floors {
@@ -130,6 +133,7 @@ impl Floors {
         };
         floors.into_iter().for_each(|f| out.keep(f));
         out.find_retired();
+        out.count_in_force();
         Ok(out)
     }
 
@@ -150,6 +154,7 @@ impl Floors {
         self.retiring.insert(by, upto);
         if let Some(later) = self.all.iter().position(|f| f.op == by) {
             self.retire_below(later, upto);
+            self.count_in_force();
         }
         Ok(())
     }
@@ -197,9 +202,11 @@ impl Floors {
             .collect()
     }
 
-    /// Whether floor op `op` was retired by a later one of its writer.
-    pub fn is_retired(&self, op: (DeviceIdx, u64)) -> bool {
-        !self.retired.is_empty() && self.retired.contains(&op)
+    fn count_in_force(&mut self) {
+        let retired = &self.retired;
+        self.in_force = (0..self.all.len())
+            .filter(|&i| !retired.contains(&self.all[i].op))
+            .collect();
     }
 
     /// The floor ops retired here.
@@ -211,6 +218,9 @@ impl Floors {
         for &(device, seq) in &floor.entries {
             let at = self.top.entry(device).or_default();
             *at = (*at).max(seq);
+        }
+        if !self.retired.contains(&floor.op) {
+            self.in_force.push(self.all.len());
         }
         self.all.push(floor);
     }
@@ -236,17 +246,17 @@ impl Floors {
 
     /// Every floor op held here that the merge reads (not retired).
     pub fn iter(&self) -> impl Iterator<Item = &Floor> {
-        (self.all.iter()).filter(|f| !self.is_retired(f.op))
+        self.in_force.iter().map(|&i| &self.all[i])
     }
 
     /// How many floor ops the merge reads.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.in_force.len()
     }
 
     /// Whether the merge reads no floor op.
     pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
+        self.in_force.is_empty()
     }
 
     /// Whether no floor op is held here, retired or not.

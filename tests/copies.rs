@@ -2060,3 +2060,88 @@ fn points_after_a_forgotten_id_and_a_restore_do_not_wait_for_good() {
     }
     assert_eq!(all.iter().map(|d| pending_ops(d)).sum::<i64>(), 0);
 }
+
+/// Every device sends to every other; one refused as forgotten forks as told and imports again.
+fn round_as_told(devices: &[&Device]) {
+    for from in devices {
+        for to in devices.iter().filter(|to| to.name != from.name) {
+            let bundle = from.bundle_for(Some(to));
+            if let Err(e) = to.try_import(&bundle) {
+                assert!(
+                    e.contains("SELECT sync_fork()"),
+                    "{} -> {}: {e}",
+                    from.name,
+                    to.name
+                );
+                call(to.conn(), "SELECT sync_fork()").unwrap();
+                (to.try_import(&bundle))
+                    .unwrap_or_else(|e| panic!("{} -> {} after the fork: {e}", from.name, to.name));
+            }
+        }
+    }
+}
+
+/// A new user's trial, step for step: a `cp` copy written on by a connection without the
+/// extension, so that its device id has two histories from seq 1 on; a peer that compacted
+/// removed the first op of one of them. When that op came again (in a peer's bundle), the
+/// device made it a new history under the id of the one it holds already ("UNIQUE
+/// constraint failed: _sync_devices.id", an import refused). It is the op that was.
+#[test]
+fn the_removed_first_op_of_a_history_comes_again_as_that_history_s() {
+    const TODOS: &str = "CREATE TABLE todos(id TEXT PRIMARY KEY, title TEXT, n INTEGER);
+                         CREATE TABLE events(id TEXT PRIMARY KEY, dev TEXT);
+                         SELECT sync_enable('todos'); SELECT sync_enable('events');";
+    let [a, b, c] = ["a", "b", "c"].map(|n| Device::new(n, TODOS));
+    exec(
+        a.conn(),
+        "INSERT INTO todos VALUES ('h1', 'hot', 0), ('h2', 'hot', 0), ('h3', 'hot', 0)",
+    );
+    for (from, to) in [(&a, &b), (&c, &b), (&b, &c)] {
+        send(from, to);
+    }
+    let d = Device::copied("d", &c, |path| {
+        std::fs::copy(c.db.path(), path).unwrap();
+        let plain = rusqlite::Connection::open(path).unwrap();
+        (plain.execute_batch(
+            "INSERT INTO todos VALUES ('k1', 'no extension', 0);
+             INSERT INTO events VALUES ('e1', 'd');
+             UPDATE todos SET n = 5 WHERE id = 'h1';",
+        ))
+        .unwrap();
+    });
+    exec(
+        c.conn(),
+        "BEGIN; UPDATE todos SET n = 10 WHERE id = 'h1'; UPDATE todos SET n = 11 WHERE id = 'h1';
+         COMMIT;",
+    );
+    for (from, to) in [
+        (&c, &a),
+        (&a, &b),
+        (&b, &a),
+        (&c, &d),
+        (&d, &c),
+        (&d, &a),
+        (&a, &d),
+    ] {
+        send(from, to);
+    }
+    let e = Device::copied("e", &b, |path| {
+        std::fs::copy(b.db.path(), path).unwrap();
+    });
+    // a goes away: d forgets it
+    call(d.conn(), &format!("SELECT sync_forget('{}')", a.id())).unwrap();
+    send(&c, &d);
+    send(&d, &c);
+    let compacted = call(c.conn(), "SELECT sync_compact() ->> '$.removed'").unwrap();
+    assert_eq!(compacted, rusqlite::types::Value::Integer(1));
+    let all = [&a, &b, &c, &d, &e];
+    for _ in 0..3 {
+        round_as_told(&all);
+    }
+    for x in &all[1..] {
+        assert_eq!(x.dump("todos"), a.dump("todos"), "{}", x.name);
+        assert_eq!(x.dump("events"), a.dump("events"), "{}", x.name);
+        assert_eq!(x.clock(), a.clock(), "{}", x.name);
+    }
+    assert_eq!(all.iter().map(|x| pending_ops(x)).sum::<i64>(), 0);
+}

@@ -141,6 +141,17 @@ impl Import<'_> {
                 return Ok(Placed::Duplicate(child));
             }
         }
+        // (the first op of a branch held here, which compaction removed: the op that was)
+        let prev = self.history().hash_at(before, seq - 1)?;
+        let id = history_id(
+            &self.known.devices.wire_id(before),
+            &op_hash(op, form, prev.as_ref()),
+        );
+        if let Some(idx) = self.known.devices.idx(&id) {
+            if self.history().removed(idx, seq)? {
+                return Ok(Placed::Below(idx));
+            }
+        }
         self.new_history(before, op, form, None).map(Placed::At)
     }
 

@@ -679,15 +679,29 @@ impl Import<'_> {
                     )?;
                     continue;
                 }
+                // (where the op names that history already, as a fork's first context may, with
+                // another dep that waited: the higher of the two stays)
+                let params = [
+                    Value::from(idx),
+                    Value::from(device),
+                    Value::Integer(seq),
+                    Value::from(dep),
+                ];
                 conn.exec(
-                    "UPDATE OR REPLACE main._sync_deps SET dep = ?1
-                     WHERE device = ?2 AND seq = ?3 AND dep = ?4",
-                    &[
-                        Value::from(idx),
-                        Value::from(device),
-                        Value::Integer(seq),
-                        Value::from(dep),
-                    ],
+                    "DELETE FROM main._sync_deps WHERE device = ?2 AND seq = ?3 AND dep = ?1
+                       AND dep_seq < (SELECT dep_seq FROM main._sync_deps
+                                      WHERE device = ?2 AND seq = ?3 AND dep = ?4)",
+                    &params,
+                )?;
+                conn.exec(
+                    "DELETE FROM main._sync_deps WHERE device = ?2 AND seq = ?3 AND dep = ?4
+                       AND EXISTS (SELECT 1 FROM main._sync_deps
+                                   WHERE device = ?2 AND seq = ?3 AND dep = ?1)",
+                    &params,
+                )?;
+                conn.exec(
+                    "UPDATE main._sync_deps SET dep = ?1 WHERE device = ?2 AND seq = ?3 AND dep = ?4",
+                    &params,
                 )?;
             }
         }

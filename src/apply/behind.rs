@@ -352,6 +352,8 @@ impl Import<'_> {
             &[Value::from(idx), Value::Integer(from as i64)],
         )?;
         self.set_applied(idx, self.applied_seq(idx).min(from))?;
+        // (nor is an op above there taken for one removed any more: they come again)
+        self.known.devices.lower_removed(conn, idx, from)?;
         self.clocks.tips.remove(&idx);
         self.clocks.pending_before.remove(&idx);
         Ok(())

@@ -124,7 +124,10 @@ impl Import<'_> {
                 Some(false) if !self.flushed()?.history().chain_held(before, seq - 1)? => {
                     Placed::Unplaced
                 }
-                Some(false) => Placed::At(self.split(before, op, form)?),
+                Some(false) => match self.branch_held(before, op, form)? {
+                    Some(placed) => placed,
+                    None => Placed::At(self.split(before, op, form)?),
+                },
                 // (removed by compaction from a history of a forked device: the op that was)
                 None if forked
                     && seq <= self.applied_seq(before)
@@ -141,18 +144,41 @@ impl Import<'_> {
                 return Ok(Placed::Duplicate(child));
             }
         }
-        // (the first op of a branch held here, which compaction removed: the op that was)
-        let prev = self.history().hash_at(before, seq - 1)?;
+        if let Some(placed) = self.branch_held(before, op, form)? {
+            return Ok(placed);
+        }
+        self.new_history(before, op, form, None).map(Placed::At)
+    }
+
+    /// Where `op`, which follows op seq - 1 of history `before`, is the first op of a branch
+    /// held here already, forked there, that does not hold it now (compaction removed it, or
+    /// it was set aside, or the branch was named before its first op came): that branch.
+    fn branch_held(
+        &mut self,
+        before: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+    ) -> Result<Option<Placed>> {
+        let seq = op.seq;
+        let prev = self.flushed()?.history().hash_at(before, seq - 1)?;
         let id = history_id(
             &self.known.devices.wire_id(before),
             &op_hash(op, form, prev.as_ref()),
         );
-        if let Some(idx) = self.known.devices.idx(&id) {
-            if self.history().removed(idx, seq)? {
-                return Ok(Placed::Below(idx));
-            }
+        let Some(idx) = self.known.devices.idx(&id) else {
+            return Ok(None);
+        };
+        if self.known.devices.fork(idx) != Some((before, seq - 1)) {
+            return Ok(None);
         }
-        self.new_history(before, op, form, None).map(Placed::At)
+        // (a branch is named by the hash of its first op: the one held there is this op, though
+        // its deps as stored may differ from those it was written with)
+        Ok(match self.stored_same(idx, op, form)? {
+            Some(_) => Some(Placed::Duplicate(idx)),
+            // (the op that was, where compaction removed it)
+            None if self.history().removed(idx, seq)? => Some(Placed::Below(idx)),
+            None => Some(Placed::At(idx)),
+        })
     }
 
     /// Where `op`, which follows an op `prev` not held here, goes: the first op of a history

@@ -79,7 +79,10 @@ impl Import<'_> {
     pub(super) fn place_entries_again(&mut self) -> Result<()> {
         let mut stale = std::mem::take(&mut self.reading.stale_points);
         let fresh: std::collections::HashSet<_> = stale.iter().copied().collect();
-        stale.extend(self.unplaced()?);
+        let kept = self.has_unplaced()?;
+        if kept {
+            stale.extend(self.unplaced()?);
+        }
         if stale.is_empty() {
             return Ok(());
         }
@@ -87,7 +90,9 @@ impl Import<'_> {
         stale.dedup();
         for (writer, seq) in stale {
             let Some((device, value)) = self.floor_held(&writer, seq)? else {
-                self.forget_unplaced(&writer, seq)?;
+                if kept {
+                    self.forget_unplaced(&writer, seq)?;
+                }
                 continue; // (the point itself went, or another op holds its seq now)
             };
             let mut unplaced = false;
@@ -119,7 +124,8 @@ impl Import<'_> {
             }
             match unplaced {
                 true => self.keep_unplaced((device, seq))?,
-                false => self.forget_unplaced(&writer, seq)?,
+                false if kept => self.forget_unplaced(&writer, seq)?,
+                false => {}
             }
         }
         self.known.floors = floors::Floors::load(self.conn)?;
@@ -136,10 +142,8 @@ impl Import<'_> {
         )
     }
 
+    /// Drops point (`writer`, `seq`) from `_sync_unplaced` (which exists).
     fn forget_unplaced(&mut self, writer: &DeviceId, seq: u64) -> Result<()> {
-        if !self.has_unplaced()? {
-            return Ok(());
-        }
         self.conn.exec(
             "DELETE FROM main._sync_unplaced WHERE writer = ?1 AND seq = ?2",
             &[Value::Blob(writer.to_vec()), Value::Integer(seq as i64)],
@@ -151,11 +155,8 @@ impl Import<'_> {
         Ok(self.conn.query_value(made, &[])?.is_some())
     }
 
-    /// The points recorded with an entry not placed here.
+    /// The points recorded with an entry not placed here (`_sync_unplaced`, which exists).
     fn unplaced(&self) -> Result<Vec<(DeviceId, u64)>> {
-        if !self.has_unplaced()? {
-            return Ok(Vec::new());
-        }
         let mut out = Vec::new();
         let mut stmt = self
             .conn

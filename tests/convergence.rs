@@ -1916,7 +1916,9 @@ fn seeds_that_once_failed() {
     // that seq, did not split it off; with automatic compaction, a compaction point learnt
     // while this device held its device's history otherwise at an entry (a dep of it taken for
     // the op held by a point dropped since) never placed that entry once the op came
-    // (apply/floor.rs `_sync_unplaced`)
+    // (apply/floor.rs `_sync_unplaced`); with automatic compaction, a late joiner dropped the
+    // second op of a device at a seq a compaction point decided, which the point's writer had
+    // seen and its peers kept (apply/behind.rs `seen_by_a_point`)
     let plain = Forced::default();
     for seed in [
         1_592_592_067,
@@ -1944,6 +1946,7 @@ fn seeds_that_once_failed() {
         (1_592_590_549, auto),
         (1_592_590_440, auto),
         (1_592_590_422, auto),
+        (1_592_590_456, auto),
     ] {
         check_as(seed, forced);
     }

@@ -8,7 +8,10 @@
 //! - An op at or below the entry's seq that is not the one held there is dropped as it
 //!   arrives (the same as an op taken for one removed: `Placed::Below`); a dep that names an
 //!   op there names the one held (it was concurrent with nothing the point's writer did not
-//!   see).
+//!   see). But where a point's writer saw that op (its history's deps as written name it) and
+//!   this device holds the op it follows, it goes where the histories put it, a history of
+//!   its own: as on a device that held it before the point (`cut_below` keeps what a point
+//!   saw).
 //! - The op right above the entry's seq that does not follow the entry's op starts a history
 //!   of its own, forked at the entry, whose link there is the one its first op names
 //!   (`History::own_link`), named by that op alike on every device; the ops after it follow it.
@@ -69,6 +72,13 @@ impl Import<'_> {
                 self.reading.wire = Some((op.device, seq, hash, other));
                 self.note_arriving(op, form, hash, other)?;
                 return Ok(Some(Placed::Below(root)));
+            }
+            // (another op there that a point's writer saw, as a history of its own: where the
+            // histories put it, as on a device that held it before the point, `cut_below`;
+            // no longer lost where it was dropped before that point came)
+            if same == Some(false) && self.seen_by_a_point(root, op, prev.as_ref(), &hash)? {
+                self.found_again(op.device, seq, &hash)?;
+                return Ok(None);
             }
             self.reading.wire = Some((op.device, seq, hash, same.is_some()));
             return Ok(match same {
@@ -273,6 +283,44 @@ impl Import<'_> {
             return Ok(false);
         }
         Ok(history.hash_at(root, before)? != Some(prev))
+    }
+
+    /// Whether a compaction point held here that decides the device whose first history is
+    /// `root` saw `op` (its hash `hash`, following `prev`): the deps as written of an op of
+    /// the point's history up to the point name it. Only where the op it follows is held here
+    /// (an op after one of another history dropped is another history's too).
+    fn seen_by_a_point(
+        &self,
+        root: DeviceIdx,
+        op: &Packed,
+        prev: Option<&Hash>,
+        hash: &Hash,
+    ) -> Result<bool> {
+        let seq = op.seq;
+        if let Some(prev) = prev {
+            if self.history().locate(root, seq - 1, prev)?.is_none() {
+                return Ok(false);
+            }
+        }
+        let id = self.known.devices.wire_id(root);
+        let dep = crate::op::Dep(id, seq, *hash);
+        for (device, upto) in self.known.floors.naming(root) {
+            let named = self.conn.query_value(
+                "SELECT 1 FROM main._sync_deps WHERE device = ?1 AND seq <= ?2 AND dep = ?3
+                   AND dep_seq = ?4 AND hash = ?5",
+                &[
+                    Value::from(device),
+                    Value::Integer(upto as i64),
+                    Value::from(root),
+                    Value::Integer(seq as i64),
+                    Value::Blob(hash.to_vec()),
+                ],
+            )?;
+            if named.is_some() || self.known.contexts.twins_name(device, upto, &dep) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The hash `op` states for the op before it, where the stream says it.

@@ -20,7 +20,8 @@
 //!   the backup (or the copy) that was overwritten since, and is shown all the same.
 //!
 //! Invariant: a record is written at the end of the import that dropped its op, only when no
-//! history held here holds that op then (the ops a bundle carries again are not lost); the
+//! history held here holds that op then (the ops a bundle carries again are not lost), and
+//! goes where a later import keeps that op after all (a point that saw it, behind.rs); the
 //! records are this device's own account (like closed conflict records), not the same on every
 //! device, and are never written for ops of other devices that a peer removed as overwritten,
 //! nor for compaction points (`_sync_floor` ops: no write of the app's).
@@ -138,6 +139,24 @@ impl Import<'_> {
             return Ok(false);
         }
         Ok(self.confirmed_mine(id)?.is_some())
+    }
+
+    /// Op `seq` of device `id` with `hash`, dropped here before, is held again: no longer
+    /// lost (it goes from `_sync_lost`, and from what this import noted).
+    pub(super) fn found_again(&mut self, id: DeviceId, seq: u64, hash: &Hash) -> Result<()> {
+        (self.reading.lost).retain(|l| l.id != id || l.seq != seq || l.hash != *hash);
+        let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_lost'";
+        if self.conn.query_value(made, &[])?.is_none() {
+            return Ok(());
+        }
+        self.conn.exec(
+            "DELETE FROM main._sync_lost WHERE device = ?1 AND seq = ?2 AND hash = ?3",
+            &[
+                Value::Blob(id.to_vec()),
+                Value::Integer(seq as i64),
+                Value::Blob(hash.to_vec()),
+            ],
+        )
     }
 
     /// At the import's end: records the ops noted as dropped that no history held here holds.

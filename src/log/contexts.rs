@@ -120,6 +120,22 @@ impl<'c> Contexts<'c> {
     /// The deps op `seq` of `device` was written with, where they name two histories held
     /// here as one (`add_twins`); None for every other op.
     pub fn twins(&self, device: DeviceIdx, seq: u64) -> Option<Vec<Dep>> {
+        self.with_twins(|t| t.get(&(device, seq)).cloned())
+            .flatten()
+    }
+
+    /// Whether the deps as written of an op of `device` up to `upto` in `_sync_twins` name
+    /// `dep` (a device's id, a seq, that op's hash).
+    pub fn twins_name(&self, device: DeviceIdx, upto: u64, dep: &Dep) -> bool {
+        self.with_twins(|t| {
+            (t.iter()).any(|(&(d, s), deps)| d == device && s <= upto && deps.contains(dep))
+        })
+        .unwrap_or(false)
+    }
+
+    /// `f` over the deps as written of the ops in `_sync_twins`, read on first use (None where
+    /// they could not be read: the error is kept for `check`).
+    fn with_twins<T>(&self, f: impl FnOnce(&Twins) -> T) -> Option<T> {
         let mut twins = self.twins.borrow_mut();
         if twins.is_none() {
             match self.read_twins() {
@@ -130,7 +146,7 @@ impl<'c> Contexts<'c> {
                 }
             }
         }
-        twins.as_ref().and_then(|t| t.get(&(device, seq)).cloned())
+        twins.as_ref().map(f)
     }
 
     /// Every op's deps in `_sync_twins` (none where the table was never made).

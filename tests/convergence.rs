@@ -1918,7 +1918,9 @@ fn seeds_that_once_failed() {
     // the op held by a point dropped since) never placed that entry once the op came
     // (apply/floor.rs `_sync_unplaced`); with automatic compaction, a late joiner dropped the
     // second op of a device at a seq a compaction point decided, which the point's writer had
-    // seen and its peers kept (apply/behind.rs `seen_by_a_point`)
+    // seen and its peers kept (apply/behind.rs `seen_by_a_point`); a device that joined from
+    // one full bundle took the ops of a history for those of another forked where it did, the
+    // same ops after another op there (apply/histories.rs `may_follow_as`)
     let plain = Forced::default();
     for seed in [
         1_592_592_067,
@@ -1929,6 +1931,7 @@ fn seeds_that_once_failed() {
         1_592_590_422,
         1_592_590_440,
         1_592_590_713,
+        1_592_591_496,
     ] {
         check_as(seed, plain);
     }

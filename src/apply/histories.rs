@@ -139,15 +139,45 @@ impl Import<'_> {
             });
         }
         // `before` ends at seq - 1: the op is the first of one of its branches, or of a new one
+        let stated = match op.prev {
+            Prev::Stated(prev) => Some(prev),
+            _ => None,
+        };
         for child in children {
-            if self.stored_same(child, op, form)? == Some(true) {
+            if self.stored_same(child, op, form)? == Some(true)
+                && self.may_follow_as(child, stated.as_ref())?
+            {
                 return Ok(Placed::Duplicate(child));
             }
         }
         if let Some(placed) = self.branch_held(before, op, form)? {
             return Ok(placed);
         }
-        self.new_history(before, op, form, None).map(Placed::At)
+        // (an op it states that `before` is not known to hold there: a history of its own
+        // there, named as where that op is held, behind.rs)
+        let own = match stated {
+            Some(prev) if self.history().hash_at(before, seq - 1)? != Some(prev) => Some(prev),
+            _ => None,
+        };
+        self.new_history(before, op, form, own).map(Placed::At)
+    }
+
+    /// Whether the first op of branch `child` may follow the op whose hash is `stated` (where
+    /// the op states one): no op it may follow is known here, or one is that one (its own
+    /// link, or its parent's op where it forked: a device put back may write its ops again
+    /// after either). Two branches may hold the same ops above where they fork, after two
+    /// other ops there (the hashes of their ops differ): neither is the other's.
+    fn may_follow_as(&mut self, child: DeviceIdx, stated: Option<&Hash>) -> Result<bool> {
+        let (Some(stated), Some((parent, base))) = (stated, self.known.devices.fork(child)) else {
+            return Ok(true);
+        };
+        self.reading.appender.flush()?;
+        let history = self.history();
+        let known = [
+            history.own_link(child, base)?,
+            history.hash_at(parent, base)?,
+        ];
+        Ok(known.iter().all(Option::is_none) || known.contains(&Some(*stated)))
     }
 
     /// Where `op`, which follows op seq - 1 of history `before`, is the first op of a branch

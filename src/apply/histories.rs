@@ -159,6 +159,20 @@ impl Import<'_> {
             Some(prev) if self.history().hash_at(before, seq - 1)? != Some(prev) => Some(prev),
             _ => None,
         };
+        if let Some(own) = own {
+            let first = op_hash(op, form, Some(&own));
+            let id = history_id(&self.known.devices.wire_id(before), &first);
+            if let Some(idx) = self.known.devices.idx(&id) {
+                // (that history held here already, forked elsewhere: the op is its first)
+                return Ok(match self.stored_same(idx, op, form)? {
+                    Some(true) => Placed::Duplicate(idx),
+                    None if self.known.devices.fork(idx).is_some_and(|f| f.1 + 1 == seq) => {
+                        Placed::At(idx)
+                    }
+                    _ => Placed::Unplaced,
+                });
+            }
+        }
         self.new_history(before, op, form, own).map(Placed::At)
     }
 
@@ -291,18 +305,24 @@ impl Import<'_> {
         let (stored_form, values) = self.known.forms.values(&stored)?;
         let deps = remote::deps_of(&self.known.contexts, &self.known.devices, idx, seq);
         let same = super::checks::same_op(op, form, stored_form, stored.lamport, &values, &deps);
-        if same || !twin_deps(op.deps.iter().map(|d| d.0)) {
+        if same {
             return Ok(Some(same));
         }
-        // (deps a compaction point took for one, stored as one: the op's hash was kept)
-        let kept = crate::log::chain::remembered(self.conn, idx, seq)?;
-        Ok(Some(
-            kept.is_some() && kept == self.wire_hash(idx, op, form)?,
-        ))
+        // (deps a compaction point took for one, stored as one, or as fewer: the op's hash as
+        // written was kept)
+        let Some(kept) = crate::log::chain::remembered(self.conn, idx, seq)? else {
+            return Ok(Some(false));
+        };
+        // (its hash needs the op before it: stated, or held here with every op below it)
+        let stated = matches!(op.prev, Prev::First | Prev::Stated(_));
+        if !stated && !self.history().chain_held(idx, seq - 1)? {
+            return Ok(Some(false));
+        }
+        Ok(Some(self.wire_hash(idx, op, form)? == Some(kept)))
     }
 
     /// The hash of `op`, placed in history `idx`, as its writer made it (None: the op before
-    /// it is neither stated nor hashable here).
+    /// it is neither stated nor hashable here, or an op below it is not held).
     pub(super) fn wire_hash(
         &mut self,
         idx: DeviceIdx,
@@ -313,7 +333,8 @@ impl Import<'_> {
             (Prev::First, _) => None,
             (_, Some(prev)) => Some(prev),
             _ if op.seq - 1 <= self.applied_seq(idx)
-                && !self.history().unhashable(idx, op.seq - 1)? =>
+                && !self.history().unhashable(idx, op.seq - 1)?
+                && self.flushed()?.history().chain_held(idx, op.seq - 1)? =>
             {
                 self.flushed()?.history().hash_at(idx, op.seq - 1)?
             }

@@ -2155,3 +2155,42 @@ fn the_removed_first_op_of_a_history_comes_again_as_that_history_s() {
     }
     assert_eq!(all.iter().map(|x| pending_ops(x)).sum::<i64>(), 0);
 }
+
+/// A known fault (docs/limits.md), found by a new user's trial (10), shrunk to 14 steps: two
+/// fresh devices backed up, written on, put back (one written on again before it synced), and
+/// one explicit compaction. The device put back keeps two ops pending for good (the compaction
+/// point waits for an op by its hash, held here in another history shape than its writer's)
+/// and lacks the compacting device's next write, which no `sync_lost` lists.
+#[test]
+#[ignore = "known fault: a point written over a history its writer split otherwise"]
+fn a_device_put_back_twice_over_an_empty_backup_takes_a_point_and_what_follows_it() {
+    let (mut a, b, mut c) = (
+        Device::new("a", TV),
+        Device::new("b", TV),
+        Device::new("c", TV),
+    );
+    let c_empty = back_up_as(&c, "c-empty.db");
+    let a_empty = back_up_as(&a, "a-empty.db");
+    exec(a.conn(), "INSERT INTO t VALUES ('a1', 'x', '1')");
+    for (from, to) in [(&b, &a), (&a, &b), (&b, &c), (&c, &b)] {
+        send(from, to);
+    }
+    put_back(&mut c, &c_empty);
+    exec(a.conn(), "INSERT INTO t VALUES ('a2', 'y', '2')");
+    send(&a, &b);
+    send(&b, &a);
+    put_back(&mut a, &a_empty);
+    exec(a.conn(), "INSERT INTO t VALUES ('r', 'restored', '3')");
+    call(b.conn(), "SELECT sync_compact()").unwrap();
+    exec(b.conn(), "INSERT INTO t VALUES ('b1', 'from b', '4')");
+    for (from, to) in [(&b, &c), (&c, &b), (&a, &c), (&c, &a)] {
+        send(from, to);
+    }
+    for _ in 0..4 {
+        round_without_errors(&[&a, &b, &c]);
+    }
+    for d in [&a, &b, &c] {
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
+        assert_eq!(d.dump("t"), b.dump("t"), "{}", d.name);
+    }
+}

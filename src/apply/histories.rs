@@ -77,7 +77,11 @@ impl Import<'_> {
                 let after_its_seq = matches!(self.reading.stream_at,
                     Some((id, at, idx)) if id == op.device && at + 1 == seq && idx == root);
                 if !below_applied && !after_its_seq && !self.reading.appender.may_hold(root, seq) {
-                    return Ok(Placed::At(root)); // pending: checked as the ops below it come
+                    // (pending: checked as the ops below it come)
+                    return Ok(match self.breaks_chain_above(root, op, form)? {
+                        true => Placed::Unplaced,
+                        false => Placed::At(root),
+                    });
                 }
                 self.reading.appender.flush()?;
                 // an op held pending under this seq is compared below; where it differs, the
@@ -135,6 +139,7 @@ impl Import<'_> {
                 {
                     Placed::Below(before)
                 }
+                None if self.breaks_chain_above(before, op, form)? => Placed::Unplaced,
                 None => Placed::At(before),
             });
         }
@@ -174,6 +179,42 @@ impl Import<'_> {
             }
         }
         self.new_history(before, op, form, own).map(Placed::At)
+    }
+
+    /// Whether `op`, not held at its seq in history `idx`, is not the op that the ops held
+    /// pending there above it follow: hashed on from it, they do not give the hash kept for the
+    /// nearest of them (a checkpoint). They follow another op at its seq, another history's,
+    /// not held here yet: `op` waits to be sent again, once that one is held and has shown
+    /// where the histories part (a device put back to a backup, and written on, whose first
+    /// history's ops above came first). Where that cannot be told (no checkpoint above, an op
+    /// between not held, `op`'s link not known), it is taken to be the op they follow.
+    fn breaks_chain_above(&mut self, idx: DeviceIdx, op: &Packed, form: &Form) -> Result<bool> {
+        let seq = op.seq;
+        if !self.reading.appender.may_hold(idx, seq + 1) {
+            return Ok(false);
+        }
+        self.reading.appender.flush()?;
+        let kept = self.query_row(
+            "SELECT seq, hash FROM main._sync_hashes WHERE device = ?1 AND seq > ?2
+             ORDER BY seq LIMIT 1",
+            &[Value::from(idx), Value::Integer(seq as i64)],
+        )?;
+        let Some([Value::Integer(at), Value::Blob(kept)]) = kept.as_deref() else {
+            return Ok(false);
+        };
+        let (at, kept) = (*at as u64, kept.clone());
+        let Some(mut hash) = self.wire_hash(idx, op, form)? else {
+            return Ok(false);
+        };
+        let mut next = seq + 1;
+        self.history().each(idx, seq, at, |held| {
+            if held.seq == next {
+                hash = crate::log::chain::hash_of(&held, Some(&hash));
+                next += 1;
+            }
+            Ok(())
+        })?;
+        Ok(next == at + 1 && hash.as_slice() != kept.as_slice())
     }
 
     /// Whether the first op of branch `child` may follow the op whose hash is `stated` (where

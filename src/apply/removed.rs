@@ -103,6 +103,7 @@ impl Import<'_> {
             let Some(idx) = self.known.devices.idx(&entry.history) else {
                 continue; // (a second history the bundle carries no op of: not known here)
             };
+            let idx = self.base_continued(idx, entry)?;
             let at = self.applied_seq(idx);
             if idx == SELF || at < entry.from || self.reading.retaken.contains(&idx) {
                 continue;
@@ -123,6 +124,20 @@ impl Import<'_> {
             self.resolve_waiting()?;
         }
         Ok(())
+    }
+
+    /// The history a base entry of history `idx` is about: where `idx` forked into histories
+    /// of its own below the entry's seq, the one that holds the op the entry names (its
+    /// writer held them as one; a device that forked them, holding another op there too,
+    /// holds that lineage in the branch), else `idx`.
+    fn base_continued(&mut self, idx: DeviceIdx, entry: &Base) -> Result<DeviceIdx> {
+        let devices = &self.known.devices;
+        if devices.children(idx).is_empty() || self.applied_seq(idx) >= entry.upto {
+            return Ok(idx);
+        }
+        self.reading.appender.flush()?;
+        let found = self.history().locate(idx, entry.upto, &entry.link)?;
+        Ok(found.unwrap_or(idx))
     }
 
     /// The contexts of the removed ops that the bundle's ops follow, where this device took

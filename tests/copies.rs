@@ -2270,3 +2270,72 @@ fn a_base_over_a_history_forked_below_it_is_the_branch_s_that_holds_its_op() {
         assert!(lost[0].2.contains("restored"), "{}: {lost:?}", x.name);
     }
 }
+
+/// Found by a new user's trial (10, seed 10), shrunk to 25 steps: a backup put back and
+/// written on (an insert at op 4 again, then an update of it at op 5), behind a compaction
+/// point of b's that decides a's history at 4. b holds the update as a history of its own
+/// (it follows the dropped insert, not op 4). d, which held a's ops 1-4, got b's whole bundle:
+/// the update states another op 4 than d's, inside b's base (b removed op 3), and d took op 4
+/// for one b had removed: it set its own aside and put the update in a's first history, whose
+/// hash there no device had; c, from d, did the same, and its next op named the update by
+/// that hash: every other device waited for it for good. Now where the bundle carries the op
+/// held there, the update goes to a history of its own, as on b.
+#[test]
+fn an_op_over_another_op_than_one_the_bundle_carries_is_another_history_s() {
+    let (mut a, b, c) = (
+        Device::new("a", TV),
+        Device::new("b", TV),
+        Device::new("c", TV),
+    );
+    let both = |x: &Device, y: &Device, peer: bool| {
+        for (from, to) in [(x, y), (y, x)] {
+            to.import(&from.bundle_for(peer.then_some(to)));
+        }
+    };
+    let compact = |x: &Device| {
+        call(x.conn(), "SELECT sync_compact()").unwrap();
+    };
+    exec(a.conn(), "INSERT INTO t VALUES ('A-x4', 'x4', '1')");
+    let d = Device::copied("d", &b, |path| {
+        std::fs::copy(b.db.path(), path).unwrap();
+    });
+    both(&a, &c, false);
+    exec(a.conn(), "INSERT INTO t VALUES ('A-x16', 'x16', '2')");
+    both(&c, &a, true);
+    both(&d, &c, false);
+    both(&d, &c, false);
+    exec(c.conn(), "UPDATE t SET v = 'x43' WHERE id = 'A-x16'");
+    compact(&a);
+    both(&a, &c, false);
+    let backup = back_up_as(&a, "a-backup.db");
+    compact(&a);
+    both(&a, &b, true);
+    both(&c, &b, true);
+    let x = a.id();
+    put_back(&mut a, &backup);
+    exec(a.conn(), "INSERT INTO t VALUES ('A-x140r0', 'x140r0', '3')");
+    both(&b, &d, true);
+    compact(&c);
+    exec(a.conn(), "UPDATE t SET v = 'x144' WHERE id = 'A-x140r0'");
+    both(&c, &b, true);
+    compact(&b);
+    both(&b, &a, true);
+    both(&b, &d, false);
+    both(&c, &d, true);
+    compact(&c);
+    if a.id() != x {
+        call(c.conn(), &format!("SELECT sync_forget('{x}')")).unwrap();
+    }
+    for _ in 0..4 {
+        round_without_errors(&[&a, &b, &c, &d]);
+    }
+    for y in [&a, &b, &c, &d] {
+        assert_eq!(pending_ops(y), 0, "{}", y.name);
+        assert_eq!(y.dump("t"), b.dump("t"), "{}", y.name);
+        // (the restored insert, behind b's point, is dropped; the update after it stays)
+        let lost = lost_of(y);
+        assert_eq!(lost.len(), 1, "{}: {lost:?}", y.name);
+        assert!(lost[0].2.contains("x140r0"), "{}: {lost:?}", y.name);
+    }
+    assert_eq!(b.dump("t").len(), 3);
+}

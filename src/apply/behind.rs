@@ -222,6 +222,12 @@ impl Import<'_> {
         {
             return Ok(None);
         }
+        // (an op the bundle carries there, the one held: its writer holds it too, and `op`
+        // is another history's, which does not follow it)
+        let carried = self.reading.carried.get(&root);
+        if carried.is_some_and(|c| c.contains_key(&before)) {
+            return Ok(None);
+        }
         self.reading.appender.flush()?;
         if !self.history().holds(root, before)? {
             return Ok(None);

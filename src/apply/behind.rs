@@ -29,6 +29,9 @@ use crate::op::Hash;
 use crate::schema::DeviceIdx;
 use crate::value::Value;
 
+/// How many rounds of cutting and placing again `place_aside` takes at most.
+const ROUNDS: usize = 1_000;
+
 impl Import<'_> {
     /// Where `op` of the device whose first history is `root` goes, when a compaction point
     /// held here decides it (None: where the histories put it).
@@ -468,12 +471,14 @@ impl Import<'_> {
 
     /// After the ops ready are delivered: the histories the compaction points applied cut
     /// (`cut_below`), then the ops set aside that a point now decides placed as if they
-    /// arrived now (`behind_point`) and delivered, until no more are.
+    /// arrived now (`behind_point`) and delivered, until no more are. (Each round settles a
+    /// point or places ops set aside; rounds that never end would be a fault here: the import
+    /// fails, changing nothing, rather than never return.)
     pub(super) fn place_aside(&mut self) -> Result<()> {
         if !self.reading.removal {
             return Ok(());
         }
-        loop {
+        for _ in 0..ROUNDS {
             for (history, entry, point) in std::mem::take(&mut self.reading.points) {
                 self.cut_below(history, entry, point)?;
             }
@@ -484,6 +489,11 @@ impl Import<'_> {
                 }
             }
         }
+        Err(Error::new(format!(
+            "the compaction points it carries did not settle where they decide histories after \
+             {ROUNDS} rounds (a fault of sqlite-sync: nothing was imported; keep the bundle and \
+             this database for a report, and import the sender's other bundles meanwhile)"
+        )))
     }
 
     /// Places the ops set aside whose device a compaction point held here now decides;
@@ -561,7 +571,10 @@ impl Import<'_> {
                     || (op.0 == point.0 && op.1 > point.1)
                     || self.known.contexts.entry(op.0, op.1, point.0) >= point.1
             };
-            let named = |h: DeviceIdx| self.known.floors.naming(h).any(|op| !saw_point(op));
+            // (the point itself names it, or a point it had not seen: its writer held it)
+            let named = |h: DeviceIdx| {
+                (self.known.floors.naming(h)).any(|op| op == point || !saw_point(op))
+            };
             if under.iter().any(|&h| named(h) || seen(h)) {
                 return Ok(()); // (a point saw it: its writer's to name)
             }

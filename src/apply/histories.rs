@@ -699,6 +699,13 @@ impl Import<'_> {
             return Ok((root, false));
         }
         if let Some(held) = self.dep_below_point(root, seq) {
+            // (but an op a point saw, held here in a history of its own: behind.rs
+            // `seen_by_a_point`)
+            if self.known.devices.is_forked(root) {
+                if let Some(found) = self.flushed()?.history().locate(root, seq, hash)? {
+                    return Ok((found, false));
+                }
+            }
             return Ok((held, true));
         }
         if !self.known.devices.is_forked(root) {

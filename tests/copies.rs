@@ -57,6 +57,20 @@ fn pending_ops(d: &Device) -> i64 {
         .unwrap()
 }
 
+/// x sends to y and y to x (peer-aware bundles, or every op each holds).
+fn both_ways(x: &Device, y: &Device, peer: bool) {
+    for (from, to) in [(x, y), (y, x)] {
+        to.import(&from.bundle_for(peer.then_some(to)));
+    }
+}
+
+/// A device made of a `cp` copy of `from`'s file.
+fn cp_copy(name: &str, from: &Device) -> Device {
+    Device::copied(name, from, |path| {
+        std::fs::copy(from.db.path(), path).unwrap();
+    })
+}
+
 fn hex_bytes(hex: &str) -> Vec<u8> {
     (0..hex.len())
         .step_by(2)
@@ -2221,21 +2235,14 @@ fn a_base_over_a_history_forked_below_it_is_the_branch_s_that_holds_its_op() {
         Device::new("b", TV),
         Device::new("c", TV),
     );
-    let whole = |from: &Device, to: &Device| {
-        to.import(&from.bundle_for(None));
-    };
     exec(a.conn(), "INSERT INTO t VALUES ('a1', 'x', '1')");
-    let d = Device::copied("d", &b, |path| {
-        std::fs::copy(b.db.path(), path).unwrap();
-    });
-    whole(&a, &c);
-    whole(&c, &a);
+    let d = cp_copy("d", &b);
+    both_ways(&a, &c, false);
     exec(c.conn(), "UPDATE t SET v = 'c' WHERE id = 'a1'");
     call(a.conn(), "SELECT sync_compact()").unwrap();
     send(&c, &b);
     send(&b, &c);
-    whole(&a, &c);
-    whole(&c, &a);
+    both_ways(&a, &c, false);
     let backup = back_up_as(&a, "a-backup.db");
     send(&a, &c);
     send(&c, &a);
@@ -2287,41 +2294,34 @@ fn an_op_over_another_op_than_one_the_bundle_carries_is_another_history_s() {
         Device::new("b", TV),
         Device::new("c", TV),
     );
-    let both = |x: &Device, y: &Device, peer: bool| {
-        for (from, to) in [(x, y), (y, x)] {
-            to.import(&from.bundle_for(peer.then_some(to)));
-        }
-    };
     let compact = |x: &Device| {
         call(x.conn(), "SELECT sync_compact()").unwrap();
     };
     exec(a.conn(), "INSERT INTO t VALUES ('A-x4', 'x4', '1')");
-    let d = Device::copied("d", &b, |path| {
-        std::fs::copy(b.db.path(), path).unwrap();
-    });
-    both(&a, &c, false);
+    let d = cp_copy("d", &b);
+    both_ways(&a, &c, false);
     exec(a.conn(), "INSERT INTO t VALUES ('A-x16', 'x16', '2')");
-    both(&c, &a, true);
-    both(&d, &c, false);
-    both(&d, &c, false);
+    both_ways(&c, &a, true);
+    both_ways(&d, &c, false);
+    both_ways(&d, &c, false);
     exec(c.conn(), "UPDATE t SET v = 'x43' WHERE id = 'A-x16'");
     compact(&a);
-    both(&a, &c, false);
+    both_ways(&a, &c, false);
     let backup = back_up_as(&a, "a-backup.db");
     compact(&a);
-    both(&a, &b, true);
-    both(&c, &b, true);
+    both_ways(&a, &b, true);
+    both_ways(&c, &b, true);
     let x = a.id();
     put_back(&mut a, &backup);
     exec(a.conn(), "INSERT INTO t VALUES ('A-x140r0', 'x140r0', '3')");
-    both(&b, &d, true);
+    both_ways(&b, &d, true);
     compact(&c);
     exec(a.conn(), "UPDATE t SET v = 'x144' WHERE id = 'A-x140r0'");
-    both(&c, &b, true);
+    both_ways(&c, &b, true);
     compact(&b);
-    both(&b, &a, true);
-    both(&b, &d, false);
-    both(&c, &d, true);
+    both_ways(&b, &a, true);
+    both_ways(&b, &d, false);
+    both_ways(&c, &d, true);
     compact(&c);
     if a.id() != x {
         call(c.conn(), &format!("SELECT sync_forget('{x}')")).unwrap();
@@ -2354,11 +2354,6 @@ fn a_point_that_names_two_histories_of_a_device_cuts_neither() {
         Device::new("b", TV),
         Device::new("c", TV),
     );
-    let both = |x: &Device, y: &Device, peer: bool| {
-        for (from, to) in [(x, y), (y, x)] {
-            to.import(&from.bundle_for(peer.then_some(to)));
-        }
-    };
     let compact = |x: &Device, formers: &[&str], live: &[String]| {
         call(x.conn(), "SELECT sync_compact()").unwrap();
         for id in formers {
@@ -2378,31 +2373,29 @@ fn a_point_that_names_two_histories_of_a_device_cuts_neither() {
     };
     exec(b.conn(), "INSERT INTO t VALUES ('B-x0', 'x0', '1')");
     let bk1 = back_up_as(&b, "bk1.db");
-    both(&b, &c, true);
+    both_ways(&b, &c, true);
     compact(&b, &[], &[]);
-    both(&b, &c, true);
+    both_ways(&b, &c, true);
     let former1 = b.id();
     put_back(&mut b, &bk1);
-    let d = Device::copied("d", &c, |path| {
-        std::fs::copy(c.db.path(), path).unwrap();
-    });
+    let d = cp_copy("d", &c);
     exec(b.conn(), "INSERT INTO t VALUES ('B-x21', 'x21', '2')");
     let bk2 = back_up_as(&b, "bk2.db");
-    both(&d, &b, true);
-    both(&a, &d, true);
+    both_ways(&d, &b, true);
+    both_ways(&a, &d, true);
     let live = |all: &[&Device]| all.iter().map(|x| x.id()).collect::<Vec<_>>();
     compact(&c, &[&former1], &live(&[&a, &b, &c, &d]));
     let former2 = b.id();
     put_back(&mut b, &bk2);
     exec(b.conn(), "INSERT INTO t VALUES ('B-x43r0', 'x43r0', '3')");
-    both(&d, &b, false);
+    both_ways(&d, &b, false);
     exec(a.conn(), "INSERT INTO t VALUES ('A-x46', 'x46', '4')");
     let bk5 = back_up_as(&b, "bk5.db");
     compact(&d, &[&former1, &former2], &live(&[&a, &b, &c, &d]));
-    both(&c, &d, true);
-    both(&a, &c, false);
-    both(&c, &b, true);
-    both(&a, &c, true);
+    both_ways(&c, &d, true);
+    both_ways(&a, &c, false);
+    both_ways(&c, &b, true);
+    both_ways(&a, &c, true);
     compact(&a, &[&former1], &live(&[&a, &b, &c, &d]));
     put_back(&mut b, &bk5);
     for _ in 0..4 {
@@ -2433,30 +2426,23 @@ fn a_point_that_saw_both_ops_2_of_a_restored_device_is_stored_so_on_a_copy() {
         Device::new("b", TV),
         Device::new("c", TV),
     );
-    let both = |x: &Device, y: &Device, peer: bool| {
-        for (from, to) in [(x, y), (y, x)] {
-            to.import(&from.bundle_for(peer.then_some(to)));
-        }
-    };
-    let d = Device::copied("d", &b, |path| {
-        std::fs::copy(b.db.path(), path).unwrap();
-    });
+    let d = cp_copy("d", &b);
     exec(a.conn(), "INSERT INTO t VALUES ('A-x94', 'x94', '1')");
     let bk6 = back_up_as(&a, "bk6.db");
     exec(a.conn(), "INSERT INTO t VALUES ('A-x105', 'x105', '2')");
-    both(&b, &a, true);
-    both(&b, &c, true);
+    both_ways(&b, &a, true);
+    both_ways(&b, &c, true);
     let x = a.id();
     put_back(&mut a, &bk6);
     exec(a.conn(), "INSERT INTO t VALUES ('A-x130r0', 'x130r0', '3')");
-    both(&a, &c, true);
+    both_ways(&a, &c, true);
     call(c.conn(), "SELECT sync_compact()").unwrap();
     call(b.conn(), "SELECT sync_compact()").unwrap();
     if a.id() != x {
         call(b.conn(), &format!("SELECT sync_forget('{x}')")).unwrap();
     }
-    both(&d, &b, true);
-    both(&c, &d, false);
+    both_ways(&d, &b, true);
+    both_ways(&c, &d, false);
     exec(c.conn(), "UPDATE t SET w = 'x188' WHERE id = 'A-x94'");
     for _ in 0..4 {
         round_without_errors(&[&a, &b, &c, &d]);

@@ -1920,9 +1920,13 @@ fn seeds_that_once_failed() {
     // second op of a device at a seq a compaction point decided, which the point's writer had
     // seen and its peers kept (apply/behind.rs `seen_by_a_point`); a device that joined from
     // one full bundle took the ops of a history for those of another forked where it did, the
-    // same ops after another op there (apply/histories.rs `may_follow_as`)
+    // same ops after another op there (apply/histories.rs `may_follow_as`); a device that joined
+    // from one full bundle of a writer holding a device put back as two histories, each forked
+    // where the writer's compaction removed its first ops, took their ops as one history and
+    // kept one waiting for good (apply/removed.rs `based_branch`)
     let plain = Forced::default();
     for seed in [
+        13_197_101_577_220_414_716,
         1_592_592_067,
         1_592_590_549,
         11_140_949_426_596_695_337,

@@ -64,6 +64,11 @@ impl Import<'_> {
         {
             return Ok(Placed::Below(root));
         }
+        if let (Prev::Stated(_), false) = (&op.prev, forked) {
+            if let Some(idx) = self.based_branch(root, op)? {
+                return Ok(Placed::At(idx));
+            }
+        }
         // the history that holds op seq - 1 (for op 1: the device's first)
         let before = match op.prev {
             Prev::First => root,
@@ -413,7 +418,7 @@ impl Import<'_> {
     /// itself. Where it does not (a compaction point decided the history below, behind.rs), its
     /// ops' context is only what their own deps say: what its first op followed is not held, and
     /// lending it op `base`'s context would make it seem to have seen ops written after it.
-    fn branch(
+    pub(super) fn branch(
         &mut self,
         parent: DeviceIdx,
         base: u64,
@@ -486,7 +491,7 @@ impl Import<'_> {
 
     /// Moves the ops of history `at` from `seq` on (the first of them hashing `first`) into a
     /// history forked from it after op `seq - 1`, or after another op `own` where given.
-    fn move_from(
+    pub(super) fn move_from(
         &mut self,
         at: DeviceIdx,
         seq: u64,

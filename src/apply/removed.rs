@@ -92,6 +92,63 @@ impl Import<'_> {
         }
     }
 
+    /// The history `op` goes to where the device is held here as one (`root`) and the op
+    /// before it is one its writer removed in another history, the only one the bundle's base
+    /// says it removed ops of there, not known here (a device that joins late, from a writer
+    /// that holds the device as two histories, each forked where its base entry starts): that
+    /// history, made now, forked from `root` there, as its writer holds it.
+    pub(super) fn based_branch(
+        &mut self,
+        root: DeviceIdx,
+        op: &Packed,
+    ) -> Result<Option<DeviceIdx>> {
+        let before = op.seq - 1;
+        let mut covering = (self.reading.base.values())
+            .filter(|b| b.device == op.device && b.from < before && before <= b.upto);
+        let (Some(&entry), None) = (covering.next(), covering.next()) else {
+            return Ok(None);
+        };
+        let Prev::Stated(prev) = op.prev else {
+            return Ok(None);
+        };
+        if entry.history == entry.device
+            || self.known.devices.idx(&entry.history).is_some()
+            || self.applied_seq(root) > entry.from
+        {
+            return Ok(None);
+        }
+        self.reading.appender.flush()?;
+        // (the op it forks after keeps the link the base states for it, where the device's
+        // own entry ends there: the ops of its other histories follow it)
+        let own = (self.reading.base.get(&entry.device))
+            .filter(|b| b.upto == entry.from)
+            .map(|b| b.link);
+        if let Some(link) = own {
+            if !self.history().holds(root, entry.from)? {
+                chain::remember(self.conn, root, entry.from, &link)?;
+            }
+        }
+        let history = self.history();
+        if history.chain_held(root, before)? && history.hash_at(root, before)? == Some(prev) {
+            return Ok(None); // (the op before it is held here: it follows that one)
+        }
+        // (ops held here after the fork, of its other history, become a history of their own,
+        // as where their writer holds both)
+        let first = entry.from + 1;
+        if history.holds(root, first)? {
+            if !history.chain_held(root, first)? {
+                return Ok(None);
+            }
+            let hash = (history.hash_at(root, first)?)
+                .ok_or_else(|| crate::db::Error::new("a fork names no op"))?;
+            self.move_from(root, first, &hash, None)?;
+        }
+        let follows = self.applied_seq(root) == entry.from
+            && self.history().hash_at(root, entry.from)?.is_some();
+        self.branch(root, entry.from, &entry.history, follows)
+            .map(Some)
+    }
+
     /// Takes the base's removed ops as applied, once the bundle's ops are stored: for each
     /// history known here whose applied clock reaches where the bundle's ops of it start (the
     /// ops between were not carried, and may be held by its writer). Then the deps on ops it

@@ -2409,17 +2409,15 @@ fn a_point_that_names_two_histories_of_a_device_cuts_neither() {
     }
 }
 
-/// A known fault (docs/limits.md), found by a new user's trial (10, seed 59), shrunk to 14
-/// steps: a backup put back and written on (a's op 2 twice), both ops 2 reaching c, which
-/// compacts; b compacts and forgets a's former id; d, a copy of b made before anything, gets
-/// b's bundle, then c's whole bundle. Where c's point comes before the second op 2 in it (the
-/// order follows the random device ids: about a third of the runs), d takes the point's dep
-/// on that op for the op b's point decided there and stores c's point as having seen only one
-/// of the two ops 2 (c wrote it with a dep on each), and refuses c's next op from every peer:
-/// "its clock goes backwards: it names op 2 of device … (a second history of it) as new,
-/// while its previous op had seen op 2". (Where the op comes first, the dep names it.)
+/// Found by a new user's trial (10, seed 59), shrunk to 14 steps: a backup put back and written
+/// on (a's op 2 twice), both ops 2 reaching c, which compacts; b compacts and forgets a's former
+/// id; d, a copy of b made before anything, gets b's bundle, then c's whole bundle. Where c's
+/// point came before the second op 2 in it (the order follows the random device ids: about a
+/// third of the runs), d took the point's dep on that op for the op b's point decided there,
+/// stored c's point as having seen only one of the two ops 2 (c wrote it with a dep on each),
+/// and refused c's next op from every peer: "its clock goes backwards". Now, once that op is
+/// placed in a history of its own, the point's dep names it (behind.rs `name_seen`).
 #[test]
-#[ignore = "known fault: a point's deps on two histories of one device stored as one"]
 fn a_point_that_saw_both_ops_2_of_a_restored_device_is_stored_so_on_a_copy() {
     let (mut a, b, c) = (
         Device::new("a", TV),

@@ -81,6 +81,7 @@ impl Import<'_> {
             // no longer lost where it was dropped before that point came)
             if same == Some(false) && self.seen_by_a_point(root, op, prev.as_ref(), &hash)? {
                 self.found_again(op.device, seq, &hash)?;
+                self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
                 return Ok(None);
             }
             self.reading.wire = Some((op.device, seq, hash, same.is_some()));
@@ -330,6 +331,25 @@ impl Import<'_> {
             }
         }
         Ok(false)
+    }
+
+    /// An op a compaction point's writer saw (`seen_by_a_point`), held now in history `idx`:
+    /// the ops whose deps as written name it, stored naming the op the point decided at its
+    /// seq in its place (`resolve_dep_taken`, where they came before it), name it too.
+    pub(super) fn name_seen(&mut self, idx: DeviceIdx, dep: &crate::op::Dep) -> Result<()> {
+        let mut added = false;
+        for (device, seq) in self.known.contexts.twins_naming(dep) {
+            if self.known.contexts.entry(device, seq, idx) >= dep.1 {
+                continue;
+            }
+            self.known.contexts.add(device, seq, idx, dep.1, &dep.2)?;
+            self.touch_from(device, seq)?;
+            added = true;
+        }
+        if added {
+            self.known.contexts.reload()?;
+        }
+        Ok(())
     }
 
     /// The hash `op` states for the op before it, where the stream says it.

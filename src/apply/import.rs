@@ -161,6 +161,9 @@ pub(super) struct Reading<'a> {
     pub(super) lost: Vec<Dropped>,
     /// This device's ids, now and before it forked, once asked for (lost.rs)
     pub(super) mine: Option<Vec<crate::op::DeviceId>>,
+    /// The op being placed, where a compaction point's writer saw it as another op than the
+    /// one the point decided at its seq (behind.rs `seen_by_a_point`): its id, seq and hash
+    pub(super) seen: Option<crate::op::Dep>,
 }
 
 /// An op dropped in this import where a compaction point decided against it, kept until the
@@ -243,6 +246,7 @@ impl<'a> Import<'a> {
                 stale_points: Vec::new(),
                 lost: Vec::new(),
                 mine: None,
+                seen: None,
             },
             rows: Rows {
                 touched: Touched::new(),

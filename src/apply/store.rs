@@ -35,6 +35,11 @@ impl<'a> Import<'a> {
             return self.own_duplicate(&op, form);
         }
         let placed = self.place(root, &op, form)?;
+        if let (Some(seen), Placed::At(d) | Placed::Duplicate(d)) =
+            (self.reading.seen.take(), &placed)
+        {
+            self.name_seen(*d, &seen)?;
+        }
         if let (Placed::At(d) | Placed::Duplicate(d) | Placed::Below(d), false) =
             (&placed, self.reading.base.is_empty())
         {

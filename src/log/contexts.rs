@@ -133,6 +133,17 @@ impl<'c> Contexts<'c> {
         .unwrap_or(false)
     }
 
+    /// The ops whose deps as written in `_sync_twins` name `dep`.
+    pub fn twins_naming(&self, dep: &Dep) -> Vec<(DeviceIdx, u64)> {
+        self.with_twins(|t| {
+            (t.iter())
+                .filter(|(_, deps)| deps.contains(dep))
+                .map(|(&op, _)| op)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// `f` over the deps as written of the ops in `_sync_twins`, read on first use (None where
     /// they could not be read: the error is kept for `check`).
     fn with_twins<T>(&self, f: impl FnOnce(&Twins) -> T) -> Option<T> {

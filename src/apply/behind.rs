@@ -359,8 +359,13 @@ impl Import<'_> {
             Prev::Stated(prev) => Some(prev),
             Prev::Follows => match (self.reading.wire, self.reading.stream_at) {
                 (Some((id, at, hash, _)), _) if id == op.device && at + 1 == op.seq => Some(hash),
+                // (none where the ops below it are not held: it cannot be hashed here)
                 (_, Some((id, at, idx))) if id == op.device && at + 1 == op.seq => {
-                    self.history().hash_at(idx, at)?
+                    let history = self.history();
+                    match history.chain_held(idx, at)? {
+                        true => history.hash_at(idx, at)?,
+                        false => None,
+                    }
                 }
                 _ => None,
             },

@@ -213,6 +213,12 @@ impl Import<'_> {
             for (id, seq, hash) in gap.points {
                 let root = self.known.devices.idx_or_add(self.conn, &id)?;
                 let dep = self.resolve_dep(root, seq, &hash)?;
+                // (only what the ops held below it had not seen: a change point there is
+                // what its op names as new, and the op may come after all, from a peer
+                // that kept it)
+                if gap.seq > 1 && self.known.contexts.entry(idx, gap.seq - 1, dep) >= seq {
+                    continue;
+                }
                 (self.known.contexts).add(idx, gap.seq, dep, seq, &hash)?;
             }
         }

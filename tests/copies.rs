@@ -526,6 +526,40 @@ fn a_full_bundle_delivers_both_histories_when_the_op_before_the_fork_waits_in_it
     assert_eq!(n.dump("t"), l.dump("t"));
 }
 
+/// A backup put back and written on, relayed with both of its histories to a device that
+/// joins: the op before the fork waits in the bundle for an op of a third device that comes
+/// after it, so the first ops of both histories wait for it too. Applied before it, the
+/// restored history's delete would seem not to follow the update it did follow, and the
+/// joiner alone would keep a conflict record between them.
+#[test]
+fn a_history_s_first_op_waits_for_the_op_it_forked_after() {
+    let (s, mut q, p) = (
+        Device::new("s", TV),
+        Device::new("q", TV),
+        Device::new("p", TV),
+    );
+    exec(q.conn(), "INSERT INTO t VALUES ('r', 'q', 'q')");
+    send(&q, &s); // s knows q before p: its bundles carry q's ops first
+    exec(p.conn(), "INSERT INTO t VALUES ('p', 'p', 'p')");
+    send(&p, &q);
+    exec(q.conn(), "UPDATE t SET v = 'after p' WHERE id = 'r'");
+    let backup = back_up(&q);
+    exec(
+        q.conn(),
+        "INSERT INTO t VALUES ('a', 'lost by the restore', NULL)",
+    );
+    send(&q, &s);
+    put_back(&mut q, &backup);
+    exec(q.conn(), "DELETE FROM t WHERE id = 'r'");
+    send(&q, &s);
+    assert!(s.conflicts().is_empty(), "{:?}", s.conflicts());
+    let j = Device::new("j", TV);
+    let r = j.import(&s.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(j.dump("t"), s.dump("t"));
+    assert!(j.conflicts().is_empty(), "{:?}", j.conflicts());
+}
+
 /// A backup put back and written on, where a peer removed ops of the lost ones and of the ones
 /// before the backup, below its compaction point: the point decides a's history up to its
 /// entry on every device that holds it, so the write at a seq below the entry goes, on b as

@@ -296,6 +296,17 @@ impl Import<'_> {
         (deps.iter()).all(|(dep, need)| self.clocks.clock.get(dep).copied().unwrap_or(0) >= *need)
     }
 
+    /// Where op `seq` is the first of history `device`, forked after op `seq - 1` of another:
+    /// whether the context the history took there (that op, and what it had seen) is applied.
+    /// (The history's own clock starts at the fork, so "op `seq - 1` is applied" says nothing
+    /// of it: the op it forked after may still wait, pending, for its own deps.)
+    pub(super) fn fork_applied(&self, device: DeviceIdx, seq: u64) -> bool {
+        match self.known.devices.fork(device) {
+            Some((_, base)) if base + 1 == seq => self.deliverable(device, base),
+            _ => true,
+        }
+    }
+
     /// Every entry of op `seq` of `device`'s context is applied here.
     pub(super) fn deliverable(&self, device: DeviceIdx, seq: u64) -> bool {
         self.covers(&self.known.contexts.context(device, seq))

@@ -121,7 +121,9 @@ impl<'a> Import<'a> {
             }
         }
         // in the usual case the op is next in line: apply it now, without reading it back
-        let now = self.applied_seq(device) + 1 == op.seq && self.deliverable_after_previous(&plain);
+        let now = self.applied_seq(device) + 1 == op.seq
+            && self.deliverable_after_previous(&plain)
+            && self.fork_applied(device, op.seq);
         if !(self.reading.appender).store(device, op.seq, op.lamport, now, form_id, vals)? {
             self.outcome.duplicates += 1; // here already, pending (and the same: `place`)
             return Ok(());

@@ -251,6 +251,15 @@ class Run:
     def import_(self, b, bun, phase, retry=True):
         if not b.alive:
             return None
+        dump = os.environ.get("STRESS_DUMP")  # "SLOT:N": keep the Nth import into SLOT (db file + bundle)
+        if dump:
+            self.imports_into = getattr(self, "imports_into", {})
+            self.imports_into[b.slot] = self.imports_into.get(b.slot, 0) + 1
+            if dump == f"{b.slot}:{self.imports_into[b.slot]}":
+                shutil.copy(b.path, os.path.join(self.wd, "dump.db"))
+                with open(os.path.join(self.wd, "dump.bundle"), "wb") as f:
+                    f.write(bun["blob"])
+                self.note(f"  dumped dev{b.slot} before import {dump} to dump.db / dump.bundle")
         try:
             res = json.loads(self.q1(b.conn, "SELECT sync_bundle_in(?)", bun["blob"]))
         except Exception as e:
@@ -288,6 +297,9 @@ class Run:
         self.note(f"import dev{bun['src']}->dev{b.slot}: app={res['applied_count']} dup={res['duplicate_count']} "
                   f"conf={res['conflict_count']} held={res['held_out_count']} pend={res['pending_count']} "
                   f"disc={res['discarded_count']} skip={res['skipped']} comp={res['compacted']}")
+        watch = os.environ.get("STRESS_WATCH")  # "SLOT:SQL": print SQL's rows on SLOT after each import into it
+        if watch and int(watch.split(":", 1)[0]) == b.slot:
+            self.note(f"  watch dev{b.slot}: {self.q(b.conn, watch.split(':', 1)[1])}")
         return res
 
     def sync_pair(self, a, b, phase, null=False):

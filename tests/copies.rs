@@ -560,6 +560,43 @@ fn a_history_s_first_op_waits_for_the_op_it_forked_after() {
     assert!(j.conflicts().is_empty(), "{:?}", j.conflicts());
 }
 
+/// A backup put back and written on below a compaction point: its write takes a UNIQUE value
+/// another device's row holds, and is held out where it arrives before the point. When the
+/// point drops it (listed in `sync_lost`), its record of being held out goes with it, on
+/// every device.
+#[test]
+fn a_held_out_row_whose_only_write_a_point_drops_is_no_longer_held_out() {
+    const TU: &str =
+        "CREATE TABLE t(id TEXT PRIMARY KEY, name TEXT UNIQUE, n INTEGER); SELECT sync_enable('t');";
+    let (mut a, b, c, e) = (
+        Device::new("a", TU),
+        Device::new("b", TU),
+        Device::new("c", TU),
+        Device::new("e", TU),
+    );
+    exec(b.conn(), "INSERT INTO t VALUES ('k', 'taken', 1)");
+    let backup = back_up(&a);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES ('w', 'lost by the restore', 2)",
+    );
+    both_ways(&e, &a, true);
+    both_ways(&a, &c, true);
+    both_ways(&e, &c, false);
+    let point = call(c.conn(), "SELECT sync_compact() ->> 'floor'").unwrap();
+    assert_ne!(point, Value::Null);
+    put_back(&mut a, &backup);
+    exec(a.conn(), "INSERT INTO t VALUES ('x', 'taken', 3)");
+    mesh(&[&a, &b, &c, &e]);
+    for d in [&a, &b, &c, &e] {
+        assert_eq!(d.dump("t"), c.dump("t"), "{}", d.name);
+        assert_eq!(d.held_out(), vec![], "{}", d.name);
+        assert_eq!(d.conflicts(), c.conflicts(), "{}", d.name);
+        let lost: Vec<(String,)> = rows(d.conn(), "SELECT pk FROM sync_lost");
+        assert_eq!(lost, [(r#"{"id":"x"}"#.to_string(),)], "{}", d.name);
+    }
+}
+
 /// A backup put back and written on, where a peer removed ops of the lost ones and of the ones
 /// before the backup, below its compaction point: the point decides a's history up to its
 /// entry on every device that holds it, so the write at a seq below the entry goes, on b as

@@ -205,7 +205,8 @@ impl Import<'_> {
 
     /// Takes ops of `table` out of its row index (`entries`: each with whether it is its row's
     /// first op there): another op of a row whose first op goes takes its place, a row with
-    /// none left leaves the table (and its open conflicts go), and the others are settled
+    /// none left leaves the table or its record of being held out (and its open conflicts
+    /// go), and the others are settled
     /// again from the ops they keep. (`table` None: a table not synced now, whose rows are
     /// settled when it is enabled again, catch_up.rs.)
     pub(super) fn unindex(
@@ -272,7 +273,9 @@ impl Import<'_> {
                         let keyed = cells.len() == table.shape.pk.len()
                             && (cells.iter()).all(|(c, _)| table.key_columns().any(|k| k == c));
                         if keyed {
-                            self.write_row(table, &cells, &crate::merge::RowState::Absent)?;
+                            // (through parking: a record that held it out goes, and rows it
+                            // held out are judged again)
+                            self.place_row(table, &cells, &crate::merge::RowState::Absent)?;
                         }
                     }
                     // a row with none of its ops left has no conflicts either

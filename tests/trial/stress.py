@@ -854,7 +854,7 @@ def main():
         sched = json.load(open(args[1]))
         target = args[2]
         out = outp or args[1].replace(".json", ".min.json")
-        acts, _ = shrink(sched, target, budget, out, os.path.join(HERE, "runs", "shrink"))
+        acts, _ = shrink(sched, target, budget, out, opt("--workdir", os.path.join(HERE, "runs", "shrink")))
         print(f"shrunk to {len(acts)} actions -> {out}")
 
 

@@ -597,6 +597,83 @@ fn a_held_out_row_whose_only_write_a_point_drops_is_no_longer_held_out() {
     }
 }
 
+/// A copy written on without the extension makes a second history of its original's id; the
+/// original forks, and a peer compacts, removing an op of the fork (below its point) and the
+/// insert the fork deleted. A backup put back by `mv` (a new device) then gets the fork's ops
+/// over the removed one from that peer, with the ops they name still held pending: the context
+/// of the removed op (a gap) named one as the fork's first op did, by a placeholder there and
+/// as held here. Taken for a change at the gap, it made the peers' next bundles, which carry
+/// the op itself, be refused for good: "its clock goes backwards" (a new user's trial, 11:
+/// seed 66, shrunk to 25 steps, as here).
+#[test]
+fn a_removed_op_s_context_is_compared_by_the_op_it_names_however_it_is_named() {
+    const N: &str =
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INTEGER); SELECT sync_enable('t');";
+    let (mut d0, d1, d2) = (
+        Device::new("d0", N),
+        Device::new("d1", N),
+        Device::new("d2", N),
+    );
+    let d3 = Device::copied("d3", &d0, |path| {
+        exec(d0.conn(), &format!("VACUUM INTO '{}'", path.display()));
+    });
+    exec(d0.conn(), "INSERT INTO t VALUES (72799827, 'v8', 13)");
+    exec(d0.conn(), "INSERT INTO t VALUES (4, 'v47', 77)");
+    for other in [&d0, &d1, &d2] {
+        send(&d3, other);
+        send(other, &d3);
+    }
+    exec(d3.conn(), "INSERT INTO t VALUES (951964537, 'v20', 85)");
+    exec(d3.conn(), "DELETE FROM t WHERE id = 72799827");
+    let (_dir, copy) = written_on_a_copy(&d3, "UPDATE t SET v = 'v17' WHERE id = 4");
+    let d4 = Device::copied("d4", &d3, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    exec(d3.conn(), "INSERT INTO t VALUES (135230267, 'v24', 73)");
+    exec(d0.conn(), "INSERT INTO t VALUES (5, 'v42', 80)");
+    exec(d2.conn(), "INSERT INTO t VALUES (2, 'v19', 76)");
+    exec(d3.conn(), "INSERT INTO t VALUES (1, 'v12', 47)");
+    let backup = back_up(&d0);
+    exec(d3.conn(), "INSERT INTO t VALUES (848914938, 'v47', 59)");
+    let all = |hub: &Device, others: [&Device; 4]| {
+        for other in others {
+            send(hub, other);
+            send(other, hub);
+        }
+    };
+    all(&d2, [&d0, &d1, &d3, &d4]);
+    exec(d2.conn(), "INSERT INTO t VALUES (870347885, 'v5', 25)");
+    let forked = d3.id();
+    all(&d3, [&d0, &d1, &d2, &d4]);
+    assert_ne!(
+        d3.id(),
+        forked,
+        "d3 forks where it hears of d4's write under its id"
+    );
+    call(d3.conn(), &format!("SELECT sync_forget('{forked}')")).unwrap();
+    exec(d3.conn(), "INSERT INTO t VALUES (960963069, 'v26', 11)");
+    exec(d3.conn(), "DELETE FROM t WHERE id = 2");
+    exec(d3.conn(), "UPDATE t SET v = 'v16' WHERE id = 4");
+    exec(d3.conn(), "UPDATE t SET v = 'v20', w = 74 WHERE id = 4");
+    send(&d3, &d1);
+    send(&d1, &d3);
+    all(&d0, [&d1, &d2, &d3, &d4]);
+    all(&d3, [&d0, &d1, &d2, &d4]);
+    assert!(compact_removed(&d1) > 0);
+    d0.reopen_after(|path| {
+        let moved = path.with_extension("moved");
+        std::fs::copy(&backup, &moved).unwrap();
+        std::fs::rename(&moved, path).unwrap();
+    });
+    for _ in 0..3 {
+        round_without_errors(&[&d0, &d1, &d2, &d3, &d4]);
+    }
+    for d in [&d0, &d2, &d3, &d4] {
+        assert_eq!(d.dump("t"), d1.dump("t"), "{}", d.name);
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
+    }
+}
+
 /// A backup put back and written on, where a peer removed ops of the lost ones and of the ones
 /// before the backup, below its compaction point: the point decides a's history up to its
 /// entry on every device that holds it, so the write at a seq below the entry goes, on b as

@@ -23,7 +23,9 @@ use super::import::Import;
 use crate::bundle::{Base, Packed, Prev};
 use crate::db::Result;
 use crate::log::chain;
+use crate::log::clock::waited_for;
 use crate::merge::row_index::Entry;
+use crate::op::Hash;
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 use std::collections::HashMap;
@@ -216,13 +218,31 @@ impl Import<'_> {
                 // (only what the ops held below it had not seen: a change point there is
                 // what its op names as new, and the op may come after all, from a peer
                 // that kept it)
-                if gap.seq > 1 && self.known.contexts.entry(idx, gap.seq - 1, dep) >= seq {
+                if gap.seq > 1 && self.seen_below(idx, gap.seq - 1, (dep, seq, &hash)) {
                     continue;
                 }
                 (self.known.contexts).add(idx, gap.seq, dep, seq, &hash)?;
             }
         }
         Ok(())
+    }
+
+    /// Whether the context of op `at` of history `idx` holds op `point` (dep, seq, hash): its
+    /// entry there reaches it, or a point in force names the same op, one of them by the
+    /// placeholder of a dep still waiting for its op (log/clock.rs `waiting`), the other as
+    /// held.
+    fn seen_below(&self, idx: DeviceIdx, at: u64, point: (DeviceIdx, u64, &Hash)) -> bool {
+        let (dep, seq, hash) = point;
+        let contexts = &self.known.contexts;
+        if contexts.entry(idx, at, dep) >= seq {
+            return true;
+        }
+        let root = |d: DeviceIdx| match d.0 < 0 {
+            true => waited_for(d),
+            false => self.known.devices.root(d),
+        };
+        (contexts.points_at(idx, at).iter())
+            .any(|(d, s, h)| *s == seq && h == hash && root(*d) == root(dep))
     }
 
     /// Drops the ops of history `device` held here at seqs in (`from`, `to`] that the bundle

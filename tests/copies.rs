@@ -674,6 +674,74 @@ fn a_removed_op_s_context_is_compared_by_the_op_it_names_however_it_is_named() {
     }
 }
 
+/// A copy written on without the extension makes a second history of its original's id; with
+/// automatic compaction, a peer removes ops of it and sends, with what follows, a base that
+/// names that history. A device put back to a backup, which holds that history's ops above
+/// the fork as its id's only history, splits them off as the history the base names, and the
+/// op after the removed ones goes with them (it made that history twice: "UNIQUE constraint
+/// failed: _sync_devices.id", a new user's trial, 11: seed 19, shrunk to 15 steps, as here).
+#[test]
+fn ops_held_as_one_history_that_a_base_names_as_another_are_split_off_once() {
+    const TN: &str = "CREATE TABLE items(id TEXT PRIMARY KEY, name TEXT UNIQUE, n INTEGER);
+        CREATE TABLE nums(id INTEGER PRIMARY KEY, v TEXT, w INTEGER);
+        SELECT sync_enable('items'); SELECT sync_enable('nums');";
+    let (d0, mut d1, d2) = (
+        Device::new("d0", TN),
+        Device::new("d1", TN),
+        Device::new("d2", TN),
+    );
+    for d in [&d0, &d1, &d2] {
+        compacting_every(d.conn(), Some(5));
+    }
+    exec(d0.conn(), "INSERT INTO items VALUES ('k1', 'n0', 76)");
+    exec(d2.conn(), "INSERT INTO nums VALUES (55841125, 'v27', 17)");
+    let d3 = Device::copied("d3", &d1, |path| {
+        exec(d1.conn(), &format!("VACUUM INTO '{}'", path.display()));
+    });
+    exec(d0.conn(), "UPDATE items SET name = NULL WHERE id = 'k1'");
+    let backup = back_up(&d1);
+    exec(
+        d1.conn(),
+        "INSERT INTO items VALUES ('x3673dbf1', 'n2', 43)",
+    );
+    let all = |hub: &Device, others: &[&Device]| {
+        for other in others {
+            send(hub, other);
+            send(other, hub);
+        }
+    };
+    all(&d3, &[&d0, &d1, &d2]);
+    let (_dir, copy) = written_on_a_copy(&d0, "INSERT INTO nums VALUES (293467836, 'v8', 6)");
+    let d4 = Device::copied("d4", &d0, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    exec(
+        d1.conn(),
+        "INSERT INTO items VALUES ('x125f4da4', NULL, 37)",
+    );
+    exec(
+        d0.conn(),
+        "UPDATE items SET name = 'n0', n = 34 WHERE id = 'k1'",
+    );
+    all(&d3, &[&d0, &d1, &d2, &d4]);
+    exec(
+        d2.conn(),
+        "UPDATE nums SET v = 'v46', w = 3 WHERE id = 55841125",
+    );
+    all(&d2, &[&d0, &d1, &d3, &d4]);
+    send(&d1, &d0);
+    put_back(&mut d1, &backup);
+    for _ in 0..3 {
+        round_without_errors(&[&d0, &d1, &d2, &d3, &d4]);
+    }
+    for d in [&d1, &d2, &d3, &d4] {
+        for t in ["items", "nums"] {
+            assert_eq!(d.dump(t), d0.dump(t), "{} {t}", d.name);
+        }
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
+    }
+}
+
 /// A backup put back and written on, where a peer removed ops of the lost ones and of the ones
 /// before the backup, below its compaction point: the point decides a's history up to its
 /// entry on every device that holds it, so the write at a seq below the entry goes, on b as

@@ -135,7 +135,8 @@ impl Import<'_> {
             return Ok(None); // (the op before it is held here: it follows that one)
         }
         // (ops held here after the fork, of its other history, become a history of their own,
-        // as where their writer holds both)
+        // as where their writer holds both; where they are that history's own, its name says
+        // so, and the op goes with them)
         let first = entry.from + 1;
         if history.holds(root, first)? {
             if !history.chain_held(root, first)? {
@@ -143,7 +144,10 @@ impl Import<'_> {
             }
             let hash = (history.hash_at(root, first)?)
                 .ok_or_else(|| crate::db::Error::new("a fork names no op"))?;
-            self.move_from(root, first, &hash, None)?;
+            let moved = self.move_from(root, first, &hash, None)?;
+            if self.known.devices.idx(&entry.history) == Some(moved) {
+                return Ok(Some(moved));
+            }
         }
         let follows = self.applied_seq(root) == entry.from
             && self.history().hash_at(root, entry.from)?.is_some();

@@ -607,12 +607,10 @@ fn a_held_out_row_whose_only_write_a_point_drops_is_no_longer_held_out() {
 /// seed 66, shrunk to 25 steps, as here).
 #[test]
 fn a_removed_op_s_context_is_compared_by_the_op_it_names_however_it_is_named() {
-    const N: &str =
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INTEGER); SELECT sync_enable('t');";
     let (mut d0, d1, d2) = (
-        Device::new("d0", N),
-        Device::new("d1", N),
-        Device::new("d2", N),
+        Device::new("d0", TN),
+        Device::new("d1", TN),
+        Device::new("d2", TN),
     );
     let d3 = Device::copied("d3", &d0, |path| {
         exec(d0.conn(), &format!("VACUUM INTO '{}'", path.display()));
@@ -635,16 +633,10 @@ fn a_removed_op_s_context_is_compared_by_the_op_it_names_however_it_is_named() {
     exec(d3.conn(), "INSERT INTO t VALUES (1, 'v12', 47)");
     let backup = back_up(&d0);
     exec(d3.conn(), "INSERT INTO t VALUES (848914938, 'v47', 59)");
-    let all = |hub: &Device, others: [&Device; 4]| {
-        for other in others {
-            send(hub, other);
-            send(other, hub);
-        }
-    };
-    all(&d2, [&d0, &d1, &d3, &d4]);
+    meets(&d2, &[&d0, &d1, &d3, &d4]);
     exec(d2.conn(), "INSERT INTO t VALUES (870347885, 'v5', 25)");
     let forked = d3.id();
-    all(&d3, [&d0, &d1, &d2, &d4]);
+    meets(&d3, &[&d0, &d1, &d2, &d4]);
     assert_ne!(
         d3.id(),
         forked,
@@ -657,8 +649,8 @@ fn a_removed_op_s_context_is_compared_by_the_op_it_names_however_it_is_named() {
     exec(d3.conn(), "UPDATE t SET v = 'v20', w = 74 WHERE id = 4");
     send(&d3, &d1);
     send(&d1, &d3);
-    all(&d0, [&d1, &d2, &d3, &d4]);
-    all(&d3, [&d0, &d1, &d2, &d4]);
+    meets(&d0, &[&d1, &d2, &d3, &d4]);
+    meets(&d3, &[&d0, &d1, &d2, &d4]);
     assert!(compact_removed(&d1) > 0);
     d0.reopen_after(|path| {
         let moved = path.with_extension("moved");
@@ -704,13 +696,7 @@ fn ops_held_as_one_history_that_a_base_names_as_another_are_split_off_once() {
         d1.conn(),
         "INSERT INTO items VALUES ('x3673dbf1', 'n2', 43)",
     );
-    let all = |hub: &Device, others: &[&Device]| {
-        for other in others {
-            send(hub, other);
-            send(other, hub);
-        }
-    };
-    all(&d3, &[&d0, &d1, &d2]);
+    meets(&d3, &[&d0, &d1, &d2]);
     let (_dir, copy) = written_on_a_copy(&d0, "INSERT INTO nums VALUES (293467836, 'v8', 6)");
     let d4 = Device::copied("d4", &d0, |path| {
         std::fs::copy(&copy, path).unwrap();
@@ -723,12 +709,12 @@ fn ops_held_as_one_history_that_a_base_names_as_another_are_split_off_once() {
         d0.conn(),
         "UPDATE items SET name = 'n0', n = 34 WHERE id = 'k1'",
     );
-    all(&d3, &[&d0, &d1, &d2, &d4]);
+    meets(&d3, &[&d0, &d1, &d2, &d4]);
     exec(
         d2.conn(),
         "UPDATE nums SET v = 'v46', w = 3 WHERE id = 55841125",
     );
-    all(&d2, &[&d0, &d1, &d3, &d4]);
+    meets(&d2, &[&d0, &d1, &d3, &d4]);
     send(&d1, &d0);
     put_back(&mut d1, &backup);
     for _ in 0..3 {
@@ -2671,12 +2657,17 @@ fn a_point_that_saw_both_ops_2_of_a_restored_device_is_stored_so_on_a_copy() {
 const TN: &str =
     "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INTEGER); SELECT sync_enable('t');";
 
-/// `d` meets every one of `others` (peer-aware, d's bundle first), then forgets its former ids
-/// that no device writes under now, as the README says after a copy or a backup put back.
-fn resync(d: &Device, others: &[&Device]) {
+/// `d` meets every one of `others` in turn: peer-aware bundles both ways, d's first.
+fn meets(d: &Device, others: &[&Device]) {
     for o in others {
         both_ways(d, o, true);
     }
+}
+
+/// `d` meets every one of `others` (peer-aware, d's bundle first), then forgets its former ids
+/// that no device writes under now, as the README says after a copy or a backup put back.
+fn resync(d: &Device, others: &[&Device]) {
+    meets(d, others);
     let former: Vec<String> = rows::<(String,)>(
         d.conn(),
         "SELECT value FROM json_each(sync_status() -> '$.former_ids')",

@@ -206,9 +206,8 @@ impl Import<'_> {
     /// Takes ops of `table` out of its row index (`entries`: each with whether it is its row's
     /// first op there): another op of a row whose first op goes takes its place, a row with
     /// none left leaves the table or its record of being held out (and its open conflicts
-    /// go), and the others are settled
-    /// again from the ops they keep. (`table` None: a table not synced now, whose rows are
-    /// settled when it is enabled again, catch_up.rs.)
+    /// go), and the others are settled again from the ops they keep. (`table` None: a table
+    /// not synced now, whose rows are settled when it is enabled again, catch_up.rs.)
     pub(super) fn unindex(
         &mut self,
         table: Option<&SyncedTable>,

@@ -2775,3 +2775,63 @@ fn ops_over_a_missing_one_below_a_point_held_pending_wait_for_it() {
         assert_eq!(y.dump("t"), c.dump("t"), "{}", y.name);
     }
 }
+
+/// Found by a new user's trial (11, seed 19), shrunk to 19 steps: a copy of d0 written on by a
+/// connection without the extension gives d0's id a second history; compactions (every 5 ops)
+/// remove ops of d0's below where its histories fork, without their hashes; d1, put back over
+/// a backup taken before most of this, imports d0's bundle, whose ops name one of those
+/// removed ops in their deps. Where d0's id had one history, such a dep was taken to name the
+/// op that was; with two, it waited for an op no history here would ever hold, and d1 kept 11
+/// ops pending for good. Now an op removed where only one history has an op of its own is
+/// that op (log/chain.rs `taken`).
+#[test]
+fn a_dep_on_a_removed_op_below_where_a_device_s_histories_fork_is_that_op() {
+    const TN2: &str = "CREATE TABLE items(id TEXT PRIMARY KEY, name TEXT UNIQUE, n INTEGER);
+        CREATE TABLE nums(id INTEGER PRIMARY KEY, v TEXT, w INTEGER);
+        SELECT sync_enable('items'); SELECT sync_enable('nums');";
+    let (d0, mut d1, d2) = (
+        Device::new("d0", TN2),
+        Device::new("d1", TN2),
+        Device::new("d2", TN2),
+    );
+    for d in [&d0, &d1, &d2] {
+        compacting_every(d.conn(), Some(5));
+    }
+    exec(d1.conn(), "INSERT INTO nums VALUES (4, 'v23', 73)");
+    exec(d2.conn(), "INSERT INTO items VALUES ('k0', 'n2', 47)");
+    meets(&d0, &[&d1, &d2]);
+    exec(d0.conn(), "UPDATE nums SET v = 'v31', w = 82 WHERE id = 4");
+    exec(d1.conn(), "INSERT INTO nums VALUES (564381184, 'v21', 13)");
+    let d3 = Device::copied("d3", &d1, |path| {
+        exec(d1.conn(), &format!("VACUUM INTO '{}'", path.display()));
+    });
+    exec(
+        d0.conn(),
+        "UPDATE items SET name = NULL, n = 76 WHERE id = 'k0'",
+    );
+    exec(d1.conn(), "DELETE FROM nums WHERE id = 4");
+    meets(&d3, &[&d0, &d1, &d2]);
+    exec(d3.conn(), "DELETE FROM nums WHERE id = 564381184");
+    exec(d2.conn(), "UPDATE nums SET v = 'v15' WHERE id = 564381184");
+    let backup = back_up(&d1);
+    meets(&d3, &[&d0, &d1, &d2]);
+    exec(d2.conn(), "UPDATE nums SET w = 35 WHERE id = 564381184");
+    let (_dir, copy) = written_on_a_copy(&d0, "INSERT INTO nums VALUES (293467836, 'v8', 6)");
+    let d4 = Device::copied("d4", &d0, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    meets(&d2, &[&d0, &d1, &d3, &d4]);
+    meets(&d3, &[&d0, &d1, &d2, &d4]);
+    both_ways(&d0, &d3, true);
+    put_back(&mut d1, &backup);
+    let all = [&d0, &d1, &d2, &d3, &d4];
+    for _ in 0..3 {
+        round_without_errors(&all);
+    }
+    for d in all {
+        for t in ["items", "nums"] {
+            assert_eq!(d.dump(t), d0.dump(t), "{} {t}", d.name);
+        }
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
+    }
+}

@@ -743,8 +743,15 @@ impl Import<'_> {
                 false,
             ));
         }
-        let found = self.flushed()?.history().locate(root, seq, hash)?;
-        Ok((found.unwrap_or_else(|| waiting(root, hash)), false))
+        let history = self.flushed()?.history();
+        if let Some(found) = history.locate(root, seq, hash)? {
+            return Ok((found, false));
+        }
+        // (removed by compaction: the op that was, as above, where one history had it)
+        Ok(match history.taken(root, seq, hash)? {
+            Some(removed) => (removed, true),
+            None => (waiting(root, hash), false),
+        })
     }
 
     /// Itself, with every op queued for storing stored (to be read back).
@@ -786,7 +793,13 @@ impl Import<'_> {
                     let same = unhashable || history.hash_at(root, dep_seq)? == Some(hash);
                     (same.then_some(root), unhashable)
                 }
-                None => (history.locate(root, dep_seq, &hash)?, false),
+                None => match history.locate(root, dep_seq, &hash)? {
+                    Some(found) => (Some(found), false),
+                    None => {
+                        let removed = history.taken(root, dep_seq, &hash)?;
+                        (removed, removed.is_some())
+                    }
+                },
             };
             if let Some(idx) = held {
                 self.touch_from(device, seq as u64)?;

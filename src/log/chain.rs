@@ -317,6 +317,30 @@ impl History<'_, '_> {
         }
         Ok(None)
     }
+
+    /// Where `locate` finds no history for a dep (`root`'s device, `seq`): the one history
+    /// that had an op at `seq` removed by compaction without its hash kept, where every other
+    /// history with an op of its own there holds it and hashes it otherwise. The dep is taken
+    /// to name that op, as one of a device with one history is (apply/histories.rs
+    /// `resolve_dep`): an op that histories forked above share is one op.
+    pub fn taken(&self, root: DeviceIdx, seq: u64, hash: &Hash) -> Result<Option<DeviceIdx>> {
+        let mut unchecked = None;
+        for idx in self.devices.histories(root) {
+            if self.devices.fork(idx).is_some_and(|(_, base)| seq <= base) {
+                continue; // (its op there is its parent's)
+            }
+            if self.unhashable(idx, seq)? {
+                if unchecked.replace(idx).is_some() {
+                    return Ok(None); // two such ops: the dep cannot tell which
+                }
+            } else if !(self.holds(idx, seq)? && self.chain_held(idx, seq)?)
+                || self.hash_at(idx, seq)?.as_ref() == Some(hash)
+            {
+                return Ok(None); // an op not held yet (or found: `locate`'s)
+            }
+        }
+        Ok(unchecked)
+    }
 }
 
 /// The link (op.rs) of `op` with `prev`.

@@ -291,8 +291,9 @@ fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>
             named.push(name);
             if key.contains(&name) {
                 return Err(Error::new(format!(
-                    "choice names key column {name:?}: a resolution cannot move the row to \
-                     another key (to do that, delete the row and insert the new one)"
+                    "choice names key column {name:?}: a resolution writes the row's other \
+                     columns only, even where the conflict lists the key's (leave it out; to \
+                     move the row to another key, delete it and insert the new one)"
                 )));
             }
             Ok((name.to_string(), v))

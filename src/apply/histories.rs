@@ -748,7 +748,8 @@ impl Import<'_> {
             return Ok((found, false));
         }
         // (removed by compaction: the op that was, as above, where one history had it)
-        Ok(match history.taken(root, seq, hash)? {
+        let removed = history.taken(root, seq, hash)?;
+        Ok(match removed.filter(|&idx| seq <= self.applied_seq(idx)) {
             Some(removed) => (removed, true),
             None => (waiting(root, hash), false),
         })
@@ -795,10 +796,13 @@ impl Import<'_> {
                 }
                 None => match history.locate(root, dep_seq, &hash)? {
                     Some(found) => (Some(found), false),
-                    None => {
-                        let removed = history.taken(root, dep_seq, &hash)?;
+                    // (removed by compaction where its device has two histories, as above)
+                    None if self.known.devices.is_forked(root) => {
+                        let removed = (history.taken(root, dep_seq, &hash)?)
+                            .filter(|&idx| dep_seq <= self.applied_seq(idx));
                         (removed, removed.is_some())
                     }
+                    None => (None, false),
                 },
             };
             if let Some(idx) = held {

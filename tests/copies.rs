@@ -674,17 +674,7 @@ fn a_removed_op_s_context_is_compared_by_the_op_it_names_however_it_is_named() {
 /// failed: _sync_devices.id", a new user's trial, 11: seed 19, shrunk to 15 steps, as here).
 #[test]
 fn ops_held_as_one_history_that_a_base_names_as_another_are_split_off_once() {
-    const TN: &str = "CREATE TABLE items(id TEXT PRIMARY KEY, name TEXT UNIQUE, n INTEGER);
-        CREATE TABLE nums(id INTEGER PRIMARY KEY, v TEXT, w INTEGER);
-        SELECT sync_enable('items'); SELECT sync_enable('nums');";
-    let (d0, mut d1, d2) = (
-        Device::new("d0", TN),
-        Device::new("d1", TN),
-        Device::new("d2", TN),
-    );
-    for d in [&d0, &d1, &d2] {
-        compacting_every(d.conn(), Some(5));
-    }
+    let (d0, mut d1, d2) = trial_devices();
     exec(d0.conn(), "INSERT INTO items VALUES ('k1', 'n0', 76)");
     exec(d2.conn(), "INSERT INTO nums VALUES (55841125, 'v27', 17)");
     let d3 = Device::copied("d3", &d1, |path| {
@@ -2786,17 +2776,7 @@ fn ops_over_a_missing_one_below_a_point_held_pending_wait_for_it() {
 /// that op (log/chain.rs `taken`).
 #[test]
 fn a_dep_on_a_removed_op_below_where_a_device_s_histories_fork_is_that_op() {
-    const TN2: &str = "CREATE TABLE items(id TEXT PRIMARY KEY, name TEXT UNIQUE, n INTEGER);
-        CREATE TABLE nums(id INTEGER PRIMARY KEY, v TEXT, w INTEGER);
-        SELECT sync_enable('items'); SELECT sync_enable('nums');";
-    let (d0, mut d1, d2) = (
-        Device::new("d0", TN2),
-        Device::new("d1", TN2),
-        Device::new("d2", TN2),
-    );
-    for d in [&d0, &d1, &d2] {
-        compacting_every(d.conn(), Some(5));
-    }
+    let (d0, mut d1, d2) = trial_devices();
     exec(d1.conn(), "INSERT INTO nums VALUES (4, 'v23', 73)");
     exec(d2.conn(), "INSERT INTO items VALUES ('k0', 'n2', 47)");
     meets(&d0, &[&d1, &d2]);
@@ -2834,4 +2814,21 @@ fn a_dep_on_a_removed_op_below_where_a_device_s_histories_fork_is_that_op() {
         }
         assert_eq!(pending_ops(d), 0, "{}", d.name);
     }
+}
+
+/// Three devices of trial 11's seed-19 schedules: two tables (one with a UNIQUE column), and
+/// automatic compaction every 5 ops.
+fn trial_devices() -> (Device, Device, Device) {
+    const TABLES: &str = "CREATE TABLE items(id TEXT PRIMARY KEY, name TEXT UNIQUE, n INTEGER);
+        CREATE TABLE nums(id INTEGER PRIMARY KEY, v TEXT, w INTEGER);
+        SELECT sync_enable('items'); SELECT sync_enable('nums');";
+    let devices = (
+        Device::new("d0", TABLES),
+        Device::new("d1", TABLES),
+        Device::new("d2", TABLES),
+    );
+    for d in [&devices.0, &devices.1, &devices.2] {
+        compacting_every(d.conn(), Some(5));
+    }
+    devices
 }

@@ -577,6 +577,8 @@ impl Import<'_> {
     /// The ops of history `from` from `seq` on, renamed to history `to`: what this bundle
     /// carried of them goes with them (its base drops the ops it did not carry: removed.rs).
     pub(super) fn carried_moved(&mut self, from: DeviceIdx, to: DeviceIdx, seq: u64) {
+        // (the hashes found of ops by where they were held: `hash_of_held`)
+        self.reading.dep_hashes.clear();
         let carried = &mut self.reading.carried;
         let Some(of) = carried.get_mut(&from) else {
             return;
@@ -721,19 +723,8 @@ impl Import<'_> {
             if self.history().unhashable(root, seq)? {
                 return Ok((root, true)); // removed by compaction: taken to be the op that was
             }
-            if let Some(known) = self.reading.dep_hashes.get(&(root, seq)) {
-                return Ok((
-                    if known == hash {
-                        root
-                    } else {
-                        waiting(root, hash)
-                    },
-                    false,
-                ));
-            }
-            let here = (self.flushed()?.history().hash_at(root, seq)?)
-                .ok_or_else(|| Error::new("a dep names no op"))?;
-            self.reading.dep_hashes.insert((root, seq), here);
+            let here =
+                (self.hash_of_held(root, seq)?).ok_or_else(|| Error::new("a dep names no op"))?;
             return Ok((
                 if here == *hash {
                     root
@@ -896,9 +887,29 @@ impl Import<'_> {
             if seq > held || history.unhashable(root, seq)? {
                 return Ok(Some(root)); // (an op removed by compaction: taken to be the op that was)
             }
-            return Ok((history.hash_at(root, seq)?.as_ref() == Some(hash)).then_some(root));
+            return Ok((self.hash_of_held(root, seq)?.as_ref() == Some(hash)).then_some(root));
         }
         history.locate(root, seq, hash)
+    }
+
+    /// The hash of op `seq` of history `root`, held here (`History::hash_at`), found once per
+    /// import: an op's deps and its bundle's clock name the same ops. Whether it is kept as a
+    /// checkpoint is noted for `record` (`kept_as`).
+    fn hash_of_held(&mut self, root: DeviceIdx, seq: u64) -> Result<Option<Hash>> {
+        if let Some(&(known, _)) = self.reading.dep_hashes.get(&(root, seq)) {
+            return Ok(Some(known));
+        }
+        let found = self.flushed()?.history().hash_and_kept(root, seq)?;
+        if let Some(found) = found {
+            self.reading.dep_hashes.insert((root, seq), found);
+        }
+        Ok(found.map(|(hash, _)| hash))
+    }
+
+    /// Whether op `seq` of history `idx` is kept as a checkpoint with `hash` (as `hash_of_held`
+    /// found it): `chain::remember` would write nothing.
+    pub(super) fn kept_as(&self, idx: DeviceIdx, seq: u64, hash: &Hash) -> bool {
+        self.reading.dep_hashes.get(&(idx, seq)) == Some(&(*hash, true))
     }
 }
 

@@ -127,8 +127,9 @@ pub(super) struct Reading<'a> {
     /// next one last)
     pub(super) ordinal: u64,
     pub(super) marks: Vec<(u64, crate::op::Hash)>,
-    /// Hashes of ops deps named, found here (histories.rs)
-    pub(super) dep_hashes: HashMap<(DeviceIdx, u64), crate::op::Hash>,
+    /// Hashes of ops deps and the bundle's clock named, found here, and whether each is a
+    /// checkpoint (histories.rs `hash_of_held`)
+    pub(super) dep_hashes: HashMap<(DeviceIdx, u64), (crate::op::Hash, bool)>,
     /// The store of received ops, written a batch at a time
     pub(super) appender: Appender<'a>,
     /// The bundle's base, by history id, for the histories it reaches above what is applied

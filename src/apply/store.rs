@@ -381,7 +381,9 @@ impl<'a> Import<'a> {
             // (not for an op removed here whose hash is not kept: the source's cannot be
             // checked, and might be another history's)
             if *seq <= self.applied_seq(idx) && !self.history().unhashable(idx, *seq)? {
-                chain::remember(conn, idx, *seq, hash)?;
+                if !self.kept_as(idx, *seq, hash) {
+                    chain::remember(conn, idx, *seq, hash)?;
+                }
                 if source != SELF && self.holds_only_mine(idx, id)? {
                     // (`resolve_entry` found this device's own op there with that hash)
                     log::stable::confirm(conn, id, *seq)?;

@@ -122,6 +122,12 @@ impl History<'_, '_> {
     /// The hash of op `seq` of device `idx` (None for seq 0, before its first op). The op and
     /// every op of the device below it down to a checkpoint must be held here.
     pub fn hash_at(&self, idx: DeviceIdx, seq: u64) -> Result<Option<Hash>> {
+        Ok(self.hash_and_kept(idx, seq)?.map(|(hash, _)| hash))
+    }
+
+    /// `hash_at`, and whether that hash is the checkpoint of device `idx` at `seq` (so that
+    /// `remember` would write nothing).
+    pub fn hash_and_kept(&self, idx: DeviceIdx, seq: u64) -> Result<Option<(Hash, bool)>> {
         if seq == 0 {
             return Ok(None);
         }
@@ -131,11 +137,11 @@ impl History<'_, '_> {
         if let Some((parent, base)) = fork {
             if seq == base {
                 if let Some(own) = self.own_link(idx, base)? {
-                    return Ok(Some(own));
+                    return Ok(Some((own, true)));
                 }
             }
             if seq <= base {
-                return self.hash_at(parent, seq);
+                return Ok(self.hash_at(parent, seq)?.map(|hash| (hash, false)));
             }
         }
         let found = self.conn.query_row_kept(
@@ -151,7 +157,8 @@ impl History<'_, '_> {
             _ => (0, None),
         };
         if at == seq {
-            return Ok(hash);
+            let kept = matches!(found.as_deref(), Some([Value::Integer(k), Value::Blob(_)]) if *k as u64 == seq);
+            return Ok(hash.map(|hash| (hash, kept)));
         }
         self.each(idx, at, seq, |op| {
             if op.seq != at + 1 {
@@ -171,7 +178,7 @@ impl History<'_, '_> {
                 self.devices.named(idx)
             )));
         }
-        Ok(hash)
+        Ok(hash.map(|hash| (hash, self.keep && is_milestone(seq))))
     }
 }
 

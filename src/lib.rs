@@ -47,6 +47,7 @@ mod conflicts;
 #[allow(unsafe_code)] // the checked layer over the C API
 mod db;
 mod form;
+mod hashed;
 mod identity;
 mod init;
 mod log;

@@ -7,7 +7,7 @@
 //! no device keeps a row another removed, and no bundle is refused forever for a row whose
 //! parent is gone here.
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
 
 use super::quiet::Quiet;
 use crate::db::{Conn, Result};
@@ -53,7 +53,7 @@ pub struct ForeignKeys {
 
 impl ForeignKeys {
     pub fn load(conn: &Conn, tables: &[SyncedTable]) -> Result<ForeignKeys> {
-        let mut by_parent: HashMap<String, Vec<ForeignKey>> = HashMap::new();
+        let mut by_parent: HashMap<String, Vec<ForeignKey>> = HashMap::default();
         let enforced = conn.query_value("PRAGMA foreign_keys", &[])? == Some(Value::Integer(1));
         if !enforced {
             return Ok(ForeignKeys { by_parent });

@@ -8,7 +8,7 @@
 //! insert, and a row whose cells differ an update of those cells. Each is an ordinary op of
 //! this device, following every op it holds, so peers take the table's rows as they are now.
 
-use std::collections::{HashMap, HashSet};
+use crate::hashed::{HashMap, HashSet};
 
 use crate::db::{Conn, Result, Stmt};
 use crate::form::same_value;
@@ -38,13 +38,13 @@ pub fn catch_up(conn: &Conn, name: &str, declared_otherwise: bool) -> Result<()>
         run.sort_by_declarations(table)?;
     }
     let mut ops: Vec<(OpKind, Option<i64>, Vec<Value>)> = Vec::new();
-    let mut known: HashSet<Vec<u8>> = HashSet::new();
+    let mut known: HashSet<Vec<u8>> = HashSet::default();
     let defaults: Vec<Value> = (table.shape.columns.iter())
         .map(|c| crate::capture::default_of(conn, &table.name, c))
         .collect::<Result<_>>()?;
     // the rows as the log held them while the table was captured, before the kept ops (those
     // its declarations take) join the row index and their rows are written
-    let mut base: HashMap<Vec<u8>, RowState> = HashMap::new();
+    let mut base: HashMap<Vec<u8>, RowState> = HashMap::default();
     let held = "SELECT DISTINCT key FROM main._sync_kept k WHERE table_id = ?1 AND EXISTS (
                   SELECT 1 FROM main._sync_rows r WHERE r.table_id = ?1 AND r.key = k.key)";
     for key in keys_of(conn, held, table)? {
@@ -230,7 +230,7 @@ fn read_rows(conn: &Conn, table: &SyncedTable) -> Result<HashMap<Vec<u8>, Vec<Va
         columns.join(", "),
         quote_ident(&table.name)
     ))?;
-    let mut rows = HashMap::new();
+    let mut rows = HashMap::default();
     while let Some(row) = stmt.step()? {
         let values: Vec<Value> = (0..columns.len())
             .map(|i| row.column(i))

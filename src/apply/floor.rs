@@ -78,7 +78,7 @@ impl Import<'_> {
     /// kept with an entry not placed (`_sync_unplaced`); one that still has one stays there.
     pub(super) fn place_entries_again(&mut self) -> Result<()> {
         let mut stale = std::mem::take(&mut self.reading.stale_points);
-        let fresh: std::collections::HashSet<_> = stale.iter().copied().collect();
+        let fresh: crate::hashed::HashSet<_> = stale.iter().copied().collect();
         let kept = self.has_unplaced()?;
         if kept {
             stale.extend(self.unplaced()?);

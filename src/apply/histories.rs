@@ -921,7 +921,7 @@ pub(super) fn twin_deps<D: Eq + std::hash::Hash>(deps: impl ExactSizeIterator<It
     if deps.len() < 2 {
         return false;
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = crate::hashed::HashSet::default();
     deps.into_iter().any(|d| !seen.insert(d))
 }
 

@@ -2,6 +2,7 @@
 //! settled, and what was imported recorded; all inside the caller's savepoint.
 
 use crate::db::{Conn, Result, Statements, Stmt};
+use crate::hashed::HashMap;
 use crate::log::clock::{self, Clock, Contexts, Devices};
 use crate::log::remote::{self, Appender, Forms};
 use crate::log::{self, LocalOps, SyncedTable};
@@ -10,7 +11,6 @@ use crate::merge::row_index::{Entry, Recent, RowIndex, RowReader};
 use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::Value;
-use std::collections::HashMap;
 
 use super::cascade::ForeignKeys;
 use super::parking::Parking;
@@ -143,7 +143,7 @@ pub(super) struct Reading<'a> {
     /// Histories whose ops at seqs removed here, taken for the ops removed, were taken as
     /// missing instead (behind.rs `below_taken_for_removed`): their base is not taken in this
     /// import
-    pub(super) retaken: std::collections::HashSet<DeviceIdx>,
+    pub(super) retaken: crate::hashed::HashSet<DeviceIdx>,
     /// Whether compaction removes ops here (`_sync_state` `compact_removes`): bases are taken,
     /// and compaction points settle the histories below them (behind.rs)
     pub(super) removal: bool,
@@ -196,7 +196,7 @@ pub(super) struct Rows<'a> {
     /// Rows some of whose ops were dropped (kept.rs `unindex`): written whole when settled,
     /// the columns no op writes at their defaults, as a device that never held those ops
     /// shows them (settle.rs `whole`)
-    pub(super) rewrite: std::collections::HashSet<(i64, Vec<u8>)>,
+    pub(super) rewrite: crate::hashed::HashSet<(i64, Vec<u8>)>,
 }
 
 impl<'a> Import<'a> {
@@ -217,8 +217,8 @@ impl<'a> Import<'a> {
                 contexts: Contexts::load(conn)?,
                 local: LocalOps::load(conn)?,
                 forms: Forms::load(conn)?,
-                kept_tables: HashMap::new(),
-                places: HashMap::new(),
+                kept_tables: HashMap::default(),
+                places: HashMap::default(),
                 declared: crate::log::declared::Declarations::load(conn)?,
                 floors: crate::log::floors::Floors::load(conn)?,
             },
@@ -226,8 +226,8 @@ impl<'a> Import<'a> {
                 clock: clock.clone(),
                 stored: clock,
                 lamport: crate::schema::state(conn, "lamport")?,
-                tips: HashMap::new(),
-                lamports: HashMap::new(),
+                tips: HashMap::default(),
+                lamports: HashMap::default(),
                 pending_before,
             },
             reading: Reading {
@@ -235,11 +235,11 @@ impl<'a> Import<'a> {
                 stream_at: None,
                 ordinal: 0,
                 marks: Vec::new(),
-                dep_hashes: HashMap::new(),
+                dep_hashes: HashMap::default(),
                 appender: Appender::new(conn, spans),
-                base: HashMap::new(),
+                base: HashMap::default(),
                 gaps: Vec::new(),
-                carried: HashMap::new(),
+                carried: HashMap::default(),
                 retaken: Default::default(),
                 removal: crate::schema::removal_on(conn)?,
                 wire: None,

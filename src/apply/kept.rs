@@ -11,7 +11,7 @@
 //! whether an op waits depends only on the op and this device's schema (its key columns are
 //! part of the op), so devices with the same schema keep and apply the same ops.
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
 
 use crate::db::{Conn, Result};
 use crate::form::Form;
@@ -321,7 +321,7 @@ impl Import<'_> {
              WHERE k.table_id = ?1",
         )?;
         stmt.bind_all(&[Value::Integer(table.id)])?;
-        let mut released: HashMap<Vec<u8>, Vec<OpAt>> = HashMap::new();
+        let mut released: HashMap<Vec<u8>, Vec<OpAt>> = HashMap::default();
         let mut entries: Vec<Entry> = Vec::new();
         let mut waiting: Vec<(Entry, String)> = Vec::new();
         while let Some(row) = stmt.step()? {

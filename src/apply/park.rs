@@ -44,7 +44,7 @@ use crate::value::{hex, Cells, JsonObject, Value};
 use super::checks::table_by_id;
 use super::import::Import;
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
 
 use super::parking::RowAt;
 
@@ -234,7 +234,7 @@ impl<'a> Import<'a> {
         }
         self.queue_orphans_of_written()?;
         // a row is judged again only when a row it depends on changed: a handful of times
-        let mut times: HashMap<RowAt, u32> = HashMap::new();
+        let mut times: HashMap<RowAt, u32> = HashMap::default();
         while let Some(at) = self.parking.queue.pop_front() {
             self.parking.queued.remove(&at);
             let n = times.entry(at.clone()).or_default();

@@ -1,7 +1,8 @@
 //! What an import knows of the rows held out of their tables (park.rs) and of what it must
 //! judge at its end: the tables with held-out rows, the references, the rows queued.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::hashed::{HashMap, HashSet};
+use std::collections::VecDeque;
 
 use crate::db::Result;
 use crate::log::SyncedTable;
@@ -36,7 +37,7 @@ pub(super) struct Parking {
 impl Parking {
     pub(super) fn load(conn: &crate::db::Conn, tables: &[SyncedTable]) -> Result<Parking> {
         // one seek per table, however many rows are held out
-        let mut held = HashSet::new();
+        let mut held = HashSet::default();
         let mut stmt = conn.prepare(
             "SELECT table_id FROM main._sync_parked WHERE table_id > ?1 ORDER BY table_id LIMIT 1",
         )?;
@@ -53,12 +54,12 @@ impl Parking {
             references: References::load(conn, tables)?,
             tables: held,
             queue: VecDeque::new(),
-            queued: HashSet::new(),
-            judged: HashSet::new(),
-            written: HashSet::new(),
-            first_ops: HashMap::new(),
+            queued: HashSet::default(),
+            judged: HashSet::default(),
+            written: HashSet::default(),
+            first_ops: HashMap::default(),
             assumed: Vec::new(),
-            changed: HashSet::new(),
+            changed: HashSet::default(),
         })
     }
 

@@ -22,13 +22,13 @@
 use super::import::Import;
 use crate::bundle::{Base, Packed, Prev};
 use crate::db::Result;
+use crate::hashed::HashMap;
 use crate::log::chain;
 use crate::log::clock::waited_for;
 use crate::merge::row_index::Entry;
 use crate::op::Hash;
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
-use std::collections::HashMap;
 
 impl Import<'_> {
     /// Keeps the bundle's base entries, before its ops are stored.
@@ -338,7 +338,7 @@ impl Import<'_> {
         }
         self.reading.appender.flush()?;
         self.write_applied()?;
-        let mut by_table: HashMap<i64, Vec<(Entry, bool)>> = HashMap::new();
+        let mut by_table: HashMap<i64, Vec<(Entry, bool)>> = HashMap::default();
         let mut stmt = self.conn.prepare(
             "SELECT table_id, key, 1 FROM main._sync_rows WHERE device = ?1 AND seq = ?2
              UNION ALL

@@ -4,10 +4,10 @@
 //! columns, other columns left as they are) or deleted by its key; names reach SQL only quoted,
 //! after they matched the table's own columns.
 
+use crate::hashed::HashMap;
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use crate::db::{Conn, Error, Padded, Result, Stmt};
@@ -49,9 +49,9 @@ impl<'c> RowWriters<'c> {
     pub fn new(conn: &'c Conn) -> RowWriters<'c> {
         RowWriters {
             conn,
-            by_columns: HashMap::new(),
-            by_form: HashMap::new(),
-            by_form_change: HashMap::new(),
+            by_columns: HashMap::default(),
+            by_form: HashMap::default(),
+            by_form_change: HashMap::default(),
         }
     }
 

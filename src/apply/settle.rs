@@ -3,6 +3,7 @@
 
 use crate::conflicts;
 use crate::db::{Conn, Error, Result};
+use crate::hashed::HashSet;
 use crate::log::{self, SyncedTable};
 use crate::merge::live::{OpAt, RowLive};
 use crate::merge::row_index::Entry;
@@ -11,7 +12,6 @@ use crate::op::OpKind;
 use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::{Cells, Value};
-use std::collections::HashSet;
 
 use super::checks::{find_table, table_by_id};
 use super::forward::Forward;
@@ -61,7 +61,7 @@ impl Import<'_> {
         let ops = std::mem::take(&mut self.rows.batch_ops);
         let priors = self.rows.index.add_many(&entries)?;
         // a row with two ops in the batch is settled (its prior is from before both)
-        let mut seen = HashSet::with_capacity(entries.len());
+        let mut seen = HashSet::with_capacity_and_hasher(entries.len(), Default::default());
         let twice: HashSet<(i64, &[u8])> = (entries.iter())
             .map(|e| (e.0, e.1.as_slice()))
             .filter(|&row| !seen.insert(row))

@@ -6,13 +6,13 @@
 use crate::bundle::{Packed, Prev, Reader};
 use crate::db::{Error, Result};
 use crate::form::Form;
+use crate::hashed::HashMap;
 use crate::log;
 use crate::log::chain::{self, History};
 use crate::log::clock;
 use crate::log::remote;
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
-use std::collections::HashMap;
 
 use super::checks::{same_op, two_histories};
 use super::histories::Placed;
@@ -291,7 +291,7 @@ impl<'a> Import<'a> {
         if claims.iter().any(|&(seq, _)| seq > last) {
             return Ok(true);
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = crate::hashed::HashSet::default();
         for &(seq, hash) in claims {
             if !seen.insert((seq, hash)) || self.history().unhashable(SELF, seq)? {
                 continue; // (an op removed by compaction cannot be compared)
@@ -328,7 +328,7 @@ impl<'a> Import<'a> {
     /// placed in the history it names here (one this device cannot place teaches nothing).
     fn learn_stable(&mut self, manifest: &crate::bundle::Manifest) -> Result<()> {
         use crate::log::stable;
-        let mut knew: std::collections::HashSet<crate::op::DeviceId> =
+        let mut knew: crate::hashed::HashSet<crate::op::DeviceId> =
             (manifest.clock.iter()).map(|e| e.0).collect();
         knew.extend(manifest.knows.iter().copied());
         knew.insert(manifest.source);
@@ -371,7 +371,7 @@ impl<'a> Import<'a> {
         let source = self.known.devices.idx_or_add(conn, &manifest.source)?;
         // what the source has, per history held here: an entry whose op is not held here
         // names a history the source will send once it knows this device lacks it
-        let mut known: HashMap<DeviceIdx, (u64, Option<crate::op::Hash>)> = HashMap::new();
+        let mut known: HashMap<DeviceIdx, (u64, Option<crate::op::Hash>)> = HashMap::default();
         for (id, seq, hash) in &manifest.clock {
             let root = self.known.devices.idx_or_add(conn, id)?;
             let Some(mut idx) = self.resolve_entry(root, *seq, hash)? else {

@@ -118,7 +118,7 @@ pub struct Manifest {
     pub op_count: u64,
     pub ops_hash: [u8; 32],
     /// What its writer knew of each device's declarations (log/declared.rs; none in format 3)
-    pub declared: Vec<(DeviceId, String, i64, crate::log::declared::Declared)>,
+    pub declared: Vec<crate::log::declared::Said>,
     /// Its writer's stable clock, and the devices it knew that `clock` does not name
     /// (log/stable.rs; none in bundles of builds before 0.2.0)
     pub stable: Vec<(DeviceId, u64, Hash)>,

@@ -22,7 +22,8 @@
 //! Invariant: the writer and the reader make the same moves in the same order, so the deps the
 //! reader rebuilds are exactly the writer's (sorted by device id, as an op's encoding has them).
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hashed::HashMap;
+use std::collections::BTreeMap;
 
 use crate::db::{Error, Result};
 use crate::form;

@@ -6,7 +6,7 @@
 //! by (device, seq) ranges through indexes and streamed into the file, so the cost follows the
 //! ops written, not the size of the log, and memory does not grow with them.
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
 
 use crate::bundle::{Base, Gap, Writer, Written};
 use crate::db::{Conn, Error, Result};
@@ -177,7 +177,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let known = match whom {
         For::Peer(peer) => match peer.and_then(|p| devices.idx(&p)) {
             Some(idx) => clock::known_by(conn, idx)?,
-            None => HashMap::new(),
+            None => HashMap::default(),
         },
         For::EveryPeer => known_by_every_peer(conn, devices)?,
     };
@@ -200,7 +200,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     }
     .map_err(at)?;
     writer.for_format(reader_format(conn, whom, devices)?);
-    let mut heads: HashMap<DeviceIdx, (u64, Hash)> = HashMap::new();
+    let mut heads: HashMap<DeviceIdx, (u64, Hash)> = HashMap::default();
     // per device, the first and the last seq this bundle carries
     let mut needs: Vec<(DeviceId, u64, u64)> = Vec::new();
     // per device whose ops the peer lacks down where compaction removed some here: up to where
@@ -280,7 +280,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     }
 
     let mut clock = Vec::with_capacity(applied.len());
-    let mut links: HashMap<DeviceIdx, (u64, Hash)> = HashMap::new();
+    let mut links: HashMap<DeviceIdx, (u64, Hash)> = HashMap::default();
     for (&device, &seq) in &applied {
         let hash = match heads.get(&device) {
             Some(&(at, hash)) if at == seq => hash,

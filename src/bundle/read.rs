@@ -417,12 +417,11 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         return Err(bad("more than one row"));
     }
     drop(stmt);
-    type Entry = (Fixed<16>, String, i64, crate::log::declared::Declared);
-    let declared: Vec<Entry> = match format {
+    let declared = match format {
         3 => Vec::new(),
         _ => conn
             .query_value("SELECT declared FROM manifest", &[])?
-            .and_then(|v| v.as_blob().and_then(|b| rmp_serde::from_slice(b).ok()))
+            .and_then(|v| v.as_blob().and_then(crate::log::declared::decode))
             .ok_or_else(|| bad("declared is unreadable"))?,
     };
     // (from 0.2.0; a bundle without them, or with them unreadable, teaches nothing of them)
@@ -465,9 +464,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         clock: clock.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
         op_count,
         ops_hash,
-        declared: (declared.into_iter())
-            .map(|(d, name, version, decl)| (d.0, name, version, decl))
-            .collect(),
+        declared,
         stable: stable.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
         knows,
         forgotten,

@@ -4,8 +4,8 @@
 //! Invariant: the target path never holds a half-written bundle, and a path that holds anything
 //! but a bundle of this device is never written over.
 
+use crate::hashed::HashMap;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::db::{Error, OpenMode, OwnedConn, Result};
@@ -117,7 +117,7 @@ impl Writer {
             chunk: Vec::with_capacity(CHUNK_BYTES + 4096),
             chunk_ops: 0,
             chunks: 0,
-            forms: HashMap::new(),
+            forms: HashMap::default(),
             format: FORMAT,
         };
         let setup = (|| {

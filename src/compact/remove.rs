@@ -13,7 +13,8 @@
 //! an op that arrives there again is taken to be the one that was (apply/histories.rs
 //! `Placed::Below`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::hashed::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::db::{Conn, Result};
 use crate::log::chain::{self, Held};

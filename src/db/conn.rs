@@ -4,9 +4,9 @@
 //! Invariant: a savepoint opened here is released or rolled back before its call returns, also
 //! when its body fails or panics; an `OwnedConn` is closed exactly once.
 
+use crate::hashed::HashMap;
 use sqlite_loadable::ext::{sqlite3, sqlite3_stmt};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::mem::ManuallyDrop;
 use std::ptr;
@@ -49,8 +49,8 @@ impl Conn {
     pub(super) fn of(db: *mut sqlite3) -> Conn {
         Conn {
             db,
-            kept: RefCell::new(HashMap::new()),
-            cached: RefCell::new(HashMap::new()),
+            kept: RefCell::new(HashMap::default()),
+            cached: RefCell::new(HashMap::default()),
         }
     }
 

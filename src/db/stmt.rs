@@ -5,8 +5,8 @@
 //! statement, so no column is read before a step, after the last row, or after the statement
 //! stepped again; a text or blob bound without a copy is unbound before the call returns.
 
+use crate::hashed::HashMap;
 use sqlite_loadable::ext::sqlite3_stmt;
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
 
 use super::{Conn, Error, Result};
@@ -25,7 +25,7 @@ impl<'c> Statements<'c> {
     pub fn new(conn: &'c Conn) -> Statements<'c> {
         Statements {
             conn,
-            by_sql: HashMap::new(),
+            by_sql: HashMap::default(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! that device below it is applied too (pending ops do not count), and a peer's known clock only
 //! takes what a bundle *from* that peer said it had.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hashed::HashMap;
+use std::collections::BTreeMap;
 
 use crate::db::{Conn, Error, Result};
 use crate::log;
@@ -30,17 +31,17 @@ pub struct Devices {
     /// per history, the seq at or below which compaction may have removed ops (`_sync_removed`)
     removed: HashMap<DeviceIdx, u64>,
     /// the devices forgotten here (log/forgotten.rs)
-    forgotten: std::collections::HashSet<DeviceIdx>,
+    forgotten: crate::hashed::HashSet<DeviceIdx>,
 }
 
 impl Devices {
     pub fn load(conn: &Conn) -> Result<Devices> {
         let mut stmt = conn.prepare("SELECT idx, id, parent, base FROM main._sync_devices")?;
         let mut devices = Devices {
-            by_id: HashMap::new(),
-            by_idx: HashMap::new(),
-            forks: HashMap::new(),
-            removed: HashMap::new(),
+            by_id: HashMap::default(),
+            by_idx: HashMap::default(),
+            forks: HashMap::default(),
+            removed: HashMap::default(),
             forgotten: Default::default(),
         };
         while let Some(row) = stmt.step()? {
@@ -413,7 +414,7 @@ pub fn known_by(conn: &Conn, peer: DeviceIdx) -> Result<HashMap<DeviceIdx, (u64,
     let mut stmt =
         conn.prepare("SELECT device, seq, hash FROM main._sync_peers WHERE peer = ?1")?;
     stmt.bind_all(&[Value::from(peer)])?;
-    let mut known = HashMap::new();
+    let mut known = HashMap::default();
     while let Some(row) = stmt.step()? {
         let hash = row.column_blob(2)?.and_then(|h| h.try_into().ok());
         known.insert(

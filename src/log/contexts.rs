@@ -12,8 +12,9 @@
 //! failed read is kept, answers as if nothing was recorded, and is returned by `check`, which
 //! every writer calls before its work commits.
 
+use crate::hashed::HashMap;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::db::{Conn, Error, Result, Row, Stmt};
 use crate::op::{Dep, Hash};
@@ -86,11 +87,11 @@ impl<'c> Contexts<'c> {
         Ok(Contexts {
             conn,
             whole_limit: whole_limit(conn)?,
-            read: RefCell::new(HashMap::new()),
+            read: RefCell::new(HashMap::default()),
             whole: Cell::new(None),
             queries: RefCell::new(None),
             insert: None,
-            deltas: RefCell::new(HashMap::new()),
+            deltas: RefCell::new(HashMap::default()),
             exact: RefCell::new(None),
             one: RefCell::new(None),
             twins: RefCell::new(None),
@@ -162,7 +163,7 @@ impl<'c> Contexts<'c> {
 
     /// Every op's deps in `_sync_twins` (none where the table was never made).
     fn read_twins(&self) -> Result<Twins> {
-        let mut out = HashMap::new();
+        let mut out = HashMap::default();
         let made = self.conn.query_value(
             "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_twins'",
             &[],
@@ -254,7 +255,7 @@ impl<'c> Contexts<'c> {
              ORDER BY device, dep, seq LIMIT {}",
             self.whole_limit + 1
         ))?;
-        let mut all: HashMap<DeviceIdx, Read> = HashMap::new();
+        let mut all: HashMap<DeviceIdx, Read> = HashMap::default();
         let mut n = 0;
         while let Some(row) = stmt.step()? {
             n += 1;

@@ -7,7 +7,8 @@
 //! its own version whenever it declares a table otherwise; so once devices have exchanged
 //! bundles, they all know the same current declaration of every device, and decide alike.
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +62,65 @@ impl Declared {
     }
 }
 
+/// A declaration as read in place from a bundle's manifest or `_sync_declared` (no copy).
+#[derive(PartialEq, Deserialize)]
+struct DeclaredRef<'a> {
+    #[serde(borrow)]
+    key: Vec<&'a str>,
+    #[serde(borrow)]
+    columns: Vec<(&'a str, &'a str)>,
+}
+
+impl DeclaredRef<'_> {
+    fn to_owned(&self) -> Declared {
+        Declared {
+            key: self.key.iter().map(|k| k.to_string()).collect(),
+            columns: (self.columns.iter())
+                .map(|(c, t)| (c.to_string(), t.to_string()))
+                .collect(),
+        }
+    }
+}
+
+/// One copy of each distinct declaration read (a fleet's devices mostly declare a table
+/// alike: a bundle names every device's declaration of it).
+#[derive(Default)]
+struct Interned<'a>(Vec<(DeclaredRef<'a>, Rc<Declared>)>);
+
+impl<'a> Interned<'a> {
+    fn get(&mut self, read: DeclaredRef<'a>) -> Rc<Declared> {
+        if let Some((_, d)) = self.0.iter().find(|(r, _)| *r == read) {
+            return d.clone();
+        }
+        let d = Rc::new(read.to_owned());
+        self.0.push((read, d.clone()));
+        d
+    }
+}
+
+/// What a bundle says of one device's declaration of a table: device id, table, version,
+/// declaration (`Declarations::encode`).
+pub type Said = (DeviceId, String, i64, Rc<Declared>);
+
+/// A manifest's declarations (`encode`'s), each distinct one read once; None where unreadable.
+pub fn decode(blob: &[u8]) -> Option<Vec<Said>> {
+    let entries: Vec<(&[u8], &str, i64, DeclaredRef)> = rmp_serde::from_slice(blob).ok()?;
+    let mut interned = Interned::default();
+    (entries.into_iter())
+        .map(|(id, name, version, read)| {
+            Some((
+                id.try_into().ok()?,
+                name.to_string(),
+                version,
+                interned.get(read),
+            ))
+        })
+        .collect()
+}
+
 /// Every device's declarations known here, by (device, table name in lower case).
 #[derive(Default)]
-pub struct Declarations(HashMap<(DeviceIdx, String), (i64, Declared)>);
+pub struct Declarations(HashMap<(DeviceIdx, String), (i64, Rc<Declared>)>);
 
 impl Declarations {
     pub fn load(conn: &Conn) -> Result<Declarations> {
@@ -74,9 +131,20 @@ impl Declarations {
         }
         let mut stmt =
             conn.prepare("SELECT device, name, version, decl FROM main._sync_declared")?;
+        // (each distinct declaration read once: by its bytes)
+        let mut read: HashMap<Vec<u8>, Option<Rc<Declared>>> = HashMap::default();
         while let Some(row) = stmt.step()? {
-            let blob = row.column(3)?;
-            let Some(declared) = blob.as_blob().and_then(|b| rmp_serde::from_slice(b).ok()) else {
+            let blob = row.column_blob(3)?.unwrap_or_default();
+            let declared = match read.get(blob) {
+                Some(declared) => declared.clone(),
+                None => {
+                    let declared = (rmp_serde::from_slice::<DeclaredRef>(blob).ok())
+                        .map(|d| Rc::new(d.to_owned()));
+                    read.insert(blob.to_vec(), declared.clone());
+                    declared
+                }
+            };
+            let Some(declared) = declared else {
                 continue; // unreadable: as if unknown
             };
             let name = row
@@ -95,13 +163,13 @@ impl Declarations {
         let name = name.to_ascii_lowercase();
         (self.0.iter())
             .filter(move |((_, n), _)| *n == name)
-            .map(|(_, (_, d))| d)
+            .map(|(_, (_, d))| &**d)
     }
 
     /// How `device` declares table `name` now, when known.
     pub fn of(&self, device: DeviceIdx, name: &str) -> Option<&Declared> {
         let at = (device, name.to_ascii_lowercase());
-        self.0.get(&at).map(|(_, d)| d)
+        self.0.get(&at).map(|(_, d)| &**d)
     }
 
     /// What a bundle says of them: [[device id, table, version, declaration], …].
@@ -110,7 +178,7 @@ impl Declarations {
         let entries: Vec<(crate::op::Bin, &str, i64, &Declared)> = (self.0.iter())
             .zip(&ids)
             .map(|(((_, name), (version, declared)), id)| {
-                (crate::op::Bin(id), name.as_str(), *version, declared)
+                (crate::op::Bin(id), name.as_str(), *version, &**declared)
             })
             .collect();
         rmp_serde::to_vec(&entries).expect("declarations encode")
@@ -122,7 +190,7 @@ impl Declarations {
         &mut self,
         conn: &Conn,
         devices: &mut Devices,
-        entries: Vec<(DeviceId, String, i64, Declared)>,
+        entries: Vec<Said>,
     ) -> Result<Vec<String>> {
         let mut changed = Vec::new();
         for (id, name, version, declared) in entries {
@@ -167,7 +235,7 @@ pub fn record_own(conn: &Conn, name: &str, shape: &Shape) -> Result<()> {
     crate::schema::upgrade(conn)?;
     let known = Declarations::load(conn)?;
     let version = match known.0.get(&(SELF, name.to_ascii_lowercase())) {
-        Some((_, d)) if *d == declared => return Ok(()),
+        Some((_, d)) if **d == declared => return Ok(()),
         Some((v, _)) => v + 1,
         None => 1,
     };

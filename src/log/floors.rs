@@ -92,10 +92,10 @@ pub struct Floor {
 #[derive(Debug, Default)]
 pub struct Floors {
     all: Vec<Floor>,
-    top: std::collections::HashMap<DeviceIdx, u64>,
-    retired: std::collections::HashSet<(DeviceIdx, u64)>,
+    top: crate::hashed::HashMap<DeviceIdx, u64>,
+    retired: crate::hashed::HashSet<(DeviceIdx, u64)>,
     /// Per floor op that retires others, the seq up to which it does
-    retiring: std::collections::HashMap<(DeviceIdx, u64), u64>,
+    retiring: crate::hashed::HashMap<(DeviceIdx, u64), u64>,
     /// The indexes in `all` of the floor ops not retired, which the merge reads (its cost
     /// follows them, not every point ever held)
     in_force: Vec<usize>,
@@ -111,7 +111,7 @@ impl Floors {
             "SELECT device, seq, of, of_seq FROM main._sync_floors ORDER BY device, seq",
         )?;
         let mut floors: Vec<Floor> = Vec::new();
-        let mut retiring = std::collections::HashMap::new();
+        let mut retiring = crate::hashed::HashMap::default();
         while let Some(row) = stmt.step()? {
             let op = (DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
             if row.column_int(2) == RETIRED {
@@ -303,8 +303,8 @@ impl Floors {
 
     /// Per history, the lowest entry of every floor held here (none where a floor has no
     /// entry of it): an op at or below it is below every floor, so behind none.
-    pub fn lowest(&self) -> std::collections::HashMap<DeviceIdx, u64> {
-        let mut low: std::collections::HashMap<DeviceIdx, u64> = Default::default();
+    pub fn lowest(&self) -> crate::hashed::HashMap<DeviceIdx, u64> {
+        let mut low: crate::hashed::HashMap<DeviceIdx, u64> = Default::default();
         for (i, f) in self.iter().enumerate() {
             for &(device, seq) in &f.entries {
                 if i == 0 {

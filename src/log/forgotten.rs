@@ -12,7 +12,7 @@
 //!
 //! Invariant: `_sync_forgotten` only grows, and holds device ids other than this device's.
 
-use std::collections::HashSet;
+use crate::hashed::HashSet;
 
 use crate::db::{Conn, Error, Result};
 use crate::op::DeviceId;
@@ -67,7 +67,7 @@ pub fn sync_forget(conn: &Conn, args: &[Value], fork: crate::identity::Fork) -> 
 
 /// The device ids forgotten here.
 pub fn load(conn: &Conn) -> Result<HashSet<DeviceId>> {
-    let mut ids = HashSet::new();
+    let mut ids = HashSet::default();
     let made = "SELECT 1 FROM main.sqlite_schema WHERE name = '_sync_forgotten'";
     if conn.query_value(made, &[])?.is_none() {
         return Ok(ids);

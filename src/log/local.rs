@@ -29,7 +29,7 @@
 //!   greatest `local_seq < n` (just `n` before any import): strictly above every op in its
 //!   context, so the order key (Lamport time, device id, seq) is consistent with causality.
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
 
 use crate::db::{Conn, Error, Result, Row, Statements, Stmt};
 use crate::op::{Decl, OpKind};
@@ -127,7 +127,7 @@ pub struct LocalOps<'c> {
 
 impl<'c> LocalOps<'c> {
     pub fn load(conn: &'c Conn) -> Result<LocalOps<'c>> {
-        let mut shapes = HashMap::new();
+        let mut shapes = HashMap::default();
         let mut stmt = conn.prepare(
             "SELECT s.id, s.table_id, t.name, s.columns, s.pk
              FROM main._sync_shapes s JOIN main._sync_tables t ON t.id = s.table_id",

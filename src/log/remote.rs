@@ -5,7 +5,7 @@
 //! `_sync_forms`; from these it is rebuilt with the same canonical encoding, hence the same hash,
 //! as the op that arrived, so it can be relayed to other devices unchanged.
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
 
 use crate::db::{Conn, Error, Result, Stmt};
 use crate::form::Form;
@@ -250,7 +250,7 @@ impl<'c> Appender<'c> {
 
 /// Per device, the runs of consecutive seqs stored pending.
 pub fn pending_runs(conn: &Conn) -> Result<HashMap<DeviceIdx, Vec<(u64, u64)>>> {
-    let mut runs: HashMap<DeviceIdx, Vec<(u64, u64)>> = HashMap::new();
+    let mut runs: HashMap<DeviceIdx, Vec<(u64, u64)>> = HashMap::default();
     let mut stmt = conn.prepare(
         "SELECT device, seq FROM main._sync_remote WHERE applied = 0 ORDER BY device, seq",
     )?;

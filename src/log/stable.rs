@@ -18,7 +18,7 @@
 //! what devices said goes down when a device becomes known that has less (it may lack ops below what was stable before it was known: a late
 //! joiner, which gets what it needs as one).
 
-use std::collections::{HashMap, HashSet};
+use crate::hashed::{HashMap, HashSet};
 
 use crate::db::{Conn, Result};
 use crate::log::chain::History;
@@ -90,7 +90,7 @@ fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
                 forgotten.join(", ")
             ))?;
             stmt.bind_all(&[Value::from(SELF), Value::Integer(peers)])?;
-            let mut least = HashMap::new();
+            let mut least = HashMap::default();
             while let Some(row) = stmt.step()? {
                 let device = DeviceIdx(row.column_int(0));
                 let has = applied.get(&device).copied().unwrap_or(0);
@@ -133,13 +133,13 @@ pub fn confirm(conn: &Conn, id: &DeviceId, seq: u64) -> Result<()> {
 pub fn taught(conn: &Conn, devices: &Devices) -> Result<Stable> {
     let made = "SELECT 1 FROM main.sqlite_schema WHERE name = '_sync_stable'";
     if conn.query_value(made, &[])?.is_none() {
-        return Ok(Stable::new()); // a database an earlier build made, before its first import
+        return Ok(Stable::default()); // a database an earlier build made, before its first import
     }
     if crate::schema::state(conn, KNOWN)? != roots(devices).count() as u64 {
-        return Ok(Stable::new());
+        return Ok(Stable::default());
     }
     let mut stmt = conn.prepare("SELECT device, seq, hash FROM main._sync_stable")?;
-    let mut stable = Stable::new();
+    let mut stable = Stable::default();
     while let Some(row) = stmt.step()? {
         if let Some(hash) = (row.column_blob(2)?).and_then(|h| h.try_into().ok()) {
             stable.insert(

@@ -124,11 +124,12 @@ pub fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hashed::HashSet;
     use crate::merge::live::{decode_set, encode_set, Mark};
     use crate::merge::{live_set, losses, Causality, Live, RowOp};
     use crate::op::OpKind::{self, Delete, Insert, Update};
     use crate::value::Value;
-    use std::collections::{BTreeSet, HashSet};
+    use std::collections::BTreeSet;
 
     /// An op of the test, (device, seq).
     type At = (u8, u64);
@@ -184,7 +185,7 @@ mod tests {
         };
         let (mut forwarded, mut declined, mut deletes, mut grew) = (0, 0, 0, 0);
         for _ in 0..500 {
-            let mut knows: Vec<HashSet<At>> = vec![HashSet::new(); 3];
+            let mut knows: Vec<HashSet<At>> = vec![HashSet::default(); 3];
             let mut ops: Vec<RowOp> = Vec::new();
             let mut pasts = Pasts(Vec::new());
             for step in 0..12 {

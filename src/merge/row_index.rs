@@ -4,7 +4,7 @@
 //! indexed on a row in `_sync_rows`, every later one in `_sync_row_ops` (schema.rs), so a new row
 //! costs one write, and whether a row had ops before is known from that write.
 
-use std::collections::HashMap;
+use crate::hashed::HashMap;
 
 use crate::db::{padded_rows, Conn, Error, Padded, Result, Statements};
 use crate::log::clock::{Devices, Order};
@@ -95,7 +95,7 @@ impl<'c> RowIndex<'c> {
             true => {
                 let mut priors = self.look_up(entries)?;
                 // a row first indexed in this batch: its first entry is its first op
-                let mut firsts: HashMap<(i64, &[u8]), (DeviceIdx, u64)> = HashMap::new();
+                let mut firsts: HashMap<(i64, &[u8]), (DeviceIdx, u64)> = HashMap::default();
                 let mut new = Vec::new();
                 for (i, (entry, prior)) in entries.iter().zip(&mut priors).enumerate() {
                     if prior.is_some() {

@@ -361,8 +361,8 @@ fn same(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hashed::HashMap;
     use crate::op::OpKind::{Delete, Insert, Update};
-    use std::collections::HashMap;
 
     /// Causality given as explicit vector clocks: (device byte, seq) -> context.
     struct Clocks(HashMap<(u8, u64), Vec<(u8, u64)>>);
@@ -413,7 +413,7 @@ mod tests {
             op(1, 2, 2, Update, &[("x", 5)]),
             op(2, 1, 2, Update, &[("y", 7)]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 2), vec![]),
             ((2, 1), vec![(1, 1)]),
             ((1, 1), vec![]),
@@ -432,7 +432,7 @@ mod tests {
             op(1, 2, 2, Update, &[("x", 5)]),
             op(2, 1, 2, Update, &[("x", 7)]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 2), vec![]),
             ((2, 1), vec![(1, 1)]),
             ((1, 1), vec![]),
@@ -453,7 +453,7 @@ mod tests {
             op(2, 1, 2, Delete, &[]),
             op(3, 1, 3, Update, &[("y", 21)]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 1), vec![]),
             ((2, 1), vec![(1, 1)]),
             ((3, 1), vec![(1, 1)]),
@@ -478,7 +478,7 @@ mod tests {
             op(1, 2, 3, Delete, &[]),
             op(2, 1, 2, Update, &[("y", 21)]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 1), vec![]),
             ((1, 2), vec![]),
             ((2, 1), vec![(1, 1)]),
@@ -494,7 +494,7 @@ mod tests {
             op(3, 1, 2, Update, &[("x", 2), ("y", 3)]),
             op(2, 2, 3, Delete, &[]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 1), vec![]),
             ((2, 1), vec![(1, 1)]),
             ((3, 1), vec![(1, 1)]),
@@ -530,7 +530,7 @@ mod tests {
             op(2, 1, 1, Update, &[("x", 2)]),
             op(1, 2, 2, Update, &[("x", 3)]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 1), vec![]),
             ((2, 1), vec![]),
             ((1, 2), vec![(2, 1)]),
@@ -546,7 +546,7 @@ mod tests {
             op(1, 3, 3, Insert, &[("id", 1), ("x", 5)]),
             op(2, 1, 2, Update, &[("x", 7)]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 1), vec![]),
             ((1, 2), vec![]),
             ((1, 3), vec![]),
@@ -564,7 +564,7 @@ mod tests {
             op(2, 1, 1, Update, &[("x", 2)]),
             op(1, 2, 2, Update, &[("y", 3)]),
         ];
-        let c = Clocks(HashMap::from([
+        let c = Clocks(HashMap::from_iter([
             ((1, 1), vec![]),
             ((2, 1), vec![]),
             ((1, 2), vec![(2, 1)]),
@@ -580,7 +580,7 @@ mod tests {
     #[test]
     fn a_thousand_edits_on_each_side_make_one_loser() {
         let mut ops = vec![op(1, 1, 1, Insert, &[("id", 1), ("x", 0), ("y", 0)])];
-        let mut clocks = HashMap::from([((1, 1), vec![])]);
+        let mut clocks = HashMap::from_iter([((1, 1), vec![])]);
         for seq in 2..1000u64 {
             ops.push(op(1, seq, seq, Update, &[("x", seq as i64), ("y", 1)]));
             clocks.insert((1, seq), vec![]);
@@ -613,7 +613,7 @@ mod tests {
             // per device: its clock (highest seq seen of each device)
             let mut writers = super::super::writers::Writers::default();
             let mut ops = Vec::new();
-            let mut clocks = HashMap::new();
+            let mut clocks = HashMap::default();
             let count = 1 + next(12);
             for k in 0..count {
                 let (d, seq, time) = writers.next_op(&mut next, 3);

@@ -23,8 +23,8 @@
 //! removal changes nothing, so the checks run on an equivalent row).
 
 use super::rule::{columns, Causality, RowOp};
+use crate::hashed::HashMap;
 use crate::op::{DeviceId, OpKind};
-use std::collections::HashMap;
 
 /// The ops of `ops` (one row's, every op held) that can go, by index; `below[i]`: op i is in
 /// the floor's causal past.
@@ -65,7 +65,7 @@ pub fn superseded(ops: &[RowOp], below: &[bool], causality: &impl Causality) -> 
         }
     }
     // per device, its non-delete ops in seq order: "follows o" holds from some op on
-    let mut by_device: HashMap<DeviceId, Vec<usize>> = HashMap::new();
+    let mut by_device: HashMap<DeviceId, Vec<usize>> = HashMap::default();
     for &i in &by_key {
         if !is_delete(i) {
             by_device.entry(ops[i].device).or_default().push(i);
@@ -131,9 +131,9 @@ pub fn superseded(ops: &[RowOp], below: &[bool], causality: &impl Causality) -> 
 mod tests {
     use super::super::rule::{live_set, losses, revived, row_state, state_of_live};
     use super::*;
+    use crate::hashed::HashSet;
     use crate::op::OpKind::{Delete, Insert, Update};
     use crate::value::Value;
-    use std::collections::HashSet;
 
     /// Causality from explicit contexts, with floors (each a device's clock at some step): an
     /// op behind one (not in its past, and not following every op of it) is taken to have
@@ -229,7 +229,7 @@ mod tests {
         for _ in 0..20000 {
             let mut writers = super::super::writers::Writers::default();
             let mut ops: Vec<RowOp> = Vec::new();
-            let mut contexts = HashMap::new();
+            let mut contexts = HashMap::default();
             let count = 2 + next(24) as usize;
             let mut floor_steps: Vec<usize> = (0..1 + next(3))
                 .map(|_| next(count as u64) as usize)
@@ -352,7 +352,7 @@ mod tests {
             op(1, 3, 6, Update, &[("x", 2)]), // p
             op(2, 2, 5, Delete, &[]),         // after op 2:1 only
         ];
-        let contexts = HashMap::from([
+        let contexts = HashMap::from_iter([
             ((1, 1), [0, 0, 0, 0]),
             ((2, 1), [0, 1, 0, 0]),
             ((3, 1), [0, 1, 0, 0]),
@@ -387,7 +387,7 @@ mod tests {
             op(1, 4, 4, Delete, &[]),
             op(3, 1, 6, Update, &[("y", 5)]), // after op 1:1 only; revives the row
         ];
-        let contexts = HashMap::from([
+        let contexts = HashMap::from_iter([
             ((1, 1), [0, 0, 0, 0]),
             ((1, 2), [0, 1, 0, 0]),
             ((1, 3), [0, 2, 0, 0]),

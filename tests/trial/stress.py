@@ -361,6 +361,11 @@ class Run:
             shutil.copyfile(bk["file"], tmp)
             os.replace(tmp, d.path)
         self.stats["restores"] += 1
+        # the device's seqs written since the backup may be written again under its id (put
+        # back over the file, its id stays): its clock no longer tells which of them it holds
+        for w in self.writes:
+            if w.get("slot") == d.slot and w["step"] > bk["step"]:
+                w["reusable"] = True
         d.behind, d.met_in, d.met_out = True, set(), set()
         d.K, d.views, d.pend = set(bk["K"]), dict(bk["views"]), set(bk["pend"])
         self.open_dev(d)
@@ -603,7 +608,7 @@ class Run:
         # of what each bundle carried is a lower bound)
         for x in self.writes:
             op = x.get("op")
-            if op and op[1] and sum(1 for o in self.writes if o.get("op") == op) == 1:
+            if op and op[1] and not x.get("reusable") and sum(1 for o in self.writes if o.get("op") == op) == 1:
                 if any(snap[s]["status"]["clock"].get(op[0], 0) >= op[1] for s in snap):
                     required.add(x["id"])
         ref = snap[sorted(snap)[0]]

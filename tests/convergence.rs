@@ -1583,6 +1583,8 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
             reference::stored_open_conflicts(conn),
         );
         if theirs != mine {
+            keep(&devices, None);
+            keep(std::slice::from_ref(&joiner), None);
             return Err(format!(
                 "{}, joined from {}'s full bundle, has other open conflicts:\n{theirs:#?}\n{mine:#?}",
                 joiner.name, from.name

@@ -920,15 +920,12 @@ fn copy_of(rng: &mut Rng, devices: &[Device], d: usize, writes: u64) -> Result<D
 /// device of the schedule has now (README: once it has exchanged with every device).
 fn forget_former_ids(devices: &[Device], d: usize) {
     let conn = devices[d].conn();
-    let former: Vec<String> = conn
-        .prepare("SELECT value FROM json_each(sync_status() -> '$.former_ids')")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let former = rows::<(String,)>(
+        conn,
+        "SELECT value FROM json_each(sync_status() -> '$.former_ids')",
+    );
     let now: BTreeSet<String> = devices.iter().map(Device::id).collect();
-    for id in former.iter().filter(|id| !now.contains(*id)) {
+    for (id,) in former.iter().filter(|(id,)| !now.contains(id)) {
         call(conn, &format!("SELECT sync_forget('{id}')")).unwrap();
     }
 }

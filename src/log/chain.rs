@@ -157,8 +157,9 @@ impl History<'_, '_> {
             _ => (0, None),
         };
         if at == seq {
-            let kept = matches!(found.as_deref(), Some([Value::Integer(k), Value::Blob(_)]) if *k as u64 == seq);
-            return Ok(hash.map(|hash| (hash, kept)));
+            // (a checkpoint at `seq` itself: below a fork's base was answered above, and seq 0
+            // is none)
+            return Ok(hash.map(|hash| (hash, true)));
         }
         self.each(idx, at, seq, |op| {
             if op.seq != at + 1 {

@@ -2832,3 +2832,55 @@ fn trial_devices() -> (Device, Device, Device) {
     }
     devices
 }
+
+/// A copy written on under its original's id (a second history), where the original's own op
+/// at that seq is overwritten by a peer's op that followed it and removed everywhere: a device
+/// that joins from one device's full bundle holds the device as one history (the copy's op
+/// there) and took the peer's op to wait for the removed one for ever (19 ops pending in the
+/// schedule that found it). The bundle's base names the removed history: the new device makes
+/// it, taken as applied, as its writer holds it.
+#[test]
+fn a_new_device_takes_a_second_history_all_of_whose_ops_its_writer_removed() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    let (_dir, copy) = written_on_a_copy(&a, "INSERT INTO t VALUES (2, 'written on the copy')");
+    exec(a.conn(), "UPDATE t SET who = 'a again' WHERE id = 1"); // a's op 2, removed below
+    send(&a, &b);
+    exec(b.conn(), "UPDATE t SET who = 'b' WHERE id = 1"); // follows it, writes over it
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    mesh(&[&a, &b, &c]);
+    // (the copy's writes under a's id made a a device of its own: its former id is forgotten,
+    // as the README says, so that compaction goes on)
+    for d in [&a, &b, &c] {
+        let former: Vec<(String,)> = rows(
+            d.conn(),
+            "SELECT value FROM json_each(sync_status() -> '$.former_ids')",
+        );
+        for (id,) in former {
+            call(d.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
+        }
+    }
+    sync_and_compact(&[&a, &b, &c]);
+    let writes_at_2: i64 = (b.conn())
+        .query_row(
+            "SELECT count(*) FROM sync_log WHERE seq = 2 AND \"table\" = 't'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(writes_at_2, 1, "b removed a's op 2 and holds the copy's");
+    let e = Device::new("e", T);
+    let r = e.import(&b.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(pending_ops(&e), 0);
+    assert_eq!(e.dump("t"), b.dump("t"));
+    assert_eq!(e.clock(), b.clock());
+    mesh(&[&a, &b, &c, &e]);
+    for d in [&a, &c, &e] {
+        assert_eq!(d.dump("t"), b.dump("t"), "{}", d.name);
+        assert_eq!(d.conflicts(), b.conflicts(), "{}", d.name);
+        assert_eq!(d.clock(), b.clock(), "{}", d.name);
+    }
+}

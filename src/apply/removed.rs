@@ -161,6 +161,9 @@ impl Import<'_> {
     /// removed name them (`resolve_waiting`).
     pub(super) fn take_base(&mut self) -> Result<()> {
         let base = std::mem::take(&mut self.reading.base);
+        for entry in base.values() {
+            self.removed_branch(entry)?;
+        }
         let mut taken = false;
         for entry in base.values() {
             let Some(idx) = self.known.devices.idx(&entry.history) else {
@@ -186,6 +189,50 @@ impl Import<'_> {
             self.take_gaps()?;
             self.resolve_waiting()?;
         }
+        Ok(())
+    }
+
+    /// A second history not known here whose every op the bundle's writer removed: made here,
+    /// forked from its device's first history where its base entry starts, where that history
+    /// holds an op the bundle carried after it (the writer held that op in another history, as
+    /// the entry's ops there are removed): so the ops that follow one of the removed ops find
+    /// it taken as applied, as on the writer, and do not wait for it for ever.
+    fn removed_branch(&mut self, entry: &Base) -> Result<()> {
+        let root = (entry.history != entry.device)
+            .then(|| self.known.devices.idx(&entry.device))
+            .flatten();
+        let Some(root) = root.filter(|_| self.known.devices.idx(&entry.history).is_none()) else {
+            return Ok(());
+        };
+        let devices = &self.known.devices;
+        let carried_after = (self.reading.carried.get(&root))
+            .is_some_and(|seqs| seqs.contains_key(&(entry.from + 1)));
+        if !carried_after
+            || (devices.children(root).iter())
+                .any(|&c| devices.fork(c).is_some_and(|(_, base)| base == entry.from))
+        {
+            return Ok(());
+        }
+        self.reading.appender.flush()?;
+        let (history, first) = (self.history(), entry.from + 1);
+        let hash = match history.chain_held(root, first)? {
+            true => history.hash_at(root, first)?,
+            false => None,
+        };
+        let Some(hash) = hash.filter(|_| history.holds(root, first).unwrap_or(false)) else {
+            return Ok(());
+        };
+        // (not where the op held there is that history's first, or another's known here)
+        let held_as = super::histories::history_id(&entry.device, &hash);
+        if held_as == entry.history || self.known.devices.idx(&held_as).is_some() {
+            return Ok(());
+        }
+        // (as its writer holds them, and a split would here: the ops after the fork are a
+        // history of their own, and the removed one another)
+        self.move_from(root, first, &hash, None)?;
+        let follows = self.applied_seq(root) == entry.from
+            && (entry.from == 0 || self.history().hash_at(root, entry.from)?.is_some());
+        self.branch(root, entry.from, &entry.history, follows)?;
         Ok(())
     }
 

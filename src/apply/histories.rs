@@ -22,7 +22,7 @@ use crate::db::{Error, Result};
 use crate::form::Form;
 use crate::log::clock::{waited_for, waiting};
 use crate::log::remote::{self, Stored};
-use crate::op::{DeviceId, Hash};
+use crate::op::{Dep, DeviceId, Hash};
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 use sha2::{Digest, Sha256};
@@ -639,7 +639,9 @@ impl Import<'_> {
     }
 
     /// Deps naming ops of history `idx` from `seq` on whose hash is not that op's there (or
-    /// whose op is not held yet) wait for their history instead.
+    /// whose op is not held yet) wait for their history instead. An op whose deps as written
+    /// name that device more than once there (`_sync_twins`: stored as one change point while
+    /// the device was held here as one history) has each of them found again by its hash.
     pub(super) fn recheck_deps(&mut self, idx: DeviceIdx, seq: u64) -> Result<()> {
         let conn = self.conn;
         let mut stmt = conn.prepare(
@@ -647,7 +649,18 @@ impl Import<'_> {
         )?;
         stmt.bind_all(&[Value::from(idx), Value::Integer(seq as i64)])?;
         let mut wrong = Vec::new();
+        let mut twins = Vec::new();
+        let device_id = self.known.devices.wire_id(idx);
         while let Some(row) = stmt.step()? {
+            let op = (DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
+            let named: Vec<Dep> = (self.known.contexts.twins(op.0, op.1).unwrap_or_default())
+                .into_iter()
+                .filter(|d| d.0 == device_id && d.1 >= seq)
+                .collect();
+            if named.len() > 1 {
+                twins.push((op, named));
+                continue;
+            }
             let dep_seq = row.column_int(2) as u64;
             let hash = row.column_blob(3)?.unwrap_or_default().to_vec();
             let history = self.history();
@@ -662,6 +675,24 @@ impl Import<'_> {
         }
         drop(stmt);
         let root = self.known.devices.root(idx);
+        for &((device, op_seq), ref named) in &twins {
+            self.touch_from(device, op_seq)?;
+            conn.exec(
+                "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
+                &[
+                    Value::from(device),
+                    Value::Integer(op_seq as i64),
+                    Value::from(idx),
+                ],
+            )?;
+            for Dep(_, dep_seq, hash) in named {
+                let history = self.history();
+                let right =
+                    history.holds(idx, *dep_seq)? && history.hash_at(idx, *dep_seq)? == Some(*hash);
+                let dep = if right { idx } else { waiting(root, hash) };
+                (self.known.contexts).add(device, op_seq, dep, *dep_seq, hash)?;
+            }
+        }
         for (device, seq, hash) in &wrong {
             // an op applied already had its context wrong: its rows and its device's later
             // ops' rows are settled again
@@ -676,7 +707,7 @@ impl Import<'_> {
                 ],
             )?;
         }
-        if !wrong.is_empty() {
+        if !wrong.is_empty() || !twins.is_empty() {
             self.known.contexts.reload()?;
         }
         Ok(())

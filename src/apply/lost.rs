@@ -59,15 +59,19 @@ impl Import<'_> {
         for &seq in seqs {
             let possible = confirmed.is_some_and(|c| seq > c);
             let history = self.history();
-            let Some(hash) = history.hash_at(idx, seq)? else {
-                continue;
-            };
             let mut found = None;
             history.each(idx, seq - 1, seq, |op| {
                 found = Some(op);
                 Ok(())
             })?;
-            if let Some(op) = found {
+            // (an op held pending over one not held, whose hash is not kept, is noted by its
+            // own, from no op before it: it cannot be hashed as written)
+            let hash = match (history.chain_held(idx, seq)?, &found) {
+                (true, _) => history.hash_at(idx, seq)?,
+                (false, Some(op)) => Some(crate::log::chain::hash_of(op, None)),
+                (false, None) => None,
+            };
+            if let (Some(op), Some(hash)) = (found, hash) {
                 (self.reading.lost).push(Dropped {
                     id,
                     seq,
@@ -216,7 +220,7 @@ impl Import<'_> {
         let mut held = Vec::new();
         for idx in devices.histories(devices.root(root)) {
             let seq = dropped.seq;
-            if !history.holds(idx, seq)? || history.unhashable(idx, seq)? {
+            if !history.holds(idx, seq)? || !history.chain_held(idx, seq)? {
                 continue;
             }
             held.extend(history.hash_at(idx, seq)?);

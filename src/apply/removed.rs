@@ -177,7 +177,9 @@ impl Import<'_> {
             if at >= entry.upto {
                 continue;
             }
-            self.drop_uncarried(idx, entry.from, at)?;
+            // (pending ones too: an op held pending there, which the bundle does not carry,
+            // waits for ops its writer removed, and cannot be hashed past them)
+            self.drop_uncarried(idx, entry.from, entry.upto)?;
             self.known.devices.set_removed(self.conn, idx, entry.upto)?;
             if !self.history().holds(idx, entry.upto)? {
                 chain::remember(self.conn, idx, entry.upto, &entry.link)?;

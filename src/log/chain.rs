@@ -337,6 +337,13 @@ impl History<'_, '_> {
             if self.devices.fork(idx).is_some_and(|(_, base)| seq <= base) {
                 continue; // (its op there is its parent's)
             }
+            // (a history split below `seq` holds none there: its ops from the split on are
+            // its branches', each a history of its own here)
+            let split_below = (self.devices.children(idx).iter())
+                .any(|&c| self.devices.fork(c).is_some_and(|(_, base)| base < seq));
+            if split_below && !self.holds(idx, seq)? {
+                continue;
+            }
             if self.unhashable(idx, seq)? {
                 if unchecked.replace(idx).is_some() {
                     return Ok(None); // two such ops: the dep cannot tell which

@@ -1223,6 +1223,9 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
                     .map_err(|e| format!("sync_compact on d{i}: {e}"))?;
                 count_removed(&done);
             }
+            if removes {
+                ever.sample(&devices); // (a write later in this step follows what they took)
+            }
         }
         // where restores are on, a device joins now and then: it lacks every op, those
         // compaction removed included (it takes them as removed from a bundle's base)
@@ -1293,6 +1296,9 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
             }
             exchange_with_every(&devices, d, "an exchange with every device")?;
             forget_former_ids(&devices, d);
+            if removes {
+                ever.sample(&devices); // (a write later in this step follows what it took)
+            }
         }
         match event {
             0..=10 => random_write(&mut rng, devices[d].conn(), 4),

@@ -557,6 +557,20 @@ fn ops_naming_internal_tables_or_the_wrong_key_are_refused() {
     }
 }
 
+/// A directory given for the bundle's path says so (a new user gave `/tmp`, and was told the
+/// file existed and was not a bundle of this device).
+#[test]
+fn bundle_out_to_a_directory_says_it_is_one() {
+    let a = Device::new("a", TODOS);
+    let dir = a.db.dir.path().display().to_string();
+    let err = call(a.conn(), &format!("SELECT sync_bundle_out(NULL, '{dir}')")).unwrap_err();
+    assert!(err.contains("sync_bundle_out"), "{err}");
+    assert!(
+        err.contains("is a directory: give the path of the bundle file"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bundle_out_refuses_to_overwrite_what_is_not_its_own_bundle() {
     let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));

@@ -71,6 +71,12 @@ impl Writer {
     /// `mine()` (this device's id, and the ids it had before it forked).
     pub fn create(path: &str, mine: impl FnOnce() -> Result<Vec<DeviceId>>) -> Result<Writer> {
         let target = PathBuf::from(path);
+        if target.is_dir() {
+            return Err(Error::new(format!(
+                "{path:?} is a directory: give the path of the bundle file to write (for a \
+                 folder shared with other devices, sync_folder_out writes a file named for it)"
+            )));
+        }
         if target.exists() {
             match Reader::open(path) {
                 Ok(existing) if mine()?.contains(&existing.manifest.source) => {}

@@ -3036,3 +3036,48 @@ fn a_new_device_finds_a_removed_op_of_a_device_split_at_its_start() {
         assert_eq!(joiner.dump("notes"), a.dump("notes"), "from {}", from.name);
     }
 }
+
+/// A copy written on under its original's id forks at the original's op 2, whose own deps
+/// name another device's insert; compaction removes op 2 (overwritten) where the bundle is
+/// written. A new device that joined from that bundle did not know op 2's context, which the
+/// second histories' ops inherit (their deps state only what is new to them), so the delete
+/// of that insert's row seemed concurrent with it: a conflict its writer did not show. The
+/// bundle states the context of a removed op a history forked after.
+#[test]
+fn a_new_device_knows_the_context_of_a_removed_op_two_histories_forked_after() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    exec(b.conn(), "INSERT INTO t VALUES (10, 'b')");
+    send(&b, &a);
+    // a's op 2, the fork point, the first to follow b's insert; overwritten below
+    exec(a.conn(), "UPDATE t SET who = 'a2' WHERE id = 1");
+    let (_dir, copy) = written_on_a_copy(&a, "UPDATE t SET who = 'copy' WHERE id = 1");
+    exec(a.conn(), "DELETE FROM t WHERE id = 10"); // a's op 3: follows b's insert, by op 2
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    mesh(&[&a, &b, &c]);
+    for d in [&a, &b, &c] {
+        let former: Vec<(String,)> = rows(
+            d.conn(),
+            "SELECT value FROM json_each(sync_status() -> '$.former_ids')",
+        );
+        for (id,) in former {
+            call(d.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
+        }
+    }
+    sync_and_compact(&[&a, &b, &c]);
+    let updates: i64 = (b.conn())
+        .query_row(
+            "SELECT count(*) FROM sync_log WHERE \"values\" = '{\"who\":\"a2\"}'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(updates, 0, "b removed a's op 2");
+    let joiner = Device::new("joiner", T);
+    let r = joiner.import(&b.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(joiner.dump("t"), b.dump("t"));
+    assert_eq!(joiner.conflicts(), b.conflicts());
+}

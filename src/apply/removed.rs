@@ -265,6 +265,10 @@ impl Import<'_> {
             if idx == SELF || gap.seq > removed || self.history().holds(idx, gap.seq)? {
                 continue; // (an op held here: its context is known)
             }
+            // (and the histories forked after it, which took its context as it was known then)
+            let forked: Vec<DeviceIdx> = (self.known.devices.children(idx).into_iter())
+                .filter(|&c| self.known.devices.fork(c).is_some_and(|f| f.1 == gap.seq))
+                .collect();
             for (id, seq, hash) in gap.points {
                 let root = self.known.devices.idx_or_add(self.conn, &id)?;
                 let dep = self.resolve_dep(root, seq, &hash)?;
@@ -275,6 +279,9 @@ impl Import<'_> {
                     continue;
                 }
                 (self.known.contexts).add(idx, gap.seq, dep, seq, &hash)?;
+                for &child in &forked {
+                    (self.known.contexts).add(child, gap.seq, dep, seq, &hash)?;
+                }
             }
         }
         Ok(())

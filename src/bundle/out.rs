@@ -215,10 +215,15 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         };
         let has = applied.get(&device).copied().unwrap_or(0);
         let (mut from, mut prev) = start(&history, device, known.get(&device), has)?;
-        if let Some((_, base)) = devices.fork(device) {
+        if let Some((parent, base)) = devices.fork(device) {
             if base > from {
                 // a second history's own ops start after its fork
                 (from, prev) = (base, None);
+            }
+            // the op it forked after, removed here: its context, which the context of the
+            // history's ops starts from (a peer that lacks that op learns it from here)
+            if from == base && base > 0 && history.removed(parent, base)? {
+                gaps.push((parent, base));
             }
         }
         let mut next = from + 1;
@@ -310,6 +315,8 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let link = |d: DeviceIdx, s: u64| links.get(&d).filter(|e| e.0 == s).map(|e| e.1);
     let stable = crate::log::stable::now(conn, &history, devices, link)?;
     let (stable, knows) = crate::log::stable::for_bundle(&stable, devices, &clock);
+    gaps.sort();
+    gaps.dedup();
     let gaps = (gaps.into_iter())
         .map(|(device, seq)| Gap {
             history: devices.id(device),

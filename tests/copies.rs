@@ -2853,15 +2853,7 @@ fn a_new_device_takes_a_second_history_all_of_whose_ops_its_writer_removed() {
     mesh(&[&a, &b, &c]);
     // (the copy's writes under a's id made a a device of its own: its former id is forgotten,
     // as the README says, so that compaction goes on)
-    for d in [&a, &b, &c] {
-        let former: Vec<(String,)> = rows(
-            d.conn(),
-            "SELECT value FROM json_each(sync_status() -> '$.former_ids')",
-        );
-        for (id,) in former {
-            call(d.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
-        }
-    }
+    forget_former_ids(&[&a, &b, &c]);
     sync_and_compact(&[&a, &b, &c]);
     let writes_at_2: i64 = (b.conn())
         .query_row(
@@ -2898,6 +2890,24 @@ fn sync_pair(x: &Device, y: &Device, compact: bool) {
     }
 }
 
+/// The ids `d` had before it forked (`sync_status()`).
+fn former_ids(d: &Device) -> Vec<String> {
+    let former: Vec<(String,)> = rows(
+        d.conn(),
+        "SELECT value FROM json_each(sync_status() -> '$.former_ids')",
+    );
+    former.into_iter().map(|(id,)| id).collect()
+}
+
+/// Each device forgets the ids it had before it forked (the README's recovery).
+fn forget_former_ids(devices: &[&Device]) {
+    for d in devices {
+        for id in former_ids(d) {
+            call(d.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
+        }
+    }
+}
+
 /// Where device `d`, put back to a backup when its id was `before`, has forked since: it
 /// forgets `before` and its other former ids that no device of `live` has now (the README's
 /// recovery); returns whether it did.
@@ -2905,14 +2915,7 @@ fn forget_after_put_back(d: &Device, before: &str, live: &[&Device]) -> bool {
     if d.id() == before {
         return false;
     }
-    let former: Vec<(String,)> = rows(
-        d.conn(),
-        "SELECT value FROM json_each(sync_status() -> '$.former_ids')",
-    );
-    let ids = former
-        .into_iter()
-        .map(|(id,)| id)
-        .chain([before.to_string()]);
+    let ids = former_ids(d).into_iter().chain([before.to_string()]);
     for id in ids.filter(|id| live.iter().all(|x| &x.id() != id)) {
         call(d.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
     }
@@ -3057,15 +3060,7 @@ fn a_new_device_knows_the_context_of_a_removed_op_two_histories_forked_after() {
         std::fs::copy(&copy, path).unwrap();
     });
     mesh(&[&a, &b, &c]);
-    for d in [&a, &b, &c] {
-        let former: Vec<(String,)> = rows(
-            d.conn(),
-            "SELECT value FROM json_each(sync_status() -> '$.former_ids')",
-        );
-        for (id,) in former {
-            call(d.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
-        }
-    }
+    forget_former_ids(&[&a, &b, &c]);
     sync_and_compact(&[&a, &b, &c]);
     let updates: i64 = (b.conn())
         .query_row(

@@ -217,11 +217,11 @@ impl Import<'_> {
         }
         self.reading.appender.flush()?;
         let (history, first) = (self.history(), entry.from + 1);
-        let hash = match history.chain_held(root, first)? {
+        let hash = match history.holds(root, first)? && history.chain_held(root, first)? {
             true => history.hash_at(root, first)?,
             false => None,
         };
-        let Some(hash) = hash.filter(|_| history.holds(root, first).unwrap_or(false)) else {
+        let Some(hash) = hash else {
             return Ok(());
         };
         // (not where the op held there is that history's first, or another's known here)

@@ -3076,3 +3076,49 @@ fn a_new_device_knows_the_context_of_a_removed_op_two_histories_forked_after() {
     assert_eq!(joiner.dump("t"), b.dump("t"));
     assert_eq!(joiner.conflicts(), b.conflicts());
 }
+
+/// A device's id whose history forks twice: after its op 1 (a copy written on without the
+/// extension, and the device itself), and again in the device's own history after its op 2
+/// (another such copy, whose later writes at one seq were overwritten, so removed by
+/// compaction). A peer that held the second copy's ops before the device's op 3 holds the
+/// device's op 2 as a history that ends there, with two histories forked after it; a new
+/// device that joins from its full bundle got the copy's history first, took its first op as
+/// that history's own, and found no history for the op after the removed one (5 ops of a new
+/// user's trial dropped). The bundle's base names the copy's history: the new device makes it
+/// as its first op comes, as its writer holds it.
+#[test]
+fn a_new_device_makes_a_history_the_base_names_as_its_first_op_comes() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    let (_z, first_copy) = written_on_a_copy(&a, "INSERT INTO t VALUES (5, 'first copy')");
+    exec(a.conn(), "INSERT INTO t VALUES (4, 'a')");
+    let (_x, second_copy) = written_on_a_copy(
+        &a,
+        "INSERT INTO t VALUES (2, 'copy'); UPDATE t SET who = 'copy 2' WHERE id = 2;
+         UPDATE t SET who = 'copy 3' WHERE id = 2; INSERT INTO t VALUES (3, 'copy')",
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (6, 'a')");
+    let open = |name, copy: &std::path::Path| {
+        Device::copied(name, &a, |path| {
+            std::fs::copy(copy, path).unwrap();
+        })
+    };
+    let (c, d) = (open("c", &first_copy), open("d", &second_copy));
+    send(&c, &b); // b holds a's id as the first copy wrote it, then as the others did
+    send(&d, &b);
+    send(&a, &b);
+    mesh(&[&a, &b, &c, &d]);
+    forget_former_ids(&[&a, &b, &c, &d]);
+    sync_and_compact(&[&a, &b, &c, &d]);
+    let e = Device::new("e", T);
+    let r = e.import(&b.bundle_for(None));
+    assert_eq!((r.pending, r.discarded), (0, 0), "{r:?}");
+    assert_eq!(e.dump("t"), b.dump("t"));
+    assert_eq!(e.clock(), b.clock());
+    mesh(&[&a, &b, &c, &d, &e]);
+    for x in [&a, &c, &d, &e] {
+        assert_eq!(x.dump("t"), b.dump("t"), "{}", x.name);
+        assert_eq!(x.conflicts(), b.conflicts(), "{}", x.name);
+        assert_eq!(x.clock(), b.clock(), "{}", x.name);
+    }
+}

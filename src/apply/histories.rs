@@ -145,7 +145,7 @@ impl Import<'_> {
                     Placed::Below(before)
                 }
                 None if self.breaks_chain_above(before, op, form)? => Placed::Unplaced,
-                None => Placed::At(before),
+                None => Placed::At(self.based_first(before, op, form)?.unwrap_or(before)),
             });
         }
         // `before` ends at seq - 1: the op is the first of one of its branches, or of a new one

@@ -19,9 +19,11 @@
 //! op after such a gap keeps the hash the bundle states for it, so the ops after it hash here
 //! as where they were written.
 
+use super::histories::{history_id, op_hash};
 use super::import::Import;
 use crate::bundle::{Base, Packed, Prev};
 use crate::db::Result;
+use crate::form::Form;
 use crate::hashed::HashMap;
 use crate::log::chain;
 use crate::log::clock::waited_for;
@@ -72,6 +74,48 @@ impl Import<'_> {
             chain::remember(self.conn, device, before, prev)?;
         }
         Ok(())
+    }
+
+    /// Where `op` follows op seq - 1 of history `before`, which holds nothing at its seq, and is
+    /// the first op of a history the bundle's base names that is not known here (its writer
+    /// holds it forked there, and removed ops of it): that history, made now, as its writer
+    /// holds it. Taken as `before`'s own next op, the ops after it that follow one its writer
+    /// removed would find no history to go to (`across_removed`) until another op at its seq
+    /// split it off.
+    pub(super) fn based_first(
+        &mut self,
+        before: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+    ) -> Result<Option<DeviceIdx>> {
+        // (a history's entry starts where it forks; one that names a history whose first op
+        // follows an op its writer does not hold removes nothing: bundle/out.rs)
+        let devices = &self.known.devices;
+        let mut named = (self.reading.base.values()).filter(|b| {
+            b.device == op.device
+                && b.history != b.device
+                && b.from + 1 == op.seq
+                && b.upto > b.from
+                && devices.idx(&b.history).is_none()
+        });
+        if named.next().is_none() {
+            return Ok(None);
+        }
+        self.reading.appender.flush()?;
+        let Some(prev) = self.prev_of(op)? else {
+            return Ok(None);
+        };
+        let id = history_id(&devices.wire_id(before), &op_hash(op, form, Some(&prev)));
+        if (self.reading.base.get(&id)).is_none_or(|b| b.upto <= b.from) {
+            return Ok(None);
+        }
+        let history = self.history();
+        if !history.chain_held(before, op.seq - 1)?
+            || history.hash_at(before, op.seq - 1)? != Some(prev)
+        {
+            return Ok(None);
+        }
+        self.new_history(before, op, form, None).map(Some)
     }
 
     /// The history of a device with two that `op` follows, where the op before it is one its

@@ -2073,6 +2073,7 @@ fn seeds_that_once_failed() {
         (1_592_590_453, crowded),
         (1_592_590_471, crowded),
         (1_592_590_994, crowded),
+        (1_592_591_116, crowded),
     ] {
         check_as(seed, forced);
     }

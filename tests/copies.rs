@@ -3122,3 +3122,44 @@ fn a_new_device_makes_a_history_the_base_names_as_its_first_op_comes() {
         assert_eq!(x.clock(), b.clock(), "{}", x.name);
     }
 }
+
+/// A device's op that compaction removed, whose context named a peer's op (the op after it
+/// named nothing new), and two histories forked later in its device's history (a copy written
+/// on without the extension, and the device itself). A new device that joins from a full
+/// bundle learns the removed op's context after it placed the ops (the bundle's gap), and gave
+/// it to the history that held it but not to the two forked after it, which had taken its
+/// context before it was known: their ops seemed concurrent with the peer's op they followed,
+/// an open conflict no other device had (the convergence suite's seed 1592591116).
+#[test]
+fn the_context_of_a_removed_op_reaches_the_histories_forked_after_it() {
+    let (a, b, x) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("x", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a'), (3, 'a')");
+    send(&a, &x);
+    exec(x.conn(), "UPDATE t SET who = 'x1' WHERE id = 3"); // follows a's ops; removed below
+    exec(x.conn(), "UPDATE t SET who = 'x2' WHERE id = 3");
+    let (_dir, copy) = written_on_a_copy(&x, "UPDATE t SET who = 'copy' WHERE id = 1");
+    exec(x.conn(), "UPDATE t SET who = 'x3' WHERE id = 1");
+    let c = Device::copied("c", &x, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    send(&a, &b);
+    send(&c, &b);
+    send(&x, &b);
+    mesh(&[&a, &b, &c, &x]);
+    forget_former_ids(&[&a, &b, &c, &x]);
+    sync_and_compact(&[&a, &b, &c, &x]);
+    let e = Device::new("e", T);
+    let r = e.import(&b.bundle_for(None));
+    assert_eq!((r.pending, r.discarded), (0, 0), "{r:?}");
+    assert_eq!(e.dump("t"), b.dump("t"));
+    assert_eq!(e.conflicts(), b.conflicts());
+    mesh(&[&a, &b, &c, &x, &e]);
+    for d in [&a, &c, &x, &e] {
+        assert_eq!(d.dump("t"), b.dump("t"), "{}", d.name);
+        assert_eq!(d.conflicts(), b.conflicts(), "{}", d.name);
+    }
+}

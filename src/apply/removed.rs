@@ -309,10 +309,9 @@ impl Import<'_> {
             if idx == SELF || gap.seq > removed || self.history().holds(idx, gap.seq)? {
                 continue; // (an op held here: its context is known)
             }
-            // (and the histories forked after it, which took its context as it was known then)
-            let forked: Vec<DeviceIdx> = (self.known.devices.children(idx).into_iter())
-                .filter(|&c| self.known.devices.fork(c).is_some_and(|f| f.1 == gap.seq))
-                .collect();
+            // (and the histories forked at it or after it, which took its context as it was
+            // known then)
+            let forked = self.heirs(idx, gap.seq);
             for (id, seq, hash) in gap.points {
                 let root = self.known.devices.idx_or_add(self.conn, &id)?;
                 let dep = self.resolve_dep(root, seq, &hash)?;
@@ -323,12 +322,36 @@ impl Import<'_> {
                     continue;
                 }
                 (self.known.contexts).add(idx, gap.seq, dep, seq, &hash)?;
-                for &child in &forked {
-                    (self.known.contexts).add(child, gap.seq, dep, seq, &hash)?;
+                for &(child, at) in &forked {
+                    if at == gap.seq || self.known.contexts.entry(child, at, dep) < seq {
+                        (self.known.contexts).add(child, at, dep, seq, &hash)?;
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// The histories that took the context of op `seq` of history `idx` where they forked,
+    /// with the seq they forked at: those forked from it there, and those forked from it
+    /// later whose first op followed the op they forked after (branch: they hold that op in
+    /// their context), and so on down the histories forked from them.
+    fn heirs(&self, idx: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64)> {
+        let (devices, contexts) = (&self.known.devices, &self.known.contexts);
+        let mut heirs = Vec::new();
+        let mut from = vec![(idx, seq)];
+        while let Some((parent, above)) = from.pop() {
+            for child in devices.children(parent) {
+                let Some((_, at)) = devices.fork(child).filter(|f| f.1 >= above) else {
+                    continue;
+                };
+                if (parent == idx && at == seq) || contexts.entry(child, at, parent) >= at {
+                    heirs.push((child, at));
+                    from.push((child, at + 1));
+                }
+            }
+        }
+        heirs
     }
 
     /// Whether the context of op `at` of history `idx` holds op `point` (dep, seq, hash): its

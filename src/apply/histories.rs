@@ -849,7 +849,10 @@ impl Import<'_> {
                     continue;
                 }
                 // (where the op names that history already, as a fork's first context may, with
-                // another dep that waited: the higher of the two stays)
+                // another dep that waited: the higher of the two stays; where an op's deps as
+                // written name both, they are kept for what sends and hashes it, and are found
+                // again by their hashes where the history splits, `recheck_deps`)
+                self.keep_twins(device, seq as u64, idx, next_local)?;
                 let params = [
                     Value::from(idx),
                     Value::from(device),
@@ -882,6 +885,39 @@ impl Import<'_> {
 
     /// Whether op `seq` of `device` names history `idx` at `dep_seq` or above already: in
     /// another dep, or in its device's previous ops' context.
+    /// Where op `seq` of `device` names history `idx` already, and a dep of it that waited is
+    /// found there too: its deps as written, kept before the two are stored as one (not for a
+    /// fork's first context, which no op wrote, nor for this device's next op, not written yet).
+    fn keep_twins(
+        &mut self,
+        device: DeviceIdx,
+        seq: u64,
+        idx: DeviceIdx,
+        next_local: u64,
+    ) -> Result<()> {
+        let forked_at = self.known.devices.fork(device).map_or(0, |f| f.1);
+        if seq <= forked_at
+            || (device == SELF && seq >= next_local)
+            || self.known.contexts.twins(device, seq).is_some()
+        {
+            return Ok(());
+        }
+        let names = self.conn.query_value(
+            "SELECT 1 FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
+            &[
+                Value::from(device),
+                Value::Integer(seq as i64),
+                Value::from(idx),
+            ],
+        )?;
+        if names.is_some() {
+            let deps =
+                crate::log::remote::deps_of(&self.known.contexts, &self.known.devices, device, seq);
+            self.known.contexts.add_twins(device, seq, &deps)?;
+        }
+        Ok(())
+    }
+
     fn names_already(
         &mut self,
         device: DeviceIdx,

@@ -135,6 +135,9 @@ pub(super) struct Reading<'a> {
     /// The bundle's base, by history id, for the histories it reaches above what is applied
     /// here (removed.rs)
     pub(super) base: HashMap<crate::op::DeviceId, crate::bundle::Base>,
+    /// Where the base's histories that its writer forked, and removed ops of, start: their
+    /// device's id and the seq of their first op (removed.rs `based_first`)
+    pub(super) based_starts: crate::hashed::HashSet<(crate::op::DeviceId, u64)>,
     /// The bundle's contexts of removed ops that its ops follow (removed.rs)
     pub(super) gaps: Vec<crate::bundle::Gap>,
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
@@ -238,6 +241,7 @@ impl<'a> Import<'a> {
                 dep_hashes: HashMap::default(),
                 appender: Appender::new(conn, spans),
                 base: HashMap::default(),
+                based_starts: Default::default(),
                 gaps: Vec::new(),
                 carried: HashMap::default(),
                 retaken: Default::default(),

@@ -45,6 +45,9 @@ impl Import<'_> {
                 self.known.devices.idx_or_add(self.conn, &entry.device)?;
             }
             self.reading.base.insert(entry.history, *entry);
+            if entry.history != entry.device && entry.upto > entry.from {
+                (self.reading.based_starts).insert((entry.device, entry.from + 1));
+            }
             // a history held here that left the writer's at or below `upto` (behind.rs)
             if let Some(idx) = self.known.devices.idx(&entry.history) {
                 if self.left_lineage(idx, entry)? {
@@ -90,23 +93,17 @@ impl Import<'_> {
     ) -> Result<Option<DeviceIdx>> {
         // (a history's entry starts where it forks; one that names a history whose first op
         // follows an op its writer does not hold removes nothing: bundle/out.rs)
-        let devices = &self.known.devices;
-        let mut named = (self.reading.base.values()).filter(|b| {
-            b.device == op.device
-                && b.history != b.device
-                && b.from + 1 == op.seq
-                && b.upto > b.from
-                && devices.idx(&b.history).is_none()
-        });
-        if named.next().is_none() {
+        if !(self.reading.based_starts).contains(&(op.device, op.seq)) {
             return Ok(None);
         }
         self.reading.appender.flush()?;
+        let devices = &self.known.devices;
         let Some(prev) = self.prev_of(op)? else {
             return Ok(None);
         };
         let id = history_id(&devices.wire_id(before), &op_hash(op, form, Some(&prev)));
-        if (self.reading.base.get(&id)).is_none_or(|b| b.upto <= b.from) {
+        let based = (self.reading.base.get(&id)).filter(|b| b.upto > b.from);
+        if based.is_none_or(|b| b.from + 1 != op.seq) || devices.idx(&id).is_some() {
             return Ok(None);
         }
         let history = self.history();

@@ -93,7 +93,8 @@ impl Import<'_> {
     ) -> Result<Option<DeviceIdx>> {
         // (a history's entry starts where it forks; one that names a history whose first op
         // follows an op its writer does not hold removes nothing: bundle/out.rs)
-        if !(self.reading.based_starts).contains(&(op.device, op.seq)) {
+        let starts = &self.reading.based_starts;
+        if starts.is_empty() || !starts.contains(&(op.device, op.seq)) {
             return Ok(None);
         }
         self.reading.appender.flush()?;

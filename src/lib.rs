@@ -203,7 +203,9 @@ pub unsafe extern "C" fn sqlite3_sync_init(
     err: *mut *mut c_char,
     api: *mut sqlite3_api_routines,
 ) -> c_int {
-    db::install_api(api);
+    if !db::install_api(api) {
+        return db::refuse_second_library(api, err);
+    }
     db::entry_result(
         || {
             register_all(db)?;

@@ -4,7 +4,7 @@
 //! Invariant: a call never unwinds into the host: its panic is caught and reported as the SQL
 //! error of the call, with where it happened; its error names the function.
 
-use sqlite_loadable::ext::{sqlite3, sqlite3_context, sqlite3_value};
+use sqlite_loadable::ext::{sqlite3, sqlite3_api_routines, sqlite3_context, sqlite3_value};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -170,6 +170,31 @@ pub unsafe fn register_function(
 /// `db` must be the live handle SQLite passed to the entry point.
 pub unsafe fn entry_conn(db: *mut sqlite3) -> Conn {
     Conn::of(db)
+}
+
+/// The entry point's refusal where another SQLite library of this process loaded the extension
+/// first (`install_api`): the message is allocated with the loading library's own routines,
+/// which free it.
+///
+/// # Safety
+/// `api` and `err` are the pointers SQLite passed to the entry point.
+pub unsafe fn refuse_second_library(
+    api: *mut sqlite3_api_routines,
+    err: *mut *mut c_char,
+) -> c_int {
+    let msg = "sqlite-sync: this process loaded the extension through another SQLite library \
+               first (two SQLite libraries in one process, such as apsw's and sqlean.py's); \
+               load it through one of them only, or use the other in a process of its own";
+    let malloc = (*api).malloc;
+    if let (false, Some(malloc)) = (err.is_null(), malloc) {
+        let p = malloc(msg.len() as c_int + 1) as *mut u8;
+        if !p.is_null() {
+            ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
+            *p.add(msg.len()) = 0;
+            *err = p as *mut c_char;
+        }
+    }
+    1 // SQLITE_ERROR
 }
 
 /// Turns the outcome of the entry point into SQLite's return code, with the message in `*err`

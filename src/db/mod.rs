@@ -37,16 +37,23 @@ const SQLITE_UTF8: c_int = 1;
 /// routine through it (they are not linked against libsqlite3).
 static API: AtomicPtr<sqlite3_api_routines> = AtomicPtr::new(ptr::null_mut());
 
-/// Records the host's routines table. Called by the entry point before anything else.
+/// Records the host's routines table. Called by the entry point before anything else. Returns
+/// false, recording nothing, where another SQLite library of this process loaded the extension
+/// first (apsw and sqlean.py, say, each with its own SQLite): one table serves every call, and
+/// the first library's connections would call the second's routines with their handles.
 ///
 /// # Safety
 /// `api` must be the pointer SQLite passed to the extension entry point.
-pub unsafe fn install_api(api: *mut sqlite3_api_routines) {
+pub unsafe fn install_api(api: *mut sqlite3_api_routines) -> bool {
     if !api.is_null() {
-        API.store(api, Ordering::Release);
+        let first = API.compare_exchange(ptr::null_mut(), api, Ordering::AcqRel, Ordering::Acquire);
+        if first.is_err_and(|held| held != api) {
+            return false;
+        }
         sqlite_loadable::ext::faux_sqlite_extension_init2(api);
     }
     function::quiet_panics();
+    true
 }
 
 fn api() -> &'static sqlite3_api_routines {
@@ -71,7 +78,7 @@ mod stmt;
 mod vtab;
 
 pub use conn::{Conn, ForeignKeysOff, OpenMode, OwnedConn, TriggersOff};
-pub use function::{entry_conn, entry_result, register_function, SqlFn};
+pub use function::{entry_conn, entry_result, refuse_second_library, register_function, SqlFn};
 pub use function::{DETERMINISTIC, DIRECT_ONLY, INNOCUOUS};
 pub use padded::{padded_rows, Padded};
 pub use stmt::{Row, Statements, Stmt};

@@ -28,7 +28,12 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install $pip_q "$whl" sqlean.py apsw
 "$work/venv/bin/pip" install $pip_q --only-binary :all: pysqlite3-binary 2>/dev/null ||
     echo "skip dist/python pysqlite3: no pysqlite3-binary wheel for $("$work/venv/bin/python" -V)"
-"$work/venv/bin/python" "$here/python_sync.py" "$work/python"
+# each driver in a process of its own: one process loads the extension through one SQLite
+# library only (two_libraries.py)
+for driver in sqlean apsw pysqlite3 sqlite3; do
+    "$work/venv/bin/python" "$here/python_sync.py" "$work/python" "$driver"
+done
+"$work/venv/bin/python" "$here/two_libraries.py" "$work/two-libraries"
 # the README's quick start, as it stands there, prints what the README says it prints
 mkdir -p "$work/quick-start"
 awk '/^## Quick start/ { on = 1 } on && /^```python$/ { inside = 1; next }

@@ -303,6 +303,21 @@ fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>
 
 /// A JSON choice's columns and values, read without a table: a JSON object of one or more.
 fn parse_choice(json: &str) -> Result<Vec<(String, Value)>> {
+    if ["local", "remote"]
+        .iter()
+        .any(|c| json.trim().eq_ignore_ascii_case(c))
+    {
+        return Err(Error::new(format!(
+            "choice {json:?}: the choices are written 'local' and 'remote', in lower case"
+        )));
+    }
+    if !json.trim_start().starts_with('{') {
+        return Err(Error::new(format!(
+            "choice {:?} is not 'local', 'remote' or a JSON object of column values (such as \
+             '{{\"title\": \"Buy oat milk\"}}')",
+            json.chars().take(60).collect::<String>()
+        )));
+    }
     let object = crate::value::parse_json_object(json).map_err(|e| {
         Error::new(format!(
             "choice is not 'local', 'remote' or a JSON object of column values: {e}"

@@ -418,6 +418,11 @@ fn a_json_choice_must_name_a_column_of_the_conflict_once() {
             r#"names none of the conflict's columns ["x"]"#,
         ),
         (r#"{"x": 1, "x": 2}"#, r#"names column "x" twice"#),
+        ("LOCAL", "written 'local' and 'remote', in lower case"),
+        (
+            "both",
+            r#"choice "both" is not 'local', 'remote' or a JSON object"#,
+        ),
     ] {
         let err = call(
             b.conn(),

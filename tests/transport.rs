@@ -202,6 +202,16 @@ fn a_bundle_cut_short_or_passed_as_text_says_what_to_do() {
         e.contains("pass the bundle itself as a BLOB") && e.len() < 400,
         "{e}"
     );
+    // the bundle's own bytes cast to TEXT (they hold NULs): named so, whole, not cut at a NUL
+    let e = common::refusal(
+        b.conn(),
+        "SELECT sync_bundle_in(CAST(?1 AS TEXT))",
+        [&blob[..]],
+    );
+    assert!(
+        e.contains("\\0") && e.contains("pass the bundle itself as a BLOB") && e.len() < 400,
+        "{e}"
+    );
 }
 
 #[test]

@@ -49,12 +49,18 @@ fn damaged(e: Error) -> Error {
 /// errors name it already.
 pub fn open_argument(arg: &Value) -> Result<(String, Reader)> {
     let (label, reader) = match arg {
-        Value::Text(path) if path.len() > 300 && !Path::new(path).exists() => {
+        // (a bundle's bytes passed as TEXT: no path is that long, or holds a NUL)
+        Value::Text(path)
+            if (path.len() > 300 || path.contains('\0')) && !Path::new(path).exists() =>
+        {
             return Err(Error::new(format!(
                 "bundle \"{}…\" ({} characters): no such file. A TEXT argument is a file's \
                  path; pass the bundle itself as a BLOB (bytes in Python, a Buffer in Node; \
                  decode base64 text first)",
-                path.chars().take(40).collect::<String>(),
+                path.chars()
+                    .take(40)
+                    .flat_map(char::escape_debug)
+                    .collect::<String>(),
                 path.chars().count()
             )))
         }

@@ -2075,6 +2075,7 @@ fn seeds_that_once_failed() {
         (1_592_590_994, crowded),
         (1_592_591_116, crowded),
         (1_592_591_059, crowded),
+        (1_592_592_081, crowded),
     ] {
         check_as(seed, forced);
     }

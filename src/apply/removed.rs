@@ -309,7 +309,7 @@ impl Import<'_> {
             }
             // (and the histories forked at it or after it, which took its context as it was
             // known then)
-            let forked = self.heirs(idx, gap.seq);
+            let forked = self.heirs(idx, gap.seq)?;
             for (id, seq, hash) in gap.points {
                 let root = self.known.devices.idx_or_add(self.conn, &id)?;
                 let dep = self.resolve_dep(root, seq, &hash)?;
@@ -331,10 +331,12 @@ impl Import<'_> {
     }
 
     /// The histories that took the context of op `seq` of history `idx` where they forked,
-    /// with the seq they forked at: those forked from it there, and those forked from it
-    /// later whose first op followed the op they forked after (branch: they hold that op in
-    /// their context), and so on down the histories forked from them.
-    fn heirs(&self, idx: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64)> {
+    /// with the seq they forked at: those forked from it there whose first op follows it (not
+    /// one that left its lineage there, behind.rs, whose first op follows another op at its
+    /// seq), and those forked from it later whose first op followed the op they forked after
+    /// (branch: they hold that op in their context), and so on down the histories forked from
+    /// them.
+    fn heirs(&self, idx: DeviceIdx, seq: u64) -> Result<Vec<(DeviceIdx, u64)>> {
         let (devices, contexts) = (&self.known.devices, &self.known.contexts);
         let mut heirs = Vec::new();
         let mut from = vec![(idx, seq)];
@@ -343,13 +345,17 @@ impl Import<'_> {
                 let Some((_, at)) = devices.fork(child).filter(|f| f.1 >= above) else {
                     continue;
                 };
-                if (parent == idx && at == seq) || contexts.entry(child, at, parent) >= at {
+                let follows = match parent == idx && at == seq {
+                    true => !self.history().detached(child)?,
+                    false => contexts.entry(child, at, parent) >= at,
+                };
+                if follows {
                     heirs.push((child, at));
                     from.push((child, at + 1));
                 }
             }
         }
-        heirs
+        Ok(heirs)
     }
 
     /// Whether the context of op `at` of history `idx` holds op `point` (dep, seq, hash): its

@@ -824,6 +824,8 @@ fn joins_from_one_bundle(
         .filter(|&&t| t != "t_late" || has_late(from.conn()))
     {
         if joiner.dump(table) != from.dump(table) {
+            keep(std::slice::from_ref(from), Some(&bundle));
+            keep(std::slice::from_ref(joiner), None);
             return Err(format!(
                 "{} differs from {} in {table} after its full bundle",
                 joiner.name, from.name

@@ -883,8 +883,6 @@ impl Import<'_> {
         Ok(found)
     }
 
-    /// Whether op `seq` of `device` names history `idx` at `dep_seq` or above already: in
-    /// another dep, or in its device's previous ops' context.
     /// Where op `seq` of `device` names history `idx` already, and a dep of it that waited is
     /// found there too: its deps as written, kept before the two are stored as one (not for a
     /// fork's first context, which no op wrote, nor for this device's next op, not written yet).
@@ -902,15 +900,7 @@ impl Import<'_> {
         {
             return Ok(());
         }
-        let names = self.conn.query_value(
-            "SELECT 1 FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
-            &[
-                Value::from(device),
-                Value::Integer(seq as i64),
-                Value::from(idx),
-            ],
-        )?;
-        if names.is_some() {
+        if self.names(device, seq, idx)? {
             let deps =
                 crate::log::remote::deps_of(&self.known.contexts, &self.known.devices, device, seq);
             self.known.contexts.add_twins(device, seq, &deps)?;
@@ -918,6 +908,8 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// Whether op `seq` of `device` names history `idx` at `dep_seq` or above already: in
+    /// another dep, or in its device's previous ops' context.
     fn names_already(
         &mut self,
         device: DeviceIdx,
@@ -925,7 +917,13 @@ impl Import<'_> {
         idx: DeviceIdx,
         dep_seq: u64,
     ) -> Result<bool> {
-        let twin = self.conn.query_value(
+        Ok(self.names(device, seq, idx)?
+            || (seq > 1 && self.known.contexts.entry(device, seq - 1, idx) >= dep_seq))
+    }
+
+    /// Whether the stored change points of op `seq` of `device` name history `idx`.
+    fn names(&self, device: DeviceIdx, seq: u64, idx: DeviceIdx) -> Result<bool> {
+        let named = self.conn.query_value(
             "SELECT 1 FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
             &[
                 Value::from(device),
@@ -933,8 +931,7 @@ impl Import<'_> {
                 Value::from(idx),
             ],
         )?;
-        Ok(twin.is_some()
-            || (seq > 1 && self.known.contexts.entry(device, seq - 1, idx) >= dep_seq))
+        Ok(named.is_some())
     }
 
     /// The history (and seq) a peer's clock entry (`root`'s device, `seq`, `hash`) names, if

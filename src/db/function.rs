@@ -185,16 +185,30 @@ pub unsafe fn refuse_second_library(
     let msg = "sqlite-sync: this process loaded the extension through another SQLite library \
                first (two SQLite libraries in one process, such as apsw's and sqlean.py's); \
                load it through one of them only, or use the other in a process of its own";
-    let malloc = (*api).malloc;
-    if let (false, Some(malloc)) = (err.is_null(), malloc) {
-        let p = malloc(msg.len() as c_int + 1) as *mut u8;
-        if !p.is_null() {
-            ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
-            *p.add(msg.len()) = 0;
-            *err = p as *mut c_char;
-        }
-    }
+    set_message((*api).malloc, err, msg);
     1 // SQLITE_ERROR
+}
+
+/// Puts `msg` in `*err` (unless NULL), allocated with `malloc`, the routine of the SQLite
+/// library that frees it.
+///
+/// # Safety
+/// `err` is NULL or the error-message pointer SQLite passed to the entry point; `malloc` is
+/// that SQLite's.
+unsafe fn set_message(
+    malloc: Option<unsafe extern "C" fn(c_int) -> *mut c_void>,
+    err: *mut *mut c_char,
+    msg: &str,
+) {
+    let (false, Some(malloc)) = (err.is_null(), malloc) else {
+        return;
+    };
+    let p = malloc(msg.len() as c_int + 1) as *mut u8;
+    if !p.is_null() {
+        ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
+        *p.add(msg.len()) = 0;
+        *err = p as *mut c_char;
+    }
 }
 
 /// Turns the outcome of the entry point into SQLite's return code, with the message in `*err`
@@ -208,15 +222,7 @@ pub unsafe fn entry_result(run: impl FnOnce() -> Result<()>, err: *mut *mut c_ch
     match outcome {
         Ok(()) => SQLITE_OK,
         Err(e) => {
-            if !err.is_null() {
-                let msg = e.message.as_bytes();
-                let p = sqlite!(malloc(msg.len() as c_int + 1)) as *mut u8;
-                if !p.is_null() {
-                    ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
-                    *p.add(msg.len()) = 0;
-                    *err = p as *mut c_char;
-                }
-            }
+            set_message(super::api().malloc, err, &e.message);
             1 // SQLITE_ERROR
         }
     }

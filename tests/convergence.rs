@@ -2078,6 +2078,7 @@ fn seeds_that_once_failed() {
         (1_592_591_116, crowded),
         (1_592_591_059, crowded),
         (1_592_592_081, crowded),
+        (1_592_591_704, crowded),
     ] {
         check_as(seed, forced);
     }

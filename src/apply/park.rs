@@ -21,10 +21,12 @@
 //! its row `PENDING`. At the import's end (`place`), every held-out row, every row written to a
 //! table with references and every row that named a row removed is judged, and judged again
 //! whenever a row it depends on changes, until none changes: first its references (a row it
-//! names that waits too is judged first, this one assumed to stay: a cycle; a row held out by
-//! one is asked of SQLite by a trial write, for rule 1), then a write of it; when a UNIQUE value is taken, the row that holds it is found (a trial upsert) and the one
-//! with the earlier first op keeps it. `HELD` rows are in their tables while rows are judged
-//! (their values stay taken), with triggers off, and taken out at the end.
+//! names that waits too is judged first, this one assumed to stay: a cycle; so is one held out
+//! for a UNIQUE value, which a write's stale values may have decided; a row held out by one is
+//! asked of SQLite by a trial write, for rule 1), then a write of it; when a UNIQUE value is
+//! taken, the row that holds it is found (a trial upsert) and the one with the earlier first op
+//! keeps it. `HELD` rows are in their tables while rows are judged (their values stay taken),
+//! with triggers off, and taken out at the end.
 //!
 //! Invariant: after every import, a synced table holds the rows the rule places, each as the
 //! merge rule shows it, and `_sync_parked` every other row that exists, with why and the row
@@ -421,7 +423,8 @@ impl<'a> Import<'a> {
         };
         let why = match why {
             Some(w)
-                if [PENDING, MISSING, HELD].contains(&w) && !self.parking.judged.contains(&at) =>
+                if [PENDING, MISSING, HELD, UNIQUE].contains(&w)
+                    && !self.parking.judged.contains(&at) =>
             {
                 self.judge(at.clone(), stack)?
             }

@@ -16,7 +16,8 @@
 //! it ran). A failure prints the seed that reproduces it; `one_seed` is the tool that replays
 //! one, not a test: `SYNC_SEED=<seed> cargo test --release --test convergence one_seed --
 //! --ignored --nocapture` (`SYNC_TRACE=1` prints each step, `SYNC_KEEP=<dir>` keeps the
-//! databases of a failure).
+//! databases of a failure, and with `SYNC_KEEP_AT=<step>` in its subdirectory `at` as that
+//! step begins).
 
 mod common;
 
@@ -885,15 +886,19 @@ fn exchange_with_every(devices: &[Device], d: usize, after: &str) -> Result<(), 
     for other in 0..devices.len() {
         if other != d {
             let path = devices[d].bundle_for(Some(&devices[other]));
-            import_as_told(devices, other, &path)
-                .map_err(|e| format!("import of d{d}'s bundle after {after}: {e}"))?;
+            import_as_told(devices, other, &path).map_err(|e| {
+                keep(devices, Some(&path));
+                format!("import of d{d}'s bundle after {after}: {e}")
+            })?;
         }
     }
     for other in 0..devices.len() {
         if other != d {
             let path = devices[other].bundle_for(Some(&devices[d]));
-            import_as_told(devices, d, &path)
-                .map_err(|e| format!("import into d{d} after {after}: {e}"))?;
+            import_as_told(devices, d, &path).map_err(|e| {
+                keep(devices, Some(&path));
+                format!("import into d{d} after {after}: {e}")
+            })?;
         }
     }
     Ok(())
@@ -1186,7 +1191,13 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
         let d = rng.below(n as u64) as usize;
         let event = rng.below(20);
         if trace {
-            eprintln!("step: device d{d}, event {event}, mail {}", mail.len());
+            eprintln!(
+                "step {step}: device d{d}, event {event}, mail {}",
+                mail.len()
+            );
+        }
+        if std::env::var("SYNC_KEEP_AT").is_ok_and(|at| at == step.to_string()) {
+            keep_in("at", &devices, None); // (the databases as this step begins)
         }
         // now and then a device forgets another (a generator of its own, too), which does as
         // it is told when it hears of it (`import_as_told`)
@@ -1835,9 +1846,16 @@ fn check_rows_by_rule(d: &Device) -> Result<(), String> {
 /// For debugging a failure: with SYNC_KEEP=<dir>, copies of every device's database (and the
 /// bundle at fault) into that directory.
 fn keep(devices: &[Device], bundle: Option<&std::path::Path>) {
+    keep_in("", devices, bundle)
+}
+
+/// `keep`, into the subdirectory `sub` of SYNC_KEEP's directory (made if need be).
+fn keep_in(sub: &str, devices: &[Device], bundle: Option<&std::path::Path>) {
     let Ok(dir) = std::env::var("SYNC_KEEP") else {
         return;
     };
+    let dir = format!("{dir}/{sub}");
+    std::fs::create_dir_all(&dir).unwrap();
     for d in devices {
         let to = format!("{dir}/{}.db", d.name);
         let _ = std::fs::remove_file(&to);
@@ -2079,6 +2097,7 @@ fn seeds_that_once_failed() {
         (1_592_591_059, crowded),
         (1_592_592_081, crowded),
         (1_592_591_704, crowded),
+        (1_592_591_544, crowded),
     ] {
         check_as(seed, forced);
     }

@@ -480,6 +480,15 @@ impl<'a> Import<'a> {
                 return Ok(Some(row_hold(&e)));
             };
             let other_at = (table.id, log::row_key(other.iter()));
+            let other_record = self.load_record(&other_at)?;
+            if let Some((PENDING, _)) = other_record {
+                // its own write was refused: the values in its table are old ones, not what
+                // it holds now: they leave, and it is judged with those
+                let other_key = key_cells(table, &other_at.1)?;
+                self.take_out(table, &other_key, true, true)?;
+                self.parking.push(other_at);
+                continue;
+            }
             let columns = unique_columns(&e);
             if self.first_op(table, &other_at)? < self.first_op(table, at)? {
                 let by_values = self.holder_values(table, &other, &columns)?;
@@ -493,7 +502,6 @@ impl<'a> Import<'a> {
             }
             // this row keeps the value: the other one leaves
             let other_key = key_cells(table, &other_at.1)?;
-            let other_record = self.load_record(&other_at)?;
             let other_cells = match &other_record {
                 Some((_, cells)) => cells.clone(),
                 None => (self.rows.writers.read(table, &other_key)?).unwrap_or_default(),

@@ -117,18 +117,25 @@ impl Import<'_> {
     }
 
     /// The history of a device with two that `op` follows, where the op before it is one its
-    /// writer removed (so no history here holds it): the one whose base entry covers that op,
-    /// the one the bundle's previous op went to when several do.
+    /// writer removed (so no history here holds it): the one whose base entry covers that op
+    /// (or the branch that split off it here and took the bundle's ops before it), the one the
+    /// bundle's previous op went to when several do.
     pub(super) fn across_removed(&self, op: &Packed) -> Option<DeviceIdx> {
         let before = op.seq - 1;
-        let covering: Vec<DeviceIdx> = (self.reading.base.values())
+        let covering: Vec<(DeviceIdx, &Base)> = (self.reading.base.values())
             .filter(|b| b.device == op.device && b.from < before && before <= b.upto)
-            .filter_map(|b| self.known.devices.idx(&b.history))
+            .filter_map(|b| Some((self.known.devices.idx(&b.history)?, b)))
             .collect();
         match (covering.as_slice(), self.reading.stream_at) {
-            ([only], _) => Some(*only),
+            // (the bundle's ops before it went to a branch that split off here)
+            ([(only, entry)], Some((id, at, branch)))
+                if id == op.device && at < before && self.took_over(*only, branch, entry, at) =>
+            {
+                Some(branch)
+            }
+            ([(only, _)], _) => Some(*only),
             (_, Some((id, at, idx)))
-                if id == op.device && at < before && covering.contains(&idx) =>
+                if id == op.device && at < before && covering.iter().any(|c| c.0 == idx) =>
             {
                 Some(idx)
             }
@@ -292,6 +299,15 @@ impl Import<'_> {
         self.reading.appender.flush()?;
         let found = self.history().locate(idx, entry.upto, &entry.link)?;
         Ok(found.unwrap_or(idx))
+    }
+
+    /// Whether `branch` is a history that split off history `idx` here where its writer held
+    /// them as one (this device held another op there too), below op `at` it holds, within the
+    /// ops of `idx` that base entry `entry` says the bundle starts from: the writer's ops of
+    /// `idx` from there on are `branch`'s here.
+    fn took_over(&self, idx: DeviceIdx, branch: DeviceIdx, entry: &Base, at: u64) -> bool {
+        (self.known.devices.fork(branch))
+            .is_some_and(|(parent, base)| parent == idx && entry.from <= base && base < at)
     }
 
     /// The contexts of the removed ops that the bundle's ops follow, where this device took

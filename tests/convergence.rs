@@ -2098,6 +2098,7 @@ fn seeds_that_once_failed() {
         (1_592_592_081, crowded),
         (1_592_591_704, crowded),
         (1_592_591_544, crowded),
+        (1_592_591_717, crowded),
     ] {
         check_as(seed, forced);
     }

@@ -3163,3 +3163,41 @@ fn the_context_of_a_removed_op_reaches_the_histories_forked_after_it() {
         assert_eq!(d.conflicts(), b.conflicts(), "{}", d.name);
     }
 }
+
+/// A new device takes one device's full bundle (found by the random convergence suite, kept
+/// in tests/fixtures): a device's history split at its op 72 into two histories forked at 71,
+/// every op up to 71 and the first history's op 72 removed by compaction. That history,
+/// made here before op 71 is taken as applied, still follows op 71 (its writer holds it so):
+/// a delete written after its op 72 saw the insert op 68 wrote, and the conflict between the
+/// delete and a concurrent update is about the update's two columns, as on the writer, not
+/// about the columns only the insert wrote.
+#[test]
+fn a_history_forked_at_an_op_the_base_removed_follows_that_op() {
+    let schema = "CREATE TABLE t_int(id INTEGER PRIMARY KEY, a, b, c, d DEFAULT 7);
+        CREATE TABLE t_text(k TEXT PRIMARY KEY, a, b REAL);
+        CREATE TABLE t_comp(x INTEGER, y TEXT, v, w BLOB, PRIMARY KEY (x, y)) WITHOUT ROWID;
+        CREATE TABLE t_ref(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES t_ref(id),
+                           u INTEGER UNIQUE, lo INTEGER, hi INTEGER, CHECK (lo <= hi));
+        CREATE TABLE t_child(id INTEGER PRIMARY KEY,
+                             ref INTEGER REFERENCES t_ref(id) ON DELETE CASCADE, w INTEGER UNIQUE);
+        CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b);
+        SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');
+        SELECT sync_enable('t_ref'); SELECT sync_enable('t_child'); SELECT sync_enable('t_late');";
+    let joiner = Device::new("joiner", schema);
+    removing(joiner.conn());
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/a-history-forked-at-an-op-the-base-removed.bundle");
+    let r = joiner.import(&bundle);
+    assert_eq!(r.pending, 0, "{r:?}");
+    let columns: Vec<(String, String)> = rows(
+        joiner.conn(),
+        "SELECT pk, columns FROM sync_conflicts WHERE table_name = 't_int' ORDER BY pk",
+    );
+    assert_eq!(
+        columns,
+        vec![
+            ("{\"id\":1}".to_string(), "[\"b\",\"c\"]".to_string()),
+            ("{\"id\":3}".to_string(), "[\"a\",\"b\",\"c\"]".to_string()),
+        ]
+    );
+}

@@ -428,13 +428,7 @@ impl Import<'_> {
         let conn = self.conn;
         let idx = self.known.devices.add_history(conn, parent, base, id)?;
         if base > 0 && follows {
-            let hash = (self.history().hash_at(parent, base)?)
-                .ok_or_else(|| Error::new("a fork names no op"))?;
-            let mut points = self.known.contexts.points_at(parent, base);
-            points.push((parent, base, hash));
-            for (dep, dep_seq, hash) in points {
-                self.known.contexts.add(idx, base, dep, dep_seq, &hash)?;
-            }
+            self.inherit(idx, parent, base)?;
         }
         self.clocks.clock.insert(idx, base);
         conn.exec(
@@ -442,6 +436,19 @@ impl Import<'_> {
             &[Value::from(idx), Value::Integer(base as i64)],
         )?;
         Ok(idx)
+    }
+
+    /// History `idx`, forked from `parent` after its op `base`, follows that op: its context
+    /// holds it and that op's.
+    pub(super) fn inherit(&mut self, idx: DeviceIdx, parent: DeviceIdx, base: u64) -> Result<()> {
+        let hash = (self.history().hash_at(parent, base)?)
+            .ok_or_else(|| Error::new("a fork names no op"))?;
+        let mut points = self.known.contexts.points_at(parent, base);
+        points.push((parent, base, hash));
+        for (dep, dep_seq, hash) in points {
+            self.known.contexts.add(idx, base, dep, dep_seq, &hash)?;
+        }
+        Ok(())
     }
 
     /// History `at` holds another op than `op` under its seq: the ops of `at` from there on

@@ -210,31 +210,23 @@ impl Import<'_> {
     /// removed name them (`resolve_waiting`).
     pub(super) fn take_base(&mut self) -> Result<()> {
         let base = std::mem::take(&mut self.reading.base);
+        // (a history made before the op it forks after is taken as applied inherits that op's
+        // context once it is: the ops that follow it see that op's past)
+        let mut later = Vec::new();
         for entry in base.values() {
-            self.removed_branch(entry)?;
+            if let Some(made) = self.removed_branch(entry, base.get(&entry.device))? {
+                later.push(made);
+            }
         }
         let mut taken = false;
         for entry in base.values() {
-            let Some(idx) = self.known.devices.idx(&entry.history) else {
-                continue; // (a second history the bundle carries no op of: not known here)
-            };
-            let idx = self.base_continued(idx, entry)?;
-            let at = self.applied_seq(idx);
-            if idx == SELF || at < entry.from || self.reading.retaken.contains(&idx) {
-                continue;
+            taken |= self.take_entry(entry)?;
+        }
+        for (idx, root, at) in later {
+            // (where the op it forked after was taken as applied just now, its hash kept)
+            if self.known.devices.removed_upto(root) >= at {
+                self.inherit(idx, root, at)?;
             }
-            if at >= entry.upto {
-                continue;
-            }
-            // (pending ones too: an op held pending there, which the bundle does not carry,
-            // waits for ops its writer removed, and cannot be hashed past them)
-            self.drop_uncarried(idx, entry.from, entry.upto)?;
-            self.known.devices.set_removed(self.conn, idx, entry.upto)?;
-            if !self.history().holds(idx, entry.upto)? {
-                chain::remember(self.conn, idx, entry.upto, &entry.link)?;
-            }
-            self.skip_removed(idx)?;
-            taken = true;
         }
         if taken {
             self.take_gaps()?;
@@ -243,17 +235,50 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// Takes the ops base entry `entry` says its writer removed as applied, where the history
+    /// it is about is known here and its applied clock reaches where the entry starts; whether
+    /// it did.
+    fn take_entry(&mut self, entry: &Base) -> Result<bool> {
+        let Some(idx) = self.known.devices.idx(&entry.history) else {
+            return Ok(false); // (a second history the bundle carries no op of: not known here)
+        };
+        let idx = self.base_continued(idx, entry)?;
+        let at = self.applied_seq(idx);
+        if idx == SELF || at < entry.from || self.reading.retaken.contains(&idx) {
+            return Ok(false);
+        }
+        if at >= entry.upto {
+            return Ok(false);
+        }
+        // (pending ones too: an op held pending there, which the bundle does not carry,
+        // waits for ops its writer removed, and cannot be hashed past them)
+        self.drop_uncarried(idx, entry.from, entry.upto)?;
+        self.known.devices.set_removed(self.conn, idx, entry.upto)?;
+        if !self.history().holds(idx, entry.upto)? {
+            chain::remember(self.conn, idx, entry.upto, &entry.link)?;
+        }
+        self.skip_removed(idx)?;
+        Ok(true)
+    }
+
     /// A second history not known here whose every op the bundle's writer removed: made here,
     /// forked from its device's first history where its base entry starts, where that history
     /// holds an op the bundle carried after it (the writer held that op in another history, as
     /// the entry's ops there are removed): so the ops that follow one of the removed ops find
-    /// it taken as applied, as on the writer, and do not wait for it for ever.
-    fn removed_branch(&mut self, entry: &Base) -> Result<()> {
+    /// it taken as applied, as on the writer, and do not wait for it for ever. Where the
+    /// first history takes the op it forked after as applied from this bundle's base too
+    /// (`root_entry` ends there), returns (the history, the first history, that seq): it follows
+    /// that op, and inherits its context once it is taken.
+    fn removed_branch(
+        &mut self,
+        entry: &Base,
+        root_entry: Option<&Base>,
+    ) -> Result<Option<(DeviceIdx, DeviceIdx, u64)>> {
         let root = (entry.history != entry.device)
             .then(|| self.known.devices.idx(&entry.device))
             .flatten();
         let Some(root) = root.filter(|_| self.known.devices.idx(&entry.history).is_none()) else {
-            return Ok(());
+            return Ok(None);
         };
         let devices = &self.known.devices;
         let carried_after = (self.reading.carried.get(&root))
@@ -262,7 +287,7 @@ impl Import<'_> {
             || (devices.children(root).iter())
                 .any(|&c| devices.fork(c).is_some_and(|(_, base)| base == entry.from))
         {
-            return Ok(());
+            return Ok(None);
         }
         self.reading.appender.flush()?;
         let (history, first) = (self.history(), entry.from + 1);
@@ -271,20 +296,23 @@ impl Import<'_> {
             false => None,
         };
         let Some(hash) = hash else {
-            return Ok(());
+            return Ok(None);
         };
         // (not where the op held there is that history's first, or another's known here)
         let held_as = super::histories::history_id(&entry.device, &hash);
         if held_as == entry.history || self.known.devices.idx(&held_as).is_some() {
-            return Ok(());
+            return Ok(None);
         }
         // (as its writer holds them, and a split would here: the ops after the fork are a
         // history of their own, and the removed one another)
         self.move_from(root, first, &hash, None)?;
         let follows = self.applied_seq(root) == entry.from
             && (entry.from == 0 || self.history().hash_at(root, entry.from)?.is_some());
-        self.branch(root, entry.from, &entry.history, follows)?;
-        Ok(())
+        let idx = self.branch(root, entry.from, &entry.history, follows)?;
+        let taken_later = root_entry.is_some_and(|r| {
+            r.upto == entry.from && r.from < entry.from && self.applied_seq(root) >= r.from
+        });
+        Ok((!follows && taken_later).then_some((idx, root, entry.from)))
     }
 
     /// The history a base entry of history `idx` is about: where `idx` forked into histories

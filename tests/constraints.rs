@@ -658,19 +658,9 @@ fn rows_that_name_one_another_stay_after_unique_values_swapped_under_them() {
 /// keys on or off, as on the device that wrote the bundle.
 #[test]
 fn a_unique_value_a_row_no_longer_has_holds_no_row_out() {
-    let schema = "CREATE TABLE t_int(id INTEGER PRIMARY KEY, a, b, c);
-        CREATE TABLE t_text(k TEXT PRIMARY KEY, a, b REAL);
-        CREATE TABLE t_comp(x INTEGER, y TEXT, v, w BLOB, PRIMARY KEY (x, y)) WITHOUT ROWID;
-        CREATE TABLE t_ref(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES t_ref(id),
-                           u INTEGER UNIQUE, lo INTEGER, hi INTEGER, CHECK (lo <= hi));
-        CREATE TABLE t_child(id INTEGER PRIMARY KEY,
-                             ref INTEGER REFERENCES t_ref(id) ON DELETE CASCADE, w INTEGER UNIQUE);
-        SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');
-        SELECT sync_enable('t_ref'); SELECT sync_enable('t_child');";
-    let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/rows-naming-one-another.bundle");
+    let bundle = fixture("rows-naming-one-another.bundle");
     for fk in ["OFF", "ON"] {
-        let d = Device::new("d", schema);
+        let d = Device::new("d", SUITE_TABLES);
         exec(d.conn(), &format!("PRAGMA foreign_keys = {fk}"));
         let r = d.import(&bundle);
         assert_eq!(r.pending, 0, "{r:?}");

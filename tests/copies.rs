@@ -3173,20 +3173,9 @@ fn the_context_of_a_removed_op_reaches_the_histories_forked_after_it() {
 /// about the columns only the insert wrote.
 #[test]
 fn a_history_forked_at_an_op_the_base_removed_follows_that_op() {
-    let schema = "CREATE TABLE t_int(id INTEGER PRIMARY KEY, a, b, c, d DEFAULT 7);
-        CREATE TABLE t_text(k TEXT PRIMARY KEY, a, b REAL);
-        CREATE TABLE t_comp(x INTEGER, y TEXT, v, w BLOB, PRIMARY KEY (x, y)) WITHOUT ROWID;
-        CREATE TABLE t_ref(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES t_ref(id),
-                           u INTEGER UNIQUE, lo INTEGER, hi INTEGER, CHECK (lo <= hi));
-        CREATE TABLE t_child(id INTEGER PRIMARY KEY,
-                             ref INTEGER REFERENCES t_ref(id) ON DELETE CASCADE, w INTEGER UNIQUE);
-        CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b);
-        SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');
-        SELECT sync_enable('t_ref'); SELECT sync_enable('t_child'); SELECT sync_enable('t_late');";
-    let joiner = Device::new("joiner", schema);
+    let joiner = Device::new("joiner", SUITE_TABLES);
     removing(joiner.conn());
-    let bundle = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/a-history-forked-at-an-op-the-base-removed.bundle");
+    let bundle = fixture("a-history-forked-at-an-op-the-base-removed.bundle");
     let r = joiner.import(&bundle);
     assert_eq!(r.pending, 0, "{r:?}");
     let columns: Vec<(String, String)> = rows(

@@ -422,10 +422,7 @@ impl<'a> Import<'a> {
             }
         };
         let why = match why {
-            Some(w)
-                if [PENDING, MISSING, HELD, UNIQUE].contains(&w)
-                    && !self.parking.judged.contains(&at) =>
-            {
+            Some(w) if w != ROW && !self.parking.judged.contains(&at) => {
                 self.judge(at.clone(), stack)?
             }
             other => other,

@@ -551,3 +551,25 @@ pub struct ImportResult {
     /// `declared_otherwise`, as JSON
     pub otherwise: String,
 }
+
+/// The tables of the random convergence suite (tests/convergence.rs) as its last new device
+/// declares them (with the column a later version adds to `t_int`, and `t_late`), every one
+/// synced: for the bundles that suite found faults with, kept in tests/fixtures.
+pub const SUITE_TABLES: &str = "
+    CREATE TABLE t_int(id INTEGER PRIMARY KEY, a, b, c, d DEFAULT 7);
+    CREATE TABLE t_text(k TEXT PRIMARY KEY, a, b REAL);
+    CREATE TABLE t_comp(x INTEGER, y TEXT, v, w BLOB, PRIMARY KEY (x, y)) WITHOUT ROWID;
+    CREATE TABLE t_ref(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES t_ref(id),
+                       u INTEGER UNIQUE, lo INTEGER, hi INTEGER, CHECK (lo <= hi));
+    CREATE TABLE t_child(id INTEGER PRIMARY KEY,
+                         ref INTEGER REFERENCES t_ref(id) ON DELETE CASCADE, w INTEGER UNIQUE);
+    CREATE TABLE t_late(id INTEGER PRIMARY KEY, a, b);
+    SELECT sync_enable('t_int'); SELECT sync_enable('t_text'); SELECT sync_enable('t_comp');
+    SELECT sync_enable('t_ref'); SELECT sync_enable('t_child'); SELECT sync_enable('t_late');";
+
+/// The path of `name` in tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}

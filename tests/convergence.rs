@@ -763,19 +763,43 @@ fn exchange_until_quiet(devices: &[Device], gone: &BTreeSet<Written>) -> Result<
 
 /// Imports `path`, written by device `from`, on device `to`. A device the bundle's writer holds
 /// as forgotten (sync_forget) does as the refusal says: `sync_fork()`, and imports it again.
+/// The import writes no op of the device's own on the tables with references: holding a row
+/// out writes none, and no foreign-key action is carried out (DESIGN 5.3).
 fn import_as_told(
     devices: &[Device],
     to: usize,
     path: &std::path::Path,
 ) -> Result<ImportResult, String> {
-    loop {
+    let conn = devices[to].conn();
+    let last = || -> i64 {
+        (conn.query_row("SELECT coalesce(max(seq), 0) FROM _sync_ops", [], |r| {
+            r.get(0)
+        }))
+        .unwrap()
+    };
+    let before = last();
+    let done = loop {
         match devices[to].try_import(path) {
             Err(e) if e.contains("as forgotten") && e.contains("SELECT sync_fork()") => {
-                call(devices[to].conn(), "SELECT sync_fork()")?; // (and again)
+                call(conn, "SELECT sync_fork()")?; // (and again)
             }
-            done => return done,
+            done => break done?,
+        }
+    };
+    if last() > before {
+        let own: Vec<(i64, String, i64)> = rows(
+            conn,
+            &format!(
+                "SELECT o.seq, t.name, o.kind FROM _sync_ops o
+                 JOIN _sync_shapes s ON s.id = o.shape JOIN _sync_tables t ON t.id = s.table_id
+                 WHERE o.seq > {before} AND t.name IN ('t_ref', 't_child')"
+            ),
+        );
+        if !own.is_empty() {
+            return Err(format!("d{to}'s import wrote ops of its own: {own:?}"));
         }
     }
+    Ok(done)
 }
 
 /// A device that joins imports the full bundle of `from`. Where `from` holds every op it has
@@ -1138,6 +1162,8 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
     let trace = std::env::var("SYNC_TRACE").is_ok();
     // in some schedules the devices also meet through a shared folder, decided by a generator of
     // its own so that the other schedules stay as they were
+    let mut orng = Rng(seed ^ 0x0bf4_a115);
+    let orphans = orng.chance(40);
     let mut frng = Rng(seed ^ 0x5eed_f01d);
     let folder = frng.chance(30).then(common::tempdir::Dir::new);
     let mut crng = Rng(seed ^ 0xc0_4ac7);
@@ -1213,6 +1239,43 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
         }
         if let Some(folder) = folder.as_ref().filter(|_| frng.chance(25)) {
             visit_folder(&mut frng, &devices[d], folder.path(), trace)?;
+        }
+        // in some schedules (a generator of their own), a device adds a row under a row of
+        // t_ref that another deletes meanwhile (with foreign keys on, it takes its children
+        // along): the row is held out everywhere, and no import writes an op for it
+        // (`import_as_told`)
+        if orphans && orng.chance(12) {
+            let here: Vec<(i64,)> = rows(devices[d].conn(), "SELECT id FROM t_ref ORDER BY id");
+            let parent = here
+                .get(orng.below(here.len().max(1) as u64) as usize)
+                .map(|r| r.0);
+            let has = |o: usize, id: i64| -> bool {
+                let sql = format!("SELECT count(*) FROM t_ref WHERE id = {id}");
+                o != d && rows::<(i64,)>(devices[o].conn(), &sql)[0].0 > 0
+            };
+            let others: Vec<usize> = match parent {
+                Some(p) => (0..n).filter(|&o| has(o, p)).collect(),
+                None => Vec::new(),
+            };
+            if let (Some(parent), false) = (parent, others.is_empty()) {
+                let other = others[orng.below(others.len() as u64) as usize];
+                let child = 4 + orng.below(2) as i64;
+                let sql = match orng.chance(50) {
+                    true => {
+                        format!("INSERT OR REPLACE INTO t_child VALUES ({child}, {parent}, NULL)")
+                    }
+                    false => format!(
+                        "UPDATE t_child SET ref = {parent} WHERE id = {}",
+                        orng.below(6)
+                    ),
+                };
+                let _ = devices[d].conn().execute(&sql, []);
+                let delete = format!("DELETE FROM t_ref WHERE id = {parent}");
+                let _ = devices[other].conn().execute(&delete, []);
+                if trace {
+                    eprintln!("  d{d}: {sql}; d{other} deletes t_ref {parent}");
+                }
+            }
         }
         // a device writes a compaction point now and then (a generator of its own, too)
         if crng.chance(10) {

@@ -2,8 +2,7 @@
 //! the database's length limit (a 100 MB value otherwise syncs whole). The rule: the whole
 //! bundle is refused with SQLite's reason, the database is left as it was, no transaction
 //! stays open, the host goes on, and the same bundle imports once the cause is gone. (A row
-//! that breaks a constraint is held out, never a reason to refuse: tests/constraints.rs; the
-//! foreign-key actions an import sets off are here.)
+//! that breaks a constraint is held out, never a reason to refuse: tests/constraints.rs.)
 
 mod common;
 
@@ -125,11 +124,6 @@ fn a_100_mb_value() {
     assert!(a.dump("files") == small.dump("files"));
 }
 
-/// A parent deleted on one device while its child is edited on another: the edit wins the
-/// child's row, which then refers to a parent that is gone, on both devices. Until the
-/// constraints issue parks such rows, each refuses the other's bundle, and the error names the
-/// row, its table and the op that wrote it last, not only SQLite's "FOREIGN KEY constraint
-/// failed".
 /// Devices a and b with `schema` and foreign keys enforced.
 fn enforcing(schema: &str) -> (Device, Device) {
     let (a, b) = (Device::new("a", schema), Device::new("b", schema));
@@ -167,112 +161,4 @@ fn foreign_keys_hold_at_the_end_of_an_import() {
         .query_row("PRAGMA defer_foreign_keys", [], |r| r.get(0))
         .unwrap();
     assert_eq!(deferred, 0);
-}
-
-/// A foreign-key action the import sets off on the importing device (ON DELETE CASCADE, SET
-/// NULL) is a write of that device like any other: captured, sent on, and so applied everywhere.
-/// b adds an item to a list while a deletes the list: b's import of the delete removes the item
-/// (and nulls a note's reference), and a, which held b's item out while its list was gone,
-/// imports once b's next bundle carries the removal. Both end alike, with foreign keys on.
-#[test]
-fn foreign_key_actions_of_an_import_are_captured() {
-    let schema = "CREATE TABLE list(id INTEGER PRIMARY KEY, name TEXT);
-                  CREATE TABLE item(id INTEGER PRIMARY KEY,
-                                    list INTEGER REFERENCES list(id) ON DELETE CASCADE);
-                  CREATE TABLE note(id INTEGER PRIMARY KEY,
-                                    list INTEGER REFERENCES list(id) ON DELETE SET NULL);
-                  SELECT sync_enable('list'); SELECT sync_enable('item');
-                  SELECT sync_enable('note');";
-    let (a, b) = enforcing(schema);
-    exec(a.conn(), "INSERT INTO list VALUES (1, 'groceries')");
-    b.import(&a.bundle_for(Some(&b)));
-    exec(a.conn(), "DELETE FROM list WHERE id = 1");
-    exec(
-        b.conn(),
-        "INSERT INTO item VALUES (11, 1); INSERT INTO note VALUES (5, 1);",
-    );
-    // a holds b's item and note out (their list is gone) until b's actions arrive
-    a.import(&b.bundle_for(Some(&a)));
-    assert_eq!(a.dump("item"), vec![] as Vec<Vec<rusqlite::types::Value>>);
-    assert_eq!(a.held_out().len(), 2);
-    b.import(&a.bundle_for(Some(&b)));
-    assert_eq!(b.dump("item"), vec![] as Vec<Vec<rusqlite::types::Value>>);
-    a.import(&b.bundle_for(Some(&a)));
-    b.import(&a.bundle_for(Some(&b)));
-    for table in ["list", "item", "note"] {
-        assert_eq!(a.dump(table), b.dump(table), "{table}");
-    }
-    assert_eq!(a.held_out(), vec![]);
-    assert_eq!(
-        a.dump("note"),
-        vec![vec![
-            rusqlite::types::Value::Integer(5),
-            rusqlite::types::Value::Null
-        ]]
-    );
-    // b's own: two inserts and the two actions; a's own: the list's insert and delete
-    let own = |d: &Device| op_count(d.conn());
-    assert_eq!((own(&a), own(&b)), (2, 4));
-    // a list deleted with its items on a arrives with a's own deletes of the items, settled
-    // before the list: b has nothing left to act on, and writes nothing of its own
-    exec(
-        a.conn(),
-        "INSERT INTO list VALUES (2, 'tools'); INSERT INTO item VALUES (21, 2), (22, 2);",
-    );
-    b.import(&a.bundle_for(Some(&b)));
-    exec(a.conn(), "DELETE FROM list WHERE id = 2");
-    b.import(&a.bundle_for(Some(&b)));
-    assert_eq!(own(&b), 4, "no redundant ops");
-    for table in ["list", "item", "note"] {
-        assert_eq!(a.dump(table), b.dump(table), "{table}");
-    }
-}
-
-/// A tree whose nodes refer to their parent node (ON DELETE CASCADE): deleting the root on one
-/// device while another adds a leaf ends, on both, with no nodes.
-#[test]
-fn a_cascade_within_one_table() {
-    let schema = "CREATE TABLE node(id INTEGER PRIMARY KEY,
-                                    parent INTEGER REFERENCES node(id) ON DELETE CASCADE);
-                  SELECT sync_enable('node');";
-    let (a, b) = enforcing(schema);
-    exec(
-        a.conn(),
-        "INSERT INTO node VALUES (1, NULL), (2, 1), (3, 2)",
-    );
-    b.import(&a.bundle_for(Some(&b)));
-    exec(a.conn(), "DELETE FROM node WHERE id = 1");
-    exec(b.conn(), "INSERT INTO node VALUES (4, 3)");
-    b.import(&a.bundle_for(Some(&b)));
-    a.import(&b.bundle_for(Some(&a)));
-    assert_eq!(a.dump("node"), b.dump("node"));
-    assert_eq!(a.dump("node").len(), 0);
-}
-
-/// ON UPDATE CASCADE through a referenced column that is not the primary key: a renames a
-/// shelf's code while b puts a book on the shelf under the old code; b's import of the rename
-/// moves the book (b's own op), and both end with the book under the new code.
-#[test]
-fn an_update_cascade_through_a_unique_column() {
-    let schema = "CREATE TABLE shelf(id INTEGER PRIMARY KEY, code TEXT UNIQUE);
-                  CREATE TABLE book(id INTEGER PRIMARY KEY,
-                                    shelf TEXT REFERENCES shelf(code) ON UPDATE CASCADE);
-                  SELECT sync_enable('shelf'); SELECT sync_enable('book');";
-    let (a, b) = enforcing(schema);
-    exec(a.conn(), "INSERT INTO shelf VALUES (1, 'A1')");
-    b.import(&a.bundle_for(Some(&b)));
-    exec(a.conn(), "UPDATE shelf SET code = 'B2' WHERE id = 1");
-    exec(b.conn(), "INSERT INTO book VALUES (7, 'A1')");
-    b.import(&a.bundle_for(Some(&b)));
-    a.import(&b.bundle_for(Some(&a)));
-    for table in ["shelf", "book"] {
-        assert_eq!(a.dump(table), b.dump(table), "{table}");
-    }
-    assert_eq!(
-        b.dump("book"),
-        vec![vec![
-            rusqlite::types::Value::Integer(7),
-            rusqlite::types::Value::Text("B2".into())
-        ]]
-    );
 }

@@ -12,7 +12,6 @@ use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
 use crate::value::Value;
 
-use super::cascade::ForeignKeys;
 use super::parking::Parking;
 use super::quiet::Quiet;
 use super::row_writer::RowWriters;
@@ -51,11 +50,10 @@ pub(super) struct Import<'a> {
     pub(super) outcome: Outcome,
 }
 
-/// Loaded once per import: the synced tables and their foreign keys, the devices, the causal
+/// Loaded once per import: the synced tables, the devices, the causal
 /// contexts, the local ops' shapes and epochs, and the forms of received ops.
 pub(super) struct Known<'a> {
     pub(super) tables: &'a [SyncedTable],
-    pub(super) foreign_keys: ForeignKeys,
     pub(super) devices: Devices,
     pub(super) contexts: Contexts<'a>,
     pub(super) local: LocalOps<'a>,
@@ -215,7 +213,6 @@ impl<'a> Import<'a> {
             conn,
             known: Known {
                 tables,
-                foreign_keys: ForeignKeys::load(conn, tables)?,
                 devices: Devices::load(conn)?,
                 contexts: Contexts::load(conn)?,
                 local: LocalOps::load(conn)?,

@@ -26,9 +26,9 @@
 //!   becomes a new device; `behind.rs`: where compaction removes ops, a compaction point
 //!   decides a device's history below it; `removed.rs`: a bundle's base (ops its writer
 //!   removed); `lost.rs`: the writes a compaction point decided against, told (`sync_lost`).
-//! - `row_writer.rs`, `quiet.rs`, `cascade.rs`: how rows are written: by statements prepared per
-//!   table and columns, out of the log but with the app's triggers, and with the database's own
-//!   foreign-key actions.
+//! - `row_writer.rs`, `quiet.rs`: how rows are written: by statements prepared per table and
+//!   columns, out of the log but with the app's triggers (the database's foreign-key actions
+//!   are not carried out: a row left naming a row that is gone is held out, park.rs).
 //!
 //! Words: an op is **stored** when it is in `_sync_remote`, **pending** until every op of its
 //! context is applied, **applied** once its row was written; **touched** rows are those with
@@ -40,13 +40,11 @@
 //! one savepoint, so an error leaves the database as it was; an op is applied only when every op
 //! in its causal context is (others wait as pending); the importer's own writes to user tables
 //! are never captured as local ops (quiet.rs: all triggers off, or only the capture triggers
-//! dropped when the app has triggers of its own), but for the foreign-key actions it carries
-//! out as this device's writes (cascade.rs); and a touched row is rewritten from the whole set
+//! dropped when the app has triggers of its own); and a touched row is rewritten from the whole set
 //! of ops on it (merge/), so the order in which ops arrive does not matter.
 
 mod behind;
 mod bundle_in;
-mod cascade;
 mod catch_up;
 mod checks;
 mod delivery;

@@ -1,7 +1,6 @@
 //! How the importer keeps its writes out of the log while the app's own triggers still fire.
 //!
-//! Invariants: no write the importer makes to a user table is captured as a local op; a
-//! foreign-key action it carries out as this device's own write (cascade.rs) is; the app's
+//! Invariants: no write the importer makes to a user table is captured as a local op; the app's
 //! triggers on synced tables fire for the rows an import changes, as for a local write, so the
 //! data they keep (a full-text index, an audit table) stays right for rows that arrive by sync.
 //!
@@ -60,23 +59,6 @@ impl<'c> Quiet<'c> {
     /// Whether the app's triggers fire for the import's writes.
     pub fn app_triggers_fire(&self) -> bool {
         matches!(self.mode, Mode::CaptureDropped(_))
-    }
-
-    /// Runs `f` as a captured write of this device (with capture on, and `sync_importing`
-    /// empty).
-    pub fn captured<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        match &self.mode {
-            Mode::TriggersOff(off) => off.paused(f),
-            Mode::CaptureDropped(captures) => {
-                set_importing(self.conn, false)?;
-                captures.create_all(self.conn)?;
-                let result = f();
-                captures.drop_all(self.conn)?;
-                set_importing(self.conn, true)?;
-                result
-            }
-            Mode::Done => f(),
-        }
     }
 
     /// Runs `f` with every trigger off: a write that puts back what an app trigger changed.

@@ -167,14 +167,10 @@ impl Import<'_> {
         Ok(())
     }
 
-    /// Settles every touched row, a table's rows after those of the tables that refer to it;
-    /// then the rows a foreign-key action of this device changed on the way, if others wrote
-    /// them too.
+    /// Settles every touched row.
     pub(super) fn settle_touched(&mut self) -> Result<()> {
-        let rank = self.known.foreign_keys.rank(self.known.tables);
         while !self.rows.touched.is_empty() {
-            let mut rows = self.rows.touched.take();
-            rows.sort_by_key(|((table_id, _), _)| rank.get(table_id).copied().unwrap_or(0));
+            let rows = self.rows.touched.take();
             for ((table_id, key), new) in rows {
                 if !self.known.tables.iter().any(|t| t.id == table_id) {
                     // a table not synced now (disabled, or gone): its row is settled when it is
@@ -223,9 +219,6 @@ impl Import<'_> {
         };
         let state = self.whole(table, key, state)?;
         let lost = merge::losses(&row.ops, &row.live, &row.universe);
-        if (self.known.foreign_keys).act(conn, &self.quiet, table, &row.key, &state)? {
-            self.fold_local_ops(log::last_local_seq(conn)? as u64)?;
-        }
         self.place_row(table, &row.key, &state)?;
         let order = self.known.order();
         let statements = &mut self.statements;

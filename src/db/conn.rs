@@ -453,7 +453,7 @@ impl Drop for OwnedConn {
 /// While alive, the triggers of the main schema do not fire for statements prepared on this
 /// connection (SQLITE_DBCONFIG_ENABLE_TRIGGER); dropping it restores the previous setting.
 /// The importer writes through it so that its writes are never captured as local ops.
-pub struct TriggersOff<'c>(Switch<'c>);
+pub struct TriggersOff<'c>(#[allow(dead_code)] Switch<'c>);
 
 /// While alive, this connection does not enforce foreign keys (SQLITE_DBCONFIG_ENABLE_FKEY,
 /// which, unlike `PRAGMA foreign_keys`, also works inside a transaction); dropping it restores
@@ -467,11 +467,6 @@ const SQLITE_DBCONFIG_ENABLE_TRIGGER: c_int = 1003;
 impl<'c> TriggersOff<'c> {
     pub fn new(conn: &'c Conn) -> Result<TriggersOff<'c>> {
         Switch::off(conn, SQLITE_DBCONFIG_ENABLE_TRIGGER).map(TriggersOff)
-    }
-
-    /// Runs `f` with triggers as they were before this guard (on), then switches them off again.
-    pub fn paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.0.paused(f)
     }
 }
 
@@ -495,16 +490,6 @@ impl<'c> Switch<'c> {
             set_switch(conn, op, 0)?;
         }
         Ok(Switch { conn, op, was_on })
-    }
-
-    fn paused<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        if !self.was_on {
-            return f();
-        }
-        set_switch(self.conn, self.op, 1)?;
-        let result = f();
-        set_switch(self.conn, self.op, 0)?;
-        result
     }
 }
 

@@ -197,7 +197,16 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
     };
     contexts.check()?;
     local.check()?;
+    let held = crate::apply::held_out_reason(conn, table_id, &key_blob)?.is_some();
     conn.savepoint("sync_resolve", || {
+        if held {
+            // a row held out of its table by a constraint (apply/park.rs): the resolution is
+            // this device's op on the columns chosen, written to the log, not the table (an
+            // insert there would write every other column anew); the row stays held out, as
+            // the merge now shows it, until its constraint passes
+            append_op(conn, &table, &key, target.as_deref())?;
+            return crate::apply::fold_local(conn);
+        }
         write_resolution(conn, &table, &key, target.as_deref()).map_err(|e| {
             match e.is_constraint() {
                 true => Error::new(format!(
@@ -268,7 +277,18 @@ fn resolve_held_out(conn: &Conn, id: &[u8], choice: &str) -> Result<Value> {
                 ))
             })?,
         }
-        crate::apply::fold_local(conn)
+        crate::apply::fold_local(conn)?;
+        // (a connection with foreign keys off wrote the row all the same: judged here, as
+        // every import judges it)
+        let key_blob = log::row_key(key.iter());
+        match crate::apply::held_out_reason(conn, table_id, &key_blob)? {
+            Some(reason) if target.is_some() => Err(Error::new(format!(
+                "the row with these values still breaks a constraint of table {:?} ({reason}); \
+                 nothing was written: choose other values",
+                table.name
+            ))),
+            _ => Ok(()),
+        }
     })?;
     Ok(Value::Integer(1))
 }

@@ -448,6 +448,89 @@ fn an_update_cascade_through_a_unique_column() {
     );
 }
 
+/// Resolving the concurrent record of a held-out row (b's edit of an item against a's delete
+/// of its list, which took the item along) writes the chosen columns only, as an op: the row
+/// keeps its other values, held out on both; a choice that moves it to a list that is there
+/// brings it back whole.
+#[test]
+fn resolving_an_edit_of_a_held_out_row_keeps_its_other_values() {
+    for choice in ["remote", r#"{"name": "rice milk", "list": 2}"#] {
+        let (a, b) = lists("CASCADE");
+        // two edits: b's Lamport time passes a's delete of the item, so the edit wins the row
+        exec(
+            b.conn(),
+            "UPDATE item SET name = 'oat' WHERE id = 11;
+             UPDATE item SET name = 'oat milk' WHERE id = 11;",
+        );
+        exec(a.conn(), "DELETE FROM list WHERE id = 1");
+        exchange(&a, &b);
+        alike(&a, &b, &["list", "item"]);
+        assert_eq!(a.held_out().len(), 1, "{choice}");
+        let id = id_of(
+            &a,
+            "SELECT id FROM sync_conflicts WHERE kind = 'concurrent'",
+        );
+        resolve(&a, &id, choice).unwrap();
+        exchange(&a, &b);
+        alike(&a, &b, &["list", "item"]);
+        let open: Vec<(String,)> = rows(
+            b.conn(),
+            "SELECT kind FROM sync_conflicts WHERE NOT resolved ORDER BY kind",
+        );
+        if choice == "remote" {
+            assert_eq!(open, vec![("constraint".into(),)]);
+            let held: String = id_of(
+                &b,
+                "SELECT local_values FROM sync_conflicts WHERE kind = 'constraint'",
+            );
+            assert_eq!(held, r#"{"id":11,"list":1,"name":"oat milk"}"#);
+        } else {
+            assert_eq!(open, vec![]);
+            assert_eq!(
+                b.dump("item"),
+                vec![vec![
+                    V::Integer(11),
+                    V::Integer(2),
+                    V::Text("rice milk".into())
+                ]]
+            );
+        }
+    }
+}
+
+/// `sync_resolve` with values that still break the constraint is refused and writes nothing,
+/// also on a connection that does not enforce foreign keys (the row is judged as every import
+/// judges it); values that pass bring the row back.
+#[test]
+fn a_resolution_that_still_names_no_row_is_refused_whatever_foreign_keys_says() {
+    let (a, b) = lists("NO ACTION");
+    exec(a.conn(), "DELETE FROM item; DELETE FROM list WHERE id = 1");
+    exec(b.conn(), "INSERT INTO item VALUES (12, 1, 'bread')");
+    exchange(&a, &b);
+    exec(b.conn(), "PRAGMA foreign_keys = OFF");
+    let id = id_of(
+        &b,
+        "SELECT id FROM sync_conflicts WHERE kind = 'constraint'",
+    );
+    let ops = op_count(b.conn());
+    let refused = resolve(&b, &id, r#"{"list": 9}"#).unwrap_err();
+    assert!(refused.contains("still breaks a constraint"), "{refused}");
+    assert!(
+        refused.contains("FOREIGN KEY (list) REFERENCES list(id)"),
+        "{refused}"
+    );
+    assert_eq!(op_count(b.conn()), ops);
+    assert_eq!(b.held_out().len(), 1);
+    resolve(&b, &id, r#"{"list": 2}"#).unwrap();
+    exchange(&a, &b);
+    alike(&a, &b, &["list", "item"]);
+    assert_eq!(a.held_out(), vec![]);
+    assert_eq!(
+        a.dump("item"),
+        vec![vec![V::Integer(12), V::Integer(2), V::Text("bread".into())]]
+    );
+}
+
 /// A child edited (or moved to another list) on b while a deletes its list: held out on both
 /// beside the record of the edit against the delete; `sync_resolve` with another list brings
 /// it back.

@@ -82,5 +82,5 @@ pub use floor::settle_behind_floors;
 pub use folder_in::sync_folder_in;
 pub use follow::follow_schema;
 pub use fork::{fork, sync_fork};
-pub use park::held_out;
+pub use park::{held_out, held_out_reason};
 pub use settle::fold_local;

@@ -968,3 +968,22 @@ pub fn held_out(conn: &crate::db::Conn, id: &[u8]) -> Result<Option<(i64, Vec<Va
         rmp_serde::from_slice(row[2].as_blob().unwrap_or_default()).map_err(|_| damaged())?;
     Ok(Some((row[0].as_i64().unwrap_or(0), key, cells)))
 }
+
+/// Why row `key` (msgpack of its key values) of table `table_id` is held out of its table
+/// (SQLite's words); None when it is not.
+pub fn held_out_reason(
+    conn: &crate::db::Conn,
+    table_id: i64,
+    key: &[u8],
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_value(
+            "SELECT reason FROM main._sync_parked WHERE table_id = ?1 AND key = ?2 AND why <> ?3",
+            &[
+                Value::Integer(table_id),
+                Value::Blob(key.to_vec()),
+                Value::Integer(PENDING),
+            ],
+        )?
+        .map(|v| v.as_text().unwrap_or_default().to_string()))
+}

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 /// fixed_seed_schedules -- --nocapture` (about 20 minutes here; `SYNC_AUTO=1`,
 /// `SYNC_RESTORES=1` or `SYNC_CROWDED=1` before it forces those generators), or new seeds with
 /// `SYNC_SOAK_SECONDS` (above).
-const SCHEDULES: u64 = 400;
+const SCHEDULES: u64 = 360;
 
 /// Ops removed by compaction over the schedules run (printed: how much the rule of removal
 /// was exercised).

@@ -3190,3 +3190,111 @@ fn a_history_forked_at_an_op_the_base_removed_follows_that_op() {
         ]
     );
 }
+
+/// Every device sends to every other, each compacting after each import.
+fn mesh_compacting(devices: &[&Device]) {
+    for from in devices {
+        for to in devices.iter().filter(|to| to.name != from.name) {
+            to.import(&from.bundle_for(Some(to)));
+            call(to.conn(), "SELECT sync_compact()").unwrap();
+        }
+    }
+}
+
+const NOTES_N: &str = "CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT NOT NULL, body TEXT,
+                       n INTEGER DEFAULT 0); SELECT sync_enable('notes');";
+
+/// A backup put back and written on before any import, in a fleet that compacts after every
+/// import (a new user's trial, 2026-12-05): every device decides the writes of the put-back
+/// copy alike (what a compaction point decided against is in `sync_lost` on all three) and the
+/// tables end alike. Open: a drops its own second write (y's n = 99) with no trace and names
+/// the put-back copy's remaining history otherwise than b and c, which keep the write.
+#[test]
+#[ignore = "open fault: the put-back copy's second write is dropped on a only"]
+fn a_backup_written_on_in_a_fleet_compacting_after_every_import() {
+    let (mut a, b, c) = (
+        Device::new("a", NOTES_N),
+        Device::new("b", NOTES_N),
+        Device::new("c", NOTES_N),
+    );
+    exec(
+        a.conn(),
+        "INSERT INTO notes(id, title, body, n) VALUES ('x', 'X', 'xb', 1), ('y', 'Y', 'yb', 2),
+         ('z', 'Z', 'zb', 3)",
+    );
+    mesh_compacting(&[&a, &b, &c]);
+    let backup = back_up(&a);
+    exec(a.conn(), "DELETE FROM notes WHERE id = 'x'");
+    mesh_compacting(&[&a, &b, &c]);
+    mesh_compacting(&[&a, &b, &c]);
+    put_back(&mut a, &backup);
+    exec(
+        a.conn(),
+        "UPDATE notes SET title = 'R1' WHERE id = 'z'; UPDATE notes SET n = 99 WHERE id = 'y';
+         INSERT INTO notes(id, title) VALUES ('w', 'W');",
+    );
+    for _ in 0..3 {
+        mesh_compacting(&[&a, &b, &c]);
+    }
+    let lost = |d: &Device| -> Vec<(i64, String)> {
+        rows(d.conn(), "SELECT seq, pk FROM sync_lost ORDER BY seq")
+    };
+    for d in [&b, &c] {
+        assert_eq!(a.dump("notes"), d.dump("notes"), "{}", d.name);
+        assert_eq!(lost(&a), lost(d), "{}", d.name);
+        assert_eq!(a.conflicts(), d.conflicts(), "{}", d.name);
+    }
+}
+
+/// A `cp` copy of b written on without the extension (its write under b's id) while b writes
+/// at the same seq; the fleet compacts after every import; the copy then loads the extension
+/// (it forks) and deletes a row that b's write changed, which the copy never saw (a new user's
+/// trial, 2026-12-05). The delete is concurrent with b's update: every device records the
+/// conflict, or lists b's update in `sync_lost`. Open: the delete wins with neither (without
+/// compaction every device records the conflict).
+#[test]
+#[ignore = "open fault: a write the copy never saw is overwritten with no record"]
+fn a_copy_s_delete_is_concurrent_with_the_write_it_never_saw() {
+    let (a, b, c) = (
+        Device::new("a", NOTES_N),
+        Device::new("b", NOTES_N),
+        Device::new("c", NOTES_N),
+    );
+    exec(
+        a.conn(),
+        "INSERT INTO notes(id, title, body, n) VALUES ('r', 'R', 'init', 0), ('s', 'S', 'init', 0)",
+    );
+    mesh_compacting(&[&a, &b, &c]);
+    mesh_compacting(&[&a, &b, &c]);
+    let (_dir, copy) = written_on_a_copy(&b, "UPDATE notes SET body = 'N-first' WHERE id = 's'");
+    exec(
+        b.conn(),
+        "UPDATE notes SET body = 'B-update' WHERE id = 'r'",
+    );
+    mesh_compacting(&[&a, &b, &c]);
+    let n = Device::copied("n", &b, |path| {
+        std::fs::copy(&copy, path).unwrap();
+    });
+    exec(n.conn(), "DELETE FROM notes WHERE id = 'r'");
+    for _ in 0..3 {
+        mesh_compacting(&[&a, &b, &c, &n]);
+    }
+    for d in [&b, &c, &n] {
+        assert_eq!(a.dump("notes"), d.dump("notes"), "{}", d.name);
+    }
+    for d in [&a, &b, &c, &n] {
+        let recorded: Vec<(i64,)> = rows(
+            d.conn(),
+            "SELECT count(*) FROM sync_conflict_records WHERE pk = '{\"id\":\"r\"}'",
+        );
+        let lost: Vec<(i64,)> = rows(
+            d.conn(),
+            "SELECT count(*) FROM sync_lost WHERE pk = '{\"id\":\"r\"}'",
+        );
+        assert!(
+            recorded[0].0 + lost[0].0 > 0,
+            "{}: b's update left no trace",
+            d.name
+        );
+    }
+}

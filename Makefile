@@ -45,8 +45,13 @@ TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && \
 	echo /dev/shm || echo /tmp)
 endif
 
+# the test programs themselves are built at opt-level 1 (`cargo test --release` builds them with
+# the bench profile): they spend their time in SQLite and the library, both built for release,
+# and the build of twenty of them at opt-level 3 took as long as running them
+TEST_BUILD = CARGO_PROFILE_BENCH_OPT_LEVEL=1
+
 test-rust:
-	TMPDIR="$(TEST_TMPDIR)" $(CARGO) test --release
+	$(TEST_BUILD) TMPDIR="$(TEST_TMPDIR)" $(CARGO) test --release
 
 test-shell:
 	sh tests/shell/run.sh $(SO)
@@ -66,7 +71,7 @@ test-dist: dist
 # the quick tier for the edit-test loop: every named case, 150 convergence schedules, five
 # seconds of fuzzing, the shell cases (make test runs them all, and more)
 check: build
-	SYNC_SCHEDULES=150 SYNC_FUZZ_SECONDS=5 TMPDIR="$(TEST_TMPDIR)" $(CARGO) test --release -- --skip random_seed_schedules
+	$(TEST_BUILD) SYNC_SCHEDULES=150 SYNC_FUZZ_SECONDS=5 TMPDIR="$(TEST_TMPDIR)" $(CARGO) test --release -- --skip random_seed_schedules
 	sh tests/shell/run.sh $(SO)
 
 demo: build

@@ -228,10 +228,7 @@ const LISTS: &str = "CREATE TABLE list(id INTEGER PRIMARY KEY, name TEXT);
 
 fn lists(action: &str) -> (Device, Device) {
     let schema = LISTS.replace("ACTION", action);
-    let (a, b) = (Device::new("a", &schema), Device::new("b", &schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(&schema);
     exec(
         a.conn(),
         "INSERT INTO list VALUES (1, 'groceries'), (2, 'tools'); INSERT INTO item VALUES (11, 1, 'milk');",
@@ -390,10 +387,7 @@ fn a_cascade_within_one_table() {
     let schema = "CREATE TABLE node(id INTEGER PRIMARY KEY,
                                     parent INTEGER REFERENCES node(id) ON DELETE CASCADE);
                   SELECT sync_enable('node');";
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(schema);
     exec(
         a.conn(),
         "INSERT INTO node VALUES (1, NULL), (2, 1), (3, 2)",
@@ -423,10 +417,7 @@ fn an_update_cascade_through_a_unique_column() {
                   CREATE TABLE book(id INTEGER PRIMARY KEY,
                                     shelf TEXT REFERENCES shelf(code) ON UPDATE CASCADE);
                   SELECT sync_enable('shelf'); SELECT sync_enable('book');";
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(schema);
     exec(a.conn(), "INSERT INTO shelf VALUES (1, 'A1')");
     send(&a, &b);
     exec(a.conn(), "UPDATE shelf SET code = 'B2' WHERE id = 1");
@@ -949,10 +940,7 @@ fn rows_naming_a_row_held_out_are_not_cascaded_away() {
                   CREATE TABLE posts(id INTEGER PRIMARY KEY,
                                      user INTEGER REFERENCES users(id) ON DELETE CASCADE);
                   SELECT sync_enable('users'); SELECT sync_enable('posts');";
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
+    let (a, b) = enforcing(schema);
     // b's user and post first, then a's user with the same e-mail and an earlier first op
     exec(
         b.conn(),

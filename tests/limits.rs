@@ -124,15 +124,6 @@ fn a_100_mb_value() {
     assert!(a.dump("files") == small.dump("files"));
 }
 
-/// Devices a and b with `schema` and foreign keys enforced.
-fn enforcing(schema: &str) -> (Device, Device) {
-    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        exec(d.conn(), "PRAGMA foreign_keys = ON");
-    }
-    (a, b)
-}
-
 /// Foreign keys are checked when the import ends, not row by row: rows are written in key
 /// order, not in the order of their ops, and a bundle that deletes an item and then its list
 /// (the list's table enabled first) imports. `defer_foreign_keys` ends with the import.

@@ -531,6 +531,15 @@ pub fn rows<T: FromRow>(conn: &Connection, sql: &str) -> Vec<T> {
 }
 
 /// Sends `to` a bundle of what `from` holds and `to` is not known to have; returns the import.
+/// Devices a and b with `schema` and foreign keys enforced.
+pub fn enforcing(schema: &str) -> (Device, Device) {
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    for d in [&a, &b] {
+        exec(d.conn(), "PRAGMA foreign_keys = ON");
+    }
+    (a, b)
+}
+
 pub fn send(from: &Device, to: &Device) -> ImportResult {
     to.import(&from.bundle_for(Some(to)))
 }

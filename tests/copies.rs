@@ -1970,6 +1970,54 @@ fn a_write_that_follows_a_dropped_one_at_a_seq_the_peer_removed_is_listed_there(
     assert_eq!(pending_ops(&a) + pending_ops(&b), 0);
 }
 
+/// A backup put back and written on, whose peer splits a's id into two histories at the
+/// backup and only then compacts, removing the original history's first op (a third device
+/// had taught it that every device had the original's ops). The peer's bundle names that
+/// history in its base and carries its ops after the op removed, while the restored device
+/// holds its own ops past the fork, applied, as the history it had. It took those ops for ones
+/// whose previous op it lacked and dropped them; a full bundle then made it the history and
+/// took its ops as applied from the base: a clock naming ops it never applied (a new user's
+/// fleet, shrunk: tests/trial/trial15 `copies.py restore_bad`). Now the ops go to the history
+/// the base names, forked where it starts, and the restored device's own move to one of their
+/// own.
+#[test]
+fn a_restored_device_holding_writes_past_the_fork_takes_the_history_a_base_names() {
+    for full in [false, true] {
+        let (mut a, b, c) = (
+            Device::new("a", T),
+            Device::new("b", T),
+            Device::new("c", T),
+        );
+        exec(a.conn(), "INSERT INTO t VALUES (1, 'a0'), (2, 'a0')"); // a's ops 1, 2
+        mesh(&[&a, &b, &c]);
+        let backup = back_up(&a);
+        for who in ["x", "y", "w"] {
+            exec(
+                a.conn(),
+                &format!("UPDATE t SET who = '{who}' WHERE id = 2"),
+            ); // 3-5
+        }
+        send(&a, &b);
+        send(&a, &c);
+        send(&b, &c);
+        send(&c, &b); // c's stable clock, every device known: a's 5
+        put_back(&mut a, &backup);
+        exec(a.conn(), "INSERT INTO t VALUES (3, 'restored')"); // a's seq 3 again
+        send(&a, &b); // b splits a's id after op 2
+        assert_eq!(compact_removed(&b), 2, "the original history's ops 3 and 4");
+        let r = a.import(&b.bundle_for((!full).then_some(&a)));
+        assert_eq!((r.applied, r.pending), (2, 0), "{r:?}");
+        assert_eq!(a.dump("t"), b.dump("t"), "full: {full}");
+        mesh(&[&a, &b, &c]);
+        assert_eq!(ids(&a), vec![1, 2, 3]);
+        for d in [&b, &c] {
+            assert_eq!(d.dump("t"), a.dump("t"), "{}, full: {full}", d.name);
+            assert_eq!(d.clock(), a.clock(), "{}, full: {full}", d.name);
+        }
+        assert_eq!(pending_ops(&a), 0);
+    }
+}
+
 /// Each pair of `devices` exchanges peer-aware bundles both ways, then each compacts, four
 /// times over (a new user's "sync, then compact").
 fn sync_and_compact(devices: &[&Device]) {

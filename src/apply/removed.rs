@@ -146,8 +146,11 @@ impl Import<'_> {
     /// The history `op` goes to where the device is held here as one (`root`) and the op
     /// before it is one its writer removed in another history, the only one the bundle's base
     /// says it removed ops of there, not known here (a device that joins late, from a writer
-    /// that holds the device as two histories, each forked where its base entry starts): that
-    /// history, made now, forked from `root` there, as its writer holds it.
+    /// that holds the device as two histories, each forked where its base entry starts; or a
+    /// backup put back that wrote past that fork, whose own ops there are the other history):
+    /// that history, made now, forked from `root` there, as its writer holds it. (Were the op
+    /// dropped instead, for lack of the op before it, the base would later take that history as
+    /// applied past ops it never stored.)
     pub(super) fn based_branch(
         &mut self,
         root: DeviceIdx,
@@ -162,10 +165,7 @@ impl Import<'_> {
         let Prev::Stated(prev) = op.prev else {
             return Ok(None);
         };
-        if entry.history == entry.device
-            || self.known.devices.idx(&entry.history).is_some()
-            || self.applied_seq(root) > entry.from
-        {
+        if entry.history == entry.device || self.known.devices.idx(&entry.history).is_some() {
             return Ok(None);
         }
         self.reading.appender.flush()?;

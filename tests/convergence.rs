@@ -470,7 +470,8 @@ fn held_out_stored(conn: &rusqlite::Connection) -> Vec<(String, String, i64)> {
 
 /// Resolves one open conflict, if the device has any: 'local', 'remote' or values of its own.
 /// The reference: a side that deleted the row leaves it absent, any other choice leaves it
-/// present (a row the winner deleted comes back whole), with the chosen value; a conflict that
+/// present (a row the winner deleted comes back whole), with the chosen value, or held out by a
+/// constraint (a UNIQUE value, a parent gone, the choice then kept in the log); a conflict that
 /// a later write of this device already resolved returns 0 and changes nothing.
 fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String> {
     let open: Vec<(String, String, String, String, String, String, String)> = rows(
@@ -571,8 +572,22 @@ fn resolve_one(rng: &mut Rng, conn: &rusqlite::Connection) -> Result<(), String>
         None => Some(Some(Value::Integer(value))),
     };
     let shown = row_now(&first);
+    // a row held out by a constraint (the chosen values may not be what holds it out) stays
+    // out, with the choice written to the log: the rule's check of held-out rows judges it
+    let held_out = || -> bool {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sync_conflicts
+                 WHERE kind = 'constraint' AND table_name = ?1 AND pk = ?2",
+                [table, pk],
+                |r| r.get(0),
+            )
+            .unwrap();
+        n > 0
+    };
     let ok = match (&expected, &shown) {
         (None, None) | (Some(None), Some(_)) => true,
+        (Some(_), None) if held_out() => true,
         // the column's affinity may store the integer as a REAL
         (Some(Some(Value::Integer(v))), Some(w)) => {
             *w == Value::Integer(*v) || *w == Value::Real(*v as f64)
@@ -2119,7 +2134,10 @@ fn seeds_that_once_failed() {
     // devices showed a conflict a new device did not (2 runs of 4 failed, as ids fell); with
     // it in every schedule, a device that joined from one full bundle did not know the context
     // of the op a second history forked after, removed by compaction where the bundle was
-    // written, and showed conflicts its writer did not (bundle/out.rs: a gap at the fork)
+    // written, and showed conflicts its writer did not (bundle/out.rs: a gap at the fork); with
+    // crowded schedules, the suite expected a row whose conflict a resolution with values closed
+    // in its table, where a UNIQUE value of its own held it out (`resolve_one`; 1 run of 3
+    // failed, as ids fell)
     let plain = Forced::default();
     for seed in [
         13_197_101_577_220_414_716,
@@ -2164,6 +2182,7 @@ fn seeds_that_once_failed() {
         (1_592_591_704, crowded),
         (1_592_591_544, crowded),
         (1_592_591_717, crowded),
+        (1_592_590_606, crowded),
     ] {
         check_as(seed, forced);
     }

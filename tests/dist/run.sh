@@ -9,7 +9,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 dist=$(cd "$1" && pwd)
 work="$root/target/dist-test"
-cache="$root/target/dist-cache"   # kept between runs: better-sqlite3 compiled here (see below)
+# kept between runs and checkouts: better-sqlite3 compiled here (see below), in the user's cache
+# (or target/dist-cache where that cannot be made)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/sqlite-sync-dist"
+mkdir -p "$cache/prebuilds" 2>/dev/null || cache="$root/target/dist-cache"
 rm -rf "$work"
 mkdir -p "$work" "$cache/prebuilds"
 
@@ -55,15 +58,18 @@ if [ -x /usr/bin/python3 ] && [ "$(/usr/bin/python3 -c 'import sys; print(sys.pr
 fi
 
 # Node: a fresh folder. better-sqlite3 downloads its binary from GitHub, or else compiles it (1.5
-# minutes on 2 cores): a binary compiled here (or by tests/smoke in target/smoke) is kept in
-# target/dist-cache as a local prebuild, which its installer (prebuild-install) takes first.
+# to 3 minutes on 2 cores): a binary compiled here (or by tests/smoke, in its cache) is kept in
+# the cache above as a local prebuild, which its installer (prebuild-install) takes first.
 keep_prebuild() {   # keep_prebuild node_modules/better-sqlite3
     [ -f "$1/build/Release/better_sqlite3.node" ] || return 0
     name=$(node -p "'better-sqlite3-v' + require('$1/package.json').version + '-node-v' + \
         process.versions.modules + '-' + process.platform + '-' + process.arch + '.tar.gz'")
     [ -f "$cache/prebuilds/$name" ] || tar -czf "$cache/prebuilds/$name" -C "$1" build/Release/better_sqlite3.node
 }
-keep_prebuild "$root/target/smoke/node/node_modules/better-sqlite3"
+smoke_node="${SYNC_SMOKE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sqlite-sync-smoke}/node-$(node --version)"
+for built in "$smoke_node" "$root/target/smoke/node"; do
+    keep_prebuild "$built/node_modules/better-sqlite3"
+done
 mkdir -p "$work/node/w"
 (cd "$work/node" && npm init -y >/dev/null &&
     npm_config_better_sqlite3_local_prebuilds="$cache/prebuilds" \

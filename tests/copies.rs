@@ -2018,6 +2018,75 @@ fn a_restored_device_holding_writes_past_the_fork_takes_the_history_a_base_names
     }
 }
 
+/// The same in random variations (how many writes on each side of the backup, which rows,
+/// whether the third device and the restored one compact, peer-aware or full bundles): every
+/// device ends with the same rows and clock and nothing pending, and a device that joins from
+/// one full bundle holds the same rows.
+#[test]
+fn restored_devices_whose_peers_split_then_compact_converge_in_random_variations() {
+    for seed in 0..40 {
+        let mut rng = Rng(0x7e57_0000 + seed);
+        let (mut a, b, c) = (
+            Device::new("a", T),
+            Device::new("b", T),
+            Device::new("c", T),
+        );
+        exec(
+            a.conn(),
+            "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a')",
+        );
+        mesh(&[&a, &b, &c]);
+        let backup = back_up(&a);
+        let write = |d: &Device, rng: &mut Rng, n: u64, tag: &str| {
+            for i in 0..n {
+                let sql = match rng.below(3) {
+                    0 => format!("INSERT OR REPLACE INTO t VALUES ({}, '{tag}{i}')", 10 + i),
+                    _ => format!(
+                        "UPDATE t SET who = '{tag}{i}' WHERE id = {}",
+                        1 + rng.below(3)
+                    ),
+                };
+                exec(d.conn(), &sql);
+            }
+        };
+        let n = 2 + rng.below(4);
+        write(&a, &mut rng, n, "original");
+        send(&a, &b);
+        send(&a, &c);
+        send(&b, &c);
+        send(&c, &b);
+        put_back(&mut a, &backup);
+        let n = 1 + rng.below(3);
+        write(&a, &mut rng, n, "restored");
+        send(&a, &b);
+        compact_removed(&b);
+        if rng.chance(50) {
+            send(&a, &c);
+            compact_removed(&c);
+        }
+        let full = rng.chance(50);
+        a.import(&b.bundle_for((!full).then_some(&a)));
+        if rng.chance(50) {
+            compact_removed(&a);
+        }
+        for _ in 0..3 {
+            mesh(&[&a, &b, &c]);
+        }
+        for d in [&b, &c] {
+            assert_eq!(d.dump("t"), a.dump("t"), "seed {seed}: {}", d.name);
+            assert_eq!(d.clock(), a.clock(), "seed {seed}: {}", d.name);
+        }
+        assert_eq!(
+            pending_ops(&a) + pending_ops(&b) + pending_ops(&c),
+            0,
+            "seed {seed}"
+        );
+        let j = Device::new("j", T);
+        j.import(&b.bundle_for(None));
+        assert_eq!(j.dump("t"), b.dump("t"), "seed {seed}: a device that joins");
+    }
+}
+
 /// Each pair of `devices` exchanges peer-aware bundles both ways, then each compacts, four
 /// times over (a new user's "sync, then compact").
 fn sync_and_compact(devices: &[&Device]) {

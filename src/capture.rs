@@ -137,6 +137,14 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
             "{q} is a virtual table; only ordinary tables can be synced"
         )));
     }
+    if let Some(index) = shadow_of(conn, &name)? {
+        return Err(Error::new(format!(
+            "{q} is a shadow table, part of {index} that SQLite keeps (a full-text or \
+             R*Tree index, say); only ordinary tables can be synced: sync the table it is built \
+             from, and let each device keep its own index with triggers (see \
+             docs/sync-rules.md, Your own triggers)"
+        )));
+    }
     let (shape, columns) = shape_of(conn, &name)?;
     if shape.pk.is_empty() {
         return Err(Error::new(format!(
@@ -179,6 +187,41 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
         shape,
         columns,
     })
+}
+
+/// Where `name` is a shadow table (FTS3/4/5's `_data`, `_content`, …, R*Tree's `_node`, …),
+/// which SQLite writes itself and where triggers can crash it: the virtual table it belongs
+/// to, as the error names it. Told by `PRAGMA table_list` (SQLite 3.37 and later: type
+/// `shadow`), else by the names those modules give them.
+fn shadow_of(conn: &Conn, name: &str) -> Result<Option<String>> {
+    const SUFFIXES: [&str; 11] = [
+        "data", "idx", "content", "docsize", "config", "segments", "segdir", "stat", "node",
+        "parent", "rowid",
+    ];
+    let listed = conn
+        .query_value(
+            "SELECT 1 FROM pragma_table_list WHERE schema = 'main' AND name = ?1
+               AND type = 'shadow'",
+            &[Value::Text(name.into())],
+        )
+        .map(|found| found.is_some())
+        .ok(); // (no table_list before 3.37: the names alone)
+    let mut stmt = conn.prepare(
+        "SELECT name FROM main.sqlite_schema
+         WHERE type = 'table' AND upper(sql) LIKE 'CREATE VIRTUAL TABLE%'",
+    )?;
+    let lower = name.to_ascii_lowercase();
+    while let Some(row) = stmt.step()? {
+        let index = row.column(0)?.as_text().unwrap_or_default().to_string();
+        let prefix = format!("{}_", index.to_ascii_lowercase());
+        let Some(rest) = lower.strip_prefix(&prefix) else {
+            continue;
+        };
+        if listed.unwrap_or_else(|| SUFFIXES.contains(&rest)) {
+            return Ok(Some(format!("the virtual table {}", quote_ident(&index))));
+        }
+    }
+    Ok((listed == Some(true)).then(|| "a virtual table".to_string()))
 }
 
 /// Refuses the extension's own tables and SQLite's.
@@ -496,7 +539,7 @@ pub fn added_columns(
                 "synced table {q} is not in this database any more (dropped, or renamed: \
                  ALTER TABLE … RENAME is not followed yet): create it again as it was, or \
                  call sync_disable({call}) (and sync_enable with its new name, if it was \
-                 renamed; README: Honest limits)"
+                 renamed; docs/limits.md)"
             )
         } else if now.len() > old.len() && now[..old.len()] == old[..] {
             grown.push((synced.name.clone(), now.split_off(old.len())));
@@ -506,7 +549,7 @@ pub fn added_columns(
                 "the columns of synced table {q} changed in a way sync does not follow yet \
                  (RENAME COLUMN or DROP COLUMN; it follows ADD COLUMN): it has ({}), its ops \
                  name ({}). To go on, call sync_disable({call}), then sync_enable({call}), \
-                 and make the same change on every device (README: Honest limits)",
+                 and make the same change on every device (docs/limits.md)",
                 now.join(", "),
                 old.join(", ")
             )
@@ -514,7 +557,7 @@ pub fn added_columns(
             format!(
                 "synced table {q} lost its capture (it was dropped and created again, or its \
                  triggers were dropped): its writes since then were not captured. Call \
-                 sync_enable({call}) to capture it again (README: Honest limits)"
+                 sync_enable({call}) to capture it again (docs/limits.md)"
             )
         } else {
             continue;

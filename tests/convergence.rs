@@ -1778,7 +1778,7 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
         }
         // every device declares every table alike now: they keep the same ops (none, but ops
         // of an id whose device declared the table otherwise and then forked, by a backup put
-        // back: their writer's last declaration known is otherwise, README: Honest limits)
+        // back: their writer's last declaration known is otherwise, docs/limits.md)
         if kept_ops(first) != kept_ops(other) {
             return Err(format!(
                 "kept ops differ:\n{}: {:?}\n{}: {:?}",

@@ -206,6 +206,9 @@ fn shadow_of(conn: &Conn, name: &str) -> Result<Option<String>> {
         )
         .map(|found| found.is_some())
         .ok(); // (no table_list before 3.37: the names alone)
+    if listed == Some(false) {
+        return Ok(None);
+    }
     let mut stmt = conn.prepare(
         "SELECT name FROM main.sqlite_schema
          WHERE type = 'table' AND upper(sql) LIKE 'CREATE VIRTUAL TABLE%'",
@@ -217,11 +220,11 @@ fn shadow_of(conn: &Conn, name: &str) -> Result<Option<String>> {
         let Some(rest) = lower.strip_prefix(&prefix) else {
             continue;
         };
-        if listed.unwrap_or_else(|| SUFFIXES.contains(&rest)) {
+        if listed.is_some() || SUFFIXES.contains(&rest) {
             return Ok(Some(format!("the virtual table {}", quote_ident(&index))));
         }
     }
-    Ok((listed == Some(true)).then(|| "a virtual table".to_string()))
+    Ok(listed.map(|_| "a virtual table".to_string()))
 }
 
 /// Refuses the extension's own tables and SQLite's.

@@ -1970,6 +1970,30 @@ fn a_write_that_follows_a_dropped_one_at_a_seq_the_peer_removed_is_listed_there(
     assert_eq!(pending_ops(&a) + pending_ops(&b), 0);
 }
 
+/// a, b and c hold `first` (a's writes); a is backed up, runs `original`, and sends it to b and
+/// c, which exchange (c's stable clock, every device known, teaches b that all have a's ops);
+/// the backup goes back over a's file, a runs `restored` (its seqs again), and sends to b,
+/// which splits a's id at the backup. Returns (a, b, c).
+fn restored_and_split(first: &str, original: &[String], restored: &[String]) -> [Device; 3] {
+    let [mut a, b, c] = ["a", "b", "c"].map(|name| Device::new(name, T));
+    exec(a.conn(), first);
+    mesh(&[&a, &b, &c]);
+    let backup = back_up(&a);
+    for sql in original {
+        exec(a.conn(), sql);
+    }
+    send(&a, &b);
+    send(&a, &c);
+    send(&b, &c);
+    send(&c, &b);
+    put_back(&mut a, &backup);
+    for sql in restored {
+        exec(a.conn(), sql);
+    }
+    send(&a, &b);
+    [a, b, c]
+}
+
 /// A backup put back and written on, whose peer splits a's id into two histories at the
 /// backup and only then compacts, removing the original history's first op (a third device
 /// had taught it that every device had the original's ops). The peer's bundle names that
@@ -1983,27 +2007,15 @@ fn a_write_that_follows_a_dropped_one_at_a_seq_the_peer_removed_is_listed_there(
 #[test]
 fn a_restored_device_holding_writes_past_the_fork_takes_the_history_a_base_names() {
     for full in [false, true] {
-        let (mut a, b, c) = (
-            Device::new("a", T),
-            Device::new("b", T),
-            Device::new("c", T),
+        // a's ops 1, 2; 3-5 after the backup; 3 again after it is put back: b splits after 2
+        let original =
+            ["x", "y", "w"].map(|who| format!("UPDATE t SET who = '{who}' WHERE id = 2"));
+        let restored = ["INSERT INTO t VALUES (3, 'restored')".to_string()];
+        let [a, b, c] = restored_and_split(
+            "INSERT INTO t VALUES (1, 'a0'), (2, 'a0')",
+            &original,
+            &restored,
         );
-        exec(a.conn(), "INSERT INTO t VALUES (1, 'a0'), (2, 'a0')"); // a's ops 1, 2
-        mesh(&[&a, &b, &c]);
-        let backup = back_up(&a);
-        for who in ["x", "y", "w"] {
-            exec(
-                a.conn(),
-                &format!("UPDATE t SET who = '{who}' WHERE id = 2"),
-            ); // 3-5
-        }
-        send(&a, &b);
-        send(&a, &c);
-        send(&b, &c);
-        send(&c, &b); // c's stable clock, every device known: a's 5
-        put_back(&mut a, &backup);
-        exec(a.conn(), "INSERT INTO t VALUES (3, 'restored')"); // a's seq 3 again
-        send(&a, &b); // b splits a's id after op 2
         assert_eq!(compact_removed(&b), 2, "the original history's ops 3 and 4");
         let r = a.import(&b.bundle_for((!full).then_some(&a)));
         assert_eq!((r.applied, r.pending), (2, 0), "{r:?}");
@@ -2026,39 +2038,26 @@ fn a_restored_device_holding_writes_past_the_fork_takes_the_history_a_base_names
 fn restored_devices_whose_peers_split_then_compact_converge_in_random_variations() {
     for seed in 0..40 {
         let mut rng = Rng(0x7e57_0000 + seed);
-        let (mut a, b, c) = (
-            Device::new("a", T),
-            Device::new("b", T),
-            Device::new("c", T),
-        );
-        exec(
-            a.conn(),
-            "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a')",
-        );
-        mesh(&[&a, &b, &c]);
-        let backup = back_up(&a);
-        let write = |d: &Device, rng: &mut Rng, n: u64, tag: &str| {
-            for i in 0..n {
-                let sql = match rng.below(3) {
+        let writes = |rng: &mut Rng, n: u64, tag: &str| -> Vec<String> {
+            (0..n)
+                .map(|i| match rng.below(3) {
                     0 => format!("INSERT OR REPLACE INTO t VALUES ({}, '{tag}{i}')", 10 + i),
                     _ => format!(
                         "UPDATE t SET who = '{tag}{i}' WHERE id = {}",
                         1 + rng.below(3)
                     ),
-                };
-                exec(d.conn(), &sql);
-            }
+                })
+                .collect()
         };
         let n = 2 + rng.below(4);
-        write(&a, &mut rng, n, "original");
-        send(&a, &b);
-        send(&a, &c);
-        send(&b, &c);
-        send(&c, &b);
-        put_back(&mut a, &backup);
+        let original = writes(&mut rng, n, "original");
         let n = 1 + rng.below(3);
-        write(&a, &mut rng, n, "restored");
-        send(&a, &b);
+        let restored = writes(&mut rng, n, "restored");
+        let [a, b, c] = restored_and_split(
+            "INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'a')",
+            &original,
+            &restored,
+        );
         compact_removed(&b);
         if rng.chance(50) {
             send(&a, &c);

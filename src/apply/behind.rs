@@ -476,6 +476,7 @@ impl Import<'_> {
             base: Vec::new(),
             forgotten: Vec::new(),
             gaps: Vec::new(),
+            forks: Vec::new(),
         };
         let id = *uuid::Uuid::new_v4().as_bytes();
         let declared = declared.encode(&self.known.devices);

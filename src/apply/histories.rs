@@ -111,7 +111,10 @@ impl Import<'_> {
                 Some(idx) => idx,
                 None => match self.across_removed(op) {
                     Some(idx) => idx,
-                    None => return self.named_branch(root, op, form, prev),
+                    None => match self.based_fork(root, op)? {
+                        Some(idx) => return Ok(Placed::At(idx)),
+                        None => return self.named_branch(root, op, form, prev),
+                    },
                 },
             },
         };

@@ -138,6 +138,9 @@ pub(super) struct Reading<'a> {
     pub(super) based_starts: crate::hashed::HashSet<(crate::op::DeviceId, u64)>,
     /// The bundle's contexts of removed ops that its ops follow (removed.rs)
     pub(super) gaps: Vec<crate::bundle::Gap>,
+    /// The bundle's links of the ops its base's histories fork after, by history id
+    /// (removed.rs `based_fork`)
+    pub(super) forks: HashMap<crate::op::DeviceId, crate::op::Hash>,
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
     /// with the hash each states for the op before it, if it does
     pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,
@@ -240,6 +243,7 @@ impl<'a> Import<'a> {
                 base: HashMap::default(),
                 based_starts: Default::default(),
                 gaps: Vec::new(),
+                forks: HashMap::default(),
                 carried: HashMap::default(),
                 retaken: Default::default(),
                 removal: crate::schema::removal_on(conn)?,

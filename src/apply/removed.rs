@@ -204,6 +204,45 @@ impl Import<'_> {
             .map(Some)
     }
 
+    /// The history `op` goes to where its device is held here as several histories and the op
+    /// before it is the first op of a history the bundle's base names, not known here, whose
+    /// writer removed that op: that history, made now, forked where its entry starts from the
+    /// history here that holds the op it forks after (the bundle states that op's link), as its
+    /// writer holds it. The ops held there above the fork become a history of their own, as
+    /// where their writer holds both (a backup put back and written on, whose peers split its
+    /// ops there and then removed the other history's first op).
+    pub(super) fn based_fork(&mut self, root: DeviceIdx, op: &Packed) -> Result<Option<DeviceIdx>> {
+        let before = op.seq - 1;
+        let entry = (self.reading.base.values()).find(|b| {
+            b.device == op.device
+                && b.history != b.device
+                && b.from + 1 == before
+                && before <= b.upto
+                && self.known.devices.idx(&b.history).is_none()
+        });
+        let Some((&entry, link)) =
+            entry.and_then(|e| Some((e, *self.reading.forks.get(&e.history)?)))
+        else {
+            return Ok(None);
+        };
+        self.reading.appender.flush()?;
+        let Some(parent) = self.history().locate(root, entry.from, &link)? else {
+            return Ok(None);
+        };
+        let history = self.history();
+        if history.holds(parent, before)? {
+            if !history.chain_held(parent, before)? {
+                return Ok(None);
+            }
+            let hash = (history.hash_at(parent, before)?)
+                .ok_or_else(|| crate::db::Error::new("a fork names no op"))?;
+            self.move_from(parent, before, &hash, None)?;
+        }
+        let follows = self.applied_seq(parent) == entry.from;
+        self.branch(parent, entry.from, &entry.history, follows)
+            .map(Some)
+    }
+
     /// Takes the base's removed ops as applied, once the bundle's ops are stored: for each
     /// history known here whose applied clock reaches where the bundle's ops of it start (the
     /// ops between were not carried, and may be held by its writer). Then the deps on ops it

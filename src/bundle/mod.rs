@@ -132,6 +132,10 @@ pub struct Manifest {
     /// the op before it (what it had seen), which the op's own deps state only as a change
     /// from it (none in bundles of builds before it)
     pub gaps: Vec<Gap>,
+    /// Per history its base names that forks where the bundle's ops of it start: the link of
+    /// the op it forks after, which tells a reader holding several histories there which one
+    /// it forks from (none in bundles of builds before it)
+    pub forks: Vec<(DeviceId, Hash)>,
 }
 
 /// The context of op `seq` of history `history`, removed by compaction, that a carried op

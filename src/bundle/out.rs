@@ -208,6 +208,8 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let mut base: Vec<Base> = Vec::new();
     // the ops removed right before an op it carries, whose contexts it states
     let mut gaps: Vec<(DeviceIdx, u64)> = Vec::new();
+    // the links of the ops the histories its base names fork after, where their entry starts
+    let mut forks: Vec<(DeviceId, Hash)> = Vec::new();
     for device in devices.indexes() {
         let held = match device {
             SELF => applied.get(&SELF).copied().unwrap_or(0),
@@ -240,6 +242,11 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
                 upto: removed,
                 link,
             });
+            if let Some((parent, _)) = devices.fork(device).filter(|f| f.1 == from) {
+                if let Some(link) = history.hash_at(parent, from)? {
+                    forks.push((devices.id(device), link));
+                }
+            }
         } else if let Some(own) = own_link(&history, devices, device, from)? {
             // a history a compaction point forked off, whose first op follows an op not held
             // here: named, so that a peer that lacks it places that op there (apply/
@@ -332,6 +339,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         base,
         forgotten: devices.forgotten_ids(),
         gaps,
+        forks,
     };
     let bytes = match writer
         .finish(bundle_id, &me, &clock, declared, peers)

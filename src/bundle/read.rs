@@ -463,6 +463,12 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         None => Vec::new(),
         Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("gaps is unreadable"))?,
     };
+    // (a bundle of an earlier build has none: a history it names that forks from one of several
+    // held here waits for its ops to be sent again once they can be placed)
+    let forks: Vec<(Fixed<16>, Fixed<16>)> = match optional("forks") {
+        None => Vec::new(),
+        Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("forks is unreadable"))?,
+    };
     Ok(Manifest {
         format,
         bundle_id,
@@ -490,5 +496,6 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
                 points: points.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
             })
             .collect(),
+        forks: (forks.into_iter()).map(|(h, l)| (h.0, l.0)).collect(),
     })
 }

@@ -30,6 +30,7 @@ pub struct Peers {
     pub base: Vec<super::Base>,
     pub forgotten: Vec<DeviceId>,
     pub gaps: Vec<super::Gap>,
+    pub forks: Vec<(DeviceId, Hash)>,
 }
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
@@ -135,7 +136,7 @@ impl Writer {
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
                                        declared BLOB, writer TEXT, stable BLOB, knows BLOB,
-                                       base BLOB, forgotten BLOB, gaps BLOB)",
+                                       base BLOB, forgotten BLOB, gaps BLOB, forks BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -301,6 +302,7 @@ impl Writer {
             base,
             forgotten,
             gaps,
+            forks,
         }: Peers,
     ) -> Result<Written> {
         self.flush()?;
@@ -340,9 +342,14 @@ impl Writer {
             })
             .collect();
         let gaps = rmp_serde::to_vec(&gaps).expect("contexts always encode");
+        let forks: Vec<(op::Bin, op::Bin)> = (forks.iter())
+            .map(|(history, link)| (op::Bin(history), op::Bin(link)))
+            .collect();
+        let forks = rmp_serde::to_vec(&forks).expect("links always encode");
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
-            "INSERT INTO manifest VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            "INSERT INTO manifest
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -358,6 +365,7 @@ impl Writer {
                 Value::Blob(base),
                 Value::Blob(forgotten),
                 Value::Blob(gaps),
+                Value::Blob(forks),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

@@ -45,6 +45,10 @@
 //!                                        (log/declared.rs); the highest version wins
 //! _sync_peers(peer, device, seq, hash)   what each peer is known to have: the clock its last
 //!                                        bundle carried, with the hash of each entry's op
+//! _sync_relayed(peer, device, seq)       what a device this one hears of through others has,
+//!                                        at least: the least seq of each history that a
+//!                                        bundle's writer said every device it heard of has
+//!                                        (log/stable.rs)
 //! _sync_stable(device, seq, hash)        per device, what every device known here has, as
 //!                                        bundles taught it while no other device became
 //!                                        known (log/stable.rs)
@@ -95,6 +99,7 @@ const DEPS_BY_DEP: &str =
 pub fn upgrade(conn: &Conn) -> Result<()> {
     conn.exec(DEPS_BY_DEP, &[])?;
     conn.exec(STABLE, &[])?;
+    conn.exec(RELAYED, &[])?;
     conn.exec(KEPT, &[])?;
     conn.exec(DECLARED, &[])?;
     conn.exec(WAITING_VIEW, &[])?;
@@ -212,6 +217,15 @@ const STABLE: &str = "CREATE TABLE IF NOT EXISTS main._sync_stable(
        seq INTEGER NOT NULL,
        hash BLOB NOT NULL
      )";
+
+/// What devices heard of through others have, at least (log/stable.rs). Created by `upgrade`
+/// in databases made before it.
+pub const RELAYED: &str = "CREATE TABLE IF NOT EXISTS main._sync_relayed(
+       peer INTEGER NOT NULL,
+       device INTEGER NOT NULL,
+       seq INTEGER NOT NULL,
+       PRIMARY KEY (peer, device)
+     ) WITHOUT ROWID";
 
 /// How each device declares each table now (log/declared.rs). Created by `upgrade` in
 /// databases made before it.
@@ -380,7 +394,8 @@ pub fn rename_ops(conn: &Conn, from: DeviceIdx, to: DeviceIdx, from_seq: u64) ->
     conn.exec(REMOVED, &[])?;
     conn.exec(TWINS, &[])?;
     conn.exec(STABLE, &[])?; // (a database an earlier build made may fork before an import)
-                             // the live sets that name them (merge/live.rs) are marked to be computed again
+    conn.exec(RELAYED, &[])?;
+    // the live sets that name them (merge/live.rs) are marked to be computed again
     conn.exec(
         "UPDATE main._sync_rows SET live = x'' WHERE live IS NOT NULL AND (
            (device = ?1 AND seq >= ?2)
@@ -458,6 +473,7 @@ pub fn create(conn: &Conn) -> Result<()> {
         conn.exec(stmt, &[])?;
     }
     conn.exec(STABLE, &[])?;
+    conn.exec(RELAYED, &[])?;
     conn.exec(LOST, &[])?;
     conn.exec(LOST_VIEW, &[])?;
     create_conflicts(conn)

@@ -1187,6 +1187,10 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
     let mut grng = Rng(seed ^ 0xf0_4ea7);
     let mut brng = Rng(seed ^ 0x000b_ac0b);
     let mut jrng = Rng(seed ^ 0x701e_d000);
+    // in some schedules (a generator of their own) the devices send only in a ring, each to
+    // the next: what every device has is learned through relays (log/stable.rs `relayed`),
+    // which `check_stable` holds to what they have
+    let ring = Rng(seed ^ 0x0071_4e60).chance(20);
     // in some schedules compaction removes what a floor made dead (compact/remove.rs), as it
     // does for users; in the others it keeps every op (the merge with every op at hand);
     // devices put back to a backup or copied with writes under the original's id meet it
@@ -1517,7 +1521,10 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
                 }
             }
             12..=15 => {
-                let to = rng.below(n as u64) as usize;
+                let to = match (rng.below(n as u64) as usize, ring) {
+                    (_, true) => (d + 1) % n,
+                    (to, false) => to,
+                };
                 let peer = if rng.chance(70) {
                     Some(&devices[to])
                 } else {

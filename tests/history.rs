@@ -144,3 +144,50 @@ fn a_writer_that_knew_fewer_devices_teaches_nothing() {
         "the hub did not know x or other"
     );
 }
+
+/// Devices that hear from each other only in a ring (a sends only to b, b only to c, c only to
+/// a: a USB stick passed round) learn what every device has: each bundle relays the least of
+/// what its writer and the devices it heard of have, so the device before the writer of the
+/// ring's last leg knows all of them, and its stable clock reaches the others; compaction
+/// then removes ops on every device, and they end alike.
+#[test]
+fn a_ring_learns_what_every_device_has_and_compacts() {
+    for size in [3, 4] {
+        let ring: Vec<Device> = (0..size)
+            .map(|i| Device::new(&format!("r{i}"), TODOS))
+            .collect();
+        exec(ring[0].conn(), "INSERT INTO todos VALUES ('x', 'x', 0)");
+        let mut removed = vec![0; size];
+        for pass in 0..(2 * size + 2) {
+            for (i, d) in ring.iter().enumerate() {
+                exec(
+                    d.conn(),
+                    &format!("UPDATE todos SET title = '{}-{pass}', n = n + 1", d.name),
+                );
+                send(d, &ring[(i + 1) % size]);
+            }
+            for (i, d) in ring.iter().enumerate() {
+                removed[i] += common::compact_removed(d);
+            }
+        }
+        for (i, d) in ring.iter().enumerate() {
+            assert!(
+                stable(d).len() == size,
+                "{}: every device's ops are stable somewhere: {:?}",
+                d.name,
+                stable(d)
+            );
+            assert!(removed[i] > 0, "{} removed ops: {removed:?}", d.name);
+        }
+        // two quiet passes bring every device the last ops
+        for _ in 0..2 {
+            for (i, d) in ring.iter().enumerate() {
+                send(d, &ring[(i + 1) % size]);
+            }
+        }
+        for d in &ring[1..] {
+            assert_eq!(d.dump("todos"), ring[0].dump("todos"), "{}", d.name);
+            assert_eq!(d.clock(), ring[0].clock(), "{}", d.name);
+        }
+    }
+}

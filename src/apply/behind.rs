@@ -477,6 +477,8 @@ impl Import<'_> {
             forgotten: Vec::new(),
             gaps: Vec::new(),
             forks: Vec::new(),
+            relayed: Vec::new(),
+            covers: Vec::new(),
         };
         let id = *uuid::Uuid::new_v4().as_bytes();
         let declared = declared.encode(&self.known.devices);
@@ -695,6 +697,7 @@ impl Import<'_> {
         for sql in [
             "DELETE FROM main._sync_clock WHERE device = ?1",
             "DELETE FROM main._sync_peers WHERE device = ?1",
+            "DELETE FROM main._sync_relayed WHERE device = ?1",
             "DELETE FROM main._sync_stable WHERE device = ?1",
             "DELETE FROM main._sync_removed WHERE device = ?1",
             "DELETE FROM main._sync_hashes WHERE device = ?1",
@@ -729,6 +732,7 @@ impl Import<'_> {
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2",
             "UPDATE OR REPLACE main._sync_peers SET device = ?1 WHERE device = ?2",
+            "UPDATE OR REPLACE main._sync_relayed SET device = ?1 WHERE device = ?2",
         ] {
             conn.exec(sql, &params)?;
         }

@@ -89,10 +89,12 @@ pub fn fork(conn: &Conn) -> Result<DeviceId> {
         &[Value::from(SELF), Value::Integer(last as i64)],
     )?;
     crate::schema::rename_ops(conn, SELF, was, 0)?;
-    conn.exec(
+    for sql in [
         "UPDATE main._sync_peers SET device = ?1 WHERE device = ?2",
-        &[Value::from(was), Value::from(SELF)],
-    )?;
+        "UPDATE main._sync_relayed SET device = ?1 WHERE device = ?2",
+    ] {
+        conn.exec(sql, &[Value::from(was), Value::from(SELF)])?;
+    }
     if last > 0 {
         conn.exec(
             "INSERT INTO main._sync_clock(device, seq) VALUES (?1, ?2)",

@@ -535,6 +535,8 @@ impl Import<'_> {
             // a peer known to have moved ops has them, and the ops before them
             "INSERT OR REPLACE INTO main._sync_peers(peer, device, seq, hash)
              SELECT peer, ?1, seq, hash FROM main._sync_peers WHERE device = ?2 AND seq >= ?3",
+            "INSERT OR REPLACE INTO main._sync_relayed(peer, device, seq)
+             SELECT peer, ?1, seq FROM main._sync_relayed WHERE device = ?2 AND seq >= ?3",
         ] {
             conn.exec(sql, &params)?;
         }
@@ -546,6 +548,10 @@ impl Import<'_> {
                 shared.map_or(Value::Null, |h| Value::Blob(h.to_vec())),
                 Value::from(at),
             ],
+        )?;
+        conn.exec(
+            "UPDATE main._sync_relayed SET seq = ?1 WHERE device = ?2 AND seq > ?1",
+            &[Value::Integer(seq as i64 - 1), Value::from(at)],
         )?;
         // the clock: `at` ends before the fork; the moved ops keep what was applied of them
         let applied = self.applied_seq(at);

@@ -364,6 +364,60 @@ impl<'a> Import<'a> {
         stable::learn(self.conn, &self.known.devices, &placed)
     }
 
+    /// Puts what a device has of history `idx`, `entry` (seq, link), into `known`, with what
+    /// it has of the histories it forked from: their ops up to where it forked.
+    fn with_forked_from(
+        &self,
+        mut idx: DeviceIdx,
+        mut entry: (u64, Option<crate::op::Hash>),
+        known: &mut HashMap<DeviceIdx, (u64, Option<crate::op::Hash>)>,
+    ) -> Result<()> {
+        loop {
+            let slot = known.entry(idx).or_insert(entry);
+            if slot.0 < entry.0 {
+                *slot = entry;
+            }
+            let Some((parent, base)) = self.known.devices.fork(idx) else {
+                return Ok(());
+            };
+            if self.history().detached(idx)? {
+                return Ok(()); // (it left its parent's history below there: apply/behind.rs)
+            }
+            entry = (base, self.history().hash_at(parent, base)?);
+            idx = parent;
+        }
+    }
+
+    /// Keeps what the bundle relayed that the devices its writer heard of through others have
+    /// (log/stable.rs `relayed`): for each of them known here but this device and the source
+    /// (whose own word is its clock), each entry placed in the history it names here.
+    fn learn_relayed(
+        &mut self,
+        manifest: &crate::bundle::Manifest,
+        source: DeviceIdx,
+    ) -> Result<()> {
+        let devices = &self.known.devices;
+        let covered: Vec<DeviceIdx> = (manifest.covers.iter())
+            .filter_map(|id| devices.idx(id))
+            .filter(|&d| d != SELF && d != source && devices.fork(d).is_none())
+            .filter(|&d| !devices.is_forgotten(d))
+            .collect();
+        if covered.is_empty() || manifest.relayed.is_empty() {
+            return Ok(());
+        }
+        let mut placed = HashMap::default();
+        for (id, seq, hash) in &manifest.relayed {
+            let Some(root) = self.known.devices.idx(id) else {
+                continue;
+            };
+            if let Some(idx) = self.resolve_entry(root, *seq, hash)? {
+                self.with_forked_from(idx, (*seq, Some(*hash)), &mut placed)?;
+            }
+        }
+        let placed: Vec<(DeviceIdx, u64)> = placed.into_iter().map(|(d, (s, _))| (d, s)).collect();
+        log::stable::learn_relayed(self.conn, &covered, &placed)
+    }
+
     /// Stores what the source is known to have, and the bundle's id.
     pub(super) fn record(&mut self, reader: &Reader) -> Result<()> {
         let conn = self.conn;
@@ -374,10 +428,10 @@ impl<'a> Import<'a> {
         let mut known: HashMap<DeviceIdx, (u64, Option<crate::op::Hash>)> = HashMap::default();
         for (id, seq, hash) in &manifest.clock {
             let root = self.known.devices.idx_or_add(conn, id)?;
-            let Some(mut idx) = self.resolve_entry(root, *seq, hash)? else {
+            let Some(idx) = self.resolve_entry(root, *seq, hash)? else {
                 continue;
             };
-            let mut entry = (*seq, Some(*hash));
+            let entry = (*seq, Some(*hash));
             // (not for an op removed here whose hash is not kept: the source's cannot be
             // checked, and might be another history's)
             if *seq <= self.applied_seq(idx) && !self.history().unhashable(idx, *seq)? {
@@ -389,21 +443,7 @@ impl<'a> Import<'a> {
                     log::stable::confirm(conn, id, *seq)?;
                 }
             }
-            loop {
-                let slot = known.entry(idx).or_insert(entry);
-                if slot.0 < entry.0 {
-                    *slot = entry;
-                }
-                // it has the ops of the history this one forked from, up to the fork
-                let Some((parent, base)) = self.known.devices.fork(idx) else {
-                    break;
-                };
-                if self.history().detached(idx)? {
-                    break; // (it left its parent's history below there: apply/behind.rs)
-                }
-                entry = (base, self.history().hash_at(parent, base)?);
-                idx = parent;
-            }
+            self.with_forked_from(idx, entry, &mut known)?;
         }
         if source != SELF {
             let known: Vec<(DeviceIdx, u64, Option<crate::op::Hash>)> =
@@ -413,6 +453,7 @@ impl<'a> Import<'a> {
             let format = format!("format {}", source.0);
             crate::schema::set_state(conn, &format, manifest.format as u64)?;
             self.learn_stable(&manifest)?;
+            self.learn_relayed(&manifest, source)?;
         }
         conn.exec(
             "INSERT INTO main._sync_bundles(id, source) VALUES (?1, ?2)",

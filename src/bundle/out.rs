@@ -174,12 +174,14 @@ fn own_link(
 fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let held = Held::load(conn)?;
     let devices = &held.devices;
-    let known = match whom {
-        For::Peer(peer) => match peer.and_then(|p| devices.idx(&p)) {
-            Some(idx) => clock::known_by(conn, idx)?,
-            None => HashMap::default(),
-        },
-        For::EveryPeer => known_by_every_peer(conn, devices)?,
+    let addressee = match &whom {
+        For::Peer(peer) => peer.and_then(|p| devices.idx(&p)),
+        For::EveryPeer => None,
+    };
+    let known = match (&whom, addressee) {
+        (For::Peer(_), Some(idx)) => clock::known_by(conn, idx)?,
+        (For::Peer(_), None) => HashMap::default(),
+        (For::EveryPeer, _) => known_by_every_peer(conn, devices)?,
     };
     let applied = clock::applied(conn)?;
     let history = held.history(conn, false);
@@ -322,6 +324,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let link = |d: DeviceIdx, s: u64| links.get(&d).filter(|e| e.0 == s).map(|e| e.1);
     let stable = crate::log::stable::now(conn, &history, devices, link)?;
     let (stable, knows) = crate::log::stable::for_bundle(&stable, devices, &clock);
+    let (relayed, covers) = crate::log::stable::relayed(conn, &history, devices, addressee)?;
     gaps.sort();
     gaps.dedup();
     let gaps = (gaps.into_iter())
@@ -340,6 +343,8 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         forgotten: devices.forgotten_ids(),
         gaps,
         forks,
+        relayed,
+        covers,
     };
     let bytes = match writer
         .finish(bundle_id, &me, &clock, declared, peers)

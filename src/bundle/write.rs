@@ -31,6 +31,8 @@ pub struct Peers {
     pub forgotten: Vec<DeviceId>,
     pub gaps: Vec<super::Gap>,
     pub forks: Vec<(DeviceId, Hash)>,
+    pub relayed: Vec<(DeviceId, u64, Hash)>,
+    pub covers: Vec<DeviceId>,
 }
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
@@ -136,7 +138,8 @@ impl Writer {
                 "CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
                                        declared BLOB, writer TEXT, stable BLOB, knows BLOB,
-                                       base BLOB, forgotten BLOB, gaps BLOB, forks BLOB)",
+                                       base BLOB, forgotten BLOB, gaps BLOB, forks BLOB,
+                                       relayed BLOB, covers BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -303,6 +306,8 @@ impl Writer {
             forgotten,
             gaps,
             forks,
+            relayed,
+            covers,
         }: Peers,
     ) -> Result<Written> {
         self.flush()?;
@@ -314,7 +319,7 @@ impl Writer {
                 .collect();
             rmp_serde::to_vec(&clock).expect("a clock always encodes")
         };
-        let (clock, stable) = (encode(clock), encode(&stable));
+        let (clock, stable, relayed) = (encode(clock), encode(&stable), encode(&relayed));
         let base: Vec<(op::Bin, op::Bin, u64, u64, op::Bin)> = (base.iter())
             .map(|b| {
                 (
@@ -331,7 +336,7 @@ impl Writer {
             let ids: Vec<op::Bin> = ids.iter().map(|d| op::Bin(d)).collect();
             rmp_serde::to_vec(&ids).expect("device ids always encode")
         };
-        let (knows, forgotten) = (ids(&knows), ids(&forgotten));
+        let (knows, forgotten, covers) = (ids(&knows), ids(&forgotten), ids(&covers));
         type Point<'a> = (op::Bin<'a>, u64, op::Bin<'a>);
         let gaps: Vec<(op::Bin, u64, Vec<Point>)> = (gaps.iter())
             .map(|g| {
@@ -349,7 +354,7 @@ impl Writer {
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
             "INSERT INTO manifest
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -366,6 +371,8 @@ impl Writer {
                 Value::Blob(forgotten),
                 Value::Blob(gaps),
                 Value::Blob(forks),
+                Value::Blob(relayed),
+                Value::Blob(covers),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

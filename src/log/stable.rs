@@ -11,12 +11,17 @@
 //! from bundles, whose manifest carries their writer's stable clock and the devices that writer
 //! knew: when those are every device known here, its stable clock holds here too (so a star's
 //! devices, which hear from each other only through the hub, learn what they all have). What
-//! bundles taught is kept in `_sync_stable`; the rest is read when asked.
+//! bundles taught is kept in `_sync_stable`; the rest is read when asked. Where a bundle's
+//! writer heard of some devices known to it only (through others), it relays the least of
+//! what they and it have, with the devices that covers (`relayed`), kept in `_sync_relayed`
+//! as what each of them has at least: so in a ring (A sends only to B, B to C, C to A) the
+//! device before the writer learns what all have, and its stable clock reaches the others.
 //!
 //! Invariant: each entry was, when learned, at most what every device then known here had. What
 //! bundles taught grows until another device becomes known, and is then forgotten; the least of
-//! what devices said goes down when a device becomes known that has less (it may lack ops below what was stable before it was known: a late
-//! joiner, which gets what it needs as one).
+//! what devices said (or a bundle relayed of them) goes down when a device becomes known that
+//! has less (it may lack ops below what was stable before it was known: a late joiner, which
+//! gets what it needs as one).
 
 use crate::hashed::{HashMap, HashSet};
 
@@ -71,25 +76,42 @@ pub fn seqs(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
 /// Per history, the least seq that every device known here said it has (this device: its
 /// applied clock); this device's own ops no further than a peer confirmed them.
 fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
+    let peers: Vec<DeviceIdx> = roots(devices).filter(|&d| d != SELF).collect();
+    least_of(conn, devices, &peers)
+}
+
+/// `least` over devices `peers` only (and this device): what each said it has, or what a
+/// bundle relayed that it has (`_sync_relayed`), whichever is more.
+fn least_of(
+    conn: &Conn,
+    devices: &Devices,
+    peers: &[DeviceIdx],
+) -> Result<HashMap<DeviceIdx, u64>> {
     let applied = clock::applied(conn)?;
-    // per history, the least seq that every other device known here said it has (one query:
-    // a device that said nothing of it has no row, so its count falls short)
-    let peers = roots(devices).filter(|&d| d != SELF).count() as i64;
-    let mut least: HashMap<DeviceIdx, u64> = match peers {
+    let mut least: HashMap<DeviceIdx, u64> = match peers.len() {
         0 => applied.iter().map(|(&d, &s)| (d, s)).collect(),
         _ => {
-            // (a forgotten device's word counts no longer)
-            let forgotten: Vec<String> = (devices.indexes())
-                .filter(|&d| devices.is_forgotten(d))
-                .map(|d| d.0.to_string())
-                .collect();
-            let mut stmt = conn.prepare(&format!(
-                "SELECT device, min(seq) FROM main._sync_peers
-                 WHERE peer != ?1 AND peer NOT IN ({})
-                 GROUP BY device HAVING count(*) = ?2",
-                forgotten.join(", ")
-            ))?;
-            stmt.bind_all(&[Value::from(SELF), Value::Integer(peers)])?;
+            // per history, the least seq that every one of them has (one query: a device that
+            // said nothing of it has no row, so its count falls short)
+            let list: Vec<String> = peers.iter().map(|d| d.0.to_string()).collect();
+            let list = list.join(", ");
+            let sql = match relayed_here(conn)? {
+                false => format!(
+                    "SELECT device, min(seq) FROM main._sync_peers WHERE peer IN ({list})
+                     GROUP BY device HAVING count(*) = ?1"
+                ),
+                true => format!(
+                    "WITH said(peer, device, seq) AS (
+                       SELECT peer, device, seq FROM main._sync_peers WHERE peer IN ({list})
+                       UNION ALL
+                       SELECT peer, device, seq FROM main._sync_relayed WHERE peer IN ({list})),
+                     best(device, seq) AS (
+                       SELECT device, max(seq) FROM said GROUP BY peer, device)
+                     SELECT device, min(seq) FROM best GROUP BY device HAVING count(*) = ?1"
+                ),
+            };
+            let mut stmt = conn.prepare(&sql)?;
+            stmt.bind_all(&[Value::Integer(peers.len() as i64)])?;
             let mut least = HashMap::default();
             while let Some(row) = stmt.step()? {
                 let device = DeviceIdx(row.column_int(0));
@@ -104,6 +126,88 @@ fn least(conn: &Conn, devices: &Devices) -> Result<HashMap<DeviceIdx, u64>> {
     }
     least.retain(|_, seq| *seq > 0);
     Ok(least)
+}
+
+/// Whether a bundle relayed here what a device has (`_sync_relayed` made and not empty).
+fn relayed_here(conn: &Conn) -> Result<bool> {
+    let made = "SELECT 1 FROM main.sqlite_schema WHERE name = '_sync_relayed'";
+    if conn.query_value(made, &[])?.is_none() {
+        return Ok(false); // a database an earlier build made, before its first import
+    }
+    Ok((conn.query_value("SELECT 1 FROM main._sync_relayed LIMIT 1", &[])?).is_some())
+}
+
+/// What a bundle relays: per history (device id, seq, link), and the devices that covers.
+pub type Relayed = (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>);
+
+/// What a bundle relays of what the devices this one heard of have, where they are not every
+/// device known here (then its stable clock says it: `for_bundle`), nor only the device the
+/// bundle is for (`to`): per history, the least seq that each of them and this device has
+/// (`least_of`), and the devices it covers (so that a ring of devices, each of which hears
+/// from one other only, learns what every device has: DESIGN 5.4).
+pub fn relayed(
+    conn: &Conn,
+    history: &History,
+    devices: &Devices,
+    to: Option<DeviceIdx>,
+) -> Result<Relayed> {
+    let none = || Ok((Vec::new(), Vec::new()));
+    let all: Vec<DeviceIdx> = roots(devices).filter(|&d| d != SELF).collect();
+    let mut heard: HashSet<DeviceIdx> = HashSet::default();
+    let sql = match relayed_here(conn)? {
+        false => "SELECT DISTINCT peer FROM main._sync_peers",
+        true => "SELECT peer FROM main._sync_peers UNION SELECT peer FROM main._sync_relayed",
+    };
+    let mut stmt = conn.prepare(sql)?;
+    while let Some(row) = stmt.step()? {
+        heard.insert(DeviceIdx(row.column_int(0)));
+    }
+    drop(stmt);
+    let heard: Vec<DeviceIdx> = all.iter().copied().filter(|d| heard.contains(d)).collect();
+    if heard.len() == all.len() || heard.iter().all(|&d| Some(d) == to) {
+        return none();
+    }
+    let mut entries = Vec::new();
+    for (device, seq) in least_of(conn, devices, &heard)? {
+        if history.unhashable(device, seq)? {
+            continue; // (an op compaction removed, below a device known since)
+        }
+        if let Some(hash) = history.hash_at(device, seq)? {
+            entries.push((devices.wire_id(device), seq, hash));
+        }
+    }
+    if entries.is_empty() {
+        return none();
+    }
+    entries.sort();
+    let mut covers: Vec<DeviceId> = heard.iter().map(|&d| devices.id(d)).collect();
+    covers.push(devices.id(SELF));
+    covers.sort();
+    Ok((entries, covers))
+}
+
+/// Keeps what a bundle relayed that devices `covered` (known here, heard of through its
+/// writer) have, at least: each entry placed in the history it names here (`placed`), raised
+/// where it is more than what was relayed before.
+pub fn learn_relayed(
+    conn: &Conn,
+    covered: &[DeviceIdx],
+    placed: &[(DeviceIdx, u64)],
+) -> Result<()> {
+    let mut upsert = conn.prepare(
+        "INSERT INTO main._sync_relayed(peer, device, seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (peer, device) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > seq",
+    )?;
+    for &peer in covered {
+        for &(device, seq) in placed {
+            upsert.execute(&[
+                Value::from(peer),
+                Value::from(device),
+                Value::Integer(seq as i64),
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 /// The name of the state that holds the highest seq of `id` (one of this device's ids) a peer

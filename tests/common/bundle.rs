@@ -264,8 +264,13 @@ pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, bod
     // 0.1.0 `writer` (the release that wrote it), 0.2.0 `stable` and `knows`, then `base` (up
     // to where its writer removed ops it does not carry), `forgotten` (the devices it forgot)
     // and `gaps` (the contexts of removed ops its ops follow), then `forks` (the links of the
-    // ops its base's histories fork after)
+    // ops its base's histories fork after), `relayed` and `covers` (what the devices its writer
+    // heard of through others have))
     let declared = match manifest.len() {
+        17 => {
+            ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB, \
+               gaps BLOB, forks BLOB, relayed BLOB, covers BLOB"
+        }
         15 => {
             ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB, \
                gaps BLOB, forks BLOB"

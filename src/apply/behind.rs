@@ -478,7 +478,6 @@ impl Import<'_> {
             gaps: Vec::new(),
             forks: Vec::new(),
             relayed: Vec::new(),
-            covers: Vec::new(),
         };
         let id = *uuid::Uuid::new_v4().as_bytes();
         let declared = declared.encode(&self.known.devices);

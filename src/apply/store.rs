@@ -388,34 +388,39 @@ impl<'a> Import<'a> {
         }
     }
 
-    /// Keeps what the bundle relayed that the devices its writer heard of through others have
-    /// (log/stable.rs `relayed`): for each of them known here but this device and the source
-    /// (whose own word is its clock), each entry placed in the history it names here.
+    /// Keeps what the bundle relayed that the devices its writer knew have (log/stable.rs
+    /// `relayed`): for each of them known here but this device and the source (whose own word
+    /// is its clock), each entry placed in the history it names here.
     fn learn_relayed(
         &mut self,
         manifest: &crate::bundle::Manifest,
         source: DeviceIdx,
     ) -> Result<()> {
-        let devices = &self.known.devices;
-        let covered: Vec<DeviceIdx> = (manifest.covers.iter())
-            .filter_map(|id| devices.idx(id))
-            .filter(|&d| d != SELF && d != source && devices.fork(d).is_none())
-            .filter(|&d| !devices.is_forgotten(d))
-            .collect();
-        if covered.is_empty() || manifest.relayed.is_empty() {
-            return Ok(());
-        }
-        let mut placed = HashMap::default();
-        for (id, seq, hash) in &manifest.relayed {
-            let Some(root) = self.known.devices.idx(id) else {
+        for (peer, has) in &manifest.relayed {
+            let devices = &self.known.devices;
+            let Some(peer) = devices.idx(peer) else {
                 continue;
             };
-            if let Some(idx) = self.resolve_entry(root, *seq, hash)? {
-                self.with_forked_from(idx, (*seq, Some(*hash)), &mut placed)?;
+            if peer == SELF || peer == source || devices.fork(peer).is_some() {
+                continue;
             }
+            if devices.is_forgotten(peer) {
+                continue;
+            }
+            let mut placed = HashMap::default();
+            for (id, seq, hash) in has {
+                let Some(root) = self.known.devices.idx(id) else {
+                    continue;
+                };
+                if let Some(idx) = self.resolve_entry(root, *seq, hash)? {
+                    self.with_forked_from(idx, (*seq, Some(*hash)), &mut placed)?;
+                }
+            }
+            let placed: Vec<(DeviceIdx, u64)> =
+                placed.into_iter().map(|(d, (s, _))| (d, s)).collect();
+            log::stable::learn_relayed(self.conn, peer, &placed)?;
         }
-        let placed: Vec<(DeviceIdx, u64)> = placed.into_iter().map(|(d, (s, _))| (d, s)).collect();
-        log::stable::learn_relayed(self.conn, &covered, &placed)
+        Ok(())
     }
 
     /// Stores what the source is known to have, and the bundle's id.

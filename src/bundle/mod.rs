@@ -136,11 +136,9 @@ pub struct Manifest {
     /// the op it forks after, which tells a reader holding several histories there which one
     /// it forks from (none in bundles of builds before it)
     pub forks: Vec<(DeviceId, Hash)>,
-    /// Where its writer heard of some devices only through others: the least of what they and
-    /// it have, per history, and the devices that covers (log/stable.rs `relayed`; none in
-    /// bundles of builds before it)
-    pub relayed: Vec<(DeviceId, u64, Hash)>,
-    pub covers: Vec<DeviceId>,
+    /// Per device its writer knew (a few: log/stable.rs `relayed`), what it has as the writer
+    /// knew it (none in bundles of builds before it)
+    pub relayed: crate::log::stable::Relayed,
 }
 
 /// The context of op `seq` of history `history`, removed by compaction, that a carried op

@@ -324,7 +324,7 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let link = |d: DeviceIdx, s: u64| links.get(&d).filter(|e| e.0 == s).map(|e| e.1);
     let stable = crate::log::stable::now(conn, &history, devices, link)?;
     let (stable, knows) = crate::log::stable::for_bundle(&stable, devices, &clock);
-    let (relayed, covers) = crate::log::stable::relayed(conn, &history, devices, addressee)?;
+    let relayed = crate::log::stable::relayed(conn, &history, devices, addressee)?;
     gaps.sort();
     gaps.dedup();
     let gaps = (gaps.into_iter())
@@ -344,7 +344,6 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         gaps,
         forks,
         relayed,
-        covers,
     };
     let bytes = match writer
         .finish(bundle_id, &me, &clock, declared, peers)

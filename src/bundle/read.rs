@@ -448,10 +448,20 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .unwrap_or_default();
         ids.into_iter().map(|d| d.0).collect()
     };
-    let (knows, forgotten, covers) = (ids("knows"), ids("forgotten"), ids("covers"));
-    let relayed: Vec<(Fixed<16>, u64, Fixed<16>)> = optional("relayed")
+    let (knows, forgotten) = (ids("knows"), ids("forgotten"));
+    // (per device, its clock as the writer knew it, each encoded as `clock` is)
+    let relayed: Vec<(Fixed<16>, Vec<u8>)> = optional("relayed")
         .and_then(|b| rmp_serde::from_slice(&b).ok())
         .unwrap_or_default();
+    let relayed = (relayed.into_iter())
+        .filter_map(|(peer, has)| {
+            let has: Vec<(Fixed<16>, u64, Fixed<16>)> = rmp_serde::from_slice(&has).ok()?;
+            Some((
+                peer.0,
+                has.into_iter().map(|(d, s, h)| (d.0, s, h.0)).collect(),
+            ))
+        })
+        .collect();
     // (a bundle of an earlier build has none; one whose base is unreadable is refused: its
     // ops above removed ones would wait for them)
     type BaseEntry = (Fixed<16>, Fixed<16>, u64, u64, Fixed<16>);
@@ -500,9 +510,6 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             })
             .collect(),
         forks: (forks.into_iter()).map(|(h, l)| (h.0, l.0)).collect(),
-        relayed: (relayed.into_iter())
-            .map(|(d, s, h)| (d.0, s, h.0))
-            .collect(),
-        covers,
+        relayed,
     })
 }

@@ -31,8 +31,7 @@ pub struct Peers {
     pub forgotten: Vec<DeviceId>,
     pub gaps: Vec<super::Gap>,
     pub forks: Vec<(DeviceId, Hash)>,
-    pub relayed: Vec<(DeviceId, u64, Hash)>,
-    pub covers: Vec<DeviceId>,
+    pub relayed: crate::log::stable::Relayed,
 }
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
@@ -139,7 +138,7 @@ impl Writer {
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
                                        declared BLOB, writer TEXT, stable BLOB, knows BLOB,
                                        base BLOB, forgotten BLOB, gaps BLOB, forks BLOB,
-                                       relayed BLOB, covers BLOB)",
+                                       relayed BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -307,7 +306,6 @@ impl Writer {
             gaps,
             forks,
             relayed,
-            covers,
         }: Peers,
     ) -> Result<Written> {
         self.flush()?;
@@ -319,7 +317,11 @@ impl Writer {
                 .collect();
             rmp_serde::to_vec(&clock).expect("a clock always encodes")
         };
-        let (clock, stable, relayed) = (encode(clock), encode(&stable), encode(&relayed));
+        let (clock, stable) = (encode(clock), encode(&stable));
+        let relayed: Vec<(op::Bin, Vec<u8>)> = (relayed.iter())
+            .map(|(peer, has)| (op::Bin(peer), encode(has)))
+            .collect();
+        let relayed = rmp_serde::to_vec(&relayed).expect("clocks always encode");
         let base: Vec<(op::Bin, op::Bin, u64, u64, op::Bin)> = (base.iter())
             .map(|b| {
                 (
@@ -336,7 +338,7 @@ impl Writer {
             let ids: Vec<op::Bin> = ids.iter().map(|d| op::Bin(d)).collect();
             rmp_serde::to_vec(&ids).expect("device ids always encode")
         };
-        let (knows, forgotten, covers) = (ids(&knows), ids(&forgotten), ids(&covers));
+        let (knows, forgotten) = (ids(&knows), ids(&forgotten));
         type Point<'a> = (op::Bin<'a>, u64, op::Bin<'a>);
         let gaps: Vec<(op::Bin, u64, Vec<Point>)> = (gaps.iter())
             .map(|g| {
@@ -354,7 +356,7 @@ impl Writer {
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
             "INSERT INTO manifest
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -372,7 +374,6 @@ impl Writer {
                 Value::Blob(gaps),
                 Value::Blob(forks),
                 Value::Blob(relayed),
-                Value::Blob(covers),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

@@ -11,11 +11,12 @@
 //! from bundles, whose manifest carries their writer's stable clock and the devices that writer
 //! knew: when those are every device known here, its stable clock holds here too (so a star's
 //! devices, which hear from each other only through the hub, learn what they all have). What
-//! bundles taught is kept in `_sync_stable`; the rest is read when asked. Where a bundle's
-//! writer heard of some devices known to it only (through others), it relays the least of
-//! what they and it have, with the devices that covers (`relayed`), kept in `_sync_relayed`
-//! as what each of them has at least: so in a ring (A sends only to B, B to C, C to A) the
-//! device before the writer learns what all have, and its stable clock reaches the others.
+//! bundles taught is kept in `_sync_stable`; the rest is read when asked. Where few devices are
+//! known, a bundle relays what each of them has as its writer knows it (`relayed`), kept in
+//! `_sync_relayed` as what each has at least: so in a ring (A sends only to B, B to C, C to A)
+//! what A said it has reaches C through B, and each device learns what all have. (A single
+//! least of what they all have, relayed instead, stayed at what the stalest of them said, for
+//! good, where a device heard from one only once, when it joined.)
 //!
 //! Invariant: each entry was, when learned, at most what every device then known here had. What
 //! bundles taught grows until another device becomes known, and is then forgotten; the least of
@@ -137,75 +138,96 @@ fn relayed_here(conn: &Conn) -> Result<bool> {
     Ok((conn.query_value("SELECT 1 FROM main._sync_relayed LIMIT 1", &[])?).is_some())
 }
 
-/// What a bundle relays: per history (device id, seq, link), and the devices that covers.
-pub type Relayed = (Vec<(DeviceId, u64, Hash)>, Vec<DeviceId>);
+/// What a bundle relays: per device its writer heard of, what it has, as its writer knows it
+/// (per history: device id, seq, link).
+pub type Relayed = Vec<(DeviceId, Vec<(DeviceId, u64, Hash)>)>;
 
-/// What a bundle relays of what the devices this one heard of have, where they are not every
-/// device known here (then its stable clock says it: `for_bundle`), nor only the device the
-/// bundle is for (`to`): per history, the least seq that each of them and this device has
-/// (`least_of`), and the devices it covers (so that a ring of devices, each of which hears
-/// from one other only, learns what every device has: DESIGN 5.4).
+/// The most devices known for which a bundle relays what each has (the entries grow as the
+/// square of them; a fleet larger than this learns what all have from devices that hear from
+/// every other, as a star's hub does).
+const RELAY_MOST: usize = 8;
+
+/// What a bundle relays of what the devices this one knows have, where they are few
+/// (`RELAY_MOST`): for each but this device and the one the bundle is for (`to`), the most it
+/// said it has or a bundle relayed of it, per history, no further than this device has (so
+/// that a ring of devices, each of which hears from one other only, learns what every device
+/// has: DESIGN 5.4).
 pub fn relayed(
     conn: &Conn,
     history: &History,
     devices: &Devices,
     to: Option<DeviceIdx>,
 ) -> Result<Relayed> {
-    let none = || Ok((Vec::new(), Vec::new()));
-    let all: Vec<DeviceIdx> = roots(devices).filter(|&d| d != SELF).collect();
-    let mut heard: HashSet<DeviceIdx> = HashSet::default();
+    let peers: HashSet<DeviceIdx> = roots(devices)
+        .filter(|&d| d != SELF && Some(d) != to)
+        .collect();
+    if peers.is_empty() || roots(devices).count() > RELAY_MOST {
+        return Ok(Vec::new());
+    }
     let sql = match relayed_here(conn)? {
-        false => "SELECT DISTINCT peer FROM main._sync_peers",
-        true => "SELECT peer FROM main._sync_peers UNION SELECT peer FROM main._sync_relayed",
+        false => "SELECT peer, device, seq FROM main._sync_peers",
+        true => {
+            "SELECT peer, device, max(seq) FROM (
+                   SELECT peer, device, seq FROM main._sync_peers
+                   UNION ALL SELECT peer, device, seq FROM main._sync_relayed)
+                 GROUP BY peer, device"
+        }
     };
+    let applied = clock::applied(conn)?;
+    let known: HashSet<DeviceIdx> = devices.indexes().collect();
+    let mut has: std::collections::BTreeMap<DeviceIdx, Vec<(DeviceIdx, u64)>> = Default::default();
     let mut stmt = conn.prepare(sql)?;
     while let Some(row) = stmt.step()? {
-        heard.insert(DeviceIdx(row.column_int(0)));
+        let (peer, device) = (DeviceIdx(row.column_int(0)), DeviceIdx(row.column_int(1)));
+        let seq = (row.column_int(2) as u64).min(applied.get(&device).copied().unwrap_or(0));
+        if peers.contains(&peer) && seq > 0 && known.contains(&device) {
+            has.entry(peer).or_default().push((device, seq));
+        }
     }
     drop(stmt);
-    let heard: Vec<DeviceIdx> = all.iter().copied().filter(|d| heard.contains(d)).collect();
-    if heard.len() == all.len() || heard.iter().all(|&d| Some(d) == to) {
-        return none();
-    }
-    let mut entries = Vec::new();
-    for (device, seq) in least_of(conn, devices, &heard)? {
-        if history.unhashable(device, seq)? {
-            continue; // (an op compaction removed, below a device known since)
+    let mut links: HashMap<(DeviceIdx, u64), Option<Hash>> = HashMap::default();
+    let mut out = Vec::new();
+    for (peer, entries) in has {
+        let mut placed = Vec::new();
+        for (device, seq) in entries {
+            let link = match links.get(&(device, seq)) {
+                Some(&link) => link,
+                None => {
+                    // (an op compaction removed, below a device known since: not named)
+                    let link = match history.unhashable(device, seq)? {
+                        true => None,
+                        false => history.hash_at(device, seq)?,
+                    };
+                    *links.entry((device, seq)).or_insert(link)
+                }
+            };
+            if let Some(link) = link {
+                placed.push((devices.wire_id(device), seq, link));
+            }
         }
-        if let Some(hash) = history.hash_at(device, seq)? {
-            entries.push((devices.wire_id(device), seq, hash));
+        if !placed.is_empty() {
+            placed.sort();
+            out.push((devices.id(peer), placed));
         }
     }
-    if entries.is_empty() {
-        return none();
-    }
-    entries.sort();
-    let mut covers: Vec<DeviceId> = heard.iter().map(|&d| devices.id(d)).collect();
-    covers.push(devices.id(SELF));
-    covers.sort();
-    Ok((entries, covers))
+    out.sort();
+    Ok(out)
 }
 
-/// Keeps what a bundle relayed that devices `covered` (known here, heard of through its
-/// writer) have, at least: each entry placed in the history it names here (`placed`), raised
-/// where it is more than what was relayed before.
-pub fn learn_relayed(
-    conn: &Conn,
-    covered: &[DeviceIdx],
-    placed: &[(DeviceIdx, u64)],
-) -> Result<()> {
+/// Keeps what a bundle relayed that device `peer` (known here) has, at least: each entry
+/// placed in the history it names here (`placed`), raised where it is more than what was
+/// relayed before.
+pub fn learn_relayed(conn: &Conn, peer: DeviceIdx, placed: &[(DeviceIdx, u64)]) -> Result<()> {
     let mut upsert = conn.prepare(
         "INSERT INTO main._sync_relayed(peer, device, seq) VALUES (?1, ?2, ?3)
          ON CONFLICT (peer, device) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > seq",
     )?;
-    for &peer in covered {
-        for &(device, seq) in placed {
-            upsert.execute(&[
-                Value::from(peer),
-                Value::from(device),
-                Value::Integer(seq as i64),
-            ])?;
-        }
+    for &(device, seq) in placed {
+        upsert.execute(&[
+            Value::from(peer),
+            Value::from(device),
+            Value::Integer(seq as i64),
+        ])?;
     }
     Ok(())
 }

@@ -264,12 +264,12 @@ pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, bod
     // 0.1.0 `writer` (the release that wrote it), 0.2.0 `stable` and `knows`, then `base` (up
     // to where its writer removed ops it does not carry), `forgotten` (the devices it forgot)
     // and `gaps` (the contexts of removed ops its ops follow), then `forks` (the links of the
-    // ops its base's histories fork after), `relayed` and `covers` (what the devices its writer
-    // heard of through others have))
+    // ops its base's histories fork after), `relayed` (what each device its writer knew
+    // has))
     let declared = match manifest.len() {
-        17 => {
+        16 => {
             ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB, \
-               gaps BLOB, forks BLOB, relayed BLOB, covers BLOB"
+               gaps BLOB, forks BLOB, relayed BLOB"
         }
         15 => {
             ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB, \

@@ -2199,6 +2199,20 @@ fn seeds_that_once_failed() {
     }
 }
 
+/// An open fault (docs/limits.md), found once the suite sent round a ring: a device put back
+/// to its backup and written on holds an id two copies wrote under as one history up to 3,
+/// where its peers hold two others forked at 1; every exchange sends it one op it takes for
+/// a duplicate, and the clocks never agree (also with the library of 548ec4a).
+#[test]
+#[ignore = "open fault: a put-back device and its peers never agree on an id's histories"]
+fn a_put_back_device_in_a_ring_holds_an_id_two_copies_wrote_under_as_its_peers_do() {
+    let crowded = Forced {
+        crowded: true,
+        ..Forced::default()
+    };
+    check_as(1_592_591_048, crowded);
+}
+
 /// Replays the schedule of `SYNC_SEED` (a tool, run with `--ignored`; see the top).
 #[test]
 #[ignore]

@@ -70,8 +70,14 @@ impl Import<'_> {
             let prev = self.prev_of(op)?;
             let hash = op_hash(op, form, prev.as_ref());
             if removed {
-                // (taken for the op removed, which it may be; told where it is known not to be)
+                // (taken for the op removed, which it may be; told where it is known not to be;
+                // where it is not, and a point's writer saw it, as a history of its own below)
                 let other = self.not_the_removed(root, op, hash, prev)?;
+                if other && self.seen_by_a_point(root, op, prev.as_ref(), &hash)? {
+                    self.found_again(op.device, seq, &hash)?;
+                    self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
+                    return Ok(None);
+                }
                 self.reading.wire = Some((op.device, seq, hash, other));
                 self.note_arriving(op, form, hash, other)?;
                 return Ok(Some(Placed::Below(root)));

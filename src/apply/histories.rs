@@ -62,7 +62,7 @@ impl Import<'_> {
             && seq <= self.applied_seq(root)
             && self.flushed()?.history().removed(root, seq)?
         {
-            return Ok(Placed::Below(root));
+            return self.below_or_split(root, op, form);
         }
         if let (Prev::Stated(_), false) = (&op.prev, forked) {
             if let Some(idx) = self.based_branch(root, op)? {
@@ -145,7 +145,7 @@ impl Import<'_> {
                     && seq <= self.applied_seq(before)
                     && self.history().removed(before, seq)? =>
                 {
-                    Placed::Below(before)
+                    self.below_or_split(before, op, form)?
                 }
                 None if self.breaks_chain_above(before, op, form)? => Placed::Unplaced,
                 None => Placed::At(self.based_first(before, op, form)?.unwrap_or(before)),
@@ -187,6 +187,24 @@ impl Import<'_> {
             }
         }
         self.new_history(before, op, form, own).map(Placed::At)
+    }
+
+    /// Where `op` comes at a seq of history `idx` whose op compaction removed here: taken to be
+    /// that op (`Placed::Below`), unchecked, unless its hash was kept and `op`'s differs (then
+    /// `op` is another history's, as a copy's or a put-back backup's: the ops held there on
+    /// become a history of their own, and `op` another, as where both were held; else a device
+    /// that removed the op it held there would take every other op at its seq for that one,
+    /// and never hold the other history its peers hold).
+    fn below_or_split(&mut self, idx: DeviceIdx, op: &Packed, form: &Form) -> Result<Placed> {
+        let kept = crate::log::chain::remembered(self.conn, idx, op.seq)?;
+        let mine = match (kept, self.prev_of(op)?) {
+            (Some(_), Some(prev)) => Some(op_hash(op, form, Some(&prev))),
+            _ => None,
+        };
+        match (kept, mine) {
+            (Some(kept), Some(mine)) if kept != mine => Ok(Placed::At(self.split(idx, op, form)?)),
+            _ => Ok(Placed::Below(idx)),
+        }
     }
 
     /// Whether `op`, not held at its seq in history `idx`, is not the op that the ops held

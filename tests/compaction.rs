@@ -1039,3 +1039,53 @@ fn a_point_an_op_is_behind_does_not_keep_its_writers_later_ones() {
         assert_eq!(d.dump("t"), ring[0].dump("t"), "{}", d.name);
     }
 }
+
+/// A row c inserted, d deleted while b (not having seen the delete) updated it twice; d then
+/// wrote it again after seeing b's first update, not its second: d's write brings the row
+/// back, with the value d saw in the column it did not write (the insert's). Compaction must
+/// not remove b's first update while d's write may still read the row through it: every
+/// device, and a device that joins from any of them, shows the insert's value there (a new
+/// user's trial, 2026-12-05: a rule that let an op go where a follower wrote every column it
+/// wrote showed NULL there on some devices, for good). Where d's id is below b's.
+#[test]
+fn compaction_keeps_what_a_write_that_brings_a_row_back_read_it_through() {
+    let mut three = [
+        Device::new("x", T),
+        Device::new("y", T),
+        Device::new("z", T),
+    ];
+    three.sort_by_key(|d| d.id());
+    let (d, b, c) = (&three[0], &three[1], &three[2]);
+    let compacting = |from: &Device, to: &Device| {
+        send(from, to);
+        compact(to);
+    };
+    exec(c.conn(), "INSERT INTO t VALUES (1, 'c0', 'keep me')");
+    send(c, b);
+    send(b, d);
+    exec(d.conn(), "DELETE FROM t WHERE id = 1");
+    send(d, c);
+    exec(b.conn(), "UPDATE t SET x = 'b1' WHERE id = 1");
+    send(b, c);
+    compact(c);
+    exec(b.conn(), "UPDATE t SET x = 'b2' WHERE id = 1");
+    send(c, d);
+    exec(d.conn(), "UPDATE t SET x = 'd1' WHERE id = 1");
+    compacting(b, d);
+    compacting(c, b);
+    compacting(d, c);
+    for _ in 0..3 {
+        for from in [d, b, c] {
+            for to in [d, b, c].into_iter().filter(|to| to.name != from.name) {
+                compacting(from, to);
+            }
+        }
+    }
+    let shown = Some(vec![Value::Integer(1), text("d1"), text("keep me")]);
+    for device in [d, b, c] {
+        assert_eq!(row(device, 1), shown, "{}", device.name);
+        let joined = Device::new(&format!("joined-{}", device.name), T);
+        joined.import(&device.bundle_for(None));
+        assert_eq!(row(&joined, 1), shown, "joined from {}", device.name);
+    }
+}

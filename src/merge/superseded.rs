@@ -10,16 +10,11 @@
 //! 1. it is an insert or an update, and not the first writer (by order key) of a column of its
 //!    row (so the row's columns keep their order). Deletes stay: a tombstone is live in every
 //!    column no later op wrote, and a column added later is one;
-//! 2. its first follower `p` (by order key) that writes every column `o` wrote is below the
-//!    floor too: no set of ops that holds `p` shows anything of `o`;
-//! 3. every other non-delete op that follows `o` follows `p`, or writes every column `o` wrote,
-//!    or follows such an op that follows `o`, or is live in no column (a later op that follows
-//!    it writes each column it wrote: what it saw is never shown): a reviver that saw `o` saw
-//!    `p` or another overwriter of `o` (an op behind any floor is lent the writes below every
-//!    floor, `p` among them, whichever floors come later), so rows edited concurrently round
-//!    after round (each round's writes following the last round's, not each other) lose their
-//!    old rounds, and a row whose columns are set in turn by separate updates keeps its last
-//!    few writes;
+//! 2. its first non-delete follower `p` (by order key) is below the floor too and writes every
+//!    column `o` wrote: no set of ops that holds `p` shows anything of `o`;
+//! 3. every other non-delete op that follows `o` follows `p`: a reviver that saw `o` saw `p`
+//!    (an op behind any floor is lent the writes below every floor, `p` among them, whichever
+//!    floors come later);
 //! 4. `p`'s own causal past, where `o` is a last write, holds no delete that is not behind an
 //!    insert of every column that `o` follows: that past reads as a row never deleted, with or
 //!    without `o`, for the columns `p` did not write (which `o` did not write either).
@@ -95,37 +90,17 @@ pub fn superseded(ops: &[RowOp], below: &[bool], causality: &impl Causality) -> 
                 (list, at)
             })
             .collect();
-        let overwrites = |y: usize| !is_delete(y) && ops[o].cells.iter().all(|(c, _)| writes(y, c));
-        // (a device's ops are in seq order, and so in order key: its first one that does)
         let p = (followers.iter())
-            .filter_map(|&(list, at)| list[at..].iter().copied().find(|&y| overwrites(y)))
+            .filter_map(|&(list, at)| list.get(at).copied())
             .min_by_key(|&y| ops[y].order_key());
         let Some(p) = p else { continue };
-        if !below[p] {
+        if !below[p] || !ops[o].cells.iter().all(|(c, _)| writes(p, c)) {
             continue;
         }
-        // (or it saw another op that follows o and writes every column o wrote: what it
-        // shows of those columns is that op's, or later; or it is live in no column, so
-        // what it saw is never shown)
-        let dead = |y: usize| {
-            ops[y].cells.iter().all(|(c, _)| {
-                (by_key.iter()).any(|&z| {
-                    z != y && !is_delete(z) && writes(z, c) && causality.follows(&ops[z], &ops[y])
-                })
-            })
-        };
-        let mut unseen = (followers.iter())
-            .flat_map(|&(list, at)| list[at..first_after(list, p).max(at)].iter().copied());
-        if unseen.any(|y| {
-            !overwrites(y)
-                && !dead(y)
-                && !(by_key.iter()).any(|&w| {
-                    w != y
-                        && overwrites(w)
-                        && causality.follows(&ops[w], &ops[o])
-                        && causality.follows(&ops[y], &ops[w])
-                })
-        }) {
+        if followers
+            .iter()
+            .any(|&(list, at)| at < first_after(list, p))
+        {
             continue;
         }
         // 4: the deletes in p's past are behind an insert of every column that o follows
@@ -461,71 +436,5 @@ mod tests {
         let gone = superseded(&ops, &[true; 1000], &c);
         assert_eq!(gone.len(), 998);
         assert!(!gone.contains(&0) && !gone.contains(&999));
-    }
-
-    /// Three devices edit one column of a row in rounds: each round's three writes follow the
-    /// last round's and not each other (they sync between rounds). Below a floor, every round
-    /// but the last goes (but the insert), though no single write of the next round is followed
-    /// by the other two; the rule computes the same without them.
-    #[test]
-    fn rows_edited_concurrently_round_after_round_lose_their_old_rounds() {
-        let mut ops = vec![op(1, 1, 1, Insert, &[("x", 0)])];
-        let mut contexts = HashMap::from_iter([((1, 1), [0, 0, 0, 0])]);
-        let rounds = 5u64;
-        for r in 1..=rounds {
-            // after round r - 1: device 1 wrote seqs 1..=r, devices 2 and 3 seqs 1..r
-            let seen = [0, r, r - 1, r - 1];
-            for d in 1..=3u8 {
-                let seq = if d == 1 { r + 1 } else { r };
-                ops.push(op(
-                    d,
-                    seq,
-                    2 * r + 1,
-                    Update,
-                    &[("x", (10 * r) as i64 + d as i64)],
-                ));
-                let mut context = seen;
-                context[d as usize] = seq - 1;
-                contexts.insert((d, seq), context);
-            }
-        }
-        let c = Floored {
-            contexts,
-            floors: vec![[0, rounds + 1, rounds, rounds]],
-        };
-        let gone = superseded(&ops, &vec![true; ops.len()], &c);
-        // the insert and the last round stay
-        assert_eq!(gone, (1..ops.len() - 3).collect::<Vec<_>>());
-        let kept: Vec<RowOp> = (ops.iter().enumerate())
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, o)| o.clone())
-            .collect();
-        assert_eq!(judged(&ops, &c), judged(&kept, &c));
-    }
-
-    /// A row whose two columns are set in turn by separate updates (`SET x`, then `SET y`,
-    /// ...): each write of x is overwritten by the next write of x, and the write of y
-    /// between them is live in no column once the next write of y comes; below a floor all
-    /// go but the insert and the last three writes.
-    #[test]
-    fn a_row_whose_columns_are_set_in_turn_keeps_the_last_write_of_each() {
-        let mut ops = vec![op(1, 1, 1, Insert, &[("x", 0), ("y", 0)])];
-        for seq in 2..=21u64 {
-            let column = if seq % 2 == 0 { "x" } else { "y" };
-            ops.push(op(1, seq, seq, Update, &[(column, seq as i64)]));
-        }
-        let c = Floored {
-            contexts: (1..=21).map(|s| ((1, s), [0, s - 1, 0, 0])).collect(),
-            floors: vec![[0, 21, 0, 0]],
-        };
-        let gone = superseded(&ops, &[true; 21], &c);
-        // (the write of y before the last write of x stays: the last write of x saw it, and
-        // shows it where it brings the row back after a delete)
-        assert_eq!(gone, (1..18).collect::<Vec<_>>());
-        let kept: Vec<RowOp> = (ops.iter().enumerate())
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, o)| o.clone())
-            .collect();
-        assert_eq!(judged(&ops, &c), judged(&kept, &c));
     }
 }

@@ -201,8 +201,12 @@ impl Import<'_> {
             (Some(_), Some(prev)) => Some(op_hash(op, form, Some(&prev))),
             _ => None,
         };
+        // (one a compaction point decides there, known to be another op than the one removed
+        // though its hash was not kept, which a point's writer saw: behind.rs `behind_point`)
+        let seen = (self.reading.seen.as_ref()).is_some_and(|d| d.0 == op.device && d.1 == op.seq);
         match (kept, mine) {
             (Some(kept), Some(mine)) if kept != mine => Ok(Placed::At(self.split(idx, op, form)?)),
+            _ if seen => Ok(Placed::At(self.split(idx, op, form)?)),
             _ => Ok(Placed::Below(idx)),
         }
     }

@@ -247,7 +247,6 @@ fn killed_compactions_leave_the_database_before_or_after() {
          UPDATE t SET n = n + 1;
          UPDATE t SET n = n + 1;",
     );
-    let bundle = a.bundle_for(None);
     // (in the default journal mode only: the import's test covers WAL, and CI's time is short)
     let mode = "DELETE";
     // b lives in work.db from the start (a copy would fork, and its former id, which says
@@ -262,6 +261,19 @@ fn killed_compactions_leave_the_database_before_or_after() {
         &format!("PRAGMA journal_mode = {mode}; SELECT sync_init(); {SCHEMA}"),
     );
     compacting_every(&b, Some(0)); // (the child compacts: the import must not have)
+                                   // (written for b: a device takes the word of a writer that knew nothing of it on its own
+                                   // ops no further than a peer confirmed them, log/stable.rs)
+    let b_id: String = b
+        .query_row("SELECT sync_device_id()", [], |r| r.get(0))
+        .unwrap();
+    let bundle = a.db.dir.path().join("for-b.bundle");
+    a.conn()
+        .query_row(
+            "SELECT sync_bundle_out(?1, ?2)",
+            [&b_id, bundle.to_str().unwrap()],
+            |_| Ok(()),
+        )
+        .unwrap();
     b.query_row(
         "SELECT sync_bundle_in(?1)",
         [bundle.to_str().unwrap()],

@@ -484,6 +484,8 @@ impl Import<'_> {
             gaps: Vec::new(),
             forks: Vec::new(),
             relayed: Vec::new(),
+            confirmed: None,
+            addressee: None,
         };
         let id = *uuid::Uuid::new_v4().as_bytes();
         let declared = declared.encode(&self.known.devices);

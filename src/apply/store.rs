@@ -457,6 +457,11 @@ impl<'a> Import<'a> {
             // the format it writes, which it reads: bundles for it are written in it
             let format = format!("format {}", source.0);
             crate::schema::set_state(conn, &format, manifest.format as u64)?;
+            let me = self.known.devices.id(SELF);
+            let knew_me = manifest.clock.iter().any(|e| e.0 == me)
+                || manifest.knows.contains(&me)
+                || manifest.addressee == Some(me);
+            log::stable::said_confirmed(conn, &manifest.source, manifest.confirmed, knew_me)?;
             self.learn_stable(&manifest)?;
             self.learn_relayed(&manifest, source)?;
         }

@@ -67,16 +67,23 @@ pub fn written_by(name: &str, device: &DeviceId) -> bool {
         .is_some_and(|rest| rest.starts_with('-') && rest.ends_with(SUFFIX))
 }
 
-/// Whether a bundle of `device` in `dir` carries `clock` already and holds the ops `needs`
-/// (per device, the first and the last seq a new bundle would carry): then a new bundle would
-/// tell the other devices nothing new.
-pub fn covered(
-    dir: &str,
-    device: &DeviceId,
-    clock: &[(DeviceId, u64, Hash)],
-    needs: &[(DeviceId, u64, u64)],
-    forgotten: &[DeviceId],
-) -> bool {
+/// What a new bundle of a device would say beside its ops: its clock, the devices it forgot,
+/// how far a peer confirmed its own ops.
+pub struct Says<'a> {
+    pub clock: &'a [(DeviceId, u64, Hash)],
+    pub forgotten: Vec<DeviceId>,
+    pub confirmed: u64,
+}
+
+/// Whether a bundle of `device` in `dir` says already what a new one would (`says`) and holds
+/// the ops `needs` (per device, the first and the last seq a new bundle would carry): then a
+/// new bundle would tell the other devices nothing new.
+pub fn covered(dir: &str, device: &DeviceId, says: Says, needs: &[(DeviceId, u64, u64)]) -> bool {
+    let Says {
+        clock,
+        forgotten,
+        confirmed,
+    } = says;
     let Ok(files) = bundle_files(dir) else {
         return false;
     };
@@ -94,7 +101,10 @@ pub fn covered(
             .map(|(d, s, _)| (*d, *s))
             .collect();
         has.sort();
-        if has != want || reader.manifest.forgotten != forgotten {
+        if has != want
+            || reader.manifest.forgotten != forgotten
+            || reader.manifest.confirmed.is_some_and(|c| c < confirmed)
+        {
             return false;
         }
         if needs.is_empty() {

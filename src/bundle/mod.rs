@@ -139,6 +139,12 @@ pub struct Manifest {
     /// Per device its writer knew (a few: log/stable.rs `relayed`), what it has as the writer
     /// knew it (none in bundles of builds before it)
     pub relayed: crate::log::stable::Relayed,
+    /// Up to which seq a peer confirmed its writer's own ops (log/stable.rs `confirmed`):
+    /// beyond it they may be another history of ops its peers hold (a backup put back, a
+    /// copy), and no reader takes them as stable (none in bundles of builds before it)
+    pub confirmed: Option<u64>,
+    /// The device it was written for, where it was (none in bundles of builds before it)
+    pub addressee: Option<DeviceId>,
 }
 
 /// The context of op `seq` of history `history`, removed by compaction, that a carried op

@@ -174,9 +174,9 @@ fn own_link(
 fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let held = Held::load(conn)?;
     let devices = &held.devices;
-    let addressee = match &whom {
-        For::Peer(peer) => peer.and_then(|p| devices.idx(&p)),
-        For::EveryPeer => None,
+    let (addressee, to_id) = match &whom {
+        For::Peer(peer) => (peer.and_then(|p| devices.idx(&p)), *peer),
+        For::EveryPeer => (None, None),
     };
     let known = match (&whom, addressee) {
         (For::Peer(_), Some(idx)) => clock::known_by(conn, idx)?,
@@ -308,8 +308,14 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     held.contexts.check()?;
     held.local.check()?;
     let ops = writer.count();
+    let confirmed = crate::log::stable::confirmed(conn, &me)?;
     if let To::Folder(dir) = &to {
-        if super::folder::covered(dir, &me, &clock, &needs, &devices.forgotten_ids()) {
+        let says = super::folder::Says {
+            clock: &clock,
+            forgotten: devices.forgotten_ids(),
+            confirmed,
+        };
+        if super::folder::covered(dir, &me, says, &needs) {
             // a bundle of this device there holds these ops and says what it has now
             drop(writer);
             let mut json = JsonObject::new();
@@ -344,6 +350,8 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         gaps,
         forks,
         relayed,
+        confirmed: Some(confirmed),
+        addressee: to_id,
     };
     let bytes = match writer
         .finish(bundle_id, &me, &clock, declared, peers)

@@ -482,6 +482,20 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         None => Vec::new(),
         Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("forks is unreadable"))?,
     };
+    // (a bundle of an earlier build has none: what its writer says it has of its own ops is
+    // taken as it is)
+    let confirmed = conn
+        .query_value("SELECT confirmed FROM manifest", &[])
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_i64())
+        .filter(|&c| c >= 0)
+        .map(|c| c as u64);
+    let addressee = conn
+        .query_value("SELECT addressee FROM manifest", &[])
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_blob().and_then(|b| b.try_into().ok()));
     Ok(Manifest {
         format,
         bundle_id,
@@ -511,5 +525,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
             .collect(),
         forks: (forks.into_iter()).map(|(h, l)| (h.0, l.0)).collect(),
         relayed,
+        confirmed,
+        addressee,
     })
 }

@@ -32,6 +32,8 @@ pub struct Peers {
     pub gaps: Vec<super::Gap>,
     pub forks: Vec<(DeviceId, Hash)>,
     pub relayed: crate::log::stable::Relayed,
+    pub confirmed: Option<u64>,
+    pub addressee: Option<DeviceId>,
 }
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
@@ -138,7 +140,7 @@ impl Writer {
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
                                        declared BLOB, writer TEXT, stable BLOB, knows BLOB,
                                        base BLOB, forgotten BLOB, gaps BLOB, forks BLOB,
-                                       relayed BLOB)",
+                                       relayed BLOB, confirmed INTEGER, addressee BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -306,6 +308,8 @@ impl Writer {
             gaps,
             forks,
             relayed,
+            confirmed,
+            addressee,
         }: Peers,
     ) -> Result<Written> {
         self.flush()?;
@@ -356,7 +360,8 @@ impl Writer {
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
             "INSERT INTO manifest
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17, ?18)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -374,6 +379,8 @@ impl Writer {
                 Value::Blob(gaps),
                 Value::Blob(forks),
                 Value::Blob(relayed),
+                confirmed.map_or(Value::Null, |c| Value::Integer(c as i64)),
+                addressee.map_or(Value::Null, |to| Value::Blob(to.to_vec())),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

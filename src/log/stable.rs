@@ -7,8 +7,10 @@
 //! bundles, `_sync_peers`; this device's own applied clock), the least of them per device, this
 //! device's own ops no further than a peer confirmed them with the hashes they have here (a
 //! database alone may be a backup put back, or a copy, whose next ops are another history of
-//! ops its peers hold: apply/behind.rs; its compaction point must not name them); and
-//! from bundles, whose manifest carries their writer's stable clock and the devices that writer
+//! ops its peers hold: apply/behind.rs; its compaction point must not name them), and a
+//! peer's own ops no further than it said a peer confirmed them where its last bundle knew
+//! nothing of this device (a device set up from the full bundle of such a backup must not
+//! decide its ops alone: `said_confirmed`); and from bundles, whose manifest carries their writer's stable clock and the devices that writer
 //! knew: when those are every device known here, its stable clock holds here too (so a star's
 //! devices, which hear from each other only through the hub, learn what they all have). What
 //! bundles taught is kept in `_sync_stable`; the rest is read when asked. Where few devices are
@@ -125,6 +127,13 @@ fn least_of(
     if let Some(own) = least.get_mut(&SELF) {
         *own = (*own).min(confirmed(conn, &devices.id(SELF))?);
     }
+    let said = confirmed_by(conn)?;
+    for &peer in peers {
+        let cap = said.get(&crate::value::hex(&devices.id(peer)));
+        if let (Some(has), Some(&cap)) = (least.get_mut(&peer), cap) {
+            *has = (*has).min(cap);
+        }
+    }
     least.retain(|_, seq| *seq > 0);
     Ok(least)
 }
@@ -176,12 +185,19 @@ pub fn relayed(
         }
     };
     let applied = clock::applied(conn)?;
+    let said = confirmed_by(conn)?;
     let known: HashSet<DeviceIdx> = devices.indexes().collect();
     let mut has: std::collections::BTreeMap<DeviceIdx, Vec<(DeviceIdx, u64)>> = Default::default();
     let mut stmt = conn.prepare(sql)?;
     while let Some(row) = stmt.step()? {
         let (peer, device) = (DeviceIdx(row.column_int(0)), DeviceIdx(row.column_int(1)));
-        let seq = (row.column_int(2) as u64).min(applied.get(&device).copied().unwrap_or(0));
+        let mut seq = (row.column_int(2) as u64).min(applied.get(&device).copied().unwrap_or(0));
+        if device == peer {
+            // (its own ops no further than it said a peer confirmed them)
+            if let Some(&cap) = said.get(&crate::value::hex(&devices.id(peer))) {
+                seq = seq.min(cap);
+            }
+        }
         if peers.contains(&peer) && seq > 0 && known.contains(&device) {
             has.entry(peer).or_default().push((device, seq));
         }
@@ -244,6 +260,52 @@ fn confirmed_name(id: &DeviceId) -> String {
 /// has here (0: none).
 pub fn confirmed(conn: &Conn, id: &DeviceId) -> Result<u64> {
     crate::schema::state(conn, &confirmed_name(id))
+}
+
+/// The name of the state that holds how far a peer confirmed the own ops of device `id` (one
+/// of the devices known here), as its last bundle said, where that bundle knew nothing of this
+/// device.
+fn said_confirmed_name(id: &DeviceId) -> String {
+    format!("said confirmed {}", crate::value::hex(id))
+}
+
+/// Keeps, from a bundle of device `id`, how far a peer confirmed its own ops (`confirmed`;
+/// None from a build before it), where its writer knew nothing of this device (`knew_me`
+/// false): such a device may be a backup put back, or a copy, whose ops beyond what a peer
+/// confirmed are another history of ops its peers hold, which this device, knowing of no
+/// other, must not decide alone (`least`). A writer that heard of this device is taken at its
+/// word, as before (where it is such a backup, this device or a peer holds its other ops, and
+/// tells them apart). The last bundle read says.
+pub fn said_confirmed(
+    conn: &Conn,
+    id: &DeviceId,
+    confirmed: Option<u64>,
+    knew_me: bool,
+) -> Result<()> {
+    let name = said_confirmed_name(id);
+    match (confirmed, knew_me) {
+        (Some(seq), false) => crate::schema::set_state(conn, &name, seq),
+        _ => conn.exec(
+            "DELETE FROM main._sync_state WHERE name = ?1",
+            &[Value::Text(name)],
+        ),
+    }
+}
+
+/// How far the devices known here whose last bundle knew nothing of this one said a peer
+/// confirmed their own ops (by device id, hex): what is stable of them here goes no further
+/// (`said_confirmed`). The others are not named: taken at their word.
+fn confirmed_by(conn: &Conn) -> Result<HashMap<String, u64>> {
+    let mut stmt = conn.prepare(
+        "SELECT substr(name, 16), value FROM main._sync_state WHERE name LIKE 'said confirmed %'",
+    )?;
+    let mut said = HashMap::default();
+    while let Some(row) = stmt.step()? {
+        if let Value::Text(id) = row.column(0)? {
+            said.insert(id, row.column_int(1).max(0) as u64);
+        }
+    }
+    Ok(said)
 }
 
 /// Records that a peer has this device's op `seq` of `id` (the clock of its bundle named it

@@ -265,27 +265,24 @@ pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, bod
     // to where its writer removed ops it does not carry), `forgotten` (the devices it forgot)
     // and `gaps` (the contexts of removed ops its ops follow), then `forks` (the links of the
     // ops its base's histories fork after), `relayed` (what each device its writer knew
-    // has))
-    let declared = match manifest.len() {
-        16 => {
-            ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB, \
-               gaps BLOB, forks BLOB, relayed BLOB"
-        }
-        15 => {
-            ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB, \
-               gaps BLOB, forks BLOB"
-        }
-        14 => {
-            ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB, \
-               gaps BLOB"
-        }
-        13 => ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB, forgotten BLOB",
-        12 => ", declared BLOB, writer TEXT, stable BLOB, knows BLOB, base BLOB",
-        11 => ", declared BLOB, writer TEXT, stable BLOB, knows BLOB",
-        9 => ", declared BLOB, writer TEXT",
-        8 => ", declared BLOB",
-        _ => "",
-    };
+    // has), `confirmed` (how far a peer confirmed its writer's own ops) and `addressee` (the
+    // device it was written for)
+    const LATER: [&str; 11] = [
+        "declared BLOB",
+        "writer TEXT",
+        "stable BLOB",
+        "knows BLOB",
+        "base BLOB",
+        "forgotten BLOB",
+        "gaps BLOB",
+        "forks BLOB",
+        "relayed BLOB",
+        "confirmed INTEGER",
+        "addressee BLOB",
+    ];
+    let declared: String = (LATER.iter().take(manifest.len().saturating_sub(7)))
+        .map(|c| format!(", {c}"))
+        .collect();
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
          CREATE TABLE manifest(magic TEXT, format INTEGER, bundle_id BLOB, source BLOB,

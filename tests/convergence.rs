@@ -2212,6 +2212,15 @@ fn seeds_that_once_failed() {
         // a compaction point that named each earlier one it retired (reverted) left a device
         // that joined from a full bundle with ops pending for good
         (1_592_591_937, crowded),
+        // with relays (log/stable.rs `relayed`): a device set up from the full bundle of a
+        // backup put back decided that copy's writes by a compaction point of its own, which
+        // its peers had decided otherwise, and a bundle was refused ("its clock goes
+        // backwards"; log/stable.rs `said_confirmed`); and a device that had removed an op,
+        // not keeping its hash, took an op at its seq that a compaction point's writer saw
+        // for the one removed, where its peers held it as a history of its own, and the
+        // exchange never settled (apply/histories.rs `below_or_split`)
+        (1_592_591_496, auto),
+        (1_592_592_081, auto),
     ] {
         check_as(seed, forced);
     }

@@ -2214,7 +2214,8 @@ fn seeds_that_once_failed() {
         // a compaction point that named each earlier one it retired (reverted) left a device
         // that joined from a full bundle with ops pending for good
         (1_592_591_937, crowded),
-        // with relays (log/stable.rs `relayed`): a device set up from the full bundle of a
+        // with relays on (log/stable.rs `relayed`; off again for another seed, docs/limits.md:
+        // these pass without them, and guard their return): a device set up from the full bundle of a
         // backup put back decided that copy's writes by a compaction point of its own, which
         // its peers had decided otherwise, and a bundle was refused ("its clock goes
         // backwards"; log/stable.rs `said_confirmed`); and a device that had removed an op,

@@ -141,7 +141,8 @@ pub struct Manifest {
     pub relayed: crate::log::stable::Relayed,
     /// Up to which seq a peer confirmed its writer's own ops (log/stable.rs `confirmed`):
     /// beyond it they may be another history of ops its peers hold (a backup put back, a
-    /// copy), and no reader takes them as stable (none in bundles of builds before it)
+    /// copy), and a reader its writer knew nothing of takes them as stable no further
+    /// (log/stable.rs `said_confirmed`; none in bundles of builds before it)
     pub confirmed: Option<u64>,
     /// The device it was written for, where it was (none in bundles of builds before it)
     pub addressee: Option<DeviceId>,

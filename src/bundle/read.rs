@@ -491,11 +491,7 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         .and_then(|v| v.as_i64())
         .filter(|&c| c >= 0)
         .map(|c| c as u64);
-    let addressee = conn
-        .query_value("SELECT addressee FROM manifest", &[])
-        .ok()
-        .flatten()
-        .and_then(|v| v.as_blob().and_then(|b| b.try_into().ok()));
+    let addressee = optional("addressee").and_then(|b| b.try_into().ok());
     Ok(Manifest {
         format,
         bundle_id,

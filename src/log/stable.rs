@@ -128,7 +128,8 @@ fn least_of(
         *own = (*own).min(confirmed(conn, &devices.id(SELF))?);
     }
     let said = confirmed_by(conn)?;
-    for &peer in peers {
+    // (none in a fleet set up as usual: no id is hex-encoded then)
+    for &peer in peers.iter().filter(|_| !said.is_empty()) {
         let cap = said.get(&crate::value::hex(&devices.id(peer)));
         if let (Some(has), Some(&cap)) = (least.get_mut(&peer), cap) {
             *has = (*has).min(cap);
@@ -193,7 +194,7 @@ pub fn relayed(
     while let Some(row) = stmt.step()? {
         let (peer, device) = (DeviceIdx(row.column_int(0)), DeviceIdx(row.column_int(1)));
         let mut seq = (row.column_int(2) as u64).min(applied.get(&device).copied().unwrap_or(0));
-        if device == peer {
+        if device == peer && !said.is_empty() {
             // (its own ops no further than it said a peer confirmed them)
             if let Some(&cap) = said.get(&crate::value::hex(&devices.id(peer))) {
                 seq = seq.min(cap);

@@ -172,6 +172,23 @@ mod tests {
 
     type Id = (u8, u64);
 
+    /// The causality of `contexts` and `floors`, and what a compaction by the last floor
+    /// removes of `ops`.
+    fn compacted_by_last(
+        ops: &[RowOp],
+        contexts: &HashMap<(u8, u64), [u64; 4]>,
+        floors: &[[u64; 4]],
+    ) -> (Floored, Vec<usize>) {
+        let causality = Floored {
+            contexts: contexts.clone(),
+            floors: floors.to_vec(),
+        };
+        let last = floors.last().expect("a floor before compaction");
+        let below: Vec<bool> = ops.iter().map(|o| Floored::below(last, o)).collect();
+        let gone = superseded(ops, &below, &causality);
+        (causality, gone)
+    }
+
     fn id(op: &RowOp) -> Id {
         (op.device[0], op.seq)
     }
@@ -258,13 +275,7 @@ mod tests {
                     floors.push(floor);
                 }
                 if k == compact_at {
-                    let c = Floored {
-                        contexts: contexts.clone(),
-                        floors: floors.clone(),
-                    };
-                    let floor = floors.last().expect("a floor before compaction");
-                    let below: Vec<bool> = ops.iter().map(|o| Floored::below(floor, o)).collect();
-                    let gone = superseded(&ops, &below, &c);
+                    let (_, gone) = compacted_by_last(&ops, &contexts, &floors);
                     let gone = gone.iter().map(|&i| id(&ops[i])).collect();
                     compacted = Some((ops.len(), floors.len(), gone));
                 }
@@ -395,13 +406,7 @@ mod tests {
                 vec![clock(&[(d, 1), (b, 1)]), clock(&[(d, 2), (b, 2)])],
                 vec![clock(&[(d, 2), (b, 2)])],
             ] {
-                let causality = Floored {
-                    contexts: contexts.clone(),
-                    floors: floors.clone(),
-                };
-                let last = floors.last().expect("a floor");
-                let below: Vec<bool> = ops.iter().map(|o| Floored::below(last, o)).collect();
-                let gone = superseded(&ops, &below, &causality);
+                let (causality, gone) = compacted_by_last(&ops, &contexts, &floors);
                 let kept: Vec<RowOp> = (0..ops.len())
                     .filter(|i| !gone.contains(i))
                     .map(|i| ops[i].clone())

@@ -2214,8 +2214,7 @@ fn seeds_that_once_failed() {
         // a compaction point that named each earlier one it retired (reverted) left a device
         // that joined from a full bundle with ops pending for good
         (1_592_591_937, crowded),
-        // with relays on (log/stable.rs `relayed`; off again for another seed, docs/limits.md:
-        // these pass without them, and guard their return): a device set up from the full bundle of a
+        // with relays (log/stable.rs `relayed`): a device set up from the full bundle of a
         // backup put back decided that copy's writes by a compaction point of its own, which
         // its peers had decided otherwise, and a bundle was refused ("its clock goes
         // backwards"; log/stable.rs `said_confirmed`); and a device that had removed an op,
@@ -2224,6 +2223,11 @@ fn seeds_that_once_failed() {
         // exchange never settled (apply/histories.rs `below_or_split`)
         (1_592_591_496, auto),
         (1_592_592_081, auto),
+        // with relays: a device put back to a backup from before it first wrote, and forked
+        // since, took a relayed entry of its old id above what it held (not checked) as saying
+        // that id had the op 1 it held, and its compaction point decided that id's history
+        // otherwise than its peer's (log/stable.rs `relayed`, apply/store.rs `learn_relayed`)
+        (1_592_590_411, restores),
         // the suite judged the rows held out after an import of a bundle imported before,
         // which judges nothing (a parent the device inserted itself brings its held-out
         // children back at its next import of a new bundle: docs/conflicts.md)

@@ -412,7 +412,16 @@ impl<'a> Import<'a> {
                 let Some(root) = self.known.devices.idx(id) else {
                     continue;
                 };
-                if let Some(idx) = self.resolve_entry(root, *seq, hash)? {
+                let Some(idx) = self.resolve_entry(root, *seq, hash)? else {
+                    continue;
+                };
+                // never above what this device has: an entry above it is not checked, and
+                // may be another history's (a backup put back writes other ops at its seqs)
+                let held = match idx {
+                    SELF => self.local_last()?,
+                    _ => self.applied_seq(idx),
+                };
+                if *seq <= held {
                     self.with_forked_from(idx, (*seq, Some(*hash)), &mut placed)?;
                 }
             }

@@ -154,11 +154,8 @@ pub type Relayed = Vec<(DeviceId, Vec<(DeviceId, u64, Hash)>)>;
 
 /// The most devices known for which a bundle relays what each has (the entries grow as the
 /// square of them; a fleet larger than this learns what all have from devices that hear from
-/// every other, as a star's hub does). None for now: with relays, a schedule of the
-/// convergence suite with restores (seed 1592590411, `SYNC_RESTORES`) stops converging, which
-/// it does without: stability learned sooner lets compaction reach a fault with a backup put
-/// back that it did not (docs/limits.md); a bundle's relays are still read.
-const RELAY_MOST: usize = 0;
+/// every other, as a star's hub does).
+const RELAY_MOST: usize = 8;
 
 /// What a bundle relays of what the devices this one knows have, where they are few
 /// (`RELAY_MOST`): for each but this device and the one the bundle is for (`to`), the most it

@@ -312,13 +312,14 @@ impl Import<'_> {
     }
 
     /// Releases the kept ops of `table` (captured now) that its declarations take: indexes
-    /// them and marks their rows to be settled from every op; the others stay, with why.
-    /// Returns the released ops by row.
+    /// them in causal order (by Lamport time: a row's first op indexed is the first it had, as
+    /// where they apply as they come; compaction keeps it) and marks their rows to be settled
+    /// from every op; the others stay, with why. Returns the released ops by row.
     pub(super) fn release(&mut self, table: &SyncedTable) -> Result<HashMap<Vec<u8>, Vec<OpAt>>> {
         let mut stmt = self.conn.prepare(
             "SELECT k.key, k.device, k.seq, r.form FROM main._sync_kept k
              JOIN main._sync_remote r ON r.device = k.device AND r.seq = k.seq
-             WHERE k.table_id = ?1",
+             WHERE k.table_id = ?1 ORDER BY r.lamport, k.device, k.seq",
         )?;
         stmt.bind_all(&[Value::Integer(table.id)])?;
         let mut released: HashMap<Vec<u8>, Vec<OpAt>> = HashMap::default();

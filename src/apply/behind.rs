@@ -642,10 +642,21 @@ impl Import<'_> {
         // that left its parent's lineage at a point's entry: its first op follows an op of its
         // own there, `History::detached`); a history merged back, the next one down forks
         // from the one it went into
+        // (where the point names the history a child forks from right where it forks, its
+        // writer held the two apart, as where another op came at the child's first seq: they
+        // stay apart, `learn_floor`)
+        let entries: Vec<(DeviceIdx, u64)> = (self.known.floors.iter())
+            .find(|f| f.op == point)
+            .map(|f| f.entries.clone())
+            .unwrap_or_default();
         let mut parent = path[path.len() - 1];
         for &child in path.iter().rev().skip(1) {
+            let base = self.known.devices.fork(child).map_or(0, |f| f.1);
+            let apart =
+                (entries.iter()).any(|&(h, s)| s == base && h != child && path.contains(&h));
             if self.known.devices.children(parent) == vec![child]
                 && !self.history().detached(child)?
+                && !apart
             {
                 self.merge_back(child, parent)?;
             } else {

@@ -166,6 +166,7 @@ impl Import<'_> {
     /// At the import's end: records the ops noted as dropped that no history held here holds.
     pub(super) fn keep_lost(&mut self) -> Result<()> {
         let lost = std::mem::take(&mut self.reading.lost);
+        self.found_held()?;
         if lost.is_empty() {
             return Ok(());
         }
@@ -199,27 +200,56 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// The ops listed as lost that a history held here holds now (dropped before a point that
+    /// saw one came, or placed by the histories where they go since): no longer lost. (A read
+    /// of an empty table per import, but where a device dropped ops.)
+    fn found_held(&mut self) -> Result<()> {
+        let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_lost'";
+        if self.conn.query_value(made, &[])?.is_none() {
+            return Ok(());
+        }
+        self.reading.appender.flush()?;
+        let mut listed = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device, seq, hash FROM main._sync_lost")?;
+        while let Some(row) = stmt.step()? {
+            let id = crate::op::device_id(row.column_blob(0)?.unwrap_or_default());
+            let hash: Option<Hash> = (row.column_blob(2)?.unwrap_or_default()).try_into().ok();
+            if let (Some(id), Some(hash)) = (id, hash) {
+                listed.push((id, row.column_int(1) as u64, hash));
+            }
+        }
+        drop(stmt);
+        for (id, seq, hash) in listed {
+            if self.held_at(&id, seq)?.contains(&hash) {
+                self.found_again(id, seq, &hash)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a history of the dropped op's device held here holds it.
     fn holds_op(&self, dropped: &Dropped) -> Result<bool> {
-        Ok(self.held_at(dropped)?.contains(&dropped.hash))
+        Ok(self
+            .held_at(&dropped.id, dropped.seq)?
+            .contains(&dropped.hash))
     }
 
     /// Whether a history of the dropped op's device held here holds another op at its seq.
     fn holds_other(&self, dropped: &Dropped) -> Result<bool> {
-        Ok(self.held_at(dropped)?.iter().any(|h| h != &dropped.hash))
+        Ok((self.held_at(&dropped.id, dropped.seq)?.iter()).any(|h| h != &dropped.hash))
     }
 
-    /// The hashes of the ops the histories of the dropped op's device held here hold at its
-    /// seq.
-    fn held_at(&self, dropped: &Dropped) -> Result<Vec<Hash>> {
+    /// The hashes of the ops the histories of device `id` held here hold at `seq`.
+    fn held_at(&self, id: &DeviceId, seq: u64) -> Result<Vec<Hash>> {
         let devices = &self.known.devices;
-        let Some(root) = devices.idx(&dropped.id) else {
+        let Some(root) = devices.idx(id) else {
             return Ok(Vec::new());
         };
         let history = self.history();
         let mut held = Vec::new();
         for idx in devices.histories(devices.root(root)) {
-            let seq = dropped.seq;
             if !history.holds(idx, seq)? || !history.chain_held(idx, seq)? {
                 continue;
             }

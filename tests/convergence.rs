@@ -2228,6 +2228,10 @@ fn seeds_that_once_failed() {
         // that id had the op 1 it held, and its compaction point decided that id's history
         // otherwise than its peer's (log/stable.rs `relayed`, apply/store.rs `learn_relayed`)
         (1_592_590_411, restores),
+        // a device split a history where a compaction point named it twice, taking the lower
+        // entry for where the writer's history forked (reverted: the lower was the entry of a
+        // history forked there, at its first op's seq less one), and the exchange never settled
+        (1_592_590_551, crowded),
         // the suite judged the rows held out after an import of a bundle imported before,
         // which judges nothing (a parent the device inserted itself brings its held-out
         // children back at its next import of a new bundle: docs/conflicts.md)

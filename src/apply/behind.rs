@@ -85,7 +85,10 @@ impl Import<'_> {
             // (another op there that a point's writer saw, as a history of its own: where the
             // histories put it, as on a device that held it before the point, `cut_below`;
             // no longer lost where it was dropped before that point came)
-            if same == Some(false) && self.seen_by_a_point(root, op, prev.as_ref(), &hash)? {
+            if same == Some(false)
+                && (self.seen_by_a_point(root, op, prev.as_ref(), &hash)?
+                    || self.named_by_another_point(root, op, prev.as_ref())?)
+            {
                 self.found_again(op.device, seq, &hash)?;
                 self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
                 return Ok(None);
@@ -337,6 +340,38 @@ impl Import<'_> {
             }
         }
         Ok(false)
+    }
+
+    /// Whether a compaction point held here, or the stable clock of the bundle's writer, names
+    /// the device whose first history is `root` at `op`'s seq or above at another op than the
+    /// histories here hold there (a point's entry not placed: floor.rs): its writer held
+    /// another history there, which `op` (following an op held here) may be of. Such an op is
+    /// kept, as a history of its own, as the writer and its peers keep it, rather than dropped
+    /// by the point held here that decided the history otherwise (a put-back device's writes
+    /// that each side of a fleet decided by its own points: each keeps the other's too).
+    fn named_by_another_point(
+        &mut self,
+        root: DeviceIdx,
+        op: &Packed,
+        prev: Option<&Hash>,
+    ) -> Result<bool> {
+        let Some(prev) = prev else {
+            return Ok(false); // (a first op: not told from the one held, by what follows it)
+        };
+        if self.history().locate(root, op.seq - 1, prev)?.is_none() {
+            return Ok(false);
+        }
+        let id = self.known.devices.wire_id(root);
+        let stable: Vec<(u64, Hash)> = (self.reading.writer_stable.iter())
+            .filter(|e| e.0 == id && e.1 >= op.seq)
+            .map(|e| (e.1, e.2))
+            .collect();
+        for (seq, link) in stable {
+            if self.resolve_entry(root, seq, &link)?.is_none() {
+                return Ok(true);
+            }
+        }
+        self.named_unplaced(root, op.seq)
     }
 
     /// An op a compaction point's writer saw (`seen_by_a_point`), held now in history `idx`:
@@ -642,21 +677,10 @@ impl Import<'_> {
         // that left its parent's lineage at a point's entry: its first op follows an op of its
         // own there, `History::detached`); a history merged back, the next one down forks
         // from the one it went into
-        // (where the point names the history a child forks from right where it forks, its
-        // writer held the two apart, as where another op came at the child's first seq: they
-        // stay apart, `learn_floor`)
-        let entries: Vec<(DeviceIdx, u64)> = (self.known.floors.iter())
-            .find(|f| f.op == point)
-            .map(|f| f.entries.clone())
-            .unwrap_or_default();
         let mut parent = path[path.len() - 1];
         for &child in path.iter().rev().skip(1) {
-            let base = self.known.devices.fork(child).map_or(0, |f| f.1);
-            let apart =
-                (entries.iter()).any(|&(h, s)| s == base && h != child && path.contains(&h));
             if self.known.devices.children(parent) == vec![child]
                 && !self.history().detached(child)?
-                && !apart
             {
                 self.merge_back(child, parent)?;
             } else {

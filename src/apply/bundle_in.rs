@@ -204,6 +204,7 @@ fn import(
     run.read_base(&reader.manifest.base)?;
     run.reading.gaps = std::mem::take(&mut reader.manifest.gaps);
     run.reading.forks = (reader.manifest.forks.iter().copied()).collect();
+    run.reading.writer_stable = reader.manifest.stable.clone();
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.reading.appender.flush()?;
     run.resolve_waiting()?;

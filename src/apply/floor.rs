@@ -11,7 +11,7 @@ use super::import::{Import, Place};
 use crate::db::{Conn, Result};
 use crate::log::floors::{self, Floor};
 use crate::log::row_key;
-use crate::op::{DeviceId, Hash};
+use crate::op::DeviceId;
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 
@@ -30,38 +30,25 @@ impl Import<'_> {
     pub(super) fn learn_floor(&mut self, op: (DeviceIdx, u64), values: &[Value]) -> Result<()> {
         let entries = floors::decode(values.first().unwrap_or(&Value::Null))?;
         self.reading.appender.flush()?; // (its entries' ops may be stored in this batch)
-        let retires = (entries.iter())
-            .find(|e| e.0 == floors::RETIRES)
-            .map(|e| e.1); // (its writer's floor ops up to there: log/floors.rs)
-        let mut entries: Vec<(DeviceIdx, u64, Hash)> = (entries.into_iter())
-            .filter(|e| e.0 != floors::RETIRES)
-            // every op of a floor is in the floor op's causal past, so held here; an entry
-            // that names a history this device cannot place lends nothing
-            .filter_map(|(id, seq, link)| Some((self.known.devices.idx(&id)?, seq, link)))
-            .collect();
-        entries.sort_by_key(|e| e.1);
-        let (mut placed, mut unplaced) = self.place_floor(&entries)?;
-        // two entries in one history here: the point's writer held that history forked right
-        // after the lower entry's op (its stable clock's entry of the history below the fork
-        // is at least where the fork is), the ops above in a history of their own, as where
-        // the other op at that seq came (behind.rs): so here too, before the point decides
-        for _ in 0..entries.len() {
-            if !self.reading.removal {
-                break;
+        let mut placed = Vec::with_capacity(entries.len());
+        let mut retires = None;
+        let mut unplaced = false;
+        for (id, seq, link) in entries {
+            if id == floors::RETIRES {
+                retires = Some(seq); // (its writer's floor ops up to there: log/floors.rs)
+                continue;
             }
-            let Some((history, below)) = twice_placed(&placed) else {
-                break;
+            // every op of a floor is in the floor op's causal past, so held here; an entry that
+            // names a history this device cannot place lends nothing
+            let Some(root) = self.known.devices.idx(&id) else {
+                continue;
             };
-            let history_held = self.history();
-            let first = match history != SELF && history_held.holds(history, below + 1)? {
-                true => history_held.hash_at(history, below + 1)?,
-                false => None,
-            };
-            let Some(first) = first else {
-                break;
-            };
-            self.move_from(history, below + 1, &first, None)?;
-            (placed, unplaced) = self.place_floor(&entries)?;
+            match self.resolve_entry(root, seq, &link)? {
+                Some(history) => placed.push((history, seq)),
+                // (a dep of the point taken for the op held here, by a point dropped since: the
+                // op it names comes, and splits the history, later; placed then)
+                None => unplaced = true,
+            }
         }
         if unplaced && self.reading.removal {
             self.keep_unplaced(op)?;
@@ -83,25 +70,6 @@ impl Import<'_> {
             Some(upto) => self.known.floors.retire(self.conn, op, upto),
             None => Ok(()),
         }
-    }
-
-    /// Places the entries of a point (root history, seq, link; by seq) in the histories held
-    /// here: the placed ones, and whether one could not be.
-    fn place_floor(
-        &mut self,
-        entries: &[(DeviceIdx, u64, Hash)],
-    ) -> Result<(Vec<(DeviceIdx, u64)>, bool)> {
-        let mut placed = Vec::with_capacity(entries.len());
-        let mut unplaced = false;
-        for (root, seq, link) in entries {
-            match self.resolve_entry(*root, *seq, link)? {
-                Some(history) => placed.push((history, *seq)),
-                // (a dep of the point taken for the op held here, by a point dropped since: the
-                // op it names comes, and splits the history, later; placed then)
-                None => unplaced = true,
-            }
-        }
-        Ok((placed, unplaced))
     }
 
     /// Places again the entries of the compaction points whose entries named ops an import
@@ -162,6 +130,29 @@ impl Import<'_> {
         }
         self.known.floors = floors::Floors::load(self.conn)?;
         Ok(())
+    }
+
+    /// Whether a point held here with an entry not placed (`_sync_unplaced`) names the device
+    /// whose first history is `root` at `seq` or above, at an op the histories here do not
+    /// hold: its writer held another history of that device there, whose ops come now (each
+    /// side of a fleet that decided a put-back device's history otherwise by its own points
+    /// keeps the other's: behind.rs).
+    pub(super) fn named_unplaced(&mut self, root: DeviceIdx, seq: u64) -> Result<bool> {
+        if !self.has_unplaced()? {
+            return Ok(false);
+        }
+        let id = self.known.devices.wire_id(root);
+        for (writer, point) in self.unplaced()? {
+            let Some((_, value)) = self.floor_held(&writer, point)? else {
+                continue;
+            };
+            for (of, at, link) in floors::decode(&value)? {
+                if of == id && at >= seq && self.resolve_entry(root, at, &link)?.is_none() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Records point `op` as one with an entry not placed here (`_sync_unplaced`).
@@ -413,10 +404,3 @@ const INDEXED: &str = "SELECT 1 FROM main._sync_rows
      WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4
      UNION ALL SELECT 1 FROM main._sync_row_ops
      WHERE table_id = ?1 AND key = ?2 AND device = ?3 AND seq = ?4";
-
-/// A history two of a point's entries (placed, by seq) are in, with the lower entry's seq.
-fn twice_placed(placed: &[(DeviceIdx, u64)]) -> Option<(DeviceIdx, u64)> {
-    (placed.iter().enumerate())
-        .find(|(i, e)| placed[..*i].iter().any(|p| p.0 == e.0))
-        .and_then(|(_, e)| placed.iter().find(|p| p.0 == e.0).copied())
-}

@@ -141,6 +141,9 @@ pub(super) struct Reading<'a> {
     /// The bundle's links of the ops its base's histories fork after, by history id
     /// (removed.rs `based_fork`)
     pub(super) forks: HashMap<crate::op::DeviceId, crate::op::Hash>,
+    /// The bundle's writer's stable clock (device id, seq, link: behind.rs
+    /// `named_by_another_point`)
+    pub(super) writer_stable: Vec<(crate::op::DeviceId, u64, crate::op::Hash)>,
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
     /// with the hash each states for the op before it, if it does
     pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,
@@ -244,6 +247,7 @@ impl<'a> Import<'a> {
                 based_starts: Default::default(),
                 gaps: Vec::new(),
                 forks: HashMap::default(),
+                writer_stable: Vec::new(),
                 carried: HashMap::default(),
                 retaken: Default::default(),
                 removal: crate::schema::removal_on(conn)?,

@@ -349,6 +349,14 @@ impl Import<'_> {
         self.clocks.clock.get(&idx).copied().unwrap_or(0)
     }
 
+    /// The highest seq of history `idx` held here (this device's: its last op written).
+    fn held_seq(&self, idx: DeviceIdx) -> Result<u64> {
+        match idx {
+            SELF => self.local_last(),
+            _ => Ok(self.applied_seq(idx)),
+        }
+    }
+
     /// Whether op `op.seq` of history `idx` is held here and is `op` (None: not held).
     pub(super) fn stored_same(
         &mut self,
@@ -982,16 +990,27 @@ impl Import<'_> {
     ) -> Result<Option<DeviceIdx>> {
         let history = self.history();
         if !self.known.devices.is_forked(root) {
-            let held = match root {
-                crate::schema::SELF => crate::log::last_local_seq(self.conn)? as u64,
-                _ => self.applied_seq(root),
-            };
-            if seq > held || history.unhashable(root, seq)? {
+            if seq > self.held_seq(root)? || history.unhashable(root, seq)? {
                 return Ok(Some(root)); // (an op removed by compaction: taken to be the op that was)
             }
             return Ok((self.hash_of_held(root, seq)?.as_ref() == Some(hash)).then_some(root));
         }
         history.locate(root, seq, hash)
+    }
+
+    /// `resolve_entry` for what a device said (or a bundle said of one) it has, taken only where
+    /// this device holds the op the entry names: an entry above that is not checked, and may be
+    /// another history's (a backup put back writes other ops at its seqs).
+    pub(super) fn resolve_held_entry(
+        &mut self,
+        root: DeviceIdx,
+        seq: u64,
+        hash: &Hash,
+    ) -> Result<Option<DeviceIdx>> {
+        let Some(idx) = self.resolve_entry(root, seq, hash)? else {
+            return Ok(None);
+        };
+        Ok((seq <= self.held_seq(idx)?).then_some(idx))
     }
 
     /// The hash of op `seq` of history `root`, held here (`History::hash_at`), found once per

@@ -201,8 +201,8 @@ impl Import<'_> {
     }
 
     /// The ops listed as lost that a history held here holds now (dropped before a point that
-    /// saw one came, or placed by the histories where they go since): no longer lost. (A read
-    /// of an empty table per import, but where a device dropped ops.)
+    /// saw one came, or placed by the histories where they go since): no longer lost. (One
+    /// read of the schema per import: the table is made only where an op was dropped.)
     fn found_held(&mut self) -> Result<()> {
         let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_lost'";
         if self.conn.query_value(made, &[])?.is_none() {

@@ -349,15 +349,7 @@ impl<'a> Import<'a> {
             if *seq <= before {
                 continue;
             }
-            let Some(device) = self.resolve_entry(root, *seq, hash)? else {
-                continue;
-            };
-            // never above what this device has (an entry above it is not checked either)
-            let held = match device {
-                SELF => self.local_last()?,
-                _ => self.applied_seq(device),
-            };
-            if *seq <= held {
+            if let Some(device) = self.resolve_held_entry(root, *seq, hash)? {
                 placed.push((device, *seq, *hash));
             }
         }
@@ -412,16 +404,7 @@ impl<'a> Import<'a> {
                 let Some(root) = self.known.devices.idx(id) else {
                     continue;
                 };
-                let Some(idx) = self.resolve_entry(root, *seq, hash)? else {
-                    continue;
-                };
-                // never above what this device has: an entry above it is not checked, and
-                // may be another history's (a backup put back writes other ops at its seqs)
-                let held = match idx {
-                    SELF => self.local_last()?,
-                    _ => self.applied_seq(idx),
-                };
-                if *seq <= held {
+                if let Some(idx) = self.resolve_held_entry(root, *seq, hash)? {
                     self.with_forked_from(idx, (*seq, Some(*hash)), &mut placed)?;
                 }
             }

@@ -2170,6 +2170,11 @@ fn seeds_that_once_failed() {
         1_592_590_440,
         1_592_590_713,
         1_592_591_496,
+        // a device that joined from one full bundle dropped a put-back device's second op 1,
+        // by a compaction point of its first history that came before it in the bundle, where
+        // its source kept it (a point in the same bundle, that came after it, named it:
+        // apply/carried_points.rs)
+        17_551_913_063_498_234_073,
     ] {
         check_as(seed, plain);
     }

@@ -597,6 +597,44 @@ fn a_held_out_row_whose_only_write_a_point_drops_is_no_longer_held_out() {
     }
 }
 
+/// A backup put back and written on: its first write (op 1 again) reaches a device that
+/// holds the device's first history, whose compaction point then saw both; the put-back
+/// device's earlier point, which names its first write, comes after, and that device keeps
+/// both. A device set up from its full bundle meets the second op 1 after the earlier point
+/// (by its place in the bundle) and before the point that saw it (which waits for other
+/// devices' ops): it keeps it too, as its source does, not listed as lost.
+#[test]
+fn a_device_set_up_from_a_full_bundle_keeps_a_put_back_first_write_the_bundle_s_points_name() {
+    let (mut a, b, c, d) = (
+        Device::new("a", TV),
+        Device::new("b", TV),
+        Device::new("c", TV),
+        Device::new("d", TV),
+    );
+    let backup = back_up(&a);
+    exec(a.conn(), "INSERT INTO t VALUES ('k2', 'first', NULL)");
+    both_ways(&a, &b, true);
+    let point = call(a.conn(), "SELECT sync_compact() ->> 'floor'").unwrap();
+    assert_ne!(point, Value::Null);
+    send(&a, &d);
+    put_back(&mut a, &backup);
+    exec(a.conn(), "INSERT INTO t VALUES ('k3', 'again', NULL)");
+    both_ways(&a, &c, true);
+    both_ways(&b, &c, true);
+    // (c's point saw both of a's first writes; then a's point, which saw only the first, comes)
+    let point = call(c.conn(), "SELECT sync_compact() ->> 'floor'").unwrap();
+    assert_ne!(point, Value::Null);
+    both_ways(&d, &c, true);
+    let keys: Vec<(String,)> = rows(c.conn(), "SELECT id FROM t ORDER BY id");
+    assert_eq!(keys, [("k2".to_string(),), ("k3".to_string(),)]);
+    let j = Device::new("j", TV);
+    let r = j.import(&c.bundle_for(None));
+    assert_eq!(r.pending, 0);
+    assert_eq!(j.dump("t"), c.dump("t"));
+    let lost: Vec<(String,)> = rows(j.conn(), "SELECT pk FROM sync_lost");
+    assert_eq!(lost, []);
+}
+
 /// A copy written on without the extension makes a second history of its original's id; the
 /// original forks, and a peer compacts, removing an op of the fork (below its point) and the
 /// insert the fork deleted. A backup put back by `mv` (a new device) then gets the fork's ops

@@ -87,7 +87,7 @@ impl Import<'_> {
             // no longer lost where it was dropped before that point came)
             if same == Some(false)
                 && (self.seen_by_a_point(root, op, prev.as_ref(), &hash)?
-                    || self.named_by_another_point(root, op, prev.as_ref())?)
+                    || self.named_by_another_point(root, op, prev.as_ref(), &hash)?)
             {
                 self.found_again(op.device, seq, &hash)?;
                 self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
@@ -345,25 +345,38 @@ impl Import<'_> {
     /// Whether a compaction point held here, or the stable clock of the bundle's writer, names
     /// the device whose first history is `root` at `op`'s seq or above at another op than the
     /// histories here hold there (a point's entry not placed: floor.rs): its writer held
-    /// another history there, which `op` (following an op held here) may be of. Such an op is
-    /// kept, as a history of its own, as the writer and its peers keep it, rather than dropped
-    /// by the point held here that decided the history otherwise (a put-back device's writes
-    /// that each side of a fleet decided by its own points: each keeps the other's too).
+    /// another history there, which `op` (its hash `hash`, following an op held here) may be
+    /// of. Such an op is kept, as a history of its own, as the writer and its peers keep it,
+    /// rather than dropped by the point held here that decided the history otherwise (a
+    /// put-back device's writes that each side of a fleet decided by its own points: each keeps
+    /// the other's too). A first op follows nothing that tells it from the one held: only a
+    /// point's entry that names it (its seq and its hash) keeps it, not a stable clock (a
+    /// put-back device's own, which its peers that held the op before a point came taught it).
     fn named_by_another_point(
         &mut self,
         root: DeviceIdx,
         op: &Packed,
         prev: Option<&Hash>,
+        hash: &Hash,
     ) -> Result<bool> {
-        let Some(prev) = prev else {
-            return Ok(false); // (a first op: not told from the one held, by what follows it)
-        };
-        if self.history().locate(root, op.seq - 1, prev)?.is_none() {
-            return Ok(false);
+        if let Some(prev) = prev {
+            if self.history().locate(root, op.seq - 1, prev)?.is_none() {
+                return Ok(false);
+            }
         }
         let id = self.known.devices.wire_id(root);
+        if self.reading.points_named.contains(&(id, op.seq, *hash)) {
+            return Ok(true); // (a point the bundle carries names or saw it: carried_points.rs)
+        }
+        let names = |at: u64, link: &Hash| match prev {
+            Some(_) => at >= op.seq,
+            None => at == op.seq && link == hash,
+        };
+        if prev.is_none() {
+            return self.named_unplaced(root, names);
+        }
         let stable: Vec<(u64, Hash)> = (self.reading.writer_stable.iter())
-            .filter(|e| e.0 == id && e.1 >= op.seq)
+            .filter(|e| e.0 == id && names(e.1, &e.2))
             .map(|e| (e.1, e.2))
             .collect();
         for (seq, link) in stable {
@@ -371,7 +384,7 @@ impl Import<'_> {
                 return Ok(true);
             }
         }
-        self.named_unplaced(root, op.seq)
+        self.named_unplaced(root, names)
     }
 
     /// An op a compaction point's writer saw (`seen_by_a_point`), held now in history `idx`:

@@ -7,6 +7,7 @@ use crate::log::{self, SyncedTable};
 use crate::schema::SELF;
 use crate::value::{hex, JsonObject, Value};
 
+use super::carried_points::CarriedPoints;
 use super::checks::{missing_columns, validate, validate_form};
 use super::fork::fork;
 use super::import::{Import, Outcome};
@@ -112,6 +113,7 @@ pub(super) fn import_bundle(
             .map(|&(_, seq, hash)| (seq, hash))
             .collect();
         let mut own_run = false;
+        let mut points = CarriedPoints::default();
         reader
             .each_op(|op, number, form| {
                 if checked_forms.len() <= number {
@@ -135,6 +137,7 @@ pub(super) fn import_bundle(
                 for dep in op.deps.iter().filter(|dep| dep.0[..] == me[..]) {
                     claims.push((dep.1, dep.2));
                 }
+                points.read(&op, form);
                 validate(&op)
             })
             .map_err(in_bundle)?;
@@ -154,7 +157,7 @@ pub(super) fn import_bundle(
                 ));
             }
             crate::capture::first_in_line(conn)?;
-            let mut outcome = import(conn, &mut reader, &tables, &claims)?;
+            let mut outcome = import(conn, &mut reader, &tables, &claims, points.finish())?;
             if let Some(after) = after {
                 outcome.compacted = after(conn)?;
             }
@@ -184,6 +187,7 @@ fn import(
     reader: &mut Reader,
     tables: &[SyncedTable],
     claims: &[(u64, crate::op::Hash)],
+    named: crate::hashed::HashSet<(crate::op::DeviceId, u64, crate::op::Hash)>,
 ) -> Result<Outcome> {
     // (the devices its writer forgot no longer count here either: log/forgotten.rs)
     crate::log::forgotten::add(conn, &reader.manifest.forgotten)?;
@@ -205,6 +209,7 @@ fn import(
     run.reading.gaps = std::mem::take(&mut reader.manifest.gaps);
     run.reading.forks = (reader.manifest.forks.iter().copied()).collect();
     run.reading.writer_stable = reader.manifest.stable.clone();
+    run.reading.points_named = named;
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.reading.appender.flush()?;
     run.resolve_waiting()?;

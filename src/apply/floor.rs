@@ -11,7 +11,7 @@ use super::import::{Import, Place};
 use crate::db::{Conn, Result};
 use crate::log::floors::{self, Floor};
 use crate::log::row_key;
-use crate::op::DeviceId;
+use crate::op::{DeviceId, Hash};
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 
@@ -133,11 +133,15 @@ impl Import<'_> {
     }
 
     /// Whether a point held here with an entry not placed (`_sync_unplaced`) names the device
-    /// whose first history is `root` at `seq` or above, at an op the histories here do not
-    /// hold: its writer held another history of that device there, whose ops come now (each
+    /// whose first history is `root` where `names` says (at its seq and link), at an op the
+    /// histories here do not hold: its writer held another history of that device there, whose ops come now (each
     /// side of a fleet that decided a put-back device's history otherwise by its own points
     /// keeps the other's: behind.rs).
-    pub(super) fn named_unplaced(&mut self, root: DeviceIdx, seq: u64) -> Result<bool> {
+    pub(super) fn named_unplaced(
+        &mut self,
+        root: DeviceIdx,
+        names: impl Fn(u64, &Hash) -> bool,
+    ) -> Result<bool> {
         if !self.has_unplaced()? {
             return Ok(false);
         }
@@ -147,7 +151,7 @@ impl Import<'_> {
                 continue;
             };
             for (of, at, link) in floors::decode(&value)? {
-                if of == id && at >= seq && self.resolve_entry(root, at, &link)?.is_none() {
+                if of == id && names(at, &link) && self.resolve_entry(root, at, &link)?.is_none() {
                     return Ok(true);
                 }
             }

@@ -144,6 +144,9 @@ pub(super) struct Reading<'a> {
     /// The bundle's writer's stable clock (device id, seq, link: behind.rs
     /// `named_by_another_point`)
     pub(super) writer_stable: Vec<(crate::op::DeviceId, u64, crate::op::Hash)>,
+    /// The ops the bundle's compaction points name or saw (device id, seq, link:
+    /// carried_points.rs)
+    pub(super) points_named: crate::hashed::HashSet<(crate::op::DeviceId, u64, crate::op::Hash)>,
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
     /// with the hash each states for the op before it, if it does
     pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,
@@ -248,6 +251,7 @@ impl<'a> Import<'a> {
                 gaps: Vec::new(),
                 forks: HashMap::default(),
                 writer_stable: Vec::new(),
+                points_named: Default::default(),
                 carried: HashMap::default(),
                 retaken: Default::default(),
                 removal: crate::schema::removal_on(conn)?,

@@ -256,6 +256,35 @@ impl Import<'_> {
         (seq <= entry).then_some(root)
     }
 
+    /// Where `dep` (of the device whose first history is `root`) names an op at a seq a
+    /// compaction point held here decides, other than the one held there whose hash is kept
+    /// (another history's, dropped: a copy's or a put-back backup's, whose writes after it
+    /// never saw the op held there): Some, with the op before it held here (its seq and hash;
+    /// None for an op 1), which is what its op is taken to have seen of the history held.
+    pub(super) fn dep_of_another_history(
+        &mut self,
+        root: DeviceIdx,
+        dep: &crate::op::Dep,
+    ) -> Result<Option<Option<(u64, Hash)>>> {
+        let seq = dep.1;
+        if self.dep_below_point(root, seq).is_none() {
+            return Ok(None);
+        }
+        self.reading.appender.flush()?;
+        let history = self.history();
+        if !history.chain_held(root, seq)? || history.hash_at(root, seq)? == Some(dep.2) {
+            return Ok(None); // (the op held there, or one whose hash is not known here)
+        }
+        if seq == 1 {
+            return Ok(Some(None));
+        }
+        let below = match history.chain_held(root, seq - 1)? {
+            true => history.hash_at(root, seq - 1)?,
+            false => None,
+        };
+        Ok(Some(Some((seq - 1, below.unwrap_or(dep.2)))))
+    }
+
     /// The seq up to which a compaction point held here decides the history of the device
     /// whose first history is `root`: its highest entry of it, where no history of the device
     /// forked below that (a fork a compaction point saw is its writer's to name).

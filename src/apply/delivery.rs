@@ -120,6 +120,10 @@ impl Import<'_> {
             .fork(device)
             .is_some_and(|f| f.1 + 1 == seq)
             && self.history().detached(device)?;
+        // (an op whose deps are stored otherwise than written, `_sync_twins`: a dep on another
+        // history's op that a compaction point decided against is stored as the op before it,
+        // behind.rs `dep_of_another_history`, below what its writer had seen)
+        unknown |= self.known.contexts.twins(device, seq).is_some();
         let mut past = if left {
             unknown = true;
             0

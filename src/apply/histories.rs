@@ -876,7 +876,47 @@ impl Import<'_> {
             if let Some(idx) = held {
                 self.touch_from(device, seq as u64)?;
                 found = true;
-                if taken && self.names_already(device, seq as u64, idx, dep_seq)? {
+                // (a dep on another history's op there, dropped: the op before it, behind.rs
+                // `dep_of_another_history`; the deps as written are kept, `store`)
+                let wire = Dep(self.known.devices.wire_id(root), dep_seq, hash);
+                let below = match decided {
+                    Some(_) => self.dep_of_another_history(root, &wire)?,
+                    None => None,
+                };
+                if let Some(below) = below {
+                    if device != SELF || (seq as u64) < next_local {
+                        let deps = crate::log::remote::deps_of(
+                            &self.known.contexts,
+                            &self.known.devices,
+                            device,
+                            seq as u64,
+                        );
+                        self.known.contexts.add_twins(device, seq as u64, &deps)?;
+                    }
+                    let lowered = below.filter(|&(at, _)| {
+                        !self
+                            .names_already(device, seq as u64, idx, at)
+                            .unwrap_or(true)
+                    });
+                    let Some((at, link)) = lowered else {
+                        conn.exec(
+                            "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
+                            &[Value::from(device), Value::Integer(seq), Value::from(dep)],
+                        )?;
+                        continue;
+                    };
+                    conn.exec(
+                        "UPDATE main._sync_deps SET dep_seq = ?1, hash = ?2
+                         WHERE device = ?3 AND seq = ?4 AND dep = ?5",
+                        &[
+                            Value::Integer(at as i64),
+                            Value::Blob(link.to_vec()),
+                            Value::from(device),
+                            Value::Integer(seq),
+                            Value::from(dep),
+                        ],
+                    )?;
+                } else if taken && self.names_already(device, seq as u64, idx, dep_seq)? {
                     // (no change point: the dep as written is kept, `store`; but for this
                     // device's next op, not written yet, whose deps are what it holds then)
                     if device != SELF || (seq as u64) < next_local {

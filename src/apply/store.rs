@@ -98,10 +98,19 @@ impl<'a> Import<'a> {
         Form::pack(&op.values, &mut vals)?;
         let mut deps = Vec::with_capacity(op.deps.len());
         let mut taken = false;
+        let mut rewritten = false;
         for dep in &op.deps {
             let root = self.known.devices.idx_or_add(self.conn, &dep.0)?;
             let (idx, unchecked) = self.resolve_dep_taken(root, dep.1, &dep.2)?;
             taken |= unchecked;
+            if unchecked {
+                if let Some(below) = self.dep_of_another_history(root, dep)? {
+                    // (it saw the ops of the history held here before that op, not that op)
+                    deps.extend(below.map(|(seq, hash)| (idx, seq, hash)));
+                    rewritten = true;
+                    continue;
+                }
+            }
             deps.push((idx, dep.1, dep.2));
         }
         // a dep taken for an op held here may name what the device's previous ops had seen:
@@ -112,7 +121,10 @@ impl<'a> Import<'a> {
             deps.retain(|&(d, s, _)| d.0 < 0 || contexts.entry(device, op.seq - 1, d) < s);
         }
         let plain: Vec<(DeviceIdx, u64)> = deps.iter().map(|&(d, s, _)| (d, s)).collect();
-        if deps.len() < before || super::histories::twin_deps(deps.iter().map(|&(d, _, _)| d)) {
+        if rewritten
+            || deps.len() < before
+            || super::histories::twin_deps(deps.iter().map(|&(d, _, _)| d))
+        {
             // (deps stored as fewer: the op's deps and hash, as written, are kept for what
             // sends and hashes it)
             self.known.contexts.add_twins(device, op.seq, &op.deps)?;

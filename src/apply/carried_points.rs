@@ -14,12 +14,18 @@ use crate::hashed::{HashMap, HashSet};
 use crate::log::floors;
 use crate::op::{Dep, DeviceId, Hash};
 
+/// How many deps of ops not yet followed by a point of their writer are kept at most (about
+/// 40 MiB): past it, what the points saw of later ops is not read (a bundle of millions of ops
+/// after syncs of hundreds of devices), and those ops are decided as without it.
+const PENDING_MOST: usize = 1 << 20;
+
 /// Ops, as (device id, seq, link), that the bundle's compaction points name or saw.
 #[derive(Default)]
 pub(super) struct CarriedPoints {
     named: HashSet<(DeviceId, u64, Hash)>,
-    /// per writer, the deps of its ops after its last point read so far
+    /// per writer, the deps of its ops after its last point read so far (`pending_count` in all)
     pending: HashMap<DeviceId, Vec<Dep>>,
+    pending_count: usize,
 }
 
 impl CarriedPoints {
@@ -27,23 +33,24 @@ impl CarriedPoints {
     pub(super) fn read(&mut self, op: &Packed, form: &Form) {
         let deps = op.deps.iter().copied();
         if form.table != floors::TABLE {
-            if !op.deps.is_empty() {
+            if !op.deps.is_empty() && self.pending_count + op.deps.len() <= PENDING_MOST {
+                self.pending_count += op.deps.len();
                 self.pending.entry(op.device).or_default().extend(deps);
             }
             return;
         }
-        let saw = self.pending.remove(&op.device).into_iter().flatten();
+        let saw = self.pending.remove(&op.device).unwrap_or_default();
+        self.pending_count -= saw.len();
         // (a damaged floor is refused when its op is checked: nothing to read of it here)
         let Some(Ok(entries)) = op.values.first().map(floors::decode) else {
             return;
         };
         // (what it saw of the devices it names, as a point held here: behind.rs
         // `seen_by_a_point`)
-        let saw: Vec<Dep> = (saw.chain(deps))
-            .filter(|d| entries.iter().any(|e| e.0 == d.0))
-            .collect();
+        let ids: HashSet<DeviceId> = entries.iter().map(|e| e.0).collect();
+        let saw = (saw.into_iter().chain(deps)).filter(|d| ids.contains(&d.0));
+        self.named.extend(saw.map(|d| (d.0, d.1, d.2)));
         self.named.extend(entries);
-        self.named.extend(saw.into_iter().map(|d| (d.0, d.1, d.2)));
     }
 
     /// What the bundle's points name or saw (the deps not followed by a point dropped).

@@ -134,9 +134,9 @@ impl Import<'_> {
 
     /// Whether a point held here with an entry not placed (`_sync_unplaced`) names the device
     /// whose first history is `root` where `names` says (at its seq and link), at an op the
-    /// histories here do not hold: its writer held another history of that device there, whose ops come now (each
-    /// side of a fleet that decided a put-back device's history otherwise by its own points
-    /// keeps the other's: behind.rs).
+    /// histories here do not hold: its writer held another history of that device there,
+    /// whose ops come now (each side of a fleet that decided a put-back device's history
+    /// otherwise by its own points keeps the other's: behind.rs).
     pub(super) fn named_unplaced(
         &mut self,
         root: DeviceIdx,

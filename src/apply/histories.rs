@@ -877,45 +877,17 @@ impl Import<'_> {
                 self.touch_from(device, seq as u64)?;
                 found = true;
                 // (a dep on another history's op there, dropped: the op before it, behind.rs
-                // `dep_of_another_history`; the deps as written are kept, `store`)
+                // `dep_of_another_history`)
                 let wire = Dep(self.known.devices.wire_id(root), dep_seq, hash);
                 let below = match decided {
                     Some(_) => self.dep_of_another_history(root, &wire)?,
                     None => None,
                 };
                 if let Some(below) = below {
-                    if device != SELF || (seq as u64) < next_local {
-                        let deps = crate::log::remote::deps_of(
-                            &self.known.contexts,
-                            &self.known.devices,
-                            device,
-                            seq as u64,
-                        );
-                        self.known.contexts.add_twins(device, seq as u64, &deps)?;
-                    }
-                    let lowered = below.filter(|&(at, _)| {
-                        !self
-                            .names_already(device, seq as u64, idx, at)
-                            .unwrap_or(true)
-                    });
-                    let Some((at, link)) = lowered else {
-                        conn.exec(
-                            "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
-                            &[Value::from(device), Value::Integer(seq), Value::from(dep)],
-                        )?;
+                    let written = device != SELF || (seq as u64) < next_local;
+                    if !self.lower_dep((device, seq as u64), dep, idx, below, written)? {
                         continue;
-                    };
-                    conn.exec(
-                        "UPDATE main._sync_deps SET dep_seq = ?1, hash = ?2
-                         WHERE device = ?3 AND seq = ?4 AND dep = ?5",
-                        &[
-                            Value::Integer(at as i64),
-                            Value::Blob(link.to_vec()),
-                            Value::from(device),
-                            Value::Integer(seq),
-                            Value::from(dep),
-                        ],
-                    )?;
+                    }
                 } else if taken && self.names_already(device, seq as u64, idx, dep_seq)? {
                     // (no change point: the dep as written is kept, `store`; but for this
                     // device's next op, not written yet, whose deps are what it holds then)
@@ -967,6 +939,52 @@ impl Import<'_> {
             self.known.contexts.reload()?;
         }
         Ok(found)
+    }
+
+    /// The change point of op `op` that waited on `dep` (a history's id awaited), which names
+    /// another history's op where a compaction point decided history `idx` (behind.rs
+    /// `dep_of_another_history`), lowered to `below` (the op before it there; none for an op
+    /// 1), or dropped where the op's device had seen that already (false). The deps as
+    /// written are kept for what sends and hashes it, where it is `written` (not this device's
+    /// next op).
+    fn lower_dep(
+        &mut self,
+        op: (DeviceIdx, u64),
+        dep: DeviceIdx,
+        idx: DeviceIdx,
+        below: Option<(u64, Hash)>,
+        written: bool,
+    ) -> Result<bool> {
+        let conn = self.conn;
+        if written {
+            let devices = &self.known.devices;
+            let deps = remote::deps_of(&self.known.contexts, devices, op.0, op.1);
+            self.known.contexts.add_twins(op.0, op.1, &deps)?;
+        }
+        let key = [
+            Value::from(op.0),
+            Value::Integer(op.1 as i64),
+            Value::from(dep),
+        ];
+        let lowered = match below {
+            Some((at, link)) if !self.names_already(op.0, op.1, idx, at)? => (at, link),
+            _ => {
+                let sql = "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3";
+                return conn.exec(sql, &key).map(|_| false);
+            }
+        };
+        conn.exec(
+            "UPDATE main._sync_deps SET dep_seq = ?4, hash = ?5
+             WHERE device = ?1 AND seq = ?2 AND dep = ?3",
+            &[
+                key[0].clone(),
+                key[1].clone(),
+                key[2].clone(),
+                Value::Integer(lowered.0 as i64),
+                Value::Blob(lowered.1.to_vec()),
+            ],
+        )?;
+        Ok(true)
     }
 
     /// Where op `seq` of `device` names history `idx` already, and a dep of it that waited is

@@ -1079,6 +1079,52 @@ fn after_the_restore(seq: i64, id: i64, certain: i64) -> (i64, String, String, i
     (seq, pk, values, certain)
 }
 
+/// A backup put back and written on, its writes confirmed by a new device it syncs with first,
+/// where its old peer removed as overwritten the op its first new write takes the seq of: the
+/// old peer's compaction point decides the device's history, and the restored device drops
+/// its own writes there. It lists them all in `sync_lost`: the one over an op it receives as
+/// certain, the one over the op its peer removed as possible (`certain` 0: it holds no op
+/// there to tell it from, and it may be an overwritten write of its own). Before, it listed
+/// only the first, as the new device does (for which the second may be the op its peer
+/// removed there, another device's overwritten write); the old peer lists both (a new
+/// user's trial: the writes listed on other devices, not on the one that wrote them).
+#[test]
+fn a_restored_device_lists_its_write_over_an_op_its_peer_removed() {
+    let (mut a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a')");
+    send(&a, &b);
+    send(&b, &a);
+    let backup = back_up(&a);
+    exec(a.conn(), "UPDATE t SET who = 'a1' WHERE id = 1");
+    exec(a.conn(), "UPDATE t SET who = 'a2' WHERE id = 1");
+    send(&a, &b);
+    send(&b, &a);
+    assert!(compact_removed(&b) > 0, "b removed a's overwritten update");
+    put_back(&mut a, &backup);
+    exec(a.conn(), "INSERT INTO t VALUES (5, 'after the restore')");
+    exec(a.conn(), "INSERT INTO t VALUES (6, 'after the restore')");
+    both_ways(&a, &c, true);
+    mesh(&[&a, &b, &c]);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(c.dump("t"), b.dump("t"));
+    assert_eq!(
+        lost_of(&a),
+        vec![after_the_restore(2, 5, 0), after_the_restore(3, 6, 1)]
+    );
+    let seqs: Vec<i64> = lost_of(&c).into_iter().map(|l| l.0).collect();
+    assert_eq!(
+        seqs,
+        [3],
+        "(for c, a's write 2 may be the op b removed there)"
+    );
+    let seqs: Vec<i64> = lost_of(&b).into_iter().map(|l| l.0).collect();
+    assert_eq!(seqs, [2, 3]);
+}
+
 /// A copy made after writes no peer had confirmed, where compaction removes ops: the copy's
 /// ops under the original's id are the original's, every peer confirms them, and compaction
 /// removes the overwritten ones everywhere without a word (nothing is lost).

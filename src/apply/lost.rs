@@ -15,9 +15,12 @@
 //! - possible: an op of one of this device's own ids (its former ids: the ops it wrote before
 //!   it forked) dropped for a bundle's base or a compaction point, at a seq its peers removed,
 //!   above the highest seq a peer had confirmed with the same hash while the id was this
-//!   device's (`confirmed <id>` in `_sync_state`). A device cannot tell a write made after a
-//!   backup was put back from the op its peers removed there; so it may be a write made before
-//!   the backup (or the copy) that was overwritten since, and is shown all the same.
+//!   device's (`confirmed <id>` in `_sync_state`), or at or below it where no op of that id is
+//!   held at its seq at the import's end (a peer confirmed the write made after the backup
+//!   was put back, then the ops of the old peers came, the one at that seq removed). A device
+//!   cannot tell a write made after a backup was put back from the op its peers removed
+//!   there; so it may be a write made before the backup (or the copy) that was overwritten
+//!   since, and is shown all the same (another device's is not: it may be that op).
 //!
 //! Invariant: a record is written at the end of the import that dropped its op, only when no
 //! history held here holds that op then (the ops a bundle carries again are not lost), and
@@ -171,13 +174,18 @@ impl Import<'_> {
             return Ok(());
         }
         self.reading.appender.flush()?;
-        for dropped in lost {
+        for mut dropped in lost {
             // (a compaction point dropped is no write of the app's: nothing to write again)
             if dropped.op.table == crate::log::floors::TABLE || self.holds_op(&dropped)? {
                 continue;
             }
             if dropped.if_replaced && !self.holds_other(&dropped)? {
-                continue; // (maybe the op its writer removed there, overwritten)
+                // (maybe the op its writer removed there, overwritten: not told of another
+                // device's; this device's own is told as possible, as it cannot tell either)
+                if self.confirmed_mine(&dropped.id)?.is_none() {
+                    continue;
+                }
+                dropped.certain = false;
             }
             let op = &dropped.op;
             self.conn.exec(

@@ -3485,22 +3485,30 @@ fn a_copy_s_delete_is_concurrent_with_the_write_it_never_saw() {
     for _ in 0..3 {
         mesh_compacting(&[&a, &b, &c, &n]);
     }
-    for d in [&b, &c, &n] {
-        assert_eq!(a.dump("notes"), d.dump("notes"), "{}", d.name);
-        assert_eq!(a.conflicts(), d.conflicts(), "{}", d.name);
+    alike_with_a_trace_of_r(&[&a, &b, &c, &n], "", "b's update");
+}
+
+/// Every device of `devices` shows the first one's notes and open conflicts, and a trace of
+/// the write `what` on row 'r': a conflict record, or a write of it in `sync_lost` (those of
+/// `lost_kind`, e.g. `AND kind = 'delete'`).
+fn alike_with_a_trace_of_r(devices: &[&Device], lost_kind: &str, what: &str) {
+    let first = devices[0];
+    for d in &devices[1..] {
+        assert_eq!(first.dump("notes"), d.dump("notes"), "{}", d.name);
+        assert_eq!(first.conflicts(), d.conflicts(), "{}", d.name);
     }
-    for d in [&a, &b, &c, &n] {
+    for d in devices {
         let recorded: Vec<(i64,)> = rows(
             d.conn(),
             "SELECT count(*) FROM sync_conflict_records WHERE pk = '{\"id\":\"r\"}'",
         );
         let lost: Vec<(i64,)> = rows(
             d.conn(),
-            "SELECT count(*) FROM sync_lost WHERE pk = '{\"id\":\"r\"}'",
+            &format!("SELECT count(*) FROM sync_lost WHERE pk = '{{\"id\":\"r\"}}' {lost_kind}"),
         );
         assert!(
             recorded[0].0 + lost[0].0 > 0,
-            "{}: b's update left no trace",
+            "{}: {what} left no trace",
             d.name
         );
     }
@@ -3542,25 +3550,7 @@ fn a_copy_that_wrote_twice_s_update_is_concurrent_with_the_delete_it_never_saw()
     for _ in 0..3 {
         mesh_compacting(&[&a, &b, &n]);
     }
-    for d in [&b, &n] {
-        assert_eq!(a.dump("notes"), d.dump("notes"), "{}", d.name);
-        assert_eq!(a.conflicts(), d.conflicts(), "{}", d.name);
-    }
-    for d in [&a, &b, &n] {
-        let recorded: Vec<(i64,)> = rows(
-            d.conn(),
-            "SELECT count(*) FROM sync_conflict_records WHERE pk = '{\"id\":\"r\"}'",
-        );
-        let lost: Vec<(i64,)> = rows(
-            d.conn(),
-            "SELECT count(*) FROM sync_lost WHERE pk = '{\"id\":\"r\"}' AND kind = 'delete'",
-        );
-        assert!(
-            recorded[0].0 + lost[0].0 > 0,
-            "{}: a's delete left no trace",
-            d.name
-        );
-    }
+    alike_with_a_trace_of_r(&[&a, &b, &n], "AND kind = 'delete'", "a's delete");
 }
 
 /// A's database put back to a backup taken before it first synced, and written on (`back`)

@@ -883,27 +883,18 @@ impl Import<'_> {
                     Some(_) => self.dep_of_another_history(root, &wire)?,
                     None => None,
                 };
-                if let Some(below) = below {
-                    let written = device != SELF || (seq as u64) < next_local;
-                    if !self.lower_dep((device, seq as u64), dep, idx, below, written)? {
-                        continue;
+                // (or, taken for the op held there, one its device's previous ops had seen: no
+                // change point; the dep as written is kept, `store`)
+                let written = device != SELF || (seq as u64) < next_local;
+                let op = (device, seq as u64);
+                let stays = match below {
+                    Some(below) => self.lower_dep(op, dep, idx, below, written)?,
+                    None if taken && self.names_already(device, seq as u64, idx, dep_seq)? => {
+                        self.lower_dep(op, dep, idx, None, written)?
                     }
-                } else if taken && self.names_already(device, seq as u64, idx, dep_seq)? {
-                    // (no change point: the dep as written is kept, `store`; but for this
-                    // device's next op, not written yet, whose deps are what it holds then)
-                    if device != SELF || (seq as u64) < next_local {
-                        let deps = crate::log::remote::deps_of(
-                            &self.known.contexts,
-                            &self.known.devices,
-                            device,
-                            seq as u64,
-                        );
-                        self.known.contexts.add_twins(device, seq as u64, &deps)?;
-                    }
-                    conn.exec(
-                        "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
-                        &[Value::from(device), Value::Integer(seq), Value::from(dep)],
-                    )?;
+                    None => true,
+                };
+                if !stays {
                     continue;
                 }
                 // (where the op names that history already, as a fork's first context may, with
@@ -941,12 +932,12 @@ impl Import<'_> {
         Ok(found)
     }
 
-    /// The change point of op `op` that waited on `dep` (a history's id awaited), which names
-    /// another history's op where a compaction point decided history `idx` (behind.rs
-    /// `dep_of_another_history`), lowered to `below` (the op before it there; none for an op
-    /// 1), or dropped where the op's device had seen that already (false). The deps as
-    /// written are kept for what sends and hashes it, where it is `written` (not this device's
-    /// next op).
+    /// The change point of op `op` that waited on `dep` (a history's id awaited), found in
+    /// history `idx`: lowered to `below` where it names another history's op a compaction
+    /// point decided against (behind.rs `dep_of_another_history`: the op before it there), or
+    /// dropped (false) where there is none below (an op 1, or an op taken for the one held
+    /// there) or the op's device had seen it already. The deps as written are kept for what
+    /// sends and hashes it, where it is `written` (this device's next op has none yet).
     fn lower_dep(
         &mut self,
         op: (DeviceIdx, u64),

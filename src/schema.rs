@@ -58,6 +58,9 @@
 //!                                        may have removed ops (compact/remove.rs)
 //! _sync_aside(root, upto, bundle)        ops set aside until a compaction point decides
 //!                                        where they go (apply/behind.rs)
+//! _sync_strays(device, seq, hash, prev) ops of another history than the one held at their
+//!                                        seq, dropped here or named by a bundle: each one's
+//!                                        link to the op before it (log/strays.rs)
 //! _sync_lost(device, seq, hash, table_name, pk, kind, cell_values, certain, reason)
 //!                                        writes a compaction point decided against, dropped
 //!                                        here (apply/lost.rs); the view sync_lost shows them
@@ -161,6 +164,15 @@ pub const TWINS: &str = "CREATE TABLE IF NOT EXISTS main._sync_twins(
        seq INTEGER NOT NULL,
        deps BLOB NOT NULL,
        PRIMARY KEY (device, seq)
+     ) WITHOUT ROWID";
+
+/// Ops of another history than the one held at their seq (log/strays.rs): made on first use.
+pub const STRAYS: &str = "CREATE TABLE IF NOT EXISTS main._sync_strays(
+       device BLOB NOT NULL,
+       seq INTEGER NOT NULL,
+       hash BLOB NOT NULL,
+       prev BLOB NOT NULL,
+       PRIMARY KEY (device, seq, hash)
      ) WITHOUT ROWID";
 
 /// Per history, the highest seq at or below which compaction may have removed its ops

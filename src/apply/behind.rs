@@ -79,7 +79,7 @@ impl Import<'_> {
                     return Ok(None);
                 }
                 self.reading.wire = Some((op.device, seq, hash, other));
-                self.note_arriving(op, form, hash, other)?;
+                self.note_arriving(op, form, (hash, prev), other)?;
                 return Ok(Some(Placed::Below(root)));
             }
             // (another op there that a point's writer saw, as a history of its own: where the
@@ -96,7 +96,7 @@ impl Import<'_> {
             self.reading.wire = Some((op.device, seq, hash, same.is_some()));
             return Ok(match same {
                 Some(_) => {
-                    self.note_arriving(op, form, hash, true)?;
+                    self.note_arriving(op, form, (hash, prev), true)?;
                     Some(Placed::Dropped)
                 }
                 None => None,
@@ -259,8 +259,11 @@ impl Import<'_> {
     /// Where `dep` (of the device whose first history is `root`) names an op at a seq a
     /// compaction point held here decides, other than the one held there whose hash is kept
     /// (another history's, dropped: a copy's or a put-back backup's, whose writes after it
-    /// never saw the op held there): Some, with the op before it held here (its seq and hash;
-    /// None for an op 1), which is what its op is taken to have seen of the history held.
+    /// never saw the op held there): Some, with the op held here where that history left it
+    /// (its seq and hash; None for none, below an op 1), which is what its op is taken to have
+    /// seen of the history held: found by the links of that history's ops known here
+    /// (log/strays.rs: every device that holds the op with that dep was told them alike), or
+    /// else the op right below it.
     pub(super) fn dep_of_another_history(
         &mut self,
         root: DeviceIdx,
@@ -275,14 +278,27 @@ impl Import<'_> {
         if !history.chain_held(root, seq)? || history.hash_at(root, seq)? == Some(dep.2) {
             return Ok(None); // (the op held there, or one whose hash is not known here)
         }
-        if seq == 1 {
-            return Ok(Some(None));
+        // (an op of that history, and the hash it states for the op below it, where known)
+        let (mut at, mut hash) = (seq, dep.2);
+        let mut prev = self.reading.strays.prev(&dep.0, at, &hash);
+        loop {
+            if at == 1 {
+                return Ok(Some(None));
+            }
+            at -= 1;
+            let held = match history.chain_held(root, at)? {
+                true => history.hash_at(root, at)?,
+                false => None,
+            };
+            let Some(link) = prev else {
+                return Ok(Some(Some((at, held.unwrap_or(dep.2)))));
+            };
+            if held.is_none_or(|held| held == link) {
+                return Ok(Some(Some((at, held.unwrap_or(link)))));
+            }
+            hash = link;
+            prev = self.reading.strays.prev(&dep.0, at, &hash);
         }
-        let below = match history.chain_held(root, seq - 1)? {
-            true => history.hash_at(root, seq - 1)?,
-            false => None,
-        };
-        Ok(Some(Some((seq - 1, below.unwrap_or(dep.2)))))
     }
 
     /// The seq up to which a compaction point held here decides the history of the device
@@ -563,6 +579,7 @@ impl Import<'_> {
             relayed: Vec::new(),
             confirmed: None,
             addressee: None,
+            strays: Vec::new(), // (kept here: log/strays.rs)
         };
         let id = *uuid::Uuid::new_v4().as_bytes();
         let declared = declared.encode(&self.known.devices);

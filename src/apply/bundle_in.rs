@@ -210,12 +210,17 @@ fn import(
     run.reading.forks = (reader.manifest.forks.iter().copied()).collect();
     run.reading.writer_stable = reader.manifest.stable.clone();
     run.reading.points_named = named;
+    for &stray in &reader.manifest.strays {
+        run.reading.strays.add(conn, stray)?;
+    }
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.reading.appender.flush()?;
+    run.relower()?;
     run.resolve_waiting()?;
     run.take_base()?;
     run.deliver_all()?;
     run.place_aside()?;
+    run.relower()?;
     run.keep_lost()?;
     run.write_applied()?;
     // ops applied or kept before their writer declared their table as it does now are sorted

@@ -932,6 +932,29 @@ impl Import<'_> {
         Ok(found)
     }
 
+    /// Looks again at the deps lowered as the bundle's ops were stored (store.rs): where the
+    /// ops stored since, dropped as another history's, tell that the op a dep names left the
+    /// history held here further down (log/strays.rs), lowers it there, as a device that knew
+    /// them first did.
+    pub(super) fn relower(&mut self) -> Result<()> {
+        let mut lowered = std::mem::take(&mut self.reading.lowered);
+        let mut any = false;
+        for (op, root, idx, dep, stored) in &mut lowered {
+            let Some(below) = self.dep_of_another_history(*root, dep)? else {
+                continue;
+            };
+            if below != *stored {
+                self.lower_dep(*op, *idx, *idx, below, false)?;
+                (*stored, any) = (below, true);
+            }
+        }
+        self.reading.lowered = lowered;
+        if any {
+            self.known.contexts.reload()?;
+        }
+        Ok(())
+    }
+
     /// The change point of op `op` that waited on `dep` (a history's id awaited), found in
     /// history `idx`: lowered to `below` where it names another history's op a compaction
     /// point decided against (behind.rs `dep_of_another_history`: the op before it there), or

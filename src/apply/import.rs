@@ -172,10 +172,25 @@ pub(super) struct Reading<'a> {
     pub(super) lost: Vec<Dropped>,
     /// This device's ids, now and before it forked, once asked for (lost.rs)
     pub(super) mine: Option<Vec<crate::op::DeviceId>>,
+    /// The ops of other histories known here, with their links (log/strays.rs)
+    pub(super) strays: crate::log::strays::Strays,
+    /// The deps on another history's op lowered as the bundle's ops were stored (store.rs):
+    /// the op, the dep's device's first history, the history it was stored in, the dep as
+    /// written and as stored (behind.rs `dep_of_another_history`)
+    pub(super) lowered: Vec<Lowered>,
     /// The op being placed, where a compaction point's writer saw it as another op than the
     /// one the point decided at its seq (behind.rs `seen_by_a_point`): its id, seq and hash
     pub(super) seen: Option<crate::op::Dep>,
 }
+
+/// A dep lowered as its op was stored (`Reading::lowered`).
+pub(super) type Lowered = (
+    (DeviceIdx, u64),
+    DeviceIdx,
+    DeviceIdx,
+    crate::op::Dep,
+    Option<(u64, crate::op::Hash)>,
+);
 
 /// An op dropped in this import where a compaction point decided against it, kept until the
 /// import's end (lost.rs).
@@ -260,6 +275,8 @@ impl<'a> Import<'a> {
                 stale_points: Vec::new(),
                 lost: Vec::new(),
                 mine: None,
+                strays: crate::log::strays::Strays::load(conn)?,
+                lowered: Vec::new(),
                 seen: None,
             },
             rows: Rows {

@@ -69,11 +69,18 @@ impl Import<'_> {
             })?;
             // (an op held pending over one not held, whose hash is not kept, is noted by its
             // own, from no op before it: it cannot be hashed as written)
-            let hash = match (history.chain_held(idx, seq)?, &found) {
+            let chain_held = history.chain_held(idx, seq)?;
+            let hash = match (chain_held, &found) {
                 (true, _) => history.hash_at(idx, seq)?,
                 (false, Some(op)) => Some(crate::log::chain::hash_of(op, None)),
                 (false, None) => None,
             };
+            // (known to be another history's from `other` on: its link, for the deps on it)
+            if let (true, true, Some(hash)) = (chain_held, seq >= other.max(2), hash) {
+                if let Some(prev) = history.hash_at(idx, seq - 1)? {
+                    (self.reading.strays).add(self.conn, (id, seq, hash, prev))?;
+                }
+            }
             if let (Some(op), Some(hash)) = (found, hash) {
                 (self.reading.lost).push(Dropped {
                     id,
@@ -88,17 +95,21 @@ impl Import<'_> {
         Ok(())
     }
 
-    /// Notes `op`, arriving with `hash`, dropped where a compaction point held here holds
-    /// another op at its seq, or removed one there that it is known not to be (`certain`), or
-    /// had removed the one there (possible, where it is this device's own above what its peers
-    /// confirmed).
+    /// Notes `op`, arriving with `hash` after the op whose hash is `prev`, dropped where a
+    /// compaction point held here holds another op at its seq, or removed one there that it
+    /// is known not to be (`certain`: its link is kept, for the deps on it, log/strays.rs),
+    /// or had removed the one there (possible, where it is this device's own above what its
+    /// peers confirmed).
     pub(super) fn note_arriving(
         &mut self,
         op: &Packed,
         form: &Form,
-        hash: Hash,
+        (hash, prev): (Hash, Option<Hash>),
         certain: bool,
     ) -> Result<()> {
+        if let (true, Some(prev)) = (certain, prev) {
+            (self.reading.strays).add(self.conn, (op.device, op.seq, hash, prev))?;
+        }
         if !certain && self.confirmed_mine(&op.device)?.is_none_or(|c| op.seq <= c) {
             return Ok(());
         }

@@ -105,8 +105,11 @@ impl<'a> Import<'a> {
             taken |= unchecked;
             if unchecked {
                 if let Some(below) = self.dep_of_another_history(root, dep)? {
-                    // (it saw the ops of the history held here before that op, not that op)
+                    // (it saw the ops of the history held here before that op, not that op;
+                    // the bundle's ops after it may tell where that op's history left the one
+                    // held here: looked at again once they are stored, `relower`)
                     deps.extend(below.map(|(seq, hash)| (idx, seq, hash)));
+                    (self.reading.lowered).push(((device, op.seq), root, idx, *dep, below));
                     rewritten = true;
                     continue;
                 }

@@ -47,6 +47,10 @@
 //!             (apply/removed.rs)
 //!   forgotten msgpack [device id: bin(16), …]: the devices its writer forgot (sync_forget:
 //!             log/forgotten.rs), which its reader forgets too
+//!   strays    (absent in bundles of builds before it) msgpack [[device id: bin(16), seq,
+//!             link: bin(16), prev: bin(16)], …]: ops of another history than the one its
+//!             writer holds at their seq, which its ops' deps as written name, each with the
+//!             link of the op before it (log/strays.rs)
 //! chunks(n INTEGER PRIMARY KEY, ops INTEGER, body BLOB)   n = 1, 2, …
 //!   ops       ops in this chunk
 //!   body      its ops, one after the other, compactly (below)
@@ -146,6 +150,10 @@ pub struct Manifest {
     pub confirmed: Option<u64>,
     /// The device it was written for, where it was (none in bundles of builds before it)
     pub addressee: Option<DeviceId>,
+    /// The ops of another history than the one its writer holds at their seq (a copy's, a
+    /// backup's writes) that its ops' deps as written name, with the ones below them their
+    /// links reach (log/strays.rs; none in bundles of builds before it)
+    pub strays: Vec<crate::log::strays::Stray>,
 }
 
 /// The context of op `seq` of history `history`, removed by compaction, that a carried op

@@ -212,6 +212,9 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
     let mut gaps: Vec<(DeviceIdx, u64)> = Vec::new();
     // the links of the ops the histories its base names fork after, where their entry starts
     let mut forks: Vec<(DeviceId, Hash)> = Vec::new();
+    // the strays its ops' deps name (another history's ops: log/strays.rs)
+    let known_strays = crate::log::strays::Strays::load(conn)?;
+    let mut strays = crate::hashed::HashSet::default();
     for device in devices.indexes() {
         let held = match device {
             SELF => applied.get(&SELF).copied().unwrap_or(0),
@@ -280,6 +283,11 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
             next += 1;
             let seq = op.seq;
             first = first.or(Some((op.device, seq)));
+            if !known_strays.is_empty() {
+                for dep in &op.deps {
+                    known_strays.named_by(dep, &mut strays);
+                }
+            }
             let hash = writer.add(op, prev)?;
             prev = Some(hash);
             last = Some((seq, hash));
@@ -352,6 +360,11 @@ fn write(conn: &Conn, whom: For, to: To) -> Result<Value> {
         relayed,
         confirmed: Some(confirmed),
         addressee: to_id,
+        strays: {
+            let mut strays: Vec<_> = strays.into_iter().collect();
+            strays.sort();
+            strays
+        },
     };
     let bytes = match writer
         .finish(bundle_id, &me, &clock, declared, peers)

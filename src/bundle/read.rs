@@ -492,6 +492,12 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         .filter(|&c| c >= 0)
         .map(|c| c as u64);
     let addressee = optional("addressee").and_then(|b| b.try_into().ok());
+    // (a bundle of an earlier build has none: a dep on a stray is taken for the op below it)
+    type StrayEntry = (Fixed<16>, u64, Fixed<16>, Fixed<16>);
+    let strays: Vec<StrayEntry> = match optional("strays") {
+        None => Vec::new(),
+        Some(b) => rmp_serde::from_slice(&b).map_err(|_| bad("strays is unreadable"))?,
+    };
     Ok(Manifest {
         format,
         bundle_id,
@@ -523,5 +529,8 @@ fn read_manifest(conn: &crate::db::Conn) -> Result<Manifest> {
         relayed,
         confirmed,
         addressee,
+        strays: (strays.into_iter())
+            .map(|(d, s, h, p)| (d.0, s, h.0, p.0))
+            .collect(),
     })
 }

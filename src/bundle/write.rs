@@ -34,6 +34,7 @@ pub struct Peers {
     pub relayed: crate::log::stable::Relayed,
     pub confirmed: Option<u64>,
     pub addressee: Option<DeviceId>,
+    pub strays: Vec<crate::log::strays::Stray>,
 }
 /// Writes a bundle op by op; nothing appears at the target path until `finish`.
 pub struct Writer {
@@ -140,7 +141,8 @@ impl Writer {
                                        clock BLOB, op_count INTEGER, ops_hash BLOB,
                                        declared BLOB, writer TEXT, stable BLOB, knows BLOB,
                                        base BLOB, forgotten BLOB, gaps BLOB, forks BLOB,
-                                       relayed BLOB, confirmed INTEGER, addressee BLOB)",
+                                       relayed BLOB, confirmed INTEGER, addressee BLOB,
+                                       strays BLOB)",
                 &[],
             )?;
             conn.exec(
@@ -310,6 +312,7 @@ impl Writer {
             relayed,
             confirmed,
             addressee,
+            strays,
         }: Peers,
     ) -> Result<Written> {
         self.flush()?;
@@ -357,11 +360,15 @@ impl Writer {
             .map(|(history, link)| (op::Bin(history), op::Bin(link)))
             .collect();
         let forks = rmp_serde::to_vec(&forks).expect("links always encode");
+        let strays: Vec<(op::Bin, u64, op::Bin, op::Bin)> = (strays.iter())
+            .map(|(d, s, h, p)| (op::Bin(d), *s, op::Bin(h), op::Bin(p)))
+            .collect();
+        let strays = rmp_serde::to_vec(&strays).expect("links always encode");
         let conn = self.db.as_ref().expect("writer is open").conn();
         conn.exec(
             "INSERT INTO manifest
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                     ?17, ?18)",
+                     ?17, ?18, ?19)",
             &[
                 Value::Text(MAGIC.into()),
                 Value::Integer(self.format),
@@ -381,6 +388,7 @@ impl Writer {
                 Value::Blob(relayed),
                 confirmed.map_or(Value::Null, |c| Value::Integer(c as i64)),
                 addressee.map_or(Value::Null, |to| Value::Blob(to.to_vec())),
+                Value::Blob(strays),
             ],
         )?;
         conn.exec("COMMIT", &[])?;

@@ -10,6 +10,8 @@
 //! - `declared.rs`: how each device declares each table now, passed on in bundles.
 //! - `stable.rs`: the stable clock: what every device known here has; `floors.rs`: the
 //!   compaction points, floor ops that travel, and the ops behind them.
+//! - `strays.rs`: ops of another history than the one held at their seq (a copy's, a backup's),
+//!   each one's link to the op before it, for the deps that name them.
 //! - `view.rs`: the `sync_log` view over both stores.
 //!
 //! Words: an op is named by (device, seq); `seq` counts 1, 2, 3 … per device with no gaps. A
@@ -33,6 +35,7 @@ pub mod forgotten;
 mod local;
 pub mod remote;
 pub mod stable;
+pub mod strays;
 mod tables;
 mod view;
 

@@ -265,9 +265,9 @@ pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, bod
     // to where its writer removed ops it does not carry), `forgotten` (the devices it forgot)
     // and `gaps` (the contexts of removed ops its ops follow), then `forks` (the links of the
     // ops its base's histories fork after), `relayed` (what each device its writer knew
-    // has), `confirmed` (how far a peer confirmed its writer's own ops) and `addressee` (the
-    // device it was written for)
-    const LATER: [&str; 11] = [
+    // has), `confirmed` (how far a peer confirmed its writer's own ops), `addressee` (the
+    // device it was written for) and `strays` (other histories' ops its ops' deps name)
+    const LATER: [&str; 12] = [
         "declared BLOB",
         "writer TEXT",
         "stable BLOB",
@@ -279,6 +279,7 @@ pub fn write_raw(path: &Path, manifest: &[rusqlite::types::Value], ops: i64, bod
         "relayed BLOB",
         "confirmed INTEGER",
         "addressee BLOB",
+        "strays BLOB",
     ];
     let declared: String = (LATER.iter().take(manifest.len().saturating_sub(7)))
         .map(|c| format!(", {c}"))

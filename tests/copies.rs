@@ -3525,7 +3525,7 @@ fn alike_with_a_trace_of_r(devices: &[&Device], lost_kind: &str, what: &str) {
 /// them (log/strays.rs), and every device takes the dep for a's op below both.
 #[test]
 fn a_copy_that_wrote_twice_s_update_is_concurrent_with_the_delete_it_never_saw() {
-    copy_wrote_twice(&[], 3);
+    copy_wrote(&[], 3, COPY_TWICE, A_TWICE);
 }
 
 /// The same, where b holds a compaction point that decides a's writes when the copy's update
@@ -3534,15 +3534,30 @@ fn a_copy_that_wrote_twice_s_update_is_concurrent_with_the_delete_it_never_saw()
 #[test]
 fn a_copy_that_wrote_twice_s_update_relayed_is_concurrent_with_the_delete_it_never_saw() {
     let ab = [("a", "b"), ("b", "a"), ("a", "b")];
-    copy_wrote_twice(
-        &[ab[0], ab[1], ab[2], ("n", "b"), ("b", "a"), ("b", "n")],
-        0,
-    );
+    let first = [ab[0], ab[1], ab[2], ("n", "b"), ("b", "a"), ("b", "n")];
+    copy_wrote(&first, 0, COPY_TWICE, A_TWICE);
 }
 
-/// The schedule of the two tests above: the copy's sends `first` (by name), then `rounds`
-/// rounds of every device sending to every other, compacting after each import.
-fn copy_wrote_twice(first: &[(&str, &str)], rounds: usize) {
+/// The copy's two writes and a's, with a third of each after them (on row s): the update's
+/// dep names the copy's third write, three links above where the copy left a's history.
+#[test]
+fn a_copy_that_wrote_thrice_s_update_is_concurrent_with_the_delete_it_never_saw() {
+    let copy = format!("{COPY_TWICE}; UPDATE notes SET body = 'N b' WHERE id = 's'");
+    let a = format!("{A_TWICE}; UPDATE notes SET n = 7 WHERE id = 's'");
+    copy_wrote(&[], 3, &copy, &a);
+}
+
+/// The copy's writes without the extension, and a's at the same seqs, in the tests above.
+const COPY_TWICE: &str =
+    "UPDATE notes SET title = 'N r' WHERE id = 'r'; UPDATE notes SET title = 'N s' WHERE id = 's'";
+const A_TWICE: &str =
+    "DELETE FROM notes WHERE id = 'r'; UPDATE notes SET title = 'A s' WHERE id = 's'";
+
+/// The schedule of the tests above: a copy of a written on without the extension (`copy`)
+/// while a writes (`on_a`), the copy then forked and updating the row a deleted; the sends
+/// `first` (by name), twice, then `rounds` rounds of every device sending to every other,
+/// compacting after each import.
+fn copy_wrote(first: &[(&str, &str)], rounds: usize, copy: &str, on_a: &str) {
     let (a, b) = (Device::new("a", NOTES_N), Device::new("b", NOTES_N));
     exec(
         a.conn(),
@@ -3550,16 +3565,10 @@ fn copy_wrote_twice(first: &[(&str, &str)], rounds: usize) {
     );
     mesh_compacting(&[&a, &b]);
     mesh_compacting(&[&a, &b]);
-    let (_dir, copy) = written_on_a_copy(
-        &a,
-        "UPDATE notes SET title = 'N r' WHERE id = 'r'; UPDATE notes SET title = 'N s' WHERE id = 's'",
-    );
-    exec(
-        a.conn(),
-        "DELETE FROM notes WHERE id = 'r'; UPDATE notes SET title = 'A s' WHERE id = 's'",
-    );
+    let (_dir, copied) = written_on_a_copy(&a, copy);
+    exec(a.conn(), on_a);
     let n = Device::copied("n", &a, |path| {
-        std::fs::copy(&copy, path).unwrap();
+        std::fs::copy(&copied, path).unwrap();
     });
     exec(
         n.conn(),

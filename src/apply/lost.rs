@@ -75,8 +75,8 @@ impl Import<'_> {
                 (false, Some(op)) => Some(crate::log::chain::hash_of(op, None)),
                 (false, None) => None,
             };
-            // (known to be another history's from `other` on: its link, for the deps on it)
-            if let (true, true, Some(hash)) = (chain_held, seq >= other.max(2), hash) {
+            // (its link, for the deps on it, where it is another history's: log/strays.rs)
+            if let (true, true, Some(hash)) = (chain_held, seq >= 2, hash) {
                 if let Some(prev) = history.hash_at(idx, seq - 1)? {
                     (self.reading.strays).add(self.conn, (id, seq, hash, prev))?;
                 }
@@ -97,9 +97,9 @@ impl Import<'_> {
 
     /// Notes `op`, arriving with `hash` after the op whose hash is `prev`, dropped where a
     /// compaction point held here holds another op at its seq, or removed one there that it
-    /// is known not to be (`certain`: its link is kept, for the deps on it, log/strays.rs),
-    /// or had removed the one there (possible, where it is this device's own above what its
-    /// peers confirmed).
+    /// is known not to be (`certain`), or had removed the one there (possible, where it is
+    /// this device's own above what its peers confirmed). Its link is kept, for the deps on
+    /// it where it is another history's (log/strays.rs).
     pub(super) fn note_arriving(
         &mut self,
         op: &Packed,
@@ -107,7 +107,7 @@ impl Import<'_> {
         (hash, prev): (Hash, Option<Hash>),
         certain: bool,
     ) -> Result<()> {
-        if let (true, Some(prev)) = (certain, prev) {
+        if let Some(prev) = prev {
             (self.reading.strays).add(self.conn, (op.device, op.seq, hash, prev))?;
         }
         if !certain && self.confirmed_mine(&op.device)?.is_none_or(|c| op.seq <= c) {

@@ -9,9 +9,11 @@
 //! the writes are dropped, and a bundle carries the ones its ops' deps name (manifest column
 //! `strays`), so that every device walks the same links and stores the same dep.
 //!
-//! Invariant: an entry states a fact of the op's hash chain (its hash covers `prev`), and is
-//! written only for an op known to be another history's than the one held at its seq; the
-//! table is made on first use, never changed, and read whole (it holds only such ops).
+//! Invariant: an entry states a fact of the op's hash chain (its hash covers `prev`), true
+//! wherever it is read, so a walk passes an entry only where the op held at its seq is known
+//! and differs (apply/behind.rs). Entries are written only for ops dropped where a compaction
+//! point decided (most of them another history's; the others, the op it removed, are never
+//! walked past); the table is made on first use, never changed, and read whole.
 
 use crate::db::{Conn, Result};
 use crate::hashed::{HashMap, HashSet};

@@ -280,7 +280,10 @@ impl Import<'_> {
         }
         // (an op of that history, and the hash it states for the op below it, where known)
         let (mut at, mut hash) = (seq, dep.2);
-        let mut prev = self.reading.strays.prev(&dep.0, at, &hash);
+        self.strays()?;
+        let strays = self.reading.strays.as_ref().expect("read above");
+        let history = self.history();
+        let mut prev = strays.prev(&dep.0, at, &hash);
         loop {
             if at == 1 {
                 return Ok(Some(None));
@@ -297,7 +300,7 @@ impl Import<'_> {
                 return Ok(Some(Some((at, held.unwrap_or(link)))));
             }
             hash = link;
-            prev = self.reading.strays.prev(&dep.0, at, &hash);
+            prev = strays.prev(&dep.0, at, &hash);
         }
     }
 

@@ -211,7 +211,7 @@ fn import(
     run.reading.writer_stable = reader.manifest.stable.clone();
     run.reading.points_named = named;
     for &stray in &reader.manifest.strays {
-        run.reading.strays.add(conn, stray)?;
+        run.strays()?.add(conn, stray)?;
     }
     reader.each_op(|op, number, form| run.store(op, number, form))?;
     run.reading.appender.flush()?;

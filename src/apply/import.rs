@@ -172,8 +172,9 @@ pub(super) struct Reading<'a> {
     pub(super) lost: Vec<Dropped>,
     /// This device's ids, now and before it forked, once asked for (lost.rs)
     pub(super) mine: Option<Vec<crate::op::DeviceId>>,
-    /// The ops of other histories known here, with their links (log/strays.rs)
-    pub(super) strays: crate::log::strays::Strays,
+    /// The ops of other histories known here, with their links (log/strays.rs), read on
+    /// first use (`Import::strays`)
+    pub(super) strays: Option<crate::log::strays::Strays>,
     /// The deps on another history's op lowered as the bundle's ops were stored (store.rs):
     /// the op, the dep's device's first history, the history it was stored in, the dep as
     /// written and as stored (behind.rs `dep_of_another_history`)
@@ -275,7 +276,7 @@ impl<'a> Import<'a> {
                 stale_points: Vec::new(),
                 lost: Vec::new(),
                 mine: None,
-                strays: crate::log::strays::Strays::load(conn)?,
+                strays: None,
                 lowered: Vec::new(),
                 seen: None,
             },
@@ -297,6 +298,15 @@ impl<'a> Import<'a> {
 }
 
 impl<'a> Import<'a> {
+    /// The strays known here (log/strays.rs), read on first use: only where ops are dropped
+    /// behind a compaction point, a bundle carries strays, or a dep names another history's op.
+    pub(super) fn strays(&mut self) -> Result<&mut crate::log::strays::Strays> {
+        if self.reading.strays.is_none() {
+            self.reading.strays = Some(crate::log::strays::Strays::load(self.conn)?);
+        }
+        Ok(self.reading.strays.as_mut().expect("just read"))
+    }
+
     /// Indexes local ops written since the last import (up to `last`) by row, and marks the
     /// rows that had ops before for settling (their live sets and conflicts may change).
     pub(super) fn fold_local_ops(&mut self, last: u64) -> Result<()> {

@@ -78,7 +78,8 @@ impl Import<'_> {
             // (its link, for the deps on it, where it is another history's: log/strays.rs)
             if let (true, true, Some(hash)) = (chain_held, seq >= 2, hash) {
                 if let Some(prev) = history.hash_at(idx, seq - 1)? {
-                    (self.reading.strays).add(self.conn, (id, seq, hash, prev))?;
+                    let conn = self.conn;
+                    self.strays()?.add(conn, (id, seq, hash, prev))?;
                 }
             }
             if let (Some(op), Some(hash)) = (found, hash) {
@@ -108,7 +109,8 @@ impl Import<'_> {
         certain: bool,
     ) -> Result<()> {
         if let Some(prev) = prev {
-            (self.reading.strays).add(self.conn, (op.device, op.seq, hash, prev))?;
+            let conn = self.conn;
+            self.strays()?.add(conn, (op.device, op.seq, hash, prev))?;
         }
         if !certain && self.confirmed_mine(&op.device)?.is_none_or(|c| op.seq <= c) {
             return Ok(());

@@ -287,6 +287,36 @@ fn a_manifest_hash_of_the_wrong_length() {
     c.refused("manifest: ops_hash is not 32 bytes");
 }
 
+#[test]
+fn strays_that_are_not_msgpack() {
+    let c = case();
+    c.edit_file("UPDATE manifest SET strays = x'c1ff'");
+    c.refused("manifest: strays is unreadable");
+}
+
+/// Links of ops no device holds (log/strays.rs: facts of a history's hash chain, walked only
+/// where the op held at their seq is known and differs) import and change nothing else.
+#[test]
+fn strays_that_name_no_op_held_import_as_links_only() {
+    let c = case();
+    let stray = M::Array(vec![
+        M::Bin(hex_to_bytes(&c.a.id())),
+        M::Int(7),
+        M::Bin(vec![7; 16]),
+        M::Bin(vec![6; 16]),
+    ]);
+    let bytes = rmp_serde::to_vec(&M::Array(vec![stray])).unwrap();
+    let conn = rusqlite::Connection::open(&c.path).unwrap();
+    conn.execute("UPDATE manifest SET strays = ?1", [bytes])
+        .unwrap();
+    drop(conn);
+    let b = &c.b;
+    b.import(&c.path);
+    assert_eq!(b.dump("todos"), c.a.dump("todos"));
+    let kept: Vec<(i64,)> = rows(b.conn(), "SELECT seq FROM _sync_strays");
+    assert_eq!(kept, vec![(7,)]);
+}
+
 /// Two different ops under one device id and seq are two histories of that device (a copied
 /// or restored database written on both sides): without signatures, a forged bundle cannot be
 /// told from that. Both are kept, each a history of its own, and nothing is lost either way:

@@ -3667,3 +3667,222 @@ fn devices_that_decided_a_put_back_copy_s_writes_otherwise_converge() {
         assert_eq!(lost, vec![(0,)], "{}", d.name);
     }
 }
+
+/// Random schedules of the cases above, with a reference for where a copy's writes left its
+/// original's history (log/strays.rs): two or three devices that compact after every import;
+/// a `cp` copy of device a written on 1 to 3 times without the extension while a writes 1 to
+/// 3 times; the copy, forked, writes once (its op 1, written before any import); then random
+/// sends, then every device sends to every other until they settle. The reference: what the
+/// copy held of a's id when it forked (each op's table, kind, key and values, as `sync_log`
+/// shows them), so its op 1 saw nothing else of a's: on every device, the op of a's id that op
+/// 1's stored context names there is one of those (or was removed by compaction). Tables and
+/// open conflicts end alike. Every schedule runs; the failures are told together at the end.
+/// `SYNC_COPY_SCHEDULES=2000` for a soak (60 in `make test`), but the seeds of open faults
+/// (`OPEN_COPY_SEEDS`); `SYNC_COPY_SEED=n SYNC_TRACE=1` replays one (`one_copy_seed`).
+#[test]
+fn a_copy_s_first_write_saw_only_what_the_copy_had_of_its_original() {
+    let schedules = std::env::var("SYNC_COPY_SCHEDULES")
+        .map_or(60, |s| s.parse().expect("SYNC_COPY_SCHEDULES is a number"));
+    let failed: Vec<u64> = (0..schedules)
+        .filter(|seed| !OPEN_COPY_SEEDS.contains(seed))
+        .filter(|&seed| std::panic::catch_unwind(|| copy_schedule(seed)).is_err())
+        .collect();
+    assert!(failed.is_empty(), "seeds failed: {failed:?}");
+}
+
+/// Schedules of the test above (of its first 2,000) that meet open faults (docs/limits.md),
+/// each failing the same way with the library from before the strays (0ce4da5): the copy's
+/// write under a's id kept as a history of its own on some devices and dropped on others, the
+/// tables or the open conflicts ending apart (35, 1086, 1139, 1554: the fault of
+/// `a_backup_written_on_in_a_fleet_compacting_after_every_import`); the copy's op 1 naming its
+/// third write under a's id, which every device dropped, above the seq a compaction point
+/// decides, so its dep waits for good on two devices (40).
+const OPEN_COPY_SEEDS: [u64; 5] = [35, 40, 1086, 1139, 1554];
+
+#[test]
+#[ignore = "open faults (OPEN_COPY_SEEDS)"]
+fn copy_schedules_of_open_faults() {
+    for seed in OPEN_COPY_SEEDS {
+        copy_schedule(seed);
+    }
+}
+
+/// One schedule of the test above: `SYNC_COPY_SEED=n` (with `SYNC_TRACE=1`, what it does).
+#[test]
+#[ignore]
+fn one_copy_seed() {
+    let seed = std::env::var("SYNC_COPY_SEED").expect("SYNC_COPY_SEED=n");
+    copy_schedule(seed.parse().expect("SYNC_COPY_SEED is a number"));
+}
+
+/// A random write on `conn` (with the extension or without it) to one of the rows r0..r3.
+fn copy_schedule_write(rng: &mut Rng, conn: &rusqlite::Connection) {
+    let (row, v) = (rng.below(4), rng.next() % 1000);
+    let sql = match rng.below(4) {
+        0 => format!("DELETE FROM notes WHERE id = 'r{row}'"),
+        1 => format!("INSERT OR REPLACE INTO notes(id, title, n) VALUES ('r{row}', 'I{v}', {v})"),
+        2 => format!("UPDATE notes SET title = 'U{v}' WHERE id = 'r{row}'"),
+        _ => format!("UPDATE notes SET n = {v} WHERE id = 'r{row}'"),
+    };
+    if std::env::var("SYNC_TRACE").is_ok() {
+        eprintln!("write: {sql}");
+    }
+    conn.execute_batch(&sql).unwrap();
+}
+
+/// The ops of device `id` that `d` holds, in any history of it, as (table, kind, key, values).
+fn contents_of(
+    d: &Device,
+    id: &str,
+) -> std::collections::BTreeSet<(String, String, String, String)> {
+    rows::<(String, String, String, String)>(
+        d.conn(),
+        &format!(
+            "WITH RECURSIVE up(idx, root) AS (
+               SELECT idx, idx FROM _sync_devices WHERE parent IS NULL
+               UNION ALL SELECT v.idx, up.root FROM _sync_devices v JOIN up ON v.parent = up.idx)
+             SELECT l.\"table\", l.kind, l.pk, coalesce(l.\"values\", '')
+             FROM sync_log l JOIN _sync_devices v ON lower(hex(v.id)) = l.device
+               JOIN up ON up.idx = v.idx JOIN _sync_devices r ON r.idx = up.root
+             WHERE lower(hex(r.id)) = '{id}'"
+        ),
+    )
+    .into_iter()
+    .collect()
+}
+
+/// The ops of device `id` that op 1 of device `writer` names in its stored context on `d`
+/// (each found in the history that holds it at that seq; None where compaction removed it).
+fn named_by_first_op(d: &Device, writer: &str, id: &str) -> Vec<Option<Vec<String>>> {
+    // per history: its id, parent and the seq it forks after
+    let devices: std::collections::HashMap<i64, (String, Option<i64>, i64)> =
+        rows::<(i64, String, Option<i64>, Option<i64>)>(
+            d.conn(),
+            "SELECT idx, lower(hex(id)), parent, base FROM _sync_devices",
+        )
+        .into_iter()
+        .map(|(idx, hex, parent, base)| (idx, (hex, parent, base.unwrap_or(0))))
+        .collect();
+    let root = |mut idx: i64| {
+        while let Some(parent) = devices[&idx].1 {
+            idx = parent;
+        }
+        devices[&idx].0.clone()
+    };
+    let deps: Vec<(i64, i64)> = rows(
+        d.conn(),
+        &format!(
+            "SELECT s.dep, s.dep_seq FROM _sync_deps s JOIN _sync_devices x ON x.idx = s.device
+             WHERE lower(hex(x.id)) = '{writer}' AND s.seq = 1"
+        ),
+    );
+    let mut named = Vec::new();
+    for (dep, seq) in deps {
+        assert!(
+            dep > 0,
+            "{}: op 1 of {writer} still waits for an op",
+            d.name
+        );
+        if root(dep) != id {
+            continue;
+        }
+        let mut at = dep;
+        while let (Some(parent), base) = (devices[&at].1, devices[&at].2) {
+            if seq > base {
+                break;
+            }
+            at = parent;
+        }
+        let op: Vec<(String, String, String, String)> = rows(
+            d.conn(),
+            &format!(
+                "SELECT \"table\", kind, pk, coalesce(\"values\", '') FROM sync_log
+                 WHERE device = '{}' AND seq = {seq}",
+                devices[&at].0
+            ),
+        );
+        named.push(op.into_iter().next().map(|(t, k, p, v)| vec![t, k, p, v]));
+    }
+    named
+}
+
+fn copy_schedule(seed: u64) {
+    let mut rng = Rng(seed);
+    let mut devices = vec![Device::new("a", NOTES_N), Device::new("b", NOTES_N)];
+    if rng.chance(50) {
+        devices.push(Device::new("c", NOTES_N));
+    }
+    exec(
+        devices[0].conn(),
+        "INSERT INTO notes(id, title, n) VALUES ('r0', 'R', 0), ('r1', 'R', 1), ('r2', 'R', 2)",
+    );
+    for _ in 0..1 + rng.below(2) {
+        mesh_compacting(&devices.iter().collect::<Vec<_>>());
+    }
+    let a_id = devices[0].id();
+    let dir = tempdir::Dir::new();
+    let copied = dir.path().join("copy.db");
+    std::fs::copy(devices[0].db.path(), &copied).unwrap();
+    let plain = rusqlite::Connection::open(&copied).unwrap();
+    for _ in 0..1 + rng.below(3) {
+        copy_schedule_write(&mut rng, &plain);
+    }
+    drop(plain);
+    for _ in 0..1 + rng.below(3) {
+        copy_schedule_write(&mut rng, devices[0].conn());
+    }
+    let n = Device::copied("n", &devices[0], |path| {
+        std::fs::copy(&copied, path).unwrap();
+    });
+    // (a write that is always an op: the copy's op 1, before any import)
+    let (row, v) = (rng.below(4), rng.next() % 1000);
+    exec(
+        n.conn(),
+        &format!("INSERT OR REPLACE INTO notes(id, title, n) VALUES ('r{row}', 'N{v}', {v})"),
+    );
+    let had = contents_of(&n, &a_id);
+    let n_id = n.id();
+    devices.push(n);
+    let all: Vec<&Device> = devices.iter().collect();
+    for _ in 0..rng.below(8) {
+        let (from, to) = (rng.below(all.len() as u64), rng.below(all.len() as u64));
+        if from != to {
+            let (from, to) = (all[from as usize], all[to as usize]);
+            if std::env::var("SYNC_TRACE").is_ok() {
+                eprintln!("send {} -> {}", from.name, to.name);
+            }
+            to.import(&from.bundle_for(Some(to)));
+            call(to.conn(), "SELECT sync_compact()").unwrap();
+        }
+    }
+    for _ in 0..4 {
+        mesh_compacting(&all);
+    }
+    if std::env::var("SYNC_TRACE").is_ok() {
+        eprintln!("a is {a_id}, the copy {n_id}; what the copy had of a: {had:?}");
+        for d in &all {
+            let named = named_by_first_op(d, &n_id, &a_id);
+            eprintln!("{}: the copy's op 1 names of a {named:?}", d.name);
+        }
+    }
+    for d in &all {
+        assert_eq!(
+            d.dump("notes"),
+            all[0].dump("notes"),
+            "seed {seed}: {}",
+            d.name
+        );
+        assert_eq!(d.conflicts(), all[0].conflicts(), "seed {seed}: {}", d.name);
+    }
+    for d in &all {
+        for op in named_by_first_op(d, &n_id, &a_id).into_iter().flatten() {
+            let op = (op[0].clone(), op[1].clone(), op[2].clone(), op[3].clone());
+            assert!(
+                had.contains(&op),
+                "seed {seed}: on {}, the copy's first write is taken to have seen {op:?}, \
+                 which the copy never held",
+                d.name
+            );
+        }
+    }
+}

@@ -64,6 +64,16 @@ impl Import<'_> {
                 false => self.stored_same(root, op, form)?,
             };
             if same == Some(true) {
+                // (the content of the op held there, after an op known to be another history's:
+                // another op, written alike (a delete of the same row, say), whose link is kept
+                // for the deps that name it, log/strays.rs)
+                if let Some((id, at, prev, true)) = self.reading.wire {
+                    if id == op.device && at + 1 == seq {
+                        let hash = op_hash(op, form, Some(&prev));
+                        let conn = self.conn;
+                        self.strays()?.add(conn, (op.device, seq, hash, prev))?;
+                    }
+                }
                 self.reading.wire = None;
                 return Ok(Some(Placed::Duplicate(root)));
             }

@@ -939,14 +939,42 @@ impl Import<'_> {
     pub(super) fn relower(&mut self) -> Result<()> {
         let mut lowered = std::mem::take(&mut self.reading.lowered);
         let mut any = false;
-        for (op, root, idx, dep, stored) in &mut lowered {
+        for ((device, seq), root, idx, dep, stored) in &mut lowered {
             let Some(below) = self.dep_of_another_history(*root, dep)? else {
                 continue;
             };
-            if below != *stored {
-                self.lower_dep(*op, *idx, *idx, below, false)?;
-                (*stored, any) = (below, true);
+            let Some((was, _)) = *stored else {
+                continue; // (no change point: none lower)
+            };
+            if below == *stored {
+                continue;
             }
+            // (the change point stored for it, unless another dep of the op named that history
+            // higher; none where its device's previous op had seen as much: a context only grows)
+            let key = [
+                Value::from(*device),
+                Value::Integer(*seq as i64),
+                Value::from(*idx),
+                Value::Integer(was as i64),
+            ];
+            let seen = (*seq > 1).then(|| self.known.contexts.entry(*device, *seq - 1, *idx));
+            match below {
+                Some((at, link)) if seen.is_none_or(|seen| seen < at) => self.conn.exec(
+                    "UPDATE main._sync_deps SET dep_seq = ?5, hash = ?6
+                     WHERE device = ?1 AND seq = ?2 AND dep = ?3 AND dep_seq = ?4",
+                    &[
+                        &key[..],
+                        &[Value::Integer(at as i64), Value::Blob(link.to_vec())],
+                    ]
+                    .concat(),
+                )?,
+                _ => self.conn.exec(
+                    "DELETE FROM main._sync_deps
+                     WHERE device = ?1 AND seq = ?2 AND dep = ?3 AND dep_seq = ?4",
+                    &key,
+                )?,
+            };
+            (*stored, any) = (below, true);
         }
         self.reading.lowered = lowered;
         if any {

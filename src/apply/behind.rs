@@ -289,11 +289,11 @@ impl Import<'_> {
             return Ok(None); // (the op held there, or one whose hash is not known here)
         }
         // (an op of that history, and the hash it states for the op below it, where known)
-        let (mut at, mut hash) = (seq, dep.2);
+        let mut at = seq;
         self.strays()?;
         let strays = self.reading.strays.as_ref().expect("read above");
         let history = self.history();
-        let mut prev = strays.prev(&dep.0, at, &hash);
+        let mut prev = strays.prev(&dep.0, at, &dep.2);
         loop {
             if at == 1 {
                 return Ok(Some(None));
@@ -309,8 +309,7 @@ impl Import<'_> {
             if held.is_none_or(|held| held == link) {
                 return Ok(Some(Some((at, held.unwrap_or(link)))));
             }
-            hash = link;
-            prev = strays.prev(&dep.0, at, &hash);
+            prev = strays.prev(&dep.0, at, &link);
         }
     }
 

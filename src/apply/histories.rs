@@ -939,7 +939,14 @@ impl Import<'_> {
     pub(super) fn relower(&mut self) -> Result<()> {
         let mut lowered = std::mem::take(&mut self.reading.lowered);
         let mut any = false;
-        for ((device, seq), root, idx, dep, stored) in &mut lowered {
+        for super::import::Lowered {
+            op: (device, seq),
+            root,
+            idx,
+            dep,
+            stored,
+        } in &mut lowered
+        {
             let Some(below) = self.dep_of_another_history(*root, dep)? else {
                 continue;
             };

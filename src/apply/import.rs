@@ -175,9 +175,8 @@ pub(super) struct Reading<'a> {
     /// The ops of other histories known here, with their links (log/strays.rs), read on
     /// first use (`Import::strays`)
     pub(super) strays: Option<crate::log::strays::Strays>,
-    /// The deps on another history's op lowered as the bundle's ops were stored (store.rs):
-    /// the op, the dep's device's first history, the history it was stored in, the dep as
-    /// written and as stored (behind.rs `dep_of_another_history`)
+    /// The deps on another history's op lowered as the bundle's ops were stored (store.rs,
+    /// behind.rs `dep_of_another_history`), looked at again after (histories.rs `relower`)
     pub(super) lowered: Vec<Lowered>,
     /// The op being placed, where a compaction point's writer saw it as another op than the
     /// one the point decided at its seq (behind.rs `seen_by_a_point`): its id, seq and hash
@@ -185,13 +184,16 @@ pub(super) struct Reading<'a> {
 }
 
 /// A dep lowered as its op was stored (`Reading::lowered`).
-pub(super) type Lowered = (
-    (DeviceIdx, u64),
-    DeviceIdx,
-    DeviceIdx,
-    crate::op::Dep,
-    Option<(u64, crate::op::Hash)>,
-);
+pub(super) struct Lowered {
+    /// The op (its history and seq)
+    pub(super) op: (DeviceIdx, u64),
+    /// The first history of the dep's device, and the history the dep was stored in
+    pub(super) root: DeviceIdx,
+    pub(super) idx: DeviceIdx,
+    /// The dep as written, and the change point stored for it (none: no point)
+    pub(super) dep: crate::op::Dep,
+    pub(super) stored: Option<(u64, crate::op::Hash)>,
+}
 
 /// An op dropped in this import where a compaction point decided against it, kept until the
 /// import's end (lost.rs).

@@ -109,7 +109,13 @@ impl<'a> Import<'a> {
                     // the bundle's ops after it may tell where that op's history left the one
                     // held here: looked at again once they are stored, `relower`)
                     deps.extend(below.map(|(seq, hash)| (idx, seq, hash)));
-                    (self.reading.lowered).push(((device, op.seq), root, idx, *dep, below));
+                    (self.reading.lowered).push(super::import::Lowered {
+                        op: (device, op.seq),
+                        root,
+                        idx,
+                        dep: *dep,
+                        stored: below,
+                    });
                     rewritten = true;
                     continue;
                 }

@@ -3677,34 +3677,19 @@ fn devices_that_decided_a_put_back_copy_s_writes_otherwise_converge() {
 /// shows them), so its op 1 saw nothing else of a's: on every device, the op of a's id that op
 /// 1's stored context names there is one of those (or was removed by compaction). Tables and
 /// open conflicts end alike. Every schedule runs; the failures are told together at the end.
-/// `SYNC_COPY_SCHEDULES=2000` for a soak (60 in `make test`), but the seeds of open faults
-/// (`OPEN_COPY_SEEDS`); `SYNC_COPY_SEED=n SYNC_TRACE=1` replays one (`one_copy_seed`).
+/// `SYNC_COPY_SCHEDULES=2000` for a soak (60 in `make test`); `SYNC_COPY_SEED=n SYNC_TRACE=1`
+/// replays one (`one_copy_seed`). Seeds 35, 40, 1086, 1139 and 1554 of the first 2,000 failed
+/// until 2026-12-06 (apply/behind.rs: an op after a duplicate by content of another history
+/// follows it; a copy's write that a carried point names is kept where the op before it was
+/// removed here).
 #[test]
 fn a_copy_s_first_write_saw_only_what_the_copy_had_of_its_original() {
     let schedules = std::env::var("SYNC_COPY_SCHEDULES")
         .map_or(60, |s| s.parse().expect("SYNC_COPY_SCHEDULES is a number"));
     let failed: Vec<u64> = (0..schedules)
-        .filter(|seed| !OPEN_COPY_SEEDS.contains(seed))
         .filter(|&seed| std::panic::catch_unwind(|| copy_schedule(seed)).is_err())
         .collect();
     assert!(failed.is_empty(), "seeds failed: {failed:?}");
-}
-
-/// Schedules of the test above (of its first 2,000) that meet open faults (docs/limits.md),
-/// each failing the same way with the library from before the strays (0ce4da5): the copy's
-/// write under a's id kept as a history of its own on some devices and dropped on others, the
-/// tables or the open conflicts ending apart (35, 1086, 1139, 1554: the fault of
-/// `a_backup_written_on_in_a_fleet_compacting_after_every_import`); the copy's op 1 naming its
-/// third write under a's id, which every device dropped, above the seq a compaction point
-/// decides, so its dep waits for good on two devices (40).
-const OPEN_COPY_SEEDS: [u64; 5] = [35, 40, 1086, 1139, 1554];
-
-#[test]
-#[ignore = "open faults (OPEN_COPY_SEEDS)"]
-fn copy_schedules_of_open_faults() {
-    for seed in OPEN_COPY_SEEDS {
-        copy_schedule(seed);
-    }
 }
 
 /// One schedule of the test above: `SYNC_COPY_SEED=n` (with `SYNC_TRACE=1`, what it does).

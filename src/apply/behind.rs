@@ -66,15 +66,19 @@ impl Import<'_> {
             if same == Some(true) {
                 // (the content of the op held there, after an op known to be another history's:
                 // another op, written alike (a delete of the same row, say), whose link is kept
-                // for the deps that name it, log/strays.rs)
+                // for the deps that name it, log/strays.rs; the ops after it in the stream
+                // follow it, not the op held: one above the entry starts a history of its own,
+                // named by its own hash alike on every device)
+                let mut wire = None;
                 if let Some((id, at, prev, true)) = self.reading.wire {
                     if id == op.device && at + 1 == seq {
                         let hash = op_hash(op, form, Some(&prev));
                         let conn = self.conn;
                         self.strays()?.add(conn, (op.device, seq, hash, prev))?;
+                        wire = Some((op.device, seq, hash, true));
                     }
                 }
-                self.reading.wire = None;
+                self.reading.wire = wire;
                 return Ok(Some(Placed::Duplicate(root)));
             }
             let prev = self.prev_of(op)?;
@@ -83,7 +87,10 @@ impl Import<'_> {
                 // (taken for the op removed, which it may be; told where it is known not to be;
                 // where it is not, and a point's writer saw it, as a history of its own below)
                 let other = self.not_the_removed(root, op, hash, prev)?;
-                if other && self.seen_by_a_point(root, op, prev.as_ref(), &hash)? {
+                if other
+                    && (self.seen_by_a_point(root, op, prev.as_ref(), &hash)?
+                        || self.named_by_another_point(root, op, prev.as_ref(), &hash)?)
+                {
                     self.found_again(op.device, seq, &hash)?;
                     self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
                     return Ok(None);
@@ -373,10 +380,8 @@ impl Import<'_> {
         hash: &Hash,
     ) -> Result<bool> {
         let seq = op.seq;
-        if let Some(prev) = prev {
-            if self.history().locate(root, seq - 1, prev)?.is_none() {
-                return Ok(false);
-            }
+        if !self.follows_held(root, seq, prev)? {
+            return Ok(false);
         }
         let id = self.known.devices.wire_id(root);
         let dep = crate::op::Dep(id, seq, *hash);
@@ -416,10 +421,8 @@ impl Import<'_> {
         prev: Option<&Hash>,
         hash: &Hash,
     ) -> Result<bool> {
-        if let Some(prev) = prev {
-            if self.history().locate(root, op.seq - 1, prev)?.is_none() {
-                return Ok(false);
-            }
+        if !self.follows_held(root, op.seq, prev)? {
+            return Ok(false);
         }
         let id = self.known.devices.wire_id(root);
         if self.reading.points_named.contains(&(id, op.seq, *hash)) {
@@ -442,6 +445,19 @@ impl Import<'_> {
             }
         }
         self.named_unplaced(root, names)
+    }
+
+    /// Whether an op at `seq` of the device whose first history is `root`, stating `prev` for
+    /// the op before it, follows an op held here (or one removed here whose hash is not kept,
+    /// taken for it as a dep on it is: `History::taken`). An op after one of another history,
+    /// dropped, is another history's too.
+    fn follows_held(&self, root: DeviceIdx, seq: u64, prev: Option<&Hash>) -> Result<bool> {
+        let Some(prev) = prev else {
+            return Ok(true);
+        };
+        let history = self.history();
+        Ok(history.locate(root, seq - 1, prev)?.is_some()
+            || history.taken(root, seq - 1, prev)?.is_some())
     }
 
     /// An op a compaction point's writer saw (`seen_by_a_point`), held now in history `idx`:

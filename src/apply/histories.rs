@@ -204,11 +204,24 @@ impl Import<'_> {
         // (one a compaction point decides there, known to be another op than the one removed
         // though its hash was not kept, which a point's writer saw: behind.rs `behind_point`)
         let seen = (self.reading.seen.as_ref()).is_some_and(|d| d.0 == op.device && d.1 == op.seq);
-        match (kept, mine) {
-            (Some(kept), Some(mine)) if kept != mine => Ok(Placed::At(self.split(idx, op, form)?)),
-            _ if seen => Ok(Placed::At(self.split(idx, op, form)?)),
-            _ => Ok(Placed::Below(idx)),
+        let other = seen || matches!((kept, mine), (Some(kept), Some(mine)) if kept != mine);
+        if !other {
+            return Ok(Placed::Below(idx));
         }
+        // (where the op before it was removed here too, its hash not kept: taken for the one
+        // `op` states, as a dep on it is, `History::taken`; its hash is kept from now on)
+        if self.history().unhashable(idx, op.seq - 1)? {
+            let Some(prev) = self.prev_of(op)? else {
+                return Ok(Placed::Below(idx));
+            };
+            crate::log::chain::remember(self.conn, idx, op.seq - 1, &prev)?;
+        }
+        // (where the op removed cannot be hashed, the ops held after it cannot be moved:
+        // they stay, and `op` starts a history of its own)
+        if self.history().unhashable(idx, op.seq)? {
+            return Ok(Placed::At(self.new_history(idx, op, form, None)?));
+        }
+        Ok(Placed::At(self.split(idx, op, form)?))
     }
 
     /// Whether `op`, not held at its seq in history `idx`, is not the op that the ops held

@@ -3405,6 +3405,60 @@ fn mesh_compacting(devices: &[&Device]) {
 const NOTES_N: &str = "CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT NOT NULL, body TEXT,
                        n INTEGER DEFAULT 0); SELECT sync_enable('notes');";
 
+/// Backups of a and b put back (a's written on without the extension first) and a `cp` copy of
+/// a written on without the extension, compacting after every import (a new user's trial,
+/// tests/trial/trial22/deps_order.py): a came to hold one op of its former id in two of its
+/// histories, and its next write named that op twice in its deps, which every peer refused for
+/// good ("its deps are not in order"). A write names each op once (log/remote.rs `deps_of`):
+/// every bundle imports. (The devices still end apart there: docs/limits.md.)
+#[test]
+fn a_write_names_an_op_held_in_two_histories_once() {
+    let schema = "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
+    let (mut a, mut b) = (Device::new("a", schema), Device::new("b", schema));
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES ('r1', 'v0', 'w0'), ('r2', 'v0', 'w0'), ('r3', 'v0', 'w0'),
+         ('r4', 'v0', 'w0')",
+    );
+    let compacting = |from: &Device, to: &Device, peer: bool| {
+        to.try_import(&from.bundle_for(peer.then_some(to)))
+            .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
+        call(to.conn(), "SELECT sync_compact()").unwrap();
+    };
+    compacting(&a, &b, true);
+    let (a_backup, b_backup) = (back_up_as(&a, "a"), back_up_as(&b, "b"));
+    compacting(&b, &a, true);
+    let (_dir, copied) = written_on_a_copy(
+        &a,
+        "INSERT INTO t VALUES ('r5', 'c5', 'c5'); UPDATE t SET v = 'c6' WHERE id = 'r4'",
+    );
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(&copied, path).unwrap();
+    });
+    exec(a.conn(), "UPDATE t SET v = 'a7' WHERE id = 'r4'");
+    compacting(&a, &c, true);
+    compacting(&c, &b, true);
+    compacting(&b, &c, false);
+    put_back(&mut b, &b_backup);
+    a.reopen_after(|path| {
+        std::fs::copy(&a_backup, path).unwrap();
+        (rusqlite::Connection::open(path).unwrap())
+            .execute_batch("UPDATE t SET v = 'a15' WHERE id = 'r2'")
+            .unwrap();
+    });
+    exec(b.conn(), "DELETE FROM t WHERE id = 'r4'");
+    compacting(&b, &a, true);
+    compacting(&a, &c, false);
+    compacting(&c, &b, false);
+    for _ in 0..4 {
+        for from in [&a, &b, &c] {
+            for to in [&a, &b, &c].into_iter().filter(|to| to.name != from.name) {
+                compacting(from, to, true);
+            }
+        }
+    }
+}
+
 /// A backup put back and written on before any import, in a fleet that compacts after every
 /// import (a new user's trial, 2026-12-05): every device decides the writes of the put-back
 /// copy alike (what a compaction point decided against is in `sync_lost` on all three) and the

@@ -120,7 +120,8 @@ impl<'a> Stored<'a> {
     }
 }
 
-/// The deps op `seq` of `device` carried, in canonical order (by device id).
+/// The deps op `seq` of `device` carried, in canonical order (by device id), each once: two
+/// histories of a device held here may hold one op (the same seq and hash), named once.
 pub fn deps_of(contexts: &Contexts, devices: &Devices, device: DeviceIdx, seq: u64) -> Vec<Dep> {
     if let Some(deps) = contexts.twins(device, seq) {
         return deps;
@@ -131,6 +132,7 @@ pub fn deps_of(contexts: &Contexts, devices: &Devices, device: DeviceIdx, seq: u
         .map(|(d, s, h)| Dep(devices.wire_id(d), s, h))
         .collect();
     deps.sort();
+    deps.dedup();
     deps
 }
 

@@ -208,9 +208,10 @@ impl Import<'_> {
         if !other {
             return Ok(Placed::Below(idx));
         }
-        // (where the op before it was removed here too, its hash not kept: taken for the one
-        // `op` states, as a dep on it is, `History::taken`; its hash is kept from now on)
-        if self.history().unhashable(idx, op.seq - 1)? {
+        // (one a point's writer saw, where the op before it was removed here too, its hash not
+        // kept: that op is taken for the one `op` states, as a dep on it is, `History::taken`,
+        // which `seen_by_a_point` asked; its hash is kept from now on)
+        if seen && self.history().unhashable(idx, op.seq - 1)? {
             let Some(prev) = self.prev_of(op)? else {
                 return Ok(Placed::Below(idx));
             };

@@ -217,9 +217,9 @@ impl Import<'_> {
             };
             crate::log::chain::remember(self.conn, idx, op.seq - 1, &prev)?;
         }
-        // (where the op removed cannot be hashed, the ops held after it cannot be moved:
-        // they stay, and `op` starts a history of its own)
-        if self.history().unhashable(idx, op.seq)? {
+        // (where the op removed cannot be hashed, its hash not kept, the ops held after it
+        // cannot be moved: they stay, and `op` starts a history of its own)
+        if kept.is_none() {
             return Ok(Placed::At(self.new_history(idx, op, form, None)?));
         }
         Ok(Placed::At(self.split(idx, op, form)?))

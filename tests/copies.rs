@@ -3502,6 +3502,67 @@ fn a_backup_written_on_in_a_fleet_compacting_after_every_import() {
     }
 }
 
+/// A backup put back over a before a's first write reached nobody but its peers, written on
+/// twice before it syncs, in a fleet of three that compacts after every import (a new user's
+/// trial, tests/trial/trial23): the put-back copy's first write, at the seq of a's write its
+/// peers' points decided, is dropped and listed on every device; its second is kept on every
+/// device, as a history of its own that follows the dropped one (b's point names it), and a's
+/// later write reaches every device. Before, a took the point's entry for that history, which
+/// names it without removing any op, for one that follows a's op there, and set the write
+/// aside hashed as if it did (a second history of one write, which a's next write named: b and
+/// c refused a's bundles for good, "its clock goes backwards"); then, with that fixed, a
+/// dropped the write as one after an op decided against, which b's point names.
+#[test]
+fn a_backup_s_write_after_one_decided_against_is_kept_where_a_point_names_it() {
+    let (mut a, b, c) = (
+        Device::new("a", TV),
+        Device::new("b", TV),
+        Device::new("c", TV),
+    );
+    let backup = back_up(&a);
+    exec(a.conn(), "INSERT INTO t(id, v) VALUES ('S', 'A1')");
+    mesh_compacting(&[&a, &b, &c]);
+    mesh_compacting(&[&a, &b, &c]);
+    put_back(&mut a, &backup);
+    exec(
+        a.conn(),
+        "INSERT INTO t(id, v) VALUES ('S', 'Arest') ON CONFLICT(id) DO UPDATE SET v = excluded.v;
+         INSERT INTO t(id, v) VALUES ('T', 'Arest')",
+    );
+    exec(b.conn(), "INSERT INTO t(id, v) VALUES ('b1', 'B')");
+    exec(c.conn(), "INSERT INTO t(id, v) VALUES ('c1', 'C')");
+    mesh_compacting(&[&a, &b, &c]);
+    mesh_compacting(&[&a, &b, &c]);
+    exec(a.conn(), "INSERT INTO t(id, v) VALUES ('a-final', 'A')");
+    for _ in 0..2 {
+        mesh_compacting(&[&a, &b, &c]);
+    }
+    let ids: Vec<(String, String)> = rows(a.conn(), "SELECT id, v FROM t ORDER BY id");
+    let expected = [
+        ("S", "A1"),
+        ("T", "Arest"),
+        ("a-final", "A"),
+        ("b1", "B"),
+        ("c1", "C"),
+    ];
+    assert_eq!(ids, expected.map(|(i, v)| (i.to_string(), v.to_string())));
+    let log = |d: &Device| -> Vec<(String, i64, String)> {
+        rows(
+            d.conn(),
+            "SELECT device, seq, pk FROM sync_log ORDER BY 1, 2",
+        )
+    };
+    for d in [&a, &b, &c] {
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
+        let lost: Vec<(String, String)> = rows(d.conn(), "SELECT pk, cell_values FROM sync_lost");
+        let dropped = (r#"{"id":"S"}"#, r#"{"id":"S","v":"Arest","w":null}"#);
+        let dropped = (dropped.0.to_string(), dropped.1.to_string());
+        assert_eq!(lost, [dropped], "{}", d.name);
+        assert_eq!(d.dump("t"), a.dump("t"), "{}", d.name);
+        assert_eq!(log(d), log(&a), "{}", d.name);
+    }
+}
+
 /// A `cp` copy of b written on without the extension (its write under b's id) while b writes
 /// at the same seq; the fleet compacts after every import; the copy then loads the extension
 /// (it forks) and deletes a row that b's write changed, which the copy never saw (a new user's

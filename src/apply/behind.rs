@@ -20,6 +20,7 @@
 //! Invariant: every device that holds a compaction point and the same ops holds the same
 //! histories below and above its entries; only where removal is on (compact/mod.rs).
 
+use super::carried_points::Known;
 use super::histories::{op_hash, Placed};
 use super::import::Import;
 use crate::bundle::{Base, Packed, Peers, Prev, Reader, Writer, Written};
@@ -411,7 +412,13 @@ impl Import<'_> {
     /// of. Such an op is kept, as a history of its own, as the writer and its peers keep it,
     /// rather than dropped by the point held here that decided the history otherwise (a
     /// put-back device's writes that each side of a fleet decided by its own points: each keeps
-    /// the other's too). A first op follows nothing that tells it from the one held: only a
+    /// the other's too). A point the bundle carries whose entry names this very op (its hash
+    /// covers every op before it) keeps it also where the op it follows was dropped here:
+    /// every device its writer knew had it, as a history of its own that left the lineage
+    /// there (a put-back device's write after one a point decided against); a point that only
+    /// saw it (its writer held it) does not, for the op it follows was decided against, and
+    /// it with it. A first op follows nothing that
+    /// tells it from the one held: only a
     /// point's entry that names it (its seq and its hash) keeps it, not a stable clock (a
     /// put-back device's own, which its peers that held the op before a point came taught it).
     fn named_by_another_point(
@@ -421,12 +428,16 @@ impl Import<'_> {
         prev: Option<&Hash>,
         hash: &Hash,
     ) -> Result<bool> {
+        let id = self.known.devices.wire_id(root);
+        let carried = self.reading.points_named.get(&(id, op.seq, *hash)).copied();
+        if carried == Some(Known::Entry) {
+            return Ok(true); // (a point the bundle carries names it: carried_points.rs)
+        }
         if !self.follows_held(root, op.seq, prev)? {
             return Ok(false);
         }
-        let id = self.known.devices.wire_id(root);
-        if self.reading.points_named.contains(&(id, op.seq, *hash)) {
-            return Ok(true); // (a point the bundle carries names or saw it: carried_points.rs)
+        if carried == Some(Known::Saw) {
+            return Ok(true); // (a point the bundle carries saw it)
         }
         let names = |at: u64, link: &Hash| match prev {
             Some(_) => at >= op.seq,

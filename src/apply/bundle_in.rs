@@ -187,7 +187,7 @@ fn import(
     reader: &mut Reader,
     tables: &[SyncedTable],
     claims: &[(u64, crate::op::Hash)],
-    named: crate::hashed::HashSet<(crate::op::DeviceId, u64, crate::op::Hash)>,
+    named: super::carried_points::Named,
 ) -> Result<Outcome> {
     // (the devices its writer forgot no longer count here either: log/forgotten.rs)
     crate::log::forgotten::add(conn, &reader.manifest.forgotten)?;

@@ -19,10 +19,22 @@ use crate::op::{Dep, DeviceId, Hash};
 /// after syncs of hundreds of devices), and those ops are decided as without it.
 const PENDING_MOST: usize = 1 << 20;
 
+/// How the bundle's compaction points know an op.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Known {
+    /// the deps of an op of a point's writer, up to the point, name it
+    Saw,
+    /// a point's entry names it: every device its writer knew had it
+    Entry,
+}
+
 /// Ops, as (device id, seq, link), that the bundle's compaction points name or saw.
+pub(super) type Named = HashMap<(DeviceId, u64, Hash), Known>;
+
+/// What the bundle's compaction points name or saw, as its ops are read.
 #[derive(Default)]
 pub(super) struct CarriedPoints {
-    named: HashSet<(DeviceId, u64, Hash)>,
+    named: Named,
     /// per writer, the deps of its ops after its last point read so far (`pending_count` in all)
     pending: HashMap<DeviceId, Vec<Dep>>,
     pending_count: usize,
@@ -49,12 +61,15 @@ impl CarriedPoints {
         // `seen_by_a_point`)
         let ids: HashSet<DeviceId> = entries.iter().map(|e| e.0).collect();
         let saw = (saw.into_iter().chain(deps)).filter(|d| ids.contains(&d.0));
-        self.named.extend(saw.map(|d| (d.0, d.1, d.2)));
-        self.named.extend(entries);
+        for d in saw {
+            self.named.entry((d.0, d.1, d.2)).or_insert(Known::Saw);
+        }
+        self.named
+            .extend(entries.into_iter().map(|e| (e, Known::Entry)));
     }
 
     /// What the bundle's points name or saw (the deps not followed by a point dropped).
-    pub(super) fn finish(self) -> HashSet<(DeviceId, u64, Hash)> {
+    pub(super) fn finish(self) -> Named {
         self.named
     }
 }

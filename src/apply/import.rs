@@ -146,7 +146,7 @@ pub(super) struct Reading<'a> {
     pub(super) writer_stable: Vec<(crate::op::DeviceId, u64, crate::op::Hash)>,
     /// The ops the bundle's compaction points name or saw (device id, seq, link:
     /// carried_points.rs)
-    pub(super) points_named: crate::hashed::HashSet<(crate::op::DeviceId, u64, crate::op::Hash)>,
+    pub(super) points_named: super::carried_points::Named,
     /// While the bundle has a base: per history, the seqs of the bundle's ops placed in it,
     /// with the hash each states for the op before it, if it does
     pub(super) carried: HashMap<DeviceIdx, HashMap<u64, Option<crate::op::Hash>>>,

@@ -345,6 +345,14 @@ impl Import<'_> {
         // (as its writer holds them, and a split would here: the ops after the fork are a
         // history of their own, and the removed one another)
         self.move_from(root, first, &hash, None)?;
+        // (an entry that ends where it starts names a history whose first op follows another
+        // op than its parent's there, its own link (bundle/out.rs `own_link`): it keeps that
+        // link, as on the writer, so that its first op, once it comes, is hashed as written)
+        if entry.upto == entry.from {
+            let idx = self.branch(root, entry.from, &entry.history, false)?;
+            chain::remember(self.conn, idx, entry.from, &entry.link)?;
+            return Ok(None);
+        }
         let follows = self.applied_seq(root) == entry.from
             && (entry.from == 0 || self.history().hash_at(root, entry.from)?.is_some());
         let idx = self.branch(root, entry.from, &entry.history, follows)?;

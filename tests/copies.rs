@@ -3458,15 +3458,17 @@ fn a_write_names_an_op_held_in_two_histories_once() {
 /// A backup put back and written on before any import, in a fleet that compacts after every
 /// import (a new user's trial, 2026-12-05): every device decides the writes of the put-back
 /// copy alike (what a compaction point decided against is in `sync_lost` on all three) and the
-/// tables end alike. Open: a drops its own second write (y's n = 99) with no trace and names
-/// the put-back copy's remaining history otherwise than b and c, which keep the write: b's
-/// point names a's old id at 5 and at a's original op 6, which b holds as a history of its own
-/// since the copy's op 6 came; a holds both originals in one history, and the point decides
-/// it up to 6 there. Splitting a history where a point names it twice fixed this case, but a
-/// point names a history forked below another at the seq it forks at too (crowded seed
-/// 1592590551: the exchange never settled), which a device cannot tell apart: reverted.
+/// tables end alike. Before, a dropped its own second write (y's n = 99) with no trace and
+/// named the put-back copy's remaining history otherwise than b and c, which kept the write:
+/// b held it as the first op of a history of its own (it came right above b's point's entry),
+/// and b's later point named that history up to the copy's third write; a, whose points by then
+/// named a's original op at that seq, took the write for one behind them, as the op it follows
+/// was dropped. A point's entries now name each history but a device's first by its id too
+/// (log/floors.rs `HISTORY`), and an op that starts a history a point names is kept as that
+/// history's (apply/behind.rs). (Splitting a history where a point names it twice fixed this
+/// case, but a point names a history forked below another at the seq it forks at too (crowded
+/// seed 1592590551: the exchange never settled), which a device cannot tell apart: reverted.)
 #[test]
-#[ignore = "open fault: the put-back copy's second write is dropped on a only"]
 fn a_backup_written_on_in_a_fleet_compacting_after_every_import() {
     let (mut a, b, c) = (
         Device::new("a", NOTES_N),

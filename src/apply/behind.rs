@@ -111,6 +111,15 @@ impl Import<'_> {
                 self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
                 return Ok(None);
             }
+            // (the first op of a history a point names by its id, which left the lineage
+            // here: its writer held it so, as its peers do, log/floors.rs `HISTORY`)
+            if let (Some(false), Some(prev)) = (same, prev) {
+                let id = super::histories::history_id(&self.known.devices.wire_id(root), &hash);
+                if self.names_history(&id)? {
+                    self.reading.wire = Some((op.device, seq, hash, true));
+                    return self.own_history(root, op, form, prev).map(Some);
+                }
+            }
             self.reading.wire = Some((op.device, seq, hash, same.is_some()));
             return Ok(match same {
                 Some(_) => {
@@ -128,25 +137,38 @@ impl Import<'_> {
             return Ok(None); // it follows the point's op: where the histories put it
         }
         // it left the lineage: its own history, forked at the entry
+        self.own_history(root, op, form, prev).map(Some)
+    }
+
+    /// `op`, following the op whose hash is `prev` where history `root` holds another op (or
+    /// none), as the first op of a history of its own, forked there and named by its hash.
+    fn own_history(
+        &mut self,
+        root: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+        prev: Hash,
+    ) -> Result<Placed> {
+        let seq = op.seq;
         let first = op_hash(op, form, Some(&prev));
         let id = super::histories::history_id(&self.known.devices.wire_id(root), &first);
         if let Some(idx) = self.known.devices.idx(&id) {
-            return Ok(Some(match self.stored_same(idx, op, form)? {
+            return Ok(match self.stored_same(idx, op, form)? {
                 Some(true) => Placed::Duplicate(idx),
                 _ => Placed::At(idx),
-            }));
+            });
         }
         // (where the op held at its seq is this op, the ops held from there on are its
         // history: they follow the op it states, not the point's)
         let idx = match self.history().holds(root, seq)? {
             true if self.stored_same(root, op, form)? == Some(true) => {
                 let idx = self.split_held(root, op, form, prev)?;
-                return Ok(Some(Placed::Duplicate(idx)));
+                return Ok(Placed::Duplicate(idx));
             }
             true => self.split_off(root, op, form, prev)?,
             false => self.new_history(root, op, form, Some(prev))?,
         };
-        Ok(Some(Placed::At(idx)))
+        Ok(Placed::At(idx))
     }
 
     /// Where `op` goes when the bundle's base covers its seq and this device holds another op

@@ -28,8 +28,15 @@ pub(super) enum Known {
     Entry,
 }
 
-/// Ops, as (device id, seq, link), that the bundle's compaction points name or saw.
+/// Ops, as (device id, seq, link), that the bundle's compaction points name or saw; and the
+/// histories they name by id, as (`floors::HISTORY`, 0, the history's id).
 pub(super) type Named = HashMap<(DeviceId, u64, Hash), Known>;
+
+/// Whether the points of `named` name the history whose id is `history` (log/floors.rs
+/// `HISTORY`).
+pub(super) fn names_history(named: &Named, history: &DeviceId) -> bool {
+    named.contains_key(&(floors::HISTORY, 0, *history))
+}
 
 /// What the bundle's compaction points name or saw, as its ops are read.
 #[derive(Default)]
@@ -64,8 +71,11 @@ impl CarriedPoints {
         for d in saw {
             self.named.entry((d.0, d.1, d.2)).or_insert(Known::Saw);
         }
-        self.named
-            .extend(entries.into_iter().map(|e| (e, Known::Entry)));
+        for (id, seq, link) in entries {
+            // (a history named by its id: under seq 0, whatever its entry's: `names_history`)
+            let seq = if id == floors::HISTORY { 0 } else { seq };
+            self.named.insert((id, seq, link), Known::Entry);
+        }
     }
 
     /// What the bundle's points name or saw (the deps not followed by a point dropped).

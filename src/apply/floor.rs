@@ -159,6 +159,35 @@ impl Import<'_> {
         Ok(false)
     }
 
+    /// Whether a compaction point the bundle carries or one held here names the history whose
+    /// id is `history` (log/floors.rs `HISTORY`). (Asked only for an op a point would drop.)
+    pub(super) fn names_history(&self, history: &DeviceId) -> Result<bool> {
+        if super::carried_points::names_history(&self.reading.points_named, history) {
+            return Ok(true);
+        }
+        for floor in self.known.floors.iter() {
+            let (writer, seq) = floor.op;
+            let mut value = None;
+            self.history().each(writer, seq - 1, seq, |op| {
+                if op.seq == seq && op.table == floors::TABLE {
+                    value = op.key.into_iter().next().map(|(_, v)| v);
+                }
+                Ok(())
+            })?;
+            let Some(value) = value else {
+                continue; // (removed: a retired point)
+            };
+            let named = floors::decode(&value)?;
+            if named
+                .iter()
+                .any(|e| e.0 == floors::HISTORY && &e.2 == history)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Records point `op` as one with an entry not placed here (`_sync_unplaced`).
     fn keep_unplaced(&mut self, op: (DeviceIdx, u64)) -> Result<()> {
         self.conn.exec(crate::schema::UNPLACED, &[])?;

@@ -157,6 +157,9 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
     let mut entries: Vec<_> = (stable.iter())
         .map(|(&d, &(s, link))| (held.devices.wire_id(d), s, link))
         .collect();
+    // (each history but its device's first named by its id too: log/floors.rs `HISTORY`)
+    let histories = (stable.iter()).filter(|(&d, _)| held.devices.fork(d).is_some());
+    entries.extend(histories.map(|(&d, &(s, _))| (floors::HISTORY, s, held.devices.id(d))));
     let next: Vec<_> = stable.iter().map(|(&d, &(s, _))| (d, s)).collect();
     let retires = retire::retirable(conn, &held, &floors, &next)?;
     if let Some(upto) = retires {

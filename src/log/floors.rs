@@ -45,6 +45,13 @@ const ENTRY: usize = 16 + 8 + 16;
 /// entry's seq (no device has it: older builds place no history for it, and skip it).
 pub const RETIRES: DeviceId = [0; 16];
 
+/// The device id of an entry that names a history a floor's entries are about, where that
+/// history is not its device's first (a backup put back, a copy): its link is the history's
+/// id (apply/histories.rs `history_id`), its seq the entry's. Every device names a history
+/// alike, so an op that starts one is known for that history's first op, in whatever order
+/// ops and points arrive (apply/behind.rs). Older builds place no history for it, and skip it.
+pub const HISTORY: DeviceId = [0xff; 16];
+
 /// `_sync_floors.of` of the row by which a floor op retires its writer's earlier ones.
 const RETIRED: i64 = -1;
 

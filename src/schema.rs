@@ -82,8 +82,8 @@
 //!                                        `lamport` (highest Lamport time applied); `format
 //!                                        <device index>`: the format of the latest bundle
 //!                                        from that device (bundle/out.rs); `stable devices`:
-//!                                        devices known when _sync_stable was written
-//!                                        (log/stable.rs); `read_lazily`
+//!                                        a fingerprint of the devices known when
+//!                                        _sync_stable was written (log/stable.rs); `read_lazily`
 //!                                        = 1: contexts and epochs read as for an old database
 //!                                        (log/contexts.rs), for the tests
 //! ```

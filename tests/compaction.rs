@@ -461,6 +461,30 @@ fn stable_of(d: &Device, of: &Device) -> i64 {
         .unwrap()
 }
 
+/// What a bundle taught of the stable clock speaks for the devices known when it came: b learns
+/// from a's bundle that a's ops are stable (a knew only a and b), then hears of c, which has
+/// none of them, then forgets a. Before, b counted the devices known (two again) and took the
+/// old clock for one that spoke for c too (a random schedule, seed 9360151933899845927).
+#[test]
+fn a_stable_clock_taught_before_a_device_was_forgotten_does_not_speak_for_a_later_one() {
+    let (a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')");
+    for (from, to) in [(&a, &b), (&b, &a), (&a, &b)] {
+        send(from, to);
+    }
+    assert_eq!(stable_of(&b, &a), 2, "a's bundle taught b that both have a's ops");
+    send(&c, &b);
+    assert_eq!(stable_of(&b, &a), 0, "c has none of them");
+    (b.conn())
+        .query_row("SELECT sync_forget(?1)", [a.id()], |r| r.get::<_, String>(0))
+        .unwrap();
+    assert_eq!(stable_of(&b, &a), 0, "c still has none of them");
+}
+
 /// A device that never syncs again holds back what every device has, until `sync_forget` says
 /// so; the word travels in bundles. What it wrote still reaches everyone, from a bundle it wrote
 /// before or after it was forgotten; it is told, when it hears of it, to become a new device,

@@ -2189,6 +2189,10 @@ fn seeds_that_once_failed() {
         // declaring it otherwise meanwhile, kept it (`kept_ops`: as `ops_held`, but where
         // compaction may have removed ops)
         1_796_551_330_010_808_079,
+        // a device that forgot one it knew when a bundle taught it the stable clock, and had
+        // learnt of another since, took that clock for one that spoke for the other, which
+        // had none of those ops (log/stable.rs: the devices known, not their count)
+        9_360_151_933_899_845_927,
     ] {
         check_as(seed, plain);
     }

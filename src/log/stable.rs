@@ -324,7 +324,7 @@ pub fn taught(conn: &Conn, devices: &Devices) -> Result<Stable> {
     if conn.query_value(made, &[])?.is_none() {
         return Ok(Stable::default()); // a database an earlier build made, before its first import
     }
-    if crate::schema::state(conn, KNOWN)? != roots(devices).count() as u64 {
+    if crate::schema::state(conn, KNOWN)? != known_now(devices) {
         return Ok(Stable::default());
     }
     let mut stmt = conn.prepare("SELECT device, seq, hash FROM main._sync_stable")?;
@@ -340,8 +340,22 @@ pub fn taught(conn: &Conn, devices: &Devices) -> Result<Stable> {
     Ok(stable)
 }
 
-/// `_sync_state`: how many devices were known when `_sync_stable` was written.
+/// `_sync_state`: which devices were known when `_sync_stable` was written (`known_now`).
 const KNOWN: &str = "stable devices";
+
+/// A fingerprint of the devices known here now (`roots`): what bundles taught speaks for those
+/// devices only. (A count would do where devices are only ever added; a device forgotten
+/// since another became known brings the count back, not the devices.)
+fn known_now(devices: &Devices) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut ids: Vec<DeviceId> = roots(devices).map(|d| devices.id(d)).collect();
+    ids.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(b"sqlite-sync known devices");
+    ids.iter().for_each(|id| h.update(id));
+    let bytes: [u8; 8] = h.finalize()[..8].try_into().expect("8 bytes");
+    u64::from_be_bytes(bytes) >> 2 // (kept as a positive INTEGER)
+}
 
 /// Every device known here (first histories: a second history is ops of a device, not one),
 /// but the ones forgotten (log/forgotten.rs).
@@ -382,7 +396,7 @@ pub fn learn(conn: &Conn, devices: &Devices, placed: &[(DeviceIdx, u64, Hash)]) 
     if placed.is_empty() {
         return Ok(());
     }
-    let known = roots(devices).count() as u64;
+    let known = known_now(devices);
     if crate::schema::state(conn, KNOWN)? != known {
         // what was taught before did not speak for the devices known since
         conn.exec("DELETE FROM main._sync_stable", &[])?;

@@ -472,15 +472,24 @@ fn a_stable_clock_taught_before_a_device_was_forgotten_does_not_speak_for_a_late
         Device::new("b", T),
         Device::new("c", T),
     );
-    exec(a.conn(), "INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')");
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'a', 'a'), (2, 'a', 'a')",
+    );
     for (from, to) in [(&a, &b), (&b, &a), (&a, &b)] {
         send(from, to);
     }
-    assert_eq!(stable_of(&b, &a), 2, "a's bundle taught b that both have a's ops");
+    assert_eq!(
+        stable_of(&b, &a),
+        2,
+        "a's bundle taught b that both have a's ops"
+    );
     send(&c, &b);
     assert_eq!(stable_of(&b, &a), 0, "c has none of them");
     (b.conn())
-        .query_row("SELECT sync_forget(?1)", [a.id()], |r| r.get::<_, String>(0))
+        .query_row("SELECT sync_forget(?1)", [a.id()], |r| {
+            r.get::<_, String>(0)
+        })
         .unwrap();
     assert_eq!(stable_of(&b, &a), 0, "c still has none of them");
 }

@@ -3504,6 +3504,64 @@ fn a_backup_written_on_in_a_fleet_compacting_after_every_import() {
     }
 }
 
+/// A backup of b put back twice, written on without the extension the first time (a delete,
+/// then an update, at the seqs of b's write made after the backup, which a's compaction point
+/// names), with a new device c set up from the first put-back copy's full bundle in between
+/// (a new user's trial, tests/trial/trial22 `twice_restored_stuck.py`, where compaction ran
+/// once, automatically). The delete is dropped and listed; the update, after it, is a history
+/// of its own on every device; b, put back again, ends with every write and nothing pending.
+/// Before, b took the update, named by the base of a's bundle as that history's first op, for
+/// one of b's first history waiting for the op before it (b's write made after the backup,
+/// which its peers held and a's bundle did not carry, b having said it had it): it waited for
+/// good, and b's write, coming later, could not be placed under it.
+#[test]
+fn a_backup_put_back_twice_gets_back_the_write_its_peers_decided_for() {
+    let (a, mut b) = (Device::new("a", TV), Device::new("b", TV));
+    exec(
+        a.conn(),
+        "INSERT INTO t(id, v, w) VALUES ('r1', 'v0', 'w0'), ('r2', 'v0', 'w0'), ('r3', 'v0', 'w0')",
+    );
+    send(&a, &b);
+    call(b.conn(), "SELECT sync_compact()").unwrap();
+    let backup = back_up(&b);
+    exec(b.conn(), "UPDATE t SET v = 'b3' WHERE id = 'r1'");
+    a.import(&b.bundle_for(None));
+    call(a.conn(), "SELECT sync_compact()").unwrap();
+    b.reopen_after(|path| {
+        std::fs::copy(&backup, path).unwrap();
+        (rusqlite::Connection::open(path).unwrap())
+            .execute_batch("DELETE FROM t WHERE id = 'r1'; UPDATE t SET w = 'b6' WHERE id = 'r3'")
+            .unwrap();
+    });
+    let c = Device::new("c", TV);
+    c.import(&b.bundle_for(None));
+    call(c.conn(), "SELECT sync_compact()").unwrap();
+    send(&c, &a);
+    put_back(&mut b, &backup);
+    for _ in 0..3 {
+        round_without_errors(&[&a, &b, &c]);
+    }
+    let held: Vec<(String, String, String)> = rows(b.conn(), "SELECT id, v, w FROM t ORDER BY id");
+    let expected = [("r1", "b3", "w0"), ("r2", "v0", "w0"), ("r3", "v0", "b6")];
+    assert_eq!(
+        held,
+        expected.map(|(i, v, w)| (i.into(), v.into(), w.into()))
+    );
+    for d in [&a, &b, &c] {
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
+        assert_eq!(d.dump("t"), b.dump("t"), "{}", d.name);
+    }
+    for d in [&a, &c] {
+        let lost: Vec<(String, String)> = rows(d.conn(), "SELECT pk, kind FROM sync_lost");
+        assert_eq!(
+            lost,
+            [(r#"{"id":"r1"}"#.into(), "delete".into())],
+            "{}",
+            d.name
+        );
+    }
+}
+
 /// A backup put back over a before a's first write reached nobody but its peers, written on
 /// twice before it syncs, in a fleet of three that compacts after every import (a new user's
 /// trial, tests/trial/trial23): the put-back copy's first write, at the seq of a's write its

@@ -82,6 +82,19 @@ impl Import<'_> {
                 let after_its_seq = matches!(self.reading.stream_at,
                     Some((id, at, idx)) if id == op.device && at + 1 == seq && idx == root);
                 if !below_applied && !after_its_seq && !self.reading.appender.may_hold(root, seq) {
+                    // (the first op of a history the bundle's base names, whose first op follows
+                    // another op than its parent's there (bundle/out.rs `own_link`): that
+                    // history's, as its writer holds it, not one waiting for the op below it
+                    // here, which may never come: a compaction point decided against it)
+                    let id = history_id(
+                        &self.known.devices.wire_id(root),
+                        &op_hash(op, form, Some(&prev)),
+                    );
+                    let own = (self.reading.base.get(&id))
+                        .is_some_and(|b| b.from + 1 == seq && b.upto == b.from && b.link == prev);
+                    if own {
+                        return self.named_branch(root, op, form, prev);
+                    }
                     // (pending: checked as the ops below it come)
                     return Ok(match self.breaks_chain_above(root, op, form)? {
                         true => Placed::Unplaced,

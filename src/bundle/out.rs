@@ -166,7 +166,11 @@ fn own_link(
         return Ok(None);
     }
     let own = history.hash_at(device, base)?;
-    let parents = history.hash_at(parent, base)?;
+    // (its parent's op there not held here: not the one it follows, whatever it is)
+    let parents = match history.chain_held(parent, base)? {
+        true => history.hash_at(parent, base)?,
+        false => None,
+    };
     Ok(own.filter(|&own| Some(own) != parents))
 }
 

@@ -216,7 +216,10 @@ impl History<'_, '_> {
         };
         match (base, self.own_link(idx, base)?) {
             (0, _) | (_, None) => Ok(false),
-            (_, Some(_)) if self.unhashable(parent, base)? => Ok(true),
+            // (its parent's op there not held, or not hashable: not the one its link names here)
+            (_, Some(_)) if self.unhashable(parent, base)? || !self.chain_held(parent, base)? => {
+                Ok(true)
+            }
             (_, Some(own)) => Ok(self.hash_at(parent, base)? != Some(own)),
         }
     }

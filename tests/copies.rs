@@ -3504,6 +3504,72 @@ fn a_backup_written_on_in_a_fleet_compacting_after_every_import() {
     }
 }
 
+/// A backup of a put back twice, written on each time before it syncs, with d set up from the
+/// first put-back copy's full bundle in between and syncing with it alone first, every device
+/// compacting after every op applied (`compact_every` 1; a new user's trial, 2026-12-06). Every
+/// device imports every bundle and ends with the same rows. Before, a, put back the second
+/// time, refused every peer's bundle for good ("its clock goes backwards: it names op 3 of
+/// device … as new, while its previous op had seen op 3"): d's op named a's old id at the op
+/// two of its histories fork after, which d held apart from the history its previous op saw,
+/// and which a held as one with it; such a change point says nothing new, and passes.
+#[test]
+fn a_backup_put_back_twice_beside_a_device_made_from_it_imports_every_bundle() {
+    let (mut a, b, c) = (
+        Device::new("a", TV),
+        Device::new("b", TV),
+        Device::new("c", TV),
+    );
+    let write = |d: &Device, id: &str, v: &str| {
+        exec(
+            d.conn(),
+            &format!(
+                "INSERT INTO t(id, v) VALUES ('{id}', '{v}')
+                 ON CONFLICT(id) DO UPDATE SET v = excluded.v"
+            ),
+        )
+    };
+    for d in [&a, &b, &c] {
+        compacting_every(d.conn(), Some(1));
+    }
+    write(&a, "A0", "a0");
+    write(&b, "B0", "b0");
+    write(&c, "C0", "c0");
+    let rounds = |devices: &[&Device], n: usize| {
+        for _ in 0..n {
+            round_without_errors(devices);
+        }
+    };
+    rounds(&[&a, &b, &c], 2);
+    let backup = back_up(&a);
+    write(&a, "A1", "a1");
+    write(&a, "x", "a-x1");
+    rounds(&[&a, &b, &c], 2);
+    write(&b, "x", "b-x2");
+    write(&c, "C1", "c1");
+    rounds(&[&a, &b, &c], 2);
+    put_back(&mut a, &backup);
+    write(&a, "A2", "a2r");
+    write(&a, "x", "a-x3r");
+    let d = Device::new("d", TV);
+    compacting_every(d.conn(), Some(1));
+    d.import(&a.bundle_for(None));
+    write(&d, "D1", "d1");
+    rounds(&[&a, &d], 3);
+    write(&a, "A3", "a3r");
+    write(&d, "D2", "d2");
+    rounds(&[&a, &d], 2);
+    rounds(&[&a, &b, &c, &d], 4);
+    put_back(&mut a, &backup);
+    write(&a, "A4", "a4rr");
+    write(&a, "x", "a-x5rr");
+    rounds(&[&a, &b, &c, &d], 4);
+    for other in [&b, &c, &d] {
+        assert_eq!(other.dump("t"), a.dump("t"), "{}", other.name);
+        assert_eq!(pending_ops(other), 0, "{}", other.name);
+    }
+    assert_eq!(pending_ops(&a), 0);
+}
+
 /// A backup of b put back twice, written on without the extension the first time (a delete,
 /// then an update, at the seqs of b's write made after the backup, which a's compaction point
 /// names), with a new device c set up from the first put-back copy's full bundle in between

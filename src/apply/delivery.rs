@@ -144,6 +144,16 @@ impl Import<'_> {
                 unknown = true;
                 continue;
             }
+            let devices = &self.known.devices;
+            let forked_there = (devices.children(dep).iter())
+                .any(|&c| devices.fork(c).is_some_and(|f| f.1 == dep_seq));
+            if dep_seq == before && forked_there {
+                // (the op a history of that device forks after, which the previous op saw as
+                // that history's: its writer held the two otherwise, and named the first one
+                // here as new; the change point says nothing new here)
+                unknown = true;
+                continue;
+            }
             if dep_seq <= before {
                 return Ok(Some(format!(
                     "its clock goes backwards: it names op {dep_seq} of device {} as new, \

@@ -114,8 +114,7 @@ impl Import<'_> {
             // (the first op of a history a point names by its id, which left the lineage
             // here: its writer held it so, as its peers do, log/floors.rs `HISTORY`)
             if let (Some(false), Some(prev)) = (same, prev) {
-                let id = super::histories::history_id(&self.known.devices.wire_id(root), &hash);
-                if self.names_history(&id)? {
+                if self.names_history(&self.history_named(root, &hash))? {
                     self.reading.wire = Some((op.device, seq, hash, true));
                     return self.own_history(root, op, form, prev).map(Some);
                 }
@@ -150,8 +149,7 @@ impl Import<'_> {
         prev: Hash,
     ) -> Result<Placed> {
         let seq = op.seq;
-        let first = op_hash(op, form, Some(&prev));
-        let id = super::histories::history_id(&self.known.devices.wire_id(root), &first);
+        let id = self.history_after(root, op, form, &prev);
         if let Some(idx) = self.known.devices.idx(&id) {
             return Ok(match self.stored_same(idx, op, form)? {
                 Some(true) => Placed::Duplicate(idx),

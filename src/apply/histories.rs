@@ -51,6 +51,23 @@ pub(super) fn history_id(origin: &DeviceId, first: &Hash) -> DeviceId {
 }
 
 impl Import<'_> {
+    /// The id of the history of history `at`'s device whose first op has hash `first`.
+    pub(super) fn history_named(&self, at: DeviceIdx, first: &Hash) -> DeviceId {
+        history_id(&self.known.devices.wire_id(at), first)
+    }
+
+    /// The id of the history of history `at`'s device that `op` starts where it follows the
+    /// op whose hash is `prev`.
+    pub(super) fn history_after(
+        &self,
+        at: DeviceIdx,
+        op: &Packed,
+        form: &Form,
+        prev: &Hash,
+    ) -> DeviceId {
+        self.history_named(at, &op_hash(op, form, Some(prev)))
+    }
+
     /// The history of the device whose first history is `root` that `op` belongs to.
     pub(super) fn place(&mut self, root: DeviceIdx, op: &Packed, form: &Form) -> Result<Placed> {
         if let Some(placed) = self.behind_point(root, op, form)? {
@@ -86,13 +103,16 @@ impl Import<'_> {
                     // another op than its parent's there (bundle/out.rs `own_link`): that
                     // history's, as its writer holds it, not one waiting for the op below it
                     // here, which may never come: a compaction point decided against it)
-                    let id = history_id(
-                        &self.known.devices.wire_id(root),
-                        &op_hash(op, form, Some(&prev)),
-                    );
-                    let own = (self.reading.base.get(&id))
-                        .is_some_and(|b| b.from + 1 == seq && b.upto == b.from && b.link == prev);
-                    if own {
+                    let own = (self.reading.base.values()).any(|b| {
+                        b.device == op.device
+                            && b.from + 1 == seq
+                            && b.upto == b.from
+                            && b.link == prev
+                    });
+                    if own
+                        && (self.reading.base)
+                            .contains_key(&self.history_after(root, op, form, &prev))
+                    {
                         return self.named_branch(root, op, form, prev);
                     }
                     // (pending: checked as the ops below it come)
@@ -186,8 +206,7 @@ impl Import<'_> {
             _ => None,
         };
         if let Some(own) = own {
-            let first = op_hash(op, form, Some(&own));
-            let id = history_id(&self.known.devices.wire_id(before), &first);
+            let id = self.history_after(before, op, form, &own);
             if let Some(idx) = self.known.devices.idx(&id) {
                 // (that history held here already, forked elsewhere: the op is its first)
                 return Ok(match self.stored_same(idx, op, form)? {
@@ -303,10 +322,7 @@ impl Import<'_> {
     ) -> Result<Option<Placed>> {
         let seq = op.seq;
         let prev = self.flushed()?.history().hash_at(before, seq - 1)?;
-        let id = history_id(
-            &self.known.devices.wire_id(before),
-            &op_hash(op, form, prev.as_ref()),
-        );
+        let id = self.history_named(before, &op_hash(op, form, prev.as_ref()));
         let Some(idx) = self.known.devices.idx(&id) else {
             return Ok(None);
         };
@@ -335,8 +351,7 @@ impl Import<'_> {
         form: &Form,
         prev: Hash,
     ) -> Result<Placed> {
-        let first = op_hash(op, form, Some(&prev));
-        let id = history_id(&self.known.devices.wire_id(root), &first);
+        let id = self.history_after(root, op, form, &prev);
         if !self.reading.base.contains_key(&id) {
             return Ok(Placed::Unplaced);
         }
@@ -463,9 +478,7 @@ impl Import<'_> {
             Some(own) => Some(own),
             None => self.history().hash_at(parent, op.seq - 1)?,
         };
-        let first = op_hash(op, form, prev.as_ref());
-        let origin = self.known.devices.wire_id(parent);
-        let id = history_id(&origin, &first);
+        let id = self.history_named(parent, &op_hash(op, form, prev.as_ref()));
         let idx = self.branch(parent, op.seq - 1, &id, own.is_none())?;
         if let Some(own) = own {
             crate::log::chain::remember(self.conn, idx, op.seq - 1, &own)?;

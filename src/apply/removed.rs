@@ -19,7 +19,6 @@
 //! op after such a gap keeps the hash the bundle states for it, so the ops after it hash here
 //! as where they were written.
 
-use super::histories::{history_id, op_hash};
 use super::import::Import;
 use crate::bundle::{Base, Packed, Prev};
 use crate::db::Result;
@@ -102,7 +101,7 @@ impl Import<'_> {
         let Some(prev) = self.prev_of(op)? else {
             return Ok(None);
         };
-        let id = history_id(&devices.wire_id(before), &op_hash(op, form, Some(&prev)));
+        let id = self.history_after(before, op, form, &prev);
         let based = (self.reading.base.get(&id)).filter(|b| b.upto > b.from);
         if based.is_none_or(|b| b.from + 1 != op.seq) || devices.idx(&id).is_some() {
             return Ok(None);

@@ -4108,3 +4108,143 @@ fn copy_schedule(seed: u64) {
         }
     }
 }
+
+/// x sends to y (a bundle for y, or every op x holds), and y compacts.
+fn send_compacting(x: &Device, y: &Device, peer: bool) {
+    y.try_import(&x.bundle_for(peer.then_some(y)))
+        .unwrap_or_else(|e| panic!("{} -> {}: {e}", x.name, y.name));
+    call(y.conn(), "SELECT sync_compact()").unwrap();
+}
+
+/// Three histories of a's id at one seq, in a fleet that compacts after every import (a new
+/// user's trial, tests/trial/trial22 `deps_order.py`): a `cp` copy of a written on without the
+/// extension, a backup of a put back and written on before it syncs, and a backup of b put back
+/// (b's compaction point there and b's later write are two histories of b's id). The put-back
+/// a's write, at a seq whose op every peer's points decided, is dropped and listed on every
+/// device; the copy's writes, which its own points saw, stay on every device. Before, a point
+/// whose history an earlier point of the same import had just cut still cut the histories it
+/// did not see (an empty context, read after its ops went): b dropped the copy's insert that a
+/// and c kept, and a kept its write that b and c dropped.
+#[test]
+fn points_of_one_import_cut_only_while_their_history_is_held() {
+    let (mut a, mut b) = (Device::new("a", TV), Device::new("b", TV));
+    for r in 1..=4 {
+        exec(
+            a.conn(),
+            &format!("INSERT INTO t VALUES ('r{r}', 'v0', 'w0')"),
+        );
+    }
+    send_compacting(&a, &b, true);
+    let (a_backup, b_backup) = (back_up(&a), back_up(&b));
+    send_compacting(&b, &a, true);
+    let c = Device::copied("c", &a, |path| {
+        std::fs::copy(a.db.path(), path).unwrap();
+        (rusqlite::Connection::open(path).unwrap())
+            .execute_batch(
+                "INSERT INTO t VALUES ('r5', 'c5', 'c5'); UPDATE t SET v = 'c6' WHERE id = 'r4'",
+            )
+            .unwrap();
+    });
+    exec(a.conn(), "UPDATE t SET v = 'a7' WHERE id = 'r4'");
+    send_compacting(&a, &c, true);
+    send_compacting(&c, &b, true);
+    send_compacting(&b, &c, false);
+    put_back(&mut b, &b_backup);
+    a.reopen_after(|path| {
+        std::fs::copy(&a_backup, path).unwrap();
+        (rusqlite::Connection::open(path).unwrap())
+            .execute_batch("UPDATE t SET v = 'a15' WHERE id = 'r2'")
+            .unwrap();
+    });
+    exec(b.conn(), "DELETE FROM t WHERE id = 'r4'");
+    send_compacting(&b, &a, true);
+    send_compacting(&a, &c, false);
+    send_compacting(&c, &b, false);
+    let all = [&a, &b, &c];
+    for _ in 0..4 {
+        for x in all {
+            for y in all.iter().filter(|y| y.name != x.name) {
+                send_compacting(x, y, true);
+            }
+        }
+    }
+    let held: Vec<(String, String, String)> = rows(c.conn(), "SELECT id, v, w FROM t ORDER BY id");
+    let expected = [
+        ("r1", "v0", "w0"),
+        ("r2", "v0", "w0"),
+        ("r3", "v0", "w0"),
+        ("r4", "c6", "w0"),
+        ("r5", "c5", "c5"),
+    ];
+    assert_eq!(
+        held,
+        expected.map(|(i, v, w)| (i.into(), v.into(), w.into()))
+    );
+    for d in all {
+        assert_eq!(pending_ops(d), 0, "{}", d.name);
+        assert_eq!(d.dump("t"), c.dump("t"), "{}", d.name);
+        let lost: Vec<(String, String, String)> =
+            rows(d.conn(), "SELECT pk, kind, cell_values FROM sync_lost");
+        assert_eq!(
+            lost,
+            [(
+                r#"{"id":"r2"}"#.into(),
+                "update".into(),
+                r#"{"v":"a15"}"#.into()
+            )],
+            "{}",
+            d.name
+        );
+    }
+}
+
+/// A device that drops an op a compaction point decided against, the op with the highest
+/// Lamport time it had seen, writes its next op one above what it holds, as its peers compute
+/// it from that op's causal past. Before, its next op kept the dropped op's time, and a peer
+/// that never held that op refused its bundles for good ("its clock jumps"; a new user's
+/// trial, tests/trial/trial22 `deps_order.py auto2`).
+#[test]
+fn a_write_after_an_op_a_point_dropped_is_not_refused_for_its_clock() {
+    let (a, mut b, c) = (
+        Device::new("a", TV),
+        Device::new("b", TV),
+        Device::new("c", TV),
+    );
+    exec(a.conn(), "INSERT INTO t VALUES ('r1', 'v0', 'w0')");
+    send(&a, &b);
+    send(&a, &c);
+    let backup = back_up(&b);
+    for n in 0..3 {
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET v = 'a{n}' WHERE id = 'r1'"),
+        );
+    }
+    send(&a, &b);
+    send(&a, &c);
+    for n in 0..3 {
+        exec(
+            c.conn(),
+            &format!("INSERT INTO t VALUES ('c{n}', 'c', 'c')"),
+        );
+    }
+    send(&c, &b);
+    // (b's write, above every Lamport time c holds, reaches c alone; then b is put back)
+    exec(b.conn(), "UPDATE t SET v = 'b' WHERE id = 'c0'");
+    send(&b, &c);
+    put_back(&mut b, &backup);
+    exec(b.conn(), "UPDATE t SET w = 'b' WHERE id = 'r1'");
+    send(&b, &a);
+    call(a.conn(), "SELECT sync_compact()").unwrap();
+    c.try_import(&a.bundle_for(Some(&c))).unwrap();
+    let lost: Vec<(String, String)> = rows(c.conn(), "SELECT pk, cell_values FROM sync_lost");
+    assert_eq!(lost, [(r#"{"id":"c0"}"#.into(), r#"{"v":"b"}"#.into())]);
+    exec(c.conn(), "INSERT INTO t VALUES ('c9', 'c', 'c')");
+    for (x, y) in [(&c, &a), (&c, &b), (&a, &b), (&b, &c), (&a, &c), (&b, &a)] {
+        y.try_import(&x.bundle_for(Some(y)))
+            .unwrap_or_else(|e| panic!("{} -> {}: {e}", x.name, y.name));
+    }
+    for d in [&a, &b] {
+        assert_eq!(d.dump("t"), c.dump("t"), "{}", d.name);
+    }
+}

@@ -667,7 +667,8 @@ impl Import<'_> {
             return Ok(());
         }
         for _ in 0..ROUNDS {
-            for (history, entry, point) in std::mem::take(&mut self.reading.points) {
+            self.reading.cutting = std::mem::take(&mut self.reading.points).into();
+            while let Some((history, entry, point)) = self.reading.cutting.pop_front() {
                 self.cut_below(history, entry, point)?;
             }
             if !self.place_ready()? && self.reading.points.is_empty() {
@@ -871,7 +872,29 @@ impl Import<'_> {
         self.clocks.clock.remove(&idx);
         self.clocks.stored.remove(&idx);
         self.clocks.tips.remove(&idx);
+        // (a point of it, or an entry naming it, cuts nothing any more)
+        self.reading
+            .points
+            .retain(|&(h, _, p)| h != idx && p.0 != idx);
+        self.reading
+            .cutting
+            .retain(|&(h, _, p)| h != idx && p.0 != idx);
         self.known.devices.remove(self.conn, idx)
+    }
+
+    /// The ops of history `from` from `seq` on became history `to`'s: the points still to
+    /// cut that are among them, or name one of them, follow.
+    pub(super) fn points_moved(&mut self, from: DeviceIdx, to: DeviceIdx, seq: u64) {
+        let moved = |(h, e, p): &mut (DeviceIdx, u64, (DeviceIdx, u64))| {
+            if *h == from && *e >= seq {
+                *h = to;
+            }
+            if p.0 == from && p.1 >= seq {
+                p.0 = to;
+            }
+        };
+        self.reading.points.iter_mut().for_each(moved);
+        self.reading.cutting.iter_mut().for_each(moved);
     }
 
     /// History `child`, the only one forked from `parent`, merged back into it: its ops
@@ -888,6 +911,7 @@ impl Import<'_> {
         crate::schema::rename_ops(conn, child, parent, base + 1)?;
         self.known.devices.renamed(child, parent, base + 1);
         self.carried_moved(child, parent, base + 1);
+        self.points_moved(child, parent, base + 1);
         let params = [Value::from(parent), Value::from(child)];
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2",

@@ -599,6 +599,7 @@ impl Import<'_> {
         crate::schema::rename_ops(conn, at, moved, seq)?;
         self.known.devices.renamed(at, moved, seq);
         self.carried_moved(at, moved, seq);
+        self.points_moved(at, moved, seq);
         self.known.floors = crate::log::floors::Floors::load(conn)?;
         for sql in [
             "UPDATE main._sync_remote SET device = ?1 WHERE device = ?2 AND seq >= ?3",

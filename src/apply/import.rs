@@ -164,6 +164,12 @@ pub(super) struct Reading<'a> {
     /// The entries of the compaction points applied in this import, with the point's op, for
     /// the histories they cut (behind.rs)
     pub(super) points: Vec<(DeviceIdx, u64, (DeviceIdx, u64))>,
+    /// Those of them `place_aside` is cutting now: each cut may merge, move or drop the
+    /// histories the ones after it name, which they follow (behind.rs `points_moved`)
+    pub(super) cutting: std::collections::VecDeque<(DeviceIdx, u64, (DeviceIdx, u64))>,
+    /// Whether this import dropped ops it held (removed.rs `drop_held`): the highest Lamport
+    /// time known is then read again from the ops held (store.rs `record_context`)
+    pub(super) dropped: bool,
     /// Compaction points whose entries named ops this import dropped (removed.rs
     /// `drop_held`), by the id their ops travel under and seq (histories may merge or go
     /// meanwhile): placed again once the import's ops are (floor.rs `place_entries_again`)
@@ -275,6 +281,8 @@ impl<'a> Import<'a> {
                 removal: crate::schema::removal_on(conn)?,
                 wire: None,
                 points: Vec::new(),
+                cutting: Default::default(),
+                dropped: false,
                 stale_points: Vec::new(),
                 lost: Vec::new(),
                 mine: None,

@@ -553,6 +553,7 @@ impl Import<'_> {
         if gone.is_empty() {
             return Ok(());
         }
+        self.reading.dropped = true;
         self.reading.appender.flush()?;
         self.write_applied()?;
         let mut by_table: HashMap<i64, Vec<(Entry, bool)>> = HashMap::default();

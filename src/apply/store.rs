@@ -279,20 +279,41 @@ impl<'a> Import<'a> {
                 .contexts
                 .add(SELF, last_local + 1, device, seq, &hash)?;
         }
+        // (where this import dropped ops, one of them may have had the highest Lamport time
+        // known, which no op held here has seen now: the next local op's follows the ops
+        // held, its causal past, as its peers compute it, delivery.rs `clock_fault`)
+        let dropped = self.reading.dropped;
+        if dropped {
+            let held = conn.query_value(
+                "SELECT max(lamport) FROM main._sync_remote WHERE applied = 1",
+                &[],
+            )?;
+            let held = held.and_then(|v| v.as_i64()).unwrap_or(0) as u64;
+            self.clocks.lamport = held.max(self.known.local.lamport(last_local));
+        }
         let lamport = self
             .clocks
             .lamport
             .max(self.known.local.lamport(last_local));
         crate::schema::set_state(conn, "lamport", self.clocks.lamport)?;
+        let stored = match dropped {
+            true => "lamport = excluded.lamport",
+            false => "lamport = max(lamport, excluded.lamport)",
+        };
         conn.exec(
-            "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
-             ON CONFLICT(local_seq) DO UPDATE SET lamport = max(lamport, excluded.lamport)",
+            &format!(
+                "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
+                 ON CONFLICT(local_seq) DO UPDATE SET {stored}"
+            ),
             &[
                 Value::Integer(last_local as i64),
                 Value::Integer(lamport as i64),
             ],
         )?;
-        self.known.local.note_epoch(last_local, lamport);
+        match dropped {
+            true => self.known.local.epochs_changed(),
+            false => self.known.local.note_epoch(last_local, lamport),
+        }
         self.clocks.stored = self.clocks.clock.clone();
         Ok(())
     }

@@ -60,6 +60,11 @@ impl<'c> Epochs<'c> {
         }
     }
 
+    /// Forgets what was read: read again when asked for.
+    pub fn forget(&mut self) {
+        *self.read.get_mut() = None;
+    }
+
     /// Notes an epoch stored meanwhile (as `_sync_epochs` does: the greater Lamport time wins).
     pub fn note(&mut self, local_seq: u64, lamport: u64) {
         let Some(read) = self.read.get_mut() else {

@@ -151,6 +151,11 @@ impl<'c> LocalOps<'c> {
         self.epochs.note(local_seq, lamport);
     }
 
+    /// `_sync_epochs` changed otherwise than by a greater Lamport time: read it again.
+    pub fn epochs_changed(&mut self) {
+        self.epochs.forget();
+    }
+
     /// Lamport time of local op `seq` (see the module comment).
     pub fn lamport(&self, seq: u64) -> u64 {
         self.epochs.lamport(seq)

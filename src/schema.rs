@@ -79,7 +79,8 @@
 //!                                        with the hash held here: apply/lost.rs), counters:
 //!                                        `folded` (last
 //!                                        local seq in _sync_rows),
-//!                                        `lamport` (highest Lamport time applied); `format
+//!                                        `lamport` (highest Lamport time applied; after an
+//!                                        import that dropped ops, of the ops held); `format
 //!                                        <device index>`: the format of the latest bundle
 //!                                        from that device (bundle/out.rs); `stable devices`:
 //!                                        a fingerprint of the devices known when

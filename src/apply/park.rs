@@ -133,6 +133,7 @@ impl<'a> Import<'a> {
             if !present {
                 let values: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
                 self.queue_children(table, &values, true)?;
+                self.queue_held_children(table)?;
             }
             let children: Vec<i64> = (self.parking.references.to(table.id))
                 .filter(|r| !r.to_key)
@@ -183,6 +184,25 @@ impl<'a> Import<'a> {
             let at = (table.id, key.to_vec());
             self.drop_record(&at)?;
             self.parking.push(at);
+        }
+        self.queue_held_children(table)
+    }
+
+    /// Queues the rows held out of the tables that name rows of `table`, whatever holds them
+    /// out: a row of `table` they name may have gone, and then they are held out for that
+    /// (rule 2 comes before a UNIQUE value, rule 3). (Rows held out are few.)
+    fn queue_held_children(&mut self, table: &SyncedTable) -> Result<()> {
+        let children: Vec<i64> = (self.parking.references.to(table.id))
+            .map(|r| r.child)
+            .collect();
+        for child in children {
+            let held = self.rows_at(
+                "SELECT table_id, key FROM main._sync_parked WHERE table_id = ?1",
+                &[Value::Integer(child)],
+            )?;
+            for at in held {
+                self.parking.push(at);
+            }
         }
         Ok(())
     }

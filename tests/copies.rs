@@ -3405,14 +3405,10 @@ fn mesh_compacting(devices: &[&Device]) {
 const NOTES_N: &str = "CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT NOT NULL, body TEXT,
                        n INTEGER DEFAULT 0); SELECT sync_enable('notes');";
 
-/// Backups of a and b put back (a's written on without the extension first) and a `cp` copy of
-/// a written on without the extension, compacting after every import (a new user's trial,
-/// tests/trial/trial22/deps_order.py): a came to hold one op of its former id in two of its
-/// histories, and its next write named that op twice in its deps, which every peer refused for
-/// good ("its deps are not in order"). A write names each op once (log/remote.rs `deps_of`):
-/// every bundle imports. (The devices still end apart there: docs/limits.md.)
-#[test]
-fn a_write_names_an_op_held_in_two_histories_once() {
+/// trial22's `deps_order.py compact`: backups of a and b put back (a's written on without the
+/// extension first) and a `cp` copy of a written on without the extension, compacting after
+/// every import; then every device sends to every other four times. Returns a, b and c.
+fn deps_order_schedule() -> (Device, Device, Device) {
     let schema = "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut a, mut b) = (Device::new("a", schema), Device::new("b", schema));
     exec(
@@ -3453,6 +3449,18 @@ fn a_write_names_an_op_held_in_two_histories_once() {
     for _ in 0..4 {
         mesh_compacting(&[&a, &b, &c]);
     }
+    (a, b, c)
+}
+
+/// Backups of a and b put back (a's written on without the extension first) and a `cp` copy of
+/// a written on without the extension, compacting after every import (a new user's trial,
+/// tests/trial/trial22/deps_order.py): a came to hold one op of its former id in two of its
+/// histories, and its next write named that op twice in its deps, which every peer refused for
+/// good ("its deps are not in order"). A write names each op once (log/remote.rs `deps_of`):
+/// every bundle imports.
+#[test]
+fn a_write_names_an_op_held_in_two_histories_once() {
+    deps_order_schedule();
 }
 
 /// A backup put back and written on before any import, in a fleet that compacts after every
@@ -4109,13 +4117,6 @@ fn copy_schedule(seed: u64) {
     }
 }
 
-/// x sends to y (a bundle for y, or every op x holds), and y compacts.
-fn send_compacting(x: &Device, y: &Device, peer: bool) {
-    y.try_import(&x.bundle_for(peer.then_some(y)))
-        .unwrap_or_else(|e| panic!("{} -> {}: {e}", x.name, y.name));
-    call(y.conn(), "SELECT sync_compact()").unwrap();
-}
-
 /// Three histories of a's id at one seq, in a fleet that compacts after every import (a new
 /// user's trial, tests/trial/trial22 `deps_order.py`): a `cp` copy of a written on without the
 /// extension, a backup of a put back and written on before it syncs, and a backup of b put back
@@ -4127,47 +4128,7 @@ fn send_compacting(x: &Device, y: &Device, peer: bool) {
 /// and c kept, and a kept its write that b and c dropped.
 #[test]
 fn points_of_one_import_cut_only_while_their_history_is_held() {
-    let (mut a, mut b) = (Device::new("a", TV), Device::new("b", TV));
-    for r in 1..=4 {
-        exec(
-            a.conn(),
-            &format!("INSERT INTO t VALUES ('r{r}', 'v0', 'w0')"),
-        );
-    }
-    send_compacting(&a, &b, true);
-    let (a_backup, b_backup) = (back_up(&a), back_up(&b));
-    send_compacting(&b, &a, true);
-    let c = Device::copied("c", &a, |path| {
-        std::fs::copy(a.db.path(), path).unwrap();
-        (rusqlite::Connection::open(path).unwrap())
-            .execute_batch(
-                "INSERT INTO t VALUES ('r5', 'c5', 'c5'); UPDATE t SET v = 'c6' WHERE id = 'r4'",
-            )
-            .unwrap();
-    });
-    exec(a.conn(), "UPDATE t SET v = 'a7' WHERE id = 'r4'");
-    send_compacting(&a, &c, true);
-    send_compacting(&c, &b, true);
-    send_compacting(&b, &c, false);
-    put_back(&mut b, &b_backup);
-    a.reopen_after(|path| {
-        std::fs::copy(&a_backup, path).unwrap();
-        (rusqlite::Connection::open(path).unwrap())
-            .execute_batch("UPDATE t SET v = 'a15' WHERE id = 'r2'")
-            .unwrap();
-    });
-    exec(b.conn(), "DELETE FROM t WHERE id = 'r4'");
-    send_compacting(&b, &a, true);
-    send_compacting(&a, &c, false);
-    send_compacting(&c, &b, false);
-    let all = [&a, &b, &c];
-    for _ in 0..4 {
-        for x in all {
-            for y in all.iter().filter(|y| y.name != x.name) {
-                send_compacting(x, y, true);
-            }
-        }
-    }
+    let (a, b, c) = deps_order_schedule();
     let held: Vec<(String, String, String)> = rows(c.conn(), "SELECT id, v, w FROM t ORDER BY id");
     let expected = [
         ("r1", "v0", "w0"),
@@ -4180,7 +4141,7 @@ fn points_of_one_import_cut_only_while_their_history_is_held() {
         held,
         expected.map(|(i, v, w)| (i.into(), v.into(), w.into()))
     );
-    for d in all {
+    for d in [&a, &b, &c] {
         assert_eq!(pending_ops(d), 0, "{}", d.name);
         assert_eq!(d.dump("t"), c.dump("t"), "{}", d.name);
         let lost: Vec<(String, String, String)> =

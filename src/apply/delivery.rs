@@ -145,9 +145,11 @@ impl Import<'_> {
                 continue;
             }
             let devices = &self.known.devices;
-            let forked_there = (devices.children(dep).iter())
-                .any(|&c| devices.fork(c).is_some_and(|f| f.1 == dep_seq));
-            if dep_seq == before && forked_there {
+            let forked_there = || {
+                (devices.children(dep).iter())
+                    .any(|&c| devices.fork(c).is_some_and(|f| f.1 == dep_seq))
+            };
+            if dep_seq == before && forked_there() {
                 // (the op a history of that device forks after, which the previous op saw as
                 // that history's: its writer held the two otherwise, and named the first one
                 // here as new; the change point says nothing new here)

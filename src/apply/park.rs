@@ -133,7 +133,7 @@ impl<'a> Import<'a> {
             if !present {
                 let values: Vec<Value> = key.iter().map(|(_, v)| v.clone()).collect();
                 self.queue_children(table, &values, true)?;
-                self.queue_held_children(table)?;
+                self.parking.parents_written.insert(table.id);
             }
             let children: Vec<i64> = (self.parking.references.to(table.id))
                 .filter(|r| !r.to_key)
@@ -185,16 +185,23 @@ impl<'a> Import<'a> {
             self.drop_record(&at)?;
             self.parking.push(at);
         }
-        self.queue_held_children(table)
+        if self.parking.references.to(table.id).next().is_some() {
+            self.parking.parents_written.insert(table.id);
+        }
+        Ok(())
     }
 
-    /// Queues the rows held out of the tables that name rows of `table`, whatever holds them
-    /// out: a row of `table` they name may have gone, and then they are held out for that
-    /// (rule 2 comes before a UNIQUE value, rule 3). (Rows held out are few.)
-    fn queue_held_children(&mut self, table: &SyncedTable) -> Result<()> {
-        let children: Vec<i64> = (self.parking.references.to(table.id))
-            .map(|r| r.child)
+    /// Queues the rows held out of the tables that name rows of a table whose rows went or were
+    /// written here (`parents_written`), whatever holds them out: a row they name may have gone,
+    /// and then they are held out for that (rule 2 comes before a UNIQUE value, rule 3). Once
+    /// per import and table (rows held out are few).
+    fn queue_held_children(&mut self) -> Result<()> {
+        let parents = std::mem::take(&mut self.parking.parents_written);
+        let mut children: Vec<i64> = (parents.iter())
+            .flat_map(|&p| self.parking.references.to(p).map(|r| r.child))
             .collect();
+        children.sort_unstable();
+        children.dedup();
         for child in children {
             let held = self.rows_at(
                 "SELECT table_id, key FROM main._sync_parked WHERE table_id = ?1",
@@ -255,6 +262,7 @@ impl<'a> Import<'a> {
             }
         }
         self.queue_orphans_of_written()?;
+        self.queue_held_children()?;
         // a row is judged again only when a row it depends on changed: a handful of times
         let mut times: HashMap<RowAt, u32> = HashMap::default();
         while let Some(at) = self.parking.queue.pop_front() {

@@ -25,6 +25,9 @@ pub(super) struct Parking {
     pub(super) judged: HashSet<RowAt>,
     /// Tables with references to other columns than a key, whose parent table was written
     pub(super) written: HashSet<i64>,
+    /// Tables named by references whose rows went or were written here (park.rs
+    /// `queue_held_children`: the rows held out of the tables that name them are judged again)
+    pub(super) parents_written: HashSet<i64>,
     pub(super) first_ops: HashMap<RowAt, (u64, DeviceId, u64)>,
     /// Rows judged on the assumption that a row they name (in a cycle) stays: (that row, the
     /// row judged)
@@ -57,6 +60,7 @@ impl Parking {
             queued: HashSet::default(),
             judged: HashSet::default(),
             written: HashSet::default(),
+            parents_written: HashSet::default(),
             first_ops: HashMap::default(),
             assumed: Vec::new(),
             changed: HashSet::default(),

@@ -288,23 +288,24 @@ impl<'a> Import<'a> {
                 "SELECT max(lamport) FROM main._sync_remote WHERE applied = 1",
                 &[],
             )?;
-            let held = held.and_then(|v| v.as_i64()).unwrap_or(0) as u64;
-            self.clocks.lamport = held.max(self.known.local.lamport(last_local));
+            self.clocks.lamport = held.and_then(|v| v.as_i64()).unwrap_or(0) as u64;
         }
         let lamport = self
             .clocks
             .lamport
             .max(self.known.local.lamport(last_local));
         crate::schema::set_state(conn, "lamport", self.clocks.lamport)?;
-        let stored = match dropped {
-            true => "lamport = excluded.lamport",
-            false => "lamport = max(lamport, excluded.lamport)",
-        };
         conn.exec(
-            &format!(
-                "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
-                 ON CONFLICT(local_seq) DO UPDATE SET {stored}"
-            ),
+            match dropped {
+                true => {
+                    "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
+                     ON CONFLICT(local_seq) DO UPDATE SET lamport = excluded.lamport"
+                }
+                false => {
+                    "INSERT INTO main._sync_epochs(local_seq, lamport) VALUES (?1, ?2)
+                     ON CONFLICT(local_seq) DO UPDATE SET lamport = max(lamport, excluded.lamport)"
+                }
+            },
             &[
                 Value::Integer(last_local as i64),
                 Value::Integer(lamport as i64),

@@ -90,7 +90,8 @@ impl Import<'_> {
                 let other = self.not_the_removed(root, op, hash, prev)?;
                 if other
                     && (self.seen_by_a_point(root, op, prev.as_ref(), &hash)?
-                        || self.named_by_another_point(root, op, prev.as_ref(), &hash)?)
+                        || self.named_by_another_point(root, op, prev.as_ref(), &hash)?
+                        || self.against_its_deciders(root, op, form, prev.as_ref())?)
                 {
                     self.found_again(op.device, seq, &hash)?;
                     self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
@@ -105,7 +106,8 @@ impl Import<'_> {
             // no longer lost where it was dropped before that point came)
             if same == Some(false)
                 && (self.seen_by_a_point(root, op, prev.as_ref(), &hash)?
-                    || self.named_by_another_point(root, op, prev.as_ref(), &hash)?)
+                    || self.named_by_another_point(root, op, prev.as_ref(), &hash)?
+                    || self.against_its_deciders(root, op, form, prev.as_ref())?)
             {
                 self.found_again(op.device, seq, &hash)?;
                 self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
@@ -764,7 +766,9 @@ impl Import<'_> {
             let named = |h: DeviceIdx| {
                 (self.known.floors.naming(h)).any(|op| op == point || !saw_point(op))
             };
-            if under.iter().any(|&h| named(h) || seen(h)) {
+            // (or it holds a point that decides against this one: the two sides', two_sides.rs)
+            let against = |h: DeviceIdx| self.holds_point_against(h, point);
+            if under.iter().any(|&h| named(h) || seen(h) || against(h)) {
                 return Ok(()); // (a point saw it: its writer's to name)
             }
             cut.extend(under);

@@ -67,6 +67,7 @@ mod removed;
 mod row_writer;
 mod settle;
 mod store;
+mod two_sides;
 
 pub use bundle_in::sync_bundle_in;
 

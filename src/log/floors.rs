@@ -332,6 +332,19 @@ impl Floors {
             .map(|f| f.op)
     }
 
+    /// The floor ops held here with an entry of history `device` at `seq` or above.
+    pub fn naming_from(&self, device: DeviceIdx, seq: u64) -> Vec<(DeviceIdx, u64)> {
+        (self.all.iter())
+            .filter(|f| f.entries.iter().any(|e| e.0 == device && e.1 >= seq))
+            .map(|f| f.op)
+            .collect()
+    }
+
+    /// Every floor op held here, retired or not.
+    pub fn all(&self) -> impl Iterator<Item = &Floor> {
+        self.all.iter()
+    }
+
     /// The highest entry of history `device` in a floor held here.
     pub fn entry_of(&self, device: DeviceIdx) -> Option<u64> {
         self.top.get(&device).copied()

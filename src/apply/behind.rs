@@ -762,9 +762,15 @@ impl Import<'_> {
                     || (op.0 == point.0 && op.1 > point.1)
                     || self.known.contexts.entry(op.0, op.1, point.0) >= point.1
             };
-            // (the point itself names it, or a point it had not seen: its writer held it)
+            // (the point itself names it, or a point it had not seen: its writer held it; a
+            // device's first write only where a point names that very write, as it would be
+            // on arrival, `named_by_another_point`: a history cut goes where its ops go as
+            // they arrive, a later op named a history of its own)
             let named = |h: DeviceIdx| {
-                (self.known.floors.naming(h)).any(|op| op == point || !saw_point(op))
+                let first = devices.fork(h).map_or(0, |f| f.1) + 1;
+                (self.known.floors.all())
+                    .filter(|f| f.op == point || !saw_point(f.op))
+                    .any(|f| (f.entries.iter()).any(|e| e.0 == h && (first > 1 || e.1 == 1)))
             };
             // (or it holds a point that decides against this one: the two sides', two_sides.rs)
             let against = |h: DeviceIdx| self.holds_point_against(h, point);

@@ -788,11 +788,15 @@ impl Import<'_> {
         }
         self.reading.appender.flush()?;
         self.write_applied()?;
+        // (each kept aside before any is emptied: one forked from another cut follows an op
+        // of that other's, which its bundle set aside links to)
         for &other in &cut {
             let base = self.known.devices.fork(other).map_or(0, |f| f.1);
             if self.history().holds(other, base + 1)? {
                 self.keep_aside(other, base)?;
             }
+        }
+        for &other in &cut {
             self.set_aside_all(other, &cut)?;
         }
         for &other in cut.iter().rev() {

@@ -4210,6 +4210,52 @@ fn a_write_after_an_op_a_point_dropped_is_not_refused_for_its_clock() {
     }
 }
 
+/// trial25's scripts' table: one text key, one value.
+const TV2: &str = "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT); SELECT sync_enable('t');";
+
+/// `to` imports `from`'s bundle for it, then compacts (trial25's `sync`); no import fails.
+fn sync_compacting(from: &Device, to: &Device) {
+    to.try_import(&from.bundle_for(Some(to)))
+        .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
+    call(to.conn(), "SELECT sync_compact()").unwrap();
+}
+
+/// `d` written on with `sql` by a connection that never loads the extension.
+fn written_without_extension(d: &mut Device, sql: &str) {
+    d.reopen_after(|path| {
+        (rusqlite::Connection::open(path).unwrap())
+            .execute_batch(sql)
+            .unwrap()
+    });
+}
+
+/// trial25's end: every pair syncs (`sync_compacting`) two rounds, the pairs reversed each
+/// round; the first device forgets every former id no device has now; four more rounds.
+fn everyone_then_forget_gone(devices: &[&Device]) {
+    let n = devices.len();
+    let mut pairs: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+        .collect();
+    let mut rounds = |count: usize| {
+        for _ in 0..count {
+            for &(i, j) in &pairs {
+                sync_compacting(devices[i], devices[j]);
+            }
+            pairs.reverse();
+        }
+    };
+    rounds(2);
+    let live: Vec<String> = devices.iter().map(|d| d.id()).collect();
+    let mut gone: Vec<String> = devices.iter().flat_map(|d| former_ids(d)).collect();
+    gone.retain(|id| !live.contains(id));
+    gone.sort();
+    gone.dedup();
+    for id in gone {
+        call(devices[0].conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
+    }
+    rounds(4);
+}
+
 /// trial25's `r3_min_backup_compact.py` (a new user's trial, 2026-12-06), in every order of the
 /// first sync after the put-back: b's backup put back and written on without the extension (`W`)
 /// before it syncs, where c holds b's first write at that seq and compacted it, a writing once,
@@ -4222,53 +4268,20 @@ fn a_write_after_an_op_a_point_dropped_is_not_refused_for_its_clock() {
 /// arrival would (apply/behind.rs `cut_below`).
 #[test]
 fn a_first_write_a_point_names_only_through_a_later_op_is_decided_alike_in_every_order() {
-    const TV2: &str = "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT); SELECT sync_enable('t');";
-    let sync = |from: &Device, to: &Device| {
-        to.import(&from.bundle_for(Some(to)));
-        call(to.conn(), "SELECT sync_compact()").unwrap();
-    };
-    let without_extension = |d: &mut Device, sql: &str| {
-        d.reopen_after(|path| {
-            rusqlite::Connection::open(path)
-                .unwrap()
-                .execute_batch(sql)
-                .unwrap()
-        });
-    };
     let names = ["a", "b", "c"];
     for first in [(0, 1), (1, 0), (2, 0), (0, 2), (2, 1), (1, 2)] {
         let mut d: Vec<Device> = names.iter().map(|n| Device::new(n, TV2)).collect();
         let backup = back_up(&d[1]);
         exec(d[1].conn(), "INSERT INTO t VALUES ('b1', 'b1')");
-        sync(&d[1], &d[2]);
+        sync_compacting(&d[1], &d[2]);
         put_back(&mut d[1], &backup);
-        without_extension(
+        written_without_extension(
             &mut d[1],
             "INSERT INTO t VALUES ('W', 'written on put-back b')",
         );
-        without_extension(&mut d[0], "INSERT INTO t VALUES ('a1', 'a1')");
-        sync(&d[first.0], &d[first.1]);
-        let mut pairs: Vec<(usize, usize)> = (0..3)
-            .flat_map(|i| (0..3).filter(move |&j| j != i).map(move |j| (i, j)))
-            .collect();
-        let mut everyone = |d: &[Device], rounds: usize| {
-            for _ in 0..rounds {
-                for &(i, j) in &pairs {
-                    sync(&d[i], &d[j]);
-                }
-                pairs.reverse();
-            }
-        };
-        everyone(&d, 2);
-        let live: Vec<String> = d.iter().map(|x| x.id()).collect();
-        let mut gone: Vec<String> = d.iter().flat_map(former_ids).collect();
-        gone.retain(|id| !live.contains(id));
-        gone.sort();
-        gone.dedup();
-        for id in gone {
-            call(d[0].conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
-        }
-        everyone(&d, 4);
+        written_without_extension(&mut d[0], "INSERT INTO t VALUES ('a1', 'a1')");
+        sync_compacting(&d[first.0], &d[first.1]);
+        everyone_then_forget_gone(&[&d[0], &d[1], &d[2]]);
         let lost = |x: &Device| -> Vec<(String, String)> {
             rows(
                 x.conn(),
@@ -4297,20 +4310,6 @@ fn a_first_write_a_point_names_only_through_a_later_op_is_decided_alike_in_every
 /// is open: docs/limits.md.)
 #[test]
 fn a_backup_put_back_and_a_copy_of_it_written_on_import_every_bundle() {
-    const TV2: &str = "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT); SELECT sync_enable('t');";
-    let sync = |from: &Device, to: &Device| {
-        to.try_import(&from.bundle_for(Some(to)))
-            .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
-        call(to.conn(), "SELECT sync_compact()").unwrap();
-    };
-    let without_extension = |d: &mut Device, sql: &str| {
-        d.reopen_after(|path| {
-            rusqlite::Connection::open(path)
-                .unwrap()
-                .execute_batch(sql)
-                .unwrap()
-        });
-    };
     let (mut a, mut b, c) = (
         Device::new("a", TV2),
         Device::new("b", TV2),
@@ -4318,42 +4317,22 @@ fn a_backup_put_back_and_a_copy_of_it_written_on_import_every_bundle() {
     );
     let backup = back_up(&b);
     exec(b.conn(), "INSERT INTO t VALUES ('b1', 'b1')");
-    without_extension(&mut b, "INSERT INTO t VALUES ('b2', 'b2')");
-    sync(&b, &c);
-    without_extension(&mut a, "INSERT INTO t VALUES ('a1', 'a1')");
+    written_without_extension(&mut b, "INSERT INTO t VALUES ('b2', 'b2')");
+    sync_compacting(&b, &c);
+    written_without_extension(&mut a, "INSERT INTO t VALUES ('a1', 'a1')");
     put_back(&mut b, &backup);
-    without_extension(
+    written_without_extension(
         &mut b,
         "INSERT INTO t VALUES ('W', 'written on put-back b')",
     );
-    sync(&a, &b);
+    sync_compacting(&a, &b);
     let (_dir, copied) = written_on_a_copy(&b, "INSERT INTO t VALUES ('d1', 'd1')");
     let d = Device::copied("d", &b, |path| {
         std::fs::copy(&copied, path).unwrap();
     });
     exec(a.conn(), "INSERT INTO t VALUES ('a2', 'a2')");
     let devices = [&a, &b, &c, &d];
-    let mut pairs: Vec<(usize, usize)> = (0..4)
-        .flat_map(|i| (0..4).filter(move |&j| j != i).map(move |j| (i, j)))
-        .collect();
-    let mut everyone = |rounds: usize| {
-        for _ in 0..rounds {
-            for &(i, j) in &pairs {
-                sync(devices[i], devices[j]);
-            }
-            pairs.reverse();
-        }
-    };
-    everyone(2);
-    let live: Vec<String> = devices.iter().map(|x| x.id()).collect();
-    let mut gone: Vec<String> = devices.iter().flat_map(|x| former_ids(x)).collect();
-    gone.retain(|id| !live.contains(id));
-    gone.sort();
-    gone.dedup();
-    for id in gone {
-        call(a.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
-    }
-    everyone(4);
+    everyone_then_forget_gone(&devices);
     for x in devices {
         assert_eq!(pending_ops(x), 0, "{}", x.name);
     }

@@ -2197,9 +2197,10 @@ fn seeds_that_once_failed() {
         // UNIQUE value, not the missing parent (apply/park.rs `queue_held_children`; it failed
         // in about a third of runs, as the device ids fell)
         2_600_578_164_642_983_755,
-        // two devices and a folder, a backup put back: each side wrote a compaction point under
-        // an id of its own that decided against the other side's point; whichever point a
-        // device held first dropped the other, and the two ended apart (apply/two_sides.rs)
+        // two devices and a folder, each written on under an id its peer held other ops of (a
+        // backup put back): each wrote a compaction point under that id that decided against
+        // the other's point; whichever point a device held first dropped the other, and the
+        // two ended apart (apply/two_sides.rs)
         4_351_453_236_335_979_777,
     ] {
         check_as(seed, plain);

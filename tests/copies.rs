@@ -3405,12 +3405,16 @@ fn mesh_compacting(devices: &[&Device]) {
 const NOTES_N: &str = "CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT NOT NULL, body TEXT,
                        n INTEGER DEFAULT 0); SELECT sync_enable('notes');";
 
-/// trial22's `deps_order.py compact`: backups of a and b put back (a's written on without the
+/// trial22's `deps_order.py`: backups of a and b put back (a's written on without the
 /// extension first) and a `cp` copy of a written on without the extension, compacting after
-/// every import; then every device sends to every other four times. Returns a, b and c.
-fn deps_order_schedule() -> (Device, Device, Device) {
+/// every import (`compact`), or every `every` ops applied (`auto1`, `auto2`: `compact_every`);
+/// then every device sends to every other four times. Returns a, b and c.
+fn deps_order_schedule(every: Option<u64>) -> (Device, Device, Device) {
     let schema = "CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT, w TEXT); SELECT sync_enable('t');";
     let (mut a, mut b) = (Device::new("a", schema), Device::new("b", schema));
+    for d in [&a, &b] {
+        compacting_every(d.conn(), every);
+    }
     exec(
         a.conn(),
         "INSERT INTO t VALUES ('r1', 'v0', 'w0'), ('r2', 'v0', 'w0'), ('r3', 'v0', 'w0'),
@@ -3419,7 +3423,9 @@ fn deps_order_schedule() -> (Device, Device, Device) {
     let compacting = |from: &Device, to: &Device, peer: bool| {
         to.try_import(&from.bundle_for(peer.then_some(to)))
             .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
-        call(to.conn(), "SELECT sync_compact()").unwrap();
+        if every.is_none() {
+            call(to.conn(), "SELECT sync_compact()").unwrap();
+        }
     };
     compacting(&a, &b, true);
     let (a_backup, b_backup) = (back_up_as(&a, "a"), back_up_as(&b, "b"));
@@ -3447,7 +3453,9 @@ fn deps_order_schedule() -> (Device, Device, Device) {
     compacting(&a, &c, false);
     compacting(&c, &b, false);
     for _ in 0..4 {
-        mesh_compacting(&[&a, &b, &c]);
+        for (from, to) in [(&a, &b), (&a, &c), (&b, &a), (&b, &c), (&c, &a), (&c, &b)] {
+            compacting(from, to, true);
+        }
     }
     (a, b, c)
 }
@@ -3460,7 +3468,7 @@ fn deps_order_schedule() -> (Device, Device, Device) {
 /// every bundle imports.
 #[test]
 fn a_write_names_an_op_held_in_two_histories_once() {
-    deps_order_schedule();
+    deps_order_schedule(None);
 }
 
 /// A backup put back and written on before any import, in a fleet that compacts after every
@@ -4125,10 +4133,21 @@ fn copy_schedule(seed: u64) {
 /// device; the copy's writes, which its own points saw, stay on every device. Before, a point
 /// whose history an earlier point of the same import had just cut still cut the histories it
 /// did not see (an empty context, read after its ops went): b dropped the copy's insert that a
-/// and c kept, and a kept its write that b and c dropped.
+/// and c kept, and a kept its write that b and c dropped. The same with `compact_every` 1 and
+/// 2: with 2, a kept its write, as a cut spared a's history whole for a's compaction point
+/// after it that decides against c's point (now only where such a point is a history's first
+/// op, as on arrival: apply/behind.rs `spared_by_a_point`).
 #[test]
 fn points_of_one_import_cut_only_while_their_history_is_held() {
-    let (a, b, c) = deps_order_schedule();
+    for every in [None, Some(1), Some(2)] {
+        deps_order_ends_alike(every);
+    }
+}
+
+/// `deps_order_schedule(every)` ends with every device holding the copy's writes and telling
+/// the put-back a's write lost.
+fn deps_order_ends_alike(every: Option<u64>) {
+    let (a, b, c) = deps_order_schedule(every);
     let held: Vec<(String, String, String)> = rows(c.conn(), "SELECT id, v, w FROM t ORDER BY id");
     let expected = [
         ("r1", "v0", "w0"),

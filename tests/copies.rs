@@ -4359,3 +4359,38 @@ fn a_backup_put_back_and_a_copy_of_it_written_on_import_every_bundle() {
         assert_eq!(b.dump("t"), x.dump("t"), "{}", x.name);
     }
 }
+
+/// A `cp` copy of a device written on without the extension, in a fleet with `compact_every` 2
+/// (a new user's random trial, 2026-12-06, seed 588 shrunk): the copy forks at its first import,
+/// which drops its write (the original's point decides that id's first seq) and merges the
+/// original's history back into one; its compaction point right after must name that history
+/// in its context, as its Lamport time counts it. Before, the merge set that history's applied
+/// clock as if it had been there when the import began, so the point's context left it out and
+/// every device refused the point ("its clock jumps: Lamport time 4, where its causal past
+/// gives 3").
+#[test]
+fn a_copy_s_first_point_after_a_merge_names_the_history_merged() {
+    let (d0, d3, d2) = (
+        Device::new("d0", TV2),
+        Device::new("d3", TV2),
+        Device::new("d2", TV2),
+    );
+    for d in [&d0, &d3] {
+        compacting_every(d.conn(), Some(2));
+    }
+    let (_dir, copied) = written_on_a_copy(&d0, "INSERT INTO t VALUES ('k4', 'copy')");
+    let d4 = Device::copied("d4", &d0, |path| {
+        std::fs::copy(&copied, path).unwrap();
+    });
+    exec(d3.conn(), "INSERT INTO t VALUES ('k6', 'd3')");
+    exec(d0.conn(), "INSERT INTO t VALUES ('k3', 'd0')");
+    for (from, to) in [(&d0, &d3), (&d3, &d0), (&d0, &d4), (&d4, &d0)] {
+        to.try_import(&from.bundle_for(Some(to)))
+            .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.name, to.name));
+    }
+    let r = d2
+        .try_import(&d0.bundle_for(None))
+        .unwrap_or_else(|e| panic!("d0 -> d2: {e}"));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(d2.dump("t"), d0.dump("t"));
+}

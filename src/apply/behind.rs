@@ -609,6 +609,9 @@ impl Import<'_> {
     /// Sets the applied clock of history `idx` to `at`, here and as stored (it may go down; a
     /// history whose ops were all pending has no row yet).
     fn set_applied(&mut self, idx: DeviceIdx, at: u64) -> Result<()> {
+        if self.clocks.stored.get(&idx).is_some_and(|&was| at > was) {
+            self.clocks.raised.insert(idx);
+        }
         self.clocks.clock.insert(idx, at);
         self.clocks.stored.insert(idx, at);
         self.conn.exec(

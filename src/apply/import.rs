@@ -113,6 +113,10 @@ pub(super) struct Clocks {
     pub(super) lamports: HashMap<(DeviceIdx, u64), u64>,
     /// Per device, the runs of seqs stored pending before this import
     pub(super) pending_before: HashMap<DeviceIdx, Vec<(u64, u64)>>,
+    /// The histories whose applied clock rose as stored outside `record_context` (a history
+    /// merged back into the one it forked from, behind.rs `set_applied`): the next local op may
+    /// not have seen what they hold now
+    pub(super) raised: crate::hashed::HashSet<DeviceIdx>,
 }
 
 /// The bundle's ops as they are read and stored.
@@ -262,6 +266,7 @@ impl<'a> Import<'a> {
                 tips: HashMap::default(),
                 lamports: HashMap::default(),
                 pending_before,
+                raised: Default::default(),
             },
             reading: Reading {
                 bundle_forms: Vec::new(),

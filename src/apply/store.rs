@@ -264,9 +264,16 @@ impl<'a> Import<'a> {
         let last_local = self.clocks.clock.get(&SELF).copied().unwrap_or(0);
         self.reading.appender.flush()?;
         // an entry this device's next op has not seen yet (the ops of a history that forked
-        // from another are not new to it when it had seen them under that other history)
+        // from another are not new to it when it had seen them under that other history), and
+        // one a history merged back raised (stored at once: `Clocks::raised`)
         let next = last_local + 1;
-        let changed: Vec<(DeviceIdx, u64)> = (grew.iter())
+        let mut outgrown = grew;
+        for d in std::mem::take(&mut self.clocks.raised) {
+            if let Some(&seq) = self.clocks.clock.get(&d) {
+                outgrown.entry(d).or_insert(seq);
+            }
+        }
+        let changed: Vec<(DeviceIdx, u64)> = (outgrown.iter())
             .filter(|&(&d, _)| d != SELF && !self.known.devices.implied(&self.clocks.clock, d))
             .filter(|&(&d, &seq)| seq > self.known.contexts.entry_once(SELF, next, d))
             .map(|(&d, &seq)| (d, seq))

@@ -4394,3 +4394,39 @@ fn a_copy_s_first_point_after_a_merge_names_the_history_merged() {
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(d2.dump("t"), d0.dump("t"));
 }
+
+/// A backup put back and written on before it syncs, in a fleet of three that compacts after
+/// every import (a new user's random trial, 2026-12-06, seed 240 shrunk): every bundle imports.
+/// Before, the put-back device refused one ("op 2 of device … is missing (hashing it)"): noting
+/// the writes a bundle's base drops, it asked for the link of the op before each, where it held
+/// that history with a gap below a checkpoint (apply/lost.rs `note_dropping`); in the whole seed
+/// it ended with ops pending and tables apart.
+#[test]
+fn a_put_back_device_notes_the_writes_a_base_drops_over_a_gap_in_their_history() {
+    let (d0, mut d2, d3) = (
+        Device::new("d0", TV2),
+        Device::new("d2", TV2),
+        Device::new("d3", TV2),
+    );
+    let backup = back_up(&d2);
+    exec(
+        d2.conn(),
+        "INSERT INTO t VALUES ('k1', 'd2'); INSERT INTO t VALUES ('k4', 'd2')",
+    );
+    for p in [&d0, &d3] {
+        sync_compacting(&d2, p);
+        sync_compacting(p, &d2);
+    }
+    exec(d0.conn(), "INSERT INTO t VALUES ('k5', 'd0')");
+    for p in [&d0, &d2] {
+        sync_compacting(&d3, p);
+        sync_compacting(p, &d3);
+    }
+    put_back(&mut d2, &backup);
+    exec(d2.conn(), "INSERT INTO t VALUES ('k0', 'put back')");
+    everyone_then_forget_gone(&[&d0, &d2, &d3]);
+    for x in [&d0, &d2, &d3] {
+        assert_eq!(pending_ops(x), 0, "{}", x.name);
+        assert_eq!(x.dump("t"), d0.dump("t"), "{}", x.name);
+    }
+}

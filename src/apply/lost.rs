@@ -75,9 +75,15 @@ impl Import<'_> {
                 (false, Some(op)) => Some(crate::log::chain::hash_of(op, None)),
                 (false, None) => None,
             };
-            // (its link, for the deps on it, where it is another history's: log/strays.rs)
+            // (its link, for the deps on it, where it is another history's: log/strays.rs;
+            // where the op before it is held, or its hash kept: a history held with a gap
+            // below a checkpoint has none)
             if let (true, true, Some(hash)) = (chain_held, seq >= 2, hash) {
-                if let Some(prev) = history.hash_at(idx, seq - 1)? {
+                let prev = match history.chain_held(idx, seq - 1)? {
+                    true => history.hash_at(idx, seq - 1)?,
+                    false => None,
+                };
+                if let Some(prev) = prev {
                     let conn = self.conn;
                     self.strays()?.add(conn, (id, seq, hash, prev))?;
                 }

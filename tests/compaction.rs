@@ -1059,13 +1059,11 @@ fn compacting_after_every_sync_keeps_a_point_or_two_per_device() {
 /// A compaction point behind which an op arrived that was written before it stays in force
 /// for good (in a ring of three, a sends only to b, b to c, c to a; c updates a row once while
 /// b's first point is on its way round); b's later points, written after that op was applied,
-/// should still retire each other, so the log holds that point and a last one or two, not one
-/// per compaction. An open limit (docs/limits.md): every point of b's stays, on every device,
-/// as long as nothing writes that row again (a new user's trial). A point that named each one
-/// it retires (2026-12-05) left a device that joined from a full bundle with ops pending for
-/// good (convergence seed 1592591937): reverted.
+/// still retire each other, each named, so the log holds that point and a last one or two,
+/// not one per compaction (before: every point of b's stayed, on every device, as long as
+/// nothing wrote that row again; a new user's trial). The tables and the points held are the
+/// same on every device.
 #[test]
-#[ignore = "open limit: a point an op is behind keeps its writer's later points"]
 fn a_point_an_op_is_behind_does_not_keep_its_writers_later_ones() {
     let ring = [
         Device::new("a", T),

@@ -2243,8 +2243,9 @@ fn seeds_that_once_failed() {
         // took the other copy's op at that seq for the one removed, and never held the history
         // its peers held (apply/behind.rs `behind_point`, apply/histories.rs `below_or_split`)
         (1_592_591_048, crowded),
-        // a compaction point that named each earlier one it retired (reverted) left a device
-        // that joined from a full bundle with ops pending for good
+        // a compaction point that named each earlier one it retired left a device that joined
+        // from a full bundle with ops pending for good: a retired point of a device id with two
+        // histories had left the log without its hash (compact/remove.rs)
         (1_592_591_937, crowded),
         // with relays (log/stable.rs `relayed`): a device set up from the full bundle of a
         // backup put back decided that copy's writes by a compaction point of its own, which

@@ -32,10 +32,15 @@ impl Import<'_> {
         self.reading.appender.flush()?; // (its entries' ops may be stored in this batch)
         let mut placed = Vec::with_capacity(entries.len());
         let mut retires = None;
+        let mut each = Vec::new();
         let mut unplaced = false;
         for (id, seq, link) in entries {
             if id == floors::RETIRES {
-                retires = Some(seq); // (its writer's floor ops up to there: log/floors.rs)
+                retires = Some(floors::Retires::UpTo(seq)); // (its writer's up to there)
+                continue;
+            }
+            if id == floors::RETIRES_EACH {
+                each.push(seq); // (and these of its writer's: log/floors.rs)
                 continue;
             }
             // every op of a floor is in the floor op's causal past, so held here; an entry that
@@ -66,8 +71,11 @@ impl Import<'_> {
                 entries: placed,
             },
         )?;
+        if retires.is_none() && !each.is_empty() {
+            retires = Some(floors::Retires::Each(each));
+        }
         match retires {
-            Some(upto) => self.known.floors.retire(self.conn, op, upto),
+            Some(retires) => self.known.floors.retire(self.conn, op, retires),
             None => Ok(()),
         }
     }
@@ -97,7 +105,7 @@ impl Import<'_> {
             };
             let mut unplaced = false;
             for (id, at, link) in floors::decode(&value)? {
-                if id == floors::RETIRES {
+                if id == floors::RETIRES || id == floors::RETIRES_EACH {
                     continue;
                 }
                 let Some(root) = self.known.devices.idx(&id) else {

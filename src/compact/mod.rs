@@ -162,8 +162,12 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
     entries.extend(histories.map(|(&d, &(s, _))| (floors::HISTORY, s, held.devices.id(d))));
     let next: Vec<_> = stable.iter().map(|(&d, &(s, _))| (d, s)).collect();
     let retires = retire::retirable(conn, &held, &floors, &next)?;
-    if let Some(upto) = retires {
-        entries.push((floors::RETIRES, upto, [0; 16]));
+    match &retires {
+        Some(floors::Retires::UpTo(upto)) => entries.push((floors::RETIRES, *upto, [0; 16])),
+        Some(floors::Retires::Each(each)) => {
+            entries.extend(each.iter().map(|&seq| (floors::RETIRES_EACH, seq, [0; 16])));
+        }
+        None => {}
     }
     entries.sort();
     let shape = floor_shape(conn)?;
@@ -184,8 +188,8 @@ fn write_floor(conn: &Conn) -> Result<Option<u64>> {
             entries: next,
         },
     )?;
-    if let Some(upto) = retires {
-        floors.retire(conn, (SELF, seq), upto)?;
+    if let Some(retires) = retires {
+        floors.retire(conn, (SELF, seq), retires)?;
     }
     if floors.len() > 1 {
         crate::apply::settle_behind_floors(conn)?;

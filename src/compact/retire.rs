@@ -1,6 +1,8 @@
 //! Which of this device's compaction points the one it writes now retires (log/floors.rs):
-//! all of them, where each of their entries is reached by an entry of the new one in the same
-//! history and no op applied here is behind one of them; else none.
+//! each whose entries are reached by an entry of the new one in the same history and behind
+//! which no op applied here is (where one stays in force, the others that may go are named
+//! one by one: a point behind which an op written before it arrived stays for good, and must
+//! not keep every later one).
 //!
 //! Invariant: a point is retired only when every op in the new point's causal past that this
 //! device holds follows all of its entries or is in its own causal past, so that dropping it
@@ -9,41 +11,53 @@
 use crate::db::{Conn, Result};
 use crate::log::chain::Held;
 use crate::log::clock::Order;
-use crate::log::floors::{Floor, Floors};
+use crate::log::floors::{Floor, Floors, Retires};
 use crate::schema::{DeviceIdx, SELF};
 use crate::value::Value;
 
-/// The seq of the last of this device's points held here, where the point of entries `next`
-/// (history, seq) it writes now may retire them all.
+/// Which of this device's points in force the point of entries `next` (history, seq) it writes
+/// now retires: all of them up to the last (`UpTo`), where each may go; else those that may
+/// (`Each`), where some stay; none where none may.
 pub fn retirable(
     conn: &Conn,
     held: &Held,
     floors: &Floors,
     next: &[(DeviceIdx, u64)],
-) -> Result<Option<u64>> {
+) -> Result<Option<Retires>> {
     let own: Vec<&Floor> = floors.iter().filter(|f| f.op.0 == SELF).collect();
     let Some(last) = own.iter().map(|f| f.op.1).max() else {
         return Ok(None);
     };
     let reached = |e: &(DeviceIdx, u64)| next.iter().any(|n| n.0 == e.0 && n.1 >= e.1);
-    if !own.iter().all(|f| f.entries.iter().all(reached)) {
-        return Ok(None);
-    }
     let order = Order {
         devices: &held.devices,
         contexts: &held.contexts,
         floors,
     };
-    // (this device's own ops follow its points, and so their entries)
-    for idx in held.devices.indexes().filter(|&i| i != SELF) {
-        for floor in &own {
+    let mut each = Vec::new();
+    for floor in &own {
+        if !floor.entries.iter().all(reached) {
+            continue;
+        }
+        // (this device's own ops follow its points, and so their entries)
+        let mut behind = false;
+        for idx in held.devices.indexes().filter(|&i| i != SELF) {
             let from = held.contexts.entry(floor.op.0, floor.op.1, idx);
             if behind_one(conn, &order, floor, idx, from)? {
-                return Ok(None);
+                behind = true;
+                break;
             }
         }
+        if !behind {
+            each.push(floor.op.1);
+        }
     }
-    Ok(Some(last))
+    each.sort_unstable();
+    Ok(match (each.len(), each.len() == own.len()) {
+        (0, _) => None,
+        (_, true) => Some(Retires::UpTo(last)),
+        (_, false) => Some(Retires::Each(each)),
+    })
 }
 
 /// Whether an op of history `idx` applied here above `from` (what point `floor` had seen of

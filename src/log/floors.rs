@@ -52,8 +52,31 @@ pub const RETIRES: DeviceId = [0; 16];
 /// ops and points arrive (apply/behind.rs). Older builds place no history for it, and skip it.
 pub const HISTORY: DeviceId = [0xff; 16];
 
+/// The device id of the entries by which a floor op retires one of its writer's floor ops each
+/// (the entry's seq), where an earlier one stays in force (an op applied is behind it): builds
+/// before it place no history for it and skip it, so retire none of them, which changes no
+/// merge either (retiring never does).
+pub const RETIRES_EACH: DeviceId = {
+    let mut id = [0; 16];
+    id[15] = 1;
+    id
+};
+
 /// `_sync_floors.of` of the row by which a floor op retires its writer's earlier ones.
 const RETIRED: i64 = -1;
+
+/// `_sync_floors.of` of the rows by which a floor op retires one of its writer's earlier ones
+/// each: this less that one's seq (`of_seq`), one row per floor op retired.
+const RETIRED_EACH: i64 = -2;
+
+/// Which of its writer's earlier floor ops a floor op retires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retires {
+    /// those in force up to this seq
+    UpTo(u64),
+    /// these, each named (an earlier one stays in force)
+    Each(Vec<u64>),
+}
 
 /// A floor's value as it travels.
 pub fn encode(entries: &[(DeviceId, u64, Hash)]) -> Vec<u8> {
@@ -101,8 +124,8 @@ pub struct Floors {
     all: Vec<Floor>,
     top: crate::hashed::HashMap<DeviceIdx, u64>,
     retired: crate::hashed::HashSet<(DeviceIdx, u64)>,
-    /// Per floor op that retires others, the seq up to which it does
-    retiring: crate::hashed::HashMap<(DeviceIdx, u64), u64>,
+    /// Per floor op that retires others, which
+    retiring: crate::hashed::HashMap<(DeviceIdx, u64), Retires>,
     /// The indexes in `all` of the floor ops not retired, which the merge reads (its cost
     /// follows them, not every point ever held)
     in_force: Vec<usize>,
@@ -121,8 +144,16 @@ impl Floors {
         let mut retiring = crate::hashed::HashMap::default();
         while let Some(row) = stmt.step()? {
             let op = (DeviceIdx(row.column_int(0)), row.column_int(1) as u64);
+            let of_seq = row.column_int(3) as u64;
             if row.column_int(2) == RETIRED {
-                retiring.insert(op, row.column_int(3) as u64);
+                retiring.insert(op, Retires::UpTo(of_seq));
+                continue;
+            }
+            if row.column_int(2) <= RETIRED_EACH {
+                match retiring.entry(op).or_insert(Retires::Each(Vec::new())) {
+                    Retires::Each(each) => each.push(of_seq),
+                    Retires::UpTo(_) => {}
+                }
                 continue;
             }
             let entry = (DeviceIdx(row.column_int(2)), row.column_int(3) as u64);
@@ -144,25 +175,33 @@ impl Floors {
         Ok(out)
     }
 
-    /// Floor op `by` retires the earlier floor ops of its history up to seq `upto` (`RETIRES`)
-    /// whose entries its own entries here reach; a marker row of `by` says so (it goes with
-    /// `by`'s rows, where `by` is dropped or moved).
-    pub fn retire(&mut self, conn: &Conn, by: (DeviceIdx, u64), upto: u64) -> Result<()> {
-        conn.exec(
-            "INSERT OR REPLACE INTO main._sync_floors(device, seq, of, of_seq)
-             VALUES (?1, ?2, ?3, ?4)",
-            &[
-                Value::from(by.0),
-                Value::Integer(by.1 as i64),
-                Value::Integer(RETIRED),
-                Value::Integer(upto as i64),
-            ],
-        )?;
-        self.retiring.insert(by, upto);
-        if let Some(later) = self.all.iter().position(|f| f.op == by) {
-            self.retire_below(later, upto);
-            self.count_in_force();
+    /// Floor op `by` retires earlier floor ops of its history (`RETIRES`: those up to a seq;
+    /// `RETIRES_EACH`: those named) whose entries its own entries here reach; marker rows of
+    /// `by` say so (they go with `by`'s rows, where `by` is dropped or moved).
+    pub fn retire(&mut self, conn: &Conn, by: (DeviceIdx, u64), retires: Retires) -> Result<()> {
+        let rows: Vec<(i64, u64)> = match &retires {
+            Retires::UpTo(upto) => vec![(RETIRED, *upto)],
+            Retires::Each(each) => (each.iter())
+                .map(|&seq| (RETIRED_EACH - seq as i64, seq))
+                .collect(),
+        };
+        for (of, of_seq) in rows {
+            conn.exec(
+                "INSERT OR REPLACE INTO main._sync_floors(device, seq, of, of_seq)
+                 VALUES (?1, ?2, ?3, ?4)",
+                &[
+                    Value::from(by.0),
+                    Value::Integer(by.1 as i64),
+                    Value::Integer(of),
+                    Value::Integer(of_seq as i64),
+                ],
+            )?;
         }
+        if let Some(later) = self.all.iter().position(|f| f.op == by) {
+            self.retire_below(later, &retires);
+        }
+        self.retiring.insert(by, retires);
+        self.count_in_force();
         Ok(())
     }
 
@@ -176,8 +215,8 @@ impl Floors {
             if i > 0 && self.all[i - 1].op.0 != self.all[i].op.0 {
                 in_force.clear();
             }
-            if let Some(&upto) = self.retiring.get(&self.all[i].op) {
-                let gone = self.reached_by(i, upto, &in_force);
+            if let Some(retires) = self.retiring.get(&self.all[i].op) {
+                let gone = self.reached_by(i, retires, &in_force);
                 in_force.retain(|j| !gone.contains(j));
                 self.retired.extend(gone.iter().map(|&j| self.all[j].op));
             }
@@ -186,25 +225,30 @@ impl Floors {
     }
 
     /// Retires, for `self.all[later]`, the floor ops of its history in force below it.
-    fn retire_below(&mut self, later: usize, upto: u64) {
+    fn retire_below(&mut self, later: usize, retires: &Retires) {
         let device = self.all[later].op.0;
         let in_force: Vec<usize> = (0..self.all.len())
             .filter(|&j| j != later && self.all[j].op.0 == device)
             .filter(|&j| !self.retired.contains(&self.all[j].op))
             .collect();
-        let gone = self.reached_by(later, upto, &in_force);
+        let gone = self.reached_by(later, retires, &in_force);
         self.retired.extend(gone.iter().map(|&j| self.all[j].op));
     }
 
     /// Which of `candidates` (indexes of floor ops of its history) `self.all[later]` retires:
-    /// below it, at or below `upto`, each entry reached by one of its own in the same history.
-    fn reached_by(&self, later: usize, upto: u64, candidates: &[usize]) -> Vec<usize> {
+    /// below it, at or below the seq `retires` names (or one it names), each entry reached by
+    /// one of its own in the same history.
+    fn reached_by(&self, later: usize, retires: &Retires, candidates: &[usize]) -> Vec<usize> {
         let by = &self.all[later];
         let reached = |e: &(DeviceIdx, u64)| by.entries.iter().any(|n| n.0 == e.0 && n.1 >= e.1);
+        let named = |seq: u64| match retires {
+            Retires::UpTo(upto) => seq <= *upto,
+            Retires::Each(each) => each.contains(&seq),
+        };
         (candidates.iter().copied())
             .filter(|&j| {
                 let f = &self.all[j];
-                f.op.1 < by.op.1 && f.op.1 <= upto && f.entries.iter().all(reached)
+                f.op.1 < by.op.1 && named(f.op.1) && f.entries.iter().all(reached)
             })
             .collect()
     }

@@ -1,7 +1,5 @@
-# Task 3: the mistakes users make, in a fleet compacting after every import.
-# usage: mistakes.py STAGES   (STAGES: letters from 'bcfe'; b=backup put back+written, c=cp copy
-#        opened without the extension and written, k=cp copy opened with the extension (correct),
-#        f=sync_forget misuse, e=new device from full bundle after compaction)
+# A fleet of devices in this directory (files PFX + name + '.db'), each import followed by
+# sync_compact(), and the checks every script makes (mistakes.py, fuzz.py, v*.py).
 import sys, os, shutil, traceback
 from synclib import *
 PFX = 'f_'

@@ -1,72 +1,12 @@
-# Task 3: the mistakes users make, in a fleet compacting after every import.
-# usage: mistakes.py STAGES   (STAGES: letters from 'bcfe'; b=backup put back+written, c=cp copy
+# The mistakes users make, in a fleet compacting after every import (the helpers: fleet.py).
+# usage: mistakes.py STAGES   (STAGES: letters from 'bcfkeg'; b=backup put back+written, c=cp copy
 #        opened without the extension and written, k=cp copy opened with the extension (correct),
-#        f=sync_forget misuse, e=new device from full bundle after compaction)
-import sys, os, shutil, traceback
-from synclib import *
+#        f=sync_forget misuse, e=new device from full bundle after compaction, g=more rounds)
+import sys, shutil
+import fleet
 STAGES = sys.argv[1] if len(sys.argv) > 1 else 'bcfe'
-PFX = 'm_' + STAGES + '_'
-paths = {}
-D = {}
-writes = []      # (dev, id, v) every tracked insert of a new row
-errors = []
-def path(n): return PFX + n + '.db'
-def new(n):
-    paths[n] = path(n); D[n] = fresh(paths[n])
-def close(n):
-    D[n].close(); del D[n]
-def reopen(n, load=True):
-    D[n] = open_dev(paths[n], init=load, load=load)
-def ins(n, tag):
-    rid = f"{n}-{tag}"
-    q(D[n], "INSERT INTO t VALUES(?,?,NULL)", rid, n)
-    writes.append((n, rid))
-def edit_r1(n, k):
-    q(D[n], "UPDATE t SET v=? WHERE id='r1'", f"{n}{k}")
-def hop(s, d):
-    try:
-        peer = did(D[d])
-        blob = q1(D[s], "SELECT sync_bundle_out(?)", peer)
-        r = j(D[d], "SELECT sync_bundle_in(?)", blob)
-        if r.get('pending_count') or r.get('discarded_count'):
-            print(f"   {s}->{d}: applied={r['applied_count']} pending={r['pending_count']} discarded={r['discarded_count']} conflicts={r['conflict_count']}")
-        compact(D[d])
-    except Exception as e:
-        msg = f"{s}->{d}: {type(e).__name__}: {str(e)[:300]}"
-        errors.append(msg); print('   ERROR', msg)
-def sync_all(rounds=3, label=''):
-    for _ in range(rounds):
-        for s in list(D):
-            for d in list(D):
-                if s != d:
-                    hop(s, d)
-def check(label):
-    same, tabs = report(D, label)
-    names = {did(c): n for n, c in D.items()}
-    for n, c in D.items():
-        for f in status(c).get('former_ids', []):
-            names.setdefault(f, n + '_old')
-    for n, c in D.items():
-        L = lost(c)
-        if L:
-            print(f"  sync_lost on {n}:", [(names.get(x[0], x[0][:6]), x[1], x[3], x[4], x[6]) for x in L])
-        oc = open_conf(c)
-        if oc: print(f"  open conflicts on {n}:", oc)
-        s = status(c)
-        if s['pending']['ops']: print(f"  pending on {n}:", s['pending'])
-    # every tracked write: on every device's table, or listed in some sync_lost
-    lost_pks = set()
-    for c in D.values():
-        for x in lost(c):
-            lost_pks.add(json.loads(x[3]).get('id'))
-    for n, rid in writes:
-        where = [m for m, t in tabs.items() if any(r[0] == rid for r in t)]
-        if len(where) != len(D):
-            tag = 'listed in sync_lost' if rid in lost_pks else 'VANISHED (no sync_lost entry)'
-            print(f"  write {rid} by {n}: on {where or 'no device'}; {tag}")
-    print('  import errors so far:', len(errors))
-    return same
-
+fleet.PFX = PFX = 'm_' + STAGES + '_'
+from fleet import *
 new('A'); new('B'); new('C')
 q(D['A'], "INSERT INTO t VALUES('r1','v0',NULL)")
 for n in 'ABC': ins(n, 'start')

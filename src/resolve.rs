@@ -75,8 +75,9 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         CHANGED => {
             return Err(Error::new(format!(
                 "conflict {} changed after it was read: a side of it was written again, or \
-                 another write now wins; nothing was written (read sync_conflicts again for \
-                 the row's open conflicts)",
+                 another write now wins; no resolution was written, and sync_conflicts now \
+                 lists the row's records as they are (read it again for the row's open \
+                 conflicts and their ids)",
                 hex(&id)
             )))
         }

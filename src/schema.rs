@@ -5,7 +5,7 @@
 //! and `LAYOUT` names that layout: a database whose `_sync_device.format` differs is refused,
 //! never misread. Each table names the module that describes it.
 //!
-//! # Layout (main schema; format 4)
+//! # Layout (main schema; format 5)
 //!
 //! ```text
 //! _sync_device(one = 1, id BLOB, format INTEGER)   this device: 16 random bytes; layout version
@@ -37,6 +37,8 @@
 //!                                        _sync_rows, every later one in _sync_row_ops (a new
 //!                                        row costs one write); `live`: the row's live ops
 //!                                        (merge/live.rs), NULL while the first op is the only one
+//! _sync_universes(id, names)             the column names of live sets, once each (msgpack
+//!                                        [name, …]: merge/live.rs)
 //! _sync_kept(table_id, key, device, seq, why)  received ops applied but not written: their
 //!                                        table is not captured here (why NULL), or declared
 //!                                        otherwise than where they were written (why says
@@ -101,6 +103,21 @@ const DEPS_BY_DEP: &str =
 /// Brings a database of this layout made by an earlier build up to this one: indexes added
 /// since (nothing when they are there). Run by every import.
 pub fn upgrade(conn: &Conn) -> Result<()> {
+    conn.exec(UNIVERSES, &[])?;
+    // layout 4 (release 0.1.0, and this release before its live sets named their universes by
+    // id) has every table of this one: it is this layout once `_sync_universes` is there, and
+    // builds of layout 4 cannot read the live sets this build writes, so they are told to
+    // upgrade (`require_initialized`)
+    conn.exec(
+        "UPDATE main._sync_device SET format = ?1 WHERE format = ?2",
+        &[Value::Integer(LAYOUT), Value::Integer(LAYOUT_BEFORE)],
+    )?;
+    if conn.changes() > 0 {
+        conn.exec(
+            "INSERT OR REPLACE INTO main._sync_state(name, value) VALUES ('layout_by', ?1)",
+            &[Value::Text(env!("CARGO_PKG_VERSION").into())],
+        )?;
+    }
     conn.exec(DEPS_BY_DEP, &[])?;
     conn.exec(STABLE, &[])?;
     conn.exec(RELAYED, &[])?;
@@ -271,7 +288,18 @@ const KEPT: &str = "CREATE TABLE IF NOT EXISTS main._sync_kept(
      ) WITHOUT ROWID";
 
 /// Layout version of the tables above.
-pub const LAYOUT: i64 = 4;
+pub const LAYOUT: i64 = 5;
+
+/// The layout before this one, which this build reads and moves to its own at its first write
+/// (`upgrade`).
+const LAYOUT_BEFORE: i64 = 4;
+
+/// The column names of live sets (merge/live.rs `Universes`). Created by `upgrade` in
+/// databases made before it.
+const UNIVERSES: &str = "CREATE TABLE IF NOT EXISTS main._sync_universes(
+       id INTEGER PRIMARY KEY,
+       names BLOB NOT NULL
+     )";
 
 /// Name prefix reserved for the extension's own tables, triggers and views.
 pub const INTERNAL_PREFIX: &str = "_sync_";
@@ -618,8 +646,8 @@ pub fn is_initialized(conn: &Conn) -> Result<bool> {
 }
 
 /// Fails with a message that says what to do when `sync_init()` has not run.
-/// Fails as well when the metadata has another layout than this build's (there is no migration
-/// between layouts yet).
+/// Fails as well when the metadata has another layout than this build's or the one before it
+/// (which its first write moves to this one: `upgrade`).
 pub fn require_initialized(conn: &Conn) -> Result<()> {
     if !is_initialized(conn)? {
         return Err(Error::new(
@@ -630,7 +658,7 @@ pub fn require_initialized(conn: &Conn) -> Result<()> {
         .query_value("SELECT format FROM main._sync_device", &[])?
         .and_then(|v| v.as_i64());
     match format {
-        Some(LAYOUT) => Ok(()),
+        Some(LAYOUT | LAYOUT_BEFORE) => Ok(()),
         Some(newer) if newer > LAYOUT => {
             let by = conn
                 .query_value(
@@ -647,7 +675,7 @@ pub fn require_initialized(conn: &Conn) -> Result<()> {
         }
         other => Err(Error::new(format!(
             "this database's sync metadata has layout {}, and this build reads layout {LAYOUT} \
-             only (to move its data: with the build that made it, write a bundle of every op, \
+             (and {LAYOUT_BEFORE}) only (to move its data: with the build that made it, write a bundle of every op, \
              sync_bundle_out(NULL, path), and import it into a new database with this build)",
             other.map_or("?".to_string(), |f| f.to_string())
         ))),

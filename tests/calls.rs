@@ -260,7 +260,7 @@ fn metadata_of_another_layout_is_refused_not_misread() {
         refused(
             &db,
             &format!("SELECT {f}"),
-            "sync metadata has layout 3, and this build reads layout 4 only",
+            "sync metadata has layout 3, and this build reads layout 5 (and 4) only",
         );
     }
 }

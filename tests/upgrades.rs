@@ -84,6 +84,26 @@ fn a_database_and_a_bundle_of_every_earlier_release_open_and_sync() {
         )
         .unwrap();
         assert_eq!(shows(fresh.conn()), shows(&old));
+        // its imports moved it to this build's layout, and the live sets they settled name
+        // their columns by id; those stored by the release are read as they are
+        let (format, by): (i64, String) = old
+            .query_row(
+                "SELECT format, (SELECT value FROM _sync_state WHERE name = 'layout_by')
+                 FROM _sync_device",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((format, by.as_str()), (5, env!("CARGO_PKG_VERSION")));
+        let by_id: i64 = old
+            .query_row(
+                "SELECT count(*) FROM _sync_rows WHERE length(live) > 0
+                   AND instr(live, CAST('email' AS BLOB)) = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(by_id > 0, "no live set names its columns by id");
     }
 }
 

@@ -7,13 +7,19 @@
 
 use super::*;
 
-const ROWS: i64 = 1000;
+/// The table's rows: 1,000, or `SYNC_COMPACT_ROWS` (the same scenario over a larger table).
+fn rows() -> i64 {
+    (std::env::var("SYNC_COMPACT_ROWS").ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
 const TURN: u64 = 10_000;
 
 impl Bench {
     pub(super) fn compaction_table(&self, updates: u64) {
+        let rows = rows();
         println!(
-            "\n### 14. History with compaction: {updates} updates of random rows of {ROWS}, \
+            "\n### 14. History with compaction: {updates} updates of random rows of {rows}, \
              three devices, a sync after each {TURN}\n"
         );
         println!(
@@ -22,7 +28,7 @@ impl Bench {
         );
         let plain = self.path("compaction-plain.db");
         let conn = open(&plain, &THREE, false);
-        fill_range(&conn, &THREE, 1, ROWS);
+        fill_range(&conn, &THREE, 1, rows);
         conn.execute_batch("VACUUM").unwrap();
         let plain_used = used_bytes(&conn);
         let plain_file = std::fs::metadata(&plain).unwrap().len() as f64;
@@ -58,7 +64,7 @@ impl Bench {
             println!("- {part}");
         }
         println!(
-            "\nplain table: {ROWS} rows, {:.0} KiB in use, {:.0} KiB file",
+            "\nplain table: {rows} rows, {:.0} KiB in use, {:.0} KiB file",
             plain_used / 1024.0,
             plain_file / 1024.0
         );
@@ -81,11 +87,12 @@ impl Bench {
             })
             .collect();
         let ids: Vec<String> = devices.iter().map(|(c, _)| device_id(c)).collect();
+        let rows = rows();
         let bundle = self.path("compaction.bundle");
         let send = |from: usize, to: usize| {
             Self::send(&devices[from].0, &devices[to].0, &ids[to], &bundle);
         };
-        fill_range(&devices[0].0, &THREE, 1, ROWS);
+        fill_range(&devices[0].0, &THREE, 1, rows);
         let mut seed: u64 = 11;
         for turn in 0..updates.div_ceil(TURN) {
             let w = (turn % 3) as usize;
@@ -94,7 +101,7 @@ impl Bench {
             let mut stmt = conn.prepare("UPDATE t SET n = ?2 WHERE id = ?1").unwrap();
             for _ in 0..TURN.min(updates - turn * TURN) {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                let id = 1 + ((seed >> 33) as i64) % ROWS;
+                let id = 1 + ((seed >> 33) as i64) % rows;
                 stmt.execute(rusqlite::params![id, (seed >> 40) as i64])
                     .unwrap();
             }

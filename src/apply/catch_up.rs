@@ -293,6 +293,7 @@ impl Import<'_> {
         let row = RowLive::settle(
             self.conn,
             statements,
+            &mut self.universes,
             &reader,
             &order,
             table,

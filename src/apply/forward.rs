@@ -68,7 +68,9 @@ impl Import<'_> {
                 Some(before) => before,
                 None => return Ok(None),
             },
-            Value::Blob(blob) if !blob.is_empty() => Before::Set(blob),
+            Value::Blob(blob) if !blob.is_empty() => {
+                Before::Set(self.universes.decode(self.conn, blob)?)
+            }
             _ => return Ok(None),
         };
         let (devices, order) = (&self.known.devices, self.known.order());
@@ -79,7 +81,10 @@ impl Import<'_> {
             Some(cols) => Writes::Cells(cols),
             None => Writes::Tombstone,
         };
-        forward(before, (device, seq), writes, follows)
+        let Some((universe, entries)) = forward(before, (device, seq), writes, follows) else {
+            return Ok(None);
+        };
+        (self.universes.encode(self.conn, &universe, &entries)).map(Some)
     }
 
     /// Writes the ops of a batch that fast-forward their rows: each form's rows by one
@@ -116,7 +121,7 @@ impl Import<'_> {
     }
 
     /// The row's only op, as `forward` takes it, when the row index found its kind and columns.
-    fn only_op(&self, table: &SyncedTable, prior: &Prior) -> Result<Option<Before<'static>>> {
+    fn only_op(&self, table: &SyncedTable, prior: &Prior) -> Result<Option<Before>> {
         let (kind, cols) = match (prior.form, prior.local) {
             (Some(form_id), _) => {
                 let form = self.known.forms.get(form_id)?;

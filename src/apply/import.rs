@@ -6,7 +6,7 @@ use crate::hashed::HashMap;
 use crate::log::clock::{self, Clock, Contexts, Devices};
 use crate::log::remote::{self, Appender, Forms};
 use crate::log::{self, LocalOps, SyncedTable};
-use crate::merge::live::Touched;
+use crate::merge::live::{Touched, Universes};
 use crate::merge::row_index::{Entry, Recent, RowIndex, RowReader};
 use crate::schema::{DeviceIdx, SELF};
 use crate::sql::BATCH;
@@ -47,6 +47,8 @@ pub(super) struct Import<'a> {
     pub(super) parking: Parking,
     /// Statements kept by their text
     pub(super) statements: Statements<'a>,
+    /// The universes of the live sets read and written (merge/live.rs)
+    pub(super) universes: Universes,
     pub(super) outcome: Outcome,
 }
 
@@ -307,6 +309,7 @@ impl<'a> Import<'a> {
             parking: Parking::load(conn, tables)?,
             quiet: Quiet::new(conn, tables)?,
             statements: Statements::new(conn),
+            universes: Universes::new(),
             outcome: Outcome::default(),
         })
     }

@@ -202,8 +202,10 @@ impl Import<'_> {
         let (row, state) = {
             let order = self.known.order();
             let reader = self.known.reader(Some(&self.rows.recent));
-            let statements = &mut self.statements;
-            let row = RowLive::settle(conn, statements, &reader, &order, table, key, new)?;
+            let (statements, universes) = (&mut self.statements, &mut self.universes);
+            let row = RowLive::settle(
+                conn, statements, universes, &reader, &order, table, key, new,
+            )?;
             if row.key.is_empty() {
                 // every op of it went since it was touched (kept.rs `unindex` took it out of
                 // its table then: apply/behind.rs, apply/removed.rs)
@@ -211,7 +213,7 @@ impl Import<'_> {
             }
             if row.only_local {
                 // this device's own writes, which its table shows: no side of another device
-                row.save(statements, table_id, key)?;
+                row.save(conn, statements, universes, table_id, key)?;
                 return self.written_here(table, key);
             }
             let state = row.state(conn, &reader, &order, table, key)?;
@@ -226,7 +228,7 @@ impl Import<'_> {
             self.outcome.conflicts +=
                 conflicts::store(statements, &order, table, key, &row, &state, &lost)?;
         }
-        row.save(statements, table_id, key)
+        row.save(conn, statements, &mut self.universes, table_id, key)
     }
 
     /// `state` of row `key` of `table`, with the columns no op on it writes at their defaults

@@ -13,13 +13,15 @@
 //! absent.
 //! Otherwise it gives None, and the row is settled in full (apply/settle.rs).
 
-use crate::db::Result;
 use crate::schema::DeviceIdx;
 
-use super::live::{decode_set, encode_set, Mark, OpAt, SetEntry};
+use super::live::{Mark, OpAt, SetEntry};
+
+/// A stored live set, decoded: the universe's names, and the entries.
+pub type Set = (Vec<String>, Vec<SetEntry>);
 
 /// What `_sync_rows` holds of a row before the new op.
-pub enum Before<'a> {
+pub enum Before {
     /// No set: the row's only op, whether it is a delete, and the columns it wrote (names as
     /// the table spells them).
     Only {
@@ -27,8 +29,8 @@ pub enum Before<'a> {
         delete: bool,
         cols: Vec<String>,
     },
-    /// A stored set (`_sync_rows.live`).
-    Set(&'a [u8]),
+    /// A stored set (`_sync_rows.live`), decoded.
+    Set(Set),
 }
 
 /// What the new op writes.
@@ -44,22 +46,22 @@ const WRITE: Mark = Mark {
     delete: Some(false),
 };
 
-/// The stored live set of the row after `new`, which writes `writes`; `follows(op)`: `new`
+/// The live set of the row after `new`, which writes `writes`, to store; `follows(op)`: `new`
 /// causally follows `op`.
 pub fn forward(
     before: Before,
     new: OpAt,
     writes: Writes,
     follows: impl Fn(OpAt) -> bool,
-) -> Result<Option<Vec<u8>>> {
+) -> Option<Set> {
     let (universe, entries) = match before {
-        Before::Only { delete: true, .. } => return Ok(None),
+        Before::Only { delete: true, .. } => return None,
         Before::Only { at, cols, .. } => {
             let all = (0..cols.len() as u32).collect();
             let top = Mark { top: true, ..WRITE };
             (cols, vec![(at.0 .0, at.1, top, all)])
         }
-        Before::Set(blob) => decode_set(blob)?,
+        Before::Set(set) => set,
     };
     let mut universe = universe;
     let known = universe.len();
@@ -89,17 +91,17 @@ pub fn forward(
     }
     for (device, seq, mark, live) in &entries {
         if mark.delete != Some(false) || !follows((DeviceIdx(*device), *seq)) {
-            return Ok(None);
+            return None;
         }
         for &c in live {
             match covered.get_mut(c as usize) {
                 Some(slot) if !*slot => *slot = true,
-                _ => return Ok(None), // two live writes of a cell: a conflict
+                _ => return None, // two live writes of a cell: a conflict
             }
         }
     }
     if covered.contains(&false) {
-        return Ok(None);
+        return None;
     }
     let Some(written) = written else {
         // every live op loses every column to the tombstone, and goes
@@ -107,7 +109,7 @@ pub fn forward(
             top: true,
             delete: Some(true),
         };
-        return encode_set(&universe, &[(new.0 .0, new.1, tombstone, Vec::new())]).map(Some);
+        return Some((universe, vec![(new.0 .0, new.1, tombstone, Vec::new())]));
     };
     let mut after: Vec<SetEntry> = entries
         .into_iter()
@@ -118,14 +120,14 @@ pub fn forward(
         .collect();
     let top = Mark { top: true, ..WRITE };
     after.push((new.0 .0, new.1, top, written));
-    encode_set(&universe, &after).map(Some)
+    Some((universe, after))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hashed::HashSet;
-    use crate::merge::live::{decode_set, encode_set, Mark};
+    use crate::merge::live::Mark;
     use crate::merge::{live_set, losses, Causality, Live, RowOp};
     use crate::op::OpKind::{self, Delete, Insert, Update};
     use crate::value::Value;
@@ -156,7 +158,7 @@ mod tests {
             .collect()
     }
 
-    fn stored(ops: &[RowOp], live: &[Live], universe: &[String]) -> Vec<u8> {
+    fn stored(ops: &[RowOp], live: &[Live], universe: &[String]) -> Set {
         let position = |c: &String| universe.iter().position(|u| u == c).unwrap() as u32;
         let set: Vec<SetEntry> = (live.iter())
             .map(|e| {
@@ -167,7 +169,7 @@ mod tests {
                 (op.device[0] as i64, op.seq, mark, cols)
             })
             .collect();
-        encode_set(universe, &set).unwrap()
+        (universe.to_vec(), set)
     }
 
     /// Random rows written by three devices that exchange what they know at random: at each op
@@ -243,7 +245,7 @@ mod tests {
                         delete: ops[0].kind == Delete,
                         cols: ops[0].cells.iter().map(|(c, _)| c.clone()).collect(),
                     },
-                    _ => Before::Set(&set),
+                    _ => Before::Set(set),
                 };
                 let cols: Vec<String> = new.cells.iter().map(|(c, _)| c.clone()).collect();
                 let follows = |(d, s): OpAt| {
@@ -255,7 +257,7 @@ mod tests {
                     _ => Writes::Cells(&cols),
                 };
                 let after = forward(before, (DeviceIdx(at.0 as i64), seq), writes, follows);
-                let Some(blob) = after.unwrap() else {
+                let Some((got_universe, got)) = after else {
                     declined += 1;
                     continue;
                 };
@@ -264,7 +266,6 @@ mod tests {
                 let (want, want_universe) = live_set(&ops, &pasts);
                 assert!(losses(&ops[..ops.len() - 1], &live, &universe).is_empty());
                 assert!(losses(&ops, &want, &want_universe).is_empty());
-                let (got_universe, got) = decode_set(&blob).unwrap();
                 assert_eq!(got_universe, want_universe);
                 grew += (want_universe.len() > universe.len()) as usize;
                 let got: BTreeSet<_> = (got.iter())

@@ -7,7 +7,9 @@
 //! the set `merge::live_set` computes from every op on the row, stored as each op's (device,
 //! seq), whether it is top, and its columns, with the row's universe. Live sets only shrink as
 //! ops arrive, but for a column no op on the row wrote before (a delete dropped from the set
-//! may be live in it): that op makes the set computed again from every op.
+//! may be live in it): that op makes the set computed again from every op. The universe is
+//! stored by its id in `_sync_universes` (`Universes`: a row's column names once per database,
+//! not once per row), or, in a set an earlier build stored, by its names.
 //!
 //! `Touched` is the other half: the rows an import settles at its end, each with its new ops
 //! (or none known: computed again).
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Conn, Error, Result, Statements};
+use crate::hashed::HashMap;
 use crate::log::clock::{Devices, Order};
 use crate::log::SyncedTable;
 use crate::merge::row_index::{Entry, RowReader};
@@ -28,22 +31,105 @@ use crate::value::{Cells, Value};
 /// The stored form: the universe, and per live op (device, seq, mark, columns by position in
 /// the universe).
 #[derive(Deserialize)]
-struct StoredSet(Vec<String>, Vec<SetEntry>);
+struct StoredSet(Universe, Vec<SetEntry>);
 
 /// The same, borrowed, for writing it (the same msgpack).
 #[derive(Serialize)]
-struct StoredSetRef<'a>(&'a [String], &'a [SetEntry]);
+struct StoredSetRef<'a>(&'a Universe, &'a [SetEntry]);
+
+/// A stored set's universe: its id in `_sync_universes`, or its names (as sets stored by
+/// builds before the universes were named by id hold it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Universe {
+    Id(i64),
+    Names(Vec<String>),
+}
+
+/// The universes named in `_sync_universes` (each a msgpack list of column names), read at
+/// their first use and kept for the rest of the call; a universe new here is stored there.
+#[derive(Default)]
+pub struct Universes {
+    by_id: HashMap<i64, Vec<String>>,
+    ids: HashMap<Vec<String>, i64>,
+    read: bool,
+}
+
+impl Universes {
+    pub fn new() -> Universes {
+        Universes::default()
+    }
+
+    fn read(&mut self, conn: &Conn) -> Result<()> {
+        if self.read {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare("SELECT id, names FROM main._sync_universes")?;
+        while let Some(row) = stmt.step()? {
+            let names: Vec<String> = rmp_serde::from_slice(row.column_blob(1)?.unwrap_or_default())
+                .map_err(|_| Error::new("damaged universe in _sync_universes"))?;
+            self.ids.insert(names.clone(), row.column_int(0));
+            self.by_id.insert(row.column_int(0), names);
+        }
+        self.read = true;
+        Ok(())
+    }
+
+    /// The column names of `universe`.
+    pub fn names(&mut self, conn: &Conn, universe: Universe) -> Result<Vec<String>> {
+        let id = match universe {
+            Universe::Names(names) => return Ok(names),
+            Universe::Id(id) => id,
+        };
+        self.read(conn)?;
+        (self.by_id.get(&id).cloned())
+            .ok_or_else(|| Error::new("a live set in _sync_rows names an unknown universe"))
+    }
+
+    /// `names` as a stored set names it: by its id, stored here when it is new.
+    pub fn id(&mut self, conn: &Conn, names: &[String]) -> Result<Universe> {
+        self.read(conn)?;
+        if let Some(&id) = self.ids.get(names) {
+            return Ok(Universe::Id(id));
+        }
+        let blob = rmp_serde::to_vec(names).map_err(|e| Error::new(format!("universe: {e}")))?;
+        let id = conn.insert(
+            "INSERT INTO main._sync_universes(names) VALUES (?1)",
+            &[Value::Blob(blob)],
+        )?;
+        self.ids.insert(names.to_vec(), id);
+        self.by_id.insert(id, names.to_vec());
+        Ok(Universe::Id(id))
+    }
+
+    /// A stored set, decoded, with its universe's names.
+    pub fn decode(&mut self, conn: &Conn, blob: &[u8]) -> Result<(Vec<String>, Vec<SetEntry>)> {
+        let (universe, entries) = decode_set(blob)?;
+        Ok((self.names(conn, universe)?, entries))
+    }
+
+    /// A set as `_sync_rows.live` stores it, its universe named by id.
+    pub fn encode(
+        &mut self,
+        conn: &Conn,
+        names: &[String],
+        entries: &[SetEntry],
+    ) -> Result<Vec<u8>> {
+        let universe = self.id(conn, names)?;
+        encode_set(&universe, entries)
+    }
+}
 
 /// One live op of a stored set: (device, seq, mark, columns by position in the universe).
-pub(super) type SetEntry = (i64, u64, Mark, Vec<u32>);
+pub type SetEntry = (i64, u64, Mark, Vec<u32>);
 
 /// Whether a live op is top, and whether it is a delete. Stored as an integer (bit 0: top,
 /// bit 1: delete, bit 2: kind known); a set stored by an earlier build holds a bool (top) and
 /// no kinds, which only the full settle reads (`forward.rs` leaves it alone).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Mark {
-    pub(super) top: bool,
-    pub(super) delete: Option<bool>,
+pub struct Mark {
+    pub top: bool,
+    pub delete: Option<bool>,
 }
 
 impl Serialize for Mark {
@@ -82,16 +168,15 @@ impl<'de> Deserialize<'de> for Mark {
 }
 
 /// A stored set, decoded: its universe and entries.
-pub(super) fn decode_set(blob: &[u8]) -> Result<(Vec<String>, Vec<SetEntry>)> {
+fn decode_set(blob: &[u8]) -> Result<(Universe, Vec<SetEntry>)> {
     let StoredSet(universe, entries) =
         rmp_serde::from_slice(blob).map_err(|_| Error::new("damaged live set in _sync_rows"))?;
     Ok((universe, entries))
 }
 
 /// A set as `_sync_rows.live` stores it.
-pub(super) fn encode_set(universe: &[String], entries: &[SetEntry]) -> Result<Vec<u8>> {
-    let names: usize = universe.iter().map(|u| u.len() + 1).sum();
-    let mut out = Vec::with_capacity(names + entries.len() * 16 + 4);
+fn encode_set(universe: &Universe, entries: &[SetEntry]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(entries.len() * 16 + 8);
     rmp_serde::encode::write(&mut out, &StoredSetRef(universe, entries))
         .map_err(|e| Error::new(format!("live set: {e}")))?;
     Ok(out)
@@ -119,9 +204,11 @@ pub struct RowLive {
 impl RowLive {
     /// The live set of a row after the ops `new` (applied or folded, in causal order), or from
     /// every op on the row when `new` is None or the stored set cannot be used.
+    #[allow(clippy::too_many_arguments)]
     pub fn settle(
         conn: &Conn,
         statements: &mut Statements,
+        universes: &mut Universes,
         reader: &RowReader,
         order: &Order,
         table: &SyncedTable,
@@ -156,7 +243,8 @@ impl RowLive {
                     cols,
                 });
             }
-            Stored::Set(universe, entries) => {
+            Stored::Set(blob) => {
+                let (universe, entries) = universes.decode(conn, &blob)?;
                 row.universe = universe;
                 for (device, seq, Mark { top, .. }, cols) in entries {
                     row.add(statements, reader, table, DeviceIdx(device), seq)?;
@@ -251,7 +339,14 @@ impl RowLive {
     }
 
     /// Stores the live set in `_sync_rows`.
-    pub fn save(&self, statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<()> {
+    pub fn save(
+        &self,
+        conn: &Conn,
+        statements: &mut Statements,
+        universes: &mut Universes,
+        table_id: i64,
+        key: &[u8],
+    ) -> Result<()> {
         let position = |c: &String| self.universe.iter().position(|u| u == c).map(|i| i as u32);
         let entries: Vec<SetEntry> = self
             .live
@@ -266,7 +361,7 @@ impl RowLive {
                 (self.devices[e.op].0, op.seq, mark, cols)
             })
             .collect();
-        let blob = encode_set(&self.universe, &entries)?;
+        let blob = universes.encode(conn, &self.universe, &entries)?;
         statements
             .get("UPDATE main._sync_rows SET live = ?3 WHERE table_id = ?1 AND key = ?2")?
             .execute(&[
@@ -291,7 +386,7 @@ fn device_indexes(devices: &Devices, ops: &[RowOp]) -> Result<Vec<DeviceIdx>> {
 enum Stored {
     Single(i64, u64),
     Stale,
-    Set(Vec<String>, Vec<SetEntry>),
+    Set(Vec<u8>),
 }
 
 fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored> {
@@ -303,10 +398,7 @@ fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored
     };
     let stored = match r.column(2)? {
         Value::Null => Stored::Single(r.column_int(0), r.column_int(1) as u64),
-        Value::Blob(b) if !b.is_empty() => {
-            let (universe, entries) = decode_set(&b)?;
-            Stored::Set(universe, entries)
-        }
+        Value::Blob(b) if !b.is_empty() => Stored::Set(b),
         _ => Stored::Stale,
     };
     stmt.reset();
@@ -372,7 +464,7 @@ mod tests {
             vec![(2, 7, true, vec![0, 1])],
         );
         let (universe, entries) = decode_set(&rmp_serde::to_vec(&old).unwrap()).unwrap();
-        assert_eq!(universe, ["id", "a"]);
+        assert_eq!(universe, Universe::Names(vec!["id".into(), "a".into()]));
         let unknown = Mark {
             top: true,
             delete: None,
@@ -383,6 +475,9 @@ mod tests {
             .map(|&(top, delete)| (3, 1, Mark { top, delete }, vec![1]))
             .collect();
         let blob = encode_set(&universe, &now).unwrap();
-        assert_eq!(decode_set(&blob).unwrap(), (universe, now));
+        assert_eq!(decode_set(&blob).unwrap(), (universe, now.clone()));
+        // as this build stores it: the universe by its id
+        let blob = encode_set(&Universe::Id(7), &now).unwrap();
+        assert_eq!(decode_set(&blob).unwrap(), (Universe::Id(7), now));
     }
 }

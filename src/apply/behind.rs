@@ -98,7 +98,7 @@ impl Import<'_> {
                     return Ok(None);
                 }
                 self.reading.wire = Some((op.device, seq, hash, other));
-                self.note_arriving(op, form, (hash, prev), other)?;
+                self.note_arriving((root, op), form, (hash, prev), other)?;
                 return Ok(Some(Placed::Below(root)));
             }
             // (another op there that a point's writer saw, as a history of its own: where the
@@ -124,7 +124,7 @@ impl Import<'_> {
             self.reading.wire = Some((op.device, seq, hash, same.is_some()));
             return Ok(match same {
                 Some(_) => {
-                    self.note_arriving(op, form, (hash, prev), true)?;
+                    self.note_arriving((root, op), form, (hash, prev), true)?;
                     Some(Placed::Dropped)
                 }
                 None => None,

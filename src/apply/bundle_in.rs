@@ -221,6 +221,7 @@ fn import(
     run.deliver_all()?;
     run.place_aside()?;
     run.relower()?;
+    run.keep_strays()?;
     run.keep_lost()?;
     run.write_applied()?;
     // ops applied or kept before their writer declared their table as it does now are sorted

@@ -182,6 +182,10 @@ pub(super) struct Reading<'a> {
     pub(super) stale_points: Vec<(crate::op::DeviceId, u64)>,
     /// Ops dropped where a compaction point decided against them, told at the end (lost.rs)
     pub(super) lost: Vec<Dropped>,
+    /// Links of ops dropped that may be the ops compaction removed at their seqs, with the
+    /// device's first history: kept at the end where the chain does not show them to be
+    /// (lost.rs `keep_strays`)
+    pub(super) maybe_removed: Vec<(DeviceIdx, crate::log::strays::Stray)>,
     /// This device's ids, now and before it forked, once asked for (lost.rs)
     pub(super) mine: Option<Vec<crate::op::DeviceId>>,
     /// The ops of other histories known here, with their links (log/strays.rs), read on
@@ -292,6 +296,7 @@ impl<'a> Import<'a> {
                 dropped: false,
                 stale_points: Vec::new(),
                 lost: Vec::new(),
+                maybe_removed: Vec::new(),
                 mine: None,
                 strays: None,
                 lowered: Vec::new(),

@@ -109,14 +109,20 @@ impl Import<'_> {
     /// it where it is another history's (log/strays.rs).
     pub(super) fn note_arriving(
         &mut self,
-        op: &Packed,
+        (root, op): (DeviceIdx, &Packed),
         form: &Form,
         (hash, prev): (Hash, Option<Hash>),
         certain: bool,
     ) -> Result<()> {
         if let Some(prev) = prev {
-            let conn = self.conn;
-            self.strays()?.add(conn, (op.device, op.seq, hash, prev))?;
+            let (conn, stray) = (self.conn, (op.device, op.seq, hash, prev));
+            match certain {
+                true => self.strays()?.add(conn, stray)?,
+                false => {
+                    self.strays()?.hold(stray);
+                    self.reading.maybe_removed.push((root, stray));
+                }
+            }
         }
         if !certain && self.confirmed_mine(&op.device)?.is_none_or(|c| op.seq <= c) {
             return Ok(());
@@ -131,6 +137,37 @@ impl Import<'_> {
             certain,
             if_replaced: false,
         });
+        Ok(())
+    }
+
+    /// Keeps the links of the ops dropped that may be the ops compaction removed at their seqs
+    /// (`note_arriving`), but for those the chain shows to be: an op whose hash is the one
+    /// kept here at its seq, or that the next such op of the stream follows (its link names
+    /// the op's hash). A relay sends again the ops it does not know this device has; each
+    /// would otherwise keep a link for good.
+    pub(super) fn keep_strays(&mut self) -> Result<()> {
+        let mut maybe = std::mem::take(&mut self.reading.maybe_removed);
+        // per device, from the highest seq down: an op is the removed one where the next is
+        maybe.sort_by_key(|&(_, (device, seq, _, _))| std::cmp::Reverse((device, seq)));
+        let mut removed: crate::hashed::HashMap<(DeviceId, u64), (Hash, bool)> = Default::default();
+        for (root, stray) in maybe {
+            let (device, seq, hash, prev) = stray;
+            let same = match removed.get(&(device, seq + 1)) {
+                Some(&(named, same)) if named == hash => same,
+                _ => {
+                    // (removed with its hash kept: the last of a run removed, a checkpoint)
+                    let history = self.history();
+                    history.removed(root, seq)?
+                        && !history.unhashable(root, seq)?
+                        && history.hash_at(root, seq)? == Some(hash)
+                }
+            };
+            removed.insert((device, seq), (prev, same));
+            if !same {
+                let conn = self.conn;
+                self.strays()?.store(conn, stray)?;
+            }
+        }
         Ok(())
     }
 

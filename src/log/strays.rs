@@ -13,7 +13,9 @@
 //! wherever it is read, so a walk passes an entry only where the op held at its seq is known
 //! and differs (apply/behind.rs). Entries are written only for ops dropped where a compaction
 //! point decided (most of them another history's; the others, the op it removed, are never
-//! walked past); the table is made on first use, never changed, and read whole.
+//! walked past, and are kept only where the chain does not show them to be that op: a relay
+//! sends again the ops it does not know a device has, and each would keep a link for good:
+//! apply/lost.rs `keep_strays`); the table is made on first use, never changed, and read whole.
 
 use crate::db::{Conn, Result};
 use crate::hashed::{HashMap, HashSet};
@@ -27,6 +29,8 @@ pub type Stray = (DeviceId, u64, Hash, Hash);
 #[derive(Default)]
 pub struct Strays {
     links: HashMap<(DeviceId, u64, Hash), Hash>,
+    /// Whether `_sync_strays` is known to be made
+    made: bool,
 }
 
 impl Strays {
@@ -40,6 +44,7 @@ impl Strays {
         if made.is_none() {
             return Ok(strays);
         }
+        strays.made = true;
         let mut stmt = conn.prepare("SELECT device, seq, hash, prev FROM main._sync_strays")?;
         while let Some(row) = stmt.step()? {
             let fixed = |i| -> Option<[u8; 16]> { row.column_blob(i).ok()??.try_into().ok() };
@@ -58,12 +63,29 @@ impl Strays {
 
     /// Keeps `stray` (op 1 has no op before it: not kept).
     pub fn add(&mut self, conn: &Conn, stray: Stray) -> Result<()> {
-        let (device, seq, hash, prev) = stray;
+        let (device, seq, hash, _) = stray;
         if seq < 2 || self.links.contains_key(&(device, seq, hash)) {
             return Ok(());
         }
-        if self.links.is_empty() {
+        self.hold(stray);
+        self.store(conn, stray)
+    }
+
+    /// Knows `stray` for the rest of the call, without keeping it (yet: `store`).
+    pub fn hold(&mut self, (device, seq, hash, prev): Stray) {
+        if seq >= 2 {
+            self.links.insert((device, seq, hash), prev);
+        }
+    }
+
+    /// Keeps `stray` in `_sync_strays`.
+    pub fn store(&mut self, conn: &Conn, (device, seq, hash, prev): Stray) -> Result<()> {
+        if seq < 2 {
+            return Ok(());
+        }
+        if !self.made {
             conn.exec(crate::schema::STRAYS, &[])?;
+            self.made = true;
         }
         conn.exec(
             "INSERT OR IGNORE INTO main._sync_strays(device, seq, hash, prev) VALUES (?1, ?2, ?3, ?4)",
@@ -74,7 +96,6 @@ impl Strays {
                 Value::Blob(prev.to_vec()),
             ],
         )?;
-        self.links.insert((device, seq, hash), prev);
         Ok(())
     }
 

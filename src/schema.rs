@@ -115,7 +115,7 @@ pub fn upgrade(conn: &Conn) -> Result<()> {
     if conn.changes() > 0 {
         conn.exec(
             "INSERT OR REPLACE INTO main._sync_state(name, value) VALUES ('layout_by', ?1)",
-            &[Value::Text(env!("CARGO_PKG_VERSION").into())],
+            &[Value::Text(this_build())],
         )?;
     }
     conn.exec(DEPS_BY_DEP, &[])?;
@@ -133,7 +133,7 @@ pub fn upgrade(conn: &Conn) -> Result<()> {
     // that changes the layout sets it to its own version)
     conn.exec(
         "INSERT OR IGNORE INTO main._sync_state(name, value) VALUES ('layout_by', ?1)",
-        &[Value::Text(env!("CARGO_PKG_VERSION").into())],
+        &[Value::Text(this_build())],
     )?;
     conflicts_view(conn)
 }
@@ -286,6 +286,16 @@ const KEPT: &str = "CREATE TABLE IF NOT EXISTS main._sync_kept(
        why TEXT,
        PRIMARY KEY (table_id, key, device, seq)
      ) WITHOUT ROWID";
+
+/// This build as `layout_by` names it: the release and the commit (builds of one release may
+/// write different layouts).
+fn this_build() -> String {
+    format!(
+        "{} (git {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("SQLITE_SYNC_GIT")
+    )
+}
 
 /// Layout version of the tables above.
 pub const LAYOUT: i64 = 5;
@@ -670,7 +680,7 @@ pub fn require_initialized(conn: &Conn) -> Result<()> {
             Err(Error::new(format!(
                 "this database's sync metadata has layout {newer}, made by sqlite-sync {by}; \
                  this build ({}) reads layout {LAYOUT}: upgrade the extension to {by} or later",
-                env!("CARGO_PKG_VERSION")
+                this_build()
             )))
         }
         other => Err(Error::new(format!(

@@ -84,7 +84,8 @@ pub fn export(
             "this connection holds a write transaction (it has written, began with BEGIN \
              IMMEDIATE, or this statement writes, as INSERT … SELECT sync_bundle_out(…) does \
              inside BEGIN): ops that are not committed must not leave the device; COMMIT (or \
-             ROLLBACK) first, then export",
+             ROLLBACK) first, then export (where a driver begins a transaction before every \
+             INSERT, as Python's sqlite3 does by default, SELECT the bundle, then insert it)",
         ));
     }
     crate::identity::check_file(conn, fork)?;

@@ -2,9 +2,11 @@
 updating random rows, each writer's bundle to the two others and theirs back, every device
 compacting after each turn of 10,000 updates, then two rounds in which every device hears from
 every other) over a table of ROWS rows with 3 columns or 10 (`--wide`: longer names, as an
-app's), then the rows and KiB of each table of one device (0, 1 or 2) and the database's:
+app's), each update setting the last column (or, with `--fields`, one to three columns of
+the row picked at random, as a form that saves the fields edited), then the rows and KiB of
+each table of one device (0, 1 or 2) and the database's:
 
-    python3 benches/compaction_size.py ROWS UPDATES [--wide] [--device N] [--dir DIR]
+    python3 benches/compaction_size.py ROWS UPDATES [--wide] [--fields] [--device N] [--dir DIR]
 
 (any Python with apsw; SO=path/to/sync0 picks another build)."""
 import os
@@ -18,6 +20,7 @@ SO = os.environ.get("SO", os.path.join(os.path.dirname(__file__), "..", "dist", 
 args = sys.argv[1:]
 ROWS, UPDATES = int(args[0]), int(args[1])
 WIDE = "--wide" in args
+FIELDS = "--fields" in args
 SHOW = int(args[args.index("--device") + 1]) if "--device" in args else 0
 D = args[args.index("--dir") + 1] if "--dir" in args else "/tmp/compaction-size"
 TURN = 10_000
@@ -27,9 +30,12 @@ if WIDE:
              " n INTEGER)")
     ROW = ("SELECT i, 'title number ' || i, 'some words of a description', 'open', i % 5,"
            " '2026-12-01', '2026-12-02', '2026-12-24', 'me', i * 7 FROM c")
+    COLUMNS = ["title", "description", "status", "priority", "created_at", "updated_at",
+               "due_date", "owner", "n"]
 else:
     TABLE = "CREATE TABLE t(id INTEGER PRIMARY KEY, title TEXT, n INTEGER)"
     ROW = "SELECT i, 'title number ' || i, i * 7 FROM c"
+    COLUMNS = ["title", "n"]
 
 shutil.rmtree(D, ignore_errors=True)
 os.makedirs(D)
@@ -72,8 +78,11 @@ for turn in range((UPDATES + TURN - 1) // TURN):
     w = turn % 3
     with devices[w]:
         for _ in range(min(TURN, UPDATES - turn * TURN)):
-            devices[w].execute("UPDATE t SET n = ? WHERE id = ?",
-                               (rng.randrange(1 << 20), 1 + rng.randrange(ROWS)))
+            cols = rng.sample(COLUMNS, rng.randint(1, min(3, len(COLUMNS)))) if FIELDS else ["n"]
+            sets = ", ".join(f"{c} = ?" for c in cols)
+            values = [rng.randrange(1 << 20) for _ in cols]
+            devices[w].execute(f"UPDATE t SET {sets} WHERE id = ?",
+                               (*values, 1 + rng.randrange(ROWS)))
     for o in range(3):
         if o != w:
             send(w, o)
@@ -95,4 +104,11 @@ for (name,) in c.execute(
         print(f"{name:20} {rows:8} rows {kib:6} KiB")
 total = c.execute("SELECT sum(pgsize) / 1024 FROM dbstat").fetchone()[0]
 held = c.execute("SELECT count(*) FROM sync_log").fetchone()[0]
-print(f"device {'abc'[SHOW]}: {held} ops held, {total} KiB in all (indexes included)")
+plain = apsw.Connection(f"{D}/plain.db")
+plain.execute(TABLE)
+plain.execute(f"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < {ROWS})"
+              f" INSERT INTO t {ROW}")
+plain.execute("VACUUM")
+plain_kib = plain.execute("SELECT sum(pgsize) / 1024 FROM dbstat").fetchone()[0]
+print(f"device {'abc'[SHOW]}: {held} ops held, {total} KiB in all (indexes included), "
+      f"{total / plain_kib:.2f}x the plain table's database ({plain_kib} KiB)")

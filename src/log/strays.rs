@@ -29,6 +29,8 @@ pub type Stray = (DeviceId, u64, Hash, Hash);
 #[derive(Default)]
 pub struct Strays {
     links: HashMap<(DeviceId, u64, Hash), Hash>,
+    /// Those of `links` known for the call only (`hold`), not (yet) kept
+    held: HashSet<(DeviceId, u64, Hash)>,
     /// Whether `_sync_strays` is known to be made
     made: bool,
 }
@@ -63,23 +65,25 @@ impl Strays {
 
     /// Keeps `stray` (op 1 has no op before it: not kept).
     pub fn add(&mut self, conn: &Conn, stray: Stray) -> Result<()> {
-        let (device, seq, hash, _) = stray;
-        if seq < 2 || self.links.contains_key(&(device, seq, hash)) {
+        let key = (stray.0, stray.1, stray.2);
+        if stray.1 < 2 || (self.links.contains_key(&key) && !self.held.contains(&key)) {
             return Ok(());
         }
-        self.hold(stray);
+        self.links.insert(key, stray.3);
         self.store(conn, stray)
     }
 
     /// Knows `stray` for the rest of the call, without keeping it (yet: `store`).
     pub fn hold(&mut self, (device, seq, hash, prev): Stray) {
-        if seq >= 2 {
+        if seq >= 2 && !self.links.contains_key(&(device, seq, hash)) {
             self.links.insert((device, seq, hash), prev);
+            self.held.insert((device, seq, hash));
         }
     }
 
-    /// Keeps `stray` in `_sync_strays`.
+    /// Keeps `stray` in `_sync_strays` (one held is kept from now on).
     pub fn store(&mut self, conn: &Conn, (device, seq, hash, prev): Stray) -> Result<()> {
+        self.held.remove(&(device, seq, hash));
         if seq < 2 {
             return Ok(());
         }

@@ -304,3 +304,27 @@ fn imports_on_three_connections_at_once() {
     assert_eq!(rows(&b)[..50_000], rows(&a)[..]);
     assert_eq!(rows(&b)[50_000..], rows(&c)[..]);
 }
+
+/// An import while another connection holds the database says so (not a fault of the bundle,
+/// which it names), and what to do; it imports nothing, and the same call works once that
+/// connection is done.
+#[test]
+fn an_import_while_another_connection_writes_says_so_and_works_again() {
+    let (a, b) = (Device::new("a", SCHEMA), Device::new("b", SCHEMA));
+    exec(a.conn(), "INSERT INTO items VALUES (1, 'one', 1)");
+    let bundle = a.bundle_for(Some(&b));
+    let other = Connection::open(b.db.path()).unwrap();
+    exec(
+        &other,
+        "BEGIN IMMEDIATE; INSERT INTO items VALUES (2, 'two', 2)",
+    );
+    b.conn().busy_timeout(Duration::ZERO).unwrap();
+    let e = b.try_import(&bundle).unwrap_err();
+    assert!(
+        e.contains("another connection holds the database (nothing was imported: call it again"),
+        "{e}"
+    );
+    exec(&other, "ROLLBACK");
+    assert_eq!(b.try_import(&bundle).unwrap().applied, 1);
+    assert_eq!(b.dump("items"), a.dump("items"));
+}

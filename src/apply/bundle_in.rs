@@ -82,7 +82,15 @@ pub(super) fn import_bundle(
     after: Option<super::After>,
 ) -> Result<Report> {
     let (label, mut reader) = open_argument(arg)?;
-    let in_bundle = |e: Error| e.about(&label);
+    // (a database another connection holds is not the bundle's fault: said so, with what to do)
+    let in_bundle = |e: Error| match e.is_busy() {
+        true => e.about(&format!(
+            "importing {label}: another connection holds the database (nothing was imported: \
+             call it again once that connection commits; PRAGMA busy_timeout = 5000 on every \
+             connection makes a call wait for it)"
+        )),
+        false => e.about(&label),
+    };
     // columns added since the last call are captured first (follow.rs), once the file is
     // known to be a bundle: a call refused for its argument changes nothing
     super::follow_schema(conn, crate::capture::Refuse::All)?;

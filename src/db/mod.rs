@@ -126,6 +126,13 @@ impl Error {
         )
     }
 
+    /// Whether another connection held the database (busy or locked).
+    pub fn is_busy(&self) -> bool {
+        const BUSY: c_int = 5;
+        const LOCKED: c_int = 6;
+        matches!(self.code & 0xff, BUSY | LOCKED)
+    }
+
     /// Whether SQLite refused a write on a constraint (UNIQUE, CHECK, NOT NULL, FOREIGN KEY,
     /// ...), whether or not extended result codes are on.
     pub fn is_constraint(&self) -> bool {

@@ -1083,9 +1083,9 @@ fn ops_a_relay_sends_again_after_they_were_removed_leave_nothing_behind() {
             send(&devices[w], &devices[o]);
             send(&devices[o], &devices[w]);
         }
-        devices.iter().for_each(|d| {
+        for d in &devices {
             compact(d);
-        });
+        }
     }
     for _ in 0..2 {
         for f in 0..3 {
@@ -1093,9 +1093,9 @@ fn ops_a_relay_sends_again_after_they_were_removed_leave_nothing_behind() {
                 send(&devices[f], &devices[t]);
             }
         }
-        devices.iter().for_each(|d| {
+        for d in &devices {
             compact(d);
-        });
+        }
     }
     for d in &devices {
         assert_eq!(d.dump("t"), devices[0].dump("t"));

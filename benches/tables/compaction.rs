@@ -35,7 +35,7 @@ impl Bench {
         drop(conn);
         let mut parts = Vec::new();
         for removes in [false, true] {
-            let (devices, seconds) = seconds(|| self.three_devices(updates, removes));
+            let (devices, seconds) = seconds(|| self.three_devices(rows, updates, removes));
             let each = |f: &dyn Fn(&Connection, &Path) -> String| -> String {
                 (devices.iter())
                     .map(|(c, p)| f(c, p))
@@ -71,7 +71,7 @@ impl Bench {
     }
 
     /// Three devices at the end of the scenario, each with its file's path.
-    fn three_devices(&self, updates: u64, removes: bool) -> Vec<(Connection, PathBuf)> {
+    fn three_devices(&self, rows: i64, updates: u64, removes: bool) -> Vec<(Connection, PathBuf)> {
         let names = ["compaction-a.db", "compaction-b.db", "compaction-c.db"];
         let devices: Vec<(Connection, PathBuf)> = (names.iter())
             .map(|n| {
@@ -87,7 +87,6 @@ impl Bench {
             })
             .collect();
         let ids: Vec<String> = devices.iter().map(|(c, _)| device_id(c)).collect();
-        let rows = rows();
         let bundle = self.path("compaction.bundle");
         let send = |from: usize, to: usize| {
             Self::send(&devices[from].0, &devices[to].0, &ids[to], &bundle);

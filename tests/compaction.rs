@@ -1217,3 +1217,61 @@ fn compaction_keeps_what_a_write_that_brings_a_row_back_read_it_through() {
         assert_eq!(row(&joined, 1), shown, "joined from {}", device.name);
     }
 }
+
+/// Rows edited field by field (each update sets one column) on two devices that sync and
+/// compact every round: a write goes once each column it wrote is written again below the
+/// floor and no write that may bring a row back reads through it, so the log holds about a
+/// write per column and row and those of the last round or two, not yet stable (14 of the 93
+/// writes after 30 rounds; 65 before this rule); every device, and one that joins from
+/// either, shows the same rows.
+#[test]
+fn rows_edited_field_by_field_keep_about_a_write_per_column() {
+    let (a, b) = (Device::new("a", T), Device::new("b", T));
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y'), (3, 'x', 'y')",
+    );
+    send(&a, &b);
+    for round in 0..30 {
+        let id = 1 + round % 3;
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET x = 'a{round}' WHERE id = {id}"),
+        );
+        exec(
+            b.conn(),
+            &format!("UPDATE t SET y = 'b{round}' WHERE id = {id}"),
+        );
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET y = 'a{round}' WHERE id = {}", 1 + id % 3),
+        );
+        send(&a, &b);
+        send(&b, &a);
+        compact(&a);
+        compact(&b);
+    }
+    send(&a, &b);
+    send(&b, &a);
+    compact(&a);
+    compact(&b);
+    assert_eq!(a.dump("t"), b.dump("t"));
+    assert_eq!(
+        row(&a, 1),
+        Some(vec![Value::Integer(1), text("a27"), text("a29")])
+    );
+    for d in [&a, &b] {
+        let writes = d
+            .conn()
+            .query_row(
+                r#"SELECT count(*) FROM sync_log WHERE "table" = 't'"#,
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
+        assert!(writes <= 3 * 6, "{}: {writes} writes kept", d.name);
+        let joined = Device::new(&format!("joined-{}", d.name), T);
+        joined.import(&d.bundle_for(None));
+        assert_eq!(joined.dump("t"), a.dump("t"), "joined from {}", d.name);
+    }
+}

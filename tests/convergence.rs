@@ -2492,10 +2492,10 @@ impl EverHeld {
             .extend(only_here.filter(|op| !others.contains(op)));
     }
 
-    /// Whether `op` is overwritten by an op in `now` that follows it (seen in a line with it,
-    /// later there, or written having seen it, `follows`) and deletes its row or writes every
-    /// cell it wrote: compaction may remove an op so superseded where another history of its
-    /// device holds an op at its seq.
+    /// Whether `op` is overwritten by ops in `now` that follow it (seen in a line with it,
+    /// later there, or written having seen it, `follows`): one that deletes its row, or ones
+    /// that write every cell it wrote: compaction may remove an op so superseded where another
+    /// history of its device holds an op at its seq.
     fn overwritten(&self, op: &Written, now: &BTreeSet<Written>) -> bool {
         let ((_, seq), (table, _, pk, values)) = op;
         let json = rusqlite::Connection::open_in_memory().unwrap();
@@ -2506,12 +2506,21 @@ impl EverHeld {
                 .collect()
         };
         let (wrote, lines) = (cells(values), &self.lines[op]);
+        let mut unwritten = wrote.clone();
         now.iter().any(|later| {
             let ((_, s), (t, kind, p, v)) = later;
             let in_line = s > seq && (self.lines.get(later)).is_some_and(|l| !l.is_disjoint(lines));
-            (t, p) == (table, pk)
-                && (kind == "delete" || wrote.is_subset(&cells(v)))
-                && (in_line || self.follows(later, op))
+            if (t, p) != (table, pk) || !(in_line || self.follows(later, op)) {
+                return false;
+            }
+            // (or each cell it wrote by one of them: compaction's rule 5, overwritten.rs)
+            match kind.as_str() {
+                "delete" => true,
+                _ => {
+                    unwritten.retain(|c| !cells(v).contains(c));
+                    wrote.is_subset(&cells(v)) || unwritten.is_empty()
+                }
+            }
         })
     }
 

@@ -71,17 +71,14 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         let names: Vec<Option<(DeviceIdx, u64)>> = (ops.iter())
             .map(|op| held.devices.idx(&op.device).map(|d| (d, op.seq)))
             .collect();
+        // below the floor: an op its floor's ops reach (every device known had it)
         let below: Vec<bool> = (names.iter())
-            .map(|name| {
-                // below the floor: an op its floor's ops reach (every device known had it)
-                name.is_some_and(|at| {
-                    at != first
-                        && at != (SELF, last_local)
-                        && floor.entries.iter().any(|&e| order.reaches(e, at))
-                })
-            })
+            .map(|name| name.is_some_and(|at| floor.entries.iter().any(|&e| order.reaches(e, at))))
             .collect();
-        for i in superseded(&ops, &below, &order) {
+        let pinned: Vec<bool> = (names.iter())
+            .map(|name| name.is_none_or(|at| at == first || at == (SELF, last_local)))
+            .collect();
+        for i in superseded(&ops, &below, &pinned, &order) {
             let Some((device, seq)) = names[i] else {
                 continue;
             };

@@ -9,7 +9,7 @@
 //! - `forward.rs`: a live set advanced by an update that follows all of it, from the stored set
 //!   alone (the everyday sync of edits: no op read back).
 //! - `superseded.rs`: which of a row's ops below a compaction point the rule never reads again
-//!   (what `sync_compact` removes).
+//!   (what `sync_compact` removes); `overwritten.rs`, its rule for ops overwritten cell by cell.
 //!
 //! Words: a **live write** is a write of a cell no op that follows it wrote again; a row's
 //! **live set** is its ops with a live write, and its **top** ops (those no op on the row
@@ -25,6 +25,7 @@
 
 pub mod forward;
 pub mod live;
+mod overwritten;
 pub mod row_index;
 mod rule;
 pub mod superseded;

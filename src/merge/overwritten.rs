@@ -1,0 +1,181 @@
+//! Rule 5 of `superseded`: an insert or update below the floor each of whose cells some later
+//! write below the floor overwrote (not one write of them all: rows edited field by field),
+//! and that no write which may bring the row back reads anything through.
+//!
+//! Invariant: removing such an op `o` changes nothing the rule computes for the row, now or
+//! after any ops that can still arrive. The argument, in the rule's terms (rule.rs):
+//! - A set of the row's ops is **saturated** when it holds every non-delete op below the floor:
+//!   every op held (less a delete, for `revived`), and the causal past of an op that follows the
+//!   floor or is behind it (it is lent the writes below the floor, `Causality::saw`), which every
+//!   op still to arrive does. In a saturated set `o` is followed by its overwriters, so it is
+//!   neither a top op nor a last writer of any of its columns: the set's state is the same
+//!   without it, but for a column whose last writes are all deletes, which shows what the top
+//!   op `t` saw: the same question for `t`'s past.
+//! - The top op of a saturated set is followed by no non-delete op below the floor: a
+//!   **reader** (and so is every live op: `revived` reads a live op's past too). A reader whose
+//!   past is saturated needs nothing more. Another one (below the floor, or one this device saw
+//!   before the floor's writer had it) that saw `o` must have seen no delete that an insert
+//!   below the floor it saw does not follow, so that no column of its past (or of a part of
+//!   it) has only deletes as last writes and shows through a further op; each column `o`
+//!   wrote that the reader did not write itself must be overwritten in its past, or by a write
+//!   that follows the reader (while that write stands, the reader is the top op of no set that
+//!   holds it, and a last write of that column that follows it is either a delete, which makes
+//!   the reader live no more, or not one, and shows); and its past must hold some write below
+//!   the floor but `o`, so that it reads the same row without `o`. (A column written first
+//!   later is in no past it reads.)
+//!
+//! The witnesses are all ops below the floor, which every saturated set holds; an op a witness
+//! overwrites later goes only where its own overwriters stand in for it (they follow `o` too),
+//! and ops are taken in order key, so a removed op is never a witness of a later one.
+
+use super::rule::{live_set, Causality, RowOp};
+use crate::hashed::HashMap;
+use crate::op::{DeviceId, OpKind};
+
+/// One row's ops, with what rule 5 asks of them.
+pub(super) struct Overwritten<'a, C: Causality> {
+    ops: &'a [RowOp],
+    causality: &'a C,
+    /// per device, its non-delete ops below the floor in seq order
+    lines: Vec<Vec<usize>>,
+    /// per device and column, those that write the column
+    writers: HashMap<(DeviceId, &'a str), Vec<usize>>,
+    /// the readers whose past is not saturated, each with whether it may show a column of
+    /// its past through a further op (it saw a delete no insert it saw followed)
+    readers: Vec<(usize, bool)>,
+}
+
+impl<'a, C: Causality> Overwritten<'a, C> {
+    pub fn new(ops: &'a [RowOp], below: &[bool], causality: &'a C) -> Self {
+        let is_delete = |i: usize| ops[i].kind == OpKind::Delete;
+        let mut by_device: HashMap<DeviceId, Vec<usize>> = HashMap::default();
+        for i in (0..ops.len()).filter(|&i| below[i] && !is_delete(i)) {
+            by_device.entry(ops[i].device).or_default().push(i);
+        }
+        let mut lines: Vec<Vec<usize>> = by_device.into_values().collect();
+        let mut writers: HashMap<(DeviceId, &str), Vec<usize>> = HashMap::default();
+        for line in &mut lines {
+            line.sort_by_key(|&i| ops[i].seq);
+            for &i in line.iter() {
+                for (c, _) in &ops[i].cells {
+                    writers.entry((ops[i].device, c)).or_default().push(i);
+                }
+            }
+        }
+        let mut this = Overwritten {
+            ops,
+            causality,
+            lines,
+            writers,
+            readers: Vec::new(),
+        };
+        let (live, universe) = live_set(ops, causality);
+        let deletes: Vec<usize> = (0..ops.len()).filter(|&i| is_delete(i)).collect();
+        // the inserts below the floor of every column (a delete one follows shows in no column)
+        let inserts: Vec<usize> = (this.lines.iter().flatten().copied())
+            .filter(|&i| (universe.iter()).all(|c| ops[i].cells.iter().any(|(w, _)| w == c)))
+            .collect();
+        let saw = |t: usize, x: usize| causality.saw(&ops[t], &ops[x]);
+        for t in (0..ops.len()).filter(|&t| !is_delete(t)) {
+            let reads = !this.lines.iter().any(|l| this.first_after(l, t).is_some())
+                || live.iter().any(|e| e.op == t);
+            if reads && (below[t] || !this.saturated(t)) {
+                let shows_deleted = (deletes.iter()).any(|&d| {
+                    saw(t, d)
+                        && !(inserts.iter())
+                            .any(|&i| saw(t, i) && causality.follows(&ops[i], &ops[d]))
+                });
+                this.readers.push((t, shows_deleted));
+            }
+        }
+        this
+    }
+
+    /// Whether op `o` can go by rule 5 (`removed`: the ops gone before it, in order key).
+    pub fn can_go(&self, o: usize, removed: &[bool]) -> bool {
+        let (ops, causality) = (self.ops, self.causality);
+        let cells = &ops[o].cells;
+        if cells.is_empty() || !cells.iter().all(|(c, _)| self.overwriter(o, c, None)) {
+            return false;
+        }
+        self.readers.iter().all(|&(t, shows_deleted)| {
+            if t == o || !causality.saw(&ops[t], &ops[o]) {
+                return true;
+            }
+            if shows_deleted {
+                return false;
+            }
+            let unwritten = (cells.iter())
+                .map(|(c, _)| c.as_str())
+                .filter(|c| !ops[t].cells.iter().any(|(w, _)| w == c));
+            // (an overwriter it saw is a write below the floor but o)
+            let mut another = false;
+            for c in unwritten {
+                match self.overwriter(o, c, Some(t)) {
+                    true => another = true,
+                    false if self.overwriter_after(o, c, t) => {}
+                    false => return false,
+                }
+            }
+            another || self.another_write(o, t, removed)
+        })
+    }
+
+    /// Whether a non-delete op below the floor that follows both `o` and reader `t` writes
+    /// `column`: `t` never shows that column of its past while that op is there (it is a top
+    /// op of no set holding it; and a write that follows it is a delete, which makes `t`
+    /// live no more, or is not, and shows), so what `o` wrote there is never read through `t`.
+    fn overwriter_after(&self, o: usize, column: &str, t: usize) -> bool {
+        let (ops, causality) = (self.ops, self.causality);
+        self.lines.iter().any(|line| {
+            let Some(&first) = line.first() else {
+                return false;
+            };
+            let Some(list) = self.writers.get(&(ops[first].device, column)) else {
+                return false;
+            };
+            (self.first_after(list, t)).is_some_and(|y| causality.follows(&ops[y], &ops[o]))
+        })
+    }
+
+    /// Whether some non-delete op below the floor that follows `o` writes `column` (and
+    /// reader `t` saw it): of each device, its first such op after `o` is asked.
+    fn overwriter(&self, o: usize, column: &str, t: Option<usize>) -> bool {
+        self.lines.iter().any(|line| {
+            let Some(&first) = line.first() else {
+                return false;
+            };
+            let Some(list) = self.writers.get(&(self.ops[first].device, column)) else {
+                return false;
+            };
+            self.first_after(list, o)
+                .is_some_and(|y| t.is_none_or(|t| self.causality.saw(&self.ops[t], &self.ops[y])))
+        })
+    }
+
+    /// Whether reader `t` saw a non-delete op below the floor other than `o`, not removed.
+    fn another_write(&self, o: usize, t: usize, removed: &[bool]) -> bool {
+        let (ops, causality) = (self.ops, self.causality);
+        self.lines.iter().any(|line| {
+            (line.iter().rev())
+                .filter(|&&x| x != o && !removed[x])
+                .any(|&x| causality.saw(&ops[t], &ops[x]))
+        })
+    }
+
+    /// The first op of `line` (one device's, in seq order) that follows op `o`.
+    fn first_after(&self, line: &[usize], o: usize) -> Option<usize> {
+        let (ops, causality) = (self.ops, self.causality);
+        let at = line.partition_point(|&y| !causality.follows(&ops[y], &ops[o]));
+        line.get(at).copied()
+    }
+
+    /// Whether op `t` (not below the floor: its past does not hold it) saw every non-delete op
+    /// below the floor: the last of each device's.
+    fn saturated(&self, t: usize) -> bool {
+        let (ops, causality) = (self.ops, self.causality);
+        (self.lines.iter())
+            .filter_map(|line| line.last())
+            .all(|&y| causality.saw(&ops[t], &ops[y]))
+    }
+}

@@ -14,8 +14,8 @@
 //! - The top op of a saturated set is followed by no non-delete op below the floor: a
 //!   **reader** (and so is every live op: `revived` reads a live op's past too). A reader whose
 //!   past is saturated needs nothing more. Another one (below the floor, or one this device saw
-//!   before the floor's writer had it) that saw `o` must have seen no delete that an insert
-//!   below the floor it saw does not follow, so that no column of its past (or of a part of
+//!   before the floor's writer had it) that saw `o` must have seen, after each delete it saw,
+//!   a write below the floor of every column, so that no column of its past (or of a part of
 //!   it) has only deletes as last writes and shows through a further op; each column `o`
 //!   wrote that the reader did not write itself must be overwritten in its past, or by a write
 //!   that follows the reader (while that write stands, the reader is the top op of no set that
@@ -41,7 +41,8 @@ pub(super) struct Overwritten<'a, C: Causality> {
     /// per device and column, those that write the column
     writers: HashMap<(DeviceId, &'a str), Vec<usize>>,
     /// the readers whose past is not saturated, each with whether it may show a column of
-    /// its past through a further op (it saw a delete no insert it saw followed)
+    /// its past through a further op (it saw a delete after which it saw no write of some
+    /// column)
     readers: Vec<(usize, bool)>,
 }
 
@@ -71,19 +72,13 @@ impl<'a, C: Causality> Overwritten<'a, C> {
         };
         let (live, universe) = live_set(ops, causality);
         let deletes: Vec<usize> = (0..ops.len()).filter(|&i| is_delete(i)).collect();
-        // the inserts below the floor of every column (a delete one follows shows in no column)
-        let inserts: Vec<usize> = (this.lines.iter().flatten().copied())
-            .filter(|&i| (universe.iter()).all(|c| ops[i].cells.iter().any(|(w, _)| w == c)))
-            .collect();
-        let saw = |t: usize, x: usize| causality.saw(&ops[t], &ops[x]);
         for t in (0..ops.len()).filter(|&t| !is_delete(t)) {
             let reads = !this.lines.iter().any(|l| this.first_after(l, t).is_some())
                 || live.iter().any(|e| e.op == t);
             if reads && (below[t] || !this.saturated(t)) {
                 let shows_deleted = (deletes.iter()).any(|&d| {
-                    saw(t, d)
-                        && !(inserts.iter())
-                            .any(|&i| saw(t, i) && causality.follows(&ops[i], &ops[d]))
+                    causality.saw(&ops[t], &ops[d])
+                        && !(universe.iter()).all(|c| this.written_after(c, d, Some(t)))
                 });
                 this.readers.push((t, shows_deleted));
             }
@@ -95,7 +90,7 @@ impl<'a, C: Causality> Overwritten<'a, C> {
     pub fn can_go(&self, o: usize, removed: &[bool]) -> bool {
         let (ops, causality) = (self.ops, self.causality);
         let cells = &ops[o].cells;
-        if cells.is_empty() || !cells.iter().all(|(c, _)| self.overwriter(o, c, None)) {
+        if cells.is_empty() || !cells.iter().all(|(c, _)| self.written_after(c, o, None)) {
             return false;
         }
         self.readers.iter().all(|&(t, shows_deleted)| {
@@ -111,9 +106,9 @@ impl<'a, C: Causality> Overwritten<'a, C> {
             // (an overwriter it saw is a write below the floor but o)
             let mut another = false;
             for c in unwritten {
-                match self.overwriter(o, c, Some(t)) {
+                match self.written_after(c, o, Some(t)) {
                     true => another = true,
-                    false if self.overwriter_after(o, c, t) => {}
+                    false if self.overwritten_after(o, c, t) => {}
                     false => return false,
                 }
             }
@@ -121,35 +116,31 @@ impl<'a, C: Causality> Overwritten<'a, C> {
         })
     }
 
+    /// Per device, its non-delete ops below the floor that write `column`, in seq order.
+    fn writers_of<'s>(&'s self, column: &'s str) -> impl Iterator<Item = &'s [usize]> + 's {
+        (self.lines.iter())
+            .filter_map(move |line| self.writers.get(&(self.ops[*line.first()?].device, column)))
+            .map(|list| list.as_slice())
+    }
+
+    /// Whether a non-delete op below the floor that follows op `after` writes `column` (and
+    /// reader `t` saw it): of each device, its first such op after `after` is asked.
+    fn written_after(&self, column: &str, after: usize, t: Option<usize>) -> bool {
+        let (ops, causality) = (self.ops, self.causality);
+        self.writers_of(column).any(|list| {
+            (self.first_after(list, after))
+                .is_some_and(|y| t.is_none_or(|t| causality.saw(&ops[t], &ops[y])))
+        })
+    }
+
     /// Whether a non-delete op below the floor that follows both `o` and reader `t` writes
     /// `column`: `t` never shows that column of its past while that op is there (it is a top
     /// op of no set holding it; and a write that follows it is a delete, which makes `t`
     /// live no more, or is not, and shows), so what `o` wrote there is never read through `t`.
-    fn overwriter_after(&self, o: usize, column: &str, t: usize) -> bool {
+    fn overwritten_after(&self, o: usize, column: &str, t: usize) -> bool {
         let (ops, causality) = (self.ops, self.causality);
-        self.lines.iter().any(|line| {
-            let Some(&first) = line.first() else {
-                return false;
-            };
-            let Some(list) = self.writers.get(&(ops[first].device, column)) else {
-                return false;
-            };
+        self.writers_of(column).any(|list| {
             (self.first_after(list, t)).is_some_and(|y| causality.follows(&ops[y], &ops[o]))
-        })
-    }
-
-    /// Whether some non-delete op below the floor that follows `o` writes `column` (and
-    /// reader `t` saw it): of each device, its first such op after `o` is asked.
-    fn overwriter(&self, o: usize, column: &str, t: Option<usize>) -> bool {
-        self.lines.iter().any(|line| {
-            let Some(&first) = line.first() else {
-                return false;
-            };
-            let Some(list) = self.writers.get(&(self.ops[first].device, column)) else {
-                return false;
-            };
-            self.first_after(list, o)
-                .is_some_and(|y| t.is_none_or(|t| self.causality.saw(&self.ops[t], &self.ops[y])))
         })
     }
 

@@ -211,6 +211,14 @@ mod tests {
         (causality, gone)
     }
 
+    /// `ops` less those at the indexes `gone`.
+    fn without(ops: &[RowOp], gone: &[usize]) -> Vec<RowOp> {
+        (ops.iter().enumerate())
+            .filter(|(i, _)| !gone.contains(i))
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
     fn id(op: &RowOp) -> Id {
         (op.device[0], op.seq)
     }
@@ -602,10 +610,7 @@ mod tests {
         };
         let gone = superseded(&ops, &[true; 21], &[false; 21], &c);
         assert_eq!(gone, (1..19).collect::<Vec<_>>());
-        let kept: Vec<RowOp> = (ops.iter().enumerate())
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, o)| o.clone())
-            .collect();
+        let kept = without(&ops, &gone);
         assert_eq!(judged(&ops, &c), judged(&kept, &c));
     }
 
@@ -635,10 +640,7 @@ mod tests {
         // (the second insert goes too, each column it wrote written again after it; of the
         // writes after it the last two stay)
         assert_eq!(gone, (2..11).collect::<Vec<_>>());
-        let kept: Vec<RowOp> = (ops.iter().enumerate())
-            .filter(|(i, _)| !gone.contains(i))
-            .map(|(_, o)| o.clone())
-            .collect();
+        let kept = without(&ops, &gone);
         assert_eq!(judged(&ops, &c), judged(&kept, &c));
         // device 2 deletes the row having seen the first insert only; device 1 edits fields in
         // turn and sees the delete after its sixth write: once it wrote both columns after the
@@ -662,10 +664,7 @@ mod tests {
                 known: vec![],
             };
             let gone = superseded(&ops, &[true; 12], &[false; 12], &c);
-            let kept: Vec<RowOp> = (ops.iter().enumerate())
-                .filter(|(i, _)| !gone.contains(i))
-                .map(|(_, o)| o.clone())
-                .collect();
+            let kept = without(&ops, &gone);
             assert_eq!(judged(&ops, &c), judged(&kept, &c));
             match only_x {
                 false => assert_eq!(gone, (2..10).collect::<Vec<_>>()),

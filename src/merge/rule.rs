@@ -104,6 +104,9 @@ fn cells_of(
     top: usize,
     causality: &impl Causality,
 ) -> Vec<(String, Value)> {
+    // what `top`'s writer saw, computed once for every column it must show (not per column:
+    // the past does not depend on the column, and each level would multiply the work)
+    let mut seen: Option<RowState> = None;
     let mut cells = Vec::new();
     for column in columns(ops, members) {
         let writes: Vec<usize> = members
@@ -117,20 +120,21 @@ fn cells_of(
             .max_by_key(|&i| ops[i].order_key());
         let value = match winner {
             Some(i) => ops[i].writes(&column).flatten().cloned(),
-            None => {
-                // revived by `top` without writing this column: what its writer saw
+            // revived by `top` without writing this column: what its writer saw
+            None => match seen.get_or_insert_with(|| {
                 let past: Vec<usize> = members
                     .iter()
                     .copied()
                     .filter(|&i| i != top && causality.saw(&ops[top], &ops[i]))
                     .collect();
-                match state_of(ops, &past, causality) {
-                    RowState::Present(seen) => {
-                        seen.into_iter().find(|(c, _)| *c == column).map(|(_, v)| v)
-                    }
-                    RowState::Absent => None,
-                }
-            }
+                state_of(ops, &past, causality)
+            }) {
+                RowState::Present(seen) => seen
+                    .iter()
+                    .find(|(c, _)| *c == column)
+                    .map(|(_, v)| v.clone()),
+                RowState::Absent => None,
+            },
         };
         cells.push((column, value.unwrap_or(Value::Null)));
     }
@@ -595,6 +599,53 @@ mod tests {
         assert_eq!((loser.device[0], loser.seq), (1, 999));
         assert_eq!((winner.device[0], winner.seq), (2, 999));
         assert_eq!(found[0].columns, ["x"]);
+    }
+
+    /// A row deleted and brought back by an edit of one column, again and again: each column
+    /// the last edit did not write shows what its writer saw, itself a row brought back. The
+    /// past a reviver saw is the same for every column, so the rule computes it once per level;
+    /// computed per column, the work was multiplied by the columns at every level (here 8 of
+    /// 9 columns, 8 levels: about 8^8 pasts; 1,899,879 causal questions at 6 levels against
+    /// 2,324 at 8 now), and an import of such a row took minutes.
+    #[test]
+    fn a_row_brought_back_many_times_is_computed_once_per_level() {
+        struct Counted<'a>(&'a Clocks, std::cell::Cell<u64>);
+        impl Causality for Counted<'_> {
+            fn follows(&self, later: &RowOp, earlier: &RowOp) -> bool {
+                self.1.set(self.1.get() + 1);
+                self.0.follows(later, earlier)
+            }
+        }
+        let columns: Vec<String> = (0..8).map(|c| format!("c{c}")).collect();
+        let mut insert: Vec<(&str, i64)> = vec![("id", 1)];
+        insert.extend(columns.iter().map(|c| (c.as_str(), 0)));
+        let mut ops = vec![op(1, 1, 1, Insert, &insert)];
+        let mut clocks = HashMap::from_iter([((1, 1), vec![])]);
+        let mut expected = insert.clone();
+        for level in 1..=8u64 {
+            // device 1 deletes after the last edit; device 2 edits a column after the last
+            // delete, concurrently, with the greater order key
+            let column = columns[(level % 8) as usize].as_str();
+            ops.push(op(1, level + 1, 2 * level, Delete, &[]));
+            clocks.insert((1, level + 1), vec![(2, level - 1)]);
+            ops.push(op(
+                2,
+                level,
+                2 * level + 1,
+                Update,
+                &[(column, level as i64)],
+            ));
+            clocks.insert((2, level), vec![(1, level)]);
+            expected.iter_mut().find(|(c, _)| *c == column).unwrap().1 = level as i64;
+        }
+        let clocks = Clocks(clocks);
+        let counted = Counted(&clocks, std::cell::Cell::new(0));
+        assert_eq!(row_state(&ops, &counted), present(&expected));
+        assert!(
+            counted.1.get() < 20_000,
+            "{} causal questions for 17 ops",
+            counted.1.get()
+        );
     }
 
     /// Random causal histories of one row on three devices: the live set kept op by op in any

@@ -112,7 +112,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         recent: None,
     };
     // every op on the row: fold_local above indexed the local ops written since the last import
-    let (ops, _) = reader.ops(conn, &table, &key_blob)?;
+    let (ops, key_cells) = reader.ops(conn, &table, &key_blob)?;
     let floors = crate::log::floors::Floors::load(conn)?;
     let order = Order {
         devices: &devices,
@@ -129,7 +129,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
         true => (w, l),
         false => (l, w),
     };
-    let state = merge::row_state(&ops, &order);
+    let state = merge::row_state(&ops, &key_cells, &order);
     let absent = state == RowState::Absent;
     let target: Option<Vec<(String, Value)>> = match choice {
         "local" | "remote" => {
@@ -152,7 +152,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
                     RowState::Absent => None,
                 },
                 (false, _) if ops[l].kind == OpKind::Delete => None,
-                (false, true) => Some(merge::revived(&ops, l, w, &order)),
+                (false, true) => Some(merge::revived(&ops, l, w, &key_cells, &order)),
                 (false, false) => Some(
                     ops[l]
                         .cells
@@ -174,7 +174,7 @@ pub fn sync_resolve(conn: &Conn, args: &[Value]) -> Result<Value> {
             }
             if absent {
                 // the row comes back as the losing side shows it, with the chosen values
-                let mut row = merge::revived(&ops, l, w, &order);
+                let mut row = merge::revived(&ops, l, w, &key_cells, &order);
                 for (c, v) in chosen {
                     match row.iter_mut().find(|(name, _)| *name == c) {
                         Some(cell) => cell.1 = v,

@@ -67,7 +67,7 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         let Some(table) = tables.get(&table_id) else {
             continue; // (a table not captured now: its ops stay)
         };
-        let (ops, _) = reader.ops(conn, table, &key)?;
+        let (ops, key_cells) = reader.ops(conn, table, &key)?;
         let names: Vec<Option<(DeviceIdx, u64)>> = (ops.iter())
             .map(|op| held.devices.idx(&op.device).map(|d| (d, op.seq)))
             .collect();
@@ -78,7 +78,7 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         let pinned: Vec<bool> = (names.iter())
             .map(|name| name.is_none_or(|at| at == first || at == (SELF, last_local)))
             .collect();
-        for i in superseded(&ops, &below, &pinned, &order) {
+        for i in superseded(&ops, &below, &pinned, &key_cells, &order) {
             let Some((device, seq)) = names[i] else {
                 continue;
             };

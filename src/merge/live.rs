@@ -331,11 +331,12 @@ impl RowLive {
         table: &SyncedTable,
         key: &[u8],
     ) -> Result<RowState> {
-        if let Some(state) = merge::state_of_live(&self.ops, &self.live, &self.universe) {
+        let live = merge::state_of_live(&self.ops, &self.live, &self.universe, &self.key);
+        if let Some(state) = live {
             return Ok(state);
         }
-        let (ops, _) = reader.ops(conn, table, key)?;
-        Ok(merge::row_state(&ops, order))
+        let (ops, key) = reader.ops(conn, table, key)?;
+        Ok(merge::row_state(&ops, &key, order))
     }
 
     /// Stores the live set in `_sync_rows`.

@@ -15,8 +15,10 @@
 //!   **reader** (and so is every live op: `revived` reads a live op's past too). A reader whose
 //!   past is saturated needs nothing more. Another one (below the floor, or one this device saw
 //!   before the floor's writer had it) that saw `o` must have seen, after each delete it saw,
-//!   a write below the floor of every column, so that no column of its past (or of a part of
-//!   it) has only deletes as last writes and shows through a further op; each column `o`
+//!   a write below the floor of every column outside the key, so that no column of its past
+//!   (or of a part of it) has only deletes as last writes and shows through a further op (a
+//!   key column never does: the rule shows the row's key there, rule.rs; so a row an update
+//!   brought back, which no later write of its key follows, is no exception); each column `o`
 //!   wrote that the reader did not write itself must be overwritten in its past, or by a write
 //!   that follows the reader (while that write stands, the reader is the top op of no set that
 //!   holds it, and a last write of that column that follows it is either a delete, which makes
@@ -28,7 +30,7 @@
 //! overwrites later goes only where its own overwriters stand in for it (they follow `o` too),
 //! and ops are taken in order key, so a removed op is never a witness of a later one.
 
-use super::rule::{live_set, Causality, RowOp};
+use super::rule::{live_set, Causality, Key, RowOp};
 use crate::hashed::HashMap;
 use crate::op::{DeviceId, OpKind};
 
@@ -47,7 +49,7 @@ pub(super) struct Overwritten<'a, C: Causality> {
 }
 
 impl<'a, C: Causality> Overwritten<'a, C> {
-    pub fn new(ops: &'a [RowOp], below: &[bool], causality: &'a C) -> Self {
+    pub fn new(ops: &'a [RowOp], below: &[bool], key: Key, causality: &'a C) -> Self {
         let is_delete = |i: usize| ops[i].kind == OpKind::Delete;
         let mut by_device: HashMap<DeviceId, Vec<usize>> = HashMap::default();
         for i in (0..ops.len()).filter(|&i| below[i] && !is_delete(i)) {
@@ -71,6 +73,13 @@ impl<'a, C: Causality> Overwritten<'a, C> {
             readers: Vec::new(),
         };
         let (live, universe) = live_set(ops, causality);
+        // (a key column never shows through a further op: rule.rs shows the row's key there)
+        let mut shown: Vec<&String> = (universe.iter())
+            .filter(|c| !key.iter().any(|(k, _)| k == *c))
+            .collect();
+        if shown.is_empty() {
+            shown = universe.iter().collect(); // (a row of key columns only: a write of them)
+        }
         let deletes: Vec<usize> = (0..ops.len()).filter(|&i| is_delete(i)).collect();
         for t in (0..ops.len()).filter(|&t| !is_delete(t)) {
             let reads = !this.lines.iter().any(|l| this.first_after(l, t).is_some())
@@ -78,7 +87,7 @@ impl<'a, C: Causality> Overwritten<'a, C> {
             if reads && (below[t] || !this.saturated(t)) {
                 let shows_deleted = (deletes.iter()).any(|&d| {
                     causality.saw(&ops[t], &ops[d])
-                        && !(universe.iter()).all(|c| this.written_after(c, d, Some(t)))
+                        && !(shown.iter()).all(|c| this.written_after(c, d, Some(t)))
                 });
                 this.readers.push((t, shows_deleted));
             }

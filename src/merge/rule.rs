@@ -12,7 +12,9 @@
 //! delete. A cell shows its live non-tombstone write with the greatest order key; when its live
 //! writes are all tombstones, the value the reviving op's writer saw (the same rule over that
 //! op's causal past; for an op from behind a compaction point, over its causal past and that
-//! point's floor: `Causality::saw`). A cell is in conflict when its live writes differ (a tombstone differs
+//! point's floor: `Causality::saw`), but in a key column, the row's key (`key`: whatever the
+//! writer saw of the row, it saw it under this key; and an update writes no key column, so a
+//! row an update brought back needs no past for it: compaction's rule 5 relies on that). A cell is in conflict when its live writes differ (a tombstone differs
 //! from every value); each live write that differs from the one the table shows is a losing
 //! side (`losses`), and a row's live writes are kept as a live set (`Live`, `advance`).
 
@@ -67,13 +69,16 @@ pub enum RowState {
     Present(Vec<(String, Value)>),
 }
 
+/// The row's key: its key columns with their values (names as the ops spell them).
+pub type Key<'a> = &'a [(String, Value)];
+
 /// The state of the row that holds exactly `ops`.
-pub fn row_state(ops: &[RowOp], causality: &impl Causality) -> RowState {
+pub fn row_state(ops: &[RowOp], key: Key, causality: &impl Causality) -> RowState {
     let all: Vec<usize> = (0..ops.len()).collect();
-    state_of(ops, &all, causality)
+    state_of(ops, &all, key, causality)
 }
 
-fn state_of(ops: &[RowOp], members: &[usize], causality: &impl Causality) -> RowState {
+fn state_of(ops: &[RowOp], members: &[usize], key: Key, causality: &impl Causality) -> RowState {
     let live = maxima(ops, members, causality);
     let Some(top) = live.iter().copied().max_by_key(|&i| ops[i].order_key()) else {
         return RowState::Absent;
@@ -81,7 +86,7 @@ fn state_of(ops: &[RowOp], members: &[usize], causality: &impl Causality) -> Row
     if ops[top].kind == OpKind::Delete {
         return RowState::Absent;
     }
-    RowState::Present(cells_of(ops, members, top, causality))
+    RowState::Present(cells_of(ops, members, top, key, causality))
 }
 
 /// The row as op `reviver` brings it back when it is chosen over the live delete `deleted`: the
@@ -91,10 +96,11 @@ pub fn revived(
     ops: &[RowOp],
     reviver: usize,
     deleted: usize,
+    key: Key,
     causality: &impl Causality,
 ) -> Vec<(String, Value)> {
     let others: Vec<usize> = (0..ops.len()).filter(|&i| i != deleted).collect();
-    cells_of(ops, &others, reviver, causality)
+    cells_of(ops, &others, reviver, key, causality)
 }
 
 /// The cells of the row that holds `members`, revived (where it must be) by `top`.
@@ -102,6 +108,7 @@ fn cells_of(
     ops: &[RowOp],
     members: &[usize],
     top: usize,
+    key: Key,
     causality: &impl Causality,
 ) -> Vec<(String, Value)> {
     // what `top`'s writer saw, computed once for every column it must show (not per column:
@@ -120,25 +127,31 @@ fn cells_of(
             .max_by_key(|&i| ops[i].order_key());
         let value = match winner {
             Some(i) => ops[i].writes(&column).flatten().cloned(),
-            // revived by `top` without writing this column: what its writer saw
-            None => match seen.get_or_insert_with(|| {
-                let past: Vec<usize> = members
-                    .iter()
-                    .copied()
-                    .filter(|&i| i != top && causality.saw(&ops[top], &ops[i]))
-                    .collect();
-                state_of(ops, &past, causality)
-            }) {
-                RowState::Present(seen) => seen
-                    .iter()
-                    .find(|(c, _)| *c == column)
-                    .map(|(_, v)| v.clone()),
-                RowState::Absent => None,
-            },
+            // revived by `top` without writing this column: the key, or what its writer saw
+            None => key_value(key, &column).or_else(|| {
+                let seen = seen.get_or_insert_with(|| {
+                    let past: Vec<usize> = (members.iter().copied())
+                        .filter(|&i| i != top && causality.saw(&ops[top], &ops[i]))
+                        .collect();
+                    state_of(ops, &past, key, causality)
+                });
+                match seen {
+                    RowState::Present(seen) => seen.iter().find(|(c, _)| *c == column),
+                    RowState::Absent => None,
+                }
+                .map(|(_, v)| v.clone())
+            }),
         };
         cells.push((column, value.unwrap_or(Value::Null)));
     }
     cells
+}
+
+/// The value of `column` in the row's key, if it is a key column.
+fn key_value(key: Key, column: &str) -> Option<Value> {
+    key.iter()
+        .find(|(c, _)| c == column)
+        .map(|(_, v)| v.clone())
 }
 
 /// The members that no other member causally follows.
@@ -275,9 +288,15 @@ fn shown(ops: &[RowOp], live: &[Live], column: &str) -> Option<usize> {
 }
 
 /// The row's state from its live set, as `row_state` computes it from every op; None when the
-/// row exists and a column of it has only tombstones live (a concurrent write revived a deleted
-/// row without writing that column: it shows what the reviver saw, which needs its past).
-pub fn state_of_live(ops: &[RowOp], live: &[Live], universe: &[String]) -> Option<RowState> {
+/// row exists and a column outside the key has only tombstones live (a concurrent write revived
+/// a deleted row without writing that column: it shows what the reviver saw, which needs its
+/// past).
+pub fn state_of_live(
+    ops: &[RowOp],
+    live: &[Live],
+    universe: &[String],
+    key: Key,
+) -> Option<RowState> {
     let Some(top) = deciding(ops, live) else {
         return Some(RowState::Absent);
     };
@@ -286,8 +305,10 @@ pub fn state_of_live(ops: &[RowOp], live: &[Live], universe: &[String]) -> Optio
     }
     let mut cells = Vec::with_capacity(universe.len());
     for column in universe {
-        let i = shown(ops, live, column)?;
-        let value = ops[i].writes(column).flatten().cloned();
+        let value = match shown(ops, live, column) {
+            Some(i) => ops[i].writes(column).flatten().cloned(),
+            None => Some(key_value(key, column)?),
+        };
         cells.push((column.clone(), value.unwrap_or(Value::Null)));
     }
     Some(RowState::Present(cells))
@@ -423,7 +444,7 @@ mod tests {
             ((1, 1), vec![]),
         ]));
         assert_eq!(
-            row_state(&ops, &c),
+            row_state(&ops, &[], &c),
             present(&[("id", 1), ("x", 5), ("y", 7)])
         );
         assert!(conflicts(&ops, &c).is_empty());
@@ -441,7 +462,7 @@ mod tests {
             ((2, 1), vec![(1, 1)]),
             ((1, 1), vec![]),
         ]));
-        assert_eq!(row_state(&ops, &c), present(&[("id", 1), ("x", 7)]));
+        assert_eq!(row_state(&ops, &[], &c), present(&[("id", 1), ("x", 7)]));
         let found = conflicts(&ops, &c);
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].loser, found[0].winner), (1, 2));
@@ -463,14 +484,14 @@ mod tests {
             ((3, 1), vec![(1, 1)]),
         ]));
         assert_eq!(
-            row_state(&ops, &c),
+            row_state(&ops, &[], &c),
             present(&[("id", 1), ("x", 10), ("y", 21)])
         );
         assert_eq!(conflicts(&ops, &c).len(), 1);
         // with the delete ordered last, the row is gone
         let mut later_delete = ops.clone();
         later_delete[1].lamport = 4;
-        assert_eq!(row_state(&later_delete, &c), RowState::Absent);
+        assert_eq!(row_state(&later_delete, &[], &c), RowState::Absent);
     }
 
     #[test]
@@ -487,7 +508,7 @@ mod tests {
             ((1, 2), vec![]),
             ((2, 1), vec![(1, 1)]),
         ]));
-        assert_eq!(row_state(&ops, &c), RowState::Absent);
+        assert_eq!(row_state(&ops, &[], &c), RowState::Absent);
     }
 
     #[test]
@@ -506,7 +527,7 @@ mod tests {
         ]));
         let mut reversed = ops.clone();
         reversed.reverse();
-        assert_eq!(row_state(&ops, &c), row_state(&reversed, &c));
+        assert_eq!(row_state(&ops, &[], &c), row_state(&reversed, &[], &c));
         let ids = |ops: &[RowOp], cs: Vec<Loss>| -> Vec<_> {
             let mut ids: Vec<_> = cs
                 .into_iter()
@@ -640,7 +661,7 @@ mod tests {
         }
         let clocks = Clocks(clocks);
         let counted = Counted(&clocks, std::cell::Cell::new(0));
-        assert_eq!(row_state(&ops, &counted), present(&expected));
+        assert_eq!(row_state(&ops, &[], &counted), present(&expected));
         assert!(
             counted.1.get() < 20_000,
             "{} causal questions for 17 ops",
@@ -675,7 +696,7 @@ mod tests {
                     _ => Update,
                 };
                 let cells: Vec<(&str, i64)> = match kind {
-                    Insert => vec![("x", next(2) as i64), ("y", next(2) as i64)],
+                    Insert => vec![("id", 1), ("x", next(2) as i64), ("y", next(2) as i64)],
                     Delete => vec![],
                     _ => match next(3) {
                         0 => vec![("x", next(2) as i64)],
@@ -712,8 +733,12 @@ mod tests {
                 set
             };
             assert_eq!(canon(live.clone()), canon(expected), "ops {ops:?}");
-            if let Some(state) = state_of_live(&ops, &live, &universe) {
-                assert_eq!(state, row_state(&ops, &c), "ops {ops:?}");
+            // (with id taken as a column, and as the row's key)
+            let key = [("id".to_string(), Value::Integer(1))];
+            for key in [&[][..], &key[..]] {
+                if let Some(state) = state_of_live(&ops, &live, &universe, key) {
+                    assert_eq!(state, row_state(&ops, key, &c), "ops {ops:?}");
+                }
             }
             let lost = losses(&ops, &live, &universe);
             assert!(lost.len() < live.len().max(1), "ops {ops:?}");

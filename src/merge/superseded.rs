@@ -27,16 +27,18 @@
 //! removal changes nothing, so the checks run on an equivalent row).
 
 use super::overwritten::Overwritten;
-use super::rule::{columns, Causality, RowOp};
+use super::rule::{columns, Causality, Key, RowOp};
 use crate::hashed::HashMap;
 use crate::op::{DeviceId, OpKind};
 
 /// The ops of `ops` (one row's, every op held) that can go, by index; `below[i]`: op i is in
-/// the floor's causal past; `pinned[i]`: op i stays whatever the rules say.
+/// the floor's causal past; `pinned[i]`: op i stays whatever the rules say; `key`: the row's
+/// key (rule.rs).
 pub fn superseded(
     ops: &[RowOp],
     below: &[bool],
     pinned: &[bool],
+    key: Key,
     causality: &impl Causality,
 ) -> Vec<usize> {
     let n = ops.len();
@@ -131,7 +133,7 @@ pub fn superseded(
         }
         true
     };
-    let cells = Overwritten::new(ops, below, causality);
+    let cells = Overwritten::new(ops, below, key, causality);
     let mut removed = vec![false; n];
     for &o in &by_key {
         if !below[o] || pinned[o] || is_delete(o) || first[o] {
@@ -144,7 +146,7 @@ pub fn superseded(
 
 #[cfg(test)]
 mod tests {
-    use super::super::rule::{live_set, losses, revived, row_state, state_of_live};
+    use super::super::rule::{live_set, losses, revived, row_state, state_of_live, RowState};
     use super::*;
     use crate::hashed::HashSet;
     use crate::op::OpKind::{Delete, Insert, Update};
@@ -196,6 +198,7 @@ mod tests {
     /// removes of `ops`.
     fn compacted_by_last(
         ops: &[RowOp],
+        key: Key,
         contexts: &HashMap<(u8, u64), [u64; 4]>,
         floors: &[[u64; 4]],
         known: &[[u64; 4]],
@@ -207,7 +210,7 @@ mod tests {
         };
         let last = floors.last().expect("a floor before compaction");
         let below: Vec<bool> = ops.iter().map(|o| Floored::below(last, o)).collect();
-        let gone = superseded(ops, &below, &vec![false; ops.len()], &causality);
+        let gone = superseded(ops, &below, &vec![false; ops.len()], key, &causality);
         (causality, gone)
     }
 
@@ -225,7 +228,7 @@ mod tests {
 
     /// Everything the rule computes for a row, named by op ids (so rows with different op
     /// slices compare).
-    fn judged(ops: &[RowOp], c: &Floored) -> String {
+    fn judged(ops: &[RowOp], key: Key, c: &Floored) -> String {
         let (live, universe) = live_set(ops, c);
         let mut live_ids: Vec<_> = (live.iter())
             .map(|e| {
@@ -243,7 +246,7 @@ mod tests {
         for e in &live {
             for d in &live {
                 if ops[e.op].kind != Delete && ops[d.op].kind == Delete {
-                    let cells = revived(ops, e.op, d.op, c);
+                    let cells = revived(ops, e.op, d.op, key, c);
                     revivals.push((id(&ops[e.op]), id(&ops[d.op]), cells));
                 }
             }
@@ -252,8 +255,8 @@ mod tests {
         format!(
             "state {:?}\nfrom live {:?}\nlive {live_ids:?}\nuniverse {universe:?}\nlost \
              {lost:?}\nrevived {revivals:?}",
-            row_state(ops, c),
-            state_of_live(ops, &live, &universe),
+            row_state(ops, key, c),
+            state_of_live(ops, &live, &universe, key),
         )
     }
 
@@ -277,7 +280,12 @@ mod tests {
         let mut total = 0;
         let mut histories_with_removal = 0;
         let histories: usize = std::env::var("PROP_N").map_or(20000, |v| v.parse().unwrap());
-        for _ in 0..histories {
+        for h in 0..histories {
+            // (every other history is of a row with a key column k, which every insert writes
+            // and no update does, as in a table: rule.rs shows the key where only deletes are
+            // live in it)
+            let key = [("k".to_string(), Value::Integer(7))];
+            let key: Key = if h % 2 == 1 { &key } else { &[] };
             let mut writers = super::super::writers::Writers::default();
             let mut ops: Vec<RowOp> = Vec::new();
             let mut contexts = HashMap::default();
@@ -318,7 +326,7 @@ mod tests {
                         .filter(|o| !gone.contains(&id(o)))
                         .cloned()
                         .collect();
-                    let (_, removed) = compacted_by_last(&held, &contexts, &floors, &known);
+                    let (_, removed) = compacted_by_last(&held, key, &contexts, &floors, &known);
                     gone.extend(removed.iter().map(|&i| id(&held[i])));
                     compacted.push((ops.len(), floors.len(), gone.clone()));
                 }
@@ -340,9 +348,12 @@ mod tests {
                 let cells: Vec<(String, Value)> = match kind {
                     Delete => vec![],
                     // an insert of every column but, rarely, the last (a narrower shape)
-                    Insert => (columns.iter())
-                        .take(if next(8) == 0 { 2 } else { 3 })
-                        .map(|c| (c.to_string(), Value::Integer(next(3) as i64)))
+                    Insert => (key.iter().cloned())
+                        .chain(
+                            (columns.iter())
+                                .take(if next(8) == 0 { 2 } else { 3 })
+                                .map(|c| (c.to_string(), Value::Integer(next(3) as i64))),
+                        )
                         .collect(),
                     _ => {
                         let mut cells = Vec::new();
@@ -383,8 +394,8 @@ mod tests {
                     known: known[..floors_held].to_vec(),
                 };
                 assert_eq!(
-                    judged(&ops[..upto], &c),
-                    judged(&kept, &c),
+                    judged(&ops[..upto], key, &c),
+                    judged(&kept, key, &c),
                     "floors {:?}, removed {gone:?}, ops {}",
                     c.floors,
                     (ops[..upto].iter())
@@ -461,14 +472,14 @@ mod tests {
                 vec![clock(&[(d, 1), (b, 1)]), clock(&[(d, 2), (b, 2)])],
                 vec![clock(&[(d, 2), (b, 2)])],
             ] {
-                let (causality, gone) = compacted_by_last(&ops, &contexts, &floors, &[]);
+                let (causality, gone) = compacted_by_last(&ops, &[], &contexts, &floors, &[]);
                 let kept: Vec<RowOp> = (0..ops.len())
                     .filter(|i| !gone.contains(i))
                     .map(|i| ops[i].clone())
                     .collect();
                 assert_eq!(
-                    judged(&ops, &causality),
-                    judged(&kept, &causality),
+                    judged(&ops, &[], &causality),
+                    judged(&kept, &[], &causality),
                     "ids d {d} b {b}, d's write at {late}, floors {floors:?}, removed {gone:?}"
                 );
             }
@@ -520,8 +531,8 @@ mod tests {
             less
         };
         // removing o would change what the row shows
-        assert_ne!(judged(&ops, &c), judged(&without(3), &c));
-        assert!(superseded(&ops, &[true; 6], &[false; 6], &c).is_empty());
+        assert_ne!(judged(&ops, &[], &c), judged(&without(3), &[], &c));
+        assert!(superseded(&ops, &[true; 6], &[false; 6], &[], &c).is_empty());
     }
 
     /// Two floors: an update `o` below the older one only, its overwriter `p` below the newer
@@ -552,16 +563,16 @@ mod tests {
         };
         let below: Vec<bool> = ops.iter().map(|o| Floored::below(&newer, o)).collect();
         assert_eq!(
-            superseded(&ops, &below, &vec![false; ops.len()], &c),
+            superseded(&ops, &below, &vec![false; ops.len()], &[], &c),
             vec![1]
         );
         let mut less = ops.clone();
         less.remove(1);
-        assert_eq!(judged(&ops, &c), judged(&less, &c));
+        assert_eq!(judged(&ops, &[], &c), judged(&less, &[], &c));
         assert!(
-            judged(&ops, &c).contains("(\"x\", Integer(2))"),
+            judged(&ops, &[], &c).contains("(\"x\", Integer(2))"),
             "{}",
-            judged(&ops, &c)
+            judged(&ops, &[], &c)
         );
     }
 
@@ -588,7 +599,7 @@ mod tests {
             floors: vec![[0, 1000, 0, 0]],
             known: vec![],
         };
-        let gone = superseded(&ops, &[true; 1000], &[false; 1000], &c);
+        let gone = superseded(&ops, &[true; 1000], &[false; 1000], &[], &c);
         assert_eq!(gone.len(), 998);
         assert!(!gone.contains(&0) && !gone.contains(&999));
     }
@@ -608,10 +619,10 @@ mod tests {
             floors: vec![[0, 21, 0, 0]],
             known: vec![],
         };
-        let gone = superseded(&ops, &[true; 21], &[false; 21], &c);
+        let gone = superseded(&ops, &[true; 21], &[false; 21], &[], &c);
         assert_eq!(gone, (1..19).collect::<Vec<_>>());
         let kept = without(&ops, &gone);
-        assert_eq!(judged(&ops, &c), judged(&kept, &c));
+        assert_eq!(judged(&ops, &[], &c), judged(&kept, &[], &c));
     }
 
     /// Rule 5 where the row was deleted: writes read the row through the ones before them only
@@ -636,12 +647,12 @@ mod tests {
             floors: vec![[0, 13, 0, 0]],
             known: vec![],
         };
-        let gone = superseded(&ops, &vec![true; n], &vec![false; n], &c);
+        let gone = superseded(&ops, &vec![true; n], &vec![false; n], &[], &c);
         // (the second insert goes too, each column it wrote written again after it; of the
         // writes after it the last two stay)
         assert_eq!(gone, (2..11).collect::<Vec<_>>());
         let kept = without(&ops, &gone);
-        assert_eq!(judged(&ops, &c), judged(&kept, &c));
+        assert_eq!(judged(&ops, &[], &c), judged(&kept, &[], &c));
         // device 2 deletes the row having seen the first insert only; device 1 edits fields in
         // turn and sees the delete after its sixth write: once it wrote both columns after the
         // delete, its writes before go but the last of each column; where it writes only x
@@ -663,13 +674,53 @@ mod tests {
                 floors: vec![[0, 11, 1, 0]],
                 known: vec![],
             };
-            let gone = superseded(&ops, &[true; 12], &[false; 12], &c);
+            let gone = superseded(&ops, &[true; 12], &[false; 12], &[], &c);
             let kept = without(&ops, &gone);
-            assert_eq!(judged(&ops, &c), judged(&kept, &c));
+            assert_eq!(judged(&ops, &[], &c), judged(&kept, &[], &c));
             match only_x {
                 false => assert_eq!(gone, (2..10).collect::<Vec<_>>()),
                 true => assert!(gone.is_empty(), "{gone:?}"),
             }
         }
+    }
+
+    /// Rule 5 where an update brought the row back: device 2 deletes the row while device 1,
+    /// not having seen it, edits x with the greater order key (the row stays), then sees the
+    /// delete and edits x and y in turn. No later write writes the key column, whose live
+    /// write stays the delete's tombstone; as the rule shows the row's key there, the edits go
+    /// but the last of each column, as in a row never deleted. Without a key, a column with
+    /// only the tombstone live shows what the last writer saw, and nothing goes.
+    #[test]
+    fn a_row_an_update_brought_back_keeps_the_last_write_of_each_column() {
+        let mut ops = vec![
+            op(1, 1, 1, Insert, &[("id", 1), ("x", 0), ("y", 0)]),
+            op(2, 1, 2, Delete, &[]),
+        ];
+        let mut contexts = HashMap::from_iter([((1, 1), [0, 0, 0, 0]), ((2, 1), [0, 1, 0, 0])]);
+        for seq in 2..=11u64 {
+            let column = if seq % 2 == 0 { "x" } else { "y" };
+            ops.push(op(1, seq, seq + 1, Update, &[(column, seq as i64)]));
+            contexts.insert((1, seq), [0, seq - 1, u64::from(seq > 2), 0]);
+        }
+        let c = Floored {
+            contexts,
+            floors: vec![[0, 11, 1, 0]],
+            known: vec![],
+        };
+        let key = [("id".to_string(), Value::Integer(1))];
+        let shown = |ops: &[RowOp]| row_state(ops, &key, &c);
+        assert_eq!(
+            shown(&ops),
+            RowState::Present(vec![
+                ("id".to_string(), Value::Integer(1)),
+                ("x".to_string(), Value::Integer(10)),
+                ("y".to_string(), Value::Integer(11)),
+            ])
+        );
+        let gone = superseded(&ops, &[true; 12], &[false; 12], &key, &c);
+        assert_eq!(gone, (2..10).collect::<Vec<_>>());
+        let kept = without(&ops, &gone);
+        assert_eq!(judged(&ops, &key, &c), judged(&kept, &key, &c));
+        assert!(superseded(&ops, &[true; 12], &[false; 12], &[], &c).is_empty());
     }
 }

@@ -612,3 +612,58 @@ fn an_imported_update_fires_update_triggers_not_insert_triggers() {
         ]
     );
 }
+
+/// The README's statement that keeps what the table shows for every open conflict, run on
+/// each of three devices in turn: three devices set the same cell (two records), and one
+/// deletes a row another edits. The resolving device's table does not change, every record
+/// closes, and the three devices end alike.
+#[test]
+fn the_readme_s_keep_what_the_table_shows_pass_changes_no_row_on_any_device() {
+    for resolver in 0..3 {
+        let devices = [
+            Device::new("a", T),
+            Device::new("b", T),
+            Device::new("c", T),
+        ];
+        let mesh = || {
+            for from in &devices {
+                for to in &devices {
+                    if from.name != to.name {
+                        send(from, to);
+                    }
+                }
+            }
+        };
+        exec(devices[0].conn(), "INSERT INTO t VALUES (1, 'x'), (2, 'x')");
+        mesh();
+        for d in &devices {
+            exec(
+                d.conn(),
+                &format!("UPDATE t SET a = '{}' WHERE id = 1", d.name),
+            );
+        }
+        exec(devices[0].conn(), "DELETE FROM t WHERE id = 2");
+        exec(devices[1].conn(), "UPDATE t SET a = 'kept?' WHERE id = 2");
+        mesh();
+        let d = &devices[resolver];
+        assert_eq!(d.conflicts().len(), 3, "on {}", d.name);
+        let shown = d.dump("t");
+        rows::<(i64,)>(
+            d.conn(),
+            "SELECT sync_resolve(id, CASE WHEN local_op_id = winner_op_id THEN 'local' \
+             ELSE 'remote' END) FROM sync_conflicts WHERE NOT resolved",
+        );
+        assert_eq!(d.dump("t"), shown, "on {}", d.name);
+        assert!(d.conflicts().is_empty(), "on {}", d.name);
+        mesh();
+        for other in &devices {
+            assert_eq!(other.dump("t"), shown, "{} after {}", other.name, d.name);
+            assert!(
+                other.conflicts().is_empty(),
+                "{} after {}",
+                other.name,
+                d.name
+            );
+        }
+    }
+}

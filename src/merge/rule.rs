@@ -14,9 +14,10 @@
 //! op's causal past; for an op from behind a compaction point, over its causal past and that
 //! point's floor: `Causality::saw`), but in a key column, the row's key (`key`: whatever the
 //! writer saw of the row, it saw it under this key; and an update writes no key column, so a
-//! row an update brought back needs no past for it: compaction's rule 5 relies on that). A cell is in conflict when its live writes differ (a tombstone differs
-//! from every value); each live write that differs from the one the table shows is a losing
-//! side (`losses`), and a row's live writes are kept as a live set (`Live`, `advance`).
+//! row an update brought back needs no past for it: compaction's rule 5 relies on that). A
+//! cell is in conflict when its live writes differ (a tombstone differs from every value);
+//! each live write that differs from the one the table shows is a losing side (`losses`), and
+//! a row's live writes are kept as a live set (`Live`, `advance`).
 
 use crate::op::{DeviceId, OpKind};
 use crate::value::Value;

@@ -658,22 +658,11 @@ mod tests {
         // delete, its writes before go but the last of each column; where it writes only x
         // after the delete, none goes
         for only_x in [false, true] {
-            let mut ops = vec![
-                op(1, 1, 1, Insert, &[("x", 0), ("y", 0)]),
-                op(2, 1, 2, Delete, &[]),
-            ];
-            let mut contexts = HashMap::from_iter([((1, 1), [0, 0, 0, 0]), ((2, 1), [0, 1, 0, 0])]);
-            for seq in 2..=11u64 {
-                let x = seq % 2 == 0 || (only_x && seq > 6);
-                let column = if x { "x" } else { "y" };
-                ops.push(op(1, seq, seq + 1, Update, &[(column, seq as i64)]));
-                contexts.insert((1, seq), [0, seq - 1, u64::from(seq > 6), 0]);
-            }
-            let c = Floored {
-                contexts,
-                floors: vec![[0, 11, 1, 0]],
-                known: vec![],
+            let column = |seq: u64| match seq.is_multiple_of(2) || (only_x && seq > 6) {
+                true => "x",
+                false => "y",
             };
+            let (ops, c) = edits_beside_a_delete(&[("x", 0), ("y", 0)], 6, column);
             let gone = superseded(&ops, &[true; 12], &[false; 12], &[], &c);
             let kept = without(&ops, &gone);
             assert_eq!(judged(&ops, &[], &c), judged(&kept, &[], &c));
@@ -692,21 +681,8 @@ mod tests {
     /// only the tombstone live shows what the last writer saw, and nothing goes.
     #[test]
     fn a_row_an_update_brought_back_keeps_the_last_write_of_each_column() {
-        let mut ops = vec![
-            op(1, 1, 1, Insert, &[("id", 1), ("x", 0), ("y", 0)]),
-            op(2, 1, 2, Delete, &[]),
-        ];
-        let mut contexts = HashMap::from_iter([((1, 1), [0, 0, 0, 0]), ((2, 1), [0, 1, 0, 0])]);
-        for seq in 2..=11u64 {
-            let column = if seq % 2 == 0 { "x" } else { "y" };
-            ops.push(op(1, seq, seq + 1, Update, &[(column, seq as i64)]));
-            contexts.insert((1, seq), [0, seq - 1, u64::from(seq > 2), 0]);
-        }
-        let c = Floored {
-            contexts,
-            floors: vec![[0, 11, 1, 0]],
-            known: vec![],
-        };
+        let column = |seq: u64| if seq.is_multiple_of(2) { "x" } else { "y" };
+        let (ops, c) = edits_beside_a_delete(&[("id", 1), ("x", 0), ("y", 0)], 2, column);
         let key = [("id".to_string(), Value::Integer(1))];
         let shown = |ops: &[RowOp]| row_state(ops, &key, &c);
         assert_eq!(
@@ -722,5 +698,27 @@ mod tests {
         let kept = without(&ops, &gone);
         assert_eq!(judged(&ops, &key, &c), judged(&kept, &key, &c));
         assert!(superseded(&ops, &[true; 12], &[false; 12], &[], &c).is_empty());
+    }
+
+    /// Device 1 inserts `insert`; device 2 deletes the row having seen only that; device 1
+    /// then writes `column(seq)` at seqs 2 to 11, at Lamport times above the delete's, seeing
+    /// the delete from seq `saw_after + 1` on. Every op is below the floor.
+    fn edits_beside_a_delete(
+        insert: &[(&str, i64)],
+        saw_after: u64,
+        column: impl Fn(u64) -> &'static str,
+    ) -> (Vec<RowOp>, Floored) {
+        let mut ops = vec![op(1, 1, 1, Insert, insert), op(2, 1, 2, Delete, &[])];
+        let mut contexts = HashMap::from_iter([((1, 1), [0, 0, 0, 0]), ((2, 1), [0, 1, 0, 0])]);
+        for seq in 2..=11u64 {
+            ops.push(op(1, seq, seq + 1, Update, &[(column(seq), seq as i64)]));
+            contexts.insert((1, seq), [0, seq - 1, u64::from(seq > saw_after), 0]);
+        }
+        let c = Floored {
+            contexts,
+            floors: vec![[0, 11, 1, 0]],
+            known: vec![],
+        };
+        (ops, c)
     }
 }

@@ -4,11 +4,13 @@ compacting after each turn of 10,000 updates, then two rounds in which every dev
 every other) over a table of ROWS rows with 3 columns or 10 (`--wide`: longer names, as an
 app's), each update setting the last column (or, with `--fields`, one to three columns of
 the row picked at random, as a form that saves the fields edited), then the rows and KiB of
-each table of one device (0, 1 or 2) and the database's, and the time the compactions took:
+each table of one device (0, 1 or 2) and the database's, the time the compactions took, and
+the ops and bytes of every bundle sent:
 
     python3 benches/compaction_size.py ROWS UPDATES [--wide] [--fields] [--device N] [--dir DIR]
 
 (any Python with apsw; SO=path/to/sync0 picks another build)."""
+import json
 import os
 import random
 import shutil
@@ -63,9 +65,12 @@ def send(f, t):
         os.remove(path)
     devices[f].execute("SELECT sync_bundle_out(?, ?)", (ids[t], path)).fetchall()
     devices[t].execute("SELECT sync_bundle_in(?)", (path,)).fetchall()
+    sent[0] += os.path.getsize(path)
+    sent[1] += json.loads(devices[t].execute("SELECT sync_bundle_info(?)", (path,)).fetchone()[0])["ops"]
 
 
 compacting = 0.0  # seconds in sync_compact(), every device
+sent = [0, 0]  # bytes and ops of every bundle sent
 
 
 def compact_all():
@@ -120,3 +125,4 @@ plain_kib = plain.execute("SELECT sum(pgsize) / 1024 FROM dbstat").fetchone()[0]
 print(f"device {'abc'[SHOW]}: {held} ops held, {total} KiB in all (indexes included), "
       f"{total / plain_kib:.2f}x the plain table's database ({plain_kib} KiB)")
 print(f"sync_compact() took {compacting:.2f} s in all ({3 * (turn + 3)} calls)")
+print(f"bundles sent: {sent[1]} ops, {sent[0] // 1024} KiB in all")

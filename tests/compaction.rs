@@ -1099,11 +1099,17 @@ fn ops_a_relay_sends_again_after_they_were_removed_leave_nothing_behind() {
     }
     for d in &devices {
         assert_eq!(d.dump("t"), devices[0].dump("t"));
-        let q = |sql: &str| -> i64 { d.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
-        if q("SELECT count(*) FROM sqlite_master WHERE name = '_sync_strays'") == 1 {
-            assert_eq!(q("SELECT count(*) FROM _sync_strays"), 0, "{}", d.name);
-        }
+        assert_eq!(strays_kept(d), 0, "{}", d.name);
         assert!(ops_held(d) < 100, "{} holds {} ops", d.name, ops_held(d));
+    }
+}
+
+/// The links of other histories' ops `d` keeps (`_sync_strays`, made on first use).
+fn strays_kept(d: &Device) -> i64 {
+    let q = |sql: &str| -> i64 { d.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+    match q("SELECT count(*) FROM sqlite_master WHERE name = '_sync_strays'") {
+        0 => 0,
+        _ => q("SELECT count(*) FROM _sync_strays"),
     }
 }
 
@@ -1316,4 +1322,64 @@ fn a_row_an_edit_brought_back_over_a_delete_keeps_about_a_write_per_column() {
         Some(vec![Value::Integer(1), text("r28"), text("r29")])
     );
     kept_at_most(&[&a, &b], r#"pk = '{"id":1}'"#, 6);
+}
+
+/// A peer's last word of what it has names an op this device then removed (it learned
+/// through a third device that the peer had more, and compacted before the peer spoke
+/// again): the op's hash is kept, so the next bundle for the peer starts above that op, and
+/// does not carry every op held here again with a base from the start (which the peer,
+/// having removed some of them itself, could not all tell from another history's: each kept
+/// a link for good, 4,782 of them, 464 KiB, on one of three devices after 100,000 updates of
+/// a 20,000-row table).
+#[test]
+fn a_bundle_for_a_peer_whose_last_word_names_a_removed_op_starts_above_it() {
+    let [a, b, c] = [
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    ];
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (1, 'x', 'y'), (2, 'x', 'y')",
+    );
+    for i in 0..20 {
+        exec(a.conn(), &format!("UPDATE t SET x = 'a{i}' WHERE id = 1"));
+    }
+    send(&a, &b);
+    send(&b, &a); // b's word: it has a's ops up to 22
+    for i in 0..5 {
+        exec(
+            a.conn(),
+            &format!("UPDATE t SET x = 'more{i}' WHERE id = 1"),
+        );
+    }
+    send(&a, &b);
+    send(&b, &c);
+    send(&c, &a); // c's word: b has a's ops up to 27, so they are stable
+    assert!(compact(&a).is_some());
+    let q = |d: &Device, sql: &str| -> i64 { d.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+    // (op 22 is removed here, and so is the op after it)
+    let held = |seq: i64| {
+        q(
+            &a,
+            &format!("SELECT count(*) FROM sync_log WHERE seq = {seq}"),
+        )
+    };
+    assert_eq!((held(22), held(23)), (0, 0));
+    exec(a.conn(), "UPDATE t SET y = 'last' WHERE id = 2");
+    let above: i64 = q(&a, "SELECT count(*) FROM sync_log WHERE seq > 22");
+    let bundle = a.bundle_for(Some(&b));
+    let info = |key: &str| -> i64 {
+        let sql = format!("SELECT sync_bundle_info(?1) ->> '{key}'");
+        a.conn()
+            .query_row(&sql, [bundle.to_str().unwrap()], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(info("$.ops"), above, "only the ops held above b's word");
+    assert!(above < ops_held(&a));
+    b.import(&bundle);
+    assert_eq!(b.dump("t"), a.dump("t"));
+    for d in [&a, &b] {
+        assert_eq!(strays_kept(d), 0, "{}", d.name);
+    }
 }

@@ -9,9 +9,10 @@
 //! Invariant: an op is removed only when it is below a floor op this device wrote (every device
 //! known here had it: log/stable.rs) and the merge rule never reads it again; the hash of the
 //! last op of each run removed is kept as a checkpoint (log/chain.rs), so the ops after it can
-//! still be hashed; `_sync_removed` says, per history, up to which seq ops may be missing, and
-//! an op that arrives there again is taken to be the one that was (apply/histories.rs
-//! `Placed::Below`).
+//! still be hashed, and so is that of each op a peer's last bundle named (a bundle for that
+//! peer starts above it, and one from it that stops there is shown to be the ops removed);
+//! `_sync_removed` says, per history, up to which seq ops may be missing, and an op that
+//! arrives there again is taken to be the one that was (apply/histories.rs `Placed::Below`).
 
 use crate::hashed::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,9 +106,16 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
     if gone.is_empty() {
         return Ok(0); // (having written nothing: a BEGIN it ran in can still export)
     }
-    // the last op of each run removed keeps its hash, hashed before anything goes
+    // the last op of each run removed keeps its hash, hashed before anything goes; so does
+    // one a peer's last bundle said it has (`_sync_peers`): an export to that peer compares it
+    // and starts above it (bundle/out.rs `start`), where without it every op held here went
+    let named = named_by_peers(conn)?;
     for (&device, seqs) in &gone {
-        for &seq in seqs.iter().filter(|&&s| !seqs.contains(&(s + 1))) {
+        let peers_have = |seq: &u64| named.get(&device).is_some_and(|n| n.contains(seq));
+        for &seq in seqs
+            .iter()
+            .filter(|&s| !seqs.contains(&(s + 1)) || peers_have(s))
+        {
             if let Some(hash) = history.hash_at(device, seq)? {
                 chain::remember(conn, device, seq, &hash)?;
             }
@@ -149,8 +157,19 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
     Ok(index.len() as u64 + points)
 }
 
+/// Per history, the seqs a peer's last bundle said it has of it.
+fn named_by_peers(conn: &Conn) -> Result<HashMap<DeviceIdx, BTreeSet<u64>>> {
+    let mut named: HashMap<DeviceIdx, BTreeSet<u64>> = HashMap::default();
+    let mut stmt = conn.prepare("SELECT device, seq FROM main._sync_peers")?;
+    while let Some(row) = stmt.step()? {
+        (named.entry(DeviceIdx(row.column_int(0))).or_default()).insert(row.column_int(1) as u64);
+    }
+    Ok(named)
+}
+
 /// Drops the checkpoints of history `device` below `upto` that no op held here hashes from:
-/// those of removed ops whose next op was removed too (the last op of each run keeps its own).
+/// those of removed ops whose next op was removed too (the last op of each run keeps its own),
+/// but for those a peer's last bundle named (an export to it compares them).
 fn forget_checkpoints(conn: &Conn, device: DeviceIdx, upto: u64) -> Result<()> {
     let held = |at: &str| match device {
         SELF => format!("SELECT 1 FROM main._sync_ops o WHERE o.seq = {at}"),
@@ -158,7 +177,9 @@ fn forget_checkpoints(conn: &Conn, device: DeviceIdx, upto: u64) -> Result<()> {
     };
     let sql = format!(
         "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq < ?2
-           AND NOT EXISTS ({}) AND NOT EXISTS ({})",
+           AND NOT EXISTS ({}) AND NOT EXISTS ({})
+           AND NOT EXISTS (SELECT 1 FROM main._sync_peers p
+                           WHERE p.device = ?1 AND p.seq = main._sync_hashes.seq)",
         held("main._sync_hashes.seq"),
         held("main._sync_hashes.seq + 1"),
     );

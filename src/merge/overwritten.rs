@@ -25,6 +25,13 @@
 //!   the reader live no more, or not one, and shows); and its past must hold some write below
 //!   the floor but `o`, so that it reads the same row without `o`. (A column written first
 //!   later is in no past it reads.)
+//! - A live reader that a write below the floor follows, where every op held that saw the
+//!   reader saw that write too (every op still to arrive does, being lent the writes below the
+//!   floor), is the top op of no set: that write is in every set that holds it. Its past is
+//!   read only where the rule brings the row back by it (`revived`), for a column whose last
+//!   writes are all deletes there; neither a column it wrote nor one written by an op that
+//!   follows it is one (no delete follows a live op, so none follows a write that follows
+//!   it). For such a reader, the columns asked about after each delete it saw are the others.
 //!
 //! The witnesses are all ops below the floor, which every saturated set holds; an op a witness
 //! overwrites later goes only where its own overwriters stand in for it (they follow `o` too),
@@ -81,13 +88,22 @@ impl<'a, C: Causality> Overwritten<'a, C> {
             shown = universe.iter().collect(); // (a row of key columns only: a write of them)
         }
         let deletes: Vec<usize> = (0..ops.len()).filter(|&i| is_delete(i)).collect();
-        for t in (0..ops.len()).filter(|&t| !is_delete(t)) {
+        let writes: Vec<usize> = (0..ops.len()).filter(|&i| !is_delete(i)).collect();
+        for t in writes.iter().copied() {
             let reads = !this.lines.iter().any(|l| this.first_after(l, t).is_some())
                 || live.iter().any(|e| e.op == t);
             if reads && (below[t] || !this.saturated(t)) {
+                // (a live reader that is the top op of no set reads its past only as it brings
+                // the row back, for a column no write that follows it wrote)
+                let never_top = this.never_top(t, &writes);
                 let shows_deleted = (deletes.iter()).any(|&d| {
                     causality.saw(&ops[t], &ops[d])
-                        && !(shown.iter()).all(|c| this.written_after(c, d, Some(t)))
+                        && !(shown.iter()).all(|c| {
+                            this.written_after(c, d, Some(t))
+                                || never_top
+                                    && (ops[t].cells.iter().any(|(w, _)| w == *c)
+                                        || this.written_after(c, t, None))
+                        })
                 });
                 this.readers.push((t, shows_deleted));
             }
@@ -123,6 +139,23 @@ impl<'a, C: Causality> Overwritten<'a, C> {
             }
             another || self.another_write(o, t, removed)
         })
+    }
+
+    /// Whether op `t` is the top op of no set the rule reads: a non-delete op below the floor
+    /// follows it, and every non-delete op held that saw `t` saw that one too (as every op
+    /// still to arrive does, being lent the writes below the floor), so it is in every set
+    /// that holds `t`. Such a `t` is read from only where the rule brings the row back by it
+    /// (`revived`: it is live, so no delete follows it, nor any write that follows it), and
+    /// there a column written by an op that follows it has a last write that is no delete.
+    fn never_top(&self, t: usize, writes: &[usize]) -> bool {
+        let (ops, causality) = (self.ops, self.causality);
+        (self.lines.iter())
+            .filter_map(|line| self.first_after(line, t))
+            .any(|w| {
+                (writes.iter()).all(|&f| {
+                    f == w || !causality.saw(&ops[f], &ops[t]) || causality.saw(&ops[f], &ops[w])
+                })
+            })
     }
 
     /// Per device, its non-delete ops below the floor that write `column`, in seq order.

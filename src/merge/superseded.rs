@@ -673,6 +673,45 @@ mod tests {
         }
     }
 
+    /// Rule 5 and a write that saw a delete but not yet a write of every column after it: its
+    /// past shows such a column through a further op only where it is the top op of a set, and
+    /// a write that follows it, which every op that saw it saw too, keeps it the top op of
+    /// none; it is then read from only where it brings the row back, which a column it wrote,
+    /// or one written after it, never shows from its past. Device 2 edits x not having seen
+    /// the delete (it brings the row back); device 3, having seen both, writes x, y, then x:
+    /// its write of y saw the delete and no write of y after it. Before, that write kept
+    /// every op it had seen (a new user's trial: rows brought back by an edit kept 17 ops each
+    /// on average, one 26 of 35, where rows never deleted kept 5.5).
+    #[test]
+    fn a_write_a_later_write_of_its_own_follows_reads_no_column_through_its_past() {
+        let ops = vec![
+            op(1, 1, 1, Insert, &[("x", 0), ("y", 0)]),
+            op(1, 2, 2, Delete, &[]),
+            op(2, 1, 2, Update, &[("x", 1)]),
+            op(3, 1, 3, Update, &[("x", 2)]),
+            op(3, 2, 4, Update, &[("y", 3)]),
+            op(3, 3, 5, Update, &[("x", 4)]),
+        ];
+        let contexts = HashMap::from_iter([
+            ((1, 1), [0, 0, 0, 0]),
+            ((1, 2), [0, 1, 0, 0]),
+            ((2, 1), [0, 1, 0, 0]),
+            ((3, 1), [0, 2, 1, 0]),
+            ((3, 2), [0, 2, 1, 1]),
+            ((3, 3), [0, 2, 1, 2]),
+        ]);
+        let c = Floored {
+            contexts,
+            floors: vec![[0, 2, 1, 3]],
+            known: vec![],
+        };
+        let gone = superseded(&ops, &[true; 6], &[false; 6], &[], &c);
+        // (the insert stays, as the first writer of its columns, and so does the delete)
+        assert_eq!(gone, vec![2, 3]);
+        let kept = without(&ops, &gone);
+        assert_eq!(judged(&ops, &[], &c), judged(&kept, &[], &c));
+    }
+
     /// Rule 5 where an update brought the row back: device 2 deletes the row while device 1,
     /// not having seen it, edits x with the greater order key (the row stays), then sees the
     /// delete and edits x and y in turn. No later write writes the key column, whose live

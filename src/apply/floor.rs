@@ -278,7 +278,7 @@ impl Import<'_> {
             rows.extend(self.indexed_rows_of(idx, &seqs)?);
         }
         for (table_id, key) in rows {
-            self.rows.touched.all(table_id, key);
+            self.rows.touched.behind(table_id, key);
         }
         Ok(())
     }

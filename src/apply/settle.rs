@@ -170,6 +170,11 @@ impl Import<'_> {
     /// Settles every touched row.
     pub(super) fn settle_touched(&mut self) -> Result<()> {
         while !self.rows.touched.is_empty() {
+            for (table_id, key) in self.rows.touched.take_behind() {
+                if merge::live::floor_may_change(&mut self.statements, table_id, &key)? {
+                    self.rows.touched.all(table_id, key);
+                }
+            }
             let rows = self.rows.touched.take();
             for ((table_id, key), new) in rows {
                 if !self.known.tables.iter().any(|t| t.id == table_id) {

@@ -14,7 +14,7 @@
 //! `Touched` is the other half: the rows an import settles at its end, each with its new ops
 //! (or none known: computed again).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -407,9 +407,10 @@ fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored
 }
 
 /// Rows to settle: per row, the ops new on it in the order they were applied (a causal
-/// order), or None: from every op on it.
+/// order), or None: from every op on it; and rows a floor op may change (`behind`), settled
+/// from every op where their live set says it may.
 #[derive(Default)]
-pub struct Touched(BTreeMap<RowAt, Option<Vec<OpAt>>>);
+pub struct Touched(BTreeMap<RowAt, Option<Vec<OpAt>>>, BTreeSet<RowAt>);
 
 /// An op as a device names it: (device index, seq).
 pub type OpAt = (DeviceIdx, u64);
@@ -425,6 +426,10 @@ impl Touched {
     /// Op (`device`, `seq`) is new on row (`table_id`, `key`).
     pub fn add(&mut self, entry: &Entry) {
         let (table_id, key, device, seq) = entry;
+        if self.1.remove(&(*table_id, key.clone())) {
+            // (a floor op may change it too: from every op)
+            return self.all(*table_id, key.clone());
+        }
         let new = self
             .0
             .entry((*table_id, key.clone()))
@@ -436,20 +441,63 @@ impl Touched {
 
     /// The row's ops changed names or causal contexts: it is settled from every op.
     pub fn all(&mut self, table_id: i64, key: Vec<u8>) {
-        self.0.insert((table_id, key), None);
+        let row = (table_id, key);
+        self.1.remove(&row);
+        self.0.insert(row, None);
+    }
+
+    /// A floor op may change what the row shows: what an op on it behind a floor is taken to
+    /// have seen grew (apply/floor.rs). Settled from every op where new ops touch it too.
+    pub fn behind(&mut self, table_id: i64, key: Vec<u8>) {
+        match self.0.get_mut(&(table_id, key.clone())) {
+            Some(new) => *new = None,
+            None => {
+                self.1.insert((table_id, key));
+            }
+        }
     }
 
     pub fn contains(&self, entry: &Entry) -> bool {
-        self.0.contains_key(&(entry.0, entry.1.clone()))
+        let row = (entry.0, entry.1.clone());
+        self.0.contains_key(&row) || self.1.contains(&row)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && self.1.is_empty()
     }
 
     pub fn take(&mut self) -> Vec<(RowAt, Option<Vec<OpAt>>)> {
         std::mem::take(&mut self.0).into_iter().collect()
     }
+
+    /// The rows only a floor op touched (`behind`).
+    pub fn take_behind(&mut self) -> Vec<RowAt> {
+        std::mem::take(&mut self.1).into_iter().collect()
+    }
+}
+
+/// Whether a floor op may change what row (`table_id`, `key`) shows, by its stored live set:
+/// what an op behind a floor is taken to have seen is read only for a column whose live writes
+/// are all deletes (rule.rs `cells_of`: the row it brings back), so not where no live op is a
+/// delete, nor where the row has one op. True where the set is to be computed again, was
+/// stored without kinds, or the row is not in the index.
+pub fn floor_may_change(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<bool> {
+    let stmt =
+        statements.get("SELECT live FROM main._sync_rows WHERE table_id = ?1 AND key = ?2")?;
+    stmt.bind_all(&[Value::Integer(table_id), Value::Blob(key.to_vec())])?;
+    let stored = match stmt.step() {
+        Ok(Some(r)) => r.column(0),
+        Ok(None) => Ok(Value::Blob(Vec::new())),
+        Err(e) => Err(e),
+    };
+    stmt.reset();
+    Ok(match stored? {
+        Value::Null => false,
+        Value::Blob(b) if !b.is_empty() => {
+            (decode_set(&b)?.1.iter()).any(|e| e.2.delete != Some(false))
+        }
+        _ => true,
+    })
 }
 
 #[cfg(test)]

@@ -63,10 +63,10 @@ def send(f, t):
     path = f"{D}/x.bundle"
     if os.path.exists(path):
         os.remove(path)
-    devices[f].execute("SELECT sync_bundle_out(?, ?)", (ids[t], path)).fetchall()
+    out = json.loads(devices[f].execute("SELECT sync_bundle_out(?, ?)", (ids[t], path)).fetchone()[0])
     devices[t].execute("SELECT sync_bundle_in(?)", (path,)).fetchall()
-    sent[0] += os.path.getsize(path)
-    sent[1] += json.loads(devices[t].execute("SELECT sync_bundle_info(?)", (path,)).fetchone()[0])["ops"]
+    sent[0] += out["bytes"]
+    sent[1] += out["ops"]
 
 
 compacting = 0.0  # seconds in sync_compact(), every device

@@ -1357,17 +1357,12 @@ fn a_bundle_for_a_peer_whose_last_word_names_a_removed_op_starts_above_it() {
     send(&b, &c);
     send(&c, &a); // c's word: b has a's ops up to 27, so they are stable
     assert!(compact(&a).is_some());
-    let q = |d: &Device, sql: &str| -> i64 { d.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+    let q = |sql: &str| -> i64 { a.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
     // (op 22 is removed here, and so is the op after it)
-    let held = |seq: i64| {
-        q(
-            &a,
-            &format!("SELECT count(*) FROM sync_log WHERE seq = {seq}"),
-        )
-    };
+    let held = |seq: i64| q(&format!("SELECT count(*) FROM sync_log WHERE seq = {seq}"));
     assert_eq!((held(22), held(23)), (0, 0));
     exec(a.conn(), "UPDATE t SET y = 'last' WHERE id = 2");
-    let above: i64 = q(&a, "SELECT count(*) FROM sync_log WHERE seq > 22");
+    let above = q("SELECT count(*) FROM sync_log WHERE seq > 22");
     let bundle = a.bundle_for(Some(&b));
     let info = |key: &str| -> i64 {
         let sql = format!("SELECT sync_bundle_info(?1) ->> '{key}'");

@@ -227,7 +227,9 @@ impl RowLive {
             only_local: true,
             no_records_before: true,
         };
-        match load(statements, table.id, key)? {
+        let stored = load(statements, table.id, key)?
+            .ok_or_else(|| Error::new("a settled row is missing from the row index"))?;
+        match stored {
             Stored::Stale => return Self::rebuild(conn, reader, order, table, key),
             Stored::Single(device, seq) => {
                 let cols = row.add(statements, reader, table, DeviceIdx(device), seq)?;
@@ -390,17 +392,18 @@ enum Stored {
     Set(Vec<u8>),
 }
 
-fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Stored> {
+/// What `_sync_rows` holds of the row; None where the row is not in the index.
+fn load(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<Option<Stored>> {
     let stmt = statements
         .get("SELECT device, seq, live FROM main._sync_rows WHERE table_id = ?1 AND key = ?2")?;
     stmt.bind_all(&[Value::Integer(table_id), Value::Blob(key.to_vec())])?;
-    let Some(r) = stmt.step()? else {
-        return Err(Error::new("a settled row is missing from the row index"));
-    };
-    let stored = match r.column(2)? {
-        Value::Null => Stored::Single(r.column_int(0), r.column_int(1) as u64),
-        Value::Blob(b) if !b.is_empty() => Stored::Set(b),
-        _ => Stored::Stale,
+    let stored = match stmt.step()? {
+        None => None,
+        Some(r) => Some(match r.column(2)? {
+            Value::Null => Stored::Single(r.column_int(0), r.column_int(1) as u64),
+            Value::Blob(b) if !b.is_empty() => Stored::Set(b),
+            _ => Stored::Stale,
+        }),
     };
     stmt.reset();
     Ok(stored)
@@ -482,21 +485,10 @@ impl Touched {
 /// delete, nor where the row has one op. True where the set is to be computed again, was
 /// stored without kinds, or the row is not in the index.
 pub fn floor_may_change(statements: &mut Statements, table_id: i64, key: &[u8]) -> Result<bool> {
-    let stmt =
-        statements.get("SELECT live FROM main._sync_rows WHERE table_id = ?1 AND key = ?2")?;
-    stmt.bind_all(&[Value::Integer(table_id), Value::Blob(key.to_vec())])?;
-    let stored = match stmt.step() {
-        Ok(Some(r)) => r.column(0),
-        Ok(None) => Ok(Value::Blob(Vec::new())),
-        Err(e) => Err(e),
-    };
-    stmt.reset();
-    Ok(match stored? {
-        Value::Null => false,
-        Value::Blob(b) if !b.is_empty() => {
-            (decode_set(&b)?.1.iter()).any(|e| e.2.delete != Some(false))
-        }
-        _ => true,
+    Ok(match load(statements, table_id, key)? {
+        Some(Stored::Single(..)) => false,
+        Some(Stored::Set(b)) => (decode_set(&b)?.1.iter()).any(|e| e.2.delete != Some(false)),
+        Some(Stored::Stale) | None => true,
     })
 }
 

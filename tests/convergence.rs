@@ -2202,6 +2202,11 @@ fn seeds_that_once_failed() {
         // the other's point; whichever point a device held first dropped the other, and the
         // two ended apart (apply/two_sides.rs)
         4_351_453_236_335_979_777,
+        // a device that joined from one full bundle dropped the change point a removed op's
+        // stated context gave the histories forked after it, where their first context (taken
+        // from that op's parent before) named the same device lower, and showed a conflict its
+        // writer did not (apply/histories.rs `names_already`: at that seq or above)
+        16_524_036_388_054_522_509,
     ] {
         check_as(seed, plain);
     }

@@ -1094,7 +1094,7 @@ impl Import<'_> {
         {
             return Ok(());
         }
-        if self.names(device, seq, idx)? {
+        if self.names(device, seq, idx, 0)? {
             let deps =
                 crate::log::remote::deps_of(&self.known.contexts, &self.known.devices, device, seq);
             self.known.contexts.add_twins(device, seq, &deps)?;
@@ -1111,18 +1111,24 @@ impl Import<'_> {
         idx: DeviceIdx,
         dep_seq: u64,
     ) -> Result<bool> {
-        Ok(self.names(device, seq, idx)?
+        // (a change point there below `dep_seq` is not one: a fork's first context, copied
+        // from its parent's op before a bundle stated that removed op's context, may name the
+        // history lower; the higher of the two stays, `resolve_waiting`)
+        Ok(self.names(device, seq, idx, dep_seq)?
             || (seq > 1 && self.known.contexts.entry(device, seq - 1, idx) >= dep_seq))
     }
 
-    /// Whether the stored change points of op `seq` of `device` name history `idx`.
-    fn names(&self, device: DeviceIdx, seq: u64, idx: DeviceIdx) -> Result<bool> {
+    /// Whether the stored change points of op `seq` of `device` name history `idx`, at `least`
+    /// or above.
+    fn names(&self, device: DeviceIdx, seq: u64, idx: DeviceIdx, least: u64) -> Result<bool> {
         let named = self.conn.query_value(
-            "SELECT 1 FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3",
+            "SELECT 1 FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3
+               AND dep_seq >= ?4",
             &[
                 Value::from(device),
                 Value::Integer(seq as i64),
                 Value::from(idx),
+                Value::Integer(least as i64),
             ],
         )?;
         Ok(named.is_some())

@@ -1308,8 +1308,7 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
         }
         // a device writes a compaction point now and then (a generator of its own, too)
         if crng.chance(10) {
-            let done = call(devices[d].conn(), "SELECT sync_compact()")
-                .map_err(|e| format!("sync_compact on d{d}: {e}"))?;
+            let done = compact(devices[d].conn(), &format!("d{d}"))?;
             if trace {
                 eprintln!("  d{d} compacts: {done:?}");
             }
@@ -1325,8 +1324,7 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
             }
             exchange_until_quiet(&devices, &ever.gone)?;
             for (i, device) in devices.iter().enumerate() {
-                let done = call(device.conn(), "SELECT sync_compact()")
-                    .map_err(|e| format!("sync_compact on d{i}: {e}"))?;
+                let done = compact(device.conn(), &format!("d{i}"))?;
                 count_removed(&done);
             }
             if removes {
@@ -1645,8 +1643,7 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
         // every device compacts (after the exchange, its floor covers what all hold) and hears
         // from every other: what compaction removed changes nothing that is compared below
         for (i, d) in devices.iter().enumerate() {
-            let done = call(d.conn(), "SELECT sync_compact()")
-                .map_err(|e| format!("sync_compact on d{i}: {e}"))?;
+            let done = compact(d.conn(), &format!("d{i}"))?;
             if trace {
                 eprintln!("  d{i} compacts at the end: {done:?}");
             }
@@ -1992,6 +1989,23 @@ fn removed_upto(devices: &[Device]) -> std::collections::HashMap<String, i64> {
         }
     }
     upto
+}
+
+/// `sync_compact()` on device `name`, checking that it leaves the context of every op whose
+/// context is still read as it was (compact/trim.rs drops only points no such context reads).
+fn compact(conn: &rusqlite::Connection, name: &str) -> Result<Value, String> {
+    let before = reference::read_contexts(conn);
+    let done =
+        call(conn, "SELECT sync_compact()").map_err(|e| format!("sync_compact on {name}: {e}"))?;
+    for (op, context) in reference::read_contexts(conn) {
+        if let Some(was) = before.get(&op).filter(|&was| *was != context) {
+            return Err(format!(
+                "sync_compact on {name} changed the context of op {op:?} (history, seq): \
+                 {was:?} -> {context:?}"
+            ));
+        }
+    }
+    Ok(done)
 }
 
 /// Adds the ops a `sync_compact()` result says it removed to `REMOVED`.

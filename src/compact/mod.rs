@@ -22,6 +22,7 @@
 
 mod remove;
 mod retire;
+mod trim;
 
 use crate::db::{Conn, Error, Result};
 use crate::identity::Fork;

@@ -154,6 +154,9 @@ pub fn remove_below(conn: &Conn, floor: &Floor) -> Result<u64> {
         devices.set_removed(conn, device, upto.unwrap_or(0))?;
         forget_checkpoints(conn, device, devices.removed_upto(device))?;
     }
+    for &device in gone.keys() {
+        super::trim::trim(conn, &devices, &floors, device)?;
+    }
     Ok(index.len() as u64 + points)
 }
 

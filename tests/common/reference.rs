@@ -525,3 +525,51 @@ pub fn same_spelling(a: &str, b: &str) -> bool {
 pub fn fields(json: &str) -> Vec<(String, String)> {
     split_object(json)
 }
+
+/// Contexts of ops, keyed by (history, seq): per dep, its seq.
+pub type Contexts = BTreeMap<(i64, i64), BTreeMap<i64, i64>>;
+
+/// Per op whose context is still read once ops are removed (every op held, applied or not, the
+/// op below each, the ops floor entries name, the floor ops, retired and removed ones too, the
+/// ops histories fork after, and the last op removed of each history), its context as the device's change points say (per dep, the last
+/// point at or below it; deps still waiting for their op left out): what compaction must leave
+/// as it was (its trimming of the points of removed ops).
+pub fn read_contexts(conn: &Connection) -> Contexts {
+    // (the tables made once needed: those a device has)
+    let made = |table: &str| {
+        let sql = format!("SELECT count(*) FROM sqlite_master WHERE name = '{table}'");
+        conn.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap() > 0
+    };
+    let held = "SELECT device, seq FROM _sync_remote UNION SELECT 1, seq FROM _sync_ops";
+    let mut sql = format!(
+        "{held} UNION SELECT device, seq - 1 FROM ({held}) WHERE seq > 1
+         UNION SELECT parent, base FROM _sync_devices WHERE parent IS NOT NULL"
+    );
+    if made("_sync_floors") {
+        sql += " UNION SELECT of, of_seq FROM _sync_floors WHERE of > 0
+                 UNION SELECT device, seq FROM _sync_floors";
+    }
+    if made("_sync_removed") {
+        sql += " UNION SELECT device, upto FROM _sync_removed";
+    }
+    let ops: Vec<(i64, i64)> = super::rows(conn, &sql);
+    let points: Vec<(i64, i64, i64, i64)> = super::rows(
+        conn,
+        "SELECT device, dep, seq, dep_seq FROM _sync_deps WHERE dep >= 0 ORDER BY device, dep, seq",
+    );
+    let mut by_device: BTreeMap<i64, BTreeMap<i64, Vec<(i64, i64)>>> = BTreeMap::new();
+    for (device, dep, seq, dep_seq) in points {
+        (by_device.entry(device).or_default().entry(dep).or_default()).push((seq, dep_seq));
+    }
+    ops.into_iter()
+        .map(|(device, seq)| {
+            let context = (by_device.get(&device).into_iter().flatten())
+                .filter_map(|(&dep, points)| {
+                    let at = points.partition_point(|p| p.0 <= seq);
+                    (at > 0).then(|| (dep, points[at - 1].1))
+                })
+                .collect();
+            ((device, seq), context)
+        })
+        .collect()
+}

@@ -1,0 +1,117 @@
+//! Trimming the change points of removed ops (`_sync_deps`): what compaction leaves of the
+//! contexts of the ops it removed.
+//!
+//! A context is held as change points (log/contexts.rs): the context of op `x` of a history
+//! holds, per dep, the last point at or below `x`. Once ops are removed, the contexts still
+//! read are those of the ops held (the merge rule, exports: each op's own points), of the op
+//! below each held op and of the last op removed (an export states them where the op is
+//! removed, bundle/out.rs `gaps`; the next op of the history follows the last), of the ops
+//! histories fork after (and their first ops), of the ops floor entries name (the floors'
+//! order: log/floors.rs) and of the floor ops themselves, retired and removed ones too (their
+//! rows stay in `_sync_floors`: apply/behind.rs reads what they had seen). A point at a removed
+//! op that is in force at none of those (a later point of the same dep comes first) is read by
+//! nothing: it goes. (One reader asks for points themselves, not contexts: apply/behind.rs
+//! `seen_by_a_point`, whether a compaction point's writer named an op of another history. A
+//! point trimmed is one a later point of the same dep overrides, which a device that joined
+//! from a full bundle never held either.)
+//!
+//! Invariant: for every op of the list above, every dep, the context answers as before; the
+//! points of held ops, and those of deps still waiting for their op (`dep < 0`), all stay. So
+//! a device holds about one point per dep per op held or named, not one per op ever applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::db::{Conn, Result};
+use crate::log::clock::Devices;
+use crate::log::floors::Floors;
+use crate::schema::{DeviceIdx, SELF};
+use crate::value::Value;
+
+/// Drops the change points of history `device`'s removed ops that no context still read
+/// needs; how many.
+pub fn trim(conn: &Conn, devices: &Devices, floors: &Floors, device: DeviceIdx) -> Result<u64> {
+    let upto = devices.removed_upto(device);
+    if upto == 0 {
+        return Ok(0);
+    }
+    let held = held_upto(conn, device, upto + 1)?;
+    let read = read_contexts(devices, floors, device, upto, &held);
+    // per dep, its points at or below `upto`, in seq order
+    let mut points: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT dep, seq FROM main._sync_deps WHERE device = ?1 AND seq <= ?2 AND dep >= 0
+         ORDER BY dep, seq",
+    )?;
+    stmt.bind_all(&[Value::from(device), Value::Integer(upto as i64)])?;
+    while let Some(row) = stmt.step()? {
+        (points.entry(row.column_int(0)).or_default()).push(row.column_int(1) as u64);
+    }
+    drop(stmt);
+    let mut gone = Vec::new();
+    for (dep, seqs) in &points {
+        for (i, &seq) in seqs.iter().enumerate() {
+            if held.contains(&seq) {
+                continue;
+            }
+            let next = seqs.get(i + 1).copied().unwrap_or(u64::MAX);
+            if read.range(seq..next).next().is_none() {
+                gone.push((*dep, seq));
+            }
+        }
+    }
+    let mut delete =
+        conn.prepare("DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3")?;
+    for &(dep, seq) in &gone {
+        delete.execute(&[
+            Value::from(device),
+            Value::Integer(seq as i64),
+            Value::Integer(dep),
+        ])?;
+    }
+    Ok(gone.len() as u64)
+}
+
+/// The seqs of the ops of history `device` held here (applied or not) at or below `upto`.
+fn held_upto(conn: &Conn, device: DeviceIdx, upto: u64) -> Result<BTreeSet<u64>> {
+    let sql = match device {
+        SELF => "SELECT seq FROM main._sync_ops WHERE seq <= ?2 AND ?1 = ?1",
+        _ => "SELECT seq FROM main._sync_remote WHERE device = ?1 AND seq <= ?2",
+    };
+    let mut stmt = conn.prepare(sql)?;
+    stmt.bind_all(&[Value::from(device), Value::Integer(upto as i64)])?;
+    let mut held = BTreeSet::new();
+    while let Some(row) = stmt.step()? {
+        held.insert(row.column_int(0) as u64);
+    }
+    Ok(held)
+}
+
+/// The ops of history `device` at or below `upto` whose contexts are still read (the module's
+/// list), given the ops of it held there.
+fn read_contexts(
+    devices: &Devices,
+    floors: &Floors,
+    device: DeviceIdx,
+    upto: u64,
+    held: &BTreeSet<u64>,
+) -> BTreeSet<u64> {
+    let mut read: BTreeSet<u64> = held.iter().flat_map(|&h| [h, h - 1]).collect();
+    read.insert(upto);
+    for child in devices.children(device) {
+        if let Some((_, base)) = devices.fork(child) {
+            read.insert(base);
+        }
+    }
+    if let Some((_, base)) = devices.fork(device) {
+        read.extend([base, base + 1]);
+    }
+    for floor in floors.all() {
+        let named = floor.entries.iter().filter(|e| e.0 == device);
+        read.extend(named.map(|e| e.1));
+        if floor.op.0 == device {
+            read.insert(floor.op.1); // (retired ones too: apply/behind.rs `spared_by_a_point`)
+        }
+    }
+    read.remove(&0);
+    read
+}

@@ -6,9 +6,10 @@
 //! read are those of the ops held (the merge rule, exports: each op's own points), of the op
 //! below each held op and of the last op removed (an export states them where the op is
 //! removed, bundle/out.rs `gaps`; the next op of the history follows the last), of the ops
-//! histories fork after (and their first ops), of the ops floor entries name (the floors'
-//! order: log/floors.rs) and of the floor ops themselves, retired and removed ones too (their
-//! rows stay in `_sync_floors`: apply/behind.rs reads what they had seen). A point at a removed
+//! histories fork after (and their first ops), of the ops the entries of the floor ops in force
+//! name (the floors' order, log/floors.rs: a retired floor's entries are read for their seqs
+//! only) and of the floor ops themselves, retired and removed ones too (their rows stay in
+//! `_sync_floors`: apply/behind.rs reads what they had seen). A point at a removed
 //! op that is in force at none of those (a later point of the same dep comes first) is read by
 //! nothing: it goes. (One reader asks for points themselves, not contexts: apply/behind.rs
 //! `seen_by_a_point`, whether a compaction point's writer named an op of another history. A
@@ -105,13 +106,12 @@ fn read_contexts(
     if let Some((_, base)) = devices.fork(device) {
         read.extend([base, base + 1]);
     }
-    for floor in floors.all() {
+    for floor in floors.iter() {
         let named = floor.entries.iter().filter(|e| e.0 == device);
         read.extend(named.map(|e| e.1));
-        if floor.op.0 == device {
-            read.insert(floor.op.1); // (retired ones too: apply/behind.rs `spared_by_a_point`)
-        }
     }
+    // (retired ones too: apply/behind.rs `spared_by_a_point`)
+    read.extend(floors.all().filter(|f| f.op.0 == device).map(|f| f.op.1));
     read.remove(&0);
     read
 }

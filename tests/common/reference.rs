@@ -530,8 +530,8 @@ pub fn fields(json: &str) -> Vec<(String, String)> {
 pub type Contexts = BTreeMap<(i64, i64), BTreeMap<i64, i64>>;
 
 /// Per op whose context is still read once ops are removed (every op held, applied or not, the
-/// op below each, the ops floor entries name, the floor ops, retired and removed ones too, the
-/// ops histories fork after, and the last op removed of each history), its context as the device's change points say (per dep, the last
+/// op below each, the ops the entries of the floor ops in force name, the floor ops, retired
+/// and removed ones too, the ops histories fork after, and the last op removed of each history), its context as the device's change points say (per dep, the last
 /// point at or below it; deps still waiting for their op left out): what compaction must leave
 /// as it was (its trimming of the points of removed ops).
 pub fn read_contexts(conn: &Connection) -> Contexts {
@@ -546,13 +546,15 @@ pub fn read_contexts(conn: &Connection) -> Contexts {
          UNION SELECT parent, base FROM _sync_devices WHERE parent IS NOT NULL"
     );
     if made("_sync_floors") {
-        sql += " UNION SELECT of, of_seq FROM _sync_floors WHERE of > 0
-                 UNION SELECT device, seq FROM _sync_floors";
+        sql += " UNION SELECT device, seq FROM _sync_floors";
     }
     if made("_sync_removed") {
         sql += " UNION SELECT device, upto FROM _sync_removed";
     }
-    let ops: Vec<(i64, i64)> = super::rows(conn, &sql);
+    let mut ops: Vec<(i64, i64)> = super::rows(conn, &sql);
+    if made("_sync_floors") {
+        ops.extend(in_force_entries(conn));
+    }
     let points: Vec<(i64, i64, i64, i64)> = super::rows(
         conn,
         "SELECT device, dep, seq, dep_seq FROM _sync_deps WHERE dep >= 0 ORDER BY device, dep, seq",
@@ -571,5 +573,49 @@ pub fn read_contexts(conn: &Connection) -> Contexts {
                 .collect();
             ((device, seq), context)
         })
+        .collect()
+}
+
+/// The entries (history, seq) of the floor ops not retired (docs/conflicts.md: a device's
+/// point retires its earlier ones): per writer's history in seq order, a point that names a
+/// seq to retire up to (`of = -1`) or seqs each (`of <= -2`) retires those of its earlier
+/// points still in force, so named, whose every entry one of its own reaches (the same
+/// history, at that seq or above).
+fn in_force_entries(conn: &Connection) -> Vec<(i64, i64)> {
+    let rows: Vec<(i64, i64, i64, i64)> = super::rows(
+        conn,
+        "SELECT device, seq, of, of_seq FROM _sync_floors ORDER BY device, seq",
+    );
+    type Point = ((i64, i64), Vec<(i64, i64)>, Option<i64>, Vec<i64>);
+    let mut points: Vec<Point> = Vec::new();
+    for (device, seq, of, of_seq) in rows {
+        if points.last().is_none_or(|p| p.0 != (device, seq)) {
+            points.push(((device, seq), Vec::new(), None, Vec::new()));
+        }
+        let point = points.last_mut().unwrap();
+        match of {
+            -1 => point.2 = Some(of_seq),
+            o if o <= -2 => point.3.push(of_seq),
+            _ => point.1.push((of, of_seq)),
+        }
+    }
+    let mut in_force: Vec<usize> = Vec::new();
+    for i in 0..points.len() {
+        if i > 0 && points[i - 1].0 .0 != points[i].0 .0 {
+            in_force.retain(|&j| points[j].0 .0 == points[i].0 .0);
+        }
+        let (op, entries, upto, each) = &points[i];
+        let named = |seq: i64| upto.is_some_and(|u| seq <= u) || each.contains(&seq);
+        let reached = |e: &(i64, i64)| entries.iter().any(|n| n.0 == e.0 && n.1 >= e.1);
+        in_force.retain(|&j| {
+            let earlier = &points[j];
+            earlier.0 .0 != op.0
+                || !(earlier.0 .1 < op.1 && named(earlier.0 .1) && earlier.1.iter().all(reached))
+        });
+        in_force.push(i);
+    }
+    in_force
+        .into_iter()
+        .flat_map(|i| points[i].1.clone())
         .collect()
 }

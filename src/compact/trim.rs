@@ -9,7 +9,8 @@
 //! histories fork after (and their first ops), of the ops the entries of the floor ops in force
 //! name (the floors' order, log/floors.rs: a retired floor's entries are read for their seqs
 //! only) and of the floor ops themselves, retired and removed ones too (their rows stay in
-//! `_sync_floors`: apply/behind.rs reads what they had seen). A point at a removed
+//! `_sync_floors`: apply/behind.rs reads what they had seen), and of the removed ops whose
+//! hash is kept (log/chain.rs: a history may fork after one). A point at a removed
 //! op that is in force at none of those (a later point of the same dep comes first) is read by
 //! nothing: it goes. (One reader asks for points themselves, not contexts: apply/behind.rs
 //! `seen_by_a_point`, whether a compaction point's writer named an op of another history. A
@@ -36,7 +37,16 @@ pub fn trim(conn: &Conn, devices: &Devices, floors: &Floors, device: DeviceIdx) 
         return Ok(0);
     }
     let held = held_upto(conn, device, upto + 1)?;
-    let read = read_contexts(devices, floors, device, upto, &held);
+    let mut read = read_contexts(devices, floors, device, upto, &held);
+    // (a removed op whose hash is kept can be named again: a history that forks after it
+    // takes its context, apply/histories.rs `inherit`)
+    let mut stmt =
+        conn.prepare("SELECT seq FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2")?;
+    stmt.bind_all(&[Value::from(device), Value::Integer(upto as i64)])?;
+    while let Some(row) = stmt.step()? {
+        read.insert(row.column_int(0) as u64);
+    }
+    drop(stmt);
     // per dep, its points at or below `upto`, in seq order
     let mut points: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
     let mut stmt = conn.prepare(

@@ -529,10 +529,11 @@ pub fn fields(json: &str) -> Vec<(String, String)> {
 /// Contexts of ops, keyed by (history, seq): per dep, its seq.
 pub type Contexts = BTreeMap<(i64, i64), BTreeMap<i64, i64>>;
 
-/// Per op whose context is still read once ops are removed (every op held, applied or not, the
-/// op below each, the ops the entries of the floor ops in force name, the floor ops, retired
-/// and removed ones too, the ops histories fork after, and the last op removed of each history), its context as the device's change points say (per dep, the last
-/// point at or below it; deps still waiting for their op left out): what compaction must leave
+/// Per op whose context is still read once ops are removed (every op held, applied or not, the op
+/// below each, the ops the entries of the floor ops in force name, the floor ops, retired and
+/// removed ones too, the ops histories fork after, the last op removed of each history, and the
+/// removed ops whose hash is kept), its context as the device's change points say (per dep, the
+/// last point at or below it; deps still waiting for their op left out): what compaction must leave
 /// as it was (its trimming of the points of removed ops).
 pub fn read_contexts(conn: &Connection) -> Contexts {
     // (the tables made once needed: those a device has)
@@ -550,6 +551,9 @@ pub fn read_contexts(conn: &Connection) -> Contexts {
     }
     if made("_sync_removed") {
         sql += " UNION SELECT device, upto FROM _sync_removed";
+    }
+    if made("_sync_hashes") {
+        sql += " UNION SELECT device, seq FROM _sync_hashes";
     }
     let mut ops: Vec<(i64, i64)> = super::rows(conn, &sql);
     if made("_sync_floors") {

@@ -36,17 +36,16 @@ pub fn trim(conn: &Conn, devices: &Devices, floors: &Floors, device: DeviceIdx) 
     if upto == 0 {
         return Ok(0);
     }
-    let held = held_upto(conn, device, upto + 1)?;
+    let held = match device {
+        SELF => "SELECT seq FROM main._sync_ops WHERE seq <= ?2 AND ?1 = ?1",
+        _ => "SELECT seq FROM main._sync_remote WHERE device = ?1 AND seq <= ?2",
+    };
+    let held = seqs(conn, held, device, upto + 1)?;
     let mut read = read_contexts(devices, floors, device, upto, &held);
     // (a removed op whose hash is kept can be named again: a history that forks after it
     // takes its context, apply/histories.rs `inherit`)
-    let mut stmt =
-        conn.prepare("SELECT seq FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2")?;
-    stmt.bind_all(&[Value::from(device), Value::Integer(upto as i64)])?;
-    while let Some(row) = stmt.step()? {
-        read.insert(row.column_int(0) as u64);
-    }
-    drop(stmt);
+    let kept = "SELECT seq FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2";
+    read.extend(seqs(conn, kept, device, upto)?);
     // per dep, its points at or below `upto`, in seq order
     let mut points: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
     let mut stmt = conn.prepare(
@@ -82,19 +81,16 @@ pub fn trim(conn: &Conn, devices: &Devices, floors: &Floors, device: DeviceIdx) 
     Ok(gone.len() as u64)
 }
 
-/// The seqs of the ops of history `device` held here (applied or not) at or below `upto`.
-fn held_upto(conn: &Conn, device: DeviceIdx, upto: u64) -> Result<BTreeSet<u64>> {
-    let sql = match device {
-        SELF => "SELECT seq FROM main._sync_ops WHERE seq <= ?2 AND ?1 = ?1",
-        _ => "SELECT seq FROM main._sync_remote WHERE device = ?1 AND seq <= ?2",
-    };
+/// The seqs query `sql` gives for history `device` (`?1`) up to `upto` (`?2`): the ops of it
+/// held here (applied or not), or those whose hash is kept.
+fn seqs(conn: &Conn, sql: &str, device: DeviceIdx, upto: u64) -> Result<BTreeSet<u64>> {
     let mut stmt = conn.prepare(sql)?;
     stmt.bind_all(&[Value::from(device), Value::Integer(upto as i64)])?;
-    let mut held = BTreeSet::new();
+    let mut out = BTreeSet::new();
     while let Some(row) = stmt.step()? {
-        held.insert(row.column_int(0) as u64);
+        out.insert(row.column_int(0) as u64);
     }
-    Ok(held)
+    Ok(out)
 }
 
 /// The ops of history `device` at or below `upto` whose contexts are still read (the module's

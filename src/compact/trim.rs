@@ -21,7 +21,7 @@
 //! points of held ops, and those of deps still waiting for their op (`dep < 0`), all stay. So
 //! a device holds about one point per dep per op held or named, not one per op ever applied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::db::{Conn, Result};
 use crate::log::clock::Devices;
@@ -36,39 +36,36 @@ pub fn trim(conn: &Conn, devices: &Devices, floors: &Floors, device: DeviceIdx) 
     if upto == 0 {
         return Ok(0);
     }
-    let held = match device {
-        SELF => "SELECT seq FROM main._sync_ops WHERE seq <= ?2 AND ?1 = ?1",
-        _ => "SELECT seq FROM main._sync_remote WHERE device = ?1 AND seq <= ?2",
-    };
-    let held = seqs(conn, held, device, upto + 1)?;
-    let mut read = read_contexts(devices, floors, device, upto, &held);
+    let mut read = read_contexts(devices, floors, device, upto);
     // (a removed op whose hash is kept can be named again: a history that forks after it
     // takes its context, apply/histories.rs `inherit`)
     let kept = "SELECT seq FROM main._sync_hashes WHERE device = ?1 AND seq <= ?2";
     read.extend(seqs(conn, kept, device, upto)?);
-    // per dep, its points at or below `upto`, in seq order
-    let mut points: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT dep, seq FROM main._sync_deps WHERE device = ?1 AND seq <= ?2 AND dep >= 0
-         ORDER BY dep, seq",
-    )?;
+    // the points at or below `upto`, each with the seq of the next point of its dep, but those
+    // in force at an op held or at the op below one (an op held from the point to the next);
+    // asked of the held ops by seq, as a history may hold 100,000 of them
+    let held = match device {
+        SELF => "SELECT 1 FROM main._sync_ops o WHERE o.seq BETWEEN p.seq AND p.nxt",
+        _ => "SELECT 1 FROM main._sync_remote o WHERE o.device = ?1 AND o.seq BETWEEN p.seq AND p.nxt",
+    };
+    let sql = format!(
+        "SELECT dep, seq, nxt FROM (
+           SELECT dep, seq, coalesce(lead(seq) OVER (PARTITION BY dep ORDER BY seq), {})
+             AS nxt
+           FROM main._sync_deps WHERE device = ?1 AND dep >= 0) p
+         WHERE seq <= ?2 AND NOT EXISTS ({held})",
+        i64::MAX
+    );
+    let mut stmt = conn.prepare(&sql)?;
     stmt.bind_all(&[Value::from(device), Value::Integer(upto as i64)])?;
-    while let Some(row) = stmt.step()? {
-        (points.entry(row.column_int(0)).or_default()).push(row.column_int(1) as u64);
-    }
-    drop(stmt);
     let mut gone = Vec::new();
-    for (dep, seqs) in &points {
-        for (i, &seq) in seqs.iter().enumerate() {
-            if held.contains(&seq) {
-                continue;
-            }
-            let next = seqs.get(i + 1).copied().unwrap_or(u64::MAX);
-            if read.range(seq..next).next().is_none() {
-                gone.push((*dep, seq));
-            }
+    while let Some(row) = stmt.step()? {
+        let (seq, next) = (row.column_int(1) as u64, row.column_int(2) as u64);
+        if read.range(seq..next).next().is_none() {
+            gone.push((row.column_int(0), seq));
         }
     }
+    drop(stmt);
     let mut delete =
         conn.prepare("DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep = ?3")?;
     for &(dep, seq) in &gone {
@@ -81,8 +78,7 @@ pub fn trim(conn: &Conn, devices: &Devices, floors: &Floors, device: DeviceIdx) 
     Ok(gone.len() as u64)
 }
 
-/// The seqs query `sql` gives for history `device` (`?1`) up to `upto` (`?2`): the ops of it
-/// held here (applied or not), or those whose hash is kept.
+/// The seqs query `sql` gives for history `device` (`?1`) up to `upto` (`?2`).
 fn seqs(conn: &Conn, sql: &str, device: DeviceIdx, upto: u64) -> Result<BTreeSet<u64>> {
     let mut stmt = conn.prepare(sql)?;
     stmt.bind_all(&[Value::from(device), Value::Integer(upto as i64)])?;
@@ -94,16 +90,14 @@ fn seqs(conn: &Conn, sql: &str, device: DeviceIdx, upto: u64) -> Result<BTreeSet
 }
 
 /// The ops of history `device` at or below `upto` whose contexts are still read (the module's
-/// list), given the ops of it held there.
+/// list), but the ops held and those below them (`trim` asks for them by seq).
 fn read_contexts(
     devices: &Devices,
     floors: &Floors,
     device: DeviceIdx,
     upto: u64,
-    held: &BTreeSet<u64>,
 ) -> BTreeSet<u64> {
-    let mut read: BTreeSet<u64> = held.iter().flat_map(|&h| [h, h - 1]).collect();
-    read.insert(upto);
+    let mut read = BTreeSet::from([upto]);
     for child in devices.children(device) {
         if let Some((_, base)) = devices.fork(child) {
             read.insert(base);

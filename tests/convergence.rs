@@ -17,7 +17,7 @@
 //! it ran). A failure prints the seed that reproduces it; `one_seed` is the tool that replays
 //! one, not a test: `SYNC_SEED=<seed> cargo test --release --test convergence one_seed --
 //! --ignored --nocapture` (`SYNC_TRACE=1` prints each step, `SYNC_KEEP=<dir>` keeps the
-//! databases of a failure, and with `SYNC_KEEP_AT=<step>` in its subdirectory `at` as that
+//! databases of a failure, and with `SYNC_KEEP_AT=<step>[,<step>…]` in its subdirectory `at<step>` as that
 //! step begins).
 
 mod common;
@@ -1251,8 +1251,8 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
                 mail.len()
             );
         }
-        if std::env::var("SYNC_KEEP_AT").is_ok_and(|at| at == step.to_string()) {
-            keep_in("at", &devices, None); // (the databases as this step begins)
+        if std::env::var("SYNC_KEEP_AT").is_ok_and(|at| at.split(',').any(|s| s == step.to_string())) {
+            keep_in(&format!("at{step}"), &devices, None); // (the databases as this step begins)
         }
         // now and then a device forgets another (a generator of its own, too), which does as
         // it is told when it hears of it (`import_as_told`)

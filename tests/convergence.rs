@@ -1251,7 +1251,9 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
                 mail.len()
             );
         }
-        if std::env::var("SYNC_KEEP_AT").is_ok_and(|at| at.split(',').any(|s| s == step.to_string())) {
+        if std::env::var("SYNC_KEEP_AT")
+            .is_ok_and(|at| at.split(',').any(|s| s == step.to_string()))
+        {
             keep_in(&format!("at{step}"), &devices, None); // (the databases as this step begins)
         }
         // now and then a device forgets another (a generator of its own, too), which does as
@@ -1994,18 +1996,8 @@ fn removed_upto(devices: &[Device]) -> std::collections::HashMap<String, i64> {
 /// `sync_compact()` on device `name`, checking that it leaves the context of every op whose
 /// context is still read as it was (compact/trim.rs drops only points no such context reads).
 fn compact(conn: &rusqlite::Connection, name: &str) -> Result<Value, String> {
-    let before = reference::read_contexts(conn);
-    let done =
-        call(conn, "SELECT sync_compact()").map_err(|e| format!("sync_compact on {name}: {e}"))?;
-    for (op, context) in reference::read_contexts(conn) {
-        if let Some(was) = before.get(&op).filter(|&was| *was != context) {
-            return Err(format!(
-                "sync_compact on {name} changed the context of op {op:?} (history, seq): \
-                 {was:?} -> {context:?}"
-            ));
-        }
-    }
-    Ok(done)
+    reference::compact_keeping_contexts(conn, || call(conn, "SELECT sync_compact()"))
+        .map_err(|e| format!("sync_compact on {name}: {e}"))
 }
 
 /// Adds the ops a `sync_compact()` result says it removed to `REMOVED`.

@@ -526,6 +526,25 @@ pub fn fields(json: &str) -> Vec<(String, String)> {
     split_object(json)
 }
 
+/// Runs `compact` (a `sync_compact()` call) on `conn` and checks that it left the context of
+/// every op whose context is still read as it was (`read_contexts`; compact/trim.rs drops only
+/// points no such context reads): `compact`'s result, or the first context it changed.
+pub fn compact_keeping_contexts<T>(
+    conn: &Connection,
+    compact: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    let before = read_contexts(conn);
+    let done = compact()?;
+    for (op, context) in read_contexts(conn) {
+        if let Some(was) = before.get(&op).filter(|&was| *was != context) {
+            return Err(format!(
+                "changed the context of op {op:?} (history, seq): {was:?} -> {context:?}"
+            ));
+        }
+    }
+    Ok(done)
+}
+
 /// Contexts of ops, keyed by (history, seq): per dep, its seq.
 pub type Contexts = BTreeMap<(i64, i64), BTreeMap<i64, i64>>;
 

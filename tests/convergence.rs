@@ -10,15 +10,16 @@
 //!
 //! `fixed_seed_schedules` runs SCHEDULES schedules from a fixed seed (`SYNC_SCHEDULES` of them
 //! when set: `make check` runs 150; `SYNC_FROM=<n>` skips the first n, to go on past a known
-//! failure, and `SYNC_SKIP=<seed>,<seed>` the seeds of open faults, each an ignored test);
+//! failure, `SYNC_SKIP=<seed>,<seed>` the seeds of open faults, each an ignored test, and
+//! `SYNC_KEEP_GOING=1` runs every schedule and lists the seeds that failed);
 //! `random_seed_schedules` runs new seeds for RANDOM_SECONDS
 //! (or `SYNC_SOAK_SECONDS`, for a soak outside `make test`: `SYNC_SOAK_SECONDS=600 cargo test
 //! --release --test convergence random_seed_schedules -- --nocapture` prints how many schedules
 //! it ran). A failure prints the seed that reproduces it; `one_seed` is the tool that replays
 //! one, not a test: `SYNC_SEED=<seed> cargo test --release --test convergence one_seed --
 //! --ignored --nocapture` (`SYNC_TRACE=1` prints each step, `SYNC_KEEP=<dir>` keeps the
-//! databases of a failure, and with `SYNC_KEEP_AT=<step>[,<step>…]` in its subdirectory `at<step>` as that
-//! step begins).
+//! databases of a failure, and with `SYNC_KEEP_AT=<step>[,<step>…]` in its subdirectory
+//! `at<step>` as that step begins).
 
 mod common;
 
@@ -2075,11 +2076,15 @@ fn fixed_seed_schedules() {
     // the schedules are independent: each of the machine's cores runs every k-th of them
     // (the same schedules and checks as one after another, in a fraction of the time); the
     // first failure stops the others
+    // (with SYNC_KEEP_GOING=1 a soak runs every schedule and lists the seeds that failed: how
+    // often a class of fault comes up)
+    let keep_going = std::env::var("SYNC_KEEP_GOING").is_ok();
     let shards = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let failed = std::sync::atomic::AtomicBool::new(false);
+    let failures = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for shard in 0..shards {
-            let failed = &failed;
+            let (failed, failures) = (&failed, &failures);
             scope.spawn(move || {
                 for i in (from + shard..schedules).step_by(shards as usize) {
                     if failed.load(std::sync::atomic::Ordering::Relaxed) {
@@ -2090,6 +2095,10 @@ fn fixed_seed_schedules() {
                     }
                     let run = std::panic::catch_unwind(|| check(0x5EED_0000 + i));
                     if let Err(panic) = run {
+                        if keep_going {
+                            failures.lock().unwrap().push(0x5EED_0000 + i);
+                            continue;
+                        }
                         failed.store(true, std::sync::atomic::Ordering::Relaxed);
                         std::panic::resume_unwind(panic);
                     }
@@ -2097,6 +2106,12 @@ fn fixed_seed_schedules() {
             });
         }
     });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} schedules failed, seeds {failures:?}",
+        failures.len()
+    );
     use std::sync::atomic::Ordering::Relaxed;
     let removed = REMOVED.load(Relaxed);
     let (twice, told) = (TWICE.load(Relaxed), TOLD.load(Relaxed));

@@ -1092,3 +1092,42 @@ fn a_row_held_out_by_a_unique_value_whose_parent_goes_is_held_out_for_the_parent
         );
     }
 }
+
+/// A device adds a column and inserts an item under a list another device, which has not added
+/// it yet, deletes: the item is held out on both, and recorded under the same id on both (the
+/// last op on the row names it, not the values each device's table has room for), before and
+/// after the second device adds the column too. A record named by an earlier build (by the
+/// row's values) is named so again at the next import.
+#[test]
+fn a_row_held_out_is_recorded_alike_whatever_columns_a_device_has() {
+    let (a, b) = lists("NO ACTION");
+    exec(
+        a.conn(),
+        "ALTER TABLE item ADD COLUMN who TEXT; INSERT INTO item VALUES (12, 1, 'bread', 'ann')",
+    );
+    exec(
+        b.conn(),
+        "DELETE FROM item WHERE list = 1; DELETE FROM list WHERE id = 1",
+    );
+    exchange(&a, &b);
+    let record = "SELECT id FROM sync_conflicts WHERE kind = 'constraint'";
+    let (on_a, on_b) = (id_of(&a, record), id_of(&b, record));
+    assert_eq!(on_a, on_b);
+    exec(b.conn(), "ALTER TABLE item ADD COLUMN who TEXT");
+    exchange(&a, &b);
+    alike(&a, &b, &["list", "item"]);
+    assert_eq!(id_of(&b, record), on_a);
+    // as an earlier build named it: renamed at the next import
+    exec(
+        b.conn(),
+        "UPDATE _sync_parked SET id = x'00'; DELETE FROM _sync_state WHERE name = 'parked ids by op'",
+    );
+    send(&a, &b);
+    assert_eq!(id_of(&b, record), on_a);
+    // the item comes back with the list, its column as a wrote it
+    exec(b.conn(), "INSERT INTO list VALUES (1, 'groceries again')");
+    exchange(&a, &b);
+    alike(&a, &b, &["list", "item"]);
+    let who: String = id_of(&b, "SELECT who FROM item WHERE id = 12");
+    assert_eq!(who, "ann");
+}

@@ -871,7 +871,14 @@ impl<'a> Import<'a> {
             None => None,
         };
         let by_key = hold.by.as_ref().map(|b| b.1.clone());
-        let id = record_id(table, &at.1, &hold.reason, by_key.as_deref(), &row_values);
+        let id = record_id(
+            &table.name,
+            &at.1,
+            &hold.reason,
+            by_key.as_deref(),
+            op.as_deref(),
+            &row_values,
+        );
         let encoded = rmp_serde::to_vec(cells).map_err(|e| Error::new(format!("record: {e}")))?;
         let text = |s: Option<String>| s.map_or(Value::Null, Value::Text);
         self.run(
@@ -909,26 +916,71 @@ impl<'a> Import<'a> {
     }
 }
 
-/// A record's id: from its table, row, reason, the row that holds it out and the row's values,
-/// so every device names it alike and a row held out otherwise is another record.
+/// A record's id: from its table, row, reason, the row that holds it out and the last op
+/// written to the row (the row's values where no op wrote it: a row of this device's written
+/// before its table was enabled), so every device names it alike, whatever columns its table
+/// has yet (docs/sync-rules.md), and a row held out otherwise is another record.
 fn record_id(
-    table: &SyncedTable,
+    table: &str,
     key: &[u8],
     reason: &str,
     by: Option<&[u8]>,
+    op: Option<&str>,
     values: &str,
 ) -> [u8; 16] {
     let digest = Sha256::new()
         .chain_update(b"parked\0")
-        .chain_update(table.name.to_lowercase())
+        .chain_update(table.to_lowercase())
         .chain_update([0])
         .chain_update(key)
         .chain_update(reason)
         .chain_update([0])
         .chain_update(by.unwrap_or_default())
-        .chain_update(values)
+        .chain_update(match op {
+            Some(op) => [b"op\0", op.as_bytes()].concat(),
+            None => values.as_bytes().to_vec(),
+        })
         .finalize();
     digest[..16].try_into().expect("16 of 32 bytes")
+}
+
+/// Names again the records of rows held out that a build before `record_id` named by the row's
+/// values (which differ between devices whose tables have other columns), once per database.
+pub fn name_records_by_op(conn: &crate::db::Conn) -> Result<()> {
+    const DONE: &str = "parked ids by op";
+    if crate::schema::state(conn, DONE)? == 1 {
+        return Ok(());
+    }
+    let mut renamed = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT p.table_id, p.key, t.name, p.reason, p.by_key, p.op, p.row_values
+         FROM main._sync_parked p JOIN main._sync_tables t ON t.id = p.table_id",
+    )?;
+    while let Some(row) = stmt.step()? {
+        let text = |i| row.column(i).map(|v| v.as_text().map(str::to_string));
+        let key = row.column_blob(1)?.unwrap_or_default().to_vec();
+        let id = record_id(
+            &text(2)?.unwrap_or_default(),
+            &key,
+            &text(3)?.unwrap_or_default(),
+            row.column_blob(4)?,
+            text(5)?.as_deref(),
+            &text(6)?.unwrap_or_default(),
+        );
+        renamed.push((row.column_int(0), key, id));
+    }
+    drop(stmt);
+    for (table_id, key, id) in renamed {
+        conn.exec(
+            "UPDATE main._sync_parked SET id = ?3 WHERE table_id = ?1 AND key = ?2",
+            &[
+                Value::Integer(table_id),
+                Value::Blob(key),
+                Value::Blob(id.to_vec()),
+            ],
+        )?;
+    }
+    crate::schema::set_state(conn, DONE, 1)
 }
 
 /// The key of a row as the row index has it.

@@ -258,6 +258,37 @@ fn a_device_alone_in_a_folder_writes_each_of_its_ops_once() {
     }
 }
 
+/// `sync_folder_in` reports, over the bundles it imported, what `sync_bundle_in` reports of
+/// each: a column this device lacks (`waiting_for_schema`), duplicates, rows held out.
+#[test]
+fn a_folder_import_names_the_columns_this_device_lacks() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    let folder = Dir::new();
+    exec(
+        a.conn(),
+        "ALTER TABLE todos ADD COLUMN due TEXT; INSERT INTO todos(id, due) VALUES ('1', 'monday')",
+    );
+    folder_call(&a, "sync_folder_out", folder.path());
+    let first = folder_call(&b, "sync_folder_in", folder.path());
+    for key in [
+        "\"imported\":1",
+        "\"held_out_count\":0",
+        "\"duplicate_count\":0",
+        "\"discarded_count\":0",
+        "\"waiting_for_schema\":[\"todos.due\"]",
+        "\"declared_otherwise\":[]",
+    ] {
+        assert!(first.contains(key), "{key} in {first}");
+    }
+    // a bundle imported before says nothing again
+    let again = folder_call(&b, "sync_folder_in", folder.path());
+    assert!(again.contains("\"imported_before\":1"), "{again}");
+    assert!(again.contains("\"waiting_for_schema\":[]"), "{again}");
+    exec(b.conn(), "ALTER TABLE todos ADD COLUMN due TEXT");
+    folder_call(&b, "sync_folder_in", folder.path());
+    assert_eq!(a.dump("todos"), b.dump("todos"));
+}
+
 #[test]
 fn a_bundle_is_inspected_without_importing_it() {
     let a = Device::new("a", TODOS);

@@ -23,52 +23,85 @@ pub fn sync_folder_in(conn: &Conn, args: &[Value], after: super::After) -> Resul
     // (in a savepoint of its own, so that a call that stops changes nothing: the bundles
     // imported before a refusal that is for the whole call are undone with it)
     let after = super::outside_a_transaction(conn).then_some(after);
-    let ((imported, before, own, applied, conflicts, skipped), compacted) =
-        conn.savepoint("sync_folder_in", || {
-            let counts = import_each(conn, dir, &me)?;
-            let compacted = match after {
-                Some(after) => after(conn)?,
-                None => None,
-            };
-            Ok((counts, compacted))
-        })?;
+    let (counts, compacted) = conn.savepoint("sync_folder_in", || {
+        let counts = import_each(conn, dir, &me)?;
+        let compacted = match after {
+            Some(after) => after(conn)?,
+            None => None,
+        };
+        Ok((counts, compacted))
+    })?;
     let mut json = JsonObject::new();
-    json.field("imported", &Value::Integer(imported))
-        .field("imported_before", &Value::Integer(before))
-        .field("own", &Value::Integer(own))
-        .raw("skipped", &format!("[{}]", skipped.join(",")))
-        .field("applied_count", &Value::Integer(applied as i64))
-        .field("conflict_count", &Value::Integer(conflicts as i64))
+    let list = crate::value::json_string_list;
+    json.field("imported", &Value::Integer(counts.imported))
+        .field("imported_before", &Value::Integer(counts.before))
+        .field("own", &Value::Integer(counts.own))
+        .raw("skipped", &format!("[{}]", counts.skipped.join(",")))
+        .field("applied_count", &Value::Integer(counts.applied as i64))
+        .field("conflict_count", &Value::Integer(counts.conflicts as i64))
+        .field(
+            "held_out_count",
+            &Value::Integer(crate::schema::held_out_count(conn)?),
+        )
+        .field("duplicate_count", &Value::Integer(counts.duplicates as i64))
         .field(
             "pending_count",
             &Value::Integer(pending_count(conn)? as i64),
         )
+        .field("discarded_count", &Value::Integer(counts.discarded as i64))
+        .raw("waiting_for_schema", &list(&counts.missing))
+        .raw("declared_otherwise", &list(&counts.otherwise))
         .raw("compacted", compacted.as_deref().unwrap_or("null"));
     Ok(Value::Text(json.finish()))
 }
 
-/// What `sync_folder_in` counts: bundles imported, imported before, this device's own; ops
-/// applied, conflicts; the files skipped, as JSON objects.
-type Counts = (i64, i64, i64, u64, u64, Vec<String>);
+/// What `sync_folder_in` counts over the bundles it imported (as `sync_bundle_in` reports each).
+#[derive(Default)]
+struct Counts {
+    /// bundles imported, imported before, written by this device
+    imported: i64,
+    before: i64,
+    own: i64,
+    applied: u64,
+    conflicts: u64,
+    duplicates: u64,
+    discarded: u64,
+    /// the tables and columns the bundles' ops name that this database lacks, each once
+    missing: Vec<String>,
+    /// the tables a device declares otherwise than this one, each once
+    otherwise: Vec<String>,
+    /// the files skipped, as JSON objects
+    skipped: Vec<String>,
+}
 
 /// Imports every bundle of folder `dir` that device `me` did not write.
 fn import_each(conn: &Conn, dir: &str, me: &crate::op::DeviceId) -> Result<Counts> {
-    let (mut imported, mut before, mut own) = (0i64, 0i64, 0i64);
-    let (mut applied, mut conflicts) = (0u64, 0u64);
-    let mut skipped = Vec::new();
+    let mut counts = Counts::default();
+    let once = |list: &mut Vec<String>, more: &[String]| {
+        for name in more {
+            if !list.contains(name) {
+                list.push(name.clone());
+            }
+        }
+    };
     for path in bundle_files(dir)? {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         if written_by(&name, me) {
-            own += 1;
+            counts.own += 1;
             continue;
         }
         let arg = Value::Text(path.to_string_lossy().into_owned());
         match import_bundle(conn, &arg, None) {
-            Ok(report) if report.outcome.skipped => before += 1,
+            Ok(report) if report.outcome.skipped => counts.before += 1,
             Ok(report) => {
-                imported += 1;
-                applied += report.outcome.applied;
-                conflicts += report.outcome.conflicts;
+                let outcome = &report.outcome;
+                counts.imported += 1;
+                counts.applied += outcome.applied;
+                counts.conflicts += outcome.conflicts;
+                counts.duplicates += outcome.duplicates;
+                counts.discarded += outcome.discarded;
+                once(&mut counts.missing, &report.missing);
+                once(&mut counts.otherwise, &outcome.otherwise);
             }
             // (this device was forgotten: what to do is for the whole call)
             Err(e) if e.is_of_the_database() || e.code == crate::log::forgotten::TOLD => {
@@ -78,9 +111,9 @@ fn import_each(conn: &Conn, dir: &str, me: &crate::op::DeviceId) -> Result<Count
                 let mut one = JsonObject::new();
                 one.field("file", &Value::Text(name.into_owned()))
                     .field("error", &Value::Text(e.message.into()));
-                skipped.push(one.finish());
+                counts.skipped.push(one.finish());
             }
         }
     }
-    Ok((imported, before, own, applied, conflicts, skipped))
+    Ok(counts)
 }

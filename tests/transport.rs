@@ -289,6 +289,36 @@ fn a_folder_import_names_the_columns_this_device_lacks() {
     assert_eq!(a.dump("todos"), b.dump("todos"));
 }
 
+/// A peer renames a row in three bundles while this device edits it offline: the folder import
+/// reports one conflict (the one open at its end), not one per bundle.
+#[test]
+fn a_folder_import_counts_the_conflicts_it_leaves_open() {
+    let (a, b) = (Device::new("a", TODOS), Device::new("b", TODOS));
+    let folder = Dir::new();
+    exec(
+        a.conn(),
+        "INSERT INTO todos(id, title) VALUES ('1', 'milk')",
+    );
+    folder_call(&a, "sync_folder_out", folder.path());
+    folder_call(&b, "sync_folder_in", folder.path());
+    folder_call(&b, "sync_folder_out", folder.path());
+    folder_call(&a, "sync_folder_in", folder.path());
+    exec(
+        a.conn(),
+        "UPDATE todos SET title = 'oat milk' WHERE id = '1'",
+    );
+    for title in ["bread", "rye bread", "sourdough"] {
+        exec(
+            b.conn(),
+            &format!("UPDATE todos SET title = '{title}' WHERE id = '1'"),
+        );
+        folder_call(&b, "sync_folder_out", folder.path());
+    }
+    let got = folder_call(&a, "sync_folder_in", folder.path());
+    assert!(got.contains("\"conflict_count\":1,"), "{got}");
+    assert_eq!(a.conflicts().len(), 1);
+}
+
 #[test]
 fn a_bundle_is_inspected_without_importing_it() {
     let a = Device::new("a", TODOS);

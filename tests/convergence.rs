@@ -814,6 +814,7 @@ fn import_as_told(
         .unwrap()
     };
     let before = last();
+    let told_before = told_lost(conn);
     let done = loop {
         match devices[to].try_import(path) {
             Err(e) if e.contains("as forgotten") && e.contains("SELECT sync_fork()") => {
@@ -822,6 +823,14 @@ fn import_as_told(
             done => break done?,
         }
     };
+    // its `lost_count` is the writes it listed in `sync_lost`
+    let told = told_lost(conn).difference(&told_before).count() as i64;
+    if done.lost != told {
+        return Err(format!(
+            "d{to}'s import says lost_count {}, and listed {told} writes in sync_lost",
+            done.lost
+        ));
+    }
     if last() > before {
         let own: Vec<(i64, String, i64)> = rows(
             conn,
@@ -836,6 +845,23 @@ fn import_as_told(
         }
     }
     Ok(done)
+}
+
+/// The writes `conn`'s device lists in `sync_lost` (none where the table was never made).
+fn told_lost(conn: &rusqlite::Connection) -> BTreeSet<(Vec<u8>, i64, Vec<u8>)> {
+    let made: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = '_sync_lost'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if made == 0 {
+        return BTreeSet::new();
+    }
+    rows(conn, "SELECT device, seq, hash FROM _sync_lost")
+        .into_iter()
+        .collect()
 }
 
 /// A device that joins imports the full bundle of `from`. Where `from` holds every op it has

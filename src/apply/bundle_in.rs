@@ -62,6 +62,7 @@ impl Report {
                 &Value::Integer(pending_count(conn)? as i64),
             )
             .field("discarded_count", &Value::Integer(outcome.discarded as i64))
+            .field("lost_count", &Value::Integer(outcome.lost as i64))
             .raw(
                 "waiting_for_schema",
                 &crate::value::json_string_list(&self.missing),

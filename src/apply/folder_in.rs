@@ -53,6 +53,7 @@ pub fn sync_folder_in(conn: &Conn, args: &[Value], after: super::After) -> Resul
             &Value::Integer(pending_count(conn)? as i64),
         )
         .field("discarded_count", &Value::Integer(counts.discarded as i64))
+        .field("lost_count", &Value::Integer(counts.lost as i64))
         .raw("waiting_for_schema", &list(&counts.missing))
         .raw("declared_otherwise", &list(&counts.otherwise))
         .raw("compacted", compacted.as_deref().unwrap_or("null"));
@@ -84,6 +85,8 @@ struct Counts {
     conflicts: u64,
     duplicates: u64,
     discarded: u64,
+    /// writes listed in `sync_lost`
+    lost: u64,
     /// the tables and columns the bundles' ops name that this database lacks, each once
     missing: Vec<String>,
     /// the tables a device declares otherwise than this one, each once
@@ -117,6 +120,7 @@ fn import_each(conn: &Conn, dir: &str, me: &crate::op::DeviceId) -> Result<Count
                 counts.applied += outcome.applied;
                 counts.duplicates += outcome.duplicates;
                 counts.discarded += outcome.discarded;
+                counts.lost += outcome.lost;
                 once(&mut counts.missing, &report.missing);
                 once(&mut counts.otherwise, &outcome.otherwise);
             }

@@ -23,6 +23,8 @@ pub(super) struct Outcome {
     pub(super) conflicts: u64,
     pub(super) duplicates: u64,
     pub(super) discarded: u64,
+    /// writes this import listed in `sync_lost` (apply/lost.rs)
+    pub(super) lost: u64,
     pub(super) skipped: bool,
     /// Why ops this import kept wait for their table to be declared alike (kept.rs)
     pub(super) otherwise: Vec<String>,

@@ -260,6 +260,7 @@ impl Import<'_> {
                     Value::Text(if dropped.certain { CERTAIN } else { POSSIBLE }.into()),
                 ],
             )?;
+            self.outcome.lost += self.conn.changes() as u64;
         }
         Ok(())
     }

@@ -422,7 +422,7 @@ impl Device {
                 "SELECT r ->> '$.applied_count', r ->> '$.conflict_count', r ->> '$.duplicate_count',
                         r ->> '$.skipped', r ->> '$.pending_count', r ->> '$.total_operations',
                         r ->> '$.discarded_count', r -> '$.waiting_for_schema',
-                        r -> '$.declared_otherwise'
+                        r -> '$.declared_otherwise', r ->> '$.lost_count'
                  FROM (SELECT sync_bundle_in(?1) AS r)",
                 [path.to_str().unwrap()],
                 |r| {
@@ -436,6 +436,7 @@ impl Device {
                         discarded: r.get(6)?,
                         waiting: r.get(7)?,
                         otherwise: r.get(8)?,
+                        lost: r.get(9)?,
                     })
                 },
             )
@@ -559,6 +560,8 @@ pub struct ImportResult {
     pub waiting: String,
     /// `declared_otherwise`, as JSON
     pub otherwise: String,
+    /// `lost_count`
+    pub lost: i64,
 }
 
 /// The tables of the random convergence suite (tests/convergence.rs) as its last new device

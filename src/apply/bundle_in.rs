@@ -200,6 +200,7 @@ fn import(
 ) -> Result<Outcome> {
     // (the devices its writer forgot no longer count here either: log/forgotten.rs)
     crate::log::forgotten::add(conn, &reader.manifest.forgotten)?;
+    super::park::name_records_by_op(conn)?;
     let mut run = Import::new(conn, tables)?;
     if run.own_history_differs(claims)? {
         run.quiet.finish()?; // capture as it was, for the fork

@@ -248,7 +248,6 @@ pub(super) struct Rows<'a> {
 impl<'a> Import<'a> {
     pub(super) fn new(conn: &'a Conn, tables: &'a [SyncedTable]) -> Result<Import<'a>> {
         crate::schema::upgrade(conn)?;
-        super::park::name_records_by_op(conn)?;
         let pending_before = remote::pending_runs(conn)?;
         let clock = clock::applied(conn)?;
         let spans = pending_before

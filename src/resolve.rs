@@ -264,6 +264,8 @@ fn resolve_held_out(conn: &Conn, id: &[u8], choice: &str) -> Result<Value> {
                     None => row.push((c, v)),
                 }
             }
+            // (a column this device lacks is not a constraint the row breaks: said as such)
+            has_every_column(&table, &row)?;
             Some(row)
         }
     };
@@ -353,6 +355,19 @@ fn parse_choice(json: &str) -> Result<Vec<(String, Value)>> {
     Ok(object)
 }
 
+/// Refuses a row with a value in a column this device's table does not have yet.
+fn has_every_column(table: &SyncedTable, cells: &[(String, Value)]) -> Result<()> {
+    match cells.iter().find(|(c, _)| table.column(c).is_none()) {
+        Some((column, _)) => Err(Error::new(format!(
+            "the conflict's row has a value in column {column:?}, which table {:?} does not \
+             have on this device yet: add the column as the other devices did (ALTER TABLE … \
+             ADD COLUMN), then resolve",
+            table.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Writes the resolution through the capture triggers; when the table already holds some of it
 /// (the op captured, if any, does not write every chosen column), appends an op of all of it,
 /// so that the resolution writes every chosen column and reaches every device.
@@ -362,14 +377,8 @@ fn write_resolution(
     key: &[Value],
     target: Option<&[(String, Value)]>,
 ) -> Result<()> {
-    let missing = target.and_then(|cells| cells.iter().find(|(c, _)| table.column(c).is_none()));
-    if let Some((column, _)) = missing {
-        return Err(Error::new(format!(
-            "the conflict's row has a value in column {column:?}, which table {:?} does not \
-             have on this device yet: add the column as the other devices did (ALTER TABLE … \
-             ADD COLUMN), then resolve",
-            table.name
-        )));
+    if let Some(cells) = target {
+        has_every_column(table, cells)?;
     }
     let name = quote_ident(&table.name);
     let key_names: Vec<&str> = table.key_columns().collect();

@@ -1103,20 +1103,30 @@ fn a_row_held_out_is_recorded_alike_whatever_columns_a_device_has() {
     let (a, b) = lists("NO ACTION");
     exec(
         a.conn(),
-        "ALTER TABLE item ADD COLUMN who TEXT; INSERT INTO item VALUES (12, 1, 'bread', 'ann')",
+        "ALTER TABLE item ADD COLUMN who TEXT;
+         INSERT INTO item VALUES (12, 1, 'bread', 'ann'), (13, 1, 'jam', NULL)",
     );
     exec(
         b.conn(),
         "DELETE FROM item WHERE list = 1; DELETE FROM list WHERE id = 1",
     );
     exchange(&a, &b);
-    let record = "SELECT id FROM sync_conflicts WHERE kind = 'constraint'";
+    let record = "SELECT id FROM sync_conflicts WHERE kind = 'constraint' AND pk = '{\"id\":12}'";
+    let shown = |d: &Device| -> Vec<(String, String)> {
+        rows(
+            d.conn(),
+            "SELECT id, local_values FROM sync_conflicts WHERE kind = 'constraint' ORDER BY pk",
+        )
+    };
     let (on_a, on_b) = (id_of(&a, record), id_of(&b, record));
     assert_eq!(on_a, on_b);
     exec(b.conn(), "ALTER TABLE item ADD COLUMN who TEXT");
     exchange(&a, &b);
     alike(&a, &b, &["list", "item"]);
     assert_eq!(id_of(&b, record), on_a);
+    // and shown alike, the column b added included (its value NULL in one of them)
+    assert_eq!(shown(&a), shown(&b));
+    assert!(shown(&b)[1].1.contains("\"who\":null"), "{:?}", shown(&b));
     // as an earlier build named it: renamed at the next import
     exec(
         b.conn(),
@@ -1130,4 +1140,5 @@ fn a_row_held_out_is_recorded_alike_whatever_columns_a_device_has() {
     alike(&a, &b, &["list", "item"]);
     let who: String = id_of(&b, "SELECT who FROM item WHERE id = 12");
     assert_eq!(who, "ann");
+    assert_eq!(a.dump("item").len(), 2);
 }

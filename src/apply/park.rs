@@ -861,6 +861,9 @@ impl<'a> Import<'a> {
                 .filter(|(c, _)| !key.iter().any(|(k, _)| k == c))
                 .cloned(),
         );
+        // (every column, as the row would come back: one no op on it wrote, a column added
+        // after them, at its default, as a device whose table row had it shows it)
+        self.at_defaults(table, &mut row)?;
         let row_values = JsonObject::of(&row);
         let op = self.last_op(table, at)?;
         let by_op = match &hold.by {
@@ -1047,6 +1050,23 @@ pub fn held_out(conn: &crate::db::Conn, id: &[u8]) -> Result<Option<(i64, Vec<Va
     let cells: Cells =
         rmp_serde::from_slice(row[2].as_blob().unwrap_or_default()).map_err(|_| damaged())?;
     Ok(Some((row[0].as_i64().unwrap_or(0), key, cells)))
+}
+
+/// The keys (as the row index has them) of the rows of table `table_id` held out of it.
+pub fn held_out_keys(conn: &crate::db::Conn, table_id: i64) -> Result<Vec<Vec<u8>>> {
+    let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_parked'";
+    if conn.query_value(made, &[])?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT key FROM main._sync_parked WHERE table_id = ?1 AND why <> {PENDING}"
+    ))?;
+    stmt.bind_all(&[Value::Integer(table_id)])?;
+    let mut keys = Vec::new();
+    while let Some(row) = stmt.step()? {
+        keys.push(row.column_blob(0)?.unwrap_or_default().to_vec());
+    }
+    Ok(keys)
 }
 
 /// Why row `key` (msgpack of its key values) of table `table_id` is held out of its table

@@ -246,6 +246,13 @@ impl Import<'_> {
         if !self.rows.rewrite.remove(&(table.id, key.to_vec())) {
             return Ok(RowState::Present(cells));
         }
+        self.at_defaults(table, &mut cells)?;
+        Ok(RowState::Present(cells))
+    }
+
+    /// Adds to `cells` the columns of `table` they lack, at their defaults: what an INSERT of
+    /// the row without them writes here.
+    pub(super) fn at_defaults(&mut self, table: &SyncedTable, cells: &mut Cells) -> Result<()> {
         let mut stmt = self
             .conn
             .prepare("SELECT name, dflt_value FROM pragma_table_info(?1, 'main')")?;
@@ -266,7 +273,7 @@ impl Import<'_> {
             };
             cells.push((name, value.unwrap_or(Value::Null)));
         }
-        Ok(RowState::Present(cells))
+        Ok(())
     }
 
     /// Makes a user row hold `state`. When the app's triggers fire, a row that holds it already

@@ -264,21 +264,22 @@ fn resolve_held_out(conn: &Conn, id: &[u8], choice: &str) -> Result<Value> {
                     None => row.push((c, v)),
                 }
             }
-            // (a column this device lacks is not a constraint the row breaks: said as such)
-            has_every_column(&table, &row)?;
             Some(row)
         }
+    };
+    // (only a constraint's refusal is one: a column this device lacks says so itself)
+    let refused = |e: Error| match e.is_constraint() {
+        true => Error::new(format!(
+            "the row with these values still breaks a constraint of table {:?} ({e}); nothing \
+             was written: choose other values",
+            table.name
+        )),
+        false => e,
     };
     conn.savepoint("sync_resolve", || {
         match &target {
             None => append_op(conn, &table, &key, None)?,
-            Some(cells) => write_resolution(conn, &table, &key, Some(cells)).map_err(|e| {
-                Error::new(format!(
-                    "the row with these values still breaks a constraint of table {:?} ({e}); \
-                     nothing was written: choose other values",
-                    table.name
-                ))
-            })?,
+            Some(cells) => write_resolution(conn, &table, &key, Some(cells)).map_err(refused)?,
         }
         crate::apply::fold_local(conn)?;
         // (a connection with foreign keys off wrote the row all the same: judged here, as
@@ -355,19 +356,6 @@ fn parse_choice(json: &str) -> Result<Vec<(String, Value)>> {
     Ok(object)
 }
 
-/// Refuses a row with a value in a column this device's table does not have yet.
-fn has_every_column(table: &SyncedTable, cells: &[(String, Value)]) -> Result<()> {
-    match cells.iter().find(|(c, _)| table.column(c).is_none()) {
-        Some((column, _)) => Err(Error::new(format!(
-            "the conflict's row has a value in column {column:?}, which table {:?} does not \
-             have on this device yet: add the column as the other devices did (ALTER TABLE … \
-             ADD COLUMN), then resolve",
-            table.name
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// Writes the resolution through the capture triggers; when the table already holds some of it
 /// (the op captured, if any, does not write every chosen column), appends an op of all of it,
 /// so that the resolution writes every chosen column and reaches every device.
@@ -377,8 +365,14 @@ fn write_resolution(
     key: &[Value],
     target: Option<&[(String, Value)]>,
 ) -> Result<()> {
-    if let Some(cells) = target {
-        has_every_column(table, cells)?;
+    let missing = target.and_then(|cells| cells.iter().find(|(c, _)| table.column(c).is_none()));
+    if let Some((column, _)) = missing {
+        return Err(Error::new(format!(
+            "the conflict's row has a value in column {column:?}, which table {:?} does not \
+             have on this device yet: add the column as the other devices did (ALTER TABLE … \
+             ADD COLUMN), then resolve",
+            table.name
+        )));
     }
     let name = quote_ident(&table.name);
     let key_names: Vec<&str> = table.key_columns().collect();

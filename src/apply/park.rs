@@ -1054,10 +1054,6 @@ pub fn held_out(conn: &crate::db::Conn, id: &[u8]) -> Result<Option<(i64, Vec<Va
 
 /// The keys (as the row index has them) of the rows of table `table_id` held out of it.
 pub fn held_out_keys(conn: &crate::db::Conn, table_id: i64) -> Result<Vec<Vec<u8>>> {
-    let made = "SELECT 1 FROM main.sqlite_master WHERE name = '_sync_parked'";
-    if conn.query_value(made, &[])?.is_none() {
-        return Ok(Vec::new());
-    }
     let mut stmt = conn.prepare(&format!(
         "SELECT key FROM main._sync_parked WHERE table_id = ?1 AND why <> {PENDING}"
     ))?;

@@ -451,7 +451,7 @@ impl Import<'_> {
         hash: &Hash,
     ) -> Result<bool> {
         let id = self.known.devices.wire_id(root);
-        let carried = self.reading.points_named.get(&(id, op.seq, *hash)).copied();
+        let carried = self.carried_known(&(id, op.seq, *hash))?;
         if carried == Some(Known::Entry) {
             return Ok(true); // (a point the bundle carries names it: carried_points.rs)
         }
@@ -478,6 +478,52 @@ impl Import<'_> {
             }
         }
         self.named_unplaced(root, names)
+    }
+
+    /// How the compaction points the bundle carries know op `named` (device id, seq, link),
+    /// leaving out a point that is another history's op than the one a point held here decides
+    /// at its seq: it is dropped as it arrives, and what it named goes with it (a put-back
+    /// device's point from before it was put back, in an old bundle, names ops the point
+    /// that decided its history did not keep).
+    fn carried_known(&mut self, named: &(crate::op::DeviceId, u64, Hash)) -> Result<Option<Known>> {
+        let Some(by) = self.reading.points_named.get(named).cloned() else {
+            return Ok(None);
+        };
+        let mut known = None;
+        for (writer, seq, how) in by {
+            if known == Some(Known::Entry) || known == Some(how) {
+                continue;
+            }
+            if !self.overruled_point(&writer, seq)? {
+                known = Some(how);
+            }
+        }
+        Ok(known)
+    }
+
+    /// Whether op `seq` of device `writer`, a compaction point a bundle carries, is another
+    /// op than the one held here at that seq where a point held here decides the history:
+    /// the op held there is not a point (where it is removed, or a point, it is taken to be
+    /// that one).
+    fn overruled_point(&mut self, writer: &crate::op::DeviceId, seq: u64) -> Result<bool> {
+        let Some(root) = self.known.devices.idx(writer) else {
+            return Ok(false);
+        };
+        if root == crate::schema::SELF || self.decided_upto(root).is_none_or(|e| e < seq) {
+            return Ok(false);
+        }
+        self.reading.appender.flush()?;
+        for h in self.known.devices.histories(root) {
+            let held = self.conn.query_value(
+                "SELECT EXISTS (SELECT 1 FROM main._sync_floors WHERE device = ?1 AND seq = ?2)
+                 FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
+                &[Value::from(h), Value::Integer(seq as i64)],
+            )?;
+            if let Some(point) = held {
+                return Ok(matches!(point, Value::Integer(0)));
+            }
+        }
+        Ok(false)
     }
 
     /// Whether an op at `seq` of the device whose first history is `root`, stating `prev` for
@@ -667,6 +713,63 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// Op `seq` of history `idx`, whose hash is `hash`, placed as its first op: a history of
+    /// its device detached there (its first op follows an op of its own that no history held
+    /// here, `History::own_link`) whose link is that op follows it from now on, as on a device
+    /// that held the op first; the compaction points whose entries it holds cut again
+    /// (`place_adopted`, once the op is stored).
+    pub(super) fn adopt_detached(&mut self, idx: DeviceIdx, seq: u64, hash: &Hash) -> Result<()> {
+        let devices = &self.known.devices;
+        let root = devices.root(idx);
+        if !self.reading.removal || devices.histories(root).len() < 3 {
+            return Ok(());
+        }
+        let mut adopted = Vec::new();
+        for d in devices.histories(root) {
+            let Some((parent, base)) = devices.fork(d) else {
+                continue;
+            };
+            if d == idx || parent == idx || base != seq {
+                continue;
+            }
+            let history = self.history();
+            if history.own_link(d, base)? == Some(*hash) && history.detached(d)? {
+                adopted.push(d);
+            }
+        }
+        for d in adopted {
+            self.known.devices.set_parent(self.conn, d, idx)?;
+            self.reading.adopted.push((d, idx, seq));
+        }
+        Ok(())
+    }
+
+    /// The histories adopted in this import (`adopt_detached`), their link's op stored now:
+    /// they hold its context, their rows are settled again, and the compaction points whose
+    /// entries are placed in them or below them cut again.
+    fn place_adopted(&mut self) -> Result<()> {
+        for (d, parent, base) in std::mem::take(&mut self.reading.adopted) {
+            if self.known.devices.fork(d) != Some((parent, base)) {
+                continue; // (merged, moved or cut since)
+            }
+            self.reading.appender.flush()?;
+            self.write_applied()?;
+            if self.history().chain_held(parent, base)? {
+                self.inherit(d, parent, base)?;
+                self.known.contexts.reload()?;
+            }
+            self.touch_from(d, base + 1)?;
+            let under = self.known.devices.histories(d);
+            self.known.floors = crate::log::floors::Floors::load(self.conn)?;
+            let points: Vec<_> = (self.known.floors.all())
+                .flat_map(|f| f.entries.iter().map(move |e| (e.0, e.1, f.op)))
+                .filter(|p| under.contains(&p.0))
+                .collect();
+            self.reading.points.extend(points);
+        }
+        Ok(())
+    }
+
     /// After the ops ready are delivered: the histories the compaction points applied cut
     /// (`cut_below`), then the ops set aside that a point now decides placed as if they
     /// arrived now (`behind_point`) and delivered, until no more are. (Each round settles a
@@ -677,6 +780,7 @@ impl Import<'_> {
             return Ok(());
         }
         for _ in 0..ROUNDS {
+            self.place_adopted()?;
             self.reading.cutting = std::mem::take(&mut self.reading.points).into();
             while let Some((history, entry, point)) = self.reading.cutting.pop_front() {
                 self.cut_below(history, entry, point)?;

@@ -28,9 +28,10 @@ pub(super) enum Known {
     Entry,
 }
 
-/// Ops, as (device id, seq, link), that the bundle's compaction points name or saw; and the
-/// histories they name by id, as (`floors::HISTORY`, 0, the history's id).
-pub(super) type Named = HashMap<(DeviceId, u64, Hash), Known>;
+/// Ops, as (device id, seq, link), that the bundle's compaction points name or saw, with how
+/// each point (its writer's id and seq) knows it; and the histories they name by id, as
+/// (`floors::HISTORY`, 0, the history's id).
+pub(super) type Named = HashMap<(DeviceId, u64, Hash), Vec<(DeviceId, u64, Known)>>;
 
 /// Whether the points of `named` name the history whose id is `history` (log/floors.rs
 /// `HISTORY`).
@@ -68,13 +69,16 @@ impl CarriedPoints {
         // `seen_by_a_point`)
         let ids: HashSet<DeviceId> = entries.iter().map(|e| e.0).collect();
         let saw = (saw.into_iter().chain(deps)).filter(|d| ids.contains(&d.0));
+        let point = (op.device, op.seq);
         for d in saw {
-            self.named.entry((d.0, d.1, d.2)).or_insert(Known::Saw);
+            let by = self.named.entry((d.0, d.1, d.2)).or_default();
+            by.push((point.0, point.1, Known::Saw));
         }
         for (id, seq, link) in entries {
             // (a history named by its id: under seq 0, whatever its entry's: `names_history`)
             let seq = if id == floors::HISTORY { 0 } else { seq };
-            self.named.insert((id, seq, link), Known::Entry);
+            let by = self.named.entry((id, seq, link)).or_default();
+            by.push((point.0, point.1, Known::Entry));
         }
     }
 

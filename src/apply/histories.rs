@@ -478,11 +478,13 @@ impl Import<'_> {
             Some(own) => Some(own),
             None => self.history().hash_at(parent, op.seq - 1)?,
         };
-        let id = self.history_named(parent, &op_hash(op, form, prev.as_ref()));
+        let first = op_hash(op, form, prev.as_ref());
+        let id = self.history_named(parent, &first);
         let idx = self.branch(parent, op.seq - 1, &id, own.is_none())?;
         if let Some(own) = own {
             crate::log::chain::remember(self.conn, idx, op.seq - 1, &own)?;
         }
+        self.adopt_detached(idx, op.seq, &first)?;
         Ok(idx)
     }
 

@@ -175,6 +175,9 @@ pub(super) struct Reading<'a> {
     /// Those of them `place_aside` is cutting now: each cut may merge, move or drop the
     /// histories the ones after it name, which they follow (behind.rs `points_moved`)
     pub(super) cutting: std::collections::VecDeque<(DeviceIdx, u64, (DeviceIdx, u64))>,
+    /// Histories detached below a point's entry that a history placed in this import now
+    /// holds the link of (behind.rs `adopt_detached`): (the history, its new parent, its base)
+    pub(super) adopted: Vec<(DeviceIdx, DeviceIdx, u64)>,
     /// Whether this import dropped ops it held (removed.rs `drop_held`): the highest Lamport
     /// time known is then read again from the ops held (store.rs `record_context`)
     pub(super) dropped: bool,
@@ -295,6 +298,7 @@ impl<'a> Import<'a> {
                 wire: None,
                 points: Vec::new(),
                 cutting: Default::default(),
+                adopted: Vec::new(),
                 dropped: false,
                 stale_points: Vec::new(),
                 lost: Vec::new(),

@@ -4430,3 +4430,92 @@ fn a_put_back_device_notes_the_writes_a_base_drops_over_a_gap_in_their_history()
         assert_eq!(x.dump("t"), d0.dump("t"), "{}", x.name);
     }
 }
+
+/// A device put back to a backup and written on before it syncs, four devices sharing a
+/// folder, every one compacting after each round, and the put-back device's former id then
+/// forgotten: its last write, which a peer's compaction removed as superseded, came again in
+/// the others' bundles as the first op of a history its device named by that op's link, and
+/// was stored there as new, pending for good on three devices while the fourth held it
+/// applied (and from then on refused that fourth device's bundles). It is the op removed
+/// there. Found by a new user's trial (tests/trial/trial66 `s3d_pending_for_good.py`).
+#[test]
+fn a_removed_write_of_a_put_back_device_that_comes_again_is_the_op_removed() {
+    let schema = "CREATE TABLE items(id TEXT PRIMARY KEY, name TEXT);
+                  CREATE TABLE borrowers(id TEXT PRIMARY KEY, name TEXT);
+                  SELECT sync_enable('items'); SELECT sync_enable('borrowers');";
+    let (a, b) = (Device::new("a", schema), Device::new("b", schema));
+    let (mut c, d) = (Device::new("c", schema), Device::new("d", schema));
+    let folder = tempdir::Dir::new();
+    let sync = |x: &Device| {
+        for f in ["sync_folder_in", "sync_folder_out"] {
+            let sql = format!("SELECT {f}(?1)");
+            x.conn()
+                .query_row(&sql, [folder.path().to_str().unwrap()], |_| Ok(()))
+                .unwrap_or_else(|e| panic!("{}: {f}: {e}", x.name));
+        }
+    };
+    let compact_all = |all: &[&Device]| {
+        for x in all {
+            compact_removed(x);
+        }
+    };
+    exec(
+        a.conn(),
+        "INSERT INTO borrowers VALUES ('b1', 'Ann'), ('b2', 'Bob');
+         INSERT INTO items VALUES ('i1', 'Drill'), ('i2', 'Camera'), ('i3', 'Tripod')",
+    );
+    sync(&a);
+    sync(&c);
+    let backup = back_up(&c);
+    exec(
+        c.conn(),
+        "UPDATE borrowers SET name = 'C7' WHERE id = 'b1';
+         UPDATE borrowers SET name = 'C9' WHERE id = 'b1';
+         UPDATE items SET name = 'C10' WHERE id = 'i1'",
+    );
+    for x in [&a, &c, &a] {
+        sync(x);
+    }
+    compact_all(&[&a, &b, &c, &d]);
+    sync(&c);
+    put_back(&mut c, &backup);
+    exec(
+        c.conn(),
+        "UPDATE items SET name = 'C16' WHERE id = 'i1';
+         UPDATE items SET name = 'C16' WHERE id = 'i2';
+         UPDATE borrowers SET name = 'C17' WHERE id = 'b1';
+         UPDATE items SET name = 'C18' WHERE id = 'i1'",
+    );
+    sync(&c);
+    sync(&d);
+    exec(d.conn(), "UPDATE items SET name = 'D28' WHERE id = 'i1'");
+    let all = [&a, &b, &c, &d];
+    let rounds = |n: usize| {
+        for _ in 0..n {
+            for x in all {
+                sync(x);
+            }
+            compact_all(&all);
+        }
+    };
+    rounds(3);
+    let live: Vec<String> = all.iter().map(|x| x.id()).collect();
+    let peers: Vec<(String,)> = rows(
+        a.conn(),
+        "SELECT value ->> '$.device_id' FROM json_each(sync_status() -> '$.peers')
+         WHERE NOT value ->> '$.forgotten'",
+    );
+    let former: Vec<String> = (peers.into_iter().map(|p| p.0))
+        .filter(|i| !live.contains(i))
+        .collect();
+    assert_eq!(former.len(), 1, "c's former id");
+    call(a.conn(), &format!("SELECT sync_forget('{}')", former[0])).unwrap();
+    rounds(3);
+    for x in all {
+        assert_eq!(pending_ops(x), 0, "{}", x.name);
+        assert_eq!(x.dump("items"), a.dump("items"), "{}", x.name);
+        assert_eq!(x.dump("borrowers"), a.dump("borrowers"), "{}", x.name);
+        assert_eq!(x.conflicts(), a.conflicts(), "{}", x.name);
+    }
+    assert_eq!(a.dump("items")[0][1], Value::Text("D28".into()));
+}

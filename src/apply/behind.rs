@@ -155,6 +155,8 @@ impl Import<'_> {
         if let Some(idx) = self.known.devices.idx(&id) {
             return Ok(match self.stored_same(idx, op, form)? {
                 Some(true) => Placed::Duplicate(idx),
+                // (the op that was, where compaction removed it: that history is named by it)
+                None if self.history().removed(idx, seq)? => Placed::Below(idx),
                 _ => Placed::At(idx),
             });
         }

@@ -97,6 +97,14 @@ impl Import<'_> {
                     self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
                     return Ok(None);
                 }
+                // (the first op of a history a point names by its id: not the op removed, which
+                // its history's hashes would show where they were kept, log/floors.rs `HISTORY`)
+                if let (false, Some(prev)) = (other, prev) {
+                    if self.names_history(&self.history_named(root, &hash))? {
+                        self.reading.wire = Some((op.device, seq, hash, true));
+                        return self.own_history(root, op, form, prev).map(Some);
+                    }
+                }
                 self.reading.wire = Some((op.device, seq, hash, other));
                 self.note_arriving((root, op), form, (hash, prev), other)?;
                 return Ok(Some(Placed::Below(root)));

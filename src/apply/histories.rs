@@ -1146,8 +1146,13 @@ impl Import<'_> {
     ) -> Result<Option<DeviceIdx>> {
         let history = self.history();
         if !self.known.devices.is_forked(root) {
-            if seq > self.held_seq(root)? || history.unhashable(root, seq)? {
-                return Ok(Some(root)); // (an op removed by compaction: taken to be the op that was)
+            // (an op removed by compaction, or one above an op removed whose hash was not kept:
+            // taken to be the op that was)
+            if seq > self.held_seq(root)?
+                || history.unhashable(root, seq)?
+                || (root != SELF && !history.chain_held(root, seq)?)
+            {
+                return Ok(Some(root));
             }
             return Ok((self.hash_of_held(root, seq)?.as_ref() == Some(hash)).then_some(root));
         }

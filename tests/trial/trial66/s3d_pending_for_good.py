@@ -45,6 +45,8 @@ for X in devs:
       'lost', X.x("SELECT table_name, pk, cell_values FROM sync_lost"))
     P(f'      pending', X.status()['pending'], 'open', X.x("SELECT local_values, remote_values FROM sync_conflicts WHERE NOT resolved"))
 P('== who is the pending device?')
+if not A.status()['pending']['devices']:
+    P('  none: every device holds every op applied'); sys.exit(0)
 pend = list(A.status()['pending']['devices'].keys())[0]
 for X in devs: P(f'  {X.name}: id {X.q1("SELECT sync_device_id()")[:8]} former {[f[:8] for f in X.status()["former_ids"]]}')
 P('  pending device', pend[:8])

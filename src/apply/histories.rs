@@ -1146,15 +1146,16 @@ impl Import<'_> {
     ) -> Result<Option<DeviceIdx>> {
         let history = self.history();
         if !self.known.devices.is_forked(root) {
-            // (an op removed by compaction, or one above an op removed whose hash was not kept:
-            // taken to be the op that was)
-            if seq > self.held_seq(root)?
-                || history.unhashable(root, seq)?
-                || (root != SELF && !history.chain_held(root, seq)?)
-            {
-                return Ok(Some(root));
+            if seq > self.held_seq(root)? || history.unhashable(root, seq)? {
+                return Ok(Some(root)); // (an op removed by compaction: taken to be the op that was)
             }
-            return Ok((self.hash_of_held(root, seq)?.as_ref() == Some(hash)).then_some(root));
+            let held = match self.hash_of_held(root, seq) {
+                Ok(held) => held,
+                // (an op above one removed whose hash was not kept: the same)
+                Err(_) if !self.history().chain_held(root, seq)? => return Ok(Some(root)),
+                Err(e) => return Err(e),
+            };
+            return Ok((held.as_ref() == Some(hash)).then_some(root));
         }
         history.locate(root, seq, hash)
     }

@@ -11,7 +11,10 @@
 //! `fixed_seed_schedules` runs SCHEDULES schedules from a fixed seed (`SYNC_SCHEDULES` of them
 //! when set: `make check` runs 150; `SYNC_FROM=<n>` skips the first n, to go on past a known
 //! failure, `SYNC_SKIP=<seed>,<seed>` the seeds of open faults, each an ignored test, and
-//! `SYNC_KEEP_GOING=1` runs every schedule and lists the seeds that failed);
+//! `SYNC_KEEP_GOING=1` runs every schedule and lists the seeds that failed; with
+//! `SYNC_JOINER_SETTLES=1` the device that joined from one full bundle then exchanges with its
+//! source until both go quiet: a check outside `make test` while a known schedule fails it,
+//! docs/limits.md);
 //! `random_seed_schedules` runs new seeds for RANDOM_SECONDS
 //! (or `SYNC_SOAK_SECONDS`, for a soak outside `make test`: `SYNC_SOAK_SECONDS=600 cargo test
 //! --release --test convergence random_seed_schedules -- --nocapture` prints how many schedules
@@ -754,6 +757,32 @@ fn visit_folder(
     Ok(())
 }
 
+/// A device that joined from `from`'s full bundle and `from` exchange peer-aware bundles: they
+/// go quiet (nothing applied, the same clocks) within a few rounds.
+fn joiner_settles(joiner: &Device, from: &Device) -> Result<(), String> {
+    for _ in 0..6 {
+        let mut moved = false;
+        for (x, y) in [(from, joiner), (joiner, from)] {
+            let r = y
+                .try_import(&x.bundle_for(Some(y)))
+                .map_err(|e| format!("{} -> {}: {e}", x.name, y.name))?;
+            moved |= r.applied > 0 || r.total > 0;
+        }
+        if !moved && joiner.clock() == from.clock() {
+            return Ok(());
+        }
+    }
+    keep(std::slice::from_ref(joiner), None);
+    Err(format!(
+        "{}, joined from {}'s full bundle, and {} do not settle:\n  {}\n  {}",
+        joiner.name,
+        from.name,
+        from.name,
+        joiner.clock(),
+        from.clock()
+    ))
+}
+
 fn exchange_until_quiet(devices: &[Device], gone: &BTreeSet<Written>) -> Result<(), String> {
     let n = devices.len();
     for round in 0.. {
@@ -1168,6 +1197,9 @@ impl Forced {
         }
         if self.crowded {
             env += "SYNC_CROWDED=1 ";
+        }
+        if std::env::var("SYNC_JOINER_SETTLES").is_ok() {
+            env += "SYNC_JOINER_SETTLES=1 ";
         }
         env
     }
@@ -1708,7 +1740,8 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
         }
     }
     // where compaction removed ops, a device that joins now from one device's full bundle
-    // holds what every device holds
+    // holds what every device holds (and, at the end, settles with it)
+    let mut joined = None;
     if removes && !(app_triggers && guard.is_empty()) {
         let from = &devices[jrng.below(devices.len() as u64) as usize];
         let joiner = Device::new(&format!("d{}", devices.len()), SCHEMA);
@@ -1744,6 +1777,7 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
                 joiner.name, from.name
             ));
         }
+        joined = Some((joiner, from.name.clone()));
     }
     let first = &devices[0];
     if std::env::var("SYNC_STATS").is_ok() {
@@ -1898,6 +1932,13 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
                 other.clock()
             ));
         }
+    }
+    if let (Some((joiner, from)), true) = (joined, std::env::var("SYNC_JOINER_SETTLES").is_ok()) {
+        let from = devices
+            .iter()
+            .find(|d| d.name == from)
+            .expect("the joiner's source");
+        joiner_settles(&joiner, from)?;
     }
     Ok(())
 }

@@ -306,9 +306,14 @@ fn chosen_values(table: &SyncedTable, json: &str) -> Result<Vec<(String, Value)>
     object
         .into_iter()
         .map(|(c, v)| {
-            let name = table
-                .column(&c)
-                .ok_or_else(|| Error::new(format!("table {:?} has no column {c:?}", table.name)))?;
+            let name = table.column(&c).ok_or_else(|| {
+                Error::new(format!(
+                    "table {:?} has no column {c:?} on this device: check the name; where \
+                         other devices added that column, add it here too (ALTER TABLE … ADD \
+                         COLUMN) and resolve again, or choose 'local' or 'remote'",
+                    table.name
+                ))
+            })?;
             if named.contains(&name) {
                 return Err(Error::new(format!("choice names column {name:?} twice")));
             }

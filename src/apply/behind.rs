@@ -730,12 +730,12 @@ impl Import<'_> {
     /// (`place_adopted`, once the op is stored).
     pub(super) fn adopt_detached(&mut self, idx: DeviceIdx, seq: u64, hash: &Hash) -> Result<()> {
         let devices = &self.known.devices;
-        let root = devices.root(idx);
-        if !self.reading.removal || devices.histories(root).len() < 3 {
+        let histories = devices.histories(devices.root(idx));
+        if !self.reading.removal || histories.len() < 3 {
             return Ok(());
         }
         let mut adopted = Vec::new();
-        for d in devices.histories(root) {
+        for d in histories {
             let Some((parent, base)) = devices.fork(d) else {
                 continue;
             };

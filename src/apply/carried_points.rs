@@ -69,16 +69,21 @@ impl CarriedPoints {
         // `seen_by_a_point`)
         let ids: HashSet<DeviceId> = entries.iter().map(|e| e.0).collect();
         let saw = (saw.into_iter().chain(deps)).filter(|d| ids.contains(&d.0));
-        let point = (op.device, op.seq);
+        let mut add = |named: (DeviceId, u64, Hash), how| {
+            let by = self.named.entry(named).or_default();
+            let known = (op.device, op.seq, how);
+            // (an op many of the writer's ops depended on, once per point)
+            if by.last() != Some(&known) {
+                by.push(known);
+            }
+        };
         for d in saw {
-            let by = self.named.entry((d.0, d.1, d.2)).or_default();
-            by.push((point.0, point.1, Known::Saw));
+            add((d.0, d.1, d.2), Known::Saw);
         }
         for (id, seq, link) in entries {
             // (a history named by its id: under seq 0, whatever its entry's: `names_history`)
             let seq = if id == floors::HISTORY { 0 } else { seq };
-            let by = self.named.entry((id, seq, link)).or_default();
-            by.push((point.0, point.1, Known::Entry));
+            add((id, seq, link), Known::Entry);
         }
     }
 

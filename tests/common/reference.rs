@@ -123,6 +123,12 @@ impl Causal {
         })
     }
 
+    /// Op (`device`, `seq`) is op (`seen`, `seen_seq`) or saw it: a compaction point's entry
+    /// holds the op it names (the stable clock counts it), as log/floors.rs reads it.
+    fn reaches(&self, device: i64, seq: i64, seen: i64, seen_seq: i64) -> bool {
+        (device == seen && seq >= seen_seq) || self.saw(device, seq, seen, seen_seq)
+    }
+
     fn follows(&self, later: &Op, earlier: &Op) -> bool {
         if later.idx == earlier.idx {
             return later.seq > earlier.seq;
@@ -422,17 +428,19 @@ struct Rule<'a> {
 
 impl Rule<'_> {
     /// Whether `top`'s writer is taken to have seen `op` when `top` revives a row: `op` is in
-    /// its causal past, or `op` is not a delete and is below a floor while `top` is behind one
-    /// (not in the floor op's past, and not having seen all of the floor).
+    /// its causal past, or `op` is not a delete and is at or below a floor's entry while `top`
+    /// is behind a floor (not in the floor op's past, and not having seen all of the floor).
     fn sees(&self, top: &Op, op: &Op) -> bool {
         let c = self.causal;
         c.follows(top, op)
             || (!op.delete
                 && (self.floors.iter())
-                    .any(|(_, floor)| floor.iter().any(|&(h, s)| c.saw(h, s, op.idx, op.seq)))
+                    .any(|(_, floor)| floor.iter().any(|&(h, s)| c.reaches(h, s, op.idx, op.seq)))
                 && self.floors.iter().any(|(at, floor)| {
-                    !c.saw(at.0, at.1, top.idx, top.seq)
-                        && !floor.iter().all(|&(h, s)| c.saw(top.idx, top.seq, h, s))
+                    !c.reaches(at.0, at.1, top.idx, top.seq)
+                        && !floor
+                            .iter()
+                            .all(|&(h, s)| c.reaches(top.idx, top.seq, h, s))
                 }))
     }
 

@@ -4519,3 +4519,64 @@ fn a_removed_write_of_a_put_back_device_that_comes_again_is_the_op_removed() {
     }
     assert_eq!(a.dump("items")[0][1], Value::Text("D28".into()));
 }
+
+/// A device put back to a backup writes again at a seq whose op went with its disk, while a
+/// peer holds the ops it had written after that op pending (a bundle brought them, not the op
+/// before them): the new op follows the op the peer holds below it, and the ops pending above
+/// it do not. It takes their place (apply/displaced.rs), as it would have had it come first,
+/// when they are refused; so the peer applies it and the two settle. Before, the peer refused
+/// it at every import (the ops above it wait for another op there) and the exchange never
+/// settled (the random suite's seed 9478039526869621840).
+#[test]
+fn a_write_at_a_gap_under_ops_that_follow_another_op_there_takes_their_place() {
+    let (mut a, mut b) = (Device::new("a", T), Device::new("b", T));
+    let c = Device::new("c", T);
+    exec(a.conn(), "INSERT INTO t VALUES (1, 'one')");
+    send(&a, &b);
+    send(&a, &c);
+    let a_backup = back_up(&a);
+    let b_backup = back_up(&b);
+    // a's op 2, which b applies and says so; then ops 3 and 4, which b gets once put back to
+    // before op 2 came: they wait for op 2, which went with a's disk
+    exec(a.conn(), "INSERT INTO t VALUES (2, 'two')");
+    send(&a, &b);
+    send(&b, &a);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES (3, 'three'); UPDATE t SET who = 'one again' WHERE id = 1",
+    );
+    let above = a.bundle_for(Some(&b));
+    put_back(&mut b, &b_backup);
+    let r = b.import(&above);
+    assert_eq!((r.total, r.pending), (2, 2), "ops 3 and 4 wait for op 2");
+    put_back(&mut a, &a_backup);
+    exec(a.conn(), "INSERT INTO t VALUES (4, 'four')");
+    let again = a.bundle_for(Some(&b));
+    let r = b.import(&again);
+    assert_eq!(r.applied, 1, "the new op 2 applied: {r:?}");
+    assert_eq!(
+        pending_ops(&b),
+        0,
+        "the ops that followed the other op 2 are gone"
+    );
+    // c gets the new op first, then the ops that follow the other: refused, as b ends
+    c.import(&again);
+    let r = c.import(&above);
+    assert_eq!((r.applied, r.pending), (0, 0), "{r:?}");
+    for _ in 0..2 {
+        both_ways(&a, &b, true);
+        both_ways(&a, &c, true);
+    }
+    for x in [&a, &b, &c] {
+        assert_eq!(pending_ops(x), 0, "{}", x.name);
+        assert_eq!(x.dump("t"), a.dump("t"), "{}", x.name);
+        assert_eq!(x.clock(), a.clock(), "{}", x.name);
+    }
+    assert_eq!(
+        a.dump("t"),
+        vec![
+            vec![Value::Integer(1), Value::Text("one".into())],
+            vec![Value::Integer(4), Value::Text("four".into())],
+        ]
+    );
+}

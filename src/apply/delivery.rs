@@ -15,7 +15,7 @@ use crate::value::{hex, Value};
 
 impl Import<'_> {
     /// The Lamport time, form id and values of pending op (`device`, `seq`).
-    fn pending_op(
+    pub(super) fn pending_op(
         &mut self,
         device: DeviceIdx,
         seq: u64,
@@ -288,7 +288,7 @@ impl Import<'_> {
     /// Drops a pending op stored by an earlier import whose clock turned out false once its
     /// causal past arrived: no device writes such an op, and keeping it would refuse every
     /// true copy of it as differing. The ops after it wait for a true copy.
-    fn discard(&mut self, device: DeviceIdx, seq: u64) -> Result<()> {
+    pub(super) fn discard(&mut self, device: DeviceIdx, seq: u64) -> Result<()> {
         self.run(
             "DELETE FROM main._sync_remote WHERE device = ?1 AND seq = ?2",
             &[Value::from(device), Value::Integer(seq as i64)],

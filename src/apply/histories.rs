@@ -14,7 +14,8 @@
 //! whichever branch it heard of first; an op's deps name ops by hash, so an op that followed
 //! one branch waits for that branch, never for the other; nothing is dropped, except an op
 //! whose place (the op before it) is not held here, which the sender sends again once this
-//! device's clock tells it what is held here.
+//! device's clock tells it what is held here (also one held pending so, where another op
+//! comes to that place: displaced.rs).
 
 use super::import::Import;
 use crate::bundle::{Packed, Prev};
@@ -180,7 +181,11 @@ impl Import<'_> {
                 {
                     self.below_or_split(before, op, form)?
                 }
-                None if self.breaks_chain_above(before, op, form)? => Placed::Unplaced,
+                None if self.breaks_chain_above(before, op, form)?
+                    && !self.displace_above(before, seq)? =>
+                {
+                    Placed::Unplaced
+                }
                 None => Placed::At(self.based_first(before, op, form)?.unwrap_or(before)),
             });
         }

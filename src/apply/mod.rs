@@ -25,7 +25,8 @@
 //! - `histories.rs`: two histories under one device id, told apart; `fork.rs`: this database
 //!   becomes a new device; `behind.rs`: where compaction removes ops, a compaction point
 //!   decides a device's history below it; `removed.rs`: a bundle's base (ops its writer
-//!   removed); `lost.rs`: the writes a compaction point decided against, told (`sync_lost`);
+//!   removed); `displaced.rs`: ops held pending over a gap that another op fills; `lost.rs`:
+//!   the writes a compaction point decided against, told (`sync_lost`);
 //!   `carried_points.rs`: what the points a bundle carries name and saw, read first.
 //! - `row_writer.rs`, `quiet.rs`: how rows are written: by statements prepared per table and
 //!   columns, out of the log but with the app's triggers (the database's foreign-key actions
@@ -50,6 +51,7 @@ mod carried_points;
 mod catch_up;
 mod checks;
 mod delivery;
+mod displaced;
 mod floor;
 mod folder_in;
 mod follow;

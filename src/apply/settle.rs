@@ -117,8 +117,11 @@ impl Import<'_> {
                 other => other?,
             }
             if self.parking.concerns(table.id) {
+                // (a row settled at the end is judged then; one only a floor op touched may
+                // not be settled, and a row taken out earlier in this import may name a row
+                // gone since: judged all the same)
                 let keys: Vec<&[u8]> = (run.iter())
-                    .filter(|(_, _, entry)| !self.rows.touched.contains(entry))
+                    .filter(|(_, _, entry)| !self.rows.touched.settles(entry))
                     .map(|(_, _, entry)| entry.1.as_slice())
                     .collect();
                 self.wrote_new(table, &keys);
@@ -134,7 +137,7 @@ impl Import<'_> {
     /// back to what its op says (see `write_row`). Rows left for settling are settled later.
     pub(super) fn put_back_new_rows(&mut self, rows: &[(i64, Vec<Value>, &Entry)]) -> Result<()> {
         for &(form_id, ref values, entry) in rows {
-            if self.rows.touched.contains(entry) {
+            if self.rows.touched.settles(entry) {
                 continue;
             }
             let form = self.known.forms.get(form_id)?;

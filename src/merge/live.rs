@@ -460,6 +460,13 @@ impl Touched {
         }
     }
 
+    /// Whether the row of `entry` is settled at the import's end: an op on it is new, or it is
+    /// settled from every op; not one only a floor op touched (`behind`), which is settled
+    /// only where the floor may change it (`floor_may_change`).
+    pub fn settles(&self, entry: &Entry) -> bool {
+        self.0.contains_key(&(entry.0, entry.1.clone()))
+    }
+
     pub fn contains(&self, entry: &Entry) -> bool {
         let row = (entry.0, entry.1.clone());
         self.0.contains_key(&row) || self.1.contains(&row)

@@ -4663,3 +4663,39 @@ fn a_row_written_again_under_a_parent_a_compaction_point_dropped_is_held_out_on_
     let held: Vec<String> = laptop.held_out().into_iter().map(|h| h.1).collect();
     assert_eq!(held, vec![r#"{"id":"insp-I"}"#.to_string()]);
 }
+
+/// A backup put back and written on before it syncs forks at its next import, which drops the
+/// history of its old id it had written there (a peer's bundle with a base, and compaction
+/// points, decide that id's history otherwise): the first op of its new id named an op of it
+/// (its next op's context, recorded at the fork, was left waiting for the dropped op), and
+/// every peer held that op and each one after it pending for good (apply/store.rs
+/// `unwritten_waits`). The fixtures are one device of a new user's trial (tests/trial/trial67
+/// `steps_29_min.json`), just before that import (`sqlite3 … "PRAGMA page_size=512; VACUUM"`),
+/// and the bundle it imported: a device that takes that device's full bundle afterwards
+/// holds nothing pending.
+#[test]
+fn the_first_op_after_a_fork_names_none_of_the_ops_its_import_dropped() {
+    let tables = "CREATE TABLE sites(id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
+        CREATE TABLE inspections(id TEXT PRIMARY KEY,
+            site_id TEXT REFERENCES sites(id) ON DELETE CASCADE, inspector TEXT, status TEXT,
+            notes TEXT, updated_at TEXT);
+        CREATE TABLE photos(id TEXT PRIMARY KEY, inspection_id TEXT REFERENCES inspections(id),
+            caption TEXT);
+        SELECT sync_enable('sites'); SELECT sync_enable('inspections');
+        SELECT sync_enable('photos');";
+    let fresh = Device::new("fresh", tables);
+    let tab = Device::copied("tab1", &fresh, |path| {
+        std::fs::copy(fixture("a-put-back-device-before-its-fork.db"), path).unwrap();
+    });
+    let r = tab.import(&fixture("a-put-back-device-before-its-fork.bundle"));
+    assert_eq!(r.lost, 2, "{r:?}");
+    exec(
+        tab.conn(),
+        "INSERT INTO sites VALUES ('site-new', 'C-new', 'written after the fork')",
+    );
+    let r = fresh.import(&tab.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(pending_ops(&fresh), 0);
+    assert_eq!(fresh.dump("sites"), tab.dump("sites"));
+    assert_eq!(fresh.dump("inspections"), tab.dump("inspections"));
+}

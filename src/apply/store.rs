@@ -268,6 +268,16 @@ impl<'a> Import<'a> {
         // one a history merged back raised (stored at once: `Clocks::raised`)
         let next = last_local + 1;
         let mut outgrown = grew;
+        // a dep of this device's next op (not written yet) that waits for an op not held here,
+        // which this import or an earlier one dropped, names what that op cannot have seen: it
+        // goes, and that device's histories are named as far as they are applied here
+        for root in self.unwritten_waits(next)? {
+            for d in self.known.devices.histories(root) {
+                if let Some(&seq) = self.clocks.clock.get(&d) {
+                    outgrown.entry(d).or_insert(seq);
+                }
+            }
+        }
         for d in std::mem::take(&mut self.clocks.raised) {
             if let Some(&seq) = self.clocks.clock.get(&d) {
                 outgrown.entry(d).or_insert(seq);
@@ -324,6 +334,33 @@ impl<'a> Import<'a> {
         }
         self.clocks.stored = self.clocks.clock.clone();
         Ok(())
+    }
+
+    /// Takes out the deps of this device's next op, `next`, that wait for an op not held here
+    /// (`resolve_waiting` has run: none is held); returns the devices (first histories) they
+    /// waited for.
+    fn unwritten_waits(&mut self, next: u64) -> Result<Vec<DeviceIdx>> {
+        let params = [Value::from(SELF), Value::Integer(next as i64)];
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT dep FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep < 0",
+        )?;
+        stmt.bind_all(&params)?;
+        let mut roots = Vec::new();
+        while let Some(row) = stmt.step()? {
+            roots.push(clock::waited_for(DeviceIdx(row.column_int(0))));
+        }
+        drop(stmt);
+        if roots.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(
+            "DELETE FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep < 0",
+            &params,
+        )?;
+        self.known.contexts.reload()?;
+        roots.sort_unstable();
+        roots.dedup();
+        Ok(roots)
     }
 
     /// Whether any of `claims` about ops of this device's id, (seq, hash), names an op this

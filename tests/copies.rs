@@ -4699,3 +4699,82 @@ fn the_first_op_after_a_fork_names_none_of_the_ops_its_import_dropped() {
     assert_eq!(fresh.dump("sites"), tab.dump("sites"));
     assert_eq!(fresh.dump("inspections"), tab.dump("inspections"));
 }
+
+/// A backup put back and written on before it syncs: its second write (an update of a site)
+/// stays, on every device, as a history of its own forked from its device's after op 3, whose
+/// hash at that base (the op its first op follows, the put-back device's dropped insert) tells
+/// that it left its device's lineage there. Two of four devices compact after every sync and,
+/// once another device's update had overwritten that write, removed it, and with it that
+/// hash: then a compaction point naming the history merged it back into its device's on those
+/// two devices only, which showed a conflict and a clock the other two did not, for good
+/// (compact/remove.rs `forget_checkpoints` keeps a forked history's own link). Found by a new
+/// user's trial (tests/trial/trial67 `steps_169_min.json`).
+#[test]
+fn compaction_keeps_where_a_history_left_its_device_s_lineage() {
+    let schema = "CREATE TABLE sites(id TEXT PRIMARY KEY, name TEXT);
+        CREATE TABLE notes(id TEXT PRIMARY KEY, site TEXT, body TEXT);
+        SELECT sync_enable('sites'); SELECT sync_enable('notes');";
+    let (mut laptop, tab1) = (Device::new("laptop", schema), Device::new("tab1", schema));
+    let (tab2, phone) = (Device::new("tab2", schema), Device::new("phone", schema));
+    let folder = tempdir::Dir::new();
+    let sync = |x: &Device| {
+        for f in ["sync_folder_in", "sync_folder_out"] {
+            let sql = format!("SELECT {f}(?1)");
+            x.conn()
+                .query_row(&sql, [folder.path().to_str().unwrap()], |_| Ok(()))
+                .unwrap_or_else(|e| panic!("{}: {f}: {e}", x.name));
+        }
+        if x.name == "laptop" || x.name == "phone" {
+            compact_removed(x);
+        }
+    };
+    exec(
+        laptop.conn(),
+        "INSERT INTO sites VALUES ('s', 'name-1');
+         INSERT INTO notes VALUES ('n1', 's', 'one')",
+    );
+    let backup = back_up(&laptop);
+    exec(laptop.conn(), "INSERT INTO notes VALUES ('n2', 's', 'two')");
+    for x in [&laptop, &tab1, &phone, &tab2, &laptop] {
+        sync(x);
+    }
+    put_back(&mut laptop, &backup);
+    exec(
+        laptop.conn(),
+        "INSERT INTO notes VALUES ('n3', 's', 'three, on the backup');
+         UPDATE sites SET name = 'name-9' WHERE id = 's'",
+    );
+    for x in [&tab1, &phone, &laptop, &tab2] {
+        sync(x);
+    }
+    exec(
+        tab2.conn(),
+        "UPDATE sites SET name = 'name-17' WHERE id = 's'",
+    );
+    let all = [&laptop, &tab1, &tab2, &phone];
+    for _ in 0..3 {
+        for x in all {
+            sync(x);
+        }
+    }
+    let live: Vec<String> = all.iter().map(|x| x.id()).collect();
+    let peers: Vec<(String,)> = rows(
+        tab1.conn(),
+        "SELECT value ->> '$.device_id' FROM json_each(sync_status() -> '$.peers')
+         WHERE NOT value ->> '$.forgotten'",
+    );
+    for (id,) in peers.into_iter().filter(|p| !live.contains(&p.0)) {
+        call(tab1.conn(), &format!("SELECT sync_forget('{id}')")).unwrap();
+    }
+    for _ in 0..5 {
+        for x in all {
+            sync(x);
+        }
+    }
+    for x in all {
+        assert_eq!(pending_ops(x), 0, "{}", x.name);
+        assert_eq!(x.dump("sites"), tab1.dump("sites"), "{}", x.name);
+        assert_eq!(x.conflicts(), tab1.conflicts(), "{}", x.name);
+        assert_eq!(x.clock(), tab1.clock(), "{}", x.name);
+    }
+}

@@ -172,7 +172,11 @@ fn named_by_peers(conn: &Conn) -> Result<HashMap<DeviceIdx, BTreeSet<u64>>> {
 
 /// Drops the checkpoints of history `device` below `upto` that no op held here hashes from:
 /// those of removed ops whose next op was removed too (the last op of each run keeps its own),
-/// but for those a peer's last bundle named (an export to it compares them).
+/// but for those a peer's last bundle named (an export to it compares them), and a forked
+/// history's own link (the hash at its base: the op its first op follows, which tells where
+/// it left its parent's lineage, log/chain.rs `detached`; without it, a point naming the
+/// history merged it back into its parent on the devices that had compacted, and not on the
+/// others).
 fn forget_checkpoints(conn: &Conn, device: DeviceIdx, upto: u64) -> Result<()> {
     let held = |at: &str| match device {
         SELF => format!("SELECT 1 FROM main._sync_ops o WHERE o.seq = {at}"),
@@ -182,7 +186,10 @@ fn forget_checkpoints(conn: &Conn, device: DeviceIdx, upto: u64) -> Result<()> {
         "DELETE FROM main._sync_hashes WHERE device = ?1 AND seq < ?2
            AND NOT EXISTS ({}) AND NOT EXISTS ({})
            AND NOT EXISTS (SELECT 1 FROM main._sync_peers p
-                           WHERE p.device = ?1 AND p.seq = main._sync_hashes.seq)",
+                           WHERE p.device = ?1 AND p.seq = main._sync_hashes.seq)
+           AND NOT EXISTS (SELECT 1 FROM main._sync_devices d
+                           WHERE d.idx = ?1 AND d.parent IS NOT NULL
+                             AND d.base = main._sync_hashes.seq)",
         held("main._sync_hashes.seq"),
         held("main._sync_hashes.seq + 1"),
     );

@@ -4778,3 +4778,53 @@ fn compaction_keeps_where_a_history_left_its_device_s_lineage() {
         assert_eq!(x.clock(), tab1.clock(), "{}", x.name);
     }
 }
+
+/// A device that removed an op of a put-back device by compaction, keeping its hash, gets it
+/// again from a peer, with a compaction point that names a history of that device by its id,
+/// whose first op it is (the point's writer held that history beside another there): it is
+/// the op removed, not the first op of that history (apply/behind.rs `behind_point`). It was
+/// stored as that history's first op, with the ops after it, beside the device's own that
+/// hold them: the device held them twice, its next op named the last of them again under
+/// the other history, and its peers refused its bundles for good ("its clock goes
+/// backwards"). The fixtures are one device of a new user's trial (tests/trial/trial67
+/// `steps_133_min.json`) just before that import, and the bundle (diagnosed by a helper).
+#[test]
+fn an_op_removed_here_whose_history_a_point_names_is_the_op_removed() {
+    let tables = "CREATE TABLE sites(id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
+        CREATE TABLE inspections(id TEXT PRIMARY KEY,
+            site_id TEXT REFERENCES sites(id) ON DELETE CASCADE, inspector TEXT, status TEXT,
+            notes TEXT, updated_at TEXT);
+        CREATE TABLE photos(id TEXT PRIMARY KEY, inspection_id TEXT REFERENCES inspections(id),
+            caption TEXT);
+        SELECT sync_enable('sites'); SELECT sync_enable('inspections');
+        SELECT sync_enable('photos');";
+    let fresh = Device::new("fresh", tables);
+    let tab = Device::copied("tab2", &fresh, |path| {
+        let db = "an-op-removed-here-whose-history-a-point-names.db";
+        std::fs::copy(fixture(db), path).unwrap();
+    });
+    tab.import(&fixture(
+        "an-op-removed-here-whose-history-a-point-names.bundle",
+    ));
+    // each history of a device once (where the op was stored twice, its device showed two
+    // histories forked at the same op)
+    let histories: Vec<(String, i64, String)> = rows(
+        tab.conn(),
+        "SELECT h.key, f.value ->> '$.seq', f.value ->> '$.link'
+         FROM json_each(sync_bundle_info(sync_bundle_out(NULL)) -> '$.histories') h,
+              json_each(h.value) f",
+    );
+    let distinct: std::collections::BTreeSet<_> = histories.iter().collect();
+    assert_eq!(distinct.len(), histories.len(), "{histories:?}");
+    let logged: i64 = tab
+        .conn()
+        .query_row("SELECT count(*) FROM sync_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, 23, "each op once");
+    exec(
+        tab.conn(),
+        "INSERT INTO sites VALUES ('site-new', 'C-new', 'written after the import')",
+    );
+    let r = fresh.import(&tab.bundle_for(None));
+    assert_eq!((r.total, r.pending), (24, 0), "{r:?}");
+}

@@ -97,10 +97,14 @@ impl Import<'_> {
                     self.reading.seen = Some(crate::op::Dep(op.device, seq, hash));
                     return Ok(None);
                 }
-                // (the first op of a history a point names by its id: not the op removed, which
-                // its history's hashes would show where they were kept, log/floors.rs `HISTORY`)
+                // (the first op of a history a point names by its id: not the op removed, where
+                // its hash was not kept to tell, log/floors.rs `HISTORY`; where it was kept and
+                // is this op's, it is the op removed, though a point's writer held it as a
+                // history of its own beside another history there)
                 if let (false, Some(prev)) = (other, prev) {
-                    if self.names_history(&self.history_named(root, &hash))? {
+                    if self.history().unhashable(root, seq)?
+                        && self.names_history(&self.history_named(root, &hash))?
+                    {
                         self.reading.wire = Some((op.device, seq, hash, true));
                         return self.own_history(root, op, form, prev).map(Some);
                     }

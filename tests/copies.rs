@@ -4828,3 +4828,49 @@ fn an_op_removed_here_whose_history_a_point_names_is_the_op_removed() {
     let r = fresh.import(&tab.bundle_for(None));
     assert_eq!((r.total, r.pending), (24, 0), "{r:?}");
 }
+
+/// A history of a put-back device kept detached (its first op followed an op dropped in the
+/// same import, placed before another op of that bundle forked the device below a compaction
+/// point's entry) is adopted when that op comes, as the first op of a history forked below:
+/// where that history ends at the link and nothing else forks there, the adopted one is its
+/// continuation, as on a device that held the link first (apply/behind.rs `place_adopted`).
+/// It stayed a history of its own, forked at the link: one device of four held that device's
+/// ops 5 and 6 apart from op 4 for good, its clock unlike the others'. The fixtures are that
+/// device in a new user's trial (tests/trial/trial67, `harness.py 86`, about 4 runs of 5; a
+/// helper's diagnosis) just before the import, and the bundle.
+#[test]
+fn a_history_adopted_where_its_parent_ends_continues_it() {
+    let tables = "CREATE TABLE sites(id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
+        CREATE TABLE inspections(id TEXT PRIMARY KEY,
+            site_id TEXT REFERENCES sites(id) ON DELETE CASCADE, inspector TEXT, status TEXT,
+            notes TEXT, updated_at TEXT);
+        CREATE TABLE photos(id TEXT PRIMARY KEY, inspection_id TEXT REFERENCES inspections(id),
+            caption TEXT);
+        SELECT sync_enable('sites'); SELECT sync_enable('inspections');
+        SELECT sync_enable('photos');";
+    let fresh = Device::new("fresh", tables);
+    let laptop = Device::copied("laptop", &fresh, |path| {
+        let db = "a-history-adopted-where-its-parent-ends.db";
+        std::fs::copy(fixture(db), path).unwrap();
+    });
+    laptop.import(&fixture("a-history-adopted-where-its-parent-ends.bundle"));
+    let histories: Vec<(i64, String)> = rows(
+        laptop.conn(),
+        "SELECT f.value ->> '$.seq', f.value ->> '$.link'
+         FROM json_each(sync_bundle_info(sync_bundle_out(NULL)) -> '$.histories') h,
+              json_each(h.value) f
+         WHERE h.key = '15ff13b82e3b452b82ba16a090117b11'",
+    );
+    let held = |s: &[(i64, &str)]| -> Vec<(i64, String)> {
+        s.iter().map(|&(seq, l)| (seq, l.to_string())).collect()
+    };
+    assert_eq!(
+        histories,
+        held(&[
+            (3, "1c786aea0a5dfc7766d7e216504cc37a"),
+            (4, "30401231bdd2c21cf671a9817b7af11e"),
+            (4, "b46be850f4ea1e2e4309fcbb1426d949"),
+            (6, "a94270b2491e056f52ff79338dd5383a"),
+        ])
+    );
+}

@@ -768,7 +768,16 @@ impl Import<'_> {
             }
             self.reading.appender.flush()?;
             self.write_applied()?;
-            if self.history().chain_held(parent, base)? {
+            // (where its parent ends at the link, no other history forks there and no point
+            // names it, it is the parent's own continuation: a device that held the link
+            // first holds the ops after it in the parent's history, as no compaction point
+            // decides a device below an entry where a history forks, `decided_upto`)
+            let mut d = d;
+            if self.continues(d, parent, base)? {
+                self.merge_back(d, parent)?;
+                self.known.contexts.reload()?;
+                d = parent;
+            } else if self.history().chain_held(parent, base)? {
                 self.inherit(d, parent, base)?;
                 self.known.contexts.reload()?;
             }
@@ -782,6 +791,17 @@ impl Import<'_> {
             self.reading.points.extend(points);
         }
         Ok(())
+    }
+
+    /// Whether adopted history `d`, forked from `parent` after `base`, is `parent`'s own
+    /// continuation (`place_adopted`).
+    fn continues(&mut self, d: DeviceIdx, parent: DeviceIdx, base: u64) -> Result<bool> {
+        let history = self.history();
+        Ok(history.chain_held(parent, base)?
+            && self.known.devices.children(parent) == [d]
+            && !(self.known.floors.all()).any(|f| f.entries.iter().any(|e| e.0 == d))
+            && self.applied_seq(parent) == base
+            && !history.holds(parent, base + 1)?)
     }
 
     /// After the ops ready are delivered: the histories the compaction points applied cut

@@ -4431,6 +4431,16 @@ fn a_put_back_device_notes_the_writes_a_base_drops_over_a_gap_in_their_history()
     }
 }
 
+/// `x` imports what a shared folder holds, then writes there what it has.
+fn folder_in_and_out(x: &Device, folder: &Path) {
+    for f in ["sync_folder_in", "sync_folder_out"] {
+        let sql = format!("SELECT {f}(?1)");
+        x.conn()
+            .query_row(&sql, [folder.to_str().unwrap()], |_| Ok(()))
+            .unwrap_or_else(|e| panic!("{}: {f}: {e}", x.name));
+    }
+}
+
 /// A device put back to a backup and written on before it syncs, four devices sharing a
 /// folder, every one compacting after each round, and the put-back device's former id then
 /// forgotten: its last write, which a peer's compaction removed as superseded, came again in
@@ -4447,12 +4457,7 @@ fn a_removed_write_of_a_put_back_device_that_comes_again_is_the_op_removed() {
     let (mut c, d) = (Device::new("c", schema), Device::new("d", schema));
     let folder = tempdir::Dir::new();
     let sync = |x: &Device| {
-        for f in ["sync_folder_in", "sync_folder_out"] {
-            let sql = format!("SELECT {f}(?1)");
-            x.conn()
-                .query_row(&sql, [folder.path().to_str().unwrap()], |_| Ok(()))
-                .unwrap_or_else(|e| panic!("{}: {f}: {e}", x.name));
-        }
+        folder_in_and_out(x, folder.path());
     };
     let compact_all = |all: &[&Device]| {
         for x in all {
@@ -4601,12 +4606,7 @@ fn a_row_written_again_under_a_parent_a_compaction_point_dropped_is_held_out_on_
     let (mut tab2, phone) = (Device::new("tab2", schema), Device::new("phone", schema));
     let folder = tempdir::Dir::new();
     let sync = |x: &Device| {
-        for f in ["sync_folder_in", "sync_folder_out"] {
-            let sql = format!("SELECT {f}(?1)");
-            x.conn()
-                .query_row(&sql, [folder.path().to_str().unwrap()], |_| Ok(()))
-                .unwrap_or_else(|e| panic!("{}: {f}: {e}", x.name));
-        }
+        folder_in_and_out(x, folder.path());
         if x.name != "tab1" {
             compact_removed(x);
         }
@@ -4664,6 +4664,25 @@ fn a_row_written_again_under_a_parent_a_compaction_point_dropped_is_held_out_on_
     assert_eq!(held, vec![r#"{"id":"insp-I"}"#.to_string()]);
 }
 
+/// A new device with the tables of a new user's inspections app (tests/trial/trial67), and a
+/// device of that trial made of the database fixture `db` (one of its devices just before an
+/// import that went wrong).
+fn trial67_device(name: &str, db: &str) -> (Device, Device) {
+    let tables = "CREATE TABLE sites(id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
+        CREATE TABLE inspections(id TEXT PRIMARY KEY,
+            site_id TEXT REFERENCES sites(id) ON DELETE CASCADE, inspector TEXT, status TEXT,
+            notes TEXT, updated_at TEXT);
+        CREATE TABLE photos(id TEXT PRIMARY KEY, inspection_id TEXT REFERENCES inspections(id),
+            caption TEXT);
+        SELECT sync_enable('sites'); SELECT sync_enable('inspections');
+        SELECT sync_enable('photos');";
+    let fresh = Device::new("fresh", tables);
+    let device = Device::copied(name, &fresh, |path| {
+        std::fs::copy(fixture(db), path).unwrap();
+    });
+    (fresh, device)
+}
+
 /// A backup put back and written on before it syncs forks at its next import, which drops the
 /// history of its old id it had written there (a peer's bundle with a base, and compaction
 /// points, decide that id's history otherwise): the first op of its new id named an op of it
@@ -4675,18 +4694,7 @@ fn a_row_written_again_under_a_parent_a_compaction_point_dropped_is_held_out_on_
 /// holds nothing pending.
 #[test]
 fn the_first_op_after_a_fork_names_none_of_the_ops_its_import_dropped() {
-    let tables = "CREATE TABLE sites(id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
-        CREATE TABLE inspections(id TEXT PRIMARY KEY,
-            site_id TEXT REFERENCES sites(id) ON DELETE CASCADE, inspector TEXT, status TEXT,
-            notes TEXT, updated_at TEXT);
-        CREATE TABLE photos(id TEXT PRIMARY KEY, inspection_id TEXT REFERENCES inspections(id),
-            caption TEXT);
-        SELECT sync_enable('sites'); SELECT sync_enable('inspections');
-        SELECT sync_enable('photos');";
-    let fresh = Device::new("fresh", tables);
-    let tab = Device::copied("tab1", &fresh, |path| {
-        std::fs::copy(fixture("a-put-back-device-before-its-fork.db"), path).unwrap();
-    });
+    let (fresh, tab) = trial67_device("tab1", "a-put-back-device-before-its-fork.db");
     let r = tab.import(&fixture("a-put-back-device-before-its-fork.bundle"));
     assert_eq!(r.lost, 2, "{r:?}");
     exec(
@@ -4718,12 +4726,7 @@ fn compaction_keeps_where_a_history_left_its_device_s_lineage() {
     let (tab2, phone) = (Device::new("tab2", schema), Device::new("phone", schema));
     let folder = tempdir::Dir::new();
     let sync = |x: &Device| {
-        for f in ["sync_folder_in", "sync_folder_out"] {
-            let sql = format!("SELECT {f}(?1)");
-            x.conn()
-                .query_row(&sql, [folder.path().to_str().unwrap()], |_| Ok(()))
-                .unwrap_or_else(|e| panic!("{}: {f}: {e}", x.name));
-        }
+        folder_in_and_out(x, folder.path());
         if x.name == "laptop" || x.name == "phone" {
             compact_removed(x);
         }
@@ -4790,19 +4793,8 @@ fn compaction_keeps_where_a_history_left_its_device_s_lineage() {
 /// `steps_133_min.json`) just before that import, and the bundle (diagnosed by a helper).
 #[test]
 fn an_op_removed_here_whose_history_a_point_names_is_the_op_removed() {
-    let tables = "CREATE TABLE sites(id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
-        CREATE TABLE inspections(id TEXT PRIMARY KEY,
-            site_id TEXT REFERENCES sites(id) ON DELETE CASCADE, inspector TEXT, status TEXT,
-            notes TEXT, updated_at TEXT);
-        CREATE TABLE photos(id TEXT PRIMARY KEY, inspection_id TEXT REFERENCES inspections(id),
-            caption TEXT);
-        SELECT sync_enable('sites'); SELECT sync_enable('inspections');
-        SELECT sync_enable('photos');";
-    let fresh = Device::new("fresh", tables);
-    let tab = Device::copied("tab2", &fresh, |path| {
-        let db = "an-op-removed-here-whose-history-a-point-names.db";
-        std::fs::copy(fixture(db), path).unwrap();
-    });
+    let db = "an-op-removed-here-whose-history-a-point-names.db";
+    let (fresh, tab) = trial67_device("tab2", db);
     tab.import(&fixture(
         "an-op-removed-here-whose-history-a-point-names.bundle",
     ));
@@ -4840,19 +4832,7 @@ fn an_op_removed_here_whose_history_a_point_names_is_the_op_removed() {
 /// helper's diagnosis) just before the import, and the bundle.
 #[test]
 fn a_history_adopted_where_its_parent_ends_continues_it() {
-    let tables = "CREATE TABLE sites(id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
-        CREATE TABLE inspections(id TEXT PRIMARY KEY,
-            site_id TEXT REFERENCES sites(id) ON DELETE CASCADE, inspector TEXT, status TEXT,
-            notes TEXT, updated_at TEXT);
-        CREATE TABLE photos(id TEXT PRIMARY KEY, inspection_id TEXT REFERENCES inspections(id),
-            caption TEXT);
-        SELECT sync_enable('sites'); SELECT sync_enable('inspections');
-        SELECT sync_enable('photos');";
-    let fresh = Device::new("fresh", tables);
-    let laptop = Device::copied("laptop", &fresh, |path| {
-        let db = "a-history-adopted-where-its-parent-ends.db";
-        std::fs::copy(fixture(db), path).unwrap();
-    });
+    let (_, laptop) = trial67_device("laptop", "a-history-adopted-where-its-parent-ends.db");
     laptop.import(&fixture("a-history-adopted-where-its-parent-ends.bundle"));
     let histories: Vec<(i64, String)> = rows(
         laptop.conn(),

@@ -341,15 +341,20 @@ impl<'a> Import<'a> {
     /// waited for.
     fn unwritten_waits(&mut self, next: u64) -> Result<Vec<DeviceIdx>> {
         let params = [Value::from(SELF), Value::Integer(next as i64)];
-        let mut stmt = self.conn.prepare(
+        // (asked at every import: a statement of the import's cache)
+        let stmt = self.cached(
             "SELECT DISTINCT dep FROM main._sync_deps WHERE device = ?1 AND seq = ?2 AND dep < 0",
+            &params,
         )?;
-        stmt.bind_all(&params)?;
         let mut roots = Vec::new();
-        while let Some(row) = stmt.step()? {
-            roots.push(clock::waited_for(DeviceIdx(row.column_int(0))));
-        }
-        drop(stmt);
+        let read = (|| {
+            while let Some(row) = stmt.step()? {
+                roots.push(clock::waited_for(DeviceIdx(row.column_int(0))));
+            }
+            Ok(())
+        })();
+        stmt.reset();
+        read?;
         if roots.is_empty() {
             return Ok(Vec::new());
         }

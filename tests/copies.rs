@@ -1128,6 +1128,64 @@ fn a_restored_device_lists_its_write_over_an_op_its_peer_removed() {
 /// A copy made after writes no peer had confirmed, where compaction removes ops: the copy's
 /// ops under the original's id are the original's, every peer confirms them, and compaction
 /// removes the overwritten ones everywhere without a word (nothing is lost).
+/// A backup put back and written on, which then becomes a new device (its peers forgot it),
+/// holds its writes after the restore under its former id, at seqs where its peers hold the
+/// writes the restore lost: it decides nothing of that id past what a peer confirmed, so its
+/// compaction point names no op its peers hold another of. (It named its own there, and
+/// dropped the lost writes as they came back: a conflict and a history apart for good.)
+#[test]
+fn a_put_back_device_that_forked_decides_nothing_of_its_former_id_a_peer_did_not_confirm() {
+    let (mut a, b) = (Device::new("a", TV), Device::new("b", TV));
+    for d in [&a, &b] {
+        removing(d.conn());
+    }
+    exec(a.conn(), "INSERT INTO t VALUES ('r', 'a', 'a')");
+    send(&a, &b);
+    send(&b, &a);
+    let backup = back_up(&a);
+    exec(a.conn(), "UPDATE t SET v = 'lost' WHERE id = 'r'");
+    exec(a.conn(), "DELETE FROM t WHERE id = 'r'");
+    exec(a.conn(), "INSERT INTO t VALUES ('s', 'lost', 'lost')");
+    send(&a, &b);
+    let former = a.id();
+    put_back(&mut a, &backup);
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES ('p', 'after', 'the restore')",
+    );
+    exec(
+        a.conn(),
+        "INSERT INTO t VALUES ('q', 'after', 'the restore')",
+    );
+    (b.conn())
+        .query_row("SELECT sync_forget(?1)", [&former], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap();
+    let bundle = b.bundle_for(Some(&a));
+    let e = a.try_import(&bundle).unwrap_err();
+    assert!(e.contains("sync_fork"), "{e}");
+    exec(a.conn(), "SELECT sync_fork()");
+    a.import(&bundle);
+    exec(a.conn(), "UPDATE t SET w = 'edited after' WHERE id = 'r'");
+    let stable: i64 = (a.conn())
+        .query_row(
+            "SELECT coalesce((sync_status() -> '$.stable') ->> ?1, 0)",
+            [&former],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stable, 1, "b confirmed a's first op only");
+    compact_removed(&a);
+    mesh(&[&a, &b]);
+    compact_removed(&b);
+    mesh(&[&a, &b]);
+    assert_eq!(b.dump("t"), a.dump("t"));
+    assert_eq!(b.conflicts(), a.conflicts());
+    assert_eq!(b.clock(), a.clock());
+    assert_eq!(pending_ops(&a) + pending_ops(&b), 0);
+}
+
 #[test]
 fn a_copy_made_before_its_writes_were_confirmed_loses_nothing_to_compaction() {
     let (a, b) = (Device::new("a", T), Device::new("b", T));

@@ -124,8 +124,20 @@ fn least_of(
             least
         }
     };
-    if let Some(own) = least.get_mut(&SELF) {
-        *own = (*own).min(confirmed(conn, &devices.id(SELF))?);
+    // (this device's own ops, and those of the ids it had before it forked, no further than a
+    // peer confirmed them: a backup put back, written on and then forked, holds under its
+    // former id ops its peers hold another history of at those seqs)
+    for (n, id) in crate::identity::ids(conn, &devices.id(SELF))?
+        .iter()
+        .enumerate()
+    {
+        let idx = match n {
+            0 => Some(SELF),
+            _ => devices.idx(id),
+        };
+        if let Some(has) = idx.and_then(|idx| least.get_mut(&idx)) {
+            *has = (*has).min(confirmed(conn, id)?);
+        }
     }
     let said = confirmed_by(conn)?;
     // (none in a fleet set up as usual: no id is hex-encoded then)

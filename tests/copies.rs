@@ -4766,6 +4766,43 @@ fn the_first_op_after_a_fork_names_none_of_the_ops_its_import_dropped() {
     assert_eq!(fresh.dump("inspections"), tab.dump("inspections"));
 }
 
+/// A backup put back a second time and written on before it syncs: its ops there follow the
+/// ops its first time back wrote, which its peers hold as a history of their own (those ops
+/// left a compaction point's lineage). The import that forks it sets its ops above the bundle's
+/// base aside until a point decides that seq; none ever does (its peers' lineage there is the
+/// point's, lower), so they waited for good and its last writes (a new site, then its name)
+/// were on no device and in no list of lost writes. Ops set aside whose op before them a
+/// history holds are placed at once (apply/behind.rs `place_ready`): they fork from it. The
+/// fixtures are one device of a new user's trial (tests/trial/trial67, seed 29), just before
+/// that import (`sqlite3 … "PRAGMA page_size=512; VACUUM"`), and the bundle it imported.
+#[test]
+fn ops_set_aside_that_follow_an_op_another_history_holds_are_placed() {
+    let (fresh, tab) = trial67_device(
+        "tab1",
+        "a-put-back-device-s-writes-after-another-history-s-op.db",
+    );
+    let r = tab.import(&fixture(
+        "a-put-back-device-s-writes-after-another-history-s-op.bundle",
+    ));
+    assert_eq!(r.lost, 2, "{r:?}");
+    let name: Option<String> = (tab.conn())
+        .query_row(
+            "SELECT name FROM sites WHERE id = '0b81f4ad9b647ca46632380fac44aa94'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    assert_eq!(
+        name.as_deref(),
+        Some("name-47"),
+        "the put-back device's last writes"
+    );
+    let r = fresh.import(&tab.bundle_for(None));
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(fresh.dump("sites"), tab.dump("sites"));
+    assert_eq!(fresh.dump("inspections"), tab.dump("inspections"));
+}
+
 /// A backup put back and written on before it syncs: its second write (an update of a site)
 /// stays, on every device, as a history of its own forked from its device's after op 3, whose
 /// hash at that base (the op its first op follows, the put-back device's dropped insert) tells

@@ -841,18 +841,25 @@ impl Import<'_> {
         if conn.query_value(made, &[])?.is_none() {
             return Ok(false);
         }
-        let mut ready = Vec::new();
+        let mut aside = Vec::new();
         let mut stmt = conn.prepare("SELECT rowid, root, upto, bundle FROM main._sync_aside")?;
         while let Some(row) = stmt.step()? {
             let root = DeviceIdx(row.column_int(1));
-            let decided = self.decided_upto(root);
             let upto = row.column_int(2) as u64;
-            if decided.is_some_and(|e| e >= upto) {
-                let bundle = row.column_blob(3)?.unwrap_or_default().to_vec();
-                ready.push((row.column_int(0), bundle));
-            }
+            let bundle = row.column_blob(3)?.unwrap_or_default().to_vec();
+            aside.push((row.column_int(0), root, upto, bundle));
         }
         drop(stmt);
+        let mut ready = Vec::new();
+        for (rowid, root, upto, bundle) in aside {
+            // (or where the op they follow is held here now, in another history of the
+            // device: they fork from it there, as on any device that gets them)
+            if self.decided_upto(root).is_some_and(|e| e >= upto)
+                || self.follows_held_op(root, upto, &bundle)?
+            {
+                ready.push((rowid, bundle));
+            }
+        }
         let any = !ready.is_empty();
         for (rowid, bundle) in ready {
             let mut reader = Reader::from_bytes(&bundle)?;
@@ -872,6 +879,32 @@ impl Import<'_> {
             )?;
         }
         Ok(any)
+    }
+
+    /// Whether the first op of `bundle`, ops of the device whose first history is `root` set
+    /// aside above seq `upto`, follows an op some history of that device holds at `upto`.
+    fn follows_held_op(&mut self, root: DeviceIdx, upto: u64, bundle: &[u8]) -> Result<bool> {
+        let mut first = None;
+        Reader::from_bytes(bundle)?.each_op(|op, _, _| {
+            if first.is_none() {
+                first = Some((op.seq, op.prev));
+            }
+            Ok(())
+        })?;
+        let Some((seq, Prev::Stated(prev))) = first else {
+            return Ok(false);
+        };
+        if seq != upto + 1 {
+            return Ok(false);
+        }
+        self.reading.appender.flush()?;
+        let history = self.history();
+        for h in self.known.devices.histories(root) {
+            if history.holds(h, upto)? && history.hash_at(h, upto)? == Some(prev) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A compaction point's entry `entry` of history `history`, applied here (the point is op

@@ -112,6 +112,34 @@ fn table_name_arg(arg: &Value) -> Result<&str> {
     }
 }
 
+/// The attached database (not `main`, not `temp`) holding table `name`, spelt alone or as
+/// `schema.table`, if any: for an error that says where it is.
+fn attached_holding(conn: &Conn, name: &str) -> Result<Option<String>> {
+    let mut schemas = Vec::new();
+    let mut list = conn.prepare("SELECT name FROM pragma_database_list WHERE seq > 1")?;
+    while let Some(row) = list.step()? {
+        schemas.push(row.column(0)?.as_text().unwrap_or_default().to_string());
+    }
+    drop(list);
+    for schema in schemas {
+        let table = match name.split_once('.') {
+            Some((s, t)) if s.eq_ignore_ascii_case(&schema) => t,
+            _ => name,
+        };
+        let sql = format!(
+            "SELECT 1 FROM {}.sqlite_schema WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+            quote_ident(&schema)
+        );
+        if conn
+            .query_value(&sql, &[Value::Text(table.into())])?
+            .is_some()
+        {
+            return Ok(Some(schema));
+        }
+    }
+    Ok(None)
+}
+
 /// Reads `name` from the schema and checks it can be synced.
 fn inspect(conn: &Conn, name: &str) -> Result<Table> {
     refuse_internal(name)?;
@@ -121,7 +149,15 @@ fn inspect(conn: &Conn, name: &str) -> Result<Table> {
     )?;
     stmt.bind(1, &Value::Text(name.into()))?;
     let Some(r) = stmt.step()? else {
-        return Err(Error::new(format!("no such table: {}", quote_ident(name))));
+        return Err(Error::new(match attached_holding(conn, name)? {
+            Some(schema) => format!(
+                "no such table in the main database: {} is in the attached database {} (only \
+                 the main database's tables are synced)",
+                quote_ident(name),
+                quote_ident(&schema)
+            ),
+            None => format!("no such table: {}", quote_ident(name)),
+        }));
     };
     let (kind, name, sql) = (r.column(0)?, r.column(1)?, r.column(2)?);
     let name = name.as_text().unwrap_or_default().to_string();

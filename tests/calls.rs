@@ -128,6 +128,24 @@ fn enable_refuses_what_it_cannot_sync() {
         "SELECT sync_enable('missing')",
         r#"sync_enable: no such table: "missing""#,
     );
+    let other = tempdir::Dir::new();
+    let other = other.path().join("other.db");
+    exec(
+        &db.conn,
+        &format!(
+            "ATTACH '{}' AS o; CREATE TABLE o.t2(id INTEGER PRIMARY KEY)",
+            other.display()
+        ),
+    );
+    for name in ["t2", "o.t2"] {
+        refused(
+            &db,
+            &format!("SELECT sync_enable('{name}')"),
+            &format!(
+                r#"sync_enable: no such table in the main database: "{name}" is in the attached database "o" (only the main database's tables are synced)"#
+            ),
+        );
+    }
     refused(
         &db,
         "SELECT sync_enable('nopk')",

@@ -93,7 +93,7 @@ impl Case {
 fn an_empty_file() {
     let c = case();
     c.write_bytes(b"");
-    c.refused("not a sqlite-sync bundle: the file is empty or holds no tables (cut short");
+    c.refused("not a sqlite-sync bundle: it is empty or holds no tables (cut short");
 }
 
 /// A device's database given instead of a bundle: the error says so, and what to do.
@@ -262,7 +262,7 @@ fn a_chunk_that_claims_fewer_ops_than_it_holds() {
 fn a_missing_first_chunk() {
     let c = case();
     c.edit_file("UPDATE chunks SET n = 2");
-    c.refused("chunk 2 out of sequence (expected chunk 1)");
+    c.refused("chunk 2 out of sequence (expected chunk 1): damaged, get it again");
 }
 
 #[test]

@@ -122,8 +122,8 @@ impl Reader {
         drop(schema);
         if objects.is_empty() {
             return Err(Error::new(
-                "not a sqlite-sync bundle: the file is empty or holds no tables (cut short, or \
-                 a copy still arriving? get it again)",
+                "not a sqlite-sync bundle: it is empty or holds no tables (cut short, or a copy \
+                 still arriving? get it again)",
             ));
         }
         if objects.iter().any(|o| o == "table _sync_ops") {
@@ -181,11 +181,11 @@ impl Reader {
             let n = row.column_int(0);
             if n != expected_chunk {
                 return Err(Error::new(format!(
-                    "chunk {n} out of sequence (expected chunk {expected_chunk})"
+                    "chunk {n} out of sequence (expected chunk {expected_chunk}): damaged, get it again"
                 )));
             }
             let (Value::Integer(ops), Some(body)) = (row.column(1)?, row.column_blob(2)?) else {
-                return Err(Error::new(format!("chunk {n}: damaged")));
+                return Err(Error::new(format!("chunk {n}: damaged, get it again")));
             };
             if ops <= 0 || ops as u64 > self.manifest.op_count - count {
                 return Err(too_many());

@@ -3904,6 +3904,12 @@ fn copy_wrote(first: &[(&str, &str)], rounds: usize, copy: &str, on_a: &str) {
 /// where its peer b holds and compacted other writes of a's (`held`); then a new device c is set
 /// up from a's full bundle (as the README adds a device) and compacts.
 fn joined_from_a_backup_put_back() -> (Device, Device, Device) {
+    joined_from_a_backup_put_back_where(false)
+}
+
+/// `joined_from_a_backup_put_back`, where b compacts before a writes `held` (`b_first`: b's
+/// point names a up to 2, a's up to 4) or after it, with a.
+fn joined_from_a_backup_put_back_where(b_first: bool) -> (Device, Device, Device) {
     let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); SELECT sync_enable('t');";
     let (mut a, b) = (Device::new("a", schema), Device::new("b", schema));
     for d in [&a, &b] {
@@ -3913,10 +3919,15 @@ fn joined_from_a_backup_put_back() -> (Device, Device, Device) {
     let backup = back_up(&a);
     send(&a, &b);
     send(&b, &a);
+    if b_first {
+        send(&a, &b);
+        call(b.conn(), "SELECT sync_compact()").unwrap();
+    }
     exec(a.conn(), "UPDATE t SET v = 'held'");
     send(&a, &b);
     send(&b, &a);
-    for d in [&a, &b] {
+    let compacting: &[&Device] = if b_first { &[&a] } else { &[&a, &b] };
+    for d in compacting {
         call(d.conn(), "SELECT sync_compact()").unwrap();
     }
     send(&a, &b);
@@ -3938,28 +3949,7 @@ fn joined_from_a_backup_put_back() -> (Device, Device, Device) {
 #[test]
 #[ignore]
 fn points_that_lag_one_another_then_a_backup_put_back_converge() {
-    let schema = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); SELECT sync_enable('t');";
-    let (mut a, b) = (Device::new("a", schema), Device::new("b", schema));
-    for d in [&a, &b] {
-        removing(d.conn());
-    }
-    exec(a.conn(), "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
-    let backup = back_up(&a);
-    send(&a, &b);
-    send(&b, &a);
-    send(&a, &b);
-    call(b.conn(), "SELECT sync_compact()").unwrap(); // b's point: a up to 2
-    exec(a.conn(), "UPDATE t SET v = 'held'");
-    send(&a, &b);
-    send(&b, &a);
-    call(a.conn(), "SELECT sync_compact()").unwrap(); // a's point: a up to 4
-    send(&a, &b);
-    send(&b, &a);
-    put_back(&mut a, &backup);
-    exec(a.conn(), "UPDATE t SET v = 'back'");
-    let c = Device::new("c", schema);
-    removing(c.conn());
-    c.import(&a.bundle_for(None));
+    let (a, b, c) = joined_from_a_backup_put_back_where(true);
     for _ in 0..2 {
         send(&c, &a);
         send(&a, &c);

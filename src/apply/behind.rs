@@ -852,17 +852,17 @@ impl Import<'_> {
         drop(stmt);
         let mut ready = Vec::new();
         for (rowid, root, upto, bundle) in aside {
+            let mut reader = Reader::from_bytes(&bundle)?;
             // (or where the op they follow is held here now, in another history of the
             // device: they fork from it there, as on any device that gets them)
             if self.decided_upto(root).is_some_and(|e| e >= upto)
-                || self.follows_held_op(root, upto, &bundle)?
+                || self.follows_held_op(root, upto, &mut reader)?
             {
-                ready.push((rowid, bundle));
+                ready.push((rowid, reader));
             }
         }
         let any = !ready.is_empty();
-        for (rowid, bundle) in ready {
-            let mut reader = Reader::from_bytes(&bundle)?;
+        for (rowid, mut reader) in ready {
             let reading = &mut self.reading;
             reading.bundle_forms.clear();
             reading.marks.clear();
@@ -881,11 +881,13 @@ impl Import<'_> {
         Ok(any)
     }
 
-    /// Whether the first op of `bundle`, ops of the device whose first history is `root` set
-    /// aside above seq `upto`, follows an op some history of that device holds at `upto`.
-    fn follows_held_op(&mut self, root: DeviceIdx, upto: u64, bundle: &[u8]) -> Result<bool> {
+    /// Whether the first op of `reader`, ops of the device whose first history is `root` set
+    /// aside above seq `upto`, follows an op some history of that device holds at `upto`
+    /// (`History::locate`). (The reader's first pass hashes its ops; placing them reads it
+    /// again without.)
+    fn follows_held_op(&mut self, root: DeviceIdx, upto: u64, reader: &mut Reader) -> Result<bool> {
         let mut first = None;
-        Reader::from_bytes(bundle)?.each_op(|op, _, _| {
+        reader.each_op(|op, _, _| {
             if first.is_none() {
                 first = Some((op.seq, op.prev));
             }
@@ -899,12 +901,10 @@ impl Import<'_> {
         }
         self.reading.appender.flush()?;
         let history = self.history();
-        for h in self.known.devices.histories(root) {
-            if history.holds(h, upto)? && history.hash_at(h, upto)? == Some(prev) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(match history.locate(root, upto, &prev)? {
+            Some(h) => history.holds(h, upto)?,
+            None => false,
+        })
     }
 
     /// A compaction point's entry `entry` of history `history`, applied here (the point is op

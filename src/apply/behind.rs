@@ -453,7 +453,10 @@ impl Import<'_> {
     /// every device its writer knew had it, as a history of its own that left the lineage
     /// there (a put-back device's write after one a point decided against); a point that only
     /// saw it (its writer held it) does not, for the op it follows was decided against, and
-    /// it with it. A first op follows nothing that
+    /// it with it. An entry the bundle carries at a seq above `op`'s and no higher than the
+    /// points held here decide names it as the stable clock does (the ops below the entry's on
+    /// its history come before it: a point whose writer was put back later, which a peer
+    /// carries, decides the same seqs otherwise). A first op follows nothing that
     /// tells it from the one held: only a
     /// point's entry that names it (its seq and its hash) keeps it, not a stable clock (a
     /// put-back device's own, which its peers that held the op before a point came taught it).
@@ -482,11 +485,23 @@ impl Import<'_> {
         if prev.is_none() {
             return self.named_unplaced(root, names);
         }
-        let stable: Vec<(u64, Hash)> = (self.reading.writer_stable.iter())
+        let mut named: Vec<(u64, Hash)> = (self.reading.writer_stable.iter())
             .filter(|e| e.0 == id && names(e.1, &e.2))
             .map(|e| (e.1, e.2))
             .collect();
-        for (seq, link) in stable {
+        // (an entry of a point the bundle carries above it, at a seq the points held here
+        // decide too: the two decide those seqs otherwise, and the ops below the entry's op on
+        // its history, which the bundle carries before it, are kept with it. Above what the
+        // points held here decide, the op after their entry starts a history of its own, and
+        // the ops of that history below it go: `behind_point`)
+        let decided = self.decided_upto(root).unwrap_or(0);
+        let carried = self.reading.points_named.entries.get(&id).cloned();
+        for (at, link, writer, point) in carried.unwrap_or_default() {
+            if names(at, &link) && at <= decided && !self.overruled_point(&writer, point)? {
+                named.push((at, link));
+            }
+        }
+        for (seq, link) in named {
             if self.resolve_entry(root, seq, &link)?.is_none() {
                 return Ok(true);
             }
@@ -500,7 +515,7 @@ impl Import<'_> {
     /// device's point from before it was put back, in an old bundle, names ops the point
     /// that decided its history did not keep).
     fn carried_known(&mut self, named: &(crate::op::DeviceId, u64, Hash)) -> Result<Option<Known>> {
-        let Some(by) = self.reading.points_named.get(named).cloned() else {
+        let Some(by) = self.reading.points_named.ops.get(named).cloned() else {
             return Ok(None);
         };
         let mut known = None;

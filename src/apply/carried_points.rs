@@ -28,15 +28,27 @@ pub(super) enum Known {
     Entry,
 }
 
-/// Ops, as (device id, seq, link), that the bundle's compaction points name or saw, with how
-/// each point (its writer's id and seq) knows it; and the histories they name by id, as
-/// (`floors::HISTORY`, 0, the history's id).
-pub(super) type Named = HashMap<(DeviceId, u64, Hash), Vec<(DeviceId, u64, Known)>>;
+/// Each point that knows an op (its writer's id and seq), with how.
+type KnownBy = Vec<(DeviceId, u64, Known)>;
 
-/// Whether the points of `named` name the history whose id is `history` (log/floors.rs
-/// `HISTORY`).
-pub(super) fn names_history(named: &Named, history: &DeviceId) -> bool {
-    named.contains_key(&(floors::HISTORY, 0, *history))
+/// What the bundle's compaction points name or saw.
+#[derive(Default)]
+pub(super) struct Named {
+    /// Ops, as (device id, seq, link), that the points name or saw, with how each point (its
+    /// writer's id and seq) knows it; and the histories they name by id, as
+    /// (`floors::HISTORY`, 0, the history's id).
+    pub(super) ops: HashMap<(DeviceId, u64, Hash), KnownBy>,
+    /// Per device id, the points' entries of it: (seq, link, the point's writer's id and seq).
+    /// An entry's link covers every op of its history below it, which the bundle may carry
+    /// before it (behind.rs `named_by_another_point`).
+    pub(super) entries: HashMap<DeviceId, Vec<(u64, Hash, DeviceId, u64)>>,
+}
+
+impl Named {
+    /// Whether the points name the history whose id is `history` (log/floors.rs `HISTORY`).
+    pub(super) fn names_history(&self, history: &DeviceId) -> bool {
+        self.ops.contains_key(&(floors::HISTORY, 0, *history))
+    }
 }
 
 /// What the bundle's compaction points name or saw, as its ops are read.
@@ -70,7 +82,7 @@ impl CarriedPoints {
         let ids: HashSet<DeviceId> = entries.iter().map(|e| e.0).collect();
         let saw = (saw.into_iter().chain(deps)).filter(|d| ids.contains(&d.0));
         let mut add = |named: (DeviceId, u64, Hash), how| {
-            let by = self.named.entry(named).or_default();
+            let by = self.named.ops.entry(named).or_default();
             let known = (op.device, op.seq, how);
             // (an op many of the writer's ops depended on, once per point)
             if by.last() != Some(&known) {
@@ -84,6 +96,10 @@ impl CarriedPoints {
             // (a history named by its id: under seq 0, whatever its entry's: `names_history`)
             let seq = if id == floors::HISTORY { 0 } else { seq };
             add((id, seq, link), Known::Entry);
+            if seq > 0 && id != floors::RETIRES && id != floors::RETIRES_EACH {
+                let entry = (seq, link, op.device, op.seq);
+                self.named.entries.entry(id).or_default().push(entry);
+            }
         }
     }
 

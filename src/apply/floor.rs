@@ -170,7 +170,7 @@ impl Import<'_> {
     /// Whether a compaction point the bundle carries or one held here names the history whose
     /// id is `history` (log/floors.rs `HISTORY`). (Asked only for an op a point would drop.)
     pub(super) fn names_history(&self, history: &DeviceId) -> Result<bool> {
-        if super::carried_points::names_history(&self.reading.points_named, history) {
+        if self.reading.points_named.names_history(history) {
             return Ok(true);
         }
         for floor in self.known.floors.iter() {

@@ -96,9 +96,11 @@ use crate::db::{Conn, Error, Result};
 use crate::value::Value;
 
 /// Each device's change points by dep: a context is read from the points it needs
-/// (log/contexts.rs). Created by `upgrade` in databases made before it.
+/// (log/contexts.rs), and a dep's point in force at an op in one index step (`dep_seq` in the
+/// index: `entry_once`). Created by `upgrade` in databases made before it, which drops the
+/// index without `dep_seq` that builds before it made.
 const DEPS_BY_DEP: &str =
-    "CREATE INDEX IF NOT EXISTS main._sync_deps_by_dep ON _sync_deps(device, dep, seq)";
+    "CREATE INDEX IF NOT EXISTS main._sync_deps_by_dep_seq ON _sync_deps(device, dep, seq, dep_seq)";
 
 /// Brings a database of this layout made by an earlier build up to this one: indexes added
 /// since (nothing when they are there). Run by every import.
@@ -119,6 +121,7 @@ pub fn upgrade(conn: &Conn) -> Result<()> {
         )?;
     }
     conn.exec(DEPS_BY_DEP, &[])?;
+    conn.exec("DROP INDEX IF EXISTS main._sync_deps_by_dep", &[])?;
     conn.exec(STABLE, &[])?;
     conn.exec(RELAYED, &[])?;
     conn.exec(KEPT, &[])?;

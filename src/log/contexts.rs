@@ -415,9 +415,8 @@ impl<'c> Contexts<'c> {
         let stmt = match &mut *one {
             Some(stmt) => stmt,
             None => one.insert(self.conn.prepare(
-                "SELECT dep_seq FROM main._sync_deps WHERE device = ?1 AND dep = ?2 AND seq = (
-                   SELECT max(seq) FROM main._sync_deps
-                   WHERE device = ?1 AND dep = ?2 AND seq <= ?3)",
+                "SELECT dep_seq FROM main._sync_deps WHERE device = ?1 AND dep = ?2 AND seq <= ?3
+                 ORDER BY seq DESC LIMIT 1",
             )?),
         };
         stmt.bind_all(&[

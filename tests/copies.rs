@@ -3950,7 +3950,14 @@ fn joined_from_a_backup_put_back_where(b_first: bool) -> (Device, Device, Device
 /// device keeps both sides' writes, in conflict, as where b's point names a up to 4.
 #[test]
 fn points_that_lag_one_another_then_a_backup_put_back_converge() {
-    let (a, b, c) = joined_from_a_backup_put_back_where(true);
+    keeps_both_sides_once_the_copy_and_the_joiner_compact(true);
+}
+
+/// `joined_from_a_backup_put_back_where(b_first)`; the copy and the joiner exchange twice and
+/// compact, then all three settle. Every device holds the same two open conflicts (rows 1 and
+/// 2: each side's update, one the winner, the other the loser) and lists nothing lost.
+fn keeps_both_sides_once_the_copy_and_the_joiner_compact(b_first: bool) {
+    let (a, b, c) = joined_from_a_backup_put_back_where(b_first);
     for _ in 0..2 {
         send(&c, &a);
         send(&a, &c);
@@ -3958,13 +3965,8 @@ fn points_that_lag_one_another_then_a_backup_put_back_converge() {
     for d in [&a, &c] {
         call(d.conn(), "SELECT sync_compact()").unwrap();
     }
-    settles(&[&a, &b, &c], 4);
-    kept_both_sides(&[&a, &b, &c]);
-}
-
-/// Every device holds the same two open conflicts (rows 1 and 2: each side's update, one the
-/// winner, the other the loser) and lists nothing lost.
-fn kept_both_sides(devices: &[&Device]) {
+    let devices = [&a, &b, &c];
+    settles(&devices, 4);
     for d in devices {
         assert_eq!(d.conflicts(), devices[0].conflicts(), "{}", d.name);
         assert_eq!(d.conflicts().len(), 2, "{}: rows 1 and 2", d.name);
@@ -4005,17 +4007,8 @@ fn a_device_set_up_from_a_backup_put_back_decides_none_of_its_unconfirmed_writes
 /// `named_by_another_point`): every device keeps both sides' writes, in conflict.
 #[test]
 fn devices_that_decided_a_put_back_copy_s_writes_otherwise_converge() {
-    let (a, b, c) = joined_from_a_backup_put_back();
-    for _ in 0..2 {
-        send(&c, &a);
-        send(&a, &c);
-    }
-    for d in [&a, &c] {
-        call(d.conn(), "SELECT sync_compact()").unwrap();
-    }
-    settles(&[&a, &b, &c], 4);
     // each side kept the other's writes: one wins, the other is the conflict's loser
-    kept_both_sides(&[&a, &b, &c]);
+    keeps_both_sides_once_the_copy_and_the_joiner_compact(false);
 }
 
 /// Random schedules of the cases above, with a reference for where a copy's writes left its

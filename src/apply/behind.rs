@@ -90,7 +90,7 @@ impl Import<'_> {
                 let other = self.not_the_removed(root, op, hash, prev)?;
                 if other
                     && (self.seen_by_a_point(root, op, prev.as_ref(), &hash)?
-                        || self.named_by_another_point(root, op, prev.as_ref(), &hash)?
+                        || self.named_by_another_point(root, op, prev.as_ref(), &hash, entry)?
                         || self.against_its_deciders(root, op, form, prev.as_ref())?)
                 {
                     self.found_again(op.device, seq, &hash)?;
@@ -118,7 +118,7 @@ impl Import<'_> {
             // no longer lost where it was dropped before that point came)
             if same == Some(false)
                 && (self.seen_by_a_point(root, op, prev.as_ref(), &hash)?
-                    || self.named_by_another_point(root, op, prev.as_ref(), &hash)?
+                    || self.named_by_another_point(root, op, prev.as_ref(), &hash, entry)?
                     || self.against_its_deciders(root, op, form, prev.as_ref())?)
             {
                 self.found_again(op.device, seq, &hash)?;
@@ -454,7 +454,7 @@ impl Import<'_> {
     /// there (a put-back device's write after one a point decided against); a point that only
     /// saw it (its writer held it) does not, for the op it follows was decided against, and
     /// it with it. An entry the bundle carries at a seq above `op`'s and no higher than the
-    /// points held here decide names it as the stable clock does (the ops below the entry's on
+    /// points held here decide (`decided`, their entry) names it as the stable clock does (the ops below the entry's on
     /// its history come before it: a point whose writer was put back later, which a peer
     /// carries, decides the same seqs otherwise). A first op follows nothing that
     /// tells it from the one held: only a
@@ -466,6 +466,7 @@ impl Import<'_> {
         op: &Packed,
         prev: Option<&Hash>,
         hash: &Hash,
+        decided: u64,
     ) -> Result<bool> {
         let id = self.known.devices.wire_id(root);
         let carried = self.carried_known(&(id, op.seq, *hash))?;
@@ -494,7 +495,6 @@ impl Import<'_> {
         // its history, which the bundle carries before it, are kept with it. Above what the
         // points held here decide, the op after their entry starts a history of its own, and
         // the ops of that history below it go: `behind_point`)
-        let decided = self.decided_upto(root).unwrap_or(0);
         let carried = self.reading.points_named.entries.get(&id).cloned();
         for (at, link, writer, point) in carried.unwrap_or_default() {
             if names(at, &link) && at <= decided && !self.overruled_point(&writer, point)? {

@@ -20,9 +20,13 @@
 //! --release --test convergence random_seed_schedules -- --nocapture` prints how many schedules
 //! it ran). A failure prints the seed that reproduces it; `one_seed` is the tool that replays
 //! one, not a test: `SYNC_SEED=<seed> cargo test --release --test convergence one_seed --
-//! --ignored --nocapture` (`SYNC_TRACE=1` prints each step, `SYNC_KEEP=<dir>` keeps the
-//! databases of a failure, and with `SYNC_KEEP_AT=<step>[,<step>…]` in its subdirectory
-//! `at<step>` as that step begins).
+//! --ignored --nocapture` (`SYNC_TRACE=1` prints each step and each import of an exchange
+//! until quiet, `SYNC_KEEP=<dir>` keeps the databases of a failure, with
+//! `SYNC_KEEP_AT=<step>[,<step>…]` in its subdirectory `at<step>` as that step begins, and with
+//! `SYNC_KEEP_QUIET=1` in `q<i><j>`, with the bundle, before device i's first bundle of the
+//! last exchange until quiet goes to device j). A kept copy opened with the extension forks
+//! (it is not the file its id was made in) unless opened read-only or its `_sync_state` row
+//! `file` is first set to the copy's inode number.
 
 mod common;
 
@@ -788,6 +792,7 @@ fn joiner_settles(joiner: &Device, from: &Device) -> Result<(), String> {
 
 fn exchange_until_quiet(devices: &[Device], gone: &BTreeSet<Written>) -> Result<(), String> {
     let n = devices.len();
+    let trace = std::env::var("SYNC_TRACE").is_ok();
     for round in 0.. {
         if round > 10 {
             keep(devices, None);
@@ -798,12 +803,15 @@ fn exchange_until_quiet(devices: &[Device], gone: &BTreeSet<Written>) -> Result<
             for j in 0..n {
                 if i != j {
                     let bundle = devices[i].bundle_for(Some(&devices[j]));
+                    if round == 0 && std::env::var("SYNC_KEEP_QUIET").is_ok() {
+                        keep_in(&format!("q{i}{j}"), devices, Some(&bundle));
+                    }
                     let r = import_as_told(devices, j, &bundle).map_err(|e| {
                         keep(devices, Some(&bundle));
                         format!("exchange: {}: {e}", devices[j].name)
                     })?;
                     moved |= r.applied > 0;
-                    if round > 8 {
+                    if round > 8 || trace {
                         eprintln!(
                             "round {round}: {} -> {}: {r:?}\n  {}\n  {}",
                             devices[i].name,
@@ -2346,6 +2354,13 @@ fn seeds_that_once_failed() {
         // whose op went with its disk, and refused the op written again there at every import
         // (apply/displaced.rs); the exchange never settled
         9_478_039_526_869_621_840,
+        // a device put back to a backup from before it first wrote, and written on: a device
+        // that had joined from its full bundle before (its original ops) wrote a compaction
+        // point naming its op 2; the put-back device's op 2 came to it, was dropped by that
+        // point, and its history made all the same from the bundle's base (its first op's own
+        // link), splitting the original ops off under a name no other device kept once the
+        // point reached them; the exchange never settled (apply/removed.rs `removed_branch`)
+        12_169_414_361_010_296_771,
     ] {
         check_as(seed, plain);
     }

@@ -360,7 +360,7 @@ impl Import<'_> {
     /// The seq up to which a compaction point held here decides the history of the device
     /// whose first history is `root`: its highest entry of it, where no history of the device
     /// forked below that (a fork a compaction point saw is its writer's to name).
-    fn decided_upto(&self, root: DeviceIdx) -> Option<u64> {
+    pub(super) fn decided_upto(&self, root: DeviceIdx) -> Option<u64> {
         let entry = self.known.floors.entry_of(root)?;
         if self.applied_seq(root) < entry {
             return None; // (set aside in this import, below the point: the bundle's base decides)

@@ -336,6 +336,14 @@ impl Import<'_> {
         let Some(hash) = hash else {
             return Ok(None);
         };
+        // (not where a compaction point held here decides the device's history past the
+        // fork, but for a history a point names: the op held there is the one it names, and
+        // another history forked below it goes, as its ops do as they arrive, behind.rs)
+        if self.decided_upto(root).is_some_and(|upto| upto >= first)
+            && !self.names_history(&entry.history)?
+        {
+            return Ok(None);
+        }
         // (not where the op held there is that history's first, or another's known here)
         let held_as = super::histories::history_id(&entry.device, &hash);
         if held_as == entry.history || self.known.devices.idx(&held_as).is_some() {

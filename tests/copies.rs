@@ -4981,3 +4981,52 @@ fn a_history_adopted_where_its_parent_ends_continues_it() {
         ])
     );
 }
+
+/// A backup put back whose device had written only compaction points since it was taken,
+/// written on before it syncs (a new user's trial, tests/trial/trial57 `repro_apart.py`): c's
+/// compaction point names a's old id up to its second point and removes the first; a's
+/// write takes that first point's seq. c's bundle, which took a to hold the first point,
+/// carries a's second one, which follows another op than a's write: a drops its write there
+/// (listed in `sync_lost`) and takes c's history of its old id, as c drops the write as it
+/// arrives, and b as c's base reaches it. Before, a kept it, as the op before the second
+/// point, b took it from a, c dropped it, and the three ended apart for good, clocks alike.
+#[test]
+fn a_write_after_a_put_back_behind_only_compaction_points_ends_alike() {
+    let (mut a, b, c) = (
+        Device::new("a", T),
+        Device::new("b", T),
+        Device::new("c", T),
+    );
+    exec(c.conn(), "INSERT INTO t VALUES (1, 'c1')");
+    send(&c, &b);
+    send(&b, &a);
+    let backup = back_up(&a);
+    compact_removed(&a); // a's point 1, its only write since the backup
+    exec(c.conn(), "INSERT INTO t VALUES (2, 'c2')");
+    for (from, to) in [(&c, &b), (&a, &c), (&b, &c), (&c, &a)] {
+        send(from, to);
+    }
+    compact_removed(&a); // a's point 2
+    send(&a, &b);
+    send(&b, &c);
+    put_back(&mut a, &backup);
+    assert_eq!(
+        compact_removed(&c),
+        1,
+        "a's first point, retired by its second"
+    );
+    exec(a.conn(), "INSERT INTO t VALUES (3, 'after the restore')"); // a's seq 1 again
+    send(&c, &a);
+    for _ in 0..3 {
+        round_without_errors(&[&a, &b, &c]);
+        for d in [&a, &b, &c] {
+            compact_removed(d);
+        }
+    }
+    round_without_errors(&[&a, &b, &c]);
+    assert_eq!(a.clock(), b.clock());
+    assert_eq!(a.clock(), c.clock());
+    assert_eq!(ids(&a), vec![1, 2]);
+    assert_eq!((a.dump("t"), b.dump("t")), (c.dump("t"), c.dump("t")));
+    assert_eq!(lost_of(&a), vec![after_the_restore(1, 3, 0)]);
+}

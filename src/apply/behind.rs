@@ -271,6 +271,12 @@ impl Import<'_> {
     /// does not carry (its writer removed it): `op` states another op before it than the one
     /// held there, inside the base. The ops held from there on go as in `against_base`, and
     /// `op` waits for the base to be taken (removed.rs), which passes over the removed one.
+    /// Also where the base starts at that op: its writer took this device to hold the op
+    /// `op` follows, which this device had, and wrote another there since (put back to a
+    /// backup from before it, and written on before it heard of its peers): the op held goes,
+    /// this device's clock down below it, and the writer's next bundle starts its base there
+    /// (kept instead, it ended apart from the peers that had dropped it: tests/copies.rs
+    /// `a_write_after_a_put_back_behind_only_compaction_points_ends_alike`).
     pub(super) fn after_base_held_otherwise(
         &mut self,
         root: DeviceIdx,
@@ -280,7 +286,7 @@ impl Import<'_> {
         let Some(base) = self.base_of(root) else {
             return Ok(None);
         };
-        let covered = base.from < before && before <= base.upto;
+        let covered = base.from <= before && before <= base.upto;
         let devices = &self.known.devices;
         if !self.reading.removal
             || !covered

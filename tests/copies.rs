@@ -5030,3 +5030,63 @@ fn a_write_after_a_put_back_behind_only_compaction_points_ends_alike() {
     assert_eq!((a.dump("t"), b.dump("t")), (c.dump("t"), c.dump("t")));
     assert_eq!(lost_of(&a), vec![after_the_restore(1, 3, 0)]);
 }
+
+/// A backup put back and written on before it syncs, whose device then edits a row having
+/// seen only its own put-back writes (a new user's trial, tests/trial/trial57
+/// `repro_conflicts.py`): a peer's compaction point drops those writes, and the edit's dep on
+/// the last of them is taken, on every device, for the op the edit's writer had seen of the
+/// history held (the links of the dropped writes walked down to it: apply/lost.rs
+/// `hold_links`). So the edit and the device's own earlier update of that row, which it never
+/// saw, are concurrent everywhere: one open conflict on every device. Before, the device whose
+/// writes were dropped (set aside, the last of them to be placed again) took the op held right
+/// below the dep for the one seen, and showed no conflict where its peers did.
+#[test]
+fn an_edit_after_a_put_back_s_dropped_writes_conflicts_alike_on_every_device() {
+    let tv = |name| Device::new(name, TV);
+    let (a, mut b, c) = (tv("a"), tv("b"), tv("c"));
+    let w = |d: &Device, sql: &str| exec(d.conn(), sql);
+    w(&a, "INSERT INTO t(id, v) VALUES ('r1', 'a1')");
+    w(&b, "INSERT INTO t(id, v) VALUES ('r7', 'b7')");
+    w(&a, "INSERT INTO t(id, v) VALUES ('r10', 'a10')");
+    for (from, to) in [(&b, &c), (&c, &a), (&a, &b)] {
+        send(from, to);
+    }
+    let backup = back_up(&b);
+    compact_removed(&b);
+    w(&b, "INSERT INTO t(id, v) VALUES ('r22', 'b22')");
+    w(&b, "UPDATE t SET v = 'b24' WHERE id = 'r10'"); // lost with b's disk, held by its peers
+    w(&c, "INSERT INTO t(id, v) VALUES ('r25', 'c25')");
+    for (from, to) in [(&b, &a), (&c, &a), (&a, &c), (&a, &b)] {
+        send(from, to);
+    }
+    compact_removed(&b);
+    send(&b, &a);
+    send(&c, &a);
+    compact_removed(&a);
+    send(&b, &c);
+    send(&a, &c);
+    put_back(&mut b, &backup);
+    w(&b, "INSERT INTO t(id, v) VALUES ('r39', 'b39')");
+    w(&b, "UPDATE t SET v = 'b40' WHERE id = 'r1'");
+    compact_removed(&c);
+    w(&b, "UPDATE t SET v = 'b44' WHERE id = 'r7'");
+    w(&b, "INSERT INTO t(id, v) VALUES ('r45', 'b45')");
+    send(&c, &b); // b's first sync since: it forks
+    let seen: String = b
+        .conn()
+        .query_row("SELECT v FROM t WHERE id = 'r10'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen, "a10", "b has not seen its own lost update of r10");
+    w(&b, "UPDATE t SET v = 'b51' WHERE id = 'r10'");
+    for _ in 0..3 {
+        round_without_errors(&[&a, &b, &c]);
+    }
+    assert_eq!(a.clock(), b.clock());
+    assert_eq!(a.clock(), c.clock());
+    assert_eq!((a.dump("t"), b.dump("t")), (c.dump("t"), c.dump("t")));
+    assert_eq!(a.conflicts().len(), 1, "b24 and b51, concurrent");
+    assert_eq!(
+        (a.conflicts(), b.conflicts()),
+        (c.conflicts(), c.conflicts())
+    );
+}

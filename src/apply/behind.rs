@@ -667,8 +667,9 @@ impl Import<'_> {
             }
             all
         };
-        let decided: Vec<u64> = all.iter().copied().filter(|&s| s <= upto).collect();
+        let (decided, aside): (Vec<u64>, Vec<u64>) = all.iter().partition(|&&s| s <= upto);
         self.note_dropping(idx, &decided, other)?;
+        self.hold_links(idx, &aside)?;
         self.drop_held(idx, &all)?;
         for &seq in &all {
             self.known.contexts.forget(conn, idx, seq)?;

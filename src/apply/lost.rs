@@ -75,15 +75,9 @@ impl Import<'_> {
                 (false, Some(op)) => Some(crate::log::chain::hash_of(op, None)),
                 (false, None) => None,
             };
-            // (its link, for the deps on it, where it is another history's: log/strays.rs;
-            // where the op before it is held, or its hash kept: a history held with a gap
-            // below a checkpoint has none)
-            if let (true, true, Some(hash)) = (chain_held, seq >= 2, hash) {
-                let prev = match history.chain_held(idx, seq - 1)? {
-                    true => history.hash_at(idx, seq - 1)?,
-                    false => None,
-                };
-                if let Some(prev) = prev {
+            // (its link, for the deps on it, where it is another history's: log/strays.rs)
+            if let (true, Some(hash)) = (chain_held, hash) {
+                if let Some(prev) = self.link_below(idx, seq)? {
                     let conn = self.conn;
                     self.strays()?.add(conn, (id, seq, hash, prev))?;
                 }
@@ -98,6 +92,41 @@ impl Import<'_> {
                     if_replaced: !possible && seq < other,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// The hash of the op before op `seq` of history `idx`, where op `seq` is another
+    /// history's link (log/strays.rs): where the op before it is held, or its hash kept (a
+    /// history held with a gap below a checkpoint has none; op 1 has no op before it).
+    fn link_below(&mut self, idx: DeviceIdx, seq: u64) -> Result<Option<Hash>> {
+        let history = self.history();
+        Ok(match seq >= 2 && history.chain_held(idx, seq - 1)? {
+            true => history.hash_at(idx, seq - 1)?,
+            false => None,
+        })
+    }
+
+    /// Knows the links of ops `seqs` of history `idx`, set aside to be placed again in this
+    /// import (behind.rs `keep_aside`), for this import (log/strays.rs `hold`): a dep on one
+    /// of them that waits meanwhile, where a compaction point decides that they are another
+    /// history's, walks their links down to the op the writer had seen of the history held,
+    /// as where they arrive dropped (without them it took the op held right below the dep
+    /// for that op: a put-back device's edit, written having seen its own writes a peer's
+    /// point then dropped, took the peer's op at that seq for one it had seen, and showed no
+    /// conflict where its peers did: tests/trial/trial57 `repro_conflicts.py`).
+    pub(super) fn hold_links(&mut self, idx: DeviceIdx, seqs: &[u64]) -> Result<()> {
+        let id = self.known.devices.wire_id(idx);
+        for &seq in seqs {
+            let history = self.history();
+            if !history.chain_held(idx, seq)? {
+                continue;
+            }
+            let (Some(hash), Some(prev)) = (history.hash_at(idx, seq)?, self.link_below(idx, seq)?)
+            else {
+                continue;
+            };
+            self.strays()?.hold((id, seq, hash, prev));
         }
         Ok(())
     }

@@ -767,12 +767,19 @@ fn visit_folder(
 /// A device that joined from `from`'s full bundle and `from` exchange peer-aware bundles: they
 /// go quiet (nothing applied, the same clocks) within a few rounds.
 fn joiner_settles(joiner: &Device, from: &Device) -> Result<(), String> {
+    if std::env::var("SYNC_KEEP_QUIET").is_ok() {
+        keep_in("joiner", std::slice::from_ref(joiner), None);
+        keep_in("joiner", std::slice::from_ref(from), None);
+    }
     for _ in 0..6 {
         let mut moved = false;
         for (x, y) in [(from, joiner), (joiner, from)] {
             let r = y
                 .try_import(&x.bundle_for(Some(y)))
                 .map_err(|e| format!("{} -> {}: {e}", x.name, y.name))?;
+            if std::env::var("SYNC_TRACE").is_ok() {
+                eprintln!("joiner check: {} -> {}: {r:?}", x.name, y.name);
+            }
             moved |= r.applied > 0 || r.total > 0;
         }
         if !moved && joiner.clock() == from.clock() {
@@ -780,6 +787,7 @@ fn joiner_settles(joiner: &Device, from: &Device) -> Result<(), String> {
         }
     }
     keep(std::slice::from_ref(joiner), None);
+    keep(std::slice::from_ref(from), None);
     Err(format!(
         "{}, joined from {}'s full bundle, and {} do not settle:\n  {}\n  {}",
         joiner.name,

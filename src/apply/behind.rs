@@ -1010,8 +1010,12 @@ impl Import<'_> {
 
     /// Whether a cut by compaction point `point` spares history `h` (and the histories of its
     /// device with it): the point saw it, or the point itself or a point it had not seen names
-    /// it (its writer held it), or it starts with a point that decides against this one (the
-    /// two sides', two_sides.rs). A history that starts with a device's first write only where
+    /// it (its writer held it), or a point the bundle carries (not placed yet) names it by its
+    /// id, or names or saw its first op (its writer kept it; a device that joined from one full
+    /// bundle of a writer holding two histories forked below the writer's own point, one
+    /// received after that point, cut that one, merged the other back, and never settled with
+    /// its source), or it starts with a point that decides against this one (the two sides',
+    /// two_sides.rs). A history that starts with a device's first write only where
     /// a point names that very write, as on arrival (`named_by_another_point`): cut, its ops go
     /// where they would go as they arrive (the write dropped, a later op a point names a
     /// history of its own). (Asking the same of a history that left its parent's lineage,
@@ -1034,6 +1038,22 @@ impl Import<'_> {
         };
         if (self.known.floors.all()).any(|f| names(&f) && (f.op == point || !saw_point(f.op))) {
             return Ok(true);
+        }
+        // (or a point the bundle carries names it, or names or saw its first op: as its
+        // writer kept it, where that point decided, held there; carried_points.rs)
+        let carried = &self.reading.points_named;
+        let devices = &self.known.devices;
+        if carried.names_history(&devices.wire_id(h)) {
+            return Ok(true);
+        }
+        let root = devices.root(h);
+        if let Some(hash) = self.history().hash_at(h, first)? {
+            if carried
+                .ops
+                .contains_key(&(devices.wire_id(root), first, hash))
+            {
+                return Ok(true);
+            }
         }
         self.starts_with_point_against(h, point)
     }

@@ -1,0 +1,60 @@
+# Shrunk (greedy step removal) from random schedule direct1 seed 6 (helper 58): three devices,
+# c's backup put back and written on (one insert) before it syncs, a few compactions. After
+# all-pairs exchanges with no compaction after them, tables, clocks and pending agree, but c alone
+# holds an open conflict on row RW00011 ("null" vs {"id": "RW00011"}), a row no device has.
+# Run: /tmp/venv/bin/python3 tests/trial/trial58/conflict_extra.py
+import apsw, json, os, shutil
+
+D = os.environ.get('DIR', '/tmp/trial58_conflict_extra')
+EXT = os.environ.get('LIB', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'dist', 'sync0'))
+
+
+def db(k):
+    c = apsw.Connection(f'{D}/{k}.db'); c.enable_load_extension(True); c.load_extension(EXT); return c
+
+
+def one(k, sql, *a):
+    c = db(k); r = c.execute(sql, a).fetchall(); c.close(); return r[0][0] if r else None
+
+
+def send(src, dst, show=True):
+    p = f'{D}/x.bundle'
+    if os.path.exists(p): os.remove(p)
+    one(src, "SELECT sync_bundle_out(?, ?)", one(dst, "SELECT sync_device_id()"), p)
+    r = json.loads(one(dst, "SELECT sync_bundle_in(?)", p))
+    if show:
+        print(f'  {src}->{dst}: applied {r["applied_count"]} conflicts {r["conflict_count"]} lost {r["lost_count"]} '
+              f'discarded {r["discarded_count"]} pending {r["pending_count"]}')
+
+
+shutil.rmtree(D, ignore_errors=True); os.makedirs(D)
+for k in 'abc':
+    c = db(k); c.execute("SELECT sync_init()").fetchall()
+    c.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)"); c.execute("SELECT sync_enable('t')").fetchall(); c.close()
+
+one('c', "INSERT INTO t VALUES ('RW00011', 'W00011')")
+c = db('c'); c.execute(f"VACUUM INTO '{D}/c_backup.db'"); c.close()          # backup of c
+send('c', 'b'); send('b', 'c')
+print('c compacts:', one('c', "SELECT sync_compact()"))
+one('c', "UPDATE t SET v='W00019' WHERE id='RW00011'")
+send('c', 'b')
+with open(f'{D}/c_backup.db', 'rb') as f, open(f'{D}/c.db', 'r+b') as g:     # put c's backup back (same inode)
+    g.write(f.read()); g.truncate()
+one('c', "INSERT INTO t VALUES ('RW00033', 'W00033')")                      # written before c syncs
+send('c', 'a'); send('a', 'c')
+print('c compacts:', one('c', "SELECT sync_compact()"))
+print('b compacts:', one('b', "SELECT sync_compact()"))
+print('--- all-pairs exchanges, 6 passes, no compaction')
+for i in range(6):
+    for s in 'abc':
+        for d in 'abc':
+            if s != d: send(s, d, show=(i == 0))
+for k in 'abc':
+    c = db(k)
+    print(k, 'rows', c.execute("SELECT * FROM t ORDER BY 1").fetchall(),
+          '\n   clock', c.execute("SELECT sync_clock()").fetchall()[0][0],
+          '\n   open conflicts', c.execute("SELECT pk, local_values, remote_values FROM sync_conflicts WHERE NOT resolved").fetchall(),
+          '\n   pending', c.execute("SELECT sync_status() -> '$.pending.ops'").fetchall()[0][0],
+          'former_ids', c.execute("SELECT sync_status() -> '$.former_ids'").fetchall()[0][0],
+          '\n   lost', c.execute("SELECT device, seq, pk, kind, cell_values, certain FROM sync_lost").fetchall())
+    c.close()

@@ -11,10 +11,9 @@
 //! `fixed_seed_schedules` runs SCHEDULES schedules from a fixed seed (`SYNC_SCHEDULES` of them
 //! when set: `make check` runs 150; `SYNC_FROM=<n>` skips the first n, to go on past a known
 //! failure, `SYNC_SKIP=<seed>,<seed>` the seeds of open faults, each an ignored test, and
-//! `SYNC_KEEP_GOING=1` runs every schedule and lists the seeds that failed; with
-//! `SYNC_JOINER_SETTLES=1` the device that joined from one full bundle then exchanges with its
-//! source until both go quiet: a check outside `make test` while a known schedule fails it,
-//! docs/limits.md);
+//! `SYNC_KEEP_GOING=1` runs every schedule and lists the seeds that failed; the device that
+//! joined from one full bundle, where one did, then exchanges with its source until both go
+//! quiet, but with `SYNC_JOINER_SETTLES=0`);
 //! `random_seed_schedules` runs new seeds for RANDOM_SECONDS
 //! (or `SYNC_SOAK_SECONDS`, for a soak outside `make test`: `SYNC_SOAK_SECONDS=600 cargo test
 //! --release --test convergence random_seed_schedules -- --nocapture` prints how many schedules
@@ -764,6 +763,13 @@ fn visit_folder(
     Ok(())
 }
 
+/// Whether a schedule's device that joined from one full bundle is checked against its source
+/// (`joiner_settles`): but with `SYNC_JOINER_SETTLES=0` (in `make test` since 2026-12-08, once
+/// the schedule that failed it, seed 1592593351, passed: docs/limits.md).
+fn joiner_checked() -> bool {
+    std::env::var("SYNC_JOINER_SETTLES").map_or(true, |v| v != "0")
+}
+
 /// A device that joined from `from`'s full bundle and `from` exchange peer-aware bundles: they
 /// go quiet (nothing applied, the same clocks) within a few rounds.
 fn joiner_settles(joiner: &Device, from: &Device) -> Result<(), String> {
@@ -1217,8 +1223,8 @@ impl Forced {
         if self.crowded {
             env += "SYNC_CROWDED=1 ";
         }
-        if std::env::var("SYNC_JOINER_SETTLES").is_ok() {
-            env += "SYNC_JOINER_SETTLES=1 ";
+        if !joiner_checked() {
+            env += "SYNC_JOINER_SETTLES=0 ";
         }
         env
     }
@@ -1952,7 +1958,7 @@ fn run_schedule(seed: u64, forced: Forced) -> Result<(), String> {
             ));
         }
     }
-    if let (Some((joiner, from)), true) = (joined, std::env::var("SYNC_JOINER_SETTLES").is_ok()) {
+    if let (Some((joiner, from)), true) = (joined, joiner_checked()) {
         let from = devices
             .iter()
             .find(|d| d.name == from)

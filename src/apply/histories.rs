@@ -189,6 +189,18 @@ impl Import<'_> {
                 None => Placed::At(self.based_first(before, op, form)?.unwrap_or(before)),
             });
         }
+        // `before` ends below seq - 1 (its branches fork lower: the op is another op of one
+        // of them, which it did not follow here): held already in one of them, a duplicate,
+        // else not placed here (refused before, every bundle that carried it, for want of
+        // the op seq - 1 of `before` to hash it)
+        if closed_at.is_some_and(|end| end + 1 < seq) {
+            for h in self.known.devices.histories(before) {
+                if h != before && self.stored_same(h, op, form)? == Some(true) {
+                    return Ok(Placed::Duplicate(h));
+                }
+            }
+            return Ok(Placed::Unplaced);
+        }
         // `before` ends at seq - 1: the op is the first of one of its branches, or of a new one
         let stated = match op.prev {
             Prev::Stated(prev) => Some(prev),

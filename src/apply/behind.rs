@@ -1043,15 +1043,11 @@ impl Import<'_> {
         // writer kept it, where that point decided, held there; carried_points.rs)
         let carried = &self.reading.points_named;
         let devices = &self.known.devices;
-        if carried.names_history(&devices.wire_id(h)) {
+        if carried.names_history(&devices.id(h)) {
             return Ok(true);
         }
-        let root = devices.root(h);
         if let Some(hash) = self.history().hash_at(h, first)? {
-            if carried
-                .ops
-                .contains_key(&(devices.wire_id(root), first, hash))
-            {
+            if carried.ops.contains_key(&(devices.wire_id(h), first, hash)) {
                 return Ok(true);
             }
         }
